@@ -1,0 +1,270 @@
+"""The ``rudi`` command line: one command per lifecycle step."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from rudikit.data.sources import SourceError
+from rudikit.fairness.audit import audit_command
+from rudikit.features.labels import LabelError
+from rudikit.features.splits import SplitError
+from rudikit.models.artefacts import ArtefactError
+from rudikit.project import PROJECT_FILE, ProjectError, load_project, missing_rationale
+from rudikit.service.cli import register_service_commands
+
+app = typer.Typer(
+    help="rudikit: build, audit, explain, serve and monitor policing risk models responsibly "
+         "(Rationale, Unification, Development, Implementation).",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+# Summary tables are wide; when output is not a terminal (CI logs, pipes) do not squash them
+# into 80 columns.
+console = Console(width=None if Console().is_terminal else 160)
+err = Console(stderr=True)
+
+EXAMPLES = Path(__file__).parent / "examples"
+
+ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holding rudi.yaml) or the "
+                                                 "rudi.yaml file itself.")]
+DatabaseOpt = Annotated[str | None, typer.Option(
+    "--database-url", envvar="RUDI_DATABASE_URL",
+    help="Results store URL (default: SQLite at <project>/.rudi/rudi.db). "
+         "e.g. postgresql://user@host:5432/db")]
+
+
+def fail(message: str, problems: list[str] | None = None, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    for problem in problems or []:
+        err.print(f"  [red]-[/] {problem}")
+    raise typer.Exit(code)
+
+
+def examples() -> list[str]:
+    return sorted(p.name for p in EXAMPLES.iterdir() if (p / PROJECT_FILE).exists())
+
+
+_RELATIVE_DEFAULT = re.compile(r"(\$\{[A-Za-z_][A-Za-z0-9_]*:-)(\.[^}]*)(\})")
+
+
+def copy_example(name: str, dest: Path, force: bool = False) -> Path:
+    """Copy an example project; relative data paths are made absolute so they still resolve."""
+    source = EXAMPLES / name
+    if not (source / PROJECT_FILE).exists():
+        fail(f"no example named {name!r}; choose one of: {', '.join(examples())}")
+    if (dest / PROJECT_FILE).exists() and not force:
+        fail(f"{dest / PROJECT_FILE} already exists; use --force to overwrite it")
+    dest.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        if item.name.startswith("."):
+            continue
+        if item.is_dir():
+            shutil.copytree(item, dest / item.name, dirs_exist_ok=True)
+        else:
+            shutil.copy2(item, dest / item.name)
+    text = (source / PROJECT_FILE).read_text(encoding="utf-8")
+    text = _RELATIVE_DEFAULT.sub(
+        lambda m: m.group(1) + str((source.resolve() / m.group(2)).resolve()) + m.group(3), text)
+    (dest / PROJECT_FILE).write_text(text, encoding="utf-8")
+    return dest
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
+    example: Annotated[str, typer.Option(help="Example to start from.")] = "stop_search",
+    force: Annotated[bool, typer.Option(help="Overwrite an existing rudi.yaml.")] = False,
+) -> None:
+    """Create a project folder from an example (a filled-in rudi.yaml to edit)."""
+    dest = copy_example(example, directory, force)
+    console.print(f"[green]Created[/] {dest / PROJECT_FILE} from example [bold]{example}[/].")
+    console.print(f"Next: edit the rationale and data sources, then `rudi validate {dest}` and "
+                  f"`rudi run {dest}`.")
+
+
+def _load(project_dir: Path):  # type: ignore[no-untyped-def]
+    try:
+        return load_project(project_dir)
+    except ProjectError as exc:
+        fail(f"{exc.source} is not valid:", exc.problems)
+
+
+@app.command()
+def validate(project_dir: ProjectArg = Path(".")) -> None:
+    """Check rudi.yaml and the data it points to; report every problem with its key path."""
+    from rudikit.features.labels import make_label
+    from rudikit.pipeline import check_columns, unify
+
+    project = _load(project_dir)
+    folder = project_dir if project_dir.is_dir() else project_dir.parent
+    problems = [f"{path}: required rationale field is empty"
+                for path in missing_rationale(project.rationale)]
+    try:
+        frame, loaded = unify(project, folder)
+    except SourceError as exc:
+        fail("cannot load the data:", problems + [str(exc)])
+    for source in loaded:
+        report = source.report
+        origin = "[yellow]synthetic[/]" if source.origin == "synthetic" else "real"
+        console.print(f"data.sources: [bold]{source.name}[/] ({origin}) {len(source.files)} "
+                      f"files, {len(source.frame):,} rows, {report.bad_rows} bad rows, "
+                      f"{len(report.warnings)} warnings" + (f" - {source.note}" if source.note
+                                                            else ""))
+        for problem in report.problems[:20]:
+            console.print(f"  {problem}")
+        if len(report.problems) > 20:
+            console.print(f"  ... and {len(report.problems) - 20} more")
+    problems += check_columns(project, frame)
+    try:
+        y, keep = make_label(frame, project.label)
+        console.print(f"label [bold]{project.label.name}[/]: {int(y[keep].sum()):,} positive of "
+                      f"{int(keep.sum()):,} rows ({y[keep].mean():.1%})")
+    except LabelError as exc:
+        problems.append(str(exc))
+    if problems:
+        fail(f"{len(problems)} problem(s) in {project_dir}:", problems, code=1)
+    console.print("[green]valid[/]: rudi.yaml, its data and its label are usable.")
+
+
+def summary_table(result) -> Table:  # type: ignore[no-untyped-def]
+    table = Table(title=f"Run {result.run_id}: {result.project} "
+                        f"({'SYNTHETIC' if result.data_origin == 'synthetic' else 'real'} data)")
+    for heading in ("", "group", "algorithm", "split", "ROC AUC [95% CI]", "AvgPrec",
+                    "Prec@top%", "Recall@top%", "fit s"):
+        table.add_column(heading, justify="left" if heading in ("algorithm", "split") else
+                         "right")
+    ordered = sorted(result.models, key=lambda m: (m.split, -m.metrics[("roc_auc", "")].value))
+    for m in ordered:
+        auc = m.metrics[("roc_auc", "")]
+        pct = next((v for (name, param), v in m.metrics.items()
+                    if name == "precision_at_k" and param.endswith("_pct")), None)
+        rec = next((v for (name, param), v in m.metrics.items()
+                    if name == "recall_at_k" and param.endswith("_pct")), None)
+        ci = f" [{auc.lower:.3f}, {auc.upper:.3f}]" if auc.lower is not None else ""
+        chosen = result.selected is not None and m.model_id == result.selected.model_id
+        table.add_row("*" if chosen else "", str(m.model_group_id), m.algorithm, m.split,
+                      f"{auc.value:.3f}{ci}",
+                      f"{m.metrics[('average_precision', '')].value:.3f}",
+                      f"{pct.value:.3f} ({pct.parameter})" if pct else "",
+                      f"{rec.value:.3f}" if rec else "", f"{m.train_seconds:.1f}",
+                      style="bold green" if chosen else None)
+    return table
+
+
+def run_and_report(project_dir: Path, database_url: str | None) -> None:
+    from rudikit.pipeline import RationaleIncomplete, run_project
+
+    _load(project_dir)
+    progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                        MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+    try:
+        result = run_project(project_dir, url=database_url, progress=progress)
+    except RationaleIncomplete as exc:
+        fail("rudi run will not train a model until the rationale is complete. Fill in:",
+             exc.missing)
+    except (SourceError, LabelError, SplitError, ArtefactError, ValueError) as exc:
+        fail(str(exc))
+    for source in result.sources:
+        if source.origin == "synthetic":
+            console.print(f"[yellow]Data: SYNTHETIC[/] for source {source.name!r}: {source.note}.")
+        else:
+            console.print(f"Data: [bold]real[/] {source.kind} from {source.location} "
+                          f"({len(source.files)} files, {len(source.frame):,} rows, "
+                          f"{source.report.bad_rows} bad rows).")
+    console.print(summary_table(result))
+    if result.selected:
+        console.print(f"[bold]Chosen:[/] model group {result.selected.model_group_id} "
+                      f"({result.selected.algorithm}) - {result.selection_reason}.")
+    console.print(f"Results store: {result.store_url}")
+    console.print(f"[bold]Report:[/] {result.report_path}")
+
+
+@app.command()
+def run(project_dir: ProjectArg = Path("."), database_url: DatabaseOpt = None) -> None:
+    """Run the development pipeline: load and validate data, label, split, fit the model grid,
+    evaluate with bootstrap intervals, select a model and write the HTML report."""
+    run_and_report(project_dir, database_url)
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Where to put the demo project and its store.")]
+    = Path("rudi-demo"),
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Run the stop-and-search example end to end: real data.police.uk files when they are
+    beside the repository, else the seeded synthetic generator (the output says which)."""
+    copy_example("stop_search", workdir, force=True)
+    console.print(f"Demo project: {workdir.resolve() / PROJECT_FILE}")
+    run_and_report(workdir, database_url)
+
+
+@app.command()
+def fetch(
+    force: Annotated[list[str], typer.Option("--force", help="Force id, e.g. essex (repeat).")],
+    month: Annotated[list[str], typer.Option("--month", help="YYYY-MM (repeat).")],
+    dest: Annotated[Path, typer.Option(help="Folder to write the data into.")] = Path("data"),
+    archive: Annotated[bool, typer.Option(
+        "--archive/--api", help="The monthly archive zip (archive CSV layout) or the "
+                                "stops-force API (JSON).")] = False,
+    refresh: Annotated[bool, typer.Option(help="Download again even if cached.")] = False,
+) -> None:
+    """Download stop-and-search data from data.police.uk (cached; clear message when offline).
+
+    --archive writes dest/YYYY-MM/YYYY-MM-<force>-stop-and-search.csv (source kind
+    police_uk_archive); --api writes dest/<force>/<YYYY-MM>.json (kind police_uk_api_json).
+    """
+    from rudikit.data import download
+
+    written: list[Path] = []
+    try:
+        for m in month:
+            if archive:
+                written += download.fetch_archive(m, force, dest, refresh=refresh)
+                continue
+            for f in force:
+                cached = download.fetch_stops_force(f, m, refresh=refresh)
+                target = dest / f / f"{m}.json"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(cached, target)
+                written.append(target)
+    except (download.DownloadError, ValueError) as exc:
+        fail(str(exc))
+    for path in written:
+        console.print(f"wrote {path}")
+
+
+@app.command()
+def report(
+    run_id: Annotated[int, typer.Argument(help="Run id (see the summary of `rudi run`).")],
+    project_dir: ProjectArg = Path("."),
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Rebuild the HTML report of a past run from the results store."""
+    from rudikit.reports.run_report import write_run_report
+    from rudikit.store.engine import open_store
+
+    folder = project_dir if project_dir.is_dir() else project_dir.parent
+    engine = open_store(database_url, folder)
+    try:
+        path = write_run_report(engine, run_id, folder / ".rudi" / "reports")
+    except ValueError as exc:
+        fail(str(exc))
+    console.print(f"[bold]Report:[/] {path}")
+
+
+app.command("audit")(audit_command)
+
+# --- service commands (serve, deploy, token) are registered below this line ---
+register_service_commands(app)
+
+
+if __name__ == "__main__":
+    app()

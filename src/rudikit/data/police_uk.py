@@ -1,0 +1,246 @@
+"""data.police.uk stop-and-search data: the archive CSV layout, the API JSON and its flattened CSV.
+
+All three land in one normalised table (:data:`COLUMNS`), so the rest of rudikit never cares how
+a force's data arrived. Bad rows are kept and reported (see :mod:`rudikit.data.validation`),
+never silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rudikit.data.validation import ValidationReport, validate_stop_search
+
+#: Normalised column -> pandas dtype. Every loader returns exactly these columns in this order.
+COLUMNS: dict[str, str] = {
+    "record_id": "string",
+    "force": "string",
+    "type": "string",
+    "datetime": "datetime64[ns, UTC]",
+    "part_of_a_policing_operation": "boolean",
+    "policing_operation": "string",
+    "latitude": "Float64",
+    "longitude": "Float64",
+    "gender": "string",
+    "age_range": "string",
+    "self_defined_ethnicity": "string",
+    "officer_defined_ethnicity": "string",
+    "legislation": "string",
+    "object_of_search": "string",
+    "outcome": "string",
+    "outcome_linked_to_object_of_search": "boolean",
+    "removal_of_more_than_just_outer_clothing": "boolean",
+    "street_id": "string",
+    "street_name": "string",
+    "source_file": "string",
+    "source_row": "Int64",
+}
+
+#: The 15 columns of a data.police.uk archive file, mapped to normalised names.
+ARCHIVE_COLUMNS: dict[str, str] = {
+    "Type": "type",
+    "Date": "datetime",
+    "Part of a policing operation": "part_of_a_policing_operation",
+    "Policing operation": "policing_operation",
+    "Latitude": "latitude",
+    "Longitude": "longitude",
+    "Gender": "gender",
+    "Age range": "age_range",
+    "Self-defined ethnicity": "self_defined_ethnicity",
+    "Officer-defined ethnicity": "officer_defined_ethnicity",
+    "Legislation": "legislation",
+    "Object of search": "object_of_search",
+    "Outcome": "outcome",
+    "Outcome linked to object of search": "outcome_linked_to_object_of_search",
+    "Removal of more than just outer clothing": "removal_of_more_than_just_outer_clothing",
+}
+
+#: Fields of the police.uk ``stops-force`` API flattened to snake_case CSV, mapped to normalised
+#: names. ``involved_person``, ``outcome_id`` and ``outcome_name`` are read but not kept:
+#: ``outcome_name`` duplicates ``outcome``.
+API_CSV_COLUMNS: dict[str, str] = {
+    "type": "type",
+    "datetime": "datetime",
+    "operation": "part_of_a_policing_operation",
+    "operation_name": "policing_operation",
+    "latitude": "latitude",
+    "longitude": "longitude",
+    "gender": "gender",
+    "age_range": "age_range",
+    "self_defined_ethnicity": "self_defined_ethnicity",
+    "officer_defined_ethnicity": "officer_defined_ethnicity",
+    "legislation": "legislation",
+    "object_of_search": "object_of_search",
+    "outcome": "outcome",
+    "outcome_linked_to_object_of_search": "outcome_linked_to_object_of_search",
+    "removal_of_more_than_outer_clothing": "removal_of_more_than_just_outer_clothing",
+    "street_id": "street_id",
+    "street_name": "street_name",
+}
+API_CSV_KNOWN_EXTRA = {"involved_person", "outcome_id", "outcome_name"}
+
+ARCHIVE_FILE_RE = re.compile(r"^(?P<month>\d{4}-\d{2})-(?P<force>[a-z0-9-]+)-stop-and-search\.csv$")
+
+_TRUE = {"true", "1", "1.0", "yes", "t", "y"}
+_FALSE = {"false", "0", "0.0", "no", "f", "n"}
+
+
+def force_from_filename(path: str | Path) -> str:
+    """The force slug in an archive file name (``2020-01-essex-stop-and-search.csv`` -> essex)."""
+    name = Path(path).name
+    match = ARCHIVE_FILE_RE.match(name)
+    if not match:
+        raise ValueError(
+            f"{name}: not a data.police.uk archive file name "
+            "(expected YYYY-MM-<force>-stop-and-search.csv)"
+        )
+    return match.group("force")
+
+
+def _to_bool(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse True/False text to nullable booleans; also return the mask of unparseable values."""
+    text = values.astype("string").str.strip().str.lower()
+    result = pd.Series(pd.NA, index=values.index, dtype="boolean")
+    result[text.isin(_TRUE).fillna(False)] = True
+    result[text.isin(_FALSE).fillna(False)] = False
+    bad = text.notna() & (text != "") & result.isna()
+    return result, bad
+
+
+def _normalise(raw: pd.DataFrame, rename: dict[str, str], source_file: str,
+               force: str | None) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+    """Rename, type and order columns. Returns the frame and the per-column parse-failure masks."""
+    frame = raw.rename(columns=rename)
+    out = pd.DataFrame(index=raw.index)
+    failures: dict[str, pd.Series] = {}
+    for column, dtype in COLUMNS.items():
+        if column in ("record_id", "force", "source_file", "source_row"):
+            continue
+        values = frame[column] if column in frame else pd.Series(pd.NA, index=raw.index)
+        if dtype == "boolean":
+            out[column], failures[column] = _to_bool(values)
+        elif dtype == "Float64":
+            text = values.astype("string").str.strip()
+            numbers = pd.to_numeric(text, errors="coerce")
+            failures[column] = text.notna() & (text != "") & numbers.isna()
+            out[column] = numbers.astype("Float64")
+        elif dtype.startswith("datetime"):
+            text = values.astype("string").str.strip()
+            parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+            failures[column] = text.notna() & parsed.isna()
+            out[column] = parsed.astype("datetime64[ns, UTC]")
+        else:
+            text = values.astype("string").str.strip()
+            out[column] = text.mask(text == "")
+    out["force"] = pd.array([force] * len(raw), dtype="string")
+    out["source_file"] = pd.array([source_file] * len(raw), dtype="string")
+    # Row number in the file as a person would count it: the header is line 1.
+    out["source_row"] = pd.array(np.arange(2, len(raw) + 2), dtype="Int64")
+    out["record_id"] = (out["source_file"] + ":" + out["source_row"].astype("string")).astype(
+        "string"
+    )
+    return out[list(COLUMNS)], failures
+
+
+def _read_csv_text(path: Path) -> pd.DataFrame:
+    # Everything as text first: typing is ours to do, so a bad value is reported, not guessed.
+    return pd.read_csv(path, dtype="string", keep_default_na=False, na_values=[""],
+                       encoding="utf-8-sig")
+
+
+def _load(raw: pd.DataFrame, rename: dict[str, str], source: str, force: str,
+          known_extra: set[str] = frozenset()) -> tuple[pd.DataFrame, ValidationReport]:
+    """Normalise one raw text frame, validate it, and blank coordinates that cannot be real."""
+    unknown = [c for c in raw.columns if c not in rename and c not in known_extra]
+    missing = [c for c in rename if c not in raw.columns]
+    frame, failures = _normalise(raw, rename, source, force)
+    raw_values = {rename[c]: raw[c] for c in raw.columns if c in rename}
+    report = validate_stop_search(frame, failures, source=source, unknown_columns=unknown,
+                                  missing_columns=missing, raw_values=raw_values)
+    invalid = ((frame["latitude"].abs() > 90) | (frame["longitude"].abs() > 180)).fillna(False)
+    frame.loc[invalid.to_numpy(), ["latitude", "longitude"]] = pd.NA
+    return frame, report
+
+
+def read_archive_file(path: str | Path) -> tuple[pd.DataFrame, ValidationReport]:
+    """One archive CSV (``YYYY-MM-<force>-stop-and-search.csv``); the force comes from its name."""
+    path = Path(path)
+    return _load(_read_csv_text(path), ARCHIVE_COLUMNS, path.name, force_from_filename(path))
+
+
+def read_api_csv(path: str | Path, force: str) -> tuple[pd.DataFrame, ValidationReport]:
+    """The police.uk ``stops-force`` API response flattened to snake_case CSV."""
+    path = Path(path)
+    return _load(_read_csv_text(path), API_CSV_COLUMNS, path.name, force, API_CSV_KNOWN_EXTRA)
+
+
+def flatten_api_records(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Flatten ``stops-force`` JSON records to the snake_case CSV layout (all values as text).
+
+    The API nests ``location`` (latitude, longitude, street id and name) and ``outcome_object``;
+    ``location`` is null when a force does not publish where a search happened.
+    """
+    rows = []
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise ValueError(f"API record {i} is {type(record).__name__}, expected a JSON object")
+        location = record.get("location") or {}
+        street = location.get("street") or {}
+        outcome_object = record.get("outcome_object") or {}
+        row = {k: v for k, v in record.items() if k not in ("location", "outcome_object")}
+        if isinstance(row.get("outcome"), bool):
+            row["outcome"] = None  # older responses say "outcome": false for "no outcome"
+        row.update(
+            latitude=location.get("latitude"),
+            longitude=location.get("longitude"),
+            street_id=street.get("id"),
+            street_name=street.get("name"),
+            outcome_id=outcome_object.get("id"),
+            outcome_name=outcome_object.get("name"),
+        )
+        rows.append(row)
+    # dtype=object: otherwise pandas turns a JSON null in a text field into the text "nan"
+    # and street ids into "1490797.0"
+    frame = (pd.DataFrame(rows, dtype=object) if rows
+             else pd.DataFrame(columns=list(API_CSV_COLUMNS)))
+    # a key absent from a record arrives as NaN: missing, like an explicit null
+    return frame.map(lambda v: None if v is None or v != v else str(v)).astype("string")
+
+
+def read_api_json(source: str | Path | Sequence[dict[str, Any]], force: str,
+                  name: str | None = None) -> tuple[pd.DataFrame, ValidationReport]:
+    """A ``stops-force`` API response: a path to the saved JSON, or the parsed list of records."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        name = name or path.name
+        try:
+            records = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"{path.name}: not valid JSON ({exc.msg} at line {exc.lineno})"
+            ) from exc
+    else:
+        records = source
+    name = name or "api"
+    if not isinstance(records, list):
+        raise ValueError(f"{name}: expected a JSON list of stop records")
+    return _load(flatten_api_records(records), API_CSV_COLUMNS, name, force, API_CSV_KNOWN_EXTRA)
+
+
+def concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """Stack normalised frames, keeping the typed schema even when the list is empty."""
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return empty_frame()
+    return pd.concat(frames, ignore_index=True)[list(COLUMNS)]
+
+
+def empty_frame() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=d) for c, d in COLUMNS.items()})

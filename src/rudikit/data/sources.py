@@ -1,0 +1,175 @@
+"""Unification: every ``data.sources`` entry loaded into one table, with a snapshot per source.
+
+A snapshot (rows, bad rows, SHA-256 over the files' bytes, date range) is what lets a later
+reader prove which data a model saw, and notice when a "historical" file was rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from rudikit.data import compas, download, police_uk, synthetic
+from rudikit.data.validation import Problem, ValidationReport
+from rudikit.project import Source
+
+
+class SourceError(ValueError):
+    pass
+
+
+@dataclass
+class LoadedSource:
+    name: str
+    kind: str
+    location: str
+    origin: str  # "real" or "synthetic"
+    files: list[Path]
+    frame: pd.DataFrame
+    report: ValidationReport
+    checksum: str
+    note: str = ""
+
+    @property
+    def date_range(self) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+        if "datetime" not in self.frame or self.frame["datetime"].isna().all():
+            return None, None
+        return self.frame["datetime"].min(), self.frame["datetime"].max()
+
+
+def files_checksum(files: list[Path], root: Path) -> str:
+    """SHA-256 over each file's relative name and bytes, in name order."""
+    digest = hashlib.sha256()
+    for path in sorted(files, key=lambda p: p.relative_to(root).as_posix()):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _archive_files(root: Path, source: Source) -> list[Path]:
+    files = sorted(root.rglob("*-stop-and-search.csv")) if root.is_dir() else [root]
+    chosen = []
+    for path in files:
+        match = police_uk.ARCHIVE_FILE_RE.match(path.name)
+        if not match:
+            continue
+        if source.forces and match.group("force") not in source.forces:
+            continue
+        if source.months and match.group("month") not in source.months:
+            continue
+        chosen.append(path)
+    return chosen
+
+
+def _resolve(source: Source, project_dir: Path) -> Path | None:
+    if not source.path:
+        return None
+    path = Path(source.path).expanduser()
+    return path if path.is_absolute() else (project_dir / path).resolve()
+
+
+def _load_files(source: Source, files: list[Path], where: str
+                ) -> tuple[pd.DataFrame, ValidationReport]:
+    frames, report = [], ValidationReport(source=source.name)
+    for path in files:
+        try:
+            if source.kind in ("police_uk_archive", "synthetic_stop_search"):
+                frame, rep = police_uk.read_archive_file(path)
+            elif source.kind == "police_uk_api_csv":
+                frame, rep = police_uk.read_api_csv(path, source.force or "")
+            elif source.kind in ("police_uk_api_json", "police_uk_api"):
+                frame, rep = police_uk.read_api_json(path, source.force or "")
+            elif source.kind == "csv":
+                frame = pd.read_csv(path, dtype_backend="pyarrow")
+                rep = ValidationReport(source=path.name, rows=len(frame))
+            else:  # parquet
+                frame = pd.read_parquet(path)
+                rep = ValidationReport(source=path.name, rows=len(frame))
+        except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise SourceError(f"{where}: cannot read {path}: {exc}") from None
+        frames.append(frame)
+        report = report.merge(rep)
+    if source.kind in ("csv", "parquet"):
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    else:
+        frame = police_uk.concat(frames)
+    report.source = source.name
+    return frame, report
+
+
+def _synthetic(source: Source, cache_dir: Path, why: str) -> tuple[list[Path], Path, str]:
+    dest = cache_dir / f"synthetic-seed{source.seed}"
+    months = tuple(source.months) if source.months else synthetic.DEFAULT_MONTHS
+    kwargs = {"months": months, "seed": source.seed}
+    if source.forces:
+        kwargs["forces"] = tuple(source.forces)
+    if source.rows_per_month:
+        kwargs["rows_per_month"] = source.rows_per_month
+        dest = dest.with_name(dest.name + f"-{source.rows_per_month}rows")
+    files = synthetic.generate_archive(dest, **kwargs)
+    return files, dest, why
+
+
+def load_source(source: Source, project_dir: str | Path, where: str,
+                cache_dir: str | Path | None = None) -> LoadedSource:
+    """Load one source. ``where`` is its key path (``data.sources[0]``) for error messages."""
+    project_dir = Path(project_dir)
+    cache = Path(cache_dir) if cache_dir else project_dir / ".rudi" / "cache"
+    path = _resolve(source, project_dir)
+    origin, note = "real", ""
+    if source.kind == "synthetic_stop_search":
+        files, root, note = _synthetic(source, cache, "synthetic source requested")
+        origin = "synthetic"
+    elif source.kind == "police_uk_api":
+        root = path or cache / "police_uk"
+        try:
+            files = [download.fetch_stops_force(source.force or "", month, cache_dir=root)
+                     for month in source.months or []]
+        except download.DownloadError as exc:
+            raise SourceError(f"{where}: {exc}") from None
+        note = f"police.uk API, cached in {root}"
+    elif source.kind == "compas" and path is not None and path.exists():
+        try:
+            data = compas.load_compas(path)
+            frame = compas.build_compas_table(data, **source.options)
+        except (ValueError, OSError, TypeError) as exc:
+            raise SourceError(f"{where}: cannot build the COMPAS table from {path}: {exc}"
+                              ) from None
+        files = [Path(f) for f in data.files]
+        root = Path(data.location) if Path(data.location).is_dir() else Path(data.location).parent
+        report = ValidationReport(source=source.name, rows=len(frame))
+        return LoadedSource(source.name, source.kind, str(root), "real", files, frame, report,
+                            files_checksum(files, root),
+                            f"COMPAS cases, label {frame.attrs.get('label', '')}".strip())
+    elif path is None or not path.exists():
+        if source.fallback != "synthetic_stop_search":
+            raise SourceError(f"{where}.path: {path} does not exist")
+        files, root, note = _synthetic(
+            source, cache, f"{path} not found, so the seeded synthetic generator was used")
+        origin = "synthetic"
+    else:
+        root = path if path.is_dir() else path.parent
+        if source.kind in ("police_uk_archive",):
+            files = _archive_files(path, source)
+        elif path.is_dir():
+            suffix = {"police_uk_api_csv": ".csv", "police_uk_api_json": ".json", "csv": ".csv",
+                      "parquet": ".parquet"}[source.kind]
+            files = sorted(path.rglob(f"*{suffix}"))
+        else:
+            files = [path]
+        if not files:
+            raise SourceError(f"{where}.path: no data files for kind {source.kind!r} in {path}"
+                              + (" matching the forces/months filter" if source.forces
+                                 or source.months else ""))
+    frame, report = _load_files(source, files, where)
+    if source.kind == "police_uk_archive" and origin == "real" and frame.empty:
+        report.problems.append(Problem(source.name, None, None, "no rows loaded",
+                                       severity="warning"))
+    return LoadedSource(source.name, source.kind, str(root), origin, files, frame, report,
+                        files_checksum(files, root), note)

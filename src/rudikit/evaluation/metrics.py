@@ -1,0 +1,205 @@
+"""Classification and ranking metrics with bootstrap intervals.
+
+Why hand-written: a 95% bootstrap interval needs every metric on hundreds of resamples of every
+model's test set. Calling scikit-learn per resample costs seconds per model; here the scores are
+sorted once and every resample is a row of a weight matrix, so all resamples of all metrics come
+from one pass of cumulative sums. The point estimates equal scikit-learn's (tests check that).
+
+Ties at the k-th score (``precision@k``/``recall@k``): the tied cases are included fractionally,
+which is exactly the expected value of the metric over all random orderings of the tied cases.
+It is deterministic and never rewards or punishes a model for the order it happened to output.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    metric: str
+    parameter: str  # "" for threshold-free metrics, "0.5" for thresholds, "100_abs", "10_pct"
+    value: float
+    lower: float | None
+    upper: float | None
+    n: int
+
+
+def _check(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y)
+    score = np.asarray(score, dtype=float)
+    if y.ndim != 1 or score.ndim != 1 or len(y) != len(score):
+        raise ValueError(f"y and score must be 1-D and the same length (got {y.shape} and "
+                         f"{score.shape})")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("y must contain only 0 and 1")
+    if np.isnan(score).any():
+        raise ValueError("score contains NaN")
+    return y.astype(float), score
+
+
+class _Sorted:
+    """Scores sorted once, with cumulative counts at the end of each run of tied scores, for a
+    matrix of case weights (one row per bootstrap resample; a single row of ones = the sample)."""
+
+    def __init__(self, y: np.ndarray, score: np.ndarray, weights: np.ndarray):
+        order = np.argsort(-score, kind="stable")
+        self.score = score[order]
+        ys = y[order]
+        w = weights[:, order]
+        # the last position of each run of equal scores: thresholds sit between runs
+        self.ends = np.flatnonzero(np.r_[self.score[1:] != self.score[:-1], True])
+        self.tp = np.cumsum(w * ys, axis=1)[:, self.ends]
+        self.cw = np.cumsum(w, axis=1)[:, self.ends]
+        self.fp = self.cw - self.tp
+        self.pos = self.tp[:, -1]
+        self.neg = self.fp[:, -1]
+        self.total = self.cw[:, -1]
+
+    def roc_auc(self) -> np.ndarray:
+        tp = np.c_[np.zeros(len(self.tp)), self.tp]
+        fp = np.c_[np.zeros(len(self.fp)), self.fp]
+        area = np.sum(np.diff(fp, axis=1) * (tp[:, 1:] + tp[:, :-1]) / 2, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return area / (self.pos * self.neg)
+
+    def average_precision(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            precision = self.tp / self.cw
+            recall = self.tp / self.pos[:, None]
+        recall = np.c_[np.zeros(len(recall)), recall]
+        return np.nansum(np.diff(recall, axis=1) * precision, axis=1) / np.where(
+            self.pos > 0, 1, np.nan)
+
+    def at_threshold(self, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """(true positives, predicted positives) when ``score >= threshold`` is positive."""
+        runs = np.searchsorted(-self.score[self.ends], -threshold, side="right")
+        if runs == 0:
+            zero = np.zeros(len(self.tp))
+            return zero, zero
+        return self.tp[:, runs - 1], self.cw[:, runs - 1]
+
+    def true_positives_at_k(self, k: np.ndarray) -> np.ndarray:
+        """Expected true positives among the top ``k`` (per row), ties included fractionally."""
+        rows = np.arange(len(self.cw))
+        j = np.array([np.searchsorted(self.cw[r], k[r], side="left") for r in rows])
+        j = np.minimum(j, self.cw.shape[1] - 1)
+        prev_cw = np.where(j > 0, self.cw[rows, j - 1], 0.0)
+        prev_tp = np.where(j > 0, self.tp[rows, j - 1], 0.0)
+        run_w = self.cw[rows, j] - prev_cw
+        run_tp = self.tp[rows, j] - prev_tp
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(run_w > 0, (k - prev_cw) / run_w, 0.0)
+        return prev_tp + np.clip(share, 0, 1) * run_tp
+
+
+def _bootstrap_weights(n: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Multinomial case counts: row b says how often each case was drawn in resample b."""
+    draws = rng.integers(0, n, size=(resamples, n))
+    offsets = (np.arange(resamples) * n)[:, None]
+    return np.bincount((draws + offsets).ravel(), minlength=resamples * n).reshape(
+        resamples, n).astype(float)
+
+
+def k_for_percent(n: int, pct: float) -> int:
+    """List size for the top ``pct``% of ``n`` cases: ``floor(pct * n / 100)``, i.e. at most
+    ``pct`` percent (aequitas's ``rank_pct <= p``). The one definition rudikit uses."""
+    return int(math.floor(pct * n / 100 + 1e-9))
+
+
+def _metric_rows(y: np.ndarray, score: np.ndarray, weights: np.ndarray, thresholds: list[float],
+                 top_k: list[int], top_pct: list[float]) -> dict[tuple[str, str], np.ndarray]:
+    s = _Sorted(y, score, weights)
+    out: dict[tuple[str, str], np.ndarray] = {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[("roc_auc", "")] = s.roc_auc()
+        out[("average_precision", "")] = s.average_precision()
+        sq = (score - y) ** 2
+        out[("brier", "")] = weights @ sq / weights.sum(axis=1)
+        out[("prevalence", "")] = s.pos / s.total
+        for t in thresholds:
+            tp, pp = s.at_threshold(t)
+            key = f"{t:g}"
+            out[("precision", key)] = tp / pp
+            out[("recall", key)] = tp / s.pos
+            out[("f1", key)] = 2 * tp / (pp + s.pos)
+            out[("accuracy", key)] = (tp + (s.neg - (pp - tp))) / s.total
+        n = int(round(s.total[0]))
+        sizes = [(k, f"{k}_abs") for k in top_k] + [
+            (k_for_percent(n, p), f"{p:g}_pct") for p in top_pct]
+        for k, key in sizes:
+            if k < 1:  # an empty list has no precision
+                out[("precision_at_k", key)] = out[("recall_at_k", key)] = np.full(
+                    len(s.total), np.nan)
+                continue
+            kk = np.minimum(float(k), s.total)
+            tp = s.true_positives_at_k(kk)
+            out[("precision_at_k", key)] = tp / kk
+            out[("recall_at_k", key)] = tp / s.pos
+    return out
+
+
+def evaluate_scores(y: np.ndarray, score: np.ndarray, *, thresholds: list[float] | None = None,
+                    top_k: list[int] | None = None, top_pct: list[float] | None = None,
+                    bootstrap: int = 500, confidence: float = 0.95,
+                    seed: int = 0) -> list[MetricValue]:
+    """Every metric rudikit stores, each with a percentile bootstrap interval.
+
+    Threshold metrics (precision, recall, f1, accuracy) treat ``score >= threshold`` as
+    positive. ``top_k`` lists are absolute sizes; ``top_pct`` sizes are :func:`k_for_percent`.
+    Undefined values (e.g. precision with nothing predicted positive) are NaN, never 0.
+    """
+    y, score = _check(y, score)
+    thresholds = thresholds if thresholds is not None else [0.5]
+    top_k = top_k if top_k is not None else []
+    top_pct = top_pct if top_pct is not None else []
+    n = len(y)
+    point = _metric_rows(y, score, np.ones((1, n)), thresholds, top_k, top_pct)
+    bounds: dict[tuple[str, str], tuple[float | None, float | None]] = {}
+    if bootstrap > 0 and n > 1:
+        rng = np.random.default_rng(seed)
+        # in chunks, so memory stays ~ 64 resamples x n whatever ``bootstrap`` is
+        chunks = [
+            _metric_rows(y, score, _bootstrap_weights(n, min(64, bootstrap - start), rng),
+                         thresholds, top_k, top_pct)
+            for start in range(0, bootstrap, 64)
+        ]
+        alpha = (1 - confidence) / 2
+        for key in point:
+            values = np.concatenate([c[key] for c in chunks])
+            values = values[~np.isnan(values)]
+            if len(values) >= max(10, bootstrap // 2):
+                lo, hi = np.quantile(values, [alpha, 1 - alpha])
+                bounds[key] = (float(lo), float(hi))
+    return [
+        MetricValue(metric, parameter, float(values[0]),
+                    *bounds.get((metric, parameter), (None, None)), n)
+        for (metric, parameter), values in point.items()
+    ]
+
+
+def _single(y: np.ndarray, score: np.ndarray, metric: str, parameter: str, **lists) -> float:
+    y, score = _check(y, score)
+    rows = _metric_rows(y, score, np.ones((1, len(y))), lists.get("thresholds", []),
+                        lists.get("top_k", []), lists.get("top_pct", []))
+    return float(rows[(metric, parameter)][0])
+
+
+def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
+    return _single(y, score, "roc_auc", "")
+
+
+def precision_at_k(y: np.ndarray, score: np.ndarray, k: int) -> float:
+    """Share of positives among the ``k`` highest scores (ties: expected value)."""
+    return _single(y, score, "precision_at_k", f"{k}_abs", top_k=[k])
+
+
+def recall_at_k(y: np.ndarray, score: np.ndarray, k: int) -> float:
+    return _single(y, score, "recall_at_k", f"{k}_abs", top_k=[k])
+
+
+def precision_at_pct(y: np.ndarray, score: np.ndarray, pct: float) -> float:
+    return _single(y, score, "precision_at_k", f"{pct:g}_pct", top_pct=[pct])

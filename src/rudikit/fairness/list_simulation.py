@@ -1,0 +1,126 @@
+"""Simulate the short lists a ranking model would produce in use.
+
+A model used for ranking (e.g. "the 10 people to review first out of today's 100 cases") is
+judged by what its lists look like, not by a global threshold. The simulation draws ``n`` cases
+with replacement from the data, ``repeats`` times, ranks each draw by score and keeps the top
+``k``. It reports the mean precision@k with a percentile interval over the repeats, and the mean
+share of each group among the listed cases next to its share of the drawn cases.
+
+Ties at the k-th score are broken by draw order. Draws are i.i.d., so this is a uniformly random
+tie-break, and reproducible with ``random_state``. All repeats are computed at once as
+``(repeats, n)`` arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from rudikit.fairness.group_metrics import MISSING_GROUP, check_binary, check_scores
+
+
+@dataclass(frozen=True)
+class ListSimulation:
+    """Result of :func:`simulate_lists`.
+
+    ``precision_samples`` holds precision@k of every repeat; ``composition`` has one row per
+    group with ``list_share`` (mean share of the top-k), its percentile interval
+    ``list_lower``/``list_upper``, and ``pool_share`` (mean share of the n drawn cases).
+    """
+
+    n: int
+    k: int
+    repeats: int
+    confidence: float
+    precision_mean: float
+    precision_lower: float
+    precision_upper: float
+    precision_samples: np.ndarray
+    composition: pd.DataFrame
+
+
+def simulate_lists(
+    y_true: object,
+    y_score: object,
+    groups: object | None = None,
+    *,
+    n: int = 100,
+    k: int = 10,
+    repeats: int = 100,
+    confidence: float = 0.95,
+    random_state: int | None = 0,
+    missing_label: str = MISSING_GROUP,
+) -> ListSimulation:
+    """Draw ``n`` cases with replacement ``repeats`` times and summarise the top-``k`` lists.
+
+    ``precision@k = (number of positives in the top k) / k``; its interval is the
+    ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` percentiles over the repeats.
+    ``groups`` (optional) labels each case, e.g. a protected attribute; missing labels are a
+    group of their own.
+    """
+    y = check_binary(y_true, "y_true")
+    s = check_scores(y_score, "y_score")
+    if len(s) != len(y):
+        raise ValueError(f"length mismatch: y_score has {len(s)} rows, y_true has {len(y)}")
+    for name, value in (("n", n), ("k", k), ("repeats", repeats)):
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if k > n:
+        raise ValueError(f"k ({k}) cannot exceed n ({n})")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence!r}")
+    if len(y) == 0:
+        raise ValueError("y_true is empty: nothing to draw from")
+    codes = None
+    labels: list[str] = []
+    if groups is not None:
+        g = pd.Series(groups) if not isinstance(groups, pd.Series) else groups
+        if len(g) != len(y):
+            raise ValueError(f"length mismatch: groups has {len(g)} rows, y_true has {len(y)}")
+        raw, uniques = pd.factorize(g, sort=True)
+        labels = [str(u) for u in uniques]
+        if (raw < 0).any():
+            raw = np.where(raw < 0, len(labels), raw)
+            labels.append(missing_label)
+        codes = raw.astype(np.int64)
+
+    rng = np.random.default_rng(random_state)
+    draws = rng.integers(0, len(y), size=(repeats, n))
+    # stable sort on the negated score: ties keep draw order, i.e. a random order
+    top = np.take_along_axis(draws, np.argsort(-s[draws], axis=1, kind="stable")[:, :k], axis=1)
+    precision = y[top].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    lo, hi = np.percentile(precision, [tail, 100 - tail])
+
+    if codes is not None:
+        g_count = len(labels)
+        offsets = np.arange(repeats)[:, None] * g_count
+        in_list = np.bincount((offsets + codes[top]).ravel(), minlength=repeats * g_count)
+        in_pool = np.bincount((offsets + codes[draws]).ravel(), minlength=repeats * g_count)
+        list_share = in_list.reshape(repeats, g_count) / k
+        pool_share = in_pool.reshape(repeats, g_count) / n
+        q_lo, q_hi = np.percentile(list_share, [tail, 100 - tail], axis=0)
+        composition = pd.DataFrame({
+            "group": labels,
+            "list_share": list_share.mean(axis=0),
+            "list_lower": q_lo,
+            "list_upper": q_hi,
+            "pool_share": pool_share.mean(axis=0),
+        })
+    else:
+        composition = pd.DataFrame(
+            columns=["group", "list_share", "list_lower", "list_upper", "pool_share"]
+        )
+    return ListSimulation(
+        n=int(n),
+        k=int(k),
+        repeats=int(repeats),
+        confidence=float(confidence),
+        precision_mean=float(precision.mean()),
+        precision_lower=float(lo),
+        precision_upper=float(hi),
+        precision_samples=precision,
+        composition=composition,
+    )

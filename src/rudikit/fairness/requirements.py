@@ -1,0 +1,359 @@
+"""Check deployment fairness requirements such as "precision within 5 points per station".
+
+A :class:`Requirement` names a metric, an optional *unit* attribute (e.g. ``station``), the
+attributes whose groups are compared *within* each unit (e.g. ``ethnicity`` and ``gender``,
+crossed), or none to compare the units with each other, and the largest allowed gap in
+percentage points. The gap is the largest pairwise difference, ``100 * (max - min)`` of the
+metric over the eligible groups; a group (or unit) is eligible when it has at least ``min_n``
+observations and the metric is defined for it. Examples from a deployment::
+
+    # (a) precision per station within 10 points of each other
+    Requirement("precision", 10, unit="station")
+    # (b) within each station, precision differs by at most 5 points between ethnicity x gender
+    Requirement("precision", 5, unit="station", compare=("ethnicity", "gender"))
+    # (c) recall within 10 points between ethnicities, per station and per object of search
+    Requirement("recall", 10, unit="station", compare="ethnicity")
+    Requirement("recall", 10, unit="object_of_search", compare="ethnicity")
+
+Plain dataclasses: reading ``rudi.yaml`` into them is the caller's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from rudikit.fairness.group_metrics import (
+    MISSING_GROUP,
+    PROPORTIONS,
+    RATE_METRICS,
+    TieBreak,
+    _compact,
+    _ScoreIndex,
+    available_columns,
+    binarize,
+    check_binary,
+    check_scores,
+    encode_groups,
+    metrics_from_counts,
+)
+
+ACROSS_UNITS = "across units"
+STATUS_MET = "met"
+STATUS_NOT_MET = "not met"
+STATUS_INSUFFICIENT = "insufficient data"
+
+METRIC_ALIASES: dict[str, str] = {
+    "recall": "tpr",
+    "sensitivity": "tpr",
+    "true_positive_rate": "tpr",
+    "false_positive_rate": "fpr",
+    "false_negative_rate": "fnr",
+    "specificity": "tnr",
+    "ppv": "precision",
+    "selection_rate": "pprev",
+    "auc": "roc_auc",
+}
+
+# Floating-point slack when comparing a gap with its limit (a gap of exactly 5 points passes).
+_GAP_TOLERANCE = 1e-9
+
+
+def _as_columns(value: str | Sequence[str] | None, what: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    cols = (value,) if isinstance(value, str) else tuple(value)
+    if not cols or not all(isinstance(c, str) and c for c in cols):
+        raise ValueError(f"{what} must be a column name or a list of column names, got {value!r}")
+    return cols
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A fairness requirement; see the module docstring for examples.
+
+    ``metric``: a rate metric of :mod:`rudikit.fairness.group_metrics` (``precision``, ``tpr``,
+    ``fpr``, ...; ``recall``, ``specificity``, ``selection_rate`` and ``auc`` are accepted
+    aliases). ``unit``: column(s) defining the units (a tuple crosses them), or None for the
+    whole population as one unit. ``compare``: column(s) whose (crossed) groups are compared
+    within each unit, or None / ``"across units"`` to compare the units themselves.
+    ``max_gap_pp``: the largest allowed ``max - min`` in percentage points. ``min_n``: the
+    minimum number of observations for a group or unit to be compared, counted as rows
+    (``min_n_of="rows"``) or as the metric's denominator (``"denominator"``, e.g. predicted
+    positives for precision, actual positives for recall).
+    """
+
+    metric: str
+    max_gap_pp: float
+    unit: str | tuple[str, ...] | None = None
+    compare: str | tuple[str, ...] | None = None
+    min_n: int = 50
+    min_n_of: Literal["rows", "denominator"] = "rows"
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        metric = METRIC_ALIASES.get(self.metric, self.metric)
+        if metric not in RATE_METRICS:
+            raise ValueError(
+                f"requirement metric {self.metric!r} is unknown; choose from "
+                f"{list(RATE_METRICS)} or aliases {list(METRIC_ALIASES)}"
+            )
+        object.__setattr__(self, "metric", metric)
+        if not np.isfinite(self.max_gap_pp) or self.max_gap_pp < 0:
+            raise ValueError(f"max_gap_pp must be a non-negative number, got {self.max_gap_pp!r}")
+        if isinstance(self.min_n, bool) or int(self.min_n) != self.min_n or self.min_n < 0:
+            raise ValueError(f"min_n must be a non-negative integer, got {self.min_n!r}")
+        if self.min_n_of not in ("rows", "denominator"):
+            raise ValueError(f"min_n_of must be 'rows' or 'denominator', got {self.min_n_of!r}")
+        compare = None if self.compare == ACROSS_UNITS else self.compare
+        unit = _as_columns(self.unit, "unit")
+        compare_cols = _as_columns(compare, "compare")
+        if unit is None and compare_cols is None:
+            raise ValueError("a requirement needs a unit, attributes to compare, or both")
+        if unit and compare_cols and set(unit) & set(compare_cols):
+            raise ValueError(f"unit {unit} and compare {compare_cols} share columns")
+        object.__setattr__(self, "unit", unit)
+        object.__setattr__(self, "compare", compare_cols)
+        if not self.name:
+            object.__setattr__(self, "name", self.describe())
+
+    @property
+    def across_units(self) -> bool:
+        """True when the units themselves are compared."""
+        return self.compare is None
+
+    def describe(self) -> str:
+        """One-line description, e.g. ``precision gap <= 5 pp between ethnicity:gender per
+        station``."""
+        unit = ":".join(self.unit) if self.unit else None
+        if self.compare is None:
+            return f"{self.metric} gap <= {self.max_gap_pp:g} pp across {unit}"
+        between = ":".join(self.compare)
+        where = f" per {unit}" if unit else ""
+        return f"{self.metric} gap <= {self.max_gap_pp:g} pp between {between}{where}"
+
+
+@dataclass(frozen=True)
+class UnitOutcome:
+    """The comparison within one unit (or, across units, the one comparison of all units)."""
+
+    unit: str
+    status: str  # "met", "not met" or "insufficient data"
+    gap_pp: float
+    n: int
+    groups_compared: int
+    highest_group: str | None = None
+    highest_value: float = float("nan")
+    lowest_group: str | None = None
+    lowest_value: float = float("nan")
+    excluded_groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RequirementResult:
+    """Outcome of one requirement: ``passed`` only if it could be evaluated and every evaluated
+    unit meets it. ``failing`` lists the units over the limit with their gap; ``skipped`` the
+    units (or, across units, the units left out) with insufficient data."""
+
+    requirement: Requirement
+    passed: bool
+    units_met: int
+    units_evaluated: int
+    failing: tuple[UnitOutcome, ...]
+    skipped: tuple[UnitOutcome, ...]
+    outcomes: tuple[UnitOutcome, ...] = field(repr=False)
+
+    @property
+    def evaluable(self) -> bool:
+        return self.units_evaluated > 0
+
+    @property
+    def summary(self) -> str:
+        req = self.requirement
+        if not self.evaluable:
+            return "not evaluable: insufficient data in every unit"
+        skipped = f"; {len(self.skipped)} skipped for insufficient data" if self.skipped else ""
+        if req.across_units:
+            o = next(o for o in self.outcomes if o.status != STATUS_INSUFFICIENT)
+            verdict = "met" if self.passed else "not met"
+            return (f"{verdict}: gap {o.gap_pp:.1f} pp across {o.groups_compared} units "
+                    f"({o.highest_group} vs {o.lowest_group}){skipped}")
+        return f"met in {self.units_met} of {self.units_evaluated} units{skipped}"
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per unit outcome (evaluated and skipped)."""
+        rows = [
+            {"requirement": self.requirement.name, "metric": self.requirement.metric,
+             "max_gap_pp": self.requirement.max_gap_pp, **o.__dict__,
+             "excluded_groups": ", ".join(o.excluded_groups)}
+            for o in self.outcomes
+        ]
+        return pd.DataFrame(rows)
+
+
+def _basis(values: dict[str, np.ndarray], metric: str, min_n_of: str) -> np.ndarray:
+    if min_n_of == "rows":
+        return values["n"]
+    if metric == "roc_auc":
+        return np.minimum(values["pos"], values["neg"])
+    denom = PROPORTIONS[metric][1]
+    return values["pp" if denom == "pp_total" else denom]
+
+
+def _cell_metrics(
+    codes: np.ndarray, n_groups: int, cell: np.ndarray, pp_total: int, metric: str,
+    score_index: _ScoreIndex | None,
+) -> dict[str, np.ndarray]:
+    counts = np.bincount(codes * 4 + cell, minlength=4 * n_groups).reshape(n_groups, 4)
+    values = metrics_from_counts(counts, pp_total)
+    if metric == "roc_auc":
+        assert score_index is not None
+        values["roc_auc"] = score_index.auc(codes, n_groups)
+    return values
+
+
+def _compare(
+    unit_label: str, values: np.ndarray, basis: np.ndarray, labels: Sequence[str], n: int,
+    req: Requirement,
+) -> UnitOutcome:
+    ok = (basis >= req.min_n) & ~np.isnan(values)
+    excluded = tuple(str(labels[i]) for i in np.flatnonzero(~ok))
+    if ok.sum() < 2:
+        return UnitOutcome(unit_label, STATUS_INSUFFICIENT, float("nan"), n, int(ok.sum()),
+                           excluded_groups=excluded)
+    idx = np.flatnonzero(ok)
+    hi = idx[np.argmax(values[idx])]
+    lo = idx[np.argmin(values[idx])]
+    gap = 100 * (values[hi] - values[lo])
+    status = STATUS_MET if gap <= req.max_gap_pp + _GAP_TOLERANCE else STATUS_NOT_MET
+    return UnitOutcome(unit_label, status, float(gap), n, int(ok.sum()), str(labels[hi]),
+                       float(values[hi]), str(labels[lo]), float(values[lo]), excluded)
+
+
+def _evaluate(
+    frame: pd.DataFrame, req: Requirement, cell: np.ndarray, pp_total: int,
+    score_index: _ScoreIndex | None, missing_label: str,
+    cache: dict[str, tuple[np.ndarray, list[str]]],
+) -> RequirementResult:
+    for col in (req.unit or ()) + (req.compare or ()):
+        if col not in frame.columns:
+            raise ValueError(
+                f"requirement {req.name!r}: unknown column {col!r}; "
+                f"available: {available_columns(frame.columns)}"
+            )
+    outcomes: list[UnitOutcome] = []
+    skipped: list[UnitOutcome] = []
+    unit_name = ":".join(req.unit) if req.unit else ""
+    if req.compare is None:
+        assert req.unit is not None
+        codes, labels = encode_groups(frame, req.unit, missing_label=missing_label, _cache=cache)
+        values = _cell_metrics(codes, len(labels), cell, pp_total, req.metric, score_index)
+        basis = _basis(values, req.metric, req.min_n_of)
+        unit_labels = [f"{unit_name}={lab}" for lab in labels]
+        outcome = _compare(f"across {unit_name}", values[req.metric], basis, unit_labels,
+                           len(cell), req)
+        outcomes.append(outcome)
+        short = (basis < req.min_n) | np.isnan(values[req.metric])
+        for i in np.flatnonzero(short):
+            s = UnitOutcome(unit_labels[i], STATUS_INSUFFICIENT, float("nan"),
+                            int(values["n"][i]), 0)
+            skipped.append(s)
+            outcomes.append(s)
+        evaluated = [outcome] if outcome.status != STATUS_INSUFFICIENT else []
+    else:
+        if req.unit is None:
+            u_codes = np.zeros(len(cell), dtype=np.int64)
+            u_labels = ["(all)"]
+        else:
+            u_codes, raw = encode_groups(frame, req.unit, missing_label=missing_label,
+                                         _cache=cache)
+            u_labels = [f"{unit_name}={lab}" for lab in raw]
+        c_codes, c_labels = encode_groups(frame, req.compare, missing_label=missing_label,
+                                          _cache=cache)
+        n_c = len(c_labels)
+        codes, observed = _compact(u_codes * n_c + c_codes, len(u_labels) * n_c)
+        values = _cell_metrics(codes, len(observed), cell, pp_total, req.metric, score_index)
+        basis = _basis(values, req.metric, req.min_n_of)
+        cell_unit = observed // n_c
+        cell_group = np.array(c_labels, dtype=object)[observed % n_c]
+        unit_n = np.bincount(u_codes, minlength=len(u_labels))
+        order = np.argsort(cell_unit, kind="stable")
+        bounds = np.searchsorted(cell_unit[order], np.arange(len(u_labels) + 1))
+        evaluated = []
+        for u, label in enumerate(u_labels):
+            rows = order[bounds[u]:bounds[u + 1]]
+            if unit_n[u] < req.min_n and req.min_n_of == "rows":
+                o = UnitOutcome(label, STATUS_INSUFFICIENT, float("nan"), int(unit_n[u]), 0,
+                                excluded_groups=tuple(str(g) for g in cell_group[rows]))
+            else:
+                o = _compare(label, values[req.metric][rows], basis[rows], cell_group[rows],
+                             int(unit_n[u]), req)
+            outcomes.append(o)
+            if o.status == STATUS_INSUFFICIENT:
+                skipped.append(o)
+            else:
+                evaluated.append(o)
+    failing = tuple(o for o in evaluated if o.status == STATUS_NOT_MET)
+    met = sum(o.status == STATUS_MET for o in evaluated)
+    return RequirementResult(
+        requirement=req,
+        passed=bool(evaluated) and not failing,
+        units_met=met,
+        units_evaluated=len(evaluated),
+        failing=failing,
+        skipped=tuple(skipped),
+        outcomes=tuple(outcomes),
+    )
+
+
+def evaluate_requirements(
+    frame: pd.DataFrame,
+    label_col: str,
+    score_or_pred: str,
+    requirements: Sequence[Requirement],
+    *,
+    threshold: float | None = None,
+    top_k: int | None = None,
+    top_pct: float | None = None,
+    tie_break: TieBreak = "stable",
+    random_state: int | None = 0,
+    missing_label: str = MISSING_GROUP,
+) -> list[RequirementResult]:
+    """Evaluate every requirement on one set of predictions.
+
+    ``score_or_pred`` is a score column turned into predictions with exactly one of
+    ``threshold``, ``top_k`` or ``top_pct`` (one list over the whole frame, see
+    :func:`rudikit.fairness.group_metrics.binarize`), or, with none of them, a column of 0/1
+    predictions.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError("frame must be a pandas DataFrame")
+    for what, col in (("label_col", label_col), ("score_or_pred", score_or_pred)):
+        if col not in frame.columns:
+            raise ValueError(f"{what}: unknown column {col!r}; available: "
+                             f"{available_columns(frame.columns)}")
+    bad = [r for r in requirements if not isinstance(r, Requirement)]
+    if bad:
+        raise ValueError(f"requirements must be Requirement objects, got {type(bad[0]).__name__}")
+    y = check_binary(frame[label_col], f"label column {label_col!r}")
+    if threshold is None and top_k is None and top_pct is None:
+        pred = check_binary(frame[score_or_pred], f"prediction column {score_or_pred!r}")
+        scores = pred.astype(np.float64)
+    else:
+        scores = check_scores(frame[score_or_pred], f"score column {score_or_pred!r}")
+        pred = binarize(scores, threshold=threshold, top_k=top_k, top_pct=top_pct,
+                        tie_break=tie_break, random_state=random_state)
+    cell = (2 * y + pred).astype(np.int64)
+    pp_total = int(pred.sum())
+    score_index = (
+        _ScoreIndex(y, scores) if any(r.metric == "roc_auc" for r in requirements) else None
+    )
+    cache: dict[str, tuple[np.ndarray, list[str]]] = {}
+    return [
+        _evaluate(frame, r, cell, pp_total, score_index, missing_label, cache)
+        for r in requirements
+    ]

@@ -1,0 +1,157 @@
+"""The fairness stage of a run: audit every model, check the project's requirements, and
+mitigate the chosen model, all from ``rudi.yaml``'s ``fairness`` section.
+
+Mitigated thresholds are fitted by cross-fitting on the test rows (fit on one half, decide on
+the other, and the reverse), so the mitigated model's evaluation is out of sample like every
+other model's: fitting and scoring thresholds on the same rows would flatter it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from rudikit.fairness.audit import AuditResult, audit
+from rudikit.fairness.mitigation import GroupThresholdOptimizer, frontier, group_labels
+from rudikit.fairness.requirements import Requirement, RequirementResult, evaluate_requirements
+from rudikit.project import Fairness, Mitigation, OperatingPoint
+
+LABEL, SCORE = "__label__", "__score__"
+
+
+class FairnessConfigError(ValueError):
+    pass
+
+
+def check_fairness_columns(fairness: Fairness, columns: set[str]) -> list[str]:
+    """Key-path problems for fairness columns that are not in the data."""
+    problems = []
+    for i, column in enumerate(fairness.attributes):
+        if column not in columns:
+            problems.append(f"fairness.attributes[{i}]: no column {column!r} in the data")
+    for i, group in enumerate(fairness.intersections):
+        for column in group:
+            if column not in columns:
+                problems.append(f"fairness.intersections[{i}]: no column {column!r} in the data")
+    for i, req in enumerate(fairness.requirements):
+        for key in ("unit", "compare"):
+            value = getattr(req, key)
+            for column in [value] if isinstance(value, str) else (value or []):
+                if column not in columns:
+                    problems.append(f"fairness.requirements[{i}].{key}: no column {column!r} "
+                                    "in the data")
+    if fairness.mitigation:
+        for i, column in enumerate(fairness.mitigation.attributes):
+            if column not in columns:
+                problems.append(f"fairness.mitigation.attributes[{i}]: no column {column!r} "
+                                "in the data")
+    return problems
+
+
+def requirements(fairness: Fairness) -> list[Requirement]:
+    out = []
+    for i, r in enumerate(fairness.requirements):
+        try:
+            out.append(Requirement(metric=r.metric, max_gap_pp=r.max_gap_pp, unit=r.unit,
+                                   compare=r.compare, min_n=r.min_size, name=r.name))
+        except ValueError as exc:
+            raise FairnessConfigError(f"fairness.requirements[{i}]: {exc}") from None
+    return out
+
+
+@dataclass
+class ModelFairness:
+    audit: AuditResult | None
+    requirements: list[RequirementResult]
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.requirements)
+
+
+def _frame(attrs: pd.DataFrame, y: np.ndarray, score: np.ndarray) -> pd.DataFrame:
+    frame = attrs.reset_index(drop=True).copy()
+    frame[LABEL] = np.asarray(y, dtype=int)
+    frame[SCORE] = np.asarray(score, dtype=float)
+    return frame
+
+
+def assess(fairness: Fairness, attrs: pd.DataFrame, y: np.ndarray, score: np.ndarray,
+           at: OperatingPoint | None = None) -> ModelFairness:
+    """Audit one model's test predictions and evaluate every requirement on them."""
+    at = at or fairness.at
+    frame = _frame(attrs, y, score)
+    result = None
+    if fairness.attributes or fairness.intersections:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = audit(frame, LABEL, SCORE, list(fairness.attributes),
+                           intersections=[list(g) for g in fairness.intersections] or None,
+                           reference=dict(fairness.reference_groups) or "majority",
+                           min_group_size=fairness.min_group_size, **at.kwargs())
+    reqs = (evaluate_requirements(frame, LABEL, SCORE, requirements(fairness), **at.kwargs())
+            if fairness.requirements else [])
+    return ModelFairness(result, reqs)
+
+
+@dataclass
+class MitigationResult:
+    adjusted_score: np.ndarray  # decisions are adjusted_score >= 0.5
+    thresholds: dict[str, float]  # fitted on all test rows, for deployment
+    fold_thresholds: list[dict[str, float]]
+    frontier: pd.DataFrame
+    settings: dict[str, object]
+
+
+def _optimizer(m: Mitigation, at: OperatingPoint, tolerance: float) -> GroupThresholdOptimizer:
+    kwargs: dict[str, object] = {}
+    if at.top_k is not None:
+        kwargs["top_k"] = at.top_k
+    if at.top_pct is not None:
+        kwargs["top_pct"] = at.top_pct
+    return GroupThresholdOptimizer(objective=m.objective, constraint=m.constraint,
+                                   tolerance=tolerance, min_group_size=m.min_group_size,
+                                   **kwargs)
+
+
+def _shift(score: np.ndarray, labels: np.ndarray, opt: GroupThresholdOptimizer) -> np.ndarray:
+    """Move each group's threshold to 0.5, keeping the order within groups:
+    ``score - threshold(group) + 0.5``, clipped to [0, 1]."""
+    thresholds = np.array([opt.thresholds_.get(g, opt.fallback_threshold_) for g in labels],
+                          dtype=float)
+    return np.clip(score - thresholds + 0.5, 0.0, 1.0)
+
+
+def mitigate(fairness: Fairness, attrs: pd.DataFrame, y: np.ndarray, score: np.ndarray,
+             seed: int = 0) -> MitigationResult:
+    """Per-group thresholds for the chosen model, cross-fitted on two halves of the test rows."""
+    m = fairness.mitigation
+    if m is None:
+        raise FairnessConfigError("fairness.mitigation is not configured")
+    at = fairness.at
+    groups = attrs[m.attributes].reset_index(drop=True).astype("string").fillna("(missing)")
+    labels = group_labels(groups)
+    y = np.asarray(y, dtype=int)
+    score = np.asarray(score, dtype=float)
+    rng = np.random.default_rng(seed)
+    fold = rng.permutation(len(y)) % 2
+    adjusted = np.empty_like(score)
+    fold_thresholds = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for k in (0, 1):
+            fit, apply = fold != k, fold == k
+            opt = _optimizer(m, at, m.tolerance).fit(score[fit], y[fit], groups[fit])
+            adjusted[apply] = _shift(score[apply], labels[apply], opt)
+            fold_thresholds.append({str(g): float(t) for g, t in opt.thresholds_.items()})
+        full = _optimizer(m, at, m.tolerance).fit(score, y, groups)
+        curve = frontier(score, y, groups, objective=m.objective, constraint=m.constraint,
+                         tolerances=tuple(m.frontier), min_group_size=m.min_group_size,
+                         **{k: v for k, v in at.kwargs().items() if k != "threshold"})
+    return MitigationResult(
+        adjusted, {str(g): float(t) for g, t in full.thresholds_.items()}, fold_thresholds,
+        curve, {"attributes": list(m.attributes), "constraint": m.constraint,
+                "objective": m.objective, "tolerance": m.tolerance, "at": at.label()})

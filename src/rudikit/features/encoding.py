@@ -1,0 +1,161 @@
+"""Turning rows into a numeric matrix, the same way in training and in serving.
+
+Categories become integer codes learned at fit time; a missing value or a category never seen
+in training becomes NaN, which every rudikit estimator accepts. So missing values and new
+categories are normal input, never a crash (a deployed model once broke because a null arrived
+in a column the pipeline expected as text). ``encode_records`` is the serving fast path: plain
+dicts to a float array with precomputed lookups, no DataFrame per request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+DATETIME_PARTS = ("hour", "weekday", "month", "day", "is_weekend", "is_night")
+
+_TRUE = {"true", "1", "yes", "t", "y"}
+_FALSE = {"false", "0", "no", "f", "n"}
+
+
+def _bool_value(value: Any) -> float:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return np.nan
+    if isinstance(value, (bool, np.bool_)):
+        return float(value)
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value != 0)
+    text = str(value).strip().lower()
+    return 1.0 if text in _TRUE else 0.0 if text in _FALSE else np.nan
+
+
+def _parts(stamps: pd.Series, parts: Sequence[str]) -> list[np.ndarray]:
+    out = []
+    for part in parts:
+        if part == "hour":
+            values = stamps.dt.hour
+        elif part == "weekday":
+            values = stamps.dt.day_of_week
+        elif part == "month":
+            values = stamps.dt.month
+        elif part == "day":
+            values = stamps.dt.day
+        elif part == "is_weekend":
+            values = stamps.dt.day_of_week >= 5
+        else:  # is_night: 22:00 to 05:59
+            values = (stamps.dt.hour >= 22) | (stamps.dt.hour < 6)
+        out.append(values.astype("Float64").to_numpy(dtype=float, na_value=np.nan))
+    return out
+
+
+class TabularEncoder(TransformerMixin, BaseEstimator):
+    """Encode categorical, boolean, numeric and datetime columns into a float matrix.
+
+    Output columns, in order: ``categorical`` (codes), ``boolean`` (0/1), ``numeric``, then
+    ``<datetime>_<part>`` for each datetime part.
+    """
+
+    def __init__(self, categorical: Sequence[str] = (), boolean: Sequence[str] = (),
+                 numeric: Sequence[str] = (), datetime: str | None = None,
+                 datetime_parts: Sequence[str] = ("hour", "weekday")):
+        self.categorical = categorical
+        self.boolean = boolean
+        self.numeric = numeric
+        self.datetime = datetime
+        self.datetime_parts = datetime_parts
+
+    @property
+    def input_columns(self) -> list[str]:
+        cols = [*self.categorical, *self.boolean, *self.numeric]
+        return cols + ([self.datetime] if self.datetime else [])
+
+    def _check_columns(self, frame: pd.DataFrame) -> None:
+        missing = [c for c in self.input_columns if c not in frame.columns]
+        if missing:
+            raise ValueError(f"missing feature columns: {', '.join(missing)}")
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> TabularEncoder:
+        self._check_columns(X)
+        unknown = [p for p in self.datetime_parts if p not in DATETIME_PARTS]
+        if unknown:
+            raise ValueError(f"unknown datetime parts: {', '.join(unknown)}")
+        # most frequent first, so codes are stable and small for common values
+        self.categories_ = {
+            c: [str(v) for v in X[c].dropna().astype(str).value_counts().index]
+            for c in self.categorical
+        }
+        self.lookup_ = {c: {v: i for i, v in enumerate(cats)}
+                        for c, cats in self.categories_.items()}
+        names = [*self.categorical, *self.boolean, *self.numeric]
+        names += [f"{self.datetime}_{p}" for p in self.datetime_parts] if self.datetime else []
+        self.feature_names_out_ = np.array(names, dtype=object)
+        self.categorical_indices_ = list(range(len(self.categorical)))
+        self.n_features_out_ = len(names)
+        return self
+
+    def output_positions(self) -> dict[str, list[int]]:
+        """Input column -> the output columns it becomes (one each; a datetime column, one
+        per part)."""
+        plain = [*self.categorical, *self.boolean, *self.numeric]
+        out = {c: [i] for i, c in enumerate(plain)}
+        if self.datetime:
+            out[self.datetime] = list(range(len(plain), len(plain) + len(self.datetime_parts)))
+        return out
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return self.feature_names_out_
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        self._check_columns(X)
+        columns: list[np.ndarray] = []
+        for c in self.categorical:
+            codes = X[c].astype("string").map(self.lookup_[c], na_action="ignore")
+            columns.append(pd.to_numeric(codes, errors="coerce").to_numpy(dtype=float,
+                                                                          na_value=np.nan))
+        for c in self.boolean:
+            columns.append(np.array([_bool_value(v) for v in X[c].tolist()], dtype=float))
+        if self.numeric:
+            block = X[list(self.numeric)]
+            try:  # one conversion for the whole block when every column is numeric already
+                columns += list(block.to_numpy(dtype=float, na_value=np.nan).T)
+            except (TypeError, ValueError):
+                for c in self.numeric:
+                    columns.append(pd.to_numeric(X[c], errors="coerce").astype(
+                        "Float64").to_numpy(dtype=float, na_value=np.nan))
+        if self.datetime:
+            stamps = pd.to_datetime(X[self.datetime], errors="coerce", utc=True)
+            columns += _parts(stamps, self.datetime_parts)
+        if not columns:
+            return np.empty((len(X), 0))
+        return np.column_stack(columns)
+
+    def encode_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Plain dicts (e.g. parsed JSON requests) to the same matrix as :meth:`transform`."""
+        out = np.full((len(records), self.n_features_out_), np.nan)
+        n_cat, n_bool = len(self.categorical), len(self.boolean)
+        for i, record in enumerate(records):
+            for j, c in enumerate(self.categorical):
+                value = record.get(c)
+                if value is not None:
+                    code = self.lookup_[c].get(str(value))
+                    if code is not None:
+                        out[i, j] = code
+            for j, c in enumerate(self.boolean):
+                out[i, n_cat + j] = _bool_value(record.get(c))
+            for j, c in enumerate(self.numeric):
+                value = record.get(c)
+                if value is not None:
+                    with contextlib.suppress(TypeError, ValueError):  # not a number: missing
+                        out[i, n_cat + n_bool + j] = float(value)
+        if self.datetime:
+            stamps = pd.to_datetime(pd.Series([r.get(self.datetime) for r in records]),
+                                    errors="coerce", utc=True, format="ISO8601")
+            start = n_cat + n_bool + len(self.numeric)
+            for j, values in enumerate(_parts(stamps, self.datetime_parts)):
+                out[:, start + j] = values
+        return out

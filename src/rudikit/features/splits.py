@@ -1,0 +1,81 @@
+"""Train/test splits: temporal (train on the past, test on the period after) and random or
+grouped (no person or officer on both sides)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit
+
+from rudikit.project import RandomSplit, TemporalSplit
+
+
+class SplitError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class SplitIndices:
+    name: str
+    train: np.ndarray  # positional indices into the frame
+    test: np.ndarray
+    train_start: pd.Timestamp | None = None
+    train_end: pd.Timestamp | None = None
+    test_start: pd.Timestamp | None = None
+    test_end: pd.Timestamp | None = None
+
+
+def _utc(day: object) -> pd.Timestamp:
+    return pd.Timestamp(day, tz="UTC")
+
+
+def _span(dates: pd.Series, idx: np.ndarray) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    if dates is None or not len(idx):
+        return None, None
+    chosen = dates.iloc[idx]
+    return chosen.min(), chosen.max()
+
+
+def make_split(frame: pd.DataFrame, spec: TemporalSplit | RandomSplit, where: str,
+               date_column: str | None = None) -> SplitIndices:
+    """Indices of one split over ``frame`` (rows already filtered to the labelled population)."""
+    if isinstance(spec, TemporalSplit):
+        if spec.date_column not in frame.columns:
+            raise SplitError(f"{where}.date_column: no column {spec.date_column!r} in the data")
+        dates = pd.to_datetime(frame[spec.date_column], utc=True)
+        start = _utc(spec.test_start)
+        train = (dates < start).to_numpy()
+        if spec.train_start:
+            train &= (dates >= _utc(spec.train_start)).to_numpy()
+        test = (dates >= start).to_numpy()
+        if spec.test_end:
+            test &= (dates < _utc(spec.test_end)).to_numpy()
+        train_idx, test_idx = np.flatnonzero(train), np.flatnonzero(test)
+        span = f"{dates.min():%Y-%m-%d} to {dates.max():%Y-%m-%d}" if len(dates) else "no rows"
+        if not len(train_idx):
+            raise SplitError(f"{where}.test_start: no training rows before {spec.test_start} "
+                             f"(the data covers {span})")
+        if not len(test_idx):
+            raise SplitError(f"{where}.test_start: no test rows from {spec.test_start} "
+                             f"(the data covers {span})")
+    else:
+        n = len(frame)
+        if n < 2:
+            raise SplitError(f"{where}: need at least 2 rows to split, got {n}")
+        if spec.group_column:
+            if spec.group_column not in frame.columns:
+                raise SplitError(f"{where}.group_column: no column {spec.group_column!r}")
+            groups = frame[spec.group_column].astype("string").fillna("(missing)").to_numpy()
+            splitter = GroupShuffleSplit(n_splits=1, test_size=spec.test_size,
+                                         random_state=spec.seed)
+            train_idx, test_idx = next(splitter.split(np.zeros(n), groups=groups))
+        else:
+            splitter = ShuffleSplit(n_splits=1, test_size=spec.test_size, random_state=spec.seed)
+            train_idx, test_idx = next(splitter.split(np.zeros(n)))
+        train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
+        dates = (pd.to_datetime(frame[date_column], utc=True)
+                 if date_column and date_column in frame.columns else None)
+    train_span, test_span = _span(dates, train_idx), _span(dates, test_idx)
+    return SplitIndices(spec.name, train_idx, test_idx, *train_span, *test_span)

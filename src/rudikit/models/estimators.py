@@ -1,0 +1,181 @@
+"""The model grid's estimators, each a scikit-learn Pipeline from raw rows to a score.
+
+Every pipeline starts with :class:`~rudikit.features.encoding.TabularEncoder`, so one fitted
+artefact takes the same rows in training, in batch scoring and in the service.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from lightgbm import LGBMClassifier
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from rudikit.features.encoding import TabularEncoder
+from rudikit.project import Features, ModelSpec
+
+
+class CategoryRateClassifier(ClassifierMixin, BaseEstimator):
+    """Baseline: the training success rate of the case's category in one column (e.g. object of
+    search), shrunk towards the overall rate by ``smoothing`` pseudo-cases. Unseen or missing
+    categories get the overall rate."""
+
+    def __init__(self, column_index: int = 0, smoothing: float = 0.0):
+        self.column_index = column_index
+        self.smoothing = smoothing
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> CategoryRateClassifier:
+        X = np.asarray(X, dtype=float)
+        y = np.asarray(y, dtype=float)
+        self.classes_ = np.array([0, 1])
+        self.overall_ = float(y.mean())
+        codes = X[:, self.column_index]
+        self.rates_: dict[float, float] = {}
+        for code in np.unique(codes[~np.isnan(codes)]):
+            members = y[codes == code]
+            self.rates_[float(code)] = float(
+                (members.sum() + self.smoothing * self.overall_) / (len(members) + self.smoothing))
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        codes = np.asarray(X, dtype=float)[:, self.column_index]
+        p = np.array([self.rates_.get(float(c), self.overall_) for c in codes])
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+
+class ScoreColumnClassifier(ClassifierMixin, BaseEstimator):
+    """Baseline: an existing score (e.g. COMPAS's decile score) rescaled to [0, 1] by the
+    training range, so it is evaluated on exactly the same rows and metrics as the models."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> ScoreColumnClassifier:
+        values = np.asarray(X, dtype=float)[:, 0]
+        self.classes_ = np.array([0, 1])
+        self.low_ = float(np.nanmin(values))
+        self.high_ = float(np.nanmax(values))
+        self.fill_ = float(np.nanmedian(values))
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        values = np.asarray(X, dtype=float)[:, 0]
+        values = np.where(np.isnan(values), self.fill_, values)
+        p = np.clip((values - self.low_) / max(self.high_ - self.low_, 1e-12), 0, 1)
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    algorithm: str
+    params: dict[str, Any]
+    add_categorical: tuple[str, ...] = ()
+    selectable: bool = True
+
+    def features(self, base: Features) -> Features:
+        """The features this point's pipeline reads."""
+        if self.algorithm == "score_column":
+            return Features(numeric=[self.params["column"]])
+        if not self.add_categorical:
+            return base
+        return base.model_copy(update={"categorical": list(dict.fromkeys(
+            [*base.categorical, *self.add_categorical]))})
+
+    def columns_needed(self) -> list[str]:
+        if self.algorithm == "score_column":
+            return [self.params["column"]]
+        return list(self.add_categorical)
+
+
+def expand_grid(specs: list[ModelSpec]) -> list[GridPoint]:
+    """Every combination of hyperparameter values: one model group each."""
+    points = []
+    for spec in specs:
+        keys = sorted(spec.params)
+        for values in itertools.product(*(spec.params[k] for k in keys)):
+            points.append(GridPoint(spec.algorithm, dict(zip(keys, values, strict=True)),
+                                    tuple(spec.add_categorical), spec.selectable))
+    return points
+
+
+def make_encoder(features: Features) -> TabularEncoder:
+    return TabularEncoder(
+        categorical=list(features.categorical),
+        boolean=list(features.boolean),
+        numeric=list(features.numeric),
+        datetime=features.datetime.column if features.datetime else None,
+        datetime_parts=list(features.datetime.parts) if features.datetime else [],
+    )
+
+
+def build_pipeline(point: GridPoint, features: Features, seed: int = 0
+                   ) -> tuple[Pipeline, dict[str, Any]]:
+    """(unfitted pipeline, extra ``fit`` keyword arguments) for one grid point."""
+    if point.algorithm == "score_column":
+        if "column" not in point.params:
+            raise ValueError("score_column needs 'column' naming the existing score")
+        return Pipeline([("encode", make_encoder(point.features(features))),
+                         ("model", ScoreColumnClassifier())]), {}
+    features = point.features(features)
+    encoder = make_encoder(features)
+    n_cat = len(features.categorical)
+    n_bool = len(features.boolean)
+    n_num = len(features.numeric)
+    n_parts = len(features.datetime.parts) if features.datetime else 0
+    cat_idx = list(range(n_cat))
+    params = dict(point.params)
+    fit_params: dict[str, Any] = {}
+    try:
+        if point.algorithm == "logistic_regression":
+            # hour/weekday etc. are categories for a linear model; booleans too (missing = own
+            # level); numeric columns get a missing indicator and the median.
+            onehot = cat_idx + list(range(n_cat, n_cat + n_bool)) + list(
+                range(n_cat + n_bool + n_num, n_cat + n_bool + n_num + n_parts))
+            numeric = list(range(n_cat + n_bool, n_cat + n_bool + n_num))
+            transformers: list[tuple[str, Any, list[int]]] = [
+                ("onehot", OneHotEncoder(handle_unknown="ignore", min_frequency=5), onehot)]
+            if numeric:
+                transformers.append(("numeric", Pipeline([
+                    ("impute", SimpleImputer(strategy="median", add_indicator=True,
+                                             keep_empty_features=True)),
+                    ("scale", StandardScaler())]), numeric))
+            params.setdefault("max_iter", 2000)
+            model: Any = Pipeline([
+                ("prepare", ColumnTransformer(transformers)),
+                ("classifier", LogisticRegression(random_state=seed, **params)),
+            ])
+        elif point.algorithm == "random_forest":
+            params.setdefault("n_jobs", -1)
+            model = RandomForestClassifier(random_state=seed, **params)
+        elif point.algorithm == "lightgbm":
+            params.setdefault("verbose", -1)
+            # One thread: LightGBM's OpenMP threads spin-wait, and on a busy 2-core machine a
+            # 0.5 s fit was measured taking 28 s with n_jobs=2. The data here are small.
+            params.setdefault("n_jobs", 1)
+            model = LGBMClassifier(random_state=seed, **params)
+            if cat_idx:
+                fit_params["model__categorical_feature"] = cat_idx
+        elif point.algorithm == "rate_by_category":
+            column = params.pop("column", None)
+            if column not in features.categorical:
+                raise ValueError(f"rate_by_category needs 'column' naming a categorical feature "
+                                 f"(one of {', '.join(features.categorical)}), got {column!r}")
+            model = CategoryRateClassifier(column_index=features.categorical.index(column),
+                                           **params)
+        else:
+            raise ValueError(f"unknown algorithm {point.algorithm!r}")
+    except TypeError as exc:
+        raise ValueError(f"{point.algorithm}: bad hyperparameter ({exc})") from None
+    return Pipeline([("encode", encoder), ("model", model)]), fit_params

@@ -1,0 +1,256 @@
+"""``rudi serve``, ``rudi deploy``, ``rudi deployments`` and ``rudi token ...``.
+
+Registered on the main ``rudi`` app by :func:`register_service_commands`. Connection strings
+come from ``--database-url`` or ``RUDI_DATABASE_URL``; tokens are printed once and never stored.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rudikit.service.errors import ServiceError
+from rudikit.service.settings import ENV_SCHEMA, ENV_SYNCHRONOUS, ServiceSettings
+
+console = Console(width=None if Console().is_terminal else 160)
+err = Console(stderr=True)
+
+ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holding rudi.yaml); its store "
+                                                 "is <project>/.rudi/rudi.db unless "
+                                                 "--database-url is given.")]
+DatabaseOpt = Annotated[str | None, typer.Option(
+    "--database-url", envvar="RUDI_DATABASE_URL",
+    help="Results store URL (default: SQLite at <project>/.rudi/rudi.db), e.g. "
+         "postgresql://user@host:5432/db")]
+SchemaOpt = Annotated[str | None, typer.Option(
+    "--database-schema", envvar=ENV_SCHEMA, hidden=True,
+    help="PostgreSQL schema holding the store (used by the tests to isolate stores).")]
+ByOpt = Annotated[str | None, typer.Option(
+    "--by", help="Who does this (for the audit log; default: $RUDI_USER or the OS user).")]
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _folder(project_dir: Path, database_url: str | None) -> Path:
+    folder = project_dir if project_dir.is_dir() else project_dir.parent
+    if not database_url and not (folder / "rudi.yaml").exists():
+        fail(f"no rudi.yaml in {folder.resolve()}: give the project folder, or the store with "
+             "--database-url / RUDI_DATABASE_URL")
+    return folder
+
+
+def _engine(project_dir: Path, database_url: str | None, schema: str | None):  # type: ignore[no-untyped-def]
+    from rudikit.store.engine import open_store
+
+    return open_store(database_url, _folder(project_dir, database_url), schema=schema)
+
+
+def _by(by: str | None) -> str:
+    from rudikit.service.audit import current_user
+
+    return by if by else current_user()
+
+
+def serve(
+    project_dir: ProjectArg = Path("."),
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes. On 2 cores shared "
+                                                     "with the clients one was fastest "
+                                                     "(bench/serve.py).")] = 1,
+    database_url: DatabaseOpt = None,
+    database_schema: SchemaOpt = None,
+    max_batch: Annotated[int, typer.Option(min=1, help="Most observations in one "
+                                                       "request.")] = 1000,
+    sqlite_synchronous: Annotated[str, typer.Option(
+        envvar=ENV_SYNCHRONOUS,
+        help="SQLite store only. NORMAL: an answered request survives a crash of the "
+             "server; FULL: every group commit is also fsynced, so it survives a power cut "
+             "(slower; PostgreSQL is durable either way).")] = "NORMAL",
+    access_log: Annotated[bool, typer.Option(help="Log every request to the console (they are "
+                                                  "stored either way).")] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the deployed model over HTTP (FastAPI under uvicorn). Refuses to start when no model
+    is deployed or the model file does not match the hash in the store."""
+    import uvicorn
+
+    from rudikit.service.app import Service, create_app
+
+    folder = _folder(project_dir, database_url)
+    try:
+        settings = ServiceSettings(project_dir=folder.resolve(), database_url=database_url,
+                                   schema=database_schema, max_batch=max_batch,
+                                   sqlite_synchronous=sqlite_synchronous.upper())
+    except ServiceError as exc:
+        fail(str(exc))
+    options = {"host": host, "port": port, "log_level": log_level, "access_log": access_log,
+               "timeout_graceful_shutdown": 30}
+    try:
+        if workers == 1:
+            app = create_app(settings)
+            loaded = app.state.service.model
+        else:
+            probe = Service(settings)  # fail here, once, rather than in every worker
+            loaded = probe.model
+            probe.close()
+    except ServiceError as exc:
+        fail(str(exc))
+    console.print(f"Serving deployment {loaded.deployment_id}: model {loaded.model_id} "
+                  f"(group {loaded.model_group_id}, {loaded.algorithm}, threshold "
+                  f"{loaded.threshold}) at http://{host}:{port} with {workers} worker(s); "
+                  f"scoring path: {loaded.scorer.path}.", highlight=False)
+    if workers == 1:
+        uvicorn.run(app, **options)  # type: ignore[arg-type]
+        return
+    os.environ.update(settings.to_env())
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        uvicorn.run("rudikit.service.app:app_from_env", factory=True, workers=workers,
+                    **options)  # type: ignore[arg-type]
+        return
+    # the workers' counters are added up in /metrics from files in this folder
+    with tempfile.TemporaryDirectory(prefix="rudi-metrics-") as metrics_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        uvicorn.run("rudikit.service.app:app_from_env", factory=True, workers=workers,
+                    **options)  # type: ignore[arg-type]
+
+
+def deploy_command(
+    model_group_id: Annotated[int, typer.Argument(help="The model group to put live (see the "
+                                                       "summary of `rudi run`).")],
+    project_dir: ProjectArg = Path("."),
+    reason: Annotated[str, typer.Option(help="Why this model goes live (audit log).")] = "",
+    by: ByOpt = None,
+    threshold: Annotated[float, typer.Option(help="Decision threshold: decision = score >= "
+                                                  "threshold.")] = 0.5,
+    model_id: Annotated[int | None, typer.Option(help="A specific fitted model of the group "
+                                                      "(default: its most recent).")] = None,
+    database_url: DatabaseOpt = None,
+    database_schema: SchemaOpt = None,
+) -> None:
+    """Promote a model group to production; the live deployment (if any) is retired, and both
+    are kept in the store and the audit log. Restart `rudi serve` to serve it."""
+    from rudikit.service.deploy import deploy
+
+    engine = _engine(project_dir, database_url, database_schema)
+    try:
+        done = deploy(engine, model_group_id, reason=reason, by=_by(by), threshold=threshold,
+                      model_id=model_id)
+    except ServiceError as exc:
+        fail(str(exc))
+    finally:
+        engine.dispose()
+    console.print(f"[green]Deployed[/] model group {done.model_group_id} ({done.algorithm}): "
+                  f"model {done.model_id}, threshold {done.threshold}, as deployment {done.id} "
+                  f"by {done.deployed_by}.", highlight=False)
+    if done.previous_id is not None:
+        console.print(f"Deployment {done.previous_id} is retired (kept in the history).")
+
+
+def deployments(project_dir: ProjectArg = Path("."), database_url: DatabaseOpt = None,
+                database_schema: SchemaOpt = None) -> None:
+    """List every deployment, newest first: which model, by whom, why, when, and whether live."""
+    from rudikit.service.deploy import history
+
+    engine = _engine(project_dir, database_url, database_schema)
+    rows = history(engine)
+    engine.dispose()
+    if not rows:
+        console.print("No deployment yet: `rudi deploy <model_group_id> --reason \"...\"`.")
+        return
+    table = Table(title="Deployments")
+    for heading in ("id", "live", "group", "algorithm", "model", "threshold", "by", "when",
+                    "reason", "retired"):
+        table.add_column(heading)
+    for r in rows:
+        table.add_row(str(r["id"]), "yes" if r["live"] else "", str(r["model_group_id"]),
+                      r["algorithm"], str(r["model_id"]), f"{r['threshold']:g}",
+                      r["deployed_by"], f"{r['deployed_at']:%Y-%m-%d %H:%M}", r["reason"],
+                      f"{r['retired_at']:%Y-%m-%d %H:%M} by {r['retired_by']}"
+                      if r["retired_at"] else "")
+    console.print(table)
+
+
+token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+
+
+@token_app.command("create")
+def token_create(
+    project_dir: ProjectArg = Path("."),
+    role: Annotated[str, typer.Option(help="predict, outcome, analyst or admin.")] = "predict",
+    name: Annotated[str | None, typer.Option(help="Who or what uses the token.")] = None,
+    by: ByOpt = None,
+    database_url: DatabaseOpt = None,
+    database_schema: SchemaOpt = None,
+) -> None:
+    """Create a token and print it once (only its SHA-256 is stored)."""
+    from rudikit.service.auth import create_token
+
+    engine = _engine(project_dir, database_url, database_schema)
+    try:
+        token_id, token = create_token(engine, role, name or f"{role} token", _by(by))
+    except ServiceError as exc:
+        fail(str(exc))
+    finally:
+        engine.dispose()
+    err.print(f"Token {token_id} (role {role}) created. It is shown only now; store it as a "
+              "secret (e.g. in an environment variable):", highlight=False)
+    print(token)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help="The token's id (see `rudi token list`).")],
+    project_dir: ProjectArg = Path("."),
+    by: ByOpt = None,
+    database_url: DatabaseOpt = None,
+    database_schema: SchemaOpt = None,
+) -> None:
+    """Revoke a token: running servers refuse it within a few seconds."""
+    from rudikit.service.auth import revoke_token
+
+    engine = _engine(project_dir, database_url, database_schema)
+    try:
+        row = revoke_token(engine, token_id, _by(by))
+    except ServiceError as exc:
+        fail(str(exc))
+    finally:
+        engine.dispose()
+    console.print(f"Token {token_id} ({row['name']}, role {row['role']}) revoked.",
+                  highlight=False)
+
+
+@token_app.command("list")
+def token_list(project_dir: ProjectArg = Path("."), database_url: DatabaseOpt = None,
+               database_schema: SchemaOpt = None) -> None:
+    """List tokens (never the tokens themselves)."""
+    from rudikit.service.auth import list_tokens
+
+    engine = _engine(project_dir, database_url, database_schema)
+    rows = list_tokens(engine)
+    engine.dispose()
+    table = Table(title="API tokens")
+    for heading in ("id", "name", "role", "created", "by", "revoked"):
+        table.add_column(heading)
+    for r in rows:
+        table.add_row(str(r["id"]), r["name"], r["role"], f"{r['created_at']:%Y-%m-%d %H:%M}",
+                      r["created_by"], f"{r['revoked_at']:%Y-%m-%d %H:%M} by {r['revoked_by']}"
+                      if r["revoked_at"] else "")
+    console.print(table)
+
+
+def register_service_commands(app: typer.Typer) -> None:
+    """Add the service commands to the ``rudi`` command line."""
+    app.command("serve")(serve)
+    app.command("deploy")(deploy_command)
+    app.command("deployments")(deployments)
+    app.add_typer(token_app, name="token")

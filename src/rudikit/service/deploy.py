@@ -1,0 +1,150 @@
+"""Promoting a model group to production, and loading what is deployed.
+
+``rudi deploy`` records who promoted which model, why and with which decision threshold; the
+previous deployment is retired in the same transaction (its row stays: history is kept) and both
+go to the audit log. The service loads the live deployment's artefact only when its SHA-256
+matches the store, and refuses to start otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sklearn.pipeline import Pipeline
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from rudikit.features.encoding import TabularEncoder
+from rudikit.models.artefacts import ArtefactError, load_artefact
+from rudikit.service import audit
+from rudikit.service.errors import ServiceError
+from rudikit.service.scoring import Scorer
+from rudikit.store import tables as t
+from rudikit.store.production_tables import deployed_models
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: int
+    model_group_id: int
+    model_id: int
+    algorithm: str
+    threshold: float
+    deployed_by: str
+    reason: str
+    previous_id: int | None
+
+
+def _load_pipeline(model: Any) -> Pipeline:
+    """The model's fitted pipeline, if its file matches the store's hash and can serve."""
+    try:
+        pipeline = load_artefact(model["artefact_path"], model["artefact_hash"])
+    except ArtefactError as exc:
+        raise ServiceError(f"model {model['id']}: {exc}") from None
+    steps = getattr(pipeline, "named_steps", {})
+    if not isinstance(steps.get("encode"), TabularEncoder) or "model" not in steps:
+        raise ServiceError(f"model {model['id']}: the artefact is not a rudikit pipeline "
+                           "(encode + model steps); it cannot be served")
+    return pipeline
+
+
+def deploy(engine: Engine, model_group_id: int, *, reason: str, by: str,
+           threshold: float = 0.5, model_id: int | None = None) -> Deployment:
+    """Make a model of ``model_group_id`` live (its most recent fit unless ``model_id``)."""
+    if not reason.strip():
+        raise ServiceError("say why this model is deployed: --reason \"...\" (it goes to the "
+                           "audit log)")
+    if not by.strip():
+        raise ServiceError("say who deploys: --by NAME")
+    if not 0.0 <= threshold <= 1.0:
+        raise ServiceError(f"--threshold must be between 0 and 1, got {threshold}")
+    with engine.connect() as conn:
+        group = conn.execute(select(t.model_groups).where(t.model_groups.c.id == model_group_id)
+                             ).mappings().one_or_none()
+        if group is None:
+            raise ServiceError(f"no model group {model_group_id} in the store (the summary of "
+                               "`rudi run` lists the groups)")
+        query = select(t.models).where(t.models.c.model_group_id == model_group_id)
+        if model_id is not None:
+            query = query.where(t.models.c.id == model_id)
+        model = conn.execute(query.order_by(t.models.c.created_at.desc(), t.models.c.id.desc())
+                             .limit(1)).mappings().one_or_none()
+    if model is None:
+        raise ServiceError(f"model {model_id} does not belong to model group {model_group_id}"
+                           if model_id is not None else
+                           f"model group {model_group_id} has no fitted model")
+    _load_pipeline(model)  # never promote a model that the service would refuse to load
+    try:
+        with engine.begin() as conn:
+            previous = live_deployment(conn)
+            stamp = audit.now()
+            if previous is not None:
+                conn.execute(update(deployed_models)
+                             .where(deployed_models.c.id == previous["id"])
+                             .values(live=False, retired_at=stamp, retired_by=by))
+            deployment_id = conn.execute(insert(deployed_models).values(
+                model_group_id=model_group_id, model_id=model["id"], threshold=threshold,
+                deployed_by=by, reason=reason, deployed_at=stamp, live=True,
+            ).returning(deployed_models.c.id)).scalar_one()
+            audit.record(conn, by, "deploy", f"deployment {deployment_id}", {
+                "deployment_id": deployment_id, "model_group_id": model_group_id,
+                "model_id": model["id"], "algorithm": group["algorithm"],
+                "artefact_hash": model["artefact_hash"], "threshold": threshold,
+                "reason": reason,
+                "retired_deployment_id": previous["id"] if previous is not None else None})
+    except IntegrityError:
+        raise ServiceError("another deployment was made at the same moment; check "
+                           "`rudi deployments` and run the command again") from None
+    return Deployment(deployment_id, model_group_id, model["id"], group["algorithm"], threshold,
+                      by, reason, previous["id"] if previous is not None else None)
+
+
+def live_deployment(conn: Connection) -> Any:
+    """The live deployment row (a mapping) or None."""
+    return conn.execute(select(deployed_models).where(deployed_models.c.live.is_(True))
+                        ).mappings().one_or_none()
+
+
+def history(engine: Engine) -> list[dict[str, Any]]:
+    """Every deployment, newest first, with its model group's algorithm."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(deployed_models, t.model_groups.c.algorithm)
+            .join(t.model_groups, t.model_groups.c.id == deployed_models.c.model_group_id)
+            .order_by(deployed_models.c.id.desc())).mappings()
+        return [dict(r) for r in rows]
+
+
+@dataclass
+class LoadedModel:
+    """What the service serves: the live deployment and its verified, self-checked model."""
+
+    deployment_id: int
+    model_id: int
+    model_group_id: int
+    algorithm: str
+    threshold: float
+    pipeline: Pipeline
+    scorer: Scorer
+
+
+def load_deployed_model(engine: Engine) -> LoadedModel:
+    """Load the live deployment's model, or raise :class:`ServiceError` saying why not."""
+    with engine.connect() as conn:
+        live = live_deployment(conn)
+        if live is None:
+            raise ServiceError("no model is deployed in this store; promote one with "
+                               "`rudi deploy <model_group_id> --reason \"...\"`")
+        model = conn.execute(select(t.models).where(t.models.c.id == live["model_id"])
+                             ).mappings().one()
+        algorithm = conn.execute(select(t.model_groups.c.algorithm).where(
+            t.model_groups.c.id == live["model_group_id"])).scalar_one()
+    try:
+        pipeline = _load_pipeline(model)
+    except ServiceError as exc:
+        raise ServiceError(f"refusing to start: the deployed model (deployment {live['id']}) "
+                           f"cannot be loaded safely: {exc}") from None
+    return LoadedModel(live["id"], model["id"], live["model_group_id"], algorithm,
+                       float(live["threshold"]), pipeline, Scorer(pipeline))

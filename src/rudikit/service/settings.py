@@ -1,0 +1,70 @@
+"""Service settings, from the command line or environment variables (the only place secrets and
+connection strings come from; uvicorn's worker processes read them from the environment)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from rudikit.service.errors import ServiceError
+
+ENV_PROJECT = "RUDI_PROJECT_DIR"
+ENV_DATABASE_URL = "RUDI_DATABASE_URL"
+ENV_SCHEMA = "RUDI_DATABASE_SCHEMA"
+ENV_MAX_BATCH = "RUDI_MAX_BATCH"
+ENV_TOKEN_CACHE = "RUDI_TOKEN_CACHE_SECONDS"
+ENV_SYNCHRONOUS = "RUDI_SQLITE_SYNCHRONOUS"
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    project_dir: Path = Path(".")
+    database_url: str | None = None  # None: RUDI_DATABASE_URL or <project>/.rudi/rudi.db
+    schema: str | None = None  # PostgreSQL schema holding the store (tests isolate stores so)
+    max_batch: int = 1000  # observations per POST /predict
+    token_cache_seconds: float = 2.0  # a revoked token stops working within this time
+    # SQLite (WAL): NORMAL, as the rest of the store, keeps every committed (so every answered)
+    # request through a crash of the server process; FULL also fsyncs each group commit, so
+    # they survive a power cut too, at a cost that depends on the disk (see bench/serve.py).
+    sqlite_synchronous: str = "NORMAL"
+
+    def __post_init__(self) -> None:
+        if self.sqlite_synchronous.upper() not in ("FULL", "NORMAL"):
+            raise ServiceError(f"SQLite synchronous mode must be FULL or NORMAL, got "
+                               f"{self.sqlite_synchronous!r}")
+
+    @classmethod
+    def from_env(cls) -> ServiceSettings:
+        def number(name: str, default: float, kind: type) -> float:
+            value = os.environ.get(name)
+            if value is None or value == "":
+                return default
+            try:
+                parsed = kind(value)
+            except ValueError:
+                raise ServiceError(f"environment variable {name}={value!r} is not a "
+                                   f"{kind.__name__}") from None
+            if parsed < 0 or (name == ENV_MAX_BATCH and parsed < 1):
+                raise ServiceError(f"environment variable {name}={value!r} is out of range")
+            return parsed
+
+        return cls(
+            project_dir=Path(os.environ.get(ENV_PROJECT) or "."),
+            database_url=os.environ.get(ENV_DATABASE_URL) or None,
+            schema=os.environ.get(ENV_SCHEMA) or None,
+            max_batch=int(number(ENV_MAX_BATCH, 1000, int)),
+            token_cache_seconds=float(number(ENV_TOKEN_CACHE, 2.0, float)),
+            sqlite_synchronous=os.environ.get(ENV_SYNCHRONOUS) or "NORMAL",
+        )
+
+    def to_env(self) -> dict[str, str]:
+        env = {ENV_PROJECT: str(Path(self.project_dir).resolve()),
+               ENV_MAX_BATCH: str(self.max_batch),
+               ENV_TOKEN_CACHE: str(self.token_cache_seconds),
+               ENV_SYNCHRONOUS: self.sqlite_synchronous.upper()}
+        if self.database_url:
+            env[ENV_DATABASE_URL] = self.database_url
+        if self.schema:
+            env[ENV_SCHEMA] = self.schema
+        return env

@@ -1,0 +1,166 @@
+"""Early intervention list tables: how stable the lists are, how officers move on them, and the
+reviews that keep an officer off the list for a cool-off period.
+
+Defined on the results store's ``metadata`` (migration 0004), and written like the rest of the
+store: one transaction per call, rows only ever inserted.
+
+* ``list_stability``: one value per run, kind (``seeds``: two seeds of one model group on one
+  date; ``consecutive``: a list against the one before it; ``trees``: two seeds at a number of
+  trees), parameter (what was varied, e.g. ``n_estimators=1000`` or the two dates) and metric
+  (``jaccard``, ``spearman``, ``precision_at_k``);
+* ``rank_changes``: DSaPP's ``time_delta``: an officer's rank on a list date against the nearest
+  earlier list at least a day / week / month / quarter / year before;
+* ``entity_reviews``: supervisor reviews of flagged officers (DSaPP's ``review_audit``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+)
+from sqlalchemy.engine import Engine
+
+from rudikit.store.tables import BigId, metadata
+
+list_stability = Table(
+    "list_stability",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", ForeignKey("runs.id"), nullable=False, index=True),
+    Column("model_group_id", ForeignKey("model_groups.id")),
+    Column("kind", String(20), nullable=False),  # seeds, consecutive, trees
+    Column("algorithm", String(100)),
+    Column("parameter", String(200), nullable=False),  # "n_estimators=1000", "2014-01-01/..."
+    Column("as_of_date", DateTime(timezone=True)),
+    Column("k", Integer, nullable=False),
+    Column("metric", String(50), nullable=False),  # jaccard, spearman, precision_at_k
+    Column("value", Float),
+    Column("details", JSON),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+rank_changes = Table(
+    "rank_changes",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("run_id", ForeignKey("runs.id"), nullable=False),
+    Column("model_group_id", ForeignKey("model_groups.id")),
+    Column("entity_id", String(200), nullable=False),
+    Column("as_of_date", DateTime(timezone=True), nullable=False),
+    Column("horizon", String(20), nullable=False),  # day, week, month, quarter, year
+    Column("rank", Integer, nullable=False),
+    Column("previous_date", DateTime(timezone=True)),
+    Column("previous_rank", Integer),
+    Column("change", Integer),  # previous_rank - rank: positive = moved up the list
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_rank_changes_run_date", "run_id", "as_of_date"),
+)
+
+entity_reviews = Table(
+    "entity_reviews",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("entity_id", String(200), nullable=False, index=True),
+    Column("review_date", DateTime(timezone=True), nullable=False),
+    Column("model_group_id", ForeignKey("model_groups.id")),
+    Column("reviewer", String(200), nullable=False),
+    Column("outcome", String(50), nullable=False),  # e.g. no_action, training, counselling
+    Column("notes", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+LIST_TABLES = (list_stability, rank_changes, entity_reviews)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(value: Any) -> datetime | None:
+    if value is None or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return pd.Timestamp(value).to_pydatetime()
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def record_list_stability(engine: Engine, run_id: int, rows: pd.DataFrame | list[dict[str, Any]]
+                          ) -> int:
+    """Insert stability values; each row needs ``kind``, ``parameter``, ``k``, ``metric`` and
+    ``value`` (``model_group_id``, ``algorithm``, ``as_of_date``, ``details`` optional).
+    Returns the number of rows written."""
+    records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else list(rows)
+    created = _now()
+    values = [{
+        "run_id": run_id, "model_group_id": _int(r.get("model_group_id")),
+        "kind": str(r["kind"]), "algorithm": r.get("algorithm"),
+        "parameter": str(r["parameter"]), "as_of_date": _ts(r.get("as_of_date")),
+        "k": int(r["k"]), "metric": str(r["metric"]), "value": _float(r["value"]),
+        "details": r.get("details"), "created_at": created,
+    } for r in records]
+    if values:
+        with engine.begin() as conn:
+            conn.execute(insert(list_stability), values)
+    return len(values)
+
+
+def record_rank_changes(engine: Engine, run_id: int, changes: pd.DataFrame,
+                        model_group_id: int | None = None) -> int:
+    """Insert the output of :func:`rudikit.evaluation.stability.rank_changes`."""
+    created = _now()
+    values = [{
+        "run_id": run_id, "model_group_id": model_group_id, "entity_id": str(r["entity_id"]),
+        "as_of_date": _ts(r["as_of_date"]), "horizon": str(r["horizon"]),
+        "rank": int(r["rank"]), "previous_date": _ts(r["previous_date"]),
+        "previous_rank": _int(r["previous_rank"]), "change": _int(r["change"]),
+        "created_at": created,
+    } for r in changes.to_dict("records")]
+    with engine.begin() as conn:
+        for start in range(0, len(values), 20_000):
+            conn.execute(insert(rank_changes), values[start:start + 20_000])
+    return len(values)
+
+
+def record_review(engine: Engine, entity_id: str, review_date: Any, *, reviewer: str,
+                  outcome: str, notes: str | None = None,
+                  model_group_id: int | None = None) -> int:
+    """Store one supervisor review of a flagged officer."""
+    with engine.begin() as conn:
+        return conn.execute(insert(entity_reviews).values(
+            entity_id=str(entity_id), review_date=_ts(review_date), reviewer=reviewer,
+            outcome=outcome, notes=notes, model_group_id=model_group_id, created_at=_now(),
+        ).returning(entity_reviews.c.id)).scalar_one()
+
+
+def load_reviews(engine: Engine) -> pd.DataFrame:
+    """Every stored review as (entity_id, review_date, reviewer, outcome), for
+    :func:`rudikit.evaluation.stability.exclude_reviewed`."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(entity_reviews.c.entity_id, entity_reviews.c.review_date,
+                                   entity_reviews.c.reviewer, entity_reviews.c.outcome)).all()
+    frame = pd.DataFrame(rows, columns=["entity_id", "review_date", "reviewer", "outcome"])
+    dates = pd.to_datetime(frame["review_date"], utc=True)
+    frame["review_date"] = dates.dt.tz_convert(None)
+    return frame

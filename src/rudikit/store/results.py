@@ -1,0 +1,212 @@
+"""Writing development results. Each function is one transaction: a model, its predictions,
+evaluations and importances land together or not at all."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata as importlib_metadata
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from rudikit import __version__
+from rudikit.evaluation.metrics import MetricValue
+from rudikit.store import tables as t
+
+LIBRARIES = ("numpy", "pandas", "scikit-learn", "lightgbm", "skops", "sqlalchemy", "fairlearn")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _ts(value: Any) -> datetime | None:
+    if value is None or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return pd.Timestamp(value).to_pydatetime()
+
+
+def start_run(engine: Engine, project: str, config_hash: str, config: dict[str, Any],
+              seed: int, data_origin: str) -> int:
+    with engine.begin() as conn:
+        return conn.execute(insert(t.runs).values(
+            project=project, config_hash=config_hash, config=config, code_version=__version__,
+            library_versions=library_versions(), seed=seed, data_origin=data_origin,
+            status="running", started_at=now(),
+        ).returning(t.runs.c.id)).scalar_one()
+
+
+def finish_run(engine: Engine, run_id: int, status: str, error: str | None = None,
+               report_path: str | None = None) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(
+            status=status, error=error, report_path=report_path, finished_at=now()))
+
+
+def record_snapshot(engine: Engine, run_id: int, *, source: str, kind: str, location: str,
+                    files: int, rows: int, bad_rows: int, warnings: int, checksum: str,
+                    min_date: Any, max_date: Any) -> int:
+    with engine.begin() as conn:
+        return conn.execute(insert(t.data_snapshots).values(
+            run_id=run_id, source=source, kind=kind, location=location, files=files, rows=rows,
+            bad_rows=bad_rows, warnings=warnings, checksum=checksum, min_date=_ts(min_date),
+            max_date=_ts(max_date), created_at=now(),
+        ).returning(t.data_snapshots.c.id)).scalar_one()
+
+
+def group_key(project: str, algorithm: str, hyperparameters: dict[str, Any],
+              features: dict[str, Any], label: str) -> str:
+    payload = json.dumps([project, algorithm, hyperparameters, features, label], sort_keys=True,
+                         default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def get_or_create_model_group(engine: Engine, project: str, algorithm: str,
+                              hyperparameters: dict[str, Any], features: dict[str, Any],
+                              label: str) -> int:
+    """Model groups are shared across runs: the same configuration is the same group."""
+    key = group_key(project, algorithm, hyperparameters, features, label)
+    with engine.begin() as conn:
+        found = conn.execute(select(t.model_groups.c.id).where(
+            t.model_groups.c.group_key == key)).scalar_one_or_none()
+        if found is not None:
+            return found
+        return conn.execute(insert(t.model_groups).values(
+            group_key=key, project=project, algorithm=algorithm,
+            hyperparameters=hyperparameters, features=features, label=label, created_at=now(),
+        ).returning(t.model_groups.c.id)).scalar_one()
+
+
+@dataclass
+class FittedModel:
+    run_id: int
+    model_group_id: int
+    split: str
+    train_rows: int
+    test_rows: int
+    train_span: tuple[Any, Any]
+    test_span: tuple[Any, Any]
+    artefact_hash: str
+    artefact_path: str
+    train_seconds: float
+
+
+def ranks(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rank 1 = highest score; tied scores share the best rank of their run ("min")."""
+    rank = pd.Series(score).rank(method="min", ascending=False).to_numpy(dtype=int)
+    return rank, rank / max(len(score), 1)
+
+
+def _insert_many(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), 20_000):
+        conn.execute(insert(table), rows[start:start + 20_000])
+
+
+def record_model(engine: Engine, model: FittedModel, *, entity_ids: np.ndarray,
+                 as_of: np.ndarray | None, score: np.ndarray, label: np.ndarray,
+                 metrics: list[MetricValue],
+                 importances: list[tuple[str, str, float, float | None, float | None]]) -> int:
+    """Store a fitted model with its test predictions, evaluations and feature importances."""
+    created = now()
+    rank_abs, rank_pct = ranks(score)
+    with engine.begin() as conn:
+        model_id = conn.execute(insert(t.models).values(
+            run_id=model.run_id, model_group_id=model.model_group_id, split=model.split,
+            train_rows=model.train_rows, test_rows=model.test_rows,
+            train_start=_ts(model.train_span[0]), train_end=_ts(model.train_span[1]),
+            test_start=_ts(model.test_span[0]), test_end=_ts(model.test_span[1]),
+            artefact_hash=model.artefact_hash, artefact_path=model.artefact_path,
+            train_seconds=model.train_seconds, selected=False, created_at=created,
+        ).returning(t.models.c.id)).scalar_one()
+        dates = [None] * len(score) if as_of is None else [_ts(d) for d in as_of]
+        _insert_many(conn, t.predictions, [
+            {"model_id": model_id, "entity_id": str(e), "as_of_date": d, "score": float(s),
+             "label": int(y), "rank_abs": int(ra), "rank_pct": float(rp)}
+            for e, d, s, y, ra, rp in zip(entity_ids, dates, score, label, rank_abs, rank_pct,
+                                          strict=True)
+        ])
+        _insert_many(conn, t.evaluations, [
+            {"model_id": model_id, "metric": m.metric, "parameter": m.parameter,
+             "value": None if np.isnan(m.value) else m.value, "lower": m.lower,
+             "upper": m.upper, "n": m.n, "created_at": created}
+            for m in metrics
+        ] + [
+            {"model_id": model_id, "metric": "train_seconds", "parameter": "",
+             "value": model.train_seconds, "lower": None, "upper": None, "n": model.train_rows,
+             "created_at": created}
+        ])
+        order = sorted(importances, key=lambda r: -r[2])
+        if order:
+            _insert_many(conn, t.feature_importances, [
+                {"model_id": model_id, "feature": f, "method": method, "importance": imp,
+                 "std": std, "p_value": p, "rank": i + 1}
+                for i, (f, method, imp, std, p) in enumerate(order)
+            ])
+    return model_id
+
+
+def mark_selected(engine: Engine, model_id: int, reason: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(t.models).where(t.models.c.id == model_id).values(
+            selected=True, selection_reason=reason))
+
+
+def _none_if_nan(value: Any) -> Any:
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, (float, np.floating)) and np.isnan(value):
+        return None
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    return value
+
+
+def record_fairness(engine: Engine, model_id: int, selection: str, disparities: pd.DataFrame | None,
+                    requirement_results: list[Any]) -> None:
+    """Store one model's audit (tidy per attribute, group and metric) and requirement results
+    in one transaction."""
+    created = now()
+    with engine.begin() as conn:
+        if disparities is not None and len(disparities):
+            rows = [
+                {"model_id": model_id, "selection": selection, "attribute": r["attribute"],
+                 "group_value": r["group"], "metric": r["metric"],
+                 **{k: _none_if_nan(r[k]) for k in ("value", "lower", "upper", "numerator",
+                                                     "denominator", "reference_group",
+                                                     "disparity_ratio", "difference_pp",
+                                                     "p_value", "fair")},
+                 "n": int(r["n"]), "status": r["status"], "created_at": created}
+                for r in disparities.to_dict("records")
+            ]
+            _insert_many(conn, t.fairness_audits, rows)
+        for result in requirement_results:
+            req = result.requirement
+            outcomes = [{k: _none_if_nan(v) for k, v in o.__dict__.items()
+                         if k != "excluded_groups"} | {"excluded_groups": list(o.excluded_groups)}
+                        for o in result.outcomes]
+            conn.execute(insert(t.fairness_requirements).values(
+                model_id=model_id, selection=selection, name=req.name, metric=req.metric,
+                max_gap_pp=float(req.max_gap_pp), passed=bool(result.passed),
+                units_met=int(result.units_met), units_evaluated=int(result.units_evaluated),
+                summary=result.summary, outcomes=outcomes, created_at=created))

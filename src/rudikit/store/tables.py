@@ -1,0 +1,183 @@
+"""The results store's tables (SQLAlchemy Core). The same schema runs on SQLite and PostgreSQL.
+
+History is never overwritten: every run adds rows; model groups are shared across runs (a group
+is an algorithm + hyperparameters + features + label), models are a group fitted in one run.
+Alembic migrations in ``migrations/`` create and evolve these tables; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for big tables.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project", String(200), nullable=False),
+    Column("config_hash", String(64), nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("code_version", String(100), nullable=False),
+    Column("library_versions", JSON, nullable=False),
+    Column("seed", Integer, nullable=False),
+    Column("data_origin", String(20), nullable=False),  # "real" or "synthetic"
+    Column("status", String(20), nullable=False),  # running, finished, failed
+    Column("error", Text),
+    Column("report_path", Text),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+)
+
+data_snapshots = Table(
+    "data_snapshots",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", ForeignKey("runs.id"), nullable=False, index=True),
+    Column("source", String(200), nullable=False),
+    Column("kind", String(50), nullable=False),
+    Column("location", Text, nullable=False),
+    Column("files", Integer, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("bad_rows", Integer, nullable=False),
+    Column("warnings", Integer, nullable=False),
+    Column("checksum", String(64), nullable=False),
+    Column("min_date", DateTime(timezone=True)),
+    Column("max_date", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+model_groups = Table(
+    "model_groups",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("group_key", String(64), nullable=False),
+    Column("project", String(200), nullable=False),
+    Column("algorithm", String(100), nullable=False),
+    Column("hyperparameters", JSON, nullable=False),
+    Column("features", JSON, nullable=False),
+    Column("label", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("group_key", name="uq_model_groups_group_key"),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", ForeignKey("runs.id"), nullable=False, index=True),
+    Column("model_group_id", ForeignKey("model_groups.id"), nullable=False, index=True),
+    Column("split", String(200), nullable=False),
+    Column("train_rows", Integer, nullable=False),
+    Column("test_rows", Integer, nullable=False),
+    Column("train_start", DateTime(timezone=True)),
+    Column("train_end", DateTime(timezone=True)),
+    Column("test_start", DateTime(timezone=True)),
+    Column("test_end", DateTime(timezone=True)),
+    Column("artefact_hash", String(64), nullable=False),
+    Column("artefact_path", Text, nullable=False),
+    Column("train_seconds", Float, nullable=False),
+    Column("selected", Boolean, nullable=False, default=False),
+    Column("selection_reason", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("model_id", ForeignKey("models.id"), nullable=False),
+    Column("entity_id", String(200), nullable=False),
+    Column("as_of_date", DateTime(timezone=True)),
+    Column("score", Float, nullable=False),
+    Column("label", Integer),
+    Column("rank_abs", Integer, nullable=False),
+    Column("rank_pct", Float, nullable=False),
+    Index("ix_predictions_model_rank", "model_id", "rank_abs"),
+)
+
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("model_id", ForeignKey("models.id"), nullable=False, index=True),
+    Column("metric", String(100), nullable=False),
+    Column("parameter", String(100), nullable=False),  # e.g. "10_pct", "100_abs", "0.5", ""
+    Column("value", Float),
+    Column("lower", Float),
+    Column("upper", Float),
+    Column("n", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+feature_importances = Table(
+    "feature_importances",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("model_id", ForeignKey("models.id"), nullable=False, index=True),
+    Column("feature", String(300), nullable=False),
+    Column("method", String(50), nullable=False),
+    Column("importance", Float, nullable=False),
+    Column("std", Float),
+    Column("p_value", Float),
+    Column("rank", Integer, nullable=False),
+)
+
+fairness_audits = Table(
+    "fairness_audits",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("model_id", ForeignKey("models.id"), nullable=False, index=True),
+    Column("selection", String(50), nullable=False),  # "threshold=0.5", "top_pct=10", "top_k=100"
+    Column("attribute", String(300), nullable=False),  # a column, or crossed columns "a:b"
+    Column("group_value", String(300), nullable=False),
+    Column("metric", String(50), nullable=False),
+    Column("value", Float),
+    Column("lower", Float),
+    Column("upper", Float),
+    Column("numerator", Float),
+    Column("denominator", Float),
+    Column("n", Integer, nullable=False),
+    Column("reference_group", String(300)),
+    Column("disparity_ratio", Float),
+    Column("difference_pp", Float),
+    Column("p_value", Float),
+    Column("fair", Boolean),
+    Column("status", String(50), nullable=False),  # ok, reference, insufficient data, ...
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+fairness_requirements = Table(
+    "fairness_requirements",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_id", ForeignKey("models.id"), nullable=False, index=True),
+    Column("selection", String(50), nullable=False),
+    Column("name", String(300), nullable=False),
+    Column("metric", String(50), nullable=False),
+    Column("max_gap_pp", Float, nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("units_met", Integer, nullable=False),
+    Column("units_evaluated", Integer, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("outcomes", JSON, nullable=False),  # one record per unit: status, gap, groups
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,71 @@
+"""The `rudi` command line: useful help, clear errors without tracebacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from rudikit.cli import app
+from tests.conftest import write_project
+
+runner = CliRunner()
+
+
+def test_help_describes_every_command() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("init", "validate", "run", "demo", "report"):
+        assert command in result.output
+    run_help = runner.invoke(app, ["run", "--help"])
+    assert "--database-url" in run_help.output and "bootstrap" in run_help.output
+
+
+def test_init_copies_an_example_with_absolute_data_paths(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["init", str(tmp_path / "new")])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "new" / "rudi.yaml").read_text()
+    assert "${RUDI_DATA_DIR:-/" in text  # the relative default became absolute
+    again = runner.invoke(app, ["init", str(tmp_path / "new")])
+    assert again.exit_code == 2 and "already exists" in again.output
+    unknown = runner.invoke(app, ["init", str(tmp_path / "x"), "--example", "nope"])
+    assert unknown.exit_code == 2 and "no example named 'nope'" in unknown.output
+
+
+def test_validate_reports_config_problems_by_key_path(tmp_path: Path) -> None:
+    folder = write_project(tmp_path / "p")
+    config = yaml.safe_load((folder / "rudi.yaml").read_text())
+    config["features"]["categorical"].append("shoe_size")
+    config["label"]["positive_when"][0]["column"] = "found_it"
+    (folder / "rudi.yaml").write_text(yaml.safe_dump(config))
+    result = runner.invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 1
+    assert "features.categorical[7]: no column 'shoe_size' in the data" in result.output
+    assert "label.positive_when[0].column: no column 'found_it'" in result.output
+    assert "Traceback" not in result.output
+
+    config["evaluation"]["top_pct"] = [150]
+    (folder / "rudi.yaml").write_text(yaml.safe_dump(config))
+    result = runner.invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 2
+    assert "evaluation.top_pct: top_pct 150.0 is outside (0, 100]" in result.output
+
+
+def test_validate_passes_on_a_good_project(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["validate", str(write_project(tmp_path / "p"))])
+    assert result.exit_code == 0, result.output
+    assert "synthetic" in result.output and "valid" in result.output
+
+
+def test_run_refuses_without_rationale(tmp_path: Path) -> None:
+    folder = write_project(tmp_path / "p", rationale={"problem": "something"})
+    result = runner.invoke(app, ["run", str(folder)])
+    assert result.exit_code == 2
+    assert "will not train a model until the rationale is complete" in result.output
+    assert "rationale.aim" in result.output and "Traceback" not in result.output
+
+
+def test_missing_project_file(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", str(tmp_path)])
+    assert result.exit_code == 2 and "no rudi.yaml here" in result.output

@@ -1,0 +1,426 @@
+"""COMPAS case table: labels, censoring, custody history and tokens on hand-made people, the
+compas.db layout on a tiny SQLite file, and counts and base rates on ProPublica's files."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rudikit.data import compas
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# The header of ProPublica's people table (relational_tables/people.csv, compas.db people).
+PEOPLE_HEADER = [
+    "id", "name", "first", "last", "sex", "race", "dob", "age", "age_cat", "juv_fel_count",
+    "juv_misd_count", "juv_other_count", "compas_screening_date", "decile_score", "score_text",
+    "violent_recid", "priors_count", "days_b_screening_arrest", "c_jail_in", "c_jail_out",
+    "c_case_number", "c_days_from_compas", "c_arrest_date", "c_offense_date", "c_charge_degree",
+    "c_charge_desc", "is_recid", "num_r_cases", "r_case_number", "r_charge_degree",
+    "r_days_from_arrest", "r_offense_date", "r_charge_desc", "r_jail_in", "r_jail_out",
+    "is_violent_recid", "num_vr_cases", "vr_case_number", "vr_charge_degree", "vr_offense_date",
+    "vr_charge_desc",
+]
+JAIL_HEADER = ["id", "first", "last", "dob", "in_custody", "out_custody", "person_id"]
+PRISON_HEADER = ["id", "name", "first", "middle", "last", "dob", "in_custody", "out_custody",
+                 "person_id"]
+DAY0 = pd.Timestamp("2013-03-01")
+
+
+def day(n: int) -> str:
+    """A date ``n`` days after DAY0, written as ProPublica's relational tables write it."""
+    return (DAY0 + pd.Timedelta(days=n)).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def person(pid: int, **values: object) -> dict[str, object]:
+    """A people row: arrested on DAY0 for a third-degree felony, screened the next day."""
+    row: dict[str, object] = dict.fromkeys(PEOPLE_HEADER, "")
+    row.update({
+        "id": pid, "name": f"first{pid} last{pid}", "first": f"first{pid}", "last": f"last{pid}",
+        "sex": "Male", "race": "Caucasian", "dob": "1990-01-15 00:00:00.000000",
+        "juv_fel_count": 0, "juv_misd_count": 0, "juv_other_count": 0, "priors_count": 1,
+        "compas_screening_date": day(1), "decile_score": 5, "c_case_number": f"13{pid:06d}CF10A",
+        "c_offense_date": day(0), "c_charge_degree": "(F3)",
+        "c_charge_desc": "Grand Theft in the 3rd Degree", "is_recid": 0,
+    })
+    row.update(values)
+    return row
+
+
+def offence(prefix: str, days: int, degree: str, pid: int) -> dict[str, object]:
+    return {f"{prefix}_offense_date": day(days), f"{prefix}_charge_degree": degree,
+            f"{prefix}_case_number": f"15{pid:06d}{prefix.upper()}"}
+
+
+def stay(pid: int, start: str, end: str, header: list[str]) -> dict[str, object]:
+    row: dict[str, object] = dict.fromkeys(header, "")
+    row.update({"first": f"first{pid}", "last": f"last{pid}", "dob": "1990-01-15 00:00:00.000000",
+                "in_custody": start, "out_custody": end, "person_id": pid})
+    return row
+
+
+def write_csv_layout(folder: Path, people: list[dict], jail: list[dict] = (),
+                     prison: list[dict] = ()) -> Path:
+    tables = folder / "relational_tables"
+    tables.mkdir(parents=True, exist_ok=True)
+    for name, rows, header in (("people", people, PEOPLE_HEADER),
+                               ("jailhistory", jail, JAIL_HEADER),
+                               ("prisonhistory", prison, PRISON_HEADER)):
+        frame = pd.DataFrame(list(rows), columns=header)
+        if name != "people":
+            frame["id"] = range(1, len(frame) + 1)
+        frame.to_csv(tables / f"{name}.csv", index=False)
+    (tables / "summary.csv").write_text("id,first,last,person_id\n")
+    return folder
+
+
+# --- Hand-made people ------------------------------------------------------------------------
+
+# person id -> what happens after the DAY0 case
+LABEL_PEOPLE = [
+    person(1, **offence("r", 364, "(F3)", 1)),                     # felony on day 364 -> 1
+    person(2, **offence("r", 366, "(F3)", 2)),                     # day 366 -> 0
+    person(3, **offence("r", 100, "(M1)", 3)),                     # misdemeanour -> 0
+    person(4),                                                     # prison on day 200 -> excluded
+    person(5, **offence("r", 50, "(F2)", 5)),                      # felony, then prison on day 120
+    person(6, c_offense_date=day(600), compas_screening_date=day(601)),  # too late: censored
+    person(7, **offence("r", 30, "(M1)", 7), **offence("vr", 300, "(F3)", 7)),  # violent felony
+    person(8, **offence("r", 365, "(F3)", 8)),                     # day 365 is inside the year
+    person(9, compas_screening_date=day(45)),                      # screened 45 days later
+    person(10, c_offense_date="", c_case_number="", c_charge_degree="", c_charge_desc=""),
+    person(11, c_offense_date="", c_arrest_date=day(10), **offence("r", 200, "(F3)", 11)),
+    person(12, **offence("r", 0, "(F3)", 12)),                     # same day: not "after"
+    person(99, **offence("r", 900, "(M1)", 99)),                   # last offence: the data end
+]
+LABEL_PRISON = [stay(4, day(200), day(400), PRISON_HEADER),
+                stay(5, day(120), day(300), PRISON_HEADER)]
+
+
+@pytest.fixture
+def label_folder(tmp_path: Path) -> Path:
+    return write_csv_layout(tmp_path / "compas", LABEL_PEOPLE, prison=LABEL_PRISON)
+
+
+def by_person(table: pd.DataFrame) -> pd.DataFrame:
+    return table.set_index("person_id")
+
+
+def test_felony_label_window_exclusions_and_censoring(label_folder: Path) -> None:
+    full = by_person(compas.build_compas_table(label_folder, keep_unlabelled=True))
+    status, label = full["label_status"], full["felony_365"]
+    assert full.attrs["end_date"] == DAY0 + pd.Timedelta(days=900)
+    assert label[1] == 1 and label[2] == 0  # day 364 vs day 366
+    assert label[8] == 1  # day 365 still counts
+    assert label[3] == 0  # a misdemeanour within the year is not a felony
+    assert label[7] == 1  # the first new offence is a misdemeanour, the violent one a felony
+    assert label[12] == 0  # an offence on the case day itself is not a later felony
+    assert status[4] == "prison" and pd.isna(label[4])
+    assert status[5] == "prison" and pd.isna(label[5])  # the guide's rule: any prison term
+    assert status[6] == "censored" and pd.isna(label[6])  # 300 days of follow-up < 365
+    assert status[9] == "screening_gap" and pd.isna(label[9])
+    assert status[10] == "no_case" and pd.isna(label[10])
+    assert full.loc[11, "case_date"] == DAY0 + pd.Timedelta(days=10)
+    assert full.loc[11, "case_date_source"] == "arrest" and label[11] == 1  # 190 days later
+    assert full.loc[1, "case_date_source"] == "offence"
+
+    table = compas.build_compas_table(label_folder)  # the default drops unlabelled rows
+    assert sorted(table["person_id"]) == [1, 2, 3, 7, 8, 11, 12, 99]
+    assert table["felony_365"].notna().all() and (table["label_status"] == "labelled").all()
+    summary = compas.label_summary(full)
+    assert summary["labelled"] == 8 and summary["positives"] == 4
+    assert summary["status"]["prison"] == 2
+
+
+def test_prison_rule_variants_and_explicit_end_date(label_folder: Path) -> None:
+    before = by_person(compas.build_compas_table(
+        label_folder, prison_rule="exclude_before_felony", keep_unlabelled=True))
+    assert before.loc[5, "felony_365"] == 1  # felony on day 50 came before prison on day 120
+    assert before.loc[4, "label_status"] == "prison"
+    kept = by_person(compas.build_compas_table(label_folder, prison_rule="keep",
+                                               keep_unlabelled=True))
+    assert kept.loc[4, "felony_365"] == 0 and kept.loc[5, "felony_365"] == 1
+    early = by_person(compas.build_compas_table(label_folder, end_date="2014-03-05",
+                                                keep_unlabelled=True))
+    assert early.loc[1, "label_status"] == "labelled"  # 2013-03-01 + 365 days <= end
+    assert early.loc[11, "label_status"] == "censored"  # 2013-03-11 + 365 days > end
+    ungapped = by_person(compas.build_compas_table(label_folder, max_screening_gap_days=None,
+                                                   keep_unlabelled=True))
+    assert ungapped.loc[9, "label_status"] == "labelled"
+    with pytest.raises(ValueError, match="prison_rule"):
+        compas.build_compas_table(label_folder, prison_rule="never")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="label must be"):
+        compas.build_compas_table(label_folder, label="felony")  # type: ignore[arg-type]
+
+
+HISTORY_PID = 20
+EARLIER_JAIL = [
+    stay(HISTORY_PID, "2012-12-01 08:00:00.000000", "2012-12-11 08:00:00.000000", JAIL_HEADER),
+    stay(HISTORY_PID, "2013-02-20 10:00:00.000000", "2013-02-22 22:00:00.000000", JAIL_HEADER),
+]
+EARLIER_PRISON = [stay(HISTORY_PID, "2008-01-01 00:00:00.000000", "2011-01-01 00:00:00.000000",
+                       PRISON_HEADER)]
+LATER_JAIL = [
+    stay(HISTORY_PID, "2013-03-01 06:00:00.000000", "2013-03-03 06:00:00.000000", JAIL_HEADER),
+    stay(HISTORY_PID, "2013-05-01 06:00:00.000000", "2013-06-01 06:00:00.000000", JAIL_HEADER),
+]
+# Starts on day 457, after the labelling year, so the case keeps its label.
+LATER_PRISON = [stay(HISTORY_PID, "2014-06-01 00:00:00.000000", "2020-01-01 00:00:00.000000",
+                     PRISON_HEADER)]
+
+
+def history_table(folder: Path, later: bool) -> pd.DataFrame:
+    people = [person(HISTORY_PID), person(99, **offence("r", 900, "(M1)", 99))]
+    write_csv_layout(folder, people, jail=EARLIER_JAIL + (LATER_JAIL if later else []),
+                     prison=EARLIER_PRISON + (LATER_PRISON if later else []))
+    return by_person(compas.build_compas_table(folder))
+
+
+def test_custody_history_is_hand_computed_and_ignores_later_stays(tmp_path: Path) -> None:
+    row = history_table(tmp_path / "with_later", later=True).loc[HISTORY_PID]
+    # Jail: released 2012-12-11 (80 days before 2013-03-01) after 10 days, and 2013-02-22
+    # (7 days before) after 2.5 days. Prison: 2008-01-01..2011-01-01 = 1096 days, released
+    # 790 days before the case (365 + 366 + 59).
+    assert row["jail_count"] == 2
+    assert row["jail_days"] == pytest.approx(12.5)
+    assert row["jail_recency"] == pytest.approx(0.5 ** (80 / 365) + 0.5 ** (7 / 365), abs=1e-6)
+    assert row["prison_count"] == 1
+    assert row["prison_days"] == pytest.approx(1096)
+    assert row["prison_recency"] == pytest.approx(0.5 ** (790 / 365), abs=1e-6)
+    assert row["age"] == 23  # born 1990-01-15
+
+    without = history_table(tmp_path / "without_later", later=False).loc[HISTORY_PID]
+    features = compas.feature_columns(without.to_frame().T)
+    for col in features["numeric"] + features["categorical"]:
+        assert row[col] == without[col], col
+
+
+def test_custody_history_cuts_a_stay_running_into_the_case_day() -> None:
+    cases = pd.DataFrame({"person_id": [1], "case_date": [DAY0]})
+    stays = pd.DataFrame({"person_id": [1, 1], "in_custody": [DAY0 - pd.Timedelta(days=2),
+                                                              DAY0 - pd.Timedelta(days=30)],
+                          "out_custody": [DAY0 + pd.Timedelta(days=5), pd.NaT]})
+    out = compas.custody_history(cases, stays, "jail").iloc[0]
+    assert out["jail_count"] == 2
+    assert out["jail_days"] == pytest.approx(32)  # both cut at the case day
+    assert out["jail_recency"] == pytest.approx(2.0)  # "released" on the case day
+
+
+def test_age_at_counts_whole_years() -> None:
+    dob = pd.Series(pd.to_datetime(["1990-03-01", "1990-03-02", "2000-02-29"]))
+    when = pd.Series(pd.to_datetime(["2013-03-01", "2013-03-01", "2013-02-28"]))
+    assert compas.age_at(dob, when).tolist() == [23, 22, 12]
+
+
+def test_tokens_follow_stop_words_and_min_count() -> None:
+    descriptions = (["Grand Theft in the 3rd Degree"] * 5 + ["Battery"] * 4 + ["BATTERY"]
+                    + ["Trespass Structure/Conveyance"] * 4 + ["Possess Cannabis/20 Grams Or Less"]
+                    * 6 + ["Aggravated Assault W/Firearm"] * 3)
+    vocab = compas.charge_vocabulary(descriptions)
+    assert vocab == sorted(vocab)
+    assert {"grand", "theft", "rd", "degree", "possess", "cannabis", "grams", "less"} <= set(vocab)
+    assert "battery" in vocab  # four "Battery" and one "BATTERY": five, case-insensitively
+    assert "trespass" not in vocab and "firearm" not in vocab  # seen 4 and 3 times
+    assert not {"in", "the", "or"} & set(vocab)  # stop words, though seen 5+ times
+    assert "w" not in vocab and all(len(w) > 1 for w in vocab)
+    assert "trespass" in compas.charge_vocabulary(descriptions, min_count=4)
+    assert compas.charge_tokens("Poss of Cocaine W/Intent") == ["poss", "cocaine", "intent"]
+    assert compas.charge_tokens(None) == [] and compas.charge_tokens(np.nan) == []
+
+    new = pd.Series(["Petit Theft", "Battery on Law Enforc Officer", None], index=[7, 8, 9])
+    tokens = compas.token_features(new, vocab)
+    assert list(tokens.columns) == [f"token_{w}" for w in vocab]
+    assert list(tokens.index) == [7, 8, 9]
+    assert tokens.loc[7].sum() == 1 and tokens.loc[7, "token_theft"] == 1  # "petit" unseen
+    assert tokens.loc[8, "token_battery"] == 1 and tokens.loc[9].sum() == 0
+
+
+def test_vocabulary_and_feature_columns(label_folder: Path) -> None:
+    table = compas.build_compas_table(label_folder, min_token_count=1)
+    vocab = table.attrs["vocabulary"]
+    assert "theft" in vocab and "the" not in vocab
+    fixed = compas.build_compas_table(label_folder, vocabulary=["theft", "battery"])
+    assert [c for c in fixed.columns if c.startswith("token_")] == ["token_theft",
+                                                                       "token_battery"]
+    assert (fixed["token_theft"] == 1).all() and (fixed["token_battery"] == 0).all()
+
+    cols = compas.feature_columns(table)
+    features = cols["categorical"] + cols["numeric"]
+    assert set(features) <= set(table.columns)
+    assert "race" not in features and "sex" in cols["categorical"]
+    assert not {"decile_score", "person_id", "case_date", "felony_365"} & set(features)
+    assert "race" in compas.feature_columns(table, with_race=True)["categorical"]
+    assert compas.feature_columns(vocabulary=["theft"])["numeric"][-1] == "token_theft"
+    assert not {"name", "first", "last", "dob"} & set(table.columns)  # no identifying text
+
+
+# --- compas.db -------------------------------------------------------------------------------
+
+
+def write_db(path: Path) -> Path:
+    """A tiny compas.db: person 1's felony is only in ``charge`` (after a misdemeanour); person
+    2's felony charges belong to the current case or to an old one; person 99's offence marks
+    the end of the data."""
+    people = pd.DataFrame([
+        person(1, **offence("r", 30, "(M1)", 1)),
+        person(2, c_charge_desc="Possession of Cocaine"),
+        person(99, **offence("r", 900, "(M1)", 99)),
+    ], columns=PEOPLE_HEADER)
+    charge = pd.DataFrame({
+        "id": [1, 2, 3, 4, 5, 6, 7],
+        "case_number": ["13000001CF10A", "13000001CF10A", "15000001R", "15000001Y",
+                        "13000002CF10A", "15000099R", "10000002CF10A"],
+        "offense_date": [day(0), day(0), day(30), day(200), day(5), day(900), day(-1000)],
+        "charge_number": [1, 2, 1, 1, 2, 1, 1],
+        "charge_degree": ["(F3)", "(M1)", "(M1)", "(F2)", "(F3)", "(M1)", "(F3)"],
+        "charge": ["Grand Theft in the 3rd Degree", "Resist/Obstruct W/O Violence", "Battery",
+                   "Burglary Unoccupied Dwelling", "Possession of Cocaine", "Petit Theft",
+                   "Burglary Unoccupied Dwelling"],
+        "date_charge_filed": [day(1), day(1), day(31), day(201), day(6), day(901), day(-999)],
+        "filing_agency": ["BSO"] * 7, "name": ["x"] * 7, "days_since_compas": [0] * 7,
+        "statute": [""] * 7, "person_id": [1, 1, 1, 1, 2, 99, 2],
+    })
+    # Person 2 is arrested on day 100 for an old (2010) felony: an arrest, not a new offence.
+    casearrest = pd.DataFrame({
+        "id": [1, 2, 3, 4, 5, 6], "name": ["x"] * 6,
+        "case_number": ["13000001CF10A", "15000001R", "15000001Y", "13000002CF10A", "15000099R",
+                        "10000002CF10A"],
+        "arrest_id": [1, 2, 3, 4, 5, 6],
+        "arrest_date": [day(0), day(30), day(200), day(0), day(900), day(100)],
+        "charge_degree": ["(F3)", "(M1)", "(F2)", "(F3)", "(M1)", "(F3)"],
+        "days_since_compas_arrest": [0, 29, 199, 0, 899, 99], "person_id": [1, 1, 1, 2, 99, 2],
+    })
+    jail = pd.DataFrame([stay(1, day(-100), day(-90), JAIL_HEADER)], columns=JAIL_HEADER)
+    jail["id"] = [1]
+    prison = pd.DataFrame([stay(2, "2010-01-01 00:00:00.000000", "2011-01-01 00:00:00.000000",
+                                PRISON_HEADER)], columns=PRISON_HEADER)
+    prison["id"] = [1]
+    assessments = pd.DataFrame({
+        "id": [1, 2], "person_id": [1, 1], "type_of_assessment": ["Risk of Recidivism",
+                                                                    "Risk of Violence"],
+        "raw_score": [-1.2, -2.1], "decile_score": [5, 3], "score_text": ["Medium", "Low"],
+        "screening_date": [day(1), day(1)],
+    })
+    with sqlite3.connect(path) as con:
+        for name, frame in (("people", people), ("charge", charge), ("casearrest", casearrest),
+                            ("jailhistory", jail), ("prisonhistory", prison),
+                            ("compas", assessments)):
+            frame.to_sql(name, con, index=False)
+        con.execute("CREATE TABLE summary (id INTEGER, first TEXT, last TEXT, person_id INTEGER)")
+    return path
+
+
+def test_compas_db_layout_uses_every_charge(tmp_path: Path) -> None:
+    db = write_db(tmp_path / "compas.db")
+    data = compas.load_compas(db)
+    assert data.layout == "sqlite" and data.files == [db]
+    assert len(data.charges) == 7 and len(data.arrests) == 6 and len(data.assessments) == 2
+    assert data.summary is not None and data.summary.empty
+    assert pd.api.types.is_datetime64_any_dtype(data.charges["offense_date"])
+    assert pd.api.types.is_datetime64_any_dtype(data.jail["in_custody"])
+    assert data.people["person_id"].tolist() == [1, 2, 99]
+    assert compas.load_compas(tmp_path).layout == "sqlite"  # a folder holding only compas.db
+
+    table = by_person(compas.build_compas_table(data, keep_unlabelled=True))
+    assert table.attrs["end_date"] == DAY0 + pd.Timedelta(days=900)
+    assert table.loc[1, "felony_365"] == 1  # the (F2) on day 200 is only in `charge`
+    assert table.loc[2, "felony_365"] == 0  # day 5: the current case; day 100: an old case
+    assert table.loc[99, "felony_365"] == 0
+    assert "Resist/Obstruct" in table.loc[1, "charge_desc"]  # every current charge is read
+    assert table.loc[1, "jail_count"] == 1 and table.loc[2, "prison_count"] == 1
+
+    # The public CSV layout of the same people cannot see person 1's felony.
+    folder = write_csv_layout(tmp_path / "csv", compas.load_compas(db).people.rename(
+        columns={"person_id": "id"}).assign(
+        dob=lambda f: f["dob"].dt.strftime("%Y-%m-%d")).to_dict("records"))
+    assert by_person(compas.build_compas_table(folder)).loc[1, "felony_365"] == 0
+
+    two = by_person(compas.build_compas_table(db, label="two_year_recid", keep_unlabelled=True))
+    assert two.loc[1, "two_year_recid"] == 1  # new offence 29 days after the screening
+    assert two.loc[2, "two_year_recid"] == 0
+    assert two.loc[99, "label_status"] == "labelled"  # offence at day 900 > 730 days: a 0
+    assert two.loc[99, "two_year_recid"] == 0
+
+
+def test_db_without_the_required_tables_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE people (id INTEGER)")
+    with pytest.raises(compas.CompasDataError, match="jailhistory"):
+        compas.load_compas_db(path)
+    with pytest.raises(compas.CompasDataError, match="not found"):
+        compas.load_compas(tmp_path / "missing")
+
+
+def test_degree_classes() -> None:
+    raw = pd.Series(["(F3)", "F", "(M1)", "(MO3)", "M", "(CO3)", "(0)", "(NI0)", None, ""])
+    assert compas.degree_class(raw).tolist()[:8] == ["F", "F", "M", "M", "M", "O", "O", "O"]
+    assert compas.degree_class(raw).isna().tolist()[8:] == [True, True]
+    assert compas.degree_detail(raw).tolist()[:2] == ["F3", "F"]
+
+
+# --- ProPublica's files ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real() -> compas.CompasData:
+    folder = SHARED_DATA / "compas"
+    if not (folder / compas.FILES["people"]).exists():
+        pytest.skip(f"ProPublica's COMPAS files not found at {folder} (CI keeps ../shared beside "
+                    "the repository)")
+    return compas.load_compas(SHARED_DATA)
+
+
+def test_real_files_row_counts(real: compas.CompasData) -> None:
+    counts = {name: len(compas.read_compas_csv(real.location / file))
+              for name, file in compas.FILES.items()}
+    assert counts == {"scores": 11_757, "two_years": 7_214, "two_years_violent": 4_743,
+                      "people": 11_757, "jail": 22_111, "prison": 4_945, "summary": 0}
+    assert len(real.people) == 11_757 and len(real.jail) == 22_111
+    assert pd.api.types.is_datetime64_any_dtype(real.people["c_offense_date"])
+    assert real.people["person_id"].dtype == "Int64"
+
+
+def test_real_person_ids_link_the_same_person(real: compas.CompasData) -> None:
+    checks = compas.check_person_ids(real)
+    assert set(checks) == {f"{t}_{k}" for t in ("jail", "prison", "two_years")
+                           for k in ("known", "same_person")}
+    assert all(share >= 0.99 for share in checks.values()), checks
+
+
+def test_real_felony_365_table(real: compas.CompasData) -> None:
+    table = compas.build_compas_table(real, keep_unlabelled=True)
+    assert table.attrs["end_date"] == pd.Timestamp("2016-03-29")
+    assert table["person_id"].is_unique and len(table) == 11_757
+    summary = compas.label_summary(table)
+    assert 8_000 <= summary["labelled"] <= 10_500, summary
+    assert 0.05 <= summary["base_rate"] <= 0.4, summary
+    assert summary["status"].get("censored", 0) == 0  # every case has 15+ months of follow-up
+    labelled = table[table["label_status"] == "labelled"]
+    cols = compas.feature_columns(labelled)
+    assert labelled[cols["numeric"]].notna().all().all()
+    assert 100 <= len(table.attrs["vocabulary"]) <= 1_000
+    scored = labelled["decile_score"].dropna()
+    assert scored.between(1, 10).all() and len(labelled) - len(scored) < 20  # -1: no score
+
+
+def test_real_two_year_recid_table(real: compas.CompasData) -> None:
+    table = compas.build_compas_table(real, label="two_year_recid")
+    assert len(table) == 7_214 and table["person_id"].is_unique
+    assert table["two_year_recid"].mean() == pytest.approx(3_251 / 7_214)
+    assert set(table["race"].unique()) >= {"African-American", "Caucasian", "Hispanic"}
+
+
+def test_real_two_year_derivation_agrees_with_propublica(real: compas.CompasData) -> None:
+    """compas.db has no two-year file, so the label is derived there; on the public files the
+    derivation must agree with ProPublica's own label."""
+    theirs = compas.build_compas_table(real, label="two_year_recid").set_index("person_id")
+    ours = compas.build_compas_table(replace(real, two_years=None), label="two_year_recid")
+    both = theirs[["two_year_recid"]].join(
+        ours.set_index("person_id")["two_year_recid"].rename("derived"), how="inner")
+    assert len(both) >= 7_000
+    assert (both["two_year_recid"] == both["derived"]).mean() >= 0.98

@@ -1,0 +1,189 @@
+"""`rudi run` end to end on a small synthetic project, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+from sqlalchemy import func, select
+
+from rudikit.data.sources import load_source
+from rudikit.features.labels import make_label
+from rudikit.models.artefacts import ArtefactError, load_artefact
+from rudikit.pipeline import RationaleIncomplete, run_project
+from rudikit.project import load_project
+from rudikit.store import tables as t
+from rudikit.store.engine import open_store
+from tests.conftest import example_config, write_project
+
+
+def test_run_stores_evaluations_that_match_sklearn(store, tmp_path: Path) -> None:
+    url, schema = store
+    folder = write_project(tmp_path / "proj")
+    result = run_project(folder, url=url, schema=schema)
+    engine = open_store(url, schema=schema)
+    assert result.data_origin == "synthetic"
+    assert len(result.models) == 3 * 2  # 3 model groups x 2 splits
+    assert result.selected is not None and result.selected.split == "last_month"
+    with engine.connect() as conn:
+        models = pd.DataFrame(conn.execute(select(t.models)).mappings().all())
+        preds = pd.DataFrame(conn.execute(select(t.predictions)).mappings().all())
+        evals = pd.DataFrame(conn.execute(select(t.evaluations)).mappings().all())
+        snaps = conn.execute(select(t.data_snapshots)).mappings().all()
+        imps = conn.execute(select(func.count()).select_from(t.feature_importances)).scalar()
+    assert len(snaps) == 1 and snaps[0]["rows"] == 4500 and len(snaps[0]["checksum"]) == 64
+    assert imps > 0
+    assert models["selected"].sum() == 1
+    assert (models["train_seconds"] > 0).all()
+    for model_id, rows in preds.groupby("model_id"):
+        got = evals[evals["model_id"] == model_id].set_index(["metric", "parameter"])["value"]
+        y, s = rows["label"].to_numpy(), rows["score"].to_numpy()
+        assert got[("roc_auc", "")] == pytest.approx(skm.roc_auc_score(y, s), abs=1e-9)
+        assert got[("average_precision", "")] == pytest.approx(
+            skm.average_precision_score(y, s), abs=1e-9)
+        assert got[("brier", "")] == pytest.approx(skm.brier_score_loss(y, s), abs=1e-9)
+        pred = (s >= 0.5).astype(int)
+        if pred.sum():
+            assert got[("precision", "0.5")] == pytest.approx(skm.precision_score(y, pred))
+        assert got[("recall", "0.5")] == pytest.approx(skm.recall_score(y, pred))
+        k = int(np.floor(len(y) * 0.10))
+        top = np.argsort(-s, kind="stable")[:k]
+        if len(np.unique(s)) == len(s):  # no ties: plain sorting is the oracle
+            assert got[("precision_at_k", "10_pct")] == pytest.approx(y[top].mean())
+        assert got[("train_seconds", "")] > 0
+    assert result.report_path is not None and result.report_path.exists()
+    html = result.report_path.read_text()
+    assert "Chosen model" in html and "Synthetic data" in html and "ROC curves" in html
+
+
+def test_stored_artefact_reproduces_stored_scores_and_refuses_tampering(tmp_path: Path) -> None:
+    folder = write_project(tmp_path / "proj")
+    result = run_project(folder, write_report=False)
+    engine = open_store(None, folder)
+    project = load_project(folder)
+    with engine.connect() as conn:
+        model = conn.execute(select(t.models).where(
+            t.models.c.id == result.selected.model_id)).mappings().one()
+        stored = pd.DataFrame(conn.execute(select(t.predictions).where(
+            t.predictions.c.model_id == model["id"])).mappings().all())
+    pipeline = load_artefact(model["artefact_path"], model["artefact_hash"])
+    loaded = load_source(project.data.sources[0], folder, "data.sources[0]")
+    frame = loaded.frame.set_index("record_id").loc[stored["entity_id"]].reset_index()
+    again = pipeline.predict_proba(frame[project.features.input_columns])[:, 1]
+    np.testing.assert_allclose(again, stored["score"].to_numpy(), rtol=1e-10)
+    y, _ = make_label(frame, project.label)
+    np.testing.assert_array_equal(y, stored["label"].to_numpy())
+    path = Path(model["artefact_path"])
+    path.write_bytes(path.read_bytes() + b"tampered")
+    with pytest.raises(ArtefactError, match="refusing to load"):
+        load_artefact(path, model["artefact_hash"])
+
+
+def test_rerun_keeps_history(tmp_path: Path) -> None:
+    folder = write_project(tmp_path / "proj")
+    first = run_project(folder, write_report=False)
+    second = run_project(folder, write_report=False)
+    engine = open_store(None, folder)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.runs)).scalar() == 2
+        # 3 groups x 2 splits + the mitigated chosen model, per run
+        assert conn.execute(select(func.count()).select_from(t.models)).scalar() == 14
+        assert conn.execute(select(func.count()).select_from(t.model_groups)).scalar() == 4
+    assert {m.model_group_id for m in first.models} == {m.model_group_id for m in second.models}
+    for a, b in zip(first.models, second.models, strict=True):  # seeded: the same numbers
+        keys = sorted(a.metrics)
+        np.testing.assert_array_equal([a.metrics[k].value for k in keys],
+                                      [b.metrics[k].value for k in keys])
+
+
+def test_empty_rationale_trains_nothing(tmp_path: Path) -> None:
+    config = example_config()
+    config["rationale"]["problem"] = ""
+    config["rationale"]["cost_of_false_negative"] = ""
+    folder = write_project(tmp_path / "proj", rationale=config["rationale"])
+    with pytest.raises(RationaleIncomplete) as info:
+        run_project(folder)
+    assert info.value.missing == ["rationale.problem", "rationale.cost_of_false_negative"]
+    assert not (folder / ".rudi" / "models").exists()
+
+
+def test_a_failing_run_is_marked_failed_and_earlier_runs_stay(tmp_path: Path) -> None:
+    folder = write_project(tmp_path / "proj")
+    run_project(folder, write_report=False)
+    config = example_config()
+    bad_splits = [{"name": "last_month", "kind": "temporal", "test_start": "2031-01-01"}]
+    write_project(folder, splits=bad_splits)
+    with pytest.raises(ValueError, match=r"splits\[0\].test_start: no test rows from 2031"):
+        run_project(folder, write_report=False)
+    engine = open_store(None, folder)
+    with engine.connect() as conn:
+        runs = conn.execute(select(t.runs.c.status).order_by(t.runs.c.id)).scalars().all()
+        models = conn.execute(select(func.count()).select_from(t.models)).scalar()
+    assert runs == ["finished", "failed"]
+    assert models == 7
+    assert config  # the example itself is untouched
+
+
+def test_fairness_is_audited_stored_and_mitigated(tmp_path: Path) -> None:
+    folder = write_project(tmp_path / "proj")
+    result = run_project(folder, write_report=True)
+    engine = open_store(None, folder)
+    project = load_project(folder)
+    with engine.connect() as conn:
+        audits = pd.DataFrame(conn.execute(select(t.fairness_audits)).mappings().all())
+        reqs = pd.DataFrame(conn.execute(select(t.fairness_requirements)).mappings().all())
+        chosen = result.selected.model_id
+        stored = pd.DataFrame(conn.execute(select(t.predictions).where(
+            t.predictions.c.model_id == chosen)).mappings().all())
+    every = {m.model_id for m in result.models} | {result.mitigated.model_id}
+    assert set(audits["model_id"]) == every
+    assert set(reqs["model_id"]) == every
+    assert (reqs.groupby("model_id").size() == len(project.fairness.requirements)).all()
+    # the stored per-group precision equals scikit-learn's on the stored predictions
+    source = load_source(project.data.sources[0], folder, "data.sources[0]").frame
+    gender = source.set_index("record_id").loc[stored["entity_id"], "gender"].fillna(
+        "(missing)").to_numpy()
+    threshold = project.fairness.at.threshold
+    for group in ("Male", "Female"):
+        mask = gender == group
+        pred = (stored["score"].to_numpy()[mask] >= threshold).astype(int)
+        row = audits[(audits["model_id"] == chosen) & (audits["attribute"] == "gender")
+                     & (audits["group_value"] == group) & (audits["metric"] == "precision")]
+        assert len(row) == 1 and row["selection"].iloc[0] == f"threshold={threshold:g}"
+        if pred.sum():
+            assert row["value"].iloc[0] == pytest.approx(
+                skm.precision_score(stored["label"].to_numpy()[mask], pred), abs=1e-12)
+        assert row["n"].iloc[0] == mask.sum()
+    # the mitigated model is its own group, with out-of-sample decisions and a frontier
+    mitigated = result.mitigated
+    assert mitigated.algorithm == f"mitigated_{result.selected.algorithm}"
+    assert mitigated.model_group_id != result.selected.model_group_id
+    assert ("frontier_largest_gap", "unmitigated") in mitigated.metrics
+    html = result.report_path.read_text()
+    assert "Requirements (split last_month)" in html and "frontier" in html.lower()
+
+
+def test_require_fairness_gates_selection(tmp_path: Path) -> None:
+    config = example_config()
+    fairness = config["fairness"]
+    fairness["requirements"] = [{"name": "impossible", "metric": "recall", "unit": "force",
+                                 "compare": ["gender"], "max_gap_pp": 0.001, "min_size": 1}]
+    fairness.pop("mitigation")
+    evaluation = config["evaluation"] | {"bootstrap": 50}
+    evaluation["selection"] = evaluation["selection"] | {"require_fairness": True}
+    folder = write_project(tmp_path / "proj", fairness=fairness, evaluation=evaluation)
+    result = run_project(folder, write_report=False)
+    on_split = [m for m in result.models if m.split == "last_month"]
+    best = max(on_split, key=lambda m: m.metrics[("roc_auc", "")].value)
+    passing = [m for m in on_split if m.fairness_passed]
+    assert best.fairness_passed is False  # the most accurate model breaks the requirement
+    if passing:  # e.g. a baseline that flags no one has a zero recall gap everywhere
+        assert result.selected in passing
+        assert "that meet every fairness requirement" in result.selection_reason
+    else:
+        assert result.selected is None
+        assert "no model on split 'last_month' meets every fairness requirement" in \
+            result.selection_reason

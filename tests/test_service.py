@@ -1,0 +1,651 @@
+"""The prediction service in-process (FastAPI TestClient) on SQLite and PostgreSQL: validation,
+idempotency, outcomes, auth, metrics, refusing a tampered model, deployments and tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select, text, update
+from starlette.routing import Route
+from test_service_support import (
+    ServiceStore,
+    Trained,
+    auth,
+    counts,
+    observation,
+    register,
+    service_store,
+    trained,
+)
+from typer.testing import CliRunner
+
+from rudikit.cli import app as cli
+from rudikit.models.artefacts import load_artefact
+from rudikit.service.app import create_app
+from rudikit.service.auth import ROLES, create_token, revoke_token
+from rudikit.service.deploy import deploy, history, load_deployed_model
+from rudikit.service.errors import ServiceError
+from rudikit.service.metrics import new_request_id
+from rudikit.service.scoring import Scorer, sample_rows
+from rudikit.service.settings import ServiceSettings
+from rudikit.service.storage import PredictJob, PredictResult
+from rudikit.store import production_tables as pt
+from rudikit.store.engine import open_store
+
+FEATURES = ["type", "gender", "age_range", "officer_defined_ethnicity", "legislation",
+            "object_of_search", "force", "part_of_a_policing_operation", "latitude",
+            "longitude", "datetime"]
+
+
+@pytest.fixture
+def project(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    return trained(tmp_path_factory)
+
+
+@pytest.fixture
+def svc(store: tuple[str, str | None], project: Trained, tmp_path: Path) -> Iterator[
+        tuple[TestClient, ServiceStore]]:
+    url, schema = store
+    s = service_store(url, schema, project, threshold=0.4)
+    app = create_app(ServiceSettings(project_dir=tmp_path, database_url=url, schema=schema,
+                                     max_batch=50, token_cache_seconds=0.0))
+    with TestClient(app) as client:
+        yield client, s
+    s.engine.dispose()
+
+
+def post(client: TestClient, s: ServiceStore, body: Any, role: str = "predict",
+         path: str = "/predict") -> Any:
+    return client.post(path, json=body, headers=auth(s.tokens[role]))
+
+
+def errors_by_field(response: Any) -> dict[str, dict[str, Any]]:
+    return {e["field"]: e for e in response.json()["errors"]}
+
+
+# --- predictions -----------------------------------------------------------------------------
+
+
+def test_a_single_observation_is_scored_stored_and_answered(svc, project) -> None:
+    client, s = svc
+    before = counts(s.engine)
+    r = post(client, s, observation("obs-1", extra_note="ignored", officer="x"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["observation_id"] == "obs-1"
+    assert body["model_id"] == s.model_id and body["threshold"] == 0.4
+    assert body["decision"] == (body["score"] >= 0.4)
+    assert body["ignored_fields"] == ["extra_note", "officer"]
+    assert body["replayed"] is False
+    assert body["request_id"] == r.headers["x-request-id"]
+    # the same score as the whole fitted pipeline on a DataFrame
+    pipeline = load_artefact(project.artefacts["lightgbm"].path,
+                             project.artefacts["lightgbm"].digest)
+    row = {k: v for k, v in observation("obs-1").items() if k != "observation_id"}
+    expected = pipeline.predict_proba(pd.DataFrame([row]))[:, 1][0]
+    assert body["score"] == pytest.approx(expected, abs=1e-12)
+    after = counts(s.engine)
+    assert after["requests"] == before["requests"] + 1
+    assert after["production_predictions"] == before["production_predictions"] + 1
+    with s.engine.connect() as conn:
+        stored = conn.execute(select(pt.production_predictions).where(
+            pt.production_predictions.c.observation_id == "obs-1")).mappings().one()
+        request = conn.execute(select(pt.requests).where(
+            pt.requests.c.id == body["request_id"])).mappings().one()
+    assert stored["request_id"] == body["request_id"] and stored["model_id"] == s.model_id
+    assert stored["features"] == row  # the inputs as received, for retraining
+    assert stored["score"] == body["score"] and stored["decision"] == body["decision"]
+    assert stored["ignored_fields"] == ["extra_note", "officer"]
+    assert request["token_id"] == s.token_ids["predict"] and request["latency_ms"] > 0
+    assert request["n_observations"] == 1 and request["n_new"] == 1
+
+
+def test_a_batch_is_stored_as_one_request(svc) -> None:
+    client, s = svc
+    before = counts(s.engine)
+    r = post(client, s, {"observations": [observation(f"b-{i}", latitude=50 + i)
+                                          for i in range(5)]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [p["observation_id"] for p in body["predictions"]] == [f"b-{i}" for i in range(5)]
+    assert {p["request_id"] for p in body["predictions"]} == {body["request_id"]}
+    after = counts(s.engine)
+    assert after["requests"] == before["requests"] + 1
+    assert after["production_predictions"] == before["production_predictions"] + 5
+
+
+def test_null_values_and_unknown_categories_are_normal_input(svc) -> None:
+    client, s = svc
+    nulls = observation("nulls", **{f: None for f in FEATURES})
+    unseen = observation("unseen", force="a force never seen", object_of_search="Unicorns",
+                         datetime="2021-06-01T23:30:00-05:00")
+    for body in (nulls, unseen):
+        r = post(client, s, body)
+        assert r.status_code == 200, r.text
+        assert 0.0 <= r.json()["score"] <= 1.0
+
+
+def test_odd_extra_field_names_are_listed_not_fatal(svc) -> None:
+    client, s = svc
+    r = post(client, s, observation("odd-extra", **{"bad\u0000name": 1, "ünïcode": [1]}))
+    assert r.status_code == 200, r.text
+    assert r.json()["ignored_fields"] == ["bad\ufffdname", "ünïcode"]
+
+
+def test_missing_fields_are_a_422_naming_every_one_and_nothing_is_stored(svc) -> None:
+    client, s = svc
+    before = counts(s.engine)
+    body = observation("m-1")
+    for name in ("gender", "latitude", "datetime"):
+        del body[name]
+    r = post(client, s, body)
+    assert r.status_code == 422
+    fields = errors_by_field(r)
+    assert set(fields) == {"gender", "latitude", "datetime"}
+    assert all(e["type"] == "missing" for e in fields.values())
+    for name in ("gender", "latitude", "datetime"):
+        assert name in r.json()["detail"]
+    # every key missing, observation_id included
+    r = post(client, s, {"something": 1})
+    assert r.status_code == 422
+    assert set(errors_by_field(r)) == {"observation_id", *FEATURES}
+    # in a batch, the path says which observation
+    r = post(client, s, {"observations": [observation("ok"), {
+        k: v for k, v in observation("m-2").items() if k != "force"}]})
+    assert r.status_code == 422
+    assert set(errors_by_field(r)) == {"observations[1].force"}
+    assert counts(s.engine) == before
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("gender", 5), ("force", ["a"]), ("part_of_a_policing_operation", "yes"),
+    ("part_of_a_policing_operation", 1), ("latitude", "51.5"), ("latitude", True),
+    ("datetime", "31/01/2020"), ("datetime", 1580000000), ("observation_id", 7),
+    ("observation_id", ""), ("gender", "Ma\u0000le")])
+def test_a_wrong_type_is_a_422_naming_the_field(svc, field, value) -> None:
+    client, s = svc
+    before = counts(s.engine)
+    r = post(client, s, observation("w-1", **{field: value}))
+    assert r.status_code == 422, r.text
+    assert list(errors_by_field(r)) == [field]
+    assert field in r.json()["detail"]
+    assert counts(s.engine) == before
+
+
+@pytest.mark.parametrize(("content", "field"), [
+    (b"{not json", "body"), (b"[1, 2]", "body"), (b"", "body"),
+    (b'{"observations": []}', "observations"), (b'{"observations": {"a": 1}}', "observations"),
+    (b'{"observations": [1]}', "observations[0]")])
+def test_a_malformed_body_is_a_422_not_a_stack_trace(svc, content, field) -> None:
+    client, s = svc
+    before = counts(s.engine)
+    r = client.post("/predict", content=content, headers=auth(s.tokens["predict"]))
+    assert r.status_code == 422
+    assert field in errors_by_field(r)
+    assert "Traceback" not in r.text
+    assert counts(s.engine) == before
+
+
+def test_batch_limits_and_repeated_ids_within_a_batch(svc) -> None:
+    client, s = svc
+    before = counts(s.engine)
+    r = client.post("/predict", content=b" " * (17 * 1024 * 1024),
+                    headers=auth(s.tokens["predict"]))
+    assert r.status_code == 413 and "larger than" in r.json()["detail"]
+    r = post(client, s, {"observations": [observation(f"big-{i}") for i in range(51)]})
+    assert r.status_code == 422 and "51" in r.json()["detail"]
+    r = post(client, s, {"observations": [observation("dup"), observation("dup")]})
+    assert r.status_code == 422
+    assert list(errors_by_field(r)) == ["observations[1].observation_id"]
+    assert counts(s.engine) == before
+
+
+def test_the_same_observation_again_returns_the_stored_answer(svc) -> None:
+    client, s = svc
+    first = post(client, s, observation("idem-1"))
+    assert first.status_code == 200
+    before = counts(s.engine)
+    again = post(client, s, observation("idem-1", unrelated_extra="x"))
+    assert again.status_code == 200
+    replay = again.json()
+    assert replay.pop("replayed") is True
+    original = first.json()
+    original.pop("replayed")
+    assert replay == original  # same score, decision, model, request id, time
+    after = counts(s.engine)
+    assert after["production_predictions"] == before["production_predictions"]
+    assert after["requests"] == before["requests"] + 1  # the request itself is recorded
+    # in a batch: the stored answer for the old one, a new prediction for the new one
+    r = post(client, s, {"observations": [observation("idem-1"), observation("idem-2")]})
+    assert r.status_code == 200
+    predictions = r.json()["predictions"]
+    assert predictions[0]["replayed"] is True
+    assert predictions[0]["request_id"] == original["request_id"]
+    assert predictions[1]["replayed"] is False
+
+
+def test_the_same_observation_id_with_another_payload_is_a_409(svc) -> None:
+    client, s = svc
+    assert post(client, s, observation("conf-1")).status_code == 200
+    before = counts(s.engine)
+    r = post(client, s, observation("conf-1", latitude=52.0))
+    assert r.status_code == 409
+    assert list(errors_by_field(r)) == ["observation_id"]
+    assert "conf-1" in r.json()["detail"] and "different payload" in r.json()["detail"]
+    # a batch with one conflicting observation stores nothing at all
+    r = post(client, s, {"observations": [observation("conf-2"),
+                                          observation("conf-1", gender="Female")]})
+    assert r.status_code == 409
+    assert list(errors_by_field(r)) == ["observations[1].observation_id"]
+    assert counts(s.engine) == before
+
+
+# --- outcomes and reads ----------------------------------------------------------------------
+
+
+def test_outcomes_404_201_200_409(svc) -> None:
+    client, s = svc
+    predicted = post(client, s, observation("out-1")).json()
+    before = counts(s.engine)
+    r = post(client, s, {"observation_id": "nope", "outcome": 1}, "outcome", "/outcomes")
+    assert r.status_code == 404 and "nope" in r.json()["detail"]
+    assert counts(s.engine) == before
+    r = post(client, s, {"observation_id": "out-1", "outcome": 1}, "outcome", "/outcomes")
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["outcome"] == 1 and body["already_recorded"] is False
+    assert body["prediction"]["score"] == predicted["score"]
+    assert body["prediction"]["request_id"] == predicted["request_id"]
+    assert body["decision_correct"] == (predicted["decision"] is True)
+    assert counts(s.engine)["outcomes"] == before["outcomes"] + 1
+    # identical again (true == 1): 200, nothing new
+    r = post(client, s, {"observation_id": "out-1", "outcome": True}, "outcome", "/outcomes")
+    assert r.status_code == 200 and r.json()["already_recorded"] is True
+    assert r.json()["recorded_at"] == body["recorded_at"]
+    # a different outcome: 409, nothing changes
+    r = post(client, s, {"observation_id": "out-1", "outcome": 0}, "outcome", "/outcomes")
+    assert r.status_code == 409 and "already has outcome 1" in r.json()["detail"]
+    assert counts(s.engine)["outcomes"] == before["outcomes"] + 1
+    with s.engine.connect() as conn:
+        stored = conn.execute(select(pt.outcomes)).mappings().all()
+        prediction_id = conn.execute(select(pt.production_predictions.c.id).where(
+            pt.production_predictions.c.observation_id == "out-1")).scalar_one()
+    assert [(o["prediction_id"], o["outcome"]) for o in stored] == [(prediction_id, 1)]
+
+
+def test_outcomes_by_request_id_and_their_validation(svc) -> None:
+    client, s = svc
+    single = post(client, s, observation("req-1")).json()
+    batch = post(client, s, {"observations": [observation("req-2"), observation("req-3")]})
+    r = post(client, s, {"request_id": single["request_id"], "outcome": False}, "outcome",
+             "/outcomes")
+    assert r.status_code == 201 and r.json()["observation_id"] == "req-1"
+    before = counts(s.engine)
+    r = post(client, s, {"request_id": batch.json()["request_id"], "outcome": 1}, "outcome",
+             "/outcomes")
+    assert r.status_code == 422 and "observation_id" in r.json()["detail"]
+    for bad, field in [({"observation_id": "req-2", "outcome": 2}, "outcome"),
+                       ({"observation_id": "req-2", "outcome": "yes"}, "outcome"),
+                       ({"observation_id": "req-2"}, "outcome"),
+                       ({"outcome": 1}, "body"),
+                       ({"observation_id": "req-2", "request_id": "x", "outcome": 1}, "body")]:
+        r = post(client, s, bad, "outcome", "/outcomes")
+        assert r.status_code == 422, bad
+        assert any(e["field"].startswith(field) for e in r.json()["errors"]), r.json()
+    assert counts(s.engine) == before
+
+
+def test_a_stored_prediction_can_be_read_with_its_outcome(svc) -> None:
+    client, s = svc
+    predicted = post(client, s, observation("read-1", latitude=None)).json()
+    post(client, s, {"observation_id": "read-1", "outcome": 0}, "outcome", "/outcomes")
+    for key in ("read-1", predicted["request_id"]):
+        r = client.get(f"/predictions/{key}", headers=auth(s.tokens["analyst"]))
+        assert r.status_code == 200
+        body = r.json()
+        assert body["score"] == predicted["score"] and body["outcome"] == 0
+        assert body["features"]["latitude"] is None
+    r = client.get("/predictions/unknown", headers=auth(s.tokens["analyst"]))
+    assert r.status_code == 404
+
+
+# --- auth ------------------------------------------------------------------------------------
+
+#: which roles each endpoint admits (admin always)
+ALLOWED = {"/predict": {"predict"}, "/outcomes": {"outcome"},
+           "/predictions/{prediction_id}": {"analyst"}, "/metrics": {"analyst"},
+           "/openapi.json": set(ROLES), "/docs": set(ROLES)}
+
+
+def test_every_route_but_health_needs_a_token_with_the_right_role(svc) -> None:
+    client, s = svc
+    routes = [(r.path, method) for r in client.app.routes if isinstance(r, Route)
+              for method in sorted(r.methods or []) if method != "HEAD"]
+    assert {path for path, _ in routes} == set(ALLOWED) | {"/health"}
+    revoked_id, revoked = create_token(s.engine, "admin", "old", "pytest")
+    revoke_token(s.engine, revoked_id, "pytest")
+    before = counts(s.engine)
+    for path, method in routes:
+        url = path.replace("{prediction_id}", "x")
+        if path == "/health":
+            assert client.request(method, url).status_code == 200
+            continue
+        for headers in ({}, {"Authorization": "Bearer not-a-token"},
+                        {"Authorization": "Basic abc"}, auth(revoked)):
+            r = client.request(method, url, headers=headers)
+            assert r.status_code == 401, (path, headers)
+            assert r.headers["www-authenticate"] == "Bearer"
+        for role in ROLES:
+            r = client.request(method, url, headers=auth(s.tokens[role]),
+                               content=b"{}" if method == "POST" else None)
+            if role == "admin" or role in ALLOWED[path]:
+                assert r.status_code not in (401, 403), (path, role, r.text)
+            else:
+                assert r.status_code == 403, (path, role)
+                assert role in r.json()["detail"]
+    assert counts(s.engine) == before
+
+
+def test_a_revoked_token_stops_working(svc) -> None:
+    client, s = svc
+    token_id, token = create_token(s.engine, "predict", "short-lived", "pytest")
+    assert post(client, s, observation("rev-1"), "predict").status_code == 200
+    assert client.post("/predict", json=observation("rev-2"),
+                       headers=auth(token)).status_code == 200
+    revoke_token(s.engine, token_id, "pytest")
+    r = client.post("/predict", json=observation("rev-3"), headers=auth(token))
+    assert r.status_code == 401
+    with s.engine.connect() as conn:
+        row = conn.execute(select(pt.api_tokens).where(pt.api_tokens.c.id == token_id)
+                           ).mappings().one()
+    assert row["revoked_by"] == "pytest" and token not in str(dict(row))
+
+
+def test_health_and_metrics(svc) -> None:
+    client, s = svc
+    r = client.get("/health")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok", "model_loaded": True, "store_reachable": True,
+                        "deployment_current": True}
+    post(client, s, observation("met-1"))
+    post(client, s, {"observation_id": "met-2"})
+    r = client.get("/metrics", headers=auth(s.tokens["analyst"]))
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    requests = {(x.labels["endpoint"], x.labels["status"]): x.value
+                for x in families["rudi_http_requests"].samples if x.name.endswith("_total")}
+    assert requests[("/predict", "200")] == 1 and requests[("/predict", "422")] == 1
+    buckets = [x for x in families["rudi_http_request_duration_seconds"].samples
+               if x.name.endswith("_bucket") and x.labels["endpoint"] == "/predict"]
+    assert buckets and buckets[-1].labels["le"] == "+Inf" and buckets[-1].value == 2
+    assert "rudi_store_group_commit_jobs" in families
+    model = families["rudi_model_info"].samples[0].labels
+    assert model["model_id"] == str(s.model_id)
+
+
+def test_the_openapi_document_has_examples_and_the_observation_schema(svc) -> None:
+    client, s = svc
+    assert client.get("/openapi.json").status_code == 401
+    doc = client.get("/openapi.json", headers=auth(s.tokens["predict"])).json()
+    observation_schema = doc["components"]["schemas"]["Observation"]
+    assert set(observation_schema["required"]) == {"observation_id", *FEATURES}
+    kinds = {name: prop["anyOf"][0] for name, prop in observation_schema["properties"].items()
+             if "anyOf" in prop}
+    assert kinds["gender"]["type"] == "string"
+    assert kinds["part_of_a_policing_operation"]["type"] == "boolean"
+    assert kinds["latitude"]["type"] == "number"
+    assert kinds["datetime"] == {"type": "string", "format": "date-time"}
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if body:
+                assert body["examples"], (path, method)
+            assert operation["security"] == ([] if path == "/health" else
+                                             [{"bearerAuth": []}])
+    for name in ("PredictionOut", "BatchPredictionOut", "OutcomeOut", "HealthOut", "ErrorOut",
+                 "PredictionDetail", "OutcomeIn", "Observation"):
+        assert doc["components"]["schemas"][name].get("examples"), name
+    page = client.get("/docs", headers=auth(s.tokens["analyst"]))
+    assert page.status_code == 200 and "SwaggerUIBundle" in page.text
+
+
+# --- starting, deploying, tokens -------------------------------------------------------------
+
+
+def test_a_tampered_model_file_stops_the_service_from_starting(store, project, tmp_path
+                                                                ) -> None:
+    url, schema = store
+    engine = open_store(url, schema=schema)
+    copy = tmp_path / "model.skops"
+    shutil.copy(project.artefacts["lightgbm"].path, copy)
+    group, _ = register(engine, project, artefact_path=str(copy))
+    deploy(engine, group, reason="tests", by="pytest")
+    with copy.open("ab") as handle:
+        handle.write(b"tampered")
+    with pytest.raises(ServiceError, match="refusing to start.*hash"):
+        create_app(ServiceSettings(project_dir=tmp_path, database_url=url, schema=schema))
+    args = ["serve", str(tmp_path), "--database-url", url, "--port", "1"]
+    result = CliRunner().invoke(cli, args + (["--database-schema", schema] if schema else []))
+    assert result.exit_code == 2
+    assert "refusing to start" in result.output and "hash" in result.output
+    copy.unlink()
+    with pytest.raises(ServiceError, match="does not exist"):
+        load_deployed_model(engine)
+    engine.dispose()
+
+
+def test_no_deployment_no_service(store, tmp_path) -> None:
+    url, schema = store
+    with pytest.raises(ServiceError, match="no model is deployed"):
+        create_app(ServiceSettings(project_dir=tmp_path, database_url=url, schema=schema))
+
+
+def test_deployments_keep_history_and_the_audit_log_is_append_only(store, project) -> None:
+    url, schema = store
+    engine = open_store(url, schema=schema)
+    lgbm, first_model = register(engine, project, "lightgbm")
+    _, newer_model = register(engine, project, "lightgbm")  # a later fit of the same group
+    rate, _ = register(engine, project, "rate_by_category")
+    for bad, message in [({"model_group_id": 999}, "no model group 999"),
+                         ({"reason": " "}, "--reason"), ({"threshold": 1.5}, "between 0 and 1"),
+                         ({"model_id": first_model + 100}, "does not belong")]:
+        kwargs: dict[str, Any] = {"model_group_id": lgbm, "reason": "r", "by": "me", **bad}
+        group = kwargs.pop("model_group_id")
+        with pytest.raises(ServiceError, match=message):
+            deploy(engine, group, **kwargs)
+    one = deploy(engine, lgbm, reason="first", by="alice", threshold=0.3)
+    assert one.model_id == newer_model and one.previous_id is None
+    pinned = deploy(engine, lgbm, reason="pin", by="bob", model_id=first_model)
+    assert pinned.model_id == first_model and pinned.previous_id == one.id
+    two = deploy(engine, rate, reason="simpler", by="carol")
+    rows = history(engine)
+    assert [r["id"] for r in rows] == [two.id, pinned.id, one.id]
+    assert [r["live"] for r in rows] == [True, False, False]
+    assert rows[2]["retired_by"] == "bob" and rows[2]["retired_at"] is not None
+    assert rows[2]["reason"] == "first" and rows[2]["threshold"] == 0.3
+    loaded = load_deployed_model(engine)
+    assert loaded.deployment_id == two.id and loaded.algorithm == "rate_by_category"
+    with engine.connect() as conn:
+        log = conn.execute(select(pt.audit_log).order_by(pt.audit_log.c.id)).mappings().all()
+    assert [(e["action"], e["actor"]) for e in log] == [
+        ("deploy", "alice"), ("deploy", "bob"), ("deploy", "carol")]
+    assert log[2]["details"]["retired_deployment_id"] == pinned.id
+    for statement in (update(pt.audit_log).values(actor="mallory"), pt.audit_log.delete()):
+        with pytest.raises(Exception, match="append-only"), engine.begin() as conn:
+            conn.execute(statement)
+    # the database also refuses two live deployments
+    with pytest.raises(Exception, match="(?i)unique"), engine.begin() as conn:
+        conn.execute(update(pt.deployed_models).values(live=True))
+    engine.dispose()
+
+
+def test_the_command_line_deploys_and_manages_tokens(store, project, tmp_path) -> None:
+    url, schema = store
+    engine = open_store(url, schema=schema)
+    group, model = register(engine, project)
+    runner = CliRunner()
+    where = [str(tmp_path), "--database-url", url] + (
+        ["--database-schema", schema] if schema else [])
+    r = runner.invoke(cli, ["deploy", str(group), *where, "--reason", "best AUC",
+                            "--by", "dana", "--threshold", "0.45"])
+    assert r.exit_code == 0, r.output
+    assert f"model {model}" in r.output and "threshold 0.45" in r.output
+    r = runner.invoke(cli, ["deploy", "12345", *where, "--reason", "x"])
+    assert r.exit_code == 2 and "no model group 12345" in r.output
+    r = runner.invoke(cli, ["deployments", *where])
+    assert r.exit_code == 0 and "best AUC" in r.output and "dana" in r.output
+    r = runner.invoke(cli, ["token", "create", *where, "--role", "predict", "--name", "mdt",
+                            "--by", "frank"])
+    assert r.exit_code == 0, r.output
+    token = r.stdout.strip().splitlines()[-1]
+    assert token.startswith("rudi_") and len(token) > 40
+    r = runner.invoke(cli, ["token", "create", *where, "--role", "boss"])
+    assert r.exit_code == 2 and "unknown role" in r.output
+    r = runner.invoke(cli, ["token", "list", *where])
+    assert r.exit_code == 0 and "mdt" in r.output and token not in r.output
+    with engine.connect() as conn:
+        stored = conn.execute(select(pt.api_tokens)).mappings().one()
+    assert stored["token_hash"] != token and token not in str(dict(stored))
+    r = runner.invoke(cli, ["token", "revoke", str(stored["id"]), *where, "--by", "erin"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["token", "revoke", str(stored["id"]), *where])
+    assert r.exit_code == 2 and "already revoked" in r.output
+    with engine.connect() as conn:
+        actions = conn.execute(select(pt.audit_log.c.action, pt.audit_log.c.actor).order_by(
+            pt.audit_log.c.id)).all()
+    assert [tuple(a) for a in actions] == [("deploy", "dana"), ("token_create", "frank"),
+                                           ("token_revoke", "erin")]
+    engine.dispose()
+
+
+# --- scoring ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ["lightgbm", "rate_by_category"])
+def test_the_fast_scoring_path_gives_the_pipelines_scores(project, algorithm) -> None:
+    artefact = project.artefacts[algorithm]
+    pipeline = load_artefact(artefact.path, artefact.digest)
+    scorer = Scorer(pipeline)
+    raw, validated = sample_rows(scorer.encoder, 300, seed=11)
+    assert np.allclose(scorer.encode(validated), scorer.encoder.encode_records(raw),
+                       equal_nan=True, rtol=0, atol=0)
+    expected = pipeline.predict_proba(pd.DataFrame(raw))[:, 1]
+    assert np.allclose(scorer.score(validated), expected, rtol=0, atol=1e-12)
+    if algorithm == "lightgbm":
+        assert scorer.path.startswith("lightgbm")
+
+
+def test_the_store_schema_matches_the_tables(store) -> None:
+    """Migration 0003 creates exactly what production_tables declares."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from rudikit.store.tables import metadata
+
+    url, schema = store
+    engine = open_store(url, schema=schema)
+    with engine.connect() as conn:
+        if schema:
+            conn.execute(text(f'SET search_path TO "{schema}"'))
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert [d for d in diff if any(name in str(d) for name in
+                                   [tbl.name for tbl in pt.PRODUCTION_TABLES])] == []
+    engine.dispose()
+
+
+def test_settings_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("RUDI_MAX_BATCH", "lots")
+    with pytest.raises(ServiceError, match="RUDI_MAX_BATCH"):
+        ServiceSettings.from_env()
+    monkeypatch.setenv("RUDI_MAX_BATCH", "10")
+    monkeypatch.setenv("RUDI_SQLITE_SYNCHRONOUS", "sometimes")
+    with pytest.raises(ServiceError, match="FULL or NORMAL"):
+        ServiceSettings.from_env()
+    monkeypatch.setenv("RUDI_SQLITE_SYNCHRONOUS", "normal")
+    settings = ServiceSettings.from_env()
+    assert settings.max_batch == 10
+    assert ServiceSettings.from_env().to_env()["RUDI_SQLITE_SYNCHRONOUS"] == "NORMAL"
+
+
+def test_waiting_a_little_is_enough_for_the_token_cache(svc) -> None:
+    """Sanity check on the cache used above: with a TTL, entries expire."""
+    client, s = svc
+    cache = client.app.state.service.tokens
+    cache.ttl = 0.05
+    from rudikit.service.auth import hash_token
+
+    digest = hash_token(s.tokens["predict"])
+    assert cache.load(digest) is not None and cache.cached(digest)[0]
+    time.sleep(0.06)
+    assert cache.cached(digest) == (False, None)
+
+
+def test_concurrent_requests_for_one_observation_id(store, project, tmp_path) -> None:
+    """Requests in one group commit: the first is new, the others are replays or 409s, and
+    nothing answered is missing from the store (both backends decide alike)."""
+    url, schema = store
+    s = service_store(url, schema, project)
+    app = create_app(ServiceSettings(project_dir=tmp_path, database_url=url, schema=schema))
+    service = app.state.service
+    model = service.model
+
+    def job(body: dict[str, Any]) -> PredictJob:
+        parsed = service.schema.parse(orjson.dumps(body))
+        scores = model.scorer.score([o.values for o in parsed.observations]).tolist()
+        now = datetime.now(UTC)
+        return PredictJob(new_request_id(), s.token_ids["predict"], model.deployment_id,
+                          model.model_id, model.threshold, now, now, 0.1, parsed.observations,
+                          scores, parsed.single)
+
+    async def scenario() -> list[list[Any]]:
+        async with app.router.lifespan_context(app):
+            first = await service.writer.submit(job(observation("dup-c", latitude=1.0)))
+            assert isinstance(first, PredictResult)
+            rounds = []
+            for bodies in (
+                    [observation("dup-a")] * 3,
+                    [observation("dup-b"), observation("dup-b", latitude=2.0)],
+                    [observation("dup-c", latitude=3.0), observation("dup-c", latitude=4.0),
+                     observation("dup-c", latitude=1.0)],
+                    [{"observations": [observation("dup-d"), observation("dup-e")]},
+                     observation("dup-d")],
+                    [observation(f"distinct-{i}") for i in range(4)]):
+                jobs = [job(b) for b in bodies]
+                # submitted together, so they are queued before the writer takes a group
+                rounds.append(await asyncio.gather(*(service.writer.submit(j) for j in jobs)))
+            return rounds
+
+    before = counts(s.engine)
+    a, b, c, d, e = asyncio.run(scenario())
+    # which of two concurrent requests is first is up to the writer: assert what is certain
+    assert all(isinstance(r, PredictResult) for r in a)
+    assert sorted(r.predictions[0]["replayed"] for r in a) == [False, True, True]
+    assert len({r.predictions[0]["request_id"] for r in a}) == 1
+    assert sorted(getattr(r, "status", 200) for r in b) == [200, 409]
+    assert [getattr(r, "status", 200) for r in c] == [409, 409, 200]
+    assert c[2].predictions[0]["replayed"] is True
+    assert all(isinstance(r, PredictResult) for r in d) and sum(r.n_new for r in d) == 2
+    assert d[0].predictions[0]["request_id"] == d[1].predictions[0]["request_id"]
+    assert [r.n_new for r in e] == [1, 1, 1, 1]
+    after = counts(s.engine)
+    # new: the first dup-c, dup-a, one dup-b, dup-d, dup-e and the 4 distinct ones
+    assert after["production_predictions"] == before["production_predictions"] + 9
+    # a request row for every answer (replays included); the 409s leave nothing
+    assert after["requests"] == before["requests"] + 1 + 3 + 1 + 1 + 2 + 4
+    # distinct ids share a group (a repeated id waits for the next one)
+    groups = [x.value for x in service.metrics.commits.collect()[0].samples
+              if x.name.endswith("_bucket")]
+    assert groups[2] > groups[0]  # a group of 2 to 4 jobs
+    s.engine.dispose()

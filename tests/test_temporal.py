@@ -1,0 +1,341 @@
+"""The temporal experiment runner on a small synthetic force: matrices never leak the test
+period into training, every fit is stored, baselines rank by one feature."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from pydantic import ValidationError
+from sqlalchemy import func, select
+
+from rudikit.features.timechop import Timechop
+from rudikit.models.artefacts import load_artefact, save_artefact
+from rudikit.models.estimators import GridPoint
+from rudikit.models.temporal import (
+    FeatureRankClassifier,
+    LeakageError,
+    TemporalExperiment,
+    build_temporal_pipeline,
+    consecutive_dates,
+    feature_config,
+    label_months,
+    prepare,
+    run_temporal,
+    seed_lists,
+    split_matrices,
+    training_matrix,
+)
+from rudikit.project import Features
+from rudikit.store import results
+from rudikit.store import tables as t
+from rudikit.store.engine import open_store
+
+D = pd.Timestamp
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def synthetic_tables(n: int = 240, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Officers with a latent risk; complaints and uses of force arrive at that rate."""
+    rng = np.random.default_rng(seed)
+    uid = np.arange(1, n + 1)
+    appointed = D("1996-01-01") + pd.to_timedelta(rng.integers(0, 12 * 365, n), unit="D")
+    risk = rng.gamma(0.6, 1.5, n)
+    officers = pd.DataFrame({
+        "officer_uid": pd.array(uid, dtype="Int64"), "appointed_date": appointed,
+        "birth_year": pd.array(appointed.year - rng.integers(21, 35, n), dtype="Int64"),
+        "gender": "MALE", "race": "WHITE", "resignation_date": pd.NaT,
+    })
+    start, end = D("2004-01-01"), D("2013-12-31")
+    span = (end - start).days
+
+    def events(rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        counts = rng.poisson(rate * span / 365.25)
+        who = np.repeat(uid, counts)
+        when = start + pd.to_timedelta(rng.integers(0, span, counts.sum()), unit="D")
+        return who, np.asarray(when)
+
+    who, when = events(risk)
+    complaints = pd.DataFrame({
+        "cr_id": [f"c{i}" for i in range(len(who))],
+        "officer_uid": pd.array(who, dtype="Int64"), "complaint_date": when,
+        "closed_date": pd.to_datetime(when) + pd.Timedelta(days=200),
+        "allegation_category": rng.choice(["excessive_force", "verbal_abuse", "other"],
+                                          len(who)),
+        "final_finding": rng.choice(["sustained", "not_sustained", "unfounded"], len(who)),
+    })
+    who, when = events(0.7 * risk)
+    flags = {f: rng.random(len(who)) < 0.3 for f in (
+        "any_injury", "subject_injured", "subject_alleged_injury", "officer_injured",
+        "subject_armed", "force_taser", "force_firearm", "force_impact_weapon",
+        "force_mechanical", "force_chemical")}
+    use_of_force = pd.DataFrame({
+        "trr_id": [f"t{i}" for i in range(len(who))],
+        "officer_uid": pd.array(who, dtype="Int64"), "trr_date": when,
+        "highest_force": rng.choice(["holding", "taser"], len(who)), **flags,
+    })
+    unit_history = pd.DataFrame({
+        "officer_uid": pd.array(uid, dtype="Int64"),
+        "unit": rng.choice(["1", "2", "3"], n), "unit_start_date": appointed,
+        "unit_end_date": pd.NaT, "is_change": False,
+    })
+    rank_history = pd.DataFrame({
+        "officer_uid": pd.array(uid, dtype="Int64"), "rank_date": appointed,
+        "rank": rng.choice(["POLICE OFFICER", "SERGEANT"], n, p=[0.85, 0.15]),
+    })
+    return {"officers": officers, "complaints": complaints, "use_of_force": use_of_force,
+            "unit_history": unit_history, "rank_history": rank_history}
+
+
+def experiment(**changes: Any) -> TemporalExperiment:
+    config: dict[str, Any] = {
+        "name": "eis_test",
+        "label": "any_complaint",
+        "timechop": {
+            "feature_start_time": "2004-01-01", "feature_end_time": "2013-01-01",
+            "label_start_time": "2007-01-01", "label_end_time": "2013-01-01",
+            "model_update_frequency": "1year",
+            "training_as_of_date_frequencies": "6month", "max_training_histories": "2year",
+            "training_label_timespans": "1year",
+            "test_as_of_date_frequencies": "1year", "test_durations": "0day",
+            "test_label_timespans": "1year",
+        },
+        "test_from": "2010-01-01",
+        "models": [
+            {"algorithm": "rank_by_feature", "name": "baseline: complaints last year",
+             "params": {"column": "cmp_all_1year_count", "tie_break": "cmp_all_5year_count"}},
+            {"algorithm": "lightgbm", "params": {"n_estimators": 20, "num_leaves": 7,
+                                                 "min_child_samples": 10}},
+            {"algorithm": "logistic_regression", "params": {"C": 0.1}},
+        ],
+        "top_k": 20,
+        "bootstrap": 20,
+    }
+    config.update(changes)
+    return TemporalExperiment(**config)
+
+
+@pytest.fixture(scope="module")
+def tables() -> dict[str, pd.DataFrame]:
+    return synthetic_tables()
+
+
+def test_experiment_maps_from_yaml_like_dicts() -> None:
+    config = experiment()
+    assert [s.split_time for s in config.splits()] == [D("2010-01-01"), D("2011-01-01"),
+                                                       D("2012-01-01")]
+    names = [name for _, name in config.grid()]
+    assert names[0] == "baseline: complaints last year"
+    assert names[1].startswith("lightgbm(")
+    assert isinstance(config.timechop, Timechop)
+    assert label_months("1year") == 12 and label_months("6month") == 6
+    columns = ["unit", "rank", "cmp_all_1year_count", "cmp_all_1year_rate", "tenure_years"]
+    chosen = feature_config(columns, experiment(exclude_patterns=["*_rate"],
+                                                exclude_features=["tenure_years"]))
+    assert chosen.categorical == ["unit", "rank"]
+    assert chosen.numeric == ["cmp_all_1year_count"]
+    with pytest.raises(ValidationError):
+        experiment(label="no_such_label")
+    with pytest.raises(ValidationError):
+        experiment(models=[{"algorithm": "xgboost"}])
+    assert len(config.rules()) > 3  # the default audition rules
+    rules = experiment(selection_rules=[{"name": "best_avg_var_penalized", "param": 0.5}])
+    assert [r.label for r in rules.rules()] == ["best_avg_var_penalized(0.5)"]
+    with pytest.raises(ValidationError):
+        experiment(selection_rules=[{"name": "best_guess"}])
+
+
+def test_matrices_never_train_on_a_label_window_overlapping_the_test_period(tables) -> None:
+    data = prepare(experiment(), tables)
+    for split in data.splits:
+        m = split_matrices(data, split)
+        test_start = m.test["as_of_date"].min()
+        assert test_start == split.split_time
+        # every training label window [as_of, as_of + 1 year) ends by the first test date
+        assert (m.train["label_end"] <= test_start).all()
+        assert (m.train["as_of_date"] + pd.DateOffset(years=1) == m.train["label_end"]).all()
+        assert m.train["as_of_date"].max() == split.split_time - pd.DateOffset(years=1)
+        # a 2-year history at 6-month steps: five training as-of dates (fewer near the start)
+        assert set(m.train["as_of_date"]) == set(split.train.as_of_dates)
+        assert len(split.train.as_of_dates) == 5 or split.split_time == D("2010-01-01")
+        # the labels are the events in the window, read from the raw table
+        row = m.train.iloc[len(m.train) // 2]
+        c = tables["complaints"]
+        hits = c[(c["officer_uid"] == row["officer_uid"])
+                 & (c["complaint_date"] >= row["as_of_date"])
+                 & (c["complaint_date"] < row["label_end"])]
+        assert row["any_complaint"] == int(len(hits) > 0)
+        assert m.censored_train == 0
+
+
+def test_leakage_is_refused(tables) -> None:
+    data = prepare(experiment(), tables)
+    m = split_matrices(data, data.splits[0])
+    m.train.loc[0, "label_end"] = m.test["as_of_date"].min() + pd.Timedelta(days=1)
+    with pytest.raises(LeakageError):
+        m.check_no_overlap()
+
+
+def test_censored_test_rows_are_not_scored(tables) -> None:
+    # the label window of the 2013 test date runs past the last complaint (end of 2013)
+    chop = dict(experiment().timechop.model_dump(mode="json"),
+                label_end_time="2014-01-01", feature_end_time="2013-01-01")
+    data = prepare(experiment(timechop=chop, test_from="2013-01-01"), tables)
+    m = split_matrices(data, data.splits[-1])
+    assert m.censored_test > 0 and len(m.test) == 0
+
+
+def test_run_stores_every_fit_and_returns_precision_per_date(tmp_path, store, tables) -> None:
+    url, schema = store
+    engine = open_store(url, schema=schema)
+    config = experiment()
+    run_id = results.start_run(engine, config.name, "h", config.model_dump(mode="json"), 0,
+                               "synthetic")
+    messages: list[str] = []
+    result = run_temporal(config, tables, engine=engine, run_id=run_id,
+                          artefacts_dir=tmp_path / "models", progress=messages.append)
+    assert messages
+    n_groups, n_splits = 3, 3
+    assert len(result.metrics) == n_groups * n_splits  # one test date per split
+    assert result.metrics["value"].between(0, 1).all()
+    for index in result.matrices:
+        assert (index["train"]["label_end"] <= index["test"]["as_of_date"].min()).all()
+    table = result.precision_table()
+    assert table["baseline"].iloc[0]  # baselines first
+    assert {"2010-01-01", "2011-01-01", "2012-01-01", "mean"} <= set(table.columns)
+    with engine.connect() as conn:
+        models = conn.execute(select(func.count()).select_from(t.models).where(
+            t.models.c.run_id == run_id)).scalar_one()
+        assert models == n_groups * n_splits
+        dated = conn.execute(select(func.count()).select_from(t.predictions).where(
+            t.predictions.c.as_of_date.is_not(None))).scalar_one()
+        assert dated == len(result.predictions)
+        rows = conn.execute(select(t.evaluations.c.value, t.evaluations.c.lower,
+                                   t.evaluations.c.upper).where(
+            t.evaluations.c.metric == "precision_at_k",
+            t.evaluations.c.parameter == "20_abs")).all()
+    assert len(rows) == n_groups * n_splits
+    assert all(r.lower is not None and r.lower <= r.value <= r.upper for r in rows)
+    # the stored value is the returned one
+    stored = sorted(round(r.value, 9) for r in rows)
+    assert stored == sorted(round(v, 9) for v in result.metrics["value"])
+    # the baseline's list is the officers with the most complaints last year
+    base = result.metrics[result.metrics["baseline"]]
+    split = result.data.splits[-1]
+    m = split_matrices(result.data, split)
+    scores = result.scores(int(base["model_group_id"].iloc[0]), split.split_time)
+    counts = m.test.set_index(m.test["officer_uid"].astype("string"))["cmp_all_1year_count"]
+    top = scores.sort_values(ascending=False).index[:20]
+    assert counts.loc[top].min() >= counts.drop(top).max()
+
+
+def test_several_test_dates_are_evaluated_per_date(tmp_path, tables) -> None:
+    engine = open_store(f"sqlite:///{tmp_path / 'r.db'}")
+    chop = dict(experiment().timechop.model_dump(mode="json"),
+                test_as_of_date_frequencies=["3month"], test_durations=["6month"],
+                label_end_time="2012-07-01")
+    config = experiment(timechop=chop, test_from="2011-01-01", models=[
+        {"algorithm": "rank_by_feature", "params": {"column": "cmp_all_1year_count"}}])
+    run_id = results.start_run(engine, config.name, "h", {}, 0, "synthetic")
+    result = run_temporal(config, tables, engine=engine, run_id=run_id,
+                          artefacts_dir=tmp_path / "m")
+    split = result.data.splits[0]
+    assert len(split.test.as_of_dates) == 2
+    assert result.metrics["as_of_date"].nunique() == 2
+    with engine.connect() as conn:
+        params = {r[0] for r in conn.execute(select(t.evaluations.c.parameter).where(
+            t.evaluations.c.metric == "precision_at_k")).all()}
+    assert {"20_abs", f"20_abs@{split.split_time:%Y-%m-%d}"} <= params
+    # audition reads one value per split: the mean over its test dates
+    per_split = result.split_metrics()
+    assert len(per_split) == len(result.data.splits)
+    assert per_split["value"].iloc[0] == pytest.approx(
+        result.metrics[result.metrics["split_time"] == split.split_time]["value"].mean())
+
+
+def test_experiment_round_trips_through_yaml() -> None:
+    config = experiment(selection_rules=[{"name": "best_average_value"}])
+    text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    assert TemporalExperiment(**yaml.safe_load(text)) == config
+
+
+def test_baseline_pipeline_survives_the_artefact_store(tmp_path) -> None:
+    features = Features(numeric=["a", "b"])
+    pipe, _ = build_temporal_pipeline(GridPoint("rank_by_feature", {"column": "a",
+                                                                    "tie_break": "b"}),
+                                      features)
+    rows = pd.DataFrame({"a": [1, 2, 2], "b": [5, 0, 1]})
+    pipe.fit(rows, np.array([0, 1, 0]))
+    digest, path = save_artefact(pipe, tmp_path)
+    again = load_artefact(path, digest)
+    np.testing.assert_array_equal(again.predict_proba(rows), pipe.predict_proba(rows))
+
+
+def test_feature_rank_baseline_orders_lexicographically() -> None:
+    X = np.array([[2, 0], [1, 100], [2, 5], [0, np.nan]], dtype=float)
+    model = FeatureRankClassifier(0, (1,)).fit(X, np.array([0, 1, 0, 1]))
+    score = model.predict_proba(X)[:, 1]
+    assert list(np.argsort(-score)) == [2, 0, 1, 3]
+    assert ((score > 0) & (score < 1)).all()
+    features = Features(categorical=["unit"], numeric=["a", "b"])
+    pipe, _ = build_temporal_pipeline(GridPoint("rank_by_feature", {"column": "b",
+                                                                    "tie_break": ["a"]}),
+                                      features)
+    assert pipe.named_steps["model"].column_index == 2  # after the one categorical column
+    with pytest.raises(ValueError):
+        build_temporal_pipeline(GridPoint("rank_by_feature", {"column": "unit"}), features)
+
+
+def test_seed_lists_and_consecutive_dates(tables) -> None:
+    extra = consecutive_dates("2012-01-01", experiment().stability.consecutive.model_copy(
+        update={"days": 2, "weeks": 1, "months": 1}))
+    # monthly to 2012-02-01, weekly (2012-01-08), and the two days before the last date
+    assert extra == [D("2012-01-01"), D("2012-01-08"), D("2012-01-30"), D("2012-01-31"),
+                     D("2012-02-01")]
+    default = consecutive_dates("2016-01-01", experiment().stability.consecutive)
+    assert default[-1] == D("2016-04-01") and D("2016-03-31") in default
+    assert D("2016-03-25") in default and D("2016-03-01") in default
+    data = prepare(experiment(), tables, extra_dates=extra)
+    point = GridPoint("random_forest", {"n_estimators": 10, "n_jobs": 1,
+                                        "min_samples_leaf": 5})
+    by_seed, by_date = seed_lists(data, point, [0, 1], extra_dates=extra)
+    assert set(by_seed) == {0, 1} and set(by_date) == set(extra)
+    assert not by_seed[0].equals(by_seed[1])  # a forest depends on its seed
+    X_train, y_train, X_test, test = training_matrix(data)
+    assert X_train.shape[1] == X_test.shape[1] == len(data.feature_config.input_columns)
+    assert len(test) == len(by_seed[0]) and set(np.unique(y_train)) == {0, 1}
+
+
+@pytest.mark.slow
+def test_real_data_smoke(tmp_path) -> None:
+    if not (SHARED_DATA / "eis" / "chicago_cpdb" / "final-profiles.csv.gz").exists():
+        pytest.skip("CPDB files not found under ../shared/data")
+    from rudikit.data.cpdb import load_cpdb
+
+    tables = load_cpdb(SHARED_DATA).tables()
+    config = experiment(
+        label="injury_use_of_force",
+        timechop={
+            "feature_start_time": "2004-01-01", "feature_end_time": "2015-01-01",
+            "label_start_time": "2013-01-01", "label_end_time": "2016-01-01",
+            "model_update_frequency": "1year", "training_as_of_date_frequencies": "1year",
+            "max_training_histories": "0day", "training_label_timespans": "1year",
+            "test_as_of_date_frequencies": "1year", "test_durations": "0day",
+            "test_label_timespans": "1year"},
+        test_from="2015-01-01", top_k=100,
+        models=[{"algorithm": "rank_by_feature",
+                 "params": {"column": "uof_all_1year_count",
+                            "tie_break": "uof_all_5year_count"}}])
+    engine = open_store(f"sqlite:///{tmp_path / 'r.db'}")
+    run_id = results.start_run(engine, config.name, "h", {}, 0, "real")
+    result = run_temporal(config, tables, engine=engine, run_id=run_id,
+                          artefacts_dir=tmp_path / "m")
+    row = result.metrics.iloc[0]
+    assert row["as_of_date"] == D("2015-01-01") and row["n"] > 10_000
+    assert 0.5 < row["value"] <= 1.0  # last year's uses of force predict injuries well
+    index = result.matrices[0]
+    assert (index["train"]["label_end"] <= D("2015-01-01")).all()
