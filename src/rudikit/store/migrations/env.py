@@ -5,6 +5,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 import rudikit.store.list_tables  # noqa: F401
+import rudikit.store.monitoring_tables  # noqa: F401
 import rudikit.store.production_tables  # noqa: F401
 from rudikit.store.tables import metadata
 
