@@ -80,7 +80,8 @@ entity_reviews = Table(
     Column("review_date", DateTime(timezone=True), nullable=False),
     Column("model_group_id", ForeignKey("model_groups.id")),
     Column("reviewer", String(200), nullable=False),
-    Column("outcome", String(50), nullable=False),  # e.g. no_action, training, counselling
+    Column("outcome", String(50), nullable=False),  # the decision: no_action, training, ...
+    Column("agreement", String(20)),  # with the flag: agree, disagree, unsure
     Column("notes", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )

@@ -141,6 +141,23 @@ feature_importances = Table(
     Column("rank", Integer, nullable=False),
 )
 
+# Per-prediction explanations (SHAP values or coefficient x value): the top reasons shown next to
+# an entity on a list or in an API answer.
+individual_importances = Table(
+    "individual_importances",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("model_id", ForeignKey("models.id"), nullable=False),
+    Column("entity_id", String(200), nullable=False),
+    Column("as_of_date", DateTime(timezone=True)),
+    Column("feature", String(300), nullable=False),
+    Column("method", String(50), nullable=False),  # shap, coefficient
+    Column("contribution", Float, nullable=False),  # signed, in the model's score units
+    Column("value", String(200)),  # the entity's value of the feature, as text
+    Column("rank", Integer, nullable=False),  # 1 = largest |contribution|
+    Index("ix_individual_importances_model_entity", "model_id", "entity_id"),
+)
+
 fairness_audits = Table(
     "fairness_audits",
     metadata,
