@@ -1,0 +1,64 @@
+"""Alerts: a breached bound, stored with what was measured, the bound, the window and how bad it
+is; optionally posted to a webhook (a chat channel, an incident tool)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from rudikit.store.monitoring_tables import alerts, monitor_runs
+
+SEVERITIES = ("critical", "warning")
+
+
+@dataclass(frozen=True)
+class Alert:
+    kind: str  # drift, performance, fairness, freshness, row_count, integrity, stability
+    subject: str
+    metric: str
+    value: float | None
+    bound: float | None
+    severity: str
+    window: str
+    message: str
+
+    def as_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("value", "bound"):
+            if out[key] is not None and not math.isfinite(out[key]):
+                out[key] = None
+        return out
+
+
+def latest_alerts(conn: Connection, project: str) -> tuple[Any, list[dict[str, Any]]]:
+    """The latest monitor run of ``project`` and its alerts (the open ones), critical first."""
+    run = conn.execute(select(monitor_runs).where(monitor_runs.c.project == project)
+                       .order_by(monitor_runs.c.id.desc()).limit(1)).mappings().one_or_none()
+    if run is None:
+        return None, []
+    rows = conn.execute(select(alerts).where(alerts.c.monitor_run_id == run["id"])
+                        .order_by(alerts.c.id)).mappings().all()
+    rows = sorted((dict(r) for r in rows), key=lambda r: SEVERITIES.index(r["severity"]))
+    return run, rows
+
+
+def post_webhook(url: str, project: str, monitor_run_id: int, found: list[Alert],
+                 timeout: float = 10.0) -> str | None:
+    """POST the alerts as JSON; returns a problem description instead of raising, so a broken
+    webhook never loses the stored alerts."""
+    body = {"project": project, "monitor_run_id": monitor_run_id,
+            "critical": sum(a.severity == "critical" for a in found),
+            "warning": sum(a.severity == "warning" for a in found),
+            "alerts": [a.as_json() for a in found]}
+    try:
+        response = httpx.post(url, json=body, timeout=timeout)
+    except httpx.HTTPError as exc:
+        return f"webhook {url}: {type(exc).__name__}: {exc}"
+    if response.status_code >= 400:
+        return f"webhook {url}: HTTP {response.status_code}"
+    return None

@@ -1,0 +1,298 @@
+"""``rudi monitor``, ``rudi retrain``, ``rudi rollback`` and ``rudi backtest``.
+
+``rudi monitor`` exits 1 when a critical alert is open (the latest run raised one), so cron or CI
+can page someone; 2 means it could not run (bad configuration, no store).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from sqlalchemy import select
+
+from rudikit.data.sources import SourceError
+from rudikit.features.labels import LabelError
+from rudikit.features.splits import SplitError
+from rudikit.models.artefacts import ArtefactError
+from rudikit.project import ProjectError, load_project
+from rudikit.service.cli import (
+    ByOpt,
+    DatabaseOpt,
+    ProjectArg,
+    SchemaOpt,
+    _by,
+    _engine,
+    console,
+    fail,
+)
+from rudikit.service.errors import ServiceError
+
+AsOfOpt = Annotated[str | None, typer.Option(
+    "--as-of", help="Judge the production window ending on this date (YYYY-MM-DD, UTC); "
+                    "default: now.")]
+
+CAUGHT = (ProjectError, SourceError, LabelError, SplitError, ArtefactError, ServiceError,
+          ValueError)
+
+
+def _as_of(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        day = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--as-of: {value!r} is not a date (YYYY-MM-DD)")
+    return (day if day.tzinfo else day.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _project(project_dir: Path):  # type: ignore[no-untyped-def]
+    try:
+        return load_project(project_dir)
+    except ProjectError as exc:
+        fail(f"{exc.source} is not valid: " + "; ".join(exc.problems))
+
+
+def _folder(project_dir: Path) -> Path:
+    return project_dir if project_dir.is_dir() else project_dir.parent
+
+
+def alerts_table(rows: list[dict]) -> Table:  # type: ignore[type-arg]
+    table = Table(title="Open alerts")
+    for heading in ("severity", "kind", "subject", "value", "bound", "window", "message"):
+        table.add_column(heading, overflow="fold")
+    for a in rows:
+        style = "bold red" if a["severity"] == "critical" else "yellow"
+        value, bound = a.get("value"), a.get("bound")
+        table.add_row(a["severity"], a["kind"], a["subject"],
+                      "" if value is None else f"{value:.4g}",
+                      "" if bound is None else f"{bound:.4g}", a["window"], a["message"],
+                      style=style)
+    return table
+
+
+def monitor(project_dir: ProjectArg = Path("."), as_of: AsOfOpt = None,
+            database_url: DatabaseOpt = None, database_schema: SchemaOpt = None,
+            show: Annotated[bool, typer.Option(
+                "--show", help="Only show the open alerts of the latest run (no new "
+                               "checks).")] = False) -> None:
+    """Check inputs, drift, realised performance, fairness and list stability of the live
+    model; store the figures and alerts; exit 1 if a critical alert is open."""
+    from rudikit.monitoring.alerts import latest_alerts
+    from rudikit.monitoring.monitor import run_monitor
+
+    project = _project(project_dir)
+    engine = _engine(project_dir, database_url, database_schema)
+    if not show:
+        progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                            TextColumn("{task.completed:,} predictions read"),
+                            TimeElapsedColumn(), console=console, transient=True)
+        with progress:
+            task = progress.add_task("monitoring", total=None)
+            try:
+                result = run_monitor(project, _folder(project_dir), engine,
+                                     as_of=_as_of(as_of),
+                                     tick=lambda n: progress.advance(task, n))
+            except CAUGHT as exc:
+                fail(str(exc))
+        start, end = result.window
+        console.print(f"Monitor run {result.monitor_run_id}: {project.name}, window "
+                      f"{start:%Y-%m-%d} to {end:%Y-%m-%d}: {result.n_predictions:,} "
+                      f"predictions, {result.n_outcomes:,} with outcomes.", highlight=False)
+        if result.realised is not None:
+            r, e = result.realised, result.expected
+            expected = f" (test: {e.precision:.1%})" if e is not None else ""
+            console.print(f"Realised at threshold {result.deployment.threshold:g}: precision "
+                          f"{r.precision:.1%}{expected}, recall {r.recall:.1%}, ROC AUC "
+                          f"{r.roc_auc:.3f}.", highlight=False)
+        for note in result.notes:
+            console.print(f"[dim]note:[/] {note}", highlight=False)
+    with engine.connect() as conn:
+        run, rows = latest_alerts(conn, project.name)
+    if run is None:
+        fail("no monitor run yet: run `rudi monitor` without --show first")
+    if rows:
+        console.print(alerts_table(rows))
+    else:
+        console.print(f"[green]No open alerts[/] (monitor run {run['id']}).")
+    if any(r["severity"] == "critical" for r in rows):
+        raise typer.Exit(1)
+
+
+def retrain(project_dir: ProjectArg = Path("."), as_of: AsOfOpt = None,
+            database_url: DatabaseOpt = None, database_schema: SchemaOpt = None,
+            by: ByOpt = None) -> None:
+    """Refit the deployed model group with the production outcomes, compare challenger and
+    champion on the newest outcomes, promote only if not worse and fair (audit-logged)."""
+    from rudikit.monitoring.retrain import retrain as run_retrain
+
+    project = _project(project_dir)
+    engine = _engine(project_dir, database_url, database_schema)
+    with console.status("retraining the deployed model group"):
+        try:
+            decision = run_retrain(project, _folder(project_dir), engine, by=_by(by),
+                                   as_of=_as_of(as_of))
+        except CAUGHT as exc:
+            fail(str(exc))
+    table = Table(title=f"Retrain (run {decision.run_id}): holdout "
+                        f"{decision.holdout[0]:%Y-%m-%d} to {decision.holdout[1]:%Y-%m-%d}, "
+                        f"{decision.holdout_rows:,} outcomes")
+    for heading in ("", "model", decision.metric, "precision", "recall", "fairness"):
+        table.add_column(heading)
+    for name, c in (("champion", decision.champion), ("challenger", decision.challenger)):
+        fair = "n/a" if c.fairness_passed is None else "met" if c.fairness_passed else \
+            f"{len(c.failed)} not met"
+        table.add_row(name, str(c.model_id), f"{c.metric:.3f}",
+                      f"{c.metrics.get('precision', float('nan')):.3f}",
+                      f"{c.metrics.get('recall', float('nan')):.3f}", fair)
+    console.print(table)
+    console.print(f"Trained on {decision.training_rows:,} rows "
+                  f"({decision.production_training_rows:,} from production).")
+    verdict = (f"[bold green]promoted[/] (deployment {decision.deployment_id})"
+               if decision.promoted else "[bold yellow]not promoted[/]")
+    console.print(f"Challenger {verdict}: {decision.reason}.", highlight=False)
+
+
+def rollback(project_dir: ProjectArg = Path("."),
+             reason: Annotated[str, typer.Option(help="Why (goes to the audit log).")] = "",
+             database_url: DatabaseOpt = None, database_schema: SchemaOpt = None,
+             by: ByOpt = None) -> None:
+    """Return to the model deployed before the live one (audit-logged)."""
+    from rudikit.monitoring.retrain import rollback as run_rollback
+
+    engine = _engine(project_dir, database_url, database_schema)
+    try:
+        retired, new = run_rollback(engine, by=_by(by), reason=reason)
+    except CAUGHT as exc:
+        fail(str(exc))
+    console.print(f"Rolled back: deployment {retired} retired; deployment {new} is live.")
+
+
+def backtest(project_dir: ProjectArg = Path("."),
+             max_age: Annotated[int, typer.Option(min=1, help="Months after training to "
+                                                              "score.")] = 6,
+             first_train_months: Annotated[int, typer.Option(min=1, help="Months of data the "
+                                                                         "first model gets.")]
+             = 6,
+             database_url: DatabaseOpt = None, database_schema: SchemaOpt = None) -> None:
+    """How performance decays with model age (the live model group refitted at each month
+    end and scored on the months after): the evidence for how often to retrain."""
+    from rudikit.models.estimators import GridPoint
+    from rudikit.monitoring.retrain import backtest_model_age
+    from rudikit.pipeline import unify
+    from rudikit.project import Features
+    from rudikit.store import tables as t
+
+    project = _project(project_dir)
+    engine = _engine(project_dir, database_url, database_schema)
+    dep = _deployed_or_fail(engine)
+    with engine.connect() as conn:
+        group = conn.execute(select(t.model_groups).where(
+            t.model_groups.c.id == dep.model_group_id)).mappings().one()
+    with console.status("refitting at each month end"):
+        try:
+            frame, _ = unify(project, _folder(project_dir))
+            table = backtest_model_age(
+                project, frame, GridPoint(group["algorithm"], dict(group["hyperparameters"])),
+                Features.model_validate(group["features"]), max_age=max_age,
+                first_train_months=first_train_months)
+        except CAUGHT as exc:
+            fail(str(exc))
+    if table.empty:
+        fail("not enough months of data for a backtest")
+    summary = table.groupby("age_months").agg(models=("roc_auc", "size"),
+                                              roc_auc=("roc_auc", "mean"),
+                                              sd=("roc_auc", "std")).reset_index()
+    out = Table(title=f"ROC AUC by model age ({group['algorithm']}, group {group['id']})")
+    for heading in ("age (months)", "models", "mean ROC AUC", "sd"):
+        out.add_column(heading, justify="right")
+    for row in summary.itertuples():
+        out.add_row(str(row.age_months), str(row.models), f"{row.roc_auc:.3f}",
+                    f"{row.sd:.3f}")
+    console.print(out)
+
+
+def replay(project_dir: ProjectArg = Path("."),
+           month: Annotated[str | None, typer.Option(
+               help="YYYY-MM to replay (default: the last month in the data).")] = None,
+           url: Annotated[str | None, typer.Option(
+               help="A running service to replay against (default: start one locally on a "
+                    "free loopback port).")] = None,
+           token: Annotated[str | None, typer.Option(
+               envvar="RUDI_TOKEN", help="Token for --url (needs the predict and outcome "
+                                         "roles, or admin).")] = None,
+           outcomes: Annotated[bool, typer.Option(help="Also post each true outcome.")] = True,
+           database_url: DatabaseOpt = None, database_schema: SchemaOpt = None,
+           by: ByOpt = None) -> None:
+    """Send a month of real records through the prediction service as production (POST
+    /predict in batches), then their true outcomes (POST /outcomes)."""
+    import httpx
+
+    from rudikit.monitoring.replay import ReplayError, local_service, month_rows
+    from rudikit.monitoring.replay import replay as run_replay
+    from rudikit.pipeline import unify
+
+    project = _project(project_dir)
+    folder = _folder(project_dir)
+    try:
+        frame, _ = unify(project, folder)
+        chosen, data, y = month_rows(project, frame, month)
+    except (*CAUGHT, ReplayError) as exc:
+        fail(str(exc))
+    engine = _engine(project_dir, database_url, database_schema)
+    dep = _deployed_or_fail(engine)
+    columns = [c for c in dep.features.input_columns if c in data.columns]
+    total = len(data) * (2 if outcomes else 1)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console)
+    try:
+        with progress:
+            task = progress.add_task(f"replaying {chosen}", total=total)
+            tick = lambda n: progress.advance(task, n)  # noqa: E731
+            if url:
+                if not token:
+                    fail("--url needs --token (or RUDI_TOKEN)")
+                with httpx.Client(base_url=url, timeout=60.0,
+                                  headers={"Authorization": f"Bearer {token}"}) as client:
+                    summary = run_replay(client, project, data, y, columns, chosen,
+                                         outcomes=outcomes, tick=tick)
+            else:
+                with local_service(folder, database_url, database_schema, engine,
+                                   _by(by)) as client:
+                    summary = run_replay(client, project, data, y, columns, chosen,
+                                         outcomes=outcomes, tick=tick)
+    except (ReplayError, httpx.HTTPError, ServiceError) as exc:
+        fail(str(exc))
+    console.print(f"Replayed {summary.month}: {summary.observations:,} records "
+                  f"({summary.scored:,} scored now, {summary.replayed:,} already stored), "
+                  f"{summary.outcomes:,} outcomes posted to deployment {dep.deployment_id}.",
+                  highlight=False)
+
+
+def _deployed_or_fail(engine):  # type: ignore[no-untyped-def]
+    from rudikit.monitoring.monitor import deployed
+
+    dep = deployed(engine)
+    if dep is None:
+        fail("nothing is deployed: promote a model first (`rudi deploy <model_group_id> "
+             "--reason ...`)")
+    return dep
+
+
+def register_monitoring_commands(app: typer.Typer) -> None:
+    app.command()(replay)
+    app.command()(monitor)
+    app.command()(retrain)
+    app.command()(rollback)
+    app.command()(backtest)

@@ -1,0 +1,534 @@
+"""`rudi monitor`: one pass over the production window of the live deployment, every figure and
+alert written to the store in one transaction.
+
+What it checks (thresholds from the ``monitoring`` section of ``rudi.yaml``):
+inputs (freshness, rows per period, rewritten history), population drift of every model input
+and of the score against the training rows, realised performance once outcomes arrive (overall,
+per segment, precision@k per period), the fairness requirements on production outcomes, and the
+stability of consecutive lists when the same entities are scored again and again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from scipy import stats
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Engine
+
+from rudikit.data.sources import LoadedSource
+from rudikit.evaluation.stability import consecutive_stability
+from rudikit.fairness.requirements import RequirementResult
+from rudikit.fairness.stage import assess
+from rudikit.features.labels import make_label
+from rudikit.features.splits import make_split
+from rudikit.monitoring import inputs
+from rudikit.monitoring.alerts import Alert, post_webhook
+from rudikit.monitoring.drift import FeatureDrift, ReferenceProfile, compare
+from rudikit.monitoring.performance import (
+    Realised,
+    by_segment,
+    precision_at_k_over_time,
+    realised,
+    roc_points,
+)
+from rudikit.monitoring.production import read_predictions
+from rudikit.project import Features, OperatingPoint, Project, SourceExpectation
+from rudikit.service.deploy import live_deployment
+from rudikit.store import tables as t
+from rudikit.store.monitoring_tables import (
+    alerts,
+    monitor_metrics,
+    monitor_runs,
+    source_periods,
+)
+
+
+class MonitorError(ValueError):
+    """The monitor cannot run (e.g. a segment column the data does not have)."""
+
+
+@dataclass
+class Deployed:
+    deployment_id: int
+    model_id: int
+    model_group_id: int
+    threshold: float
+    split: str
+    features: Features
+
+
+@dataclass
+class SourceCheck:
+    source: str
+    newest: pd.Timestamp | None
+    age_days: float | None
+    periods: list[inputs.PeriodDigest]
+
+
+@dataclass
+class MonitorResult:
+    monitor_run_id: int
+    project: str
+    as_of: datetime
+    window: tuple[datetime, datetime]
+    deployment: Deployed | None
+    n_predictions: int = 0
+    n_outcomes: int = 0
+    alerts: list[Alert] = field(default_factory=list)
+    drift: list[FeatureDrift] = field(default_factory=list)
+    score_drift: FeatureDrift | None = None
+    score_ks_p: float = float("nan")
+    expected: Realised | None = None
+    realised: Realised | None = None
+    segments: dict[str, dict[str, Realised]] = field(default_factory=dict)
+    precision_over_time: pd.DataFrame | None = None
+    fairness: list[RequirementResult] = field(default_factory=list)
+    sources: list[SourceCheck] = field(default_factory=list)
+    stability: pd.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def critical(self) -> int:
+        return sum(a.severity == "critical" for a in self.alerts)
+
+    @property
+    def warnings(self) -> int:
+        return sum(a.severity == "warning" for a in self.alerts)
+
+
+# --- What is deployed and what it was trained on ---------------------------------------------
+
+
+def deployed(engine: Engine) -> Deployed | None:
+    with engine.connect() as conn:
+        live = live_deployment(conn)
+        if live is None:
+            return None
+        model = conn.execute(select(t.models.c.split).where(t.models.c.id == live["model_id"])
+                             ).one()
+        group = conn.execute(select(t.model_groups.c.features).where(
+            t.model_groups.c.id == live["model_group_id"])).scalar_one()
+    return Deployed(live["id"], live["model_id"], live["model_group_id"],
+                    float(live["threshold"]), model.split, Features.model_validate(group))
+
+
+def training_rows(project: Project, frame: pd.DataFrame, split_name: str) -> pd.DataFrame:
+    """The labelled rows the deployed model was trained on (its split's training part)."""
+    y, keep = make_label(frame, project.label)
+    data = frame.loc[keep].reset_index(drop=True)
+    data["__label"] = y[keep]
+    for i, spec in enumerate(project.splits):
+        if spec.name == split_name:
+            split = make_split(data, spec, f"splits[{i}]", project.data.knowledge_date)
+            return data.iloc[split.train].reset_index(drop=True)
+    return data  # the split was renamed or removed since: profile all labelled rows
+
+
+def datetime_parts(values: Any, parts: list[str]) -> dict[str, pd.Series]:
+    """The datetime parts a model reads (``datetime.hour``...), as category text, in UTC."""
+    times = pd.to_datetime(pd.Series(values), utc=True, errors="coerce", format="ISO8601")
+    out = {}
+    for part in parts:
+        value = getattr(times.dt, "weekday" if part == "weekday" else part)
+        out[part] = value.astype("Int64").astype("string")
+    return out
+
+
+def _profile_columns(features: Features) -> tuple[list[str], list[str]]:
+    categorical = features.categorical + features.boolean
+    if features.datetime:
+        categorical += [f"{features.datetime.column}.{p}" for p in features.datetime.parts]
+    return categorical, list(features.numeric)
+
+
+def _with_parts(frame: pd.DataFrame, features: Features) -> pd.DataFrame:
+    if not features.datetime or features.datetime.column not in frame:
+        return frame
+    frame = frame.copy()
+    col = features.datetime.column
+    for part, values in datetime_parts(frame[col], list(features.datetime.parts)).items():
+        frame[f"{col}.{part}"] = values.to_numpy()
+    return frame
+
+
+# --- Reading production ----------------------------------------------------------------------
+
+
+@dataclass
+class _Window:
+    """What one streaming pass over the production window keeps."""
+
+    counts: dict[str, np.ndarray]
+    scores: list[np.ndarray]
+    labelled: list[pd.DataFrame]
+    n: int = 0
+
+
+def _chunk_columns(chunk: pa.Table, features: Features) -> dict[str, Any]:
+    columns: dict[str, Any] = {name: chunk.column(name) for name in chunk.column_names}
+    if features.datetime and features.datetime.column in columns:
+        col = features.datetime.column
+        values = columns[col]
+        values = values.to_pandas() if pa.types.is_timestamp(values.type) else \
+            pc.cast(values, pa.string()).to_pandas()
+        for part, series in datetime_parts(values, list(features.datetime.parts)).items():
+            columns[f"{col}.{part}"] = series
+    return columns
+
+
+def _read_window(engine: Engine, project: Project, dep: Deployed, profile: ReferenceProfile,
+                 start: datetime, end: datetime, keep: list[str],
+                 tick: Callable[[int], None] | None) -> _Window:
+    window = _Window({name: np.zeros(len(b.labels), dtype=np.int64)
+                      for name, b in profile.buckets_.items()}, [], [])
+    for chunk in read_predictions(engine, [dep.model_id], time_field=project.data.knowledge_date,
+                                  start=start, end=end):
+        window.n += chunk.num_rows
+        for name, counts in profile.count(_chunk_columns(chunk, dep.features)).items():
+            window.counts[name] += counts
+        window.scores.append(chunk.column("score").to_numpy())
+        labelled = chunk.filter(pc.is_valid(chunk.column("outcome")))
+        if labelled.num_rows:
+            cols = ["score", "outcome", "event_time"] + [c for c in keep
+                                                         if c in labelled.column_names]
+            window.labelled.append(labelled.select(cols).to_pandas())
+        if tick:
+            tick(chunk.num_rows)
+    return window
+
+
+# --- Checks ----------------------------------------------------------------------------------
+
+
+def _drift_alerts(monitoring: Any, found: list[FeatureDrift], window: str) -> list[Alert]:
+    out = []
+    for d in found:
+        if not np.isfinite(d.psi) or d.psi < monitoring.psi_warning:
+            continue
+        severity = "critical" if d.psi >= monitoring.psi_critical else "warning"
+        top = d.buckets.assign(change=(d.buckets.production_share
+                                       - d.buckets.reference_share).abs()
+                               ).sort_values("change", ascending=False).iloc[0]
+        bound = monitoring.psi_critical if severity == "critical" else monitoring.psi_warning
+        out.append(Alert("drift", d.feature, "psi", d.psi, bound, severity, window,
+                         f"{d.feature} drifted (PSI {d.psi:.3f}): {top.bucket} "
+                         f"{top.reference_share:.1%} in training, {top.production_share:.1%} "
+                         "in production"))
+    return out
+
+
+def _source_checks(project: Project, loaded: list[LoadedSource], engine: Engine,
+                   as_of: datetime) -> tuple[list[SourceCheck], list[Alert]]:
+    time_col = project.data.knowledge_date
+    checks, found = [], []
+    with engine.connect() as conn:
+        for source in loaded:
+            expect = project.monitoring.sources.get(source.name, SourceExpectation())
+            dated = time_col in source.frame.columns
+            newest = pd.to_datetime(source.frame[time_col], utc=True).max() if dated else None
+            digests = inputs.period_digests(source.frame, time_col, expect.period) if dated \
+                else []
+            age, stale = inputs.freshness(source.name, newest, as_of, expect.max_staleness_days)
+            previous = _previous_digests(conn, source.name)
+            newest_period = max((d.period for d in digests if d.period != "(no date)"),
+                                default=None)
+            findings = [stale] if stale else []
+            findings += inputs.integrity_findings(source.name, previous, digests, newest_period)
+            check = {d.period for d in digests if d.period not in previous}
+            check |= {newest_period} if newest_period else set()
+            findings += inputs.row_count_findings(source.name, digests, expect.row_count_bounds,
+                                                  check)
+            checks.append(SourceCheck(source.name, newest, age, digests))
+            severity = {"freshness": "critical", "integrity": "critical", "row_count": "warning"}
+            found += [Alert(f.kind, f.subject, f.metric, f.value, f.bound, severity[f.kind],
+                            f.window, f.message) for f in findings]
+    return checks, found
+
+
+def _previous_digests(conn: Any, source: str) -> dict[str, inputs.PeriodDigest]:
+    last = conn.execute(select(source_periods.c.monitor_run_id)
+                        .where(source_periods.c.source == source)
+                        .order_by(source_periods.c.monitor_run_id.desc()).limit(1)
+                        ).scalar_one_or_none()
+    if last is None:
+        return {}
+    rows = conn.execute(select(source_periods.c.period, source_periods.c.row_count,
+                               source_periods.c.checksum)
+                        .where(source_periods.c.source == source,
+                               source_periods.c.monitor_run_id == last)).all()
+    return {r.period: inputs.PeriodDigest(r.period, r.row_count, r.checksum) for r in rows}
+
+
+def stored_lists(engine: Engine, model_group_id: int, until: datetime, min_size: int
+                 ) -> dict[pd.Timestamp, pd.Series]:
+    """The model group's lists: its stored predictions per as-of date (the newest model's when
+    several scored one date), entity id -> score, for dates scoring ``min_size`` or more."""
+    p, m = t.predictions, t.models
+    with engine.connect() as conn:
+        rows = conn.execute(select(p.c.as_of_date, p.c.entity_id, p.c.score, p.c.model_id)
+                            .join(m, m.c.id == p.c.model_id)
+                            .where(m.c.model_group_id == model_group_id,
+                                   p.c.as_of_date.is_not(None))).all()
+    if not rows:
+        return {}
+    frame = pd.DataFrame(rows, columns=["as_of_date", "entity_id", "score", "model_id"])
+    frame["as_of_date"] = pd.to_datetime(frame["as_of_date"], utc=True)
+    frame = frame[frame["as_of_date"] <= pd.Timestamp(until)]
+    newest = frame.groupby("as_of_date")["model_id"].transform("max")
+    frame = frame[frame["model_id"] == newest]
+    lists = {d: g.drop_duplicates("entity_id", keep="last").set_index("entity_id")["score"]
+             for d, g in frame.groupby("as_of_date", sort=True)}
+    # a list has at least k entities; per-case dates (one search each) are not lists
+    return {d: s for d, s in lists.items() if len(s) >= min_size}
+
+
+def list_stability(project: Project, engine: Engine, lists: dict[pd.Timestamp, pd.Series]
+                   ) -> tuple[pd.DataFrame | None, list[Alert], str | None]:
+    """Each list against the one before it (top-k Jaccard, Spearman); the newest pair is
+    checked against bounds learned from the earlier pairs (or fixed minimums)."""
+    cfg = project.monitoring.stability
+    if len(lists) < 2:
+        return None, [], ("list stability: fewer than two stored lists (batch-scored as-of "
+                          "dates) for the deployed model group")
+    pairs = consecutive_stability(lists, cfg.k)
+    pairs["pair"] = [f"{a:%Y-%m-%d}/{b:%Y-%m-%d}" for a, b in
+                     zip(pairs["previous_date"], pairs["as_of_date"], strict=True)]
+    found = []
+    last = pairs.iloc[-1]
+    for metric, fixed in (("jaccard", cfg.jaccard_min), ("spearman", cfg.spearman_min)):
+        value = float(last[metric])
+        values = pairs[metric].iloc[:-1].to_numpy(dtype=float)
+        values = values[np.isfinite(values)]
+        if not np.isfinite(value):
+            continue
+        if fixed is not None:
+            lo, hi = fixed, None
+        elif len(values) >= cfg.min_history:
+            lo, hi = np.percentile(values, cfg.quantiles)
+        else:
+            continue
+        if value < lo - 1e-12:
+            found.append(Alert("stability", f"top-{cfg.k} list", metric, value, float(lo),
+                               "warning", last["pair"],
+                               f"the top-{cfg.k} list churned: {metric} {value:.2f} between "
+                               f"{last['pair']}, below the usual {lo:.2f}"))
+        elif hi is not None and value > hi + 1e-12:
+            found.append(Alert("stability", f"top-{cfg.k} list", metric, value, float(hi),
+                               "warning", last["pair"],
+                               f"the top-{cfg.k} list barely changed: {metric} {value:.2f} "
+                               f"between {last['pair']}, above the usual {hi:.2f} (have the "
+                               "inputs stopped updating?)"))
+    return pairs, found, None
+
+
+# --- The monitor -----------------------------------------------------------------------------
+
+
+def run_monitor(project: Project, project_dir: Path, engine: Engine, *,
+                as_of: datetime | None = None, loaded: list[LoadedSource] | None = None,
+                tick: Callable[[int], None] | None = None) -> MonitorResult:
+    """Check everything, store the figures and alerts (one transaction), post the webhook."""
+    from rudikit.pipeline import unify
+
+    started = datetime.now(UTC)
+    as_of = (as_of or started).astimezone(UTC)
+    mon = project.monitoring
+    start = as_of - timedelta(days=mon.window_days)
+    window_label = f"{start:%Y-%m-%d} to {as_of:%Y-%m-%d}"
+    if loaded is None:
+        frame, loaded = unify(project, project_dir)
+    else:
+        frame = pd.concat([s.frame for s in loaded], ignore_index=True)
+    unknown = [s for s in mon.sources if s not in {x.name for x in loaded}]
+    if unknown:
+        raise MonitorError(f"monitoring.sources: no source named {unknown[0]!r} in data.sources")
+    result = MonitorResult(0, project.name, as_of, (start, as_of), deployed(engine))
+    result.sources, found = _source_checks(project, loaded, engine, as_of)
+    metrics: list[dict[str, Any]] = []
+    dep = result.deployment
+    if dep is None:
+        result.notes.append("no model is deployed: only the inputs were checked")
+    else:
+        missing = [c for c in mon.segments if c not in frame.columns]
+        if missing:
+            raise MonitorError(f"monitoring.segments: no column {missing[0]!r} in the data")
+        found += _production_checks(project, engine, frame, dep, result, metrics, start, as_of,
+                                    window_label, tick)
+    result.alerts = found
+    _store(engine, result, metrics, started)
+    webhook = (mon.webhook_url or "").strip()
+    if webhook and found:
+        problem = post_webhook(webhook, project.name, result.monitor_run_id, found)
+        if problem:
+            result.notes.append(problem)
+    return result
+
+
+def _production_checks(project: Project, engine: Engine, frame: pd.DataFrame, dep: Deployed,
+                       result: MonitorResult, metrics: list[dict[str, Any]], start: datetime,
+                       end: datetime, window: str, tick: Callable[[int], None] | None
+                       ) -> list[Alert]:
+    mon = project.monitoring
+    train = _with_parts(training_rows(project, frame, dep.split), dep.features)
+    categorical, numeric = _profile_columns(dep.features)
+    categorical = [c for c in categorical if c in train.columns]
+    numeric = [c for c in numeric if c in train.columns]
+    profile = ReferenceProfile().fit(train, categorical=categorical, numeric=numeric)
+    with engine.connect() as conn:
+        reference = conn.execute(select(t.predictions.c.score, t.predictions.c.label)
+                                 .where(t.predictions.c.model_id == dep.model_id)).all()
+    ref_score = np.array([r.score for r in reference], dtype=float)
+    ref_label = np.array([-1 if r.label is None else r.label for r in reference])
+    score_profile = ReferenceProfile().fit(pd.DataFrame({"score": ref_score}), categorical=[],
+                                           numeric=["score"])
+    keep = list(dict.fromkeys(mon.segments + project.fairness.columns))
+    win = _read_window(engine, project, dep, profile, start, end, keep, tick)
+    found: list[Alert] = []
+    pairs, churn, note = list_stability(project, engine,
+                                        stored_lists(engine, dep.model_group_id, end,
+                                                     mon.stability.k))
+    result.stability, found = pairs, found + churn
+    if note:
+        result.notes.append(note)
+    if pairs is not None:
+        for row in pairs.itertuples():
+            for metric in ("jaccard", "spearman"):
+                metrics.append(_metric("stability", f"top-{row.k}", row.pair, metric,
+                                       getattr(row, metric), row.common_entities))
+    result.n_predictions = win.n
+    if win.n == 0:
+        result.notes.append(f"no production predictions in {window}")
+        return found
+    scores = np.concatenate(win.scores)
+    result.drift = compare(profile, win.counts)
+    result.score_drift = compare(score_profile, score_profile.count({"score": scores}))[0]
+    if len(ref_score) and len(scores):
+        result.score_ks_p = float(stats.ks_2samp(ref_score, scores).pvalue)
+    for d in [*result.drift, result.score_drift]:
+        metrics += [_metric("drift", d.feature, "", "psi", d.psi, win.n),
+                    _metric("drift", d.feature, "", "chi2_p", d.chi2_p, win.n),
+                    _metric("drift", d.feature, "", "reference_missing", d.reference_missing),
+                    _metric("drift", d.feature, "", "production_missing", d.production_missing)]
+        for row in d.buckets.itertuples():
+            metrics += [_metric("drift_bucket", d.feature, row.bucket, "reference_share",
+                                row.reference_share, row.reference_n),
+                        _metric("drift_bucket", d.feature, row.bucket, "production_share",
+                                row.production_share, row.production_n)]
+    metrics.append(_metric("drift", "score", "", "ks_p", result.score_ks_p, win.n))
+    if win.n >= mon.min_window_rows:
+        found += _drift_alerts(mon, [*result.drift, result.score_drift], window)
+    else:
+        result.notes.append(f"drift: only {win.n} predictions in the window (alerts need "
+                            f"{mon.min_window_rows})")
+    labelled = pd.concat(win.labelled, ignore_index=True) if win.labelled else pd.DataFrame()
+    result.n_outcomes = len(labelled)
+    found += _performance(project, dep, result, metrics, labelled, ref_score, ref_label, window)
+    return found
+
+
+def _performance(project: Project, dep: Deployed, result: MonitorResult,
+                 metrics: list[dict[str, Any]], labelled: pd.DataFrame, ref_score: np.ndarray,
+                 ref_label: np.ndarray, window: str) -> list[Alert]:
+    mon = project.monitoring
+    found: list[Alert] = []
+    known = ref_label >= 0
+    if known.any():
+        result.expected = realised(ref_label[known], ref_score[known], dep.threshold)
+        for name, value in result.expected.as_dict().items():
+            metrics.append(_metric("expected", "test", "", name, value, result.expected.n))
+    if len(labelled) < mon.min_outcomes:
+        result.notes.append(f"realised performance: {len(labelled)} outcomes in the window "
+                            f"(needs {mon.min_outcomes})")
+        return found
+    y, score = labelled["outcome"].to_numpy(dtype=int), labelled["score"].to_numpy()
+    result.realised = realised(y, score, dep.threshold)
+    for name, value in result.realised.as_dict().items():
+        metrics.append(_metric("performance", "all", "", name, value, result.realised.n))
+    metrics.append(_metric("performance", "all", "", "roc_curve", None, len(y),
+                           roc_points(y, score)))
+    for column in mon.segments:
+        if column not in labelled:
+            continue
+        result.segments[column] = by_segment(labelled, column, dep.threshold)
+        for value, r in result.segments[column].items():
+            for name, v in r.as_dict().items():
+                metrics.append(_metric("performance", column, value, name, v, r.n))
+    over_time = precision_at_k_over_time(labelled, mon.performance_period,
+                                         project.monitoring.stability.k)
+    result.precision_over_time = over_time
+    for row in over_time.itertuples():
+        metrics.append(_metric("precision_at_k", f"top-{row.k}", row.period, "precision_at_k",
+                               row.precision_at_k, row.n))
+    if result.expected is not None and np.isfinite(result.expected.precision) \
+            and np.isfinite(result.realised.precision):
+        drop = (result.expected.precision - result.realised.precision) * 100
+        if drop >= mon.precision_drop_pp:
+            found.append(Alert(
+                "performance", "precision", "drop_pp", drop, mon.precision_drop_pp, "critical",
+                window, f"realised precision {result.realised.precision:.1%} is {drop:.1f} "
+                f"points below the {result.expected.precision:.1%} expected from the test "
+                f"data (threshold {dep.threshold:g}, {result.realised.n:,} outcomes)"))
+    fairness = project.fairness
+    if fairness.requirements and all(c in labelled for c in fairness.columns):
+        assessed = assess(fairness, labelled[fairness.columns], y, score,
+                          OperatingPoint(threshold=dep.threshold))
+        result.fairness = assessed.requirements
+        for r in assessed.requirements:
+            name = r.requirement.name
+            metrics.append(_metric("fairness", name, "", "passed",
+                                   float(r.passed) if r.evaluable else None, len(y),
+                                   {"summary": r.summary}))
+            if r.evaluable and not r.passed:
+                worst = max(r.failing, key=lambda o: o.gap_pp)
+                found.append(Alert("fairness", name, "gap_pp", worst.gap_pp,
+                                   r.requirement.max_gap_pp, "critical", window,
+                                   f"fairness requirement not met on production outcomes: "
+                                   f"{name}: {r.summary}"))
+    return found
+
+
+def _metric(section: str, subject: str, segment: str, metric: str, value: Any,
+            n: int | None = None, details: Any = None) -> dict[str, Any]:
+    v = None if value is None or not np.isfinite(float(value)) else float(value)
+    return {"section": section, "subject": str(subject)[:200], "segment": str(segment)[:200],
+            "metric": metric, "value": v, "n": None if n is None else int(n),
+            "details": details}
+
+
+def _store(engine: Engine, result: MonitorResult, metrics: list[dict[str, Any]],
+           started: datetime) -> None:
+    dep = result.deployment
+    finished = datetime.now(UTC)
+    with engine.begin() as conn:
+        run_id = conn.execute(insert(monitor_runs).values(
+            project=result.project, deployment_id=dep.deployment_id if dep else None,
+            model_group_id=dep.model_group_id if dep else None,
+            model_id=dep.model_id if dep else None, window_start=result.window[0],
+            window_end=result.window[1], n_predictions=result.n_predictions,
+            n_outcomes=result.n_outcomes, n_critical=result.critical,
+            n_warning=result.warnings, started_at=started, finished_at=finished,
+        ).returning(monitor_runs.c.id)).scalar_one()
+        rows = [{**m, "monitor_run_id": run_id} for m in metrics]
+        for begin in range(0, len(rows), 5000):
+            conn.execute(insert(monitor_metrics), rows[begin:begin + 5000])
+        if result.alerts:
+            conn.execute(insert(alerts), [{
+                "monitor_run_id": run_id, "kind": a.kind, "subject": a.subject[:200],
+                "metric": a.metric, "value": a.as_json()["value"],
+                "bound": a.as_json()["bound"], "severity": a.severity, "window": a.window,
+                "message": a.message, "created_at": finished} for a in result.alerts])
+        periods = [{"monitor_run_id": run_id, "source": s.source, "period": d.period,
+                    "row_count": d.row_count, "checksum": d.checksum, "recorded_at": finished}
+                   for s in result.sources for d in s.periods]
+        if periods:
+            conn.execute(insert(source_periods), periods)
+    result.monitor_run_id = run_id

@@ -1,0 +1,313 @@
+"""`rudi retrain`, `rudi rollback` and the model-age backtest.
+
+Retraining refits the deployed model group (same algorithm, hyperparameters and features) on
+the project's data plus the production cases whose outcomes came back, holding out the newest
+``holdout_days`` of production outcomes. Champion (the live model) and challenger are scored on
+that same holdout; the challenger is promoted only if its metric is no more than ``max_drop``
+below the champion's and it meets every fairness requirement. The decision, either way, goes to
+the append-only audit log with the figures behind it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from rudikit.evaluation.metrics import evaluate_scores
+from rudikit.fairness.stage import assess
+from rudikit.features.labels import make_label
+from rudikit.models.artefacts import load_artefact, save_artefact
+from rudikit.models.estimators import GridPoint, build_pipeline
+from rudikit.monitoring.monitor import MonitorError, deployed
+from rudikit.monitoring.production import read_predictions
+from rudikit.project import Features, OperatingPoint, Project
+from rudikit.service import audit
+from rudikit.service.deploy import deploy
+from rudikit.store import results
+from rudikit.store import tables as t
+from rudikit.store.production_tables import deployed_models
+
+
+class RetrainError(MonitorError):
+    """Retraining cannot proceed (nothing deployed, too few outcomes...)."""
+
+
+@dataclass
+class Contender:
+    """One side of the comparison on the holdout."""
+
+    model_id: int
+    metric: float
+    metrics: dict[str, float]
+    fairness_passed: bool | None
+    requirements: list[str] = field(default_factory=list)  # "name: summary" per requirement
+    failed: list[str] = field(default_factory=list)  # the requirements not met
+
+
+@dataclass
+class RetrainDecision:
+    promoted: bool
+    reason: str
+    metric: str
+    champion: Contender
+    challenger: Contender
+    holdout: tuple[datetime, datetime]
+    holdout_rows: int
+    training_rows: int
+    production_training_rows: int
+    deployment_id: int | None  # the new deployment when promoted
+    run_id: int
+
+
+def _finite(value: float) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def production_outcomes(engine: Engine, project: Project) -> pd.DataFrame:
+    """Every production case (of any deployment) with a known outcome, as a frame of its
+    inputs, ``outcome``, ``score`` (of the model that served it) and ``event_time``."""
+    with engine.connect() as conn:
+        model_ids = sorted({r.model_id for r in conn.execute(select(deployed_models.c.model_id))})
+    chunks = []
+    for chunk in read_predictions(engine, model_ids, time_field=project.data.knowledge_date):
+        labelled = chunk.filter(chunk.column("outcome").is_valid())
+        if labelled.num_rows:
+            chunks.append(labelled)
+    if not chunks:
+        return pd.DataFrame()
+    table = pa.concat_tables(chunks, promote_options="permissive")
+    return table.to_pandas()
+
+
+def _like(frame: pd.DataFrame, production: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Production inputs with the training frame's column types (the JSON kept them as text,
+    numbers and booleans)."""
+    out = pd.DataFrame(index=production.index)
+    for c in columns:
+        values = production[c] if c in production else pd.Series(pd.NA, index=production.index)
+        kind = frame[c].dtype
+        if isinstance(kind, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(kind):
+            values = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+            if not isinstance(kind, pd.DatetimeTZDtype):
+                values = values.dt.tz_convert(None)
+        elif pd.api.types.is_bool_dtype(kind):
+            values = values.astype("boolean")
+        elif pd.api.types.is_numeric_dtype(kind):
+            values = pd.to_numeric(values, errors="coerce")
+        out[c] = values.astype(kind) if not pd.api.types.is_datetime64_any_dtype(kind) \
+            else values
+    return out
+
+
+def _contender(project: Project, model_id: int, metric: str, threshold: float,
+               y: np.ndarray, score: np.ndarray, attrs: pd.DataFrame) -> Contender:
+    values = {m.metric: m.value for m in evaluate_scores(y, score, thresholds=[threshold],
+                                                         bootstrap=0)}
+    passed, reqs, failed = None, [], []
+    if project.fairness.requirements:
+        assessed = assess(project.fairness, attrs, y, score, OperatingPoint(threshold=threshold))
+        passed = assessed.passed
+        reqs = [f"{r.requirement.name}: {r.summary}" for r in assessed.requirements]
+        failed = [f"{r.requirement.name}: {r.summary}" for r in assessed.requirements
+                  if not r.passed]
+    return Contender(model_id, float(values.get(metric, float("nan"))),
+                     {k: float(v) for k, v in values.items()}, passed, reqs, failed)
+
+
+def retrain(project: Project, project_dir: Path, engine: Engine, *, by: str,
+            as_of: datetime | None = None, frame: pd.DataFrame | None = None
+            ) -> RetrainDecision:
+    """Fit a challenger, compare it with the champion on the newest outcomes, promote or not."""
+    from rudikit.pipeline import unify
+
+    policy = project.monitoring.retraining
+    dep = deployed(engine)
+    if dep is None:
+        raise RetrainError("nothing is deployed: retraining refits the live model group; "
+                           "deploy one first (`rudi deploy`)")
+    production = production_outcomes(engine, project)
+    if len(production) < policy.min_outcomes:
+        raise RetrainError(f"only {len(production)} production outcomes are known; "
+                           f"monitoring.retraining.min_outcomes is {policy.min_outcomes}")
+    as_of = (as_of or production["event_time"].max().to_pydatetime()).astimezone(UTC)
+    holdout_start = as_of - timedelta(days=policy.holdout_days)
+    event = pd.to_datetime(production["event_time"], utc=True)
+    in_holdout = ((event > holdout_start) & (event <= as_of)).to_numpy()
+    holdout = production.loc[in_holdout].reset_index(drop=True)
+    if holdout["outcome"].nunique() < 2:
+        raise RetrainError(f"the holdout ({policy.holdout_days} days to {as_of:%Y-%m-%d}) has "
+                           f"{len(holdout)} outcomes of one class only; it cannot rank models")
+    earlier = production.loc[~in_holdout & (event <= as_of).to_numpy()]
+
+    if frame is None:
+        frame, _ = unify(project, project_dir)
+    with engine.connect() as conn:
+        group = conn.execute(select(t.model_groups).where(
+            t.model_groups.c.id == dep.model_group_id)).mappings().one()
+        champion_row = conn.execute(select(t.models).where(t.models.c.id == dep.model_id)
+                                    ).mappings().one()
+    features = Features.model_validate(group["features"])
+    point = GridPoint(group["algorithm"], dict(group["hyperparameters"]))
+    columns = features.input_columns + [c for c in point.columns_needed()
+                                        if c not in features.input_columns]
+    y_all, keep = make_label(frame, project.label)
+    data = frame.loc[keep].reset_index(drop=True)
+    y_data = y_all[keep]
+    # the project's own rows before the holdout and not already among the production cases
+    when = pd.to_datetime(data[project.data.knowledge_date], utc=True)
+    seen = set(production["observation_id"].astype(str))
+    ids = data[project.data.entity_id].astype(str)
+    own = ((when <= holdout_start) & ~ids.isin(seen)).to_numpy()
+    X_train = pd.concat([data.loc[own, columns], _like(data, earlier, columns)],
+                        ignore_index=True)
+    y_train = np.concatenate([y_data[own], earlier["outcome"].to_numpy(dtype=int)])
+    X_hold = _like(data, holdout, columns)
+    y_hold = holdout["outcome"].to_numpy(dtype=int)
+
+    seed = project.evaluation.seed
+    run_id = results.start_run(engine, project.name, project.config_hash(),
+                               {"retrain": {"deployment_id": dep.deployment_id,
+                                            "holdout_days": policy.holdout_days,
+                                            "as_of": as_of.isoformat()}}, seed, "real")
+    try:
+        challenger_pipe, fit_params = build_pipeline(point, features, seed)
+        started = time.perf_counter()
+        challenger_pipe.fit(X_train, y_train, **fit_params)
+        seconds = time.perf_counter() - started
+        champion_pipe = load_artefact(champion_row["artefact_path"],
+                                      champion_row["artefact_hash"])
+        champ_score = champion_pipe.predict_proba(X_hold)[:, 1]
+        chall_score = challenger_pipe.predict_proba(X_hold)[:, 1]
+        digest, path = save_artefact(challenger_pipe, project_dir / ".rudi" / "models")
+        ev = project.evaluation
+        metrics = evaluate_scores(y_hold, chall_score, thresholds=sorted({*ev.thresholds,
+                                                                          dep.threshold}),
+                                  top_k=ev.top_k, top_pct=ev.top_pct, bootstrap=ev.bootstrap,
+                                  confidence=ev.confidence, seed=seed)
+        challenger_id = results.record_model(
+            engine, results.FittedModel(run_id, dep.model_group_id, "retrain_holdout",
+                                        len(y_train), len(y_hold), (None, holdout_start),
+                                        (holdout_start, as_of), digest, str(path), seconds),
+            entity_ids=holdout["observation_id"].astype(str).to_numpy(),
+            as_of=pd.to_datetime(holdout["event_time"], utc=True).to_numpy(),
+            score=chall_score, label=y_hold, metrics=metrics, importances=[])
+        attrs_cols = [c for c in project.fairness.columns if c in holdout]
+        attrs = holdout[attrs_cols]
+        champion = _contender(project, dep.model_id, policy.metric, dep.threshold, y_hold,
+                              champ_score, attrs)
+        challenger = _contender(project, challenger_id, policy.metric, dep.threshold, y_hold,
+                                chall_score, attrs)
+        promoted, reason = _decide(policy.metric, policy.max_drop, champion, challenger)
+        deployment_id = None
+        if promoted:
+            deployment_id = deploy(engine, dep.model_group_id, model_id=challenger_id,
+                                   threshold=dep.threshold, by=by,
+                                   reason=f"retrain (run {run_id}): {reason}").id
+        with engine.begin() as conn:
+            audit.record(conn, by, "retrain_promoted" if promoted else "retrain_rejected",
+                         f"model group {dep.model_group_id}", {
+                             "run_id": run_id, "reason": reason, "metric": policy.metric,
+                             "champion_model_id": dep.model_id,
+                             "challenger_model_id": challenger_id,
+                             "champion": _finite(champion.metric),
+                             "challenger": _finite(challenger.metric),
+                             "champion_fairness": champion.requirements,
+                             "challenger_fairness": challenger.requirements,
+                             "holdout": [holdout_start.isoformat(), as_of.isoformat()],
+                             "holdout_rows": len(y_hold), "training_rows": len(y_train),
+                             "production_training_rows": len(earlier),
+                             "new_deployment_id": deployment_id})
+        results.finish_run(engine, run_id, "finished")
+    except BaseException as exc:
+        results.finish_run(engine, run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    return RetrainDecision(promoted, reason, policy.metric, champion, challenger,
+                           (holdout_start, as_of), len(y_hold), len(y_train), len(earlier),
+                           deployment_id, run_id)
+
+
+def _decide(metric: str, max_drop: float, champion: Contender, challenger: Contender
+            ) -> tuple[bool, str]:
+    if not math.isfinite(challenger.metric):
+        return False, f"the challenger's {metric} is undefined on the holdout"
+    if challenger.fairness_passed is False:
+        return False, ("the challenger does not meet every fairness requirement ("
+                       + "; ".join(challenger.failed[:3]) + ")")
+    if math.isfinite(champion.metric) and challenger.metric < champion.metric - max_drop:
+        return False, (f"the challenger's {metric} {challenger.metric:.3f} is worse than the "
+                       f"champion's {champion.metric:.3f} (allowed drop {max_drop:g})")
+    return True, (f"challenger {metric} {challenger.metric:.3f} vs champion "
+                  f"{champion.metric:.3f} on the same holdout"
+                  + ("; every fairness requirement met" if challenger.fairness_passed else ""))
+
+
+def rollback(engine: Engine, *, by: str, reason: str) -> tuple[int, int]:
+    """Make the deployment before the live one live again; returns (retired id, new id)."""
+    if not reason.strip():
+        raise RetrainError("say why you roll back: --reason \"...\" (it goes to the audit log)")
+    with engine.connect() as conn:
+        live = conn.execute(select(deployed_models).where(deployed_models.c.live.is_(True))
+                            ).mappings().one_or_none()
+        if live is None:
+            raise RetrainError("nothing is deployed, so there is nothing to roll back")
+        previous = conn.execute(select(deployed_models).where(deployed_models.c.id < live["id"])
+                                .order_by(deployed_models.c.id.desc()).limit(1)
+                                ).mappings().one_or_none()
+    if previous is None:
+        raise RetrainError(f"deployment {live['id']} is the first one; there is no previous "
+                           "model to return to")
+    new = deploy(engine, previous["model_group_id"], model_id=previous["model_id"],
+                 threshold=float(previous["threshold"]), by=by,
+                 reason=f"rollback from deployment {live['id']} to the model of deployment "
+                        f"{previous['id']}: {reason}")
+    with engine.begin() as conn:
+        audit.record(conn, by, "rollback", f"deployment {live['id']}", {
+            "retired_deployment_id": live["id"], "restored_deployment_id": previous["id"],
+            "new_deployment_id": new.id, "model_id": previous["model_id"], "reason": reason})
+    return live["id"], new.id
+
+
+def backtest_model_age(project: Project, frame: pd.DataFrame, point: GridPoint,
+                       features: Features, *, first_train_months: int = 6, max_age: int = 6
+                       ) -> pd.DataFrame:
+    """How performance decays with model age: for each month end T (after the first
+    ``first_train_months``), fit on everything before T and score each of the following
+    ``max_age`` months. One row per (trained until, age in months) with n, ROC AUC and the
+    base rate; the mean per age says how often retraining pays."""
+    y_all, keep = make_label(frame, project.label)
+    data = frame.loc[keep].reset_index(drop=True)
+    y = y_all[keep]
+    when = pd.to_datetime(data[project.data.knowledge_date], utc=True).dt.tz_convert(None)
+    month = when.dt.to_period("M")
+    months = sorted(month.dropna().unique())
+    rows = []
+    for i in range(first_train_months, len(months)):
+        train = (month < months[i]).to_numpy()
+        if len(np.unique(y[train])) < 2:
+            continue
+        pipe, fit_params = build_pipeline(point, features, project.evaluation.seed)
+        columns = features.input_columns + point.columns_needed()
+        pipe.fit(data.loc[train, columns], y[train], **fit_params)
+        for age in range(1, max_age + 1):
+            if i + age - 1 >= len(months):
+                break
+            test = (month == months[i + age - 1]).to_numpy()
+            if len(np.unique(y[test])) < 2:
+                continue
+            score = pipe.predict_proba(data.loc[test, columns])[:, 1]
+            auc = next(m.value for m in evaluate_scores(y[test], score, thresholds=[],
+                                                        bootstrap=0) if m.metric == "roc_auc")
+            rows.append({"trained_until": str(months[i]), "age_months": age,
+                         "n": int(test.sum()), "roc_auc": auc,
+                         "base_rate": float(y[test].mean())})
+    return pd.DataFrame(rows, columns=["trained_until", "age_months", "n", "roc_auc",
+                                       "base_rate"])
