@@ -138,7 +138,7 @@ def datetime_parts(values: Any, parts: list[str]) -> dict[str, pd.Series]:
     times = pd.to_datetime(pd.Series(values), utc=True, errors="coerce", format="ISO8601")
     out = {}
     for part in parts:
-        value = getattr(times.dt, "weekday" if part == "weekday" else part)
+        value = getattr(times.dt, "day_of_week" if part == "weekday" else part)
         out[part] = value.astype("Int64").astype("string")
     return out
 
@@ -285,10 +285,11 @@ def stored_lists(engine: Engine, model_group_id: int, until: datetime, min_size:
     frame = frame[frame["as_of_date"] <= pd.Timestamp(until)]
     newest = frame.groupby("as_of_date")["model_id"].transform("max")
     frame = frame[frame["model_id"] == newest]
-    lists = {d: g.drop_duplicates("entity_id", keep="last").set_index("entity_id")["score"]
-             for d, g in frame.groupby("as_of_date", sort=True)}
     # a list has at least k entities; per-case dates (one search each) are not lists
-    return {d: s for d, s in lists.items() if len(s) >= min_size}
+    sizes = frame.groupby("as_of_date")["entity_id"].transform("nunique")
+    frame = frame[sizes >= min_size]
+    return {d: g.drop_duplicates("entity_id", keep="last").set_index("entity_id")["score"]
+            for d, g in frame.groupby("as_of_date", sort=True)}
 
 
 def list_stability(project: Project, engine: Engine, lists: dict[pd.Timestamp, pd.Series]
@@ -311,22 +312,22 @@ def list_stability(project: Project, engine: Engine, lists: dict[pd.Timestamp, p
         if not np.isfinite(value):
             continue
         if fixed is not None:
-            lo, hi = fixed, None
+            low = fixed
         elif len(values) >= cfg.min_history:
-            lo, hi = np.percentile(values, cfg.quantiles)
+            low = float(np.percentile(values, cfg.quantiles[0])) - cfg.tolerance
         else:
             continue
-        if value < lo - 1e-12:
-            found.append(Alert("stability", f"top-{cfg.k} list", metric, value, float(lo),
+        if value < low:
+            found.append(Alert("stability", f"top-{cfg.k} list", metric, value, low,
                                "warning", last["pair"],
                                f"the top-{cfg.k} list churned: {metric} {value:.2f} between "
-                               f"{last['pair']}, below the usual {lo:.2f}"))
-        elif hi is not None and value > hi + 1e-12:
-            found.append(Alert("stability", f"top-{cfg.k} list", metric, value, float(hi),
-                               "warning", last["pair"],
-                               f"the top-{cfg.k} list barely changed: {metric} {value:.2f} "
-                               f"between {last['pair']}, above the usual {hi:.2f} (have the "
-                               "inputs stopped updating?)"))
+                               f"{last['pair']}, below the usual {low:.2f}"))
+    identical = pairs[["jaccard", "spearman"]].to_numpy() >= 1 - 1e-12
+    if identical[-1].all() and not identical[:-1].all(axis=1).any():
+        found.append(Alert("stability", f"top-{cfg.k} list", "spearman", 1.0, None, "warning",
+                           last["pair"], f"the list of {last['pair']} is identical to the one "
+                           "before, which never happened earlier: have the inputs stopped "
+                           "updating?"))
     return pairs, found, None
 
 

@@ -85,7 +85,7 @@ def period_key(times: pd.Series, period: str) -> pd.Series:
     if period == "day":
         return t.dt.strftime("%Y-%m-%d")
     if period == "week":
-        return (t.dt.normalize() - pd.to_timedelta(t.dt.weekday, unit="D")).dt.strftime(
+        return (t.dt.normalize() - pd.to_timedelta(t.dt.day_of_week, unit="D")).dt.strftime(
             "%Y-%m-%d")
     return t.dt.strftime("%Y-%m")
 

@@ -1,0 +1,436 @@
+"""Monitoring: drift, realised performance, input checks, list stability, alerts, retraining.
+
+Unit tests check each figure against a hand computation or scikit-learn; the scenario tests
+build a production history through the real service (TestClient) on SQLite and PostgreSQL and
+assert exactly which alerts appear.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import example_config, write_project
+from fastapi.testclient import TestClient
+from scipy import stats
+from sklearn.metrics import (
+    confusion_matrix,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from rudikit.cli import app as cli
+from rudikit.data.synthetic import generate_archive
+from rudikit.monitoring import inputs
+from rudikit.monitoring.drift import MISSING, OTHER, ReferenceProfile, chi2_p_value, compare, psi
+from rudikit.monitoring.monitor import list_stability, run_monitor
+from rudikit.monitoring.performance import precision_at_k_over_time, realised
+from rudikit.monitoring.replay import month_rows, replay
+from rudikit.monitoring.retrain import RetrainError, retrain, rollback
+from rudikit.pipeline import run_project, unify
+from rudikit.project import FairnessRequirement, load_project
+from rudikit.service.app import create_app
+from rudikit.service.auth import create_token
+from rudikit.service.deploy import deploy, live_deployment
+from rudikit.service.settings import ServiceSettings
+from rudikit.store import results
+from rudikit.store import tables as t
+from rudikit.store.engine import open_store
+from rudikit.store.monitoring_tables import alerts, monitor_metrics, source_periods
+from rudikit.store.production_tables import audit_log
+from rudikit.store.production_tables import production_predictions as pp
+
+runner = CliRunner()
+
+# --- drift -----------------------------------------------------------------------------------
+
+
+def test_psi_matches_the_hand_computation() -> None:
+    # (0.9 - 0.5) ln(0.9 / 0.5) + (0.1 - 0.5) ln(0.1 / 0.5)
+    expected = 0.4 * np.log(1.8) + (-0.4) * np.log(0.2)
+    assert psi(np.array([0.5, 0.5]), np.array([0.9, 0.1])) == pytest.approx(expected)
+    assert psi(np.array([0.2, 0.3, 0.5]), np.array([0.2, 0.3, 0.5])) == 0.0
+
+
+def test_chi_square_matches_the_textbook_formula() -> None:
+    ref, prod = np.array([30, 70, 0]), np.array([50, 50, 0])  # the empty bucket is dropped
+    table = np.array([[30, 70], [50, 50]], dtype=float)
+    expected = np.outer(table.sum(1), table.sum(0)) / table.sum()
+    statistic = ((table - expected) ** 2 / expected).sum()
+    assert chi2_p_value(ref, prod) == pytest.approx(stats.chi2.sf(statistic, df=1))
+
+
+def test_reference_profile_buckets_unseen_missing_and_numbers() -> None:
+    train = pd.DataFrame({
+        "age_range": ["10-17"] * 20 + ["18-24"] * 50 + ["25-34"] * 30,
+        "flag": [True] * 10 + [False] * 90,
+        "x": np.arange(100, dtype=float),
+    })
+    profile = ReferenceProfile(n_bins=4).fit(train, categorical=["age_range", "flag"],
+                                             numeric=["x"])
+    prod = pd.DataFrame({"age_range": ["10-17"] * 5 + ["18-24"] * 3 + ["over 34", None],
+                         "flag": [True] * 5 + [False] * 5,
+                         "x": [0.0, 10, 30, 60, 80, 99, 120, None, 1, 2]})
+    counts = profile.count({c: prod[c] for c in prod})
+    drift = {d.feature: d for d in compare(profile, counts)}
+    age = drift["age_range"].buckets.set_index("bucket")
+    assert age.loc["10-17", "reference_share"] == pytest.approx(0.20)
+    assert age.loc["10-17", "production_share"] == pytest.approx(0.50)
+    assert age.loc[OTHER, "production_n"] == 1 and age.loc[MISSING, "production_n"] == 1
+    assert drift["age_range"].production_missing == pytest.approx(0.1)
+    flag = drift["flag"].buckets.set_index("bucket")
+    assert flag.loc["true", "production_share"] == pytest.approx(0.5)
+    # x: training quartile edges 24.75, 49.5, 74.25 -> [0, 10, 1, 2] | [30] | [60] | [80, 99, 120]
+    x = drift["x"].buckets
+    assert x["production_n"].tolist() == [4, 1, 1, 3, 1]
+    assert x["reference_n"].tolist() == [25, 25, 25, 25, 0]
+    shares_ref = age["reference_share"].to_numpy()
+    shares_prod = age["production_share"].to_numpy()
+    assert drift["age_range"].psi == pytest.approx(psi(shares_ref, shares_prod))
+
+
+# --- realised performance --------------------------------------------------------------------
+
+
+def test_realised_metrics_agree_with_scikit_learn() -> None:
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 500)
+    score = np.round(np.clip(0.3 * y + rng.normal(0.35, 0.2, 500), 0, 1), 2)  # with ties
+    r = realised(y, score, 0.5)
+    flagged = (score >= 0.5).astype(int)
+    tn, fp, fn, tp = confusion_matrix(y, flagged).ravel()
+    assert (r.tp, r.fp, r.fn, r.tn) == (tp, fp, fn, tn)
+    assert r.precision == pytest.approx(precision_score(y, flagged))
+    assert r.recall == pytest.approx(recall_score(y, flagged))
+    assert r.f1 == pytest.approx(f1_score(y, flagged))
+    assert r.roc_auc == pytest.approx(roc_auc_score(y, score))
+
+
+def test_precision_at_k_per_week() -> None:
+    frame = pd.DataFrame({
+        "event_time": pd.to_datetime(["2020-02-03", "2020-02-04", "2020-02-05",
+                                      "2020-02-10", "2020-02-11"], utc=True),
+        "score": [0.9, 0.8, 0.1, 0.7, 0.6], "outcome": [1, 0, 1, 0, 0]})
+    weekly = precision_at_k_over_time(frame, "week", k=2)
+    assert weekly["period"].tolist() == ["2020-02-03", "2020-02-10"]
+    assert weekly["precision_at_k"].tolist() == [0.5, 0.0]
+    assert weekly["base_rate"].tolist() == pytest.approx([2 / 3, 0.0])
+
+
+# --- inputs ----------------------------------------------------------------------------------
+
+
+def _rows(n_per_month: dict[str, int], seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    parts = []
+    for month, n in n_per_month.items():
+        day = pd.Timestamp(f"{month}-01", tz="UTC")
+        parts.append(pd.DataFrame({"datetime": day + pd.to_timedelta(rng.integers(0, 27, n),
+                                                                     unit="D"),
+                                   "v": rng.integers(0, 1000, n).astype(str)}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_period_checksums_ignore_row_order_and_catch_a_rewritten_record() -> None:
+    frame = _rows({"2020-01": 50, "2020-02": 60, "2020-03": 40})
+    before = inputs.period_digests(frame, "datetime", "month")
+    shuffled = inputs.period_digests(frame.sample(frac=1, random_state=1), "datetime", "month")
+    assert shuffled == before
+    changed = frame.copy()
+    changed.loc[changed.index[55], "v"] = "rewritten"  # a February row
+    found = inputs.integrity_findings("s", {d.period: d for d in before},
+                                      inputs.period_digests(changed, "datetime", "month"),
+                                      newest_period="2020-03")
+    assert [(f.kind, f.window) for f in found] == [("integrity", "2020-02")]
+    grown = pd.concat([frame, _rows({"2020-03": 5}, seed=9)], ignore_index=True)
+    assert inputs.integrity_findings("s", {d.period: d for d in before},
+                                     inputs.period_digests(grown, "datetime", "month"),
+                                     newest_period="2020-03") == []  # the newest month fills
+
+
+def test_row_counts_against_learned_and_given_bounds_and_gaps() -> None:
+    counts = {f"2019-{m:02d}": 100 + m for m in range(1, 13)}
+    counts["2020-01"] = 20
+    digests = inputs.period_digests(_rows(counts), "datetime", "month")
+    found = inputs.row_count_findings("s", digests, None, {"2020-01", "2019-12"})
+    assert [(f.window, f.metric) for f in found] == [("2020-01", "rows")]
+    assert found[0].bound == pytest.approx(np.percentile([100 + m for m in range(1, 13)], 5)
+                                           * 0.5)
+    given = inputs.row_count_findings("s", digests, (105, 200), {"2019-01", "2019-09"})
+    assert [f.window for f in given] == ["2019-01"]
+    gap = dict(counts)
+    del gap["2019-06"]
+    missing = inputs.row_count_findings("s", inputs.period_digests(_rows(gap), "datetime",
+                                                                   "month"), None, set())
+    assert [f.window for f in missing] == ["2019-06"]
+
+
+def test_freshness() -> None:
+    as_of = datetime(2020, 5, 1, tzinfo=UTC)
+    age, finding = inputs.freshness("s", pd.Timestamp("2020-02-29", tz="UTC"), as_of, 60)
+    assert age == pytest.approx(62.0) and finding is not None and finding.bound == 60
+    assert inputs.freshness("s", pd.Timestamp("2020-04-01"), as_of, 60)[1] is None
+
+
+# --- the production history scenarios --------------------------------------------------------
+
+MONTHS = [f"2019-{m:02d}" for m in range(3, 13)] + ["2020-01", "2020-02"]
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stop-search project on twelve months of synthetic archive files (the data folder is
+    part of the project, so a test may rewrite a file)."""
+    root = tmp_path_factory.mktemp("monitor-template")
+    generate_archive(root / "data", months=MONTHS, rows_per_month=1000, seed=3,
+                     forces=["essex", "merseyside", "south-yorkshire"])
+    config = example_config()
+    config["evaluation"]["bootstrap"] = 0
+    config["fairness"]["requirements"] = []
+    config["fairness"].pop("mitigation")
+    monitoring = config["monitoring"]
+    monitoring.update(window_days=90, min_outcomes=50,
+                      sources={"searches": {"max_staleness_days": 60, "period": "month"}},
+                      stability={"k": 20, "period": "week", "min_history": 5})
+    monitoring.pop("webhook_url")
+    write_project(root, data={"entity_id": "record_id", "knowledge_date": "datetime",
+                              "sources": [{"name": "searches", "kind": "police_uk_archive",
+                                           "path": "data"}]},
+                  models=[{"algorithm": "lightgbm",
+                           "params": {"n_estimators": 60, "num_leaves": 15}}],
+                  splits=[{"name": "last_month", "kind": "temporal", "date_column": "datetime",
+                           "test_start": "2020-02-01"}],
+                  monitoring=monitoring, fairness=config["fairness"],
+                  evaluation=config["evaluation"])
+    return root
+
+
+class Live:
+    """A trained, deployed project with a service client holding an admin token."""
+
+    def __init__(self, folder: Path, url: str, schema: str | None):
+        self.folder, self.url, self.schema = folder, url, schema
+        run = run_project(folder, url=url, schema=schema, write_report=False)
+        self.engine = open_store(url, schema=schema)
+        self.group = run.selected.model_group_id
+        self.deployment = deploy(self.engine, self.group, reason="tests", by="pytest",
+                                 threshold=0.3)
+        _, self.token = create_token(self.engine, "admin", "monitor tests", "pytest")
+        self.project = load_project(folder)
+        self.frame, _ = unify(self.project, folder)
+
+    def post(self, data: pd.DataFrame, y: np.ndarray) -> None:
+        with self.client() as client:
+            replay(client, self.project, data, y, self.project.features.input_columns,
+                   "production")
+
+    @contextmanager
+    def client(self) -> Iterator[TestClient]:
+        settings = ServiceSettings(project_dir=self.folder, database_url=self.url,
+                                   schema=self.schema, token_cache_seconds=0.0)
+        with TestClient(create_app(settings)) as client:
+            client.headers["Authorization"] = f"Bearer {self.token}"
+            yield client
+
+    def monitor(self, as_of: datetime) -> Any:
+        return run_monitor(self.project, self.folder, self.engine, as_of=as_of)
+
+
+@pytest.fixture
+def live(template: Path, store: tuple[str, str | None], tmp_path: Path) -> Live:
+    folder = tmp_path / "project"
+    shutil.copytree(template, folder, ignore=shutil.ignore_patterns(".rudi"))
+    return Live(folder, *store)
+
+
+def _lists(live: Live, dates: list[pd.Timestamp], churn_last: bool) -> None:
+    """Weekly batch-scored lists of 60 officers for the deployed model group: small score
+    noise week to week, and (``churn_last``) a reshuffled last list."""
+    rng = np.random.default_rng(7)
+    base = rng.random(60)
+    with live.engine.connect() as conn:
+        model = conn.execute(select(t.models).where(
+            t.models.c.id == live.deployment.model_id)).mappings().one()
+    run = results.start_run(live.engine, live.project.name, "lists", {}, 0, "synthetic")
+    for i, day in enumerate(dates):
+        score = base + rng.normal(0, 0.01, 60)
+        if churn_last and i == len(dates) - 1:
+            score = rng.permutation(base)
+        results.record_model(
+            live.engine,
+            results.FittedModel(run, live.group, f"list-{day:%Y-%m-%d}", 0, 60, (None, None),
+                                (day, day), model["artefact_hash"], model["artefact_path"], 0.0),
+            entity_ids=np.array([f"officer-{j}" for j in range(60)]),
+            as_of=np.array([day] * 60), score=score, label=np.zeros(60, dtype=int),
+            metrics=[], importances=[])
+
+
+def _kinds(found: list[Any]) -> set[tuple[str, str]]:
+    return {(a.kind, a.subject) for a in found}
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"], indirect=True)
+def test_an_unchanged_history_raises_no_alert(live: Live) -> None:
+    month, data, y = month_rows(live.project, live.frame, "2020-02")
+    live.post(data, y)  # the test month itself, with its true outcomes
+    weeks = list(pd.date_range("2019-12-02", periods=10, freq="7D", tz="UTC"))
+    _lists(live, weeks, churn_last=False)
+    first = live.monitor(datetime(2020, 3, 1, tzinfo=UTC))
+    assert first.alerts == [], [a.message for a in first.alerts]
+    assert first.n_predictions == first.n_outcomes == len(data)
+    # the production month is the test month: realised equals expected exactly
+    assert first.realised.precision == pytest.approx(first.expected.precision)
+    assert max(d.psi for d in first.drift) < 0.1 and first.score_drift.psi < 1e-9
+    assert len(first.stability) == 9
+    second = live.monitor(datetime(2020, 3, 1, tzinfo=UTC))
+    assert second.alerts == []
+    with live.engine.connect() as conn:
+        periods = conn.execute(select(source_periods.c.period).where(
+            source_periods.c.monitor_run_id == second.monitor_run_id)).scalars().all()
+        stored = conn.execute(select(monitor_metrics.c.value).where(
+            monitor_metrics.c.monitor_run_id == second.monitor_run_id,
+            monitor_metrics.c.section == "performance", monitor_metrics.c.subject == "all",
+            monitor_metrics.c.metric == "precision")).scalar_one()
+    assert sorted(periods) == MONTHS
+    assert stored == pytest.approx(second.realised.precision)
+    result = runner.invoke(cli, ["monitor", str(live.folder), "--show", "--database-url",
+                                 live.url] + (["--database-schema", live.schema]
+                                              if live.schema else []))
+    assert result.exit_code == 0 and "No open alerts" in result.output
+
+
+def _march(live: Live) -> tuple[pd.DataFrame, np.ndarray]:
+    """February's records moved to March, with a policing-operation flag on half of them (3% in
+    training) and 40% of people recorded as aged 10-17."""
+    _, data, y = month_rows(live.project, live.frame, "2020-02")
+    data = data.copy()
+    rng = np.random.default_rng(11)
+    data["record_id"] = "march-" + data["record_id"].astype(str)
+    data["datetime"] = data["datetime"] + pd.Timedelta(days=29)
+    data["part_of_a_policing_operation"] = pd.array(rng.random(len(data)) < 0.5,
+                                                    dtype="boolean")
+    young = rng.random(len(data)) < 0.4
+    data["age_range"] = data["age_range"].where(~young, "10-17")
+    return data, y
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"], indirect=True)
+def test_a_troubled_history_raises_exactly_the_expected_alerts(live: Live) -> None:
+    _, feb, y_feb = month_rows(live.project, live.frame, "2020-02")
+    live.post(feb, y_feb)
+    weeks = list(pd.date_range("2019-12-02", periods=10, freq="7D", tz="UTC"))
+    _lists(live, weeks[:-1], churn_last=False)
+    assert live.monitor(datetime(2020, 3, 1, tzinfo=UTC)).alerts == []  # the baseline
+    # production drifts, and March's outcomes say every flagged search found nothing while
+    # the searches the model advised against found something
+    march, _ = _march(live)
+    with live.client() as client:
+        replay(client, live.project, march, np.zeros(len(march), dtype=int),
+               live.project.features.input_columns, "2020-03", outcomes=False)
+        with live.engine.connect() as conn:
+            decisions = conn.execute(select(pp.c.observation_id, pp.c.decision).where(
+                pp.c.observation_id.like("march-%"))).all()
+        for oid, decision in decisions:
+            assert client.post("/outcomes", json={"observation_id": oid,
+                                                  "outcome": int(not decision)}
+                               ).status_code == 201
+    # a past record is rewritten in the source (June 2019)
+    june = next((live.folder / "data" / "2019-06").glob("*.csv"))
+    lines = june.read_text().splitlines()
+    swap = ("Male", "Female") if ",Male," in lines[1] else ("Female", "Male")
+    lines[1] = lines[1].replace(f",{swap[0]},", f",{swap[1]},", 1)
+    june.write_text("\n".join(lines) + "\n")
+    # and the newest list churned
+    _lists(live, weeks[-1:], churn_last=True)
+    # judged on 2020-05-15: the source (newest record 2020-02-29) is 76 days old, allowed 60
+    result = live.monitor(datetime(2020, 5, 15, tzinfo=UTC))
+    assert _kinds(result.alerts) == {
+        ("drift", "part_of_a_policing_operation"), ("drift", "age_range"),
+        ("performance", "precision"), ("freshness", "searches"), ("integrity", "searches"),
+        ("stability", "top-20 list")}, [a.message for a in result.alerts]
+    by_kind = {a.kind: a for a in result.alerts}
+    assert by_kind["integrity"].window == "2019-06"
+    assert by_kind["freshness"].value == pytest.approx(76, abs=1)
+    assert by_kind["performance"].severity == "critical"
+    op = next(d for d in result.drift if d.feature == "part_of_a_policing_operation")
+    true_share = op.buckets.set_index("bucket").loc["true"]
+    assert true_share.reference_share < 0.1 and true_share.production_share > 0.3
+    with live.engine.connect() as conn:
+        stored = conn.execute(select(alerts.c.kind, alerts.c.subject).where(
+            alerts.c.monitor_run_id == result.monitor_run_id)).all()
+    assert {(k, s) for k, s in stored} == _kinds(result.alerts)
+    args = ["monitor", str(live.folder), "--show", "--database-url", live.url] + (
+        ["--database-schema", live.schema] if live.schema else [])
+    shown = runner.invoke(cli, args)
+    assert shown.exit_code == 1, shown.output  # a critical alert is open
+    assert "rewritten" in shown.output and "churned" in shown.output
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+def test_retrain_promotes_or_refuses_with_an_audit_entry_and_rollback_restores(
+        live: Live) -> None:
+    _, feb, y_feb = month_rows(live.project, live.frame, "2020-02")
+    live.post(feb, y_feb)
+    decision = retrain(live.project, live.folder, live.engine, by="pytest")
+    assert decision.holdout_rows + decision.production_training_rows == len(feb)
+    assert decision.champion.model_id == live.deployment.model_id
+    with live.engine.connect() as conn:
+        entry = conn.execute(select(audit_log).where(audit_log.c.action.like("retrain%"))
+                             ).mappings().one()
+        now_live = live_deployment(conn)
+    assert entry["action"] == ("retrain_promoted" if decision.promoted else "retrain_rejected")
+    assert entry["details"]["challenger"] == pytest.approx(decision.challenger.metric)
+    assert (now_live["model_id"] == decision.challenger.model_id) == decision.promoted
+    if decision.promoted:
+        rollback(live.engine, by="pytest", reason="compare")
+        with live.engine.connect() as conn:
+            assert live_deployment(conn)["model_id"] == live.deployment.model_id
+    # a requirement no model can meet: the challenger is refused, the champion stays
+    strict = live.project.fairness.model_copy(update={"requirements": [FairnessRequirement(
+        name="impossible", metric="precision", unit="force", max_gap_pp=0.001, min_size=1)]})
+    project = live.project.model_copy(update={"fairness": strict})
+    with live.engine.connect() as conn:
+        before = live_deployment(conn)["id"]
+    refused = retrain(project, live.folder, live.engine, by="pytest")
+    assert not refused.promoted and "fairness" in refused.reason
+    with live.engine.connect() as conn:
+        assert live_deployment(conn)["id"] == before
+        actions = conn.execute(select(audit_log.c.action).order_by(audit_log.c.id)
+                               ).scalars().all()
+    assert actions[-1] == "retrain_rejected"
+
+
+def test_retrain_needs_outcomes(template: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "p"
+    shutil.copytree(template, folder, ignore=shutil.ignore_patterns(".rudi"))
+    live = Live(folder, f"sqlite:///{tmp_path / 'r.db'}", None)
+    with pytest.raises(RetrainError, match="production outcomes"):
+        retrain(live.project, folder, live.engine, by="pytest")
+
+
+def test_list_stability_bounds_come_from_history(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    base = pd.Series(rng.random(50), index=[f"e{i}" for i in range(50)])
+    days = pd.date_range("2020-01-06", periods=8, freq="7D", tz="UTC")
+    steady = {d: base + rng.normal(0, 0.01, 50) for d in days}
+    project = load_project(write_project(tmp_path))
+    project = project.model_copy(update={"monitoring": project.monitoring.model_copy(
+        update={"stability": project.monitoring.stability.model_copy(
+            update={"k": 10, "min_history": 5})})})
+    pairs, found, note = list_stability(project, None, steady)  # type: ignore[arg-type]
+    assert note is None and len(pairs) == 7 and found == []
+    churned = dict(steady)
+    churned[days[-1]] = pd.Series(rng.permutation(base.to_numpy()), index=base.index)
+    _, found, _ = list_stability(project, None, churned)  # type: ignore[arg-type]
+    assert {(a.kind, a.metric) for a in found} >= {("stability", "jaccard")}
