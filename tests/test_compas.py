@@ -192,6 +192,15 @@ def test_custody_history_is_hand_computed_and_ignores_later_stays(tmp_path: Path
     assert row["prison_days"] == pytest.approx(1096)
     assert row["prison_recency"] == pytest.approx(0.5 ** (790 / 365), abs=1e-6)
     assert row["age"] == 23  # born 1990-01-15
+    # windows: jail releases 7 and 80 days before, prison 790 days before
+    assert [row[f"jail_released_{w}d"] for w in (30, 90, 365, 1095)] == [1, 2, 2, 2]
+    assert [row[f"prison_released_{w}d"] for w in (30, 90, 365, 1095)] == [0, 0, 0, 1]
+    assert row["jail_days_since_release"] == 7 and row["prison_days_since_release"] == 790
+    assert row["jail_days_since_first"] == 90  # 2012-12-01: 31 + 31 + 28 days
+    assert row["prison_days_since_first"] == 366 + 365 + 365 + 365 + 366 + 59  # 2008-01-01
+    assert row["age_first_custody"] == 17 and row["age_first_record"] == 17  # 2008, not yet 18
+    assert row["priors_per_adult_year"] == pytest.approx(1 / 6, abs=1e-6)  # 1 prior at 23
+    assert row["screening_delay_days"] == 1 and row["current_jail_days"] == 0  # not booked
 
     without = history_table(tmp_path / "without_later", later=False).loc[HISTORY_PID]
     features = compas.feature_columns(without.to_frame().T)
@@ -208,6 +217,44 @@ def test_custody_history_cuts_a_stay_running_into_the_case_day() -> None:
     assert out["jail_count"] == 2
     assert out["jail_days"] == pytest.approx(32)  # both cut at the case day
     assert out["jail_recency"] == pytest.approx(2.0)  # "released" on the case day
+
+
+def test_current_jail_days_stop_at_the_screening_day() -> None:
+    """Only what the screener could know: time booked before the screening day began, never
+    the later release."""
+    stamp = pd.Timestamp
+    cases = pd.DataFrame({
+        "screening_date": [stamp("2013-03-02")] * 4,
+        "current_jail_in": [stamp("2013-02-28 20:00"), stamp("2013-02-28 20:00"), pd.NaT,
+                            stamp("2013-03-01 12:00")],
+        "current_jail_out": [stamp("2013-03-05 09:00"), stamp("2013-03-01 08:00"), pd.NaT,
+                             pd.NaT]})
+    assert compas.current_jail_days(cases).tolist() == pytest.approx([28 / 24, 0.5, 0, 0.5],
+                                                                     abs=1e-4)
+
+
+def test_history_features_first_record_and_pace() -> None:
+    cases = pd.DataFrame({
+        "person_id": [1, 2, 3], "case_date": pd.to_datetime(["2013-03-01"] * 3),
+        "screening_date": pd.to_datetime(["2013-03-01", "2013-03-11", "2013-03-02"]),
+        "dob": pd.to_datetime(["1990-06-01", "1980-01-01", "1995-01-01"]),
+        "juv_fel_count": [0, 1, 0], "juv_misd_count": [0, 0, 0], "juv_other_count": [0, 0, 0],
+        "priors_count": [3, 10, 0], "current_jail_in": pd.NaT, "current_jail_out": pd.NaT})
+    prison = pd.DataFrame({"person_id": [1, 2], "in_custody": pd.to_datetime(
+        ["2010-05-31", "2001-01-01"]), "out_custody": pd.to_datetime(["2011-01-01",
+                                                                      "2003-01-01"])})
+    jail = pd.DataFrame({"person_id": [3], "in_custody": pd.to_datetime(["2014-01-01"]),
+                         "out_custody": pd.to_datetime(["2014-01-02"])})  # after the case
+    age = compas.age_at(cases["dob"], cases["case_date"])  # 22, 33, 18
+    out = compas.history_features(cases, jail, prison, age)
+    assert out["age_first_custody"].tolist()[:2] == [19, 21]  # the day before turning 20
+    assert pd.isna(out["age_first_custody"].iloc[2])  # the only stay came later
+    # a juvenile record means a first offence before 18, whatever custody says; none: age now
+    assert out["age_first_record"].tolist() == [19, 17, 18]
+    assert out["priors_per_adult_year"].tolist() == pytest.approx([3 / 5, 10 / 16, 0])
+    assert out["screening_delay_days"].tolist() == [0, 10, 1]
+    assert out["jail_count"].tolist() == [0, 0, 0]
+    assert out["jail_days_since_release"].isna().all()
 
 
 def test_age_at_counts_whole_years() -> None:
@@ -402,7 +449,17 @@ def test_real_felony_365_table(real: compas.CompasData) -> None:
     assert summary["status"].get("censored", 0) == 0  # every case has 15+ months of follow-up
     labelled = table[table["label_status"] == "labelled"]
     cols = compas.feature_columns(labelled)
-    assert labelled[cols["numeric"]].notna().all().all()
+    assert set(cols["numeric"]) <= set(labelled.columns)
+    # missing means "no stay on file before the case", nothing else
+    missing = labelled[cols["numeric"]].isna().any()
+    assert set(missing[missing].index) <= {"age_first_custody", "jail_days_since_release",
+                                           "jail_days_since_first", "prison_days_since_release",
+                                           "prison_days_since_first"}
+    for prefix in ("jail", "prison"):
+        no_stay = labelled[f"{prefix}_count"] == 0
+        assert (labelled[f"{prefix}_days_since_release"].isna() == no_stay).all()
+    assert (labelled["current_jail_days"] >= 0).all()
+    assert labelled["screening_delay_days"].between(0, 30).all()  # the 30-day screening rule
     assert 100 <= len(table.attrs["vocabulary"]) <= 1_000
     scored = labelled["decile_score"].dropna()
     assert scored.between(1, 10).all() and len(labelled) - len(scored) < 20  # -1: no score

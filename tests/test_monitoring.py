@@ -40,6 +40,7 @@ from rudikit.monitoring.replay import month_rows, replay
 from rudikit.monitoring.retrain import RetrainError, retrain, rollback
 from rudikit.pipeline import run_project, unify
 from rudikit.project import FairnessRequirement, load_project
+from rudikit.reports.monitor_report import write_monitor_report
 from rudikit.service.app import create_app
 from rudikit.service.auth import create_token
 from rudikit.service.deploy import deploy, live_deployment
@@ -375,6 +376,16 @@ def test_a_troubled_history_raises_exactly_the_expected_alerts(live: Live) -> No
     shown = runner.invoke(cli, args)
     assert shown.exit_code == 1, shown.output  # a critical alert is open
     assert "rewritten" in shown.output and "churned" in shown.output
+    # the report, read back from the store, shows the alerts, the drift and the stations
+    html = write_monitor_report(live.engine, result.monitor_run_id, live.folder / "reports",
+                                segments=["force"]).read_text()
+    assert html.count("plotly.js v") == 1  # inlined once: works offline
+    assert f"{op.psi:.4f}" in html and "part_of_a_policing_operation" in html
+    for alert in result.alerts:
+        assert alert.message.replace("'", "&#39;") in html
+    for force, r in result.segments["force"].items():
+        assert f"<td class=\"text\">{force}</td><td>{r.n:,}</td>" in html
+        assert f"{r.precision:.3f}" in html
 
 
 @pytest.mark.parametrize("store", ["sqlite"], indirect=True)
@@ -409,6 +420,11 @@ def test_retrain_promotes_or_refuses_with_an_audit_entry_and_rollback_restores(
         actions = conn.execute(select(audit_log.c.action).order_by(audit_log.c.id)
                                ).scalars().all()
     assert actions[-1] == "retrain_rejected"
+    # the monitoring report lists both decisions with the champion and challenger figures
+    run = live.monitor(datetime(2020, 3, 1, tzinfo=UTC))
+    html = write_monitor_report(live.engine, run.monitor_run_id, live.folder / "r").read_text()
+    assert "retrain rejected" in html and refused.reason.split(" (")[0] in html
+    assert f"{refused.challenger.metric:.3f}" in html
 
 
 def test_retrain_needs_outcomes(template: Path, tmp_path: Path) -> None:
@@ -434,3 +450,36 @@ def test_list_stability_bounds_come_from_history(tmp_path: Path) -> None:
     churned[days[-1]] = pd.Series(rng.permutation(base.to_numpy()), index=base.index)
     _, found, _ = list_stability(project, None, churned)  # type: ignore[arg-type]
     assert {(a.kind, a.metric) for a in found} >= {("stability", "jaccard")}
+
+
+def test_the_command_line_loop_replay_monitor_retrain_rollback_backtest(template: Path,
+                                                                        tmp_path: Path) -> None:
+    """Through `rudi`: replay February via a local service (a real server on a loopback port),
+    monitor, retrain, roll back, backtest; every command explains itself and exits cleanly."""
+    folder = tmp_path / "p"
+    shutil.copytree(template, folder, ignore=shutil.ignore_patterns(".rudi"))
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    live = Live(folder, url, None)
+    db = ["--database-url", url]
+    replayed = runner.invoke(cli, ["replay", str(folder), "--month", "2020-02", *db])
+    assert replayed.exit_code == 0, replayed.output
+    _, feb, _ = month_rows(live.project, live.frame, "2020-02")
+    assert f"Replayed 2020-02: {len(feb):,} records ({len(feb):,} scored now" in replayed.output
+    monitored = runner.invoke(cli, ["monitor", str(folder), "--as-of", "2020-03-01", *db])
+    assert monitored.exit_code == 0, monitored.output
+    assert f"{len(feb):,} predictions, {len(feb):,} with outcomes" in monitored.output
+    assert (folder / ".rudi" / "reports").glob("monitor-*.html")
+    retrained = runner.invoke(cli, ["retrain", str(folder), *db, "--by", "cli-test"])
+    assert retrained.exit_code == 0, retrained.output
+    assert "champion" in retrained.output and "challenger" in retrained.output.lower()
+    if "promoted (deployment" in retrained.output:
+        rolled = runner.invoke(cli, ["rollback", str(folder), "--reason", "test", *db])
+        assert rolled.exit_code == 0 and "is live" in rolled.output
+    refused = runner.invoke(cli, ["rollback", str(folder), *db])
+    assert refused.exit_code == 2 and "say why" in refused.output
+    bad = runner.invoke(cli, ["monitor", str(folder), "--as-of", "March", *db])
+    assert bad.exit_code == 2 and "--as-of" in bad.output
+    backtest = runner.invoke(cli, ["backtest", str(folder), "--max-age", "2",
+                                   "--first-train-months", "10", *db])
+    assert backtest.exit_code == 0, backtest.output
+    assert "ROC AUC by model age" in backtest.output

@@ -326,6 +326,7 @@ def test_a_stored_prediction_can_be_read_with_its_outcome(svc) -> None:
 #: which roles each endpoint admits (admin always)
 ALLOWED = {"/predict": {"predict"}, "/outcomes": {"outcome"},
            "/predictions/{prediction_id}": {"analyst"}, "/metrics": {"analyst"},
+           "/lists/{date}": {"analyst", "review"}, "/reviews": {"review"},
            "/openapi.json": set(ROLES), "/docs": set(ROLES)}
 
 

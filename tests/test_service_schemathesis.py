@@ -46,7 +46,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         operations = [result.ok() for result in api.get_all_operations()]
         assert {op.label for op in operations} == {
             "POST /predict", "POST /outcomes", "GET /predictions/{prediction_id}",
-            "GET /health", "GET /metrics"}
+            "GET /health", "GET /metrics", "GET /lists/{date}", "POST /reviews"}
         calls = 0
         for operation in operations:
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):

@@ -17,7 +17,9 @@ from rudikit.fairness.audit import audit_command
 from rudikit.features.labels import LabelError
 from rudikit.features.splits import SplitError
 from rudikit.models.artefacts import ArtefactError
+from rudikit.monitoring.cli import register_monitoring_commands
 from rudikit.project import PROJECT_FILE, ProjectError, load_project, missing_rationale
+from rudikit.reports.cli import register_card_commands
 from rudikit.service.cli import register_service_commands
 
 app = typer.Typer(
@@ -158,7 +160,7 @@ def summary_table(result) -> Table:  # type: ignore[no-untyped-def]
     return table
 
 
-def run_and_report(project_dir: Path, database_url: str | None) -> None:
+def run_and_report(project_dir: Path, database_url: str | None):  # type: ignore[no-untyped-def]
     from rudikit.pipeline import RationaleIncomplete, run_project
 
     _load(project_dir)
@@ -184,6 +186,7 @@ def run_and_report(project_dir: Path, database_url: str | None) -> None:
                       f"({result.selected.algorithm}) - {result.selection_reason}.")
     console.print(f"Results store: {result.store_url}")
     console.print(f"[bold]Report:[/] {result.report_path}")
+    return result
 
 
 @app.command()
@@ -199,11 +202,18 @@ def demo(
     = Path("rudi-demo"),
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Run the stop-and-search example end to end: real data.police.uk files when they are
-    beside the repository, else the seeded synthetic generator (the output says which)."""
+    """Run the stop-and-search example end to end: develop the model (real data.police.uk files
+    when they are beside the repository, else the seeded synthetic generator; the output says
+    which), then rehearse production: deploy the chosen model, replay the last month through
+    the service with its outcomes, monitor it and retrain it."""
+    from rudikit.monitoring.cli import rehearse
+
     copy_example("stop_search", workdir, force=True)
     console.print(f"Demo project: {workdir.resolve() / PROJECT_FILE}")
-    run_and_report(workdir, database_url)
+    result = run_and_report(workdir, database_url)
+    if result.selected is not None:
+        rehearse(workdir, database_url, result.selected.model_group_id,
+                 result.selected.model_id)
 
 
 @app.command()
@@ -264,6 +274,8 @@ app.command("audit")(audit_command)
 
 # --- service commands (serve, deploy, token) are registered below this line ---
 register_service_commands(app)
+register_card_commands(app)
+register_monitoring_commands(app)
 
 
 if __name__ == "__main__":

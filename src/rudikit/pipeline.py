@@ -1,15 +1,16 @@
 """``rudi run``: the development stage end to end, every result written to the store.
 
 rationale gate -> load and validate sources (snapshots) -> label -> splits -> model grid
-(fit, score the test rows, evaluate with bootstrap intervals, importances) -> selection ->
-report. A failure marks the run failed; everything stored before it stays as it was.
+(fit, score the validation and test rows, evaluate with bootstrap intervals, importances) ->
+selection (on validation rows when the split has them) -> explanations -> report. A failure
+marks the run failed; everything stored before it stays as it was.
 """
 
 from __future__ import annotations
 
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,11 @@ from sqlalchemy.engine import Engine
 
 from rudikit.data.sources import LoadedSource, load_source
 from rudikit.evaluation.metrics import MetricValue, evaluate_scores, roc_auc
+from rudikit.explain import explain, explanation_method, top_reasons
 from rudikit.fairness.stage import assess, check_fairness_columns, mitigate
 from rudikit.features.labels import make_label
 from rudikit.features.splits import SplitIndices, make_split
-from rudikit.models.artefacts import save_artefact, save_json_artefact
+from rudikit.models.artefacts import load_artefact, save_artefact, save_json_artefact
 from rudikit.models.estimators import GridPoint, build_pipeline, expand_grid
 from rudikit.project import OperatingPoint, Project, load_project, missing_rationale
 from rudikit.store import results
@@ -49,6 +51,9 @@ class ModelSummary:
     fairness_passed: bool | None = None  # None: no requirements configured
     selectable: bool = True
     requirement_summaries: list[str] = field(default_factory=list)
+    # set when the split has a validation partition: selection then reads these, never the test
+    validation_metrics: dict[tuple[str, str], MetricValue] | None = None
+    validation_fairness_passed: bool | None = None
 
 
 @dataclass
@@ -134,9 +139,17 @@ def _describe(point: GridPoint) -> str:
     return f"{point.algorithm}({params})"
 
 
+def _metric(metrics: dict[tuple[str, str], MetricValue], metric: str) -> MetricValue | None:
+    """``metric`` is a name (``roc_auc``) or name@parameter (``precision_at_k@10_pct``)."""
+    return next((v for (name, param), v in metrics.items()
+                 if name == metric or f"{name}@{param}" == metric), None)
+
+
 def select_model(project: Project, models: list[ModelSummary]) -> tuple[ModelSummary | None, str]:
     """The best model on the selection split by the selection metric (higher is better, except
-    the Brier score), with a reason a governance board can read."""
+    the Brier score), with a reason a governance board can read. With a validation partition
+    the choice (and the fairness gate) reads only the validation rows, so the test rows stay
+    untouched for the final figures."""
     metric = project.evaluation.selection.metric
     split = project.selection_split
     lower_is_better = metric == "brier"
@@ -144,10 +157,11 @@ def select_model(project: Project, models: list[ModelSummary]) -> tuple[ModelSum
         m.fairness_passed is not None for m in models)
     candidates = []
     for m in models:
-        if m.split != split or not m.selectable or (gated and not m.fairness_passed):
+        on_validation = m.validation_metrics is not None
+        passed = m.validation_fairness_passed if on_validation else m.fairness_passed
+        if m.split != split or not m.selectable or (gated and not passed):
             continue
-        value = next((v for (name, param), v in m.metrics.items()
-                      if name == metric or f"{name}@{param}" == metric), None)
+        value = _metric(m.validation_metrics if on_validation else m.metrics, metric)
         if value is not None and not np.isnan(value.value):
             candidates.append((value, m))
     if not candidates:
@@ -157,10 +171,9 @@ def select_model(project: Project, models: list[ModelSummary]) -> tuple[ModelSum
         return None, f"no model has {metric} on split {split!r}"
     candidates.sort(key=lambda c: c[0].value, reverse=not lower_is_better)
     best_value, best = candidates[0]
-    interval = (f" (95% CI {best_value.lower:.3f} to {best_value.upper:.3f})"
-                if best_value.lower is not None else "")
-    reason = (f"{'lowest' if lower_is_better else 'highest'} {metric} on the test rows of split "
-              f"{split!r}: {best_value.value:.3f}{interval}, among {len(candidates)} models"
+    rows = "validation" if best.validation_metrics is not None else "test"
+    reason = (f"{'lowest' if lower_is_better else 'highest'} {metric} on the {rows} rows of "
+              f"split {split!r}: {_with_interval(best_value)}, among {len(candidates)} models"
               + (" that meet every fairness requirement" if gated else ""))
     if len(candidates) > 1:
         runner_value, runner = candidates[1]
@@ -168,7 +181,16 @@ def select_model(project: Project, models: list[ModelSummary]) -> tuple[ModelSum
                    f"{runner_value.value:.3f}")
         if best_value.lower is not None and best_value.lower <= runner_value.value:
             reason += " - within the interval, so the two are not clearly different"
+    final = _metric(best.metrics, metric)
+    if rows == "validation" and final is not None:
+        reason += f"; on the held-out test rows (the final figure) {_with_interval(final)}"
     return best, reason
+
+
+def _with_interval(value: MetricValue) -> str:
+    interval = (f" (95% CI {value.lower:.3f} to {value.upper:.3f})"
+                if value.lower is not None else "")
+    return f"{value.value:.3f}{interval}"
 
 
 def run_project(project_dir: str | Path, *, url: str | None = None, schema: str | None = None,
@@ -205,6 +227,9 @@ def run_project(project_dir: str | Path, *, url: str | None = None, schema: str 
 
             result.report_path = write_run_report(engine, run_id, project_dir / ".rudi"
                                                   / "reports")
+            from rudikit.reports.cards import write_run_cards
+
+            write_run_cards(engine, run_id, project_dir / ".rudi" / "cards", sources=loaded)
         results.finish_run(engine, run_id, "finished",
                            report_path=str(result.report_path) if result.report_path else None)
     except BaseException as exc:
@@ -232,8 +257,14 @@ def _develop(project: Project, project_dir: Path, frame: pd.DataFrame, engine: E
     X = data[columns + list(dict.fromkeys(extra))]
     attrs = data[project.fairness.columns]
     test_scores: dict[int, np.ndarray] = {}
+    stored: dict[int, tuple[str, Path]] = {}  # model id -> (artefact hash, path)
     artefacts = project_dir / ".rudi" / "models"
     ev = project.evaluation
+
+    def evaluate(y: np.ndarray, score: np.ndarray) -> list[MetricValue]:
+        return evaluate_scores(y, score, thresholds=ev.thresholds, top_k=ev.top_k,
+                               top_pct=ev.top_pct, bootstrap=ev.bootstrap,
+                               confidence=ev.confidence, seed=ev.seed)
     total = len(grid) * len(splits)
     task = progress.add_task("fitting models", total=total) if progress else None
     with progress if progress else nullcontext():
@@ -255,10 +286,12 @@ def _develop(project: Project, project_dir: Path, frame: pd.DataFrame, engine: E
                 seconds = time.perf_counter() - started
                 X_test, y_test = X.iloc[split.test], y_all[split.test]
                 score = pipeline.predict_proba(X_test)[:, 1]
-                metrics = evaluate_scores(y_test, score, thresholds=ev.thresholds,
-                                          top_k=ev.top_k, top_pct=ev.top_pct,
-                                          bootstrap=ev.bootstrap, confidence=ev.confidence,
-                                          seed=ev.seed)
+                metrics = evaluate(y_test, score)
+                validation: list[MetricValue] | None = None
+                if split.validation is not None:
+                    y_val = y_all[split.validation]
+                    val_score = pipeline.predict_proba(X.iloc[split.validation])[:, 1]
+                    validation = evaluate(y_val, val_score)
                 used = point_features.input_columns
                 importances = (_importances(pipeline, X_test[used], y_test, ev.seed)
                                if split.name == project.selection_split
@@ -272,27 +305,55 @@ def _develop(project: Project, project_dir: Path, frame: pd.DataFrame, engine: E
                                         seconds),
                     entity_ids=entity[split.test],
                     as_of=None if knowledge is None else knowledge[split.test],
-                    score=score, label=y_test, metrics=metrics, importances=importances)
+                    score=score, label=y_test, importances=importances,
+                    # validation figures are stored beside the test ones, named apart
+                    metrics=metrics + [replace(m, metric=f"validation_{m.metric}")
+                                       for m in validation or []])
                 summary = ModelSummary(model_id, group_id, point.algorithm, point.params,
                                        split.name, {(m.metric, m.parameter): m for m in metrics},
                                        seconds, selectable=point.selectable)
                 _assess_fairness(project, engine, summary, attrs.iloc[split.test], y_test, score)
+                if validation is not None:
+                    summary.validation_metrics = {(m.metric, m.parameter): m for m in validation}
+                    if summary.fairness_passed is not None:
+                        summary.validation_fairness_passed = assess(
+                            project.fairness, attrs.iloc[split.validation], y_val,
+                            val_score).passed
                 result.models.append(summary)
                 if split.name == project.selection_split:
                     test_scores[model_id] = score
+                    stored[model_id] = (digest, path)
                 if progress:
                     progress.advance(task)
     result.selected, result.selection_reason = select_model(project, result.models)
     if result.selected:
         results.mark_selected(engine, result.selected.model_id, result.selection_reason)
+        split = next(sp for sp in splits if sp.name == project.selection_split)
+        _explain_selected(engine, result.selected, stored[result.selected.model_id], X, split,
+                          entity, knowledge)
         if project.fairness.mitigation:
-            split = next(sp for sp in splits if sp.name == project.selection_split)
             result.mitigated = _mitigate(project, engine, run_id, result.selected,
                                          test_scores[result.selected.model_id],
                                          attrs.iloc[split.test], y_all[split.test],
                                          entity[split.test],
                                          None if knowledge is None else knowledge[split.test],
                                          split, artefacts)
+
+
+def _explain_selected(engine: Engine, model: ModelSummary, artefact: tuple[str, Path],
+                      X: pd.DataFrame, split: SplitIndices, entity: np.ndarray,
+                      knowledge: np.ndarray | None, reasons: int = 5) -> None:
+    """The top reasons behind each of the chosen model's test scores (for the list and the
+    API), from the stored artefact so they explain exactly the model on record. Models with
+    no explanation method (random forests, baselines) are skipped."""
+    pipeline = load_artefact(artefact[1], artefact[0])
+    method = explanation_method(pipeline)
+    if method is None:
+        return
+    explanation = explain(pipeline, X.iloc[split.test], background=X.iloc[split.train])
+    results.record_individual_importances(
+        engine, model.model_id, method, entity[split.test],
+        None if knowledge is None else knowledge[split.test], top_reasons(explanation, reasons))
 
 
 def _assess_fairness(project: Project, engine: Engine, summary: ModelSummary,

@@ -287,12 +287,14 @@ class TemporalSplit(Strict):
 
 
 class RandomSplit(Strict):
-    """A random hold-out; with ``group_column`` no group (person, officer) straddles train and
-    test."""
+    """A random hold-out; with ``group_column`` no group (person, officer) straddles the
+    partitions. ``validation_size`` (a share of all rows, like ``test_size``) adds a validation
+    partition: models are chosen on it, so the test rows give unbiased final figures."""
 
     name: str
     kind: Literal["random", "group"]
     test_size: float = Field(0.2, gt=0, lt=1)
+    validation_size: float | None = Field(None, gt=0, lt=1)
     group_column: str | None = None
     seed: int = 0
 
@@ -300,6 +302,9 @@ class RandomSplit(Strict):
     def _group(self) -> RandomSplit:
         if self.kind == "group" and not self.group_column:
             raise ValueError("a group split needs 'group_column'")
+        if self.validation_size and self.validation_size + self.test_size >= 1:
+            raise ValueError(f"validation_size + test_size must be below 1 to leave training "
+                             f"rows (got {self.validation_size:g} + {self.test_size:g})")
         return self
 
 
@@ -468,13 +473,16 @@ class SourceExpectation(Strict):
 
 class StabilityBounds(Strict):
     """List stability between consecutive lists: Jaccard of the top ``k`` and Spearman rank
-    correlation. Bounds come from the values' own history (``quantiles`` of it, once
-    ``min_history`` values exist), or from ``jaccard_min`` / ``spearman_min`` when set."""
+    correlation. The lower bound comes from the values' own history (the low ``quantiles`` of
+    it less ``tolerance``, once ``min_history`` values exist), or from ``jaccard_min`` /
+    ``spearman_min`` when set. A list identical to the one before, when no earlier pair was,
+    is flagged too: the inputs may have stopped updating."""
 
     k: int = Field(100, ge=1)
     period: Literal["day", "week", "month"] = "week"
     quantiles: tuple[float, float] = (5.0, 95.0)
     min_history: int = Field(8, ge=2)
+    tolerance: float = Field(0.05, ge=0)  # how far below the learned band a value must fall
     jaccard_min: float | None = Field(None, ge=0, le=1)
     spearman_min: float | None = Field(None, ge=-1, le=1)
 
@@ -513,6 +521,35 @@ class Monitoring(Strict):
         return self
 
 
+# --- Governance (the documentation the data and model cards need) ---------------------------
+
+
+class Governance(Strict):
+    """Answers the RUDI data and model card templates ask for that no other section holds:
+    who owns and governs the data, what each variable means, why each source and threshold was
+    chosen, the known risks and how the model is kept up to date. Every field is optional; a
+    card shows an empty one as "not provided" with the key to fill."""
+
+    data_owner: str = ""
+    data_governance_plan: str = ""
+    keywords: list[str] = []
+    source_reasons: dict[str, str] = {}  # source name -> why it was included
+    variables: dict[str, str] = {}  # column -> what it means
+    missing_data: str = ""  # nature and causes of missing values, how they are handled
+    data_cleaning: str = ""
+    evaluation_data: str = ""  # which data trains and tests the model, and why
+    group_rationale: str = ""  # why the audited groups were chosen and how they are defined
+    known_missing_groups: str = ""
+    audit_scope: str = ""  # relevant attributes not audited, and why
+    metric_rationale: str = ""
+    threshold_rationale: str = ""
+    risks: dict[str, str] = {}  # risk -> how it is mitigated
+    expected_changes: str = ""  # population or recording changes that may shift the data
+    update_triggers: str = ""  # what triggers an update, at which thresholds
+    maintenance_owner: str = ""
+    communication: str = ""  # how changes are communicated, and to whom
+
+
 # --- The whole file --------------------------------------------------------------------------
 
 
@@ -528,6 +565,7 @@ class Project(Strict):
     evaluation: Evaluation = Evaluation()
     fairness: Fairness = Fairness()
     monitoring: Monitoring = Monitoring()
+    governance: Governance = Governance()
 
     @model_validator(mode="after")
     def _cross_refs(self) -> Project:

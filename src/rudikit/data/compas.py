@@ -82,10 +82,18 @@ LABELS: tuple[str, ...] = ("felony_365", "two_year_recid")
 Label = Literal["felony_365", "two_year_recid"]
 PrisonRule = Literal["exclude", "exclude_before_felony", "keep"]
 
-#: Base numeric features (tokens ``token_<word>`` are added per vocabulary).
+#: Custody recency windows: stays released within this many days before the case.
+WINDOWS_DAYS: tuple[int, ...] = (30, 90, 365, 1095)
+
+#: Base numeric features (tokens ``token_<word>`` are added per vocabulary). Every one is
+#: known on the case day (or, for ``current_jail_days``, by the start of the screening day).
 NUMERIC_FEATURES: tuple[str, ...] = (
     "age", "juv_fel_count", "juv_misd_count", "juv_other_count", "priors_count",
-    "jail_count", "jail_days", "jail_recency", "prison_count", "prison_days", "prison_recency",
+    "priors_per_adult_year", "age_first_custody", "age_first_record", "current_jail_days",
+    "screening_delay_days",
+    *(f"{prefix}_{name}" for prefix in ("jail", "prison") for name in (
+        "count", "days", "recency", *(f"released_{w}d" for w in WINDOWS_DAYS),
+        "days_since_release", "days_since_first")),
 )
 CATEGORICAL_FEATURES: tuple[str, ...] = ("sex", "charge_degree", "charge_degree_detail")
 PROTECTED_COLUMNS: tuple[str, ...] = ("race", "sex")
@@ -110,7 +118,8 @@ _WORD = re.compile(r"[a-z]+")
 #: Columns of ``people`` (or ``compas-scores.csv``) the case table needs.
 PEOPLE_COLUMNS: tuple[str, ...] = (
     "id", "sex", "race", "dob", "juv_fel_count", "juv_misd_count", "juv_other_count",
-    "priors_count", "compas_screening_date", "decile_score", "c_case_number", "c_offense_date",
+    "priors_count", "compas_screening_date", "decile_score", "c_jail_in", "c_jail_out",
+    "c_case_number", "c_offense_date",
     "c_arrest_date", "c_charge_degree", "c_charge_desc", "r_case_number", "r_offense_date",
     "r_charge_degree", "vr_case_number", "vr_offense_date", "vr_charge_degree",
 )
@@ -340,6 +349,8 @@ def screening_cases(data: CompasData) -> pd.DataFrame:
         "charge_degree": degree_class(p["c_charge_degree"]),
         "charge_degree_detail": degree_detail(p["c_charge_degree"]),
         "charge_desc": p["c_charge_desc"].astype("string"),
+        "current_jail_in": p["c_jail_in"],
+        "current_jail_out": p["c_jail_out"],
         # -1 marks the 15 people COMPAS gave no score (score_text missing)
         "decile_score": p["decile_score"].where(p["decile_score"] >= 1),
     })
@@ -504,26 +515,76 @@ def two_year_labels(cases: pd.DataFrame, data: CompasData,
 
 
 def custody_history(cases: pd.DataFrame, stays: pd.DataFrame, prefix: str,
-                    half_life_days: float = 365.0) -> pd.DataFrame:
+                    half_life_days: float = 365.0,
+                    windows: Sequence[int] = WINDOWS_DAYS) -> pd.DataFrame:
     """Stays that began before the case day: ``<prefix>_count``, ``<prefix>_days`` (time in
-    custody, cut at the case day) and ``<prefix>_recency`` = sum of 0.5^(days since release /
-    ``half_life_days``), so a release last week weighs about 1 and one five years ago 1/32.
-    A stay still running at the case day (or with no release date) counts as released that
-    day. Later stays, including the one the current arrest starts, are ignored."""
+    custody, cut at the case day), ``<prefix>_recency`` = sum of 0.5^(days since release /
+    ``half_life_days``), so a release last week weighs about 1 and one five years ago 1/32,
+    ``<prefix>_released_<w>d`` (stays released within ``w`` days, per window), and
+    ``<prefix>_days_since_release`` / ``<prefix>_days_since_first`` (to the latest release and
+    the earliest start; missing without any stay). A stay still running at the case day (or
+    with no release date) counts as released that day. Later stays, including the one the
+    current arrest starts, are ignored."""
     left = cases[["person_id", "case_date"]].reset_index(names="_row")
     m = left.merge(stays[["person_id", "in_custody", "out_custody"]], on="person_id")
     m = m[m["in_custody"].dt.normalize() < m["case_date"]]
     out = m["out_custody"].fillna(m["case_date"]).clip(upper=m["case_date"])
     days = ((out - m["in_custody"]).dt.total_seconds() / 86400).clip(lower=0)
     since = (m["case_date"] - out.dt.normalize()).dt.days.clip(lower=0)
-    part = pd.DataFrame({"_row": m["_row"], "days": days,
-                         "recency": np.power(0.5, since / half_life_days)})
+    started = (m["case_date"] - m["in_custody"].dt.normalize()).dt.days
+    part = pd.DataFrame({"_row": m["_row"], "days": days, "since": since, "started": started,
+                         "recency": np.power(0.5, since / half_life_days),
+                         **{f"w{w}": since <= w for w in windows}})
     agg = part.groupby("_row").agg(count=("days", "size"), days=("days", "sum"),
-                                   recency=("recency", "sum"))
-    agg = agg.reindex(cases.index).fillna(0)
-    return pd.DataFrame({f"{prefix}_count": agg["count"].astype("int64"),
-                         f"{prefix}_days": agg["days"].round(4),
-                         f"{prefix}_recency": agg["recency"].round(6)}, index=cases.index)
+                                   recency=("recency", "sum"), since=("since", "min"),
+                                   started=("started", "max"),
+                                   **{f"w{w}": (f"w{w}", "sum") for w in windows})
+    agg = agg.reindex(cases.index)
+    return pd.DataFrame({f"{prefix}_count": agg["count"].fillna(0).astype("int64"),
+                         f"{prefix}_days": agg["days"].fillna(0).round(4),
+                         f"{prefix}_recency": agg["recency"].fillna(0).round(6),
+                         **{f"{prefix}_released_{w}d": agg[f"w{w}"].fillna(0).astype("int64")
+                            for w in windows},
+                         f"{prefix}_days_since_release": agg["since"].astype("Float64"),
+                         f"{prefix}_days_since_first": agg["started"].astype("Float64")},
+                        index=cases.index)
+
+
+def current_jail_days(cases: pd.DataFrame) -> pd.Series:
+    """Days in jail for the current arrest before the screening day began (booked at
+    ``current_jail_in``, cut at release or at the start of the screening day, whichever came
+    first): what the screener could know. 0 when not booked or booked that day. The full
+    length of the stay is never used: the release may come long after the screening."""
+    start = cases["current_jail_in"]
+    end = cases["current_jail_out"].fillna(cases["screening_date"]).clip(
+        upper=cases["screening_date"])
+    return ((end - start).dt.total_seconds() / 86400).clip(lower=0).fillna(0).round(4)
+
+
+def history_features(cases: pd.DataFrame, jail: pd.DataFrame, prison: pd.DataFrame,
+                     age: pd.Series) -> pd.DataFrame:
+    """Custody history (:func:`custody_history`) plus features built on it and on the counts
+    COMPAS recorded: ``priors_per_adult_year`` (priors / max(age - 17, 1), the pace of
+    offending), ``age_first_custody`` (age at the earliest jail or prison stay on file before
+    the case; missing without one) and ``age_first_record`` (17 with any juvenile count, as
+    juvenile offences come before 18 but the files give no dates, else ``age_first_custody``,
+    else the current age), ``current_jail_days`` and ``screening_delay_days`` (screening day
+    minus case day)."""
+    history = pd.concat([custody_history(cases, jail, "jail"),
+                         custody_history(cases, prison, "prison")], axis=1)
+    first_days = history[["jail_days_since_first", "prison_days_since_first"]].max(axis=1)
+    first_day = cases["case_date"] - pd.to_timedelta(first_days.astype("float64"), unit="D")
+    first_age = age_at(cases["dob"], first_day)
+    juvenile = cases[["juv_fel_count", "juv_misd_count", "juv_other_count"]].fillna(0).sum(
+        axis=1) > 0
+    return pd.concat([pd.DataFrame({
+        "priors_per_adult_year": (cases["priors_count"].astype("Float64")
+                                  / (age.astype("Float64") - 17).clip(lower=1)).round(6),
+        "age_first_custody": first_age,
+        "age_first_record": first_age.fillna(age).where(~juvenile, 17).astype("Int64"),
+        "current_jail_days": current_jail_days(cases),
+        "screening_delay_days": (cases["screening_date"] - cases["case_date"]).dt.days,
+    }, index=cases.index), history], axis=1)
 
 
 def charge_tokens(text: object) -> list[str]:
@@ -612,15 +673,15 @@ def build_compas_table(data_dir_or_db: str | Path | CompasData, *,
                                max_screening_gap_days=max_screening_gap_days)
     else:
         labels = two_year_labels(cases, data, end_date=end)
+    age = age_at(cases["dob"], cases["case_date"])
     table = pd.concat([
         cases[["person_id", "case_number", "case_date", "case_date_source", "screening_date",
                "race", "sex", "decile_score", "charge_desc"]],
         labels,
-        pd.DataFrame({"age": age_at(cases["dob"], cases["case_date"])}, index=cases.index),
+        pd.DataFrame({"age": age}, index=cases.index),
         cases[["juv_fel_count", "juv_misd_count", "juv_other_count", "priors_count",
                "charge_degree", "charge_degree_detail"]],
-        custody_history(cases, data.jail, "jail"),
-        custody_history(cases, data.prison, "prison"),
+        history_features(cases, data.jail, data.prison, age),
         token_features(cases["charge_desc"], vocab),
     ], axis=1)
     table.attrs.update({"label": label, "end_date": end, "vocabulary": vocab,

@@ -34,7 +34,9 @@ def _bool_value(value: Any) -> float:
     return 1.0 if text in _TRUE else 0.0 if text in _FALSE else np.nan
 
 
-def _parts(stamps: pd.Series, parts: Sequence[str]) -> list[np.ndarray]:
+def datetime_part_values(stamps: pd.Series, parts: Sequence[str]) -> list[np.ndarray]:
+    """Each datetime part as floats (NaN where the time is missing): the one definition the
+    encoder and the drift monitor share."""
     out = []
     for part in parts:
         if part == "hour":
@@ -129,7 +131,7 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
                         "Float64").to_numpy(dtype=float, na_value=np.nan))
         if self.datetime:
             stamps = pd.to_datetime(X[self.datetime], errors="coerce", utc=True)
-            columns += _parts(stamps, self.datetime_parts)
+            columns += datetime_part_values(stamps, self.datetime_parts)
         if not columns:
             return np.empty((len(X), 0))
         return np.column_stack(columns)
@@ -156,6 +158,6 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
             stamps = pd.to_datetime(pd.Series([r.get(self.datetime) for r in records]),
                                     errors="coerce", utc=True, format="ISO8601")
             start = n_cat + n_bool + len(self.numeric)
-            for j, values in enumerate(_parts(stamps, self.datetime_parts)):
+            for j, values in enumerate(datetime_part_values(stamps, self.datetime_parts)):
                 out[:, start + j] = values
         return out

@@ -1,5 +1,5 @@
 """Train/test splits: temporal (train on the past, test on the period after) and random or
-grouped (no person or officer on both sides)."""
+grouped (no person or officer on two sides), optionally with a validation partition."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ class SplitIndices:
     train_end: pd.Timestamp | None = None
     test_start: pd.Timestamp | None = None
     test_end: pd.Timestamp | None = None
+    validation: np.ndarray | None = None  # positional indices; None: choose on the test rows
 
 
 def _utc(day: object) -> pd.Timestamp:
@@ -41,17 +42,19 @@ def _span(dates: pd.Series, idx: np.ndarray) -> tuple[pd.Timestamp | None, pd.Ti
 def make_split(frame: pd.DataFrame, spec: TemporalSplit | RandomSplit, where: str,
                date_column: str | None = None) -> SplitIndices:
     """Indices of one split over ``frame`` (rows already filtered to the labelled population)."""
+    validation_idx = None
     if isinstance(spec, TemporalSplit):
         if spec.date_column not in frame.columns:
             raise SplitError(f"{where}.date_column: no column {spec.date_column!r} in the data")
         dates = pd.to_datetime(frame[spec.date_column], utc=True)
         start = _utc(spec.test_start)
+        # (pandas may hand back read-only arrays, so combine into new ones, never in place)
         train = (dates < start).to_numpy()
         if spec.train_start:
-            train &= (dates >= _utc(spec.train_start)).to_numpy()
+            train = train & (dates >= _utc(spec.train_start)).to_numpy()
         test = (dates >= start).to_numpy()
         if spec.test_end:
-            test &= (dates < _utc(spec.test_end)).to_numpy()
+            test = test & (dates < _utc(spec.test_end)).to_numpy()
         train_idx, test_idx = np.flatnonzero(train), np.flatnonzero(test)
         span = f"{dates.min():%Y-%m-%d} to {dates.max():%Y-%m-%d}" if len(dates) else "no rows"
         if not len(train_idx):
@@ -64,18 +67,34 @@ def make_split(frame: pd.DataFrame, spec: TemporalSplit | RandomSplit, where: st
         n = len(frame)
         if n < 2:
             raise SplitError(f"{where}: need at least 2 rows to split, got {n}")
+        groups = None
         if spec.group_column:
             if spec.group_column not in frame.columns:
                 raise SplitError(f"{where}.group_column: no column {spec.group_column!r}")
             groups = frame[spec.group_column].astype("string").fillna("(missing)").to_numpy()
-            splitter = GroupShuffleSplit(n_splits=1, test_size=spec.test_size,
-                                         random_state=spec.seed)
-            train_idx, test_idx = next(splitter.split(np.zeros(n), groups=groups))
-        else:
-            splitter = ShuffleSplit(n_splits=1, test_size=spec.test_size, random_state=spec.seed)
-            train_idx, test_idx = next(splitter.split(np.zeros(n)))
-        train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
+        train_idx, test_idx = _hold_out(np.arange(n), groups, spec.test_size, spec.seed)
+        if spec.validation_size:
+            # a share of all rows, taken from what the test partition left
+            rest = spec.validation_size / (1 - spec.test_size)
+            train_idx, validation_idx = _hold_out(
+                train_idx, None if groups is None else groups[train_idx], rest, spec.seed)
+            if not len(train_idx) or not len(validation_idx):
+                raise SplitError(f"{where}.validation_size: {n} rows are too few for train, "
+                                 "validation and test partitions")
         dates = (pd.to_datetime(frame[date_column], utc=True)
                  if date_column and date_column in frame.columns else None)
     train_span, test_span = _span(dates, train_idx), _span(dates, test_idx)
-    return SplitIndices(spec.name, train_idx, test_idx, *train_span, *test_span)
+    return SplitIndices(spec.name, train_idx, test_idx, *train_span, *test_span,
+                        validation=validation_idx)
+
+
+def _hold_out(rows: np.ndarray, groups: np.ndarray | None, size: float, seed: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held out) sorted subsets of ``rows``; whole groups go to one side."""
+    if groups is None:
+        kept, held = next(ShuffleSplit(n_splits=1, test_size=size, random_state=seed)
+                          .split(rows))
+    else:
+        kept, held = next(GroupShuffleSplit(n_splits=1, test_size=size, random_state=seed)
+                          .split(rows, groups=groups))
+    return np.sort(rows[kept]), np.sort(rows[held])

@@ -68,6 +68,13 @@ def _folder(project_dir: Path) -> Path:
     return project_dir if project_dir.is_dir() else project_dir.parent
 
 
+def _write_report(engine, project, folder: Path, monitor_run_id: int) -> Path:  # type: ignore[no-untyped-def]
+    from rudikit.reports.monitor_report import write_monitor_report
+
+    return write_monitor_report(engine, monitor_run_id, folder / ".rudi" / "reports",
+                                segments=list(project.monitoring.segments))
+
+
 def alerts_table(rows: list[dict]) -> Table:  # type: ignore[type-arg]
     table = Table(title="Open alerts")
     for heading in ("severity", "kind", "subject", "value", "bound", "window", "message"):
@@ -122,6 +129,9 @@ def monitor(project_dir: ProjectArg = Path("."), as_of: AsOfOpt = None,
         run, rows = latest_alerts(conn, project.name)
     if run is None:
         fail("no monitor run yet: run `rudi monitor` without --show first")
+    if not show:
+        path = _write_report(engine, project, _folder(project_dir), run["id"])
+        console.print(f"[bold]Monitoring report:[/] {path}", highlight=False)
     if rows:
         console.print(alerts_table(rows))
     else:
@@ -162,6 +172,13 @@ def retrain(project_dir: ProjectArg = Path("."), as_of: AsOfOpt = None,
     verdict = (f"[bold green]promoted[/] (deployment {decision.deployment_id})"
                if decision.promoted else "[bold yellow]not promoted[/]")
     console.print(f"Challenger {verdict}: {decision.reason}.", highlight=False)
+    from rudikit.monitoring.alerts import latest_alerts
+
+    with engine.connect() as conn:
+        run, _ = latest_alerts(conn, project.name)
+    if run is not None:  # the latest monitoring report now shows this decision too
+        path = _write_report(engine, project, _folder(project_dir), run["id"])
+        console.print(f"[bold]Monitoring report:[/] {path}", highlight=False)
 
 
 def rollback(project_dir: ProjectArg = Path("."),
@@ -184,7 +201,7 @@ def backtest(project_dir: ProjectArg = Path("."),
                                                               "score.")] = 6,
              first_train_months: Annotated[int, typer.Option(min=1, help="Months of data the "
                                                                          "first model gets.")]
-             = 6,
+             = 1,
              database_url: DatabaseOpt = None, database_schema: SchemaOpt = None) -> None:
     """How performance decays with model age (the live model group refitted at each month
     end and scored on the months after): the evidence for how often to retrain."""
@@ -288,6 +305,43 @@ def _deployed_or_fail(engine):  # type: ignore[no-untyped-def]
         fail("nothing is deployed: promote a model first (`rudi deploy <model_group_id> "
              "--reason ...`)")
     return dep
+
+
+def rehearse(project_dir: Path, database_url: str | None, model_group_id: int,
+             model_id: int) -> None:
+    """The production loop on the project's own last month, as `rudi demo` shows it: deploy
+    the chosen model, replay the month through the service with its outcomes, monitor, and
+    retrain. Critical alerts are shown, not turned into a failing exit."""
+    import pandas as pd
+
+    from rudikit.pipeline import unify
+    from rudikit.service.deploy import deploy
+
+    project = _project(project_dir)
+    engine = _engine(project_dir, database_url, None)
+    at = project.fairness.at.threshold
+    threshold = at if at is not None else 0.5
+    done = deploy(engine, model_group_id, model_id=model_id, threshold=threshold, by=_by(None),
+                  reason=f"rudi demo: the model the run chose, at threshold {threshold:g} (the "
+                         "fairness operating point)")
+    console.print(f"\n[bold]Production rehearsal[/]: deployment {done.id} = model {model_id} "
+                  f"(group {model_group_id}, {done.algorithm}), threshold {threshold:g}.",
+                  highlight=False)
+    frame, _ = unify(project, _folder(project_dir))
+    when = pd.to_datetime(frame[project.data.knowledge_date], utc=True)
+    last = when.max()
+    month = f"{last:%Y-%m}"
+    as_of = (pd.Timestamp(f"{month}-01") + pd.offsets.MonthBegin(1)).strftime("%Y-%m-%d")
+    replay(project_dir, month=month, url=None, token=None, outcomes=True,
+           database_url=database_url, database_schema=None, by=None)
+    try:
+        monitor(project_dir, as_of=as_of, database_url=database_url, database_schema=None,
+                show=False)
+    except typer.Exit as exc:
+        if exc.exit_code not in (0, 1):
+            raise
+    retrain(project_dir, as_of=as_of, database_url=database_url, database_schema=None,
+            by=None)
 
 
 def register_monitoring_commands(app: typer.Typer) -> None:

@@ -94,11 +94,7 @@ class FeatureBuckets:
 def _as_arrow(values: Any) -> pa.Array | pa.ChunkedArray:
     if isinstance(values, pa.Array | pa.ChunkedArray):
         return values
-    series = pd.Series(values)
-    if series.dtype == bool or str(series.dtype) == "boolean":
-        series = series.astype("boolean").astype("string").str.lower()
-    return pa.array(series.astype(object).where(series.notna(), None).map(
-        lambda v: v if v is None else str(v)), type=pa.string())
+    return pa.array(_text_categories(pd.Series(values)), type=pa.string(), from_pandas=True)
 
 
 def _as_float(values: Any) -> np.ndarray:

@@ -28,6 +28,7 @@ from rudikit.data.sources import LoadedSource
 from rudikit.evaluation.stability import consecutive_stability
 from rudikit.fairness.requirements import RequirementResult
 from rudikit.fairness.stage import assess
+from rudikit.features.encoding import datetime_part_values
 from rudikit.features.labels import make_label
 from rudikit.features.splits import make_split
 from rudikit.monitoring import inputs
@@ -40,7 +41,7 @@ from rudikit.monitoring.performance import (
     realised,
     roc_points,
 )
-from rudikit.monitoring.production import read_predictions
+from rudikit.monitoring.production import parse_times, read_predictions
 from rudikit.project import Features, OperatingPoint, Project, SourceExpectation
 from rudikit.service.deploy import live_deployment
 from rudikit.store import tables as t
@@ -133,14 +134,12 @@ def training_rows(project: Project, frame: pd.DataFrame, split_name: str) -> pd.
     return data  # the split was renamed or removed since: profile all labelled rows
 
 
-def datetime_parts(values: Any, parts: list[str]) -> dict[str, pd.Series]:
-    """The datetime parts a model reads (``datetime.hour``...), as category text, in UTC."""
-    times = pd.to_datetime(pd.Series(values), utc=True, errors="coerce", format="ISO8601")
-    out = {}
-    for part in parts:
-        value = getattr(times.dt, "day_of_week" if part == "weekday" else part)
-        out[part] = value.astype("Int64").astype("string")
-    return out
+def datetime_parts(times: pd.Series, parts: list[str]) -> dict[str, pd.Series]:
+    """The datetime parts a model reads (``datetime.hour``...) as category text ("13", "0"),
+    from UTC times, computed as the encoder computes them."""
+    times = pd.to_datetime(times, utc=True, errors="coerce")
+    return {part: pd.Series(values, index=times.index).astype("Int64").astype("string")
+            for part, values in zip(parts, datetime_part_values(times, parts), strict=True)}
 
 
 def _profile_columns(features: Features) -> tuple[list[str], list[str]]:
@@ -177,10 +176,8 @@ def _chunk_columns(chunk: pa.Table, features: Features) -> dict[str, Any]:
     columns: dict[str, Any] = {name: chunk.column(name) for name in chunk.column_names}
     if features.datetime and features.datetime.column in columns:
         col = features.datetime.column
-        values = columns[col]
-        values = values.to_pandas() if pa.types.is_timestamp(values.type) else \
-            pc.cast(values, pa.string()).to_pandas()
-        for part, series in datetime_parts(values, list(features.datetime.parts)).items():
+        times = parse_times(columns[col]).to_pandas()
+        for part, series in datetime_parts(times, list(features.datetime.parts)).items():
             columns[f"{col}.{part}"] = series
     return columns
 
@@ -220,7 +217,8 @@ def _drift_alerts(monitoring: Any, found: list[FeatureDrift], window: str) -> li
                                ).sort_values("change", ascending=False).iloc[0]
         bound = monitoring.psi_critical if severity == "critical" else monitoring.psi_warning
         out.append(Alert("drift", d.feature, "psi", d.psi, bound, severity, window,
-                         f"{d.feature} drifted (PSI {d.psi:.3f}): {top.bucket} "
+                         f"{d.feature} drifted (PSI {d.psi:.3f}): "
+                         f"{d.feature}{' = ' if d.kind == 'categorical' else ' '}{top.bucket}: "
                          f"{top.reference_share:.1%} in training, {top.production_share:.1%} "
                          "in production"))
     return out

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import plotly.express as px
 import plotly.graph_objects as go
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import escape
@@ -22,6 +23,7 @@ from sqlalchemy.engine import Engine
 from rudikit.store import tables as t
 
 TEMPLATES = Path(__file__).parent / "templates"
+PALETTE = px.colors.qualitative.Plotly
 
 #: Columns of the metric table: (metric, parameter template, heading). ``{pct}`` and ``{k}`` are
 #: filled with the run's first top-% and top-k settings.
@@ -57,7 +59,19 @@ def figure_html(fig: go.Figure, first: bool) -> str:
                        config={"displaylogo": False})
 
 
-def _read(engine: Engine, run_id: int) -> dict[str, pd.DataFrame]:
+class PlotlyPage:
+    """The figures of one HTML page, in page order: plotly's JS goes in with the first only."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def add(self, fig: go.Figure) -> Figure:
+        html = figure_html(fig, self.count == 0)
+        self.count += 1
+        return Figure(fig.layout.title.text or "", html)
+
+
+def read_run_results(engine: Engine, run_id: int) -> dict[str, pd.DataFrame]:
     with engine.connect() as conn:
         run = conn.execute(select(t.runs).where(t.runs.c.id == run_id)).mappings().one_or_none()
         if run is None:
@@ -80,9 +94,37 @@ def _read(engine: Engine, run_id: int) -> dict[str, pd.DataFrame]:
             t.fairness_audits.c.model_id.in_(ids))).mappings().all())
         reqs = pd.DataFrame(conn.execute(select(t.fairness_requirements).where(
             t.fairness_requirements.c.model_id.in_(ids))).mappings().all())
+        metric, _ = selection_metric(run["config"])
+        history = pd.DataFrame(conn.execute(
+            select(t.evaluations.c.model_id, t.evaluations.c.parameter, t.evaluations.c.value,
+                   t.evaluations.c.lower, t.evaluations.c.upper, t.models.c.model_group_id,
+                   t.models.c.split, t.models.c.run_id, t.runs.c.started_at)
+            .join(t.models, t.evaluations.c.model_id == t.models.c.id)
+            .join(t.runs, t.models.c.run_id == t.runs.c.id)
+            .where((t.runs.c.project == run["project"]) & (t.runs.c.id <= run_id)
+                   & (t.evaluations.c.metric == metric))).mappings().all())
     return {"run": pd.DataFrame([dict(run)]), "models": models, "evaluations": evals,
             "predictions": preds, "importances": imps, "snapshots": snaps, "audits": audits,
-            "requirements": reqs}
+            "requirements": reqs, "history": history}
+
+
+def selection_metric(config: dict[str, Any]) -> tuple[str, str]:
+    """(metric, parameter) of ``evaluation.selection.metric`` (``precision_at_k@10_pct`` ->
+    ``("precision_at_k", "10_pct")``); ROC AUC for configurations without one."""
+    name = config.get("evaluation", {}).get("selection", {}).get("metric") or "roc_auc"
+    metric, _, parameter = name.partition("@")
+    return metric, parameter
+
+
+def selection_split(config: dict[str, Any], models: pd.DataFrame) -> str:
+    """The split models are chosen on: the configured one, else the first split."""
+    chosen = config.get("evaluation", {}).get("selection", {}).get("split")
+    if chosen:
+        return str(chosen)
+    splits = config.get("splits")
+    if isinstance(splits, list) and splits and isinstance(splits[0], dict) and "name" in splits[0]:
+        return str(splits[0]["name"])
+    return str(models["split"].iloc[0]) if len(models) else ""
 
 
 def _short(row: pd.Series) -> str:
@@ -104,13 +146,18 @@ def _fmt(value: Any, lower: Any = None, upper: Any = None) -> str:
     return text
 
 
-def metric_table(models: pd.DataFrame, evals: pd.DataFrame, config: dict[str, Any]
-                 ) -> tuple[list[str], list[dict[str, Any]]]:
+def key_metric_columns(config: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """:data:`KEY_METRICS` filled with the run's first top-%, top-k and threshold settings."""
     ev = config.get("evaluation", {})
     fill = {"pct": f"{ev.get('top_pct', [10])[0]:g}" if ev.get("top_pct") else "10",
             "k": str(ev.get("top_k", [100])[0]) if ev.get("top_k") else "100",
             "t": f"{ev.get('thresholds', [0.5])[0]:g}" if ev.get("thresholds") else "0.5"}
-    columns = [(m, p.format(**fill), h.format(**fill)) for m, p, h in KEY_METRICS]
+    return [(m, p.format(**fill), h.format(**fill)) for m, p, h in KEY_METRICS]
+
+
+def metric_table(models: pd.DataFrame, evals: pd.DataFrame, config: dict[str, Any]
+                 ) -> tuple[list[str], list[dict[str, Any]]]:
+    columns = key_metric_columns(config)
     headings = ["Model group", "Split", "Train s"] + [h for _, _, h in columns]
     rows = []
     by_model = {mid: g for mid, g in evals.groupby("model_id")} if len(evals) else {}
@@ -225,45 +272,241 @@ def requirement_table(models: pd.DataFrame, reqs: pd.DataFrame, split: str
     return names, rows
 
 
+def _metric_name(metric: str, parameter: str) -> str:
+    return f"{metric}@{parameter}" if parameter else metric
+
+
+def runs_figure(history: pd.DataFrame, models: pd.DataFrame, config: dict[str, Any],
+                split: str) -> go.Figure | None:
+    """The selection metric of each of this run's model groups in every run of the project so
+    far (test rows of the selection split): does a group hold up as the data moves on?"""
+    metric, parameter = selection_metric(config)
+    if not len(history) or not len(models):
+        return None
+    rows = history[(history["parameter"] == parameter) & (history["split"] == split)
+                   & history["model_group_id"].isin(models["model_group_id"])]
+    if not len(rows):
+        return None
+    fig = go.Figure()
+    names = models.drop_duplicates("model_group_id").set_index("model_group_id", drop=False)
+    for group_id, part in rows.sort_values("run_id").groupby("model_group_id", sort=True):
+        fig.add_trace(go.Scatter(
+            x=[f"run {r}" for r in part["run_id"]], y=part["value"], mode="lines+markers",
+            name=_short(names.loc[group_id]),
+            error_y={"type": "data", "symmetric": False,
+                     "array": (part["upper"] - part["value"]).fillna(0),
+                     "arrayminus": (part["value"] - part["lower"]).fillna(0)}))
+    fig.update_layout(title=f"{_metric_name(metric, parameter)} across runs, split {split!r} "
+                            "(bars: 95% bootstrap interval)",
+                      xaxis_title="run", yaxis_title=_metric_name(metric, parameter),
+                      xaxis={"type": "category"}, height=420)
+    return fig
+
+
+def asof_figure(history: pd.DataFrame, models: pd.DataFrame, config: dict[str, Any],
+                run_id: int) -> go.Figure | None:
+    """The selection metric of each model group per as-of date of this run: the per-date
+    evaluations of temporal experiments (parameter ``...@YYYY-MM-DD``), else the start of the
+    test period of each temporal split. Drawn only when there are at least two dates."""
+    metric, parameter = selection_metric(config)
+    if not len(history) or not len(models):
+        return None
+    mine = history[history["run_id"] == run_id]
+    kinds = {s.get("name"): s.get("kind") for s in config.get("splits", [])
+             if isinstance(s, dict)}
+    points = []
+    for _, model in models.iterrows():
+        rows = mine[mine["model_id"] == model["id"]]
+        dated = rows[rows["parameter"].str.startswith(f"{parameter}@")]
+        if len(dated):
+            for _, r in dated.iterrows():
+                points.append((model["model_group_id"], pd.Timestamp(r["parameter"].split("@")[1]),
+                               r["value"], r["lower"], r["upper"]))
+        elif kinds.get(model["split"], "temporal") == "temporal" and pd.notna(model["test_start"]):
+            plain = rows[rows["parameter"] == parameter]
+            if len(plain):
+                r = plain.iloc[0]
+                points.append((model["model_group_id"], pd.Timestamp(model["test_start"]),
+                               r["value"], r["lower"], r["upper"]))
+    frame = pd.DataFrame(points, columns=["group", "date", "value", "lower", "upper"])
+    if frame["date"].nunique() < 2:
+        return None
+    names = models.drop_duplicates("model_group_id").set_index("model_group_id", drop=False)
+    fig = go.Figure()
+    for group_id, part in frame.sort_values("date").groupby("group", sort=True):
+        fig.add_trace(go.Scatter(
+            x=part["date"], y=part["value"], mode="lines+markers",
+            name=_short(names.loc[group_id]),
+            error_y={"type": "data", "symmetric": False,
+                     "array": (part["upper"] - part["value"]).fillna(0),
+                     "arrayminus": (part["value"] - part["lower"]).fillna(0)}))
+    fig.update_layout(title=f"{_metric_name(metric, parameter)} per as-of date (start of each "
+                            "test period)", xaxis_title="as-of date",
+                      yaxis_title=_metric_name(metric, parameter), height=420)
+    return fig
+
+
+def top_k_curves(y: np.ndarray, score: np.ndarray) -> pd.DataFrame:
+    """Precision and recall of the top-k list for every list size at which the score changes
+    (between those sizes tied cases enter in expectation, so straight lines are exact for the
+    true positives). Columns: k, pct (k as % of rows), precision, recall."""
+    order = np.argsort(-score, kind="stable")
+    s, ys = score[order], y[order].astype(float)
+    ends = np.flatnonzero(np.r_[s[1:] != s[:-1], True])
+    k = ends + 1
+    tp = np.cumsum(ys)[ends]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return pd.DataFrame({"k": k, "pct": 100 * k / len(y), "precision": tp / k,
+                             "recall": tp / ys.sum()})
+
+
+def top_k_figure(models: pd.DataFrame, preds: pd.DataFrame, split: str,
+                 config: dict[str, Any]) -> go.Figure | None:
+    """Precision (solid) and recall (dotted) in the top k% of the test rows, per model; the
+    configured list sizes are marked."""
+    fig = go.Figure()
+    for i, (_, model) in enumerate(models[models["split"] == split].iterrows()):
+        rows = preds[preds["model_id"] == model["id"]]
+        if rows["label"].nunique() < 2:
+            continue
+        curve = top_k_curves(rows["label"].to_numpy(), rows["score"].to_numpy())
+        if len(curve) > 600:  # enough points to draw; keeps the page small
+            curve = curve.iloc[np.unique(np.linspace(0, len(curve) - 1, 600).astype(int))]
+        name = _short(model) + (" (chosen)" if model["selected"] else "")
+        color = PALETTE[i % len(PALETTE)]
+        width = 4 if model["selected"] else 1.5
+        fig.add_trace(go.Scatter(x=curve["pct"], y=curve["precision"], name=f"{name} precision",
+                                 legendgroup=name, line={"width": width, "color": color}))
+        fig.add_trace(go.Scatter(x=curve["pct"], y=curve["recall"], name=f"{name} recall",
+                                 legendgroup=name,
+                                 line={"width": width, "color": color, "dash": "dot"}))
+    if not fig.data:
+        return None
+    for pct in config.get("evaluation", {}).get("top_pct", []):
+        fig.add_vline(x=pct, line={"dash": "dash", "color": "grey"},
+                      annotation_text=f"top {pct:g}%")
+    fig.update_layout(title=f"Precision and recall in the top k, split {split!r}",
+                      xaxis_title="list size (% of test rows, highest scores first)",
+                      yaxis_title="precision / recall", height=480)
+    return fig
+
+
+def score_figure(preds: pd.DataFrame, model: pd.Series) -> go.Figure | None:
+    """Score histograms of the positive and negative test rows of one model: how well the two
+    separate, and where a threshold would cut."""
+    rows = preds[preds["model_id"] == model["id"]]
+    if not len(rows):
+        return None
+    fig = go.Figure()
+    for label, name in ((0, "label 0 (negative)"), (1, "label 1 (positive)")):
+        part = rows[rows["label"] == label]
+        fig.add_trace(go.Histogram(x=part["score"], name=f"{name}, n={len(part):,}",
+                                   histnorm="probability", opacity=0.6,
+                                   xbins={"start": 0, "end": 1, "size": 0.02}))
+    fig.update_layout(barmode="overlay", title=f"Score distribution by label, {_short(model)} "
+                                               f"(split {model['split']!r})",
+                      xaxis_title="score", yaxis_title="share of the label's rows", height=420)
+    return fig
+
+
+def disparity_figures(audits: pd.DataFrame, model_id: int) -> list[go.Figure]:
+    """Per attribute: each compared group's metric as a ratio to the reference group's, with
+    the 0.8-1.25 band; groups too small to compare are left out (the group metrics chart
+    shows them)."""
+    rows = audits[(audits["model_id"] == model_id) & (audits["status"] == "ok")
+                  & audits["metric"].isin(list(AUDIT_METRICS))] if len(audits) else audits
+    figures = []
+    for attribute, part in (rows.groupby("attribute", sort=False) if len(rows) else []):
+        fig = go.Figure()
+        for metric, title in AUDIT_METRICS.items():
+            m = part[part["metric"] == metric]
+            if len(m):
+                fig.add_trace(go.Bar(
+                    x=m["group_value"], y=m["disparity_ratio"], name=title,
+                    customdata=np.c_[m["reference_group"], m["difference_pp"], m["p_value"]],
+                    hovertemplate="%{x}: ratio %{y:.2f} to %{customdata[0]}<br>"
+                                  "%{customdata[1]:.1f} points, p=%{customdata[2]:.3g}"
+                                  "<extra></extra>"))
+        for bound in (0.8, 1.0, 1.25):
+            fig.add_hline(y=bound, line={"dash": "dot" if bound != 1.0 else "solid",
+                                         "color": "grey"})
+        reference = part["reference_group"].dropna()
+        fig.update_layout(barmode="group", height=400, yaxis_title="ratio to reference",
+                          title=f"Disparity by {attribute}, ratio to "
+                                f"{reference.iloc[0] if len(reference) else 'the reference'} "
+                                "(band 0.8-1.25)")
+        figures.append(fig)
+    return figures
+
+
+def composition_figure(audits: pd.DataFrame, model_id: int) -> go.Figure | None:
+    """Who is on the list: each group's share of the flagged list (top-k / top-% / above the
+    threshold, as audited) next to its share of the test rows, for each single attribute."""
+    rows = audits[(audits["model_id"] == model_id) & (audits["metric"] == "ppr")
+                  & ~audits["attribute"].str.contains(":", regex=False)] if len(audits) \
+        else audits
+    if not len(rows):
+        return None
+    rows = rows.assign(population=rows["n"] / rows.groupby("attribute")["n"].transform("sum"),
+                       x=rows["attribute"] + ": " + rows["group_value"])
+    fig = go.Figure([
+        go.Bar(x=rows["x"], y=rows["population"], name="share of test rows"),
+        go.Bar(x=rows["x"], y=rows["value"], name="share of the list",
+               error_y={"type": "data", "symmetric": False,
+                        "array": (rows["upper"] - rows["value"]).fillna(0),
+                        "arrayminus": (rows["value"] - rows["lower"]).fillna(0)}),
+    ])
+    fig.update_layout(barmode="group", height=440, yaxis_title="share",
+                      title=f"List composition by group ({rows['selection'].iloc[0]})")
+    return fig
+
+
 def write_run_report(engine: Engine, run_id: int, directory: str | Path) -> Path:
     """Write ``run-<id>.html`` into ``directory`` and return its path."""
-    data = _read(engine, run_id)
+    data = read_run_results(engine, run_id)
     run = data["run"].iloc[0]
     config = run["config"]
-    models, evals = data["models"], data["evaluations"]
-    split = (config.get("evaluation", {}).get("selection", {}).get("split")
-             or config["splits"][0]["name"])
+    models, evals, preds = data["models"], data["evaluations"], data["predictions"]
+    split = selection_split(config, models)
     headings, rows = metric_table(models, evals, config)
+    page = PlotlyPage()
+    selected = models[models["selected"]] if len(models) else models
+    chosen_row = selected.iloc[0] if len(selected) else None
     figures: list[Figure] = []
     if len(models):
-        for fig in curve_figures(models, data["predictions"], split):
-            figures.append(Figure(fig.layout.title.text, figure_html(fig, not figures)))
-    selected = models[models["selected"]] if len(models) else models
+        figures += [page.add(fig) for fig in curve_figures(models, preds, split)]
+        figures += [page.add(fig) for fig in (top_k_figure(models, preds, split, config),)
+                    if fig is not None]
     chosen = None
-    if len(selected):
-        row = selected.iloc[0]
-        chosen = {"label": _label(row), "reason": row["selection_reason"], "id": row["id"],
-                  "artefact": row["artefact_hash"]}
-        fig = importance_figure(data["importances"], int(row["id"]))
-        if fig is not None:
-            figures.append(Figure("Feature importance", figure_html(fig, not figures)))
+    if chosen_row is not None:
+        chosen = {"label": _label(chosen_row), "reason": chosen_row["selection_reason"],
+                  "id": chosen_row["id"], "artefact": chosen_row["artefact_hash"]}
+        for fig in (score_figure(preds, chosen_row),
+                    importance_figure(data["importances"], int(chosen_row["id"]))):
+            if fig is not None:
+                figures.append(page.add(fig))
+    time_figures = [page.add(fig) for fig in (
+        runs_figure(data["history"], models, config, split),
+        asof_figure(data["history"], models, config, run_id)) if fig is not None]
     fairness_figures: list[Figure] = []
     if chosen is not None:
-        for fig in audit_figures(data["audits"], chosen["id"]):
-            fairness_figures.append(Figure(fig.layout.title.text,
-                                           figure_html(fig, not figures and not fairness_figures)))
+        audits = data["audits"]
+        fairness_figures += [page.add(fig) for fig in audit_figures(audits, chosen["id"])]
+        fairness_figures += [page.add(fig) for fig in disparity_figures(audits, chosen["id"])]
+        composition = composition_figure(audits, chosen["id"])
+        if composition is not None:
+            fairness_figures.append(page.add(composition))
     mitigated = models[models["algorithm"].str.startswith("mitigated_")] if len(models) else models
     if len(mitigated):
         fig = frontier_figure(evals, int(mitigated.iloc[0]["id"]))
         if fig is not None:
-            fairness_figures.append(Figure(fig.layout.title.text, figure_html(
-                fig, not figures and not fairness_figures)))
+            fairness_figures.append(page.add(fig))
     req_names, req_rows = requirement_table(models, data["requirements"], split)
     html = environment().get_template("run_report.html.j2").render(
         run=run, config=config, headings=headings, rows=rows, figures=figures, chosen=chosen,
         snapshots=data["snapshots"].to_dict("records"), split=split,
         req_names=req_names, req_rows=req_rows, fairness_figures=fairness_figures,
-        fairness=config.get("fairness", {}),
+        time_figures=time_figures, fairness=config.get("fairness", {}),
         rationale=config.get("rationale", {}),
     )
     directory = Path(directory)

@@ -18,31 +18,37 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rudikit import __version__
+from rudikit.service import lists
 from rudikit.service.auth import Principal, TokenCache, bearer_digest
 from rudikit.service.deploy import LoadedModel, live_deployment, load_deployed_model
 from rudikit.service.errors import ApiError, field_path, validation_error
 from rudikit.service.metrics import CONTENT_TYPE, Metrics, Observability
 from rudikit.service.schemas import (
+    REVIEW_EXAMPLE,
     BatchPredictionOut,
     ErrorOut,
     HealthOut,
+    ListOut,
+    ListQuery,
     ObservationSchema,
     OutcomeIn,
     OutcomeOut,
     PredictionDetail,
     PredictionOut,
+    ReviewIn,
+    ReviewOut,
 )
 from rudikit.service.settings import ServiceSettings
 from rudikit.service.storage import (
@@ -52,24 +58,28 @@ from rudikit.service.storage import (
     StoreWriter,
     read_prediction,
 )
+from rudikit.service.ui.routes import create_dashboard
 from rudikit.store.engine import open_store
 
 DESCRIPTION = """Scores observations with the deployed model and stores every request,
 prediction and outcome in the rudikit results store before answering.
 
 Authenticate with `Authorization: Bearer <token>` (`rudi token create --role ROLE`). Roles:
-`predict` (POST /predict), `outcome` (POST /outcomes), `analyst` (GET /predictions, /metrics),
-`admin` (everything). Only `/health` is open. Every response carries `X-Request-ID`."""
+`predict` (POST /predict), `outcome` (POST /outcomes), `review` (GET /lists, POST /reviews),
+`analyst` (GET /predictions, /lists, /metrics and the dashboard under `/ui`), `admin`
+(everything). Only `/health` is open. Every response carries `X-Request-ID`."""
 
 JSON = "application/json"
 OPEN_PATHS = frozenset({"/health"})
+Body = TypeVar("Body", bound=BaseModel)
 #: Bodies larger than this are refused with 413 before they are read in full.
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     text = {401: "Missing, unknown or revoked token.", 403: "The token's role may not call this.",
-            404: "No such prediction.", 409: "Conflicts with what is stored; nothing was stored.",
+            404: "Not found; the detail says what.",
+            409: "Conflicts with what is stored; nothing was stored.",
             413: "The body is too large.",
             422: "Invalid input; every offending field is named.",
             503: "The results store is unavailable; nothing was stored."}
@@ -96,6 +106,21 @@ async def read_body(request: Request) -> bytes:
             raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def parse_body(model: type[Body], body: bytes | dict[str, Any], what: str,
+               where: str = "body") -> Body:
+    """``body`` (JSON bytes, or query parameters) as ``model``, or a 422 naming each field."""
+    try:
+        if isinstance(body, bytes):
+            return model.model_validate_json(body)
+        return model.model_validate(body)
+    except ValidationError as exc:
+        errors = [{"field": field_path(e["loc"]), "loc": [where, *e["loc"]],
+                   "msg": e["msg"], "type": e["type"]}
+                  for e in exc.errors(include_url=False, include_context=False,
+                                      include_input=False)]
+        raise validation_error(errors, what) from None
 
 
 class RawRoute(APIRoute):
@@ -175,6 +200,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                   redoc_url=None)
     app.state.service = service
     app.add_middleware(Observability, metrics=metrics)
+    app.mount("/ui", create_dashboard(service))
 
     # --- errors: one body shape (ErrorOut) for every failure --------------------------------
 
@@ -254,14 +280,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         scored one observation. Unknown id: 404. The same outcome again: 200; a different one:
         409. The answer shows the prediction beside the outcome."""
         principal = await authenticate(request, ("outcome",))
-        try:
-            outcome = OutcomeIn.model_validate_json(await read_body(request))
-        except ValidationError as exc:
-            errors = [{"field": field_path(e["loc"]), "loc": ["body", *e["loc"]],
-                       "msg": e["msg"], "type": e["type"]}
-                      for e in exc.errors(include_url=False, include_context=False,
-                                          include_input=False)]
-            raise validation_error(errors, "outcome") from None
+        outcome = parse_body(OutcomeIn, await read_body(request), "outcome")
         result = await writer.submit(OutcomeJob(outcome.observation_id, outcome.request_id,
                                                 int(outcome.outcome), principal.token_id))
         if isinstance(result, ApiError):
@@ -298,6 +317,47 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             raise ApiError(404, f"no stored prediction has observation_id or request_id "
                                 f"{prediction_id!r}")
         return _json(found)
+
+    @app.get("/lists/{date}", response_model=ListOut,
+             summary="The ranked list of a date, without entities already reviewed",
+             responses=_errors(401, 403, 422), tags=["lists"])
+    async def get_list(request: Request, date: str,
+                       k: Annotated[str | None, Query(description=(
+                           "How many entities (an integer from 1 to 10000; default 100)."))] = None,
+                       cool_off_days: Annotated[str | None, Query(description=(
+                           "Entities reviewed for a list within this many days before `date` "
+                           "are left off (an integer, default 365)."))] = None) -> Response:
+        """The top `k` entities scored for `date` (YYYY-MM-DD, a UTC day), highest score first,
+        leaving out those already reviewed: the live deployment's scored requests of that day
+        once it has answered `/predict`, else the deployed model group's stored predictions as
+        of that date (`source` says which)."""
+        await authenticate(request, ("review", "analyst"))
+        given = {"date": date, **{name: value for name, value in
+                                  (("k", k), ("cool_off_days", cool_off_days))
+                                  if value is not None}}
+        query = parse_body(ListQuery, given, "list request", "query")
+        found = await run_in_threadpool(lists.ranked_list, service.engine, query.date, query.k,
+                                        query.cool_off_days)
+        return _json(found.as_dict())
+
+    async def record_review(request: Request) -> Response:
+        """A reviewer's agreement with a flag, the decision taken and notes, for an entity on
+        the list of `list_date`; the entity then stays off the lists of the cool-off period.
+        Not scored for that date: 404; already reviewed for that list: 409."""
+        principal = await authenticate(request, ("review",))
+        review = parse_body(ReviewIn, await read_body(request), "review")
+        stored = await run_in_threadpool(lists.record, service.engine, review, principal.name)
+        return _json(stored, 201)
+
+    app.router.add_api_route(
+        "/reviews", record_review, methods=["POST"], route_class_override=RawRoute,
+        summary="Record a reviewer's feedback on a listed entity", status_code=201,
+        responses={201: {"model": ReviewOut, "description": "Review stored."},
+                   **_errors(401, 403, 404, 409, 413, 422)},
+        openapi_extra={"requestBody": {"required": True, "content": {JSON: {
+            "schema": {"$ref": "#/components/schemas/ReviewIn"},
+            "examples": {"review": {"value": REVIEW_EXAMPLE}}}}}},
+        tags=["lists"])
 
     @app.get("/health", response_model=HealthOut, summary="Liveness and readiness (open)",
              responses={503: {"model": HealthOut,
@@ -356,6 +416,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 ref_template="#/components/schemas/{model}")
             schemas.update(outcome_schema.pop("$defs", {}))
             schemas["OutcomeIn"] = outcome_schema
+            schemas["ReviewIn"] = ReviewIn.model_json_schema(
+                ref_template="#/components/schemas/{model}")
             components["securitySchemes"] = {"bearerAuth": {
                 "type": "http", "scheme": "bearer",
                 "description": "A token from `rudi token create --role ROLE`."}}

@@ -3,7 +3,8 @@
 A token is 256 random bits shown once when it is created; the store keeps only its SHA-256, so
 a copy of the database does not let anyone call the service (a slow password hash buys nothing
 for a random 256-bit secret). Roles: ``predict`` (POST /predict), ``outcome`` (POST /outcomes),
-``analyst`` (read predictions, metrics), ``admin`` (everything). The service caches lookups for a
+``review`` (read intervention lists, record reviews), ``analyst`` (read predictions, metrics,
+lists, the dashboard), ``admin`` (everything). The service caches lookups for a
 couple of seconds, so a revocation takes effect within ``token_cache_seconds``.
 """
 
@@ -23,7 +24,7 @@ from rudikit.service import audit
 from rudikit.service.errors import ApiError, ServiceError
 from rudikit.store.production_tables import api_tokens
 
-ROLES = ("predict", "outcome", "analyst", "admin")
+ROLES = ("predict", "outcome", "review", "analyst", "admin")
 TOKEN_PREFIX = "rudi_"
 
 

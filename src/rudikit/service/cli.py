@@ -132,8 +132,9 @@ def deploy_command(
     by: ByOpt = None,
     threshold: Annotated[float, typer.Option(help="Decision threshold: decision = score >= "
                                                   "threshold.")] = 0.5,
-    model_id: Annotated[int | None, typer.Option(help="A specific fitted model of the group "
-                                                      "(default: its most recent).")] = None,
+    model_id: Annotated[int | None, typer.Option(
+        help="A specific fitted model of the group (default: the one a run selected, else its "
+             "most recent).")] = None,
     database_url: DatabaseOpt = None,
     database_schema: SchemaOpt = None,
 ) -> None:

@@ -52,7 +52,9 @@ def _load_pipeline(model: Any) -> Pipeline:
 
 def deploy(engine: Engine, model_group_id: int, *, reason: str, by: str,
            threshold: float = 0.5, model_id: int | None = None) -> Deployment:
-    """Make a model of ``model_group_id`` live (its most recent fit unless ``model_id``)."""
+    """Make a model of ``model_group_id`` live: ``model_id``, else the group's most recent
+    model chosen by a run's selection (the fit whose test figures were judged), else its most
+    recent fit. Never silently another split's refit of the same group."""
     if not reason.strip():
         raise ServiceError("say why this model is deployed: --reason \"...\" (it goes to the "
                            "audit log)")
@@ -69,7 +71,8 @@ def deploy(engine: Engine, model_group_id: int, *, reason: str, by: str,
         query = select(t.models).where(t.models.c.model_group_id == model_group_id)
         if model_id is not None:
             query = query.where(t.models.c.id == model_id)
-        model = conn.execute(query.order_by(t.models.c.created_at.desc(), t.models.c.id.desc())
+        model = conn.execute(query.order_by(t.models.c.selected.desc(),
+                                            t.models.c.created_at.desc(), t.models.c.id.desc())
                              .limit(1)).mappings().one_or_none()
     if model is None:
         raise ServiceError(f"model {model_id} does not belong to model group {model_group_id}"

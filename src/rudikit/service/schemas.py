@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import date as date_type
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import orjson
 from pydantic import (
@@ -178,6 +179,97 @@ class ErrorOut(BaseModel):
     detail: str
     errors: list[FieldError] = []
     request_id: str | None = None
+
+
+# --- intervention lists and reviews ----------------------------------------------------------
+
+#: What a reviewer decided for a flagged entity (stored as ``entity_reviews.outcome``).
+Decision = Literal["no_action", "monitor", "supervisor_meeting", "training", "counselling",
+                   "referral"]
+Agreement = Literal["agree", "disagree", "unsure"]
+DECISIONS: tuple[str, ...] = get_args(Decision)
+AGREEMENTS: tuple[str, ...] = get_args(Agreement)
+MAX_NOTES = 4000
+
+
+class ListQuery(BaseModel):
+    """``GET /lists/{date}`` parameters, validated after the token is checked."""
+
+    date: date_type = Field(description="The list's date (YYYY-MM-DD, UTC day).")
+    k: int = Field(100, ge=1, le=10_000, description="How many entities the list holds.")
+    cool_off_days: int = Field(365, ge=0, le=3650, description=(
+        "An entity reviewed for a list dated within this many days before the date is left "
+        "off (its place goes to the next one down)."))
+
+
+class ListEntryOut(BaseModel):
+    rank: int = Field(description="1 = highest score, after reviewed entities are left out.")
+    original_rank: int = Field(description="The rank before reviewed entities were left out.")
+    entity_id: str
+    score: float
+
+
+class ListOut(BaseModel):
+    """A ranked list for an intervention team."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "date": "2020-02-10", "source": "production_predictions", "k": 2, "cool_off_days": 365,
+        "model_group_id": 2, "model_id": 5, "deployment_id": 1, "candidates": 40,
+        "reviewed_excluded": 1, "entries": [
+            {"rank": 1, "original_rank": 2, "entity_id": "2020-02-10-stop-0007",
+             "score": 0.81},
+            {"rank": 2, "original_rank": 3, "entity_id": "2020-02-10-stop-0031",
+             "score": 0.77}]}]})
+
+    date: date_type
+    source: Literal["production_predictions", "predictions"] = Field(description=(
+        "production_predictions: the live deployment's scored requests of that day (entity = "
+        "observation_id); predictions: the deployed model group's stored predictions as of "
+        "that date (a batch-scored, temporal project)."))
+    k: int
+    cool_off_days: int
+    model_group_id: int
+    model_id: int | None = Field(description="The model whose scores rank the list (null when "
+                                              "nothing was scored that day).")
+    deployment_id: int
+    candidates: int = Field(description="Entities scored for that date.")
+    reviewed_excluded: int = Field(description="Entities left out because they were reviewed.")
+    entries: list[ListEntryOut]
+
+
+REVIEW_EXAMPLE: dict[str, Any] = {
+    "entity_id": "2020-02-10-stop-0007", "list_date": "2020-02-10", "agreement": "agree",
+    "decision": "supervisor_meeting", "notes": "Discussed with the sergeant."}
+
+
+class ReviewIn(BaseModel):
+    """A reviewer's feedback on one entity flagged on the list of ``list_date``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [REVIEW_EXAMPLE]})
+
+    entity_id: Annotated[str, Strict(), Field(min_length=1, max_length=MAX_ID_LENGTH),
+                         AfterValidator(_no_nul)]
+    list_date: date_type = Field(description="The date of the list the entity was flagged on; "
+                                             "it stays off lists for the cool-off period.")
+    agreement: Agreement = Field(description="Whether the reviewer agrees with the flag.")
+    decision: Decision = Field(description="What was decided for the entity.")
+    notes: Annotated[str, Field(max_length=MAX_NOTES), AfterValidator(_no_nul)] | None = None
+
+
+class ReviewOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": 12, **REVIEW_EXAMPLE, "reviewer": "sgt-smith", "model_group_id": 2,
+        "recorded_at": "2020-02-10T15:02:00+00:00"}]})
+
+    id: int
+    entity_id: str
+    list_date: date_type
+    agreement: Agreement
+    decision: Decision
+    notes: str | None
+    reviewer: str = Field(description="The name of the token that recorded the review.")
+    model_group_id: int
+    recorded_at: datetime
 
 
 # --- observations ----------------------------------------------------------------------------

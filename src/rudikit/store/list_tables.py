@@ -145,23 +145,29 @@ def record_rank_changes(engine: Engine, run_id: int, changes: pd.DataFrame,
 
 
 def record_review(engine: Engine, entity_id: str, review_date: Any, *, reviewer: str,
-                  outcome: str, notes: str | None = None,
-                  model_group_id: int | None = None) -> int:
-    """Store one supervisor review of a flagged officer."""
+                  outcome: str, notes: str | None = None, model_group_id: int | None = None,
+                  agreement: str | None = None) -> int:
+    """Store one supervisor review of a flagged officer: ``outcome`` is the decision taken,
+    ``agreement`` whether the reviewer agreed with the flag (agree, disagree, unsure)."""
     with engine.begin() as conn:
         return conn.execute(insert(entity_reviews).values(
             entity_id=str(entity_id), review_date=_ts(review_date), reviewer=reviewer,
-            outcome=outcome, notes=notes, model_group_id=model_group_id, created_at=_now(),
+            outcome=outcome, agreement=agreement, notes=notes, model_group_id=model_group_id,
+            created_at=_now(),
         ).returning(entity_reviews.c.id)).scalar_one()
 
 
+REVIEW_COLUMNS = ("id", "entity_id", "review_date", "reviewer", "outcome", "agreement", "notes",
+                  "model_group_id", "created_at")
+
+
 def load_reviews(engine: Engine) -> pd.DataFrame:
-    """Every stored review as (entity_id, review_date, reviewer, outcome), for
-    :func:`rudikit.evaluation.stability.exclude_reviewed`."""
+    """Every stored review (entity_id, review_date, reviewer, outcome, agreement, notes, ...)
+    with naive UTC review dates, for :func:`rudikit.evaluation.stability.exclude_reviewed`."""
     with engine.connect() as conn:
-        rows = conn.execute(select(entity_reviews.c.entity_id, entity_reviews.c.review_date,
-                                   entity_reviews.c.reviewer, entity_reviews.c.outcome)).all()
-    frame = pd.DataFrame(rows, columns=["entity_id", "review_date", "reviewer", "outcome"])
+        rows = conn.execute(select(*(entity_reviews.c[c] for c in REVIEW_COLUMNS))
+                            .order_by(entity_reviews.c.id)).all()
+    frame = pd.DataFrame(rows, columns=list(REVIEW_COLUMNS))
     dates = pd.to_datetime(frame["review_date"], utc=True)
     frame["review_date"] = dates.dt.tz_convert(None)
     return frame

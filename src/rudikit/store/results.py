@@ -162,6 +162,24 @@ def record_model(engine: Engine, model: FittedModel, *, entity_ids: np.ndarray,
     return model_id
 
 
+def record_individual_importances(engine: Engine, model_id: int, method: str,
+                                  entity_ids: np.ndarray, as_of: np.ndarray | None,
+                                  reasons: pd.DataFrame) -> int:
+    """Store the top reasons behind a model's predictions in one transaction. ``reasons`` has
+    ``row`` (position in ``entity_ids``), ``feature``, ``contribution``, ``value``, ``rank``
+    (:func:`rudikit.explain.top_reasons`). Returns the number of rows written."""
+    rows = [
+        {"model_id": model_id, "entity_id": str(entity_ids[r]),
+         "as_of_date": None if as_of is None else _ts(as_of[r]), "feature": f, "method": method,
+         "contribution": float(c), "value": v, "rank": int(k)}
+        for r, f, c, v, k in zip(reasons["row"], reasons["feature"], reasons["contribution"],
+                                 reasons["value"], reasons["rank"], strict=True)
+    ]
+    with engine.begin() as conn:
+        _insert_many(conn, t.individual_importances, rows)
+    return len(rows)
+
+
 def mark_selected(engine: Engine, model_id: int, reason: str) -> None:
     with engine.begin() as conn:
         conn.execute(update(t.models).where(t.models.c.id == model_id).values(

@@ -1,0 +1,167 @@
+"""Explanations: SHAP for LightGBM and coefficient x value for logistic regression, checked
+against oracles that do not use the code under test (a stump's SHAP values from its leaves,
+LightGBM's raw margin, the decision function, single-column changes), and the top reasons
+``rudi run`` stores for the chosen model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import select
+
+from rudikit.explain import Explanation, explain, explanation_method, global_importance, top_reasons
+from rudikit.models.estimators import GridPoint, build_pipeline
+from rudikit.pipeline import run_project
+from rudikit.project import DatetimeFeatures, Features
+from rudikit.store import tables as t
+from rudikit.store.engine import open_store
+from tests.conftest import write_project
+
+FEATURES = Features(categorical=["colour"], boolean=["flag"], numeric=["a", "b"],
+                    datetime=DatetimeFeatures(column="when", parts=["hour", "weekday"]))
+
+
+def frame(n: int = 1_500, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Rows whose label depends on ``a``, ``colour`` and the hour; ``b`` is noise and has
+    missing values; ``flag`` is a boolean with missing values."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=n)
+    b = rng.normal(size=n)
+    b[rng.random(n) < 0.1] = np.nan
+    colour = rng.choice(["red", "green", "blue"], size=n)
+    hour = rng.integers(0, 24, size=n)
+    when = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(
+        rng.integers(0, 60, size=n) * 24 + hour, unit="h")
+    flag = pd.Series(rng.random(n) < 0.5, dtype="object")
+    flag[rng.random(n) < 0.05] = None
+    logit = 1.5 * a + (colour == "red") * 1.0 + (hour >= 20) * 0.8 - 0.5
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return pd.DataFrame({"colour": colour, "flag": flag, "a": a, "b": b, "when": when}), y
+
+
+def fitted(algorithm: str, params: dict, X: pd.DataFrame, y: np.ndarray):
+    pipeline, fit_params = build_pipeline(GridPoint(algorithm, params), FEATURES, seed=0)
+    return pipeline.fit(X, y, **fit_params)
+
+
+def test_lightgbm_stump_shap_equals_leaf_minus_expected_value() -> None:
+    """A one-split tree: the split feature's SHAP value is the row's leaf value minus the
+    count-weighted mean of the leaves; every other column contributes nothing."""
+    X, y = frame()
+    pipeline = fitted("lightgbm", {"n_estimators": 1, "num_leaves": 2, "min_child_samples": 20},
+                      X, y)
+    tree = pipeline.named_steps["model"].booster_.trees_to_dataframe()
+    split = tree[tree["split_feature"].notna()].iloc[0]
+    leaves = tree[tree["split_feature"].isna()].set_index("node_index")
+    expected = float((leaves["value"] * leaves["count"]).sum() / leaves["count"].sum())
+    # fitted on the encoded matrix, whose column 2 is "a", the informative column
+    assert split["split_feature"] == "Column_2" and split["decision_type"] == "<="
+    goes_left = X["a"].to_numpy() <= float(split["threshold"])
+    left_value = leaves.loc[split["left_child"], "value"]
+    right_value = leaves.loc[split["right_child"], "value"]
+    oracle = np.where(goes_left, left_value, right_value) - expected
+
+    explanation = explain(pipeline, X)
+    assert explanation.method == "shap" and explanation_method(pipeline) == "shap"
+    assert explanation.base == pytest.approx(expected, abs=1e-9)
+    np.testing.assert_allclose(explanation.contributions["a"], oracle, atol=1e-9)
+    others = explanation.contributions.drop(columns="a").to_numpy()
+    assert np.abs(others).max() == 0
+
+
+def test_lightgbm_contributions_add_up_to_the_raw_margin_per_input_column() -> None:
+    X, y = frame()
+    pipeline = fitted("lightgbm", {"n_estimators": 80, "num_leaves": 7}, X, y)
+    explanation = explain(pipeline, X.iloc[:300])
+    # one column per input column: the two datetime parts come back as "when"
+    assert list(explanation.contributions.columns) == ["colour", "flag", "a", "b", "when"]
+    model = pipeline.named_steps["model"]
+    raw = model.predict(pipeline.named_steps["encode"].transform(X.iloc[:300]), raw_score=True)
+    np.testing.assert_allclose(explanation.margin, raw, rtol=1e-9, atol=1e-9)
+    proba = pipeline.predict_proba(X.iloc[:300])[:, 1]
+    np.testing.assert_allclose(1 / (1 + np.exp(-explanation.margin)), proba, rtol=1e-9)
+    ranking = global_importance(explanation)
+    assert ranking.index[0] == "a" and ranking["b"] < ranking["a"]
+
+
+def test_logistic_contributions_sum_to_the_decision_function_minus_its_mean() -> None:
+    X, y = frame()
+    train, rows = X.iloc[:1_200], X.iloc[1_200:]
+    pipeline = fitted("logistic_regression", {"C": 1.0}, train, y[:1_200])
+    explanation = explain(pipeline, rows, background=train)
+    assert explanation.method == "coefficient"
+    assert list(explanation.contributions.columns) == ["colour", "flag", "a", "b", "when"]
+    decision = pipeline.decision_function(rows)
+    np.testing.assert_allclose(explanation.contributions.sum(axis=1),
+                               decision - pipeline.decision_function(train).mean(), atol=1e-9)
+    np.testing.assert_allclose(explanation.margin, decision, atol=1e-9)
+
+
+@pytest.mark.parametrize(("column", "new_value"), [
+    ("colour", "red"), ("colour", "purple"), ("flag", None), ("b", np.nan), ("a", 3.0),
+    ("when", pd.Timestamp("2024-03-01 22:00", tz="UTC")),
+])
+def test_logistic_change_in_one_column_moves_only_that_columns_contribution(
+        column: str, new_value: object) -> None:
+    """Linearity as the oracle: change one input of one row; the change in the decision
+    function must land wholly on that column (one-hot levels, missing-value indicators and
+    datetime parts all map back to their input)."""
+    X, y = frame()
+    pipeline = fitted("logistic_regression", {"C": 1.0}, X, y)
+    rows = X.iloc[[5, 5]].reset_index(drop=True).astype(object)
+    rows.loc[1, column] = new_value
+    explanation = explain(pipeline, rows, background=X)
+    delta = explanation.contributions.iloc[1] - explanation.contributions.iloc[0]
+    decision = pipeline.decision_function(rows)
+    assert delta[column] == pytest.approx(decision[1] - decision[0], abs=1e-9)
+    assert np.abs(delta.drop(column)).max() == pytest.approx(0, abs=1e-12)
+
+
+def test_top_reasons_rank_by_size_skip_zeros_and_keep_values() -> None:
+    contributions = pd.DataFrame({"age": [0.5, 0.0], "priors": [-0.9, 0.2], "sex": [0.1, 0.0]})
+    values = pd.DataFrame({"age": [23.0, np.nan], "priors": [4.0, 0.0], "sex": ["Male", None]})
+    reasons = top_reasons(Explanation("shap", contributions, -1.0, values), n=2)
+    assert reasons.to_dict("records") == [
+        {"row": 0, "feature": "priors", "contribution": -0.9, "value": "4", "rank": 1},
+        {"row": 0, "feature": "age", "contribution": 0.5, "value": "23", "rank": 2},
+        {"row": 1, "feature": "priors", "contribution": 0.2, "value": "0", "rank": 1},
+    ]  # row 1: "age" and "sex" did not move the score, so they are no reason
+    assert global_importance(Explanation("shap", contributions, 0.0, values)).to_dict() == \
+        pytest.approx({"priors": 0.55, "age": 0.25, "sex": 0.05})
+
+
+def test_unsupported_model_has_no_method() -> None:
+    X, y = frame(n=300)
+    forest = fitted("random_forest", {"n_estimators": 5, "n_jobs": 1}, X, y)
+    assert explanation_method(forest) is None
+
+
+def test_run_stores_the_top_reasons_of_the_chosen_models_test_rows(store, tmp_path: Path
+                                                                   ) -> None:
+    url, schema = store
+    folder = write_project(tmp_path / "proj", models=[
+        {"algorithm": "lightgbm", "params": {"n_estimators": 40, "num_leaves": 7}}])
+    result = run_project(folder, url=url, schema=schema, write_report=False)
+    chosen = result.selected
+    assert chosen is not None and chosen.algorithm == "lightgbm"
+    engine = open_store(url, schema=schema)
+    with engine.connect() as conn:
+        reasons = pd.DataFrame(conn.execute(select(t.individual_importances)).mappings().all())
+        preds = pd.DataFrame(conn.execute(select(t.predictions).where(
+            t.predictions.c.model_id == chosen.model_id)).mappings().all())
+    assert set(reasons["model_id"]) == {chosen.model_id}
+    assert set(reasons["method"]) == {"shap"}
+    assert set(reasons["entity_id"]) <= set(preds["entity_id"])
+    assert reasons["entity_id"].nunique() >= 0.9 * len(preds)
+    for _, one in reasons.groupby("entity_id"):
+        one = one.sort_values("rank")
+        assert one["rank"].tolist() == list(range(1, len(one) + 1)) and len(one) <= 5
+        assert (np.diff(one["contribution"].abs()) <= 1e-12).all()
+        assert (one["contribution"] != 0).all()
+    # the stored as-of dates are the predictions' (one entity, one case here)
+    merged = reasons.merge(preds[["entity_id", "as_of_date"]], on="entity_id",
+                           suffixes=("", "_pred"))
+    assert (merged["as_of_date"] == merged["as_of_date_pred"]).all()
