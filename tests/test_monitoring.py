@@ -7,6 +7,7 @@ assert exactly which alerts appear.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -483,3 +484,59 @@ def test_the_command_line_loop_replay_monitor_retrain_rollback_backtest(template
                                    "--first-train-months", "10", *db])
     assert backtest.exit_code == 0, backtest.output
     assert "ROC AUC by model age" in backtest.output
+
+
+class _Hook:
+    """A local HTTP endpoint that records what is POSTed to it."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        received: list[dict[str, Any]] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.received = received
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_alerts_are_posted_to_the_webhook_and_a_dead_webhook_loses_nothing(
+        template: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "p"
+    shutil.copytree(template, folder, ignore=shutil.ignore_patterns(".rudi"))
+    live = Live(folder, f"sqlite:///{tmp_path / 'hook.db'}", None)
+    hook = _Hook()
+    try:
+        project = live.project.model_copy(update={"monitoring": live.project.monitoring
+                                                  .model_copy(update={"webhook_url": hook.url})})
+        stale = run_monitor(project, folder, live.engine, as_of=datetime(2020, 9, 1, tzinfo=UTC))
+    finally:
+        hook.close()
+    assert _kinds(stale.alerts) == {("freshness", "searches")}
+    assert len(hook.received) == 1
+    body = hook.received[0]
+    assert body["monitor_run_id"] == stale.monitor_run_id and body["critical"] == 1
+    assert body["alerts"][0]["kind"] == "freshness"
+    assert body["alerts"][0]["value"] == pytest.approx(stale.alerts[0].value)
+    dead = project.model_copy(update={"monitoring": project.monitoring.model_copy(
+        update={"webhook_url": hook.url})})  # the server is shut down now
+    again = run_monitor(dead, folder, live.engine, as_of=datetime(2020, 9, 1, tzinfo=UTC))
+    assert any(note.startswith("webhook ") for note in again.notes)
+    with live.engine.connect() as conn:
+        stored = conn.execute(select(alerts.c.kind).where(
+            alerts.c.monitor_run_id == again.monitor_run_id)).scalars().all()
+    assert stored == ["freshness"]
