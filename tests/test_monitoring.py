@@ -33,6 +33,7 @@ from typer.testing import CliRunner
 
 from rudikit.cli import app as cli
 from rudikit.data.synthetic import generate_archive
+from rudikit.models.artefacts import load_artefact
 from rudikit.monitoring import inputs
 from rudikit.monitoring.drift import MISSING, OTHER, ReferenceProfile, chi2_p_value, compare, psi
 from rudikit.monitoring.monitor import list_stability, run_monitor
@@ -403,6 +404,20 @@ def test_retrain_promotes_or_refuses_with_an_audit_entry_and_rollback_restores(
         now_live = live_deployment(conn)
     assert entry["action"] == ("retrain_promoted" if decision.promoted else "retrain_rejected")
     assert entry["details"]["challenger"] == pytest.approx(decision.challenger.metric)
+    # the two trainings' top-k on the holdout, recomputed from the stored model files
+    with live.engine.connect() as conn:
+        files = {r.id: (r.artefact_path, r.artefact_hash) for r in conn.execute(select(
+            t.models.c.id, t.models.c.artefact_path, t.models.c.artefact_hash))}
+    held = feb[pd.to_datetime(feb["datetime"], utc=True) > decision.holdout[0]]
+    columns = live.project.features.input_columns
+    tops = []
+    for model_id in (decision.champion.model_id, decision.challenger.model_id):
+        score = load_artefact(*files[model_id]).predict_proba(held[columns])[:, 1]
+        order = np.argsort(-score, kind="stable")[:decision.top_k]
+        tops.append(set(held["record_id"].astype(str).to_numpy()[order]))
+    assert decision.top_k == 20 and len(held) == decision.holdout_rows
+    assert entry["details"]["top_k_jaccard"] == pytest.approx(
+        len(tops[0] & tops[1]) / len(tops[0] | tops[1]))
     assert (now_live["model_id"] == decision.challenger.model_id) == decision.promoted
     if decision.promoted:
         rollback(live.engine, by="pytest", reason="compare")

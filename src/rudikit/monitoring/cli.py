@@ -168,7 +168,9 @@ def retrain(project_dir: ProjectArg = Path("."), as_of: AsOfOpt = None,
                       f"{c.metrics.get('recall', float('nan')):.3f}", fair)
     console.print(table)
     console.print(f"Trained on {decision.training_rows:,} rows "
-                  f"({decision.production_training_rows:,} from production).")
+                  f"({decision.production_training_rows:,} from production). Champion and "
+                  f"challenger share {decision.jaccard:.0%} of their top {decision.top_k} on the "
+                  f"holdout (Spearman {decision.spearman:.3f}).", highlight=False)
     verdict = (f"[bold green]promoted[/] (deployment {decision.deployment_id})"
                if decision.promoted else "[bold yellow]not promoted[/]")
     console.print(f"Challenger {verdict}: {decision.reason}.", highlight=False)
@@ -238,6 +240,27 @@ def backtest(project_dir: ProjectArg = Path("."),
         out.add_row(str(row.age_months), str(row.models), f"{row.roc_auc:.3f}",
                     f"{row.sd:.3f}")
     console.print(out)
+    path = _backtest_report(table, summary, group, _folder(project_dir))
+    console.print(f"[bold]Backtest report:[/] {path}", highlight=False)
+
+
+def _backtest_report(table, summary, group, folder: Path) -> Path:  # type: ignore[no-untyped-def]
+    """One self-contained page: ROC AUC by model age, each training date a line."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure([go.Scatter(x=g["age_months"], y=g["roc_auc"], mode="lines+markers",
+                                name=f"trained until {until}", opacity=0.5)
+                     for until, g in table.groupby("trained_until")])
+    fig.add_trace(go.Scatter(x=summary["age_months"], y=summary["roc_auc"], mode="lines+markers",
+                             name="mean", line={"width": 4, "color": "black"}))
+    fig.update_layout(title=f"ROC AUC by model age: {group['algorithm']} (model group "
+                            f"{group['id']}) refitted at each month end",
+                      xaxis_title="months since the end of training", yaxis_title="ROC AUC")
+    out = folder / ".rudi" / "reports"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "backtest.html"
+    fig.write_html(path, include_plotlyjs=True, full_html=True)
+    return path
 
 
 def replay(project_dir: ProjectArg = Path("."),

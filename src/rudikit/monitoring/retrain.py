@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from rudikit.evaluation.metrics import evaluate_scores
+from rudikit.evaluation.stability import rank_correlation, top_k_jaccard
 from rudikit.fairness.stage import assess
 from rudikit.features.labels import make_label
 from rudikit.models.artefacts import load_artefact, save_artefact
@@ -66,6 +67,10 @@ class RetrainDecision:
     production_training_rows: int
     deployment_id: int | None  # the new deployment when promoted
     run_id: int
+    # how far the two trainings of the group agree on the holdout's top k (list stability)
+    top_k: int = 0
+    jaccard: float = float("nan")
+    spearman: float = float("nan")
 
 
 def _finite(value: float) -> float | None:
@@ -207,6 +212,12 @@ def retrain(project: Project, project_dir: Path, engine: Engine, *, by: str,
         challenger = _contender(project, challenger_id, policy.metric, dep.threshold, y_hold,
                                 chall_score, attrs)
         promoted, reason = _decide(policy.metric, policy.max_drop, champion, challenger)
+        k = min(project.monitoring.stability.k, len(y_hold))
+        ids = holdout["observation_id"].astype(str).to_numpy()
+        champ_list = pd.Series(champ_score, index=ids)
+        chall_list = pd.Series(chall_score, index=ids)
+        jaccard = top_k_jaccard(champ_list, chall_list, k)
+        spearman = rank_correlation(champ_list, chall_list)
         deployment_id = None
         if promoted:
             deployment_id = deploy(engine, dep.model_group_id, model_id=challenger_id,
@@ -225,6 +236,8 @@ def retrain(project: Project, project_dir: Path, engine: Engine, *, by: str,
                              "holdout": [holdout_start.isoformat(), as_of.isoformat()],
                              "holdout_rows": len(y_hold), "training_rows": len(y_train),
                              "production_training_rows": len(earlier),
+                             "top_k": k, "top_k_jaccard": _finite(jaccard),
+                             "spearman": _finite(spearman),
                              "new_deployment_id": deployment_id})
         results.finish_run(engine, run_id, "finished")
     except BaseException as exc:
@@ -232,7 +245,7 @@ def retrain(project: Project, project_dir: Path, engine: Engine, *, by: str,
         raise
     return RetrainDecision(promoted, reason, policy.metric, champion, challenger,
                            (holdout_start, as_of), len(y_hold), len(y_train), len(earlier),
-                           deployment_id, run_id)
+                           deployment_id, run_id, k, jaccard, spearman)
 
 
 def _decide(metric: str, max_drop: float, champion: Contender, challenger: Contender
