@@ -73,3 +73,32 @@ def test_a_failed_write_leaves_nothing_half_stored(store) -> None:
                              label=np.array([0, "x"], dtype=object), metrics=[], importances=[])
     after = {tbl.name: count(engine, tbl) for tbl in (t.models, t.predictions, t.evaluations)}
     assert after == before
+
+
+def test_plain_values_for_json_and_numeric_columns() -> None:
+    import math
+
+    import numpy as np
+    import pandas as pd
+
+    from rudikit.store.results import plain
+
+    value = plain({"a": np.float64(0.25), "b": [np.int64(3), np.bool_(True), float("nan")],
+                   1: (pd.NA, float("inf"), "text", None)})
+    assert value == {"a": 0.25, "b": [3, True, None], "1": [None, None, "text", None]}
+    assert type(value["b"][0]) is int and type(value["b"][1]) is bool
+    assert plain(np.float32(-math.inf)) is None and plain(pd.NaT) is None
+
+
+def test_boolean_text_is_read_the_same_by_the_loader_and_the_encoder() -> None:
+    import pandas as pd
+
+    from rudikit.data.police_uk import _to_bool
+    from rudikit.features.encoding import _bool_value
+
+    text = ["True", "false", "1.0", "0", "yes", "N", "maybe", None]
+    loaded, bad = _to_bool(pd.Series(text, dtype="string"))
+    encoded = [_bool_value(v) for v in text]
+    for value, enc in zip(loaded.tolist(), encoded, strict=True):
+        assert (value is pd.NA and enc != enc) or float(value) == enc
+    assert bad.tolist() == [False] * 6 + [True, False]

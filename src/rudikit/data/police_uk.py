@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from rudikit.data.validation import ValidationReport, validate_stop_search
+from rudikit.features.encoding import FALSE_TEXT, TRUE_TEXT
 
 #: Normalised column -> pandas dtype. Every loader returns exactly these columns in this order.
 COLUMNS: dict[str, str] = {
@@ -88,9 +89,6 @@ API_CSV_KNOWN_EXTRA = {"involved_person", "outcome_id", "outcome_name"}
 
 ARCHIVE_FILE_RE = re.compile(r"^(?P<month>\d{4}-\d{2})-(?P<force>[a-z0-9-]+)-stop-and-search\.csv$")
 
-_TRUE = {"true", "1", "1.0", "yes", "t", "y"}
-_FALSE = {"false", "0", "0.0", "no", "f", "n"}
-
 
 def force_from_filename(path: str | Path) -> str:
     """The force slug in an archive file name (``2020-01-essex-stop-and-search.csv`` -> essex)."""
@@ -108,8 +106,8 @@ def _to_bool(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Parse True/False text to nullable booleans; also return the mask of unparseable values."""
     text = values.astype("string").str.strip().str.lower()
     result = pd.Series(pd.NA, index=values.index, dtype="boolean")
-    result[text.isin(_TRUE).fillna(False)] = True
-    result[text.isin(_FALSE).fillna(False)] = False
+    result[text.isin(TRUE_TEXT).fillna(False)] = True
+    result[text.isin(FALSE_TEXT).fillna(False)] = False
     bad = text.notna() & (text != "") & result.isna()
     return result, bad
 

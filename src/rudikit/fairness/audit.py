@@ -45,6 +45,7 @@ from rudikit.fairness.group_metrics import (
     top_k_size,
 )
 from rudikit.fairness.summary import summary_measures
+from rudikit.store.results import plain
 
 # Metrics shown in the chart and the terminal (all metrics are in the tables and files).
 KEY_METRICS: tuple[str, ...] = ("pprev", "ppr", "precision", "fdr", "for", "tpr", "fnr", "fpr")
@@ -104,7 +105,7 @@ class AuditResult:
             return json.loads(frame.to_json(orient="records"))
 
         return {
-            "settings": _jsonable(self.settings),
+            "settings": plain(self.settings),
             "summary": records(self.summary),
             "groups": records(self.groups),
             "disparities": records(self.disparities),
@@ -129,18 +130,6 @@ class AuditResult:
     def render(self, console: Console | None = None, *, max_rows: int = 40) -> None:
         """Print the summary and one table per attribute (at most ``max_rows`` groups each)."""
         _render(self, console or Console(), max_rows=max_rows)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _attribute_specs(

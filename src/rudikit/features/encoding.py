@@ -19,8 +19,9 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 DATETIME_PARTS = ("hour", "weekday", "month", "day", "is_weekend", "is_night")
 
-_TRUE = {"true", "1", "yes", "t", "y"}
-_FALSE = {"false", "0", "no", "f", "n"}
+#: The one vocabulary of boolean text, shared by the data loaders' validation and the encoder.
+TRUE_TEXT = frozenset({"true", "1", "1.0", "yes", "t", "y"})
+FALSE_TEXT = frozenset({"false", "0", "0.0", "no", "f", "n"})
 
 
 def _bool_value(value: Any) -> float:
@@ -31,7 +32,7 @@ def _bool_value(value: Any) -> float:
     if isinstance(value, (int, float, np.integer, np.floating)):
         return float(value != 0)
     text = str(value).strip().lower()
-    return 1.0 if text in _TRUE else 0.0 if text in _FALSE else np.nan
+    return 1.0 if text in TRUE_TEXT else 0.0 if text in FALSE_TEXT else np.nan
 
 
 def datetime_part_values(stamps: pd.Series, parts: Sequence[str]) -> list[np.ndarray]:

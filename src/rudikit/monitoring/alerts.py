@@ -3,7 +3,6 @@ is; optionally posted to a webhook (a chat channel, an incident tool)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -12,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from rudikit.store.monitoring_tables import alerts, monitor_runs
+from rudikit.store.results import plain
 
 SEVERITIES = ("critical", "warning")
 
@@ -28,11 +28,7 @@ class Alert:
     message: str
 
     def as_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        for key in ("value", "bound"):
-            if out[key] is not None and not math.isfinite(out[key]):
-                out[key] = None
-        return out
+        return plain(asdict(self))
 
 
 def latest_alerts(conn: Connection, project: str) -> tuple[Any, list[dict[str, Any]]]:

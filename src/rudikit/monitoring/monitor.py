@@ -51,6 +51,7 @@ from rudikit.store.monitoring_tables import (
     monitor_runs,
     source_periods,
 )
+from rudikit.store.results import plain
 
 
 class MonitorError(ValueError):
@@ -497,10 +498,9 @@ def _performance(project: Project, dep: Deployed, result: MonitorResult,
 
 def _metric(section: str, subject: str, segment: str, metric: str, value: Any,
             n: int | None = None, details: Any = None) -> dict[str, Any]:
-    v = None if value is None or not np.isfinite(float(value)) else float(value)
     return {"section": section, "subject": str(subject)[:200], "segment": str(segment)[:200],
-            "metric": metric, "value": v, "n": None if n is None else int(n),
-            "details": details}
+            "metric": metric, "value": plain(None if value is None else float(value)),
+            "n": None if n is None else int(n), "details": plain(details)}
 
 
 def _store(engine: Engine, result: MonitorResult, metrics: list[dict[str, Any]],

@@ -36,6 +36,7 @@ from rudikit.service.deploy import deploy
 from rudikit.store import results
 from rudikit.store import tables as t
 from rudikit.store.production_tables import deployed_models
+from rudikit.store.results import plain
 
 
 class RetrainError(MonitorError):
@@ -71,10 +72,6 @@ class RetrainDecision:
     top_k: int = 0
     jaccard: float = float("nan")
     spearman: float = float("nan")
-
-
-def _finite(value: float) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
 
 
 def production_outcomes(engine: Engine, project: Project) -> pd.DataFrame:
@@ -229,15 +226,15 @@ def retrain(project: Project, project_dir: Path, engine: Engine, *, by: str,
                              "run_id": run_id, "reason": reason, "metric": policy.metric,
                              "champion_model_id": dep.model_id,
                              "challenger_model_id": challenger_id,
-                             "champion": _finite(champion.metric),
-                             "challenger": _finite(challenger.metric),
+                             "champion": plain(champion.metric),
+                             "challenger": plain(challenger.metric),
                              "champion_fairness": champion.requirements,
                              "challenger_fairness": challenger.requirements,
                              "holdout": [holdout_start.isoformat(), as_of.isoformat()],
                              "holdout_rows": len(y_hold), "training_rows": len(y_train),
                              "production_training_rows": len(earlier),
-                             "top_k": k, "top_k_jaccard": _finite(jaccard),
-                             "spearman": _finite(spearman),
+                             "top_k": k, "top_k_jaccard": plain(jaccard),
+                             "spearman": plain(spearman),
                              "new_deployment_id": deployment_id})
         results.finish_run(engine, run_id, "finished")
     except BaseException as exc:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
@@ -186,17 +188,20 @@ def mark_selected(engine: Engine, model_id: int, reason: str) -> None:
             selected=True, selection_reason=reason))
 
 
-def _none_if_nan(value: Any) -> Any:
-    if value is None or value is pd.NA:
+def plain(value: Any) -> Any:
+    """A value fit for a JSON or numeric column: numpy scalars become Python ones, containers
+    are converted throughout, and missing or non-finite numbers (NaN, inf, pd.NA) become None.
+    The one converter the store, the audit and the monitor use."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if value is None or value is pd.NA or value is pd.NaT:
         return None
-    if isinstance(value, (float, np.floating)) and np.isnan(value):
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
         return None
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
     return value
 
 
@@ -210,7 +215,7 @@ def record_fairness(engine: Engine, model_id: int, selection: str, disparities: 
             rows = [
                 {"model_id": model_id, "selection": selection, "attribute": r["attribute"],
                  "group_value": r["group"], "metric": r["metric"],
-                 **{k: _none_if_nan(r[k]) for k in ("value", "lower", "upper", "numerator",
+                 **{k: plain(r[k]) for k in ("value", "lower", "upper", "numerator",
                                                      "denominator", "reference_group",
                                                      "disparity_ratio", "difference_pp",
                                                      "p_value", "fair")},
@@ -220,7 +225,7 @@ def record_fairness(engine: Engine, model_id: int, selection: str, disparities: 
             _insert_many(conn, t.fairness_audits, rows)
         for result in requirement_results:
             req = result.requirement
-            outcomes = [{k: _none_if_nan(v) for k, v in o.__dict__.items()
+            outcomes = [{k: plain(v) for k, v in o.__dict__.items()
                          if k != "excluded_groups"} | {"excluded_groups": list(o.excluded_groups)}
                         for o in result.outcomes]
             conn.execute(insert(t.fairness_requirements).values(
