@@ -383,6 +383,11 @@ def monitoring(engine: Engine) -> dict[str, Any]:
     segments: list[dict[str, Any]] = []
     metric_names: list[str] = []
     if len(performance):
+        # the monitor stores the confusion counts and the ROC curve too; the page shows these
+        shown = ["precision", "recall", "f1", "roc_auc"]
+        performance = performance[performance["metric"].isin(shown) | ~performance[
+            "metric"].isin(["n", "positives", "tp", "fp", "fn", "tn", "average_precision",
+                            "roc_curve"])]
         metric_names = list(dict.fromkeys(performance["metric"]))
         for (subject, segment), part in performance.groupby(["subject", "segment"], sort=False):
             values = {r["metric"]: r for r in part.to_dict("records")}
