@@ -499,6 +499,24 @@ def test_the_command_line_loop_replay_monitor_retrain_rollback_backtest(template
                                    "--first-train-months", "10", *db])
     assert backtest.exit_code == 0, backtest.output
     assert "ROC AUC by model age" in backtest.output
+    # each refit is stored; its ROC AUC per age agrees with scikit-learn on its stored scores
+    with live.engine.connect() as conn:
+        fits = conn.execute(select(t.models.c.id, t.models.c.split).where(
+            t.models.c.split.like("backtest_until_%"))).all()
+        assert sorted(f.split for f in fits) == ["backtest_until_2020-01",
+                                                 "backtest_until_2020-02"]
+        first = next(f.id for f in fits if f.split.endswith("2020-01"))
+        stored = dict(conn.execute(select(t.evaluations.c.parameter, t.evaluations.c.value)
+                                   .where(t.evaluations.c.model_id == first,
+                                          t.evaluations.c.metric == "roc_auc")).all())
+        preds = pd.DataFrame(conn.execute(select(
+            t.predictions.c.as_of_date, t.predictions.c.score, t.predictions.c.label)
+            .where(t.predictions.c.model_id == first)).all())
+    month = pd.to_datetime(preds["as_of_date"], utc=True).dt.strftime("%Y-%m")
+    for age, name in ((1, "2020-01"), (2, "2020-02")):
+        rows = preds[month == name]
+        assert stored[f"age_{age}m"] == pytest.approx(roc_auc_score(rows["label"],
+                                                                    rows["score"]))
 
 
 class _Hook:

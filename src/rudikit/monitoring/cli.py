@@ -222,9 +222,11 @@ def backtest(project_dir: ProjectArg = Path("."),
     with console.status("refitting at each month end"):
         try:
             frame, _ = unify(project, _folder(project_dir))
-            table = backtest_model_age(
+            run_id, table = backtest_model_age(
                 project, frame, GridPoint(group["algorithm"], dict(group["hyperparameters"])),
-                Features.model_validate(group["features"]), max_age=max_age,
+                Features.model_validate(group["features"]), engine=engine,
+                model_group_id=dep.model_group_id,
+                artefacts=_folder(project_dir) / ".rudi" / "models", max_age=max_age,
                 first_train_months=first_train_months)
         except CAUGHT as exc:
             fail(str(exc))
@@ -233,7 +235,8 @@ def backtest(project_dir: ProjectArg = Path("."),
     summary = table.groupby("age_months").agg(models=("roc_auc", "size"),
                                               roc_auc=("roc_auc", "mean"),
                                               sd=("roc_auc", "std")).reset_index()
-    out = Table(title=f"ROC AUC by model age ({group['algorithm']}, group {group['id']})")
+    out = Table(title=f"ROC AUC by model age ({group['algorithm']}, group {group['id']}; "
+                      f"run {run_id} in the store)")
     for heading in ("age (months)", "models", "mean ROC AUC", "sd"):
         out.add_column(heading, justify="right")
     for row in summary.itertuples():

@@ -22,7 +22,7 @@ import pyarrow as pa
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from rudikit.evaluation.metrics import evaluate_scores
+from rudikit.evaluation.metrics import MetricValue, evaluate_scores
 from rudikit.evaluation.stability import rank_correlation, top_k_jaccard
 from rudikit.fairness.stage import assess
 from rudikit.features.labels import make_label
@@ -287,37 +287,65 @@ def rollback(engine: Engine, *, by: str, reason: str) -> tuple[int, int]:
 
 
 def backtest_model_age(project: Project, frame: pd.DataFrame, point: GridPoint,
-                       features: Features, *, first_train_months: int = 6, max_age: int = 6
-                       ) -> pd.DataFrame:
+                       features: Features, *, engine: Engine, model_group_id: int,
+                       artefacts: Path, first_train_months: int = 6, max_age: int = 6
+                       ) -> tuple[int, pd.DataFrame]:
     """How performance decays with model age: for each month end T (after the first
     ``first_train_months``), fit on everything before T and score each of the following
-    ``max_age`` months. One row per (trained until, age in months) with n, ROC AUC and the
-    base rate; the mean per age says how often retraining pays."""
+    ``max_age`` months. Every refit is stored as a model of ``model_group_id`` in a run of its
+    own (split ``backtest_until_<T>``, its scored months as predictions, ROC AUC per age as
+    evaluations ``roc_auc`` / ``age_<n>m``). Returns (run id, one row per (trained until, age)
+    with n, ROC AUC and the base rate); the mean per age says how often retraining pays."""
     y_all, keep = make_label(frame, project.label)
     data = frame.loc[keep].reset_index(drop=True)
     y = y_all[keep]
-    when = pd.to_datetime(data[project.data.knowledge_date], utc=True).dt.tz_convert(None)
-    month = when.dt.to_period("M")
+    when = pd.to_datetime(data[project.data.knowledge_date], utc=True)
+    month = when.dt.tz_convert(None).dt.to_period("M")
     months = sorted(month.dropna().unique())
+    columns = features.input_columns + point.columns_needed()
+    seed = project.evaluation.seed
+    run_id = results.start_run(engine, project.name, project.config_hash(), {"backtest": {
+        "model_group_id": model_group_id, "first_train_months": first_train_months,
+        "max_age": max_age}}, seed, "real")
     rows = []
-    for i in range(first_train_months, len(months)):
-        train = (month < months[i]).to_numpy()
-        if len(np.unique(y[train])) < 2:
-            continue
-        pipe, fit_params = build_pipeline(point, features, project.evaluation.seed)
-        columns = features.input_columns + point.columns_needed()
-        pipe.fit(data.loc[train, columns], y[train], **fit_params)
-        for age in range(1, max_age + 1):
-            if i + age - 1 >= len(months):
-                break
-            test = (month == months[i + age - 1]).to_numpy()
-            if len(np.unique(y[test])) < 2:
+    try:
+        for i in range(first_train_months, len(months)):
+            train = (month < months[i]).to_numpy()
+            if len(np.unique(y[train])) < 2:
                 continue
-            score = pipe.predict_proba(data.loc[test, columns])[:, 1]
-            auc = next(m.value for m in evaluate_scores(y[test], score, thresholds=[],
-                                                        bootstrap=0) if m.metric == "roc_auc")
-            rows.append({"trained_until": str(months[i]), "age_months": age,
-                         "n": int(test.sum()), "roc_auc": auc,
-                         "base_rate": float(y[test].mean())})
-    return pd.DataFrame(rows, columns=["trained_until", "age_months", "n", "roc_auc",
-                                       "base_rate"])
+            pipe, fit_params = build_pipeline(point, features, seed)
+            started = time.perf_counter()
+            pipe.fit(data.loc[train, columns], y[train], **fit_params)
+            seconds = time.perf_counter() - started
+            scored = (month >= months[i]) & (month <= months[min(i + max_age, len(months)) - 1])
+            scored = scored.to_numpy()
+            score = pipe.predict_proba(data.loc[scored, columns])[:, 1]
+            metrics = []
+            for age in range(1, min(max_age, len(months) - i) + 1):
+                test = (month[scored] == months[i + age - 1]).to_numpy()
+                if len(np.unique(y[scored][test])) < 2:
+                    continue
+                auc = next(m.value for m in evaluate_scores(y[scored][test], score[test],
+                                                            thresholds=[], bootstrap=0)
+                           if m.metric == "roc_auc")
+                metrics.append(MetricValue("roc_auc", f"age_{age}m", auc, None, None,
+                                           int(test.sum())))
+                rows.append({"trained_until": str(months[i]), "age_months": age,
+                             "n": int(test.sum()), "roc_auc": auc,
+                             "base_rate": float(y[scored][test].mean())})
+            digest, path = save_artefact(pipe, artefacts)
+            results.record_model(
+                engine, results.FittedModel(
+                    run_id, model_group_id, f"backtest_until_{months[i]}", int(train.sum()),
+                    int(scored.sum()), (None, months[i].start_time.tz_localize("UTC")),
+                    (months[i].start_time.tz_localize("UTC"), when[scored].max()), digest,
+                    str(path), seconds),
+                entity_ids=data.loc[scored, project.data.entity_id].astype(str).to_numpy(),
+                as_of=when[scored].to_numpy(), score=score, label=y[scored], metrics=metrics,
+                importances=[])
+        results.finish_run(engine, run_id, "finished")
+    except BaseException as exc:
+        results.finish_run(engine, run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    return run_id, pd.DataFrame(rows, columns=["trained_until", "age_months", "n", "roc_auc",
+                                               "base_rate"])

@@ -16,8 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from rudikit.fairness.group_metrics import MISSING_GROUP
-from rudikit.project import Project
+from rudikit.project import Project, TemporalProject
 from rudikit.reports.cards import (
+    AnyProject,
     Bullets,
     Card,
     CardError,
@@ -70,7 +71,7 @@ def _algorithm(group: dict[str, Any]) -> str:
     return ALGORITHMS.get(name, name)
 
 
-def _details(project: Project, group: dict[str, Any], run: dict[str, Any], models: pd.DataFrame,
+def _details(project: AnyProject, group: dict[str, Any], run: dict[str, Any], models: pd.DataFrame,
              snapshots: pd.DataFrame) -> Section:
     files = Table(["Split", "Model id", "Train rows", "Artefact file (named by its SHA-256)"],
                   [[m["split"], str(m["id"]), fmt(int(m["train_rows"])), m["artefact_path"]]
@@ -102,7 +103,7 @@ def _details(project: Project, group: dict[str, Any], run: dict[str, Any], model
     ])
 
 
-def _use(project: Project, models: pd.DataFrame, chosen: int | None) -> Section:
+def _use(project: AnyProject, models: pd.DataFrame, chosen: int | None) -> Section:
     r = project.rationale
     appropriate = answer(r.intended_use, "rationale.intended_use")
     if r.target_population.strip():
@@ -134,7 +135,7 @@ def _group_table(rows: pd.DataFrame) -> Table:
     return Table(["Attribute", "Group", "Test rows", "Status", *GROUP_COLUMNS.values()], out)
 
 
-def _results(project: Project, models: pd.DataFrame, evals: pd.DataFrame, audits: pd.DataFrame,
+def _results(project: AnyProject, models: pd.DataFrame, evals: pd.DataFrame, audits: pd.DataFrame,
              config: dict[str, Any], main: pd.Series | None) -> Section:
     f = project.fairness
     columns = key_metric_columns(config)
@@ -198,7 +199,7 @@ def _results(project: Project, models: pd.DataFrame, evals: pd.DataFrame, audits
     ], figures=audit_figures(audits, int(main["id"])) if main is not None and len(audits) else [])
 
 
-def _errors(project: Project, audits: pd.DataFrame, reqs: pd.DataFrame, group: dict[str, Any],
+def _errors(project: AnyProject, audits: pd.DataFrame, reqs: pd.DataFrame, group: dict[str, Any],
             related: pd.DataFrame, main: pd.Series | None) -> Section:
     f = project.fairness
     varying: list[Part]
@@ -222,7 +223,8 @@ def _errors(project: Project, audits: pd.DataFrame, reqs: pd.DataFrame, group: d
     else:
         varying = [NotProvided("fairness.attributes", "no group results in the store")]
     audited = set(f.attributes) | {c for i in f.intersections for c in i}
-    unaudited = [c for c in project.features.protected if c not in audited]
+    protected = project.features.protected if isinstance(project, Project) else []
+    unaudited = [c for c in protected if c not in audited]
     coverage: list[Part] = [Text(
         "Not every protected attribute is audited: " + ", ".join(unaudited) + "."
         if unaudited else "Yes: every protected attribute listed in `features.protected` is "
@@ -254,10 +256,47 @@ def _errors(project: Project, audits: pd.DataFrame, reqs: pd.DataFrame, group: d
         else [])
 
 
-def _metrics(project: Project, config: dict[str, Any], history: pd.DataFrame) -> Section:
-    ev, f, r = project.evaluation, project.fairness, project.rationale
+def _temporal_measures(project: TemporalProject) -> tuple[Text, Text, Text]:
+    """(measures, thresholds, uncertainty) of a temporal project: lists judged over time."""
+    x = project.temporal
+    rules = ", ".join(r.label for r in x.rules())
+    return (Text(
+        f"Precision in the top {x.top_k} of each test as-of date's list (the officers a "
+        f"supervisor would review), for every split: trained on earlier as-of dates, tested on "
+        f"the next. The model group is chosen by the selection rule with the lowest regret "
+        f"over the splits (rules: {rules}); the run report also gives ROC AUC, precision in the "
+        f"top {', '.join(f'{p:g}%' for p in x.top_pct)}, list stability between seeds and "
+        "consecutive lists, and single-feature baselines."), Text(
+        f"No score threshold: the decision is a list of {x.top_k} officers per as-of date; "
+        f"officers reviewed within {x.cool_off_days} days are left off it."), Text(
+        f"Percentile bootstrap over the officers of each test as-of date, {x.bootstrap} "
+        f"resamples, {x.confidence:.0%} intervals (seed {x.seed}); variability over time is "
+        "the spread of the per-split values below; tied scores at a list cut-off count "
+        "fractionally."))
+
+
+def _metrics(project: AnyProject, config: dict[str, Any], history: pd.DataFrame) -> Section:
+    f, r = project.fairness, project.rationale
     metric, parameter = selection_metric(config)
     name = f"{metric}@{parameter}" if parameter else metric
+    runs = [[str(h["run_id"]), fmt_date(h["started_at"]), h["split"],
+             fmt_ci(h["value"], h["lower"], h["upper"])] for _, h in history.iterrows()]
+    costs: list[Part] = [Text(f"{label}: {text}") for label, text in (
+        ("Cost of a false positive", r.cost_of_false_positive),
+        ("Cost of a false negative", r.cost_of_false_negative)) if text.strip()]
+    if isinstance(project, TemporalProject):
+        measures_text, thresholds_text, uncertainty_text = _temporal_measures(project)
+        return Section("Metrics", [
+            Field("Performance measures, and why they were chosen", [
+                measures_text, *answer(project.governance.metric_rationale,
+                                       "governance.metric_rationale"), *costs]),
+            Field("Decision thresholds, and why", [thresholds_text, *answer(
+                project.governance.threshold_rationale, "governance.threshold_rationale")]),
+            Field("How uncertainty and variability were calculated", [uncertainty_text]),
+            Field(f"{name} of this model group in every run so far", [
+                Table(["Run", "Date", "Split", name], runs)]),
+        ])
+    ev = project.evaluation
     measures: list[Part] = [Text(
         f"Models are compared on {name} over the test rows of split "
         f"{project.selection_split!r} ({'lower' if metric == 'brier' else 'higher'} is better). "
@@ -266,10 +305,7 @@ def _metrics(project: Project, config: dict[str, Any], history: pd.DataFrame) ->
         f"{', '.join(str(k) for k in ev.top_k)}, precision/recall/F1 at the thresholds, Brier "
         "score, and per-group rates.")]
     measures += answer(project.governance.metric_rationale, "governance.metric_rationale")
-    for label, text in (("Cost of a false positive", r.cost_of_false_positive),
-                        ("Cost of a false negative", r.cost_of_false_negative)):
-        if text.strip():
-            measures.append(Text(f"{label}: {text}"))
+    measures += costs
     thresholds: list[Part] = [Text(
         f"Evaluated at score thresholds {', '.join(f'{x:g}' for x in ev.thresholds)}, top-k "
         f"lists of {', '.join(str(k) for k in ev.top_k)} and top "
@@ -283,8 +319,6 @@ def _metrics(project: Project, config: dict[str, Any], history: pd.DataFrame) ->
         "fractionally. Group metrics: 95% Wilson intervals on each metric's own denominator; "
         "each group is compared with its reference by a two-proportion z-test; groups under "
         f"{f.min_group_size} rows are described, never compared.")
-    runs = [[str(h["run_id"]), fmt_date(h["started_at"]), h["split"],
-             fmt_ci(h["value"], h["lower"], h["upper"])] for _, h in history.iterrows()]
     return Section("Metrics", [
         Field("Performance measures, and why they were chosen", measures),
         Field("Decision thresholds, and why", thresholds),
@@ -294,7 +328,7 @@ def _metrics(project: Project, config: dict[str, Any], history: pd.DataFrame) ->
     ])
 
 
-def _risks(project: Project) -> Section:
+def _risks(project: AnyProject) -> Section:
     r, risks = project.rationale, project.governance.risks
     present: list[Part] = []
     if r.undesired_outcomes:
@@ -311,7 +345,7 @@ def _risks(project: Project) -> Section:
     if project.fairness.requirements:
         safeguards.append(f"{len(project.fairness.requirements)} fairness requirement(s) checked "
                           "on every model")
-    if project.evaluation.selection.require_fairness:
+    if isinstance(project, Project) and project.evaluation.selection.require_fairness:
         safeguards.append("only models meeting every fairness requirement can be chosen")
     if project.fairness.mitigation:
         safeguards.append("per-group threshold mitigation on the chosen model")
@@ -323,7 +357,7 @@ def _risks(project: Project) -> Section:
     ])
 
 
-def _maintenance(project: Project) -> Section:
+def _maintenance(project: AnyProject) -> Section:
     g, m = project.governance, project.monitoring
     triggers = answer(g.update_triggers, "governance.update_triggers")
     triggers.append(Bullets([
@@ -348,7 +382,7 @@ def _maintenance(project: Project) -> Section:
 
 
 def build_model_card(engine: Engine, model_group_id: int, *, run_id: int | None = None,
-                     project: Project | None = None) -> Card:
+                     project: AnyProject | None = None) -> Card:
     """The model card of ``model_group_id`` as fitted in ``run_id`` (default: its latest run).
     ``project`` supplies the current rationale and governance answers."""
     with engine.connect() as conn:
@@ -361,7 +395,10 @@ def build_model_card(engine: Engine, model_group_id: int, *, run_id: int | None 
     fitted = frame(engine, select(t.models).where(t.models.c.model_group_id == model_group_id))
     if not len(fitted):
         raise CardError(f"model group {model_group_id} has never been fitted")
-    run_id = int(fitted["run_id"].max()) if run_id is None else run_id
+    if run_id is None:  # the latest development run; `rudi retrain` / `rudi backtest` refits
+        # of the group (splits retrain_* / backtest_*) carry no audit of their own
+        developed = fitted[~fitted["split"].str.startswith(("retrain_", "backtest_"))]
+        run_id = int((developed if len(developed) else fitted)["run_id"].max())
     models = fitted[fitted["run_id"] == run_id].sort_values("id")
     if not len(models):
         raise CardError(f"model group {model_group_id} was not fitted in run {run_id}; runs: "
