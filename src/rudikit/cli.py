@@ -14,11 +14,18 @@ from rich.table import Table
 
 from rudikit.data.sources import SourceError
 from rudikit.fairness.audit import audit_command
+from rudikit.features.cli import register_split_commands
 from rudikit.features.labels import LabelError
 from rudikit.features.splits import SplitError
 from rudikit.models.artefacts import ArtefactError
 from rudikit.monitoring.cli import register_monitoring_commands
-from rudikit.project import PROJECT_FILE, ProjectError, load_project, missing_rationale
+from rudikit.project import (
+    PROJECT_FILE,
+    ProjectError,
+    TemporalProject,
+    load_project,
+    missing_rationale,
+)
 from rudikit.reports.cli import register_card_commands
 from rudikit.service.cli import register_service_commands
 
@@ -106,6 +113,19 @@ def validate(project_dir: ProjectArg = Path(".")) -> None:
 
     project = _load(project_dir)
     folder = project_dir if project_dir.is_dir() else project_dir.parent
+    if isinstance(project, TemporalProject):
+        from rudikit.temporal_pipeline import validate_temporal
+
+        try:
+            facts, problems = validate_temporal(project, folder)
+        except SourceError as exc:
+            fail("cannot load the data:", [str(exc)])
+        for fact in facts:
+            console.print(fact)
+        if problems:
+            fail(f"{len(problems)} problem(s) in {project_dir}:", problems, code=1)
+        console.print("[green]valid[/]: rudi.yaml, its event tables and its label are usable.")
+        return
     problems = [f"{path}: required rationale field is empty"
                 for path in missing_rationale(project.rationale)]
     try:
@@ -180,7 +200,7 @@ def run_and_report(project_dir: Path, database_url: str | None):  # type: ignore
             console.print(f"Data: [bold]real[/] {source.kind} from {source.location} "
                           f"({len(source.files)} files, {len(source.frame):,} rows, "
                           f"{source.report.bad_rows} bad rows).")
-    console.print(summary_table(result))
+    console.print(result.summary if result.summary is not None else summary_table(result))
     if result.selected:
         console.print(f"[bold]Chosen:[/] model group {result.selected.model_group_id} "
                       f"({result.selected.algorithm}) - {result.selection_reason}.")
@@ -276,6 +296,7 @@ app.command("audit")(audit_command)
 register_service_commands(app)
 register_card_commands(app)
 register_monitoring_commands(app)
+register_split_commands(app)
 
 
 if __name__ == "__main__":

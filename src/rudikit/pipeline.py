@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from rich.progress import Progress
+from rich.table import Table
 from scipy import stats
 from sqlalchemy.engine import Engine
 
@@ -28,7 +29,13 @@ from rudikit.features.labels import make_label
 from rudikit.features.splits import SplitIndices, make_split
 from rudikit.models.artefacts import load_artefact, save_artefact, save_json_artefact
 from rudikit.models.estimators import GridPoint, build_pipeline, expand_grid
-from rudikit.project import OperatingPoint, Project, load_project, missing_rationale
+from rudikit.project import (
+    OperatingPoint,
+    Project,
+    TemporalProject,
+    load_project,
+    missing_rationale,
+)
 from rudikit.store import results
 from rudikit.store.engine import open_store
 
@@ -67,6 +74,7 @@ class RunResult:
     selection_reason: str = ""
     mitigated: ModelSummary | None = None
     report_path: Path | None = None
+    summary: Table | None = None  # what the command line shows instead of the model table
 
     @property
     def data_origin(self) -> str:
@@ -196,7 +204,8 @@ def _with_interval(value: MetricValue) -> str:
 def run_project(project_dir: str | Path, *, url: str | None = None, schema: str | None = None,
                 progress: Progress | None = None, write_report: bool = True,
                 engine: Engine | None = None) -> RunResult:
-    """Run the development pipeline for the project in ``project_dir``."""
+    """Run the development pipeline for the project in ``project_dir`` (a project with a
+    ``temporal`` section goes to :func:`rudikit.temporal_pipeline.run_temporal_project`)."""
     project_dir = Path(project_dir)
     project = load_project(project_dir)
     project_dir = project_dir if project_dir.is_dir() else project_dir.parent
@@ -204,6 +213,10 @@ def run_project(project_dir: str | Path, *, url: str | None = None, schema: str 
     if missing:
         raise RationaleIncomplete(missing)
     engine = engine or open_store(url, project_dir, schema=schema)
+    if isinstance(project, TemporalProject):
+        from rudikit.temporal_pipeline import run_temporal_project
+
+        return run_temporal_project(project, project_dir, engine, progress, write_report)
     frame, loaded = unify(project, project_dir)
     problems = check_columns(project, frame)
     if problems:

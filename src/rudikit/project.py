@@ -15,10 +15,13 @@ import os
 import re
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+if TYPE_CHECKING:  # imports this module; resolved on first use by _temporal_project_class
+    from rudikit.models.temporal import TemporalExperiment
 
 PROJECT_FILE = "rudi.yaml"
 
@@ -121,7 +124,12 @@ def missing_rationale(rationale: Rationale) -> list[str]:
 # --- Data ------------------------------------------------------------------------------------
 
 SourceKind = Literal["police_uk_archive", "police_uk_api", "police_uk_api_csv",
-                     "police_uk_api_json", "csv", "parquet", "compas", "synthetic_stop_search"]
+                     "police_uk_api_json", "csv", "parquet", "compas", "synthetic_stop_search",
+                     "chicago_cpdb", "event_tables"]
+
+#: Source kinds that hold per-officer event tables (complaints, uses of force, unit and rank
+#: history) rather than one row per case: only a project with a ``temporal`` section reads them.
+EVENT_SOURCE_KINDS = ("chicago_cpdb", "event_tables")
 
 
 class Source(Strict):
@@ -553,19 +561,32 @@ class Governance(Strict):
 # --- The whole file --------------------------------------------------------------------------
 
 
-class Project(Strict):
+class ProjectBase(Strict):
+    """The sections every project has, whatever kind of model it develops."""
+
     name: str = Field(min_length=1)
     description: str = ""
     rationale: Rationale = Rationale()
     data: Data
+    fairness: Fairness = Fairness()
+    monitoring: Monitoring = Monitoring()
+    governance: Governance = Governance()
+
+    def config_hash(self) -> str:
+        """A stable hash of the whole configuration, stored with every run."""
+        payload = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+class Project(ProjectBase):
+    """A project whose rows are cases (a search, a person at a decision date): a label from
+    columns, features, splits and a model grid."""
+
     label: Label
     features: Features
     splits: list[Split] = Field(min_length=1)
     models: list[ModelSpec] = Field(min_length=1)
     evaluation: Evaluation = Evaluation()
-    fairness: Fairness = Fairness()
-    monitoring: Monitoring = Monitoring()
-    governance: Governance = Governance()
 
     @model_validator(mode="after")
     def _cross_refs(self) -> Project:
@@ -577,26 +598,59 @@ class Project(Strict):
         if wanted and wanted not in names:
             raise ValueError(f"evaluation.selection.split: no split named {wanted!r} "
                              f"(splits: {', '.join(names)})")
+        for i, source in enumerate(self.data.sources):
+            if source.kind in EVENT_SOURCE_KINDS:
+                raise ValueError(f"data.sources[{i}].kind: {source.kind!r} holds event tables, "
+                                 "which only a project with a 'temporal' section can read")
         return self
 
     @property
     def selection_split(self) -> str:
         return self.evaluation.selection.split or self.splits[0].name
 
-    def config_hash(self) -> str:
-        """A stable hash of the whole configuration, stored with every run."""
-        payload = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+class TemporalProject(ProjectBase):
+    """A project that ranks entities (officers) on as-of dates from event histories, trained and
+    judged over time: the ``temporal`` section (:class:`rudikit.models.temporal.
+    TemporalExperiment`) replaces label, features, splits, models and evaluation, and the data
+    is one event-table source (``chicago_cpdb`` or ``event_tables``)."""
+
+    temporal: TemporalExperiment
+
+    @model_validator(mode="after")
+    def _event_source(self) -> TemporalProject:
+        kinds = [s.kind for s in self.data.sources]
+        if len(kinds) != 1 or kinds[0] not in EVENT_SOURCE_KINDS:
+            raise ValueError("data.sources: a temporal project reads exactly one source of kind "
+                             f"{' or '.join(EVENT_SOURCE_KINDS)} (got {', '.join(kinds)})")
+        return self
+
+    @property
+    def selection_split(self) -> str:
+        """Models are chosen for the last split (the one a force would deploy)."""
+        return self.temporal.splits()[-1].name
+
+
+def _temporal_project_class() -> type[TemporalProject]:
+    """:class:`TemporalProject` with its section type resolved. The experiment's classes import
+    this module (and scikit-learn), so they are loaded only when a temporal project is read."""
+    if not TemporalProject.__pydantic_complete__:
+        from rudikit.models.temporal import TemporalExperiment
+
+        TemporalProject.model_rebuild(
+            _types_namespace={"TemporalExperiment": TemporalExperiment})
+    return TemporalProject
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:
     parts: list[str] = []
-    for item in loc:
+    for i, item in enumerate(loc):
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item in ("TemporalSplit", "RandomSplit") or str(item).startswith(("temporal",
-                                                                               "random", "group")):
-            continue  # discriminated-union tags say nothing to a user
+        elif item in ("TemporalSplit", "RandomSplit") or (
+                i and isinstance(loc[i - 1], int)
+                and str(item).startswith(("temporal", "random", "group"))):
+            continue  # discriminated-union tags (after a list index) say nothing to a user
         else:
             parts.append(("." if parts else "") + str(item))
     return "".join(parts) or "(top level)"
@@ -632,11 +686,15 @@ def expand_env(text: str) -> str:
     return _ENV.sub(lambda m: os.environ.get(m.group(1)) or (m.group(2) or ""), text)
 
 
-def parse_project(data: Any, source: str = PROJECT_FILE) -> Project:
+def parse_project(data: Any, source: str = PROJECT_FILE) -> Project | TemporalProject:
+    """A :class:`TemporalProject` when the file has a ``temporal`` section, else a
+    :class:`Project`."""
     if not isinstance(data, dict):
         raise ProjectError(source, ["(top level): expected a mapping of sections"])
+    kind: type[Project | TemporalProject] = (
+        _temporal_project_class() if "temporal" in data else Project)
     try:
-        return Project.model_validate(data)
+        return kind.model_validate(data)
     except ValidationError as exc:
         raise ProjectError(source, format_validation_error(exc)) from None
 
@@ -646,7 +704,7 @@ def project_file(path: str | Path) -> Path:
     return path / PROJECT_FILE if path.is_dir() else path
 
 
-def load_project(path: str | Path) -> Project:
+def load_project(path: str | Path) -> Project | TemporalProject:
     """Read and validate ``rudi.yaml`` (a file, or the project folder that holds it)."""
     file = project_file(path)
     if not file.exists():

@@ -55,7 +55,13 @@ from rudikit.features.asof import (
     build_features,
     build_labels,
 )
-from rudikit.features.timechop import Split, Timechop, chop_time, parse_interval
+from rudikit.features.timechop import (
+    Split,
+    Timechop,
+    TimechopError,
+    chop_time,
+    parse_interval,
+)
 from rudikit.models.artefacts import save_artefact
 from rudikit.models.audition import DEFAULT_RULES, RULES, Rule
 from rudikit.models.estimators import GridPoint, build_pipeline, make_encoder
@@ -235,6 +241,10 @@ class TemporalExperiment(Strict):
     def _models(self) -> TemporalExperiment:
         if not self.models:
             raise ValueError("models: give at least one model")
+        try:
+            self.splits()
+        except (TimechopError, TemporalError) as exc:
+            raise ValueError(f"timechop: {exc}") from None
         return self
 
     def rules(self) -> list[Rule]:

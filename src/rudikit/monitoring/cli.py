@@ -57,11 +57,18 @@ def _as_of(value: str | None) -> datetime | None:
     return (day if day.tzinfo else day.replace(tzinfo=UTC)).astimezone(UTC)
 
 
-def _project(project_dir: Path):  # type: ignore[no-untyped-def]
+def _project(project_dir: Path, command: str):  # type: ignore[no-untyped-def]
+    from rudikit.project import Project
+
     try:
-        return load_project(project_dir)
+        project = load_project(project_dir)
     except ProjectError as exc:
         fail(f"{exc.source} is not valid: " + "; ".join(exc.problems))
+    if not isinstance(project, Project):
+        fail(f"`rudi {command}` works on projects whose rows are scored cases (label, features, "
+             f"splits); {project.name!r} is a temporal list project, whose list stability, "
+             "regret and rank changes `rudi run` reports")
+    return project
 
 
 def _folder(project_dir: Path) -> Path:
@@ -99,7 +106,7 @@ def monitor(project_dir: ProjectArg = Path("."), as_of: AsOfOpt = None,
     from rudikit.monitoring.alerts import latest_alerts
     from rudikit.monitoring.monitor import run_monitor
 
-    project = _project(project_dir)
+    project = _project(project_dir, "monitor")
     engine = _engine(project_dir, database_url, database_schema)
     if not show:
         progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
@@ -147,7 +154,7 @@ def retrain(project_dir: ProjectArg = Path("."), as_of: AsOfOpt = None,
     champion on the newest outcomes, promote only if not worse and fair (audit-logged)."""
     from rudikit.monitoring.retrain import retrain as run_retrain
 
-    project = _project(project_dir)
+    project = _project(project_dir, "retrain")
     engine = _engine(project_dir, database_url, database_schema)
     with console.status("retraining the deployed model group"):
         try:
@@ -213,7 +220,7 @@ def backtest(project_dir: ProjectArg = Path("."),
     from rudikit.project import Features
     from rudikit.store import tables as t
 
-    project = _project(project_dir)
+    project = _project(project_dir, "backtest")
     engine = _engine(project_dir, database_url, database_schema)
     dep = _deployed_or_fail(engine)
     with engine.connect() as conn:
@@ -286,7 +293,7 @@ def replay(project_dir: ProjectArg = Path("."),
     from rudikit.monitoring.replay import replay as run_replay
     from rudikit.pipeline import unify
 
-    project = _project(project_dir)
+    project = _project(project_dir, "replay")
     folder = _folder(project_dir)
     try:
         frame, _ = unify(project, folder)
@@ -343,7 +350,7 @@ def rehearse(project_dir: Path, database_url: str | None, model_group_id: int,
     from rudikit.pipeline import unify
     from rudikit.service.deploy import deploy
 
-    project = _project(project_dir)
+    project = _project(project_dir, "demo")
     engine = _engine(project_dir, database_url, None)
     at = project.fairness.at.threshold
     threshold = at if at is not None else 0.5

@@ -22,11 +22,12 @@ from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from rudikit.project import Project, ProjectError, parse_project
+from rudikit.project import Project, ProjectError, TemporalProject, parse_project
 from rudikit.reports.run_report import TEMPLATES, PlotlyPage, environment
 from rudikit.store import tables as t
 
 Format = Literal["md", "html", "both"]
+AnyProject = Project | TemporalProject
 NOT_PROVIDED = "Not provided"
 
 
@@ -161,7 +162,7 @@ def read_run(engine: Engine, run_id: int) -> dict[str, Any]:
     return dict(run)
 
 
-def run_project_config(run: dict[str, Any], current: Project | None) -> Project:
+def run_project_config(run: dict[str, Any], current: AnyProject | None) -> AnyProject:
     """The project a run was made with. The documentation sections (``rationale``,
     ``governance``) come from the current rudi.yaml when one is given, so a card can be
     completed after the run without retraining; everything that shaped the results (data,
@@ -261,7 +262,10 @@ def write_run_cards(engine: Engine, run_id: int, directory: str | Path,
                               .join(t.models, t.models.c.model_group_id == t.model_groups.c.id)
                               .where(t.models.c.run_id == run_id)).all()
     written: list[Path] = []
-    for snapshot_id in snapshot_ids:
+    # A temporal run's snapshots are event tables, which the data card (rows, label columns)
+    # does not describe; its model cards are written.
+    temporal = "temporal" in (read_run(engine, run_id)["config"] or {})
+    for snapshot_id in [] if temporal else snapshot_ids:
         written += write_card(build_data_card(engine, snapshot_id, sources=sources), directory)
     if chosen is not None:
         mitigated = sorted({g for g, params in groups

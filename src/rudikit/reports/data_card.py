@@ -329,6 +329,10 @@ def build_data_card(engine: Engine, snapshot_id: int, *, project: Project | None
     snap = dict(snap)
     run = read_run(engine, snap["run_id"])
     proj = run_project_config(run, project)
+    if not isinstance(proj, Project):
+        raise CardError(f"snapshot {snapshot_id} belongs to temporal run {run['id']}, whose event "
+                        "tables have no data card yet (its model cards and run report describe "
+                        "the data)")
     history = frame(engine, select(t.data_snapshots).join(
         t.runs, t.data_snapshots.c.run_id == t.runs.c.id).where(
         (t.runs.c.project == run["project"]) & (t.data_snapshots.c.source == snap["source"])

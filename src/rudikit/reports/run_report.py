@@ -111,6 +111,8 @@ def read_run_results(engine: Engine, run_id: int) -> dict[str, pd.DataFrame]:
 def selection_metric(config: dict[str, Any]) -> tuple[str, str]:
     """(metric, parameter) of ``evaluation.selection.metric`` (``precision_at_k@10_pct`` ->
     ``("precision_at_k", "10_pct")``); ROC AUC for configurations without one."""
+    if "temporal" in config:  # temporal runs are judged (and audition chooses) on the top k
+        return "precision_at_k", f"{config['temporal'].get('top_k', 100)}_abs"
     name = config.get("evaluation", {}).get("selection", {}).get("metric") or "roc_auc"
     metric, _, parameter = name.partition("@")
     return metric, parameter
@@ -147,7 +149,14 @@ def _fmt(value: Any, lower: Any = None, upper: Any = None) -> str:
 
 
 def key_metric_columns(config: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """:data:`KEY_METRICS` filled with the run's first top-%, top-k and threshold settings."""
+    """:data:`KEY_METRICS` filled with the run's first top-%, top-k and threshold settings; a
+    temporal run has lists only, so its columns need no threshold."""
+    if "temporal" in config:
+        temporal = config["temporal"]
+        fill = {"pct": f"{(temporal.get('top_pct') or [1])[0]:g}",
+                "k": str(temporal.get("top_k", 100)), "t": ""}
+        return [(m, p.format(**fill), h.format(**fill)) for m, p, h in KEY_METRICS
+                if "{t}" not in p]
     ev = config.get("evaluation", {})
     fill = {"pct": f"{ev.get('top_pct', [10])[0]:g}" if ev.get("top_pct") else "10",
             "k": str(ev.get("top_k", [100])[0]) if ev.get("top_k") else "100",
@@ -462,7 +471,15 @@ def composition_figure(audits: pd.DataFrame, model_id: int) -> go.Figure | None:
 
 
 def write_run_report(engine: Engine, run_id: int, directory: str | Path) -> Path:
-    """Write ``run-<id>.html`` into ``directory`` and return its path."""
+    """Write ``run-<id>.html`` into ``directory`` and return its path (a temporal run's
+    report is :func:`rudikit.reports.temporal_report.write_temporal_report`)."""
+    with engine.connect() as conn:
+        stored = conn.execute(select(t.runs.c.config).where(t.runs.c.id == run_id)
+                              ).scalar_one_or_none()
+    if isinstance(stored, dict) and "temporal" in stored:
+        from rudikit.reports.temporal_report import write_temporal_report
+
+        return write_temporal_report(engine, run_id, directory)
     data = read_run_results(engine, run_id)
     run = data["run"].iloc[0]
     config = run["config"]

@@ -1,0 +1,70 @@
+"""``rudi splits``: the timechop splits of a temporal project, as a table and (``--plot``) an
+HTML figure, so the training and test periods can be checked before anything is fitted.
+
+Registered on the main ``rudi`` app by :func:`register_split_commands`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rudikit.project import ProjectError, TemporalProject, load_project, project_file
+
+console = Console(width=None if Console().is_terminal else 160)
+err = Console(stderr=True)
+
+
+def fail(message: str, problems: list[str] | None = None) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    for problem in problems or []:
+        err.print(f"  [red]-[/] {problem}", highlight=False)
+    raise typer.Exit(2)
+
+
+def splits(
+    project_dir: Annotated[Path, typer.Argument(
+        help="Project folder (holding rudi.yaml) or the rudi.yaml file.")] = Path("."),
+    plot: Annotated[bool, typer.Option(
+        "--plot", help="Also draw the splits (HTML, plotly) and print the file's path.")] = False,
+    out: Annotated[Path | None, typer.Option(
+        help="Where to write the figure (default: <project>/.rudi/reports/splits.html).")]
+    = None,
+) -> None:
+    """Show the temporal cross-validation splits (triage's timechop) of a temporal project:
+    training as-of dates, label windows and test dates per split."""
+    from rudikit.features.timechop import plot_splits, splits_table
+
+    try:
+        project = load_project(project_dir)
+    except ProjectError as exc:
+        fail(f"{exc.source} is not valid:", exc.problems)
+        return
+    if not isinstance(project, TemporalProject):
+        fail(f"{project_file(project_dir)} has no 'temporal' section: timechop splits belong to "
+             "temporal projects (see examples/eis)")
+        return
+    chosen = project.temporal.splits()
+    table = Table(title=f"{project.name}: {len(chosen)} splits (label {project.temporal.label})")
+    frame = splits_table(chosen)
+    for column in frame.columns:
+        table.add_column(column, justify="left" if column == "split" else "right")
+    for row in frame.itertuples(index=False):
+        table.add_row(*[f"{v:%Y-%m-%d}" if hasattr(v, "strftime") else str(v) for v in row])
+    console.print(table)
+    if plot:
+        folder = project_dir if project_dir.is_dir() else project_dir.parent
+        path = out or folder / ".rudi" / "reports" / "splits.html"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig = plot_splits(chosen, project.temporal.timechop,
+                          title=f"{project.name}: temporal cross-validation splits")
+        fig.write_html(path, include_plotlyjs=True)
+        console.print(f"[bold]Splits figure:[/] {path}")
+
+
+def register_split_commands(app: typer.Typer) -> None:
+    app.command("splits")(splits)

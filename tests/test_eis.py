@@ -1,0 +1,325 @@
+"""A temporal project from rudi.yaml to the report: ``rudi run`` dispatches to the temporal
+runner and stores everything, ``rudi splits --plot`` draws the splits, the report's figures
+are the store's, and reviewers' agreement is counted as a supervisor would count it.
+
+The run uses small synthetic event tables (written as an ``event_tables`` source), so it takes
+seconds; the real CPDB run is ``rudi run examples/eis``."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from sqlalchemy import select, text
+from typer.testing import CliRunner
+
+from rudikit.cli import app
+from rudikit.evaluation.metrics import precision_at_k
+from rudikit.models.audition import Rule, audition
+from rudikit.pipeline import RunResult, run_project
+from rudikit.project import ProjectError, TemporalProject, load_project, parse_project
+from rudikit.reports.cards import render_markdown
+from rudikit.reports.model_card import build_model_card
+from rudikit.reports.temporal_report import (
+    precision_over_time,
+    reviewer_agreement,
+    write_temporal_report,
+)
+from rudikit.store import list_tables
+from rudikit.store import tables as t
+from rudikit.store.engine import open_store
+from tests.test_temporal import synthetic_tables
+
+REPO = Path(__file__).resolve().parents[1]
+K = 20
+
+
+def project_config(data_dir: Path) -> dict[str, Any]:
+    example = yaml.safe_load((REPO / "examples" / "eis" / "rudi.yaml").read_text())
+    return {
+        "name": "eis-test", "rationale": example["rationale"],
+        "governance": example["governance"],
+        "data": {"entity_id": "officer_uid", "knowledge_date": "as_of_date", "sources": [
+            {"name": "events", "kind": "event_tables", "path": str(data_dir),
+             "options": {"origin": "synthetic"}}]},
+        "temporal": {
+            "name": "eis-test", "label": "any_complaint",
+            "timechop": {
+                "feature_start_time": "2004-01-01", "feature_end_time": "2013-01-01",
+                "label_start_time": "2007-01-01", "label_end_time": "2013-01-01",
+                "model_update_frequency": "1year", "training_as_of_date_frequencies": "1year",
+                "max_training_histories": "2year", "training_label_timespans": "1year",
+                "test_as_of_date_frequencies": "1year", "test_durations": "0day",
+                "test_label_timespans": "1year"},
+            "test_from": "2009-01-01",
+            "models": [
+                {"algorithm": "rank_by_feature", "name": "baseline: complaints last year",
+                 "params": {"column": "cmp_all_1year_count",
+                            "tie_break": "cmp_all_5year_count"}},
+                {"algorithm": "lightgbm", "name": "lightgbm small",
+                 "params": {"n_estimators": 30, "num_leaves": 7, "min_child_samples": 10}},
+                {"algorithm": "logistic_regression", "params": {"C": 0.1}},
+            ],
+            "top_k": K, "bootstrap": 20,
+            "selection_rules": [{"name": "best_current_value"}, {"name": "best_average_value"},
+                                {"name": "lowest_metric_variance"}],
+            "stability": {"seeds": [0, 1], "algorithm": "random_forest",
+                          "n_estimators": [5, 20], "params": {"min_samples_leaf": 5},
+                          "consecutive": {"days": 3, "weeks": 2, "months": 2}},
+        },
+    }
+
+
+@pytest.fixture(scope="module",
+                params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def eis_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[tuple[RunResult, Path, Any]]:
+    """One run of the project, on SQLite and (with RUDI_TEST_POSTGRES) on PostgreSQL in a
+    schema of its own."""
+    url, schema = None, None
+    if request.param == "postgres":
+        url = os.environ.get("RUDI_TEST_POSTGRES")
+        if not url:
+            pytest.skip("RUDI_TEST_POSTGRES is not set")
+        schema = f"rudi_test_{uuid.uuid4().hex[:12]}"
+    folder = tmp_path_factory.mktemp("eis")
+    data = folder / "events"
+    data.mkdir()
+    for name, frame in synthetic_tables().items():
+        frame.to_parquet(data / f"{name}.parquet")
+    (folder / "rudi.yaml").write_text(yaml.safe_dump(project_config(data), sort_keys=False))
+    result = run_project(folder, url=url, schema=schema)
+    engine = open_store(url, folder, schema=schema)
+    yield result, folder, engine
+    engine.dispose()
+    if schema is not None:
+        from rudikit.store.engine import create_store_engine
+
+        admin = create_store_engine(url)
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _frame(engine: Any, query: Any) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(query).mappings().all())
+
+
+def test_rudi_yaml_with_a_temporal_section_runs_the_temporal_experiment(eis_run) -> None:
+    result, folder, engine = eis_run
+    run = _frame(engine, select(t.runs).where(t.runs.c.id == result.run_id)).iloc[0]
+    assert run["status"] == "finished" and run["data_origin"] == "synthetic"
+    assert "temporal" in run["config"]  # the stored configuration is the project file's
+    models = _frame(engine, select(t.models).where(t.models.c.run_id == result.run_id))
+    assert len(models) == 3 * 4  # three model groups x four yearly splits (2009-2012)
+    assert sorted(models["split"].unique()) == sorted(
+        s.name for s in load_project(folder).temporal.splits())
+    assert models["selected"].sum() == 1
+    chosen = models[models["selected"]].iloc[0]
+    assert chosen["split"] == models.sort_values("test_start")["split"].iloc[-1]
+    assert chosen["selection_reason"].startswith("audition rule ")
+    preds = _frame(engine, select(t.predictions.c.model_id, t.predictions.c.as_of_date)
+                   .where(t.predictions.c.model_id.in_(models["id"].tolist())))
+    assert (preds.groupby("model_id").size() == models.set_index("id")["test_rows"]).all()
+    assert preds["as_of_date"].notna().all()
+    snapshots = _frame(engine, select(t.data_snapshots).where(
+        t.data_snapshots.c.run_id == result.run_id))
+    assert set(snapshots["source"]) == {f"events.{n}" for n in (
+        "officers", "complaints", "use_of_force", "unit_history", "rank_history")}
+    stability = _frame(engine, select(list_tables.list_stability).where(
+        list_tables.list_stability.c.run_id == result.run_id))
+    assert set(stability["kind"]) == {"seeds", "consecutive", "trees"}
+    trees = stability[(stability["kind"] == "trees") & (stability["metric"] == "jaccard")]
+    assert sorted(trees["parameter"]) == ["n_estimators=20", "n_estimators=5"]
+    assert stability["value"].between(-1, 1).all()
+    changes = _frame(engine, select(list_tables.rank_changes).where(
+        list_tables.rank_changes.c.run_id == result.run_id))
+    assert set(changes["horizon"]) == {"day", "week", "month", "quarter", "year"}
+    assert (changes["model_group_id"] == chosen["model_group_id"]).all()
+    assert result.report_path is not None and result.report_path.exists()
+    assert result.summary is not None  # the precision table the command line prints
+
+
+def test_report_shows_the_stored_precision_over_time(eis_run) -> None:
+    result, _, engine = eis_run
+    # independently: precision_at_k@20_abs per model, dated by the model's test date
+    stored = _frame(engine, select(t.evaluations.c.value, t.models.c.model_group_id,
+                                   t.models.c.test_start)
+                    .join(t.models, t.evaluations.c.model_id == t.models.c.id)
+                    .where((t.models.c.run_id == result.run_id)
+                           & (t.evaluations.c.metric == "precision_at_k")
+                           & (t.evaluations.c.parameter == f"{K}_abs")))
+    stored["as_of_date"] = pd.to_datetime(stored["test_start"], utc=True).dt.tz_convert(None)
+    shown = precision_over_time(engine, result.run_id)
+    merged = stored.merge(shown, on=["model_group_id", "as_of_date"], suffixes=("", "_shown"))
+    assert len(merged) == len(stored) == 12
+    assert np.allclose(merged["value"], merged["value_shown"])
+    # and those numbers are the predictions' precision in the top 20
+    preds = _frame(engine, select(t.predictions.c.score, t.predictions.c.label,
+                                  t.models.c.model_group_id, t.models.c.test_start)
+                   .join(t.models, t.predictions.c.model_id == t.models.c.id)
+                   .where(t.models.c.run_id == result.run_id))
+    for (group, when), rows in preds.groupby(["model_group_id", "test_start"]):
+        value = stored[(stored["model_group_id"] == group)
+                       & (stored["test_start"] == when)]["value"].iloc[0]
+        assert value == pytest.approx(precision_at_k(rows["label"].to_numpy(),
+                                                     rows["score"].to_numpy(), K))
+    html = result.report_path.read_text()
+    table = html[html.index('id="precision-table"'):html.index("</table>",
+                                                                html.index('id="precision-table"'))]
+    for value in stored["value"]:
+        assert f"<td>{value:.3f}</td>" in table
+    for when in stored["as_of_date"].unique():
+        assert f"<th>{pd.Timestamp(when):%Y-%m-%d}</th>" in table
+
+
+def test_report_regret_table_is_the_audition_of_the_stored_values(eis_run) -> None:
+    result, folder, engine = eis_run
+    stored = _frame(engine, select(t.evaluations.c.value, t.models.c.model_group_id,
+                                   t.models.c.test_start)
+                    .join(t.models, t.evaluations.c.model_id == t.models.c.id)
+                    .where((t.models.c.run_id == result.run_id)
+                           & (t.evaluations.c.metric == "precision_at_k")
+                           & (t.evaluations.c.parameter == f"{K}_abs")))
+    rules = [Rule("best_current_value"), Rule("best_average_value"),
+             Rule("lowest_metric_variance")]
+    expected = audition(stored, rules, time_col="test_start").summary
+    html = result.report_path.read_text()
+    start = html.index('id="regret-table"')
+    table = html[start:html.index("</table>", start)]
+    for row in expected.itertuples():
+        pattern = (rf"<td>{re.escape(row.rule)}</td><td>{row.periods_scored}</td>"
+                   rf"<td>{row.mean_regret:.3f}</td><td>{row.max_regret:.3f}</td>")
+        assert re.search(pattern, table), row.rule
+    # the selected model group is the best rule's pick
+    best = expected.iloc[0]
+    chosen = _frame(engine, select(t.models.c.model_group_id).where(
+        (t.models.c.run_id == result.run_id) & t.models.c.selected))
+    assert int(chosen["model_group_id"].iloc[0]) == int(best["final_choice"])
+
+
+def test_report_lists_the_last_date_without_reviewed_officers(eis_run, tmp_path) -> None:
+    result, _, engine = eis_run
+    chosen = _frame(engine, select(t.models.c.id, t.models.c.model_group_id).where(
+        (t.models.c.run_id == result.run_id) & t.models.c.selected)).iloc[0]
+    preds = _frame(engine, select(t.predictions.c.entity_id, t.predictions.c.score,
+                                  t.predictions.c.as_of_date)
+                   .where(t.predictions.c.model_id == int(chosen["id"])))
+    preds["as_of_date"] = pd.to_datetime(preds["as_of_date"], utc=True).dt.tz_convert(None)
+    last = preds[preds["as_of_date"] == preds["as_of_date"].max()]
+    ranked = last.sort_values(["score", "entity_id"], ascending=[False, True])["entity_id"]
+    html = result.report_path.read_text()
+    start = html.index('id="last-list-table"')
+    listed = re.findall(r"<tr><td>\d+</td><td>([^<]+)</td>",
+                        html[start:html.index("</table>", start)])
+    assert listed == list(ranked[:K])
+    reasons = _frame(engine, select(t.individual_importances).where(
+        t.individual_importances.c.model_id == int(chosen["id"])))
+    assert set(reasons["entity_id"]) == set(ranked[:K])  # reasons for everyone on the list
+    # an officer reviewed on the list's date is left off it; the next one moves up
+    when = last["as_of_date"].iloc[0]
+    list_tables.record_review(engine, ranked.iloc[0], when, reviewer="sgt", outcome="no_action",
+                              agreement="agree", model_group_id=int(chosen["model_group_id"]))
+    path = write_temporal_report(engine, result.run_id, tmp_path)
+    html = path.read_text()
+    start = html.index('id="last-list-table"')
+    listed = re.findall(r"<tr><td>\d+</td><td>([^<]+)</td>",
+                        html[start:html.index("</table>", start)])
+    assert listed == list(ranked[1:K + 1])
+
+
+def test_reviewers_agreement_rate_is_agree_over_agree_and_disagree(tmp_path) -> None:
+    engine = open_store(f"sqlite:///{tmp_path / 'r.db'}")
+    from rudikit.store import results
+
+    groups = [results.get_or_create_model_group(engine, "p", "lightgbm", {"n": i}, {}, "y")
+              for i in range(3)]
+    answers = {groups[0]: ["agree", "agree", "disagree", "unsure", None],
+               groups[1]: ["disagree", "agree"],
+               groups[2]: ["agree", "agree", "agree"]}  # another project's group: not counted
+    for group, given in answers.items():
+        for i, agreement in enumerate(given):
+            list_tables.record_review(engine, f"o{group}-{i}", "2016-01-01", reviewer="sgt",
+                                      outcome="training", agreement=agreement,
+                                      model_group_id=group)
+    found = reviewer_agreement(engine, groups[:2])
+    # by hand: agree 3, disagree 2 (unsure and unanswered left out of the rate) -> 3 / 5
+    assert found["rate"] == pytest.approx(3 / 5)
+    assert found["reviews"] == 7
+    assert found["counts"] == {"agree": 3, "disagree": 2, "unsure": 1, "not given": 1}
+    rates = {g["model_group_id"]: g["rate"] for g in found["per_group"]}
+    assert rates == {groups[0]: pytest.approx(2 / 3), groups[1]: pytest.approx(1 / 2)}
+    assert reviewer_agreement(engine, [])["rate"] is None
+
+
+def test_report_shows_the_agreement_rate(eis_run, tmp_path) -> None:
+    result, _, engine = eis_run
+    group = int(_frame(engine, select(t.models.c.model_group_id).where(
+        (t.models.c.run_id == result.run_id) & t.models.c.selected)).iloc[0, 0])
+    expected = reviewer_agreement(engine, [group])
+    html = write_temporal_report(engine, result.run_id, tmp_path).read_text()
+    assert f"<strong>{expected['rate']:.3f}</strong>" in html
+
+
+def test_model_card_works_for_a_temporal_run(eis_run) -> None:
+    result, folder, engine = eis_run
+    group = int(_frame(engine, select(t.models.c.model_group_id).where(
+        (t.models.c.run_id == result.run_id) & t.models.c.selected)).iloc[0, 0])
+    card = build_model_card(engine, group, project=load_project(folder))
+    text = render_markdown(card)
+    assert f"precision_at_k@{K}_abs" in text
+    assert "No score threshold" in text
+    assert (folder / ".rudi" / "cards" / f"model-card-group-{group}.md").exists()
+
+
+def test_rudi_splits_plot_writes_the_figure(tmp_path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "splits.html"
+    done = runner.invoke(app, ["splits", str(REPO / "examples" / "eis"), "--plot", "--out",
+                               str(out)])
+    assert done.exit_code == 0, done.output
+    assert str(out) in done.output.replace("\n", "")
+    html = out.read_text()
+    assert "plotly" in html and "split_7_2016-01-01" in html
+    refused = runner.invoke(app, ["splits", str(REPO / "examples" / "stop_search")])
+    assert refused.exit_code == 2
+    assert "no 'temporal' section" in " ".join(refused.output.split())
+
+
+def test_temporal_section_errors_name_the_key_path(tmp_path) -> None:
+    config = project_config(tmp_path)
+    assert isinstance(parse_project(config), TemporalProject)
+    config["temporal"]["models"][1]["algorithm"] = "xgboost"
+    config["temporal"]["timechop"]["model_update_frequency"] = "1m"
+    config["label"] = {"positive_when": [{"column": "x", "equals": 1}]}
+    with pytest.raises(ProjectError) as caught:
+        parse_project(config)
+    problems = caught.value.problems
+    assert any(p.startswith("temporal.models[1].algorithm: unknown algorithm 'xgboost'")
+               for p in problems)
+    assert any(p.startswith("temporal.timechop.model_update_frequency:") for p in problems)
+    assert "label: unknown key" in problems
+    # a timechop that leaves no split is refused when the file is read, not mid-run
+    config = project_config(tmp_path)
+    config["temporal"]["test_from"] = "2030-01-01"
+    with pytest.raises(ProjectError, match="no split left"):
+        parse_project(config)
+    # a temporal project reads an event-table source
+    config = project_config(tmp_path)
+    config["data"]["sources"][0]["kind"] = "csv"
+    with pytest.raises(ProjectError, match="exactly one source of kind chicago_cpdb"):
+        parse_project(config)
+    (tmp_path / "rudi.yaml").write_text(yaml.safe_dump(project_config(tmp_path / "absent")))
+    done = CliRunner().invoke(app, ["run", str(tmp_path)])
+    assert done.exit_code == 2
+    output = " ".join(done.output.split())
+    assert "data.sources[0].path" in output and "lacks officers.parquet" in output
