@@ -43,6 +43,7 @@ from rudikit.monitoring.retrain import RetrainError, retrain, rollback
 from rudikit.pipeline import run_project, unify
 from rudikit.project import FairnessRequirement, load_project
 from rudikit.reports.monitor_report import write_monitor_report
+from rudikit.reports.run_report import write_run_report
 from rudikit.service.app import create_app
 from rudikit.service.auth import create_token
 from rudikit.service.deploy import deploy, live_deployment
@@ -227,6 +228,7 @@ class Live:
         run = run_project(folder, url=url, schema=schema, write_report=False)
         self.engine = open_store(url, schema=schema)
         self.group = run.selected.model_group_id
+        self.run_id = run.run_id
         self.deployment = deploy(self.engine, self.group, reason="tests", by="pytest",
                                  threshold=0.3)
         _, self.token = create_token(self.engine, "admin", "monitor tests", "pytest")
@@ -307,6 +309,11 @@ def test_an_unchanged_history_raises_no_alert(live: Live) -> None:
             monitor_metrics.c.metric == "precision")).scalar_one()
     assert sorted(periods) == MONTHS
     assert stored == pytest.approx(second.realised.precision)
+    # the run report lists the monitoring passes of its model groups, linking their reports
+    html = write_run_report(live.engine, live.run_id, live.folder / "reports").read_text()
+    for run in (first, second):
+        assert f'<a href="monitor-{run.monitor_run_id}.html">' in html
+    assert f"{second.realised.precision:.3f}" in html
     result = runner.invoke(cli, ["monitor", str(live.folder), "--show", "--database-url",
                                  live.url] + (["--database-schema", live.schema]
                                               if live.schema else []))

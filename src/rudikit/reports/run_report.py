@@ -470,6 +470,35 @@ def composition_figure(audits: pd.DataFrame, model_id: int) -> go.Figure | None:
     return fig
 
 
+def monitoring_rows(engine: Engine, model_group_ids: list[int]) -> list[dict[str, Any]]:
+    """Every `rudi monitor` pass over a deployment of these model groups, newest first, with
+    its headline figures (realised and promised precision, the largest PSI) and the report
+    file it wrote beside this one."""
+    from rudikit.store.monitoring_tables import monitor_metrics, monitor_runs
+
+    if not model_group_ids:
+        return []
+    with engine.connect() as conn:
+        runs = conn.execute(select(monitor_runs).where(
+            monitor_runs.c.model_group_id.in_(model_group_ids))
+            .order_by(monitor_runs.c.id.desc())).mappings().all()
+        rows = []
+        for r in runs:
+            figures = conn.execute(select(
+                monitor_metrics.c.section, monitor_metrics.c.subject,
+                monitor_metrics.c.metric, monitor_metrics.c.value).where(
+                monitor_metrics.c.monitor_run_id == r["id"],
+                monitor_metrics.c.section.in_(["performance", "expected", "drift"]),
+                monitor_metrics.c.metric.in_(["precision", "psi"]))).all()
+            psi = [f.value for f in figures if f.metric == "psi" and f.value is not None]
+            get = {(f.section, f.subject): f.value for f in figures if f.metric == "precision"}
+            rows.append({**dict(r), "realised": get.get(("performance", "all")),
+                         "expected": get.get(("expected", "test")),
+                         "max_psi": max(psi) if psi else None,
+                         "report": f"monitor-{r['id']}.html"})
+    return rows
+
+
 def write_run_report(engine: Engine, run_id: int, directory: str | Path) -> Path:
     """Write ``run-<id>.html`` into ``directory`` and return its path (a temporal run's
     report is :func:`rudikit.reports.temporal_report.write_temporal_report`)."""
@@ -519,7 +548,10 @@ def write_run_report(engine: Engine, run_id: int, directory: str | Path) -> Path
         if fig is not None:
             fairness_figures.append(page.add(fig))
     req_names, req_rows = requirement_table(models, data["requirements"], split)
+    monitoring = monitoring_rows(engine, sorted({int(g) for g in models["model_group_id"]})
+                                 if len(models) else [])
     html = environment().get_template("run_report.html.j2").render(
+        monitoring=monitoring,
         run=run, config=config, headings=headings, rows=rows, figures=figures, chosen=chosen,
         snapshots=data["snapshots"].to_dict("records"), split=split,
         req_names=req_names, req_rows=req_rows, fairness_figures=fairness_figures,
