@@ -327,7 +327,7 @@ def test_a_stored_prediction_can_be_read_with_its_outcome(svc) -> None:
 ALLOWED = {"/predict": {"predict"}, "/outcomes": {"outcome"},
            "/predictions/{prediction_id}": {"analyst"}, "/metrics": {"analyst"},
            "/lists/{date}": {"analyst", "review"}, "/reviews": {"review"},
-           "/openapi.json": set(ROLES), "/docs": set(ROLES)}
+           "/openapi.json": set(ROLES), "/docs": set(ROLES), "/redoc": set(ROLES)}
 
 
 def test_every_route_but_health_needs_a_token_with_the_right_role(svc) -> None:
@@ -379,7 +379,7 @@ def test_health_and_metrics(svc) -> None:
     r = client.get("/health")
     assert r.status_code == 200
     assert r.json() == {"status": "ok", "model_loaded": True, "store_reachable": True,
-                        "deployment_current": True}
+                        "deployment_current": True, "deployment_id": 1, "reload_error": None}
     post(client, s, observation("met-1"))
     post(client, s, {"observation_id": "met-2"})
     r = client.get("/metrics", headers=auth(s.tokens["analyst"]))
@@ -418,8 +418,14 @@ def test_the_openapi_document_has_examples_and_the_observation_schema(svc) -> No
     for name in ("PredictionOut", "BatchPredictionOut", "OutcomeOut", "HealthOut", "ErrorOut",
                  "PredictionDetail", "OutcomeIn", "Observation"):
         assert doc["components"]["schemas"][name].get("examples"), name
-    page = client.get("/docs", headers=auth(s.tokens["analyst"]))
-    assert page.status_code == 200 and "SwaggerUIBundle" in page.text
+    for path, call in (("/docs", "SwaggerUIBundle({spec: "), ("/redoc", "Redoc.init(")):
+        page = client.get(path, headers=auth(s.tokens["analyst"]))
+        assert page.status_code == 200 and call in page.text, path
+        # served from the package, not a CDN: no external script or stylesheet, and the
+        # library itself (not only the call) is in the page
+        assert "<script src" not in page.text and "<link" not in page.text, path
+        assert len(page.text) > 1_000_000 and '"/predict"' in page.text, path
+        assert client.get(path).status_code == 401
 
 
 # --- starting, deploying, tokens -------------------------------------------------------------

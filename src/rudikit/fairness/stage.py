@@ -154,4 +154,6 @@ def mitigate(fairness: Fairness, attrs: pd.DataFrame, y: np.ndarray, score: np.n
     return MitigationResult(
         adjusted, {str(g): float(t) for g, t in full.thresholds_.items()}, fold_thresholds,
         curve, {"attributes": list(m.attributes), "constraint": m.constraint,
-                "objective": m.objective, "tolerance": m.tolerance, "at": at.label()})
+                "objective": m.objective, "tolerance": m.tolerance, "at": at.label(),
+                # the single threshold for a group the optimizer never saw (served as such)
+                "fallback_threshold": float(full.fallback_threshold_)})

@@ -12,14 +12,22 @@ dependency solving cost more than scoring the model (measured ~0.1 ms of ~0.3 ms
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import gc
 import html
+import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import fastapi_offline
 import orjson
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -45,11 +53,13 @@ from rudikit.service.schemas import (
     ObservationSchema,
     OutcomeIn,
     OutcomeOut,
+    ParsedPredict,
     PredictionDetail,
     PredictionOut,
     ReviewIn,
     ReviewOut,
 )
+from rudikit.service.scoring import GroupThresholds
 from rudikit.service.settings import ServiceSettings
 from rudikit.service.storage import (
     OutcomeJob,
@@ -69,6 +79,7 @@ Authenticate with `Authorization: Bearer <token>` (`rudi token create --role ROL
 `analyst` (GET /predictions, /lists, /metrics and the dashboard under `/ui`), `admin`
 (everything). Only `/health` is open. Every response carries `X-Request-ID`."""
 
+log = logging.getLogger("rudikit.service")
 JSON = "application/json"
 OPEN_PATHS = frozenset({"/health"})
 Body = TypeVar("Body", bound=BaseModel)
@@ -131,6 +142,15 @@ class RawRoute(APIRoute):
         return self.endpoint  # type: ignore[return-value]
 
 
+@dataclass(frozen=True)
+class Served:
+    """The model and the observation schema made for it, swapped together (one assignment on
+    the event loop), so a request never validates for one model and scores with another."""
+
+    model: LoadedModel
+    schema: ObservationSchema
+
+
 class Service:
     """Everything the endpoints share: store, model, validator, writer, tokens, metrics."""
 
@@ -139,20 +159,77 @@ class Service:
         self.engine = open_store(settings.database_url, settings.project_dir,
                                  schema=settings.schema)
         try:
-            self.model: LoadedModel = load_deployed_model(self.engine)
+            self.served = self._load()
         except BaseException:
             self.engine.dispose()
             raise
-        self.schema = ObservationSchema(self.model.pipeline.named_steps["encode"],
-                                        settings.max_batch)
         self.metrics = Metrics()
-        self.metrics.model_info.labels(
-            str(self.model.deployment_id), str(self.model.model_id),
-            str(self.model.model_group_id), self.model.algorithm, self.model.scorer.path).set(1)
+        self._label_model(self.served.model)
         self.writer = StoreWriter(self.engine, schema=settings.schema,
                                   durable=settings.sqlite_synchronous.upper() == "FULL",
                                   on_commit=self.metrics.on_commit)
         self.tokens = TokenCache(self.engine, ttl=settings.token_cache_seconds)
+        self.reload_error: str | None = None  # why the live deployment is not served
+
+    @property
+    def model(self) -> LoadedModel:
+        return self.served.model
+
+    @property
+    def schema(self) -> ObservationSchema:
+        return self.served.schema
+
+    def _load(self) -> Served:
+        """The live deployment's model, verified and self-checked (blocking: seconds)."""
+        model = load_deployed_model(self.engine)
+        groups = model.groups.attributes if model.groups is not None else ()
+        return Served(model, ObservationSchema(model.pipeline.named_steps["encode"],
+                                               self.settings.max_batch, groups))
+
+    def _label_model(self, model: LoadedModel, value: float = 1) -> None:
+        self.metrics.model_info.labels(
+            str(model.deployment_id), str(model.model_id), str(model.model_group_id),
+            model.algorithm, model.scorer.path).set(value)
+
+    async def reload_if_redeployed(self) -> bool:
+        """Serve the live deployment if it is not the one served: load it off the event loop,
+        then swap. Requests already validated finish with the model they started with; none is
+        dropped. A deployment that cannot be loaded is not served: the previous model stays, the
+        error is logged and shown by /health (``deployment_current: false``)."""
+        def live_id() -> int | None:
+            with self.engine.connect() as conn:
+                live = live_deployment(conn)
+            return None if live is None else int(live["id"])
+
+        current = await run_in_threadpool(live_id)
+        if current is None or current == self.served.model.deployment_id:
+            self.reload_error = None
+            return False
+        try:
+            served = await run_in_threadpool(self._load)
+        except Exception as exc:  # noqa: BLE001 - whatever it is, keep serving the old model
+            message = f"deployment {current} is live but not served: {exc}"
+            if message != self.reload_error:
+                log.error("%s; still serving deployment %d", message,
+                          self.served.model.deployment_id)
+            self.reload_error = message
+            return False
+        previous, self.served, self.reload_error = self.served.model, served, None
+        self._label_model(previous, 0)
+        self._label_model(served.model)
+        log.warning("now serving deployment %d (model %d, %s) instead of deployment %d",
+                    served.model.deployment_id, served.model.model_id, served.model.algorithm,
+                    previous.deployment_id)
+        return True
+
+    async def watch_deployments(self) -> None:
+        """Check for a new live deployment every ``reload_seconds``, for the server's life."""
+        while True:
+            await asyncio.sleep(self.settings.reload_seconds)
+            try:
+                await self.reload_if_redeployed()
+            except Exception:  # noqa: BLE001 - the store may be down for a moment
+                log.exception("checking for a new deployment failed")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -176,8 +253,6 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """The service app. Raises :class:`~rudikit.service.errors.ServiceError` when there is no
     deployment or its model file does not match the store."""
     service = Service(settings or ServiceSettings.from_env())
-    model = service.model
-    schema = service.schema
     writer = service.writer
     metrics = service.metrics
     authenticate = service.authenticate
@@ -189,9 +264,15 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         # them every full collection walks them all, a pause of tens of ms (seen at p99).
         gc.collect()
         gc.freeze()
+        watcher = (asyncio.get_running_loop().create_task(service.watch_deployments())
+                   if service.settings.reload_seconds > 0 else None)
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             await writer.stop()
             await run_in_threadpool(service.close)
 
@@ -238,9 +319,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         payload it is a 409 and nothing is stored."""
         principal = await authenticate(request, ("predict",))
         state = request.scope["state"]
+        model, schema = service.served.model, service.served.schema  # one model per request
         parsed = schema.parse(await read_body(request))
         observations = parsed.observations
         scores = model.scorer.score([o.values for o in observations]).tolist()
+        if model.groups is not None:
+            scores = group_adjusted(model.groups, parsed, scores)
         decided_at = datetime.now(UTC)
         elapsed = time.perf_counter() - state["started"]
         request_id = state["request_id"]
@@ -270,9 +354,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             "schema": {"anyOf": [{"$ref": "#/components/schemas/Observation"},
                                  {"$ref": "#/components/schemas/ObservationBatch"}]},
             "examples": {
-                "single": {"summary": "One observation", "value": schema.example},
+                "single": {"summary": "One observation", "value": service.schema.example},
                 "batch": {"summary": "A batch",
-                          "value": {"observations": [schema.example]}}}}}}},
+                          "value": {"observations": [service.schema.example]}}}}}}},
         tags=["predictions"])
 
     async def record_outcome(request: Request) -> Response:
@@ -371,12 +455,15 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
         try:
             live = await run_in_threadpool(check)
-            store_ok, current = True, live is not None and live["id"] == model.deployment_id
+            served_id = service.model.deployment_id
+            store_ok, current = True, live is not None and live["id"] == served_id
         except Exception:  # noqa: BLE001 - any failure means the store is not usable
             store_ok, current = False, None
         ok = store_ok and writer.alive
         return _json({"status": "ok" if ok else "unavailable", "model_loaded": True,
-                      "store_reachable": store_ok, "deployment_current": current},
+                      "store_reachable": store_ok, "deployment_current": current,
+                      "deployment_id": service.model.deployment_id,
+                      "reload_error": service.reload_error},
                      200 if ok else 503)
 
     @app.get("/metrics", summary="Prometheus metrics", tags=["service"],
@@ -400,18 +487,23 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     @app.get("/docs", include_in_schema=False)
     async def docs(request: Request) -> Response:
         await authenticate(request, ())
-        spec = orjson.dumps(app.openapi()).decode()
-        page = SWAGGER_PAGE.replace("{title}", html.escape(app.title)).replace(
-            "{spec}", spec.replace("</", "<\\/"))
-        return Response(page, media_type="text/html")
+        return Response(docs_page("swagger", app.title, app.openapi()), media_type="text/html")
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> Response:
+        await authenticate(request, ())
+        return Response(docs_page("redoc", app.title, app.openapi()), media_type="text/html")
+
+    documented: list[Served] = []  # the model the cached document describes
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
+        if app.openapi_schema is None or documented[-1:] != [service.served]:
+            documented[:] = [service.served]  # a reloaded model may take other fields
             doc = get_openapi(title=app.title, version=app.version, description=app.description,
                               routes=app.routes)
             components = doc.setdefault("components", {})
             schemas = components.setdefault("schemas", {})
-            schemas.update(schema.json_schemas())
+            schemas.update(service.schema.json_schemas())
             outcome_schema = OutcomeIn.model_json_schema(
                 ref_template="#/components/schemas/{model}")
             schemas.update(outcome_schema.pop("$defs", {}))
@@ -431,17 +523,56 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     return app
 
 
+def group_adjusted(groups: GroupThresholds, parsed: ParsedPredict, scores: list[float]
+                   ) -> list[float]:
+    """A mitigated deployment's scores: each base score moved by its group's threshold. An
+    observation of a group with no fitted threshold is a 422 naming its attribute fields, and
+    nothing of the request is stored."""
+    adjusted: list[float] = []
+    errors: list[dict[str, Any]] = []
+    for i, (observation, score) in enumerate(zip(parsed.observations, scores, strict=True)):
+        threshold = groups.threshold(observation.values)
+        if threshold is None:
+            known = ", ".join(sorted(groups.thresholds)[:10])
+            msg = (f"group {groups.label(observation.values)!r} has no fitted threshold in the "
+                   f"deployed mitigation (groups: {known})")
+            prefix: tuple[Any, ...] = () if parsed.single else ("observations", i)
+            errors.extend({"field": field_path((*prefix, a)), "loc": ["body", *prefix, a],
+                           "msg": msg, "type": "unknown_group"} for a in groups.attributes)
+            continue
+        adjusted.append(groups.adjust(score, threshold))
+    if errors:
+        raise validation_error(errors, "observation" if parsed.single else "batch")
+    return adjusted
+
+
 def app_from_env() -> FastAPI:
     """uvicorn factory for ``rudi serve --workers N`` (settings come from the environment)."""
     return create_app(ServiceSettings.from_env())
 
 
-# Swagger UI with the document inlined: the page itself needs a token, and a browser would not
-# send one when Swagger UI fetched /openapi.json on its own.
-SWAGGER_PAGE = """<!doctype html>
-<html><head><title>{title}</title><meta charset="utf-8">
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
-</head><body><div id="swagger-ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({spec: {spec}, dom_id: "#swagger-ui"});</script>
-</body></html>"""
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+
+
+@functools.cache
+def _asset(name: str) -> str:
+    """A Swagger UI / ReDoc file shipped by the fastapi-offline package (no CDN), ready to
+    inline in a <script> or <style> element."""
+    text = (DOCS_ASSETS / name).read_text(encoding="utf-8")
+    return re.sub("</(script|style)", r"<\\/\1", text, flags=re.IGNORECASE)
+
+
+def docs_page(kind: str, title: str, document: dict[str, Any]) -> str:
+    """Swagger UI or ReDoc with the scripts, styles and the OpenAPI document inlined: the page
+    itself needs a token, and a browser would not send one when fetching /openapi.json or the
+    assets on its own (so they are behind the same token as the document)."""
+    spec = orjson.dumps(document).decode().replace("</", "<\\/")
+    head = f'<!doctype html><html><head><title>{html.escape(title)}</title><meta charset="utf-8">'
+    if kind == "swagger":
+        return (f"{head}<style>{_asset('swagger-ui.css')}</style></head><body>"
+                f'<div id="swagger-ui"></div><script>{_asset("swagger-ui-bundle.js")}</script>'
+                f'<script>SwaggerUIBundle({{spec: {spec}, dom_id: "#swagger-ui"}});</script>'
+                "</body></html>")
+    return (f'{head}</head><body><div id="redoc"></div><script>{_asset("redoc.standalone.js")}'
+            f'</script><script>Redoc.init({spec}, {{}}, document.getElementById("redoc"));'
+            "</script></body></html>")

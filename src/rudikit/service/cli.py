@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rudikit.service.errors import ServiceError
-from rudikit.service.settings import ENV_SCHEMA, ENV_SYNCHRONOUS, ServiceSettings
+from rudikit.service.settings import ENV_RELOAD, ENV_SCHEMA, ENV_SYNCHRONOUS, ServiceSettings
 
 console = Console(width=None if Console().is_terminal else 160)
 err = Console(stderr=True)
@@ -76,6 +76,10 @@ def serve(
         help="SQLite store only. NORMAL: an answered request survives a crash of the "
              "server; FULL: every group commit is also fsynced, so it survives a power cut "
              "(slower; PostgreSQL is durable either way).")] = "NORMAL",
+    reload_seconds: Annotated[float, typer.Option(
+        min=0, envvar=ENV_RELOAD,
+        help="Look for a new live deployment (`rudi deploy`) this often and switch to it "
+             "without dropping requests; 0: keep serving the deployment live at start.")] = 2.0,
     access_log: Annotated[bool, typer.Option(help="Log every request to the console (they are "
                                                   "stored either way).")] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
@@ -90,7 +94,8 @@ def serve(
     try:
         settings = ServiceSettings(project_dir=folder.resolve(), database_url=database_url,
                                    schema=database_schema, max_batch=max_batch,
-                                   sqlite_synchronous=sqlite_synchronous.upper())
+                                   sqlite_synchronous=sqlite_synchronous.upper(),
+                                   reload_seconds=reload_seconds)
     except ServiceError as exc:
         fail(str(exc))
     options = {"host": host, "port": port, "log_level": log_level, "access_log": access_log,

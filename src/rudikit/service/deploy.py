@@ -4,11 +4,20 @@
 previous deployment is retired in the same transaction (its row stays: history is kept) and both
 go to the audit log. The service loads the live deployment's artefact only when its SHA-256
 matches the store, and refuses to start otherwise.
+
+A mitigated model group (``mitigated_<algorithm>``, made by ``rudi run`` when
+``fairness.mitigation`` is configured) is a JSON artefact of per-group thresholds on top of a
+base model: both files are hash-checked, the base model scores, and
+:class:`~rudikit.service.scoring.GroupThresholds` moves each group's threshold to 0.5 exactly as
+the pipeline evaluated it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sklearn.pipeline import Pipeline
@@ -20,7 +29,7 @@ from rudikit.features.encoding import TabularEncoder
 from rudikit.models.artefacts import ArtefactError, load_artefact
 from rudikit.service import audit
 from rudikit.service.errors import ServiceError
-from rudikit.service.scoring import Scorer
+from rudikit.service.scoring import GroupThresholds, Scorer
 from rudikit.store import tables as t
 from rudikit.store.production_tables import deployed_models
 
@@ -43,11 +52,48 @@ def _load_pipeline(model: Any) -> Pipeline:
         pipeline = load_artefact(model["artefact_path"], model["artefact_hash"])
     except ArtefactError as exc:
         raise ServiceError(f"model {model['id']}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - e.g. not a model file at all
+        raise ServiceError(f"model {model['id']}: {model['artefact_path']} is not a loadable "
+                           f"model file ({type(exc).__name__}: {exc})") from None
     steps = getattr(pipeline, "named_steps", {})
     if not isinstance(steps.get("encode"), TabularEncoder) or "model" not in steps:
         raise ServiceError(f"model {model['id']}: the artefact is not a rudikit pipeline "
                            "(encode + model steps); it cannot be served")
     return pipeline
+
+
+def _load_thresholds(model: Any) -> tuple[GroupThresholds, Any]:
+    """A mitigated model's per-group thresholds and its base model's id, if its JSON file
+    matches the store's hash."""
+    path = Path(model["artefact_path"])
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ServiceError(f"model {model['id']}: cannot read {path} ({exc.strerror})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != model["artefact_hash"]:
+        raise ServiceError(f"model {model['id']}: file {path} has hash {digest[:12]}..., the "
+                           f"store expects {model['artefact_hash'][:12]}...; refusing to load it")
+    try:
+        document = json.loads(data)
+        groups = GroupThresholds(list(document["attributes"]), dict(document["thresholds"]),
+                                 document.get("fallback_threshold"))
+        return groups, document["base_model_id"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ServiceError(f"model {model['id']}: {path} is not a mitigation artefact (per-group "
+                           f"thresholds): {exc}") from None
+
+
+def _load_served(conn: Connection, model: Any) -> tuple[Pipeline, GroupThresholds | None]:
+    """(the pipeline that scores, the group thresholds of a mitigated model). A mitigated model
+    scores with its base model (``base_model_id`` in its artefact)."""
+    if not str(model["artefact_path"]).endswith(".json"):
+        return _load_pipeline(model), None
+    groups, base_id = _load_thresholds(model)
+    base = conn.execute(select(t.models).where(t.models.c.id == base_id)).mappings().one_or_none()
+    if base is None:
+        raise ServiceError(f"model {model['id']}: its base model {base_id} is not in the store")
+    return _load_pipeline(base), groups
 
 
 def deploy(engine: Engine, model_group_id: int, *, reason: str, by: str,
@@ -78,7 +124,8 @@ def deploy(engine: Engine, model_group_id: int, *, reason: str, by: str,
         raise ServiceError(f"model {model_id} does not belong to model group {model_group_id}"
                            if model_id is not None else
                            f"model group {model_group_id} has no fitted model")
-    _load_pipeline(model)  # never promote a model that the service would refuse to load
+    with engine.connect() as conn:  # never promote a model the service would refuse to load
+        _load_served(conn, model)
     try:
         with engine.begin() as conn:
             previous = live_deployment(conn)
@@ -131,6 +178,7 @@ class LoadedModel:
     threshold: float
     pipeline: Pipeline
     scorer: Scorer
+    groups: GroupThresholds | None = None  # a mitigated model group's per-group thresholds
 
 
 def load_deployed_model(engine: Engine) -> LoadedModel:
@@ -144,10 +192,10 @@ def load_deployed_model(engine: Engine) -> LoadedModel:
                              ).mappings().one()
         algorithm = conn.execute(select(t.model_groups.c.algorithm).where(
             t.model_groups.c.id == live["model_group_id"])).scalar_one()
-    try:
-        pipeline = _load_pipeline(model)
-    except ServiceError as exc:
-        raise ServiceError(f"refusing to start: the deployed model (deployment {live['id']}) "
-                           f"cannot be loaded safely: {exc}") from None
+        try:
+            pipeline, groups = _load_served(conn, model)
+        except ServiceError as exc:
+            raise ServiceError(f"refusing to start: the deployed model (deployment "
+                               f"{live['id']}) cannot be loaded safely: {exc}") from None
     return LoadedModel(live["id"], model["id"], live["model_group_id"], algorithm,
-                       float(live["threshold"]), pipeline, Scorer(pipeline))
+                       float(live["threshold"]), pipeline, Scorer(pipeline), groups)

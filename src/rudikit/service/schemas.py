@@ -10,6 +10,7 @@ published schema, at a fraction of the cost per request.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date as date_type
 from datetime import datetime
@@ -22,6 +23,10 @@ from pydantic import (
     ConfigDict,
     Field,
     Strict,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
     TypeAdapter,
     ValidationError,
     WithJsonSchema,
@@ -35,9 +40,9 @@ from rudikit.service.errors import ApiError, field_path, validation_error
 MAX_ID_LENGTH = 200
 
 
-def _no_nul(value: str | None) -> str | None:
+def _no_nul(value: Any) -> Any:
     # PostgreSQL text cannot hold NUL, and no real id or category contains one
-    if value is not None and "\x00" in value:
+    if isinstance(value, str) and "\x00" in value:
         raise ValueError("must not contain NUL characters")
     return value
 
@@ -56,6 +61,8 @@ ObservationId = Annotated[str, Strict(), Field(min_length=1, max_length=MAX_ID_L
 CategoricalValue = Annotated[str | None, Strict(), AfterValidator(_no_nul)]
 BooleanValue = Annotated[bool | None, Strict()]
 NumericValue = Annotated[float | None, Strict(), Field(allow_inf_nan=False)]
+GroupValue = Annotated[StrictStr | StrictBool | StrictInt | StrictFloat | None,
+                       AfterValidator(_no_nul)]
 DatetimeValue = Annotated[str | None, Strict(), AfterValidator(_iso_datetime), WithJsonSchema(
     {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]})]
 
@@ -150,14 +157,20 @@ class OutcomeOut(BaseModel):
 class HealthOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "status": "ok", "model_loaded": True, "store_reachable": True,
-        "deployment_current": True}]})
+        "deployment_current": True, "deployment_id": 3, "reload_error": None}]})
 
     status: Literal["ok", "unavailable"]
     model_loaded: bool
     store_reachable: bool
     deployment_current: bool | None = Field(
-        description="False when a newer deployment was made since this server started (restart "
-                    "it to serve that model); null when the store cannot be read.")
+        description="Whether the served deployment is the live one. After `rudi deploy` the "
+                    "server switches to the new deployment within a few seconds (see "
+                    "RUDI_RELOAD_SECONDS); false until then, or while the new one cannot be "
+                    "loaded (see reload_error); null when the store cannot be read.")
+    deployment_id: int = Field(description="The deployment this server answers with.")
+    reload_error: str | None = Field(
+        None, description="Why the live deployment is not served (e.g. its model file does not "
+                          "match the store); the previous one is served meanwhile.")
 
 
 class FieldError(BaseModel):
@@ -295,7 +308,8 @@ class ParsedPredict:
 class ObservationSchema:
     """The deployed model's observation: validator, JSON schemas and examples."""
 
-    def __init__(self, encoder: TabularEncoder, max_batch: int = 1000):
+    def __init__(self, encoder: TabularEncoder, max_batch: int = 1000,
+                 groups: Sequence[str] = ()):
         self.max_batch = max_batch
         self.kinds: dict[str, str] = {}
         for c in encoder.categorical:
@@ -306,10 +320,12 @@ class ObservationSchema:
             self.kinds[c] = "numeric"
         if encoder.datetime:
             self.kinds[encoder.datetime] = "datetime"
+        for column in groups:  # a mitigated model's group attributes that are not features
+            self.kinds.setdefault(column, "group")
         self.columns = list(self.kinds)
         self.known = frozenset(["observation_id", *self.columns])
         types = {"categorical": CategoricalValue, "boolean": BooleanValue,
-                 "numeric": NumericValue, "datetime": DatetimeValue}
+                 "numeric": NumericValue, "datetime": DatetimeValue, "group": GroupValue}
         fields: dict[str, Any] = {"observation_id": ObservationId}
         for column, kind in self.kinds.items():
             fields[column] = types[kind]
@@ -328,7 +344,7 @@ class ObservationSchema:
                 example[column] = known[0]
             elif kind == "boolean":
                 example[column] = False
-            elif kind == "numeric":
+            elif kind in ("numeric", "group"):
                 example[column] = None
             else:
                 example[column] = "2020-01-31T14:05:00+00:00"
@@ -351,6 +367,8 @@ class ObservationSchema:
                 "boolean": "true or false.",
                 "numeric": "A finite number.",
                 "datetime": "ISO 8601 date-time; without an offset it is read as UTC.",
+                "group": "Group attribute of the deployed model's per-group thresholds (not a "
+                         "model input); null when unknown.",
             }[kind]
         batch = {
             "title": "ObservationBatch",

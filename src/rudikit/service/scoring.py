@@ -7,20 +7,28 @@ calls LightGBM's booster single-threaded (its OpenMP threads spin on a busy 2-co
 the scikit-learn wrapper re-validates every call), and any other estimator through its own
 ``predict_proba``. Both fast paths are checked against the full pipeline on generated rows when
 the model is loaded; on any difference the service falls back to the reference path, so speed
-never changes a score.
+never changes a score. Random forests and logistic regressions have fast paths of their own
+(scikit-learn's ``predict_proba`` costs ~5 ms for one row: a thread pool for a forest's trees, a
+ColumnTransformer's DataFrame-like plumbing for the linear model), checked the same way.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from rudikit.features.encoding import TabularEncoder
 
@@ -98,6 +106,12 @@ class Scorer:
         if booster is not None and getattr(self.model, "n_classes_", 2) == 2:
             self.predict = _lightgbm_predictor(booster)
             self.path = "lightgbm booster (1 thread)"
+        elif isinstance(self.model, RandomForestClassifier) and len(self.model.classes_) == 2:
+            self.predict = ForestPredictor(self.model)
+            self.path = "random forest (numpy, all trees at once)"
+        elif _is_linear(self.model):
+            self.predict = LinearPredictor(self.model, self.encoder.n_features_out_)
+            self.path = "logistic regression (per-column tables)"
         self._self_check()
 
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
@@ -192,6 +206,159 @@ class _SingleRow:
         config = getattr(self, "config", None)
         if config is not None and config.value:
             self._lib.LGBM_FastConfigFree(config)
+
+
+class ForestPredictor:
+    """A random forest's probability of class 1, all trees walked at once with numpy: one
+    array step per tree level instead of one call (and thread-pool task) per tree. Trees
+    compare float32 features with float64 thresholds and send a missing value where the fitted
+    node says (``missing_go_to_left``), exactly as scikit-learn's ``Tree.apply``."""
+
+    def __init__(self, forest: RandomForestClassifier):
+        trees = [estimator.tree_ for estimator in forest.estimators_]
+        left, right, feature, threshold, missing_left, positive = [], [], [], [], [], []
+        offset = 0
+        for tree in trees:
+            nodes = np.arange(tree.node_count)
+            leaf = tree.children_left < 0
+            # a leaf points to itself, so walking past it changes nothing
+            left.append(np.where(leaf, nodes, tree.children_left) + offset)
+            right.append(np.where(leaf, nodes, tree.children_right) + offset)
+            feature.append(np.where(leaf, 0, tree.feature))
+            threshold.append(tree.threshold)
+            missing_left.append(tree.missing_go_to_left.astype(bool))
+            value = tree.value[:, 0, :]
+            total = value.sum(axis=1)
+            positive.append(value[:, 1] / np.where(total == 0, 1.0, total))
+            offset += tree.node_count
+        self.left, self.right = np.concatenate(left), np.concatenate(right)
+        self.feature, self.threshold = np.concatenate(feature), np.concatenate(threshold)
+        self.missing_left = np.concatenate(missing_left)
+        self.positive = np.concatenate(positive)
+        self.roots = np.cumsum([0] + [t.node_count for t in trees[:-1]])
+        self.depth = max(t.max_depth for t in trees)
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        rows = np.arange(X.shape[0])[:, None]
+        node = np.broadcast_to(self.roots, (X.shape[0], self.roots.shape[0]))
+        for _ in range(self.depth):
+            x = X[rows, self.feature[node]]
+            go_left = np.where(np.isnan(x), self.missing_left[node], x <= self.threshold[node])
+            node = np.where(go_left, self.left[node], self.right[node])
+        return self.positive[node].mean(axis=1)
+
+
+def _is_linear(model: Any) -> bool:
+    """rudikit's logistic regression: ColumnTransformer(one-hot, impute + scale) -> binary
+    LogisticRegression (see :func:`rudikit.models.estimators.build_pipeline`)."""
+    steps = getattr(model, "named_steps", {})
+    prepare, classifier = steps.get("prepare"), steps.get("classifier")
+    if not (isinstance(prepare, ColumnTransformer) and isinstance(classifier, LogisticRegression)
+            and len(classifier.classes_) == 2 and list(steps) == ["prepare", "classifier"]):
+        return False
+    for _, transformer, _ in prepare.transformers_:
+        if transformer == "drop" or isinstance(transformer, OneHotEncoder):
+            continue
+        parts = list(getattr(transformer, "named_steps", {}).values())
+        if not (len(parts) == 2 and isinstance(parts[0], SimpleImputer)
+                and isinstance(parts[1], StandardScaler)):
+            return False
+    return True
+
+
+class LinearPredictor:
+    """A logistic regression over one-hot and scaled numeric columns is a sum of one term per
+    input column: a table lookup for a one-hot column (a value the encoder did not see adds
+    nothing, as ``handle_unknown="ignore"``), ``a * x + b`` for a numeric one (a constant when
+    missing). The terms are read off the fitted pipeline by scoring probe rows, so the
+    encoders' own rules (infrequent categories, medians, indicators) are used, not re-coded."""
+
+    def __init__(self, model: Pipeline, width: int):
+        prepare: ColumnTransformer = model.named_steps["prepare"]
+        self.decision = model.decision_function
+        base = np.zeros((1, width))
+        self.intercept = float(self.decision(base)[0])
+        self.tables: list[tuple[int, dict[float, float], float, float]] = []
+        self.lines: list[tuple[int, float, float]] = []
+        for _, transformer, columns in prepare.transformers_:
+            if transformer == "drop":
+                continue
+            for k, column in enumerate(columns):
+                if isinstance(transformer, OneHotEncoder):
+                    known = [float(v) for v in transformer.categories_[k]]
+                    terms = self._terms(base, column, [*known, NAN, _unseen(known)])
+                    table = {v: t for v, t in zip(known, terms[:len(known)], strict=True)
+                             if not math.isnan(v)}
+                    self.tables.append((column, table, terms[-2], terms[-1]))
+                else:
+                    at_one, missing = self._terms(base, column, [1.0, NAN])
+                    self.lines.append((column, at_one, missing))  # the base row has x = 0
+
+    def _terms(self, base: np.ndarray, column: int, values: list[float]) -> list[float]:
+        """The decision's change when ``column`` of the all-zero row takes each value."""
+        probes = np.repeat(base, len(values), axis=0)
+        probes[:, column] = values
+        with warnings.catch_warnings():  # "unknown categories": the unseen probe, on purpose
+            warnings.simplefilter("ignore", UserWarning)
+            decisions = self.decision(probes)
+        return [float(d) - self.intercept for d in decisions]
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        out = np.empty(X.shape[0])
+        isnan = math.isnan
+        for i, row in enumerate(X.tolist()):
+            total = self.intercept
+            for column, table, missing, unseen in self.tables:
+                value = row[column]
+                total += missing if isnan(value) else table.get(value, unseen)
+            for column, slope, missing in self.lines:
+                value = row[column]
+                total += missing if isnan(value) else slope * value
+            out[i] = total
+        return 1.0 / (1.0 + np.exp(-out))
+
+
+def _unseen(known: list[float]) -> float:
+    """A value no one-hot column was fitted with."""
+    finite = [v for v in known if not math.isnan(v)]
+    return (max(finite) if finite else 0.0) + 1.0e6
+
+
+#: a missing group attribute's label (``rudikit.fairness.stage.mitigate`` fills with it)
+MISSING_GROUP = "(missing)"
+
+
+class GroupThresholds:
+    """A mitigated model group's decision rule on top of its base model's score: the row's group
+    threshold is moved to 0.5, ``clip(score - threshold(group) + 0.5, 0, 1)``, exactly as
+    :func:`rudikit.fairness.stage.mitigate` scored the group's test rows. Groups are labelled as
+    there: ``attribute=value`` joined by ``|``, values as text, a missing one ``(missing)``. A
+    group the thresholds were not fitted on gets ``fallback`` when the artefact has one, else
+    it has no threshold (the service answers 422 rather than guess)."""
+
+    def __init__(self, attributes: list[str], thresholds: Mapping[str, float],
+                 fallback: float | None = None):
+        if not attributes:
+            raise ValueError("no group attributes")
+        self.attributes = [str(a) for a in attributes]
+        self.thresholds = {str(k): float(v) for k, v in thresholds.items()}
+        self.fallback = None if fallback is None else float(fallback)
+
+    def label(self, values: Mapping[str, Any]) -> str:
+        return "|".join(f"{a}={_group_text(values[a])}" for a in self.attributes)
+
+    def threshold(self, values: Mapping[str, Any]) -> float | None:
+        return self.thresholds.get(self.label(values), self.fallback)
+
+    @staticmethod
+    def adjust(score: float, threshold: float) -> float:
+        return min(1.0, max(0.0, score - threshold + 0.5))
+
+
+def _group_text(value: Any) -> str:
+    """A group attribute value as pandas' ``astype("string")`` writes it."""
+    return MISSING_GROUP if value is None else str(value)
 
 
 def sample_rows(encoder: TabularEncoder, n: int, seed: int = 0

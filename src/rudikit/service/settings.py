@@ -15,6 +15,7 @@ ENV_SCHEMA = "RUDI_DATABASE_SCHEMA"
 ENV_MAX_BATCH = "RUDI_MAX_BATCH"
 ENV_TOKEN_CACHE = "RUDI_TOKEN_CACHE_SECONDS"
 ENV_SYNCHRONOUS = "RUDI_SQLITE_SYNCHRONOUS"
+ENV_RELOAD = "RUDI_RELOAD_SECONDS"
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,9 @@ class ServiceSettings:
     # request through a crash of the server process; FULL also fsyncs each group commit, so
     # they survive a power cut too, at a cost that depends on the disk (see bench/serve.py).
     sqlite_synchronous: str = "NORMAL"
+    # how often the server looks for a new live deployment (`rudi deploy`) and switches to it;
+    # 0: never (serve the deployment live at start until restarted)
+    reload_seconds: float = 2.0
 
     def __post_init__(self) -> None:
         if self.sqlite_synchronous.upper() not in ("FULL", "NORMAL"):
@@ -56,13 +60,15 @@ class ServiceSettings:
             max_batch=int(number(ENV_MAX_BATCH, 1000, int)),
             token_cache_seconds=float(number(ENV_TOKEN_CACHE, 2.0, float)),
             sqlite_synchronous=os.environ.get(ENV_SYNCHRONOUS) or "NORMAL",
+            reload_seconds=float(number(ENV_RELOAD, 2.0, float)),
         )
 
     def to_env(self) -> dict[str, str]:
         env = {ENV_PROJECT: str(Path(self.project_dir).resolve()),
                ENV_MAX_BATCH: str(self.max_batch),
                ENV_TOKEN_CACHE: str(self.token_cache_seconds),
-               ENV_SYNCHRONOUS: self.sqlite_synchronous.upper()}
+               ENV_SYNCHRONOUS: self.sqlite_synchronous.upper(),
+               ENV_RELOAD: str(self.reload_seconds)}
         if self.database_url:
             env[ENV_DATABASE_URL] = self.database_url
         if self.schema:

@@ -51,17 +51,19 @@ log = logging.getLogger("rudikit.service")
 P = production_predictions
 
 
-def _integrity_errors() -> tuple[type[Exception], ...]:
+def _driver_errors(asyncpg_name: str) -> tuple[type[Exception], ...]:
     errors: list[type[Exception]] = [sqlite3.IntegrityError]
     with contextlib.suppress(ImportError):
         import asyncpg
 
-        errors.append(asyncpg.exceptions.IntegrityConstraintViolationError)
+        errors.append(getattr(asyncpg.exceptions, asyncpg_name))
     return tuple(errors)
 
 
 #: a unique key taken by a concurrent writer (another lane or worker): retried, not an error
-CONCURRENT_WRITE_ERRORS = _integrity_errors()
+CONCURRENT_WRITE_ERRORS = _driver_errors("IntegrityConstraintViolationError")
+#: an observation_id (or request id) already stored: the optimistic insert gives way
+DUPLICATE_KEY_ERRORS = _driver_errors("UniqueViolationError")
 
 ANSWER_FIELDS = ("id", "observation_id", "request_id", "model_id", "deployment_id", "score",
                  "decision", "threshold", "ignored_fields", "created_at", "payload_hash")
@@ -207,6 +209,10 @@ class SqliteBackend:
                 self.conn.execute("ROLLBACK")
             self._unlock()
 
+    async def discard(self) -> None:
+        """Undo the open transaction after a failed statement."""
+        await self.reset()
+
     def _unlock(self) -> None:
         if self._lock_file is not None:
             with contextlib.suppress(OSError):
@@ -291,16 +297,25 @@ class SqliteBackend:
               r["n_observations"], r["n_new"], r["latency_ms"], self._stamp(r["received_at"]))
              for r in rows])
 
+    #: rows per INSERT statement: one multi-row VALUES statement costs SQLite ~30% less per
+    #: row than executemany's one statement per row (11 columns x 64 rows < 999 parameters)
+    ROWS_PER_INSERT = 64
+
     def insert_predictions(self, rows: list[dict[str, Any]]) -> None:
         assert self.conn is not None
-        self.conn.executemany(
-            f"INSERT INTO production_predictions ({', '.join(PREDICTION_FIELDS)}) VALUES "
-            f"({','.join('?' * len(PREDICTION_FIELDS))})",
-            [(r["observation_id"], r["request_id"], r["deployment_id"], r["model_id"],
-              orjson.dumps(r["features"]).decode(), r["payload_hash"],
-              None if r["ignored_fields"] is None else orjson.dumps(r["ignored_fields"]).decode(),
-              r["score"], r["threshold"], 1 if r["decision"] else 0,
-              self._stamp(r["created_at"])) for r in rows])
+        dumps = orjson.dumps
+        values = [(r["observation_id"], r["request_id"], r["deployment_id"], r["model_id"],
+                   dumps(r["features"]).decode(), r["payload_hash"],
+                   None if r["ignored_fields"] is None else dumps(r["ignored_fields"]).decode(),
+                   r["score"], r["threshold"], 1 if r["decision"] else 0,
+                   self._stamp(r["created_at"])) for r in rows]
+        marks = "(" + ",".join("?" * len(PREDICTION_FIELDS)) + ")"
+        head = f"INSERT INTO production_predictions ({', '.join(PREDICTION_FIELDS)}) VALUES "
+        step = self.ROWS_PER_INSERT
+        for start in range(0, len(values), step):
+            chunk = values[start:start + step]
+            self.conn.execute(head + ",".join([marks] * len(chunk)),
+                              [value for row in chunk for value in row])
 
     async def insert_outcome(self, row: dict[str, Any]) -> None:
         assert self.conn is not None
@@ -313,11 +328,12 @@ class SqliteBackend:
 class PostgresBackend:
     """asyncpg: its protocol is compiled, so a round trip costs the event loop a few
     microseconds (psycopg's asyncio waiting cost ~20% of the loop's time here). A group of
-    predictions (the usual case) is two round trips and no BEGIN/COMMIT: a SELECT of the ids
-    already stored, then ONE statement, atomic on its own, inserting the requests and their
-    predictions; each table's rows travel as one JSON parameter the server expands (~1 us a
-    row to encode). A group with outcomes runs in an explicit transaction. (One statement doing
-    the SELECT too was tried: the server spent 40% more CPU on it.)"""
+    predictions (the usual case) is one round trip and no BEGIN/COMMIT: ONE statement, atomic on
+    its own, inserting the requests and their predictions (a stored observation_id makes it fail
+    whole; then a SELECT of the stored ids decides replays and conflicts, see
+    ``StoreWriter._insert_optimistically``); each table's rows travel as one JSON parameter the
+    server expands (~1 us a row to encode; binary arrays through unnest measured no faster). A
+    group with outcomes runs in an explicit transaction."""
 
     ANSWERS = (f"SELECT {', '.join(ANSWER_FIELDS)} FROM production_predictions "
                "WHERE observation_id = ANY($1::text[])")
@@ -351,6 +367,12 @@ class PostgresBackend:
 
     async def reset(self) -> None:
         await self.close()  # whatever was open is rolled back; reconnect for the next try
+
+    async def discard(self) -> None:
+        """After a failed statement outside a transaction: nothing is open, and the
+        connection stays usable."""
+        if self.transaction is not None:
+            await self.reset()
 
     async def begin(self, transaction: bool = True) -> None:
         await self.open()
@@ -556,6 +578,10 @@ class StoreWriter:
 
     async def _transaction(self, jobs: list[PredictJob | OutcomeJob],
                            backend: SqliteBackend | PostgresBackend) -> list[Any]:
+        if all(isinstance(j, PredictJob) for j in jobs):
+            optimistic = await self._insert_optimistically(jobs, backend)  # type: ignore[arg-type]
+            if optimistic is not None:
+                return optimistic
         # a group of predictions alone needs no explicit transaction on PostgreSQL: its rows go
         # in one (atomic) statement
         await backend.begin(any(isinstance(j, OutcomeJob) for j in jobs))
@@ -577,11 +603,36 @@ class StoreWriter:
         except BaseException:
             await backend.reset()
             raise
-        self._inserted += len(rows[1])
+        self._counted(backend, len(rows[1]))
+        return results
+
+    async def _insert_optimistically(self, jobs: list[PredictJob],
+                                     backend: SqliteBackend | PostgresBackend
+                                     ) -> list[Any] | None:
+        """Insert the group as if none of its observation ids were stored, which is the usual
+        case: no look-up first (on PostgreSQL one round trip and ~30% of the server's CPU per
+        group less). The unique key on ``observation_id`` catches a stored id; then nothing of
+        the group is kept and None says: decide against the store."""
+        results: list[Any] = [None] * len(jobs)
+        rows = _decide(list(enumerate(jobs)), {}, results)
+        await backend.begin(False)
+        try:
+            await backend.finish(*rows)
+        except DUPLICATE_KEY_ERRORS:
+            await backend.discard()
+            return None
+        except BaseException:
+            await backend.reset()
+            raise
+        self._counted(backend, len(rows[1]))
+        return results
+
+    def _counted(self, backend: SqliteBackend | PostgresBackend, inserted: int) -> None:
+        """Count stored predictions; on PostgreSQL refresh statistics at 1k, 2k, 4k ... rows."""
+        self._inserted += inserted
         if isinstance(backend, PostgresBackend) and self._inserted >= self._next_analyze:
             self._next_analyze = 2 * self._inserted
             self._background(backend.analyze())
-        return results
 
     def _background(self, work: Any) -> None:
         """Run ``work`` beside the groups; a failure is logged, not raised."""
