@@ -144,7 +144,8 @@ def deploy_command(
     database_schema: SchemaOpt = None,
 ) -> None:
     """Promote a model group to production; the live deployment (if any) is retired, and both
-    are kept in the store and the audit log. Restart `rudi serve` to serve it."""
+    are kept in the store and the audit log. A running `rudi serve` switches to it within its
+    --reload-seconds."""
     from rudikit.service.deploy import deploy
 
     engine = _engine(project_dir, database_url, database_schema)
