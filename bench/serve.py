@@ -257,8 +257,8 @@ def main() -> None:
             f" (schema {schema})" if schema else "")
         print(f"store: {store_name}")
         print(f"model: group {group} ({deployment.algorithm}), model {deployment.model_id}; "
-              f"workers per server: {args.workers}; SQLite synchronous="
-              f"{args.sqlite_synchronous}")
+              f"workers per server: {args.workers}"
+              + ("" if url else f"; SQLite synchronous={args.sqlite_synchronous}"))
 
         env = {**os.environ, "RUDI_SQLITE_SYNCHRONOUS": args.sqlite_synchronous}
         if url:
