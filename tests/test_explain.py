@@ -1,7 +1,7 @@
 """Explanations: SHAP for LightGBM and coefficient x value for logistic regression, checked
 against oracles that do not use the code under test (a stump's SHAP values from its leaves,
-LightGBM's raw margin, the decision function, single-column changes), and the top reasons
-``rudi run`` stores for the chosen model."""
+LightGBM's raw margin, the decision function, single-column changes), the top reasons
+``rudi run`` stores for the chosen model, and ``POST /predict?explain=true``."""
 
 from __future__ import annotations
 
@@ -10,15 +10,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
+from test_service_support import Artefact, Trained, auth, observation, service_store
 
-from rudikit.explain import Explanation, explain, explanation_method, global_importance, top_reasons
+from rudikit.explain import (
+    Explanation,
+    explain,
+    explanation_method,
+    global_importance,
+    remember_reference,
+    top_reasons,
+)
+from rudikit.models.artefacts import load_artefact
 from rudikit.models.estimators import GridPoint, build_pipeline
 from rudikit.pipeline import run_project
-from rudikit.project import DatetimeFeatures, Features
+from rudikit.project import DatetimeFeatures, Features, load_project
+from rudikit.service.app import create_app
+from rudikit.service.settings import ServiceSettings
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store
-from tests.conftest import write_project
+from tests.conftest import example_config, write_project
 
 FEATURES = Features(categorical=["colour"], boolean=["flag"], numeric=["a", "b"],
                     datetime=DatetimeFeatures(column="when", parts=["hour", "weekday"]))
@@ -100,6 +112,21 @@ def test_logistic_contributions_sum_to_the_decision_function_minus_its_mean() ->
     np.testing.assert_allclose(explanation.margin, decision, atol=1e-9)
 
 
+def test_a_remembered_reference_explains_one_row_as_the_training_background_does() -> None:
+    """What the service relies on: one row, explained alone, gets the contributions it gets
+    in a batch centred on the training rows (alone and without it, it would be all zeros)."""
+    X, y = frame()
+    train, rows = X.iloc[:1_200], X.iloc[1_200:1_210]
+    pipeline = fitted("logistic_regression", {"C": 1.0}, train, y[:1_200])
+    batch = explain(pipeline, rows, background=train)
+    assert (explain(pipeline, rows.iloc[[3]]).contributions.to_numpy() == 0).all()
+    remember_reference(pipeline, train)
+    alone = explain(pipeline, rows.iloc[[3]])
+    np.testing.assert_allclose(alone.contributions.iloc[0], batch.contributions.iloc[3],
+                               atol=1e-12)
+    assert alone.base == pytest.approx(pipeline.decision_function(train).mean(), abs=1e-9)
+
+
 @pytest.mark.parametrize(("column", "new_value"), [
     ("colour", "red"), ("colour", "purple"), ("flag", None), ("b", np.nan), ("a", 3.0),
     ("when", pd.Timestamp("2024-03-01 22:00", tz="UTC")),
@@ -165,3 +192,101 @@ def test_run_stores_the_top_reasons_of_the_chosen_models_test_rows(store, tmp_pa
     merged = reasons.merge(preds[["entity_id", "as_of_date"]], on="entity_id",
                            suffixes=("", "_pred"))
     assert (merged["as_of_date"] == merged["as_of_date_pred"]).all()
+
+
+_SERVED: dict[str, Trained] = {}
+
+
+def served(factory: pytest.TempPathFactory) -> Trained:
+    """A LightGBM, a logistic regression and a per-category rate fitted by ``rudi run`` (so
+    the regression keeps its training mean), once per session."""
+    if not _SERVED:
+        evaluation = example_config()["evaluation"] | {"bootstrap": 0}
+        folder = write_project(factory.mktemp("explained"), evaluation=evaluation, fairness={},
+                               models=[{"algorithm": "lightgbm",
+                                        "params": {"n_estimators": 40, "num_leaves": 7}},
+                                       {"algorithm": "logistic_regression",
+                                        "params": {"C": [1.0]}},
+                                       {"algorithm": "rate_by_category",
+                                        "params": {"column": "object_of_search"}}])
+        run = run_project(folder, write_report=False)
+        engine = open_store(None, folder)
+        with engine.connect() as conn:
+            artefacts = {m.algorithm: Artefact(m.algorithm, *conn.execute(
+                select(t.models.c.artefact_path, t.models.c.artefact_hash).where(
+                    t.models.c.id == m.model_id)).one(), m.params)
+                for m in run.models if m.split == "last_month"}
+        engine.dispose()
+        _SERVED["project"] = Trained(folder, load_project(folder).features.model_dump(
+            mode="json"), artefacts)
+    return _SERVED["project"]
+
+
+@pytest.mark.parametrize("algorithm", ["lightgbm", "logistic_regression"])
+def test_predict_explain_true_returns_reasons_that_add_up_to_the_models_margin(
+        store, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, algorithm: str
+        ) -> None:
+    url, schema = store
+    project = served(tmp_path_factory)
+    artefact = project.artefacts[algorithm]
+    pipeline = load_artefact(artefact.path, artefact.digest)
+    s = service_store(url, schema, project, algorithm=algorithm)
+    app = create_app(ServiceSettings(project_dir=tmp_path, database_url=url, schema=schema))
+    headers = auth(s.tokens["predict"])
+    bodies = [observation("x-1"), observation("x-2", gender=None, age_range="over 34",
+                                              object_of_search="Firearms", latitude=None,
+                                              datetime="2020-01-05T23:30:00+05:00")]
+    with TestClient(app) as client:
+        plain = client.post("/predict", json=bodies[0], headers=headers).json()
+        answer = client.post("/predict?explain=true", json=bodies[0], headers=headers).json()
+        batch = client.post("/predict", params={"explain": "true"},
+                            json={"observations": bodies}, headers=headers).json()
+        unchanged = client.post("/predict?explain=false", json=bodies[1], headers=headers)
+        bad = client.post("/predict?explain=maybe", json=observation("x-3"), headers=headers)
+        document = client.get("/openapi.json", headers=auth(s.tokens["admin"])).json()
+    assert "explanation" not in plain and "explanation" not in unchanged.json()
+    # the same observation again: the stored answer, now with its explanation
+    assert {k: v for k, v in answer.items() if k != "explanation"} == plain | {"replayed": True}
+    assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == ["query", "explain"]
+    # the oracle: the fitted model's own log-odds for the same rows
+    encoder = pipeline.named_steps["encode"]
+    rows = pd.DataFrame([{k: v for k, v in b.items() if k != "observation_id"} for b in bodies],
+                        columns=encoder.input_columns)
+    model = pipeline.named_steps["model"]
+    margin = (model.predict(encoder.transform(rows), raw_score=True) if algorithm == "lightgbm"
+              else model.decision_function(encoder.transform(rows)))
+    explained = [answer, *batch["predictions"]]
+    for got, expected in zip(explained, [margin[0], *margin], strict=True):
+        e = got["explanation"]
+        assert e["method"] == ("shap" if algorithm == "lightgbm" else "coefficient")
+        contributions = [r["contribution"] for r in e["reasons"]]
+        assert 0 < len(contributions) <= 5
+        assert e["base"] + sum(contributions) + e["rest"] == pytest.approx(expected, abs=1e-9)
+        assert e["margin"] == pytest.approx(expected, abs=1e-9)
+        assert 1 / (1 + np.exp(-e["margin"])) == pytest.approx(got["score"], abs=1e-9)
+        assert np.all(np.diff(np.abs(contributions)) <= 1e-12)
+    for body, got in zip(bodies, batch["predictions"], strict=True):  # the values sent
+        for reason in got["explanation"]["reasons"]:
+            sent, value = body[reason["feature"]], reason["value"]
+            if reason["feature"] == "datetime":
+                assert pd.Timestamp(value) == pd.Timestamp(sent)
+            else:
+                assert value == (None if sent is None else f"{sent:g}"
+                                 if isinstance(sent, float) else str(sent))
+    operation = document["paths"]["/predict"]["post"]
+    assert [p["name"] for p in operation["parameters"]] == ["explain"]
+    assert "ExplainedPredictionOut" in document["components"]["schemas"]
+
+
+def test_predict_explain_on_a_model_without_explanations_is_a_422_and_stores_nothing(
+        store, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    url, schema = store
+    s = service_store(url, schema, served(tmp_path_factory), algorithm="rate_by_category")
+    app = create_app(ServiceSettings(project_dir=tmp_path, database_url=url, schema=schema))
+    with TestClient(app) as client:
+        refused = client.post("/predict?explain=1", json=observation("y-1"),
+                              headers=auth(s.tokens["predict"]))
+        lookup = client.get("/predictions/y-1", headers=auth(s.tokens["admin"]))
+    assert refused.status_code == 422
+    assert "no explanation method" in refused.json()["errors"][0]["msg"]
+    assert lookup.status_code == 404

@@ -23,7 +23,8 @@ from sqlalchemy.engine import Engine
 
 from rudikit.data.sources import LoadedSource, load_source
 from rudikit.evaluation.metrics import MetricValue, evaluate_scores, roc_auc
-from rudikit.explain import explain, explanation_method, top_reasons
+from rudikit.explain import explain, explanation_method, remember_reference, top_reasons
+from rudikit.fairness.list_simulation import list_simulation_metrics
 from rudikit.fairness.stage import assess, check_fairness_columns, mitigate
 from rudikit.features.labels import make_label
 from rudikit.features.splits import SplitIndices, make_split
@@ -297,6 +298,7 @@ def _develop(project: Project, project_dir: Path, frame: pd.DataFrame, engine: E
                 started = time.perf_counter()
                 pipeline.fit(X_train, y_train, **fit_params)
                 seconds = time.perf_counter() - started
+                remember_reference(pipeline, X_train)  # for explaining one row later
                 X_test, y_test = X.iloc[split.test], y_all[split.test]
                 score = pipeline.predict_proba(X_test)[:, 1]
                 metrics = evaluate(y_test, score)
@@ -306,9 +308,12 @@ def _develop(project: Project, project_dir: Path, frame: pd.DataFrame, engine: E
                     val_score = pipeline.predict_proba(X.iloc[split.validation])[:, 1]
                     validation = evaluate(y_val, val_score)
                 used = point_features.input_columns
+                on_selection = split.name == project.selection_split
                 importances = (_importances(pipeline, X_test[used], y_test, ev.seed)
-                               if split.name == project.selection_split
-                               and point.algorithm != "score_column" else [])
+                               if on_selection and point.algorithm != "score_column" else [])
+                lists = (list_simulation_metrics(project.fairness, attrs.iloc[split.test],
+                                                 y_test, score, ev.seed)
+                         if on_selection else [])
                 digest, path = save_artefact(pipeline, artefacts)
                 model_id = results.record_model(
                     engine,
@@ -320,8 +325,8 @@ def _develop(project: Project, project_dir: Path, frame: pd.DataFrame, engine: E
                     as_of=None if knowledge is None else knowledge[split.test],
                     score=score, label=y_test, importances=importances,
                     # validation figures are stored beside the test ones, named apart
-                    metrics=metrics + [replace(m, metric=f"validation_{m.metric}")
-                                       for m in validation or []])
+                    metrics=metrics + lists + [replace(m, metric=f"validation_{m.metric}")
+                                               for m in validation or []])
                 summary = ModelSummary(model_id, group_id, point.algorithm, point.params,
                                        split.name, {(m.metric, m.parameter): m for m in metrics},
                                        seconds, selectable=point.selectable)
@@ -363,7 +368,7 @@ def _explain_selected(engine: Engine, model: ModelSummary, artefact: tuple[str, 
     method = explanation_method(pipeline)
     if method is None:
         return
-    explanation = explain(pipeline, X.iloc[split.test], background=X.iloc[split.train])
+    explanation = explain(pipeline, X.iloc[split.test])  # centred on the training rows
     results.record_individual_importances(
         engine, model.model_id, method, entity[split.test],
         None if knowledge is None else knowledge[split.test], top_reasons(explanation, reasons))
@@ -417,6 +422,9 @@ def _mitigate(project: Project, engine: Engine, run_id: int, base: ModelSummary,
                                 None, len(y)),
                     MetricValue("frontier_objective", tag, float(row.objective_value), None,
                                 None, len(y))]
+    # the guide's list simulation on the adjusted scores, on the chosen model's draws
+    metrics += list_simulation_metrics(project.fairness, attrs, y, mitigated.adjusted_score,
+                                       ev.seed)
     model_id = results.record_model(
         engine,
         results.FittedModel(run_id, group_id, split.name, len(split.train), len(split.test),

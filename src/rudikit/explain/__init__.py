@@ -7,8 +7,9 @@ from rudikit.explain.contributions import (
     explain,
     explanation_method,
     global_importance,
+    remember_reference,
     top_reasons,
 )
 
 __all__ = ["ExplainError", "Explanation", "explain", "explanation_method", "global_importance",
-           "top_reasons"]
+           "remember_reference", "top_reasons"]

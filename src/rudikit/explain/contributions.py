@@ -4,7 +4,8 @@
   plus the expected value add up to its raw margin.
 * Logistic regression: coefficient x (prepared value - its mean over the background rows, the
   training rows in ``rudi run``); contributions plus the mean decision function add up to the
-  row's decision function.
+  row's decision function. ``rudi run`` keeps that mean on the fitted model
+  (:func:`remember_reference`), so the service explains one row exactly as the run did.
 
 Both are computed in the model's own encoded space and summed back to the input columns a
 person can read (a one-hot category, a missing-value indicator, the parts of a datetime all
@@ -62,6 +63,21 @@ def _logistic(model: Any) -> tuple[ColumnTransformer, LogisticRegression] | None
     return None
 
 
+#: Attribute of a fitted LogisticRegression holding its reference point (mean prepared row).
+REFERENCE = "rudikit_reference_"
+
+
+def remember_reference(pipeline: Pipeline, X_train: pd.DataFrame) -> None:
+    """Store a logistic regression's mean prepared training row on the model itself: a single
+    row (one API request) has no background of its own to centre on. Other models are left
+    as they are (their explanations need no reference)."""
+    encoder, model = _steps(pipeline)
+    if (parts := _logistic(model)) is not None:
+        prepare, classifier = parts
+        setattr(classifier, REFERENCE,
+                _dense(prepare.transform(encoder.transform(X_train))).mean(axis=0))
+
+
 def explanation_method(pipeline: Pipeline) -> str | None:
     """"shap", "coefficient", or None when the model has no explanation method here."""
     _, model = _steps(pipeline)
@@ -104,7 +120,8 @@ def _dense(matrix: Any) -> np.ndarray:
 def explain(pipeline: Pipeline, X: pd.DataFrame, background: pd.DataFrame | None = None
             ) -> Explanation:
     """Contributions of each input column to each row's score. ``background`` (the training
-    rows) sets the logistic regression's reference point; by default ``X`` itself."""
+    rows) sets the logistic regression's reference point; by default the one kept by
+    :func:`remember_reference`, else ``X`` itself."""
     encoder, model = _steps(pipeline)
     to_inputs, names = _to_inputs(encoder)
     encoded = encoder.transform(X)
@@ -115,9 +132,11 @@ def explain(pipeline: Pipeline, X: pd.DataFrame, background: pd.DataFrame | None
     elif (parts := _logistic(model)) is not None:
         prepare, classifier = parts
         prepared = _dense(prepare.transform(encoded))
-        reference = prepared if background is None else _dense(
-            prepare.transform(encoder.transform(background)))
-        mean = reference.mean(axis=0)
+        if background is not None:
+            mean = _dense(prepare.transform(encoder.transform(background))).mean(axis=0)
+        else:
+            mean = getattr(classifier, REFERENCE, None)
+            mean = prepared.mean(axis=0) if mean is None else mean
         weights = classifier.coef_[0]
         source = _prepared_sources(prepare, prepared.shape[1])
         contributions = ((prepared - mean) * weights) @ to_inputs[source]

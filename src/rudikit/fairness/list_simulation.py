@@ -18,7 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rudikit.evaluation.metrics import MetricValue
 from rudikit.fairness.group_metrics import MISSING_GROUP, check_binary, check_scores
+from rudikit.project import Fairness
+
+#: Cases drawn per simulated list, as in the RUDI guide (10 of every 100 new cases).
+LIST_DRAW = 100
 
 
 @dataclass(frozen=True)
@@ -124,3 +129,45 @@ def simulate_lists(
         precision_samples=precision,
         composition=composition,
     )
+
+
+def list_size(fairness: Fairness, n_rows: int, n: int = LIST_DRAW) -> int | None:
+    """How many of ``n`` drawn cases the project's operating point flags: ``top_pct`` of them,
+    or a ``top_k`` list's share of the ``n_rows`` scored rows; None for a threshold (not a
+    list). At least 1, at most ``n``."""
+    at = fairness.at
+    if at.top_pct is not None:
+        share = at.top_pct / 100
+    elif at.top_k is not None and n_rows:
+        share = at.top_k / n_rows
+    else:
+        return None
+    return int(min(n, max(1, round(share * n))))
+
+
+def list_simulation_metrics(fairness: Fairness, attrs: pd.DataFrame, y_true: np.ndarray,
+                            y_score: np.ndarray, seed: int | None, repeats: int = 100
+                            ) -> list[MetricValue]:
+    """The guide's list simulation as evaluations, so the report can show it from the store
+    (which keeps predictions but not the attributes): ``list_precision`` (parameter
+    ``{k}_of_{n}``), and per single attribute and group (parameter ``attribute=group``)
+    ``list_share`` (mean share of the list, with its interval) and ``list_pool_share`` (mean
+    share of the drawn cases). Every model draws the same cases (same seed), so models are
+    compared on identical pools. Empty when the operating point is a threshold."""
+    k = list_size(fairness, len(y_score))
+    if k is None or not len(y_score):
+        return []
+    out: list[MetricValue] = []
+    for attribute in fairness.attributes or [None]:
+        sim = simulate_lists(y_true, y_score, None if attribute is None else attrs[attribute],
+                             n=LIST_DRAW, k=k, repeats=repeats, random_state=seed)
+        if not out:
+            out.append(MetricValue("list_precision", f"{k}_of_{LIST_DRAW}", sim.precision_mean,
+                                   sim.precision_lower, sim.precision_upper, repeats))
+        for row in sim.composition.itertuples():
+            parameter = f"{attribute}={row.group}"[:100]
+            out += [MetricValue("list_share", parameter, float(row.list_share),
+                                float(row.list_lower), float(row.list_upper), repeats),
+                    MetricValue("list_pool_share", parameter, float(row.pool_share), None, None,
+                                repeats)]
+    return out

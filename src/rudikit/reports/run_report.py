@@ -470,6 +470,88 @@ def composition_figure(audits: pd.DataFrame, model_id: int) -> go.Figure | None:
     return fig
 
 
+def list_simulation_table(evals: pd.DataFrame, models: list[tuple[str, int]]
+                          ) -> dict[str, Any] | None:
+    """The guide's list simulation (``k`` of ``n`` drawn cases, stored by the run as
+    ``list_*`` evaluations) side by side for ``models`` ((name, model id): the chosen model and
+    its mitigated group): per group, its share of the drawn cases, how many of the ``k`` listed
+    it has on average (with the interval over repeats), and the share of its drawn cases that
+    are listed (the selection rate the fairness requirement bounds)."""
+    if not len(evals):
+        return None
+    rows = evals[evals["model_id"].isin([i for _, i in models])
+                 & evals["metric"].isin(["list_precision", "list_share", "list_pool_share"])]
+    precision = rows[rows["metric"] == "list_precision"].set_index("model_id")
+    shown = [(name, i) for name, i in models if i in precision.index]
+    if not shown:
+        return None
+    k, _, n = precision["parameter"].iloc[0].partition("_of_")
+    k_, n_ = int(k), int(n)
+    columns = [{"name": name, "precision": _fmt(*precision.loc[i, ["value", "lower", "upper"]])}
+               for name, i in shown]
+    shares = rows[rows["metric"] == "list_share"].set_index(["model_id", "parameter"])
+    pools = rows[rows["metric"] == "list_pool_share"].set_index(["model_id", "parameter"])
+    groups = []
+    for parameter in dict.fromkeys(rows.loc[rows["metric"] == "list_share", "parameter"]):
+        attribute, _, group = parameter.partition("=")
+        pool = float(pools.loc[(shown[0][1], parameter), "value"])
+        cells = []
+        for _, i in shown:
+            if (i, parameter) not in shares.index:
+                cells.append(None)
+                continue
+            share = shares.loc[(i, parameter)]
+            cells.append({"listed": f"{share['value'] * k_:.2f}",
+                          "interval": f"{share['lower'] * k_:.0f}-{share['upper'] * k_:.0f}",
+                          "share": f"{share['value']:.3f}",
+                          "rate": f"{share['value'] * k_ / (pool * n_):.3f}" if pool else "n/a"})
+        groups.append({"attribute": attribute, "group": group, "pool": f"{pool:.3f}",
+                       "drawn": f"{pool * n_:.1f}", "cells": cells})
+    return {"k": k_, "n": n_, "repeats": int(precision["n"].iloc[0]), "columns": columns,
+            "groups": groups}
+
+
+#: Rows of the chosen model's ranked test list shown in the report.
+LIST_ROWS = 20
+
+
+def top_of_list(engine: Engine, model_id: int, rows: int = LIST_ROWS) -> list[dict[str, Any]]:
+    """The highest-ranked test rows of ``model_id`` with each one's stored top reasons
+    (``individual_importances``, matched on entity and as-of date), as a panel would see
+    them."""
+    with engine.connect() as conn:
+        head = pd.DataFrame(conn.execute(
+            select(t.predictions.c.entity_id, t.predictions.c.as_of_date,
+                   t.predictions.c.score, t.predictions.c.label, t.predictions.c.rank_abs)
+            .where(t.predictions.c.model_id == model_id)
+            .order_by(t.predictions.c.rank_abs, t.predictions.c.id).limit(rows)).mappings().all())
+        if not len(head):
+            return []
+        reasons = pd.DataFrame(conn.execute(
+            select(t.individual_importances.c.entity_id, t.individual_importances.c.as_of_date,
+                   t.individual_importances.c.feature, t.individual_importances.c.contribution,
+                   t.individual_importances.c.value, t.individual_importances.c.rank)
+            .where(t.individual_importances.c.model_id == model_id,
+                   t.individual_importances.c.entity_id.in_(head["entity_id"].tolist()))
+            .order_by(t.individual_importances.c.rank)).mappings().all())
+
+    def case(frame: pd.DataFrame) -> pd.Series:  # one key per case; a missing date too
+        return frame["entity_id"] + "|" + frame["as_of_date"].astype(str)
+
+    by_case = dict(list(reasons.groupby(case(reasons), sort=False))) if len(reasons) else {}
+    out = []
+    for key, row in zip(case(head), head.itertuples(), strict=True):
+        mine = by_case.get(key)
+        out.append({"rank": int(row.rank_abs), "entity": row.entity_id,
+                    "score": f"{row.score:.3f}",
+                    "label": "" if pd.isna(row.label) else int(row.label),
+                    "reasons": [] if mine is None else [
+                        {"feature": r.feature, "value": "missing" if pd.isna(r.value)
+                         else r.value, "contribution": f"{r.contribution:+.3f}"}
+                        for r in mine.itertuples()]})
+    return out
+
+
 def monitoring_rows(engine: Engine, model_group_ids: list[int]) -> list[dict[str, Any]]:
     """Every `rudi monitor` pass over a deployment of these model groups, newest first, with
     its headline figures (realised and promised precision, the largest PSI) and the report
@@ -548,10 +630,15 @@ def write_run_report(engine: Engine, run_id: int, directory: str | Path) -> Path
         if fig is not None:
             fairness_figures.append(page.add(fig))
     req_names, req_rows = requirement_table(models, data["requirements"], split)
+    simulated = [("chosen: " + _short(chosen_row), int(chosen_row["id"]))] \
+        if chosen_row is not None else []
+    simulated += [("mitigated: " + _short(m), int(m["id"])) for _, m in mitigated.iterrows()]
+    lists = list_simulation_table(evals, simulated)
+    ranked = top_of_list(engine, int(chosen_row["id"])) if chosen_row is not None else []
     monitoring = monitoring_rows(engine, sorted({int(g) for g in models["model_group_id"]})
                                  if len(models) else [])
     html = environment().get_template("run_report.html.j2").render(
-        monitoring=monitoring,
+        monitoring=monitoring, lists=lists, ranked=ranked,
         run=run, config=config, headings=headings, rows=rows, figures=figures, chosen=chosen,
         snapshots=data["snapshots"].to_dict("records"), split=split,
         req_names=req_names, req_rows=req_rows, fairness_figures=fairness_figures,

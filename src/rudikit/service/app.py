@@ -47,6 +47,8 @@ from rudikit.service.schemas import (
     REVIEW_EXAMPLE,
     BatchPredictionOut,
     ErrorOut,
+    ExplainedBatchPredictionOut,
+    ExplainedPredictionOut,
     HealthOut,
     ListOut,
     ListQuery,
@@ -56,10 +58,11 @@ from rudikit.service.schemas import (
     ParsedPredict,
     PredictionDetail,
     PredictionOut,
+    PredictQuery,
     ReviewIn,
     ReviewOut,
 )
-from rudikit.service.scoring import GroupThresholds
+from rudikit.service.scoring import GroupThresholds, cannot_explain, explain_rows
 from rudikit.service.settings import ServiceSettings
 from rudikit.service.storage import (
     OutcomeJob,
@@ -316,15 +319,19 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         categories are scored; extra fields are ignored and listed in `ignored_fields`. The
         decision is `score >= threshold` of the deployment. Sending an `observation_id` again
         with the same payload returns the stored answer (`replayed: true`); with a different
-        payload it is a 409 and nothing is stored."""
+        payload it is a 409 and nothing is stored. With `?explain=true` each answer also has
+        its top reasons (`explanation`; LightGBM and logistic regression models)."""
         principal = await authenticate(request, ("predict",))
         state = request.scope["state"]
         model, schema = service.served.model, service.served.schema  # one model per request
+        wanted = bool(request.scope["query_string"]) and parse_body(
+            PredictQuery, dict(request.query_params), "query", "query").explain
         parsed = schema.parse(await read_body(request))
         observations = parsed.observations
         scores = model.scorer.score([o.values for o in observations]).tolist()
         if model.groups is not None:
             scores = group_adjusted(model.groups, parsed, scores)
+        explanations = explained(model, [o.values for o in observations]) if wanted else None
         decided_at = datetime.now(UTC)
         elapsed = time.perf_counter() - state["started"]
         request_id = state["request_id"]
@@ -337,20 +344,28 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         if isinstance(result, ApiError):
             raise result
         metrics.count_predictions(result.predictions)
+        answers = result.predictions if explanations is None else [
+            {**p, "explanation": e} for p, e in zip(result.predictions, explanations,
+                                                    strict=True)]
         if parsed.single:
-            return _json(result.predictions[0])
+            return _json(answers[0])
         return _json({"request_id": request_id, "model_id": model.model_id,
-                      "deployment_id": model.deployment_id,
-                      "predictions": result.predictions})
+                      "deployment_id": model.deployment_id, "predictions": answers})
 
     app.router.add_api_route(
         "/predict", predict, methods=["POST"], route_class_override=RawRoute,
-        response_model=PredictionOut | BatchPredictionOut,
+        response_model=(PredictionOut | BatchPredictionOut | ExplainedPredictionOut
+                        | ExplainedBatchPredictionOut),
         summary="Score one observation or a batch, store it, answer",
         responses={200: {"description": "The prediction (one observation) or the batch's "
-                                        "predictions, committed to the store."},
+                                        "predictions, committed to the store; with "
+                                        "`explain=true`, each with its `explanation`."},
                    **_errors(401, 403, 409, 413, 422, 503)},
-        openapi_extra={"requestBody": {"required": True, "content": {JSON: {
+        openapi_extra={"parameters": [{
+            "name": "explain", "in": "query", "required": False,
+            "schema": {"type": "boolean", "default": False},
+            "description": PredictQuery.model_fields["explain"].description}],
+            "requestBody": {"required": True, "content": {JSON: {
             "schema": {"anyOf": [{"$ref": "#/components/schemas/Observation"},
                                  {"$ref": "#/components/schemas/ObservationBatch"}]},
             "examples": {
@@ -521,6 +536,16 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def explained(model: LoadedModel, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The explanation of each observation, or a 422 (nothing stored) when the deployed model
+    cannot be explained."""
+    problem = cannot_explain(model.pipeline)
+    if problem is not None:
+        raise validation_error([{"field": "explain", "loc": ["query", "explain"], "msg": problem,
+                                 "type": "not_explainable"}], "query")
+    return explain_rows(model.pipeline, rows)
 
 
 def group_adjusted(groups: GroupThresholds, parsed: ParsedPredict, scores: list[float]

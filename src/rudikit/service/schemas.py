@@ -106,6 +106,64 @@ class BatchPredictionOut(BaseModel):
     predictions: list[PredictionOut]
 
 
+class PredictQuery(BaseModel):
+    """Query parameters of ``POST /predict``."""
+
+    explain: bool = Field(False, description="Add each observation's top reasons "
+                                              "(`explanation`) to the answer.")
+
+
+class Reason(BaseModel):
+    feature: str = Field(description="The input column.")
+    contribution: float = Field(description="How far this input moved the score, in log-odds.")
+    value: str | None = Field(description="The observation's value of the input, as text "
+                                          "(null when missing).")
+
+
+EXPLANATION_EXAMPLE: dict[str, Any] = {
+    "method": "shap", "base": -1.21, "margin": -0.78, "rest": 0.02,
+    "reasons": [{"feature": "object_of_search", "contribution": 0.31,
+                 "value": "Controlled drugs"},
+                {"feature": "age_range", "contribution": 0.1, "value": "18-24"}]}
+
+
+class ExplanationOut(BaseModel):
+    """Why the model scored the observation as it did, in log-odds:
+    ``base + sum(reasons.contribution) + rest = margin``, and the model's probability is
+    ``1 / (1 + exp(-margin))`` (for a mitigated deployment, the base model's score before its
+    group threshold moves it)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXPLANATION_EXAMPLE]})
+
+    method: Literal["shap", "coefficient"] = Field(
+        description="`shap`: TreeSHAP of a LightGBM model; `coefficient`: a logistic "
+                    "regression's coefficient x (value - its mean over the training rows).")
+    base: float = Field(description="Where every observation starts: the expected margin "
+                                    "(SHAP) or the mean training margin (coefficients).")
+    margin: float = Field(description="The model's log-odds for this observation.")
+    reasons: list[Reason] = Field(description="Up to 5 inputs with the largest contributions "
+                                              "(by absolute value), largest first; inputs "
+                                              "that did not move the score are left out.")
+    rest: float = Field(description="The sum of the other inputs' contributions.")
+
+
+class ExplainedPredictionOut(PredictionOut):
+    """A prediction with its explanation (``POST /predict?explain=true``)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        **PREDICTION_EXAMPLE, "explanation": EXPLANATION_EXAMPLE}]})
+
+    explanation: ExplanationOut
+
+
+class ExplainedBatchPredictionOut(BatchPredictionOut):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "request_id": "a1b2c3d4e5f60718293a4b5c6d7e8f90", "model_id": 3, "deployment_id": 1,
+        "predictions": [{**PREDICTION_EXAMPLE, "explanation": EXPLANATION_EXAMPLE}]}]})
+
+    predictions: list[ExplainedPredictionOut]  # type: ignore[assignment]
+
+
 class PredictionDetail(PredictionOut):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         **PREDICTION_EXAMPLE, "features": {"object_of_search": "Controlled drugs",

@@ -30,6 +30,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from rudikit.explain import explain, explanation_method, top_reasons
+from rudikit.explain.contributions import REFERENCE
 from rudikit.features.encoding import TabularEncoder
 
 log = logging.getLogger("rudikit.service")
@@ -396,3 +398,38 @@ def sample_rows(encoder: TabularEncoder, n: int, seed: int = 0
         raw.append(r)
         validated.append(v)
     return raw, validated
+
+
+def cannot_explain(pipeline: Pipeline) -> str | None:
+    """Why the service cannot explain this model's answers, or None when it can."""
+    method = explanation_method(pipeline)
+    model = pipeline.named_steps["model"]
+    if method is None:
+        return (f"the deployed model ({type(model).__name__}) has no explanation method; "
+                "explanations cover LightGBM and logistic regression")
+    if method == "coefficient" and getattr(model.named_steps["classifier"], REFERENCE,
+                                           None) is None:
+        return ("the deployed logistic regression has no stored training mean to explain one "
+                "observation against (it was fitted by an older rudikit); run it again and "
+                "redeploy")
+    return None
+
+
+def explain_rows(pipeline: Pipeline, rows: Sequence[Mapping[str, Any]], reasons: int = 5
+                 ) -> list[dict[str, Any]]:
+    """The ``ExplanationOut`` of each validated row (datetimes parsed, as the scorer reads
+    them), by :func:`rudikit.explain`: the same contributions ``rudi run`` stores for the test
+    rows, so an answer and the run report agree. A logistic regression is centred on its
+    training rows' mean, kept on the model by the run (a lone row is no background)."""
+    encoder: TabularEncoder = pipeline.named_steps["encode"]
+    explanation = explain(pipeline, pd.DataFrame(list(rows), columns=encoder.input_columns))
+    top = top_reasons(explanation, reasons)
+    margins = explanation.margin
+    out = [{"method": explanation.method, "base": explanation.base, "margin": float(m),
+            "reasons": [], "rest": float(m) - explanation.base} for m in margins]
+    for row in top.itertuples():
+        answer = out[row.row]
+        answer["reasons"].append({"feature": row.feature,
+                                  "contribution": float(row.contribution), "value": row.value})
+        answer["rest"] -= float(row.contribution)
+    return out
