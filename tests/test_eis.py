@@ -146,6 +146,7 @@ def test_rudi_yaml_with_a_temporal_section_runs_the_temporal_experiment(eis_run)
     assert set(changes["horizon"]) == {"day", "week", "month", "quarter", "year"}
     assert (changes["model_group_id"] == chosen["model_group_id"]).all()
     assert result.report_path is not None and result.report_path.exists()
+    assert "status finished" in result.report_path.read_text()
     assert result.summary is not None  # the precision table the command line prints
 
 

@@ -57,6 +57,11 @@ def test_run_stores_evaluations_that_match_sklearn(store, tmp_path: Path) -> Non
     assert result.report_path is not None and result.report_path.exists()
     html = result.report_path.read_text()
     assert "Chosen model" in html and "Synthetic data" in html and "ROC curves" in html
+    assert "Status finished" in html  # written once the run is marked finished
+    with open_store(url, schema=schema).connect() as conn:
+        stored = conn.execute(select(t.runs.c.status, t.runs.c.report_path).where(
+            t.runs.c.id == result.run_id)).one()
+    assert stored == ("finished", str(result.report_path))
 
 
 def test_stored_artefact_reproduces_stored_scores_and_refuses_tampering(tmp_path: Path) -> None:

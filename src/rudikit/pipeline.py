@@ -236,16 +236,15 @@ def run_project(project_dir: str | Path, *, url: str | None = None, schema: str 
                                     bad_rows=s.report.bad_rows, warnings=len(s.report.warnings),
                                     checksum=s.checksum, min_date=lo, max_date=hi)
         _develop(project, project_dir, frame, engine, run_id, result, progress)
+        results.finish_run(engine, run_id, "finished")
         if write_report:
+            from rudikit.reports.cards import write_run_cards
             from rudikit.reports.run_report import write_run_report
 
             result.report_path = write_run_report(engine, run_id, project_dir / ".rudi"
                                                   / "reports")
-            from rudikit.reports.cards import write_run_cards
-
             write_run_cards(engine, run_id, project_dir / ".rudi" / "cards", sources=loaded)
-        results.finish_run(engine, run_id, "finished",
-                           report_path=str(result.report_path) if result.report_path else None)
+            results.set_report_path(engine, run_id, str(result.report_path))
     except BaseException as exc:
         results.finish_run(engine, run_id, "failed", error=f"{type(exc).__name__}: {exc}")
         raise

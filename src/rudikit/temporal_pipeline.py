@@ -328,6 +328,7 @@ def run_temporal_project(project: TemporalProject, project_dir: Path, engine: En
                                         .where(t.models.c.id == model_id)).one()
             say(explain_last_list(data, engine, model_id, (artefact[0], artefact[1]), config))
             result.summary = summary_table(fitted, chosen)
+            results.finish_run(engine, run_id, "finished")
             if write_report:
                 from rudikit.reports.cards import write_run_cards
                 from rudikit.reports.run_report import write_run_report
@@ -335,8 +336,7 @@ def run_temporal_project(project: TemporalProject, project_dir: Path, engine: En
                 result.report_path = write_run_report(engine, run_id,
                                                       project_dir / ".rudi" / "reports")
                 write_run_cards(engine, run_id, project_dir / ".rudi" / "cards")
-            results.finish_run(engine, run_id, "finished", report_path=str(
-                result.report_path) if result.report_path else None)
+                results.set_report_path(engine, run_id, str(result.report_path))
         except BaseException as exc:
             results.finish_run(engine, run_id, "failed", error=f"{type(exc).__name__}: {exc}")
             raise

@@ -62,6 +62,13 @@ def finish_run(engine: Engine, run_id: int, status: str, error: str | None = Non
             status=status, error=error, report_path=report_path, finished_at=now()))
 
 
+def set_report_path(engine: Engine, run_id: int, report_path: str) -> None:
+    """Where the run's report was written (after the run is marked finished, so the report
+    shows the run's final status)."""
+    with engine.begin() as conn:
+        conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(report_path=report_path))
+
+
 def record_snapshot(engine: Engine, run_id: int, *, source: str, kind: str, location: str,
                     files: int, rows: int, bad_rows: int, warnings: int, checksum: str,
                     min_date: Any, max_date: Any) -> int:
