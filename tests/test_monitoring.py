@@ -467,11 +467,11 @@ def test_list_stability_bounds_come_from_history(tmp_path: Path) -> None:
     project = project.model_copy(update={"monitoring": project.monitoring.model_copy(
         update={"stability": project.monitoring.stability.model_copy(
             update={"k": 10, "min_history": 5})})})
-    pairs, found, note = list_stability(project, None, steady)  # type: ignore[arg-type]
+    pairs, found, note = list_stability(project, steady)
     assert note is None and len(pairs) == 7 and found == []
     churned = dict(steady)
     churned[days[-1]] = pd.Series(rng.permutation(base.to_numpy()), index=base.index)
-    _, found, _ = list_stability(project, None, churned)  # type: ignore[arg-type]
+    _, found, _ = list_stability(project, churned)
     assert {(a.kind, a.metric) for a in found} >= {("stability", "jaccard")}
 
 

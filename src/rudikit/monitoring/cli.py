@@ -20,7 +20,6 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
-from sqlalchemy import select
 
 from rudikit.data.sources import SourceError
 from rudikit.features.labels import LabelError
@@ -214,24 +213,18 @@ def backtest(project_dir: ProjectArg = Path("."),
              database_url: DatabaseOpt = None, database_schema: SchemaOpt = None) -> None:
     """How performance decays with model age (the live model group refitted at each month
     end and scored on the months after): the evidence for how often to retrain."""
-    from rudikit.models.estimators import GridPoint
-    from rudikit.monitoring.retrain import backtest_model_age
+    from rudikit.monitoring.retrain import backtest_model_age, deployed_group
     from rudikit.pipeline import unify
-    from rudikit.project import Features
-    from rudikit.store import tables as t
 
     project = _project(project_dir, "backtest")
     engine = _engine(project_dir, database_url, database_schema)
     dep = _deployed_or_fail(engine)
-    with engine.connect() as conn:
-        group = conn.execute(select(t.model_groups).where(
-            t.model_groups.c.id == dep.model_group_id)).mappings().one()
+    point, features, group = deployed_group(engine, dep.model_group_id)
     with console.status("refitting at each month end"):
         try:
             frame, _ = unify(project, _folder(project_dir))
             run_id, table = backtest_model_age(
-                project, frame, GridPoint(group["algorithm"], dict(group["hyperparameters"])),
-                Features.model_validate(group["features"]), engine=engine,
+                project, frame, point, features, engine=engine,
                 model_group_id=dep.model_group_id,
                 artefacts=_folder(project_dir) / ".rudi" / "models", max_age=max_age,
                 first_train_months=first_train_months)
@@ -284,9 +277,9 @@ def replay(project_dir: ProjectArg = Path("."),
                                          "roles, or admin).")] = None,
            outcomes: Annotated[bool, typer.Option(help="Also post each true outcome.")] = True,
            database_url: DatabaseOpt = None, database_schema: SchemaOpt = None,
-           by: ByOpt = None) -> None:
+           by: ByOpt = None) -> str:
     """Send a month of real records through the prediction service as production (POST
-    /predict in batches), then their true outcomes (POST /outcomes)."""
+    /predict in batches), then their true outcomes (POST /outcomes). Returns the month."""
     import httpx
 
     from rudikit.monitoring.replay import ReplayError, local_service, month_rows
@@ -328,6 +321,7 @@ def replay(project_dir: ProjectArg = Path("."),
                   f"({summary.scored:,} scored now, {summary.replayed:,} already stored), "
                   f"{summary.outcomes:,} outcomes posted to deployment {dep.deployment_id}.",
                   highlight=False)
+    return summary.month
 
 
 def _deployed_or_fail(engine):  # type: ignore[no-untyped-def]
@@ -347,7 +341,6 @@ def rehearse(project_dir: Path, database_url: str | None, model_group_id: int,
     retrain. Critical alerts are shown, not turned into a failing exit."""
     import pandas as pd
 
-    from rudikit.pipeline import unify
     from rudikit.service.deploy import deploy
 
     project = _project(project_dir, "demo")
@@ -360,13 +353,10 @@ def rehearse(project_dir: Path, database_url: str | None, model_group_id: int,
     console.print(f"\n[bold]Production rehearsal[/]: deployment {done.id} = model {model_id} "
                   f"(group {model_group_id}, {done.algorithm}), threshold {threshold:g}.",
                   highlight=False)
-    frame, _ = unify(project, _folder(project_dir))
-    when = pd.to_datetime(frame[project.data.knowledge_date], utc=True)
-    last = when.max()
-    month = f"{last:%Y-%m}"
+    month = replay(project_dir, month=None, url=None, token=None, outcomes=True,
+                   database_url=database_url, database_schema=None, by=None)
+    # judged on the first day after the replayed (the data's last) month
     as_of = (pd.Timestamp(f"{month}-01") + pd.offsets.MonthBegin(1)).strftime("%Y-%m-%d")
-    replay(project_dir, month=month, url=None, token=None, outcomes=True,
-           database_url=database_url, database_schema=None, by=None)
     try:
         monitor(project_dir, as_of=as_of, database_url=database_url, database_schema=None,
                 show=False)

@@ -139,10 +139,8 @@ class ReferenceProfile:
             edges = (np.unique(np.quantile(values, np.linspace(0, 1, self.n_bins + 1)[1:-1]))
                      if len(values) else np.empty(0))
             self.buckets_[name] = FeatureBuckets(name, "numeric", edges=edges)
-        self.reference_counts_ = {
-            name: b.count(_text_categories(frame[name]) if b.kind == "categorical"
-                          else frame[name])
-            for name, b in self.buckets_.items()}
+        self.reference_counts_ = {name: b.count(frame[name])
+                                  for name, b in self.buckets_.items()}
         return self
 
     def count(self, chunk: Mapping[str, Any]) -> dict[str, np.ndarray]:

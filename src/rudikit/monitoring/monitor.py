@@ -291,7 +291,7 @@ def stored_lists(engine: Engine, model_group_id: int, until: datetime, min_size:
             for d, g in frame.groupby("as_of_date", sort=True)}
 
 
-def list_stability(project: Project, engine: Engine, lists: dict[pd.Timestamp, pd.Series]
+def list_stability(project: Project, lists: dict[pd.Timestamp, pd.Series]
                    ) -> tuple[pd.DataFrame | None, list[Alert], str | None]:
     """Each list against the one before it (top-k Jaccard, Spearman); the newest pair is
     checked against bounds learned from the earlier pairs (or fixed minimums)."""
@@ -334,7 +334,7 @@ def list_stability(project: Project, engine: Engine, lists: dict[pd.Timestamp, p
 
 
 def run_monitor(project: Project, project_dir: Path, engine: Engine, *,
-                as_of: datetime | None = None, loaded: list[LoadedSource] | None = None,
+                as_of: datetime | None = None,
                 tick: Callable[[int], None] | None = None) -> MonitorResult:
     """Check everything, store the figures and alerts (one transaction), post the webhook."""
     from rudikit.pipeline import unify
@@ -344,10 +344,7 @@ def run_monitor(project: Project, project_dir: Path, engine: Engine, *,
     mon = project.monitoring
     start = as_of - timedelta(days=mon.window_days)
     window_label = f"{start:%Y-%m-%d} to {as_of:%Y-%m-%d}"
-    if loaded is None:
-        frame, loaded = unify(project, project_dir)
-    else:
-        frame = pd.concat([s.frame for s in loaded], ignore_index=True)
+    frame, loaded = unify(project, project_dir)
     unknown = [s for s in mon.sources if s not in {x.name for x in loaded}]
     if unknown:
         raise MonitorError(f"monitoring.sources: no source named {unknown[0]!r} in data.sources")
@@ -393,9 +390,8 @@ def _production_checks(project: Project, engine: Engine, frame: pd.DataFrame, de
     keep = list(dict.fromkeys(mon.segments + project.fairness.columns))
     win = _read_window(engine, project, dep, profile, start, end, keep, tick)
     found: list[Alert] = []
-    pairs, churn, note = list_stability(project, engine,
-                                        stored_lists(engine, dep.model_group_id, end,
-                                                     mon.stability.k))
+    pairs, churn, note = list_stability(project, stored_lists(engine, dep.model_group_id, end,
+                                                              mon.stability.k))
     result.stability, found = pairs, found + churn
     if note:
         result.notes.append(note)
@@ -520,11 +516,9 @@ def _store(engine: Engine, result: MonitorResult, metrics: list[dict[str, Any]],
         for begin in range(0, len(rows), 5000):
             conn.execute(insert(monitor_metrics), rows[begin:begin + 5000])
         if result.alerts:
-            conn.execute(insert(alerts), [{
-                "monitor_run_id": run_id, "kind": a.kind, "subject": a.subject[:200],
-                "metric": a.metric, "value": a.as_json()["value"],
-                "bound": a.as_json()["bound"], "severity": a.severity, "window": a.window,
-                "message": a.message, "created_at": finished} for a in result.alerts])
+            conn.execute(insert(alerts), [
+                {**a.as_json(), "subject": a.subject[:200], "monitor_run_id": run_id,
+                 "created_at": finished} for a in result.alerts])
         periods = [{"monitor_run_id": run_id, "source": s.source, "period": d.period,
                     "row_count": d.row_count, "checksum": d.checksum, "recorded_at": finished}
                    for s in result.sources for d in s.periods]

@@ -112,8 +112,9 @@ def _table(data: bytes, time_field: str | None) -> pa.Table:
               if pa.types.is_struct(inputs.type) else {})
     event = created
     if time_field and time_field in fields:
-        parsed = parse_times(fields[time_field])
-        event = pc.if_else(pc.is_null(parsed), created, parsed)
+        # parsed once here; readers of the field (datetime parts, retraining) get timestamps
+        fields[time_field] = parse_times(fields[time_field])
+        event = pc.if_else(pc.is_null(fields[time_field]), created, fields[time_field])
     columns["event_time"] = event
     columns.update({k: v for k, v in fields.items() if k not in columns})
     return pa.table(columns) if n else pa.table({})

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -125,9 +126,18 @@ def _contender(project: Project, model_id: int, metric: str, threshold: float,
                      {k: float(v) for k, v in values.items()}, passed, reqs, failed)
 
 
+def deployed_group(engine: Engine, model_group_id: int) -> tuple[GridPoint, Features,
+                                                                  dict[str, Any]]:
+    """The grid point and features a model group was fitted with (to refit it), and its row."""
+    with engine.connect() as conn:
+        group = dict(conn.execute(select(t.model_groups).where(
+            t.model_groups.c.id == model_group_id)).mappings().one())
+    return (GridPoint(group["algorithm"], dict(group["hyperparameters"])),
+            Features.model_validate(group["features"]), group)
+
+
 def retrain(project: Project, project_dir: Path, engine: Engine, *, by: str,
-            as_of: datetime | None = None, frame: pd.DataFrame | None = None
-            ) -> RetrainDecision:
+            as_of: datetime | None = None) -> RetrainDecision:
     """Fit a challenger, compare it with the champion on the newest outcomes, promote or not."""
     from rudikit.pipeline import unify
 
@@ -150,15 +160,11 @@ def retrain(project: Project, project_dir: Path, engine: Engine, *, by: str,
                            f"{len(holdout)} outcomes of one class only; it cannot rank models")
     earlier = production.loc[~in_holdout & (event <= as_of).to_numpy()]
 
-    if frame is None:
-        frame, _ = unify(project, project_dir)
+    frame, _ = unify(project, project_dir)
+    point, features, _ = deployed_group(engine, dep.model_group_id)
     with engine.connect() as conn:
-        group = conn.execute(select(t.model_groups).where(
-            t.model_groups.c.id == dep.model_group_id)).mappings().one()
         champion_row = conn.execute(select(t.models).where(t.models.c.id == dep.model_id)
                                     ).mappings().one()
-    features = Features.model_validate(group["features"])
-    point = GridPoint(group["algorithm"], dict(group["hyperparameters"]))
     columns = features.input_columns + [c for c in point.columns_needed()
                                         if c not in features.input_columns]
     y_all, keep = make_label(frame, project.label)
