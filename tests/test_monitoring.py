@@ -36,7 +36,7 @@ from rudikit.data.synthetic import generate_archive
 from rudikit.models.artefacts import load_artefact
 from rudikit.monitoring import inputs
 from rudikit.monitoring.drift import MISSING, OTHER, ReferenceProfile, chi2_p_value, compare, psi
-from rudikit.monitoring.monitor import list_stability, run_monitor
+from rudikit.monitoring.monitor import MonitorError, list_stability, run_monitor
 from rudikit.monitoring.performance import precision_at_k_over_time, realised
 from rudikit.monitoring.replay import month_rows, replay
 from rudikit.monitoring.retrain import RetrainError, retrain, rollback
@@ -51,7 +51,7 @@ from rudikit.service.settings import ServiceSettings
 from rudikit.store import results
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store
-from rudikit.store.monitoring_tables import alerts, monitor_metrics, source_periods
+from rudikit.store.monitoring_tables import alerts, monitor_metrics, monitor_runs, source_periods
 from rudikit.store.production_tables import audit_log
 from rudikit.store.production_tables import production_predictions as pp
 
@@ -580,3 +580,33 @@ def test_alerts_are_posted_to_the_webhook_and_a_dead_webhook_loses_nothing(
         stored = conn.execute(select(alerts.c.kind).where(
             alerts.c.monitor_run_id == again.monitor_run_id)).scalars().all()
     assert stored == ["freshness"]
+
+
+def test_bad_monitoring_settings_name_the_key_and_store_nothing(template: Path,
+                                                                 tmp_path: Path) -> None:
+    folder = tmp_path / "p"
+    shutil.copytree(template, folder, ignore=shutil.ignore_patterns(".rudi"))
+    url = f"sqlite:///{tmp_path / 'bad.db'}"
+    live = Live(folder, url, None)
+    as_of = datetime(2020, 3, 1, tzinfo=UTC)
+
+    def counts() -> tuple[int, int, int]:
+        from sqlalchemy import func
+
+        with live.engine.connect() as conn:
+            return tuple(conn.execute(select(func.count()).select_from(tbl)).scalar_one()
+                         for tbl in (monitor_runs, alerts, audit_log))
+
+    before = counts()
+    for update, message in (
+            ({"segments": ["station_code"]},
+             "monitoring.segments: no column 'station_code' in the data"),
+            ({"sources": {"searchez": live.project.monitoring.sources["searches"]}},
+             "monitoring.sources: no source named 'searchez' in data.sources")):
+        project = live.project.model_copy(update={
+            "monitoring": live.project.monitoring.model_copy(update=update)})
+        with pytest.raises(MonitorError, match=message):
+            run_monitor(project, folder, live.engine, as_of=as_of)
+    refused = runner.invoke(cli, ["rollback", str(folder), "--database-url", url])
+    assert refused.exit_code == 2 and "say why you roll back: --reason" in refused.output
+    assert counts() == before  # nothing stored by any of them
