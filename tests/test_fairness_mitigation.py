@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,8 @@ from rudikit.fairness.mitigation import (
     frontier_figure,
     group_labels,
 )
+from rudikit.fairness.stage import ScoredRows, mitigate
+from rudikit.project import Fairness
 
 CONSTRAINTS = ["demographic_parity", "equal_opportunity", "equalized_odds"]
 
@@ -524,3 +527,30 @@ def test_frontier_and_figure(intersectional):
     assert len(fixed) == 3
     with pytest.raises(ValueError, match="^frame:"):
         frontier_figure(pd.DataFrame({"x": [1]}))
+
+
+def _rows(n: int, seed: int) -> ScoredRows:
+    scores, y, groups = make_data(n, seed=seed)
+    return ScoredRows(pd.DataFrame({"group": np.asarray(groups).astype(str)}), y, scores)
+
+
+def test_run_mitigation_fits_on_validation_rows_and_applies_to_test_rows():
+    """With validation rows the thresholds come from them alone (the test labels never move
+    them) and the test decisions are the test scores shifted by those thresholds."""
+    fairness = Fairness(attributes=["group"], at={"threshold": 0.5},
+                        mitigation={"attributes": ["group"], "tolerance": 0.02})
+    validation, test = _rows(3000, seed=1), _rows(2000, seed=2)
+    result = mitigate(fairness, test, validation)
+    oracle = GroupThresholdOptimizer(tolerance=0.02).fit(
+        validation.score, validation.y, validation.attrs[["group"]].astype("string"))
+    assert result.thresholds == pytest.approx({str(g): t for g, t in oracle.thresholds_.items()})
+    assert result.fold_thresholds == [] and result.settings["fitted_on"] == "validation"
+    shift = ("group=" + test.attrs["group"]).map(result.thresholds).to_numpy(dtype=float)
+    np.testing.assert_allclose(result.adjusted_score, np.clip(test.score - shift + 0.5, 0, 1))
+    # flipping every test label changes nothing that was fitted
+    flipped = mitigate(fairness, replace(test, y=1 - test.y), validation)
+    assert flipped.thresholds == result.thresholds
+    np.testing.assert_array_equal(flipped.adjusted_score, result.adjusted_score)
+    # without validation rows it cross-fits on the test rows' two halves
+    crossed = mitigate(fairness, test)
+    assert len(crossed.fold_thresholds) == 2 and crossed.settings["fitted_on"] != "validation"

@@ -33,9 +33,12 @@ def test_run_stores_evaluations_that_match_sklearn(store, tmp_path: Path) -> Non
         preds = pd.DataFrame(conn.execute(select(t.predictions)).mappings().all())
         evals = pd.DataFrame(conn.execute(select(t.evaluations)).mappings().all())
         snaps = conn.execute(select(t.data_snapshots)).mappings().all()
-        imps = conn.execute(select(func.count()).select_from(t.feature_importances)).scalar()
+        imps = pd.DataFrame(conn.execute(select(t.feature_importances)).mappings().all())
     assert len(snaps) == 1 and snaps[0]["rows"] == 4500 and len(snaps[0]["checksum"]) == 64
-    assert imps > 0
+    # permutation importance is computed for the chosen model only, one row per input column
+    assert set(imps["model_id"]) == {result.selected.model_id}
+    assert imps["feature"].is_unique and (imps["std"] >= 0).all()
+    assert imps["p_value"].between(0, 1).all()
     assert models["selected"].sum() == 1
     assert (models["train_seconds"] > 0).all()
     for model_id, rows in preds.groupby("model_id"):

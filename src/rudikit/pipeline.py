@@ -1,9 +1,10 @@
 """``rudi run``: the development stage end to end, every result written to the store.
 
 rationale gate -> load and validate sources (snapshots) -> label -> splits -> model grid
-(fit, score the validation and test rows, evaluate with bootstrap intervals, importances) ->
-selection (on validation rows when the split has them) -> explanations -> report. A failure
-marks the run failed; everything stored before it stays as it was.
+(fit, score the validation and test rows, evaluate with bootstrap intervals) -> selection (on
+validation rows when the split has them) -> explanations of the chosen model (permutation
+importance, per-row reasons) -> mitigation -> report. A failure marks the run failed;
+everything stored before it stays as it was.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from rudikit.data.sources import LoadedSource, load_source
 from rudikit.evaluation.metrics import MetricValue, evaluate_scores, roc_auc
 from rudikit.explain import explain, explanation_method, remember_reference, top_reasons
 from rudikit.fairness.list_simulation import list_simulation_metrics
-from rudikit.fairness.stage import assess, check_fairness_columns, mitigate
+from rudikit.fairness.stage import ScoredRows, assess, check_fairness_columns, mitigate
 from rudikit.features.labels import make_label
 from rudikit.features.splits import SplitIndices, make_split
 from rudikit.models.artefacts import load_artefact, save_artefact, save_json_artefact
@@ -109,9 +110,7 @@ def check_columns(project: Project, frame: pd.DataFrame) -> list[str]:
 
 
 def _importances(pipeline: Any, X: pd.DataFrame, y: np.ndarray, seed: int,
-                 max_rows: int = 2000, repeats: int = 5) -> list[tuple[str, str, float,
-                                                                        float | None,
-                                                                        float | None]]:
+                 max_rows: int = 2000, repeats: int = 5) -> list[results.Importance]:
     """Permutation importance (drop in ROC AUC) per input column on the test rows, with the
     standard deviation over repeats and a one-sided t-test p-value that it is above zero.
 
@@ -269,8 +268,12 @@ def _develop(project: Project, project_dir: Path, frame: pd.DataFrame, engine: E
     extra = [c for p in grid for c in p.columns_needed() if c not in columns]
     X = data[columns + list(dict.fromkeys(extra))]
     attrs = data[project.fairness.columns]
+    # per model on the selection split: test and validation scores, (artefact hash, path),
+    # input columns
     test_scores: dict[int, np.ndarray] = {}
-    stored: dict[int, tuple[str, Path]] = {}  # model id -> (artefact hash, path)
+    validation_scores: dict[int, np.ndarray] = {}
+    stored: dict[int, tuple[str, Path]] = {}
+    inputs: dict[int, list[str]] = {}
     artefacts = project_dir / ".rudi" / "models"
     ev = project.evaluation
 
@@ -306,10 +309,7 @@ def _develop(project: Project, project_dir: Path, frame: pd.DataFrame, engine: E
                     y_val = y_all[split.validation]
                     val_score = pipeline.predict_proba(X.iloc[split.validation])[:, 1]
                     validation = evaluate(y_val, val_score)
-                used = point_features.input_columns
                 on_selection = split.name == project.selection_split
-                importances = (_importances(pipeline, X_test[used], y_test, ev.seed)
-                               if on_selection and point.algorithm != "score_column" else [])
                 lists = (list_simulation_metrics(project.fairness, attrs.iloc[split.test],
                                                  y_test, score, ev.seed)
                          if on_selection else [])
@@ -322,7 +322,7 @@ def _develop(project: Project, project_dir: Path, frame: pd.DataFrame, engine: E
                                         seconds),
                     entity_ids=entity[split.test],
                     as_of=None if knowledge is None else knowledge[split.test],
-                    score=score, label=y_test, importances=importances,
+                    score=score, label=y_test, importances=[],
                     # validation figures are stored beside the test ones, named apart
                     metrics=metrics + lists + [replace(m, metric=f"validation_{m.metric}")
                                                for m in validation or []])
@@ -337,37 +337,49 @@ def _develop(project: Project, project_dir: Path, frame: pd.DataFrame, engine: E
                             project.fairness, attrs.iloc[split.validation], y_val,
                             val_score).passed
                 result.models.append(summary)
-                if split.name == project.selection_split:
+                if on_selection:
                     test_scores[model_id] = score
                     stored[model_id] = (digest, path)
+                    inputs[model_id] = point_features.input_columns
+                    if validation is not None:
+                        validation_scores[model_id] = val_score
                 if progress:
                     progress.advance(task)
     result.selected, result.selection_reason = select_model(project, result.models)
     if result.selected:
         results.mark_selected(engine, result.selected.model_id, result.selection_reason)
         split = next(sp for sp in splits if sp.name == project.selection_split)
-        _explain_selected(engine, result.selected, stored[result.selected.model_id], X, split,
-                          entity, knowledge)
+        chosen = result.selected.model_id
+        _explain_selected(engine, result.selected, stored[chosen], X[inputs[chosen]], y_all, split,
+                          entity, knowledge, ev.seed)
         if project.fairness.mitigation:
-            result.mitigated = _mitigate(project, engine, run_id, result.selected,
-                                         test_scores[result.selected.model_id],
-                                         attrs.iloc[split.test], y_all[split.test],
-                                         entity[split.test],
+            test = ScoredRows(attrs.iloc[split.test], y_all[split.test], test_scores[chosen])
+            validation_rows = (None if split.validation is None else ScoredRows(
+                attrs.iloc[split.validation], y_all[split.validation],
+                validation_scores[chosen]))
+            result.mitigated = _mitigate(project, engine, run_id, result.selected, test,
+                                         validation_rows, entity[split.test],
                                          None if knowledge is None else knowledge[split.test],
                                          split, artefacts)
 
 
 def _explain_selected(engine: Engine, model: ModelSummary, artefact: tuple[str, Path],
-                      X: pd.DataFrame, split: SplitIndices, entity: np.ndarray,
-                      knowledge: np.ndarray | None, reasons: int = 5) -> None:
-    """The top reasons behind each of the chosen model's test scores (for the list and the
-    API), from the stored artefact so they explain exactly the model on record. Models with
-    no explanation method (random forests, baselines) are skipped."""
+                      X: pd.DataFrame, y: np.ndarray, split: SplitIndices, entity: np.ndarray,
+                      knowledge: np.ndarray | None, seed: int, reasons: int = 5) -> None:
+    """Explain the chosen model on its test rows, from the stored artefact so the explanations
+    are of exactly the model on record: permutation importance (global), and the top reasons
+    behind each score (for the list and the API) where the model has an explanation method
+    (random forests and baselines have none). Only the chosen model is explained: permutation
+    importance over a few hundred columns is the slowest step of a run, and nobody reads it
+    for the models that were not chosen."""
     pipeline = load_artefact(artefact[1], artefact[0])
+    X_test = X.iloc[split.test]
+    results.record_importances(engine, model.model_id,
+                               _importances(pipeline, X_test, y[split.test], seed))
     method = explanation_method(pipeline)
     if method is None:
         return
-    explanation = explain(pipeline, X.iloc[split.test])  # centred on the training rows
+    explanation = explain(pipeline, X_test)  # centred on the training rows
     results.record_individual_importances(
         engine, model.model_id, method, entity[split.test],
         None if knowledge is None else knowledge[split.test], top_reasons(explanation, reasons))
@@ -392,12 +404,13 @@ def _assess_fairness(project: Project, engine: Engine, summary: ModelSummary,
 
 
 def _mitigate(project: Project, engine: Engine, run_id: int, base: ModelSummary,
-              score: np.ndarray, attrs: pd.DataFrame, y: np.ndarray, entity: np.ndarray,
+              test: ScoredRows, validation: ScoredRows | None, entity: np.ndarray,
               as_of: np.ndarray | None, split: SplitIndices, artefacts: Path) -> ModelSummary:
-    """Per-group thresholds on the chosen model: a new model group with its own predictions,
-    evaluations, audit and the fairness-performance frontier (stored as evaluations)."""
+    """Per-group thresholds on the chosen model (fitted on the validation rows when the split
+    has them): a new model group with its own test predictions, evaluations, audit and the
+    fairness-performance frontier (stored as evaluations)."""
     started = time.perf_counter()
-    mitigated = mitigate(project.fairness, attrs, y, score, seed=project.evaluation.seed)
+    mitigated = mitigate(project.fairness, test, validation, seed=project.evaluation.seed)
     seconds = time.perf_counter() - started
     params = {"base_model_group": base.model_group_id, **mitigated.settings}
     group_id = results.get_or_create_model_group(
@@ -407,6 +420,7 @@ def _mitigate(project: Project, engine: Engine, run_id: int, base: ModelSummary,
                                        "thresholds": mitigated.thresholds,
                                        "fold_thresholds": mitigated.fold_thresholds,
                                        **mitigated.settings}, artefacts)
+    attrs, y = test.attrs, test.y
     ev = project.evaluation
     at = project.fairness.at
     # decisions are adjusted >= 0.5; a top-k list stays a top-k list of the adjusted score
@@ -414,13 +428,14 @@ def _mitigate(project: Project, engine: Engine, run_id: int, base: ModelSummary,
     metrics = evaluate_scores(y, mitigated.adjusted_score, thresholds=thresholds,
                               top_k=ev.top_k, top_pct=ev.top_pct, bootstrap=ev.bootstrap,
                               confidence=ev.confidence, seed=ev.seed)
-    curve = mitigated.frontier
+    curve = mitigated.frontier  # drawn on the rows the thresholds were fitted on
+    n_curve = len(validation.y) if validation is not None else len(y)
     for row in curve.itertuples():
         tag = "unmitigated" if row.kind == "unmitigated" else f"tolerance={row.tolerance:g}"
         metrics += [MetricValue("frontier_largest_gap", tag, float(row.achieved_gap), None,
-                                None, len(y)),
+                                None, n_curve),
                     MetricValue("frontier_objective", tag, float(row.objective_value), None,
-                                None, len(y))]
+                                None, n_curve)]
     # the guide's list simulation on the adjusted scores, on the chosen model's draws
     metrics += list_simulation_metrics(project.fairness, attrs, y, mitigated.adjusted_score,
                                        ev.seed)

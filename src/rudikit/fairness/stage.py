@@ -1,9 +1,11 @@
 """The fairness stage of a run: audit every model, check the project's requirements, and
 mitigate the chosen model, all from ``rudi.yaml``'s ``fairness`` section.
 
-Mitigated thresholds are fitted by cross-fitting on the test rows (fit on one half, decide on
-the other, and the reverse), so the mitigated model's evaluation is out of sample like every
-other model's: fitting and scoring thresholds on the same rows would flatter it.
+Mitigated thresholds are fitted on the validation rows and applied to the test rows, as they
+would be in deployment, so the mitigated model's test figures are out of sample like every other
+model's: fitting and scoring thresholds on the same rows would flatter it. A split without a
+validation partition cross-fits on the test rows instead (fit on one half, decide on the other,
+and the reverse).
 """
 
 from __future__ import annotations
@@ -98,10 +100,19 @@ def assess(fairness: Fairness, attrs: pd.DataFrame, y: np.ndarray, score: np.nda
 
 
 @dataclass
+class ScoredRows:
+    """Rows a model has scored: their fairness attributes, labels and scores."""
+
+    attrs: pd.DataFrame
+    y: np.ndarray
+    score: np.ndarray
+
+
+@dataclass
 class MitigationResult:
-    adjusted_score: np.ndarray  # decisions are adjusted_score >= 0.5
-    thresholds: dict[str, float]  # fitted on all test rows, for deployment
-    fold_thresholds: list[dict[str, float]]
+    adjusted_score: np.ndarray  # the test rows'; decisions are adjusted_score >= 0.5
+    thresholds: dict[str, float]  # for deployment: fitted on the validation (else all test) rows
+    fold_thresholds: list[dict[str, float]]  # the two cross-fitted halves; empty with validation
     frontier: pd.DataFrame
     settings: dict[str, object]
 
@@ -125,35 +136,48 @@ def _shift(score: np.ndarray, labels: np.ndarray, opt: GroupThresholdOptimizer) 
     return np.clip(score - thresholds + 0.5, 0.0, 1.0)
 
 
-def mitigate(fairness: Fairness, attrs: pd.DataFrame, y: np.ndarray, score: np.ndarray,
+def mitigate(fairness: Fairness, test: ScoredRows, validation: ScoredRows | None = None,
              seed: int = 0) -> MitigationResult:
-    """Per-group thresholds for the chosen model, cross-fitted on two halves of the test rows."""
+    """Per-group thresholds for the chosen model: fitted on ``validation`` and applied to
+    ``test``, or cross-fitted on two halves of ``test`` when there are no validation rows. The
+    fairness-performance frontier is drawn on the rows the thresholds are fitted on."""
     m = fairness.mitigation
     if m is None:
         raise FairnessConfigError("fairness.mitigation is not configured")
     at = fairness.at
-    groups = attrs[m.attributes].reset_index(drop=True).astype("string").fillna("(missing)")
-    labels = group_labels(groups)
-    y = np.asarray(y, dtype=int)
-    score = np.asarray(score, dtype=float)
-    rng = np.random.default_rng(seed)
-    fold = rng.permutation(len(y)) % 2
-    adjusted = np.empty_like(score)
+
+    def prepared(rows: ScoredRows) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+        groups = rows.attrs[m.attributes].reset_index(drop=True).astype("string") \
+            .fillna("(missing)")
+        return (groups, group_labels(groups), np.asarray(rows.y, dtype=int),
+                np.asarray(rows.score, dtype=float))
+
+    groups, labels, y, score = prepared(test)
     fold_thresholds = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for k in (0, 1):
-            fit, apply = fold != k, fold == k
-            opt = _optimizer(m, at, m.tolerance).fit(score[fit], y[fit], groups[fit])
-            adjusted[apply] = _shift(score[apply], labels[apply], opt)
-            fold_thresholds.append({str(g): float(t) for g, t in opt.thresholds_.items()})
-        full = _optimizer(m, at, m.tolerance).fit(score, y, groups)
-        curve = frontier(score, y, groups, objective=m.objective, constraint=m.constraint,
-                         tolerances=tuple(m.frontier), min_group_size=m.min_group_size,
+        if validation is not None:
+            fit_groups, _, fit_y, fit_score = prepared(validation)
+            full = _optimizer(m, at, m.tolerance).fit(fit_score, fit_y, fit_groups)
+            adjusted = _shift(score, labels, full)
+        else:
+            fit_groups, fit_y, fit_score = groups, y, score
+            fold = np.random.default_rng(seed).permutation(len(y)) % 2
+            adjusted = np.empty_like(score)
+            for k in (0, 1):
+                fit, apply = fold != k, fold == k
+                opt = _optimizer(m, at, m.tolerance).fit(score[fit], y[fit], groups[fit])
+                adjusted[apply] = _shift(score[apply], labels[apply], opt)
+                fold_thresholds.append({str(g): float(t) for g, t in opt.thresholds_.items()})
+            full = _optimizer(m, at, m.tolerance).fit(score, y, groups)
+        curve = frontier(fit_score, fit_y, fit_groups, objective=m.objective,
+                         constraint=m.constraint, tolerances=tuple(m.frontier),
+                         min_group_size=m.min_group_size,
                          **{k: v for k, v in at.kwargs().items() if k != "threshold"})
     return MitigationResult(
         adjusted, {str(g): float(t) for g, t in full.thresholds_.items()}, fold_thresholds,
         curve, {"attributes": list(m.attributes), "constraint": m.constraint,
                 "objective": m.objective, "tolerance": m.tolerance, "at": at.label(),
+                "fitted_on": "validation" if validation is not None else "test (cross-fitted)",
                 # the single threshold for a group the optimizer never saw (served as such)
                 "fallback_threshold": float(full.fallback_threshold_)})

@@ -128,10 +128,14 @@ def _insert_many(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> No
         conn.execute(insert(table), rows[start:start + 20_000])
 
 
+Importance = tuple[str, str, float, float | None, float | None]
+"""(feature, method, importance, standard deviation, p-value)."""
+
+
 def record_model(engine: Engine, model: FittedModel, *, entity_ids: np.ndarray,
                  as_of: np.ndarray | None, score: np.ndarray, label: np.ndarray,
                  metrics: list[MetricValue],
-                 importances: list[tuple[str, str, float, float | None, float | None]]) -> int:
+                 importances: list[Importance]) -> int:
     """Store a fitted model with its test predictions, evaluations and feature importances."""
     created = now()
     rank_abs, rank_pct = ranks(score)
@@ -161,14 +165,23 @@ def record_model(engine: Engine, model: FittedModel, *, entity_ids: np.ndarray,
              "value": model.train_seconds, "lower": None, "upper": None, "n": model.train_rows,
              "created_at": created}
         ])
-        order = sorted(importances, key=lambda r: -r[2])
-        if order:
-            _insert_many(conn, t.feature_importances, [
-                {"model_id": model_id, "feature": f, "method": method, "importance": imp,
-                 "std": std, "p_value": p, "rank": i + 1}
-                for i, (f, method, imp, std, p) in enumerate(order)
-            ])
+        _insert_importances(conn, model_id, importances)
     return model_id
+
+
+def _insert_importances(conn: Connection, model_id: int, importances: list[Importance]) -> None:
+    order = sorted(importances, key=lambda r: -r[2])
+    _insert_many(conn, t.feature_importances, [
+        {"model_id": model_id, "feature": f, "method": method, "importance": imp,
+         "std": std, "p_value": p, "rank": i + 1}
+        for i, (f, method, imp, std, p) in enumerate(order)
+    ])
+
+
+def record_importances(engine: Engine, model_id: int, importances: list[Importance]) -> None:
+    """Store a model's feature importances (ranked by importance) in one transaction."""
+    with engine.begin() as conn:
+        _insert_importances(conn, model_id, importances)
 
 
 def record_individual_importances(engine: Engine, model_id: int, method: str,
