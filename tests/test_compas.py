@@ -81,20 +81,23 @@ def write_csv_layout(folder: Path, people: list[dict], jail: list[dict] = (),
 
 # --- Hand-made people ------------------------------------------------------------------------
 
-# person id -> what happens after the DAY0 case
+# person id -> what happens after the DAY0 case; screened on day 1 unless said otherwise, and
+# the label year counts from the screening (days 2..366 after DAY0)
 LABEL_PEOPLE = [
     person(1, **offence("r", 364, "(F3)", 1)),                     # felony on day 364 -> 1
-    person(2, **offence("r", 366, "(F3)", 2)),                     # day 366 -> 0
+    person(2, **offence("r", 367, "(F3)", 2)),                     # 366 days after screening -> 0
     person(3, **offence("r", 100, "(M1)", 3)),                     # misdemeanour -> 0
     person(4),                                                     # prison on day 200 -> excluded
     person(5, **offence("r", 50, "(F2)", 5)),                      # felony, then prison on day 120
     person(6, c_offense_date=day(600), compas_screening_date=day(601)),  # too late: censored
     person(7, **offence("r", 30, "(M1)", 7), **offence("vr", 300, "(F3)", 7)),  # violent felony
-    person(8, **offence("r", 365, "(F3)", 8)),                     # day 365 is inside the year
-    person(9, compas_screening_date=day(45)),                      # screened 45 days later
+    person(8, **offence("r", 366, "(F3)", 8)),                     # 365 days after screening -> 1
+    # screened 45 days after the offence; a felony 355 days after the screening (400 after the
+    # offence) is inside its year
+    person(9, compas_screening_date=day(45), **offence("r", 400, "(F3)", 9)),
     person(10, c_offense_date="", c_case_number="", c_charge_degree="", c_charge_desc=""),
     person(11, c_offense_date="", c_arrest_date=day(10), **offence("r", 200, "(F3)", 11)),
-    person(12, **offence("r", 0, "(F3)", 12)),                     # same day: not "after"
+    person(12, **offence("r", 0, "(F3)", 12)),                     # before the screening: 0
     person(99, **offence("r", 900, "(M1)", 99)),                   # last offence: the data end
 ]
 LABEL_PRISON = [stay(4, day(200), day(400), PRISON_HEADER),
@@ -110,29 +113,35 @@ def by_person(table: pd.DataFrame) -> pd.DataFrame:
     return table.set_index("person_id")
 
 
+def same(a: object, b: object) -> bool:
+    """Equal, or both missing (a feature with no stay or booking on file)."""
+    return bool(pd.isna(a) and pd.isna(b)) or (not pd.isna(a) and not pd.isna(b) and a == b)
+
+
 def test_felony_label_window_exclusions_and_censoring(label_folder: Path) -> None:
     full = by_person(compas.build_compas_table(label_folder, keep_unlabelled=True))
     status, label = full["label_status"], full["felony_365"]
     assert full.attrs["end_date"] == DAY0 + pd.Timedelta(days=900)
-    assert label[1] == 1 and label[2] == 0  # day 364 vs day 366
-    assert label[8] == 1  # day 365 still counts
+    assert label[1] == 1 and label[2] == 0  # 363 vs 366 days after the screening
+    assert label[8] == 1  # day 365 after the screening still counts
     assert label[3] == 0  # a misdemeanour within the year is not a felony
     assert label[7] == 1  # the first new offence is a misdemeanour, the violent one a felony
-    assert label[12] == 0  # an offence on the case day itself is not a later felony
+    assert label[12] == 0  # an offence on the case day, before the screening, is not later
     assert status[4] == "prison" and pd.isna(label[4])
     assert status[5] == "prison" and pd.isna(label[5])  # the guide's rule: any prison term
     assert status[6] == "censored" and pd.isna(label[6])  # 300 days of follow-up < 365
-    assert status[9] == "screening_gap" and pd.isna(label[9])
+    assert status[9] == "labelled" and label[9] == 1  # the year counts from the screening
     assert status[10] == "no_case" and pd.isna(label[10])
     assert full.loc[11, "case_date"] == DAY0 + pd.Timedelta(days=10)
+    # screened (day 1) before its arrest date: the trigger is never before the case
     assert full.loc[11, "case_date_source"] == "arrest" and label[11] == 1  # 190 days later
     assert full.loc[1, "case_date_source"] == "offence"
 
     table = compas.build_compas_table(label_folder)  # the default drops unlabelled rows
-    assert sorted(table["person_id"]) == [1, 2, 3, 7, 8, 11, 12, 99]
+    assert sorted(table["person_id"]) == [1, 2, 3, 7, 8, 9, 11, 12, 99]
     assert table["felony_365"].notna().all() and (table["label_status"] == "labelled").all()
     summary = compas.label_summary(full)
-    assert summary["labelled"] == 8 and summary["positives"] == 4
+    assert summary["labelled"] == 9 and summary["positives"] == 5
     assert summary["status"]["prison"] == 2
 
 
@@ -146,11 +155,12 @@ def test_prison_rule_variants_and_explicit_end_date(label_folder: Path) -> None:
     assert kept.loc[4, "felony_365"] == 0 and kept.loc[5, "felony_365"] == 1
     early = by_person(compas.build_compas_table(label_folder, end_date="2014-03-05",
                                                 keep_unlabelled=True))
-    assert early.loc[1, "label_status"] == "labelled"  # 2013-03-01 + 365 days <= end
+    assert early.loc[1, "label_status"] == "labelled"  # screened 2013-03-02 + 365 days <= end
     assert early.loc[11, "label_status"] == "censored"  # 2013-03-11 + 365 days > end
-    ungapped = by_person(compas.build_compas_table(label_folder, max_screening_gap_days=None,
-                                                   keep_unlabelled=True))
-    assert ungapped.loc[9, "label_status"] == "labelled"
+    gapped = by_person(compas.build_compas_table(label_folder, max_screening_gap_days=30,
+                                                 keep_unlabelled=True))
+    assert gapped.loc[9, "label_status"] == "screening_gap" and pd.isna(gapped.loc[9, "felony_365"])
+    assert gapped.loc[1, "label_status"] == "labelled"
     with pytest.raises(ValueError, match="prison_rule"):
         compas.build_compas_table(label_folder, prison_rule="never")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="label must be"):
@@ -174,7 +184,9 @@ LATER_PRISON = [stay(HISTORY_PID, "2014-06-01 00:00:00.000000", "2020-01-01 00:0
 
 
 def history_table(folder: Path, later: bool) -> pd.DataFrame:
-    people = [person(HISTORY_PID), person(99, **offence("r", 900, "(M1)", 99))]
+    # screened on the case day: the LATER stays start on or after it
+    people = [person(HISTORY_PID, compas_screening_date=day(0)),
+              person(99, **offence("r", 900, "(M1)", 99))]
     write_csv_layout(folder, people, jail=EARLIER_JAIL + (LATER_JAIL if later else []),
                      prison=EARLIER_PRISON + (LATER_PRISON if later else []))
     return by_person(compas.build_compas_table(folder))
@@ -200,12 +212,83 @@ def test_custody_history_is_hand_computed_and_ignores_later_stays(tmp_path: Path
     assert row["prison_days_since_first"] == 366 + 365 + 365 + 365 + 366 + 59  # 2008-01-01
     assert row["age_first_custody"] == 17 and row["age_first_record"] == 17  # 2008, not yet 18
     assert row["priors_per_adult_year"] == pytest.approx(1 / 6, abs=1e-6)  # 1 prior at 23
-    assert row["screening_delay_days"] == 1 and row["current_jail_days"] == 0  # not booked
+    assert row["screening_delay_days"] == 0 and row["current_jail_days"] == 0  # not booked
+    assert row["booked_before_screening"] == 0 and row["in_custody_at_screening"] == 0
+    assert pd.isna(row["days_since_booking"])
 
     without = history_table(tmp_path / "without_later", later=False).loc[HISTORY_PID]
     features = compas.feature_columns(without.to_frame().T)
     for col in features["numeric"] + features["categorical"]:
-        assert row[col] == without[col], col
+        assert same(row[col], without[col]), col
+
+
+def stamp(n: int, hour: int = 0) -> str:
+    """``day(n)`` at ``hour`` o'clock."""
+    return (DAY0 + pd.Timedelta(days=n, hours=hour)).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def booking_table(folder: Path, later: bool) -> pd.DataFrame:
+    """Four people charged on DAY0 and screened on day 2: 30 booked on DAY0 and still held at
+    the screening, 31 booked on DAY0 and released on day 1, 32 never booked, 33 booked on the
+    screening day. ``later`` adds what only happened from the screening day on: 30's release
+    comes 95 days later, new jail stays, a prison term after the label year and new offences."""
+    release_30 = day(100) if later else day(5)
+    people = [
+        person(30, compas_screening_date=day(2), c_jail_in=stamp(0, 10), c_jail_out=release_30),
+        person(31, compas_screening_date=day(2), c_jail_in=stamp(0, 10),
+               c_jail_out=stamp(1, 8)),
+        person(32, compas_screening_date=day(2),
+               **(offence("r", 100, "(F3)", 32) if later else {})),
+        person(33, compas_screening_date=day(2), c_jail_in=stamp(2, 9), c_jail_out=stamp(3, 9)),
+        person(99, **offence("r", 900, "(M1)", 99)),
+    ]
+    jail = [stay(30, stamp(0, 10), release_30, JAIL_HEADER),
+            stay(31, stamp(0, 10), stamp(1, 8), JAIL_HEADER),
+            stay(33, stamp(2, 9), stamp(3, 9), JAIL_HEADER)]
+    prison: list[dict] = []
+    if later:
+        jail += [stay(31, stamp(2, 20), stamp(4), JAIL_HEADER),
+                 stay(32, stamp(50), stamp(60), JAIL_HEADER)]
+        prison += [stay(30, day(400), day(800), PRISON_HEADER)]
+    write_csv_layout(folder, people, jail=jail, prison=prison)
+    return by_person(compas.build_compas_table(folder))
+
+
+def test_current_booking_is_what_the_screener_saw(tmp_path: Path) -> None:
+    table = booking_table(tmp_path / "at_screening", later=False)
+    held, released, free, same_day = (table.loc[pid] for pid in (30, 31, 32, 33))
+    # 30: booked DAY0 10:00, still held when the screening day began (38 hours)
+    assert held["booked_before_screening"] == 1 and held["in_custody_at_screening"] == 1
+    assert held["days_since_booking"] == 2
+    assert held["current_jail_days"] == pytest.approx(38 / 24, abs=1e-4)
+    assert held["jail_count"] == 1 and held["jail_days"] == pytest.approx(38 / 24, abs=1e-4)
+    assert held["jail_days_since_release"] == 0 and held["jail_recency"] == pytest.approx(1)
+    # 31: released on day 1 at 08:00, before the screening day
+    assert released["booked_before_screening"] == 1 and released["in_custody_at_screening"] == 0
+    assert released["current_jail_days"] == pytest.approx(22 / 24, abs=1e-4)
+    assert released["jail_count"] == 1 and released["jail_days_since_release"] == 1
+    # 32: never booked; 33: booked on the screening day itself, which the features never use
+    for row in (free, same_day):
+        assert row["booked_before_screening"] == 0 and row["in_custody_at_screening"] == 0
+        assert pd.isna(row["days_since_booking"]) and row["current_jail_days"] == 0
+        assert row["jail_count"] == 0 and pd.isna(row["jail_days_since_release"])
+    assert table.loc[30, "age"] == 23  # on the screening day
+
+    later = booking_table(tmp_path / "later", later=True)
+    assert later.loc[32, "felony_365"] == 1 and table.loc[32, "felony_365"] == 0
+    features = compas.feature_columns(later)
+    for pid in (30, 31, 32, 33):
+        for col in features["numeric"] + features["categorical"]:
+            assert same(later.loc[pid, col], table.loc[pid, col]), (pid, col)
+
+
+def test_trigger_is_the_screening_never_before_the_case() -> None:
+    cases = pd.DataFrame({
+        "case_date": pd.to_datetime(["2013-03-01", "2013-03-10", "2013-03-01"]),
+        "screening_date": pd.to_datetime(["2013-03-02", "2013-03-01", None])})
+    assert compas.trigger_dates(cases).tolist() == list(pd.to_datetime(
+        ["2013-03-02", "2013-03-10", "2013-03-01"]))
+    assert compas.trigger_dates(cases[["case_date"]]).equals(cases["case_date"])
 
 
 def test_custody_history_cuts_a_stay_running_into_the_case_day() -> None:
@@ -444,9 +527,10 @@ def test_real_felony_365_table(real: compas.CompasData) -> None:
     assert table.attrs["end_date"] == pd.Timestamp("2016-03-29")
     assert table["person_id"].is_unique and len(table) == 11_757
     summary = compas.label_summary(table)
-    assert 8_000 <= summary["labelled"] <= 10_500, summary
+    assert 8_000 <= summary["labelled"] <= 11_000, summary
     assert 0.05 <= summary["base_rate"] <= 0.4, summary
     assert summary["status"].get("censored", 0) == 0  # every case has 15+ months of follow-up
+    assert "screening_gap" not in summary["status"]  # ProPublica's 30-day filter is optional
     labelled = table[table["label_status"] == "labelled"]
     cols = compas.feature_columns(labelled)
     assert set(cols["numeric"]) <= set(labelled.columns)
@@ -454,15 +538,30 @@ def test_real_felony_365_table(real: compas.CompasData) -> None:
     missing = labelled[cols["numeric"]].isna().any()
     assert set(missing[missing].index) <= {"age_first_custody", "jail_days_since_release",
                                            "jail_days_since_first", "prison_days_since_release",
-                                           "prison_days_since_first"}
+                                           "prison_days_since_first", "days_since_booking"}
+    assert (labelled["days_since_booking"].isna()
+            == (labelled["booked_before_screening"] == 0)).all()
     for prefix in ("jail", "prison"):
         no_stay = labelled[f"{prefix}_count"] == 0
         assert (labelled[f"{prefix}_days_since_release"].isna() == no_stay).all()
     assert (labelled["current_jail_days"] >= 0).all()
-    assert labelled["screening_delay_days"].between(0, 30).all()  # the 30-day screening rule
+    assert (labelled["screening_delay_days"] >= 0).all()  # never screened before the case
+    gapped = compas.build_compas_table(real, max_screening_gap_days=30)
+    assert gapped["screening_delay_days"].between(0, 30).all() and len(gapped) < len(labelled)
     assert 100 <= len(table.attrs["vocabulary"]) <= 1_000
     scored = labelled["decile_score"].dropna()
     assert scored.between(1, 10).all() and len(labelled) - len(scored) < 20  # -1: no score
+
+
+def test_real_new_offences_are_recorded_after_the_screening(real: compas.CompasData) -> None:
+    """Why felony_365 counts from the screening: ProPublica's new offences (r_*, vr_*) all fall
+    after the screening day, never between the offence and the screening."""
+    p = real.people
+    for prefix in ("r", "vr"):
+        days = (p[f"{prefix}_offense_date"] - p["compas_screening_date"]).dt.days.dropna()
+        assert len(days) > 800 and days.min() >= 1, prefix
+    case = p["c_offense_date"].fillna(p["c_arrest_date"])
+    assert ((p["compas_screening_date"] - case).dt.days.dropna() >= 0).all()
 
 
 def test_real_two_year_recid_table(real: compas.CompasData) -> None:

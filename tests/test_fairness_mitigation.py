@@ -26,6 +26,7 @@ from rudikit.fairness.mitigation import (
     FairlearnBaseline,
     GroupThresholdOptimizer,
     UnseenGroupWarning,
+    centre_threshold,
     constraint_gap,
     frontier,
     frontier_figure,
@@ -546,7 +547,8 @@ def test_run_mitigation_fits_on_validation_rows_and_applies_to_test_rows():
     assert result.thresholds == pytest.approx({str(g): t for g, t in oracle.thresholds_.items()})
     assert result.fold_thresholds == [] and result.settings["fitted_on"] == "validation"
     shift = ("group=" + test.attrs["group"]).map(result.thresholds).to_numpy(dtype=float)
-    np.testing.assert_allclose(result.adjusted_score, np.clip(test.score - shift + 0.5, 0, 1))
+    np.testing.assert_allclose(result.adjusted_score, centre_threshold(test.score, shift))
+    np.testing.assert_array_equal(result.adjusted_score >= 0.5, test.score >= shift)
     # flipping every test label changes nothing that was fitted
     flipped = mitigate(fairness, replace(test, y=1 - test.y), validation)
     assert flipped.thresholds == result.thresholds
@@ -554,3 +556,23 @@ def test_run_mitigation_fits_on_validation_rows_and_applies_to_test_rows():
     # without validation rows it cross-fits on the test rows' two halves
     crossed = mitigate(fairness, test)
     assert len(crossed.fold_thresholds) == 2 and crossed.settings["fitted_on"] != "validation"
+
+
+def test_centre_threshold_moves_each_threshold_to_one_half_and_keeps_the_order():
+    # hand-computed: t = 0.2 maps [0, 0.2] onto [0, 0.5] and [0.2, 1] onto [0.5, 1]
+    assert centre_threshold(0.1, 0.2) == pytest.approx(0.25)
+    assert centre_threshold(0.2, 0.2) == pytest.approx(0.5)
+    assert centre_threshold(0.6, 0.2) == pytest.approx(0.75)
+    assert centre_threshold(1.0, 0.2) == pytest.approx(1.0)
+    assert centre_threshold(0.9, np.inf) == 0.0  # an infinite threshold selects nobody
+    assert centre_threshold(0.0, 0.0) == pytest.approx(0.5)  # a zero threshold selects all
+    rng = np.random.default_rng(3)
+    score = rng.random(5000)
+    for t in (0.0, 0.03, 0.5, 0.97, 1.0, np.inf):
+        adjusted = centre_threshold(score, t)
+        np.testing.assert_array_equal(adjusted >= 0.5, score >= t)  # the same decisions
+        assert ((adjusted >= 0) & (adjusted <= 1)).all()
+        order = np.argsort(score)
+        assert (np.diff(adjusted[order]) >= 0).all()  # the order within the group is kept
+        if 0 < t < 1:  # and, away from an infinite threshold, no new ties
+            assert len(np.unique(adjusted)) == len(np.unique(score))

@@ -135,8 +135,10 @@ def test_group_labels_are_those_the_mitigation_was_fitted_with() -> None:
     frame = pd.DataFrame(rows).astype("string").fillna("(missing)")  # as stage.mitigate
     groups = GroupThresholds(["a", "b"], {})
     assert [groups.label(r) for r in rows] == list(group_labels(frame))
-    assert GroupThresholds.adjust(0.35, 0.30) == pytest.approx(0.55)
-    assert GroupThresholds.adjust(0.95, 0.20) == 1.0 and GroupThresholds.adjust(0.0, 0.9) == 0.0
+    # 0.5 + 0.5 * (0.35 - 0.30) / 0.70 and 0.5 * 0.45 / 0.9, by hand
+    assert GroupThresholds.adjust(0.35, 0.30) == pytest.approx(0.5 + 0.05 / 1.4)
+    assert GroupThresholds.adjust(0.45, 0.90) == pytest.approx(0.25)
+    assert GroupThresholds.adjust(1.0, 0.20) == 1.0 and GroupThresholds.adjust(0.0, 0.9) == 0.0
 
 
 def test_a_mitigated_group_is_served_with_its_group_thresholds(store, tmp_path,
@@ -173,7 +175,9 @@ def test_a_mitigated_group_is_served_with_its_group_thresholds(store, tmp_path,
         base_scores = base.score([o.values for o in schema_values])
         for answer, (_, _, threshold), score in zip(r.json()["predictions"], cases, base_scores,
                                                     strict=True):
-            adjusted = min(1.0, max(0.0, score - threshold + 0.5))
+            # [0, t] -> [0, 0.5] and [t, 1] -> [0.5, 1], by hand
+            adjusted = (0.5 * score / threshold if score < threshold
+                        else 0.5 + 0.5 * (score - threshold) / (1 - threshold))
             assert answer["score"] == pytest.approx(adjusted, abs=1e-12)
             assert answer["decision"] == (score >= threshold)
             assert answer["deployment_id"] == deployment

@@ -1,5 +1,6 @@
 """COMPAS (ProPublica, Broward County, Florida): loaders and the case table of the RUDI worked
-example, "at an arrest, will this person commit a felony in the next 12 months?".
+example, "at the screening after an arrest, will this person commit a felony in the next 12
+months?".
 
 Two layouts are read into one :class:`CompasData`:
 
@@ -18,18 +19,27 @@ to beat, never a feature; missing for the 15 people COMPAS did not score), the l
 features (:func:`feature_columns`). ``case_date`` is the current charge's OFFENCE date, or its
 ARREST date when the offence date is missing (ProPublica's convention: ``c_days_from_compas``
 counts from it); the 22 two-year-file people with no current charge get their screening date.
-Age, jail and prison history are taken at ``case_date``, and only stays that began before that
-day count, so nothing after the trigger leaks in.
+
+The trigger is the screening (``screening_date``, never before ``case_date`` in the files): the
+moment a score is produced, and the day after which ProPublica recorded new offences (every
+``r_offense_date`` is at least one day after it). Age, jail and prison history are taken at the
+start of the screening day: only stays that began before that day count (the current arrest's
+booking included, when it began earlier), cut at that day, so nothing after the trigger leaks
+in; the current charge and the booking (:func:`booking_features`) are what the screener saw.
 
 Labels (see :func:`felony_labels`):
 
 * ``felony_365``: 1 when a felony (charge degree ``F...``: ``(F3)`` in ``people`` and
-  ``compas.db``, ``F`` in ``compas-scores.csv``) falls on day 1..365 after ``case_date``, else
-  0. Excluded, never 0: cases with a prison term starting on day 0..365 (the guide's rule:
-  prison stops offending outside; ``prison_rule`` offers two alternatives), cases with under
-  365 days of follow-up before the data end (censored; the end is the last recorded offence),
-  and cases screened more than 30 days after ``case_date`` (ProPublica recorded new offences
-  only after the screening, so a felony in that gap would be missed).
+  ``compas.db``, ``F`` in ``compas-scores.csv``) of another case falls on day 1..365 after the
+  screening, else 0. Excluded, never 0: cases with a prison term starting on day 0..365 after
+  the screening (the guide's rule: prison stops offending outside; ``prison_rule`` offers two
+  alternatives), cases with under 365 days of follow-up before the data end (censored; the end
+  is the last recorded offence) and people with no current charge (no trigger arrest). Counting
+  from the screening, not from the offence, matters: new offences were recorded only after the
+  screening, so a window opening at the offence date would miss the days up to the screening
+  and run short at the end. ``max_screening_gap_days`` optionally drops cases screened long
+  after their charge (ProPublica's 30-day data-quality filter, by default off, as in the
+  two-year file).
 * ``two_year_recid``: ProPublica's label from ``compas-scores-two-years.csv`` (7,214 people),
   unchanged. Without that file (``compas.db``) it is derived: a new offence 1..730 days after
   the screening, censored when the screening is under 730 days before the data end.
@@ -86,11 +96,12 @@ PrisonRule = Literal["exclude", "exclude_before_felony", "keep"]
 WINDOWS_DAYS: tuple[int, ...] = (30, 90, 365, 1095)
 
 #: Base numeric features (tokens ``token_<word>`` are added per vocabulary). Every one is
-#: known on the case day (or, for ``current_jail_days``, by the start of the screening day).
+#: known at the start of the screening day.
 NUMERIC_FEATURES: tuple[str, ...] = (
     "age", "juv_fel_count", "juv_misd_count", "juv_other_count", "priors_count",
     "priors_per_adult_year", "age_first_custody", "age_first_record", "current_jail_days",
-    "screening_delay_days",
+    "screening_delay_days", "booked_before_screening", "in_custody_at_screening",
+    "days_since_booking",
     *(f"{prefix}_{name}" for prefix in ("jail", "prison") for name in (
         "count", "days", "recency", *(f"released_{w}d" for w in WINDOWS_DAYS),
         "days_since_release", "days_since_first")),
@@ -433,6 +444,15 @@ def data_end_date(events: pd.DataFrame | pd.Series) -> pd.Timestamp:
 # --- Labels ----------------------------------------------------------------------------------
 
 
+def trigger_dates(cases: pd.DataFrame) -> pd.Series:
+    """The day a case is scored and its label window opens: the screening day, or
+    ``case_date`` where no screening date is given (and never before ``case_date``)."""
+    if "screening_date" not in cases.columns:
+        return cases["case_date"]
+    screening = cases["screening_date"].fillna(cases["case_date"])
+    return screening.where(screening >= cases["case_date"], cases["case_date"])
+
+
 def _first_in_window(cases: pd.DataFrame, events: pd.DataFrame, date_col: str, lo: int, hi: int,
                      exclude_same_case: bool = False) -> pd.Series:
     """Per case row, the first event day offset in ``lo..hi`` days after ``case_date``."""
@@ -448,26 +468,30 @@ def _first_in_window(cases: pd.DataFrame, events: pd.DataFrame, date_col: str, l
 def felony_labels(cases: pd.DataFrame, events: pd.DataFrame, prison: pd.DataFrame, *,
                   horizon_days: int = 365, end_date: pd.Timestamp | str | None = None,
                   prison_rule: PrisonRule = "exclude",
-                  max_screening_gap_days: int | None = 30) -> pd.DataFrame:
+                  max_screening_gap_days: int | None = None) -> pd.DataFrame:
     """``felony_365`` (1/0, missing when excluded) and ``label_status`` for each case.
 
-    1 when a felony (degree F, another case) falls on day 1..``horizon_days`` after
-    ``case_date``, else 0. ``label_status`` says why a case has no label (when several apply,
-    the first listed): ``no_case`` (no current charge on file, so no trigger arrest),
-    ``censored`` (fewer than ``horizon_days`` of follow-up before ``end_date``, found from the
-    data when not given), ``screening_gap`` (screened more than ``max_screening_gap_days`` after
-    the case: offences before the screening were never recorded), ``prison`` (a prison term
-    starts on day 0..``horizon_days``; with ``prison_rule="exclude_before_felony"`` only when it
-    starts before the first felony, with ``"keep"`` never).
+    1 when a felony (degree F, another case) falls on day 1..``horizon_days`` after the
+    trigger (:func:`trigger_dates`: the screening, after which new offences were recorded),
+    else 0. ``label_status`` says why a case has no label (when several apply, the first
+    listed): ``no_case`` (no current charge on file, so no trigger arrest), ``censored`` (fewer
+    than ``horizon_days`` of follow-up after the trigger before ``end_date``, found from the
+    data when not given), ``screening_gap`` (only with ``max_screening_gap_days``: screened
+    more than that many days after the case, ProPublica's filter for a current charge that may
+    not be the screened one), ``prison`` (a prison term starts on day 0..``horizon_days`` after
+    the trigger; with ``prison_rule="exclude_before_felony"`` only when it starts before the
+    first felony, with ``"keep"`` never).
     """
     if prison_rule not in ("exclude", "exclude_before_felony", "keep"):
         raise ValueError(f"prison_rule must be exclude, exclude_before_felony or keep, "
                          f"not {prison_rule!r}")
     end = pd.Timestamp(end_date).normalize() if end_date is not None else data_end_date(events)
     felonies = events[events["degree"] == "F"]
-    first_felony = _first_in_window(cases, felonies, "date", 1, horizon_days,
+    start = trigger_dates(cases)
+    timed = cases.assign(case_date=start)
+    first_felony = _first_in_window(timed, felonies, "date", 1, horizon_days,
                                     exclude_same_case=True)
-    first_prison = _first_in_window(cases, prison.rename(columns={"in_custody": "date"}),
+    first_prison = _first_in_window(timed, prison.rename(columns={"in_custody": "date"}),
                                     "date", 0, horizon_days)
     label = first_felony.notna().astype("Int8")
     status = pd.Series("labelled", index=cases.index, dtype="object")
@@ -478,7 +502,7 @@ def felony_labels(cases: pd.DataFrame, events: pd.DataFrame, prison: pd.DataFram
     if max_screening_gap_days is not None and "screening_date" in cases.columns:
         gap = (cases["screening_date"] - cases["case_date"]).dt.days
         status[(gap > max_screening_gap_days).fillna(False)] = "screening_gap"
-    status[cases["case_date"] + pd.Timedelta(days=horizon_days) > end] = "censored"
+    status[start + pd.Timedelta(days=horizon_days) > end] = "censored"
     if "case_date_source" in cases.columns:
         status[(cases["case_date_source"] == "screening").fillna(False)] = "no_case"
     label = label.mask(status != "labelled")
@@ -516,16 +540,17 @@ def two_year_labels(cases: pd.DataFrame, data: CompasData,
 
 def custody_history(cases: pd.DataFrame, stays: pd.DataFrame, prefix: str,
                     half_life_days: float = 365.0,
-                    windows: Sequence[int] = WINDOWS_DAYS) -> pd.DataFrame:
-    """Stays that began before the case day: ``<prefix>_count``, ``<prefix>_days`` (time in
-    custody, cut at the case day), ``<prefix>_recency`` = sum of 0.5^(days since release /
-    ``half_life_days``), so a release last week weighs about 1 and one five years ago 1/32,
+                    windows: Sequence[int] = WINDOWS_DAYS, at: str = "case_date") -> pd.DataFrame:
+    """Stays that began before the day in column ``at`` (the case day by default; the table
+    uses the screening day): ``<prefix>_count``, ``<prefix>_days`` (time in custody, cut at
+    that day), ``<prefix>_recency`` = sum of 0.5^(days since release / ``half_life_days``), so
+    a release last week weighs about 1 and one five years ago 1/32,
     ``<prefix>_released_<w>d`` (stays released within ``w`` days, per window), and
     ``<prefix>_days_since_release`` / ``<prefix>_days_since_first`` (to the latest release and
-    the earliest start; missing without any stay). A stay still running at the case day (or
-    with no release date) counts as released that day. Later stays, including the one the
-    current arrest starts, are ignored."""
-    left = cases[["person_id", "case_date"]].reset_index(names="_row")
+    the earliest start; missing without any stay). A stay still running at that day (or with
+    no release date) counts as released that day. Stays starting that day or later are
+    ignored, so nothing after the trigger leaks in."""
+    left = cases[["person_id", at]].rename(columns={at: "case_date"}).reset_index(names="_row")
     m = left.merge(stays[["person_id", "in_custody", "out_custody"]], on="person_id")
     m = m[m["in_custody"].dt.normalize() < m["case_date"]]
     out = m["out_custody"].fillna(m["case_date"]).clip(upper=m["case_date"])
@@ -561,19 +586,38 @@ def current_jail_days(cases: pd.DataFrame) -> pd.Series:
     return ((end - start).dt.total_seconds() / 86400).clip(lower=0).fillna(0).round(4)
 
 
+def booking_features(cases: pd.DataFrame) -> pd.DataFrame:
+    """The current arrest's booking as the screener saw it: ``booked_before_screening`` (1 when
+    booked into jail before the screening day), ``in_custody_at_screening`` (booked before the
+    screening day and not released before it) and ``days_since_booking`` (screening day minus
+    booking day; missing when not booked before the screening day). A booking on or after the
+    screening day, or a release after it, is never used: the screener could not know it."""
+    screening = trigger_dates(cases)
+    booked_day = cases["current_jail_in"].dt.normalize()
+    booked = (booked_day < screening).fillna(False)
+    released_before = (cases["current_jail_out"].dt.normalize() < screening).fillna(False)
+    return pd.DataFrame({
+        "booked_before_screening": booked.astype("int64"),
+        "in_custody_at_screening": (booked & ~released_before).astype("int64"),
+        "days_since_booking": (screening - booked_day).dt.days.where(booked).astype("Float64"),
+    }, index=cases.index)
+
+
 def history_features(cases: pd.DataFrame, jail: pd.DataFrame, prison: pd.DataFrame,
                      age: pd.Series) -> pd.DataFrame:
-    """Custody history (:func:`custody_history`) plus features built on it and on the counts
-    COMPAS recorded: ``priors_per_adult_year`` (priors / max(age - 17, 1), the pace of
-    offending), ``age_first_custody`` (age at the earliest jail or prison stay on file before
-    the case; missing without one) and ``age_first_record`` (17 with any juvenile count, as
-    juvenile offences come before 18 but the files give no dates, else ``age_first_custody``,
-    else the current age), ``current_jail_days`` and ``screening_delay_days`` (screening day
-    minus case day)."""
-    history = pd.concat([custody_history(cases, jail, "jail"),
-                         custody_history(cases, prison, "prison")], axis=1)
+    """Custody history (:func:`custody_history`, at the start of the screening day, see
+    :func:`trigger_dates`) plus features built on it and on the counts COMPAS recorded:
+    ``priors_per_adult_year`` (priors / max(age - 17, 1), the pace of offending),
+    ``age_first_custody`` (age at the earliest jail or prison stay on file before the
+    screening day; missing without one) and ``age_first_record`` (17 with any juvenile count,
+    as juvenile offences come before 18 but the files give no dates, else
+    ``age_first_custody``, else the current age), ``current_jail_days``,
+    ``screening_delay_days`` (screening day minus case day) and :func:`booking_features`."""
+    at = cases.assign(_trigger=trigger_dates(cases))
+    history = pd.concat([custody_history(at, jail, "jail", at="_trigger"),
+                         custody_history(at, prison, "prison", at="_trigger")], axis=1)
     first_days = history[["jail_days_since_first", "prison_days_since_first"]].max(axis=1)
-    first_day = cases["case_date"] - pd.to_timedelta(first_days.astype("float64"), unit="D")
+    first_day = at["_trigger"] - pd.to_timedelta(first_days.astype("float64"), unit="D")
     first_age = age_at(cases["dob"], first_day)
     juvenile = cases[["juv_fel_count", "juv_misd_count", "juv_other_count"]].fillna(0).sum(
         axis=1) > 0
@@ -584,7 +628,7 @@ def history_features(cases: pd.DataFrame, jail: pd.DataFrame, prison: pd.DataFra
         "age_first_record": first_age.fillna(age).where(~juvenile, 17).astype("Int64"),
         "current_jail_days": current_jail_days(cases),
         "screening_delay_days": (cases["screening_date"] - cases["case_date"]).dt.days,
-    }, index=cases.index), history], axis=1)
+    }, index=cases.index), booking_features(cases), history], axis=1)
 
 
 def charge_tokens(text: object) -> list[str]:
@@ -644,7 +688,7 @@ def build_compas_table(data_dir_or_db: str | Path | CompasData, *,
                        label: Label = "felony_365",
                        end_date: pd.Timestamp | str | None = None,
                        prison_rule: PrisonRule = "exclude",
-                       max_screening_gap_days: int | None = 30,
+                       max_screening_gap_days: int | None = None,
                        vocabulary: Sequence[str] | None = None, min_token_count: int = 5,
                        keep_unlabelled: bool = False) -> pd.DataFrame:
     """One row per screened case with ``label``, features, ``race``/``sex`` and
@@ -673,7 +717,7 @@ def build_compas_table(data_dir_or_db: str | Path | CompasData, *,
                                max_screening_gap_days=max_screening_gap_days)
     else:
         labels = two_year_labels(cases, data, end_date=end)
-    age = age_at(cases["dob"], cases["case_date"])
+    age = age_at(cases["dob"], trigger_dates(cases))
     table = pd.concat([
         cases[["person_id", "case_number", "case_date", "case_date_source", "screening_date",
                "race", "sex", "decile_score", "charge_desc"]],

@@ -17,7 +17,12 @@ import numpy as np
 import pandas as pd
 
 from rudikit.fairness.audit import AuditResult, audit
-from rudikit.fairness.mitigation import GroupThresholdOptimizer, frontier, group_labels
+from rudikit.fairness.mitigation import (
+    GroupThresholdOptimizer,
+    centre_threshold,
+    frontier,
+    group_labels,
+)
 from rudikit.fairness.requirements import Requirement, RequirementResult, evaluate_requirements
 from rudikit.project import Fairness, Mitigation, OperatingPoint
 
@@ -128,12 +133,11 @@ def _optimizer(m: Mitigation, at: OperatingPoint, tolerance: float) -> GroupThre
                                    **kwargs)
 
 
-def _shift(score: np.ndarray, labels: np.ndarray, opt: GroupThresholdOptimizer) -> np.ndarray:
-    """Move each group's threshold to 0.5, keeping the order within groups:
-    ``score - threshold(group) + 0.5``, clipped to [0, 1]."""
+def _centre(score: np.ndarray, labels: np.ndarray, opt: GroupThresholdOptimizer) -> np.ndarray:
+    """Each row's score with its group's threshold moved to 0.5 (:func:`centre_threshold`)."""
     thresholds = np.array([opt.thresholds_.get(g, opt.fallback_threshold_) for g in labels],
                           dtype=float)
-    return np.clip(score - thresholds + 0.5, 0.0, 1.0)
+    return centre_threshold(score, thresholds)
 
 
 def mitigate(fairness: Fairness, test: ScoredRows, validation: ScoredRows | None = None,
@@ -159,7 +163,7 @@ def mitigate(fairness: Fairness, test: ScoredRows, validation: ScoredRows | None
         if validation is not None:
             fit_groups, _, fit_y, fit_score = prepared(validation)
             full = _optimizer(m, at, m.tolerance).fit(fit_score, fit_y, fit_groups)
-            adjusted = _shift(score, labels, full)
+            adjusted = _centre(score, labels, full)
         else:
             fit_groups, fit_y, fit_score = groups, y, score
             fold = np.random.default_rng(seed).permutation(len(y)) % 2
@@ -167,7 +171,7 @@ def mitigate(fairness: Fairness, test: ScoredRows, validation: ScoredRows | None
             for k in (0, 1):
                 fit, apply = fold != k, fold == k
                 opt = _optimizer(m, at, m.tolerance).fit(score[fit], y[fit], groups[fit])
-                adjusted[apply] = _shift(score[apply], labels[apply], opt)
+                adjusted[apply] = _centre(score[apply], labels[apply], opt)
                 fold_thresholds.append({str(g): float(t) for g, t in opt.thresholds_.items()})
             full = _optimizer(m, at, m.tolerance).fit(score, y, groups)
         curve = frontier(fit_score, fit_y, fit_groups, objective=m.objective,

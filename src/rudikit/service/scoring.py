@@ -32,6 +32,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from rudikit.explain import explain, explanation_method, top_reasons
 from rudikit.explain.contributions import REFERENCE
+from rudikit.fairness.mitigation import centre_threshold
 from rudikit.features.encoding import TabularEncoder
 
 log = logging.getLogger("rudikit.service")
@@ -333,8 +334,8 @@ MISSING_GROUP = "(missing)"
 
 class GroupThresholds:
     """A mitigated model group's decision rule on top of its base model's score: the row's group
-    threshold is moved to 0.5, ``clip(score - threshold(group) + 0.5, 0, 1)``, exactly as
-    :func:`rudikit.fairness.stage.mitigate` scored the group's test rows. Groups are labelled as
+    threshold is moved to 0.5 (:func:`rudikit.fairness.mitigation.centre_threshold`), exactly
+    as :func:`rudikit.fairness.stage.mitigate` scored the group's test rows. Groups are labelled as
     there: ``attribute=value`` joined by ``|``, values as text, a missing one ``(missing)``. A
     group the thresholds were not fitted on gets ``fallback`` when the artefact has one, else
     it has no threshold (the service answers 422 rather than guess)."""
@@ -355,7 +356,7 @@ class GroupThresholds:
 
     @staticmethod
     def adjust(score: float, threshold: float) -> float:
-        return min(1.0, max(0.0, score - threshold + 0.5))
+        return float(centre_threshold(score, threshold))
 
 
 def _group_text(value: Any) -> str:
