@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn import metrics as skm
 from sqlalchemy import select
 
 from rudikit.fairness.list_simulation import list_simulation_metrics, list_size
@@ -23,6 +24,7 @@ from rudikit.store.engine import open_store
 from tests.conftest import example_config, write_project
 
 ATTRIBUTE = "officer_defined_ethnicity"
+EXTRA = "self_defined_ethnicity"  # not an input of the example
 
 
 def test_list_size_follows_the_operating_point() -> None:
@@ -85,6 +87,10 @@ def compared_run(store: tuple[str, str | None], tmp_path: Path) -> tuple[Path, s
     folder = write_project(tmp_path / "proj", evaluation=evaluation, fairness=fairness,
                            models=[{"algorithm": "logistic_regression", "params": {"C": [1.0]}},
                                    {"algorithm": "lightgbm",
+                                    "params": {"n_estimators": 40, "num_leaves": 7}},
+                                   # an experiment: the same model reading one more column
+                                   {"algorithm": "lightgbm", "add_categorical": [EXTRA],
+                                    "selectable": False,
                                     "params": {"n_estimators": 40, "num_leaves": 7}}])
     run_project(folder, url=url, schema=schema)
     return folder, url, schema
@@ -160,3 +166,46 @@ def test_report_shows_the_stored_simulation_and_it_matches_a_recomputation(compa
         expected = "; ".join(f"{r.feature} = {'missing' if pd.isna(r.value) else r.value}: "
                              f"{r.contribution:+.3f}" for r in mine.itertuples())
         assert row[4] == expected
+
+
+def test_report_compares_the_chosen_model_with_the_experiment_and_the_mitigated_group(
+        compared_run) -> None:
+    """The 'Compared with' table: every figure is the stored one, the AUC difference equals
+    scikit-learn's on the stored predictions, and a group that adds an input is an experiment."""
+    folder, url, schema = compared_run
+    engine = open_store(url, folder, schema=schema)
+    with engine.connect() as conn:
+        models = pd.DataFrame(conn.execute(
+            select(t.models.c.id, t.models.c.selected, t.models.c.split,
+                   t.models.c.model_group_id, t.model_groups.c.algorithm,
+                   t.model_groups.c.features)
+            .join(t.model_groups)).mappings().all())
+        preds = pd.DataFrame(conn.execute(select(t.predictions)).mappings().all())
+        evals = pd.DataFrame(conn.execute(select(t.evaluations)).mappings().all())
+    page = (folder / ".rudi" / "reports" / "run-1.html").read_text(encoding="utf-8")
+    rows = {r[1].split(":")[0].split(" (")[0]: r for r in _cells(page, "comparisons")[1:]}
+    chosen = models[models["selected"]].iloc[0]
+    split = models[models["split"] == chosen["split"]]
+    with_extra = split[split["features"].map(lambda f: EXTRA in f["categorical"])].iloc[0]
+    mitigated = split[split["algorithm"].str.startswith("mitigated_")].iloc[0]
+    assert set(rows) == {"chosen", "experiment", "mitigated"}
+    assert rows["experiment"][1] == f"experiment: adds {EXTRA}"
+
+    def auc(model_id: int) -> float:
+        mine = preds[preds["model_id"] == model_id]
+        return skm.roc_auc_score(mine["label"], mine["score"])
+
+    for role, model in (("chosen", chosen), ("experiment", with_extra),
+                        ("mitigated", mitigated)):
+        row = rows[role]
+        assert row[0] == f"#{model['model_group_id']} {model['algorithm']}"
+        assert row[2].startswith(f"{auc(model['id']):.3f}")
+        if role != "chosen":
+            assert row[3] == f"{auc(model['id']) - auc(chosen['id']):+.3f}"
+        stored = evals[evals["model_id"] == model["id"]].set_index(["metric", "parameter"])
+        assert row[4] == f"{stored.loc[('list_precision', '10_of_100'), 'value']:.3f} (10 of 100)"
+        for part in row[5].removeprefix(f"{ATTRIBUTE}: ").split(", "):
+            group, _, rate = part.rpartition(" ")
+            share = stored.loc[("list_share", f"{ATTRIBUTE}={group}"), "value"]
+            pool = stored.loc[("list_pool_share", f"{ATTRIBUTE}={group}"), "value"]
+            assert pool >= 0.05 and rate == f"{share * 10 / (pool * 100):.3f}"

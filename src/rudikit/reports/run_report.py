@@ -77,7 +77,8 @@ def read_run_results(engine: Engine, run_id: int) -> dict[str, pd.DataFrame]:
         if run is None:
             raise ValueError(f"run {run_id} is not in the store")
         models = pd.DataFrame(conn.execute(
-            select(t.models, t.model_groups.c.algorithm, t.model_groups.c.hyperparameters)
+            select(t.models, t.model_groups.c.algorithm, t.model_groups.c.hyperparameters,
+                   t.model_groups.c.features.label("group_features"))
             .join(t.model_groups, t.models.c.model_group_id == t.model_groups.c.id)
             .where(t.models.c.run_id == run_id).order_by(t.models.c.id)).mappings().all())
         ids = models["id"].tolist() if len(models) else []
@@ -180,6 +181,74 @@ def metric_table(models: pd.DataFrame, evals: pd.DataFrame, config: dict[str, An
                      "seconds": f"{model['train_seconds']:.2f}", "cells": cells,
                      "selected": bool(model["selected"])})
     return headings, rows
+
+
+def _columns_of(features: Any) -> set[str]:
+    """Every input column a model group's stored feature configuration reads."""
+    out: set[str] = set()
+    for key, value in (features or {}).items():
+        if key == "datetime" and isinstance(value, dict):
+            out.add(str(value.get("column")))
+        elif key != "protected" and isinstance(value, list):
+            out.update(str(v) for v in value)
+    return out
+
+
+def comparison_table(models: pd.DataFrame, evals: pd.DataFrame, split: str,
+                     min_pool_share: float = 0.05) -> list[dict[str, Any]]:
+    """The chosen model next to what a board asks it to be compared with, on the same test
+    rows: baselines (an existing score), experiments (a group reading columns the chosen model
+    does not, such as race) and the mitigated group. Per row: ROC AUC with its interval and
+    difference to the chosen model, the list simulation's precision, and each group's list
+    selection rate (groups with at least ``min_pool_share`` of the drawn cases; smaller ones
+    are too noisy to read)."""
+    on_split = models[models["split"] == split] if len(models) else models
+    chosen = on_split[on_split["selected"]]
+    if not len(chosen) or not len(evals):
+        return []
+    chosen = chosen.iloc[0]
+    chosen_columns = _columns_of(chosen["group_features"])
+    rows = []
+    for _, model in on_split.iterrows():
+        extra = sorted(_columns_of(model["group_features"]) - chosen_columns)
+        if model["id"] == chosen["id"]:
+            role = "chosen"
+        elif model["algorithm"].startswith("mitigated_"):
+            role = "mitigated (per-group thresholds on the chosen model)"
+        elif model["algorithm"] in ("score_column", "rank_by_feature"):
+            role = "baseline: " + ", ".join(f"{k}={v}" for k, v in
+                                            (model["hyperparameters"] or {}).items())
+        elif extra:
+            role = "experiment: adds " + ", ".join(extra)
+        else:
+            continue
+        rows.append({"model": _short(model), "role": role, "id": int(model["id"])})
+    by_model = {mid: g.set_index(["metric", "parameter"]) for mid, g in evals.groupby("model_id")}
+    chosen_auc = by_model.get(chosen["id"], pd.DataFrame()).get("value", pd.Series()).get(
+        ("roc_auc", ""))
+    for row in rows:
+        ev = by_model.get(row["id"])
+        if ev is None:
+            continue
+        auc = ev.loc[("roc_auc", "")] if ("roc_auc", "") in ev.index else None
+        row["auc"] = _fmt(*auc[["value", "lower", "upper"]]) if auc is not None else "n/a"
+        row["delta"] = (f"{auc['value'] - chosen_auc:+.3f}" if auc is not None
+                        and chosen_auc is not None and row["role"] != "chosen" else "")
+        lists = ev.xs("list_precision", level="metric") if "list_precision" in \
+            ev.index.get_level_values("metric") else None
+        row["list"] = (f"{lists['value'].iloc[0]:.3f} ({lists.index[0].replace('_of_', ' of ')})"
+                       if lists is not None and len(lists) else "n/a")
+        rates: dict[str, list[str]] = {}
+        if lists is not None and len(lists):
+            k, _, n = lists.index[0].partition("_of_")
+            for parameter, share in ev.xs("list_share", level="metric")["value"].items():
+                pool = ev.loc[("list_pool_share", parameter), "value"]
+                attribute, _, group = parameter.partition("=")
+                if pool and pool >= min_pool_share:
+                    rates.setdefault(attribute, []).append(
+                        f"{group} {share * int(k) / (pool * int(n)):.3f}")
+        row["rates"] = "; ".join(f"{a}: " + ", ".join(g) for a, g in rates.items())
+    return rows
 
 
 def curve_figures(models: pd.DataFrame, preds: pd.DataFrame, split: str) -> list[go.Figure]:
@@ -634,11 +703,12 @@ def write_run_report(engine: Engine, run_id: int, directory: str | Path) -> Path
         if chosen_row is not None else []
     simulated += [("mitigated: " + _short(m), int(m["id"])) for _, m in mitigated.iterrows()]
     lists = list_simulation_table(evals, simulated)
+    comparisons = comparison_table(models, evals, split)
     ranked = top_of_list(engine, int(chosen_row["id"])) if chosen_row is not None else []
     monitoring = monitoring_rows(engine, sorted({int(g) for g in models["model_group_id"]})
                                  if len(models) else [])
     html = environment().get_template("run_report.html.j2").render(
-        monitoring=monitoring, lists=lists, ranked=ranked,
+        monitoring=monitoring, lists=lists, ranked=ranked, comparisons=comparisons,
         run=run, config=config, headings=headings, rows=rows, figures=figures, chosen=chosen,
         snapshots=data["snapshots"].to_dict("records"), split=split,
         req_names=req_names, req_rows=req_rows, fairness_figures=fairness_figures,
