@@ -34,7 +34,12 @@ import pandas as pd
 
 from rudikit.data.compas import LABELS
 from rudikit.evaluation.metrics import evaluate_scores, roc_auc
-from rudikit.fairness.list_simulation import LIST_DRAW, list_size, simulate_lists
+from rudikit.fairness.list_simulation import (
+    LIST_DRAW,
+    list_selection_rate,
+    list_size,
+    simulate_lists,
+)
 from rudikit.fairness.stage import ScoredRows, mitigate
 from rudikit.features.labels import make_label
 from rudikit.features.splits import make_split
@@ -117,7 +122,7 @@ def run_label(label: str, seeds: list[int], max_screening_gap_days: int | None =
             sim = simulate_lists(y_test, score, race, n=LIST_DRAW, k=k, repeats=100,
                                  random_state=ev.seed)
             rates = sim.composition.set_index("group")
-            rate = rates["list_share"] * k / (rates["pool_share"] * LIST_DRAW)
+            rate = list_selection_rate(rates["list_share"], rates["pool_share"], k)
             row[f"{name}_p@{k}"] = sim.precision_mean
             row[f"{name}_rate_aa"] = rate.get("African-American", np.nan)
             row[f"{name}_rate_cauc"] = rate.get("Caucasian", np.nan)

@@ -27,7 +27,7 @@ from test_service_support import (
     trained,
 )
 
-from rudikit.fairness.mitigation import group_labels
+from rudikit.fairness.mitigation import centre_threshold, group_labels
 from rudikit.models.artefacts import load_artefact, save_json_artefact
 from rudikit.service import scoring
 from rudikit.service.app import create_app
@@ -135,10 +135,10 @@ def test_group_labels_are_those_the_mitigation_was_fitted_with() -> None:
     frame = pd.DataFrame(rows).astype("string").fillna("(missing)")  # as stage.mitigate
     groups = GroupThresholds(["a", "b"], {})
     assert [groups.label(r) for r in rows] == list(group_labels(frame))
-    # 0.5 + 0.5 * (0.35 - 0.30) / 0.70 and 0.5 * 0.45 / 0.9, by hand
-    assert GroupThresholds.adjust(0.35, 0.30) == pytest.approx(0.5 + 0.05 / 1.4)
-    assert GroupThresholds.adjust(0.45, 0.90) == pytest.approx(0.25)
-    assert GroupThresholds.adjust(1.0, 0.20) == 1.0 and GroupThresholds.adjust(0.0, 0.9) == 0.0
+    # the service's mapping: 0.5 + 0.5 * (0.35 - 0.30) / 0.70 and 0.5 * 0.45 / 0.9, by hand
+    assert centre_threshold(0.35, 0.30) == pytest.approx(0.5 + 0.05 / 1.4)
+    assert centre_threshold(0.45, 0.90) == pytest.approx(0.25)
+    assert centre_threshold(1.0, 0.20) == 1.0 and centre_threshold(0.0, 0.9) == 0.0
 
 
 def test_a_mitigated_group_is_served_with_its_group_thresholds(store, tmp_path,

@@ -66,6 +66,16 @@ class ModelSummary:
 
 
 @dataclass
+class _Candidate:
+    """A model on the selection split, as explaining and mitigating it (if chosen) need it."""
+
+    artefact: tuple[str, Path]  # (hash, path)
+    inputs: list[str]
+    test_score: np.ndarray
+    validation_score: np.ndarray | None
+
+
+@dataclass
 class RunResult:
     run_id: int
     project: str
@@ -268,12 +278,7 @@ def _develop(project: Project, project_dir: Path, frame: pd.DataFrame, engine: E
     extra = [c for p in grid for c in p.columns_needed() if c not in columns]
     X = data[columns + list(dict.fromkeys(extra))]
     attrs = data[project.fairness.columns]
-    # per model on the selection split: test and validation scores, (artefact hash, path),
-    # input columns
-    test_scores: dict[int, np.ndarray] = {}
-    validation_scores: dict[int, np.ndarray] = {}
-    stored: dict[int, tuple[str, Path]] = {}
-    inputs: dict[int, list[str]] = {}
+    candidates: dict[int, _Candidate] = {}  # model id -> what the chosen one needs later
     artefacts = project_dir / ".rudi" / "models"
     ev = project.evaluation
 
@@ -338,25 +343,23 @@ def _develop(project: Project, project_dir: Path, frame: pd.DataFrame, engine: E
                             val_score).passed
                 result.models.append(summary)
                 if on_selection:
-                    test_scores[model_id] = score
-                    stored[model_id] = (digest, path)
-                    inputs[model_id] = point_features.input_columns
-                    if validation is not None:
-                        validation_scores[model_id] = val_score
+                    candidates[model_id] = _Candidate(
+                        (digest, path), point_features.input_columns, score,
+                        val_score if validation is not None else None)
                 if progress:
                     progress.advance(task)
     result.selected, result.selection_reason = select_model(project, result.models)
     if result.selected:
         results.mark_selected(engine, result.selected.model_id, result.selection_reason)
         split = next(sp for sp in splits if sp.name == project.selection_split)
-        chosen = result.selected.model_id
-        _explain_selected(engine, result.selected, stored[chosen], X[inputs[chosen]], y_all, split,
-                          entity, knowledge, ev.seed)
+        chosen = candidates[result.selected.model_id]
+        _explain_selected(engine, result.selected, chosen.artefact, X[chosen.inputs], y_all,
+                          split, entity, knowledge, ev.seed)
         if project.fairness.mitigation:
-            test = ScoredRows(attrs.iloc[split.test], y_all[split.test], test_scores[chosen])
-            validation_rows = (None if split.validation is None else ScoredRows(
+            test = ScoredRows(attrs.iloc[split.test], y_all[split.test], chosen.test_score)
+            validation_rows = (None if chosen.validation_score is None else ScoredRows(
                 attrs.iloc[split.validation], y_all[split.validation],
-                validation_scores[chosen]))
+                chosen.validation_score))
             result.mitigated = _mitigate(project, engine, run_id, result.selected, test,
                                          validation_rows, entity[split.test],
                                          None if knowledge is None else knowledge[split.test],

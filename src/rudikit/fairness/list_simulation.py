@@ -131,6 +131,13 @@ def simulate_lists(
     )
 
 
+def list_selection_rate(list_share: float, pool_share: float, k: int, n: int = LIST_DRAW
+                        ) -> float:
+    """The share of a group's drawn cases that are listed (the selection rate a fairness
+    requirement bounds): its mean share of the ``k`` listed over its share of the ``n`` drawn."""
+    return list_share * k / (pool_share * n)
+
+
 def list_size(fairness: Fairness, n_rows: int, n: int = LIST_DRAW) -> int | None:
     """How many of ``n`` drawn cases the project's operating point flags: ``top_pct`` of them,
     or a ``top_k`` list's share of the ``n_rows`` scored rows; None for a threshold (not a

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from rudikit.fairness.audit import AuditResult, audit
+from rudikit.fairness.group_metrics import MISSING_GROUP
 from rudikit.fairness.mitigation import (
     GroupThresholdOptimizer,
     centre_threshold,
@@ -152,7 +153,7 @@ def mitigate(fairness: Fairness, test: ScoredRows, validation: ScoredRows | None
 
     def prepared(rows: ScoredRows) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
         groups = rows.attrs[m.attributes].reset_index(drop=True).astype("string") \
-            .fillna("(missing)")
+            .fillna(MISSING_GROUP)
         return (groups, group_labels(groups), np.asarray(rows.y, dtype=int),
                 np.asarray(rows.score, dtype=float))
 

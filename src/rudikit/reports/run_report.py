@@ -20,6 +20,7 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from rudikit.fairness.list_simulation import list_selection_rate
 from rudikit.store import tables as t
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -224,8 +225,9 @@ def comparison_table(models: pd.DataFrame, evals: pd.DataFrame, split: str,
             continue
         rows.append({"model": _short(model), "role": role, "id": int(model["id"])})
     by_model = {mid: g.set_index(["metric", "parameter"]) for mid, g in evals.groupby("model_id")}
-    chosen_auc = by_model.get(chosen["id"], pd.DataFrame()).get("value", pd.Series()).get(
-        ("roc_auc", ""))
+    chosen_evals = by_model.get(chosen["id"])
+    chosen_auc = (chosen_evals.loc[("roc_auc", ""), "value"] if chosen_evals is not None
+                  and ("roc_auc", "") in chosen_evals.index else None)
     for row in rows:
         ev = by_model.get(row["id"])
         if ev is None:
@@ -246,7 +248,7 @@ def comparison_table(models: pd.DataFrame, evals: pd.DataFrame, split: str,
                 attribute, _, group = parameter.partition("=")
                 if pool and pool >= min_pool_share:
                     rates.setdefault(attribute, []).append(
-                        f"{group} {share * int(k) / (pool * int(n)):.3f}")
+                        f"{group} {list_selection_rate(share, pool, int(k), int(n)):.3f}")
         row["rates"] = "; ".join(f"{a}: " + ", ".join(g) for a, g in rates.items())
     return rows
 
@@ -573,7 +575,8 @@ def list_simulation_table(evals: pd.DataFrame, models: list[tuple[str, int]]
             cells.append({"listed": f"{share['value'] * k_:.2f}",
                           "interval": f"{share['lower'] * k_:.0f}-{share['upper'] * k_:.0f}",
                           "share": f"{share['value']:.3f}",
-                          "rate": f"{share['value'] * k_ / (pool * n_):.3f}" if pool else "n/a"})
+                          "rate": f"{list_selection_rate(share['value'], pool, k_, n_):.3f}"
+                          if pool else "n/a"})
         groups.append({"attribute": attribute, "group": group, "pool": f"{pool:.3f}",
                        "drawn": f"{pool * n_:.1f}", "cells": cells})
     return {"k": k_, "n": n_, "repeats": int(precision["n"].iloc[0]), "columns": columns,

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import fastapi_offline
+import numpy as np
 import orjson
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -38,6 +39,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rudikit import __version__
+from rudikit.fairness.mitigation import centre_threshold
 from rudikit.service import lists
 from rudikit.service.auth import Principal, TokenCache, bearer_digest
 from rudikit.service.deploy import LoadedModel, live_deployment, load_deployed_model
@@ -553,9 +555,9 @@ def group_adjusted(groups: GroupThresholds, parsed: ParsedPredict, scores: list[
     """A mitigated deployment's scores: each base score moved by its group's threshold. An
     observation of a group with no fitted threshold is a 422 naming its attribute fields, and
     nothing of the request is stored."""
-    adjusted: list[float] = []
+    thresholds: list[float] = []
     errors: list[dict[str, Any]] = []
-    for i, (observation, score) in enumerate(zip(parsed.observations, scores, strict=True)):
+    for i, observation in enumerate(parsed.observations):
         threshold = groups.threshold(observation.values)
         if threshold is None:
             known = ", ".join(sorted(groups.thresholds)[:10])
@@ -565,10 +567,11 @@ def group_adjusted(groups: GroupThresholds, parsed: ParsedPredict, scores: list[
             errors.extend({"field": field_path((*prefix, a)), "loc": ["body", *prefix, a],
                            "msg": msg, "type": "unknown_group"} for a in groups.attributes)
             continue
-        adjusted.append(groups.adjust(score, threshold))
+        thresholds.append(threshold)
     if errors:
         raise validation_error(errors, "observation" if parsed.single else "batch")
-    return adjusted
+    # one array call for the whole request: per row, numpy's call overhead would dominate
+    return centre_threshold(np.asarray(scores, dtype=float), np.asarray(thresholds)).tolist()
 
 
 def app_from_env() -> FastAPI:

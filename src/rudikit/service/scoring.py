@@ -32,7 +32,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from rudikit.explain import explain, explanation_method, top_reasons
 from rudikit.explain.contributions import REFERENCE
-from rudikit.fairness.mitigation import centre_threshold
+from rudikit.fairness.group_metrics import MISSING_GROUP
 from rudikit.features.encoding import TabularEncoder
 
 log = logging.getLogger("rudikit.service")
@@ -328,8 +328,6 @@ def _unseen(known: list[float]) -> float:
     return (max(finite) if finite else 0.0) + 1.0e6
 
 
-#: a missing group attribute's label (``rudikit.fairness.stage.mitigate`` fills with it)
-MISSING_GROUP = "(missing)"
 
 
 class GroupThresholds:
@@ -353,10 +351,6 @@ class GroupThresholds:
 
     def threshold(self, values: Mapping[str, Any]) -> float | None:
         return self.thresholds.get(self.label(values), self.fallback)
-
-    @staticmethod
-    def adjust(score: float, threshold: float) -> float:
-        return float(centre_threshold(score, threshold))
 
 
 def _group_text(value: Any) -> str:
