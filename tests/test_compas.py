@@ -10,8 +10,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
+from sqlalchemy import func, select
 
 from rudikit.data import compas
+from rudikit.data.sources import SourceError
+from rudikit.pipeline import run_project
+from rudikit.store import tables as t
+from rudikit.store.engine import open_store
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "compas"
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -165,6 +173,21 @@ def test_prison_rule_variants_and_explicit_end_date(label_folder: Path) -> None:
         compas.build_compas_table(label_folder, prison_rule="never")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="label must be"):
         compas.build_compas_table(label_folder, label="felony")  # type: ignore[arg-type]
+
+
+def test_a_bad_source_option_names_the_source_and_option_and_stores_nothing(
+        label_folder: Path, tmp_path: Path) -> None:
+    config = yaml.safe_load((EXAMPLE / "rudi.yaml").read_text(encoding="utf-8"))
+    config["data"]["sources"][0].update(path=str(label_folder),
+                                        options={"max_screening_gap_days": "thirty"})
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "rudi.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    with pytest.raises(SourceError, match=r"data\.sources\[0\]: .*max_screening_gap_days must "
+                                          r"be a whole number of days >= 0, not 'thirty'"):
+        run_project(folder)
+    with open_store(None, folder).connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.runs)).scalar() == 0
 
 
 HISTORY_PID = 20

@@ -485,6 +485,11 @@ def felony_labels(cases: pd.DataFrame, events: pd.DataFrame, prison: pd.DataFram
     if prison_rule not in ("exclude", "exclude_before_felony", "keep"):
         raise ValueError(f"prison_rule must be exclude, exclude_before_felony or keep, "
                          f"not {prison_rule!r}")
+    if max_screening_gap_days is not None and (
+            isinstance(max_screening_gap_days, bool) or not isinstance(max_screening_gap_days, int)
+            or max_screening_gap_days < 0):
+        raise ValueError(f"max_screening_gap_days must be a whole number of days >= 0, not "
+                         f"{max_screening_gap_days!r}")
     end = pd.Timestamp(end_date).normalize() if end_date is not None else data_end_date(events)
     felonies = events[events["degree"] == "F"]
     start = trigger_dates(cases)
