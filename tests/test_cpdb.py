@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pandas as pd
@@ -9,9 +10,12 @@ import pytest
 
 from rudikit.data.cpdb import (
     CPDB,
+    FILES,
+    CPDBError,
     link_frame,
     link_profiles,
     linking_rates,
+    load_cpdb,
     normalise_name,
 )
 
@@ -171,3 +175,26 @@ def test_real_tables_are_keyed_by_officer_and_hold_no_names(cpdb: CPDB) -> None:
     assert cpdb.complaints["final_finding"].notna().all()
     assert {"sustained", "not_sustained", "unfounded"} <= set(cpdb.complaints["final_finding"])
     assert cpdb.use_of_force["any_injury"].mean() > 0.2
+
+
+def test_damaged_files_are_named_not_a_traceback(tmp_path: Path) -> None:
+    """Each file a real user might have broken gets an error that names it and the problem."""
+    folder = tmp_path / "cpdb"
+    folder.mkdir()
+    roster = folder / FILES["roster"]
+    with pytest.raises(CPDBError, match="no such folder"):
+        load_cpdb(tmp_path / "nowhere")
+    with pytest.raises(CPDBError, match=f"{roster}: CPDB file not found"):
+        load_cpdb(folder)
+    roster.write_bytes(b"")
+    with pytest.raises(CPDBError, match="the file is empty"):
+        load_cpdb(folder)
+    roster.write_bytes(gzip.compress(b"UID,first_name\n1,ANNA\n")[:15])  # cut short
+    with pytest.raises(CPDBError, match=f"{roster}: cannot read it .*damaged or not a gzipped"):
+        load_cpdb(folder)
+    roster.write_bytes(b"UID,first_name\n1,ANNA\n")  # not gzipped
+    with pytest.raises(CPDBError, match="damaged or not a gzipped CSV"):
+        load_cpdb(folder)
+    roster.write_bytes(gzip.compress(b"UID,first_name\n1,ANNA\n"))  # another export
+    with pytest.raises(CPDBError, match="has no column 'appointed_date'"):
+        load_cpdb(folder)

@@ -291,6 +291,12 @@ def test_rudi_splits_plot_writes_the_figure(tmp_path) -> None:
     assert str(out) in done.output.replace("\n", "")
     html = out.read_text()
     assert "plotly" in html and "split_7_2016-01-01" in html
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    unwritable = runner.invoke(app, ["splits", str(REPO / "examples" / "eis"), "--plot",
+                                     "--out", str(blocker / "splits.html")])
+    assert unwritable.exit_code == 2 and "Traceback" not in unwritable.output
+    assert "--out: cannot write" in " ".join(unwritable.output.split())
     refused = runner.invoke(app, ["splits", str(REPO / "examples" / "stop_search")])
     assert refused.exit_code == 2
     assert "no 'temporal' section" in " ".join(refused.output.split())

@@ -135,6 +135,24 @@ def test_a_failing_run_is_marked_failed_and_earlier_runs_stay(tmp_path: Path) ->
     assert config  # the example itself is untouched
 
 
+def test_a_bad_model_parameter_fails_before_any_model_is_fitted(tmp_path: Path) -> None:
+    models = [{"algorithm": "rate_by_category", "params": {"column": "object_of_search"}},
+              {"algorithm": "logistic_regression", "params": {"C": [-1.0]}},
+              {"algorithm": "lightgbm", "params": {"min_child_samples": -5}}]
+    folder = write_project(tmp_path / "proj", models=models)
+    with pytest.raises(ValueError, match=r"models: 'logistic_regression\(C=-1.0\)': .*'C'"):
+        run_project(folder, write_report=False)
+    models[1]["params"] = {"C": [1.0]}
+    write_project(folder, models=models)
+    with pytest.raises(ValueError, match=r"models: 'lightgbm\(min_child_samples=-5\)'"):
+        run_project(folder, write_report=False)
+    engine = open_store(None, folder)
+    with engine.connect() as conn:
+        runs = conn.execute(select(t.runs.c.status)).scalars().all()
+        fitted = conn.execute(select(func.count()).select_from(t.models)).scalar()
+    assert runs == ["failed", "failed"] and fitted == 0
+
+
 def test_fairness_is_audited_stored_and_mitigated(tmp_path: Path) -> None:
     folder = write_project(tmp_path / "proj")
     result = run_project(folder, write_report=True)

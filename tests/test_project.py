@@ -78,6 +78,19 @@ def test_yaml_syntax_error_names_the_line(tmp_path) -> None:
     assert info.value.problems[0].startswith("line 3, column 1: not valid YAML")
 
 
+def test_an_impossible_date_is_a_schema_error_with_its_key_path(tmp_path) -> None:
+    import yaml
+
+    config = example_config()
+    config["splits"][0]["test_start"] = "DATE"
+    text = yaml.safe_dump(config).replace("DATE", "2024-02-30")  # February has no 30th
+    (tmp_path / "rudi.yaml").write_text(text)
+    with pytest.raises(ProjectError) as info:
+        load_project(tmp_path)
+    assert any(p.startswith("splits[0].test_start:") and "2024-02-30" in p
+               for p in info.value.problems), info.value.problems
+
+
 def test_env_variables_fill_paths(tmp_path, monkeypatch) -> None:
     import yaml
 

@@ -19,6 +19,7 @@ from rudikit.models.estimators import GridPoint
 from rudikit.models.temporal import (
     FeatureRankClassifier,
     LeakageError,
+    TemporalError,
     TemporalExperiment,
     build_temporal_pipeline,
     consecutive_dates,
@@ -339,3 +340,52 @@ def test_real_data_smoke(tmp_path) -> None:
     assert 0.5 < row["value"] <= 1.0  # last year's uses of force predict injuries well
     index = result.matrices[0]
     assert (index["train"]["label_end"] <= D("2015-01-01")).all()
+
+
+def test_bad_settings_are_config_errors_with_their_key_path() -> None:
+    def problem(**changes: Any) -> str:
+        with pytest.raises(ValidationError) as exc:
+            experiment(**changes)
+        return str(exc.value)
+
+    chop = experiment().timechop.model_dump(mode="json")
+    assert "whole months or years" in problem(
+        timechop={**chop, "training_label_timespans": ["30day"]})
+    assert "positive interval" in problem(timechop={**chop, "test_label_timespans": ["0day"]})
+    assert "at least 2 items" in problem(stability={"seeds": [0]})
+    assert "seeds must differ" in problem(stability={"seeds": [3, 3]})
+    assert "greater than or equal to 1" in problem(stability={"n_estimators": [0, 100]})
+    assert "less than or equal to 100" in problem(top_pct=[1.0, 500.0])
+
+
+def test_misspelt_feature_names_are_refused() -> None:
+    columns = ["unit", "rank", "cmp_all_1year_count", "cmp_all_1year_rate"]
+    with pytest.raises(TemporalError) as exc:
+        feature_config(columns, experiment(categorical=["unit", "rnak"],
+                                           exclude_features=["no_such"],
+                                           exclude_patterns=["*_rat"]))
+    message = str(exc.value)
+    assert "temporal.categorical[1]: no feature 'rnak'" in message
+    assert "temporal.exclude_features[0]: no feature 'no_such'" in message
+    assert "temporal.exclude_patterns[0]: '*_rat' matches no feature" in message
+
+
+@pytest.mark.parametrize("params, expected", [
+    ({"num_leaves": -1}, "num_leaves"),       # LightGBM's core refuses it, at fit time
+    ({"num_leafs": 7}, "unknown parameter(s) num_leafs"),  # LightGBM would ignore it
+])
+def test_a_bad_model_fails_the_run_before_anything_is_stored(tmp_path, tables, params,
+                                                              expected) -> None:
+    engine = open_store(f"sqlite:///{tmp_path / 'rudi.db'}")
+    config = experiment(models=[
+        {"algorithm": "rank_by_feature", "params": {"column": "cmp_all_1year_count"}},
+        {"algorithm": "lightgbm", "name": "bad lightgbm", "params": params}])
+    run_id = results.start_run(engine, config.name, "h", config.model_dump(mode="json"), 0,
+                               "synthetic")
+    with pytest.raises(TemporalError, match=r"temporal.models: 'bad lightgbm': .*"
+                       + expected.replace("(", r"\(").replace(")", r"\)")):
+        run_temporal(config, tables, engine=engine, run_id=run_id,
+                     artefacts_dir=tmp_path / "models")
+    with engine.connect() as conn:
+        for table in (t.model_groups, t.models, t.predictions):
+            assert conn.execute(select(func.count()).select_from(table)).scalar_one() == 0

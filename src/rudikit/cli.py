@@ -197,9 +197,10 @@ def run_and_report(project_dir: Path, database_url: str | None):  # type: ignore
         if source.origin == "synthetic":
             console.print(f"[yellow]Data: SYNTHETIC[/] for source {source.name!r}: {source.note}.")
         else:
-            console.print(f"Data: [bold]real[/] {source.kind} from {source.location} "
-                          f"({len(source.files)} files, {len(source.frame):,} rows, "
-                          f"{source.report.bad_rows} bad rows).")
+            note = f" {source.note}." if source.note else ""
+            console.print(f"Data: [bold]real[/] {source.kind} {source.name!r} from "
+                          f"{source.location} ({len(source.files)} files, "
+                          f"{len(source.frame):,} rows, {source.report.bad_rows} bad rows).{note}")
     console.print(result.summary if result.summary is not None else summary_table(result))
     if result.selected:
         console.print(f"[bold]Chosen:[/] model group {result.selected.model_group_id} "

@@ -30,7 +30,7 @@ from rudikit.fairness.stage import ScoredRows, assess, check_fairness_columns, m
 from rudikit.features.labels import make_label
 from rudikit.features.splits import SplitIndices, make_split
 from rudikit.models.artefacts import load_artefact, save_artefact, save_json_artefact
-from rudikit.models.estimators import GridPoint, build_pipeline, expand_grid
+from rudikit.models.estimators import build_pipeline, check_grid, expand_grid
 from rudikit.project import (
     OperatingPoint,
     Project,
@@ -150,11 +150,6 @@ def _importances(pipeline: Any, X: pd.DataFrame, y: np.ndarray, seed: int,
              else (0.0 if mean > 0 else 1.0))
         rows.append((column, "permutation_roc_auc", mean, std, p))
     return rows
-
-
-def _describe(point: GridPoint) -> str:
-    params = ", ".join(f"{k}={v}" for k, v in point.params.items())
-    return f"{point.algorithm}({params})"
 
 
 def _metric(metrics: dict[tuple[str, str], MetricValue], metric: str) -> MetricValue | None:
@@ -286,13 +281,19 @@ def _develop(project: Project, project_dir: Path, frame: pd.DataFrame, engine: E
         return evaluate_scores(y, score, thresholds=ev.thresholds, top_k=ev.top_k,
                                top_pct=ev.top_pct, bootstrap=ev.bootstrap,
                                confidence=ev.confidence, seed=ev.seed)
+    first_train = splits[0].train
+    try:
+        check_grid([(p, p.describe()) for p in grid], features, X.iloc[first_train],
+                   y_all[first_train])
+    except ValueError as exc:
+        raise ValueError(f"models: {exc}") from None
     total = len(grid) * len(splits)
     task = progress.add_task("fitting models", total=total) if progress else None
     with progress if progress else nullcontext():
         for split in splits:
             for point in grid:
                 if progress:
-                    progress.update(task, description=f"{split.name}: {_describe(point)}")
+                    progress.update(task, description=f"{split.name}: {point.describe()}")
                 point_features = point.features(features)
                 group_id = results.get_or_create_model_group(
                     engine, project.name, point.algorithm, point.params,

@@ -680,6 +680,22 @@ def format_validation_error(exc: ValidationError) -> list[str]:
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+class _Loader(yaml.SafeLoader):
+    """``yaml.safe_load``, except that a date-shaped value that is no date (``2016-02-30``,
+    ``2000-13-01``) stays text, so the schema reports it with its key path instead of PyYAML
+    raising a bare ValueError."""
+
+
+def _timestamp(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)  # type: ignore[arg-type]
+    except ValueError:
+        return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
+
 def expand_env(text: str) -> str:
     """Expand ``${VAR}`` and ``${VAR:-default}`` so paths and secrets can come from the
     environment instead of the file."""
@@ -710,7 +726,7 @@ def load_project(path: str | Path) -> Project | TemporalProject:
     if not file.exists():
         raise ProjectError(str(file), [f"no {PROJECT_FILE} here; create one with `rudi init`"])
     try:
-        data = yaml.safe_load(expand_env(file.read_text(encoding="utf-8")))
+        data = yaml.load(expand_env(file.read_text(encoding="utf-8")), Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

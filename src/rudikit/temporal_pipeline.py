@@ -100,7 +100,11 @@ def load_event_tables(project: TemporalProject, project_dir: str | Path
         if missing:
             raise SourceError(f"{where}.path: {path} lacks " + ", ".join(
                 f"{name}.parquet" for name in missing))
-        tables = {name: pd.read_parquet(path / f"{name}.parquet") for name in EVENT_TABLES}
+        try:
+            tables = {name: pd.read_parquet(path / f"{name}.parquet") for name in EVENT_TABLES}
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise SourceError(f"{where}.path: cannot read the event tables under {path}: {exc}"
+                              ) from None
         root = path
         files = {name: [path / f"{name}.parquet"] for name in EVENT_TABLES}
         note = ""

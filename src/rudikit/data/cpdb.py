@@ -114,7 +114,9 @@ class CPDBError(FileNotFoundError):
 def cpdb_folder(data_root: str | Path) -> Path:
     """The CPDB folder under a data root (``shared/data``), or the folder itself if given."""
     root = Path(data_root)
-    return root if (root / FILES["roster"]).exists() else root / CPDB_SUBDIR
+    if (root / FILES["roster"]).exists() or not (root / CPDB_SUBDIR).is_dir():
+        return root  # a missing file is then reported in the folder the user named
+    return root / CPDB_SUBDIR
 
 
 def read_raw(folder: str | Path, name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
@@ -124,18 +126,30 @@ def read_raw(folder: str | Path, name: str, columns: Sequence[str] | None = None
     if not path.exists():
         raise CPDBError(f"{path}: CPDB file not found (expected the Invisible Institute export "
                         f"under {CPDB_SUBDIR})")
-    with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
-        header = next(csv.reader(handle))
-    # Single-threaded on purpose: a threaded read failed once in CI with pyarrow's "a chunk
-    # failed converting for an unknown reason" (a lost conversion task, not bad data). These
-    # files are a few MB, so threads bought ~nothing.
-    table = pacsv.read_csv(
-        path,
-        read_options=pacsv.ReadOptions(use_threads=False),
-        convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in header}, strings_can_be_null=True,
-            null_values=[""], include_columns=list(columns) if columns else None),
-    )
+    try:
+        with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
+            header = next(csv.reader(handle), None)
+        if not header:
+            raise CPDBError(f"{path}: the file is empty")
+        missing = [c for c in columns or [] if c not in header]
+        if missing:
+            raise CPDBError(f"{path}: no column(s) {', '.join(missing)} (not the export this "
+                            "loader reads?)")
+        # Single-threaded on purpose: a threaded read failed once in CI with pyarrow's "a chunk
+        # failed converting for an unknown reason" (a lost conversion task, not bad data).
+        # These files are a few MB, so threads bought ~nothing.
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(use_threads=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in header}, strings_can_be_null=True,
+                null_values=[""], include_columns=list(columns) if columns else None),
+        )
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error, pa.ArrowException) as exc:
+        if isinstance(exc, CPDBError):
+            raise
+        raise CPDBError(f"{path}: cannot read it ({exc}); the file is damaged or not a "
+                        "gzipped CSV") from None
     return table.to_pandas()
 
 
@@ -601,10 +615,16 @@ def load_cpdb(data_root: str | Path) -> CPDB:
     """Read, link and tidy the CPDB files under ``data_root`` (``shared/data`` or the CPDB
     folder itself)."""
     folder = cpdb_folder(data_root)
-    officers, ref, ref_stars = _roster(folder)
-    units, unit_links, all_stars = _link_unit_history(folder, ref, ref_stars)
-    uof, trr_links, trr_rows, trr_end = _link_trr(folder, ref, all_stars)
-    complaints, cr_links, cr_rows, cr_end = _link_complaints(folder, ref, all_stars)
+    if not folder.is_dir():
+        raise CPDBError(f"{folder}: no such folder")
+    try:
+        officers, ref, ref_stars = _roster(folder)
+        units, unit_links, all_stars = _link_unit_history(folder, ref, ref_stars)
+        uof, trr_links, trr_rows, trr_end = _link_trr(folder, ref, all_stars)
+        complaints, cr_links, cr_rows, cr_end = _link_complaints(folder, ref, all_stars)
+    except KeyError as exc:  # a file read whole (no column list) lacks a column used later
+        raise CPDBError(f"{folder}: a CPDB file has no column {exc} (not the export this "
+                        "loader reads?)") from None
     unit_rows = units.attrs.pop("rows")
     # ``is_change`` marks every unit assignment after an officer's first.
     units["is_change"] = units.groupby("officer_uid").cumcount() > 0

@@ -59,10 +59,16 @@ def splits(
     if plot:
         folder = project_dir if project_dir.is_dir() else project_dir.parent
         path = out or folder / ".rudi" / "reports" / "splits.html"
-        path.parent.mkdir(parents=True, exist_ok=True)
         fig = plot_splits(chosen, project.temporal.timechop,
                           title=f"{project.name}: temporal cross-validation splits")
-        fig.write_html(path, include_plotlyjs=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.write_html(path, include_plotlyjs=True)
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
+            fail(f"{'--out' if out else 'the figure'}: cannot write {path}: "
+                 f"{exc.strerror or exc}{where}")
+            return
         console.print(f"[bold]Splits figure:[/] {path}")
 
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 from dateutil.relativedelta import relativedelta
-from pydantic import field_validator, model_validator
+from pydantic import ValidationInfo, field_validator, model_validator
 
 from rudikit.project import Strict
 
@@ -65,7 +65,7 @@ def parse_interval(text: str) -> relativedelta:
 def _positive(delta: relativedelta, what: str) -> relativedelta:
     probe = datetime(2000, 1, 1)
     if probe + delta <= probe:
-        raise TimechopError(f"{what} must be a positive interval, got {delta}")
+        raise TimechopError(f"{what} must be a positive interval")
     return delta
 
 
@@ -98,7 +98,7 @@ class Timechop(Strict):
     @field_validator("model_update_frequency")
     @classmethod
     def _frequency(cls, value: str) -> str:
-        _positive(parse_interval(value), "model_update_frequency")
+        _positive(parse_interval(value), f"model_update_frequency ({value!r})")
         return value
 
     @field_validator("training_as_of_date_frequencies", "test_as_of_date_frequencies")
@@ -107,17 +107,19 @@ class Timechop(Strict):
         if not value:
             raise ValueError("give at least one frequency")
         for item in value:
-            _positive(parse_interval(item), "an as-of date frequency")
+            _positive(parse_interval(item), f"an as-of date frequency ({item!r})")
         return value
 
     @field_validator("max_training_histories", "training_label_timespans", "test_durations",
                      "test_label_timespans")
     @classmethod
-    def _intervals(cls, value: list[str]) -> list[str]:
+    def _intervals(cls, value: list[str], info: ValidationInfo) -> list[str]:
         if not value:
             raise ValueError("give at least one interval")
         for item in value:
-            parse_interval(item)
+            delta = parse_interval(item)
+            if info.field_name in ("training_label_timespans", "test_label_timespans"):
+                _positive(delta, f"a label timespan ({item!r})")  # an empty window labels no one
         return value
 
     @model_validator(mode="after")

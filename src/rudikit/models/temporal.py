@@ -37,10 +37,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
+from lightgbm.basic import LightGBMError
 from pydantic import Field, field_validator, model_validator
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.pipeline import Pipeline
@@ -64,7 +65,7 @@ from rudikit.features.timechop import (
 )
 from rudikit.models.artefacts import save_artefact
 from rudikit.models.audition import DEFAULT_RULES, RULES, Rule
-from rudikit.models.estimators import GridPoint, build_pipeline, make_encoder
+from rudikit.models.estimators import GridPoint, build_pipeline, check_grid, make_encoder
 from rudikit.project import Features, Strict
 from rudikit.store import results
 
@@ -180,11 +181,19 @@ class StabilitySettings(Strict):
     stability-vs-trees curve of ``algorithm`` (``random_forest``, ``extra_trees`` or
     ``lightgbm``) with ``params``, both on the last split's first test as-of date."""
 
-    seeds: list[int] = [0, 1]
+    seeds: list[int] = Field([0, 1], min_length=2)  # stability is agreement between seeds
     algorithm: Literal["random_forest", "extra_trees", "lightgbm"] = "random_forest"
-    n_estimators: list[int] = [100, 300, 1000, 3000]
+    n_estimators: list[Annotated[int, Field(ge=1)]] = [100, 300, 1000, 3000]
     params: dict[str, Any] = {}
     consecutive: ConsecutiveLists = ConsecutiveLists()
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"seeds must differ (a seed compared with itself always agrees), "
+                             f"got {value}")
+        return value
 
 
 class SelectionRule(Strict):
@@ -220,7 +229,7 @@ class TemporalExperiment(Strict):
     exclude_features: list[str] = []
     exclude_patterns: list[str] = []
     top_k: int = Field(100, ge=1)
-    top_pct: list[float] = [1.0, 5.0]
+    top_pct: list[Annotated[float, Field(gt=0, le=100)]] = [1.0, 5.0]
     bootstrap: int = Field(200, ge=0, le=10_000)
     confidence: float = Field(0.95, gt=0, lt=1)
     seed: int = 0
@@ -241,6 +250,12 @@ class TemporalExperiment(Strict):
     def _models(self) -> TemporalExperiment:
         if not self.models:
             raise ValueError("models: give at least one model")
+        for key in ("training_label_timespans", "test_label_timespans"):
+            for i, span in enumerate(getattr(self.timechop, key)):
+                try:
+                    label_months(span)  # the label builder counts whole months
+                except TemporalError as exc:
+                    raise ValueError(f"timechop.{key}[{i}]: {exc}") from None
         try:
             self.splits()
         except (TimechopError, TemporalError) as exc:
@@ -264,7 +279,7 @@ class TemporalExperiment(Strict):
             keys = sorted(spec.params)
             for values in itertools.product(*(spec.params[k] for k in keys)):
                 point = GridPoint(spec.algorithm, dict(zip(keys, values, strict=True)))
-                out.append((point, spec.name or describe(point)))
+                out.append((point, spec.name or point.describe()))
         return out
 
     def splits(self) -> list[Split]:
@@ -274,11 +289,6 @@ class TemporalExperiment(Strict):
         if not splits:
             raise TemporalError("no split left (check timechop and test_from)")
         return splits
-
-
-def describe(point: GridPoint) -> str:
-    params = ", ".join(f"{k}={v}" for k, v in point.params.items())
-    return f"{point.algorithm}({params})"
 
 
 def label_months(span: str) -> int:
@@ -309,6 +319,14 @@ class PreparedData:
 
 
 def feature_config(columns: Sequence[str], experiment: TemporalExperiment) -> Features:
+    problems = [f"temporal.{key}[{i}]: no feature {name!r}"
+                for key in ("categorical", "exclude_features")
+                for i, name in enumerate(getattr(experiment, key)) if name not in columns]
+    problems += [f"temporal.exclude_patterns[{i}]: {pattern!r} matches no feature"
+                 for i, pattern in enumerate(experiment.exclude_patterns)
+                 if not fnmatch.filter(columns, pattern)]
+    if problems:  # a misspelt category would silently become an all-missing numeric column
+        raise TemporalError("; ".join(problems))
     excluded = set(experiment.exclude_features)
     usable = [c for c in columns if c not in excluded and not any(
         fnmatch.fnmatchcase(c, pattern) for pattern in experiment.exclude_patterns)]
@@ -527,7 +545,10 @@ def fit_and_score(point: GridPoint, features: Features, matrices: SplitMatrices,
     if len(np.unique(y)) < 2:
         raise TemporalError(f"{matrices.split.name}: training rows have one label value only")
     started = time.perf_counter()
-    pipeline.fit(matrices.train[columns], y, **fit_params)
+    try:
+        pipeline.fit(matrices.train[columns], y, **fit_params)
+    except LightGBMError as exc:  # not a ValueError: it would end the command in a traceback
+        raise TemporalError(f"{matrices.split.name}: {point.describe()}: {exc}") from None
     seconds = time.perf_counter() - started
     score = pipeline.predict_proba(matrices.test[columns])[:, 1]
     return pipeline, score, seconds
@@ -552,6 +573,12 @@ def run_temporal(config: TemporalExperiment, tables: Mapping[str, pd.DataFrame],
     data = data or prepare(config, tables, cache_dir=cache_dir)
     features = data.feature_config
     grid = config.grid()
+    first = split_matrices(data, data.splits[0])
+    try:
+        check_grid(grid, features, first.train[features.input_columns],
+                   first.train[first.label].to_numpy(), build=build_temporal_pipeline)
+    except ValueError as exc:
+        raise TemporalError(f"temporal.models: {exc}") from None
     feature_json = {**features.model_dump(mode="json", include={"categorical", "numeric"}),
                     "digest": feature_digest(features)}
     groups = []
@@ -569,7 +596,7 @@ def run_temporal(config: TemporalExperiment, tables: Mapping[str, pd.DataFrame],
     matrices_index: list[dict[str, Any]] = []
     fit_seconds = 0.0
     for split in data.splits:
-        matrices = split_matrices(data, split)
+        matrices = first if split is data.splits[0] else split_matrices(data, split)
         if matrices.test.empty:
             raise TemporalError(f"{split.name}: every test row is censored (the label window "
                                 "runs past the data's end)")
@@ -650,7 +677,7 @@ def seed_lists(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
                                            dataclasses.replace(matrices, test=test), seed)
         by_seed[seed] = pd.Series(score, index=test[ENTITY].astype("string").to_numpy())
         if progress:
-            progress(f"{describe(point)} seed {seed}: {time.perf_counter() - started:.1f} s")
+            progress(f"{point.describe()} seed {seed}: {time.perf_counter() - started:.1f} s")
         if i == 0:
             for when in extra_dates:
                 rows = data.features[data.features["as_of_date"] == pd.Timestamp(when)]

@@ -193,7 +193,8 @@ token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_h
 @token_app.command("create")
 def token_create(
     project_dir: ProjectArg = Path("."),
-    role: Annotated[str, typer.Option(help="predict, outcome, analyst or admin.")] = "predict",
+    role: Annotated[str, typer.Option(
+        help="predict, outcome, review, analyst or admin.")] = "predict",
     name: Annotated[str | None, typer.Option(help="Who or what uses the token.")] = None,
     by: ByOpt = None,
     database_url: DatabaseOpt = None,
