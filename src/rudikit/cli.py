@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -28,32 +27,17 @@ from rudikit.project import (
 )
 from rudikit.reports.cli import register_card_commands
 from rudikit.service.cli import register_service_commands
+from rudikit.terminal import DatabaseOpt, console, fail
 
 app = typer.Typer(
     help="rudikit: build, audit, explain, serve and monitor policing risk models responsibly "
          "(Rationale, Unification, Development, Implementation).",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
-# Summary tables are wide; when output is not a terminal (CI logs, pipes) do not squash them
-# into 80 columns.
-console = Console(width=None if Console().is_terminal else 160)
-err = Console(stderr=True)
-
 EXAMPLES = Path(__file__).parent / "examples"
 
 ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holding rudi.yaml) or the "
                                                  "rudi.yaml file itself.")]
-DatabaseOpt = Annotated[str | None, typer.Option(
-    "--database-url", envvar="RUDI_DATABASE_URL",
-    help="Results store URL (default: SQLite at <project>/.rudi/rudi.db). "
-         "e.g. postgresql://user@host:5432/db")]
-
-
-def fail(message: str, problems: list[str] | None = None, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}")
-    for problem in problems or []:
-        err.print(f"  [red]-[/] {problem}")
-    raise typer.Exit(code)
 
 
 def examples() -> list[str]:

@@ -145,9 +145,9 @@ def read_raw(folder: str | Path, name: str, columns: Sequence[str] | None = None
                 column_types={c: pa.string() for c in header}, strings_can_be_null=True,
                 null_values=[""], include_columns=list(columns) if columns else None),
         )
+    except CPDBError:
+        raise
     except (OSError, EOFError, UnicodeDecodeError, csv.Error, pa.ArrowException) as exc:
-        if isinstance(exc, CPDBError):
-            raise
         raise CPDBError(f"{path}: cannot read it ({exc}); the file is damaged or not a "
                         "gzipped CSV") from None
     return table.to_pandas()

@@ -10,20 +10,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from rudikit.project import ProjectError, TemporalProject, load_project, project_file
-
-console = Console(width=None if Console().is_terminal else 160)
-err = Console(stderr=True)
-
-
-def fail(message: str, problems: list[str] | None = None) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    for problem in problems or []:
-        err.print(f"  [red]-[/] {problem}", highlight=False)
-    raise typer.Exit(2)
+from rudikit.terminal import console, fail
 
 
 def splits(
@@ -68,7 +58,6 @@ def splits(
             where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
             fail(f"{'--out' if out else 'the figure'}: cannot write {path}: "
                  f"{exc.strerror or exc}{where}")
-            return
         console.print(f"[bold]Splits figure:[/] {path}")
 
 

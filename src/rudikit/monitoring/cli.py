@@ -26,17 +26,9 @@ from rudikit.features.labels import LabelError
 from rudikit.features.splits import SplitError
 from rudikit.models.artefacts import ArtefactError
 from rudikit.project import ProjectError, load_project
-from rudikit.service.cli import (
-    ByOpt,
-    DatabaseOpt,
-    ProjectArg,
-    SchemaOpt,
-    _by,
-    _engine,
-    console,
-    fail,
-)
+from rudikit.service.cli import ByOpt, ProjectArg, _by, _engine
 from rudikit.service.errors import ServiceError
+from rudikit.terminal import DatabaseOpt, SchemaOpt, console, fail
 
 AsOfOpt = Annotated[str | None, typer.Option(
     "--as-of", help="Judge the production window ending on this date (YYYY-MM-DD, UTC); "

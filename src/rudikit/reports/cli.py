@@ -12,38 +12,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
-from rich.console import Console
 from sqlalchemy.engine import Engine
 
 from rudikit.project import Project, ProjectError, load_project, project_file
-from rudikit.service.settings import ENV_SCHEMA
+from rudikit.terminal import DatabaseOpt, SchemaOpt, console, fail
 
 if TYPE_CHECKING:  # the card modules load plotly; keep `rudi --help` fast
     from rudikit.reports.cards import Card, Format
-
-console = Console(width=None if Console().is_terminal else 160)
-err = Console(stderr=True)
 
 card_app = typer.Typer(help="Write data and model cards (the RUDI documentation templates) "
                             "from the results store and rudi.yaml.", no_args_is_help=True)
 
 ProjectOpt = Annotated[Path, typer.Option(
     "--project", "-p", help="Project folder (holding rudi.yaml) or the rudi.yaml file.")]
-DatabaseOpt = Annotated[str | None, typer.Option(
-    "--database-url", envvar="RUDI_DATABASE_URL",
-    help="Results store URL (default: SQLite at <project>/.rudi/rudi.db).")]
-SchemaOpt = Annotated[str | None, typer.Option(
-    "--database-schema", envvar=ENV_SCHEMA, hidden=True,
-    help="PostgreSQL schema holding the store (used by the tests to isolate stores).")]
 OutOpt = Annotated[Path | None, typer.Option(
     "--out", help="Folder to write into (default: <project>/.rudi/cards).")]
 FormatOpt = Annotated[str, typer.Option(
     "--format", help="md, html or both.", case_sensitive=False)]
-
-
-def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
 
 
 def _setup(project_dir: Path, database_url: str | None, schema: str | None, fmt: str

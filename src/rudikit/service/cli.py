@@ -12,32 +12,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from rudikit.service.errors import ServiceError
-from rudikit.service.settings import ENV_RELOAD, ENV_SCHEMA, ENV_SYNCHRONOUS, ServiceSettings
-
-console = Console(width=None if Console().is_terminal else 160)
-err = Console(stderr=True)
+from rudikit.service.settings import ENV_RELOAD, ENV_SYNCHRONOUS, ServiceSettings
+from rudikit.terminal import DatabaseOpt, SchemaOpt, console, err, fail
 
 ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holding rudi.yaml); its store "
                                                  "is <project>/.rudi/rudi.db unless "
                                                  "--database-url is given.")]
-DatabaseOpt = Annotated[str | None, typer.Option(
-    "--database-url", envvar="RUDI_DATABASE_URL",
-    help="Results store URL (default: SQLite at <project>/.rudi/rudi.db), e.g. "
-         "postgresql://user@host:5432/db")]
-SchemaOpt = Annotated[str | None, typer.Option(
-    "--database-schema", envvar=ENV_SCHEMA, hidden=True,
-    help="PostgreSQL schema holding the store (used by the tests to isolate stores).")]
 ByOpt = Annotated[str | None, typer.Option(
     "--by", help="Who does this (for the audit log; default: $RUDI_USER or the OS user).")]
-
-
-def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
 
 
 def _folder(project_dir: Path, database_url: str | None) -> Path:

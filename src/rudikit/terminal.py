@@ -1,0 +1,33 @@
+"""What every ``rudi`` command shares on the terminal: the two consoles, the store options and
+the one way a command stops on bad input (``error: ...`` on stderr, exit code 2, no traceback).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from rudikit.service.settings import ENV_SCHEMA
+
+# Summary tables are wide; when output is not a terminal (CI logs, pipes) do not squash them
+# into 80 columns.
+console = Console(width=None if Console().is_terminal else 160)
+err = Console(stderr=True)
+
+DatabaseOpt = Annotated[str | None, typer.Option(
+    "--database-url", envvar="RUDI_DATABASE_URL",
+    help="Results store URL (default: SQLite at <project>/.rudi/rudi.db), e.g. "
+         "postgresql://user@host:5432/db")]
+SchemaOpt = Annotated[str | None, typer.Option(
+    "--database-schema", envvar=ENV_SCHEMA, hidden=True,
+    help="PostgreSQL schema holding the store (used by the tests to isolate stores).")]
+
+
+def fail(message: str, problems: list[str] | None = None, code: int = 2) -> NoReturn:
+    """Print ``error: message`` and one line per problem on stderr, and exit with ``code``."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    for problem in problems or []:
+        err.print(f"  [red]-[/] {problem}", highlight=False)
+    raise typer.Exit(code)
