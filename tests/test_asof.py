@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from rudikit.features.asof import (
     INJURY_USE_OF_FORCE,
     SUSTAINED_COMPLAINT,
     UNIT_CHANGES,
+    USE_OF_FORCE,
     Category,
     Cohort,
     EventSpec,
@@ -134,6 +136,38 @@ def test_counts_windows_rates_recency_and_distinct_ids() -> None:
     assert one["cmp_all_all_rate"] == pytest.approx(2 / tenure, rel=1e-5)
     assert one["tenure_years"] == pytest.approx(tenure, rel=1e-5)
     assert one["age_years"] == 42
+
+
+def test_windows_reaching_before_complete_recording_are_missing() -> None:
+    """Only excessive force is recorded before 2011 here: other groups' counts and rates over
+    a window that starts earlier are missing, not undercounts; the complete group and windows
+    that start on or after the day keep their values."""
+    spec = dataclasses.replace(SPEC, windows=("1year", "5year", "all"),
+                               complete_from="2011-01-01",
+                               complete_groups=("cat_excessive_force",))
+    frame = build_features(_tables(), ["2012-01-01", "2013-01-01"], [spec], states=()).frame
+    one = _row(frame, 1, "2012-01-01")
+    # The 1-year window starts on 2011-01-01 itself: complete.
+    assert one["cmp_all_1year_count"] == 2
+    assert one["cmp_cat_verbal_abuse_1year_count"] == 1
+    for name in ("cmp_all_5year_count", "cmp_all_5year_rate", "cmp_all_all_count",
+                 "cmp_all_all_rate", "cmp_cat_verbal_abuse_5year_count",
+                 "cmp_finding_sustained_all_count"):
+        assert pd.isna(one[name]), name
+    assert one["cmp_cat_excessive_force_5year_count"] == 2
+    assert one["cmp_cat_excessive_force_all_count"] == 2
+    tenure = (D("2012-01-01") - D("2000-01-01")).days / 365.25
+    assert one["cmp_cat_excessive_force_all_rate"] == pytest.approx(2 / tenure, rel=1e-5)
+    # Recency is not masked: the last recorded complaint is still the last one.
+    assert one["cmp_all_days_since"] == (D("2012-01-01") - D("2011-12-15")).days
+    # Officer 3, appointed 2012-03-01, has a whole career recorded completely in 2013.
+    three = _row(frame, 3, "2013-01-01")
+    assert three["cmp_all_all_count"] == 0
+    assert three["cmp_all_5year_count"] == 0
+    assert pd.isna(_row(frame, 2, "2013-01-01")["cmp_all_all_count"])
+    # Without complete_from every window counts what is there.
+    plain = build_features(_tables(), ["2012-01-01"], [SPEC], states=()).frame
+    assert _row(plain, 1, "2012-01-01")["cmp_all_all_count"] == 2
 
 
 def test_finding_is_unknown_until_the_case_is_closed() -> None:
@@ -269,6 +303,12 @@ def test_spec_errors() -> None:
     with pytest.raises(FeatureError, match="no column"):
         build_features(_tables(), ["2012-01-01"],
                        [EventSpec("x", "complaints", "no_such_date")], states=())
+    with pytest.raises(FeatureError, match="complete_groups: needs complete_from"):
+        EventSpec("x", "complaints", "complaint_date", complete_groups=("all",))
+    with pytest.raises(FeatureError, match="complete_groups: no group cat_excesive_force"):
+        build_features(_tables(), ["2012-01-01"], [dataclasses.replace(
+            SPEC, complete_from="2011-01-01", complete_groups=("cat_excesive_force",))],
+            states=())
 
 
 def test_monthly_as_of_dates() -> None:
@@ -290,7 +330,11 @@ def test_real_features_ignore_the_future(
         cpdb_tables: tuple[dict[str, pd.DataFrame], dict[str, pd.Timestamp]]) -> None:
     tables, _ = cpdb_tables
     as_of = D("2012-01-01")
-    full = build_features(tables, [as_of]).frame
+    # As examples/eis declares: before 2007 the export records excessive force only.
+    specs = (dataclasses.replace(COMPLAINTS, complete_from="2007-01-01",
+                                 complete_groups=("cat_excessive_force",)),
+             USE_OF_FORCE, UNIT_CHANGES)
+    full = build_features(tables, [as_of], specs).frame
     cut = dict(tables)
     cut["complaints"] = tables["complaints"][tables["complaints"]["complaint_date"] < as_of]
     # Closing dates after the as-of date are unknown then: blank them too.
@@ -303,8 +347,14 @@ def test_real_features_ignore_the_future(
     units = tables["unit_history"][tables["unit_history"]["unit_start_date"] < as_of]
     cut["unit_history"] = units.assign(
         unit_end_date=units["unit_end_date"].mask(units["unit_end_date"] >= as_of))
-    pd.testing.assert_frame_equal(full, build_features(cut, [as_of]).frame)
-    assert full["cmp_all_all_count"].sum() > 10_000
+    pd.testing.assert_frame_equal(full, build_features(cut, [as_of], specs).frame)
+    assert full["cmp_cat_excessive_force_all_count"].sum() > 10_000
+    # Other allegations are recorded from 2007: whole-career counts exist only for officers
+    # appointed since then; the 5-year window from 2007-01-01 is complete for everyone.
+    recent = full["tenure_years"] <= (as_of - D("2007-01-01")).days / 365.25
+    assert full.loc[recent, "cmp_all_all_count"].notna().all()
+    assert full.loc[~recent, "cmp_all_all_count"].isna().all()
+    assert full["cmp_all_5year_count"].notna().all() and full["cmp_all_5year_count"].sum() > 5_000
     assert 10_000 < len(full) < 15_000
 
 

@@ -139,6 +139,11 @@ def test_experiment_maps_from_yaml_like_dicts() -> None:
                                                 exclude_features=["tenure_years"]))
     assert chosen.categorical == ["unit", "rank"]
     assert chosen.numeric == ["cmp_all_1year_count"]
+    # "!pattern" takes back what earlier patterns dropped; the last matching pattern decides.
+    kept = feature_config(columns, experiment(exclude_patterns=["cmp_*", "!cmp_*_rate"]))
+    assert kept.numeric == ["cmp_all_1year_rate", "tenure_years"]
+    again = feature_config(columns, experiment(exclude_patterns=["!cmp_*_rate", "cmp_*"]))
+    assert again.numeric == ["tenure_years"]
     with pytest.raises(ValidationError):
         experiment(label="no_such_label")
     with pytest.raises(ValidationError):
@@ -258,6 +263,44 @@ def test_several_test_dates_are_evaluated_per_date(tmp_path, tables) -> None:
         result.metrics[result.metrics["split_time"] == split.split_time]["value"].mean())
 
 
+def test_a_baseline_ranks_by_a_feature_the_models_do_not_see(tmp_path, tables) -> None:
+    engine = open_store(f"sqlite:///{tmp_path / 'r.db'}")
+    config = experiment(exclude_patterns=["cmp_all_*"], models=[
+        {"algorithm": "rank_by_feature", "params": {"column": "cmp_all_1year_count",
+                                                    "tie_break": "cmp_all_5year_count"}},
+        {"algorithm": "logistic_regression", "params": {"C": 0.1}}])
+    run_id = results.start_run(engine, config.name, "h", {}, 0, "synthetic")
+    result = run_temporal(config, tables, engine=engine, run_id=run_id,
+                          artefacts_dir=tmp_path / "m")
+    data = result.data
+    assert not any(c.startswith("cmp_all_") for c in data.feature_config.input_columns)
+    baseline = result.groups[result.groups["baseline"]].iloc[0]["model_group_id"]
+    when = data.splits[-1].split_time
+    scores = result.scores(baseline, when)
+    rows = data.features[data.features["as_of_date"] == when].set_index("officer_uid")
+    rows.index = rows.index.astype("string")
+    count = rows.loc[scores.index, "cmp_all_1year_count"].to_numpy()
+    tie = rows.loc[scores.index, "cmp_all_5year_count"].to_numpy()
+    # The ranking is the column's, ties broken by the second column (missing counts as 0).
+    order = np.lexsort((-np.nan_to_num(tie), -np.nan_to_num(count)))
+    assert (np.diff(scores.to_numpy()[order]) <= 0).all()
+    lr_inputs = load_artefact(*_artefact(engine, result, "logistic_regression"))
+    assert "cmp_all_1year_count" not in lr_inputs.named_steps["encode"].input_columns
+    with pytest.raises(TemporalError, match="temporal.models: .*'no_such' is not a numeric"):
+        run_temporal(experiment(models=[{"algorithm": "rank_by_feature",
+                                         "params": {"column": "no_such"}}]),
+                     tables, engine=engine, run_id=run_id, artefacts_dir=tmp_path / "m")
+
+
+def _artefact(engine: Any, result: Any, algorithm: str) -> tuple[str, str]:
+    """(path, hash) of the last stored model of the result's group ``algorithm``."""
+    group = result.groups[result.groups["algorithm"] == algorithm].iloc[0]["model_group_id"]
+    with engine.connect() as conn:
+        row = conn.execute(select(t.models.c.artefact_path, t.models.c.artefact_hash).where(
+            t.models.c.model_group_id == int(group)).order_by(t.models.c.id.desc())).first()
+    return row[0], row[1]
+
+
 def test_experiment_round_trips_through_yaml() -> None:
     config = experiment(selection_rules=[{"name": "best_average_value"}])
     text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
@@ -286,7 +329,11 @@ def test_feature_rank_baseline_orders_lexicographically() -> None:
     pipe, _ = build_temporal_pipeline(GridPoint("rank_by_feature", {"column": "b",
                                                                     "tie_break": ["a"]}),
                                       features)
-    assert pipe.named_steps["model"].column_index == 2  # after the one categorical column
+    # The baseline's pipeline reads its own columns only, in its order.
+    assert pipe.named_steps["encode"].input_columns == ["b", "a"]
+    rows = pd.DataFrame({"unit": ["7", "9", "7", "1"], "a": X[:, 1], "b": X[:, 0]})
+    assert list(np.argsort(-pipe.fit(rows, np.zeros(4)).predict_proba(rows)[:, 1])) == [
+        2, 0, 1, 3]
     with pytest.raises(ValueError):
         build_temporal_pipeline(GridPoint("rank_by_feature", {"column": "unit"}), features)
 
@@ -356,6 +403,22 @@ def test_bad_settings_are_config_errors_with_their_key_path() -> None:
     assert "seeds must differ" in problem(stability={"seeds": [3, 3]})
     assert "greater than or equal to 1" in problem(stability={"n_estimators": [0, 100]})
     assert "less than or equal to 100" in problem(top_pct=[1.0, 500.0])
+    message = problem(complete_from={"cmp": {"date": "2007-01-01",
+                                             "recorded_before": ["cat_excesive_force"]}})
+    assert "complete_from" in message
+    assert "cmp.recorded_before[0]: no group 'cat_excesive_force'" in message
+    assert "no event feature block" in problem(complete_from={"cpm": {"date": "2007-01-01"}})
+    assert "Input should be a valid date" in problem(complete_from={"cmp": {"date": "2007-13-01"}})
+
+
+def test_completeness_dates_reach_the_feature_specs() -> None:
+    config = experiment(complete_from={"cmp": {"date": "2007-01-01",
+                                               "recorded_before": ["cat_excessive_force"]}})
+    specs = {spec.name: spec for spec in config.event_specs()}
+    assert specs["cmp"].complete_from == "2007-01-01"
+    assert specs["cmp"].complete_groups == ("cat_excessive_force",)
+    assert specs["uof"].complete_from is None
+    assert all(spec.complete_from is None for spec in experiment().event_specs())
 
 
 def test_misspelt_feature_names_are_refused() -> None:

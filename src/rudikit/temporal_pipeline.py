@@ -235,7 +235,7 @@ def explain_last_list(data: PreparedData, engine: Engine, model_id: int, artefac
     split = data.splits[-1]
     when = max(split.test.as_of_dates)
     rows = data.features[data.features["as_of_date"] == when].reset_index(drop=True)
-    columns = data.feature_config.input_columns
+    columns = pipeline.named_steps["encode"].input_columns
     scores = pd.Series(pipeline.predict_proba(rows[columns])[:, 1],
                        index=rows[ENTITY].astype("string").to_numpy())
     kept = exclude_reviewed(scores, list_tables.load_reviews(engine), when,

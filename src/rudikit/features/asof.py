@@ -30,7 +30,7 @@ import pandas as pd
 from rudikit.data.cpdb import ALLEGATION_CODES, FINDING_CODES, FORCE_CODES
 
 #: Bumped whenever the SQL below changes meaning, so old cache entries are not reused.
-CODE_VERSION = "asof-1"
+CODE_VERSION = "asof-2"
 
 Metric = Literal["count", "rate", "recency"]
 
@@ -78,6 +78,15 @@ class EventSpec:
     ``id_column`` makes counts distinct (a complaint with three allegations counts once);
     ``flags`` are boolean columns counted like categories; ``data_start`` is the first day the
     source covers, so a 5-year rate in 2006 of data that start in 2004 divides by two years.
+
+    ``complete_from`` is the first day from which every kind of event is recorded, when the
+    source held only some kinds before it (``complete_groups``, e.g. ``cat_excessive_force``:
+    the Chicago complaints before 2007 are almost all excessive-force allegations). A count or
+    rate of any other group over a window that starts before that day would be an undercount
+    that means less the further back the window reaches, so it is missing instead. Without this
+    a 5-year count is complete on the 2013 list and short on the 2010 list that trained its
+    model, and the model learns thresholds the later years do not share. Recency is not masked:
+    the last recorded event is still the last one of its group since that day.
     """
 
     name: str
@@ -89,8 +98,13 @@ class EventSpec:
     flags: tuple[str, ...] = ()
     metrics: tuple[Metric, ...] = ("count", "rate", "recency")
     data_start: str | None = None
+    complete_from: str | None = None
+    complete_groups: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.complete_groups and not self.complete_from:
+            raise FeatureError(f"{self.name}.complete_groups: needs complete_from (the day from "
+                               "which the other groups are recorded)")
         for window in self.windows:
             if window not in WINDOW_MONTHS:
                 raise FeatureError(f"{self.name}.windows: unknown window {window!r} "
@@ -313,6 +327,12 @@ def cohort_frame(tables: Mapping[str, pd.DataFrame], as_of_dates: Sequence[objec
 # --- SQL generation --------------------------------------------------------------------------
 
 
+def event_group_names(spec: EventSpec) -> list[str]:
+    """The groups a spec counts (``all``, ``<category prefix>_<value>``, flags): the middle part
+    of its feature names, as ``complete_groups`` names them."""
+    return [group for group, _ in _event_groups(spec)[1]]
+
+
 def _event_groups(spec: EventSpec) -> tuple[list[str], list[tuple[str, str]]]:
     """Per-event boolean columns (computed once per event in ``ev``) and, per feature group,
     the SQL condition on a joined (event, as-of date) row that puts the event in the group."""
@@ -348,6 +368,10 @@ def event_sql(spec: EventSpec, entity: str = "officer_uid") -> str:
     date = _q(spec.date_column)
     ident = _q(spec.id_column) if spec.id_column else "row_number() OVER ()"
     columns, groups = _event_groups(spec)
+    unknown_groups = sorted(set(spec.complete_groups) - {group for group, _ in groups})
+    if unknown_groups:
+        raise FeatureError(f"{spec.name}.complete_groups: no group {', '.join(unknown_groups)} "
+                           f"(groups: {', '.join(group for group, _ in groups)})")
     known = [
         f"CASE WHEN count({_q(cat.known_from)}) = count(*) "
         f"THEN max(CAST({_q(cat.known_from)} AS DATE)) END AS __known_{i}"
@@ -363,11 +387,15 @@ def event_sql(spec: EventSpec, entity: str = "officer_uid") -> str:
             raw = f"n{g}_{window}"
             aggs.append(f"sum(CASE WHEN {in_window} THEN 1 ELSE 0 END) AS {raw}")
             name = f"{spec.name}_{group}_{window}"
+            count = f"coalesce(a.{raw}, 0)"
+            rate = f"coalesce(a.{raw}, 0) / x.exposure_{window}"
+            if spec.complete_from and group not in spec.complete_groups:
+                count = f"CASE WHEN x.complete_{window} THEN {count} END"
+                rate = f"CASE WHEN x.complete_{window} THEN {rate} END"
             if "count" in spec.metrics:
-                finals.append(f"CAST(coalesce(a.{raw}, 0) AS INTEGER) AS {_q(name + '_count')}")
+                finals.append(f"CAST({count} AS INTEGER) AS {_q(name + '_count')}")
             if "rate" in spec.metrics:
-                finals.append(f"CAST(coalesce(a.{raw}, 0) / x.exposure_{window} AS FLOAT) "
-                              f"AS {_q(name + '_rate')}")
+                finals.append(f"CAST({rate} AS FLOAT) AS {_q(name + '_rate')}")
         if "recency" in spec.metrics:
             aggs.append(f"max(CASE WHEN {cond} THEN e.__event_date END) AS last{g}")
             finals.append(f"CAST(date_diff('day', a.last{g}, c.as_of_date) AS INTEGER) "
@@ -380,6 +408,9 @@ def event_sql(spec: EventSpec, entity: str = "officer_uid") -> str:
         begin = f"CAST(greatest(start_date, {window_start}, {data_start}) AS DATE)"
         exposures.append(f"greatest(date_diff('day', {begin}, as_of_date), "
                          f"{MIN_EXPOSURE_DAYS}) / 365.25 AS exposure_{window}")
+        if spec.complete_from:  # the window starts on or after the day recording was complete
+            exposures.append(f"CAST(greatest(start_date, {window_start}) AS DATE) >= "
+                             f"DATE {_lit(spec.complete_from)} AS complete_{window}")
     per_event = ", ".join([*known, *columns])
     return f"""
         WITH src AS (

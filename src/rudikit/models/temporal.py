@@ -52,9 +52,11 @@ from rudikit.features.asof import (
     DEFAULT_LABELS,
     DEFAULT_SPECS,
     DEFAULT_STATES,
+    EventSpec,
     LabelSpec,
     build_features,
     build_labels,
+    event_group_names,
 )
 from rudikit.features.timechop import (
     Split,
@@ -123,7 +125,8 @@ class FeatureRankClassifier(ClassifierMixin, BaseEstimator):
 def build_temporal_pipeline(point: GridPoint, features: Features, seed: int = 0
                             ) -> tuple[Pipeline, dict[str, Any]]:
     """:func:`rudikit.models.estimators.build_pipeline`, plus the ``rank_by_feature`` baseline
-    (params ``column`` and optional ``tie_break``: a column or list of columns, all numeric)."""
+    (params ``column`` and optional ``tie_break``: a column or list of columns, each one of
+    ``features.numeric``). The baseline's pipeline reads only its own columns."""
     if point.algorithm != BASELINE:
         return build_pipeline(point, features, seed)
     params = dict(point.params)
@@ -132,12 +135,12 @@ def build_temporal_pipeline(point: GridPoint, features: Features, seed: int = 0
     ties = [ties] if isinstance(ties, str) else list(ties or [])
     if params:
         raise ValueError(f"{BASELINE}: unknown parameter(s) {', '.join(sorted(params))}")
-    order = [*features.categorical, *features.boolean, *features.numeric]
     for name in [column, *ties]:
         if name not in features.numeric:
             raise ValueError(f"{BASELINE}: {name!r} is not a numeric feature")
-    model = FeatureRankClassifier(order.index(column), tuple(order.index(t) for t in ties))
-    return Pipeline([("encode", make_encoder(features)), ("model", model)]), {}
+    model = FeatureRankClassifier(0, tuple(range(1, len(ties) + 1)))
+    own = Features(numeric=list(dict.fromkeys([column, *ties])))
+    return Pipeline([("encode", make_encoder(own)), ("model", model)]), {}
 
 
 # --- Configuration ---------------------------------------------------------------------------
@@ -210,6 +213,15 @@ class SelectionRule(Strict):
         return value
 
 
+class Completeness(Strict):
+    """When an event table's records became complete: before ``date`` it held only the groups
+    in ``recorded_before`` (e.g. ``cat_excessive_force``), so counts of the other groups over
+    windows that reach before ``date`` are missing (:class:`rudikit.features.asof.EventSpec`)."""
+
+    date: date
+    recorded_before: list[str] = []
+
+
 class TemporalExperiment(Strict):
     """One EIS experiment: a label, its timechop, a model grid and how lists are judged.
 
@@ -218,7 +230,12 @@ class TemporalExperiment(Strict):
     timespan. ``test_from`` skips splits whose split time is earlier (their training history
     may still reach back to the timechop's start times). Every feature of the default as-of
     specs is used except ``exclude_features`` and names matching ``exclude_patterns`` (shell
-    globs: ``"*_rate"`` drops every rate); ``categorical`` are categories, the rest numeric."""
+    globs: ``"*_rate"`` drops every rate; a pattern starting with ``!`` takes back what earlier
+    patterns dropped, as in ``.gitignore``, and the last pattern a name matches decides);
+    ``categorical`` are categories, the rest numeric. Baselines (``rank_by_feature``) may rank
+    by any prepared feature, excluded or not: the exclusions shape what the models learn from.
+    ``complete_from`` declares, per event feature block (``cmp``, ``uof``, ``unit``), the day
+    its source began to record every kind of event."""
 
     name: str = "eis"
     label: str
@@ -228,6 +245,7 @@ class TemporalExperiment(Strict):
     categorical: list[str] = ["unit", "rank"]
     exclude_features: list[str] = []
     exclude_patterns: list[str] = []
+    complete_from: dict[str, Completeness] = {}
     top_k: int = Field(100, ge=1)
     top_pct: list[Annotated[float, Field(gt=0, le=100)]] = [1.0, 5.0]
     bootstrap: int = Field(200, ge=0, le=10_000)
@@ -245,6 +263,32 @@ class TemporalExperiment(Strict):
         if value not in names:
             raise ValueError(f"unknown label {value!r} (known: {', '.join(names)})")
         return value
+
+    @field_validator("complete_from")
+    @classmethod
+    def _completeness(cls, value: dict[str, Completeness]) -> dict[str, Completeness]:
+        specs = {spec.name: spec for spec in DEFAULT_SPECS}
+        for name, completeness in value.items():
+            if name not in specs:
+                raise ValueError(f"{name}: no event feature block of that name (known: "
+                                 f"{', '.join(specs)})")
+            groups = event_group_names(specs[name])
+            for i, group in enumerate(completeness.recorded_before):
+                if group not in groups:
+                    raise ValueError(f"{name}.recorded_before[{i}]: no group {group!r} (groups: "
+                                     f"{', '.join(groups)})")
+        return value
+
+    def event_specs(self) -> tuple[EventSpec, ...]:
+        """The event feature blocks, with this experiment's completeness dates."""
+        out = []
+        for spec in DEFAULT_SPECS:
+            done = self.complete_from.get(spec.name)
+            if done is not None:
+                spec = dataclasses.replace(spec, complete_from=done.date.isoformat(),
+                                           complete_groups=tuple(done.recorded_before))
+            out.append(spec)
+        return tuple(out)
 
     @model_validator(mode="after")
     def _models(self) -> TemporalExperiment:
@@ -304,7 +348,9 @@ def label_months(span: str) -> int:
 
 @dataclass
 class PreparedData:
-    """Features for every as-of date an experiment needs, labels per label timespan, splits."""
+    """Features for every as-of date an experiment needs, labels per label timespan, splits.
+    ``feature_config`` is what the models learn from; ``available`` is every prepared feature
+    (what a baseline may rank by)."""
 
     experiment: TemporalExperiment
     splits: list[Split]
@@ -312,10 +358,29 @@ class PreparedData:
     feature_config: Features
     labels: dict[str, pd.DataFrame]  # label timespan -> officer_uid, as_of_date, label
     seconds: dict[str, float] = field(default_factory=dict)
+    available: Features | None = None
 
     @property
     def label_name(self) -> str:
         return self.experiment.label
+
+    def features_for(self, point: GridPoint) -> Features:
+        """The features a grid point is built with: every prepared one for a baseline, the
+        experiment's (after exclusions) for a model."""
+        if point.algorithm == BASELINE and self.available is not None:
+            return self.available
+        return self.feature_config
+
+
+def _excluded_by_patterns(name: str, patterns: Sequence[str]) -> bool:
+    """Whether shell-glob ``patterns`` drop ``name``; ``!pattern`` takes it back; the last
+    matching pattern decides."""
+    dropped = False
+    for pattern in patterns:
+        keep = pattern.startswith("!")
+        if fnmatch.fnmatchcase(name, pattern[1:] if keep else pattern):
+            dropped = not keep
+    return dropped
 
 
 def feature_config(columns: Sequence[str], experiment: TemporalExperiment) -> Features:
@@ -324,15 +389,22 @@ def feature_config(columns: Sequence[str], experiment: TemporalExperiment) -> Fe
                 for i, name in enumerate(getattr(experiment, key)) if name not in columns]
     problems += [f"temporal.exclude_patterns[{i}]: {pattern!r} matches no feature"
                  for i, pattern in enumerate(experiment.exclude_patterns)
-                 if not fnmatch.filter(columns, pattern)]
+                 if not fnmatch.filter(columns, pattern.removeprefix("!"))]
     if problems:  # a misspelt category would silently become an all-missing numeric column
         raise TemporalError("; ".join(problems))
     excluded = set(experiment.exclude_features)
-    usable = [c for c in columns if c not in excluded and not any(
-        fnmatch.fnmatchcase(c, pattern) for pattern in experiment.exclude_patterns)]
+    usable = [c for c in columns if c not in excluded
+              and not _excluded_by_patterns(c, experiment.exclude_patterns)]
     categorical = [c for c in experiment.categorical if c in usable]
     numeric = [c for c in usable if c not in categorical]
     return Features(categorical=categorical, numeric=numeric)
+
+
+def available_features(columns: Sequence[str], experiment: TemporalExperiment) -> Features:
+    """Every prepared feature, typed as the experiment types them (no exclusions)."""
+    categorical = [c for c in experiment.categorical if c in columns]
+    return Features(categorical=categorical,
+                    numeric=[c for c in columns if c not in categorical])
 
 
 def prepare(experiment: TemporalExperiment, tables: Mapping[str, pd.DataFrame], *,
@@ -351,7 +423,8 @@ def prepare(experiment: TemporalExperiment, tables: Mapping[str, pd.DataFrame], 
             spans.add(test.label_timespan)
     started = time.perf_counter()
     every = sorted(dates | {pd.Timestamp(d) for d in extra_dates})
-    features = build_features(tables, every, DEFAULT_SPECS, DEFAULT_STATES, cache_dir=cache_dir)
+    features = build_features(tables, every, experiment.event_specs(), DEFAULT_STATES,
+                              cache_dir=cache_dir)
     seconds = {"features": time.perf_counter() - started}
     started = time.perf_counter()
     spec = experiment.label_spec
@@ -359,8 +432,9 @@ def prepare(experiment: TemporalExperiment, tables: Mapping[str, pd.DataFrame], 
                                  dataclasses.replace(spec, window_months=label_months(span)))
               for span in sorted(spans)}
     seconds["labels"] = time.perf_counter() - started
-    return PreparedData(experiment, splits, features.frame,
-                        feature_config(features.feature_columns, experiment), labels, seconds)
+    columns = features.feature_columns
+    return PreparedData(experiment, splits, features.frame, feature_config(columns, experiment),
+                        labels, seconds, available_features(columns, experiment))
 
 
 @dataclass
@@ -538,9 +612,10 @@ def evaluate_lists(test: pd.DataFrame, label: str, score: np.ndarray,
 
 def fit_and_score(point: GridPoint, features: Features, matrices: SplitMatrices, seed: int
                   ) -> tuple[Pipeline, np.ndarray, float]:
-    """(fitted pipeline, test scores, fit seconds) of one grid point on one split."""
+    """(fitted pipeline, test scores, fit seconds) of one grid point on one split; ``features``
+    as :meth:`PreparedData.features_for` gives them."""
     pipeline, fit_params = build_temporal_pipeline(point, features, seed)
-    columns = features.input_columns
+    columns = pipeline.named_steps["encode"].input_columns
     y = matrices.train[matrices.label].to_numpy()
     if len(np.unique(y)) < 2:
         raise TemporalError(f"{matrices.split.name}: training rows have one label value only")
@@ -576,7 +651,9 @@ def run_temporal(config: TemporalExperiment, tables: Mapping[str, pd.DataFrame],
     first = split_matrices(data, data.splits[0])
     try:
         check_grid(grid, features, first.train[features.input_columns],
-                   first.train[first.label].to_numpy(), build=build_temporal_pipeline)
+                   first.train[first.label].to_numpy(),
+                   build=lambda point, _: build_temporal_pipeline(point,
+                                                                  data.features_for(point)))
     except ValueError as exc:
         raise TemporalError(f"temporal.models: {exc}") from None
     feature_json = {**features.model_dump(mode="json", include={"categorical", "numeric"}),
@@ -611,7 +688,8 @@ def run_temporal(config: TemporalExperiment, tables: Mapping[str, pd.DataFrame],
         for group in groups:
             point = group["point"]
             _report(progress, f"{config.label} {split.name}: {group['name']}", task)
-            pipeline, score, seconds = fit_and_score(point, features, matrices, config.seed)
+            pipeline, score, seconds = fit_and_score(point, data.features_for(point), matrices,
+                                                     config.seed)
             fit_seconds += seconds
             stored, per_date = evaluate_lists(matrices.test, matrices.label, score, config)
             digest, path = save_artefact(pipeline, artefacts_dir)
@@ -668,13 +746,13 @@ def seed_lists(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
     matrices = split_matrices(data, split)
     first = matrices.test["as_of_date"].min()
     test = matrices.test[matrices.test["as_of_date"] == first]
-    columns = data.feature_config.input_columns
     by_seed: dict[int, pd.Series] = {}
     by_date: dict[pd.Timestamp, pd.Series] = {}
     for i, seed in enumerate(seeds):
         started = time.perf_counter()
-        pipeline, score, _ = fit_and_score(point, data.feature_config,
+        pipeline, score, _ = fit_and_score(point, data.features_for(point),
                                            dataclasses.replace(matrices, test=test), seed)
+        columns = pipeline.named_steps["encode"].input_columns
         by_seed[seed] = pd.Series(score, index=test[ENTITY].astype("string").to_numpy())
         if progress:
             progress(f"{point.describe()} seed {seed}: {time.perf_counter() - started:.1f} s")
