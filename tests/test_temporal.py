@@ -3,6 +3,7 @@ period into training, every fit is stored, baselines rank by one feature."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -301,6 +302,27 @@ def _artefact(engine: Any, result: Any, algorithm: str) -> tuple[str, str]:
     return row[0], row[1]
 
 
+@pytest.mark.parametrize("stability, expected", [
+    ({"algorithm": "random_forest", "params": {"max_depht": 3}}, "max_depht"),
+    ({"algorithm": "random_forest", "params": {"max_features": "sqrtt"}}, "max_features"),
+    ({"algorithm": "extra_trees", "params": {"criterion": "ginny"}}, "criterion"),
+    ({"algorithm": "lightgbm", "params": {"num_leafs": 3}}, "unknown parameter(s) num_leafs"),
+    ({"algorithm": "lightgbm", "params": {"num_leaves": -1}}, "num_leaves"),
+])
+def test_a_bad_stability_forest_fails_the_run_before_anything_is_stored(
+        tmp_path, tables, stability, expected) -> None:
+    engine = open_store(f"sqlite:///{tmp_path / 'rudi.db'}")
+    config = experiment(stability=stability)
+    run_id = results.start_run(engine, config.name, "h", {}, 0, "synthetic")
+    with pytest.raises(TemporalError, match=r"temporal.stability.params: "
+                       + stability["algorithm"] + ": .*" + re.escape(expected)):
+        run_temporal(config, tables, engine=engine, run_id=run_id,
+                     artefacts_dir=tmp_path / "models")
+    with engine.connect() as conn:
+        for table in (t.model_groups, t.models, t.predictions):
+            assert conn.execute(select(func.count()).select_from(table)).scalar_one() == 0
+
+
 def test_experiment_round_trips_through_yaml() -> None:
     config = experiment(selection_rules=[{"name": "best_average_value"}])
     text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
@@ -402,6 +424,8 @@ def test_bad_settings_are_config_errors_with_their_key_path() -> None:
     assert "at least 2 items" in problem(stability={"seeds": [0]})
     assert "seeds must differ" in problem(stability={"seeds": [3, 3]})
     assert "greater than or equal to 1" in problem(stability={"n_estimators": [0, 100]})
+    assert "n_estimators: set by the curve itself" in problem(
+        stability={"params": {"n_estimators": 10}})
     assert "less than or equal to 100" in problem(top_pct=[1.0, 500.0])
     message = problem(complete_from={"cmp": {"date": "2007-01-01",
                                              "recorded_before": ["cat_excesive_force"]}})

@@ -148,6 +148,27 @@ def _fit_forest(algorithm: str, n_estimators: int, seed: int, params: Mapping[st
                          "(random_forest, extra_trees, lightgbm)")
 
 
+def check_forest(algorithm: str, params: Mapping[str, Any], X: np.ndarray, y: np.ndarray
+                 ) -> None:
+    """Refuse a bad parameter of the stability-vs-trees forest before anything is fitted (the
+    curve is drawn only after the whole grid): scikit-learn's own checks; for LightGBM, which
+    ignores unknown names and checks values only when fitting, its names and a fit on ``X``,
+    ``y`` (a small sample of the training rows). A bad one is a :class:`StabilityError`."""
+    from lightgbm.basic import LightGBMError
+
+    from rudikit.models.estimators import check_lightgbm_names
+
+    try:
+        model = _fit_forest(algorithm, 1, 0, params, None)
+        if algorithm == "lightgbm":
+            check_lightgbm_names(params)
+            model.fit(X, y)
+        else:
+            model._validate_params()
+    except (TypeError, ValueError, LightGBMError) as exc:
+        raise StabilityError(f"{algorithm}: {exc}") from None
+
+
 def stability_vs_trees(X_train: np.ndarray | pd.DataFrame, y_train: np.ndarray,
                        X_test: np.ndarray | pd.DataFrame, entity_ids: Sequence[Any], *,
                        algorithm: str = "random_forest",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,6 +146,21 @@ def _lightgbm_parameters() -> frozenset[str] | None:
     return frozenset(names)
 
 
+def check_lightgbm_names(params: Mapping[str, Any]) -> None:
+    """Refuse parameter names LightGBM does not know: it would ignore them silently
+    (``verbose=-1``), so a misspelt ``num_leafs`` would fit the defaults."""
+    known = _lightgbm_parameters()
+    unknown = sorted(set(params) - known) if known is not None else []
+    if unknown:
+        raise ValueError(f"lightgbm: unknown parameter(s) {', '.join(unknown)}")
+
+
+def label_sample(y: np.ndarray, per_label: int = 200) -> np.ndarray:
+    """Row positions of at most ``per_label`` rows of each label: enough to make LightGBM check
+    its parameter values (it does so only when fitting) in a fraction of a second."""
+    return np.concatenate([np.flatnonzero(y == value)[:per_label] for value in np.unique(y)])
+
+
 def build_pipeline(point: GridPoint, features: Features, seed: int = 0
                    ) -> tuple[Pipeline, dict[str, Any]]:
     """(unfitted pipeline, extra ``fit`` keyword arguments) for one grid point."""
@@ -186,10 +201,7 @@ def build_pipeline(point: GridPoint, features: Features, seed: int = 0
             params.setdefault("n_jobs", -1)
             model = RandomForestClassifier(random_state=seed, **params)
         elif point.algorithm == "lightgbm":
-            known = _lightgbm_parameters()
-            unknown = sorted(set(params) - known) if known is not None else []
-            if unknown:  # LightGBM itself ignores them silently (verbose=-1)
-                raise ValueError(f"lightgbm: unknown parameter(s) {', '.join(unknown)}")
+            check_lightgbm_names(params)
             params.setdefault("verbose", -1)
             # One thread: LightGBM's OpenMP threads spin-wait, and on a busy 2-core machine a
             # 0.5 s fit was measured taking 28 s with n_jobs=2. The data here are small.
@@ -218,7 +230,7 @@ def check_grid(grid: Sequence[tuple[GridPoint, str]], features: Features, X: pd.
     the tenth group does not fail a run after nine were stored: scikit-learn's own parameter
     checks, and for LightGBM (whose values only its C++ core checks, at fit time) a fit on at
     most 200 training rows of each label. A bad one is a ValueError naming the model."""
-    sample = np.concatenate([np.flatnonzero(y == value)[:200] for value in np.unique(y)])
+    sample = label_sample(y)
     for point, name in grid:
         try:
             pipeline, fit_params = build(point, features)

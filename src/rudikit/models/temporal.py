@@ -48,6 +48,7 @@ from sklearn.pipeline import Pipeline
 from sqlalchemy.engine import Engine
 
 from rudikit.evaluation.metrics import MetricValue, evaluate_scores
+from rudikit.evaluation.stability import check_forest
 from rudikit.features.asof import (
     DEFAULT_LABELS,
     DEFAULT_SPECS,
@@ -67,7 +68,13 @@ from rudikit.features.timechop import (
 )
 from rudikit.models.artefacts import save_artefact
 from rudikit.models.audition import DEFAULT_RULES, RULES, Rule
-from rudikit.models.estimators import GridPoint, build_pipeline, check_grid, make_encoder
+from rudikit.models.estimators import (
+    GridPoint,
+    build_pipeline,
+    check_grid,
+    label_sample,
+    make_encoder,
+)
 from rudikit.project import Features, Strict
 from rudikit.store import results
 
@@ -189,6 +196,15 @@ class StabilitySettings(Strict):
     n_estimators: list[Annotated[int, Field(ge=1)]] = [100, 300, 1000, 3000]
     params: dict[str, Any] = {}
     consecutive: ConsecutiveLists = ConsecutiveLists()
+
+    @field_validator("params")
+    @classmethod
+    def _curve_owns(cls, value: dict[str, Any]) -> dict[str, Any]:
+        taken = sorted({"n_estimators", "random_state", "seed", "warm_start"} & set(value))
+        if taken:  # a forest would silently take the curve's own values instead
+            raise ValueError(f"{', '.join(taken)}: set by the curve itself (n_estimators lists "
+                             "the sizes, seeds the seeds)")
+        return value
 
     @field_validator("seeds")
     @classmethod
@@ -656,6 +672,15 @@ def run_temporal(config: TemporalExperiment, tables: Mapping[str, pd.DataFrame],
                                                                   data.features_for(point)))
     except ValueError as exc:
         raise TemporalError(f"temporal.models: {exc}") from None
+    forest = config.stability
+    if forest.n_estimators:  # the curve is drawn last: a typo there must not waste the grid
+        y = first.train[first.label].to_numpy()
+        sample = label_sample(y)
+        X = make_encoder(features).fit_transform(first.train.iloc[sample][features.input_columns])
+        try:
+            check_forest(forest.algorithm, forest.params, X, y[sample])
+        except ValueError as exc:
+            raise TemporalError(f"temporal.stability.params: {exc}") from None
     feature_json = {**features.model_dump(mode="json", include={"categorical", "numeric"}),
                     "digest": feature_digest(features)}
     groups = []
