@@ -105,6 +105,11 @@ class EventSpec:
         if self.complete_groups and not self.complete_from:
             raise FeatureError(f"{self.name}.complete_groups: needs complete_from (the day from "
                                "which the other groups are recorded)")
+        groups = event_group_names(self) if self.complete_groups else []
+        unknown = sorted(set(self.complete_groups) - set(groups))
+        if unknown:
+            raise FeatureError(f"{self.name}.complete_groups: no group {', '.join(unknown)} "
+                               f"(groups: {', '.join(groups)})")
         for window in self.windows:
             if window not in WINDOW_MONTHS:
                 raise FeatureError(f"{self.name}.windows: unknown window {window!r} "
@@ -368,10 +373,6 @@ def event_sql(spec: EventSpec, entity: str = "officer_uid") -> str:
     date = _q(spec.date_column)
     ident = _q(spec.id_column) if spec.id_column else "row_number() OVER ()"
     columns, groups = _event_groups(spec)
-    unknown_groups = sorted(set(spec.complete_groups) - {group for group, _ in groups})
-    if unknown_groups:
-        raise FeatureError(f"{spec.name}.complete_groups: no group {', '.join(unknown_groups)} "
-                           f"(groups: {', '.join(group for group, _ in groups)})")
     known = [
         f"CASE WHEN count({_q(cat.known_from)}) = count(*) "
         f"THEN max(CAST({_q(cat.known_from)} AS DATE)) END AS __known_{i}"

@@ -373,8 +373,8 @@ class PreparedData:
     features: pd.DataFrame  # officer_uid, as_of_date, feature columns
     feature_config: Features
     labels: dict[str, pd.DataFrame]  # label timespan -> officer_uid, as_of_date, label
+    available: Features
     seconds: dict[str, float] = field(default_factory=dict)
-    available: Features | None = None
 
     @property
     def label_name(self) -> str:
@@ -383,9 +383,7 @@ class PreparedData:
     def features_for(self, point: GridPoint) -> Features:
         """The features a grid point is built with: every prepared one for a baseline, the
         experiment's (after exclusions) for a model."""
-        if point.algorithm == BASELINE and self.available is not None:
-            return self.available
-        return self.feature_config
+        return self.available if point.algorithm == BASELINE else self.feature_config
 
 
 def _excluded_by_patterns(name: str, patterns: Sequence[str]) -> bool:
@@ -416,13 +414,6 @@ def feature_config(columns: Sequence[str], experiment: TemporalExperiment) -> Fe
     return Features(categorical=categorical, numeric=numeric)
 
 
-def available_features(columns: Sequence[str], experiment: TemporalExperiment) -> Features:
-    """Every prepared feature, typed as the experiment types them (no exclusions)."""
-    categorical = [c for c in experiment.categorical if c in columns]
-    return Features(categorical=categorical,
-                    numeric=[c for c in columns if c not in categorical])
-
-
 def prepare(experiment: TemporalExperiment, tables: Mapping[str, pd.DataFrame], *,
             cache_dir: str | Path | None = None,
             extra_dates: Sequence[Any] = ()) -> PreparedData:
@@ -449,8 +440,9 @@ def prepare(experiment: TemporalExperiment, tables: Mapping[str, pd.DataFrame], 
               for span in sorted(spans)}
     seconds["labels"] = time.perf_counter() - started
     columns = features.feature_columns
+    everything = experiment.model_copy(update={"exclude_features": [], "exclude_patterns": []})
     return PreparedData(experiment, splits, features.frame, feature_config(columns, experiment),
-                        labels, seconds, available_features(columns, experiment))
+                        labels, feature_config(columns, everything), seconds)
 
 
 @dataclass
