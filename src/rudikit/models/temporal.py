@@ -657,16 +657,15 @@ def run_temporal(config: TemporalExperiment, tables: Mapping[str, pd.DataFrame],
     features = data.feature_config
     grid = config.grid()
     first = split_matrices(data, data.splits[0])
+    y = first.train[first.label].to_numpy()
     try:
-        check_grid(grid, features, first.train[features.input_columns],
-                   first.train[first.label].to_numpy(),
+        check_grid(grid, features, first.train[features.input_columns], y,
                    build=lambda point, _: build_temporal_pipeline(point,
                                                                   data.features_for(point)))
     except ValueError as exc:
         raise TemporalError(f"temporal.models: {exc}") from None
     forest = config.stability
     if forest.n_estimators:  # the curve is drawn last: a typo there must not waste the grid
-        y = first.train[first.label].to_numpy()
         sample = label_sample(y)
         X = make_encoder(features).fit_transform(first.train.iloc[sample][features.input_columns])
         try:
