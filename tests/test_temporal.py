@@ -287,10 +287,17 @@ def test_a_baseline_ranks_by_a_feature_the_models_do_not_see(tmp_path, tables) -
     assert (np.diff(scores.to_numpy()[order]) <= 0).all()
     lr_inputs = load_artefact(*_artefact(engine, result, "logistic_regression"))
     assert "cmp_all_1year_count" not in lr_inputs.named_steps["encode"].input_columns
+    def stored() -> list[int]:
+        with engine.connect() as conn:
+            return [conn.execute(select(func.count()).select_from(table)).scalar_one()
+                    for table in (t.model_groups, t.models, t.predictions)]
+
+    before = stored()
     with pytest.raises(TemporalError, match="temporal.models: .*'no_such' is not a numeric"):
         run_temporal(experiment(models=[{"algorithm": "rank_by_feature",
                                          "params": {"column": "no_such"}}]),
                      tables, engine=engine, run_id=run_id, artefacts_dir=tmp_path / "m")
+    assert stored() == before
 
 
 def _artefact(engine: Any, result: Any, algorithm: str) -> tuple[str, str]:
