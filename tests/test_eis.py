@@ -24,7 +24,6 @@ from typer.testing import CliRunner
 from rudikit.cli import app
 from rudikit.evaluation.metrics import precision_at_k
 from rudikit.models.audition import Rule, audition
-from rudikit.pipeline import RunResult, run_project
 from rudikit.project import ProjectError, TemporalProject, load_project, parse_project
 from rudikit.reports.cards import render_markdown
 from rudikit.reports.model_card import build_model_card
@@ -33,6 +32,8 @@ from rudikit.reports.temporal_report import (
     reviewer_agreement,
     write_temporal_report,
 )
+from rudikit.run.develop import run_project
+from rudikit.run.engine import RunResult
 from rudikit.store import list_tables
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store

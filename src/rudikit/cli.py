@@ -92,13 +92,14 @@ def _load(project_dir: Path):  # type: ignore[no-untyped-def]
 @app.command()
 def validate(project_dir: ProjectArg = Path(".")) -> None:
     """Check rudi.yaml and the data it points to; report every problem with its key path."""
+    from rudikit.data.unify import unify
     from rudikit.features.labels import make_label
-    from rudikit.pipeline import check_columns, unify
+    from rudikit.run.case import check_columns
 
     project = _load(project_dir)
     folder = project_dir if project_dir.is_dir() else project_dir.parent
     if isinstance(project, TemporalProject):
-        from rudikit.temporal_pipeline import validate_temporal
+        from rudikit.run.temporal import validate_temporal
 
         try:
             facts, problems = validate_temporal(project, folder)
@@ -165,7 +166,7 @@ def summary_table(result) -> Table:  # type: ignore[no-untyped-def]
 
 
 def run_and_report(project_dir: Path, database_url: str | None):  # type: ignore[no-untyped-def]
-    from rudikit.pipeline import RationaleIncomplete, run_project
+    from rudikit.run.develop import RationaleIncomplete, run_project
 
     _load(project_dir)
     progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -32,9 +33,12 @@ class LoadedSource:
     report: ValidationReport
     checksum: str
     note: str = ""
+    span: tuple[Any, Any] | None = None  # the date range, when not the ``datetime`` column's
 
     @property
     def date_range(self) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+        if self.span is not None:
+            return self.span
         if "datetime" not in self.frame or self.frame["datetime"].isna().all():
             return None, None
         return self.frame["datetime"].min(), self.frame["datetime"].max()
