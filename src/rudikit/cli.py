@@ -92,8 +92,9 @@ def _load(project_dir: Path):  # type: ignore[no-untyped-def]
 @app.command()
 def validate(project_dir: ProjectArg = Path(".")) -> None:
     """Check rudi.yaml and the data it points to; report every problem with its key path."""
+    from rudikit.data.sources import unify
     from rudikit.features.labels import make_label
-    from rudikit.pipeline import check_columns, unify
+    from rudikit.pipeline import check_columns
 
     project = _load(project_dir)
     folder = project_dir if project_dir.is_dir() else project_dir.parent

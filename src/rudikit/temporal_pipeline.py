@@ -35,6 +35,7 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from rudikit.config import TemporalExperiment, label_months
 from rudikit.data.sources import LoadedSource, SourceError, files_checksum
 from rudikit.data.validation import ValidationReport
 from rudikit.evaluation.stability import (
@@ -49,14 +50,14 @@ from rudikit.models.audition import AuditionResult, audition
 from rudikit.models.temporal import (
     ENTITY,
     PreparedData,
-    TemporalExperiment,
     TemporalResult,
     consecutive_dates,
     grid_point,
-    label_months,
+    label_spec,
     prepare,
     run_temporal,
     seed_lists,
+    selection_rules,
     training_matrix,
 )
 from rudikit.project import Source, TemporalProject, missing_rationale
@@ -122,10 +123,14 @@ def validate_temporal(project: TemporalProject, project_dir: Path
                       ) -> tuple[list[str], list[str]]:
     """(facts, problems) for ``rudi validate``: the event tables load, and every test as-of
     date of the timechop has officers whose label window is not censored."""
-    from rudikit.features.asof import build_labels
+    from rudikit.features.asof import FeatureError, build_labels, event_specs
 
     problems = [f"{path}: required rationale field is empty"
                 for path in missing_rationale(project.rationale)]
+    try:  # prepare builds the specs too; reported here before any data is read or fitted
+        event_specs(project.temporal.complete_from)
+    except FeatureError as exc:
+        problems.append(str(exc))
     tables, loaded = load_event_tables(project, project_dir)
     facts = [f"data.sources[0]: {s.name} ({s.origin}) {len(s.frame):,} rows"
              + (f" - {s.note}" if s.note else "") for s in loaded]
@@ -134,7 +139,7 @@ def validate_temporal(project: TemporalProject, project_dir: Path
                     for d in test.as_of_dates})
     span = config.splits()[-1].test.label_timespan
     labels = build_labels(tables, dates, dataclasses.replace(
-        config.label_spec, window_months=label_months(span)))
+        label_spec(config), window_months=label_months(span)))
     for when, rows in labels.groupby("as_of_date"):
         known = rows[config.label].dropna()
         if known.empty:
@@ -159,7 +164,7 @@ def choose_group(result: TemporalResult) -> tuple[AuditionResult, int, str]:
     """(audition, chosen model group, reason): the rule with the lowest mean regret over the
     splits picks the group; baselines compete too (a rule may rightly pick one)."""
     config = result.experiment
-    aud = audition(result.split_metrics(), config.rules(), time_col="split_time")
+    aud = audition(result.split_metrics(), selection_rules(config), time_col="split_time")
     best = aud.summary.iloc[0]
     chosen = int(best["final_choice"])
     name = result.group(chosen)["name"]

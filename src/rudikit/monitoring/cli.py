@@ -205,8 +205,8 @@ def backtest(project_dir: ProjectArg = Path("."),
              database_url: DatabaseOpt = None, database_schema: SchemaOpt = None) -> None:
     """How performance decays with model age (the live model group refitted at each month
     end and scored on the months after): the evidence for how often to retrain."""
+    from rudikit.data.sources import unify
     from rudikit.monitoring.retrain import backtest_model_age, deployed_group
-    from rudikit.pipeline import unify
 
     project = _project(project_dir, "backtest")
     engine = _engine(project_dir, database_url, database_schema)
@@ -274,9 +274,9 @@ def replay(project_dir: ProjectArg = Path("."),
     /predict in batches), then their true outcomes (POST /outcomes). Returns the month."""
     import httpx
 
+    from rudikit.data.sources import unify
     from rudikit.monitoring.replay import ReplayError, local_service, month_rows
     from rudikit.monitoring.replay import replay as run_replay
-    from rudikit.pipeline import unify
 
     project = _project(project_dir, "replay")
     folder = _folder(project_dir)
