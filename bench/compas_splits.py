@@ -32,8 +32,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rudikit.config import Project, ProjectError, load_project
 from rudikit.data.compas import LABELS
-from rudikit.data.unify import unify
+from rudikit.data.sources import unify
 from rudikit.evaluation.metrics import evaluate_scores, roc_auc
 from rudikit.fairness.list_simulation import (
     LIST_DRAW,
@@ -45,7 +46,6 @@ from rudikit.fairness.stage import ScoredRows, mitigate
 from rudikit.features.labels import make_label
 from rudikit.features.splits import make_split
 from rudikit.models.estimators import build_pipeline, expand_grid
-from rudikit.project import Project, ProjectError, load_project
 from rudikit.run.engine import ModelSummary
 from rudikit.run.selection import select_best
 

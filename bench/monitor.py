@@ -144,7 +144,7 @@ TIMED = {
     "ours": """
 from datetime import datetime, UTC
 from pathlib import Path
-from rudikit.project import load_project
+from rudikit.config import load_project
 from rudikit.store.engine import open_store
 from rudikit.monitoring.monitor import run_monitor
 folder = Path({folder!r})

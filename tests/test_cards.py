@@ -14,9 +14,9 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from rudikit.cli import app
+from rudikit.config import load_project
 from rudikit.data.sources import load_source
 from rudikit.data.synthetic import generate_archive
-from rudikit.project import load_project
 from rudikit.reports.cards import render_html, render_markdown
 from rudikit.reports.data_card import build_data_card
 from rudikit.reports.model_card import build_model_card

@@ -483,8 +483,8 @@ def test_archive_offline_without_cache(tmp_path: Path) -> None:
 def test_police_uk_api_source_reads_the_cache(tmp_path: Path) -> None:
     """A `police_uk_api` source in rudi.yaml downloads into its cache folder once; a project
     run then reads the cached month without touching the network."""
+    from rudikit.config import Source
     from rudikit.data.sources import load_source
-    from rudikit.project import Source
 
     server = FakeServer(respond_file(STOPS))
     dl.fetch_stops_force("city-of-london", "2024-01", cache_dir=tmp_path / "cache",

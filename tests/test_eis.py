@@ -22,9 +22,9 @@ from sqlalchemy import select, text
 from typer.testing import CliRunner
 
 from rudikit.cli import app
+from rudikit.config import ProjectError, TemporalProject, load_project, parse_project
 from rudikit.evaluation.metrics import precision_at_k
 from rudikit.models.audition import Rule, audition
-from rudikit.project import ProjectError, TemporalProject, load_project, parse_project
 from rudikit.reports.cards import render_markdown
 from rudikit.reports.model_card import build_model_card
 from rudikit.reports.temporal_report import (
@@ -353,3 +353,21 @@ def test_temporal_section_errors_name_the_key_path(tmp_path) -> None:
     assert done.exit_code == 2
     output = " ".join(done.output.split())
     assert "data.sources[0].path" in output and "lacks officers.parquet" in output
+
+
+def test_validate_checks_completeness_names_against_the_feature_specs(tmp_path) -> None:
+    # complete_from block and group names are the feature layer's: the file reads, and
+    # `rudi validate` reports the misspelt group with its key path before anything is fitted
+    data = tmp_path / "events"
+    data.mkdir()
+    for name, frame in synthetic_tables().items():
+        frame.to_parquet(data / f"{name}.parquet")
+    config = project_config(data)
+    config["temporal"]["complete_from"] = {
+        "cmp": {"date": "2007-01-01", "recorded_before": ["cat_excesive_force"]}}
+    (tmp_path / "rudi.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    assert isinstance(load_project(tmp_path), TemporalProject)
+    done = CliRunner().invoke(app, ["validate", str(tmp_path)])
+    assert done.exit_code == 1
+    assert ("temporal.complete_from.cmp.recorded_before[0]: no group 'cat_excesive_force'"
+            in " ".join(done.output.split()))

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from test_service_support import Artefact, Trained, auth, observation, service_store
 
+from rudikit.config import DatetimeFeatures, Features, load_project
 from rudikit.explain import (
     Explanation,
     explain,
@@ -24,7 +25,6 @@ from rudikit.explain import (
 )
 from rudikit.models.artefacts import load_artefact
 from rudikit.models.estimators import GridPoint, build_pipeline
-from rudikit.project import DatetimeFeatures, Features, load_project
 from rudikit.run.develop import run_project
 from rudikit.service.app import create_app
 from rudikit.service.settings import ServiceSettings

@@ -21,6 +21,7 @@ from fairlearn.metrics import (
 )
 from sklearn.base import clone
 
+from rudikit.config import Fairness
 from rudikit.fairness import mitigation_search as ms
 from rudikit.fairness.mitigation import (
     FairlearnBaseline,
@@ -33,7 +34,6 @@ from rudikit.fairness.mitigation import (
     group_labels,
 )
 from rudikit.fairness.stage import ScoredRows, mitigate
-from rudikit.project import Fairness
 
 CONSTRAINTS = ["demographic_parity", "equal_opportunity", "equalized_odds"]
 

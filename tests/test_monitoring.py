@@ -32,8 +32,9 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from rudikit.cli import app as cli
+from rudikit.config import FairnessRequirement, load_project
+from rudikit.data.sources import unify
 from rudikit.data.synthetic import generate_archive
-from rudikit.data.unify import unify
 from rudikit.models.artefacts import load_artefact
 from rudikit.monitoring import inputs
 from rudikit.monitoring.drift import MISSING, OTHER, ReferenceProfile, chi2_p_value, compare, psi
@@ -41,7 +42,6 @@ from rudikit.monitoring.monitor import MonitorError, list_stability, run_monitor
 from rudikit.monitoring.performance import precision_at_k_over_time, realised
 from rudikit.monitoring.replay import month_rows, replay
 from rudikit.monitoring.retrain import RetrainError, retrain, rollback
-from rudikit.project import FairnessRequirement, load_project
 from rudikit.reports.monitor_report import write_monitor_report
 from rudikit.reports.run_report import write_run_report
 from rudikit.run.develop import run_project

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from rudikit.config import Source
 from rudikit.data import police_uk
 from rudikit.data.sources import SourceError, load_source
-from rudikit.project import Source
 
 
 def count_rows(path: Path) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rudikit.project import ProjectError, load_project, missing_rationale, parse_project
+from rudikit.config import ProjectError, load_project, missing_rationale, parse_project
 from tests.conftest import example_config
 
 

@@ -19,7 +19,7 @@ from conftest import example_config, write_project
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from rudikit.project import load_project
+from rudikit.config import load_project
 from rudikit.service.auth import ROLES, create_token
 from rudikit.service.deploy import deploy
 from rudikit.store import production_tables as pt

@@ -11,11 +11,11 @@ import pytest
 from sklearn import metrics as skm
 from sqlalchemy import select
 
+from rudikit.config import ProjectError, RandomSplit, load_project, parse_project
 from rudikit.data.sources import load_source
 from rudikit.features.labels import make_label
 from rudikit.features.splits import SplitError, make_split
 from rudikit.models.artefacts import load_artefact
-from rudikit.project import ProjectError, RandomSplit, load_project, parse_project
 from rudikit.run.develop import run_project
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store
@@ -133,7 +133,7 @@ def test_run_chooses_on_validation_rows_and_reports_test_rows(tmp_path: Path) ->
 
 
 def test_temporal_split_with_train_start_and_test_end_bounds_both_sides() -> None:
-    from rudikit.project import TemporalSplit
+    from rudikit.config import TemporalSplit
 
     days = pd.date_range("2020-01-01", periods=120, freq="D", tz="UTC")
     frame = pd.DataFrame({"when": days})

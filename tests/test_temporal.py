@@ -14,24 +14,32 @@ import yaml
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from rudikit.features.timechop import Timechop
+from rudikit.config import (
+    SELECTION_RULES,
+    TEMPORAL_LABELS,
+    Features,
+    TemporalError,
+    TemporalExperiment,
+    Timechop,
+    label_months,
+)
+from rudikit.features.asof import DEFAULT_LABELS, FeatureError, event_specs
 from rudikit.models.artefacts import load_artefact, save_artefact
+from rudikit.models.audition import RULES
 from rudikit.models.estimators import GridPoint
 from rudikit.models.temporal import (
     FeatureRankClassifier,
     LeakageError,
-    TemporalError,
-    TemporalExperiment,
     build_temporal_pipeline,
     consecutive_dates,
+    experiment_grid,
     feature_config,
-    label_months,
     prepare,
     seed_lists,
+    selection_rules,
     split_matrices,
     training_matrix,
 )
-from rudikit.project import Features
 from rudikit.run.temporal import run_temporal
 from rudikit.store import results
 from rudikit.store import tables as t
@@ -130,7 +138,7 @@ def test_experiment_maps_from_yaml_like_dicts() -> None:
     config = experiment()
     assert [s.split_time for s in config.splits()] == [D("2010-01-01"), D("2011-01-01"),
                                                        D("2012-01-01")]
-    names = [name for _, name in config.grid()]
+    names = [name for _, name in experiment_grid(config)]
     assert names[0] == "baseline: complaints last year"
     assert names[1].startswith("lightgbm(")
     assert isinstance(config.timechop, Timechop)
@@ -149,9 +157,9 @@ def test_experiment_maps_from_yaml_like_dicts() -> None:
         experiment(label="no_such_label")
     with pytest.raises(ValidationError):
         experiment(models=[{"algorithm": "xgboost"}])
-    assert len(config.rules()) > 3  # the default audition rules
+    assert len(selection_rules(config)) > 3  # the default audition rules
     rules = experiment(selection_rules=[{"name": "best_avg_var_penalized", "param": 0.5}])
-    assert [r.label for r in rules.rules()] == ["best_avg_var_penalized(0.5)"]
+    assert [r.label for r in selection_rules(rules)] == ["best_avg_var_penalized(0.5)"]
     with pytest.raises(ValidationError):
         experiment(selection_rules=[{"name": "best_guess"}])
 
@@ -434,22 +442,36 @@ def test_bad_settings_are_config_errors_with_their_key_path() -> None:
     assert "n_estimators: set by the curve itself" in problem(
         stability={"params": {"n_estimators": 10}})
     assert "less than or equal to 100" in problem(top_pct=[1.0, 500.0])
-    message = problem(complete_from={"cmp": {"date": "2007-01-01",
-                                             "recorded_before": ["cat_excesive_force"]}})
+    assert "Input should be a valid date" in problem(complete_from={"cmp": {"date": "2007-13-01"}})
+
+
+def test_completeness_names_are_checked_against_the_feature_specs() -> None:
+    def problem(**completeness: Any) -> str:
+        config = experiment(complete_from=completeness)  # the file itself reads
+        with pytest.raises(FeatureError) as exc:
+            event_specs(config.complete_from)
+        return str(exc.value)
+
+    message = problem(cmp={"date": "2007-01-01", "recorded_before": ["cat_excesive_force"]})
     assert "complete_from" in message
     assert "cmp.recorded_before[0]: no group 'cat_excesive_force'" in message
-    assert "no event feature block" in problem(complete_from={"cpm": {"date": "2007-01-01"}})
-    assert "Input should be a valid date" in problem(complete_from={"cmp": {"date": "2007-13-01"}})
+    assert "no event feature block" in problem(cpm={"date": "2007-01-01"})
+
+
+def test_config_names_are_the_feature_and_audition_names() -> None:
+    # the config package checks names without importing features or models
+    assert tuple(spec.name for spec in DEFAULT_LABELS) == TEMPORAL_LABELS
+    assert tuple(RULES) == SELECTION_RULES
 
 
 def test_completeness_dates_reach_the_feature_specs() -> None:
     config = experiment(complete_from={"cmp": {"date": "2007-01-01",
                                                "recorded_before": ["cat_excessive_force"]}})
-    specs = {spec.name: spec for spec in config.event_specs()}
+    specs = {spec.name: spec for spec in event_specs(config.complete_from)}
     assert specs["cmp"].complete_from == "2007-01-01"
     assert specs["cmp"].complete_groups == ("cat_excessive_force",)
     assert specs["uof"].complete_from is None
-    assert all(spec.complete_from is None for spec in experiment().event_specs())
+    assert all(spec.complete_from is None for spec in event_specs(experiment().complete_from))
 
 
 def test_misspelt_feature_names_are_refused() -> None:

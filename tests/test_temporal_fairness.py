@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from rudikit.models.temporal import TemporalError
-from rudikit.project import Fairness
+from rudikit.config import Fairness, TemporalError
 from rudikit.run.temporal import officer_attributes, run_temporal
 from rudikit.store import results
 from rudikit.store import tables as t

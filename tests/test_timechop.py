@@ -9,14 +9,8 @@ import pytest
 from dateutil.relativedelta import relativedelta
 from pydantic import ValidationError
 
-from rudikit.features.timechop import (
-    Timechop,
-    TimechopError,
-    chop_time,
-    parse_interval,
-    plot_splits,
-    splits_table,
-)
+from rudikit.config.timechop import Timechop, TimechopError, chop_time, parse_interval
+from rudikit.features.timechop import plot_splits, splits_table
 
 D = pd.Timestamp
 

@@ -11,6 +11,13 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from rudikit.config import (
+    PROJECT_FILE,
+    ProjectError,
+    TemporalProject,
+    load_project,
+    missing_rationale,
+)
 from rudikit.data.sources import SourceError
 from rudikit.fairness.audit import audit_command
 from rudikit.features.cli import register_split_commands
@@ -18,13 +25,6 @@ from rudikit.features.labels import LabelError
 from rudikit.features.splits import SplitError
 from rudikit.models.artefacts import ArtefactError
 from rudikit.monitoring.cli import register_monitoring_commands
-from rudikit.project import (
-    PROJECT_FILE,
-    ProjectError,
-    TemporalProject,
-    load_project,
-    missing_rationale,
-)
 from rudikit.reports.cli import register_card_commands
 from rudikit.service.cli import register_service_commands
 from rudikit.terminal import DatabaseOpt, console, fail
@@ -92,7 +92,7 @@ def _load(project_dir: Path):  # type: ignore[no-untyped-def]
 @app.command()
 def validate(project_dir: ProjectArg = Path(".")) -> None:
     """Check rudi.yaml and the data it points to; report every problem with its key path."""
-    from rudikit.data.unify import unify
+    from rudikit.data.sources import unify
     from rudikit.features.labels import make_label
     from rudikit.run.case import check_columns
 

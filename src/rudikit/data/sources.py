@@ -13,9 +13,9 @@ from typing import Any
 
 import pandas as pd
 
+from rudikit.config import Project, Source
 from rudikit.data import compas, download, police_uk, synthetic
 from rudikit.data.validation import Problem, ValidationReport
-from rudikit.project import Source
 
 
 class SourceError(ValueError):
@@ -177,3 +177,12 @@ def load_source(source: Source, project_dir: str | Path, where: str,
                                        severity="warning"))
     return LoadedSource(source.name, source.kind, str(root), origin, files, frame, report,
                         files_checksum(files, root), note)
+
+
+def unify(project: Project, project_dir: Path) -> tuple[pd.DataFrame, list[LoadedSource]]:
+    """Load every source; stack them when they share a layout (e.g. several police.uk feeds)."""
+    loaded = [load_source(s, project_dir, f"data.sources[{i}]")
+              for i, s in enumerate(project.data.sources)]
+    frame = pd.concat([s.frame for s in loaded], ignore_index=True) if len(loaded) > 1 \
+        else loaded[0].frame
+    return frame, loaded

@@ -15,6 +15,10 @@ import pandas as pd
 UK_LATITUDE = (49.0, 61.5)
 UK_LONGITUDE = (-8.7, 2.1)
 
+#: The one vocabulary of boolean text, shared by the data loaders' validation and the encoder.
+TRUE_TEXT = frozenset({"true", "1", "1.0", "yes", "t", "y"})
+FALSE_TEXT = frozenset({"false", "0", "0.0", "no", "f", "n"})
+
 
 @dataclass(frozen=True)
 class Problem:

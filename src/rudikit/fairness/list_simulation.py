@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rudikit.config import Fairness
 from rudikit.evaluation.metrics import MetricValue
 from rudikit.fairness.group_metrics import MISSING_GROUP, check_binary, check_scores
-from rudikit.project import Fairness
 
 #: Cases drawn per simulated list, as in the RUDI guide (10 of every 100 new cases).
 LIST_DRAW = 100

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rudikit.config import Fairness, Mitigation, OperatingPoint
 from rudikit.fairness.audit import AuditResult, audit
 from rudikit.fairness.group_metrics import MISSING_GROUP
 from rudikit.fairness.mitigation import (
@@ -25,7 +26,6 @@ from rudikit.fairness.mitigation import (
     group_labels,
 )
 from rudikit.fairness.requirements import Requirement, RequirementResult, evaluate_requirements
-from rudikit.project import Fairness, Mitigation, OperatingPoint
 
 LABEL, SCORE = "__label__", "__score__"
 

@@ -19,7 +19,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -27,6 +27,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from rudikit.config import Completeness
 from rudikit.data.cpdb import ALLEGATION_CODES, FINDING_CODES, FORCE_CODES
 
 #: Bumped whenever the SQL below changes meaning, so old cache entries are not reused.
@@ -218,6 +219,31 @@ INJURY_USE_OF_FORCE = LabelSpec(
                 "injured, a subject was injured, or a subject alleged an injury",
 )
 DEFAULT_LABELS: tuple[LabelSpec, ...] = (ANY_COMPLAINT, SUSTAINED_COMPLAINT, INJURY_USE_OF_FORCE)
+
+
+def event_specs(complete_from: Mapping[str, Completeness]) -> tuple[EventSpec, ...]:
+    """The default event feature blocks with a temporal section's completeness dates. Block and
+    group names are checked here, where the specs are known (``rudi validate`` calls this before
+    any fit): a FeatureError names the key path (``temporal.complete_from.cmp...``)."""
+    specs = {spec.name: spec for spec in DEFAULT_SPECS}
+    for name, completeness in complete_from.items():
+        where = f"temporal.complete_from.{name}"
+        if name not in specs:
+            raise FeatureError(f"{where}: no event feature block of that name (known: "
+                               f"{', '.join(specs)})")
+        groups = event_group_names(specs[name])
+        for i, group in enumerate(completeness.recorded_before):
+            if group not in groups:
+                raise FeatureError(f"{where}.recorded_before[{i}]: no group {group!r} (groups: "
+                                   f"{', '.join(groups)})")
+    out = []
+    for spec in DEFAULT_SPECS:
+        done = complete_from.get(spec.name)
+        if done is not None:
+            spec = replace(spec, complete_from=done.date.isoformat(),
+                           complete_groups=tuple(done.recorded_before))
+        out.append(spec)
+    return tuple(out)
 
 
 # --- Helpers ---------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from rudikit.project import ProjectError, TemporalProject, load_project, project_file
+from rudikit.config import ProjectError, TemporalProject, load_project, project_file
 from rudikit.terminal import console, fail
 
 

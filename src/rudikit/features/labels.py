@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rudikit.project import Condition, Label
+from rudikit.config import Condition, Label
 
 
 class LabelError(ValueError):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit
 
-from rudikit.project import RandomSplit, TemporalSplit
+from rudikit.config import RandomSplit, TemporalSplit
 
 
 class SplitError(ValueError):

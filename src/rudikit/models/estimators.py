@@ -24,8 +24,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from rudikit.config import Features, ModelSpec
 from rudikit.features.encoding import TabularEncoder
-from rudikit.project import Features, ModelSpec
 
 
 class CategoryRateClassifier(ClassifierMixin, BaseEstimator):

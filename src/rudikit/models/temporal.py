@@ -1,7 +1,7 @@
 """Temporal experiments for an early intervention system: every model group trained and tested
 on each timechop split, as a department would have retrained and used it.
 
-For each split of :func:`rudikit.features.timechop.chop_time`:
+For each split of :func:`rudikit.config.timechop.chop_time`:
 
 * the training matrix is the as-of features (:func:`rudikit.features.asof.build_features`) of
   every active officer on each training as-of date, joined to the label read in the window
@@ -35,54 +35,45 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from lightgbm.basic import LightGBMError
-from pydantic import Field, field_validator, model_validator
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.pipeline import Pipeline
 
+from rudikit.config import (
+    BASELINE,
+    ConsecutiveLists,
+    Features,
+    TemporalError,
+    TemporalExperiment,
+    label_months,
+)
+from rudikit.config.timechop import Split, parse_interval
 from rudikit.evaluation.metrics import MetricValue, evaluate_scores
 from rudikit.features.asof import (
     DEFAULT_LABELS,
-    DEFAULT_SPECS,
     DEFAULT_STATES,
-    EventSpec,
     LabelSpec,
     build_features,
     build_labels,
-    event_group_names,
+    event_specs,
 )
-from rudikit.features.timechop import (
-    Split,
-    Timechop,
-    TimechopError,
-    chop_time,
-    parse_interval,
-)
-from rudikit.models.audition import DEFAULT_RULES, RULES, Rule
+from rudikit.models.audition import DEFAULT_RULES, Rule
 from rudikit.models.estimators import (
     GridPoint,
     build_pipeline,
     make_encoder,
 )
-from rudikit.project import Features, Strict
 
 ENTITY = "officer_uid"
-BASELINE = "rank_by_feature"
-ALGORITHMS = ("logistic_regression", "random_forest", "lightgbm", "rate_by_category", BASELINE)
 
 
 class LeakageError(RuntimeError):
     """A training label window reaches into the test period."""
-
-
-class TemporalError(ValueError):
-    pass
 
 
 # --- The baseline ----------------------------------------------------------------------------
@@ -144,213 +135,30 @@ def build_temporal_pipeline(point: GridPoint, features: Features, seed: int = 0
     return Pipeline([("encode", make_encoder(own)), ("model", model)]), {}
 
 
-# --- Configuration ---------------------------------------------------------------------------
+# --- What the temporal section describes ---------------------------------------------------
 
 
-class TemporalModel(Strict):
-    """An algorithm and lists of hyperparameter values (every combination is a model group),
-    as ``ModelSpec`` but also allowing the ``rank_by_feature`` baseline; ``name`` labels the
-    groups in reports."""
-
-    algorithm: str
-    params: dict[str, list[Any]] = {}
-    name: str | None = None
-
-    @field_validator("algorithm")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        if value not in ALGORITHMS:
-            raise ValueError(f"unknown algorithm {value!r} (known: {', '.join(ALGORITHMS)})")
-        return value
-
-    @field_validator("params", mode="before")
-    @classmethod
-    def _listify(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: v if isinstance(v, list) else [v] for k, v in value.items()}
-        return value
+def experiment_grid(experiment: TemporalExperiment) -> list[tuple[GridPoint, str]]:
+    """(grid point, display name) of every model group, in configuration order."""
+    out = []
+    for spec in experiment.models:
+        keys = sorted(spec.params)
+        for values in itertools.product(*(spec.params[k] for k in keys)):
+            point = GridPoint(spec.algorithm, dict(zip(keys, values, strict=True)))
+            out.append((point, spec.name or point.describe()))
+    return out
 
 
-class ConsecutiveLists(Strict):
-    """Extra as-of dates after the last test date, scored by the last split's model, to measure
-    how the list moves from one day, week and month to the next."""
-
-    days: int = Field(14, ge=0)
-    weeks: int = Field(12, ge=0)
-    months: int = Field(3, ge=0)
+def selection_rules(experiment: TemporalExperiment) -> list[Rule]:
+    """The selection rules to audition (the default set when none are configured)."""
+    if not experiment.selection_rules:
+        return list(DEFAULT_RULES)
+    return [Rule(r.name, r.param) for r in experiment.selection_rules]
 
 
-class StabilitySettings(Strict):
-    """List stability: the chosen model refitted with each seed (top-``k`` Jaccard), and the
-    stability-vs-trees curve of ``algorithm`` (``random_forest``, ``extra_trees`` or
-    ``lightgbm``) with ``params``, both on the last split's first test as-of date."""
-
-    seeds: list[int] = Field([0, 1], min_length=2)  # stability is agreement between seeds
-    algorithm: Literal["random_forest", "extra_trees", "lightgbm"] = "random_forest"
-    n_estimators: list[Annotated[int, Field(ge=1)]] = [100, 300, 1000, 3000]
-    params: dict[str, Any] = {}
-    consecutive: ConsecutiveLists = ConsecutiveLists()
-
-    @field_validator("params")
-    @classmethod
-    def _curve_owns(cls, value: dict[str, Any]) -> dict[str, Any]:
-        taken = sorted({"n_estimators", "random_state", "seed", "warm_start"} & set(value))
-        if taken:  # a forest would silently take the curve's own values instead
-            raise ValueError(f"{', '.join(taken)}: set by the curve itself (n_estimators lists "
-                             "the sizes, seeds the seeds)")
-        return value
-
-    @field_validator("seeds")
-    @classmethod
-    def _distinct(cls, value: list[int]) -> list[int]:
-        if len(set(value)) != len(value):
-            raise ValueError(f"seeds must differ (a seed compared with itself always agrees), "
-                             f"got {value}")
-        return value
-
-
-class SelectionRule(Strict):
-    """An audition rule (:mod:`rudikit.models.audition`) and its parameter."""
-
-    name: str
-    param: float | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        if value not in RULES:
-            raise ValueError(f"unknown selection rule {value!r} (known: {', '.join(RULES)})")
-        return value
-
-
-class Completeness(Strict):
-    """When an event table's records became complete: before ``date`` it held only the groups
-    in ``recorded_before`` (e.g. ``cat_excessive_force``), so counts of the other groups over
-    windows that reach before ``date`` are missing (:class:`rudikit.features.asof.EventSpec`)."""
-
-    date: date
-    recorded_before: list[str] = []
-
-
-class TemporalExperiment(Strict):
-    """One EIS experiment: a label, its timechop, a model grid and how lists are judged.
-
-    ``label`` names one of :data:`rudikit.features.asof.DEFAULT_LABELS` (``any_complaint``,
-    ``sustained_complaint``, ``injury_use_of_force``); its window is the timechop's label
-    timespan. ``test_from`` skips splits whose split time is earlier (their training history
-    may still reach back to the timechop's start times). Every feature of the default as-of
-    specs is used except ``exclude_features`` and names matching ``exclude_patterns`` (shell
-    globs: ``"*_rate"`` drops every rate; a pattern starting with ``!`` takes back what earlier
-    patterns dropped, as in ``.gitignore``, and the last pattern a name matches decides);
-    ``categorical`` are categories, the rest numeric. Baselines (``rank_by_feature``) may rank
-    by any prepared feature, excluded or not: the exclusions shape what the models learn from.
-    ``complete_from`` declares, per event feature block (``cmp``, ``uof``, ``unit``), the day
-    its source began to record every kind of event."""
-
-    name: str = "eis"
-    label: str
-    timechop: Timechop
-    test_from: date | None = None
-    models: list[TemporalModel]
-    categorical: list[str] = ["unit", "rank"]
-    exclude_features: list[str] = []
-    exclude_patterns: list[str] = []
-    complete_from: dict[str, Completeness] = {}
-    top_k: int = Field(100, ge=1)
-    top_pct: list[Annotated[float, Field(gt=0, le=100)]] = [1.0, 5.0]
-    bootstrap: int = Field(200, ge=0, le=10_000)
-    confidence: float = Field(0.95, gt=0, lt=1)
-    seed: int = 0
-    cool_off_days: int = Field(365, ge=0)
-    importances: bool = True
-    selection_rules: list[SelectionRule] = []
-    stability: StabilitySettings = StabilitySettings()
-
-    @field_validator("label")
-    @classmethod
-    def _label(cls, value: str) -> str:
-        names = [spec.name for spec in DEFAULT_LABELS]
-        if value not in names:
-            raise ValueError(f"unknown label {value!r} (known: {', '.join(names)})")
-        return value
-
-    @field_validator("complete_from")
-    @classmethod
-    def _completeness(cls, value: dict[str, Completeness]) -> dict[str, Completeness]:
-        specs = {spec.name: spec for spec in DEFAULT_SPECS}
-        for name, completeness in value.items():
-            if name not in specs:
-                raise ValueError(f"{name}: no event feature block of that name (known: "
-                                 f"{', '.join(specs)})")
-            groups = event_group_names(specs[name])
-            for i, group in enumerate(completeness.recorded_before):
-                if group not in groups:
-                    raise ValueError(f"{name}.recorded_before[{i}]: no group {group!r} (groups: "
-                                     f"{', '.join(groups)})")
-        return value
-
-    def event_specs(self) -> tuple[EventSpec, ...]:
-        """The event feature blocks, with this experiment's completeness dates."""
-        out = []
-        for spec in DEFAULT_SPECS:
-            done = self.complete_from.get(spec.name)
-            if done is not None:
-                spec = dataclasses.replace(spec, complete_from=done.date.isoformat(),
-                                           complete_groups=tuple(done.recorded_before))
-            out.append(spec)
-        return tuple(out)
-
-    @model_validator(mode="after")
-    def _models(self) -> TemporalExperiment:
-        if not self.models:
-            raise ValueError("models: give at least one model")
-        for key in ("training_label_timespans", "test_label_timespans"):
-            for i, span in enumerate(getattr(self.timechop, key)):
-                try:
-                    label_months(span)  # the label builder counts whole months
-                except TemporalError as exc:
-                    raise ValueError(f"timechop.{key}[{i}]: {exc}") from None
-        try:
-            self.splits()
-        except (TimechopError, TemporalError) as exc:
-            raise ValueError(f"timechop: {exc}") from None
-        return self
-
-    def rules(self) -> list[Rule]:
-        """The selection rules to audition (the default set when none are configured)."""
-        if not self.selection_rules:
-            return list(DEFAULT_RULES)
-        return [Rule(r.name, r.param) for r in self.selection_rules]
-
-    @property
-    def label_spec(self) -> LabelSpec:
-        return next(spec for spec in DEFAULT_LABELS if spec.name == self.label)
-
-    def grid(self) -> list[tuple[GridPoint, str]]:
-        """(grid point, display name) of every model group, in configuration order."""
-        out = []
-        for spec in self.models:
-            keys = sorted(spec.params)
-            for values in itertools.product(*(spec.params[k] for k in keys)):
-                point = GridPoint(spec.algorithm, dict(zip(keys, values, strict=True)))
-                out.append((point, spec.name or point.describe()))
-        return out
-
-    def splits(self) -> list[Split]:
-        splits = chop_time(self.timechop)
-        if self.test_from is not None:
-            splits = [s for s in splits if s.split_time >= pd.Timestamp(self.test_from)]
-        if not splits:
-            raise TemporalError("no split left (check timechop and test_from)")
-        return splits
-
-
-def label_months(span: str) -> int:
-    """A label timespan in whole months (``1year`` -> 12); the label builder counts months."""
-    delta = parse_interval(span)
-    if delta.days or delta.weeks:
-        raise TemporalError(f"label timespan {span!r} must be whole months or years")
-    return delta.years * 12 + delta.months
+def label_spec(experiment: TemporalExperiment) -> LabelSpec:
+    """The as-of label the experiment names."""
+    return next(spec for spec in DEFAULT_LABELS if spec.name == experiment.label)
 
 
 # --- Data: features, labels and matrices ------------------------------------------------------
@@ -424,11 +232,11 @@ def prepare(experiment: TemporalExperiment, tables: Mapping[str, pd.DataFrame], 
             spans.add(test.label_timespan)
     started = time.perf_counter()
     every = sorted(dates | {pd.Timestamp(d) for d in extra_dates})
-    features = build_features(tables, every, experiment.event_specs(), DEFAULT_STATES,
+    features = build_features(tables, every, event_specs(experiment.complete_from), DEFAULT_STATES,
                               cache_dir=cache_dir)
     seconds = {"features": time.perf_counter() - started}
     started = time.perf_counter()
-    spec = experiment.label_spec
+    spec = label_spec(experiment)
     labels = {span: build_labels(tables, sorted(dates),
                                  dataclasses.replace(spec, window_months=label_months(span)))
               for span in sorted(spans)}

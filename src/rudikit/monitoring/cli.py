@@ -21,11 +21,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from rudikit.config import ProjectError, load_project
 from rudikit.data.sources import SourceError
 from rudikit.features.labels import LabelError
 from rudikit.features.splits import SplitError
 from rudikit.models.artefacts import ArtefactError
-from rudikit.project import ProjectError, load_project
 from rudikit.service.cli import ByOpt, ProjectArg, _by, _engine
 from rudikit.service.errors import ServiceError
 from rudikit.terminal import DatabaseOpt, SchemaOpt, console, fail
@@ -49,7 +49,7 @@ def _as_of(value: str | None) -> datetime | None:
 
 
 def _project(project_dir: Path, command: str):  # type: ignore[no-untyped-def]
-    from rudikit.project import Project
+    from rudikit.config import Project
 
     try:
         project = load_project(project_dir)
@@ -205,7 +205,7 @@ def backtest(project_dir: ProjectArg = Path("."),
              database_url: DatabaseOpt = None, database_schema: SchemaOpt = None) -> None:
     """How performance decays with model age (the live model group refitted at each month
     end and scored on the months after): the evidence for how often to retrain."""
-    from rudikit.data.unify import unify
+    from rudikit.data.sources import unify
     from rudikit.monitoring.retrain import backtest_model_age, deployed_group
 
     project = _project(project_dir, "backtest")
@@ -274,7 +274,7 @@ def replay(project_dir: ProjectArg = Path("."),
     /predict in batches), then their true outcomes (POST /outcomes). Returns the month."""
     import httpx
 
-    from rudikit.data.unify import unify
+    from rudikit.data.sources import unify
     from rudikit.monitoring.replay import ReplayError, local_service, month_rows
     from rudikit.monitoring.replay import replay as run_replay
 

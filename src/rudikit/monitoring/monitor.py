@@ -24,6 +24,7 @@ from scipy import stats
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
+from rudikit.config import Features, OperatingPoint, Project, SourceExpectation
 from rudikit.data.sources import LoadedSource
 from rudikit.evaluation.stability import consecutive_stability
 from rudikit.fairness.requirements import RequirementResult
@@ -42,7 +43,6 @@ from rudikit.monitoring.performance import (
     roc_points,
 )
 from rudikit.monitoring.production import parse_times, read_predictions
-from rudikit.project import Features, OperatingPoint, Project, SourceExpectation
 from rudikit.service.deploy import live_deployment
 from rudikit.store import tables as t
 from rudikit.store.monitoring_tables import (
@@ -337,7 +337,7 @@ def run_monitor(project: Project, project_dir: Path, engine: Engine, *,
                 as_of: datetime | None = None,
                 tick: Callable[[int], None] | None = None) -> MonitorResult:
     """Check everything, store the figures and alerts (one transaction), post the webhook."""
-    from rudikit.data.unify import unify
+    from rudikit.data.sources import unify
 
     started = datetime.now(UTC)
     as_of = (as_of or started).astimezone(UTC)

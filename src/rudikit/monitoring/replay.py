@@ -24,8 +24,8 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from rudikit.config import Project
 from rudikit.features.labels import make_label
-from rudikit.project import Project
 from rudikit.service.auth import create_token, revoke_token
 
 

@@ -23,6 +23,7 @@ import pyarrow as pa
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from rudikit.config import Features, OperatingPoint, Project
 from rudikit.evaluation.metrics import MetricValue, evaluate_scores
 from rudikit.evaluation.stability import rank_correlation, top_k_jaccard
 from rudikit.fairness.stage import assess
@@ -31,7 +32,6 @@ from rudikit.models.artefacts import load_artefact
 from rudikit.models.estimators import GridPoint, build_pipeline
 from rudikit.monitoring.monitor import MonitorError, deployed
 from rudikit.monitoring.production import read_predictions
-from rudikit.project import Features, OperatingPoint, Project
 from rudikit.run.engine import Evaluated, GridEntry, SplitRows, fit_score_record
 from rudikit.service import audit
 from rudikit.service.deploy import deploy
@@ -140,7 +140,7 @@ def deployed_group(engine: Engine, model_group_id: int) -> tuple[GridPoint, Feat
 def retrain(project: Project, project_dir: Path, engine: Engine, *, by: str,
             as_of: datetime | None = None) -> RetrainDecision:
     """Fit a challenger, compare it with the champion on the newest outcomes, promote or not."""
-    from rudikit.data.unify import unify
+    from rudikit.data.sources import unify
 
     policy = project.monitoring.retraining
     dep = deployed(engine)

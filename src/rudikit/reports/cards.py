@@ -22,7 +22,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from rudikit.project import Project, ProjectError, TemporalProject, parse_project
+from rudikit.config import Project, ProjectError, TemporalProject, parse_project
 from rudikit.reports.run_report import TEMPLATES, PlotlyPage, environment
 from rudikit.store import tables as t
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, cast
 import typer
 from sqlalchemy.engine import Engine
 
-from rudikit.project import Project, ProjectError, load_project, project_file
+from rudikit.config import Project, ProjectError, load_project, project_file
 from rudikit.terminal import DatabaseOpt, SchemaOpt, console, fail
 
 if TYPE_CHECKING:  # the card modules load plotly; keep `rudi --help` fast

@@ -17,9 +17,9 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from rudikit.config import Project
 from rudikit.data.sources import LoadedSource, SourceError, load_source
 from rudikit.features.labels import LabelError, make_label
-from rudikit.project import Project
 from rudikit.reports.cards import (
     Bullets,
     Card,

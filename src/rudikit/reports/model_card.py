@@ -15,8 +15,9 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from rudikit.config import Project, TemporalProject
 from rudikit.fairness.group_metrics import MISSING_GROUP
-from rudikit.project import Project, TemporalProject
+from rudikit.models.temporal import selection_rules
 from rudikit.reports.cards import (
     AnyProject,
     Bullets,
@@ -259,7 +260,7 @@ def _errors(project: AnyProject, audits: pd.DataFrame, reqs: pd.DataFrame, group
 def _temporal_measures(project: TemporalProject) -> tuple[Text, Text, Text]:
     """(measures, thresholds, uncertainty) of a temporal project: lists judged over time."""
     x = project.temporal
-    rules = ", ".join(r.label for r in x.rules())
+    rules = ", ".join(r.label for r in selection_rules(x))
     return (Text(
         f"Precision in the top {x.top_k} of each test as-of date's list (the officers a "
         f"supervisor would review), for every split: trained on earlier as-of dates, tested on "

@@ -20,8 +20,10 @@ import plotly.graph_objects as go
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from rudikit.config import TemporalExperiment
 from rudikit.evaluation.stability import exclude_reviewed
 from rudikit.models.audition import audition
+from rudikit.models.temporal import experiment_grid, selection_rules
 from rudikit.reports.list_fairness import list_fairness, list_fairness_figure
 from rudikit.reports.run_report import PALETTE, PlotlyPage, environment
 from rudikit.store import list_tables
@@ -39,10 +41,8 @@ def _naive(values: pd.Series) -> pd.Series:
     return stamps.dt.tz_convert(None)
 
 
-def experiment(config: dict[str, Any]) -> Any:
-    """The run's :class:`rudikit.models.temporal.TemporalExperiment`."""
-    from rudikit.models.temporal import TemporalExperiment
-
+def experiment(config: dict[str, Any]) -> TemporalExperiment:
+    """The run's :class:`rudikit.config.TemporalExperiment`."""
     return TemporalExperiment.model_validate(config["temporal"])
 
 
@@ -57,7 +57,8 @@ def run_models(engine: Engine, run_id: int) -> pd.DataFrame:
                                    t.model_groups.c.hyperparameters)
                     .join(t.model_groups, t.models.c.model_group_id == t.model_groups.c.id)
                     .where(t.models.c.run_id == run_id).order_by(t.models.c.id))
-    names = {(p.algorithm, repr(sorted(p.params.items()))): name for p, name in config.grid()}
+    names = {(p.algorithm, repr(sorted(p.params.items()))): name
+             for p, name in experiment_grid(config)}
     models["name"] = [names.get((a, repr(sorted((h or {}).items()))), f"group {g}")
                       for a, h, g in zip(models["algorithm"], models["hyperparameters"],
                                          models["model_group_id"], strict=True)]
@@ -131,7 +132,7 @@ def selection_regret(engine: Engine, run_id: int) -> dict[str, pd.DataFrame]:
     :func:`rudikit.models.temporal.run_temporal` and the pipeline computed it."""
     precision = precision_over_time(engine, run_id)
     run = _frame(engine, select(t.runs.c.config).where(t.runs.c.id == run_id))
-    rules = experiment(run["config"].iloc[0]).rules()
+    rules = selection_rules(experiment(run["config"].iloc[0]))
     split_values = precision.groupby(["model_group_id", "test_start"], as_index=False)[
         "value"].mean()
     aud = audition(split_values, rules, time_col="test_start")

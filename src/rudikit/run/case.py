@@ -19,7 +19,8 @@ import pandas as pd
 from scipy import stats
 from sqlalchemy.engine import Engine
 
-from rudikit.data.unify import unify
+from rudikit.config import OperatingPoint, Project
+from rudikit.data.sources import unify
 from rudikit.evaluation.metrics import MetricValue, evaluate_scores, roc_auc
 from rudikit.explain import explain, explanation_method, top_reasons
 from rudikit.fairness.list_simulation import list_simulation_metrics
@@ -34,7 +35,6 @@ from rudikit.features.labels import make_label
 from rudikit.features.splits import SplitIndices, make_split
 from rudikit.models.artefacts import load_artefact, save_json_artefact
 from rudikit.models.estimators import build_pipeline, check_grid, expand_grid
-from rudikit.project import OperatingPoint, Project
 from rudikit.run.engine import (
     Evaluated,
     GridEntry,

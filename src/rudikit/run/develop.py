@@ -19,7 +19,7 @@ import pandas as pd
 from rich.progress import Progress
 from sqlalchemy.engine import Engine
 
-from rudikit.project import TemporalProject, load_project, missing_rationale
+from rudikit.config import TemporalProject, load_project, missing_rationale
 from rudikit.run.case import CaseExperiment
 from rudikit.run.engine import RunResult, data_origin, fit_grid, record_snapshots
 from rudikit.run.lists import explain_last_list, list_stability, summary_table

@@ -22,13 +22,13 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
+from rudikit.config import Features
 from rudikit.data.sources import LoadedSource
 from rudikit.evaluation.metrics import MetricValue
 from rudikit.explain import remember_reference
 from rudikit.fairness.stage import ModelFairness
 from rudikit.models.artefacts import save_artefact
 from rudikit.models.estimators import GridPoint
-from rudikit.project import Features
 from rudikit.store import results
 
 

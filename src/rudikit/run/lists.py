@@ -12,6 +12,7 @@ import pandas as pd
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
+from rudikit.config import TemporalExperiment
 from rudikit.evaluation.stability import (
     consecutive_stability,
     exclude_reviewed,
@@ -22,7 +23,6 @@ from rudikit.evaluation.stability import (
 from rudikit.models.temporal import (
     ENTITY,
     PreparedData,
-    TemporalExperiment,
     consecutive_dates,
     seed_lists,
     training_matrix,

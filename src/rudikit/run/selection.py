@@ -16,9 +16,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from rudikit.config import Project
 from rudikit.evaluation.metrics import MetricValue
 from rudikit.models.audition import AuditionResult, Rule, audition
-from rudikit.project import Project
 from rudikit.run.engine import ModelSummary
 
 

@@ -28,28 +28,37 @@ import pandas as pd
 from rich.progress import Progress
 from sqlalchemy.engine import Engine
 
+from rudikit.config import (
+    BASELINE,
+    Fairness,
+    OperatingPoint,
+    Source,
+    TemporalError,
+    TemporalExperiment,
+    TemporalProject,
+    label_months,
+    missing_rationale,
+)
 from rudikit.data.sources import LoadedSource, SourceError, files_checksum
 from rudikit.data.validation import ValidationReport
 from rudikit.evaluation.stability import check_forest
 from rudikit.fairness.stage import ModelFairness, assess, check_fairness_columns
-from rudikit.features.asof import build_labels, table_fingerprint
+from rudikit.features.asof import FeatureError, build_labels, event_specs, table_fingerprint
 from rudikit.models.estimators import GridPoint, check_grid, label_sample, make_encoder
 from rudikit.models.temporal import (
-    BASELINE,
     ENTITY,
     PreparedData,
-    TemporalError,
-    TemporalExperiment,
     build_temporal_pipeline,
     consecutive_dates,
     evaluate_lists,
+    experiment_grid,
     feature_digest,
-    label_months,
+    label_spec,
     native_importances,
     prepare,
+    selection_rules,
     split_matrices,
 )
-from rudikit.project import Fairness, OperatingPoint, Source, TemporalProject, missing_rationale
 from rudikit.run.engine import (
     Evaluated,
     GridEntry,
@@ -163,6 +172,10 @@ def validate_temporal(project: TemporalProject, project_dir: Path
     is not censored."""
     problems = [f"{path}: required rationale field is empty"
                 for path in missing_rationale(project.rationale)]
+    try:  # prepare builds the specs too; reported here before any data is read or fitted
+        event_specs(project.temporal.complete_from)
+    except FeatureError as exc:
+        problems.append(str(exc))
     tables, loaded = load_event_tables(project, project_dir)
     facts = [f"data.sources[0]: {s.name} ({s.origin}) {len(s.frame):,} rows"
              + (f" - {s.note}" if s.note else "") for s in loaded]
@@ -172,7 +185,7 @@ def validate_temporal(project: TemporalProject, project_dir: Path
                     for d in test.as_of_dates})
     span = config.splits()[-1].test.label_timespan
     labels = build_labels(tables, dates, dataclasses.replace(
-        config.label_spec, window_months=label_months(span)))
+        label_spec(config), window_months=label_months(span)))
     for when, rows in labels.groupby("as_of_date"):
         known = rows[config.label].dropna()
         if known.empty:
@@ -280,7 +293,7 @@ class TemporalLists:
         features = data.feature_config
         self.entries = [GridEntry(point, name, data.features_for(point),
                                   baseline=point.algorithm == BASELINE)
-                        for point, name in config.grid()]
+                        for point, name in experiment_grid(config)]
         self.first = split_matrices(data, data.splits[0])
         y = self.first.train[self.first.label].to_numpy()
         try:
@@ -371,7 +384,8 @@ class TemporalLists:
     def select(self, models: list[ModelSummary], result: TemporalResult
                ) -> tuple[ModelSummary, str]:
         names = dict(zip(result.groups["model_group_id"], result.groups["name"], strict=True))
-        _, chosen, reason = select_by_audition(result.split_metrics(), self.experiment.rules(),
+        _, chosen, reason = select_by_audition(result.split_metrics(),
+                                               selection_rules(self.experiment),
                                                names, self.experiment.top_k)
         last = self.data.splits[-1].name  # type: ignore[union-attr]
         return next(m for m in models if m.model_group_id == chosen and m.split == last), reason

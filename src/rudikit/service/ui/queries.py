@@ -20,7 +20,7 @@ from sklearn.metrics import auc, precision_recall_curve, roc_curve
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
-from rudikit.project import Monitoring
+from rudikit.config import Monitoring
 from rudikit.reports.run_report import AUDIT_METRICS, audit_figures
 from rudikit.service.deploy import live_deployment
 from rudikit.store import production_tables as pt

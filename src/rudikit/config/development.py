@@ -1,0 +1,176 @@
+"""The development sections of a case project: ``features``, ``splits``, ``models`` and
+``evaluation`` (with how the model is selected)."""
+
+from __future__ import annotations
+
+import fnmatch
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from rudikit.config.base import GridParams, Strict
+
+# --- Features --------------------------------------------------------------------------------
+
+DatetimePart = Literal["hour", "weekday", "month", "day", "is_weekend", "is_night"]
+
+
+class DatetimeFeatures(Strict):
+    column: str
+    parts: list[DatetimePart] = ["hour", "weekday"]
+
+
+class Features(Strict):
+    categorical: list[str] = []
+    numeric: list[str] = []
+    boolean: list[str] = []
+    datetime: DatetimeFeatures | None = None
+    protected: list[str] = []  # kept for auditing even when not used as model inputs
+
+    @model_validator(mode="after")
+    def _some(self) -> Features:
+        if not (self.categorical or self.numeric or self.boolean or self.datetime):
+            raise ValueError("no features: list at least one categorical, numeric, boolean or "
+                             "datetime feature")
+        columns = self.categorical + self.numeric + self.boolean
+        dupes = sorted({c for c in columns if columns.count(c) > 1})
+        if dupes:
+            raise ValueError(f"columns listed under two feature kinds: {', '.join(dupes)}")
+        return self
+
+    @property
+    def input_columns(self) -> list[str]:
+        cols = self.categorical + self.boolean + self.numeric
+        return cols + ([self.datetime.column] if self.datetime else [])
+
+    def resolve(self, columns: list[str]) -> tuple[Features, list[str]]:
+        """Expand glob patterns (``token_*``) against the data's columns, in data order.
+        Returns the resolved features and key-path problems (a pattern matching nothing, a
+        column that is not there)."""
+        problems: list[str] = []
+        resolved: dict[str, list[str]] = {}
+        for kind in ("categorical", "numeric", "boolean"):
+            out: list[str] = []
+            for i, name in enumerate(getattr(self, kind)):
+                if any(ch in name for ch in "*?["):
+                    hits = [c for c in columns if fnmatch.fnmatchcase(c, name)]
+                    if not hits:
+                        problems.append(f"features.{kind}[{i}]: pattern {name!r} matches no "
+                                        "column in the data")
+                    out += hits
+                elif name not in columns:
+                    problems.append(f"features.{kind}[{i}]: no column {name!r} in the data")
+                else:
+                    out.append(name)
+            resolved[kind] = list(dict.fromkeys(out))
+        if self.datetime and self.datetime.column not in columns:
+            problems.append(f"features.datetime.column: no column {self.datetime.column!r} "
+                            "in the data")
+        return self.model_copy(update=resolved), problems
+
+
+# --- Splits ----------------------------------------------------------------------------------
+
+
+class TemporalSplit(Strict):
+    """Train on everything before ``test_start`` (optionally from ``train_start``); test on
+    ``[test_start, test_end)``."""
+
+    name: str
+    kind: Literal["temporal"]
+    date_column: str = "datetime"
+    test_start: date
+    test_end: date | None = None
+    train_start: date | None = None
+
+    @model_validator(mode="after")
+    def _order(self) -> TemporalSplit:
+        if self.test_end and self.test_end <= self.test_start:
+            raise ValueError("test_end must be after test_start")
+        if self.train_start and self.train_start >= self.test_start:
+            raise ValueError("train_start must be before test_start")
+        return self
+
+
+class RandomSplit(Strict):
+    """A random hold-out; with ``group_column`` no group (person, officer) straddles the
+    partitions. ``validation_size`` (a share of all rows, like ``test_size``) adds a validation
+    partition: models are chosen on it, so the test rows give unbiased final figures."""
+
+    name: str
+    kind: Literal["random", "group"]
+    test_size: float = Field(0.2, gt=0, lt=1)
+    validation_size: float | None = Field(None, gt=0, lt=1)
+    group_column: str | None = None
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _group(self) -> RandomSplit:
+        if self.kind == "group" and not self.group_column:
+            raise ValueError("a group split needs 'group_column'")
+        if self.validation_size and self.validation_size + self.test_size >= 1:
+            raise ValueError(f"validation_size + test_size must be below 1 to leave training "
+                             f"rows (got {self.validation_size:g} + {self.test_size:g})")
+        return self
+
+
+CaseSplit = Annotated[TemporalSplit | RandomSplit, Field(discriminator="kind")]
+
+
+# --- Models and evaluation -------------------------------------------------------------------
+
+Algorithm = Literal["logistic_regression", "random_forest", "lightgbm", "rate_by_category",
+                    "score_column"]
+
+
+class ModelSpec(Strict):
+    """An algorithm and lists of hyperparameter values; every combination is a model group.
+    ``add_categorical`` adds columns for this spec only (e.g. a with-race experiment);
+    ``score_column`` uses an existing score (e.g. COMPAS's decile) as a baseline."""
+
+    algorithm: Algorithm
+    params: GridParams = {}
+    add_categorical: list[str] = []
+    selectable: bool = True  # false: an experiment or baseline, evaluated but never chosen
+
+
+class Selection(Strict):
+    metric: str = "roc_auc"
+    split: str | None = None  # default: the first split
+    require_fairness: bool = False
+
+
+class Evaluation(Strict):
+    thresholds: list[float] = [0.5]
+    top_k: list[int] = [100]
+    top_pct: list[float] = [10.0]
+    bootstrap: int = Field(500, ge=0, le=10_000)
+    confidence: float = Field(0.95, gt=0, lt=1)
+    seed: int = 0
+    selection: Selection = Selection()
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds(cls, value: list[float]) -> list[float]:
+        for t in value:
+            if not 0 <= t <= 1:
+                raise ValueError(f"threshold {t} is outside [0, 1]")
+        return value
+
+    @field_validator("top_pct")
+    @classmethod
+    def _pct(cls, value: list[float]) -> list[float]:
+        for p in value:
+            if not 0 < p <= 100:
+                raise ValueError(f"top_pct {p} is outside (0, 100]")
+        return value
+
+    @field_validator("top_k")
+    @classmethod
+    def _k(cls, value: list[int]) -> list[int]:
+        for k in value:
+            if k < 1:
+                raise ValueError(f"top_k {k} must be at least 1")
+        return value
+

@@ -1,0 +1,123 @@
+"""The whole file: a case :class:`Project` or a :class:`TemporalProject`, and how it is read.
+
+Sections follow the RUDI stages: ``rationale`` (why, for whom, at what risk), ``data`` and
+``label`` (unification), ``features``/``splits``/``models``/``evaluation`` (development),
+``fairness`` and ``monitoring`` (implementation). Every model forbids unknown keys, so a typo
+is an error that names its key path rather than a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, model_validator
+
+from rudikit.config.base import (
+    PROJECT_FILE,
+    ProjectError,
+    Strict,
+    format_validation_error,
+    project_file,
+    read_yaml,
+)
+from rudikit.config.data import EVENT_SOURCE_KINDS, Data, Label
+from rudikit.config.development import CaseSplit, Evaluation, Features, ModelSpec
+from rudikit.config.fairness import Fairness
+from rudikit.config.monitoring import Monitoring
+from rudikit.config.rationale import Governance, Rationale
+from rudikit.config.temporal import TemporalExperiment
+
+# --- The whole file --------------------------------------------------------------------------
+
+
+class ProjectBase(Strict):
+    """The sections every project has, whatever kind of model it develops."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    rationale: Rationale = Rationale()
+    data: Data
+    fairness: Fairness = Fairness()
+    monitoring: Monitoring = Monitoring()
+    governance: Governance = Governance()
+
+    def config_hash(self) -> str:
+        """A stable hash of the whole configuration, stored with every run."""
+        payload = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+class Project(ProjectBase):
+    """A project whose rows are cases (a search, a person at a decision date): a label from
+    columns, features, splits and a model grid."""
+
+    label: Label
+    features: Features
+    splits: list[CaseSplit] = Field(min_length=1)
+    models: list[ModelSpec] = Field(min_length=1)
+    evaluation: Evaluation = Evaluation()
+
+    @model_validator(mode="after")
+    def _cross_refs(self) -> Project:
+        names = [s.name for s in self.splits]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"splits: names must be unique; repeated: {', '.join(dupes)}")
+        wanted = self.evaluation.selection.split
+        if wanted and wanted not in names:
+            raise ValueError(f"evaluation.selection.split: no split named {wanted!r} "
+                             f"(splits: {', '.join(names)})")
+        for i, source in enumerate(self.data.sources):
+            if source.kind in EVENT_SOURCE_KINDS:
+                raise ValueError(f"data.sources[{i}].kind: {source.kind!r} holds event tables, "
+                                 "which only a project with a 'temporal' section can read")
+        return self
+
+    @property
+    def selection_split(self) -> str:
+        return self.evaluation.selection.split or self.splits[0].name
+
+
+class TemporalProject(ProjectBase):
+    """A project that ranks entities (officers) on as-of dates from event histories, trained and
+    judged over time: the ``temporal`` section (:class:`rudikit.config.temporal.
+    TemporalExperiment`) replaces label, features, splits, models and evaluation, and the data
+    is one event-table source (``chicago_cpdb`` or ``event_tables``)."""
+
+    temporal: TemporalExperiment
+
+    @model_validator(mode="after")
+    def _event_source(self) -> TemporalProject:
+        kinds = [s.kind for s in self.data.sources]
+        if len(kinds) != 1 or kinds[0] not in EVENT_SOURCE_KINDS:
+            raise ValueError("data.sources: a temporal project reads exactly one source of kind "
+                             f"{' or '.join(EVENT_SOURCE_KINDS)} (got {', '.join(kinds)})")
+        return self
+
+    @property
+    def selection_split(self) -> str:
+        """Models are chosen for the last split (the one a force would deploy)."""
+        return self.temporal.splits()[-1].name
+
+
+def parse_project(data: Any, source: str = PROJECT_FILE) -> Project | TemporalProject:
+    """A :class:`TemporalProject` when the file has a ``temporal`` section, else a
+    :class:`Project`."""
+    if not isinstance(data, dict):
+        raise ProjectError(source, ["(top level): expected a mapping of sections"])
+    kind: type[Project | TemporalProject] = TemporalProject if "temporal" in data else Project
+    try:
+        return kind.model_validate(data)
+    except ValidationError as exc:
+        raise ProjectError(source, format_validation_error(exc)) from None
+
+
+def load_project(path: str | Path) -> Project | TemporalProject:
+    """Read and validate ``rudi.yaml`` (a file, or the project folder that holds it)."""
+    file = project_file(path)
+    if not file.exists():
+        raise ProjectError(str(file), [f"no {PROJECT_FILE} here; create one with `rudi init`"])
+    return parse_project(read_yaml(file), str(file))
