@@ -12,14 +12,14 @@ from sqlalchemy import select
 
 from rudikit.evaluation.metrics import precision_at_k, recall_at_k
 from rudikit.pipeline import run_project
-from rudikit.reports.run_report import (
+from rudikit.reports.run_figures import (
     asof_figure,
     composition_figure,
     disparity_figures,
-    read_run_results,
     runs_figure,
     top_k_curves,
 )
+from rudikit.reports.run_report import read_run_results
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store
 from tests.conftest import example_config, write_project

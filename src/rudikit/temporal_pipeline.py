@@ -32,7 +32,6 @@ import numpy as np
 import pandas as pd
 from rich.progress import Progress
 from rich.table import Table
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from rudikit.data.sources import LoadedSource, SourceError, files_checksum
@@ -61,7 +60,7 @@ from rudikit.models.temporal import (
 )
 from rudikit.project import Source, TemporalProject, missing_rationale
 from rudikit.store import list_tables, results
-from rudikit.store import tables as t
+from rudikit.store.queries import runs as runs_q
 
 #: Tables an ``event_tables`` folder holds, one Parquet file each (``officers.parquet``, ...),
 #: as :meth:`rudikit.data.cpdb.CPDB.tables` returns them.
@@ -327,10 +326,9 @@ def run_temporal_project(project: TemporalProject, project_dir: Path, engine: En
             say("seeds of the chosen model: " + "; ".join(
                 f"{r.a}/{r.b} top-{config.top_k} Jaccard {r.jaccard:.3f}"
                 for r in pairs.itertuples()))
-            with engine.connect() as conn:
-                artefact = conn.execute(select(t.models.c.artefact_hash, t.models.c.artefact_path)
-                                        .where(t.models.c.id == model_id)).one()
-            say(explain_last_list(data, engine, model_id, (artefact[0], artefact[1]), config))
+            artefact = runs_q.model(engine, model_id)
+            say(explain_last_list(data, engine, model_id,
+                                  (artefact["artefact_hash"], artefact["artefact_path"]), config))
             result.summary = summary_table(fitted, chosen)
             results.finish_run(engine, run_id, "finished")
             if write_report:
