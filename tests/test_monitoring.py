@@ -47,7 +47,7 @@ from rudikit.reports.run_report import write_run_report
 from rudikit.run.develop import run_project
 from rudikit.service.app import create_app
 from rudikit.service.auth import create_token
-from rudikit.service.deploy import deploy, live_deployment
+from rudikit.service.deploy import deploy
 from rudikit.service.settings import ServiceSettings
 from rudikit.store import results
 from rudikit.store import tables as t
@@ -55,6 +55,7 @@ from rudikit.store.engine import open_store
 from rudikit.store.monitoring_tables import alerts, monitor_metrics, monitor_runs, source_periods
 from rudikit.store.production_tables import audit_log
 from rudikit.store.production_tables import production_predictions as pp
+from rudikit.store.queries.production import live_deployment
 
 runner = CliRunner()
 

@@ -11,14 +11,14 @@ import pytest
 from sqlalchemy import select
 
 from rudikit.evaluation.metrics import precision_at_k, recall_at_k
-from rudikit.reports.run_report import (
+from rudikit.reports.run_figures import (
     asof_figure,
     composition_figure,
     disparity_figures,
-    read_run_results,
     runs_figure,
     top_k_curves,
 )
+from rudikit.reports.run_report import read_run_results
 from rudikit.run.develop import run_project
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store

@@ -7,10 +7,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from rudikit.store.monitoring_tables import alerts, monitor_runs
+from rudikit.store.queries import monitoring as monitoring_q
 from rudikit.store.results import plain
 
 SEVERITIES = ("critical", "warning")
@@ -33,12 +32,10 @@ class Alert:
 
 def latest_alerts(conn: Connection, project: str) -> tuple[Any, list[dict[str, Any]]]:
     """The latest monitor run of ``project`` and its alerts (the open ones), critical first."""
-    run = conn.execute(select(monitor_runs).where(monitor_runs.c.project == project)
-                       .order_by(monitor_runs.c.id.desc()).limit(1)).mappings().one_or_none()
+    run = monitoring_q.latest_of_project(conn, project)
     if run is None:
         return None, []
-    rows = conn.execute(select(alerts).where(alerts.c.monitor_run_id == run["id"])
-                        .order_by(alerts.c.id)).mappings().all()
+    rows = monitoring_q.alerts_of(conn, run["id"])
     rows = sorted((dict(r) for r in rows), key=lambda r: SEVERITIES.index(r["severity"]))
     return run, rows
 

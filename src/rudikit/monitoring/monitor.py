@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import stats
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
 from rudikit.config import Features, OperatingPoint, Project, SourceExpectation
@@ -43,14 +43,16 @@ from rudikit.monitoring.performance import (
     roc_points,
 )
 from rudikit.monitoring.production import parse_times, read_predictions
-from rudikit.service.deploy import live_deployment
-from rudikit.store import tables as t
 from rudikit.store.monitoring_tables import (
     alerts,
     monitor_metrics,
     monitor_runs,
     source_periods,
 )
+from rudikit.store.queries import monitoring as monitoring_q
+from rudikit.store.queries import predictions as predictions_q
+from rudikit.store.queries import runs as runs_q
+from rudikit.store.queries.production import live_deployment
 from rudikit.store.results import plain
 
 
@@ -115,12 +117,10 @@ def deployed(engine: Engine) -> Deployed | None:
         live = live_deployment(conn)
         if live is None:
             return None
-        model = conn.execute(select(t.models.c.split).where(t.models.c.id == live["model_id"])
-                             ).one()
-        group = conn.execute(select(t.model_groups.c.features).where(
-            t.model_groups.c.id == live["model_group_id"])).scalar_one()
+        split = runs_q.model(conn, live["model_id"])["split"]
+        group = runs_q.model_group(conn, live["model_group_id"])["features"]
     return Deployed(live["id"], live["model_id"], live["model_group_id"],
-                    float(live["threshold"]), model.split, Features.model_validate(group))
+                    float(live["threshold"]), split, Features.model_validate(group))
 
 
 def training_rows(project: Project, frame: pd.DataFrame, split_name: str) -> pd.DataFrame:
@@ -254,16 +254,7 @@ def _source_checks(project: Project, loaded: list[LoadedSource], engine: Engine,
 
 
 def _previous_digests(conn: Any, source: str) -> dict[str, inputs.PeriodDigest]:
-    last = conn.execute(select(source_periods.c.monitor_run_id)
-                        .where(source_periods.c.source == source)
-                        .order_by(source_periods.c.monitor_run_id.desc()).limit(1)
-                        ).scalar_one_or_none()
-    if last is None:
-        return {}
-    rows = conn.execute(select(source_periods.c.period, source_periods.c.row_count,
-                               source_periods.c.checksum)
-                        .where(source_periods.c.source == source,
-                               source_periods.c.monitor_run_id == last)).all()
+    rows = monitoring_q.last_digests(conn, source)
     return {r.period: inputs.PeriodDigest(r.period, r.row_count, r.checksum) for r in rows}
 
 
@@ -271,12 +262,7 @@ def stored_lists(engine: Engine, model_group_id: int, until: datetime, min_size:
                  ) -> dict[pd.Timestamp, pd.Series]:
     """The model group's lists: its stored predictions per as-of date (the newest model's when
     several scored one date), entity id -> score, for dates scoring ``min_size`` or more."""
-    p, m = t.predictions, t.models
-    with engine.connect() as conn:
-        rows = conn.execute(select(p.c.as_of_date, p.c.entity_id, p.c.score, p.c.model_id)
-                            .join(m, m.c.id == p.c.model_id)
-                            .where(m.c.model_group_id == model_group_id,
-                                   p.c.as_of_date.is_not(None))).all()
+    rows = predictions_q.group_lists(engine, model_group_id)
     if not rows:
         return {}
     frame = pd.DataFrame(rows, columns=["as_of_date", "entity_id", "score", "model_id"])
@@ -380,11 +366,9 @@ def _production_checks(project: Project, engine: Engine, frame: pd.DataFrame, de
     categorical = [c for c in categorical if c in train.columns]
     numeric = [c for c in numeric if c in train.columns]
     profile = ReferenceProfile().fit(train, categorical=categorical, numeric=numeric)
-    with engine.connect() as conn:
-        reference = conn.execute(select(t.predictions.c.score, t.predictions.c.label)
-                                 .where(t.predictions.c.model_id == dep.model_id)).all()
-    ref_score = np.array([r.score for r in reference], dtype=float)
-    ref_label = np.array([-1 if r.label is None else r.label for r in reference])
+    reference = predictions_q.scores_and_labels(engine, [dep.model_id])
+    ref_score = np.array([r["score"] for r in reference], dtype=float)
+    ref_label = np.array([-1 if r["label"] is None else r["label"] for r in reference])
     score_profile = ReferenceProfile().fit(pd.DataFrame({"score": ref_score}), categorical=[],
                                            numeric=["score"])
     keep = list(dict.fromkeys(mon.segments + project.fairness.columns))

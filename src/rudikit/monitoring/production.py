@@ -26,37 +26,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
-from sqlalchemy import bindparam, func, select, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
-from rudikit.store.production_tables import production_predictions
+from rudikit.store.queries.production import prediction_chunk, prediction_id_range
 
-P = production_predictions
 UTC_US = pa.timestamp("us", tz="UTC")
-
-# One JSON object per prediction; the stored inputs go in as the nested object "f" (so an empty
-# or odd input object can never break the line), observation ids are quoted by the database.
-_ROW = {
-    "sqlite": ("""'{"i":' || p.id || ',"o":' || json_quote(p.observation_id)
-               || ',"s":' || p.score || ',"d":' || p.decision
-               || ',"y":' || coalesce(o.outcome, 'null')
-               || ',"c":' || ((julianday(p.created_at) - 2440587.5) * 86400.0)
-               || ',"f":' || p.features || '}'""", "group_concat({row}, char(10))"),
-    "postgresql": ("""'{"i":' || p.id || ',"o":' || to_json(p.observation_id)::text
-                   || ',"s":' || p.score || ',"d":' || p.decision::int
-                   || ',"y":' || coalesce(o.outcome::text, 'null')
-                   || ',"c":' || extract(epoch from p.created_at)
-                   || ',"f":' || p.features::text || '}'""",
-                   "string_agg({row}, E'\\n')"),
-}
-
-
-def _chunk_sql(dialect: str) -> str:
-    row, aggregate = _ROW["postgresql" if dialect.startswith("postgres") else "sqlite"]
-    return (f"SELECT {aggregate.format(row=row)} FROM production_predictions p "
-            "LEFT JOIN outcomes o ON o.prediction_id = p.id "
-            "WHERE p.id > :lo AND p.id <= :hi AND p.model_id IN :models")
-
 
 def parse_times(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Timestamps (UTC) from ISO 8601 text or timestamps; unparseable values become null."""
@@ -120,12 +94,6 @@ def _table(data: bytes, time_field: str | None) -> pa.Table:
     return pa.table(columns) if n else pa.table({})
 
 
-def _id_range(conn: Connection, model_ids: list[int]) -> tuple[int, int]:
-    lo, hi = conn.execute(select(func.min(P.c.id), func.max(P.c.id))
-                          .where(P.c.model_id.in_(model_ids))).one()
-    return (lo or 0) - 1, hi or 0
-
-
 def read_predictions(engine: Engine, model_ids: list[int], *, time_field: str | None = None,
                      start: datetime | None = None, end: datetime | None = None,
                      chunk_rows: int = 500_000) -> Iterator[pa.Table]:
@@ -134,8 +102,7 @@ def read_predictions(engine: Engine, model_ids: list[int], *, time_field: str | 
     ``chunk_rows`` ids, in id order."""
     if not model_ids:
         return
-    with engine.connect() as conn:
-        lo, hi = _id_range(conn, model_ids)
+    lo, hi = prediction_id_range(engine, model_ids)
     for blob in _prefetched(engine, list(model_ids), lo, hi, chunk_rows):
         if blob:
             table = _table(blob.encode(), time_field)
@@ -156,8 +123,6 @@ def _prefetched(engine: Engine, model_ids: list[int], lo: int, hi: int, chunk_ro
     """Each chunk's text, in order, with the next ones already being written by the database
     on ``workers`` threads of their own (the drivers release the GIL while the database works),
     so building the text and parsing it overlap."""
-    query = text(_chunk_sql(engine.dialect.name)).bindparams(
-        bindparam("models", expanding=True))
     starts = list(range(lo, hi, chunk_rows))
     queues: list[queue.Queue[tuple[str, Any]]] = [queue.Queue(maxsize=1)
                                                    for _ in range(workers)]
@@ -170,8 +135,7 @@ def _prefetched(engine: Engine, model_ids: list[int], lo: int, hi: int, chunk_ro
                 for begin in starts[worker::workers]:
                     if stop.is_set():
                         return
-                    blob = conn.execute(query, {"lo": begin, "hi": begin + chunk_rows,
-                                                "models": model_ids}).scalar()
+                    blob = prediction_chunk(conn, model_ids, begin, begin + chunk_rows)
                     out.put(("chunk", blob))
         except BaseException as exc:  # handed to the consumer, raised there
             out.put(("error", exc))

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from rudikit.config import Features, OperatingPoint, Project
@@ -36,8 +35,8 @@ from rudikit.run.engine import Evaluated, GridEntry, SplitRows, fit_score_record
 from rudikit.service import audit
 from rudikit.service.deploy import deploy
 from rudikit.store import results
-from rudikit.store import tables as t
-from rudikit.store.production_tables import deployed_models
+from rudikit.store.queries import production as production_q
+from rudikit.store.queries import runs as runs_q
 from rudikit.store.results import plain
 
 
@@ -80,7 +79,7 @@ def production_outcomes(engine: Engine, project: Project) -> pd.DataFrame:
     """Every production case (of any deployment) with a known outcome, as a frame of its
     inputs, ``outcome``, ``score`` (of the model that served it) and ``event_time``."""
     with engine.connect() as conn:
-        model_ids = sorted({r.model_id for r in conn.execute(select(deployed_models.c.model_id))})
+        model_ids = production_q.deployed_model_ids(conn)
     chunks = []
     for chunk in read_predictions(engine, model_ids, time_field=project.data.knowledge_date):
         labelled = chunk.filter(chunk.column("outcome").is_valid())
@@ -131,8 +130,7 @@ def deployed_group(engine: Engine, model_group_id: int) -> tuple[GridPoint, Feat
                                                                   dict[str, Any]]:
     """The grid point and features a model group was fitted with (to refit it), and its row."""
     with engine.connect() as conn:
-        group = dict(conn.execute(select(t.model_groups).where(
-            t.model_groups.c.id == model_group_id)).mappings().one())
+        group = dict(runs_q.model_group(conn, model_group_id))
     return (GridPoint(group["algorithm"], dict(group["hyperparameters"])),
             Features.model_validate(group["features"]), group)
 
@@ -164,8 +162,7 @@ def retrain(project: Project, project_dir: Path, engine: Engine, *, by: str,
     frame, _ = unify(project, project_dir)
     point, features, _ = deployed_group(engine, dep.model_group_id)
     with engine.connect() as conn:
-        champion_row = conn.execute(select(t.models).where(t.models.c.id == dep.model_id)
-                                    ).mappings().one()
+        champion_row = runs_q.model(conn, dep.model_id)
     columns = features.input_columns + [c for c in point.columns_needed()
                                         if c not in features.input_columns]
     y_all, keep = make_label(frame, project.label)
@@ -267,13 +264,10 @@ def rollback(engine: Engine, *, by: str, reason: str) -> tuple[int, int]:
     if not reason.strip():
         raise RetrainError("say why you roll back: --reason \"...\" (it goes to the audit log)")
     with engine.connect() as conn:
-        live = conn.execute(select(deployed_models).where(deployed_models.c.live.is_(True))
-                            ).mappings().one_or_none()
+        live = production_q.live_deployment(conn)
         if live is None:
             raise RetrainError("nothing is deployed, so there is nothing to roll back")
-        previous = conn.execute(select(deployed_models).where(deployed_models.c.id < live["id"])
-                                .order_by(deployed_models.c.id.desc()).limit(1)
-                                ).mappings().one_or_none()
+        previous = production_q.previous_deployment(conn, live["id"])
     if previous is None:
         raise RetrainError(f"deployment {live['id']} is the first one; there is no previous "
                            "model to return to")

@@ -19,12 +19,13 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup, escape
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from rudikit.config import Project, ProjectError, TemporalProject, parse_project
-from rudikit.reports.run_report import TEMPLATES, PlotlyPage, environment
+from rudikit.reports.page import TEMPLATES, PlotlyPage, environment
 from rudikit.store import tables as t
+from rudikit.store.queries import runs as runs_q
+from rudikit.store.queries import snapshots as snapshots_q
 
 Format = Literal["md", "html", "both"]
 AnyProject = Project | TemporalProject
@@ -157,8 +158,9 @@ def describe_conditions(conditions: Iterable[Any]) -> str:
 
 
 def read_run(engine: Engine, run_id: int) -> dict[str, Any]:
-    with engine.connect() as conn:
-        run = conn.execute(select(t.runs).where(t.runs.c.id == run_id)).mappings().one()
+    run = runs_q.run(engine, run_id)
+    if run is None:
+        raise CardError(f"no run with id {run_id}; {valid_ids(engine, t.runs)}")
     return dict(run)
 
 
@@ -181,15 +183,9 @@ def run_project_config(run: dict[str, Any], current: AnyProject | None) -> AnyPr
                         "configuration is not a project file), so it has no card") from None
 
 
-def frame(engine: Engine, query: Any) -> pd.DataFrame:
-    with engine.connect() as conn:
-        return pd.DataFrame(conn.execute(query).mappings().all())
-
-
 def valid_ids(engine: Engine, table: Any, limit: int = 30) -> str:
     """The ids a user could have meant, for an error message."""
-    with engine.connect() as conn:
-        ids = [str(i) for i in conn.execute(select(table.c.id).order_by(table.c.id)).scalars()]
+    ids = [str(i) for i in runs_q.ids(engine, table)]
     if not ids:
         return "the store holds none yet; run `rudi run` first"
     shown = ", ".join(ids[:limit]) + (f", ... ({len(ids)} in all)" if len(ids) > limit else "")
@@ -254,13 +250,9 @@ def write_run_cards(engine: Engine, run_id: int, directory: str | Path,
     from rudikit.reports.model_card import build_model_card
 
     with engine.connect() as conn:
-        snapshot_ids = list(conn.execute(select(t.data_snapshots.c.id).where(
-            t.data_snapshots.c.run_id == run_id).order_by(t.data_snapshots.c.id)).scalars())
-        chosen = conn.execute(select(t.models.c.model_group_id).where(
-            (t.models.c.run_id == run_id) & t.models.c.selected)).scalar_one_or_none()
-        groups = conn.execute(select(t.model_groups.c.id, t.model_groups.c.hyperparameters)
-                              .join(t.models, t.models.c.model_group_id == t.model_groups.c.id)
-                              .where(t.models.c.run_id == run_id)).all()
+        snapshot_ids = snapshots_q.snapshot_ids(conn, run_id)
+        chosen = runs_q.selected_group(conn, run_id)
+        groups = runs_q.group_hyperparameters(conn, run_id)
     written: list[Path] = []
     # A temporal run's snapshots are event tables, which the data card (rows, label columns)
     # does not describe; its model cards are written.

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from rudikit.config import Project
@@ -33,12 +32,13 @@ from rudikit.reports.cards import (
     answer,
     describe_conditions,
     fmt_date,
-    frame,
     read_run,
     run_project_config,
     valid_ids,
 )
 from rudikit.store import tables as t
+from rudikit.store.queries import runs as runs_q
+from rudikit.store.queries import snapshots as snapshots_q
 
 FORMATS = {
     "police_uk_archive": "CSV files in the data.police.uk monthly archive layout (one file per "
@@ -320,9 +320,7 @@ def build_data_card(engine: Engine, snapshot_id: int, *, project: Project | None
     """The data card of snapshot ``snapshot_id``. ``project`` supplies the current rationale and
     governance answers; ``sources`` (the run's loaded data) or ``project_dir`` (to read it
     again) supply the column-level facts."""
-    with engine.connect() as conn:
-        snap = conn.execute(select(t.data_snapshots).where(
-            t.data_snapshots.c.id == snapshot_id)).mappings().one_or_none()
+    snap = snapshots_q.snapshot(engine, snapshot_id)
     if snap is None:
         raise CardError(f"no data snapshot with id {snapshot_id}; "
                         f"{valid_ids(engine, t.data_snapshots)}")
@@ -333,12 +331,8 @@ def build_data_card(engine: Engine, snapshot_id: int, *, project: Project | None
         raise CardError(f"snapshot {snapshot_id} belongs to temporal run {run['id']}, whose event "
                         "tables have no data card yet (its model cards and run report describe "
                         "the data)")
-    history = frame(engine, select(t.data_snapshots).join(
-        t.runs, t.data_snapshots.c.run_id == t.runs.c.id).where(
-        (t.runs.c.project == run["project"]) & (t.data_snapshots.c.source == snap["source"])
-        & (t.data_snapshots.c.id <= snapshot_id)).order_by(t.data_snapshots.c.id))
-    models = frame(engine, select(t.models).where(t.models.c.run_id == run["id"])
-                   .order_by(t.models.c.id))
+    history = snapshots_q.source_history(engine, run["project"], snap["source"], snapshot_id)
+    models = runs_q.models_of_run(engine, run["id"])
     profile = _profile(snap, proj, Path(project_dir) if project_dir else None, sources)
     columns = list(profile.data.columns) if isinstance(profile, Profile) else []
     roles = _used_columns(proj, columns)

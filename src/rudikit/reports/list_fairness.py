@@ -11,19 +11,13 @@ from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from rudikit.reports.run_report import PALETTE
-from rudikit.store import tables as t
+from rudikit.reports.page import PALETTE
+from rudikit.store.queries import fairness as fairness_q
 
 #: The audit metrics a list's section shows, with the words a reader knows them by.
 SHOWN = {"pprev": "share listed", "precision": "precision of the list", "tpr": "recall"}
-
-
-def _frame(engine: Engine, query: Any) -> pd.DataFrame:
-    with engine.connect() as conn:
-        return pd.DataFrame(conn.execute(query).mappings().all())
 
 
 def _list_date(selection: pd.Series) -> pd.Series:
@@ -34,23 +28,13 @@ def list_fairness(engine: Engine, run_id: int, models: pd.DataFrame) -> dict[str
     """Requirement verdicts of every model group per list date, and the chosen group's audit
     (share listed, precision and recall per group and date); None when nothing was audited.
     ``models``: the run's models with ``name`` and ``selected`` (as the report has them)."""
-    requirements = _frame(engine, select(
-        t.fairness_requirements.c.model_id, t.fairness_requirements.c.selection,
-        t.fairness_requirements.c.name, t.fairness_requirements.c.passed,
-        t.fairness_requirements.c.summary)
-        .join(t.models, t.models.c.id == t.fairness_requirements.c.model_id)
-        .where(t.models.c.run_id == run_id).order_by(t.fairness_requirements.c.id))
+    requirements = fairness_q.run_requirements(engine, run_id)
     chosen = models[models["selected"]]
     group = int(chosen["model_group_id"].iloc[0]) if len(chosen) else None
     ids = models.loc[models["model_group_id"] == group, "id"].tolist() if group else []
-    audits = _frame(engine, select(
-        t.fairness_audits.c.model_id, t.fairness_audits.c.selection,
-        t.fairness_audits.c.attribute, t.fairness_audits.c.group_value,
-        t.fairness_audits.c.metric, t.fairness_audits.c.value, t.fairness_audits.c.lower,
-        t.fairness_audits.c.upper, t.fairness_audits.c.numerator,
-        t.fairness_audits.c.denominator, t.fairness_audits.c.status)
-        .where(t.fairness_audits.c.model_id.in_(ids), t.fairness_audits.c.metric.in_(SHOWN))
-        .order_by(t.fairness_audits.c.id)) if ids else pd.DataFrame()
+    audits = fairness_q.audits(engine, ids) if ids else pd.DataFrame()
+    if len(audits):
+        audits = audits[audits["metric"].isin(list(SHOWN))]
     if not len(requirements) and not len(audits):
         return None
     verdicts: list[dict[str, Any]] = []

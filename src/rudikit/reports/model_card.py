@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from rudikit.config import Project, TemporalProject
@@ -33,20 +32,22 @@ from rudikit.reports.cards import (
     fmt,
     fmt_ci,
     fmt_date,
-    frame,
     read_run,
     run_project_config,
     valid_ids,
 )
-from rudikit.reports.run_report import (
+from rudikit.reports.run_figures import (
     AUDIT_METRICS,
     audit_figures,
     disparity_figures,
     importance_figure,
-    key_metric_columns,
-    selection_metric,
 )
+from rudikit.reports.run_tables import key_metric_columns, selection_metric
 from rudikit.store import tables as t
+from rudikit.store.queries import evaluations as evaluations_q
+from rudikit.store.queries import fairness as fairness_q
+from rudikit.store.queries import runs as runs_q
+from rudikit.store.queries import snapshots as snapshots_q
 
 ALGORITHMS = {
     "logistic_regression": "Logistic regression (a linear model of the log-odds)",
@@ -386,14 +387,12 @@ def build_model_card(engine: Engine, model_group_id: int, *, run_id: int | None 
                      project: AnyProject | None = None) -> Card:
     """The model card of ``model_group_id`` as fitted in ``run_id`` (default: its latest run).
     ``project`` supplies the current rationale and governance answers."""
-    with engine.connect() as conn:
-        group = conn.execute(select(t.model_groups).where(
-            t.model_groups.c.id == model_group_id)).mappings().one_or_none()
+    group = runs_q.model_group(engine, model_group_id)
     if group is None:
         raise CardError(f"no model group with id {model_group_id}; "
                         f"{valid_ids(engine, t.model_groups)}")
     group = dict(group)
-    fitted = frame(engine, select(t.models).where(t.models.c.model_group_id == model_group_id))
+    fitted = runs_q.models_of_group(engine, model_group_id)
     if not len(fitted):
         raise CardError(f"model group {model_group_id} has never been fitted")
     if run_id is None:  # the latest development run; `rudi retrain` / `rudi backtest` refits
@@ -410,32 +409,19 @@ def build_model_card(engine: Engine, model_group_id: int, *, run_id: int | None 
     ids = models["id"].tolist()
     on_split = models[models["split"] == proj.selection_split]
     main = (on_split if len(on_split) else models).iloc[0]
-    evals = frame(engine, select(t.evaluations).where(t.evaluations.c.model_id.in_(ids)))
-    audits = frame(engine, select(t.fairness_audits).where(
-        t.fairness_audits.c.model_id == int(main["id"])))
-    reqs = frame(engine, select(t.fairness_requirements).where(
-        t.fairness_requirements.c.model_id == int(main["id"])))
-    imps = frame(engine, select(t.feature_importances).where(
-        t.feature_importances.c.model_id == int(main["id"])))
-    snapshots = frame(engine, select(t.data_snapshots).where(t.data_snapshots.c.run_id == run_id))
-    run_models = frame(engine, select(t.models.c.model_group_id, t.models.c.selected,
-                                      t.model_groups.c.algorithm, t.model_groups.c.hyperparameters)
-                       .join(t.model_groups, t.models.c.model_group_id == t.model_groups.c.id)
-                       .where(t.models.c.run_id == run_id))
+    evals = evaluations_q.evaluations_of_models(engine, ids)
+    audits = fairness_q.audits(engine, [int(main["id"])])
+    reqs = pd.DataFrame(fairness_q.requirements(engine, [int(main["id"])]))
+    imps = evaluations_q.feature_importances(engine, [int(main["id"])])
+    snapshots = snapshots_q.snapshots_of_run(engine, run_id)
+    run_models = runs_q.run_groups(engine, run_id)
     chosen_rows = run_models[run_models["selected"]]
     chosen = int(chosen_rows.iloc[0]["model_group_id"]) if len(chosen_rows) else None
     related = run_models[[(h or {}).get("base_model_group") == model_group_id
                           for h in run_models["hyperparameters"]]].drop_duplicates(
         "model_group_id")
     metric, parameter = selection_metric(config)
-    history = frame(engine, select(
-        t.models.c.run_id, t.models.c.split, t.runs.c.started_at, t.evaluations.c.value,
-        t.evaluations.c.lower, t.evaluations.c.upper)
-        .join(t.models, t.evaluations.c.model_id == t.models.c.id)
-        .join(t.runs, t.models.c.run_id == t.runs.c.id)
-        .where((t.models.c.model_group_id == model_group_id)
-               & (t.evaluations.c.metric == metric) & (t.evaluations.c.parameter == parameter))
-        .order_by(t.models.c.run_id, t.models.c.id))
+    history = evaluations_q.group_metric_history(engine, model_group_id, metric, parameter)
     details = _details(proj, group, run, models, snapshots)
     importance = importance_figure(imps, int(main["id"])) if len(imps) else None
     details.figures = [importance] if importance is not None else []

@@ -12,44 +12,30 @@ from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from rudikit.reports.run_report import PlotlyPage, environment
-from rudikit.store import tables as t
-from rudikit.store.monitoring_tables import alerts, monitor_metrics, monitor_runs, source_periods
-from rudikit.store.production_tables import audit_log, deployed_models
+from rudikit.reports.page import PlotlyPage, environment
+from rudikit.store.queries import monitoring as monitoring_q
+from rudikit.store.queries import production as production_q
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1}
 
 
-def _frame(conn: Any, query: Any) -> pd.DataFrame:
-    result = conn.execute(query)
-    return pd.DataFrame(result.mappings().all(), columns=list(result.keys()))
-
-
 def read_monitor_results(engine: Engine, monitor_run_id: int) -> dict[str, Any]:
     with engine.connect() as conn:
-        run = conn.execute(select(monitor_runs).where(monitor_runs.c.id == monitor_run_id)
-                           ).mappings().one_or_none()
+        run = monitoring_q.monitor_run(conn, monitor_run_id)
         if run is None:
             raise ValueError(f"no monitor run {monitor_run_id} in the store")
         data: dict[str, Any] = {"run": dict(run)}
-        data["metrics"] = _frame(conn, select(monitor_metrics).where(
-            monitor_metrics.c.monitor_run_id == monitor_run_id))
-        data["alerts"] = _frame(conn, select(alerts).where(
-            alerts.c.monitor_run_id == monitor_run_id))
-        data["periods"] = _frame(conn, select(source_periods).where(
-            source_periods.c.monitor_run_id == monitor_run_id))
-        data["history"] = _frame(conn, select(monitor_runs).where(
-            monitor_runs.c.project == run["project"]).order_by(monitor_runs.c.id))
-        data["decisions"] = _frame(conn, select(audit_log).where(
-            audit_log.c.action.in_(["retrain_promoted", "retrain_rejected", "rollback"]))
-            .order_by(audit_log.c.id.desc()))
-        data["deployments"] = _frame(conn, select(
-            deployed_models, t.model_groups.c.algorithm).join(
-            t.model_groups, t.model_groups.c.id == deployed_models.c.model_group_id)
-            .order_by(deployed_models.c.id.desc()))
+        data["metrics"] = monitoring_q.figures(conn, monitor_run_id)
+        data["alerts"] = pd.DataFrame(monitoring_q.alerts_of(conn, monitor_run_id),
+                                      columns=monitoring_q.ALERT_COLUMNS)
+        data["periods"] = monitoring_q.source_periods_of(conn, monitor_run_id)
+        data["history"] = monitoring_q.project_history(conn, run["project"])
+        data["decisions"] = pd.DataFrame(production_q.retrain_decisions(conn),
+                                         columns=production_q.AUDIT_COLUMNS)
+        data["deployments"] = pd.DataFrame(production_q.deployments(conn),
+                                           columns=production_q.DEPLOYMENT_COLUMNS)
     return data
 
 

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from rudikit.config import TemporalExperiment
@@ -25,14 +24,13 @@ from rudikit.evaluation.stability import exclude_reviewed
 from rudikit.models.audition import audition
 from rudikit.models.temporal import experiment_grid, selection_rules
 from rudikit.reports.list_fairness import list_fairness, list_fairness_figure
-from rudikit.reports.run_report import PALETTE, PlotlyPage, environment
+from rudikit.reports.page import PALETTE, PlotlyPage, environment
 from rudikit.store import list_tables
-from rudikit.store import tables as t
-
-
-def _frame(engine: Engine, query: Any) -> pd.DataFrame:
-    with engine.connect() as conn:
-        return pd.DataFrame(conn.execute(query).mappings().all())
+from rudikit.store.queries import evaluations as evaluations_q
+from rudikit.store.queries import lists as lists_q
+from rudikit.store.queries import predictions as predictions_q
+from rudikit.store.queries import runs as runs_q
+from rudikit.store.queries import snapshots as snapshots_q
 
 
 def _naive(values: pd.Series) -> pd.Series:
@@ -49,14 +47,11 @@ def experiment(config: dict[str, Any]) -> TemporalExperiment:
 def run_models(engine: Engine, run_id: int) -> pd.DataFrame:
     """The run's models with their group's algorithm, hyperparameters and display name (the
     ``name`` given in rudi.yaml), and whether the group is a baseline."""
-    run = _frame(engine, select(t.runs.c.config).where(t.runs.c.id == run_id))
-    if not len(run):
+    stored = runs_q.run_config(engine, run_id)
+    if stored is None:
         raise ValueError(f"run {run_id} is not in the store")
-    config = experiment(run["config"].iloc[0])
-    models = _frame(engine, select(t.models, t.model_groups.c.algorithm,
-                                   t.model_groups.c.hyperparameters)
-                    .join(t.model_groups, t.models.c.model_group_id == t.model_groups.c.id)
-                    .where(t.models.c.run_id == run_id).order_by(t.models.c.id))
+    config = experiment(stored)
+    models = runs_q.run_models(engine, run_id)
     names = {(p.algorithm, repr(sorted(p.params.items()))): name
              for p, name in experiment_grid(config)}
     models["name"] = [names.get((a, repr(sorted((h or {}).items()))), f"group {g}")
@@ -73,12 +68,8 @@ def precision_over_time(engine: Engine, run_id: int) -> pd.DataFrame:
     interval: one row per (group, date). A model tested on several dates stored one value per
     date (parameter ``100_abs@2016-01-01``); one tested on a single date stored ``100_abs``."""
     models = run_models(engine, run_id)
-    run = _frame(engine, select(t.runs.c.config).where(t.runs.c.id == run_id))
-    k = experiment(run["config"].iloc[0]).top_k
-    evals = _frame(engine, select(t.evaluations).where(
-        t.evaluations.c.model_id.in_(models["id"].tolist())
-        & (t.evaluations.c.metric == "precision_at_k")
-        & t.evaluations.c.parameter.like(f"{k}_abs%")))
+    k = experiment(runs_q.run_config(engine, run_id)).top_k
+    evals = evaluations_q.top_k_precision(engine, models["id"].tolist(), k)
     per_date = evals[evals["parameter"].str.startswith(f"{k}_abs@")]
     single = evals[(evals["parameter"] == f"{k}_abs")
                    & ~evals["model_id"].isin(per_date["model_id"])]
@@ -131,8 +122,7 @@ def selection_regret(engine: Engine, run_id: int) -> dict[str, pd.DataFrame]:
     split's first test as-of date; value = its mean precision in the top k), as
     :func:`rudikit.models.temporal.run_temporal` and the pipeline computed it."""
     precision = precision_over_time(engine, run_id)
-    run = _frame(engine, select(t.runs.c.config).where(t.runs.c.id == run_id))
-    rules = selection_rules(experiment(run["config"].iloc[0]))
+    rules = selection_rules(experiment(runs_q.run_config(engine, run_id)))
     split_values = precision.groupby(["model_group_id", "test_start"], as_index=False)[
         "value"].mean()
     aud = audition(split_values, rules, time_col="test_start")
@@ -144,8 +134,7 @@ def selection_regret(engine: Engine, run_id: int) -> dict[str, pd.DataFrame]:
 
 
 def stability_rows(engine: Engine, run_id: int) -> pd.DataFrame:
-    rows = _frame(engine, select(list_tables.list_stability).where(
-        list_tables.list_stability.c.run_id == run_id).order_by(list_tables.list_stability.c.id))
+    rows = lists_q.stability(engine, run_id)
     if len(rows):
         rows["as_of_date"] = _naive(rows["as_of_date"])
     return rows
@@ -200,17 +189,14 @@ def last_list(engine: Engine, run_id: int, models: pd.DataFrame, k: int, cool_of
     if not len(selected):
         return None
     model_id = int(selected["id"].iloc[0])
-    preds = _frame(engine, select(t.predictions.c.entity_id, t.predictions.c.as_of_date,
-                                  t.predictions.c.score, t.predictions.c.label)
-                   .where(t.predictions.c.model_id == model_id))
+    preds = predictions_q.model_predictions(engine, model_id)
     preds["as_of_date"] = _naive(preds["as_of_date"])
     when = preds["as_of_date"].max()
     day = preds[preds["as_of_date"] == when]
     reviews = list_tables.load_reviews(engine)
     kept = exclude_reviewed(day[["entity_id", "score"]], reviews, when, cool_off_days, k)
     kept = kept.merge(day[["entity_id", "label"]], on="entity_id", how="left")
-    reasons = _frame(engine, select(t.individual_importances).where(
-        t.individual_importances.c.model_id == model_id))
+    reasons = predictions_q.reasons(engine, model_id)
     by_entity: dict[str, list[str]] = {}
     if len(reasons):
         reasons["as_of_date"] = _naive(reasons["as_of_date"])
@@ -235,8 +221,7 @@ def last_list(engine: Engine, run_id: int, models: pd.DataFrame, k: int, cool_of
 def rank_change_summary(engine: Engine, run_id: int, k: int) -> tuple[Any, list[dict[str, Any]]]:
     """Per horizon, for the officers in the top ``k`` of the stored date: how many were not
     in the earlier list's top ``k``, and the median absolute rank change of the others."""
-    changes = _frame(engine, select(list_tables.rank_changes).where(
-        list_tables.rank_changes.c.run_id == run_id))
+    changes = lists_q.changes(engine, run_id)
     if not len(changes):
         return None, []
     changes["previous_date"] = _naive(changes["previous_date"])
@@ -258,7 +243,7 @@ def rank_change_summary(engine: Engine, run_id: int, k: int) -> tuple[Any, list[
 
 def write_temporal_report(engine: Engine, run_id: int, directory: str | Path) -> Path:
     """Write ``run-<id>.html`` for a temporal run and return its path."""
-    run = _frame(engine, select(t.runs).where(t.runs.c.id == run_id)).iloc[0]
+    run = pd.DataFrame([dict(runs_q.run(engine, run_id) or {})]).iloc[0]
     config = run["config"]
     exp = experiment(config)
     k = exp.top_k
@@ -299,8 +284,7 @@ def write_temporal_report(engine: Engine, run_id: int, directory: str | Path) ->
         chosen=chosen.iloc[0].to_dict() if len(chosen) else None,
         last=last_list(engine, run_id, models, k, exp.cool_off_days),
         agreement=agreement, changes=changes, fairness=fairness, changes_date=changes_date,
-        snapshots=_frame(engine, select(t.data_snapshots).where(
-            t.data_snapshots.c.run_id == run_id)).to_dict("records"),
+        snapshots=snapshots_q.snapshots_of_run(engine, run_id).to_dict("records"),
         rationale=config.get("rationale", {}),
         splits=models.drop_duplicates("split")[["split", "train_start", "train_end", "test_start",
                                                 "train_rows", "test_rows"]].to_dict("records"),

@@ -17,12 +17,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, update
 from sqlalchemy.engine import Engine
 
 from rudikit.service import audit
 from rudikit.service.errors import ApiError, ServiceError
 from rudikit.store.production_tables import api_tokens
+from rudikit.store.queries import tokens as tokens_q
 
 ROLES = ("predict", "outcome", "review", "analyst", "admin")
 TOKEN_PREFIX = "rudi_"
@@ -65,8 +66,7 @@ def create_token(engine: Engine, role: str, name: str, by: str) -> tuple[int, st
 def revoke_token(engine: Engine, token_id: int, by: str) -> dict[str, Any]:
     """Mark a token revoked (its row stays, with who revoked it and when)."""
     with engine.begin() as conn:
-        row = conn.execute(select(api_tokens).where(api_tokens.c.id == token_id)
-                           ).mappings().one_or_none()
+        row = tokens_q.token(conn, token_id)
         if row is None:
             raise ServiceError(f"no token with id {token_id} (see `rudi token list`)")
         if row["revoked_at"] is not None:
@@ -80,10 +80,7 @@ def revoke_token(engine: Engine, token_id: int, by: str) -> dict[str, Any]:
 
 
 def list_tokens(engine: Engine) -> list[dict[str, Any]]:
-    columns = [c for c in api_tokens.c if c.name != "token_hash"]
-    with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(select(*columns).order_by(api_tokens.c.id))
-                .mappings()]
+    return tokens_q.tokens(engine)
 
 
 class TokenCache:
@@ -104,13 +101,10 @@ class TokenCache:
 
     def load(self, digest: str) -> Principal | None:
         """Read one token from the store (blocking: run it in a worker thread)."""
-        with self.engine.connect() as conn:
-            row = conn.execute(select(api_tokens.c.id, api_tokens.c.name, api_tokens.c.role,
-                                      api_tokens.c.revoked_at)
-                               .where(api_tokens.c.token_hash == digest)).one_or_none()
+        row = tokens_q.token_by_hash(self.engine, digest)
         principal = None
-        if row is not None and row.revoked_at is None:
-            principal = Principal(row.id, row.name, row.role)
+        if row is not None and row["revoked_at"] is None:
+            principal = Principal(row["id"], row["name"], row["role"])
         with self._lock:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()  # crude bound: unknown tokens must not grow memory

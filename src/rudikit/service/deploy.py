@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sklearn.pipeline import Pipeline
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -30,8 +30,10 @@ from rudikit.models.artefacts import ArtefactError, load_artefact
 from rudikit.service import audit
 from rudikit.service.errors import ServiceError
 from rudikit.service.scoring import GroupThresholds, Scorer
-from rudikit.store import tables as t
 from rudikit.store.production_tables import deployed_models
+from rudikit.store.queries import production as production_q
+from rudikit.store.queries import runs as runs_q
+from rudikit.store.queries.production import live_deployment
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ def _load_served(conn: Connection, model: Any) -> tuple[Pipeline, GroupThreshold
     if not str(model["artefact_path"]).endswith(".json"):
         return _load_pipeline(model), None
     groups, base_id = _load_thresholds(model)
-    base = conn.execute(select(t.models).where(t.models.c.id == base_id)).mappings().one_or_none()
+    base = runs_q.model(conn, base_id)
     if base is None:
         raise ServiceError(f"model {model['id']}: its base model {base_id} is not in the store")
     return _load_pipeline(base), groups
@@ -109,17 +111,11 @@ def deploy(engine: Engine, model_group_id: int, *, reason: str, by: str,
     if not 0.0 <= threshold <= 1.0:
         raise ServiceError(f"--threshold must be between 0 and 1, got {threshold}")
     with engine.connect() as conn:
-        group = conn.execute(select(t.model_groups).where(t.model_groups.c.id == model_group_id)
-                             ).mappings().one_or_none()
+        group = runs_q.model_group(conn, model_group_id)
         if group is None:
             raise ServiceError(f"no model group {model_group_id} in the store (the summary of "
                                "`rudi run` lists the groups)")
-        query = select(t.models).where(t.models.c.model_group_id == model_group_id)
-        if model_id is not None:
-            query = query.where(t.models.c.id == model_id)
-        model = conn.execute(query.order_by(t.models.c.selected.desc(),
-                                            t.models.c.created_at.desc(), t.models.c.id.desc())
-                             .limit(1)).mappings().one_or_none()
+        model = runs_q.deployable_model(conn, model_group_id, model_id)
     if model is None:
         raise ServiceError(f"model {model_id} does not belong to model group {model_group_id}"
                            if model_id is not None else
@@ -151,20 +147,9 @@ def deploy(engine: Engine, model_group_id: int, *, reason: str, by: str,
                       by, reason, previous["id"] if previous is not None else None)
 
 
-def live_deployment(conn: Connection) -> Any:
-    """The live deployment row (a mapping) or None."""
-    return conn.execute(select(deployed_models).where(deployed_models.c.live.is_(True))
-                        ).mappings().one_or_none()
-
-
 def history(engine: Engine) -> list[dict[str, Any]]:
     """Every deployment, newest first, with its model group's algorithm."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(deployed_models, t.model_groups.c.algorithm)
-            .join(t.model_groups, t.model_groups.c.id == deployed_models.c.model_group_id)
-            .order_by(deployed_models.c.id.desc())).mappings()
-        return [dict(r) for r in rows]
+    return production_q.deployments(engine)
 
 
 @dataclass
@@ -188,10 +173,8 @@ def load_deployed_model(engine: Engine) -> LoadedModel:
         if live is None:
             raise ServiceError("no model is deployed in this store; promote one with "
                                "`rudi deploy <model_group_id> --reason \"...\"`")
-        model = conn.execute(select(t.models).where(t.models.c.id == live["model_id"])
-                             ).mappings().one()
-        algorithm = conn.execute(select(t.model_groups.c.algorithm).where(
-            t.model_groups.c.id == live["model_group_id"])).scalar_one()
+        model = runs_q.model(conn, live["model_id"])
+        algorithm = runs_q.model_group(conn, live["model_group_id"])["algorithm"]
         try:
             pipeline, groups = _load_served(conn, model)
         except ServiceError as exc:

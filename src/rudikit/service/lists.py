@@ -22,17 +22,17 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from rudikit.evaluation.stability import exclude_reviewed
-from rudikit.service.deploy import live_deployment
 from rudikit.service.errors import ApiError, ServiceError
 from rudikit.service.schemas import ReviewIn
 from rudikit.service.storage import utc
-from rudikit.store import tables as t
-from rudikit.store.list_tables import entity_reviews, load_reviews, record_review
-from rudikit.store.production_tables import production_predictions as P
+from rudikit.store.list_tables import load_reviews, record_review
+from rudikit.store.queries import lists as lists_q
+from rudikit.store.queries import predictions as predictions_q
+from rudikit.store.queries import production as production_q
+from rudikit.store.queries.production import live_deployment
 
 PRODUCTION = "production_predictions"
 RESULTS = "predictions"
@@ -76,21 +76,14 @@ def _live(conn: Connection) -> Any:
 def _source(conn: Connection, live: Any) -> str:
     """``production_predictions`` once the live deployment has scored requests, else
     ``predictions`` (the stored scores of a batch-scored project)."""
-    scored = conn.execute(select(P.c.id).where(P.c.deployment_id == live["id"]).limit(1)
-                          ).first()
-    return PRODUCTION if scored is not None else RESULTS
+    return PRODUCTION if production_q.has_production_predictions(conn, live["id"]) else RESULTS
 
 
 def _results_model(conn: Connection, live: Any, day: date) -> int | None:
     """The model whose stored predictions make the list of ``day``: the deployed one if it
     scored that day, else the group's newest model that did."""
     start, end = _day(day)
-    ids = conn.execute(
-        select(t.predictions.c.model_id).distinct()
-        .join(t.models, t.models.c.id == t.predictions.c.model_id)
-        .where(t.models.c.model_group_id == live["model_group_id"],
-               t.predictions.c.as_of_date >= start, t.predictions.c.as_of_date < end)
-    ).scalars().all()
+    ids = predictions_q.models_scoring(conn, live["model_group_id"], start, end)
     if not ids:
         return None
     return live["model_id"] if live["model_id"] in ids else max(ids)
@@ -101,14 +94,11 @@ def _scores(conn: Connection, live: Any, source: str, day: date) -> tuple[int | 
     """(model id, entity_id/score frame) of everything scored for ``day``."""
     start, end = _day(day)
     if source == PRODUCTION:
-        rows = conn.execute(select(P.c.observation_id, P.c.score).where(
-            P.c.deployment_id == live["id"], P.c.created_at >= start, P.c.created_at < end)
-        ).all()
+        rows = production_q.production_scores(conn, live["id"], start, end)
         return live["model_id"], pd.DataFrame(rows, columns=["entity_id", "score"])
     model_id = _results_model(conn, live, day)
-    rows = conn.execute(select(t.predictions.c.entity_id, t.predictions.c.score).where(
-        t.predictions.c.model_id == model_id, t.predictions.c.as_of_date >= start,
-        t.predictions.c.as_of_date < end)).all() if model_id is not None else []
+    rows = predictions_q.entity_scores(conn, model_id, start, end) \
+        if model_id is not None else []
     return model_id, pd.DataFrame(rows, columns=["entity_id", "score"])
 
 
@@ -134,17 +124,12 @@ def list_dates(engine: Engine) -> tuple[str, list[date]]:
         live = _live(conn)
         source = _source(conn, live)
         if source == PRODUCTION:
-            stamps = conn.execute(select(func.min(P.c.created_at), func.max(P.c.created_at))
-                                  .where(P.c.deployment_id == live["id"])).one()
+            stamps = production_q.production_span(conn, live["id"])
             first, last = (_utc_day(s) for s in stamps)
             # every day between the first and the last request: a quiet day has an empty list
             days = [last - timedelta(days=i) for i in range((last - first).days + 1)]
             return source, days[:MAX_DATES]
-        stamps = conn.execute(
-            select(t.predictions.c.as_of_date).distinct()
-            .join(t.models, t.models.c.id == t.predictions.c.model_id)
-            .where(t.models.c.model_group_id == live["model_group_id"],
-                   t.predictions.c.as_of_date.is_not(None))).scalars().all()
+        stamps = predictions_q.group_list_dates(conn, live["model_group_id"])
     days = sorted({_utc_day(s) for s in stamps}, reverse=True)
     return source, days[:MAX_DATES]
 
@@ -157,10 +142,7 @@ def record(engine: Engine, review: ReviewIn, reviewer: str) -> dict[str, Any]:
         live = _live(conn)
         source = _source(conn, live)
         _, scores = _scores(conn, live, source, review.list_date)
-        prior = conn.execute(select(entity_reviews.c.reviewer, entity_reviews.c.created_at)
-                             .where(and_(entity_reviews.c.entity_id == review.entity_id,
-                                         entity_reviews.c.review_date >= start,
-                                         entity_reviews.c.review_date < end))).first()
+        prior = lists_q.prior_review(conn, review.entity_id, start, end)
     if review.entity_id not in set(scores["entity_id"]):
         raise ApiError(404, f"entity_id {review.entity_id!r} is not on the list of "
                             f"{review.list_date} (nothing the deployed model scored for that "
@@ -176,9 +158,7 @@ def record(engine: Engine, review: ReviewIn, reviewer: str) -> dict[str, Any]:
     review_id = record_review(engine, review.entity_id, start, reviewer=reviewer,
                               outcome=review.decision, agreement=review.agreement,
                               notes=notes or None, model_group_id=live["model_group_id"])
-    with engine.connect() as conn:
-        recorded = conn.execute(select(entity_reviews.c.created_at).where(
-            entity_reviews.c.id == review_id)).scalar_one()
+    recorded = lists_q.review_time(engine, review_id)
     return {"id": review_id, "entity_id": review.entity_id, "list_date": review.list_date,
             "agreement": review.agreement, "decision": review.decision, "notes": notes or None,
             "reviewer": reviewer, "model_group_id": live["model_group_id"],

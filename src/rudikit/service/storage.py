@@ -40,12 +40,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from rudikit.service.errors import ApiError
 from rudikit.service.schemas import Observation
-from rudikit.store.production_tables import outcomes, production_predictions
+from rudikit.store.production_tables import production_predictions
+from rudikit.store.queries.production import stored_prediction
 
 log = logging.getLogger("rudikit.service")
 P = production_predictions
@@ -757,14 +757,7 @@ def _conflict(job: PredictJob, conflicts: list[tuple[int, dict[str, Any]]]) -> A
 def read_prediction(engine: Engine, key: str) -> dict[str, Any] | None:
     """A stored prediction by observation id (or the id of a single-observation request),
     with its features and outcome (SQLAlchemy; off the hot path)."""
-    query = select(*(P.c[f] for f in ANSWER_FIELDS), P.c.features, outcomes.c.outcome,
-                   outcomes.c.recorded_at.label("outcome_recorded_at")
-                   ).outerjoin(outcomes, outcomes.c.prediction_id == P.c.id)
-    with engine.connect() as conn:
-        row = conn.execute(query.where(P.c.observation_id == key)).mappings().one_or_none()
-        if row is None:
-            rows = conn.execute(query.where(P.c.request_id == key).limit(2)).mappings().all()
-            row = rows[0] if len(rows) == 1 else None
+    row = stored_prediction(engine, key, ANSWER_FIELDS)
     if row is None:
         return None
     body = answer(dict(row), replayed=False)

@@ -32,7 +32,6 @@ from sqlalchemy import (
     Table,
     Text,
     insert,
-    select,
 )
 from sqlalchemy.engine import Engine
 
@@ -164,10 +163,9 @@ REVIEW_COLUMNS = ("id", "entity_id", "review_date", "reviewer", "outcome", "agre
 def load_reviews(engine: Engine) -> pd.DataFrame:
     """Every stored review (entity_id, review_date, reviewer, outcome, agreement, notes, ...)
     with naive UTC review dates, for :func:`rudikit.evaluation.stability.exclude_reviewed`."""
-    with engine.connect() as conn:
-        rows = conn.execute(select(*(entity_reviews.c[c] for c in REVIEW_COLUMNS))
-                            .order_by(entity_reviews.c.id)).all()
-    frame = pd.DataFrame(rows, columns=list(REVIEW_COLUMNS))
+    from rudikit.store.queries.lists import reviews  # the queries import these tables
+
+    frame = pd.DataFrame(reviews(engine, REVIEW_COLUMNS), columns=list(REVIEW_COLUMNS))
     dates = pd.to_datetime(frame["review_date"], utc=True)
     frame["review_date"] = dates.dt.tz_convert(None)
     return frame

@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, update
 from sqlalchemy.engine import Connection, Engine
 
 from rudikit import __version__
 from rudikit.evaluation.metrics import MetricValue
 from rudikit.store import tables as t
+from rudikit.store.queries.runs import model_group_id
 
 LIBRARIES = ("numpy", "pandas", "scikit-learn", "lightgbm", "skops", "sqlalchemy", "fairlearn")
 
@@ -126,8 +127,7 @@ def get_or_create_model_group(engine: Engine, project: str, algorithm: str,
     """Model groups are shared across runs: the same configuration is the same group."""
     key = group_key(project, algorithm, hyperparameters, features, label)
     with engine.begin() as conn:
-        found = conn.execute(select(t.model_groups.c.id).where(
-            t.model_groups.c.group_key == key)).scalar_one_or_none()
+        found = model_group_id(conn, key)
         if found is not None:
             return found
         return conn.execute(insert(t.model_groups).values(

@@ -17,16 +17,18 @@ import plotly.graph_objects as go
 from markupsafe import Markup
 from pydantic import ValidationError
 from sklearn.metrics import auc, precision_recall_curve, roc_curve
-from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
 from rudikit.config import Monitoring
-from rudikit.reports.run_report import AUDIT_METRICS, audit_figures
-from rudikit.service.deploy import live_deployment
-from rudikit.store import production_tables as pt
-from rudikit.store import tables as t
-from rudikit.store.list_tables import entity_reviews
-from rudikit.store.monitoring_tables import alerts, monitor_metrics, monitor_runs
+from rudikit.reports.run_figures import AUDIT_METRICS, audit_figures
+from rudikit.store.queries import evaluations as evaluations_q
+from rudikit.store.queries import fairness as fairness_q
+from rudikit.store.queries import lists as lists_q
+from rudikit.store.queries import monitoring as monitoring_q
+from rudikit.store.queries import predictions as predictions_q
+from rudikit.store.queries import production as production_q
+from rudikit.store.queries import runs as runs_q
+from rudikit.store.queries.production import live_deployment
 
 #: Curves drawn with at most this many points (the shape is kept; the page stays light).
 MAX_CURVE_POINTS = 400
@@ -55,10 +57,6 @@ def chart(key: str, fig: go.Figure, height: int | None = None) -> Chart:
     return Chart(key, title, Markup(fig.to_json().replace("<", "\\u003c")))
 
 
-def _records(conn: Connection, query: Any) -> pd.DataFrame:
-    return pd.DataFrame(conn.execute(query).mappings().all())
-
-
 def _params(value: Any) -> str:
     return ", ".join(f"{k}={v}" for k, v in (value or {}).items())
 
@@ -69,9 +67,7 @@ def _day(value: Any) -> str:
 
 def _run_config(conn: Connection) -> dict[str, Any]:
     """The configuration of the newest run (the project as last run)."""
-    config = conn.execute(select(t.runs.c.config).order_by(t.runs.c.id.desc()).limit(1)
-                          ).scalar_one_or_none()
-    return config or {}
+    return runs_q.newest_run_config(conn) or {}
 
 
 def deployed(conn: Connection) -> dict[str, Any] | None:
@@ -81,16 +77,8 @@ def deployed(conn: Connection) -> dict[str, Any] | None:
 
 # --- 1. model groups over time and the selection ---------------------------------------------
 
-MODEL_COLUMNS = (t.models.c.id, t.models.c.run_id, t.models.c.model_group_id, t.models.c.split,
-                 t.models.c.test_start, t.models.c.test_end, t.models.c.train_rows,
-                 t.models.c.test_rows, t.models.c.selected, t.models.c.selection_reason,
-                 t.models.c.created_at, t.model_groups.c.algorithm,
-                 t.model_groups.c.hyperparameters)
-
-
 def metric_choices(conn: Connection) -> list[tuple[str, str]]:
-    rows = conn.execute(select(t.evaluations.c.metric, t.evaluations.c.parameter).distinct()
-                        .order_by(t.evaluations.c.metric, t.evaluations.c.parameter)).all()
+    rows = evaluations_q.metric_choices(conn)
     return [(m, p) for m, p in rows if m != "train_seconds" and not m.startswith("frontier_")]
 
 
@@ -111,14 +99,8 @@ def overview(engine: Engine, metric: str | None, parameter: str | None) -> dict[
         if metric is None or (metric, parameter or "") not in choices:
             metric, parameter = default_metric(conn)
         parameter = parameter or ""
-        models = _records(conn, select(*MODEL_COLUMNS, t.runs.c.started_at.label("run_started"))
-                          .join(t.model_groups, t.model_groups.c.id == t.models.c.model_group_id)
-                          .join(t.runs, t.runs.c.id == t.models.c.run_id)
-                          .order_by(t.models.c.id))
-        evals = _records(conn, select(t.evaluations.c.model_id, t.evaluations.c.value,
-                                      t.evaluations.c.lower, t.evaluations.c.upper)
-                         .where(t.evaluations.c.metric == metric,
-                                t.evaluations.c.parameter == parameter))
+        models = runs_q.models_overview(conn)
+        evals = evaluations_q.metric_values(conn, metric, parameter)
         live = deployed(conn)
     if not len(models):
         return {"empty": True, "metric": metric, "parameter": parameter, "choices": choices}
@@ -188,22 +170,12 @@ def model_detail(engine: Engine, model_id: int) -> dict[str, Any]:
     """A model's metrics with intervals, ROC and PR curves from its stored test predictions,
     and its feature importances."""
     with engine.connect() as conn:
-        model = conn.execute(select(*MODEL_COLUMNS, t.models.c.artefact_hash,
-                                    t.models.c.train_start, t.models.c.train_end,
-                                    t.models.c.train_seconds)
-                             .join(t.model_groups,
-                                   t.model_groups.c.id == t.models.c.model_group_id)
-                             .where(t.models.c.id == model_id)).mappings().one_or_none()
+        model = runs_q.model_detail(conn, model_id)
         if model is None:
             raise NotFound(f"there is no model {model_id} in the store")
-        evals = conn.execute(select(t.evaluations).where(t.evaluations.c.model_id == model_id)
-                             .order_by(t.evaluations.c.metric, t.evaluations.c.parameter)
-                             ).mappings().all()
-        preds = _records(conn, select(t.predictions.c.score, t.predictions.c.label)
-                         .where(t.predictions.c.model_id == model_id))
-        imps = _records(conn, select(t.feature_importances)
-                        .where(t.feature_importances.c.model_id == model_id)
-                        .order_by(t.feature_importances.c.rank))
+        evals = evaluations_q.evaluations_of_model(conn, model_id)
+        preds = pd.DataFrame(predictions_q.scores_and_labels(conn, [model_id]))
+        imps = evaluations_q.feature_importances(conn, [model_id])
         live = deployed(conn)
     charts = []
     labelled = preds.dropna(subset=["label"]) if len(preds) else preds
@@ -244,12 +216,7 @@ def model_detail(engine: Engine, model_id: int) -> dict[str, Any]:
 
 def fairness_models(conn: Connection) -> list[dict[str, Any]]:
     """Models with a fairness audit, newest first."""
-    ids = select(t.fairness_audits.c.model_id).distinct().scalar_subquery()
-    rows = conn.execute(select(*MODEL_COLUMNS)
-                        .join(t.model_groups, t.model_groups.c.id == t.models.c.model_group_id)
-                        .where(t.models.c.id.in_(ids)).order_by(t.models.c.id.desc())
-                        ).mappings().all()
-    return [dict(r) for r in rows]
+    return fairness_q.audited_models(conn)
 
 
 def fairness(engine: Engine, model_id: int | None) -> dict[str, Any]:
@@ -267,12 +234,8 @@ def fairness(engine: Engine, model_id: int | None) -> dict[str, Any]:
                         else selected[0] if selected else ids[0])
         elif model_id not in ids:
             raise NotFound(f"model {model_id} has no fairness audit in the store")
-        audits = _records(conn, select(t.fairness_audits)
-                          .where(t.fairness_audits.c.model_id == model_id)
-                          .order_by(t.fairness_audits.c.id))
-        requirements = conn.execute(select(t.fairness_requirements).where(
-            t.fairness_requirements.c.model_id == model_id).order_by(
-            t.fairness_requirements.c.id)).mappings().all()
+        audits = fairness_q.audits(conn, [model_id])
+        requirements = fairness_q.requirements(conn, [model_id])
     key = audits[audits["metric"].isin(list(AUDIT_METRICS))]
     tables = []
     for attribute, part in key.groupby("attribute", sort=False):
@@ -304,30 +267,18 @@ def _thresholds(conn: Connection) -> Monitoring:
         return Monitoring()
 
 
-def _daily(conn: Connection, column: Any, since: datetime) -> dict[str, int]:
-    day = func.date(column)
-    return {str(d): int(n) for d, n in conn.execute(
-        select(day, func.count()).where(column >= since).group_by(day))}
-
-
 def traffic(conn: Connection) -> dict[str, Any]:
     """Requests, predictions and outcomes: totals and per day over the last days with data."""
-    totals = {name: conn.execute(select(func.count()).select_from(table)).scalar_one()
-              for name, table in (("requests", pt.requests),
-                                  ("predictions", pt.production_predictions),
-                                  ("outcomes", pt.outcomes))}
-    positives = conn.execute(select(func.count()).where(
-        pt.production_predictions.c.decision.is_(True))).scalar_one()
-    last = conn.execute(select(func.max(pt.requests.c.received_at))).scalar_one()
+    totals = production_q.traffic_totals(conn)
+    positives = production_q.flagged_count(conn)
+    last = production_q.last_request_time(conn)
     result: dict[str, Any] = {"totals": totals, "flagged": positives, "chart": None}
     if last is None:
         return result
     last = last if last.tzinfo else last.replace(tzinfo=UTC)
     since = (last - timedelta(days=TRAFFIC_DAYS)).replace(hour=0, minute=0, second=0,
                                                            microsecond=0)
-    series = {"requests": _daily(conn, pt.requests.c.received_at, since),
-              "predictions": _daily(conn, pt.production_predictions.c.created_at, since),
-              "outcomes": _daily(conn, pt.outcomes.c.recorded_at, since)}
+    series = production_q.daily_traffic(conn, since)
     days = sorted(set().union(*series.values()))
     fig = go.Figure([go.Bar(x=days, y=[counts.get(d, 0) for d in days], name=name)
                      for name, counts in series.items()])
@@ -346,19 +297,12 @@ def monitoring(engine: Engine) -> dict[str, Any]:
         bounds = _thresholds(conn)
         page: dict[str, Any] = {"traffic": traffic(conn), "bounds": bounds,
                                 "deployed": deployed(conn)}
-        run = conn.execute(select(monitor_runs).order_by(monitor_runs.c.finished_at.desc(),
-                                                         monitor_runs.c.id.desc()).limit(1)
-                           ).mappings().one_or_none()
+        run = monitoring_q.last_finished(conn)
         if run is None:
             return {**page, "run": None}
-        found = conn.execute(select(alerts).where(alerts.c.monitor_run_id == run["id"])
-                             ).mappings().all()
-        figures = _records(conn, select(monitor_metrics).where(
-            monitor_metrics.c.monitor_run_id == run["id"],
-            monitor_metrics.c.section.in_(["drift", "performance"])))
-        history = _records(conn, select(monitor_runs.c.id, monitor_runs.c.finished_at,
-                                        monitor_runs.c.n_critical, monitor_runs.c.n_warning)
-                           .order_by(monitor_runs.c.finished_at))
+        found = monitoring_q.alerts_of(conn, run["id"])
+        figures = monitoring_q.figures(conn, run["id"], ["drift", "performance"])
+        history = monitoring_q.alert_counts(conn)
     ordered = sorted((dict(a) for a in found),
                      key=lambda a: (SEVERITY_ORDER.get(a["severity"], 2), a["kind"],
                                     a["subject"]))
@@ -421,17 +365,9 @@ def monitoring(engine: Engine) -> dict[str, Any]:
 
 def reviews_for(engine: Engine, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """Reviews recorded for the list of one day, newest first."""
-    with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(
-            select(entity_reviews).where(entity_reviews.c.review_date >= start,
-                                         entity_reviews.c.review_date < end)
-            .order_by(entity_reviews.c.id.desc())).mappings()]
+    return lists_q.reviews_between(engine, start, end)
 
 
 def production_features(engine: Engine, observation_ids: list[str]) -> dict[str, dict[str, Any]]:
     """The inputs of scored requests, to show beside a request-scored list."""
-    table = pt.production_predictions
-    with engine.connect() as conn:
-        return {r.observation_id: r.features for r in conn.execute(
-            select(table.c.observation_id, table.c.features)
-            .where(table.c.observation_id.in_(observation_ids)))}
+    return production_q.production_features(engine, observation_ids)

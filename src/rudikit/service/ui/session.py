@@ -25,12 +25,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from rudikit.service.auth import Principal
 from rudikit.service.errors import ServiceError
-from rudikit.store.production_tables import api_tokens
+from rudikit.store.queries import tokens as tokens_q
 
 log = logging.getLogger("rudikit.service")
 
@@ -105,16 +104,13 @@ class Sessions:
         token_id, expires, nonce, signature = parts
         if int(expires) < time.time():
             return None
-        with self.engine.connect() as conn:
-            row = conn.execute(select(api_tokens.c.name, api_tokens.c.role,
-                                      api_tokens.c.token_hash, api_tokens.c.revoked_at)
-                               .where(api_tokens.c.id == int(token_id))).one_or_none()
-        if row is None or row.revoked_at is not None:
+        row = tokens_q.token(self.engine, int(token_id))
+        if row is None or row["revoked_at"] is not None:
             return None
-        expected = self._sign("session", token_id, expires, nonce, row.token_hash)
+        expected = self._sign("session", token_id, expires, nonce, row["token_hash"])
         if not hmac.compare_digest(expected, signature):
             return None
-        return Session(Principal(int(token_id), row.name, row.role), nonce)
+        return Session(Principal(int(token_id), row["name"], row["role"]), nonce)
 
     def csrf(self, nonce: str) -> str:
         """The CSRF token of forms in the session (or login form) with ``nonce``."""

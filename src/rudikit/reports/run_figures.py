@@ -1,0 +1,287 @@
+"""The figures of the run report: curves, importances, metrics over runs and as-of dates,
+top-k curves, score distributions and the fairness audit, each from stored rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from sklearn.metrics import precision_recall_curve, roc_curve
+
+from rudikit.reports.page import PALETTE
+from rudikit.reports.run_tables import selection_metric, short_label
+
+
+def curve_figures(models: pd.DataFrame, preds: pd.DataFrame, split: str) -> list[go.Figure]:
+    roc, pr = go.Figure(), go.Figure()
+    for _, model in models[models["split"] == split].iterrows():
+        rows = preds[preds["model_id"] == model["id"]]
+        if rows["label"].nunique() < 2:
+            continue
+        fpr, tpr, _ = roc_curve(rows["label"], rows["score"])
+        precision, recall, _ = precision_recall_curve(rows["label"], rows["score"])
+        name = short_label(model) + (" (chosen)" if model["selected"] else "")
+        width = 4 if model["selected"] else 1.5
+        roc.add_trace(go.Scatter(x=fpr, y=tpr, name=name, line={"width": width}))
+        pr.add_trace(go.Scatter(x=recall, y=precision, name=name, line={"width": width}))
+    roc.add_trace(go.Scatter(x=[0, 1], y=[0, 1], name="chance", line={"dash": "dot",
+                                                                      "color": "grey"}))
+    roc.update_layout(title=f"ROC curves, split {split!r}", xaxis_title="False positive rate",
+                      yaxis_title="True positive rate", height=480)
+    pr.update_layout(title=f"Precision-recall curves, split {split!r}", xaxis_title="Recall",
+                     yaxis_title="Precision", height=480)
+    return [roc, pr]
+
+
+def importance_figure(imps: pd.DataFrame, model_id: int) -> go.Figure | None:
+    rows = imps[imps["model_id"] == model_id].sort_values("importance") if len(imps) else imps
+    if not len(rows):
+        return None
+    fig = go.Figure(go.Bar(x=rows["importance"], y=rows["feature"], orientation="h",
+                           error_x={"type": "data", "array": rows["std"].fillna(0)}))
+    fig.update_layout(title="Permutation importance of the selected model (drop in ROC AUC)",
+                      height=120 + 28 * len(rows), xaxis_title="Drop in ROC AUC when shuffled")
+    return fig
+
+
+AUDIT_METRICS = {"precision": "Precision", "tpr": "Recall (TPR)", "fpr": "False positive rate",
+                 "pprev": "Selection rate"}
+
+
+def audit_figures(audits: pd.DataFrame, model_id: int) -> list[go.Figure]:
+    """Per attribute: the key group metrics with their 95% intervals; groups too small to
+    compare are drawn hollow."""
+    rows = audits[audits["model_id"] == model_id] if len(audits) else audits
+    figures = []
+    for attribute, part in (rows.groupby("attribute", sort=False) if len(rows) else []):
+        fig = go.Figure()
+        for metric, title in AUDIT_METRICS.items():
+            m = part[part["metric"] == metric]
+            if not len(m):
+                continue
+            small = m["status"].str.contains("insufficient")
+            fig.add_trace(go.Bar(
+                x=m["group_value"], y=m["value"], name=title,
+                error_y={"type": "data", "symmetric": False,
+                         "array": (m["upper"] - m["value"]).fillna(0),
+                         "arrayminus": (m["value"] - m["lower"]).fillna(0)},
+                marker_pattern_shape=np.where(small, "/", ""),
+                customdata=np.c_[m["n"], m["status"], m["disparity_ratio"]],
+                hovertemplate="%{x}: %{y:.3f}<br>n=%{customdata[0]}, %{customdata[1]}"
+                              "<br>ratio to reference %{customdata[2]:.2f}<extra></extra>"))
+        fig.update_layout(barmode="group", height=420, yaxis_title="rate",
+                          title=f"Group metrics by {attribute} (hatched: fewer rows than the "
+                                "minimum group size, not compared)")
+        figures.append(fig)
+    return figures
+
+
+def frontier_figure(evals: pd.DataFrame, model_id: int) -> go.Figure | None:
+    rows = evals[(evals["model_id"] == model_id)
+                 & evals["metric"].isin(["frontier_largest_gap", "frontier_objective"])]
+    if not len(rows):
+        return None
+    wide = rows.pivot_table(index="parameter", columns="metric", values="value").reset_index()
+    base = wide[wide["parameter"] == "unmitigated"]
+    curve = wide[wide["parameter"] != "unmitigated"].sort_values("frontier_largest_gap")
+    fig = go.Figure(go.Scatter(x=curve["frontier_largest_gap"], y=curve["frontier_objective"],
+                               mode="lines+markers+text", text=curve["parameter"],
+                               textposition="top center", name="per-group thresholds"))
+    fig.add_trace(go.Scatter(x=base["frontier_largest_gap"], y=base["frontier_objective"],
+                             mode="markers", marker={"size": 14, "symbol": "x"},
+                             name="unmitigated"))
+    fig.update_layout(title="Fairness-performance frontier of the mitigation (test rows)",
+                      xaxis_title="largest gap between groups", yaxis_title="objective",
+                      height=440)
+    return fig
+
+
+def _metric_name(metric: str, parameter: str) -> str:
+    return f"{metric}@{parameter}" if parameter else metric
+
+
+def runs_figure(history: pd.DataFrame, models: pd.DataFrame, config: dict[str, Any],
+                split: str) -> go.Figure | None:
+    """The selection metric of each of this run's model groups in every run of the project so
+    far (test rows of the selection split): does a group hold up as the data moves on?"""
+    metric, parameter = selection_metric(config)
+    if not len(history) or not len(models):
+        return None
+    rows = history[(history["parameter"] == parameter) & (history["split"] == split)
+                   & history["model_group_id"].isin(models["model_group_id"])]
+    if not len(rows):
+        return None
+    fig = go.Figure()
+    names = models.drop_duplicates("model_group_id").set_index("model_group_id", drop=False)
+    for group_id, part in rows.sort_values("run_id").groupby("model_group_id", sort=True):
+        fig.add_trace(go.Scatter(
+            x=[f"run {r}" for r in part["run_id"]], y=part["value"], mode="lines+markers",
+            name=short_label(names.loc[group_id]),
+            error_y={"type": "data", "symmetric": False,
+                     "array": (part["upper"] - part["value"]).fillna(0),
+                     "arrayminus": (part["value"] - part["lower"]).fillna(0)}))
+    fig.update_layout(title=f"{_metric_name(metric, parameter)} across runs, split {split!r} "
+                            "(bars: 95% bootstrap interval)",
+                      xaxis_title="run", yaxis_title=_metric_name(metric, parameter),
+                      xaxis={"type": "category"}, height=420)
+    return fig
+
+
+def asof_figure(history: pd.DataFrame, models: pd.DataFrame, config: dict[str, Any],
+                run_id: int) -> go.Figure | None:
+    """The selection metric of each model group per as-of date of this run: the per-date
+    evaluations of temporal experiments (parameter ``...@YYYY-MM-DD``), else the start of the
+    test period of each temporal split. Drawn only when there are at least two dates."""
+    metric, parameter = selection_metric(config)
+    if not len(history) or not len(models):
+        return None
+    mine = history[history["run_id"] == run_id]
+    kinds = {s.get("name"): s.get("kind") for s in config.get("splits", [])
+             if isinstance(s, dict)}
+    points = []
+    for _, model in models.iterrows():
+        rows = mine[mine["model_id"] == model["id"]]
+        dated = rows[rows["parameter"].str.startswith(f"{parameter}@")]
+        if len(dated):
+            for _, r in dated.iterrows():
+                points.append((model["model_group_id"], pd.Timestamp(r["parameter"].split("@")[1]),
+                               r["value"], r["lower"], r["upper"]))
+        elif kinds.get(model["split"], "temporal") == "temporal" and pd.notna(model["test_start"]):
+            plain = rows[rows["parameter"] == parameter]
+            if len(plain):
+                r = plain.iloc[0]
+                points.append((model["model_group_id"], pd.Timestamp(model["test_start"]),
+                               r["value"], r["lower"], r["upper"]))
+    frame = pd.DataFrame(points, columns=["group", "date", "value", "lower", "upper"])
+    if frame["date"].nunique() < 2:
+        return None
+    names = models.drop_duplicates("model_group_id").set_index("model_group_id", drop=False)
+    fig = go.Figure()
+    for group_id, part in frame.sort_values("date").groupby("group", sort=True):
+        fig.add_trace(go.Scatter(
+            x=part["date"], y=part["value"], mode="lines+markers",
+            name=short_label(names.loc[group_id]),
+            error_y={"type": "data", "symmetric": False,
+                     "array": (part["upper"] - part["value"]).fillna(0),
+                     "arrayminus": (part["value"] - part["lower"]).fillna(0)}))
+    fig.update_layout(title=f"{_metric_name(metric, parameter)} per as-of date (start of each "
+                            "test period)", xaxis_title="as-of date",
+                      yaxis_title=_metric_name(metric, parameter), height=420)
+    return fig
+
+
+def top_k_curves(y: np.ndarray, score: np.ndarray) -> pd.DataFrame:
+    """Precision and recall of the top-k list for every list size at which the score changes
+    (between those sizes tied cases enter in expectation, so straight lines are exact for the
+    true positives). Columns: k, pct (k as % of rows), precision, recall."""
+    order = np.argsort(-score, kind="stable")
+    s, ys = score[order], y[order].astype(float)
+    ends = np.flatnonzero(np.r_[s[1:] != s[:-1], True])
+    k = ends + 1
+    tp = np.cumsum(ys)[ends]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return pd.DataFrame({"k": k, "pct": 100 * k / len(y), "precision": tp / k,
+                             "recall": tp / ys.sum()})
+
+
+def top_k_figure(models: pd.DataFrame, preds: pd.DataFrame, split: str,
+                 config: dict[str, Any]) -> go.Figure | None:
+    """Precision (solid) and recall (dotted) in the top k% of the test rows, per model; the
+    configured list sizes are marked."""
+    fig = go.Figure()
+    for i, (_, model) in enumerate(models[models["split"] == split].iterrows()):
+        rows = preds[preds["model_id"] == model["id"]]
+        if rows["label"].nunique() < 2:
+            continue
+        curve = top_k_curves(rows["label"].to_numpy(), rows["score"].to_numpy())
+        if len(curve) > 600:  # enough points to draw; keeps the page small
+            curve = curve.iloc[np.unique(np.linspace(0, len(curve) - 1, 600).astype(int))]
+        name = short_label(model) + (" (chosen)" if model["selected"] else "")
+        color = PALETTE[i % len(PALETTE)]
+        width = 4 if model["selected"] else 1.5
+        fig.add_trace(go.Scatter(x=curve["pct"], y=curve["precision"], name=f"{name} precision",
+                                 legendgroup=name, line={"width": width, "color": color}))
+        fig.add_trace(go.Scatter(x=curve["pct"], y=curve["recall"], name=f"{name} recall",
+                                 legendgroup=name,
+                                 line={"width": width, "color": color, "dash": "dot"}))
+    if not fig.data:
+        return None
+    for pct in config.get("evaluation", {}).get("top_pct", []):
+        fig.add_vline(x=pct, line={"dash": "dash", "color": "grey"},
+                      annotation_text=f"top {pct:g}%")
+    fig.update_layout(title=f"Precision and recall in the top k, split {split!r}",
+                      xaxis_title="list size (% of test rows, highest scores first)",
+                      yaxis_title="precision / recall", height=480)
+    return fig
+
+
+def score_figure(preds: pd.DataFrame, model: pd.Series) -> go.Figure | None:
+    """Score histograms of the positive and negative test rows of one model: how well the two
+    separate, and where a threshold would cut."""
+    rows = preds[preds["model_id"] == model["id"]]
+    if not len(rows):
+        return None
+    fig = go.Figure()
+    for label, name in ((0, "label 0 (negative)"), (1, "label 1 (positive)")):
+        part = rows[rows["label"] == label]
+        fig.add_trace(go.Histogram(x=part["score"], name=f"{name}, n={len(part):,}",
+                                   histnorm="probability", opacity=0.6,
+                                   xbins={"start": 0, "end": 1, "size": 0.02}))
+    fig.update_layout(barmode="overlay", title=f"Score distribution by label, {short_label(model)} "
+                                               f"(split {model['split']!r})",
+                      xaxis_title="score", yaxis_title="share of the label's rows", height=420)
+    return fig
+
+
+def disparity_figures(audits: pd.DataFrame, model_id: int) -> list[go.Figure]:
+    """Per attribute: each compared group's metric as a ratio to the reference group's, with
+    the 0.8-1.25 band; groups too small to compare are left out (the group metrics chart
+    shows them)."""
+    rows = audits[(audits["model_id"] == model_id) & (audits["status"] == "ok")
+                  & audits["metric"].isin(list(AUDIT_METRICS))] if len(audits) else audits
+    figures = []
+    for attribute, part in (rows.groupby("attribute", sort=False) if len(rows) else []):
+        fig = go.Figure()
+        for metric, title in AUDIT_METRICS.items():
+            m = part[part["metric"] == metric]
+            if len(m):
+                fig.add_trace(go.Bar(
+                    x=m["group_value"], y=m["disparity_ratio"], name=title,
+                    customdata=np.c_[m["reference_group"], m["difference_pp"], m["p_value"]],
+                    hovertemplate="%{x}: ratio %{y:.2f} to %{customdata[0]}<br>"
+                                  "%{customdata[1]:.1f} points, p=%{customdata[2]:.3g}"
+                                  "<extra></extra>"))
+        for bound in (0.8, 1.0, 1.25):
+            fig.add_hline(y=bound, line={"dash": "dot" if bound != 1.0 else "solid",
+                                         "color": "grey"})
+        reference = part["reference_group"].dropna()
+        fig.update_layout(barmode="group", height=400, yaxis_title="ratio to reference",
+                          title=f"Disparity by {attribute}, ratio to "
+                                f"{reference.iloc[0] if len(reference) else 'the reference'} "
+                                "(band 0.8-1.25)")
+        figures.append(fig)
+    return figures
+
+
+def composition_figure(audits: pd.DataFrame, model_id: int) -> go.Figure | None:
+    """Who is on the list: each group's share of the flagged list (top-k / top-% / above the
+    threshold, as audited) next to its share of the test rows, for each single attribute."""
+    rows = audits[(audits["model_id"] == model_id) & (audits["metric"] == "ppr")
+                  & ~audits["attribute"].str.contains(":", regex=False)] if len(audits) \
+        else audits
+    if not len(rows):
+        return None
+    rows = rows.assign(population=rows["n"] / rows.groupby("attribute")["n"].transform("sum"),
+                       x=rows["attribute"] + ": " + rows["group_value"])
+    fig = go.Figure([
+        go.Bar(x=rows["x"], y=rows["population"], name="share of test rows"),
+        go.Bar(x=rows["x"], y=rows["value"], name="share of the list",
+               error_y={"type": "data", "symmetric": False,
+                        "array": (rows["upper"] - rows["value"]).fillna(0),
+                        "arrayminus": (rows["value"] - rows["lower"]).fillna(0)}),
+    ])
+    fig.update_layout(barmode="group", height=440, yaxis_title="share",
+                      title=f"List composition by group ({rows['selection'].iloc[0]})")
+    return fig

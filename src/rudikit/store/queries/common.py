@@ -1,0 +1,39 @@
+"""Connection handling and row shapes shared by the query modules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+from sqlalchemy.engine import Connection, Engine, RowMapping
+
+#: What a query function reads through: an open connection (inside the caller's transaction)
+#: or an engine (a connection of its own).
+Bind = Engine | Connection
+
+
+@contextmanager
+def connected(bind: Bind) -> Iterator[Connection]:
+    """The caller's connection as is, or a fresh one from an engine, closed afterwards."""
+    if isinstance(bind, Connection):
+        yield bind
+        return
+    with bind.connect() as conn:
+        yield conn
+
+
+def mappings(bind: Bind, query: Any) -> Sequence[RowMapping]:
+    """Every row of ``query`` as a mapping."""
+    with connected(bind) as conn:
+        return conn.execute(query).mappings().all()
+
+
+def frame(bind: Bind, query: Any, *, keep_columns: bool = False) -> pd.DataFrame:
+    """``query`` as a frame; ``keep_columns`` gives an empty result its columns too."""
+    with connected(bind) as conn:
+        result = conn.execute(query)
+        rows = result.mappings().all()
+        return pd.DataFrame(rows, columns=list(result.keys())) if keep_columns \
+            else pd.DataFrame(rows)

@@ -1,0 +1,81 @@
+"""Stored test predictions of fitted models and their per-prediction reasons."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Row, select
+from sqlalchemy.engine import RowMapping
+
+from rudikit.store import tables as t
+from rudikit.store.queries.common import Bind, connected, frame, mappings
+
+P, M, R = t.predictions, t.models, t.individual_importances
+
+
+def scores_and_labels(bind: Bind, model_ids: list[int]) -> Sequence[RowMapping]:
+    """model_id, score and label of every stored prediction of these models."""
+    return mappings(bind, select(P.c.model_id, P.c.score, P.c.label)
+                    .where(P.c.model_id.in_(model_ids)))
+
+
+def model_predictions(bind: Bind, model_id: int) -> pd.DataFrame:
+    """entity_id, as_of_date, score and label of a model's stored predictions."""
+    return frame(bind, select(P.c.entity_id, P.c.as_of_date, P.c.score, P.c.label)
+                 .where(P.c.model_id == model_id))
+
+
+def top_predictions(bind: Bind, model_id: int, rows: int) -> pd.DataFrame:
+    """The ``rows`` highest-ranked predictions of a model (entity, date, score, label,
+    rank)."""
+    return frame(bind, select(P.c.entity_id, P.c.as_of_date, P.c.score, P.c.label, P.c.rank_abs)
+                 .where(P.c.model_id == model_id)
+                 .order_by(P.c.rank_abs, P.c.id).limit(rows))
+
+
+def reasons(bind: Bind, model_id: int, entity_ids: list[str] | None = None) -> pd.DataFrame:
+    """A model's stored per-prediction reasons (of these entities when given), by rank."""
+    query = select(R).where(R.c.model_id == model_id)
+    if entity_ids is not None:
+        query = query.where(R.c.entity_id.in_(entity_ids))
+    return frame(bind, query.order_by(R.c.rank, R.c.id))
+
+
+def group_lists(bind: Bind, model_group_id: int) -> list[Row[Any]]:
+    """(as_of_date, entity_id, score, model_id) of every dated prediction of a model group's
+    models."""
+    with connected(bind) as conn:
+        return list(conn.execute(select(P.c.as_of_date, P.c.entity_id, P.c.score, P.c.model_id)
+                                 .join(M, M.c.id == P.c.model_id)
+                                 .where(M.c.model_group_id == model_group_id,
+                                        P.c.as_of_date.is_not(None))).all())
+
+
+def group_list_dates(bind: Bind, model_group_id: int) -> list[datetime]:
+    """The distinct as-of dates a model group's models scored."""
+    with connected(bind) as conn:
+        return list(conn.execute(select(P.c.as_of_date).distinct()
+                                 .join(M, M.c.id == P.c.model_id)
+                                 .where(M.c.model_group_id == model_group_id,
+                                        P.c.as_of_date.is_not(None))).scalars().all())
+
+
+def models_scoring(bind: Bind, model_group_id: int, start: datetime, end: datetime
+                   ) -> list[int]:
+    """The models of a group with predictions as of a date in ``[start, end)``."""
+    with connected(bind) as conn:
+        return list(conn.execute(select(P.c.model_id).distinct()
+                                 .join(M, M.c.id == P.c.model_id)
+                                 .where(M.c.model_group_id == model_group_id,
+                                        P.c.as_of_date >= start, P.c.as_of_date < end)
+                                 ).scalars().all())
+
+
+def entity_scores(bind: Bind, model_id: int, start: datetime, end: datetime) -> list[Row[Any]]:
+    """(entity_id, score) of a model's predictions as of a date in ``[start, end)``."""
+    with connected(bind) as conn:
+        return list(conn.execute(select(P.c.entity_id, P.c.score).where(
+            P.c.model_id == model_id, P.c.as_of_date >= start, P.c.as_of_date < end)).all())

@@ -1,0 +1,178 @@
+"""Deployments and what the service stored: requests, production predictions, outcomes and
+the audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Row, bindparam, func, select, text
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.sql.elements import TextClause
+
+from rudikit.store import production_tables as pt
+from rudikit.store import tables as t
+from rudikit.store.queries.common import Bind, connected, mappings
+
+D, P = pt.deployed_models, pt.production_predictions
+#: The columns of :func:`deployments` rows (a deployment and its group's algorithm).
+DEPLOYMENT_COLUMNS = [*D.c.keys(), "algorithm"]
+#: The columns of :func:`retrain_decisions` rows.
+AUDIT_COLUMNS = list(pt.audit_log.c.keys())
+#: The audit-log actions of retraining decisions (promotions, rejections, roll-backs).
+RETRAIN_ACTIONS = ("retrain_promoted", "retrain_rejected", "rollback")
+
+
+def live_deployment(conn: Connection) -> RowMapping | None:
+    """The live deployment row, or None (read in the caller's transaction)."""
+    return conn.execute(select(D).where(D.c.live.is_(True))).mappings().one_or_none()
+
+
+def previous_deployment(bind: Bind, deployment_id: int) -> RowMapping | None:
+    """The deployment made just before ``deployment_id``, or None."""
+    with connected(bind) as conn:
+        return conn.execute(select(D).where(D.c.id < deployment_id)
+                            .order_by(D.c.id.desc()).limit(1)).mappings().one_or_none()
+
+
+def deployments(bind: Bind) -> list[dict[str, Any]]:
+    """Every deployment with its model group's algorithm, newest first."""
+    groups = t.model_groups
+    return [dict(r) for r in mappings(bind, select(D, groups.c.algorithm)
+                                      .join(groups, groups.c.id == D.c.model_group_id)
+                                      .order_by(D.c.id.desc()))]
+
+
+def deployed_model_ids(bind: Bind) -> list[int]:
+    """The models of every deployment there has been, ascending, once each."""
+    with connected(bind) as conn:
+        return sorted(set(conn.execute(select(D.c.model_id)).scalars()))
+
+
+def retrain_decisions(bind: Bind) -> list[RowMapping]:
+    """Audit-log entries of retraining decisions, newest first."""
+    return list(mappings(bind, select(pt.audit_log).where(pt.audit_log.c.action.in_(
+        RETRAIN_ACTIONS)).order_by(pt.audit_log.c.id.desc())))
+
+
+def has_production_predictions(bind: Bind, deployment_id: int) -> bool:
+    """Whether the deployment has scored any request."""
+    with connected(bind) as conn:
+        return conn.execute(select(P.c.id).where(P.c.deployment_id == deployment_id).limit(1)
+                            ).first() is not None
+
+
+def production_scores(bind: Bind, deployment_id: int, start: datetime, end: datetime
+                      ) -> list[Row[Any]]:
+    """(observation_id, score) of what the deployment scored in ``[start, end)``."""
+    with connected(bind) as conn:
+        return list(conn.execute(select(P.c.observation_id, P.c.score).where(
+            P.c.deployment_id == deployment_id, P.c.created_at >= start, P.c.created_at < end)
+        ).all())
+
+
+def production_span(bind: Bind, deployment_id: int) -> tuple[datetime | None, datetime | None]:
+    """When the deployment scored its first and its last request."""
+    with connected(bind) as conn:
+        first, last = conn.execute(select(func.min(P.c.created_at), func.max(P.c.created_at))
+                                   .where(P.c.deployment_id == deployment_id)).one()
+    return first, last
+
+
+def production_features(bind: Bind, observation_ids: list[str]) -> dict[str, Any]:
+    """observation_id -> the stored inputs of these scored observations."""
+    with connected(bind) as conn:
+        return {r.observation_id: r.features for r in conn.execute(
+            select(P.c.observation_id, P.c.features)
+            .where(P.c.observation_id.in_(observation_ids)))}
+
+
+def stored_prediction(bind: Bind, key: str, fields: tuple[str, ...]) -> RowMapping | None:
+    """A production prediction by observation id, else by the id of a request that scored one
+    observation: ``fields``, its features, outcome and ``outcome_recorded_at``."""
+    query = select(*(P.c[f] for f in fields), P.c.features, pt.outcomes.c.outcome,
+                   pt.outcomes.c.recorded_at.label("outcome_recorded_at")
+                   ).outerjoin(pt.outcomes, pt.outcomes.c.prediction_id == P.c.id)
+    with connected(bind) as conn:
+        row = conn.execute(query.where(P.c.observation_id == key)).mappings().one_or_none()
+        if row is None:
+            rows = conn.execute(query.where(P.c.request_id == key).limit(2)).mappings().all()
+            row = rows[0] if len(rows) == 1 else None
+    return row
+
+
+def traffic_totals(bind: Bind) -> dict[str, int]:
+    """How many requests, production predictions and outcomes are stored."""
+    with connected(bind) as conn:
+        return {name: conn.execute(select(func.count()).select_from(table)).scalar_one()
+                for name, table in (("requests", pt.requests), ("predictions", P),
+                                    ("outcomes", pt.outcomes))}
+
+
+def flagged_count(bind: Bind) -> int:
+    """How many production predictions flagged their case (decision true)."""
+    with connected(bind) as conn:
+        return conn.execute(select(func.count()).where(P.c.decision.is_(True))).scalar_one()
+
+
+def last_request_time(bind: Bind) -> datetime | None:
+    """When the newest request was received, or None."""
+    with connected(bind) as conn:
+        return conn.execute(select(func.max(pt.requests.c.received_at))).scalar_one()
+
+
+def daily_traffic(bind: Bind, since: datetime) -> dict[str, dict[str, int]]:
+    """Per day (``YYYY-MM-DD``) since ``since``: requests, predictions and outcomes."""
+    columns = {"requests": pt.requests.c.received_at, "predictions": P.c.created_at,
+               "outcomes": pt.outcomes.c.recorded_at}
+    with connected(bind) as conn:
+        series = {}
+        for name, column in columns.items():
+            day = func.date(column)
+            series[name] = {str(d): int(n) for d, n in conn.execute(
+                select(day, func.count()).where(column >= since).group_by(day))}
+    return series
+
+
+def prediction_id_range(bind: Bind, model_ids: list[int]) -> tuple[int, int]:
+    """(lowest id - 1, highest id) of these models' production predictions; (-1, 0) for
+    none, so ``lo < id <= hi`` covers them all."""
+    with connected(bind) as conn:
+        lo, hi = conn.execute(select(func.min(P.c.id), func.max(P.c.id))
+                              .where(P.c.model_id.in_(model_ids))).one()
+    return (lo or 0) - 1, hi or 0
+
+
+# One JSON object per prediction; the stored inputs go in as the nested object "f" (so an empty
+# or odd input object can never break the line), observation ids are quoted by the database.
+_ROW = {
+    "sqlite": ("""'{"i":' || p.id || ',"o":' || json_quote(p.observation_id)
+               || ',"s":' || p.score || ',"d":' || p.decision
+               || ',"y":' || coalesce(o.outcome, 'null')
+               || ',"c":' || ((julianday(p.created_at) - 2440587.5) * 86400.0)
+               || ',"f":' || p.features || '}'""", "group_concat({row}, char(10))"),
+    "postgresql": ("""'{"i":' || p.id || ',"o":' || to_json(p.observation_id)::text
+                   || ',"s":' || p.score || ',"d":' || p.decision::int
+                   || ',"y":' || coalesce(o.outcome::text, 'null')
+                   || ',"c":' || extract(epoch from p.created_at)
+                   || ',"f":' || p.features::text || '}'""",
+                   "string_agg({row}, E'\\n')"),
+}
+
+
+@cache
+def _chunk_query(dialect: str) -> TextClause:
+    """The text of a chunk is built by the database: raw SQL, one query per dialect."""
+    row, aggregate = _ROW["postgresql" if dialect.startswith("postgres") else "sqlite"]
+    return text(f"SELECT {aggregate.format(row=row)} FROM production_predictions p "
+                "LEFT JOIN outcomes o ON o.prediction_id = p.id "
+                "WHERE p.id > :lo AND p.id <= :hi AND p.model_id IN :models").bindparams(
+        bindparam("models", expanding=True))
+
+
+def prediction_chunk(conn: Connection, model_ids: list[int], lo: int, hi: int) -> str | None:
+    """Production predictions of these models with ``lo < id <= hi`` as JSON lines
+    (i=id, o=observation, s=score, d=decision, y=outcome, c=epoch seconds, f=inputs)."""
+    return conn.execute(_chunk_query(conn.dialect.name),
+                        {"lo": lo, "hi": hi, "models": model_ids}).scalar()
