@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rudikit.evaluation.bootstrap import percentile_interval, resample_indices
 from rudikit.evaluation.metrics import MetricValue
 from rudikit.fairness.group_metrics import MISSING_GROUP, check_binary, check_scores
 from rudikit.project import Fairness
@@ -91,13 +92,11 @@ def simulate_lists(
             labels.append(missing_label)
         codes = raw.astype(np.int64)
 
-    rng = np.random.default_rng(random_state)
-    draws = rng.integers(0, len(y), size=(repeats, n))
+    draws = resample_indices(len(y), repeats, np.random.default_rng(random_state), size=n)
     # stable sort on the negated score: ties keep draw order, i.e. a random order
     top = np.take_along_axis(draws, np.argsort(-s[draws], axis=1, kind="stable")[:, :k], axis=1)
     precision = y[top].mean(axis=1)
-    tail = (1 - confidence) / 2 * 100
-    lo, hi = np.percentile(precision, [tail, 100 - tail])
+    lo, hi = percentile_interval(precision, confidence)
 
     if codes is not None:
         g_count = len(labels)
@@ -106,7 +105,7 @@ def simulate_lists(
         in_pool = np.bincount((offsets + codes[draws]).ravel(), minlength=repeats * g_count)
         list_share = in_list.reshape(repeats, g_count) / k
         pool_share = in_pool.reshape(repeats, g_count) / n
-        q_lo, q_hi = np.percentile(list_share, [tail, 100 - tail], axis=0)
+        q_lo, q_hi = percentile_interval(list_share, confidence, axis=0)
         composition = pd.DataFrame({
             "group": labels,
             "list_share": list_share.mean(axis=0),
