@@ -11,15 +11,17 @@ report and CLI dependencies).
 
 from __future__ import annotations
 
+from rudikit.fairness.auc import roc_auc_by_group
 from rudikit.fairness.disparities import (
     disparities,
     disparity_wide,
     two_proportion_ztest,
     wilson_interval,
 )
-from rudikit.fairness.group_metrics import binarize, group_metrics, roc_auc_by_group
+from rudikit.fairness.group_metrics import group_metrics
 from rudikit.fairness.list_simulation import ListSimulation, simulate_lists
 from rudikit.fairness.requirements import Requirement, RequirementResult, evaluate_requirements
+from rudikit.fairness.selection import binarize
 from rudikit.fairness.summary import generalized_entropy_index, summary_measures
 
 __all__ = [

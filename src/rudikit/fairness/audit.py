@@ -24,6 +24,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rudikit.fairness.counts import RATE_METRICS
 from rudikit.fairness.disparities import (
     STATUS_INSUFFICIENT,
     STATUS_REFERENCE,
@@ -32,18 +33,10 @@ from rudikit.fairness.disparities import (
     disparities,
     disparity_wide,
 )
-from rudikit.fairness.group_metrics import (
-    MISSING_GROUP,
-    RATE_METRICS,
-    TieBreak,
-    _group_table,
-    attribute_name,
-    available_columns,
-    binarize,
-    check_binary,
-    check_scores,
-    top_k_size,
-)
+from rudikit.fairness.group_metrics import group_table
+from rudikit.fairness.groups import MISSING_GROUP, attribute_name
+from rudikit.fairness.inputs import available_columns, validate_fairness_inputs
+from rudikit.fairness.selection import TieBreak, binarize, top_k_size
 from rudikit.fairness.summary import summary_measures
 from rudikit.store.results import plain
 
@@ -211,26 +204,32 @@ def audit(
     if len(frame) == 0:
         raise ValueError("frame has no rows")
     specs = _attribute_specs(frame, attributes, intersections)
-    y = check_binary(frame[label], f"label column {label!r}")
+    label_name, score_name = f"label column {label!r}", f"score column {score!r}"
+    y = validate_fairness_inputs(frame[label], names={"y_true": label_name}).y_true
+    assert y is not None
     selection = {"threshold": threshold, "top_k": top_k, "top_pct": top_pct}
     chosen = [k for k, v in selection.items() if v is not None]
     if len(chosen) > 1:
         raise ValueError(f"give at most one of threshold, top_k and top_pct, got {chosen}")
     if chosen:
-        scores = check_scores(frame[score], f"score column {score!r}")
+        scores = validate_fairness_inputs(y_score=frame[score],
+                                          names={"y_score": score_name}).y_score
+        assert scores is not None
         pred = binarize(scores, threshold=threshold, top_k=top_k, top_pct=top_pct,
                         tie_break=tie_break, random_state=random_state)
         mode = chosen[0]
     else:
         try:
-            pred = check_binary(frame[score], f"score column {score!r}")
+            pred = validate_fairness_inputs(y_pred=frame[score],
+                                            names={"y_pred": score_name}).y_pred
         except ValueError as err:
             raise ValueError(f"{err}; to audit a continuous score give threshold, top_k or "
                              "top_pct") from None
         scores = None
         mode = "predictions"
-    groups = _group_table(y, pred, scores, frame, specs, roc_auc=roc_auc,
-                          missing_label=missing_label)
+    assert pred is not None
+    groups = group_table(y, pred, scores, frame, specs, roc_auc=roc_auc,
+                         missing_label=missing_label)
     if isinstance(reference, Mapping):
         reference = {str(k): str(v) for k, v in reference.items()}
     long = disparities(

@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import special
 
 from rudikit.evaluation.bootstrap import percentile_interval, resample_counts
-from rudikit.fairness.group_metrics import PROPORTIONS, RATE_METRICS
+from rudikit.fairness.counts import PROPORTIONS, RATE_METRICS
 
 STATUS_REFERENCE = "reference"
 STATUS_OK = "ok"

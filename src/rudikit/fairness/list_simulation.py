@@ -20,7 +20,8 @@ import pandas as pd
 
 from rudikit.evaluation.bootstrap import percentile_interval, resample_indices
 from rudikit.evaluation.metrics import MetricValue
-from rudikit.fairness.group_metrics import MISSING_GROUP, check_binary, check_scores
+from rudikit.fairness.groups import MISSING_GROUP
+from rudikit.fairness.inputs import validate_fairness_inputs
 from rudikit.project import Fairness
 
 #: Cases drawn per simulated list, as in the RUDI guide (10 of every 100 new cases).
@@ -66,10 +67,9 @@ def simulate_lists(
     ``groups`` (optional) labels each case, e.g. a protected attribute; missing labels are a
     group of their own.
     """
-    y = check_binary(y_true, "y_true")
-    s = check_scores(y_score, "y_score")
-    if len(s) != len(y):
-        raise ValueError(f"length mismatch: y_score has {len(s)} rows, y_true has {len(y)}")
+    inputs = validate_fairness_inputs(y_true, y_score=y_score, groups=groups)
+    y, s = inputs.y_true, inputs.y_score
+    assert y is not None and s is not None
     for name, value in (("n", n), ("k", k), ("repeats", repeats)):
         if isinstance(value, bool) or int(value) != value or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -83,8 +83,6 @@ def simulate_lists(
     labels: list[str] = []
     if groups is not None:
         g = pd.Series(groups) if not isinstance(groups, pd.Series) else groups
-        if len(g) != len(y):
-            raise ValueError(f"length mismatch: groups has {len(g)} rows, y_true has {len(y)}")
         raw, uniques = pd.factorize(g, sort=True)
         labels = [str(u) for u in uniques]
         if (raw < 0).any():

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from rudikit.fairness.audit import AuditResult, audit
-from rudikit.fairness.group_metrics import MISSING_GROUP
+from rudikit.fairness.groups import MISSING_GROUP
 from rudikit.fairness.mitigation import (
     GroupThresholdOptimizer,
     centre_threshold,

@@ -15,7 +15,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from rudikit.fairness.group_metrics import MISSING_GROUP
+from rudikit.fairness.groups import MISSING_GROUP
 from rudikit.project import Project, TemporalProject
 from rudikit.reports.cards import (
     AnyProject,

@@ -32,7 +32,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from rudikit.explain import explain, explanation_method, top_reasons
 from rudikit.explain.contributions import REFERENCE
-from rudikit.fairness.group_metrics import MISSING_GROUP
+from rudikit.fairness.groups import MISSING_GROUP
 from rudikit.features.encoding import TabularEncoder
 
 log = logging.getLogger("rudikit.service")
