@@ -18,12 +18,9 @@ import pandas as pd
 
 from rudikit.fairness.audit import AuditResult, audit
 from rudikit.fairness.groups import MISSING_GROUP
-from rudikit.fairness.mitigation import (
-    GroupThresholdOptimizer,
-    centre_threshold,
-    frontier,
-    group_labels,
-)
+from rudikit.fairness.mitigation.frontier import frontier
+from rudikit.fairness.mitigation.optimizer import GroupThresholdOptimizer, centre_threshold
+from rudikit.fairness.mitigation.rates import group_labels
 from rudikit.fairness.requirements import Requirement, RequirementResult, evaluate_requirements
 from rudikit.project import Fairness, Mitigation, OperatingPoint
 

@@ -32,7 +32,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from rudikit.explain import explain, explanation_method, top_reasons
 from rudikit.explain.contributions import REFERENCE
-from rudikit.fairness.groups import MISSING_GROUP
+from rudikit.fairness.groups import join_group
 from rudikit.features.encoding import TabularEncoder
 
 log = logging.getLogger("rudikit.service")
@@ -332,9 +332,10 @@ def _unseen(known: list[float]) -> float:
 
 class GroupThresholds:
     """A mitigated model group's decision rule on top of its base model's score: the row's group
-    threshold is moved to 0.5 (:func:`rudikit.fairness.mitigation.centre_threshold`), exactly
-    as :func:`rudikit.fairness.stage.mitigate` scored the group's test rows. Groups are labelled as
-    there: ``attribute=value`` joined by ``|``, values as text, a missing one ``(missing)``. A
+    threshold is moved to 0.5 (:func:`rudikit.fairness.mitigation.optimizer.centre_threshold`),
+    exactly as :func:`rudikit.fairness.stage.mitigate` scored the group's test rows. Groups are
+    labelled as there (:func:`rudikit.fairness.groups.join_group`): the values as text in
+    attribute order, joined by ``:``, a missing one ``(missing)``. A
     group the thresholds were not fitted on gets ``fallback`` when the artefact has one, else
     it has no threshold (the service answers 422 rather than guess)."""
 
@@ -347,15 +348,10 @@ class GroupThresholds:
         self.fallback = None if fallback is None else float(fallback)
 
     def label(self, values: Mapping[str, Any]) -> str:
-        return "|".join(f"{a}={_group_text(values[a])}" for a in self.attributes)
+        return join_group(values[a] for a in self.attributes)
 
     def threshold(self, values: Mapping[str, Any]) -> float | None:
         return self.thresholds.get(self.label(values), self.fallback)
-
-
-def _group_text(value: Any) -> str:
-    """A group attribute value as pandas' ``astype("string")`` writes it."""
-    return MISSING_GROUP if value is None else str(value)
 
 
 def sample_rows(encoder: TabularEncoder, n: int, seed: int = 0

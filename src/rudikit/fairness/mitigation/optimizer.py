@@ -1,285 +1,43 @@
-"""Fairness mitigation by post-processing: per-group decision thresholds.
+"""Per-group score thresholds maximising an objective under a fairness-gap tolerance.
 
-A police fairness review that finds a disparity in a risk model's decisions often mitigates it
-after training by giving each group its own threshold on the model's score. This module fits
-such thresholds so that an objective (accuracy, balanced accuracy, F1, or precision/recall at a
-fixed list size k) is maximised while a fairness gap stays within a tolerance:
-
-* ``demographic_parity``: selection rate ``SR_g = selected_g / n_g``;
-* ``equal_opportunity``: true-positive rate ``TPR_g = TP_g / P_g``;
-* ``equalized_odds``: both ``TPR_g`` and false-positive rate ``FPR_g = FP_g / N_g``; the gap is
-  the larger of the TPR gap and the FPR gap.
-
-Gap definitions (``gap=``):
-
-* ``max_pairwise`` (default): ``max_g rate_g - min_g rate_g``, the largest gap between any two
-  groups, which is what an intersectional review quotes;
-* ``mean_to_overall``: ``max_g |rate_g - overall rate|``, the distance of each group from the
-  population-wide (mean) rate, as fairlearn's ``method="to_overall"``.
-
-Groups can be one label per row or a DataFrame of several attribute columns, combined into
-intersectional cells labelled ``"race=Black|sex=F"``. The search is O(groups x grid) rather than
-exponential in the number of groups; see :mod:`rudikit.fairness.mitigation_search` for the
-algorithm and why it is hand-written rather than taken from fairlearn or OxonFair.
-
-Documented rules:
-
-* **Small groups.** Groups with fewer than ``min_group_size`` training rows are too noisy to
-  constrain. They get the *overall threshold* (the group-blind threshold the unmitigated model
-  would use: the single threshold maximising the objective on all rows, or in fixed-list-size
-  mode the score of the k-th ranked row) and are left out of the gap, but count in the
-  objective and in k.
-* **Unseen groups** at predict time get the same overall threshold and an
-  :class:`UnseenGroupWarning` names them; prediction never fails because of them.
-* **Fixed list size** (``top_k`` / ``top_pct``): exactly k rows are selected on the training
-  data (per-group quotas; ties are split by row order). ``predict`` on a new batch selects
-  exactly ``top_k`` (or ``k_for_percent(batch size, top_pct)``) rows using quotas proportional
-  to the fitted per-group selection rates; ``predict_by_threshold`` applies the thresholds instead.
-* **Infeasible tolerance.** If no thresholds meet the tolerance (possible in fixed-list-size
-  mode or with ``mean_to_overall``), the tolerance is relaxed step by step, a warning is issued
-  and ``constraint_satisfied_`` is False.
-* Thresholds are deterministic (``score >= threshold``); a threshold of ``inf`` selects nobody.
-  No randomised (two-threshold) mixing is done, so where groups' ROC curves differ a tight
-  equalised-odds tolerance costs more objective than fairlearn's randomised solution does
-  (see the benchmark); the gap, however, holds on the actual decisions, not in expectation.
+:class:`GroupThresholdOptimizer` prepares each group's sorted scores once, runs the search
+(:mod:`rudikit.fairness.mitigation.search`, :mod:`rudikit.fairness.mitigation.fixed_k`) and
+predicts with the fitted thresholds or per-group quotas; the rules it follows (small and unseen
+groups, fixed list size, infeasible tolerance) are in :mod:`rudikit.fairness.mitigation`.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 from sklearn.base import BaseEstimator
 
 from rudikit.evaluation.metrics import k_for_percent
-from rudikit.fairness import mitigation_search as ms
+from rudikit.fairness.inputs import validate_fairness_inputs
+from rudikit.fairness.mitigation import search as ms
+from rudikit.fairness.mitigation.fixed_k import search_fixed_k
+from rudikit.fairness.mitigation.rates import (
+    CONSTRAINTS,
+    DIMS,
+    FIXED_K_OBJECTIVES,
+    GAPS,
+    OBJECTIVES,
+    check_choice,
+    constraint_gap,
+    encode_groups,
+    group_rates,
+)
 
-__all__ = [
-    "CONSTRAINTS",
-    "DEFAULT_TOLERANCES",
-    "GAPS",
-    "OBJECTIVES",
-    "FairlearnBaseline",
-    "GroupThresholdOptimizer",
-    "UnseenGroupWarning",
-    "centre_threshold",
-    "constraint_gap",
-    "frontier",
-    "frontier_figure",
-    "group_labels",
-    "group_rates",
-]
-
-OBJECTIVES = ("accuracy", "balanced_accuracy", "f1", "precision_at_k", "recall_at_k")
-FIXED_K_OBJECTIVES = ("precision_at_k", "recall_at_k")
-CONSTRAINTS = ("demographic_parity", "equal_opportunity", "equalized_odds")
-GAPS = ("max_pairwise", "mean_to_overall")
-DEFAULT_TOLERANCES = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 1.0)
-MISSING_LABEL = "<missing>"
 SERIAL_FORMAT = "rudikit.fairness.GroupThresholdOptimizer/1"
-
-_CONSTRAINT_ALIASES = {"equalised_odds": "equalized_odds", "equal_odds": "equalized_odds"}
-_DIMS = {
-    "demographic_parity": ("sr",),
-    "equal_opportunity": ("tpr",),
-    "equalized_odds": ("tpr", "fpr"),
-}
 
 
 class UnseenGroupWarning(UserWarning):
     """A group at predict time was not seen in training: it got the overall threshold."""
-
-
-# ------------------------------------------------------------------------ input handling
-
-
-def _as_1d(values: Any, name: str) -> np.ndarray:
-    """Flatten a list / Series / 1-column frame to a 1-D array, or raise naming ``name``."""
-    if values is None:
-        raise ValueError(f"{name}: must not be None")
-    arr = values.to_numpy() if isinstance(values, pd.Series | pd.DataFrame) else np.asarray(values)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim != 1:
-        raise ValueError(f"{name}: expected a 1-D array, got shape {arr.shape}")
-    return arr
-
-
-def _check_scores(scores: Any) -> np.ndarray:
-    arr = _as_1d(scores, "scores")
-    if len(arr) == 0:
-        raise ValueError("scores: must contain at least one row")
-    try:
-        out = arr.astype(float)
-    except (TypeError, ValueError) as exc:
-        raise ValueError("scores: must be numeric") from exc
-    if not np.isfinite(out).all():
-        raise ValueError("scores: must be finite (no NaN or inf)")
-    return out
-
-
-def _check_labels(y: Any, n: int) -> np.ndarray:
-    arr = _as_1d(y, "y")
-    if len(arr) != n:
-        raise ValueError(f"y: length {len(arr)} does not match scores length {n}")
-    try:
-        num = arr.astype(float)
-    except (TypeError, ValueError) as exc:
-        raise ValueError("y: labels must be 0/1") from exc
-    if not np.isin(num, (0.0, 1.0)).all():
-        bad = sorted({str(v) for v in np.unique(arr[~np.isin(num, (0.0, 1.0))])})[:5]
-        raise ValueError(f"y: labels must be 0/1, found {bad}")
-    return num.astype(np.int64)
-
-
-def _encode_groups(groups: Any, n: int) -> tuple[np.ndarray, list[str], list[str] | None]:
-    """Integer codes per row, their string labels, and the attribute columns (if a frame).
-
-    A DataFrame (or 2-D array) of attributes is combined into intersectional cells labelled
-    ``"col=value|col=value"``; a 1-D input is labelled ``str(value)``. Missing values form
-    their own group, labelled ``<missing>``.
-    """
-    if groups is None:
-        raise ValueError("groups: must not be None")
-    if isinstance(groups, np.ndarray) and groups.ndim == 2:
-        groups = pd.DataFrame(groups, columns=[f"attr{i}" for i in range(groups.shape[1])])
-    columns: list[str] | None = None
-    if isinstance(groups, pd.DataFrame):
-        if groups.shape[1] == 0:
-            raise ValueError("groups: DataFrame has no columns")
-        columns = [str(c) for c in groups.columns]
-        parts = [groups.iloc[:, j] for j in range(groups.shape[1])]
-    else:
-        parts = [pd.Series(_as_1d(groups, "groups"))]
-    if len(parts[0]) != n:
-        raise ValueError(f"groups: length {len(parts[0])} does not match scores length {n}")
-    codes_per_col, names_per_col = [], []
-    for part in parts:
-        codes, uniques = pd.factorize(part, use_na_sentinel=False)
-        names = [MISSING_LABEL if _is_missing(u) else str(u) for u in uniques]
-        codes_per_col.append(codes.astype(np.int64))
-        names_per_col.append(names)
-    if columns is None:
-        codes, names = codes_per_col[0], names_per_col[0]
-    else:
-        dims = tuple(max(len(nm), 1) for nm in names_per_col)
-        key = np.ravel_multi_index(tuple(codes_per_col), dims)
-        codes, uniq_keys = pd.factorize(key)
-        combos = np.unravel_index(np.asarray(uniq_keys), dims)
-        names = [
-            "|".join(f"{col}={names_per_col[j][combos[j][i]]}" for j, col in enumerate(columns))
-            for i in range(len(uniq_keys))
-        ]
-    # Distinct values with the same string (1 and "1") become one group.
-    unique_names, remap = np.unique(np.asarray(names, dtype=object), return_inverse=True)
-    return remap[codes].astype(np.int64), [str(x) for x in unique_names], columns
-
-
-def _is_missing(value: Any) -> bool:
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def group_labels(groups: Any) -> np.ndarray:
-    """String group label per row, combining several attribute columns into intersections.
-
-    Use it to see the cell names that appear in ``thresholds_`` (``"race=Black|sex=F"``).
-    """
-    n = len(groups)
-    codes, names, _ = _encode_groups(groups, n)
-    return np.asarray(names, dtype=object)[codes]
-
-
-# ------------------------------------------------------------------- rates and gaps
-
-
-def group_rates(y: Any, decisions: Any, groups: Any) -> pd.DataFrame:
-    """Per-group n, positives, selected, selection rate, TPR and FPR of 0/1 decisions."""
-    d = _check_labels(decisions, len(_as_1d(decisions, "decisions")))
-    yy = _check_labels(y, len(d))
-    codes, names, _ = _encode_groups(groups, len(d))
-    k = len(names)
-    n = np.bincount(codes, minlength=k)
-    pos = np.bincount(codes, weights=yy, minlength=k)
-    sel = np.bincount(codes, weights=d, minlength=k)
-    tp = np.bincount(codes, weights=d * yy, minlength=k)
-    fp = sel - tp
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frame = pd.DataFrame(
-            {
-                "n": n,
-                "positives": pos.astype(np.int64),
-                "selected": sel.astype(np.int64),
-                "selection_rate": sel / n,
-                "tpr": np.where(pos > 0, tp / pos, np.nan),
-                "fpr": np.where(n - pos > 0, fp / (n - pos), np.nan),
-            },
-            index=pd.Index(names, name="group"),
-        )
-    return frame
-
-
-def _gap_from_rates(
-    rates: pd.DataFrame, overall: dict[str, float], constraint: str, gap: str
-) -> float:
-    """Largest gap over the constraint's rate columns (NaN rates are ignored)."""
-    columns = {"sr": "selection_rate", "tpr": "tpr", "fpr": "fpr"}
-    worst = 0.0
-    for dim in _DIMS[constraint]:
-        col = rates[columns[dim]].dropna()
-        if col.empty:
-            continue
-        if gap == "max_pairwise":
-            value = float(col.max() - col.min())
-        else:
-            value = float((col - overall[dim]).abs().max())
-        worst = max(worst, value)
-    return worst
-
-
-def constraint_gap(
-    y: Any,
-    decisions: Any,
-    groups: Any,
-    constraint: str = "demographic_parity",
-    gap: str = "max_pairwise",
-    min_group_size: int = 1,
-) -> float:
-    """Achieved fairness gap of 0/1 decisions (the quantity the optimizer bounds).
-
-    Groups with fewer than ``min_group_size`` rows are left out of the gap (as in the fit),
-    but the overall rate for ``mean_to_overall`` uses every row.
-    """
-    constraint = _check_choice("constraint", constraint, CONSTRAINTS)
-    gap = _check_choice("gap", gap, GAPS)
-    rates = group_rates(y, decisions, groups)
-    d = np.asarray(decisions, dtype=float)
-    yy = np.asarray(y, dtype=float)
-    overall = {
-        "sr": float(d.mean()),
-        "tpr": float((d * yy).sum() / max(yy.sum(), 1)),
-        "fpr": float((d * (1 - yy)).sum() / max((1 - yy).sum(), 1)),
-    }
-    return _gap_from_rates(rates[rates["n"] >= min_group_size], overall, constraint, gap)
-
-
-def _check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
-    if name == "constraint" and isinstance(value, str):
-        value = _CONSTRAINT_ALIASES.get(value, value)
-    if value not in allowed:
-        raise ValueError(f"{name}: unknown value {value!r}; choose one of {list(allowed)}")
-    return str(value)
-
-
-# ------------------------------------------------------------------------ preparation
 
 
 @dataclass
@@ -367,7 +125,7 @@ def _prepare(
     problem = ms.Problem(
         cells=cells,
         cands=cands,
-        dims=_DIMS[constraint],
+        dims=DIMS[constraint],
         const_sel=int(small_selected.sum()),
         const_tp=int((small_selected & (y == 1)).sum()),
         const_fp=int((small_selected & (y == 0)).sum()),
@@ -390,9 +148,6 @@ def _prepare(
         problem,
         baseline,
     )
-
-
-# -------------------------------------------------------------------------- estimator
 
 
 def centre_threshold(score: Any, threshold: Any) -> Any:
@@ -465,9 +220,9 @@ class GroupThresholdOptimizer(BaseEstimator):
 
     def _validated(self) -> dict[str, Any]:
         """Check parameters; every error names the offending argument."""
-        objective = _check_choice("objective", self.objective, OBJECTIVES)
-        constraint = _check_choice("constraint", self.constraint, CONSTRAINTS)
-        gap = _check_choice("gap", self.gap, GAPS)
+        objective = check_choice("objective", self.objective, OBJECTIVES)
+        constraint = check_choice("constraint", self.constraint, CONSTRAINTS)
+        gap = check_choice("gap", self.gap, GAPS)
         tol = self.tolerance
         if isinstance(tol, bool) or not isinstance(tol, int | float) or not 0 <= tol <= 1:
             raise ValueError(f"tolerance: must be a number in [0, 1], got {tol!r}")
@@ -525,9 +280,12 @@ class GroupThresholdOptimizer(BaseEstimator):
                         ) -> tuple[_Prepared, list[str]]:
         """Validate inputs and sort each group's scores once; shared by ``fit`` and
         :func:`frontier`, which refits many tolerances on one preparation."""
-        s = _check_scores(scores)
-        yy = _check_labels(y, len(s))
-        codes, names, columns = _encode_groups(groups, len(s))
+        inputs = validate_fairness_inputs(y, y_score=scores, groups=groups, min_rows=1,
+                                          names={"y_true": "y", "y_score": "scores"})
+        s, yy = inputs.y_score, inputs.y_true
+        assert s is not None and yy is not None
+        yy = yy.astype(np.int64)
+        codes, names, columns = encode_groups(groups, len(s))
         prep = _prepare(
             s,
             yy,
@@ -554,7 +312,7 @@ class GroupThresholdOptimizer(BaseEstimator):
                 int(self.n_targets),
             )
         else:
-            sol = ms.search_fixed_k(
+            sol = search_fixed_k(
                 prep.problem,
                 params["objective"],
                 params["tol"],
@@ -637,14 +395,14 @@ class GroupThresholdOptimizer(BaseEstimator):
     def _row_groups(self, scores: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Validated scores, group code per row and code names; warns about unseen groups."""
         self._check_fitted()
-        s = _check_scores(scores)
+        s = check_scores_arg(scores)
         if self.group_columns_ is not None and isinstance(groups, pd.DataFrame):
             missing = [c for c in self.group_columns_ if c not in map(str, groups.columns)]
             if missing:
                 raise ValueError(f"groups: missing attribute column(s) {missing}")
             groups = groups[[c for c in groups.columns if str(c) in self.group_columns_]]
             groups = groups[sorted(groups.columns, key=lambda c: self.group_columns_.index(str(c)))]
-        codes, names, _ = _encode_groups(groups, len(s))
+        codes, names, _ = encode_groups(groups, len(s))
         unseen = [name for name in names if name not in self.thresholds_]
         if unseen:
             warnings.warn(
@@ -788,192 +546,9 @@ def _quotas(desired: np.ndarray, caps: np.ndarray, k: int) -> np.ndarray:
     return base
 
 
-# --------------------------------------------------------------------------- frontier
 
-
-def frontier(
-    scores: Any,
-    y: Any,
-    groups: Any,
-    objective: str = "accuracy",
-    constraint: str = "demographic_parity",
-    tolerances: Iterable[float] = DEFAULT_TOLERANCES,
-    *,
-    gap: str = "max_pairwise",
-    top_k: int | None = None,
-    top_pct: float | None = None,
-    min_group_size: int = 30,
-    grid_size: int = 500,
-    n_targets: int = 200,
-) -> pd.DataFrame:
-    """Fairness-versus-performance frontier: one fit per tolerance plus the unmitigated point.
-
-    Columns: kind ("unmitigated" for the group-blind threshold, else "mitigated"), tolerance,
-    achieved_gap (on the training data), objective_value, constraint_satisfied, thresholds.
-    Sorting and candidate grids are computed once and shared by all tolerances.
-    """
-    tolerances = [float(t) for t in tolerances]
-    if not tolerances:
-        raise ValueError("tolerances: give at least one tolerance")
-    est = GroupThresholdOptimizer(
-        objective=objective,
-        constraint=constraint,
-        tolerance=tolerances[0],
-        gap=gap,
-        top_k=top_k,
-        top_pct=top_pct,
-        min_group_size=min_group_size,
-        grid_size=grid_size,
-        n_targets=n_targets,
-    )
-    prep, names = est._prepare_inputs(scores, y, groups, est._validated())
-    rows: list[dict[str, Any]] = []
-    for tol in tolerances:
-        est.set_params(tolerance=tol)
-        params = est._validated()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            est._fit_prepared(prep, params)
-        if not rows:
-            rows.append(
-                {
-                    "kind": "unmitigated",
-                    "tolerance": np.nan,
-                    "achieved_gap": est.baseline_["achieved_gap"],
-                    "objective_value": est.baseline_["objective_value"],
-                    "constraint_satisfied": np.nan,
-                    "thresholds": dict.fromkeys(names, est.baseline_["threshold"]),
-                }
-            )
-        rows.append(
-            {
-                "kind": "mitigated",
-                "tolerance": tol,
-                "achieved_gap": est.achieved_gap_,
-                "objective_value": est.objective_value_,
-                "constraint_satisfied": est.constraint_satisfied_,
-                "thresholds": dict(est.thresholds_),
-            }
-        )
-    frame = pd.DataFrame(rows)
-    frame.attrs.update(
-        {"objective": params["objective"], "constraint": params["constraint"], "gap": gap}
-    )
-    return frame
-
-
-def frontier_figure(frame: pd.DataFrame, title: str | None = None) -> go.Figure:
-    """Plot a :func:`frontier` frame: x = achieved gap, y = objective, unmitigated marked."""
-    for col in ("kind", "tolerance", "achieved_gap", "objective_value"):
-        if col not in frame.columns:
-            raise ValueError(f"frame: missing column {col!r}; pass the output of frontier()")
-    objective = frame.attrs.get("objective", "objective")
-    constraint = frame.attrs.get("constraint", "constraint")
-    gap = frame.attrs.get("gap", "max_pairwise")
-    mitigated = frame[frame["kind"] == "mitigated"].sort_values("achieved_gap")
-    base = frame[frame["kind"] == "unmitigated"]
-    fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=mitigated["achieved_gap"],
-            y=mitigated["objective_value"],
-            mode="lines+markers",
-            name="per-group thresholds",
-            text=[f"tolerance {t:g}" for t in mitigated["tolerance"]],
-            hovertemplate="%{text}<br>gap %{x:.4f}<br>" + objective + " %{y:.4f}<extra></extra>",
-        )
-    )
-    if not base.empty:
-        fig.add_trace(
-            go.Scatter(
-                x=base["achieved_gap"],
-                y=base["objective_value"],
-                mode="markers+text",
-                name="unmitigated (one threshold)",
-                marker={"symbol": "star", "size": 14, "color": "crimson"},
-                text=["unmitigated"],
-                textposition="top center",
-                hovertemplate="unmitigated<br>gap %{x:.4f}<br>"
-                + objective
-                + " %{y:.4f}<extra></extra>",
-            )
-        )
-    label = "largest pairwise gap" if gap == "max_pairwise" else "largest gap to overall"
-    fig.update_layout(
-        title=title or f"Fairness-performance frontier ({constraint})",
-        xaxis_title=f"achieved {label} ({constraint.replace('_', ' ')})",
-        yaxis_title=objective.replace("_", " "),
-        template="plotly_white",
-    )
-    return fig
-
-
-# -------------------------------------------------------------- fairlearn baseline
-
-
-class _ScoreEstimator(BaseEstimator):
-    """Identity 'model' for fairlearn: the single feature column is the score."""
-
-    def fit(self, X: Any, y: Any = None) -> _ScoreEstimator:
-        self.fitted_ = True
-        return self
-
-    def predict(self, X: Any) -> np.ndarray:
-        return np.asarray(X, dtype=float)[:, 0]
-
-
-class FairlearnBaseline:
-    """fairlearn's ``ThresholdOptimizer`` on precomputed scores, with this module's signature.
-
-    Used as the reference in tests and the benchmark: it gives randomised (interpolated)
-    thresholds; ``tolerance`` bounds the range of one rate (not supported by fairlearn for
-    equalised odds, which it equalises exactly). Objectives: accuracy, balanced_accuracy.
-    """
-
-    _CONSTRAINTS = {
-        "demographic_parity": "demographic_parity",
-        "equal_opportunity": "true_positive_rate_parity",
-        "equalized_odds": "equalized_odds",
-    }
-    _OBJECTIVES = {"accuracy": "accuracy_score", "balanced_accuracy": "balanced_accuracy_score"}
-
-    def __init__(
-        self,
-        constraint: str = "demographic_parity",
-        objective: str = "accuracy",
-        tolerance: float | None = None,
-        grid_size: int = 1000,
-    ) -> None:
-        self.constraint = _check_choice("constraint", constraint, CONSTRAINTS)
-        if objective not in self._OBJECTIVES:
-            raise ValueError(f"objective: fairlearn supports {list(self._OBJECTIVES)}")
-        self.objective = objective
-        self.tolerance = tolerance
-        self.grid_size = grid_size
-
-    def fit(self, scores: Any, y: Any, groups: Any) -> Self:
-        """Fit fairlearn's optimizer with the same intersectional group labels as ours."""
-        from fairlearn.postprocessing import ThresholdOptimizer
-
-        s = _check_scores(scores)
-        yy = _check_labels(y, len(s))
-        labels = group_labels(groups)
-        self.optimizer_ = ThresholdOptimizer(
-            estimator=_ScoreEstimator().fit(None),
-            constraints=self._CONSTRAINTS[self.constraint],
-            objective=self._OBJECTIVES[self.objective],
-            grid_size=self.grid_size,
-            prefit=True,
-            predict_method="predict",
-            tol=self.tolerance if self.constraint != "equalized_odds" else None,
-        )
-        self.optimizer_.fit(s.reshape(-1, 1), yy, sensitive_features=labels)
-        return self
-
-    def predict(self, scores: Any, groups: Any, random_state: int | None = 0) -> np.ndarray:
-        """Randomised 0/1 decisions (fairlearn mixes two thresholds per group)."""
-        s = _check_scores(scores)
-        out = self.optimizer_.predict(
-            s.reshape(-1, 1), sensitive_features=group_labels(groups), random_state=random_state
-        )
-        return np.asarray(out, dtype=np.int64)
+def check_scores_arg(scores: Any) -> np.ndarray:
+    """Scores given to predict: finite numbers, at least one row, errors naming ``scores``."""
+    s = validate_fairness_inputs(y_score=scores, names={"y_score": "scores"}, min_rows=1).y_score
+    assert s is not None
+    return s
