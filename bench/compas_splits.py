@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rudikit.data.compas import LABELS
+from rudikit.data.compas.labels import LABELS
 from rudikit.evaluation.metrics import evaluate_scores, roc_auc
 from rudikit.fairness.list_simulation import (
     LIST_DRAW,
