@@ -30,7 +30,7 @@ from rudikit.fairness.disparities import (
     disparity_wide,
 )
 from rudikit.fairness.group_metrics import group_table
-from rudikit.fairness.groups import MISSING_GROUP, attribute_name
+from rudikit.fairness.groups import GROUP_KEY_SEP, MISSING_GROUP, attribute_name
 from rudikit.fairness.inputs import available_columns, validate_fairness_inputs
 from rudikit.fairness.selection import TieBreak, binarize, top_k_size
 from rudikit.fairness.summary import summary_measures
@@ -279,7 +279,7 @@ def _parse_reference(values: list[str] | None) -> Reference:
         return values[0]  # type: ignore[return-value]
     mapping: dict[str, str] = {}
     for v in values:
-        attr, sep, group = v.partition("=")
+        attr, sep, group = v.partition(GROUP_KEY_SEP)
         if not sep or not attr or not group:
             raise ValueError(f"--reference {v!r}: expected ATTRIBUTE=GROUP (e.g. race=Caucasian), "
                              "'majority' or 'min_metric'")

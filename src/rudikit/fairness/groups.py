@@ -8,7 +8,10 @@ same way:
   dropped;
 * an intersection joins the attribute names and the values with :data:`INTERSECTION_SEP`
   ``":"`` (Wilkinson's interaction notation): attribute ``"race:sex"``, group
-  ``"African-American:Male"`` (:func:`attribute_name`, :func:`join_group`).
+  ``"African-American:Male"`` (:func:`attribute_name`, :func:`join_group`);
+* one group of one attribute, where both must be named in one string (a requirement's unit, a
+  list-simulation parameter, ``rudi audit --reference``), is ``attribute=group``
+  (:func:`group_key`, :data:`GROUP_KEY_SEP`): ``"race:sex=African-American:Male"``.
 
 Codes: :func:`encode_groups` numbers the observed groups of one attribute or intersection from
 one factorisation per column (categories in category order, other values sorted, missing last),
@@ -26,12 +29,18 @@ from rudikit.fairness.inputs import available_columns, check_length
 
 MISSING_GROUP = "(missing)"
 INTERSECTION_SEP = ":"
+GROUP_KEY_SEP = "="
 
 AttributeSpec = str | Sequence[str]
 
 # Largest number of possible intersection cells handled with a dense lookup table; beyond this
 # the observed cells are found by sorting (np.unique), which is slower but needs no big table.
 DENSE_CELLS_LIMIT = 1 << 22
+
+
+def group_key(attribute: str, group: str) -> str:
+    """One group of one attribute as ``attribute=group``."""
+    return f"{attribute}{GROUP_KEY_SEP}{group}"
 
 
 def join_group(values: Iterable[object]) -> str:

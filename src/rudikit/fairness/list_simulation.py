@@ -20,7 +20,7 @@ import pandas as pd
 
 from rudikit.evaluation.bootstrap import percentile_interval, resample_indices
 from rudikit.evaluation.metrics import MetricValue
-from rudikit.fairness.groups import MISSING_GROUP
+from rudikit.fairness.groups import MISSING_GROUP, group_key
 from rudikit.fairness.inputs import validate_fairness_inputs
 from rudikit.project import Fairness
 
@@ -169,7 +169,7 @@ def list_simulation_metrics(fairness: Fairness, attrs: pd.DataFrame, y_true: np.
             out.append(MetricValue("list_precision", f"{k}_of_{LIST_DRAW}", sim.precision_mean,
                                    sim.precision_lower, sim.precision_upper, repeats))
         for row in sim.composition.itertuples():
-            parameter = f"{attribute}={row.group}"[:100]
+            parameter = group_key(str(attribute), row.group)[:100]
             out += [MetricValue("list_share", parameter, float(row.list_share),
                                 float(row.list_lower), float(row.list_upper), repeats),
                     MetricValue("list_pool_share", parameter, float(row.pool_share), None, None,

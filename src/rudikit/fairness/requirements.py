@@ -29,7 +29,13 @@ import pandas as pd
 
 from rudikit.fairness.auc import ScoreIndex
 from rudikit.fairness.counts import PROPORTIONS, RATE_METRICS, metrics_from_counts
-from rudikit.fairness.groups import MISSING_GROUP, compact, encode_groups
+from rudikit.fairness.groups import (
+    MISSING_GROUP,
+    attribute_name,
+    compact,
+    encode_groups,
+    group_key,
+)
 from rudikit.fairness.inputs import available_columns, validate_fairness_inputs
 from rudikit.fairness.selection import TieBreak, binarize
 
@@ -238,13 +244,13 @@ def _evaluate(
             )
     outcomes: list[UnitOutcome] = []
     skipped: list[UnitOutcome] = []
-    unit_name = ":".join(req.unit) if req.unit else ""
+    unit_name = attribute_name(req.unit) if req.unit else ""
     if req.compare is None:
         assert req.unit is not None
         codes, labels = encode_groups(frame, req.unit, missing_label=missing_label, _cache=cache)
         values = _cell_metrics(codes, len(labels), cell, pp_total, req.metric, score_index)
         basis = _basis(values, req.metric, req.min_n_of)
-        unit_labels = [f"{unit_name}={lab}" for lab in labels]
+        unit_labels = [group_key(unit_name, lab) for lab in labels]
         outcome = _compare(f"across {unit_name}", values[req.metric], basis, unit_labels,
                            len(cell), req)
         outcomes.append(outcome)
@@ -262,7 +268,7 @@ def _evaluate(
         else:
             u_codes, raw = encode_groups(frame, req.unit, missing_label=missing_label,
                                          _cache=cache)
-            u_labels = [f"{unit_name}={lab}" for lab in raw]
+            u_labels = [group_key(unit_name, lab) for lab in raw]
         c_codes, c_labels = encode_groups(frame, req.compare, missing_label=missing_label,
                                           _cache=cache)
         n_c = len(c_labels)
