@@ -28,9 +28,9 @@ from rudikit.fairness.mitigation.frontier import frontier, frontier_figure
 from rudikit.fairness.mitigation.optimizer import (
     GroupThresholdOptimizer,
     UnseenGroupWarning,
-    _prepare,
     centre_threshold,
 )
+from rudikit.fairness.mitigation.prepare import prepare
 from rudikit.fairness.mitigation.rates import constraint_gap, encode_groups, group_labels
 from rudikit.fairness.stage import ScoredRows, mitigate
 from rudikit.project import Fairness
@@ -358,7 +358,7 @@ def test_hull_allocation_close_to_exact_dp(constraint):
         objective="precision_at_k", constraint=constraint, top_k=200, min_group_size=1
     )
     codes, names, cols = encode_groups(groups, len(y))
-    prep = _prepare(
+    prep = prepare(
         scores,
         y,
         codes,

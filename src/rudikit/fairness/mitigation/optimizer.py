@@ -8,9 +8,7 @@ groups, fixed list size, infeasible tolerance) are in :mod:`rudikit.fairness.mit
 
 from __future__ import annotations
 
-import math
 import warnings
-from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
@@ -21,9 +19,9 @@ from rudikit.evaluation.metrics import k_for_percent
 from rudikit.fairness.inputs import validate_fairness_inputs
 from rudikit.fairness.mitigation import search as ms
 from rudikit.fairness.mitigation.fixed_k import search_fixed_k
+from rudikit.fairness.mitigation.prepare import Prepared, count_to_threshold, prepare
 from rudikit.fairness.mitigation.rates import (
     CONSTRAINTS,
-    DIMS,
     FIXED_K_OBJECTIVES,
     GAPS,
     OBJECTIVES,
@@ -40,114 +38,6 @@ class UnseenGroupWarning(UserWarning):
     """A group at predict time was not seen in training: it got the overall threshold."""
 
 
-@dataclass
-class _Prepared:
-    """Everything a search needs that does not depend on the tolerance (shared by frontier)."""
-
-    scores: np.ndarray
-    y: np.ndarray
-    codes: np.ndarray
-    names: list[str]
-    columns: list[str] | None
-    large: list[int]  # codes of groups in the search
-    small: list[int]  # codes of groups below min_group_size
-    fallback: float
-    k: int | None
-    budget: int | None  # k minus rows selected in small groups
-    small_selected: np.ndarray  # boolean per row: selected among small-group rows
-    problem: ms.Problem
-    baseline: np.ndarray  # group-blind (unmitigated) decisions
-
-
-def _best_single_threshold(scores: np.ndarray, y: np.ndarray, objective: str) -> float:
-    """Group-blind threshold maximising the objective on all rows (the 'overall threshold')."""
-    cell = ms.make_cell("all", scores, y)
-    cand = ms.threshold_candidates(cell, grid_size=len(scores) + 1)
-    pos = int(y.sum())
-    obj = ms.objective_from_totals(
-        objective, cand.counts, cand.tp, cand.fp, len(y), pos, len(y) - pos
-    )
-    best = int(np.argmax(obj))
-    return _count_to_threshold(cell.scores_desc, int(cand.counts[best]))
-
-
-def _count_to_threshold(scores_desc: np.ndarray, count: int) -> float:
-    """Threshold selecting the top ``count`` rows: the lowest selected score (inf for none)."""
-    return float(scores_desc[count - 1]) if count > 0 else math.inf
-
-
-def _top_k_mask(scores: np.ndarray, k: int) -> np.ndarray:
-    """Exactly k rows with the highest scores, ties broken by row order."""
-    order = np.argsort(-scores, kind="stable")
-    mask = np.zeros(len(scores), dtype=bool)
-    mask[order[:k]] = True
-    return mask
-
-
-def _prepare(
-    scores: np.ndarray,
-    y: np.ndarray,
-    codes: np.ndarray,
-    names: list[str],
-    columns: list[str] | None,
-    *,
-    objective: str,
-    constraint: str,
-    k: int | None,
-    min_group_size: int,
-    grid_size: int,
-) -> _Prepared:
-    sizes = np.bincount(codes, minlength=len(names))
-    large = [g for g in range(len(names)) if sizes[g] >= min_group_size]
-    small = [g for g in range(len(names)) if sizes[g] < min_group_size]
-    in_small = np.isin(codes, small)
-    if k is None:
-        fallback = _best_single_threshold(scores, y, objective)
-        baseline = scores >= fallback
-        small_selected = in_small & baseline
-        budget = None
-    else:
-        baseline = _top_k_mask(scores, k)
-        fallback = float(np.sort(scores)[::-1][k - 1])
-        small_selected = in_small & baseline
-        budget = k - int(small_selected.sum())
-    order = np.argsort(codes, kind="stable")
-    bounds = np.concatenate(([0], np.cumsum(sizes)))
-    cells, cands = [], []
-    for g in large:
-        rows = order[bounds[g] : bounds[g + 1]]
-        cell = ms.make_cell(names[g], scores[rows], y[rows])
-        cells.append(cell)
-        cands.append(
-            ms.full_candidates(cell) if k is not None else ms.threshold_candidates(cell, grid_size)
-        )
-    pos = int(y.sum())
-    problem = ms.Problem(
-        cells=cells,
-        cands=cands,
-        dims=DIMS[constraint],
-        const_sel=int(small_selected.sum()),
-        const_tp=int((small_selected & (y == 1)).sum()),
-        const_fp=int((small_selected & (y == 0)).sum()),
-        total_n=len(y),
-        total_pos=pos,
-        total_neg=len(y) - pos,
-    )
-    return _Prepared(
-        scores,
-        y,
-        codes,
-        names,
-        columns,
-        large,
-        small,
-        fallback,
-        k,
-        budget,
-        small_selected,
-        problem,
-        baseline,
-    )
 
 
 def centre_threshold(score: Any, threshold: Any) -> Any:
@@ -277,7 +167,7 @@ class GroupThresholdOptimizer(BaseEstimator):
         return self
 
     def _prepare_inputs(self, scores: Any, y: Any, groups: Any, params: dict[str, Any]
-                        ) -> tuple[_Prepared, list[str]]:
+                        ) -> tuple[Prepared, list[str]]:
         """Validate inputs and sort each group's scores once; shared by ``fit`` and
         :func:`frontier`, which refits many tolerances on one preparation."""
         inputs = validate_fairness_inputs(y, y_score=scores, groups=groups, min_rows=1,
@@ -286,7 +176,7 @@ class GroupThresholdOptimizer(BaseEstimator):
         assert s is not None and yy is not None
         yy = yy.astype(np.int64)
         codes, names, columns = encode_groups(groups, len(s))
-        prep = _prepare(
+        prep = prepare(
             s,
             yy,
             codes,
@@ -300,7 +190,7 @@ class GroupThresholdOptimizer(BaseEstimator):
         )
         return prep, names
 
-    def _fit_prepared(self, prep: _Prepared, params: dict[str, Any]) -> None:
+    def _fit_prepared(self, prep: Prepared, params: dict[str, Any]) -> None:
         if not prep.large:
             sol = ms.Solution(np.zeros(0, dtype=np.int64), 0.0, 0.0, True, params["tol"])
         elif prep.k is None:
@@ -336,7 +226,7 @@ class GroupThresholdOptimizer(BaseEstimator):
         for cell_idx, g in enumerate(prep.large):
             cell = prep.problem.cells[cell_idx]
             count = int(sol.counts[cell_idx])
-            thresholds[cell.label] = _count_to_threshold(cell.scores_desc, count)
+            thresholds[cell.label] = count_to_threshold(cell.scores_desc, count)
             rows = order[bounds[g] : bounds[g + 1]]
             ranked = rows[np.argsort(-prep.scores[rows], kind="stable")]
             decisions[ranked[:count]] = True
@@ -364,14 +254,14 @@ class GroupThresholdOptimizer(BaseEstimator):
         rates["constrained"] = [g not in self.small_groups_ for g in rates.index]
         self.group_rates_: pd.DataFrame = rates
 
-    def _gap_of(self, prep: _Prepared, d: np.ndarray, params: dict[str, Any]) -> float:
+    def _gap_of(self, prep: Prepared, d: np.ndarray, params: dict[str, Any]) -> float:
         labels = np.asarray(prep.names, dtype=object)[prep.codes]
         return constraint_gap(
             prep.y, d, labels, params["constraint"], params["gap"], int(self.min_group_size)
         )
 
     @staticmethod
-    def _objective_of(prep: _Prepared, d: np.ndarray, params: dict[str, Any]) -> float:
+    def _objective_of(prep: Prepared, d: np.ndarray, params: dict[str, Any]) -> float:
         tp = int((d * prep.y).sum())
         sel = int(d.sum())
         pos = int(prep.y.sum())
