@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from rudikit.config import Project, ProjectError, load_project
-from rudikit.data.compas import LABELS
+from rudikit.data.compas.labels import LABELS
 from rudikit.data.sources import unify
 from rudikit.evaluation.metrics import evaluate_scores, roc_auc
 from rudikit.fairness.list_simulation import (

@@ -23,11 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rudikit.fairness.mitigation import (
-    FairlearnBaseline,
-    GroupThresholdOptimizer,
-    constraint_gap,
-)
+from rudikit.fairness.mitigation.fairlearn_baseline import FairlearnBaseline
+from rudikit.fairness.mitigation.optimizer import GroupThresholdOptimizer
+from rudikit.fairness.mitigation.rates import constraint_gap
 
 RACES = ["White", "Black", "Asian", "Mixed", "Other", "Unknown"]
 

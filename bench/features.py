@@ -2,7 +2,7 @@
 
 In the same run it times
 
-* the load and link of the CPDB files (``rudikit.data.cpdb.load_cpdb``);
+* the load and link of the CPDB files (``rudikit.data.cpdb.tables.load_cpdb``);
 * ours: ``rudikit.features.asof.build_features`` with the default specs (complaints by
   category and by finding, use of force by type and injury, unit changes, unit and rank as of
   the date, tenure, age) for every active officer on every monthly as-of date (default
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rudikit.data.cpdb import load_cpdb
+from rudikit.data.cpdb.tables import load_cpdb
 from rudikit.features.asof import (
     COMPLAINTS,
     DEFAULT_SPECS,

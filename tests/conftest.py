@@ -73,7 +73,7 @@ def cpdb_loaded() -> tuple[object, float]:
     the seconds the load took."""
     import time
 
-    from rudikit.data.cpdb import load_cpdb
+    from rudikit.data.cpdb.tables import load_cpdb
 
     if not (SHARED_DATA / "eis" / "chicago_cpdb" / "final-profiles.csv.gz").exists():
         pytest.skip(f"CPDB files not found under {SHARED_DATA} (CI keeps ../shared beside the "

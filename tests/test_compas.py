@@ -13,7 +13,29 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from rudikit.data import compas
+from rudikit.data.compas.features import (
+    age_at,
+    charge_tokens,
+    charge_vocabulary,
+    current_jail_days,
+    custody_history,
+    feature_columns,
+    history_features,
+    token_features,
+)
+from rudikit.data.compas.labels import trigger_dates
+from rudikit.data.compas.loading import (
+    FILES,
+    CompasData,
+    CompasDataError,
+    check_person_ids,
+    degree_class,
+    degree_detail,
+    load_compas,
+    load_compas_db,
+    read_compas_csv,
+)
+from rudikit.data.compas.table import build_compas_table, label_summary
 from rudikit.data.sources import SourceError
 from rudikit.run.develop import run_project
 from rudikit.store import tables as t
@@ -127,7 +149,7 @@ def same(a: object, b: object) -> bool:
 
 
 def test_felony_label_window_exclusions_and_censoring(label_folder: Path) -> None:
-    full = by_person(compas.build_compas_table(label_folder, keep_unlabelled=True))
+    full = by_person(build_compas_table(label_folder, keep_unlabelled=True))
     status, label = full["label_status"], full["felony_365"]
     assert full.attrs["end_date"] == DAY0 + pd.Timedelta(days=900)
     assert label[1] == 1 and label[2] == 0  # 363 vs 366 days after the screening
@@ -145,34 +167,34 @@ def test_felony_label_window_exclusions_and_censoring(label_folder: Path) -> Non
     assert full.loc[11, "case_date_source"] == "arrest" and label[11] == 1  # 190 days later
     assert full.loc[1, "case_date_source"] == "offence"
 
-    table = compas.build_compas_table(label_folder)  # the default drops unlabelled rows
+    table = build_compas_table(label_folder)  # the default drops unlabelled rows
     assert sorted(table["person_id"]) == [1, 2, 3, 7, 8, 9, 11, 12, 99]
     assert table["felony_365"].notna().all() and (table["label_status"] == "labelled").all()
-    summary = compas.label_summary(full)
+    summary = label_summary(full)
     assert summary["labelled"] == 9 and summary["positives"] == 5
     assert summary["status"]["prison"] == 2
 
 
 def test_prison_rule_variants_and_explicit_end_date(label_folder: Path) -> None:
-    before = by_person(compas.build_compas_table(
+    before = by_person(build_compas_table(
         label_folder, prison_rule="exclude_before_felony", keep_unlabelled=True))
     assert before.loc[5, "felony_365"] == 1  # felony on day 50 came before prison on day 120
     assert before.loc[4, "label_status"] == "prison"
-    kept = by_person(compas.build_compas_table(label_folder, prison_rule="keep",
+    kept = by_person(build_compas_table(label_folder, prison_rule="keep",
                                                keep_unlabelled=True))
     assert kept.loc[4, "felony_365"] == 0 and kept.loc[5, "felony_365"] == 1
-    early = by_person(compas.build_compas_table(label_folder, end_date="2014-03-05",
+    early = by_person(build_compas_table(label_folder, end_date="2014-03-05",
                                                 keep_unlabelled=True))
     assert early.loc[1, "label_status"] == "labelled"  # screened 2013-03-02 + 365 days <= end
     assert early.loc[11, "label_status"] == "censored"  # 2013-03-11 + 365 days > end
-    gapped = by_person(compas.build_compas_table(label_folder, max_screening_gap_days=30,
+    gapped = by_person(build_compas_table(label_folder, max_screening_gap_days=30,
                                                  keep_unlabelled=True))
     assert gapped.loc[9, "label_status"] == "screening_gap" and pd.isna(gapped.loc[9, "felony_365"])
     assert gapped.loc[1, "label_status"] == "labelled"
     with pytest.raises(ValueError, match="prison_rule"):
-        compas.build_compas_table(label_folder, prison_rule="never")  # type: ignore[arg-type]
+        build_compas_table(label_folder, prison_rule="never")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="label must be"):
-        compas.build_compas_table(label_folder, label="felony")  # type: ignore[arg-type]
+        build_compas_table(label_folder, label="felony")  # type: ignore[arg-type]
 
 
 def test_a_bad_source_option_names_the_source_and_option_and_stores_nothing(
@@ -212,7 +234,7 @@ def history_table(folder: Path, later: bool) -> pd.DataFrame:
               person(99, **offence("r", 900, "(M1)", 99))]
     write_csv_layout(folder, people, jail=EARLIER_JAIL + (LATER_JAIL if later else []),
                      prison=EARLIER_PRISON + (LATER_PRISON if later else []))
-    return by_person(compas.build_compas_table(folder))
+    return by_person(build_compas_table(folder))
 
 
 def test_custody_history_is_hand_computed_and_ignores_later_stays(tmp_path: Path) -> None:
@@ -240,7 +262,7 @@ def test_custody_history_is_hand_computed_and_ignores_later_stays(tmp_path: Path
     assert pd.isna(row["days_since_booking"])
 
     without = history_table(tmp_path / "without_later", later=False).loc[HISTORY_PID]
-    features = compas.feature_columns(without.to_frame().T)
+    features = feature_columns(without.to_frame().T)
     for col in features["numeric"] + features["categorical"]:
         assert same(row[col], without[col]), col
 
@@ -274,7 +296,7 @@ def booking_table(folder: Path, later: bool) -> pd.DataFrame:
                  stay(32, stamp(50), stamp(60), JAIL_HEADER)]
         prison += [stay(30, day(400), day(800), PRISON_HEADER)]
     write_csv_layout(folder, people, jail=jail, prison=prison)
-    return by_person(compas.build_compas_table(folder))
+    return by_person(build_compas_table(folder))
 
 
 def test_current_booking_is_what_the_screener_saw(tmp_path: Path) -> None:
@@ -299,7 +321,7 @@ def test_current_booking_is_what_the_screener_saw(tmp_path: Path) -> None:
 
     later = booking_table(tmp_path / "later", later=True)
     assert later.loc[32, "felony_365"] == 1 and table.loc[32, "felony_365"] == 0
-    features = compas.feature_columns(later)
+    features = feature_columns(later)
     for pid in (30, 31, 32, 33):
         for col in features["numeric"] + features["categorical"]:
             assert same(later.loc[pid, col], table.loc[pid, col]), (pid, col)
@@ -309,9 +331,9 @@ def test_trigger_is_the_screening_never_before_the_case() -> None:
     cases = pd.DataFrame({
         "case_date": pd.to_datetime(["2013-03-01", "2013-03-10", "2013-03-01"]),
         "screening_date": pd.to_datetime(["2013-03-02", "2013-03-01", None])})
-    assert compas.trigger_dates(cases).tolist() == list(pd.to_datetime(
+    assert trigger_dates(cases).tolist() == list(pd.to_datetime(
         ["2013-03-02", "2013-03-10", "2013-03-01"]))
-    assert compas.trigger_dates(cases[["case_date"]]).equals(cases["case_date"])
+    assert trigger_dates(cases[["case_date"]]).equals(cases["case_date"])
 
 
 def test_custody_history_cuts_a_stay_running_into_the_case_day() -> None:
@@ -319,7 +341,7 @@ def test_custody_history_cuts_a_stay_running_into_the_case_day() -> None:
     stays = pd.DataFrame({"person_id": [1, 1], "in_custody": [DAY0 - pd.Timedelta(days=2),
                                                               DAY0 - pd.Timedelta(days=30)],
                           "out_custody": [DAY0 + pd.Timedelta(days=5), pd.NaT]})
-    out = compas.custody_history(cases, stays, "jail").iloc[0]
+    out = custody_history(cases, stays, "jail").iloc[0]
     assert out["jail_count"] == 2
     assert out["jail_days"] == pytest.approx(32)  # both cut at the case day
     assert out["jail_recency"] == pytest.approx(2.0)  # "released" on the case day
@@ -335,7 +357,7 @@ def test_current_jail_days_stop_at_the_screening_day() -> None:
                             stamp("2013-03-01 12:00")],
         "current_jail_out": [stamp("2013-03-05 09:00"), stamp("2013-03-01 08:00"), pd.NaT,
                              pd.NaT]})
-    assert compas.current_jail_days(cases).tolist() == pytest.approx([28 / 24, 0.5, 0, 0.5],
+    assert current_jail_days(cases).tolist() == pytest.approx([28 / 24, 0.5, 0, 0.5],
                                                                      abs=1e-4)
 
 
@@ -351,8 +373,8 @@ def test_history_features_first_record_and_pace() -> None:
                                                                       "2003-01-01"])})
     jail = pd.DataFrame({"person_id": [3], "in_custody": pd.to_datetime(["2014-01-01"]),
                          "out_custody": pd.to_datetime(["2014-01-02"])})  # after the case
-    age = compas.age_at(cases["dob"], cases["case_date"])  # 22, 33, 18
-    out = compas.history_features(cases, jail, prison, age)
+    age = age_at(cases["dob"], cases["case_date"])  # 22, 33, 18
+    out = history_features(cases, jail, prison, age)
     assert out["age_first_custody"].tolist()[:2] == [19, 21]  # the day before turning 20
     assert pd.isna(out["age_first_custody"].iloc[2])  # the only stay came later
     # a juvenile record means a first offence before 18, whatever custody says; none: age now
@@ -366,26 +388,26 @@ def test_history_features_first_record_and_pace() -> None:
 def test_age_at_counts_whole_years() -> None:
     dob = pd.Series(pd.to_datetime(["1990-03-01", "1990-03-02", "2000-02-29"]))
     when = pd.Series(pd.to_datetime(["2013-03-01", "2013-03-01", "2013-02-28"]))
-    assert compas.age_at(dob, when).tolist() == [23, 22, 12]
+    assert age_at(dob, when).tolist() == [23, 22, 12]
 
 
 def test_tokens_follow_stop_words_and_min_count() -> None:
     descriptions = (["Grand Theft in the 3rd Degree"] * 5 + ["Battery"] * 4 + ["BATTERY"]
                     + ["Trespass Structure/Conveyance"] * 4 + ["Possess Cannabis/20 Grams Or Less"]
                     * 6 + ["Aggravated Assault W/Firearm"] * 3)
-    vocab = compas.charge_vocabulary(descriptions)
+    vocab = charge_vocabulary(descriptions)
     assert vocab == sorted(vocab)
     assert {"grand", "theft", "rd", "degree", "possess", "cannabis", "grams", "less"} <= set(vocab)
     assert "battery" in vocab  # four "Battery" and one "BATTERY": five, case-insensitively
     assert "trespass" not in vocab and "firearm" not in vocab  # seen 4 and 3 times
     assert not {"in", "the", "or"} & set(vocab)  # stop words, though seen 5+ times
     assert "w" not in vocab and all(len(w) > 1 for w in vocab)
-    assert "trespass" in compas.charge_vocabulary(descriptions, min_count=4)
-    assert compas.charge_tokens("Poss of Cocaine W/Intent") == ["poss", "cocaine", "intent"]
-    assert compas.charge_tokens(None) == [] and compas.charge_tokens(np.nan) == []
+    assert "trespass" in charge_vocabulary(descriptions, min_count=4)
+    assert charge_tokens("Poss of Cocaine W/Intent") == ["poss", "cocaine", "intent"]
+    assert charge_tokens(None) == [] and charge_tokens(np.nan) == []
 
     new = pd.Series(["Petit Theft", "Battery on Law Enforc Officer", None], index=[7, 8, 9])
-    tokens = compas.token_features(new, vocab)
+    tokens = token_features(new, vocab)
     assert list(tokens.columns) == [f"token_{w}" for w in vocab]
     assert list(tokens.index) == [7, 8, 9]
     assert tokens.loc[7].sum() == 1 and tokens.loc[7, "token_theft"] == 1  # "petit" unseen
@@ -393,21 +415,21 @@ def test_tokens_follow_stop_words_and_min_count() -> None:
 
 
 def test_vocabulary_and_feature_columns(label_folder: Path) -> None:
-    table = compas.build_compas_table(label_folder, min_token_count=1)
+    table = build_compas_table(label_folder, min_token_count=1)
     vocab = table.attrs["vocabulary"]
     assert "theft" in vocab and "the" not in vocab
-    fixed = compas.build_compas_table(label_folder, vocabulary=["theft", "battery"])
+    fixed = build_compas_table(label_folder, vocabulary=["theft", "battery"])
     assert [c for c in fixed.columns if c.startswith("token_")] == ["token_theft",
                                                                        "token_battery"]
     assert (fixed["token_theft"] == 1).all() and (fixed["token_battery"] == 0).all()
 
-    cols = compas.feature_columns(table)
+    cols = feature_columns(table)
     features = cols["categorical"] + cols["numeric"]
     assert set(features) <= set(table.columns)
     assert "race" not in features and "sex" in cols["categorical"]
     assert not {"decile_score", "person_id", "case_date", "felony_365"} & set(features)
-    assert "race" in compas.feature_columns(table, with_race=True)["categorical"]
-    assert compas.feature_columns(vocabulary=["theft"])["numeric"][-1] == "token_theft"
+    assert "race" in feature_columns(table, with_race=True)["categorical"]
+    assert feature_columns(vocabulary=["theft"])["numeric"][-1] == "token_theft"
     assert not {"name", "first", "last", "dob"} & set(table.columns)  # no identifying text
 
 
@@ -469,16 +491,16 @@ def write_db(path: Path) -> Path:
 
 def test_compas_db_layout_uses_every_charge(tmp_path: Path) -> None:
     db = write_db(tmp_path / "compas.db")
-    data = compas.load_compas(db)
+    data = load_compas(db)
     assert data.layout == "sqlite" and data.files == [db]
     assert len(data.charges) == 7 and len(data.arrests) == 6 and len(data.assessments) == 2
     assert data.summary is not None and data.summary.empty
     assert pd.api.types.is_datetime64_any_dtype(data.charges["offense_date"])
     assert pd.api.types.is_datetime64_any_dtype(data.jail["in_custody"])
     assert data.people["person_id"].tolist() == [1, 2, 99]
-    assert compas.load_compas(tmp_path).layout == "sqlite"  # a folder holding only compas.db
+    assert load_compas(tmp_path).layout == "sqlite"  # a folder holding only compas.db
 
-    table = by_person(compas.build_compas_table(data, keep_unlabelled=True))
+    table = by_person(build_compas_table(data, keep_unlabelled=True))
     assert table.attrs["end_date"] == DAY0 + pd.Timedelta(days=900)
     assert table.loc[1, "felony_365"] == 1  # the (F2) on day 200 is only in `charge`
     assert table.loc[2, "felony_365"] == 0  # day 5: the current case; day 100: an old case
@@ -487,12 +509,12 @@ def test_compas_db_layout_uses_every_charge(tmp_path: Path) -> None:
     assert table.loc[1, "jail_count"] == 1 and table.loc[2, "prison_count"] == 1
 
     # The public CSV layout of the same people cannot see person 1's felony.
-    folder = write_csv_layout(tmp_path / "csv", compas.load_compas(db).people.rename(
+    folder = write_csv_layout(tmp_path / "csv", load_compas(db).people.rename(
         columns={"person_id": "id"}).assign(
         dob=lambda f: f["dob"].dt.strftime("%Y-%m-%d")).to_dict("records"))
-    assert by_person(compas.build_compas_table(folder)).loc[1, "felony_365"] == 0
+    assert by_person(build_compas_table(folder)).loc[1, "felony_365"] == 0
 
-    two = by_person(compas.build_compas_table(db, label="two_year_recid", keep_unlabelled=True))
+    two = by_person(build_compas_table(db, label="two_year_recid", keep_unlabelled=True))
     assert two.loc[1, "two_year_recid"] == 1  # new offence 29 days after the screening
     assert two.loc[2, "two_year_recid"] == 0
     assert two.loc[99, "label_status"] == "labelled"  # offence at day 900 > 730 days: a 0
@@ -503,34 +525,34 @@ def test_db_without_the_required_tables_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "other.db"
     with sqlite3.connect(path) as con:
         con.execute("CREATE TABLE people (id INTEGER)")
-    with pytest.raises(compas.CompasDataError, match="jailhistory"):
-        compas.load_compas_db(path)
-    with pytest.raises(compas.CompasDataError, match="not found"):
-        compas.load_compas(tmp_path / "missing")
+    with pytest.raises(CompasDataError, match="jailhistory"):
+        load_compas_db(path)
+    with pytest.raises(CompasDataError, match="not found"):
+        load_compas(tmp_path / "missing")
 
 
 def test_degree_classes() -> None:
     raw = pd.Series(["(F3)", "F", "(M1)", "(MO3)", "M", "(CO3)", "(0)", "(NI0)", None, ""])
-    assert compas.degree_class(raw).tolist()[:8] == ["F", "F", "M", "M", "M", "O", "O", "O"]
-    assert compas.degree_class(raw).isna().tolist()[8:] == [True, True]
-    assert compas.degree_detail(raw).tolist()[:2] == ["F3", "F"]
+    assert degree_class(raw).tolist()[:8] == ["F", "F", "M", "M", "M", "O", "O", "O"]
+    assert degree_class(raw).isna().tolist()[8:] == [True, True]
+    assert degree_detail(raw).tolist()[:2] == ["F3", "F"]
 
 
 # --- ProPublica's files ----------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def real() -> compas.CompasData:
+def real() -> CompasData:
     folder = SHARED_DATA / "compas"
-    if not (folder / compas.FILES["people"]).exists():
+    if not (folder / FILES["people"]).exists():
         pytest.skip(f"ProPublica's COMPAS files not found at {folder} (CI keeps ../shared beside "
                     "the repository)")
-    return compas.load_compas(SHARED_DATA)
+    return load_compas(SHARED_DATA)
 
 
-def test_real_files_row_counts(real: compas.CompasData) -> None:
-    counts = {name: len(compas.read_compas_csv(real.location / file))
-              for name, file in compas.FILES.items()}
+def test_real_files_row_counts(real: CompasData) -> None:
+    counts = {name: len(read_compas_csv(real.location / file))
+              for name, file in FILES.items()}
     assert counts == {"scores": 11_757, "two_years": 7_214, "two_years_violent": 4_743,
                       "people": 11_757, "jail": 22_111, "prison": 4_945, "summary": 0}
     assert len(real.people) == 11_757 and len(real.jail) == 22_111
@@ -538,24 +560,24 @@ def test_real_files_row_counts(real: compas.CompasData) -> None:
     assert real.people["person_id"].dtype == "Int64"
 
 
-def test_real_person_ids_link_the_same_person(real: compas.CompasData) -> None:
-    checks = compas.check_person_ids(real)
+def test_real_person_ids_link_the_same_person(real: CompasData) -> None:
+    checks = check_person_ids(real)
     assert set(checks) == {f"{t}_{k}" for t in ("jail", "prison", "two_years")
                            for k in ("known", "same_person")}
     assert all(share >= 0.99 for share in checks.values()), checks
 
 
-def test_real_felony_365_table(real: compas.CompasData) -> None:
-    table = compas.build_compas_table(real, keep_unlabelled=True)
+def test_real_felony_365_table(real: CompasData) -> None:
+    table = build_compas_table(real, keep_unlabelled=True)
     assert table.attrs["end_date"] == pd.Timestamp("2016-03-29")
     assert table["person_id"].is_unique and len(table) == 11_757
-    summary = compas.label_summary(table)
+    summary = label_summary(table)
     assert 8_000 <= summary["labelled"] <= 11_000, summary
     assert 0.05 <= summary["base_rate"] <= 0.4, summary
     assert summary["status"].get("censored", 0) == 0  # every case has 15+ months of follow-up
     assert "screening_gap" not in summary["status"]  # ProPublica's 30-day filter is optional
     labelled = table[table["label_status"] == "labelled"]
-    cols = compas.feature_columns(labelled)
+    cols = feature_columns(labelled)
     assert set(cols["numeric"]) <= set(labelled.columns)
     # missing means "no stay on file before the case", nothing else
     missing = labelled[cols["numeric"]].isna().any()
@@ -569,14 +591,14 @@ def test_real_felony_365_table(real: compas.CompasData) -> None:
         assert (labelled[f"{prefix}_days_since_release"].isna() == no_stay).all()
     assert (labelled["current_jail_days"] >= 0).all()
     assert (labelled["screening_delay_days"] >= 0).all()  # never screened before the case
-    gapped = compas.build_compas_table(real, max_screening_gap_days=30)
+    gapped = build_compas_table(real, max_screening_gap_days=30)
     assert gapped["screening_delay_days"].between(0, 30).all() and len(gapped) < len(labelled)
     assert 100 <= len(table.attrs["vocabulary"]) <= 1_000
     scored = labelled["decile_score"].dropna()
     assert scored.between(1, 10).all() and len(labelled) - len(scored) < 20  # -1: no score
 
 
-def test_real_new_offences_are_recorded_after_the_screening(real: compas.CompasData) -> None:
+def test_real_new_offences_are_recorded_after_the_screening(real: CompasData) -> None:
     """Why felony_365 counts from the screening: ProPublica's new offences (r_*, vr_*) all fall
     after the screening day, never between the offence and the screening."""
     p = real.people
@@ -587,18 +609,18 @@ def test_real_new_offences_are_recorded_after_the_screening(real: compas.CompasD
     assert ((p["compas_screening_date"] - case).dt.days.dropna() >= 0).all()
 
 
-def test_real_two_year_recid_table(real: compas.CompasData) -> None:
-    table = compas.build_compas_table(real, label="two_year_recid")
+def test_real_two_year_recid_table(real: CompasData) -> None:
+    table = build_compas_table(real, label="two_year_recid")
     assert len(table) == 7_214 and table["person_id"].is_unique
     assert table["two_year_recid"].mean() == pytest.approx(3_251 / 7_214)
     assert set(table["race"].unique()) >= {"African-American", "Caucasian", "Hispanic"}
 
 
-def test_real_two_year_derivation_agrees_with_propublica(real: compas.CompasData) -> None:
+def test_real_two_year_derivation_agrees_with_propublica(real: CompasData) -> None:
     """compas.db has no two-year file, so the label is derived there; on the public files the
     derivation must agree with ProPublica's own label."""
-    theirs = compas.build_compas_table(real, label="two_year_recid").set_index("person_id")
-    ours = compas.build_compas_table(replace(real, two_years=None), label="two_year_recid")
+    theirs = build_compas_table(real, label="two_year_recid").set_index("person_id")
+    ours = build_compas_table(replace(real, two_years=None), label="two_year_recid")
     both = theirs[["two_year_recid"]].join(
         ours.set_index("person_id")["two_year_recid"].rename("derived"), how="inner")
     assert len(both) >= 7_000

@@ -8,16 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rudikit.data.cpdb import (
-    CPDB,
-    FILES,
-    CPDBError,
-    link_frame,
-    link_profiles,
-    linking_rates,
-    load_cpdb,
-    normalise_name,
-)
+from rudikit.data.cpdb.files import FILES, CPDBError
+from rudikit.data.cpdb.linking import link_frame, link_profiles, normalise_name
+from rudikit.data.cpdb.tables import CPDB, linking_rates, load_cpdb
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CPDB_DIR = SHARED_DATA / "eis" / "chicago_cpdb"

@@ -107,7 +107,7 @@ def test_binary_predictions_and_audit_errors() -> None:
     frame = _synthetic().assign(pred=lambda d: (d.score > 0.7).astype(int))
     result = audit(frame, "y", "pred", ["race"])
     assert result.settings["selection"] == "predictions"
-    with pytest.raises(ValueError, match="score column 'score' must be binary.*threshold"):
+    with pytest.raises(ValueError, match="score column 'score': must be binary.*threshold"):
         audit(frame, "y", "score", ["race"])
     with pytest.raises(ValueError, match="unknown attribute column 'ethnicity'"):
         audit(frame, "y", "pred", ["ethnicity"])

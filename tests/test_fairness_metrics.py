@@ -23,18 +23,12 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from rudikit.fairness.group_metrics import (
-    COUNT_COLUMNS,
-    RATE_METRICS,
-    _ScoreIndex,
-    binarize,
-    check_binary,
-    confusion_counts,
-    encode_groups,
-    group_metrics,
-    roc_auc_by_group,
-    top_k_size,
-)
+from rudikit.fairness.auc import ScoreIndex, roc_auc_by_group
+from rudikit.fairness.counts import COUNT_COLUMNS, RATE_METRICS, confusion_counts
+from rudikit.fairness.group_metrics import group_metrics
+from rudikit.fairness.groups import encode_groups
+from rudikit.fairness.inputs import check_binary
+from rudikit.fairness.selection import binarize, top_k_size
 
 TOL = 1e-12
 
@@ -225,7 +219,7 @@ def test_both_auc_strategies_agree() -> None:
     score = np.round(rng.random(5000), 2)
     y = (rng.random(5000) < score).astype(np.int8)
     codes = rng.integers(0, 300, 5000)
-    index = _ScoreIndex(y, score)
+    index = ScoreIndex(y, score)
     assert index.value is not None
     np.testing.assert_allclose(index._auc_counts(codes, 300), index._auc_sorted(codes, 300),
                                rtol=0, atol=TOL)
@@ -264,13 +258,13 @@ def test_encode_groups_orders_values_and_joins_intersections() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"y_true": [0, 2, 1], "y_pred": [0, 1, 1]}, r"y_true must be binary \(0/1\)"),
-        ({"y_true": [0, np.nan, 1], "y_pred": [0, 1, 1]}, "y_true has 1 missing"),
+        ({"y_true": [0, 2, 1], "y_pred": [0, 1, 1]}, r"y_true: must be binary \(0/1\)"),
+        ({"y_true": [0, np.nan, 1], "y_pred": [0, 1, 1]}, "y_true: has 1 missing"),
         ({"y_true": ["a", "b", "a"], "y_pred": [0, 1, 1]}, "non-numeric"),
-        ({"y_true": [0, 1, 1], "y_pred": [0, 1]}, "length mismatch: y_pred has 2 rows"),
-        ({"y_true": [0, 1, 1], "y_pred": [0, 1, 0.5]}, "y_pred must be binary"),
+        ({"y_true": [0, 1, 1], "y_pred": [0, 1]}, "y_pred: has 2 rows, y_true has 3 rows"),
+        ({"y_true": [0, 1, 1], "y_pred": [0, 1, 0.5]}, "y_pred: must be binary"),
         ({"y_true": [0, 1, 1], "y_score": [0.1, np.nan, 0.3], "threshold": 0.5},
-         "y_score has 1 missing"),
+         "y_score: has 1 missing"),
         ({"y_true": [0, 1, 1], "y_score": [0.1, 0.2, 0.3]}, "needs one of threshold"),
         ({"y_true": [0, 1, 1], "y_score": [0.1, 0.2, 0.3], "threshold": 0.5, "top_k": 1},
          "exactly one of threshold"),
@@ -287,7 +281,7 @@ def test_bad_input_is_a_clear_value_error(kwargs: dict, message: str) -> None:
 def test_unknown_attribute_and_length_mismatch_of_features() -> None:
     with pytest.raises(ValueError, match="unknown attribute column 'nope'"):
         group_metrics([0, 1], [0, 1], sensitive_features={"g": ["a", "b"]}, attributes=["nope"])
-    with pytest.raises(ValueError, match="sensitive_features has 3 rows"):
+    with pytest.raises(ValueError, match="sensitive_features: has 3 rows, y_true has 2 rows"):
         group_metrics([0, 1], [0, 1], sensitive_features={"g": ["a", "b", "c"]})
 
 
@@ -295,7 +289,7 @@ def test_check_binary_accepts_bools_floats_and_nullable() -> None:
     assert check_binary([True, False]).tolist() == [1, 0]
     assert check_binary(np.array([1.0, 0.0])).tolist() == [1, 0]
     assert check_binary(pd.Series([1, 0], dtype="Int64")).tolist() == [1, 0]
-    with pytest.raises(ValueError, match="label has 1 missing"):
+    with pytest.raises(ValueError, match="label: has 1 missing"):
         check_binary(pd.Series([1, None], dtype="Int64"), "label")
 
 

@@ -22,17 +22,17 @@ from fairlearn.metrics import (
 from sklearn.base import clone
 
 from rudikit.config import Fairness
-from rudikit.fairness import mitigation_search as ms
-from rudikit.fairness.mitigation import (
-    FairlearnBaseline,
+from rudikit.fairness.mitigation import search as ms
+from rudikit.fairness.mitigation.fairlearn_baseline import FairlearnBaseline
+from rudikit.fairness.mitigation.fixed_k import search_fixed_k
+from rudikit.fairness.mitigation.frontier import frontier, frontier_figure
+from rudikit.fairness.mitigation.optimizer import (
     GroupThresholdOptimizer,
     UnseenGroupWarning,
     centre_threshold,
-    constraint_gap,
-    frontier,
-    frontier_figure,
-    group_labels,
 )
+from rudikit.fairness.mitigation.prepare import prepare
+from rudikit.fairness.mitigation.rates import constraint_gap, encode_groups, group_labels
 from rudikit.fairness.stage import ScoredRows, mitigate
 
 CONSTRAINTS = ["demographic_parity", "equal_opportunity", "equalized_odds"]
@@ -357,10 +357,8 @@ def test_hull_allocation_close_to_exact_dp(constraint):
     est = GroupThresholdOptimizer(
         objective="precision_at_k", constraint=constraint, top_k=200, min_group_size=1
     )
-    from rudikit.fairness.mitigation import _encode_groups, _prepare
-
-    codes, names, cols = _encode_groups(groups, len(y))
-    prep = _prepare(
+    codes, names, cols = encode_groups(groups, len(y))
+    prep = prepare(
         scores,
         y,
         codes,
@@ -372,8 +370,8 @@ def test_hull_allocation_close_to_exact_dp(constraint):
         min_group_size=1,
         grid_size=200,
     )
-    exact = ms.search_fixed_k(prep.problem, "precision_at_k", 0.05, "max_pairwise", 200, 200, True)
-    hull = ms.search_fixed_k(prep.problem, "precision_at_k", 0.05, "max_pairwise", 200, 200, False)
+    exact = search_fixed_k(prep.problem, "precision_at_k", 0.05, "max_pairwise", 200, 200, True)
+    hull = search_fixed_k(prep.problem, "precision_at_k", 0.05, "max_pairwise", 200, 200, False)
     assert hull.counts.sum() == exact.counts.sum() == 200
     assert hull.gap <= 0.05 + 1e-9
     assert hull.objective <= exact.objective + 1e-12
@@ -413,9 +411,9 @@ def test_unseen_group_gets_overall_threshold(intersectional):
     est = GroupThresholdOptimizer().fit(scores, y, groups)
     new = pd.DataFrame({"race": ["A", "Z", "Z"], "sex": ["F", "F", "M"]})
     s = np.array([0.9, est.fallback_threshold_, est.fallback_threshold_ - 1e-6])
-    with pytest.warns(UnseenGroupWarning, match="race=Z"):
+    with pytest.warns(UnseenGroupWarning, match="'Z:F'"):
         out = est.predict(s, new)
-    assert out.tolist() == [int(est.thresholds_["race=A|sex=F"] <= 0.9), 1, 0]
+    assert out.tolist() == [int(est.thresholds_["A:F"] <= 0.9), 1, 0]
 
 
 def test_small_groups_get_overall_threshold_and_are_unconstrained():
@@ -432,7 +430,7 @@ def test_small_groups_get_overall_threshold_and_are_unconstrained():
 
 def test_missing_group_values_form_their_own_group():
     labels = group_labels(pd.DataFrame({"a": ["x", None, "x"], "b": [1, 2, 1]}))
-    assert labels.tolist() == ["a=x|b=1", "a=<missing>|b=2", "a=x|b=1"]
+    assert labels.tolist() == ["x:1", "(missing):2", "x:1"]
 
 
 @pytest.mark.parametrize(
@@ -546,7 +544,7 @@ def test_run_mitigation_fits_on_validation_rows_and_applies_to_test_rows():
         validation.score, validation.y, validation.attrs[["group"]].astype("string"))
     assert result.thresholds == pytest.approx({str(g): t for g, t in oracle.thresholds_.items()})
     assert result.fold_thresholds == [] and result.settings["fitted_on"] == "validation"
-    shift = ("group=" + test.attrs["group"]).map(result.thresholds).to_numpy(dtype=float)
+    shift = test.attrs["group"].map(result.thresholds).to_numpy(dtype=float)
     np.testing.assert_allclose(result.adjusted_score, centre_threshold(test.score, shift))
     np.testing.assert_array_equal(result.adjusted_score >= 0.5, test.score >= shift)
     # flipping every test label changes nothing that was fitted

@@ -110,7 +110,7 @@ def test_requirement_validation(frame: pd.DataFrame) -> None:
         evaluate_requirements(frame, "y", "pred", [Requirement("precision", 5, unit="force")])
     with pytest.raises(ValueError, match="label_col: unknown column 'nope'"):
         evaluate_requirements(frame, "nope", "pred", [])
-    with pytest.raises(ValueError, match="label column 'station' must be binary"):
+    with pytest.raises(ValueError, match="label column 'station': must be binary"):
         evaluate_requirements(frame, "station", "pred", [])
 
 
@@ -147,7 +147,7 @@ def test_list_simulation_is_seeded_and_plausible() -> None:
 def test_list_simulation_validation() -> None:
     with pytest.raises(ValueError, match=r"k \(20\) cannot exceed n \(10\)"):
         simulate_lists([0, 1], [0.1, 0.2], n=10, k=20)
-    with pytest.raises(ValueError, match="y_score has 1 rows"):
+    with pytest.raises(ValueError, match="y_true: has 2 rows, y_score has 1 rows"):
         simulate_lists([0, 1], [0.1])
 
 

@@ -399,7 +399,7 @@ def test_seed_lists_and_consecutive_dates(tables) -> None:
 def test_real_data_smoke(tmp_path) -> None:
     if not (SHARED_DATA / "eis" / "chicago_cpdb" / "final-profiles.csv.gz").exists():
         pytest.skip("CPDB files not found under ../shared/data")
-    from rudikit.data.cpdb import load_cpdb
+    from rudikit.data.cpdb.tables import load_cpdb
 
     tables = load_cpdb(SHARED_DATA).tables()
     config = experiment(

@@ -14,7 +14,9 @@ from typing import Any
 import pandas as pd
 
 from rudikit.config import Project, Source
-from rudikit.data import compas, download, police_uk, synthetic
+from rudikit.data import download, police_uk, synthetic
+from rudikit.data.compas.loading import load_compas
+from rudikit.data.compas.table import build_compas_table
 from rudikit.data.validation import Problem, ValidationReport
 
 
@@ -140,8 +142,8 @@ def load_source(source: Source, project_dir: str | Path, where: str,
         note = f"police.uk API, cached in {root}"
     elif source.kind == "compas" and path is not None and path.exists():
         try:
-            data = compas.load_compas(path)
-            frame = compas.build_compas_table(data, **source.options)
+            data = load_compas(path)
+            frame = build_compas_table(data, **source.options)
         except (ValueError, OSError, TypeError) as exc:
             raise SourceError(f"{where}: cannot build the COMPAS table from {path}: {exc}"
                               ) from None

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rudikit.evaluation.bootstrap import percentile_interval, resample_weights
+
 
 @dataclass(frozen=True)
 class MetricValue:
@@ -96,14 +98,6 @@ class _Sorted:
         return prev_tp + np.clip(share, 0, 1) * run_tp
 
 
-def _bootstrap_weights(n: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """Multinomial case counts: row b says how often each case was drawn in resample b."""
-    draws = rng.integers(0, n, size=(resamples, n))
-    offsets = (np.arange(resamples) * n)[:, None]
-    return np.bincount((draws + offsets).ravel(), minlength=resamples * n).reshape(
-        resamples, n).astype(float)
-
-
 def k_for_percent(n: int, pct: float) -> int:
     """List size for the top ``pct``% of ``n`` cases: ``floor(pct * n / 100)``, i.e. at most
     ``pct`` percent (aequitas's ``rank_pct <= p``). The one definition rudikit uses."""
@@ -163,16 +157,15 @@ def evaluate_scores(y: np.ndarray, score: np.ndarray, *, thresholds: list[float]
         rng = np.random.default_rng(seed)
         # in chunks, so memory stays ~ 64 resamples x n whatever ``bootstrap`` is
         chunks = [
-            _metric_rows(y, score, _bootstrap_weights(n, min(64, bootstrap - start), rng),
+            _metric_rows(y, score, resample_weights(n, min(64, bootstrap - start), rng),
                          thresholds, top_k, top_pct)
             for start in range(0, bootstrap, 64)
         ]
-        alpha = (1 - confidence) / 2
         for key in point:
             values = np.concatenate([c[key] for c in chunks])
             values = values[~np.isnan(values)]
             if len(values) >= max(10, bootstrap // 2):
-                lo, hi = np.quantile(values, [alpha, 1 - alpha])
+                lo, hi = percentile_interval(values, confidence)
                 bounds[key] = (float(lo), float(hi))
     return [
         MetricValue(metric, parameter, float(values[0]),

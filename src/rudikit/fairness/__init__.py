@@ -1,41 +1,18 @@
 """Fairness of policing risk models: audit (group metrics, disparities, summaries, requirements,
 list simulation) and mitigation.
 
-The audit modules are plain functions over numpy arrays and pandas frames, one concept each:
-:mod:`~rudikit.fairness.group_metrics`, :mod:`~rudikit.fairness.disparities`,
-:mod:`~rudikit.fairness.summary`, :mod:`~rudikit.fairness.requirements`,
-:mod:`~rudikit.fairness.list_simulation`, and :mod:`~rudikit.fairness.audit` which ties them
-together: ``from rudikit.fairness.audit import audit`` (not imported here, as it pulls in the
-report and CLI dependencies).
+Plain functions over numpy arrays and pandas frames, one concept per module; import them from
+their module (nothing is re-exported here, so importing one module does not load the others):
+
+* :mod:`~rudikit.fairness.inputs`: the one input validator (``validate_fairness_inputs``);
+* :mod:`~rudikit.fairness.groups`: the one group-label convention and integer group codes;
+* :mod:`~rudikit.fairness.selection`: scores to 0/1 decisions (threshold, top-k);
+* :mod:`~rudikit.fairness.counts`, :mod:`~rudikit.fairness.auc`,
+  :mod:`~rudikit.fairness.group_metrics`: confusion counts, rates and ROC AUC per group;
+* :mod:`~rudikit.fairness.disparities`, :mod:`~rudikit.fairness.summary`,
+  :mod:`~rudikit.fairness.requirements`, :mod:`~rudikit.fairness.list_simulation`;
+* :mod:`~rudikit.fairness.audit` ties them together (``from rudikit.fairness.audit import
+  audit``), shown by :mod:`~rudikit.fairness.audit_report`;
+* :mod:`~rudikit.fairness.mitigation`: per-group thresholds;
+* :mod:`~rudikit.fairness.stage`: the fairness stage of a run, from ``rudi.yaml``.
 """
-
-from __future__ import annotations
-
-from rudikit.fairness.disparities import (
-    disparities,
-    disparity_wide,
-    two_proportion_ztest,
-    wilson_interval,
-)
-from rudikit.fairness.group_metrics import binarize, group_metrics, roc_auc_by_group
-from rudikit.fairness.list_simulation import ListSimulation, simulate_lists
-from rudikit.fairness.requirements import Requirement, RequirementResult, evaluate_requirements
-from rudikit.fairness.summary import generalized_entropy_index, summary_measures
-
-__all__ = [
-    "ListSimulation",
-    "Requirement",
-    "RequirementResult",
-    "binarize",
-    "disparities",
-    "disparity_wide",
-    "evaluate_requirements",
-    "generalized_entropy_index",
-    "group_metrics",
-    "roc_auc_by_group",
-    "simulate_lists",
-    "summary_measures",
-    "two_proportion_ztest",
-    "wilson_interval",
-]
-

@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from rudikit.fairness.group_metrics import PROPORTIONS, RATE_METRICS
+from rudikit.evaluation.bootstrap import percentile_interval, resample_counts
+from rudikit.fairness.counts import PROPORTIONS, RATE_METRICS
 
 STATUS_REFERENCE = "reference"
 STATUS_OK = "ok"
@@ -156,9 +157,7 @@ def bootstrap_intervals(
     _z_quantile(confidence)
     counts = groups[["tn", "fp", "fn", "tp"]].to_numpy(dtype=np.int64)
     n = counts.sum(axis=1)
-    probs = np.where(n[:, None] > 0, counts / np.maximum(n, 1)[:, None], [1.0, 0, 0, 0])
-    rng = np.random.default_rng(random_state)
-    draws = rng.multinomial(n, probs, size=(n_resamples, len(n)))  # (B, G, 4)
+    draws = resample_counts(counts, n_resamples, np.random.default_rng(random_state))  # (B, G, 4)
     cell = {"tn": draws[..., 0], "fp": draws[..., 1], "fn": draws[..., 2], "tp": draws[..., 3]}
     cell["n"] = n[None, :]
     cell["pos"] = cell["tp"] + cell["fn"]
@@ -168,7 +167,6 @@ def bootstrap_intervals(
     attr_codes = pd.factorize(groups["attribute"])[0]
     onehot = np.eye(attr_codes.max() + 1 if len(attr_codes) else 1)[attr_codes]
     cell["pp_total"] = (cell["pp"] @ onehot)[:, attr_codes]
-    tail = (1 - confidence) / 2 * 100
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for metric in metrics:
         if metric not in PROPORTIONS:
@@ -182,8 +180,8 @@ def bootstrap_intervals(
         lower = np.full(len(n), np.nan)
         upper = np.full(len(n), np.nan)
         if ok.any():
-            lower[ok] = np.nanpercentile(values[:, ok], tail, axis=0)
-            upper[ok] = np.nanpercentile(values[:, ok], 100 - tail, axis=0)
+            lower[ok], upper[ok] = percentile_interval(values[:, ok], confidence, axis=0,
+                                                       ignore_nan=True)
         out[metric] = (lower, upper)
     return out
 

@@ -19,8 +19,10 @@ import numpy as np
 import pandas as pd
 
 from rudikit.config import Fairness
+from rudikit.evaluation.bootstrap import percentile_interval, resample_indices
 from rudikit.evaluation.metrics import MetricValue
-from rudikit.fairness.group_metrics import MISSING_GROUP, check_binary, check_scores
+from rudikit.fairness.groups import MISSING_GROUP, group_key
+from rudikit.fairness.inputs import validate_fairness_inputs
 
 #: Cases drawn per simulated list, as in the RUDI guide (10 of every 100 new cases).
 LIST_DRAW = 100
@@ -65,10 +67,9 @@ def simulate_lists(
     ``groups`` (optional) labels each case, e.g. a protected attribute; missing labels are a
     group of their own.
     """
-    y = check_binary(y_true, "y_true")
-    s = check_scores(y_score, "y_score")
-    if len(s) != len(y):
-        raise ValueError(f"length mismatch: y_score has {len(s)} rows, y_true has {len(y)}")
+    inputs = validate_fairness_inputs(y_true, y_score=y_score, groups=groups)
+    y, s = inputs.y_true, inputs.y_score
+    assert y is not None and s is not None
     for name, value in (("n", n), ("k", k), ("repeats", repeats)):
         if isinstance(value, bool) or int(value) != value or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -82,8 +83,6 @@ def simulate_lists(
     labels: list[str] = []
     if groups is not None:
         g = pd.Series(groups) if not isinstance(groups, pd.Series) else groups
-        if len(g) != len(y):
-            raise ValueError(f"length mismatch: groups has {len(g)} rows, y_true has {len(y)}")
         raw, uniques = pd.factorize(g, sort=True)
         labels = [str(u) for u in uniques]
         if (raw < 0).any():
@@ -91,13 +90,11 @@ def simulate_lists(
             labels.append(missing_label)
         codes = raw.astype(np.int64)
 
-    rng = np.random.default_rng(random_state)
-    draws = rng.integers(0, len(y), size=(repeats, n))
+    draws = resample_indices(len(y), repeats, np.random.default_rng(random_state), size=n)
     # stable sort on the negated score: ties keep draw order, i.e. a random order
     top = np.take_along_axis(draws, np.argsort(-s[draws], axis=1, kind="stable")[:, :k], axis=1)
     precision = y[top].mean(axis=1)
-    tail = (1 - confidence) / 2 * 100
-    lo, hi = np.percentile(precision, [tail, 100 - tail])
+    lo, hi = percentile_interval(precision, confidence)
 
     if codes is not None:
         g_count = len(labels)
@@ -106,7 +103,7 @@ def simulate_lists(
         in_pool = np.bincount((offsets + codes[draws]).ravel(), minlength=repeats * g_count)
         list_share = in_list.reshape(repeats, g_count) / k
         pool_share = in_pool.reshape(repeats, g_count) / n
-        q_lo, q_hi = np.percentile(list_share, [tail, 100 - tail], axis=0)
+        q_lo, q_hi = percentile_interval(list_share, confidence, axis=0)
         composition = pd.DataFrame({
             "group": labels,
             "list_share": list_share.mean(axis=0),
@@ -172,7 +169,7 @@ def list_simulation_metrics(fairness: Fairness, attrs: pd.DataFrame, y_true: np.
             out.append(MetricValue("list_precision", f"{k}_of_{LIST_DRAW}", sim.precision_mean,
                                    sim.precision_lower, sim.precision_upper, repeats))
         for row in sim.composition.itertuples():
-            parameter = f"{attribute}={row.group}"[:100]
+            parameter = group_key(str(attribute), row.group)[:100]
             out += [MetricValue("list_share", parameter, float(row.list_share),
                                 float(row.list_lower), float(row.list_upper), repeats),
                     MetricValue("list_pool_share", parameter, float(row.pool_share), None, None,

@@ -27,20 +27,17 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from rudikit.fairness.group_metrics import (
+from rudikit.fairness.auc import ScoreIndex
+from rudikit.fairness.counts import PROPORTIONS, RATE_METRICS, metrics_from_counts
+from rudikit.fairness.groups import (
     MISSING_GROUP,
-    PROPORTIONS,
-    RATE_METRICS,
-    TieBreak,
-    _compact,
-    _ScoreIndex,
-    available_columns,
-    binarize,
-    check_binary,
-    check_scores,
+    attribute_name,
+    compact,
     encode_groups,
-    metrics_from_counts,
+    group_key,
 )
+from rudikit.fairness.inputs import available_columns, validate_fairness_inputs
+from rudikit.fairness.selection import TieBreak, binarize
 
 ACROSS_UNITS = "across units"
 STATUS_MET = "met"
@@ -206,7 +203,7 @@ def _basis(values: dict[str, np.ndarray], metric: str, min_n_of: str) -> np.ndar
 
 def _cell_metrics(
     codes: np.ndarray, n_groups: int, cell: np.ndarray, pp_total: int, metric: str,
-    score_index: _ScoreIndex | None,
+    score_index: ScoreIndex | None,
 ) -> dict[str, np.ndarray]:
     counts = np.bincount(codes * 4 + cell, minlength=4 * n_groups).reshape(n_groups, 4)
     values = metrics_from_counts(counts, pp_total)
@@ -236,7 +233,7 @@ def _compare(
 
 def _evaluate(
     frame: pd.DataFrame, req: Requirement, cell: np.ndarray, pp_total: int,
-    score_index: _ScoreIndex | None, missing_label: str,
+    score_index: ScoreIndex | None, missing_label: str,
     cache: dict[str, tuple[np.ndarray, list[str]]],
 ) -> RequirementResult:
     for col in (req.unit or ()) + (req.compare or ()):
@@ -247,13 +244,13 @@ def _evaluate(
             )
     outcomes: list[UnitOutcome] = []
     skipped: list[UnitOutcome] = []
-    unit_name = ":".join(req.unit) if req.unit else ""
+    unit_name = attribute_name(req.unit) if req.unit else ""
     if req.compare is None:
         assert req.unit is not None
         codes, labels = encode_groups(frame, req.unit, missing_label=missing_label, _cache=cache)
         values = _cell_metrics(codes, len(labels), cell, pp_total, req.metric, score_index)
         basis = _basis(values, req.metric, req.min_n_of)
-        unit_labels = [f"{unit_name}={lab}" for lab in labels]
+        unit_labels = [group_key(unit_name, lab) for lab in labels]
         outcome = _compare(f"across {unit_name}", values[req.metric], basis, unit_labels,
                            len(cell), req)
         outcomes.append(outcome)
@@ -271,11 +268,11 @@ def _evaluate(
         else:
             u_codes, raw = encode_groups(frame, req.unit, missing_label=missing_label,
                                          _cache=cache)
-            u_labels = [f"{unit_name}={lab}" for lab in raw]
+            u_labels = [group_key(unit_name, lab) for lab in raw]
         c_codes, c_labels = encode_groups(frame, req.compare, missing_label=missing_label,
                                           _cache=cache)
         n_c = len(c_labels)
-        codes, observed = _compact(u_codes * n_c + c_codes, len(u_labels) * n_c)
+        codes, observed = compact(u_codes * n_c + c_codes, len(u_labels) * n_c)
         values = _cell_metrics(codes, len(observed), cell, pp_total, req.metric, score_index)
         basis = _basis(values, req.metric, req.min_n_of)
         cell_unit = observed // n_c
@@ -339,18 +336,26 @@ def evaluate_requirements(
     bad = [r for r in requirements if not isinstance(r, Requirement)]
     if bad:
         raise ValueError(f"requirements must be Requirement objects, got {type(bad[0]).__name__}")
-    y = check_binary(frame[label_col], f"label column {label_col!r}")
+    y = validate_fairness_inputs(frame[label_col],
+                                 names={"y_true": f"label column {label_col!r}"}).y_true
+    assert y is not None
     if threshold is None and top_k is None and top_pct is None:
-        pred = check_binary(frame[score_or_pred], f"prediction column {score_or_pred!r}")
+        pred = validate_fairness_inputs(
+            y_pred=frame[score_or_pred], names={"y_pred": f"prediction column {score_or_pred!r}"}
+        ).y_pred
+        assert pred is not None
         scores = pred.astype(np.float64)
     else:
-        scores = check_scores(frame[score_or_pred], f"score column {score_or_pred!r}")
+        scores = validate_fairness_inputs(
+            y_score=frame[score_or_pred], names={"y_score": f"score column {score_or_pred!r}"}
+        ).y_score
+        assert scores is not None
         pred = binarize(scores, threshold=threshold, top_k=top_k, top_pct=top_pct,
                         tie_break=tie_break, random_state=random_state)
     cell = (2 * y + pred).astype(np.int64)
     pp_total = int(pred.sum())
     score_index = (
-        _ScoreIndex(y, scores) if any(r.metric == "roc_auc" for r in requirements) else None
+        ScoreIndex(y, scores) if any(r.metric == "roc_auc" for r in requirements) else None
     )
     cache: dict[str, tuple[np.ndarray, list[str]]] = {}
     return [

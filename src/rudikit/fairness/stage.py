@@ -18,13 +18,10 @@ import pandas as pd
 
 from rudikit.config import Fairness, Mitigation, OperatingPoint
 from rudikit.fairness.audit import AuditResult, audit
-from rudikit.fairness.group_metrics import MISSING_GROUP
-from rudikit.fairness.mitigation import (
-    GroupThresholdOptimizer,
-    centre_threshold,
-    frontier,
-    group_labels,
-)
+from rudikit.fairness.groups import MISSING_GROUP
+from rudikit.fairness.mitigation.frontier import frontier
+from rudikit.fairness.mitigation.optimizer import GroupThresholdOptimizer, centre_threshold
+from rudikit.fairness.mitigation.rates import group_labels
 from rudikit.fairness.requirements import Requirement, RequirementResult, evaluate_requirements
 
 LABEL, SCORE = "__label__", "__score__"

@@ -50,7 +50,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from rudikit.fairness.group_metrics import check_binary
+from rudikit.fairness.inputs import validate_fairness_inputs
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "attribute",
@@ -144,11 +144,9 @@ def generalized_entropy_index(y_true: object, y_pred: object, *, alpha: float = 
     0 means every individual gets the same benefit; larger is more unequal. ``alpha=2`` (half
     the squared coefficient of variation) is the default, as in the paper and OxonFair.
     """
-    y = check_binary(y_true, "y_true")
-    p = check_binary(y_pred, "y_pred")
-    if len(y) != len(p):
-        raise ValueError(f"length mismatch: y_pred has {len(p)} rows, y_true has {len(y)}")
-    cells = np.bincount(2 * y.astype(np.int64) + p, minlength=4)
+    inputs = validate_fairness_inputs(y_true, y_pred)
+    assert inputs.y_true is not None and inputs.y_pred is not None
+    cells = np.bincount(2 * inputs.y_true.astype(np.int64) + inputs.y_pred, minlength=4)
     tn, fp, fn, tp = (float(c) for c in cells)
     return generalized_entropy_from_counts(tp, fp, tn, fn, alpha=alpha)
 

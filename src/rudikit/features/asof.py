@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from rudikit.config import Completeness
-from rudikit.data.cpdb import ALLEGATION_CODES, FINDING_CODES, FORCE_CODES
+from rudikit.data.cpdb.files import ALLEGATION_CODES, FINDING_CODES, FORCE_CODES
 
 #: Bumped whenever the SQL below changes meaning, so old cache entries are not reused.
 CODE_VERSION = "asof-2"

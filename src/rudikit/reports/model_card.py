@@ -15,7 +15,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from rudikit.config import Project, TemporalProject
-from rudikit.fairness.group_metrics import MISSING_GROUP
+from rudikit.fairness.groups import MISSING_GROUP
 from rudikit.models.temporal import selection_rules
 from rudikit.reports.cards import (
     AnyProject,

@@ -98,7 +98,8 @@ def load_event_tables(project: TemporalProject, project_dir: str | Path
     path = source_path(source, Path(project_dir))
     origin = str(source.options.get("origin", "real"))
     if source.kind == "chicago_cpdb":
-        from rudikit.data.cpdb import FILES, CPDBError, cpdb_folder, load_cpdb
+        from rudikit.data.cpdb.files import FILES, CPDBError, cpdb_folder
+        from rudikit.data.cpdb.tables import load_cpdb
 
         try:
             cpdb = load_cpdb(path)

@@ -39,7 +39,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rudikit import __version__
-from rudikit.fairness.mitigation import centre_threshold
+from rudikit.fairness.mitigation.optimizer import centre_threshold
 from rudikit.service import lists
 from rudikit.service.auth import Principal, TokenCache, bearer_digest
 from rudikit.service.deploy import LoadedModel, live_deployment, load_deployed_model

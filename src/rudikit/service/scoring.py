@@ -32,7 +32,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from rudikit.explain import explain, explanation_method, top_reasons
 from rudikit.explain.contributions import REFERENCE
-from rudikit.fairness.group_metrics import MISSING_GROUP
+from rudikit.fairness.groups import join_group
 from rudikit.features.encoding import TabularEncoder
 
 log = logging.getLogger("rudikit.service")
@@ -330,11 +330,23 @@ def _unseen(known: list[float]) -> float:
 
 
 
+def _current_label(key: str) -> str:
+    """A threshold key as :func:`join_group` writes it. Artefacts written before the one
+    group-label convention keyed groups ``race=Black|sex=<missing>``; a deployed model keeps
+    working after an upgrade instead of matching no group."""
+    parts = key.split("|")
+    if not all("=" in part for part in parts):
+        return key
+    values = [part.split("=", 1)[1] for part in parts]
+    return join_group(None if v == "<missing>" else v for v in values)
+
+
 class GroupThresholds:
     """A mitigated model group's decision rule on top of its base model's score: the row's group
-    threshold is moved to 0.5 (:func:`rudikit.fairness.mitigation.centre_threshold`), exactly
-    as :func:`rudikit.fairness.stage.mitigate` scored the group's test rows. Groups are labelled as
-    there: ``attribute=value`` joined by ``|``, values as text, a missing one ``(missing)``. A
+    threshold is moved to 0.5 (:func:`rudikit.fairness.mitigation.optimizer.centre_threshold`),
+    exactly as :func:`rudikit.fairness.stage.mitigate` scored the group's test rows. Groups are
+    labelled as there (:func:`rudikit.fairness.groups.join_group`): the values as text in
+    attribute order, joined by ``:``, a missing one ``(missing)``. A
     group the thresholds were not fitted on gets ``fallback`` when the artefact has one, else
     it has no threshold (the service answers 422 rather than guess)."""
 
@@ -343,19 +355,14 @@ class GroupThresholds:
         if not attributes:
             raise ValueError("no group attributes")
         self.attributes = [str(a) for a in attributes]
-        self.thresholds = {str(k): float(v) for k, v in thresholds.items()}
+        self.thresholds = {_current_label(str(k)): float(v) for k, v in thresholds.items()}
         self.fallback = None if fallback is None else float(fallback)
 
     def label(self, values: Mapping[str, Any]) -> str:
-        return "|".join(f"{a}={_group_text(values[a])}" for a in self.attributes)
+        return join_group(values[a] for a in self.attributes)
 
     def threshold(self, values: Mapping[str, Any]) -> float | None:
         return self.thresholds.get(self.label(values), self.fallback)
-
-
-def _group_text(value: Any) -> str:
-    """A group attribute value as pandas' ``astype("string")`` writes it."""
-    return MISSING_GROUP if value is None else str(value)
 
 
 def sample_rows(encoder: TabularEncoder, n: int, seed: int = 0
