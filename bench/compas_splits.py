@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from rudikit.data.compas import LABELS
+from rudikit.data.sources import unify
 from rudikit.evaluation.metrics import evaluate_scores, roc_auc
 from rudikit.fairness.list_simulation import (
     LIST_DRAW,
@@ -44,7 +45,7 @@ from rudikit.fairness.stage import ScoredRows, mitigate
 from rudikit.features.labels import make_label
 from rudikit.features.splits import make_split
 from rudikit.models.estimators import build_pipeline, expand_grid
-from rudikit.pipeline import ModelSummary, select_model, unify
+from rudikit.pipeline import ModelSummary, select_model
 from rudikit.project import Project, ProjectError, load_project
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "compas"

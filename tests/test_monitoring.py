@@ -32,6 +32,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from rudikit.cli import app as cli
+from rudikit.data.sources import unify
 from rudikit.data.synthetic import generate_archive
 from rudikit.models.artefacts import load_artefact
 from rudikit.monitoring import inputs
@@ -40,7 +41,7 @@ from rudikit.monitoring.monitor import MonitorError, list_stability, run_monitor
 from rudikit.monitoring.performance import precision_at_k_over_time, realised
 from rudikit.monitoring.replay import month_rows, replay
 from rudikit.monitoring.retrain import RetrainError, retrain, rollback
-from rudikit.pipeline import run_project, unify
+from rudikit.pipeline import run_project
 from rudikit.project import FairnessRequirement, load_project
 from rudikit.reports.monitor_report import write_monitor_report
 from rudikit.reports.run_report import write_run_report

@@ -22,7 +22,7 @@ from rich.table import Table
 from scipy import stats
 from sqlalchemy.engine import Engine
 
-from rudikit.data.sources import LoadedSource, load_source
+from rudikit.data.sources import LoadedSource, unify
 from rudikit.evaluation.metrics import MetricValue, evaluate_scores, roc_auc
 from rudikit.explain import explain, explanation_method, remember_reference, top_reasons
 from rudikit.fairness.list_simulation import list_simulation_metrics
@@ -93,15 +93,6 @@ class RunResult:
         origins = {s.origin for s in self.sources}
         return "synthetic" if origins == {"synthetic"} else "real" if origins == {"real"} \
             else "mixed"
-
-
-def unify(project: Project, project_dir: Path) -> tuple[pd.DataFrame, list[LoadedSource]]:
-    """Load every source; stack them when they share a layout (e.g. several police.uk feeds)."""
-    loaded = [load_source(s, project_dir, f"data.sources[{i}]")
-              for i, s in enumerate(project.data.sources)]
-    frame = pd.concat([s.frame for s in loaded], ignore_index=True) if len(loaded) > 1 \
-        else loaded[0].frame
-    return frame, loaded
 
 
 def check_columns(project: Project, frame: pd.DataFrame) -> list[str]:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from rudikit.data import compas, download, police_uk, synthetic
 from rudikit.data.validation import Problem, ValidationReport
-from rudikit.project import Source
+from rudikit.project import Project, Source
 
 
 class SourceError(ValueError):
@@ -173,3 +173,12 @@ def load_source(source: Source, project_dir: str | Path, where: str,
                                        severity="warning"))
     return LoadedSource(source.name, source.kind, str(root), origin, files, frame, report,
                         files_checksum(files, root), note)
+
+
+def unify(project: Project, project_dir: Path) -> tuple[pd.DataFrame, list[LoadedSource]]:
+    """Load every source; stack them when they share a layout (e.g. several police.uk feeds)."""
+    loaded = [load_source(s, project_dir, f"data.sources[{i}]")
+              for i, s in enumerate(project.data.sources)]
+    frame = pd.concat([s.frame for s in loaded], ignore_index=True) if len(loaded) > 1 \
+        else loaded[0].frame
+    return frame, loaded

@@ -17,11 +17,9 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-DATETIME_PARTS = ("hour", "weekday", "month", "day", "is_weekend", "is_night")
+from rudikit.data.validation import FALSE_TEXT, TRUE_TEXT
 
-#: The one vocabulary of boolean text, shared by the data loaders' validation and the encoder.
-TRUE_TEXT = frozenset({"true", "1", "1.0", "yes", "t", "y"})
-FALSE_TEXT = frozenset({"false", "0", "0.0", "no", "f", "n"})
+DATETIME_PARTS = ("hour", "weekday", "month", "day", "is_weekend", "is_night")
 
 
 def _bool_value(value: Any) -> float:

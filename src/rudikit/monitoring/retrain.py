@@ -139,7 +139,7 @@ def deployed_group(engine: Engine, model_group_id: int) -> tuple[GridPoint, Feat
 def retrain(project: Project, project_dir: Path, engine: Engine, *, by: str,
             as_of: datetime | None = None) -> RetrainDecision:
     """Fit a challenger, compare it with the champion on the newest outcomes, promote or not."""
-    from rudikit.pipeline import unify
+    from rudikit.data.sources import unify
 
     policy = project.monitoring.retraining
     dep = deployed(engine)
