@@ -3,7 +3,7 @@ own decile score on the same test people.
 
 For each label (``felony_365``, ``two_year_recid``) and split seed it does what ``rudi run
 examples/compas`` does up to the choice of a model: the same project file, label, split, grid
-and selection (``rudikit.pipeline.select_model``, on the validation rows), without storage,
+and selection (``rudikit.run.selection.select_best``, on the validation rows), without storage,
 bootstrap intervals or permutation importances. It then prints the test ROC AUC of the chosen
 model, of the decile score and of the with-race experiment for every seed, and per label the
 mean and standard deviation over seeds, with the issue's goals (chosen - decile >= 0.03 on both
@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from rudikit.data.compas import LABELS
-from rudikit.data.sources import unify
+from rudikit.data.unify import unify
 from rudikit.evaluation.metrics import evaluate_scores, roc_auc
 from rudikit.fairness.list_simulation import (
     LIST_DRAW,
@@ -45,8 +45,9 @@ from rudikit.fairness.stage import ScoredRows, mitigate
 from rudikit.features.labels import make_label
 from rudikit.features.splits import make_split
 from rudikit.models.estimators import build_pipeline, expand_grid
-from rudikit.pipeline import ModelSummary, select_model
 from rudikit.project import Project, ProjectError, load_project
+from rudikit.run.engine import ModelSummary
+from rudikit.run.selection import select_best
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "compas"
 
@@ -96,7 +97,7 @@ def run_label(label: str, seeds: list[int], max_screening_gap_days: int | None =
             summary.validation_metrics = metrics("validation", split.validation)
             summaries.append(summary)
             test_auc[i] = summary.metrics[("roc_auc", "")].value
-        chosen, _ = select_model(project, summaries)
+        chosen, _ = select_best(project, summaries)
         baseline = next(s for s in summaries if s.algorithm == "score_column")
         with_race = next((s for s, p in zip(summaries, grid, strict=True)
                           if "race" in p.add_categorical), None)

@@ -47,7 +47,7 @@ def _project(workdir: Path) -> Path:
     sys.path.insert(0, str(REPO / "tests"))
     from conftest import example_config, write_project
 
-    from rudikit.pipeline import run_project
+    from rudikit.run.develop import run_project
     from rudikit.service.deploy import deploy
     from rudikit.store.engine import open_store
 

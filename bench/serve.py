@@ -225,7 +225,7 @@ def main() -> None:
 
     from sqlalchemy import select, text
 
-    from rudikit.pipeline import run_project
+    from rudikit.run.develop import run_project
     from rudikit.service.auth import create_token
     from rudikit.service.deploy import deploy
     from rudikit.store import tables as t

@@ -16,11 +16,12 @@ from typer.testing import CliRunner
 from rudikit.cli import app
 from rudikit.data.sources import load_source
 from rudikit.data.synthetic import generate_archive
-from rudikit.pipeline import RunResult, run_project
 from rudikit.project import load_project
 from rudikit.reports.cards import render_html, render_markdown
 from rudikit.reports.data_card import build_data_card
 from rudikit.reports.model_card import build_model_card
+from rudikit.run.develop import run_project
+from rudikit.run.engine import RunResult
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store
 from tests.conftest import write_project

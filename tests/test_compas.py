@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from rudikit.data import compas
 from rudikit.data.sources import SourceError
-from rudikit.pipeline import run_project
+from rudikit.run.develop import run_project
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store
 

@@ -11,7 +11,7 @@ from conftest import example_config, write_project
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
-from rudikit.pipeline import run_project
+from rudikit.run.develop import run_project
 from rudikit.service.auth import ROLES, create_token
 from rudikit.service.deploy import deploy
 from rudikit.store import tables as t

@@ -24,7 +24,6 @@ from typer.testing import CliRunner
 from rudikit.cli import app
 from rudikit.evaluation.metrics import precision_at_k
 from rudikit.models.audition import Rule, audition
-from rudikit.pipeline import RunResult, run_project
 from rudikit.project import ProjectError, TemporalProject, load_project, parse_project
 from rudikit.reports.cards import render_markdown
 from rudikit.reports.model_card import build_model_card
@@ -33,6 +32,8 @@ from rudikit.reports.temporal_report import (
     reviewer_agreement,
     write_temporal_report,
 )
+from rudikit.run.develop import run_project
+from rudikit.run.engine import RunResult
 from rudikit.store import list_tables
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store
@@ -47,6 +48,10 @@ def project_config(data_dir: Path) -> dict[str, Any]:
     return {
         "name": "eis-test", "rationale": example["rationale"],
         "governance": example["governance"],
+        "fairness": {"attributes": ["age_band"], "min_group_size": 10, "at": {"top_k": K},
+                     "requirements": [{"name": "listed share between age bands",
+                                       "metric": "selection_rate", "compare": ["age_band"],
+                                       "max_gap_pp": 50, "min_size": 10}]},
         "data": {"entity_id": "officer_uid", "knowledge_date": "as_of_date", "sources": [
             {"name": "events", "kind": "event_tables", "path": str(data_dir),
              "options": {"origin": "synthetic"}}]},
@@ -148,6 +153,24 @@ def test_rudi_yaml_with_a_temporal_section_runs_the_temporal_experiment(eis_run)
     assert result.report_path is not None and result.report_path.exists()
     assert "status finished" in result.report_path.read_text()
     assert result.summary is not None  # the precision table the command line prints
+
+
+def test_report_shows_each_lists_stored_fairness_verdicts(eis_run) -> None:
+    result, _, engine = eis_run
+    stored = _frame(engine, select(t.fairness_requirements.c.model_id,
+                                   t.fairness_requirements.c.selection,
+                                   t.fairness_requirements.c.passed)
+                    .join(t.models, t.models.c.id == t.fairness_requirements.c.model_id)
+                    .where(t.models.c.run_id == result.run_id))
+    assert len(stored) == 3 * 4  # every model's one list per split
+    assert stored["selection"].str.fullmatch(rf"top_k={K}@\d{{4}}-01-01").all()
+    html = result.report_path.read_text()
+    section = html[html.index('id="fairness"'):html.index('id="reviews"')]
+    table = section[section.index('id="fairness-requirements"'):section.index("</table>")]
+    cells = re.findall(r"<td title=[^>]*>(met|<strong>not met</strong>|n/a)</td>", table)
+    assert len(cells) == len(stored)
+    assert cells.count("met") == int(stored["passed"].sum())
+    assert "officers listed (%)" in section  # the figure
 
 
 def test_report_shows_the_stored_precision_over_time(eis_run) -> None:

@@ -24,8 +24,8 @@ from rudikit.explain import (
 )
 from rudikit.models.artefacts import load_artefact
 from rudikit.models.estimators import GridPoint, build_pipeline
-from rudikit.pipeline import run_project
 from rudikit.project import DatetimeFeatures, Features, load_project
+from rudikit.run.develop import run_project
 from rudikit.service.app import create_app
 from rudikit.service.settings import ServiceSettings
 from rudikit.store import tables as t

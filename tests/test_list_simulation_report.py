@@ -15,11 +15,11 @@ import pytest
 from sklearn import metrics as skm
 from sqlalchemy import select
 
-from rudikit.data.sources import unify
+from rudikit.data.unify import unify
 from rudikit.fairness.list_simulation import list_simulation_metrics, list_size
 from rudikit.features.labels import make_label
-from rudikit.pipeline import run_project
 from rudikit.project import Fairness, load_project
+from rudikit.run.develop import run_project
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store
 from tests.conftest import example_config, write_project

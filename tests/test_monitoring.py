@@ -33,8 +33,8 @@ from typer.testing import CliRunner
 
 from rudikit.cli import app as cli
 from rudikit.cli.monitoring import rehearse
-from rudikit.data.sources import unify
 from rudikit.data.synthetic import generate_archive
+from rudikit.data.unify import unify
 from rudikit.models.artefacts import load_artefact
 from rudikit.monitoring import inputs
 from rudikit.monitoring.drift import MISSING, OTHER, ReferenceProfile, chi2_p_value, compare, psi
@@ -43,10 +43,10 @@ from rudikit.monitoring.performance import precision_at_k_over_time, realised
 from rudikit.monitoring.rehearsal import judging_day
 from rudikit.monitoring.replay import month_rows, replay
 from rudikit.monitoring.retrain import RetrainError, retrain, rollback
-from rudikit.pipeline import run_project
 from rudikit.project import FairnessRequirement, load_project
 from rudikit.reports.monitor_report import write_monitor_report
 from rudikit.reports.run_report import write_run_report
+from rudikit.run.develop import run_project
 from rudikit.service.app import create_app
 from rudikit.service.auth import create_token
 from rudikit.service.deploy import deploy, live_deployment

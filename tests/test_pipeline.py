@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from rudikit.data.sources import load_source
 from rudikit.features.labels import make_label
 from rudikit.models.artefacts import ArtefactError, load_artefact
-from rudikit.pipeline import RationaleIncomplete, run_project
 from rudikit.project import load_project
+from rudikit.run.develop import RationaleIncomplete, run_project
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store
 from tests.conftest import example_config, write_project

@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import select
 
 from rudikit.evaluation.metrics import precision_at_k, recall_at_k
-from rudikit.pipeline import run_project
 from rudikit.reports.run_report import (
     asof_figure,
     composition_figure,
@@ -20,6 +19,7 @@ from rudikit.reports.run_report import (
     runs_figure,
     top_k_curves,
 )
+from rudikit.run.develop import run_project
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store
 from tests.conftest import example_config, write_project

@@ -54,7 +54,7 @@ def fitted(factory: pytest.TempPathFactory, algorithm: str) -> Any:
             {"algorithm": "logistic_regression", "params": {"C": [1.0]}},
             {"algorithm": "random_forest", "params": {"n_estimators": 30,
                                                       "min_samples_leaf": 3}}])
-        from rudikit.pipeline import run_project
+        from rudikit.run.develop import run_project
 
         run_project(folder, write_report=False)
         engine = open_store(None, folder)

@@ -53,7 +53,7 @@ def trained(factory: pytest.TempPathFactory) -> Trained:
     (a couple of seconds)."""
     if "project" in _TRAINED:
         return _TRAINED["project"]
-    from rudikit.pipeline import run_project
+    from rudikit.run.develop import run_project
 
     evaluation = example_config()["evaluation"]
     evaluation["bootstrap"] = 0

@@ -15,8 +15,8 @@ from rudikit.data.sources import load_source
 from rudikit.features.labels import make_label
 from rudikit.features.splits import SplitError, make_split
 from rudikit.models.artefacts import load_artefact
-from rudikit.pipeline import run_project
 from rudikit.project import ProjectError, RandomSplit, load_project, parse_project
+from rudikit.run.develop import run_project
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store
 from tests.conftest import example_config, write_project

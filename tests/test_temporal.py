@@ -27,12 +27,12 @@ from rudikit.models.temporal import (
     feature_config,
     label_months,
     prepare,
-    run_temporal,
     seed_lists,
     split_matrices,
     training_matrix,
 )
 from rudikit.project import Features
+from rudikit.run.temporal import run_temporal
 from rudikit.store import results
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store

@@ -15,8 +15,8 @@ from rich.table import Table
 from rudikit.cli.terminal import DatabaseOpt, console, fail
 
 if TYPE_CHECKING:
-    from rudikit.pipeline import RunResult
     from rudikit.project import Project, TemporalProject
+    from rudikit.run.engine import RunResult
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
@@ -82,13 +82,14 @@ def _load(project_dir: Path) -> Project | TemporalProject:
 
 def validate(project_dir: ProjectArg = Path(".")) -> None:
     """Check rudi.yaml and the data it points to; report every problem with its key path."""
-    from rudikit.data.sources import SourceError, unify
+    from rudikit.data.sources import SourceError
+    from rudikit.data.unify import unify
     from rudikit.project import TemporalProject, missing_rationale
 
     project = _load(project_dir)
     folder = project_dir if project_dir.is_dir() else project_dir.parent
     if isinstance(project, TemporalProject):
-        from rudikit.temporal_pipeline import validate_temporal
+        from rudikit.run.temporal import validate_temporal
 
         try:
             facts, problems = validate_temporal(project, folder)
@@ -119,7 +120,7 @@ def validate(project_dir: ProjectArg = Path(".")) -> None:
             console.print(f"  ... and {len(report.problems) - 20} more")
     # the model code is loaded only now that the data is read
     from rudikit.features.labels import LabelError, make_label
-    from rudikit.pipeline import check_columns
+    from rudikit.run.case import check_columns
 
     problems += check_columns(project, frame)
     try:
@@ -163,7 +164,7 @@ def run_and_report(project_dir: Path, database_url: str | None) -> RunResult:
     from rudikit.features.labels import LabelError
     from rudikit.features.splits import SplitError
     from rudikit.models.artefacts import ArtefactError
-    from rudikit.pipeline import RationaleIncomplete, run_project
+    from rudikit.run.develop import RationaleIncomplete, run_project
 
     _load(project_dir)
     progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),

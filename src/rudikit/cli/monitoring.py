@@ -216,7 +216,7 @@ def backtest(project_dir: ProjectArg = Path("."),
              database_url: DatabaseOpt = None, database_schema: SchemaOpt = None) -> None:
     """How performance decays with model age (the live model group refitted at each month
     end and scored on the months after): the evidence for how often to retrain."""
-    from rudikit.data.sources import unify
+    from rudikit.data.unify import unify
     from rudikit.monitoring.retrain import backtest_model_age, deployed_group
 
     project = _project(project_dir, "backtest")
@@ -285,7 +285,7 @@ def replay(project_dir: ProjectArg = Path("."),
     /predict in batches), then their true outcomes (POST /outcomes). Returns the month."""
     import httpx
 
-    from rudikit.data.sources import unify
+    from rudikit.data.unify import unify
     from rudikit.monitoring.replay import ReplayError, local_service, month_rows
     from rudikit.monitoring.replay import replay as run_replay
     from rudikit.service.errors import ServiceError

@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from rudikit.data import compas, download, police_uk, synthetic
 from rudikit.data.validation import Problem, ValidationReport
-from rudikit.project import Project, Source
+from rudikit.project import Source
 
 
 class SourceError(ValueError):
@@ -32,9 +33,12 @@ class LoadedSource:
     report: ValidationReport
     checksum: str
     note: str = ""
+    span: tuple[Any, Any] | None = None  # the date range, when not the ``datetime`` column's
 
     @property
     def date_range(self) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+        if self.span is not None:
+            return self.span
         if "datetime" not in self.frame or self.frame["datetime"].isna().all():
             return None, None
         return self.frame["datetime"].min(), self.frame["datetime"].max()
@@ -173,12 +177,3 @@ def load_source(source: Source, project_dir: str | Path, where: str,
                                        severity="warning"))
     return LoadedSource(source.name, source.kind, str(root), origin, files, frame, report,
                         files_checksum(files, root), note)
-
-
-def unify(project: Project, project_dir: Path) -> tuple[pd.DataFrame, list[LoadedSource]]:
-    """Load every source; stack them when they share a layout (e.g. several police.uk feeds)."""
-    loaded = [load_source(s, project_dir, f"data.sources[{i}]")
-              for i, s in enumerate(project.data.sources)]
-    frame = pd.concat([s.frame for s in loaded], ignore_index=True) if len(loaded) > 1 \
-        else loaded[0].frame
-    return frame, loaded

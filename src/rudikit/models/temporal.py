@@ -45,10 +45,8 @@ from lightgbm.basic import LightGBMError
 from pydantic import Field, field_validator, model_validator
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.pipeline import Pipeline
-from sqlalchemy.engine import Engine
 
 from rudikit.evaluation.metrics import MetricValue, evaluate_scores
-from rudikit.evaluation.stability import check_forest
 from rudikit.features.asof import (
     DEFAULT_LABELS,
     DEFAULT_SPECS,
@@ -66,17 +64,13 @@ from rudikit.features.timechop import (
     chop_time,
     parse_interval,
 )
-from rudikit.models.artefacts import save_artefact
 from rudikit.models.audition import DEFAULT_RULES, RULES, Rule
 from rudikit.models.estimators import (
     GridPoint,
     build_pipeline,
-    check_grid,
-    label_sample,
     make_encoder,
 )
 from rudikit.project import Features, Strict
-from rudikit.store import results
 
 ENTITY = "officer_uid"
 BASELINE = "rank_by_feature"
@@ -508,64 +502,10 @@ def split_matrices(data: PreparedData, split: Split, test_index: int = 0) -> Spl
 # --- Running ----------------------------------------------------------------------------------
 
 
-@dataclass
-class TemporalResult:
-    """What :func:`run_temporal` did. ``metrics``: one row per (model group, test as-of date)
-    with precision in the top k and its interval; ``predictions``: every test score;
-    ``matrices``: per split the keys and label windows of its train and test rows."""
-
-    run_id: int
-    experiment: TemporalExperiment
-    groups: pd.DataFrame
-    metrics: pd.DataFrame
-    predictions: pd.DataFrame
-    matrices: list[dict[str, Any]]
-    data: PreparedData
-    seconds: dict[str, float]
-
-    def precision_table(self) -> pd.DataFrame:
-        """Model groups x test as-of dates of precision in the top k, with the mean; baselines
-        first."""
-        table = self.metrics.pivot_table(index="model_group_id", columns="as_of_date",
-                                         values="value")
-        table.columns = [f"{pd.Timestamp(c):%Y-%m-%d}" for c in table.columns]
-        table["mean"] = table.mean(axis=1)
-        info = self.groups.set_index("model_group_id")[["name", "algorithm", "baseline"]]
-        out = info.join(table, how="inner")
-        return out.sort_values(["baseline", "mean"], ascending=[False, False])
-
-    def split_metrics(self) -> pd.DataFrame:
-        """One value per (model group, split): the mean over the split's test as-of dates, in
-        the long format :func:`rudikit.models.audition.audition` reads (period = split time).
-        With one test date per split it is ``metrics`` itself."""
-        return (self.metrics.groupby(["model_group_id", "split_time"], as_index=False)["value"]
-                .mean())
-
-    def scores(self, model_group_id: int, as_of_date: Any) -> pd.Series:
-        """entity -> score of one group's list on one test as-of date."""
-        p = self.predictions
-        rows = p[(p["model_group_id"] == model_group_id)
-                 & (p["as_of_date"] == pd.Timestamp(as_of_date))]
-        return pd.Series(rows["score"].to_numpy(), index=rows["entity_id"].to_numpy())
-
-    def group(self, model_group_id: int) -> dict[str, Any]:
-        row = self.groups[self.groups["model_group_id"] == model_group_id].iloc[0]
-        return row.to_dict()
-
-
-def _report(progress: Any, message: str, task: Any = None, advance: bool = False) -> None:
-    if progress is None:
-        return
-    if hasattr(progress, "update") and task is not None:
-        progress.update(task, description=message)
-        if advance:
-            progress.advance(task)
-    elif callable(progress) and not advance:
-        progress(message)
-
-
-def _native_importances(pipeline: Pipeline, features: Features
+def native_importances(pipeline: Pipeline, features: Features
                         ) -> list[tuple[str, str, float, float | None, float | None]]:
+    """Each model input's share of the model's own importance (LightGBM gain, forest
+    impurity); none for models without one, or whose inputs are not ``features``."""
     model = pipeline.named_steps["model"]
     names = [*features.categorical, *features.boolean, *features.numeric]
     if hasattr(model, "booster_"):
@@ -640,115 +580,6 @@ def fit_and_score(point: GridPoint, features: Features, matrices: SplitMatrices,
 def feature_digest(features: Features) -> str:
     return hashlib.sha256(json.dumps(features.model_dump(mode="json"), sort_keys=True)
                           .encode()).hexdigest()[:16]
-
-
-def run_temporal(config: TemporalExperiment, tables: Mapping[str, pd.DataFrame], *,
-                 engine: Engine, run_id: int, artefacts_dir: str | Path,
-                 progress: Any = None, cache_dir: str | Path | None = None,
-                 data: PreparedData | None = None) -> TemporalResult:
-    """Fit every model group on every split, store each fit, return precision in the top k
-    per (model group, test as-of date).
-
-    ``progress`` is a rich ``Progress`` (a task is added) or a callable taking a message.
-    ``data`` reuses features and labels from :func:`prepare` (else they are built here, cached
-    in ``cache_dir``)."""
-    started_all = time.perf_counter()
-    data = data or prepare(config, tables, cache_dir=cache_dir)
-    features = data.feature_config
-    grid = config.grid()
-    first = split_matrices(data, data.splits[0])
-    y = first.train[first.label].to_numpy()
-    try:
-        check_grid(grid, features, first.train[features.input_columns], y,
-                   build=lambda point, _: build_temporal_pipeline(point,
-                                                                  data.features_for(point)))
-    except ValueError as exc:
-        raise TemporalError(f"temporal.models: {exc}") from None
-    forest = config.stability
-    if forest.n_estimators:  # the curve is drawn last: a typo there must not waste the grid
-        sample = label_sample(y)
-        X = make_encoder(features).fit_transform(first.train.iloc[sample][features.input_columns])
-        try:
-            check_forest(forest.algorithm, forest.params, X, y[sample])
-        except ValueError as exc:
-            raise TemporalError(f"temporal.stability.params: {exc}") from None
-    feature_json = {**features.model_dump(mode="json", include={"categorical", "numeric"}),
-                    "digest": feature_digest(features)}
-    groups = []
-    for point, name in grid:
-        group_id = results.get_or_create_model_group(engine, config.name, point.algorithm,
-                                                     point.params, feature_json, config.label)
-        groups.append({"model_group_id": group_id, "name": name, "algorithm": point.algorithm,
-                       "params": json.dumps(point.params, sort_keys=True, default=str),
-                       "baseline": point.algorithm == BASELINE, "point": point})
-    task = None
-    if progress is not None and hasattr(progress, "add_task"):
-        task = progress.add_task("temporal experiment", total=len(grid) * len(data.splits))
-    metric_rows: list[dict[str, Any]] = []
-    prediction_parts: list[pd.DataFrame] = []
-    matrices_index: list[dict[str, Any]] = []
-    fit_seconds = 0.0
-    for split in data.splits:
-        matrices = first if split is data.splits[0] else split_matrices(data, split)
-        if matrices.test.empty:
-            raise TemporalError(f"{split.name}: every test row is censored (the label window "
-                                "runs past the data's end)")
-        index = matrices.index()
-        matrices_index.append({"split": split.name, "split_time": split.split_time,
-                               "train": index["train"], "test": index["test"],
-                               "censored_train": matrices.censored_train,
-                               "censored_test": matrices.censored_test})
-        entity = matrices.test[ENTITY].astype("string").to_numpy()
-        as_of = matrices.test["as_of_date"].to_numpy()
-        y_test = matrices.test[matrices.label].to_numpy()
-        for group in groups:
-            point = group["point"]
-            _report(progress, f"{config.label} {split.name}: {group['name']}", task)
-            pipeline, score, seconds = fit_and_score(point, data.features_for(point), matrices,
-                                                     config.seed)
-            fit_seconds += seconds
-            stored, per_date = evaluate_lists(matrices.test, matrices.label, score, config)
-            digest, path = save_artefact(pipeline, artefacts_dir)
-            importances = (_native_importances(pipeline, features) if config.importances
-                           else [])
-            test_dates = matrices.test["as_of_date"]
-            model_id = results.record_model(
-                engine,
-                results.FittedModel(
-                    run_id, group["model_group_id"], split.name, len(matrices.train),
-                    len(matrices.test),
-                    (split.train.first_as_of_time, split.train.last_as_of_time),
-                    (test_dates.min(), test_dates.max()), digest, str(path), seconds),
-                entity_ids=entity, as_of=as_of, score=score, label=y_test, metrics=stored,
-                importances=importances)
-            per_date = per_date.assign(
-                model_group_id=group["model_group_id"], name=group["name"],
-                algorithm=point.algorithm, baseline=group["baseline"], model_id=model_id,
-                split=split.name, split_time=split.split_time, train_rows=len(matrices.train),
-                train_seconds=seconds)
-            metric_rows += per_date.to_dict("records")
-            prediction_parts.append(pd.DataFrame({
-                "model_group_id": group["model_group_id"], "model_id": model_id,
-                "split": split.name, "as_of_date": test_dates.to_numpy(), "entity_id": entity,
-                "score": score, "label": y_test}))
-            _report(progress, f"{config.label} {split.name}: {group['name']}", task,
-                    advance=True)
-    metrics = pd.DataFrame(metric_rows)
-    order = ["model_group_id", "name", "algorithm", "baseline", "split", "split_time",
-             "as_of_date", "model_id", "value", "lower", "upper", "n", "positives", "roc_auc",
-             "train_rows", "train_seconds"]
-    metrics = metrics[order]
-    group_frame = pd.DataFrame([{k: v for k, v in g.items() if k != "point"} for g in groups])
-    seconds = {**data.seconds, "fitting": fit_seconds,
-               "total": time.perf_counter() - started_all}
-    return TemporalResult(run_id, config, group_frame, metrics,
-                          pd.concat(prediction_parts, ignore_index=True), matrices_index, data,
-                          seconds)
-
-
-def grid_point(result: TemporalResult, model_group_id: int) -> GridPoint:
-    row = result.group(model_group_id)
-    return GridPoint(row["algorithm"], json.loads(row["params"]))
 
 
 def seed_lists(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,

@@ -337,7 +337,7 @@ def run_monitor(project: Project, project_dir: Path, engine: Engine, *,
                 as_of: datetime | None = None,
                 tick: Callable[[int], None] | None = None) -> MonitorResult:
     """Check everything, store the figures and alerts (one transaction), post the webhook."""
-    from rudikit.data.sources import unify
+    from rudikit.data.unify import unify
 
     started = datetime.now(UTC)
     as_of = (as_of or started).astimezone(UTC)

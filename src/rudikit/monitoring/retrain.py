@@ -11,7 +11,7 @@ the append-only audit log with the figures behind it.
 from __future__ import annotations
 
 import math
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,11 +27,12 @@ from rudikit.evaluation.metrics import MetricValue, evaluate_scores
 from rudikit.evaluation.stability import rank_correlation, top_k_jaccard
 from rudikit.fairness.stage import assess
 from rudikit.features.labels import make_label
-from rudikit.models.artefacts import load_artefact, save_artefact
+from rudikit.models.artefacts import load_artefact
 from rudikit.models.estimators import GridPoint, build_pipeline
 from rudikit.monitoring.monitor import MonitorError, deployed
 from rudikit.monitoring.production import read_predictions
 from rudikit.project import Features, OperatingPoint, Project
+from rudikit.run.engine import Evaluated, GridEntry, SplitRows, fit_score_record
 from rudikit.service import audit
 from rudikit.service.deploy import deploy
 from rudikit.store import results
@@ -139,7 +140,7 @@ def deployed_group(engine: Engine, model_group_id: int) -> tuple[GridPoint, Feat
 def retrain(project: Project, project_dir: Path, engine: Engine, *, by: str,
             as_of: datetime | None = None) -> RetrainDecision:
     """Fit a challenger, compare it with the champion on the newest outcomes, promote or not."""
-    from rudikit.data.sources import unify
+    from rudikit.data.unify import unify
 
     policy = project.monitoring.retraining
     dep = deployed(engine)
@@ -182,32 +183,31 @@ def retrain(project: Project, project_dir: Path, engine: Engine, *, by: str,
     y_hold = holdout["outcome"].to_numpy(dtype=int)
 
     seed = project.evaluation.seed
-    run_id = results.start_run(engine, project.name, project.config_hash(),
-                               {"retrain": {"deployment_id": dep.deployment_id,
-                                            "holdout_days": policy.holdout_days,
-                                            "as_of": as_of.isoformat()}}, seed, "real")
-    try:
-        challenger_pipe, fit_params = build_pipeline(point, features, seed)
-        started = time.perf_counter()
-        challenger_pipe.fit(X_train, y_train, **fit_params)
-        seconds = time.perf_counter() - started
+    ev = project.evaluation
+
+    def evaluate(rows: SplitRows, score: np.ndarray, _: bool) -> Evaluated:
+        return evaluate_scores(rows.y_test, score, thresholds=sorted({*ev.thresholds,
+                                                                       dep.threshold}),
+                               top_k=ev.top_k, top_pct=ev.top_pct, bootstrap=ev.bootstrap,
+                               confidence=ev.confidence, seed=seed), None
+
+    with results.run(engine, project.name, project.config_hash(),
+                     {"retrain": {"deployment_id": dep.deployment_id,
+                                  "holdout_days": policy.holdout_days,
+                                  "as_of": as_of.isoformat()}}, seed, "real") as run:
+        run_id = run.id
+        rows = SplitRows("retrain_holdout", X_train, y_train, X_hold, y_hold,
+                         holdout["observation_id"].astype(str).to_numpy(),
+                         pd.to_datetime(holdout["event_time"], utc=True).to_numpy(),
+                         (None, holdout_start), (holdout_start, as_of))
+        fitted = fit_score_record(
+            engine, run_id, dep.model_group_id, GridEntry(point, point.describe(), features),
+            rows, build=lambda e: build_pipeline(e.point, e.features, seed), evaluate=evaluate,
+            artefacts_dir=project_dir / ".rudi" / "models")
+        challenger_id, chall_score = fitted.model_id, fitted.score
         champion_pipe = load_artefact(champion_row["artefact_path"],
                                       champion_row["artefact_hash"])
         champ_score = champion_pipe.predict_proba(X_hold)[:, 1]
-        chall_score = challenger_pipe.predict_proba(X_hold)[:, 1]
-        digest, path = save_artefact(challenger_pipe, project_dir / ".rudi" / "models")
-        ev = project.evaluation
-        metrics = evaluate_scores(y_hold, chall_score, thresholds=sorted({*ev.thresholds,
-                                                                          dep.threshold}),
-                                  top_k=ev.top_k, top_pct=ev.top_pct, bootstrap=ev.bootstrap,
-                                  confidence=ev.confidence, seed=seed)
-        challenger_id = results.record_model(
-            engine, results.FittedModel(run_id, dep.model_group_id, "retrain_holdout",
-                                        len(y_train), len(y_hold), (None, holdout_start),
-                                        (holdout_start, as_of), digest, str(path), seconds),
-            entity_ids=holdout["observation_id"].astype(str).to_numpy(),
-            as_of=pd.to_datetime(holdout["event_time"], utc=True).to_numpy(),
-            score=chall_score, label=y_hold, metrics=metrics, importances=[])
         attrs_cols = [c for c in project.fairness.columns if c in holdout]
         attrs = holdout[attrs_cols]
         champion = _contender(project, dep.model_id, policy.metric, dep.threshold, y_hold,
@@ -242,10 +242,6 @@ def retrain(project: Project, project_dir: Path, engine: Engine, *, by: str,
                              "top_k": k, "top_k_jaccard": plain(jaccard),
                              "spearman": plain(spearman),
                              "new_deployment_id": deployment_id})
-        results.finish_run(engine, run_id, "finished")
-    except BaseException as exc:
-        results.finish_run(engine, run_id, "failed", error=f"{type(exc).__name__}: {exc}")
-        raise
     return RetrainDecision(promoted, reason, policy.metric, champion, challenger,
                            (holdout_start, as_of), len(y_hold), len(y_train), len(earlier),
                            deployment_id, run_id, k, jaccard, spearman)
@@ -310,48 +306,49 @@ def backtest_model_age(project: Project, frame: pd.DataFrame, point: GridPoint,
     months = sorted(month.dropna().unique())
     columns = features.input_columns + point.columns_needed()
     seed = project.evaluation.seed
-    run_id = results.start_run(engine, project.name, project.config_hash(), {"backtest": {
-        "model_group_id": model_group_id, "first_train_months": first_train_months,
-        "max_age": max_age}}, seed, "real")
-    rows = []
-    try:
-        for i in range(first_train_months, len(months)):
-            train = (month < months[i]).to_numpy()
-            if len(np.unique(y[train])) < 2:
-                continue
-            pipe, fit_params = build_pipeline(point, features, seed)
-            started = time.perf_counter()
-            pipe.fit(data.loc[train, columns], y[train], **fit_params)
-            seconds = time.perf_counter() - started
-            scored = (month >= months[i]) & (month <= months[min(i + max_age, len(months)) - 1])
-            scored = scored.to_numpy()
-            score = pipe.predict_proba(data.loc[scored, columns])[:, 1]
-            metrics = []
-            for age in range(1, min(max_age, len(months) - i) + 1):
-                test = (month[scored] == months[i + age - 1]).to_numpy()
-                if len(np.unique(y[scored][test])) < 2:
+
+    def by_age(first: int) -> Callable[[SplitRows, np.ndarray, bool], Evaluated]:
+        """ROC AUC of each scored month by its age, for a model trained until ``months[first]``."""
+        def evaluate(rows: SplitRows, score: np.ndarray, _: bool) -> Evaluated:
+            scored_month = (pd.to_datetime(pd.Series(rows.as_of), utc=True).dt.tz_convert(None)
+                            .dt.to_period("M"))
+            metrics, table = [], []
+            for age in range(1, min(max_age, len(months) - first) + 1):
+                test = (scored_month == months[first + age - 1]).to_numpy()
+                if len(np.unique(rows.y_test[test])) < 2:
                     continue
-                auc = next(m.value for m in evaluate_scores(y[scored][test], score[test],
+                auc = next(m.value for m in evaluate_scores(rows.y_test[test], score[test],
                                                             thresholds=[], bootstrap=0)
                            if m.metric == "roc_auc")
                 metrics.append(MetricValue("roc_auc", f"age_{age}m", auc, None, None,
                                            int(test.sum())))
-                rows.append({"trained_until": str(months[i]), "age_months": age,
-                             "n": int(test.sum()), "roc_auc": auc,
-                             "base_rate": float(y[scored][test].mean())})
-            digest, path = save_artefact(pipe, artefacts)
-            results.record_model(
-                engine, results.FittedModel(
-                    run_id, model_group_id, f"backtest_until_{months[i]}", int(train.sum()),
-                    int(scored.sum()), (None, months[i].start_time.tz_localize("UTC")),
-                    (months[i].start_time.tz_localize("UTC"), when[scored].max()), digest,
-                    str(path), seconds),
-                entity_ids=data.loc[scored, project.data.entity_id].astype(str).to_numpy(),
-                as_of=when[scored].to_numpy(), score=score, label=y[scored], metrics=metrics,
-                importances=[])
-        results.finish_run(engine, run_id, "finished")
-    except BaseException as exc:
-        results.finish_run(engine, run_id, "failed", error=f"{type(exc).__name__}: {exc}")
-        raise
+                table.append({"trained_until": str(months[first]), "age_months": age,
+                              "n": int(test.sum()), "roc_auc": auc,
+                              "base_rate": float(rows.y_test[test].mean())})
+            return metrics, table
+        return evaluate
+
+    rows = []
+    entry = GridEntry(point, point.describe(), features)
+    with results.run(engine, project.name, project.config_hash(), {"backtest": {
+            "model_group_id": model_group_id, "first_train_months": first_train_months,
+            "max_age": max_age}}, seed, "real") as run:
+        for i in range(first_train_months, len(months)):
+            train = (month < months[i]).to_numpy()
+            if len(np.unique(y[train])) < 2:
+                continue
+            scored = (month >= months[i]) & (month <= months[min(i + max_age, len(months)) - 1])
+            scored = scored.to_numpy()
+            start = months[i].start_time.tz_localize("UTC")
+            split = SplitRows(f"backtest_until_{months[i]}", data.loc[train, columns], y[train],
+                              data.loc[scored, columns], y[scored],
+                              data.loc[scored, project.data.entity_id].astype(str).to_numpy(),
+                              when[scored].to_numpy(), (None, start), (start, when[scored].max()))
+            fitted = fit_score_record(engine, run.id, model_group_id, entry, split,
+                                      build=lambda e: build_pipeline(e.point, e.features, seed),
+                                      evaluate=by_age(i), artefacts_dir=artefacts,
+                                      keep_scores=False)
+            rows += fitted.details
+        run_id = run.id
     return run_id, pd.DataFrame(rows, columns=["trained_until", "age_months", "n", "roc_auc",
                                                "base_rate"])

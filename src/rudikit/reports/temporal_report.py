@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 from rudikit.evaluation.stability import exclude_reviewed
 from rudikit.models.audition import audition
+from rudikit.reports.list_fairness import list_fairness, list_fairness_figure
 from rudikit.reports.run_report import PALETTE, PlotlyPage, environment
 from rudikit.store import list_tables
 from rudikit.store import tables as t
@@ -283,6 +284,9 @@ def write_temporal_report(engine: Engine, run_id: int, directory: str | Path) ->
                                     "mean": part["value"].mean(), "min": part["value"].min(),
                                     "max": part["value"].max()})
     chosen = models[models["selected"]]
+    fairness = list_fairness(engine, run_id, models)
+    if fairness and (figure := list_fairness_figure(fairness["audit"])) is not None:
+        fairness["figure"] = page.add(figure)
     agreement = reviewer_agreement(engine, sorted(models["model_group_id"].unique().tolist()))
     changes_date, changes = rank_change_summary(engine, run_id, k)
     html = environment().get_template("temporal_report.html.j2").render(
@@ -293,7 +297,7 @@ def write_temporal_report(engine: Engine, run_id: int, directory: str | Path) ->
         consecutive=consecutive,
         chosen=chosen.iloc[0].to_dict() if len(chosen) else None,
         last=last_list(engine, run_id, models, k, exp.cool_off_days),
-        agreement=agreement, changes=changes, changes_date=changes_date,
+        agreement=agreement, changes=changes, fairness=fairness, changes_date=changes_date,
         snapshots=_frame(engine, select(t.data_snapshots).where(
             t.data_snapshots.c.run_id == run_id)).to_dict("records"),
         rationale=config.get("rationale", {}),

@@ -7,7 +7,8 @@ import hashlib
 import json
 import math
 import platform
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
@@ -60,6 +61,38 @@ def finish_run(engine: Engine, run_id: int, status: str, error: str | None = Non
     with engine.begin() as conn:
         conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(
             status=status, error=error, report_path=report_path, finished_at=now()))
+
+
+@dataclass
+class RecordedRun:
+    """A run being recorded: its id, and :meth:`finish` to mark it finished before the work
+    that must see the final status (reports) is done."""
+
+    engine: Engine
+    id: int
+    finished: bool = False
+
+    def finish(self) -> None:
+        finish_run(self.engine, self.id, "finished")
+        self.finished = True
+
+
+@contextmanager
+def run(engine: Engine, project: str, config_hash: str, config: dict[str, Any], seed: int,
+        data_origin: str) -> Iterator[RecordedRun]:
+    """The one start/finish/failure block of every run (development, retraining, backtests):
+    a failure inside marks the run failed with the error, and whatever was stored before it
+    stays as it was; leaving normally marks it finished (if :meth:`RecordedRun.finish` has not
+    already)."""
+    record = RecordedRun(engine, start_run(engine, project, config_hash, config, seed,
+                                           data_origin))
+    try:
+        yield record
+    except BaseException as exc:
+        finish_run(engine, record.id, "failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    if not record.finished:
+        record.finish()
 
 
 def set_report_path(engine: Engine, run_id: int, report_path: str) -> None:

@@ -1,0 +1,304 @@
+"""The experiment of a case project (a row per search or per person at a decision date).
+
+Rows come from the unified sources; the label is declarative; splits are temporal or
+random/grouped, optionally with a validation partition (selection then reads only it). After
+the grid, the chosen model is explained (permutation importance, per-row reasons) and, when the
+project asks, mitigated with per-group thresholds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sqlalchemy.engine import Engine
+
+from rudikit.data.unify import unify
+from rudikit.evaluation.metrics import MetricValue, evaluate_scores, roc_auc
+from rudikit.explain import explain, explanation_method, top_reasons
+from rudikit.fairness.list_simulation import list_simulation_metrics
+from rudikit.fairness.stage import (
+    ModelFairness,
+    ScoredRows,
+    assess,
+    check_fairness_columns,
+    mitigate,
+)
+from rudikit.features.labels import make_label
+from rudikit.features.splits import SplitIndices, make_split
+from rudikit.models.artefacts import load_artefact, save_json_artefact
+from rudikit.models.estimators import build_pipeline, check_grid, expand_grid
+from rudikit.project import OperatingPoint, Project
+from rudikit.run.engine import (
+    Evaluated,
+    GridEntry,
+    ModelSummary,
+    RunResult,
+    SplitRows,
+    by_key,
+    record_assessment,
+)
+from rudikit.run.selection import select_best
+from rudikit.store import results
+
+
+def check_columns(project: Project, frame: pd.DataFrame) -> list[str]:
+    """Problems with feature/entity columns, as key-path messages."""
+    present = set(frame.columns)
+    _, problems = project.features.resolve(list(frame.columns))
+    for i, spec in enumerate(project.models):
+        needed = [(f"add_categorical[{j}]", c) for j, c in enumerate(spec.add_categorical)]
+        if spec.algorithm in ("score_column", "rate_by_category"):
+            needed += [("params.column", c) for c in spec.params.get("column", [])]
+        problems += [f"models[{i}].{key}: no column {c!r} in the data"
+                     for key, c in needed if c not in present]
+    if project.data.entity_id not in present:
+        problems.append(f"data.entity_id: no column {project.data.entity_id!r} in the data")
+    return problems + check_fairness_columns(project.fairness, present)
+
+
+@dataclass
+class CaseExperiment:
+    """What a case project gives the run engine (:class:`rudikit.run.engine.Experiment`)."""
+
+    project: Project
+    frame: pd.DataFrame
+    artefacts_dir: Path
+
+    def prepare(self, say: Callable[[str], None]) -> None:
+        """Label, splits and the grid (checked before anything is fitted)."""
+        project = self.project
+        y_all, keep = make_label(self.frame, project.label)
+        data = self.frame.loc[keep].reset_index(drop=True)
+        self.y = y_all[keep]
+        self.entity = data[project.data.entity_id].astype("string").to_numpy()
+        self.knowledge = (pd.to_datetime(data[project.data.knowledge_date], utc=True).to_numpy()
+                          if project.data.knowledge_date in data.columns else None)
+        self.splits: list[SplitIndices] = [
+            make_split(data, spec, f"splits[{i}]", project.data.knowledge_date)
+            for i, spec in enumerate(project.splits)]
+        self.points = expand_grid(project.models)
+        self.features, _ = project.features.resolve(list(data.columns))
+        columns = self.features.input_columns
+        extra = [c for p in self.points for c in p.columns_needed() if c not in columns]
+        self.X = data[columns + list(dict.fromkeys(extra))]
+        self.attrs = data[project.fairness.columns]
+        self.entries = [GridEntry(p, p.describe(), p.features(self.features), p.selectable)
+                        for p in self.points]
+        first = self.splits[0].train
+        try:
+            check_grid([(e.point, e.name) for e in self.entries], self.features,
+                       self.X.iloc[first], self.y[first])
+        except ValueError as exc:
+            raise ValueError(f"models: {exc}") from None
+
+    @classmethod
+    def load(cls, project: Project, project_dir: Path) -> tuple[CaseExperiment, list[Any]]:
+        frame, loaded = unify(project, project_dir)
+        problems = check_columns(project, frame)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return cls(project, frame, project_dir / ".rudi" / "models"), loaded
+
+    # --- what the engine asks ------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.project.name
+
+    @property
+    def label(self) -> str:
+        return self.project.label.name
+
+    @property
+    def seed(self) -> int:
+        return self.project.evaluation.seed
+
+    def grid(self) -> list[GridEntry]:
+        return self.entries
+
+    def fits(self) -> int:
+        return len(self.points) * len(self.splits)
+
+    def group_features(self, entry: GridEntry) -> dict[str, Any]:
+        return entry.features.model_dump(mode="json")
+
+    def build(self, entry: GridEntry) -> tuple[Any, dict[str, Any]]:
+        return build_pipeline(entry.point, self.features, self.seed)
+
+    def split_rows(self) -> list[SplitRows]:
+        out = []
+        for split in self.splits:
+            validation = split.validation
+            out.append(SplitRows(
+                split.name, self.X.iloc[split.train], self.y[split.train],
+                self.X.iloc[split.test], self.y[split.test], self.entity[split.test],
+                None if self.knowledge is None else self.knowledge[split.test],
+                (split.train_start, split.train_end), (split.test_start, split.test_end),
+                self.attrs.iloc[split.test],
+                None if validation is None else self.X.iloc[validation],
+                None if validation is None else self.y[validation],
+                None if validation is None else self.attrs.iloc[validation]))
+        return out
+
+    def evaluate(self, rows: SplitRows, score: np.ndarray, on_validation: bool) -> Evaluated:
+        y = rows.y_validation if on_validation else rows.y_test
+        metrics = self._evaluate(y, score)
+        if not on_validation and rows.name == self.project.selection_split:
+            # the guide's list simulation, on the split selection reads
+            metrics += list_simulation_metrics(self.project.fairness, rows.attrs, y, score,
+                                               self.seed)
+        return metrics, None
+
+    def _evaluate(self, y: np.ndarray, score: np.ndarray,
+                  thresholds: list[float] | None = None) -> list[MetricValue]:
+        ev = self.project.evaluation
+        return evaluate_scores(y, score, thresholds=ev.thresholds if thresholds is None
+                               else thresholds, top_k=ev.top_k, top_pct=ev.top_pct,
+                               bootstrap=ev.bootstrap, confidence=ev.confidence, seed=ev.seed)
+
+    def assess(self, rows: SplitRows, score: np.ndarray, on_validation: bool,
+               at: OperatingPoint | None = None) -> list[tuple[str, ModelFairness]]:
+        fairness = self.project.fairness
+        if not (fairness.attributes or fairness.intersections or fairness.requirements):
+            return []
+        at = at or fairness.at
+        attrs, y = ((rows.validation_attrs, rows.y_validation) if on_validation
+                    else (rows.attrs, rows.y_test))
+        return [(at.label(), assess(fairness, attrs, y, score, at))]
+
+    def importances(self, pipeline: Any) -> list[results.Importance]:
+        return []  # permutation importance is computed for the chosen model only
+
+    # --- after the grid --------------------------------------------------------------------
+
+    def select(self, models: list[ModelSummary]) -> tuple[ModelSummary | None, str]:
+        return select_best(self.project, models)
+
+    def after_selection(self, engine: Engine, run_id: int, chosen: ModelSummary,
+                        result: RunResult) -> None:
+        """Explain the chosen model; mitigate it when the project asks."""
+        split = next(sp for sp in self.splits if sp.name == chosen.split)
+        assert chosen.artefact and chosen.entry and chosen.score is not None
+        inputs = chosen.entry.features.input_columns
+        _explain_selected(engine, chosen, chosen.artefact, self.X[inputs], self.y, split,
+                          self.entity, self.knowledge, self.seed)
+        if self.project.fairness.mitigation:
+            test = ScoredRows(self.attrs.iloc[split.test], self.y[split.test], chosen.score)
+            validation_rows = (None if chosen.validation_score is None else ScoredRows(
+                self.attrs.iloc[split.validation], self.y[split.validation],
+                chosen.validation_score))
+            result.mitigated = self._mitigate(engine, run_id, chosen, test, validation_rows,
+                                              split)
+
+    def _mitigate(self, engine: Engine, run_id: int, base: ModelSummary, test: ScoredRows,
+                  validation: ScoredRows | None, split: SplitIndices) -> ModelSummary:
+        """Per-group thresholds on the chosen model (fitted on the validation rows when the
+        split has them): a new model group with its own test predictions, evaluations, audit
+        and the fairness-performance frontier (stored as evaluations). Thresholds are not a
+        fitted pipeline, so they are recorded here rather than through ``fit_score_record``."""
+        project = self.project
+        started = time.perf_counter()
+        mitigated = mitigate(project.fairness, test, validation, seed=self.seed)
+        seconds = time.perf_counter() - started
+        params = {"base_model_group": base.model_group_id, **mitigated.settings}
+        group_id = results.get_or_create_model_group(
+            engine, project.name, f"mitigated_{base.algorithm}", params,
+            project.features.model_dump(mode="json"), project.label.name)
+        digest, path = save_json_artefact({"base_model_id": base.model_id,
+                                           "thresholds": mitigated.thresholds,
+                                           "fold_thresholds": mitigated.fold_thresholds,
+                                           **mitigated.settings}, self.artefacts_dir)
+        attrs, y = test.attrs, test.y
+        at = project.fairness.at
+        # decisions are adjusted >= 0.5; a top-k list stays a top-k list of the adjusted score
+        metrics = self._evaluate(y, mitigated.adjusted_score,
+                                 sorted({0.5, *project.evaluation.thresholds}))
+        curve = mitigated.frontier  # drawn on the rows the thresholds were fitted on
+        n_curve = len(validation.y) if validation is not None else len(y)
+        for row in curve.itertuples():
+            tag = "unmitigated" if row.kind == "unmitigated" else f"tolerance={row.tolerance:g}"
+            metrics += [MetricValue("frontier_largest_gap", tag, float(row.achieved_gap), None,
+                                    None, n_curve),
+                        MetricValue("frontier_objective", tag, float(row.objective_value), None,
+                                    None, n_curve)]
+        # the guide's list simulation on the adjusted scores, on the chosen model's draws
+        metrics += list_simulation_metrics(project.fairness, attrs, y, mitigated.adjusted_score,
+                                           self.seed)
+        model_id = results.record_model(
+            engine,
+            results.FittedModel(run_id, group_id, split.name, len(split.train),
+                                len(split.test), (split.train_start, split.train_end),
+                                (split.test_start, split.test_end), digest, str(path), seconds),
+            entity_ids=self.entity[split.test],
+            as_of=None if self.knowledge is None else self.knowledge[split.test],
+            score=mitigated.adjusted_score, label=y, metrics=metrics, importances=[])
+        summary = ModelSummary(model_id, group_id, f"mitigated_{base.algorithm}", params,
+                               split.name, by_key(metrics), seconds)
+        decisions_at = OperatingPoint(threshold=0.5) if at.threshold is not None else at
+        rows = SplitRows(split.name, self.X.iloc[:0], y[:0], self.X.iloc[:0], y,
+                         self.entity[split.test], None, (None, None), (None, None), attrs)
+        record_assessment(engine, summary, self.assess(rows, mitigated.adjusted_score, False,
+                                                       decisions_at))
+        return summary
+
+
+def _explain_selected(engine: Engine, model: ModelSummary, artefact: tuple[str, Path],
+                      X: pd.DataFrame, y: np.ndarray, split: SplitIndices, entity: np.ndarray,
+                      knowledge: np.ndarray | None, seed: int, reasons: int = 5) -> None:
+    """Explain the chosen model on its test rows, from the stored artefact so the explanations
+    are of exactly the model on record: permutation importance (global), and the top reasons
+    behind each score (for the list and the API) where the model has an explanation method
+    (random forests and baselines have none). Only the chosen model is explained: permutation
+    importance over a few hundred columns is the slowest step of a run, and nobody reads it
+    for the models that were not chosen."""
+    pipeline = load_artefact(artefact[1], artefact[0])
+    X_test = X.iloc[split.test]
+    results.record_importances(engine, model.model_id,
+                               _importances(pipeline, X_test, y[split.test], seed))
+    method = explanation_method(pipeline)
+    if method is None:
+        return
+    explanation = explain(pipeline, X_test)  # centred on the training rows
+    results.record_individual_importances(
+        engine, model.model_id, method, entity[split.test],
+        None if knowledge is None else knowledge[split.test], top_reasons(explanation, reasons))
+
+
+def _importances(pipeline: Any, X: pd.DataFrame, y: np.ndarray, seed: int,
+                 max_rows: int = 2000, repeats: int = 5) -> list[results.Importance]:
+    """Permutation importance (drop in ROC AUC) per input column on the test rows, with the
+    standard deviation over repeats and a one-sided t-test p-value that it is above zero.
+
+    Hand-written rather than sklearn's ``permutation_importance`` because the encoder is
+    column-wise: shuffling a raw column equals shuffling its encoded column(s), so the rows are
+    encoded once instead of once per column and repeat (with 340 COMPAS columns, minutes -> s).
+    """
+    if len(np.unique(y)) < 2:
+        return []
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(X), size=min(max_rows, len(X)), replace=False)
+    if len(np.unique(y[idx])) < 2:
+        idx = np.arange(len(X))
+    encoder, model = pipeline.named_steps["encode"], pipeline.named_steps["model"]
+    matrix = encoder.transform(X.iloc[idx])
+    y = y[idx]
+    base = roc_auc(y, model.predict_proba(matrix)[:, 1])
+    rows = []
+    for column, positions in encoder.output_positions().items():
+        drops = np.empty(repeats)
+        for r in range(repeats):
+            shuffled = matrix.copy()
+            shuffled[:, positions] = matrix[rng.permutation(len(y))][:, positions]
+            drops[r] = base - roc_auc(y, model.predict_proba(shuffled)[:, 1])
+        mean, std = float(drops.mean()), float(drops.std())
+        p = (float(stats.ttest_1samp(drops, 0.0, alternative="greater").pvalue) if std > 0
+             else (0.0 if mean > 0 else 1.0))
+        rows.append((column, "permutation_roc_auc", mean, std, p))
+    return rows

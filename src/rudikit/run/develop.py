@@ -1,0 +1,123 @@
+"""``rudi run``: the development stage end to end, every result written to the store.
+
+rationale gate -> load and validate sources (snapshots) -> the experiment of the project's kind
+(case rows, or temporal lists) -> the grid through the run engine (fit, score, evaluate with
+bootstrap intervals, audit fairness, store) -> selection -> the steps after it (explanations and
+mitigation for a case project; list stability and the last list's reasons for a temporal one)
+-> report and cards. A failure marks the run failed; everything stored before it stays as it
+was.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
+from pathlib import Path
+
+import pandas as pd
+from rich.progress import Progress
+from sqlalchemy.engine import Engine
+
+from rudikit.project import TemporalProject, load_project, missing_rationale
+from rudikit.run.case import CaseExperiment
+from rudikit.run.engine import RunResult, data_origin, fit_grid, record_snapshots
+from rudikit.run.lists import explain_last_list, list_stability, summary_table
+from rudikit.run.temporal import TemporalLists, fit_lists, load_event_tables, source_path
+from rudikit.store import results
+from rudikit.store.engine import open_store
+
+
+class RationaleIncomplete(Exception):
+    def __init__(self, missing: list[str]):
+        self.missing = missing
+        super().__init__("required rationale fields are empty: " + ", ".join(missing))
+
+
+def run_project(project_dir: str | Path, *, url: str | None = None, schema: str | None = None,
+                progress: Progress | None = None, write_report: bool = True,
+                engine: Engine | None = None) -> RunResult:
+    """Run the development stage for the project in ``project_dir``, of either kind."""
+    project_dir = Path(project_dir)
+    project = load_project(project_dir)
+    project_dir = project_dir if project_dir.is_dir() else project_dir.parent
+    missing = missing_rationale(project.rationale)
+    if missing:
+        raise RationaleIncomplete(missing)
+    engine = engine or open_store(url, project_dir, schema=schema)
+    started = time.perf_counter()
+
+    def say(message: str) -> None:
+        if progress is not None:
+            progress.console.print(f"[{time.perf_counter() - started:5.0f} s] {message}",
+                                   highlight=False)
+
+    temporal = isinstance(project, TemporalProject)
+    with progress if progress is not None else nullcontext():
+        if isinstance(project, TemporalProject):
+            source = project.data.sources[0]
+            say(f"loading {source.kind} from {source_path(source, project_dir)}")
+            tables, loaded = load_event_tables(project, project_dir)
+            seed = project.temporal.seed
+        else:
+            experiment, loaded = CaseExperiment.load(project, project_dir)
+            seed = project.evaluation.seed
+        with results.run(engine, project.name, project.config_hash(),
+                         project.model_dump(mode="json", by_alias=True), seed,
+                         data_origin(loaded)) as run:
+            result = RunResult(run.id, project.name,
+                               str(engine.url.render_as_string(hide_password=True)), loaded)
+            record_snapshots(engine, run.id, loaded)
+            if isinstance(project, TemporalProject):
+                _develop_lists(project, project_dir, engine, run.id, result, tables, progress,
+                               say)
+            else:
+                _develop_cases(experiment, engine, run.id, result, progress, say)
+            run.finish()
+            if write_report:
+                from rudikit.reports.cards import write_run_cards
+                from rudikit.reports.run_report import write_run_report
+
+                result.report_path = write_run_report(engine, run.id,
+                                                      project_dir / ".rudi" / "reports")
+                write_run_cards(engine, run.id, project_dir / ".rudi" / "cards",
+                                sources=None if temporal else loaded)
+                results.set_report_path(engine, run.id, str(result.report_path))
+    if temporal:
+        say("done")
+    return result
+
+
+def _develop_cases(experiment: CaseExperiment, engine: Engine, run_id: int, result: RunResult,
+                   progress: Progress | None, say: Callable[[str], None]) -> None:
+    """The grid, the best model on the selection split, its explanations and mitigation."""
+    experiment.prepare(say)
+    _, _, result.models = fit_grid(experiment, engine, run_id, progress)
+    result.selected, result.selection_reason = experiment.select(result.models)
+    if result.selected:
+        results.mark_selected(engine, result.selected.model_id, result.selection_reason)
+        experiment.after_selection(engine, run_id, result.selected, result)
+
+
+def _develop_lists(project: TemporalProject, project_dir: Path, engine: Engine, run_id: int,
+                 result: RunResult, tables: Mapping[str, pd.DataFrame],
+                 progress: Progress | None, say: Callable[[str], None]) -> None:
+    """The development steps of a temporal project inside a recorded run: the grid, the
+    audition, list stability and the reasons behind the last list."""
+    config = project.temporal
+    lists = TemporalLists(config, tables, project_dir / ".rudi" / "models", project.fairness,
+                          project_dir / ".rudi" / "cache")
+    lists.prepare(say)
+    fitted = fit_lists(lists, engine, run_id, progress)
+    result.models = fitted.models
+    chosen, reason = lists.select(fitted.models, fitted)
+    results.mark_selected(engine, chosen.model_id, reason)
+    result.selected, result.selection_reason = chosen, reason
+    say(f"chosen: {reason}")
+    assert lists.data is not None and chosen.artefact is not None
+    pairs = list_stability(lists.data, fitted, chosen.model_group_id, engine, run_id, say)
+    say("seeds of the chosen model: " + "; ".join(
+        f"{r.a}/{r.b} top-{config.top_k} Jaccard {r.jaccard:.3f}" for r in pairs.itertuples()))
+    say(explain_last_list(lists.data, engine, chosen.model_id,
+                          (chosen.artefact[0], str(chosen.artefact[1])), config))
+    result.summary = summary_table(fitted, chosen.model_group_id)

@@ -1,0 +1,272 @@
+"""The one run engine: every model rudikit fits goes through :func:`fit_score_record`, and every
+development run through one loop over splits x model grid (:func:`fit_grid`).
+
+Case projects (a row per search or person) and temporal projects (a list of officers per as-of
+date) differ only in the experiment object they hand the loop (:class:`Experiment`): where the
+rows come from, which model groups there are, how scores are evaluated and audited, and how a
+group is chosen. Retraining and backtests fit through the same :func:`fit_score_record`, so a
+model is saved, recorded, evaluated and audited the same way whatever asked for it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from rich.progress import Progress
+from rich.table import Table
+from sqlalchemy.engine import Engine
+
+from rudikit.data.sources import LoadedSource
+from rudikit.evaluation.metrics import MetricValue
+from rudikit.explain import remember_reference
+from rudikit.fairness.stage import ModelFairness
+from rudikit.models.artefacts import save_artefact
+from rudikit.models.estimators import GridPoint
+from rudikit.project import Features
+from rudikit.store import results
+
+
+class FitError(ValueError):
+    """A model could not be fitted on a split's rows (one label value, a library's refusal)."""
+
+
+@dataclass
+class SplitRows:
+    """The rows one fit sees. ``as_of`` is each test row's knowledge or as-of date; ``attrs``
+    the fairness attributes of the test rows (and ``validation_attrs`` of the validation rows)."""
+
+    name: str
+    X_train: pd.DataFrame
+    y_train: np.ndarray
+    X_test: pd.DataFrame
+    y_test: np.ndarray
+    entity: np.ndarray
+    as_of: np.ndarray | None
+    train_period: tuple[Any, Any]
+    test_period: tuple[Any, Any]
+    attrs: pd.DataFrame | None = None
+    X_validation: pd.DataFrame | None = None
+    y_validation: np.ndarray | None = None
+    validation_attrs: pd.DataFrame | None = None
+
+    @property
+    def has_validation(self) -> bool:
+        return self.X_validation is not None
+
+
+@dataclass(frozen=True)
+class GridEntry:
+    """One model group of an experiment's grid: the grid point, the name reports show, the
+    features it is built with, and whether selection may choose it."""
+
+    point: GridPoint
+    name: str
+    features: Features
+    selectable: bool = True
+    baseline: bool = False
+
+
+#: What an evaluation gives: the metrics to store, and whatever the experiment wants to keep
+#: beside them (the temporal lists' per-date table).
+Evaluated = tuple[list[MetricValue], Any]
+
+
+@dataclass
+class ModelSummary:
+    """One fitted, stored model: what selection, the command line and later steps read."""
+
+    model_id: int
+    model_group_id: int
+    algorithm: str
+    params: dict[str, Any]
+    split: str
+    metrics: dict[tuple[str, str], MetricValue]
+    train_seconds: float
+    fairness_passed: bool | None = None  # None: no requirements configured
+    selectable: bool = True
+    requirement_summaries: list[str] = field(default_factory=list)
+    # set when the split has a validation partition: selection then reads these, never the test
+    validation_metrics: dict[tuple[str, str], MetricValue] | None = None
+    validation_fairness_passed: bool | None = None
+    name: str = ""
+    artefact: tuple[str, Path] | None = None  # (hash, path)
+    score: np.ndarray | None = None  # the test rows'
+    validation_score: np.ndarray | None = None
+    details: Any = None  # what the experiment's evaluation kept beside the metrics
+    entry: GridEntry | None = None
+
+
+def by_key(metrics: Iterable[MetricValue]) -> dict[tuple[str, str], MetricValue]:
+    return {(m.metric, m.parameter): m for m in metrics}
+
+
+def fit_score_record(engine: Engine, run_id: int, model_group_id: int, entry: GridEntry,
+                     rows: SplitRows, *,
+                     build: Callable[[GridEntry], tuple[Any, dict[str, Any]]],
+                     evaluate: Callable[[SplitRows, np.ndarray, bool], Evaluated],
+                     artefacts_dir: Path,
+                     assess: Callable[[SplitRows, np.ndarray, bool],
+                                      list[tuple[str, ModelFairness]]] | None = None,
+                     importances: Callable[[Any], list[results.Importance]] | None = None,
+                     keep_scores: bool = True) -> ModelSummary:
+    """Build, fit, score the test (and validation) rows, save the artefact, record the model
+    with its predictions and evaluations, and run the fairness assessment (stored per
+    operating point). ``evaluate(rows, score, on_validation)`` and ``assess(...)`` are the
+    experiment's; validation figures are stored beside the test ones, named apart."""
+    if len(np.unique(rows.y_train)) < 2:
+        raise FitError(f"splits: {rows.name!r} training rows have only one label value; cannot "
+                       "fit a classifier")
+    pipeline, fit_params = build(entry)
+    started = time.perf_counter()
+    from lightgbm.basic import LightGBMError
+
+    try:
+        pipeline.fit(rows.X_train, rows.y_train, **fit_params)
+    except LightGBMError as exc:  # not a ValueError: it would end the command in a traceback
+        raise FitError(f"{rows.name}: {entry.name}: {exc}") from None
+    seconds = time.perf_counter() - started
+    remember_reference(pipeline, rows.X_train)  # for explaining one row later (the service)
+    score = pipeline.predict_proba(rows.X_test)[:, 1]
+    metrics, details = evaluate(rows, score, False)
+    validation_score = validation = None
+    if rows.has_validation:
+        validation_score = pipeline.predict_proba(rows.X_validation)[:, 1]
+        validation, _ = evaluate(rows, validation_score, True)
+    digest, path = save_artefact(pipeline, artefacts_dir)
+    stored = metrics + [MetricValue(f"validation_{m.metric}", m.parameter, m.value, m.lower,
+                                    m.upper, m.n) for m in validation or []]
+    model_id = results.record_model(
+        engine,
+        results.FittedModel(run_id, model_group_id, rows.name, len(rows.y_train),
+                            len(rows.y_test), rows.train_period, rows.test_period, digest,
+                            str(path), seconds),
+        entity_ids=rows.entity, as_of=rows.as_of, score=score, label=rows.y_test,
+        metrics=stored, importances=importances(pipeline) if importances else [])
+    summary = ModelSummary(model_id, model_group_id, entry.point.algorithm, entry.point.params,
+                           rows.name, by_key(m for m in metrics), seconds,
+                           selectable=entry.selectable, name=entry.name, entry=entry,
+                           artefact=(digest, path), details=details,
+                           score=score if keep_scores else None,
+                           validation_score=validation_score if keep_scores else None,
+                           validation_metrics=by_key(validation) if validation else None)
+    if assess is not None:
+        record_assessment(engine, summary, assess(rows, score, False))
+        if rows.has_validation and summary.fairness_passed is not None:
+            summary.validation_fairness_passed = all(
+                f.passed for _, f in assess(rows, validation_score, True))
+    return summary
+
+
+def record_assessment(engine: Engine, summary: ModelSummary,
+                      assessed: Sequence[tuple[str, ModelFairness]]) -> None:
+    """Store each operating point's audit and requirement results; note the verdict."""
+    for selection, fairness in assessed:
+        results.record_fairness(engine, summary.model_id, selection,
+                                fairness.audit.disparities if fairness.audit else None,
+                                fairness.requirements)
+    checked = [(selection, f) for selection, f in assessed if f.requirements]
+    if checked:
+        summary.fairness_passed = all(f.passed for _, f in checked)
+        several = len(checked) > 1
+        summary.requirement_summaries = [
+            f"{r.requirement.name}{f' ({selection})' if several else ''}: {r.summary}"
+            for selection, f in checked for r in f.requirements]
+
+
+class Experiment(Protocol):
+    """What a kind of project gives the engine."""
+
+    name: str
+    label: str
+    seed: int
+    artefacts_dir: Path
+
+    def prepare(self, say: Callable[[str], None]) -> None: ...
+
+    def grid(self) -> list[GridEntry]: ...
+
+    def split_rows(self) -> Iterable[SplitRows]: ...
+
+    def build(self, entry: GridEntry) -> tuple[Any, dict[str, Any]]: ...
+
+    def group_features(self, entry: GridEntry) -> dict[str, Any]: ...
+
+    def evaluate(self, rows: SplitRows, score: np.ndarray, on_validation: bool) -> Evaluated: ...
+
+    def assess(self, rows: SplitRows, score: np.ndarray, on_validation: bool
+               ) -> list[tuple[str, ModelFairness]]: ...
+
+    def importances(self, pipeline: Any) -> list[results.Importance]: ...
+
+    def fits(self) -> int: ...
+
+
+def fit_grid(experiment: Experiment, engine: Engine, run_id: int,
+             progress: Progress | Callable[[str], None] | None = None
+             ) -> tuple[list[GridEntry], list[int], list[ModelSummary]]:
+    """The one loop over splits x model grid: every entry fitted on every split through
+    :func:`fit_score_record`. Returns the grid, its model group ids and every fit, in order.
+    ``progress``: a rich ``Progress`` the caller has started (a task is added), or a callable
+    taking a message."""
+    grid = experiment.grid()
+    group_ids = [results.get_or_create_model_group(engine, experiment.name, e.point.algorithm,
+                                                   e.point.params, experiment.group_features(e),
+                                                   experiment.label) for e in grid]
+    task = None
+    if isinstance(progress, Progress):
+        task = progress.add_task("fitting models", total=experiment.fits())
+    fitted = []
+    for rows in experiment.split_rows():
+        for entry, group_id in zip(grid, group_ids, strict=True):
+            message = f"{rows.name}: {entry.name}"
+            if task is not None:
+                progress.update(task, description=message)  # type: ignore[union-attr]
+            elif callable(progress):
+                progress(message)
+            fitted.append(fit_score_record(
+                engine, run_id, group_id, entry, rows, build=experiment.build,
+                evaluate=experiment.evaluate, assess=experiment.assess,
+                importances=experiment.importances, artefacts_dir=experiment.artefacts_dir))
+            if task is not None:
+                progress.advance(task)  # type: ignore[union-attr]
+    return grid, group_ids, fitted
+
+
+def record_snapshots(engine: Engine, run_id: int, sources: Sequence[LoadedSource]) -> None:
+    """One data snapshot per loaded source (rows, bad rows, checksum, date range)."""
+    for s in sources:
+        lo, hi = s.date_range
+        results.record_snapshot(engine, run_id, source=s.name, kind=s.kind,
+                                location=s.location, files=len(s.files), rows=len(s.frame),
+                                bad_rows=s.report.bad_rows, warnings=len(s.report.warnings),
+                                checksum=s.checksum, min_date=lo, max_date=hi)
+
+
+def data_origin(sources: Sequence[LoadedSource]) -> str:
+    return "synthetic" if all(s.origin == "synthetic" for s in sources) else "real"
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    project: str
+    store_url: str
+    sources: list[LoadedSource]
+    models: list[ModelSummary] = field(default_factory=list)
+    selected: ModelSummary | None = None
+    selection_reason: str = ""
+    mitigated: ModelSummary | None = None
+    report_path: Path | None = None
+    summary: Table | None = None  # what the command line shows instead of the model table
+
+    @property
+    def data_origin(self) -> str:
+        origins = {s.origin for s in self.sources}
+        return "synthetic" if origins == {"synthetic"} else "real" if origins == {"real"} \
+            else "mixed"

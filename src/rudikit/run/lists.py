@@ -1,0 +1,134 @@
+"""The steps after a temporal project's grid that judge its lists: how stable the chosen
+group's list is (seeds, consecutive days/weeks/months/years, the stability-vs-trees curve),
+the reasons behind the last list, and the command line's precision table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+from rich.table import Table
+from sqlalchemy.engine import Engine
+
+from rudikit.evaluation.stability import (
+    consecutive_stability,
+    exclude_reviewed,
+    pairwise_stability,
+    rank_changes,
+    stability_vs_trees,
+)
+from rudikit.models.temporal import (
+    ENTITY,
+    PreparedData,
+    TemporalExperiment,
+    consecutive_dates,
+    seed_lists,
+    training_matrix,
+)
+from rudikit.run.temporal import TemporalResult
+from rudikit.store import list_tables, results
+
+
+def list_stability(data: PreparedData, result: TemporalResult, chosen: int, engine: Engine,
+                   run_id: int, say: Callable[[str], None]) -> pd.DataFrame:
+    """Seed, consecutive-list and trees stability of the chosen group, stored in
+    ``list_stability``; rank changes on the last consecutive date stored in ``rank_changes``.
+    Returns the seed pairs."""
+    config = result.experiment
+    settings = config.stability
+    point = result.grid_point(chosen)
+    last_test = data.splits[-1].split_time
+    extra = consecutive_dates(last_test, settings.consecutive)
+    by_seed, by_date = seed_lists(data, point, settings.seeds, extra_dates=extra, progress=say)
+    pairs = pairwise_stability(by_seed, config.top_k)
+    common = {"model_group_id": chosen, "algorithm": point.algorithm, "k": config.top_k}
+    rows = [{"kind": "seeds", **common, "parameter": f"{r.a}/{r.b}", "as_of_date": last_test,
+             "metric": metric, "value": getattr(r, metric)}
+            for r in pairs.itertuples() for metric in ("jaccard", "spearman")]
+    yearly = {d: result.scores(chosen, d) for d in sorted(result.metrics["as_of_date"].unique())}
+    end = extra[-1]
+    c = settings.consecutive
+    spacing = {
+        "day": [d for d in extra if end - d <= pd.Timedelta(days=c.days)],
+        "week": [d for d in (last_test + pd.DateOffset(weeks=i) for i in range(c.weeks + 1))
+                 if d <= end],
+        "month": [last_test + pd.DateOffset(months=i) for i in range(c.months + 1)],
+    }
+    for name, dates in [*spacing.items(), ("year", list(yearly))]:
+        lists = {d: yearly[d] if name == "year" else by_date[d] for d in dates}
+        cons = consecutive_stability(lists, config.top_k)
+        rows += [{"kind": "consecutive", **common,
+                  "parameter": f"{r.previous_date:%Y-%m-%d}/{r.as_of_date:%Y-%m-%d}",
+                  "as_of_date": r.as_of_date, "metric": metric, "value": getattr(r, metric),
+                  "details": {"spacing": name}}
+                 for r in cons.itertuples() for metric in ("jaccard", "spearman")]
+    lists = {**{d: s for d, s in yearly.items() if d < last_test}, **by_date}
+    changes = rank_changes(lists, dates=[end])
+    list_tables.record_rank_changes(engine, run_id, changes, chosen)
+    if settings.n_estimators:
+        X_train, y_train, X_test, test = training_matrix(data)
+        curve = stability_vs_trees(
+            X_train, y_train, X_test, test[ENTITY].astype("string"),
+            algorithm=settings.algorithm, n_estimators=settings.n_estimators,
+            seeds=settings.seeds, k=config.top_k, params=settings.params,
+            y_test=test[config.label].to_numpy(), progress=say)
+        rows += [{"kind": "trees", "algorithm": r.algorithm, "k": config.top_k,
+                  "parameter": f"n_estimators={r.n_estimators}", "as_of_date": last_test,
+                  "metric": metric, "value": getattr(r, metric),
+                  "details": {"seeds": [r.seed_a, r.seed_b], "params": settings.params,
+                              "n_estimators": r.n_estimators, "fit_seconds": r.fit_seconds}}
+                 for r in curve.itertuples() for metric in ("jaccard", "spearman",
+                                                            "precision_at_k")]
+    list_tables.record_list_stability(engine, run_id, rows)
+    return pairs
+
+
+def explain_last_list(data: PreparedData, engine: Engine, model_id: int, artefact: tuple[str, str],
+                      config: TemporalExperiment, reasons: int = 5) -> str:
+    """Store the top ``reasons`` behind each officer on the selected model's list of its last
+    test as-of date (officers reviewed within the cool-off are left out, as a supervisor's
+    list would leave them), in ``individual_importances``. Returns what was done, in words."""
+    from rudikit.explain import ExplainError, explain, top_reasons
+    from rudikit.models.artefacts import load_artefact
+
+    pipeline = load_artefact(artefact[1], artefact[0])
+    split = data.splits[-1]
+    when = max(split.test.as_of_dates)
+    rows = data.features[data.features["as_of_date"] == when].reset_index(drop=True)
+    columns = pipeline.named_steps["encode"].input_columns
+    scores = pd.Series(pipeline.predict_proba(rows[columns])[:, 1],
+                       index=rows[ENTITY].astype("string").to_numpy())
+    kept = exclude_reviewed(scores, list_tables.load_reviews(engine), when,
+                            config.cool_off_days, config.top_k)
+    position = pd.Series(np.arange(len(rows)), index=scores.index)
+    top = rows.iloc[position.loc[kept["entity_id"]].to_numpy()].reset_index(drop=True)
+    try:
+        explanation = explain(pipeline, top[columns], background=None)
+    except ExplainError as exc:
+        return f"no reasons: {exc}"
+    found = top_reasons(explanation, reasons)
+    entity = top[ENTITY].astype("string").to_numpy()
+    written = results.record_individual_importances(
+        engine, model_id, explanation.method, entity, top["as_of_date"].to_numpy(), found)
+    return (f"{written} reasons ({explanation.method}) for the {len(top)} officers on the list "
+            f"of {when:%Y-%m-%d}")
+
+
+def summary_table(result: TemporalResult, chosen: int) -> Table:
+    """Precision in the top k per test as-of date and its mean, per model group (baselines
+    first), for the command line."""
+    table = result.precision_table()
+    dates = [c for c in table.columns if c[:2] in ("19", "20")]
+    config = result.experiment
+    out = Table(title=f"Run {result.run_id}: {config.name}, label {config.label}: precision in "
+                      f"the top {config.top_k} per test as-of date")
+    for heading in ("", "group", "model", *dates, "mean"):
+        out.add_column(heading, justify="left" if heading == "model" else "right")
+    for group_id, row in table.iterrows():
+        picked = group_id == chosen
+        out.add_row("*" if picked else "", str(group_id), str(row["name"]),
+                    *[f"{row[d]:.3f}" for d in dates], f"{row['mean']:.3f}",
+                    style="bold green" if picked else ("dim" if row["baseline"] else None))
+    return out

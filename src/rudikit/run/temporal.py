@@ -1,0 +1,434 @@
+"""The experiment of a temporal list project: an early intervention system.
+
+The steps follow DSaPP's EIS work, and every result goes to the results store:
+
+1. load the event tables (the Chicago CPDB files, linked per officer, or a folder of event
+   tables) and record a data snapshot of each;
+2. features on every as-of date of every timechop split (cached in ``.rudi/cache``), labels;
+3. the model grid on every split through the run engine: models, predictions, evaluations per
+   list date, importances, and the fairness audit of each top-k list by officer attributes
+   (race, gender, age band...) with the project's requirements evaluated per list date;
+4. audition: every selection rule's regret over the splits; the rule with the lowest mean
+   regret picks the model group, whose last-split model is marked selected;
+5. list stability and the reasons behind the last list (:mod:`rudikit.run.lists`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.progress import Progress
+from sqlalchemy.engine import Engine
+
+from rudikit.data.sources import LoadedSource, SourceError, files_checksum
+from rudikit.data.validation import ValidationReport
+from rudikit.evaluation.stability import check_forest
+from rudikit.fairness.stage import ModelFairness, assess, check_fairness_columns
+from rudikit.features.asof import build_labels, table_fingerprint
+from rudikit.models.estimators import GridPoint, check_grid, label_sample, make_encoder
+from rudikit.models.temporal import (
+    BASELINE,
+    ENTITY,
+    PreparedData,
+    TemporalError,
+    TemporalExperiment,
+    build_temporal_pipeline,
+    consecutive_dates,
+    evaluate_lists,
+    feature_digest,
+    label_months,
+    native_importances,
+    prepare,
+    split_matrices,
+)
+from rudikit.project import Fairness, OperatingPoint, Source, TemporalProject, missing_rationale
+from rudikit.run.engine import (
+    Evaluated,
+    GridEntry,
+    ModelSummary,
+    SplitRows,
+    fit_grid,
+)
+from rudikit.run.selection import select_by_audition
+from rudikit.store import results
+
+#: Tables an ``event_tables`` folder holds, one Parquet file each (``officers.parquet``, ...),
+#: as :meth:`rudikit.data.cpdb.CPDB.tables` returns them.
+EVENT_TABLES = ("officers", "complaints", "use_of_force", "unit_history", "rank_history")
+
+#: An officer attribute derived on each as-of date (from ``birth_year``), for fairness audits.
+AGE_BAND = "age_band"
+AGE_BANDS = ((0, "under 30"), (30, "30-39"), (40, "40-49"), (50, "50 and over"))
+
+
+def source_path(source: Source, project_dir: Path) -> Path:
+    path = Path(source.path or "").expanduser()
+    return path if path.is_absolute() else (project_dir / path).resolve()
+
+
+def _date_range(frame: pd.DataFrame) -> tuple[Any, Any]:
+    dates = frame.select_dtypes("datetime").stack() if len(frame) else pd.Series(dtype=object)
+    return (dates.min(), dates.max()) if len(dates) else (None, None)
+
+
+def load_event_tables(project: TemporalProject, project_dir: str | Path
+                      ) -> tuple[dict[str, pd.DataFrame], list[LoadedSource]]:
+    """The event tables :mod:`rudikit.features.asof` reads, and one :class:`LoadedSource` per
+    table (for snapshots and the command line). A missing file is a :class:`SourceError`
+    naming the key path."""
+    source = project.data.sources[0]
+    where = "data.sources[0]"
+    path = source_path(source, Path(project_dir))
+    origin = str(source.options.get("origin", "real"))
+    if source.kind == "chicago_cpdb":
+        from rudikit.data.cpdb import FILES, CPDBError, cpdb_folder, load_cpdb
+
+        try:
+            cpdb = load_cpdb(path)
+        except (CPDBError, OSError) as exc:
+            raise SourceError(f"{where}.path: cannot read the CPDB files under {path}: {exc}"
+                              ) from None
+        tables = cpdb.tables()
+        root = cpdb_folder(path)
+        files = {name: [root / file for file in FILES.values()] for name in tables}
+        note = ", ".join(f"{name} linked {linked / max(rows, 1):.1%} of {rows:,} rows"
+                         for name, (rows, linked) in cpdb.link_rows.items())
+    else:
+        missing = [name for name in EVENT_TABLES if not (path / f"{name}.parquet").exists()]
+        if missing:
+            raise SourceError(f"{where}.path: {path} lacks " + ", ".join(
+                f"{name}.parquet" for name in missing))
+        try:
+            tables = {name: pd.read_parquet(path / f"{name}.parquet") for name in EVENT_TABLES}
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise SourceError(f"{where}.path: cannot read the event tables under {path}: {exc}"
+                              ) from None
+        root = path
+        files = {name: [path / f"{name}.parquet"] for name in EVENT_TABLES}
+        note = ""
+    loaded = []
+    for name, frame in tables.items():
+        checksum = (files_checksum(files[name], root) if source.kind == "event_tables"
+                    else table_fingerprint(frame))
+        loaded.append(LoadedSource(f"{source.name}.{name}", source.kind, str(root), origin,
+                                   files[name], frame, ValidationReport(source.name, len(frame)),
+                                   checksum, note if name == "officers" else "",
+                                   span=_date_range(frame)))
+    return tables, loaded
+
+
+def attribute_columns(officers: pd.DataFrame) -> set[str]:
+    """The officer attributes a temporal project's ``fairness`` section may name."""
+    columns = set(officers.columns) - {ENTITY}
+    return columns | ({AGE_BAND} if "birth_year" in officers.columns else set())
+
+
+def officer_attributes(officers: pd.DataFrame, rows: pd.DataFrame, columns: list[str]
+                       ) -> pd.DataFrame:
+    """The fairness attributes of each (officer, as-of date) row: roster columns as they are,
+    ``age_band`` from the birth year on the as-of date (under 30, 30-39, 40-49, 50 and over)."""
+    info = officers.drop_duplicates(ENTITY).set_index(ENTITY)
+    out = pd.DataFrame(index=rows.index)
+    for column in columns:
+        if column == AGE_BAND:
+            born = rows[ENTITY].map(info["birth_year"]).astype("Float64")
+            age = pd.to_datetime(rows["as_of_date"]).dt.year.astype("Float64") - born
+            edges = [low for low, _ in AGE_BANDS] + [np.inf]
+            out[column] = pd.cut(age.astype(float), edges, right=False,
+                                 labels=[name for _, name in AGE_BANDS]).astype("string")
+        else:
+            out[column] = rows[ENTITY].map(info[column]).astype("string")
+    return out
+
+
+def list_operating_point(fairness: Fairness, top_k: int) -> OperatingPoint:
+    """Where a list is audited: the project's ``fairness.at`` when it names a list size, else
+    the experiment's top k (a score threshold means nothing for a ranked list)."""
+    at = fairness.at
+    return at if at.threshold is None else OperatingPoint(top_k=top_k)
+
+
+def validate_temporal(project: TemporalProject, project_dir: Path
+                      ) -> tuple[list[str], list[str]]:
+    """(facts, problems) for ``rudi validate``: the event tables load, the fairness
+    attributes exist, and every test as-of date of the timechop has officers whose label window
+    is not censored."""
+    problems = [f"{path}: required rationale field is empty"
+                for path in missing_rationale(project.rationale)]
+    tables, loaded = load_event_tables(project, project_dir)
+    facts = [f"data.sources[0]: {s.name} ({s.origin}) {len(s.frame):,} rows"
+             + (f" - {s.note}" if s.note else "") for s in loaded]
+    problems += check_fairness_columns(project.fairness, attribute_columns(tables["officers"]))
+    config = project.temporal
+    dates = sorted({d for split in config.splits() for test in split.tests
+                    for d in test.as_of_dates})
+    span = config.splits()[-1].test.label_timespan
+    labels = build_labels(tables, dates, dataclasses.replace(
+        config.label_spec, window_months=label_months(span)))
+    for when, rows in labels.groupby("as_of_date"):
+        known = rows[config.label].dropna()
+        if known.empty:
+            problems.append(f"temporal.timechop: every label window from the test as-of date "
+                            f"{when:%Y-%m-%d} runs past the end of the {config.label} data "
+                            "(lower label_end_time)")
+        else:
+            facts.append(f"temporal.label {config.label} on {when:%Y-%m-%d}: "
+                         f"{int(known.sum()):,} positive of {len(known):,} officers")
+    return facts, problems
+
+
+@dataclass
+class TemporalResult:
+    """What :func:`run_temporal` did. ``metrics``: one row per (model group, test as-of date)
+    with precision in the top k and its interval; ``predictions``: every test score;
+    ``matrices``: per split the keys and label windows of its train and test rows."""
+
+    run_id: int
+    experiment: TemporalExperiment
+    groups: pd.DataFrame
+    metrics: pd.DataFrame
+    predictions: pd.DataFrame
+    matrices: list[dict[str, Any]]
+    data: PreparedData
+    seconds: dict[str, float]
+    models: list[ModelSummary] = dataclasses.field(default_factory=list)
+
+    def precision_table(self) -> pd.DataFrame:
+        """Model groups x test as-of dates of precision in the top k, with the mean; baselines
+        first."""
+        table = self.metrics.pivot_table(index="model_group_id", columns="as_of_date",
+                                         values="value")
+        table.columns = [f"{pd.Timestamp(c):%Y-%m-%d}" for c in table.columns]
+        table["mean"] = table.mean(axis=1)
+        info = self.groups.set_index("model_group_id")[["name", "algorithm", "baseline"]]
+        out = info.join(table, how="inner")
+        return out.sort_values(["baseline", "mean"], ascending=[False, False])
+
+    def split_metrics(self) -> pd.DataFrame:
+        """One value per (model group, split): the mean over the split's test as-of dates, in
+        the long format :func:`rudikit.models.audition.audition` reads (period = split time).
+        With one test date per split it is ``metrics`` itself."""
+        return (self.metrics.groupby(["model_group_id", "split_time"], as_index=False)["value"]
+                .mean())
+
+    def scores(self, model_group_id: int, as_of_date: Any) -> pd.Series:
+        """entity -> score of one group's list on one test as-of date."""
+        p = self.predictions
+        rows = p[(p["model_group_id"] == model_group_id)
+                 & (p["as_of_date"] == pd.Timestamp(as_of_date))]
+        return pd.Series(rows["score"].to_numpy(), index=rows["entity_id"].to_numpy())
+
+    def group(self, model_group_id: int) -> dict[str, Any]:
+        row = self.groups[self.groups["model_group_id"] == model_group_id].iloc[0]
+        return row.to_dict()
+
+    def grid_point(self, model_group_id: int) -> GridPoint:
+        row = self.group(model_group_id)
+        return GridPoint(row["algorithm"], json.loads(row["params"]))
+
+
+@dataclass
+class TemporalLists:
+    """What a temporal project gives the run engine (:class:`rudikit.run.engine.Experiment`):
+    one split per timechop split, its test rows the officers on each test as-of date."""
+
+    experiment: TemporalExperiment
+    tables: Mapping[str, pd.DataFrame]
+    artefacts_dir: Path
+    fairness: Fairness = dataclasses.field(default_factory=Fairness)
+    cache_dir: Path | None = None
+    data: PreparedData | None = None
+
+    @property
+    def name(self) -> str:
+        return self.experiment.name
+
+    @property
+    def label(self) -> str:
+        return self.experiment.label
+
+    @property
+    def seed(self) -> int:
+        return self.experiment.seed
+
+    def prepare(self, say: Callable[[str], None]) -> None:
+        """Features and labels (unless given), then the checks that must pass before any fit:
+        the grid's parameters, the stability forest's, the fairness attributes."""
+        config = self.experiment
+        if self.data is None:
+            extra = consecutive_dates(config.splits()[-1].split_time,
+                                      config.stability.consecutive)
+            self.data = prepare(config, self.tables, cache_dir=self.cache_dir,
+                                extra_dates=extra)
+            say(f"{len(self.data.splits)} splits, {len(self.data.features):,} officer-dates, "
+                f"{len(self.data.feature_config.input_columns)} features (features "
+                f"{self.data.seconds['features']:.0f} s, labels "
+                f"{self.data.seconds['labels']:.0f} s)")
+        data = self.data
+        problems = check_fairness_columns(self.fairness,
+                                          attribute_columns(self.tables["officers"]))
+        if problems:
+            raise TemporalError("; ".join(problems))
+        features = data.feature_config
+        self.entries = [GridEntry(point, name, data.features_for(point),
+                                  baseline=point.algorithm == BASELINE)
+                        for point, name in config.grid()]
+        self.first = split_matrices(data, data.splits[0])
+        y = self.first.train[self.first.label].to_numpy()
+        try:
+            check_grid([(e.point, e.name) for e in self.entries], features,
+                       self.first.train[features.input_columns], y,
+                       build=lambda point, _: build_temporal_pipeline(point,
+                                                                      data.features_for(point)))
+        except ValueError as exc:
+            raise TemporalError(f"temporal.models: {exc}") from None
+        forest = config.stability
+        if forest.n_estimators:  # the curve is drawn last: a typo there must not waste the grid
+            sample = label_sample(y)
+            X = make_encoder(features).fit_transform(
+                self.first.train.iloc[sample][features.input_columns])
+            try:
+                check_forest(forest.algorithm, forest.params, X, y[sample])
+            except ValueError as exc:
+                raise TemporalError(f"temporal.stability.params: {exc}") from None
+        self.matrices_index: list[dict[str, Any]] = []
+
+    def grid(self) -> list[GridEntry]:
+        return self.entries
+
+    def fits(self) -> int:
+        assert self.data is not None
+        return len(self.entries) * len(self.data.splits)
+
+    def group_features(self, entry: GridEntry) -> dict[str, Any]:
+        features = self.data.feature_config  # type: ignore[union-attr]
+        return {**features.model_dump(mode="json", include={"categorical", "numeric"}),
+                "digest": feature_digest(features)}
+
+    def build(self, entry: GridEntry) -> tuple[Any, dict[str, Any]]:
+        return build_temporal_pipeline(entry.point, entry.features, self.seed)
+
+    def split_rows(self) -> Any:
+        data = self.data
+        assert data is not None
+        for split in data.splits:
+            matrices = self.first if split is data.splits[0] else split_matrices(data, split)
+            if matrices.test.empty:
+                raise TemporalError(f"{split.name}: every test row is censored (the label "
+                                    "window runs past the data's end)")
+            index = matrices.index()
+            self.matrices_index.append({
+                "split": split.name, "split_time": split.split_time, "train": index["train"],
+                "test": index["test"], "censored_train": matrices.censored_train,
+                "censored_test": matrices.censored_test})
+            test = matrices.test
+            # every entry reads its own columns (a baseline may rank by an excluded feature)
+            columns = list(dict.fromkeys(c for e in self.entries
+                                         for c in e.features.input_columns))
+            yield SplitRows(
+                split.name, matrices.train[columns], matrices.train[matrices.label].to_numpy(),
+                test[columns], test[matrices.label].to_numpy(),
+                test[ENTITY].astype("string").to_numpy(), test["as_of_date"].to_numpy(),
+                (split.train.first_as_of_time, split.train.last_as_of_time),
+                (test["as_of_date"].min(), test["as_of_date"].max()),
+                officer_attributes(self.tables["officers"], test[[ENTITY, "as_of_date"]],
+                                   self.fairness.columns) if self.fairness.columns else None)
+
+    def evaluate(self, rows: SplitRows, score: np.ndarray, on_validation: bool) -> Evaluated:
+        frame = pd.DataFrame({"as_of_date": rows.as_of, self.label: rows.y_test})
+        return evaluate_lists(frame, self.label, score, self.experiment)
+
+    def assess(self, rows: SplitRows, score: np.ndarray, on_validation: bool
+               ) -> list[tuple[str, ModelFairness]]:
+        """The audit of each test list (one per as-of date) at the list size."""
+        fairness = self.fairness
+        if rows.attrs is None or not (fairness.attributes or fairness.intersections
+                                      or fairness.requirements):
+            return []
+        at = list_operating_point(fairness, self.experiment.top_k)
+        out = []
+        dates = pd.Series(rows.as_of)
+        for when in sorted(dates.unique()):
+            mask = (dates == when).to_numpy()
+            out.append((f"{at.label()}@{pd.Timestamp(when):%Y-%m-%d}",
+                        assess(fairness, rows.attrs.loc[mask], rows.y_test[mask], score[mask],
+                               at)))
+        return out
+
+    def importances(self, pipeline: Any) -> list[results.Importance]:
+        if not self.experiment.importances:
+            return []
+        return native_importances(pipeline, self.data.feature_config)  # type: ignore[union-attr]
+
+    def select(self, models: list[ModelSummary], result: TemporalResult
+               ) -> tuple[ModelSummary, str]:
+        names = dict(zip(result.groups["model_group_id"], result.groups["name"], strict=True))
+        _, chosen, reason = select_by_audition(result.split_metrics(), self.experiment.rules(),
+                                               names, self.experiment.top_k)
+        last = self.data.splits[-1].name  # type: ignore[union-attr]
+        return next(m for m in models if m.model_group_id == chosen and m.split == last), reason
+
+
+def fit_lists(lists: TemporalLists, engine: Engine, run_id: int,
+              progress: Progress | Callable[[str], None] | None = None) -> TemporalResult:
+    """The grid over the splits through the run engine, as a :class:`TemporalResult`."""
+    started = time.perf_counter()
+    grid, group_ids, fitted = fit_grid(lists, engine, run_id, progress)
+    data = lists.data
+    assert data is not None
+    groups = pd.DataFrame([{"model_group_id": gid, "name": e.name,
+                            "algorithm": e.point.algorithm,
+                            "params": json.dumps(e.point.params, sort_keys=True, default=str),
+                            "baseline": e.baseline} for e, gid in zip(grid, group_ids,
+                                                                      strict=True)])
+    splits = {s.name: s for s in data.splits}
+    metric_rows, prediction_parts = [], []
+    by_split = {m["split"]: m for m in lists.matrices_index}
+    for m in fitted:
+        split = splits[m.split]
+        test = by_split[m.split]["test"]
+        entry = m.entry
+        assert entry is not None and m.score is not None
+        per_date = m.details.assign(
+            model_group_id=m.model_group_id, name=entry.name, algorithm=entry.point.algorithm,
+            baseline=entry.baseline, model_id=m.model_id, split=split.name,
+            split_time=split.split_time, train_rows=len(by_split[m.split]["train"]),
+            train_seconds=m.train_seconds)
+        metric_rows += per_date.to_dict("records")
+        prediction_parts.append(pd.DataFrame({
+            "model_group_id": m.model_group_id, "model_id": m.model_id, "split": split.name,
+            "as_of_date": test["as_of_date"].to_numpy(),
+            "entity_id": test[ENTITY].astype("string").to_numpy(), "score": m.score,
+            "label": test[data.label_name].to_numpy()}))
+    order = ["model_group_id", "name", "algorithm", "baseline", "split", "split_time",
+             "as_of_date", "model_id", "value", "lower", "upper", "n", "positives", "roc_auc",
+             "train_rows", "train_seconds"]
+    seconds = {**data.seconds, "fitting": sum(m.train_seconds for m in fitted),
+               "total": time.perf_counter() - started}
+    return TemporalResult(run_id, lists.experiment, groups, pd.DataFrame(metric_rows)[order],
+                          pd.concat(prediction_parts, ignore_index=True), lists.matrices_index,
+                          data, seconds, fitted)
+
+
+def run_temporal(config: TemporalExperiment, tables: Mapping[str, pd.DataFrame], *,
+                 engine: Engine, run_id: int, artefacts_dir: str | Path,
+                 progress: Progress | Callable[[str], None] | None = None,
+                 cache_dir: str | Path | None = None, data: PreparedData | None = None,
+                 fairness: Fairness | None = None) -> TemporalResult:
+    """Fit every model group on every split, store each fit, return precision in the top k
+    per (model group, test as-of date). ``data`` reuses features and labels from
+    :func:`rudikit.models.temporal.prepare` (else they are built here, cached in
+    ``cache_dir``); ``fairness`` audits each list by officer attributes."""
+    lists = TemporalLists(config, tables, Path(artefacts_dir), fairness or Fairness(),
+                          None if cache_dir is None else Path(cache_dir), data)
+    lists.prepare(progress if callable(progress) and not isinstance(progress, Progress)
+                  else lambda _: None)
+    return fit_lists(lists, engine, run_id, progress)
