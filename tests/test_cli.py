@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -69,3 +71,33 @@ def test_run_refuses_without_rationale(tmp_path: Path) -> None:
 def test_missing_project_file(tmp_path: Path) -> None:
     result = runner.invoke(app, ["run", str(tmp_path)])
     assert result.exit_code == 2 and "no rudi.yaml here" in result.output
+
+
+# what a command loads only when it runs (each costs from a tenth of a second to seconds)
+HEAVY = ("pandas", "numpy", "scipy", "sklearn", "lightgbm", "skops", "fairlearn", "plotly",
+         "fastapi", "uvicorn", "sqlalchemy", "duckdb")
+
+LOADED_BY_HELP = """
+import sys
+from rudikit.cli import app
+print(" ".join(sorted(sys.modules)), file=sys.stderr)
+for args in (["--help"], ["validate", "--help"], ["card", "model", "--help"]):
+    try:
+        app(args, prog_name="rudi")
+    except SystemExit:
+        pass
+print(" ".join(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+def test_the_command_line_loads_no_heavy_library_until_a_command_runs() -> None:
+    """`import rudikit.cli` and `rudi --help` load none of the libraries the commands use, so
+    help answers at once (the time itself is measured by bench/cli_startup.py)."""
+    done = subprocess.run([sys.executable, "-c", LOADED_BY_HELP], capture_output=True,
+                          text=True, check=True)
+    on_import, after_help = (set(line.split()) for line in done.stderr.splitlines()[-2:])
+    assert "rudikit.cli" in on_import and "rudikit.cli.develop" in on_import
+    for loaded in (on_import, after_help):
+        heavy = sorted(m for m in loaded if m.split(".")[0] in HEAVY)
+        assert not heavy, f"loaded before any command ran: {heavy}"
+    assert "Usage: rudi" in done.stdout

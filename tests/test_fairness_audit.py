@@ -12,7 +12,8 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from rudikit.fairness.audit import AuditResult, audit, audit_command
+from rudikit.cli.audit import audit_command
+from rudikit.fairness.audit import AuditResult, audit
 from rudikit.fairness.disparities import DISPARITY_COLUMNS
 
 DATA = Path(__file__).parents[1].parent / "shared" / "data"

@@ -32,6 +32,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from rudikit.cli import app as cli
+from rudikit.cli.monitoring import rehearse
 from rudikit.config import FairnessRequirement, load_project
 from rudikit.data.sources import unify
 from rudikit.data.synthetic import generate_archive
@@ -40,6 +41,7 @@ from rudikit.monitoring import inputs
 from rudikit.monitoring.drift import MISSING, OTHER, ReferenceProfile, chi2_p_value, compare, psi
 from rudikit.monitoring.monitor import MonitorError, list_stability, run_monitor
 from rudikit.monitoring.performance import precision_at_k_over_time, realised
+from rudikit.monitoring.rehearsal import judging_day
 from rudikit.monitoring.replay import month_rows, replay
 from rudikit.monitoring.retrain import RetrainError, retrain, rollback
 from rudikit.reports.monitor_report import write_monitor_report
@@ -53,7 +55,7 @@ from rudikit.store import results
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store
 from rudikit.store.monitoring_tables import alerts, monitor_metrics, monitor_runs, source_periods
-from rudikit.store.production_tables import audit_log
+from rudikit.store.production_tables import audit_log, deployed_models
 from rudikit.store.production_tables import production_predictions as pp
 from rudikit.store.queries.production import live_deployment
 
@@ -526,6 +528,34 @@ def test_the_command_line_loop_replay_monitor_retrain_rollback_backtest(template
         rows = preds[month == name]
         assert stored[f"age_{age}m"] == pytest.approx(roc_auc_score(rows["label"],
                                                                     rows["score"]))
+
+
+def test_the_demo_rehearsal_deploys_replays_monitors_and_retrains(template: Path,
+                                                                  tmp_path: Path) -> None:
+    """`rudi demo` after its run: the chosen model goes live at the fairness operating point,
+    the data's last month is replayed with its outcomes and judged on the day after it, and the
+    deployed group is retrained."""
+    assert judging_day("2020-02") == "2020-03-01" and judging_day("2019-12") == "2020-01-01"
+    folder = tmp_path / "p"
+    shutil.copytree(template, folder, ignore=shutil.ignore_patterns(".rudi"))
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    run = run_project(folder, url=url, write_report=False)
+    rehearse(folder, url, run.selected.model_group_id, run.selected.model_id)
+    project = load_project(folder)
+    _, feb, _ = month_rows(project, unify(project, folder)[0], "2020-02")
+    engine = open_store(url)
+    with engine.connect() as conn:
+        first = conn.execute(select(deployed_models).order_by(deployed_models.c.id)
+                             ).mappings().first()
+        monitored = conn.execute(select(monitor_runs)).mappings().one()
+        actions = conn.execute(select(audit_log.c.action)).scalars().all()
+    assert first is not None and first["model_id"] == run.selected.model_id
+    assert first["threshold"] == project.fairness.at.threshold == 0.25
+    assert first["reason"].startswith("rudi demo: the model the run chose, at threshold 0.25")
+    assert monitored["n_predictions"] == monitored["n_outcomes"] == len(feb)
+    assert pd.Timestamp(monitored["window_end"]).strftime("%Y-%m-%d") == "2020-03-01"
+    assert {"retrain_promoted", "retrain_rejected"} & set(actions)
+    assert list((folder / ".rudi" / "reports").glob("monitor-*.html"))
 
 
 class _Hook:

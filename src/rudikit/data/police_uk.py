@@ -16,7 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rudikit.data.validation import FALSE_TEXT, TRUE_TEXT, ValidationReport, validate_stop_search
+from rudikit.data.validation import (
+    FALSE_TEXT,
+    TRUE_TEXT,
+    ValidationReport,
+    validate_stop_search,
+)
 
 #: Normalised column -> pandas dtype. Every loader returns exactly these columns in this order.
 COLUMNS: dict[str, str] = {

@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+#: The one vocabulary of boolean text, shared by the data loaders' validation and the encoder.
+TRUE_TEXT = frozenset({"true", "1", "1.0", "yes", "t", "y"})
+FALSE_TEXT = frozenset({"false", "0", "0.0", "no", "f", "n"})
+
 # Great Britain and Northern Ireland, generously: a point outside is almost certainly a bad
 # geocode (e.g. 0,0 or swapped coordinates), not a search abroad.
 UK_LATITUDE = (49.0, 61.5)

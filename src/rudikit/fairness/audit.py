@@ -15,10 +15,9 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import pandas as pd
-import typer
 from rich.console import Console
 
 from rudikit.fairness import audit_report
@@ -30,7 +29,7 @@ from rudikit.fairness.disparities import (
     disparity_wide,
 )
 from rudikit.fairness.group_metrics import group_table
-from rudikit.fairness.groups import GROUP_KEY_SEP, MISSING_GROUP, attribute_name
+from rudikit.fairness.groups import MISSING_GROUP, attribute_name
 from rudikit.fairness.inputs import available_columns, validate_fairness_inputs
 from rudikit.fairness.selection import TieBreak, binarize, top_k_size
 from rudikit.fairness.summary import summary_measures
@@ -245,145 +244,3 @@ def audit(
     return AuditResult(groups=groups, disparities=long, summary=summary, settings=settings)
 
 
-
-
-# --------------------------------------------------------------------------------------------
-# command line
-# --------------------------------------------------------------------------------------------
-
-
-def _fail(message: str) -> typer.Exit:
-    Console(stderr=True).print(f"[bold red]Error:[/bold red] [red]{message}[/red]", highlight=False)
-    return typer.Exit(2)
-
-
-def _read_table(path: Path, columns: list[str]) -> pd.DataFrame:
-    suffixes = "".join(path.suffixes).lower()
-    if suffixes.endswith(".parquet"):
-        head = pd.read_parquet(path).iloc[:0]
-    else:
-        head = pd.read_csv(path, nrows=0)
-    missing = [c for c in columns if c not in head.columns]
-    if missing:
-        raise ValueError(f"column(s) {missing} not found in {path}; available: "
-                         f"{available_columns(head.columns)}")
-    if suffixes.endswith(".parquet"):
-        return pd.read_parquet(path, columns=columns)
-    return pd.read_csv(path, usecols=columns)
-
-
-def _parse_reference(values: list[str] | None) -> Reference:
-    if not values:
-        return "majority"
-    if len(values) == 1 and values[0] in ("majority", "min_metric"):
-        return values[0]  # type: ignore[return-value]
-    mapping: dict[str, str] = {}
-    for v in values:
-        attr, sep, group = v.partition(GROUP_KEY_SEP)
-        if not sep or not attr or not group:
-            raise ValueError(f"--reference {v!r}: expected ATTRIBUTE=GROUP (e.g. race=Caucasian), "
-                             "'majority' or 'min_metric'")
-        mapping[attr.strip()] = group.strip()
-    return mapping
-
-
-_Data = Annotated[Path, typer.Argument(
-    metavar="DATA", help="CSV (or .parquet) file with one row per case.", show_default=False)]
-_Label = Annotated[str, typer.Option(
-    "--label", "-y", metavar="COLUMN", help="Column with the observed outcome (0/1).",
-    show_default=False)]
-_Score = Annotated[str, typer.Option(
-    "--score", "-s", metavar="COLUMN", show_default=False,
-    help="Column with the model score, or with 0/1 predictions when none of --threshold, "
-    "--top-k and --top-pct is given.")]
-_Attr = Annotated[list[str] | None, typer.Option(
-    "--attr", "-a", metavar="COLUMN", help="Protected attribute column; repeat for several.")]
-_Intersect = Annotated[list[str] | None, typer.Option(
-    "--intersect", metavar="COL,COL", help="Columns to cross, e.g. race,sex; repeatable.")]
-_TopK = Annotated[int | None, typer.Option(
-    "--top-k", metavar="K", help="Flag the K highest scores (ties: see --tie-break).")]
-_TopPct = Annotated[float | None, typer.Option(
-    "--top-pct", metavar="PCT", help="Flag the highest PCT percent of scores.")]
-_Threshold = Annotated[float | None, typer.Option(
-    "--threshold", metavar="T", help="Flag scores >= T.")]
-_Reference = Annotated[list[str] | None, typer.Option(
-    "--reference", metavar="ATTR=GROUP",
-    help="Reference group, repeatable (other attributes use their largest group); or "
-    "'majority' or 'min_metric'.")]
-_MinGroup = Annotated[int, typer.Option(
-    "--min-group-size", metavar="N", help="Smaller groups are reported as insufficient data.")]
-_TieBreak = Annotated[str, typer.Option(
-    "--tie-break", metavar="stable|random",
-    help="Ties at the k-th score: input order, or random with --seed.")]
-_Seed = Annotated[int, typer.Option("--seed", metavar="SEED", help="Random seed.")]
-_Csv = Annotated[Path | None, typer.Option(
-    "--csv", metavar="PATH", help="Write the tidy disparity table.", show_default=False)]
-_Json = Annotated[Path | None, typer.Option(
-    "--json", metavar="PATH", show_default=False,
-    help="Write settings, summary, groups and disparities as JSON.")]
-_Html = Annotated[Path | None, typer.Option(
-    "--html", metavar="PATH", help="Write a self-contained HTML report.", show_default=False)]
-
-
-def audit_command(
-    data: _Data,
-    label: _Label,
-    score: _Score,
-    attr: _Attr = None,
-    intersect: _Intersect = None,
-    top_k: _TopK = None,
-    top_pct: _TopPct = None,
-    threshold: _Threshold = None,
-    reference: _Reference = None,
-    min_group_size: _MinGroup = 50,
-    tie_break: _TieBreak = "stable",
-    seed: _Seed = 0,
-    csv: _Csv = None,
-    json_path: _Json = None,
-    html: _Html = None,
-) -> None:
-    """Audit a scored data set for group fairness.
-
-    Per attribute and intersection: group sizes, confusion counts and every rate metric.
-
-    Each group is compared with a reference group: ratio, difference, Wilson interval, z-test.
-
-    Example: rudi audit scores.csv -y y -s s -a race -a sex --intersect race,sex --top-pct 10
-    """
-    try:
-        if not data.exists():
-            raise _fail(f"data file {str(data)!r} does not exist")
-        if not data.is_file():
-            raise _fail(f"data path {str(data)!r} is not a file")
-        if not attr and not intersect:
-            raise _fail("give at least one protected attribute with --attr")
-        chosen = [n for n, v in (("--top-k", top_k), ("--top-pct", top_pct),
-                                 ("--threshold", threshold)) if v is not None]
-        if len(chosen) > 1:
-            raise _fail(f"give only one of --top-k, --top-pct and --threshold, got {chosen}")
-        if tie_break not in ("stable", "random"):
-            raise _fail(f"--tie-break must be 'stable' or 'random', got {tie_break!r}")
-        crossed = [[c.strip() for c in spec.split(",") if c.strip()] for spec in intersect or []]
-        attributes = list(attr or [])
-        columns = list(dict.fromkeys([label, score, *attributes, *(c for x in crossed for c in x)]))
-        ref = _parse_reference(reference)
-        frame = _read_table(data, columns)
-        result = audit(
-            frame, label, score, attributes, intersections=crossed or None,
-            threshold=threshold, top_k=top_k, top_pct=top_pct,
-            tie_break=tie_break,  # type: ignore[arg-type]
-            random_state=seed, reference=ref, min_group_size=min_group_size,
-        )
-    except typer.Exit:
-        raise
-    except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise _fail(str(err)) from None
-    console = Console()
-    result.render(console)
-    try:
-        for path, write in ((csv, result.to_csv), (json_path, result.to_json),
-                            (html, result.to_html)):
-            if path is not None:
-                console.print(f"wrote {write(path)}")
-    except OSError as err:
-        raise _fail(str(err)) from None

@@ -22,7 +22,6 @@ from rudikit.data.validation import FALSE_TEXT, TRUE_TEXT
 DATETIME_PARTS = ("hour", "weekday", "month", "day", "is_weekend", "is_night")
 
 
-
 def _bool_value(value: Any) -> float:
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
         return np.nan

@@ -1,7 +1,7 @@
 """``rudi serve``, ``rudi deploy``, ``rudi deployments`` and ``rudi token ...``.
 
-Registered on the main ``rudi`` app by :func:`register_service_commands`. Connection strings
-come from ``--database-url`` or ``RUDI_DATABASE_URL``; tokens are printed once and never stored.
+Connection strings come from ``--database-url`` or ``RUDI_DATABASE_URL``; tokens are printed
+once and never stored.
 """
 
 from __future__ import annotations
@@ -9,14 +9,17 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
+from rudikit.cli.terminal import DatabaseOpt, SchemaOpt, console, err, fail
 from rudikit.service.errors import ServiceError
 from rudikit.service.settings import ENV_RELOAD, ENV_SYNCHRONOUS, ServiceSettings
-from rudikit.terminal import DatabaseOpt, SchemaOpt, console, err, fail
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holding rudi.yaml); its store "
                                                  "is <project>/.rudi/rudi.db unless "
@@ -33,13 +36,15 @@ def _folder(project_dir: Path, database_url: str | None) -> Path:
     return folder
 
 
-def _engine(project_dir: Path, database_url: str | None, schema: str | None):  # type: ignore[no-untyped-def]
+def open_engine(project_dir: Path, database_url: str | None, schema: str | None) -> Engine:
+    """The project's results store (or the one --database-url names), upgraded as needed."""
     from rudikit.store.engine import open_store
 
     return open_store(database_url, _folder(project_dir, database_url), schema=schema)
 
 
-def _by(by: str | None) -> str:
+def acting_user(by: str | None) -> str:
+    """Who the audit log names: --by, else $RUDI_USER or the OS user."""
     from rudikit.service.audit import current_user
 
     return by if by else current_user()
@@ -133,10 +138,10 @@ def deploy_command(
     --reload-seconds."""
     from rudikit.service.deploy import deploy
 
-    engine = _engine(project_dir, database_url, database_schema)
+    engine = open_engine(project_dir, database_url, database_schema)
     try:
-        done = deploy(engine, model_group_id, reason=reason, by=_by(by), threshold=threshold,
-                      model_id=model_id)
+        done = deploy(engine, model_group_id, reason=reason, by=acting_user(by),
+                      threshold=threshold, model_id=model_id)
     except ServiceError as exc:
         fail(str(exc))
     finally:
@@ -153,7 +158,7 @@ def deployments(project_dir: ProjectArg = Path("."), database_url: DatabaseOpt =
     """List every deployment, newest first: which model, by whom, why, when, and whether live."""
     from rudikit.service.deploy import history
 
-    engine = _engine(project_dir, database_url, database_schema)
+    engine = open_engine(project_dir, database_url, database_schema)
     rows = history(engine)
     engine.dispose()
     if not rows:
@@ -188,9 +193,9 @@ def token_create(
     """Create a token and print it once (only its SHA-256 is stored)."""
     from rudikit.service.auth import create_token
 
-    engine = _engine(project_dir, database_url, database_schema)
+    engine = open_engine(project_dir, database_url, database_schema)
     try:
-        token_id, token = create_token(engine, role, name or f"{role} token", _by(by))
+        token_id, token = create_token(engine, role, name or f"{role} token", acting_user(by))
     except ServiceError as exc:
         fail(str(exc))
     finally:
@@ -211,9 +216,9 @@ def token_revoke(
     """Revoke a token: running servers refuse it within a few seconds."""
     from rudikit.service.auth import revoke_token
 
-    engine = _engine(project_dir, database_url, database_schema)
+    engine = open_engine(project_dir, database_url, database_schema)
     try:
-        row = revoke_token(engine, token_id, _by(by))
+        row = revoke_token(engine, token_id, acting_user(by))
     except ServiceError as exc:
         fail(str(exc))
     finally:
@@ -228,7 +233,7 @@ def token_list(project_dir: ProjectArg = Path("."), database_url: DatabaseOpt = 
     """List tokens (never the tokens themselves)."""
     from rudikit.service.auth import list_tokens
 
-    engine = _engine(project_dir, database_url, database_schema)
+    engine = open_engine(project_dir, database_url, database_schema)
     rows = list_tokens(engine)
     engine.dispose()
     table = Table(title="API tokens")
@@ -241,7 +246,7 @@ def token_list(project_dir: ProjectArg = Path("."), database_url: DatabaseOpt = 
     console.print(table)
 
 
-def register_service_commands(app: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
     """Add the service commands to the ``rudi`` command line."""
     app.command("serve")(serve)
     app.command("deploy")(deploy_command)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import (
@@ -21,21 +21,32 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from rudikit.config import ProjectError, load_project
-from rudikit.data.sources import SourceError
-from rudikit.features.labels import LabelError
-from rudikit.features.splits import SplitError
-from rudikit.models.artefacts import ArtefactError
-from rudikit.service.cli import ByOpt, ProjectArg, _by, _engine
-from rudikit.service.errors import ServiceError
-from rudikit.terminal import DatabaseOpt, SchemaOpt, console, fail
+from rudikit.cli.service import ByOpt, ProjectArg, acting_user, open_engine
+from rudikit.cli.terminal import DatabaseOpt, SchemaOpt, console, fail
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from rudikit.config import Project
+    from rudikit.monitoring.monitor import Deployed
 
 AsOfOpt = Annotated[str | None, typer.Option(
     "--as-of", help="Judge the production window ending on this date (YYYY-MM-DD, UTC); "
                     "default: now.")]
 
-CAUGHT = (ProjectError, SourceError, LabelError, SplitError, ArtefactError, ServiceError,
-          ValueError)
+
+
+def _caught() -> tuple[type[Exception], ...]:
+    """The errors a monitoring command reports as ``error: ...`` (exit 2) instead of a trace."""
+    from rudikit.config import ProjectError
+    from rudikit.data.sources import SourceError
+    from rudikit.features.labels import LabelError
+    from rudikit.features.splits import SplitError
+    from rudikit.models.artefacts import ArtefactError
+    from rudikit.service.errors import ServiceError
+
+    return (ProjectError, SourceError, LabelError, SplitError, ArtefactError, ServiceError,
+            ValueError)
 
 
 def _as_of(value: str | None) -> datetime | None:
@@ -48,8 +59,8 @@ def _as_of(value: str | None) -> datetime | None:
     return (day if day.tzinfo else day.replace(tzinfo=UTC)).astimezone(UTC)
 
 
-def _project(project_dir: Path, command: str):  # type: ignore[no-untyped-def]
-    from rudikit.config import Project
+def _project(project_dir: Path, command: str) -> Project:
+    from rudikit.config import Project, ProjectError, load_project
 
     try:
         project = load_project(project_dir)
@@ -98,7 +109,7 @@ def monitor(project_dir: ProjectArg = Path("."), as_of: AsOfOpt = None,
     from rudikit.monitoring.monitor import run_monitor
 
     project = _project(project_dir, "monitor")
-    engine = _engine(project_dir, database_url, database_schema)
+    engine = open_engine(project_dir, database_url, database_schema)
     if not show:
         progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
                             TextColumn("{task.completed:,} predictions read"),
@@ -109,7 +120,7 @@ def monitor(project_dir: ProjectArg = Path("."), as_of: AsOfOpt = None,
                 result = run_monitor(project, _folder(project_dir), engine,
                                      as_of=_as_of(as_of),
                                      tick=lambda n: progress.advance(task, n))
-            except CAUGHT as exc:
+            except _caught() as exc:
                 fail(str(exc))
         start, end = result.window
         console.print(f"Monitor run {result.monitor_run_id}: {project.name}, window "
@@ -146,12 +157,12 @@ def retrain(project_dir: ProjectArg = Path("."), as_of: AsOfOpt = None,
     from rudikit.monitoring.retrain import retrain as run_retrain
 
     project = _project(project_dir, "retrain")
-    engine = _engine(project_dir, database_url, database_schema)
+    engine = open_engine(project_dir, database_url, database_schema)
     with console.status("retraining the deployed model group"):
         try:
-            decision = run_retrain(project, _folder(project_dir), engine, by=_by(by),
+            decision = run_retrain(project, _folder(project_dir), engine, by=acting_user(by),
                                    as_of=_as_of(as_of))
-        except CAUGHT as exc:
+        except _caught() as exc:
             fail(str(exc))
     table = Table(title=f"Retrain (run {decision.run_id}): holdout "
                         f"{decision.holdout[0]:%Y-%m-%d} to {decision.holdout[1]:%Y-%m-%d}, "
@@ -188,10 +199,10 @@ def rollback(project_dir: ProjectArg = Path("."),
     """Return to the model deployed before the live one (audit-logged)."""
     from rudikit.monitoring.retrain import rollback as run_rollback
 
-    engine = _engine(project_dir, database_url, database_schema)
+    engine = open_engine(project_dir, database_url, database_schema)
     try:
-        retired, new = run_rollback(engine, by=_by(by), reason=reason)
-    except CAUGHT as exc:
+        retired, new = run_rollback(engine, by=acting_user(by), reason=reason)
+    except _caught() as exc:
         fail(str(exc))
     console.print(f"Rolled back: deployment {retired} retired; deployment {new} is live.")
 
@@ -209,7 +220,7 @@ def backtest(project_dir: ProjectArg = Path("."),
     from rudikit.monitoring.retrain import backtest_model_age, deployed_group
 
     project = _project(project_dir, "backtest")
-    engine = _engine(project_dir, database_url, database_schema)
+    engine = open_engine(project_dir, database_url, database_schema)
     dep = _deployed_or_fail(engine)
     point, features, group = deployed_group(engine, dep.model_group_id)
     with console.status("refitting at each month end"):
@@ -220,7 +231,7 @@ def backtest(project_dir: ProjectArg = Path("."),
                 model_group_id=dep.model_group_id,
                 artefacts=_folder(project_dir) / ".rudi" / "models", max_age=max_age,
                 first_train_months=first_train_months)
-        except CAUGHT as exc:
+        except _caught() as exc:
             fail(str(exc))
     if table.empty:
         fail("not enough months of data for a backtest")
@@ -277,15 +288,16 @@ def replay(project_dir: ProjectArg = Path("."),
     from rudikit.data.sources import unify
     from rudikit.monitoring.replay import ReplayError, local_service, month_rows
     from rudikit.monitoring.replay import replay as run_replay
+    from rudikit.service.errors import ServiceError
 
     project = _project(project_dir, "replay")
     folder = _folder(project_dir)
     try:
         frame, _ = unify(project, folder)
         chosen, data, y = month_rows(project, frame, month)
-    except (*CAUGHT, ReplayError) as exc:
+    except (*_caught(), ReplayError) as exc:
         fail(str(exc))
-    engine = _engine(project_dir, database_url, database_schema)
+    engine = open_engine(project_dir, database_url, database_schema)
     dep = _deployed_or_fail(engine)
     columns = [c for c in dep.features.input_columns if c in data.columns]
     total = len(data) * (2 if outcomes else 1)
@@ -304,7 +316,7 @@ def replay(project_dir: ProjectArg = Path("."),
                                          outcomes=outcomes, tick=tick)
             else:
                 with local_service(folder, database_url, database_schema, engine,
-                                   _by(by)) as client:
+                                   acting_user(by)) as client:
                     summary = run_replay(client, project, data, y, columns, chosen,
                                          outcomes=outcomes, tick=tick)
     except (ReplayError, httpx.HTTPError, ServiceError) as exc:
@@ -316,7 +328,7 @@ def replay(project_dir: ProjectArg = Path("."),
     return summary.month
 
 
-def _deployed_or_fail(engine):  # type: ignore[no-untyped-def]
+def _deployed_or_fail(engine: Engine) -> Deployed:
     from rudikit.monitoring.monitor import deployed
 
     dep = deployed(engine)
@@ -331,24 +343,17 @@ def rehearse(project_dir: Path, database_url: str | None, model_group_id: int,
     """The production loop on the project's own last month, as `rudi demo` shows it: deploy
     the chosen model, replay the month through the service with its outcomes, monitor, and
     retrain. Critical alerts are shown, not turned into a failing exit."""
-    import pandas as pd
-
-    from rudikit.service.deploy import deploy
+    from rudikit.monitoring.rehearsal import deploy_chosen, judging_day
 
     project = _project(project_dir, "demo")
-    engine = _engine(project_dir, database_url, None)
-    at = project.fairness.at.threshold
-    threshold = at if at is not None else 0.5
-    done = deploy(engine, model_group_id, model_id=model_id, threshold=threshold, by=_by(None),
-                  reason=f"rudi demo: the model the run chose, at threshold {threshold:g} (the "
-                         "fairness operating point)")
+    engine = open_engine(project_dir, database_url, None)
+    done = deploy_chosen(engine, project, model_group_id, model_id, by=acting_user(None))
     console.print(f"\n[bold]Production rehearsal[/]: deployment {done.id} = model {model_id} "
-                  f"(group {model_group_id}, {done.algorithm}), threshold {threshold:g}.",
+                  f"(group {model_group_id}, {done.algorithm}), threshold {done.threshold:g}.",
                   highlight=False)
     month = replay(project_dir, month=None, url=None, token=None, outcomes=True,
                    database_url=database_url, database_schema=None, by=None)
-    # judged on the first day after the replayed (the data's last) month
-    as_of = (pd.Timestamp(f"{month}-01") + pd.offsets.MonthBegin(1)).strftime("%Y-%m-%d")
+    as_of = judging_day(month)
     try:
         monitor(project_dir, as_of=as_of, database_url=database_url, database_schema=None,
                 show=False)
@@ -359,9 +364,7 @@ def rehearse(project_dir: Path, database_url: str | None, model_group_id: int,
             by=None)
 
 
-def register_monitoring_commands(app: typer.Typer) -> None:
-    app.command()(replay)
-    app.command()(monitor)
-    app.command()(retrain)
-    app.command()(rollback)
-    app.command()(backtest)
+def register(app: typer.Typer) -> None:
+    """Add the monitoring commands to the ``rudi`` command line."""
+    for command in (replay, monitor, retrain, rollback, backtest):
+        app.command()(command)

@@ -1,8 +1,7 @@
 """``rudi card model <model_group_id>`` and ``rudi card data <snapshot_id>``.
 
-Registered on the main ``rudi`` app by :func:`register_card_commands`. The documentation
-answers come from the project's current rudi.yaml (so a card can be completed after a run);
-every number comes from the results store.
+The documentation answers come from the project's current rudi.yaml (so a card can be
+completed after a run); every number comes from the results store.
 """
 
 from __future__ import annotations
@@ -12,12 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
-from sqlalchemy.engine import Engine
 
-from rudikit.config import Project, ProjectError, load_project, project_file
-from rudikit.terminal import DatabaseOpt, SchemaOpt, console, fail
+from rudikit.cli.terminal import DatabaseOpt, SchemaOpt, console, fail
 
-if TYPE_CHECKING:  # the card modules load plotly; keep `rudi --help` fast
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from rudikit.config import Project
     from rudikit.reports.cards import Card, Format
 
 card_app = typer.Typer(help="Write data and model cards (the RUDI documentation templates) "
@@ -34,6 +34,7 @@ FormatOpt = Annotated[str, typer.Option(
 def _setup(project_dir: Path, database_url: str | None, schema: str | None, fmt: str
            ) -> tuple[Path, Project | None, Engine]:
     """(project folder, current project or None, store engine); bad input exits with 2."""
+    from rudikit.config import ProjectError, load_project, project_file
     from rudikit.store.engine import open_store
 
     if fmt.lower() not in ("md", "html", "both"):
@@ -103,5 +104,5 @@ def data_card(
            out, folder, fmt)
 
 
-def register_card_commands(app: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
     app.add_typer(card_app, name="card")

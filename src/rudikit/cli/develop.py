@@ -1,46 +1,32 @@
-"""The ``rudi`` command line: one command per lifecycle step."""
+"""``rudi init``, ``validate``, ``run``, ``demo``, ``fetch`` and ``report``: the development
+stage on the command line, from an example project to a stored run and its HTML report."""
 
 from __future__ import annotations
 
 import re
 import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rudikit.config import (
-    PROJECT_FILE,
-    ProjectError,
-    TemporalProject,
-    load_project,
-    missing_rationale,
-)
-from rudikit.data.sources import SourceError
-from rudikit.fairness.audit import audit_command
-from rudikit.features.cli import register_split_commands
-from rudikit.features.labels import LabelError
-from rudikit.features.splits import SplitError
-from rudikit.models.artefacts import ArtefactError
-from rudikit.monitoring.cli import register_monitoring_commands
-from rudikit.reports.cli import register_card_commands
-from rudikit.service.cli import register_service_commands
-from rudikit.terminal import DatabaseOpt, console, fail
+from rudikit.cli.terminal import DatabaseOpt, console, fail
 
-app = typer.Typer(
-    help="rudikit: build, audit, explain, serve and monitor policing risk models responsibly "
-         "(Rationale, Unification, Development, Implementation).",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-)
-EXAMPLES = Path(__file__).parent / "examples"
+if TYPE_CHECKING:
+    from rudikit.config import Project, TemporalProject
+    from rudikit.run.engine import RunResult
+
+EXAMPLES = Path(__file__).parents[1] / "examples"
 
 ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holding rudi.yaml) or the "
                                                  "rudi.yaml file itself.")]
 
 
 def examples() -> list[str]:
+    from rudikit.config import PROJECT_FILE
+
     return sorted(p.name for p in EXAMPLES.iterdir() if (p / PROJECT_FILE).exists())
 
 
@@ -49,6 +35,8 @@ _RELATIVE_DEFAULT = re.compile(r"(\$\{[A-Za-z_][A-Za-z0-9_]*:-)(\.[^}]*)(\})")
 
 def copy_example(name: str, dest: Path, force: bool = False) -> Path:
     """Copy an example project; relative data paths are made absolute so they still resolve."""
+    from rudikit.config import PROJECT_FILE
+
     source = EXAMPLES / name
     if not (source / PROJECT_FILE).exists():
         fail(f"no example named {name!r}; choose one of: {', '.join(examples())}")
@@ -69,32 +57,33 @@ def copy_example(name: str, dest: Path, force: bool = False) -> Path:
     return dest
 
 
-@app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
     example: Annotated[str, typer.Option(help="Example to start from.")] = "stop_search",
     force: Annotated[bool, typer.Option(help="Overwrite an existing rudi.yaml.")] = False,
 ) -> None:
     """Create a project folder from an example (a filled-in rudi.yaml to edit)."""
+    from rudikit.config import PROJECT_FILE
+
     dest = copy_example(example, directory, force)
     console.print(f"[green]Created[/] {dest / PROJECT_FILE} from example [bold]{example}[/].")
     console.print(f"Next: edit the rationale and data sources, then `rudi validate {dest}` and "
                   f"`rudi run {dest}`.")
 
 
-def _load(project_dir: Path):  # type: ignore[no-untyped-def]
+def _load(project_dir: Path) -> Project | TemporalProject:
+    from rudikit.config import ProjectError, load_project
+
     try:
         return load_project(project_dir)
     except ProjectError as exc:
         fail(f"{exc.source} is not valid:", exc.problems)
 
 
-@app.command()
 def validate(project_dir: ProjectArg = Path(".")) -> None:
     """Check rudi.yaml and the data it points to; report every problem with its key path."""
-    from rudikit.data.sources import unify
-    from rudikit.features.labels import make_label
-    from rudikit.run.case import check_columns
+    from rudikit.config import TemporalProject, missing_rationale
+    from rudikit.data.sources import SourceError, unify
 
     project = _load(project_dir)
     folder = project_dir if project_dir.is_dir() else project_dir.parent
@@ -128,6 +117,10 @@ def validate(project_dir: ProjectArg = Path(".")) -> None:
             console.print(f"  {problem}")
         if len(report.problems) > 20:
             console.print(f"  ... and {len(report.problems) - 20} more")
+    # the model code is loaded only now that the data is read
+    from rudikit.features.labels import LabelError, make_label
+    from rudikit.run.case import check_columns
+
     problems += check_columns(project, frame)
     try:
         y, keep = make_label(frame, project.label)
@@ -140,7 +133,7 @@ def validate(project_dir: ProjectArg = Path(".")) -> None:
     console.print("[green]valid[/]: rudi.yaml, its data and its label are usable.")
 
 
-def summary_table(result) -> Table:  # type: ignore[no-untyped-def]
+def summary_table(result: RunResult) -> Table:
     table = Table(title=f"Run {result.run_id}: {result.project} "
                         f"({'SYNTHETIC' if result.data_origin == 'synthetic' else 'real'} data)")
     for heading in ("", "group", "algorithm", "split", "ROC AUC [95% CI]", "AvgPrec",
@@ -165,7 +158,11 @@ def summary_table(result) -> Table:  # type: ignore[no-untyped-def]
     return table
 
 
-def run_and_report(project_dir: Path, database_url: str | None):  # type: ignore[no-untyped-def]
+def run_and_report(project_dir: Path, database_url: str | None) -> RunResult:
+    from rudikit.data.sources import SourceError
+    from rudikit.features.labels import LabelError
+    from rudikit.features.splits import SplitError
+    from rudikit.models.artefacts import ArtefactError
     from rudikit.run.develop import RationaleIncomplete, run_project
 
     _load(project_dir)
@@ -195,14 +192,12 @@ def run_and_report(project_dir: Path, database_url: str | None):  # type: ignore
     return result
 
 
-@app.command()
 def run(project_dir: ProjectArg = Path("."), database_url: DatabaseOpt = None) -> None:
     """Run the development pipeline: load and validate data, label, split, fit the model grid,
     evaluate with bootstrap intervals, select a model and write the HTML report."""
     run_and_report(project_dir, database_url)
 
 
-@app.command()
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where to put the demo project and its store.")]
     = Path("rudi-demo"),
@@ -212,7 +207,8 @@ def demo(
     when they are beside the repository, else the seeded synthetic generator; the output says
     which), then rehearse production: deploy the chosen model, replay the last month through
     the service with its outcomes, monitor it and retrain it."""
-    from rudikit.monitoring.cli import rehearse
+    from rudikit.cli.monitoring import rehearse
+    from rudikit.config import PROJECT_FILE
 
     copy_example("stop_search", workdir, force=True)
     console.print(f"Demo project: {workdir.resolve() / PROJECT_FILE}")
@@ -222,7 +218,6 @@ def demo(
                  result.selected.model_id)
 
 
-@app.command()
 def fetch(
     force: Annotated[list[str], typer.Option("--force", help="Force id, e.g. essex (repeat).")],
     month: Annotated[list[str], typer.Option("--month", help="YYYY-MM (repeat).")],
@@ -257,7 +252,6 @@ def fetch(
         console.print(f"wrote {path}")
 
 
-@app.command()
 def report(
     run_id: Annotated[int, typer.Argument(help="Run id (see the summary of `rudi run`).")],
     project_dir: ProjectArg = Path("."),
@@ -276,14 +270,7 @@ def report(
     console.print(f"[bold]Report:[/] {path}")
 
 
-app.command("audit")(audit_command)
-
-# --- service commands (serve, deploy, token) are registered below this line ---
-register_service_commands(app)
-register_card_commands(app)
-register_monitoring_commands(app)
-register_split_commands(app)
-
-
-if __name__ == "__main__":
-    app()
+def register(app: typer.Typer) -> None:
+    """Add the development commands to the ``rudi`` command line."""
+    for command in (init, validate, run, demo, fetch, report):
+        app.command()(command)

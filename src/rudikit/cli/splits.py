@@ -1,7 +1,5 @@
 """``rudi splits``: the timechop splits of a temporal project, as a table and (``--plot``) an
 HTML figure, so the training and test periods can be checked before anything is fitted.
-
-Registered on the main ``rudi`` app by :func:`register_split_commands`.
 """
 
 from __future__ import annotations
@@ -12,8 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from rudikit.config import ProjectError, TemporalProject, load_project, project_file
-from rudikit.terminal import console, fail
+from rudikit.cli.terminal import console, fail
 
 
 def splits(
@@ -27,6 +24,7 @@ def splits(
 ) -> None:
     """Show the temporal cross-validation splits (triage's timechop) of a temporal project:
     training as-of dates, label windows and test dates per split."""
+    from rudikit.config import ProjectError, TemporalProject, load_project, project_file
     from rudikit.features.timechop import plot_splits, splits_table
 
     try:
@@ -61,5 +59,5 @@ def splits(
         console.print(f"[bold]Splits figure:[/] {path}")
 
 
-def register_split_commands(app: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
     app.command("splits")(splits)
