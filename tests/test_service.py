@@ -428,6 +428,17 @@ def test_the_openapi_document_has_examples_and_the_observation_schema(svc) -> No
         assert client.get(path).status_code == 401
 
 
+def test_the_documented_predict_examples_are_accepted_as_they_are(svc) -> None:
+    """The examples keep their explicit nulls: without them a numeric feature is missing."""
+    client, s = svc
+    doc = client.get("/openapi.json", headers=auth(s.tokens["analyst"])).json()
+    body = doc["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["examples"]["single"]["value"]["latitude"] is None
+    for name in ("single", "batch"):
+        r = post(client, s, body["examples"][name]["value"])
+        assert r.status_code == 200, (name, r.text)
+
+
 # --- starting, deploying, tokens -------------------------------------------------------------
 
 
