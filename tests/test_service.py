@@ -40,7 +40,7 @@ from rudikit.service.errors import ServiceError
 from rudikit.service.metrics import new_request_id
 from rudikit.service.scoring import Scorer, sample_rows
 from rudikit.service.settings import ServiceSettings
-from rudikit.service.storage import PredictJob, PredictResult
+from rudikit.service.writer.jobs import PredictJob, PredictResult
 from rudikit.store import production_tables as pt
 from rudikit.store.engine import open_store
 
@@ -426,6 +426,17 @@ def test_the_openapi_document_has_examples_and_the_observation_schema(svc) -> No
         assert "<script src" not in page.text and "<link" not in page.text, path
         assert len(page.text) > 1_000_000 and '"/predict"' in page.text, path
         assert client.get(path).status_code == 401
+
+
+def test_the_documented_predict_examples_are_accepted_as_they_are(svc) -> None:
+    """The examples keep their explicit nulls: without them a numeric feature is missing."""
+    client, s = svc
+    doc = client.get("/openapi.json", headers=auth(s.tokens["analyst"])).json()
+    body = doc["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["examples"]["single"]["value"]["latitude"] is None
+    for name in ("single", "batch"):
+        r = post(client, s, body["examples"][name]["value"])
+        assert r.status_code == 200, (name, r.text)
 
 
 # --- starting, deploying, tokens -------------------------------------------------------------

@@ -78,7 +78,8 @@ def serve(
     is deployed or the model file does not match the hash in the store."""
     import uvicorn
 
-    from rudikit.service.app import Service, create_app
+    from rudikit.service.app import create_app
+    from rudikit.service.state import Service
 
     folder = _folder(project_dir, database_url)
     try:

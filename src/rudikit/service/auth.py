@@ -112,15 +112,22 @@ class TokenCache:
         return principal
 
 
-def bearer_digest(header: str | None) -> str:
-    """The SHA-256 of the bearer token in an Authorization header, or a 401."""
+def no_bearer_token(header: str | None) -> ApiError:
+    """The 401 for a request whose Authorization header holds no bearer token: the API's
+    ``HTTPBearer`` (see :mod:`rudikit.service.deps`) and the dashboard refuse it alike."""
     if not header:
-        raise ApiError(401, "missing bearer token: send 'Authorization: Bearer <token>' (create "
-                            "one with `rudi token create`)",
-                       headers={"WWW-Authenticate": "Bearer"})
-    scheme, _, token = header.partition(" ")
+        return ApiError(401, "missing bearer token: send 'Authorization: Bearer <token>' (create "
+                             "one with `rudi token create`)",
+                        headers={"WWW-Authenticate": "Bearer"})
+    return ApiError(401, "the Authorization header must be 'Bearer <token>'",
+                    headers={"WWW-Authenticate": "Bearer"})
+
+
+def bearer_digest(header: str | None) -> str:
+    """The SHA-256 of the bearer token in an Authorization header, or a 401 (the dashboard,
+    which takes a token from a header or from its login form)."""
+    scheme, _, token = (header or "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise ApiError(401, "the Authorization header must be 'Bearer <token>'",
-                       headers={"WWW-Authenticate": "Bearer"})
+        raise no_bearer_token(header)
     return hash_token(token)

@@ -1,0 +1,61 @@
+"""The intervention list of a date (``GET /lists/{date}``) and reviewers' feedback on it
+(``POST /reviews``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from rudikit.service import lists
+from rudikit.service.auth import Principal
+from rudikit.service.deps import EngineDep, get_service, require_role
+from rudikit.service.routing import JSON, RawRoute, error_docs, json_response, parse_body, read_body
+from rudikit.service.schemas import REVIEW_EXAMPLE, ListOut, ListQuery, ReviewIn, ReviewOut
+
+router = APIRouter(tags=["lists"])
+ListReader = Annotated[Principal, Depends(require_role("review", "analyst"))]
+Reviewer = Annotated[Principal, Depends(require_role("review"))]
+
+
+@router.get("/lists/{date}", response_model=ListOut,
+            summary="The ranked list of a date, without entities already reviewed",
+            responses=error_docs(401, 403, 422))
+async def get_list(date: str, _: ListReader, engine: EngineDep,
+                   k: Annotated[str | None, Query(description=(
+                       "How many entities (an integer from 1 to 10000; default 100)."))] = None,
+                   cool_off_days: Annotated[str | None, Query(description=(
+                       "Entities reviewed for a list within this many days before `date` "
+                       "are left off (an integer, default 365)."))] = None) -> Response:
+    """The top `k` entities scored for `date` (YYYY-MM-DD, a UTC day), highest score first,
+    leaving out those already reviewed: the live deployment's scored requests of that day
+    once it has answered `/predict`, else the deployed model group's stored predictions as
+    of that date (`source` says which)."""
+    given = {"date": date, **{name: value for name, value in
+                              (("k", k), ("cool_off_days", cool_off_days))
+                              if value is not None}}
+    query = parse_body(ListQuery, given, "list request", "query")
+    found = await run_in_threadpool(lists.ranked_list, engine, query.date, query.k,
+                                    query.cool_off_days)
+    return json_response(found.as_dict())
+
+
+async def record_review(request: Request, principal: Reviewer) -> Response:
+    """A reviewer's agreement with a flag, the decision taken and notes, for an entity on
+    the list of `list_date`; the entity then stays off the lists of the cool-off period.
+    Not scored for that date: 404; already reviewed for that list: 409."""
+    review = parse_body(ReviewIn, await read_body(request), "review")
+    stored = await run_in_threadpool(lists.record, get_service(request).engine, review,
+                                     principal.name)
+    return json_response(stored, 201)
+
+
+router.add_api_route(
+    "/reviews", record_review, methods=["POST"], route_class_override=RawRoute,
+    summary="Record a reviewer's feedback on a listed entity", status_code=201,
+    responses={201: {"model": ReviewOut, "description": "Review stored."},
+               **error_docs(401, 403, 404, 409, 413, 422)},
+    openapi_extra={"requestBody": {"required": True, "content": {JSON: {
+        "schema": {"$ref": "#/components/schemas/ReviewIn"},
+        "examples": {"review": {"value": REVIEW_EXAMPLE}}}}}})
