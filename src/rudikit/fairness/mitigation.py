@@ -56,6 +56,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from rudikit.evaluation.metrics import k_for_percent
 from rudikit.fairness import mitigation_search as ms
@@ -915,11 +916,13 @@ class _ScoreEstimator(BaseEstimator):
     """Identity 'model' for fairlearn: the single feature column is the score."""
 
     def fit(self, X: Any, y: Any = None) -> _ScoreEstimator:
+        validate_data(self, X, dtype=float)
         self.fitted_ = True
         return self
 
     def predict(self, X: Any) -> np.ndarray:
-        return np.asarray(X, dtype=float)[:, 0]
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=float, reset=False)[:, 0]
 
 
 class FairlearnBaseline:
@@ -959,7 +962,7 @@ class FairlearnBaseline:
         yy = _check_labels(y, len(s))
         labels = group_labels(groups)
         self.optimizer_ = ThresholdOptimizer(
-            estimator=_ScoreEstimator().fit(None),
+            estimator=_ScoreEstimator().fit(s.reshape(-1, 1)),
             constraints=self._CONSTRAINTS[self.constraint],
             objective=self._OBJECTIVES[self.objective],
             grid_size=self.grid_size,
