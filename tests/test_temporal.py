@@ -385,7 +385,6 @@ def test_seed_lists_and_consecutive_dates(tables) -> None:
     assert len(test) == len(by_seed[0]) and set(np.unique(y_train)) == {0, 1}
 
 
-@pytest.mark.slow
 def test_real_data_smoke(tmp_path, cpdb_loaded) -> None:
     tables = cpdb_loaded.tables()
     config = experiment(
