@@ -1,10 +1,15 @@
 # Two entry points: `make demo` (the main job) and `make test`. Both create .venv when needed.
+# `make test` runs the suite on every core (pytest-xdist) without the tests marked slow;
+# `make test-all` runs those too.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench clean
+# --dist loadgroup: tests sharing an expensive fixture run on one worker (tests/conftest.py).
+PYTEST := $(BIN)/python -m pytest -q -n auto --dist loadgroup
+
+.PHONY: demo test test-all lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +21,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
-	$(BIN)/python -m pytest -q
+	$(PYTEST) -m "not slow"
+
+test-all: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(PYTEST)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

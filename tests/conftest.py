@@ -1,4 +1,5 @@
-"""Shared fixtures: where the real data lives, and results stores on SQLite and PostgreSQL."""
+"""Shared fixtures: where the real data lives, results stores on SQLite and PostgreSQL, and how
+the tests are spread over pytest-xdist workers."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import yaml
@@ -14,14 +16,38 @@ from sqlalchemy import text
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 EXAMPLE = REPO / "examples" / "stop_search" / "rudi.yaml"
+REQUIRE_DATA = "RUDI_REQUIRE_DATA"
 
 
-@pytest.fixture
-def shared_data() -> Path:
-    if not SHARED_DATA.exists():
-        pytest.skip(f"real datasets not found at {SHARED_DATA} (CI keeps ../shared beside the "
-                    "repository)")
-    return SHARED_DATA
+def missing_data(path: Path) -> NoReturn:
+    """Skip a test whose real data is absent, or fail it when RUDI_REQUIRE_DATA=1 (CI), so a
+    lost ../shared/data cannot pass as a green run of skips."""
+    message = f"real data not found at {path} (CI keeps ../shared beside the repository)"
+    if os.environ.get(REQUIRE_DATA) == "1":
+        pytest.fail(f"{message}; {REQUIRE_DATA}=1 makes this a failure", pytrace=False)
+    pytest.skip(f"{message}; set {REQUIRE_DATA}=1 to make this a failure")
+
+
+class SharedData:
+    """../shared/data; ``shared_data / "part/file"`` is the path, which must exist (else
+    ``missing_data``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __truediv__(self, relative: str) -> Path:
+        path = self.root / relative
+        if not path.exists():
+            missing_data(path)
+        return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> SharedData:
+    """The one way a test reaches the real datasets."""
+    if not SHARED_DATA.is_dir():
+        missing_data(SHARED_DATA)
+    return SharedData(SHARED_DATA)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -68,16 +94,44 @@ def write_project(folder: Path, **overrides: object) -> Path:
 
 
 @pytest.fixture(scope="session")
-def cpdb_loaded() -> tuple[object, float]:
-    """The real Chicago CPDB files, loaded and linked once per test session (about 8 s), with
-    the seconds the load took."""
-    import time
-
+def cpdb_loaded(shared_data: SharedData) -> object:
+    """The real Chicago CPDB files, loaded and linked once per test session (about 8 s; under
+    xdist once per worker, so its users share the xdist group "cpdb")."""
     from rudikit.data.cpdb.tables import load_cpdb
 
-    if not (SHARED_DATA / "eis" / "chicago_cpdb" / "final-profiles.csv.gz").exists():
-        pytest.skip(f"CPDB files not found under {SHARED_DATA} (CI keeps ../shared beside the "
-                    "repository)")
-    started = time.perf_counter()
-    data = load_cpdb(SHARED_DATA)
-    return data, time.perf_counter() - started
+    shared_data / "eis/chicago_cpdb/final-profiles.csv.gz"  # noqa: B018 - present, or skip/fail
+    return load_cpdb(shared_data.root)
+
+
+# --- pytest-xdist: which tests share a worker -----------------------------------------------
+
+
+def _shared_fixture(item: pytest.Item) -> bool:
+    """Whether the test uses a module- or session-scoped fixture of ours (built once per
+    worker, so its users should run on one worker)."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    for name in info.names_closure:
+        if name == "shared_data":  # cheap
+            continue
+        for definition in info.name2fixturedefs.get(name, ()):
+            if definition.scope in ("module", "session") and definition.baseid.startswith(
+                    "tests"):
+                return True
+    return False
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With ``--dist loadgroup``: the CPDB users share one worker (one load of the real files),
+    and each module whose tests share an expensive fixture stays on one worker; every other
+    test is handed out on its own, which balances the two workers."""
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        if "cpdb_loaded" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("cpdb"))
+        elif _shared_fixture(item) or getattr(getattr(item, "module", None),
+                                                        "XDIST_SHARED_CACHE", False):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))

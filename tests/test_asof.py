@@ -29,8 +29,6 @@ from rudikit.features.asof import (
     monthly_as_of_dates,
 )
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
 D = pd.Timestamp
 
 
@@ -320,9 +318,8 @@ def test_monthly_as_of_dates() -> None:
 
 
 @pytest.fixture(scope="module")
-def cpdb_tables(cpdb_loaded: tuple[Any, float]
-                ) -> tuple[dict[str, pd.DataFrame], dict[str, pd.Timestamp]]:
-    data = cpdb_loaded[0]
+def cpdb_tables(cpdb_loaded: Any) -> tuple[dict[str, pd.DataFrame], dict[str, pd.Timestamp]]:
+    data = cpdb_loaded
     return data.tables(), data.data_end
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import SharedData
 from sqlalchemy import func, select
 
 from rudikit.data.compas.features import (
@@ -43,7 +44,6 @@ from rudikit.store.engine import open_store
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "compas"
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 # The header of ProPublica's people table (relational_tables/people.csv, compas.db people).
 PEOPLE_HEADER = [
@@ -542,12 +542,9 @@ def test_degree_classes() -> None:
 
 
 @pytest.fixture(scope="module")
-def real() -> CompasData:
-    folder = SHARED_DATA / "compas"
-    if not (folder / FILES["people"]).exists():
-        pytest.skip(f"ProPublica's COMPAS files not found at {folder} (CI keeps ../shared beside "
-                    "the repository)")
-    return load_compas(SHARED_DATA)
+def real(shared_data: SharedData) -> CompasData:
+    shared_data / f"compas/{FILES['people']}"  # noqa: B018 - present, or skip/fail
+    return load_compas(shared_data.root)
 
 
 def test_real_files_row_counts(real: CompasData) -> None:

@@ -12,9 +12,6 @@ from rudikit.data.cpdb.files import FILES, CPDBError
 from rudikit.data.cpdb.linking import link_frame, link_profiles, normalise_name
 from rudikit.data.cpdb.tables import CPDB, linking_rates, load_cpdb
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-CPDB_DIR = SHARED_DATA / "eis" / "chicago_cpdb"
-
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
     data = pd.DataFrame(rows)
@@ -128,17 +125,9 @@ def test_two_roster_officers_fitting_a_fallback_is_ambiguous() -> None:
 
 
 @pytest.fixture(scope="module")
-def loaded(cpdb_loaded: tuple[CPDB, float]) -> tuple[CPDB, float]:
+def cpdb(cpdb_loaded: CPDB) -> CPDB:
+    """The real files (how long loading takes is measured by bench/cpdb_load.py)."""
     return cpdb_loaded
-
-
-@pytest.fixture(scope="module")
-def cpdb(loaded: tuple[CPDB, float]) -> CPDB:
-    return loaded[0]
-
-
-def test_real_load_and_link_is_fast(loaded: tuple[CPDB, float]) -> None:
-    assert loaded[1] < 60
 
 
 def test_real_linking_rates(cpdb: CPDB) -> None:

@@ -185,6 +185,26 @@ def test_login_gives_a_hardened_session_cookie_without_the_token(client, filled)
         "set-cookie"]
 
 
+def test_a_session_cookie_expires_after_session_seconds(filled) -> None:
+    """By the injected clock: valid up to ``SESSION_SECONDS`` after issue, not a second more."""
+    from rudikit.service.auth import Principal, hash_token
+    from rudikit.service.ui.session import SESSION_SECONDS, Sessions
+    from rudikit.store.production_tables import api_tokens
+
+    digest = hash_token(filled.tokens["analyst"])
+    with filled.engine.connect() as conn:
+        row = conn.execute(select(api_tokens.c.id, api_tokens.c.name, api_tokens.c.role)
+                           .where(api_tokens.c.token_hash == digest)).one()
+    now = [1_700_000_000.0]
+    sessions = Sessions(filled.engine, b"k" * 32, clock=lambda: now[0])
+    cookie = sessions.issue(Principal(row.id, row.name, row.role), digest)
+    now[0] += SESSION_SECONDS
+    session = sessions.check(cookie)
+    assert session is not None and session.principal.token_id == row.id
+    now[0] += 1
+    assert sessions.check(cookie) is None
+
+
 def test_login_refuses_bad_tokens_roles_forms_and_redirects(client, filled) -> None:
     r = login(client, "rudi_not-a-real-token")
     assert r.status_code == 401 and "token: unknown or revoked" in r.text

@@ -164,6 +164,16 @@ def test_corrupted_cache_entry_is_fetched_again(tmp_path: Path) -> None:
     assert len(server.requests) == 2 and path.read_bytes() == STOPS.read_bytes()
 
 
+def test_cache_entry_older_than_max_age_is_stale(tmp_path: Path) -> None:
+    """By the injected clock, against the file's modification time."""
+    path = tmp_path / "month.json"
+    path.write_text("[]", encoding="utf-8")
+    written = path.stat().st_mtime
+    assert dl._is_cached(path, max_age=60, clock=lambda: written + 60)
+    assert not dl._is_cached(path, max_age=60, clock=lambda: written + 61)
+    assert dl._is_cached(path, clock=lambda: written + 10**9)  # no max_age: never stale
+
+
 def test_empty_month_is_cached_and_reported(tmp_path: Path) -> None:
     server = FakeServer(lambda request: httpx.Response(200, json=[]))
     frame, report = dl.load_stops_force("essex", ["2024-01"], cache_dir=tmp_path,

@@ -195,6 +195,7 @@ def test_run_stores_the_top_reasons_of_the_chosen_models_test_rows(store, tmp_pa
 
 
 _SERVED: dict[str, Trained] = {}
+XDIST_SHARED_CACHE = True  # _SERVED: keep this module on one pytest-xdist worker
 
 
 def served(factory: pytest.TempPathFactory) -> Trained:

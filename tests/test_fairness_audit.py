@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import typer
+from conftest import SharedData
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -16,16 +17,11 @@ from rudikit.cli.audit import audit_command
 from rudikit.fairness.audit import AuditResult, audit
 from rudikit.fairness.disparities import DISPARITY_COLUMNS
 
-DATA = Path(__file__).parents[1].parent / "shared" / "data"
-COMPAS = DATA / "compas" / "compas-scores-two-years.csv"
-
 
 @pytest.fixture(scope="module")
-def compas() -> pd.DataFrame:
-    if not COMPAS.exists():
-        pytest.skip(f"COMPAS data not found at {COMPAS} (shared data folder absent)")
-    frame = pd.read_csv(COMPAS, usecols=["race", "sex", "age_cat", "score_text",
-                                         "two_year_recid"])
+def compas(shared_data: SharedData) -> pd.DataFrame:
+    frame = pd.read_csv(shared_data / "compas/compas-scores-two-years.csv",
+                        usecols=["race", "sex", "age_cat", "score_text", "two_year_recid"])
     frame["high_risk"] = frame["score_text"].isin(["Medium", "High"]).astype(int)
     return frame
 

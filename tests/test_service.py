@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -597,16 +596,18 @@ def test_settings_from_the_environment(monkeypatch) -> None:
     assert ServiceSettings.from_env().to_env()["RUDI_SQLITE_SYNCHRONOUS"] == "NORMAL"
 
 
-def test_waiting_a_little_is_enough_for_the_token_cache(svc) -> None:
-    """Sanity check on the cache used above: with a TTL, entries expire."""
+def test_token_cache_entries_expire_after_the_ttl(svc) -> None:
+    """Sanity check on the cache used above: with a TTL, entries expire (a fake clock)."""
     client, s = svc
-    cache = client.app.state.service.tokens
-    cache.ttl = 0.05
-    from rudikit.service.auth import hash_token
+    from rudikit.service.auth import TokenCache, hash_token
 
+    now = [100.0]
+    cache = TokenCache(client.app.state.service.engine, ttl=2.0, clock=lambda: now[0])
     digest = hash_token(s.tokens["predict"])
     assert cache.load(digest) is not None and cache.cached(digest)[0]
-    time.sleep(0.06)
+    now[0] += 1.999
+    assert cache.cached(digest)[0]
+    now[0] += 0.001
     assert cache.cached(digest) == (False, None)
 
 

@@ -17,6 +17,7 @@ from conftest import example_config, write_project
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from test_service_support import (
+    HANG_GUARD,
     ServiceStore,
     Trained,
     auth,
@@ -42,6 +43,7 @@ from rudikit.store import tables as t
 from rudikit.store.engine import open_store
 
 _PIPELINES: dict[str, Any] = {}
+XDIST_SHARED_CACHE = True  # _PIPELINES: keep this module on one pytest-xdist worker
 
 
 def fitted(factory: pytest.TempPathFactory, algorithm: str) -> Any:
@@ -84,11 +86,7 @@ def test_fast_paths_give_the_pipelines_scores(tmp_path_factory, algorithm, path)
     np.testing.assert_allclose(scorer.score(validated), expected[:, 1], rtol=0, atol=1e-12)
     one_by_one = [scorer.score([row])[0] for row in validated[:50]]
     np.testing.assert_allclose(one_by_one, expected[:50, 1], rtol=0, atol=1e-12)
-    started = time.perf_counter()
-    for row in validated[:100]:
-        scorer.score([row])
-    # predict_proba takes milliseconds per row; the fast paths well under one
-    assert (time.perf_counter() - started) / 100 < 1e-3
+    # how much faster than predict_proba they are is measured by bench/hot_paths.py
 
 
 def test_a_fast_path_that_disagrees_falls_back_to_predict_proba(tmp_path_factory, monkeypatch,
@@ -230,7 +228,7 @@ def test_a_new_deployment_is_served_without_a_restart(store, tmp_path, tmp_path_
         group, model = register(s.engine, project, "rate_by_category")
         new = deploy(s.engine, group, reason="a better model", by="pytest").id
         answers = []
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + HANG_GUARD  # until the reload, however slow the machine
         while time.monotonic() < deadline:  # requests keep coming while the model changes
             r = predict(f"r-{len(answers) + 1}")
             assert r.status_code == 200, r.text

@@ -4,7 +4,6 @@ period into training, every fit is stored, baselines rank by one feature."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,7 +45,6 @@ from rudikit.store import tables as t
 from rudikit.store.engine import open_store
 
 D = pd.Timestamp
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def synthetic_tables(n: int = 240, seed: int = 0) -> dict[str, pd.DataFrame]:
@@ -395,13 +393,8 @@ def test_seed_lists_and_consecutive_dates(tables) -> None:
     assert len(test) == len(by_seed[0]) and set(np.unique(y_train)) == {0, 1}
 
 
-@pytest.mark.slow
-def test_real_data_smoke(tmp_path) -> None:
-    if not (SHARED_DATA / "eis" / "chicago_cpdb" / "final-profiles.csv.gz").exists():
-        pytest.skip("CPDB files not found under ../shared/data")
-    from rudikit.data.cpdb.tables import load_cpdb
-
-    tables = load_cpdb(SHARED_DATA).tables()
+def test_real_data_smoke(tmp_path, cpdb_loaded) -> None:
+    tables = cpdb_loaded.tables()
     config = experiment(
         label="injury_use_of_force",
         timechop={

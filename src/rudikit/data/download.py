@@ -182,8 +182,10 @@ def _record_sha256(path: Path, digest: str) -> None:
     _atomic_write_text(_sidecar(path), f"{digest}  {path.name}\n")
 
 
-def _is_cached(path: Path, max_age: float | None = None) -> bool:
-    """True if ``path`` is a usable cache entry: present, checksum right, not too old.
+def _is_cached(path: Path, max_age: float | None = None,
+               clock: Callable[[], float] = time.time) -> bool:
+    """True if ``path`` is a usable cache entry: present, checksum right, not older than
+    ``max_age`` seconds by ``clock`` (Unix seconds, as file times are; injected for tests).
 
     A file without a recorded checksum (e.g. copied in by hand for offline use) is accepted and
     its checksum recorded now.
@@ -199,7 +201,7 @@ def _is_cached(path: Path, max_age: float | None = None) -> bool:
                       f"({recorded[:12]}..., now {actual[:12]}...); fetching it again",
                       stacklevel=3)
         return False
-    return max_age is None or time.time() - path.stat().st_mtime <= max_age
+    return max_age is None or clock() - path.stat().st_mtime <= max_age
 
 
 # --- HTTP ----------------------------------------------------------------------------------

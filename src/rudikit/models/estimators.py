@@ -23,12 +23,73 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils import Tags
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from rudikit.config import Features, ModelSpec
 from rudikit.features.encoding import TabularEncoder
 
 
-class CategoryRateClassifier(ClassifierMixin, BaseEstimator):
+class BinaryScorer(ClassifierMixin, BaseEstimator):
+    """The scikit-learn contract shared by the baselines: input checks (NaN allowed: the
+    encoder's missing values), ``n_features_in_``, NotFittedError, binary labels (0/1, or any
+    two labels), ``predict`` = score >= 0.5. Subclasses give ``_fit(X, positive)`` and
+    ``_score(X)``, the positive-class score in [0, 1]."""
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.classifier_tags.multi_class = False
+        tags.classifier_tags.poor_score = True  # baselines: one column, or nothing, learned
+        return tags
+
+    def fit(self, X: Any, y: Any) -> BinaryScorer:
+        X, y = validate_data(self, X, y, dtype=float, ensure_all_finite="allow-nan")
+        check_classification_targets(y)
+        kind = type_of_target(y, input_name="y", raise_unknown=True)
+        if kind != "binary":
+            raise ValueError("Only binary classification is supported. The type of the target "
+                             f"is {kind}.")
+        labels = np.unique(y)
+        if set(labels.tolist()) <= {0, 1}:
+            self.classes_ = np.array([0, 1])  # both columns even when a split has one label
+        elif len(labels) == 2:
+            self.classes_ = labels
+        else:
+            raise ValueError(f"{type(self).__name__} needs two classes in y to name the "
+                             f"positive one; got the one class {labels[0]!r}")
+        outside = [i for i in self._columns() if not 0 <= i < self.n_features_in_]
+        if outside:
+            raise ValueError(f"{type(self).__name__}: column index(es) {outside} outside X, "
+                             f"which has {self.n_features_in_} feature(s)")
+        self._fit(X, (y == self.classes_[1]).astype(float))
+        return self
+
+    def _columns(self) -> list[int]:
+        """The column positions the scorer reads."""
+        return [0]
+
+    def _fit(self, X: np.ndarray, positive: np.ndarray) -> None:
+        """Learn from the checked X and the 0/1 float labels (nothing by default)."""
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _checked(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=float, ensure_all_finite="allow-nan", reset=False)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        p = self._score(self._checked(X))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+
+
+class CategoryRateClassifier(BinaryScorer):
     """Baseline: the training success rate of the case's category in one column (e.g. object of
     search), shrunk towards the overall rate by ``smoothing`` pseudo-cases. Unseen or missing
     categories get the overall rate."""
@@ -37,48 +98,35 @@ class CategoryRateClassifier(ClassifierMixin, BaseEstimator):
         self.column_index = column_index
         self.smoothing = smoothing
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> CategoryRateClassifier:
-        X = np.asarray(X, dtype=float)
-        y = np.asarray(y, dtype=float)
-        self.classes_ = np.array([0, 1])
-        self.overall_ = float(y.mean())
+    def _columns(self) -> list[int]:
+        return [self.column_index]
+
+    def _fit(self, X: np.ndarray, positive: np.ndarray) -> None:
+        self.overall_ = float(positive.mean())
         codes = X[:, self.column_index]
         self.rates_: dict[float, float] = {}
         for code in np.unique(codes[~np.isnan(codes)]):
-            members = y[codes == code]
+            members = positive[codes == code]
             self.rates_[float(code)] = float(
                 (members.sum() + self.smoothing * self.overall_) / (len(members) + self.smoothing))
-        return self
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        codes = np.asarray(X, dtype=float)[:, self.column_index]
-        p = np.array([self.rates_.get(float(c), self.overall_) for c in codes])
-        return np.column_stack([1 - p, p])
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        return np.array([self.rates_.get(float(c), self.overall_) for c in X[:, self.column_index]])
 
 
-class ScoreColumnClassifier(ClassifierMixin, BaseEstimator):
+class ScoreColumnClassifier(BinaryScorer):
     """Baseline: an existing score (e.g. COMPAS's decile score) rescaled to [0, 1] by the
     training range, so it is evaluated on exactly the same rows and metrics as the models."""
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> ScoreColumnClassifier:
-        values = np.asarray(X, dtype=float)[:, 0]
-        self.classes_ = np.array([0, 1])
+    def _fit(self, X: np.ndarray, positive: np.ndarray) -> None:
+        values = X[:, 0]
         self.low_ = float(np.nanmin(values))
         self.high_ = float(np.nanmax(values))
         self.fill_ = float(np.nanmedian(values))
-        return self
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        values = np.asarray(X, dtype=float)[:, 0]
-        values = np.where(np.isnan(values), self.fill_, values)
-        p = np.clip((values - self.low_) / max(self.high_ - self.low_, 1e-12), 0, 1)
-        return np.column_stack([1 - p, p])
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        values = np.where(np.isnan(X[:, 0]), self.fill_, X[:, 0])
+        return np.clip((values - self.low_) / max(self.high_ - self.low_, 1e-12), 0, 1)
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from lightgbm.basic import LightGBMError
-from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.pipeline import Pipeline
 
 from rudikit.config import (
@@ -64,6 +63,7 @@ from rudikit.features.asof import (
 )
 from rudikit.models.audition import DEFAULT_RULES, Rule
 from rudikit.models.estimators import (
+    BinaryScorer,
     GridPoint,
     build_pipeline,
     make_encoder,
@@ -79,7 +79,7 @@ class LeakageError(RuntimeError):
 # --- The baseline ----------------------------------------------------------------------------
 
 
-class FeatureRankClassifier(ClassifierMixin, BaseEstimator):
+class FeatureRankClassifier(BinaryScorer):
     """Baseline: rank by one input column (e.g. complaints in the past year), ties broken by
     further columns. Learns nothing.
 
@@ -93,25 +93,22 @@ class FeatureRankClassifier(ClassifierMixin, BaseEstimator):
         self.column_index = column_index
         self.tie_break_indices = tie_break_indices
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> FeatureRankClassifier:
-        self.classes_ = np.array([0, 1])
-        self.n_features_in_ = np.asarray(X).shape[1]
-        return self
+    def _columns(self) -> list[int]:
+        return [self.column_index, *self.tie_break_indices]
 
-    def decision_function(self, X: np.ndarray) -> np.ndarray:
-        X = np.nan_to_num(np.asarray(X, dtype=float), nan=0.0)
+    def decision_function(self, X: Any) -> np.ndarray:
+        return self._value(self._checked(X))
+
+    def _value(self, X: np.ndarray) -> np.ndarray:
+        X = np.nan_to_num(X, nan=0.0)
         value = X[:, self.column_index].copy()
         for j, index in enumerate(self.tie_break_indices, start=1):
             t = X[:, index]
             value += 0.5 ** j * t / (1 + np.abs(t))
         return value
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        p = 0.5 + np.arctan(self.decision_function(X)) / np.pi
-        return np.column_stack([1 - p, p])
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        return 0.5 + np.arctan(self._value(X)) / np.pi
 
 
 def build_temporal_pipeline(point: GridPoint, features: Features, seed: int = 0

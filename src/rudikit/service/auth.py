@@ -14,6 +14,7 @@ import hashlib
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,18 +85,21 @@ def list_tokens(engine: Engine) -> list[dict[str, Any]]:
 
 
 class TokenCache:
-    """Token hash -> principal (or None for unknown/revoked), re-read after ``ttl`` seconds."""
+    """Token hash -> principal (or None for unknown/revoked), re-read after ``ttl`` seconds of
+    ``clock`` (injected so that tests of expiry need not sleep)."""
 
-    def __init__(self, engine: Engine, ttl: float = 2.0, max_entries: int = 10_000):
+    def __init__(self, engine: Engine, ttl: float = 2.0, max_entries: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic):
         self.engine = engine
         self.ttl = ttl
+        self.clock = clock
         self.max_entries = max_entries
         self._entries: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
 
     def cached(self, digest: str) -> tuple[bool, Principal | None]:
         entry = self._entries.get(digest)
-        if entry is not None and entry[0] > time.monotonic():
+        if entry is not None and entry[0] > self.clock():
             return True, entry[1]
         return False, None
 
@@ -108,7 +112,7 @@ class TokenCache:
         with self._lock:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()  # crude bound: unknown tokens must not grow memory
-            self._entries[digest] = (time.monotonic() + self.ttl, principal)
+            self._entries[digest] = (self.clock() + self.ttl, principal)
         return principal
 
 

@@ -8,6 +8,7 @@ from typing import Any, Self
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from rudikit.fairness.inputs import validate_fairness_inputs
 from rudikit.fairness.mitigation.optimizer import check_scores_arg
@@ -18,11 +19,13 @@ class _ScoreEstimator(BaseEstimator):
     """Identity 'model' for fairlearn: the single feature column is the score."""
 
     def fit(self, X: Any, y: Any = None) -> _ScoreEstimator:
+        validate_data(self, X, dtype=float)
         self.fitted_ = True
         return self
 
     def predict(self, X: Any) -> np.ndarray:
-        return np.asarray(X, dtype=float)[:, 0]
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=float, reset=False)[:, 0]
 
 
 class FairlearnBaseline:
@@ -64,7 +67,7 @@ class FairlearnBaseline:
         assert s is not None and yy is not None
         labels = group_labels(groups)
         self.optimizer_ = ThresholdOptimizer(
-            estimator=_ScoreEstimator().fit(None),
+            estimator=_ScoreEstimator().fit(s.reshape(-1, 1)),
             constraints=self._CONSTRAINTS[self.constraint],
             objective=self._OBJECTIVES[self.objective],
             grid_size=self.grid_size,

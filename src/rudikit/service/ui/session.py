@@ -22,6 +22,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,11 +80,13 @@ class Session:
 
 
 class Sessions:
-    """Issues and checks session cookies and CSRF tokens."""
+    """Issues and checks session cookies and CSRF tokens; a cookie expires ``SESSION_SECONDS``
+    after it is issued, by ``clock`` (Unix seconds; injected so that tests need not wait)."""
 
-    def __init__(self, engine: Engine, secret: bytes):
+    def __init__(self, engine: Engine, secret: bytes, clock: Callable[[], float] = time.time):
         self.engine = engine
         self.secret = secret
+        self.clock = clock
 
     def _sign(self, *parts: str) -> str:
         return hmac.new(self.secret, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
@@ -91,7 +94,7 @@ class Sessions:
     def issue(self, principal: Principal, token_hash: str) -> str:
         """A cookie value for a user who just logged in with the token hashing to
         ``token_hash``."""
-        fields = [str(principal.token_id), str(int(time.time()) + SESSION_SECONDS),
+        fields = [str(principal.token_id), str(int(self.clock()) + SESSION_SECONDS),
                   secrets.token_urlsafe(16)]
         return ".".join([*fields, self._sign("session", *fields, token_hash)])
 
@@ -102,7 +105,7 @@ class Sessions:
         if len(parts) != 4 or not parts[0].isdigit() or not parts[1].isdigit():
             return None
         token_id, expires, nonce, signature = parts
-        if int(expires) < time.time():
+        if int(expires) < self.clock():
             return None
         row = tokens_q.token(self.engine, int(token_id))
         if row is None or row["revoked_at"] is not None:
