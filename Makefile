@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 # --dist loadgroup: tests sharing an expensive fixture run on one worker (tests/conftest.py).
-PYTEST := $(BIN)/python -m pytest -q -n auto --dist loadgroup
+PYTEST := $(BIN)/python -m pytest -q -rsx -n auto --dist loadgroup
 
 .PHONY: demo test test-all lint bench clean
 
