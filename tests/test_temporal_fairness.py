@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from rudikit.config import Fairness, TemporalError
-from rudikit.run.temporal import officer_attributes, run_temporal
+from rudikit.data.event_tables import officer_attributes
+from rudikit.run.temporal import run_temporal
 from rudikit.store import results
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store

@@ -88,7 +88,7 @@ def validate(project_dir: ProjectArg = Path(".")) -> None:
     project = _load(project_dir)
     folder = project_dir if project_dir.is_dir() else project_dir.parent
     if isinstance(project, TemporalProject):
-        from rudikit.run.temporal import validate_temporal
+        from rudikit.run.validate import validate_temporal
 
         try:
             facts, problems = validate_temporal(project, folder)

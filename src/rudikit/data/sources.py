@@ -7,6 +7,8 @@ reader prove which data a model saw, and notice when a "historical" file was rew
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,17 @@ class LoadedSource:
         if "datetime" not in self.frame or self.frame["datetime"].isna().all():
             return None, None
         return self.frame["datetime"].min(), self.frame["datetime"].max()
+
+
+def table_fingerprint(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
+    """SHA-256 of a table's columns, dtypes and values: any edit changes it."""
+    part = frame[list(columns)] if columns is not None else frame
+    digest = hashlib.sha256()
+    digest.update(json.dumps([[str(c), str(t)] for c, t in part.dtypes.items()]).encode())
+    digest.update(str(len(part)).encode())
+    if len(part):
+        digest.update(pd.util.hash_pandas_object(part, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
 
 
 def files_checksum(files: list[Path], root: Path) -> str:

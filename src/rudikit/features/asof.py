@@ -29,6 +29,7 @@ import pandas as pd
 
 from rudikit.config import Completeness
 from rudikit.data.cpdb.files import ALLEGATION_CODES, FINDING_CODES, FORCE_CODES
+from rudikit.data.sources import table_fingerprint
 
 #: Bumped whenever the SQL below changes meaning, so old cache entries are not reused.
 CODE_VERSION = "asof-2"
@@ -268,17 +269,6 @@ def as_of_index(as_of_dates: Sequence[object]) -> pd.DatetimeIndex:
 def monthly_as_of_dates(start: object, end: object) -> list[pd.Timestamp]:
     """First day of every month from ``start`` to ``end`` inclusive."""
     return list(pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq="MS"))
-
-
-def table_fingerprint(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
-    """SHA-256 of a table's columns, dtypes and values: any edit changes it."""
-    part = frame[list(columns)] if columns is not None else frame
-    digest = hashlib.sha256()
-    digest.update(json.dumps([[str(c), str(t)] for c, t in part.dtypes.items()]).encode())
-    digest.update(str(len(part)).encode())
-    if len(part):
-        digest.update(pd.util.hash_pandas_object(part, index=False).to_numpy().tobytes())
-    return digest.hexdigest()
 
 
 def cache_key(kind: str, spec: object, as_of_dates: pd.DatetimeIndex,

@@ -14,8 +14,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import skops.io as sio
-
 TRUSTED_PREFIXES = ("rudikit.", "sklearn.", "lightgbm.", "numpy.", "scipy.", "builtins.",
                     "collections.")
 
@@ -28,6 +26,8 @@ def save_artefact(model: Any, directory: str | Path) -> tuple[str, Path]:
     """Write ``model`` as ``<sha256>.skops`` in ``directory``; return (hash, path)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    import skops.io as sio  # here, not at import: it loads all of scikit-learn (0.5 s)
+
     data = sio.dumps(model)
     digest = hashlib.sha256(data).hexdigest()
     path = directory / f"{digest}.skops"
@@ -64,6 +64,8 @@ def load_artefact(path: str | Path, expected_hash: str) -> Any:
     if digest != expected_hash:
         raise ArtefactError(f"model file {path} has hash {digest[:12]}..., the store expects "
                             f"{expected_hash[:12]}...; refusing to load it")
+    import skops.io as sio
+
     untrusted = sio.get_untrusted_types(data=data)
     refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
     if refused:

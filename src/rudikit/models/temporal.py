@@ -52,6 +52,7 @@ from rudikit.config import (
     label_months,
 )
 from rudikit.config.timechop import Split, parse_interval
+from rudikit.data.event_tables import ENTITY
 from rudikit.features.asof import (
     DEFAULT_LABELS,
     DEFAULT_STATES,
@@ -67,8 +68,6 @@ from rudikit.models.estimators import (
     build_pipeline,
     make_encoder,
 )
-
-ENTITY = "officer_uid"
 
 
 class LeakageError(RuntimeError):

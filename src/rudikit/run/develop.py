@@ -20,10 +20,11 @@ from rich.progress import Progress
 from sqlalchemy.engine import Engine
 
 from rudikit.config import TemporalProject, load_project, missing_rationale
+from rudikit.data.event_tables import load_event_tables, source_path
 from rudikit.run.case import CaseExperiment
 from rudikit.run.engine import RunResult, data_origin, fit_grid, record_snapshots
 from rudikit.run.lists import explain_last_list, list_stability, summary_table
-from rudikit.run.temporal import TemporalLists, fit_lists, load_event_tables, source_path
+from rudikit.run.temporal import TemporalLists, fit_lists
 from rudikit.store import results
 from rudikit.store.engine import open_store
 

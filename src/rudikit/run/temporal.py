@@ -32,19 +32,13 @@ from rudikit.config import (
     BASELINE,
     Fairness,
     OperatingPoint,
-    Source,
     TemporalError,
     TemporalExperiment,
-    TemporalProject,
-    label_months,
-    missing_rationale,
 )
-from rudikit.data.sources import LoadedSource, SourceError, files_checksum
-from rudikit.data.validation import ValidationReport
+from rudikit.data.event_tables import attribute_columns, officer_attributes
 from rudikit.evaluation.metrics import MetricValue, evaluate_scores
 from rudikit.evaluation.stability import check_forest
 from rudikit.fairness.stage import ModelFairness, assess, check_fairness_columns
-from rudikit.features.asof import FeatureError, build_labels, event_specs, table_fingerprint
 from rudikit.models.estimators import GridPoint, check_grid, label_sample, make_encoder
 from rudikit.models.temporal import (
     ENTITY,
@@ -53,7 +47,6 @@ from rudikit.models.temporal import (
     consecutive_dates,
     experiment_grid,
     feature_digest,
-    label_spec,
     native_importances,
     prepare,
     selection_rules,
@@ -68,71 +61,6 @@ from rudikit.run.engine import (
 )
 from rudikit.run.selection import select_by_audition
 from rudikit.store import results
-
-#: Tables an ``event_tables`` folder holds, one Parquet file each (``officers.parquet``, ...),
-#: as :meth:`rudikit.data.cpdb.CPDB.tables` returns them.
-EVENT_TABLES = ("officers", "complaints", "use_of_force", "unit_history", "rank_history")
-
-#: An officer attribute derived on each as-of date (from ``birth_year``), for fairness audits.
-AGE_BAND = "age_band"
-AGE_BANDS = ((0, "under 30"), (30, "30-39"), (40, "40-49"), (50, "50 and over"))
-
-
-def source_path(source: Source, project_dir: Path) -> Path:
-    path = Path(source.path or "").expanduser()
-    return path if path.is_absolute() else (project_dir / path).resolve()
-
-
-def _date_range(frame: pd.DataFrame) -> tuple[Any, Any]:
-    dates = frame.select_dtypes("datetime").stack() if len(frame) else pd.Series(dtype=object)
-    return (dates.min(), dates.max()) if len(dates) else (None, None)
-
-
-def load_event_tables(project: TemporalProject, project_dir: str | Path
-                      ) -> tuple[dict[str, pd.DataFrame], list[LoadedSource]]:
-    """The event tables :mod:`rudikit.features.asof` reads, and one :class:`LoadedSource` per
-    table (for snapshots and the command line). A missing file is a :class:`SourceError`
-    naming the key path."""
-    source = project.data.sources[0]
-    where = "data.sources[0]"
-    path = source_path(source, Path(project_dir))
-    origin = str(source.options.get("origin", "real"))
-    if source.kind == "chicago_cpdb":
-        from rudikit.data.cpdb.files import FILES, CPDBError, cpdb_folder
-        from rudikit.data.cpdb.tables import load_cpdb
-
-        try:
-            cpdb = load_cpdb(path)
-        except (CPDBError, OSError) as exc:
-            raise SourceError(f"{where}.path: cannot read the CPDB files under {path}: {exc}"
-                              ) from None
-        tables = cpdb.tables()
-        root = cpdb_folder(path)
-        files = {name: [root / file for file in FILES.values()] for name in tables}
-        note = ", ".join(f"{name} linked {linked / max(rows, 1):.1%} of {rows:,} rows"
-                         for name, (rows, linked) in cpdb.link_rows.items())
-    else:
-        missing = [name for name in EVENT_TABLES if not (path / f"{name}.parquet").exists()]
-        if missing:
-            raise SourceError(f"{where}.path: {path} lacks " + ", ".join(
-                f"{name}.parquet" for name in missing))
-        try:
-            tables = {name: pd.read_parquet(path / f"{name}.parquet") for name in EVENT_TABLES}
-        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-            raise SourceError(f"{where}.path: cannot read the event tables under {path}: {exc}"
-                              ) from None
-        root = path
-        files = {name: [path / f"{name}.parquet"] for name in EVENT_TABLES}
-        note = ""
-    loaded = []
-    for name, frame in tables.items():
-        checksum = (files_checksum(files[name], root) if source.kind == "event_tables"
-                    else table_fingerprint(frame))
-        loaded.append(LoadedSource(f"{source.name}.{name}", source.kind, str(root), origin,
-                                   files[name], frame, ValidationReport(source.name, len(frame)),
-                                   checksum, note if name == "officers" else "",
-                                   span=_date_range(frame)))
-    return tables, loaded
 
 
 def evaluate_lists(test: pd.DataFrame, label: str, score: np.ndarray,
@@ -170,68 +98,11 @@ def evaluate_lists(test: pd.DataFrame, label: str, score: np.ndarray,
     return stored, pd.DataFrame(rows)
 
 
-def attribute_columns(officers: pd.DataFrame) -> set[str]:
-    """The officer attributes a temporal project's ``fairness`` section may name."""
-    columns = set(officers.columns) - {ENTITY}
-    return columns | ({AGE_BAND} if "birth_year" in officers.columns else set())
-
-
-def officer_attributes(officers: pd.DataFrame, rows: pd.DataFrame, columns: list[str]
-                       ) -> pd.DataFrame:
-    """The fairness attributes of each (officer, as-of date) row: roster columns as they are,
-    ``age_band`` from the birth year on the as-of date (under 30, 30-39, 40-49, 50 and over)."""
-    info = officers.drop_duplicates(ENTITY).set_index(ENTITY)
-    out = pd.DataFrame(index=rows.index)
-    for column in columns:
-        if column == AGE_BAND:
-            born = rows[ENTITY].map(info["birth_year"]).astype("Float64")
-            age = pd.to_datetime(rows["as_of_date"]).dt.year.astype("Float64") - born
-            edges = [low for low, _ in AGE_BANDS] + [np.inf]
-            out[column] = pd.cut(age.astype(float), edges, right=False,
-                                 labels=[name for _, name in AGE_BANDS]).astype("string")
-        else:
-            out[column] = rows[ENTITY].map(info[column]).astype("string")
-    return out
-
-
 def list_operating_point(fairness: Fairness, top_k: int) -> OperatingPoint:
     """Where a list is audited: the project's ``fairness.at`` when it names a list size, else
     the experiment's top k (a score threshold means nothing for a ranked list)."""
     at = fairness.at
     return at if at.threshold is None else OperatingPoint(top_k=top_k)
-
-
-def validate_temporal(project: TemporalProject, project_dir: Path
-                      ) -> tuple[list[str], list[str]]:
-    """(facts, problems) for ``rudi validate``: the event tables load, the fairness
-    attributes exist, and every test as-of date of the timechop has officers whose label window
-    is not censored."""
-    problems = [f"{path}: required rationale field is empty"
-                for path in missing_rationale(project.rationale)]
-    try:  # prepare builds the specs too; reported here before any data is read or fitted
-        event_specs(project.temporal.complete_from)
-    except FeatureError as exc:
-        problems.append(str(exc))
-    tables, loaded = load_event_tables(project, project_dir)
-    facts = [f"data.sources[0]: {s.name} ({s.origin}) {len(s.frame):,} rows"
-             + (f" - {s.note}" if s.note else "") for s in loaded]
-    problems += check_fairness_columns(project.fairness, attribute_columns(tables["officers"]))
-    config = project.temporal
-    dates = sorted({d for split in config.splits() for test in split.tests
-                    for d in test.as_of_dates})
-    span = config.splits()[-1].test.label_timespan
-    labels = build_labels(tables, dates, dataclasses.replace(
-        label_spec(config), window_months=label_months(span)))
-    for when, rows in labels.groupby("as_of_date"):
-        known = rows[config.label].dropna()
-        if known.empty:
-            problems.append(f"temporal.timechop: every label window from the test as-of date "
-                            f"{when:%Y-%m-%d} runs past the end of the {config.label} data "
-                            "(lower label_end_time)")
-        else:
-            facts.append(f"temporal.label {config.label} on {when:%Y-%m-%d}: "
-                         f"{int(known.sum()):,} positive of {len(known):,} officers")
-    return facts, problems
 
 
 @dataclass
