@@ -183,6 +183,68 @@ def test_a_wrong_type_is_a_422_naming_the_field(svc, field, value) -> None:
     assert counts(s.engine) == before
 
 
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-00:01"])
+def test_a_datetime_outside_the_utc_range_is_a_422_naming_the_field(svc, stamp) -> None:
+    """Read in UTC these fall in year 0 or 10000: an OverflowError (a 500) before."""
+    client, s = svc
+    before = counts(s.engine)
+    r = post(client, s, observation("dt-1", datetime=stamp))
+    assert r.status_code == 422, r.text
+    assert errors_by_field(r)["datetime"]["msg"].endswith("outside years 1 to 9999 in UTC")
+    assert "datetime" in r.json()["detail"]
+    r = post(client, s, {"observations": [observation("dt-2"), observation("dt-3",
+                                                                          datetime=stamp)]})
+    assert r.status_code == 422, r.text
+    assert list(errors_by_field(r)) == ["observations[1].datetime"]
+    assert counts(s.engine) == before
+    # the same instants with an offset that keeps them in range are scored
+    inside = "0001-01-01T00:00:00-01:00" if stamp.startswith("0001") else stamp[:-6] + "+00:01"
+    assert post(client, s, observation("dt-4", datetime=inside)).status_code == 200
+
+
+def test_category_values_and_field_names_have_a_length_bound(svc) -> None:
+    client, s = svc
+    before = counts(s.engine)
+    r = post(client, s, observation("long-1", gender="M" * 10_000_000))
+    assert r.status_code == 422
+    assert errors_by_field(r)["gender"]["type"] == "string_too_long"
+    assert "at most 1000 characters" in r.json()["detail"]
+    assert len(r.content) < 2_000  # the value is not echoed back
+    name = "x" * 201
+    r = post(client, s, {"observations": [observation("long-2"),
+                                          observation("long-3", **{name: 1, "note": 2})]})
+    assert r.status_code == 422
+    (error,) = r.json()["errors"]
+    assert error["field"] == f"observations[1].{'x' * 40}..."
+    assert error["msg"] == "a field name of 201 characters; at most 200"
+    assert error["field"] in r.json()["detail"] and len(r.content) < 2_000
+    assert counts(s.engine) == before
+    # at the bounds: accepted and stored as sent
+    r = post(client, s, observation("long-4", gender="M" * 1000, **{"y" * 200: 1}))
+    assert r.status_code == 200, r.text
+    assert r.json()["ignored_fields"] == ["y" * 200]
+
+
+def test_the_length_bounds_are_settings(store, project, tmp_path) -> None:
+    url, schema = store
+    s = service_store(url, schema, project)
+    app = create_app(ServiceSettings(project_dir=tmp_path, database_url=url, schema=schema,
+                                     max_value_length=40, max_field_name_length=3))
+    longest = len("part_of_a_policing_operation")  # a bound never refuses the model's fields
+    with TestClient(app) as client:
+        doc = client.get("/openapi.json", headers=auth(s.tokens["predict"])).json()
+        observation_schema = doc["components"]["schemas"]["Observation"]
+        assert observation_schema["properties"]["gender"]["anyOf"][0]["maxLength"] == 40
+        assert observation_schema["propertyNames"] == {"maxLength": longest}
+        r = post(client, s, observation("short-1", gender="F" * 41))
+        assert list(errors_by_field(r)) == ["gender"]
+        r = post(client, s, observation("short-2", **{"n" * (longest + 1): 1}))
+        assert list(errors_by_field(r)) == ["n" * (longest + 1)]
+        assert post(client, s, observation("short-3", gender="F" * 40,
+                                           **{"n" * longest: 1})).status_code == 200
+    s.engine.dispose()
+
+
 @pytest.mark.parametrize(("content", "field"), [
     (b"{not json", "body"), (b"[1, 2]", "body"), (b"", "body"),
     (b'{"observations": []}', "observations"), (b'{"observations": {"a": 1}}', "observations"),
@@ -407,6 +469,8 @@ def test_the_openapi_document_has_examples_and_the_observation_schema(svc) -> No
     assert kinds["part_of_a_policing_operation"]["type"] == "boolean"
     assert kinds["latitude"]["type"] == "number"
     assert kinds["datetime"] == {"type": "string", "format": "date-time"}
+    assert kinds["gender"]["maxLength"] == 1000  # the documented bounds are those enforced
+    assert observation_schema["propertyNames"] == {"maxLength": 200}
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
             body = operation.get("requestBody", {}).get("content", {}).get("application/json")
@@ -591,8 +655,14 @@ def test_settings_from_the_environment(monkeypatch) -> None:
     with pytest.raises(ServiceError, match="FULL or NORMAL"):
         ServiceSettings.from_env()
     monkeypatch.setenv("RUDI_SQLITE_SYNCHRONOUS", "normal")
+    monkeypatch.setenv("RUDI_MAX_VALUE_LENGTH", "0")
+    with pytest.raises(ServiceError, match="RUDI_MAX_VALUE_LENGTH"):
+        ServiceSettings.from_env()
+    monkeypatch.setenv("RUDI_MAX_VALUE_LENGTH", "64")
     settings = ServiceSettings.from_env()
     assert settings.max_batch == 10
+    assert settings.max_value_length == 64 and settings.max_field_name_length == 200
+    assert ServiceSettings.from_env().to_env()["RUDI_MAX_VALUE_LENGTH"] == "64"
     assert ServiceSettings.from_env().to_env()["RUDI_SQLITE_SYNCHRONOUS"] == "NORMAL"
 
 

@@ -16,7 +16,13 @@ from rich.table import Table
 
 from rudikit.cli.terminal import DatabaseOpt, SchemaOpt, console, err, fail
 from rudikit.service.errors import ServiceError
-from rudikit.service.settings import ENV_RELOAD, ENV_SYNCHRONOUS, ServiceSettings
+from rudikit.service.settings import (
+    ENV_MAX_FIELD_NAME_LENGTH,
+    ENV_MAX_VALUE_LENGTH,
+    ENV_RELOAD,
+    ENV_SYNCHRONOUS,
+    ServiceSettings,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -61,6 +67,12 @@ def serve(
     database_schema: SchemaOpt = None,
     max_batch: Annotated[int, typer.Option(min=1, help="Most observations in one "
                                                        "request.")] = 1000,
+    max_value_length: Annotated[int, typer.Option(
+        min=1, envvar=ENV_MAX_VALUE_LENGTH,
+        help="Most characters in a category value (longer: 422, nothing stored).")] = 1000,
+    max_field_name_length: Annotated[int, typer.Option(
+        min=1, envvar=ENV_MAX_FIELD_NAME_LENGTH,
+        help="Most characters in a field name of an observation.")] = 200,
     sqlite_synchronous: Annotated[str, typer.Option(
         envvar=ENV_SYNCHRONOUS,
         help="SQLite store only. NORMAL: an answered request survives a crash of the "
@@ -85,6 +97,8 @@ def serve(
     try:
         settings = ServiceSettings(project_dir=folder.resolve(), database_url=database_url,
                                    schema=database_schema, max_batch=max_batch,
+                                   max_value_length=max_value_length,
+                                   max_field_name_length=max_field_name_length,
                                    sqlite_synchronous=sqlite_synchronous.upper(),
                                    reload_seconds=reload_seconds)
     except ServiceError as exc:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from datetime import date as date_type
-from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
 import orjson
@@ -51,18 +51,37 @@ def _iso_datetime(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        return datetime.fromisoformat(value)
+        stamp = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError("not an ISO 8601 date-time, e.g. 2020-01-31T14:05:00+00:00") from None
+    if stamp.tzinfo is not None:
+        try:  # the scorer reads the time in UTC; 0001-01-01T00:00:00+14:00 has none
+            stamp.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("out of range: the date-time falls outside years 1 to 9999 in "
+                             "UTC") from None
+    return stamp
 
 
 ObservationId = Annotated[str, Strict(), Field(min_length=1, max_length=MAX_ID_LENGTH),
                           AfterValidator(_no_nul)]
-CategoricalValue = Annotated[str | None, Strict(), AfterValidator(_no_nul)]
 BooleanValue = Annotated[bool | None, Strict()]
 NumericValue = Annotated[float | None, Strict(), Field(allow_inf_nan=False)]
-GroupValue = Annotated[StrictStr | StrictBool | StrictInt | StrictFloat | None,
-                       AfterValidator(_no_nul)]
+
+
+def categorical_value(max_length: int) -> Any:
+    """A category: text of at most ``max_length`` characters (it is stored), or null."""
+    return Annotated[Annotated[str, Field(max_length=max_length)] | None, Strict(),
+                     AfterValidator(_no_nul)]
+
+
+def group_value(max_length: int) -> Any:
+    """A group attribute that is not a model input: any JSON scalar, text bounded as a
+    category."""
+    return Annotated[Annotated[StrictStr, Field(max_length=max_length)] | StrictBool | StrictInt
+                     | StrictFloat | None, AfterValidator(_no_nul)]
+
+
 DatetimeValue = Annotated[str | None, Strict(), AfterValidator(_iso_datetime), WithJsonSchema(
     {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]})]
 
@@ -367,7 +386,8 @@ class ObservationSchema:
     """The deployed model's observation: validator, JSON schemas and examples."""
 
     def __init__(self, encoder: TabularEncoder, max_batch: int = 1000,
-                 groups: Sequence[str] = ()):
+                 groups: Sequence[str] = (), max_value_length: int = 1000,
+                 max_field_name_length: int = 200):
         self.max_batch = max_batch
         self.kinds: dict[str, str] = {}
         for c in encoder.categorical:
@@ -382,8 +402,11 @@ class ObservationSchema:
             self.kinds.setdefault(column, "group")
         self.columns = list(self.kinds)
         self.known = frozenset(["observation_id", *self.columns])
-        types = {"categorical": CategoricalValue, "boolean": BooleanValue,
-                 "numeric": NumericValue, "datetime": DatetimeValue, "group": GroupValue}
+        # the model's own field names always fit (the published schema requires them)
+        self.max_field_name_length = max(max_field_name_length, *map(len, self.known))
+        types = {"categorical": categorical_value(max_value_length), "boolean": BooleanValue,
+                 "numeric": NumericValue, "datetime": DatetimeValue,
+                 "group": group_value(max_value_length)}
         fields: dict[str, Any] = {"observation_id": ObservationId}
         for column, kind in self.kinds.items():
             fields[column] = types[kind]
@@ -416,8 +439,10 @@ class ObservationSchema:
             "One observation: observation_id (your id, also the idempotency key) and every "
             "feature the deployed model uses. Each feature key must be present; null means "
             "missing. Categories never seen in training are accepted. Other fields are ignored "
-            "and listed back in ignored_fields.")
+            "and listed back in ignored_fields; no field name may be longer than "
+            f"{self.max_field_name_length} characters.")
         observation["additionalProperties"] = True
+        observation["propertyNames"] = {"maxLength": self.max_field_name_length}
         observation["examples"] = [self.example]
         for column, kind in self.kinds.items():
             observation["properties"][column]["description"] = {
@@ -478,24 +503,40 @@ class ObservationSchema:
             raise validation_error(errors, "observation" if single else "batch") from None
         observations: list[Observation] = []
         seen: dict[str, int] = {}
-        duplicates: list[dict[str, Any]] = []
+        problems: list[dict[str, Any]] = []
         columns = self.columns
         known = self.known
         dumps = orjson.dumps
         sha256 = hashlib.sha256
         for i, (item, values) in enumerate(zip(items, validated, strict=True)):
+            ignored = item.keys() - known
+            if ignored and max(map(len, ignored)) > self.max_field_name_length:
+                problems.extend(self._long_names(ignored, (*prefix, i) if prefix else ()))
+                continue
             oid = values["observation_id"]
             if oid in seen:
                 loc = (*prefix, i, "observation_id")
-                duplicates.append({"field": field_path(loc), "loc": ["body", *loc],
-                                   "msg": f"repeats observations[{seen[oid]}].observation_id",
-                                   "type": "duplicate"})
+                problems.append({"field": field_path(loc), "loc": ["body", *loc],
+                                 "msg": f"repeats observations[{seen[oid]}].observation_id",
+                                 "type": "duplicate"})
                 continue
             seen[oid] = i
             observations.append(Observation(
                 oid, values, {c: item[c] for c in columns},
                 sha256(dumps([values[c] for c in columns])).hexdigest(),
-                sorted(item.keys() - known)))
-        if duplicates:
-            raise validation_error(duplicates, "batch")
+                sorted(ignored)))
+        if problems:
+            raise validation_error(problems, "observation" if single else "batch")
         return ParsedPredict(single, observations)
+
+    def _long_names(self, names: set[str], prefix: tuple[Any, ...]) -> list[dict[str, Any]]:
+        """One error per field name over the bound (ignored names are stored), the name cut
+        short so that the answer does not echo megabytes back."""
+        errors = []
+        for name in sorted(n for n in names if len(n) > self.max_field_name_length):
+            short = name if len(name) <= 40 else name[:40] + "..."
+            loc = (*prefix, short)
+            errors.append({"field": field_path(loc), "loc": ["body", *loc],
+                           "msg": f"a field name of {len(name)} characters; at most "
+                                  f"{self.max_field_name_length}", "type": "name_too_long"})
+        return errors

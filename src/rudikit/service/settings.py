@@ -16,6 +16,11 @@ ENV_MAX_BATCH = "RUDI_MAX_BATCH"
 ENV_TOKEN_CACHE = "RUDI_TOKEN_CACHE_SECONDS"
 ENV_SYNCHRONOUS = "RUDI_SQLITE_SYNCHRONOUS"
 ENV_RELOAD = "RUDI_RELOAD_SECONDS"
+ENV_MAX_VALUE_LENGTH = "RUDI_MAX_VALUE_LENGTH"
+ENV_MAX_FIELD_NAME_LENGTH = "RUDI_MAX_FIELD_NAME_LENGTH"
+
+
+POSITIVE = (ENV_MAX_BATCH, ENV_MAX_VALUE_LENGTH, ENV_MAX_FIELD_NAME_LENGTH)
 
 
 @dataclass(frozen=True)
@@ -24,6 +29,10 @@ class ServiceSettings:
     database_url: str | None = None  # None: RUDI_DATABASE_URL or <project>/.rudi/rudi.db
     schema: str | None = None  # PostgreSQL schema holding the store (tests isolate stores so)
     max_batch: int = 1000  # observations per POST /predict
+    # characters in a category (or group) value, and in the name of any field of an
+    # observation: every value is stored, and no category or column is this long
+    max_value_length: int = 1000
+    max_field_name_length: int = 200
     token_cache_seconds: float = 2.0  # a revoked token stops working within this time
     # SQLite (WAL): NORMAL, as the rest of the store, keeps every committed (so every answered)
     # request through a crash of the server process; FULL also fsyncs each group commit, so
@@ -37,6 +46,9 @@ class ServiceSettings:
         if self.sqlite_synchronous.upper() not in ("FULL", "NORMAL"):
             raise ServiceError(f"SQLite synchronous mode must be FULL or NORMAL, got "
                                f"{self.sqlite_synchronous!r}")
+        for name in ("max_batch", "max_value_length", "max_field_name_length"):
+            if getattr(self, name) < 1:
+                raise ServiceError(f"{name} must be at least 1, got {getattr(self, name)}")
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
@@ -49,7 +61,7 @@ class ServiceSettings:
             except ValueError:
                 raise ServiceError(f"environment variable {name}={value!r} is not a "
                                    f"{kind.__name__}") from None
-            if parsed < 0 or (name == ENV_MAX_BATCH and parsed < 1):
+            if parsed < 0 or (name in POSITIVE and parsed < 1):
                 raise ServiceError(f"environment variable {name}={value!r} is out of range")
             return parsed
 
@@ -58,6 +70,8 @@ class ServiceSettings:
             database_url=os.environ.get(ENV_DATABASE_URL) or None,
             schema=os.environ.get(ENV_SCHEMA) or None,
             max_batch=int(number(ENV_MAX_BATCH, 1000, int)),
+            max_value_length=int(number(ENV_MAX_VALUE_LENGTH, 1000, int)),
+            max_field_name_length=int(number(ENV_MAX_FIELD_NAME_LENGTH, 200, int)),
             token_cache_seconds=float(number(ENV_TOKEN_CACHE, 2.0, float)),
             sqlite_synchronous=os.environ.get(ENV_SYNCHRONOUS) or "NORMAL",
             reload_seconds=float(number(ENV_RELOAD, 2.0, float)),
@@ -66,6 +80,8 @@ class ServiceSettings:
     def to_env(self) -> dict[str, str]:
         env = {ENV_PROJECT: str(Path(self.project_dir).resolve()),
                ENV_MAX_BATCH: str(self.max_batch),
+               ENV_MAX_VALUE_LENGTH: str(self.max_value_length),
+               ENV_MAX_FIELD_NAME_LENGTH: str(self.max_field_name_length),
                ENV_TOKEN_CACHE: str(self.token_cache_seconds),
                ENV_SYNCHRONOUS: self.sqlite_synchronous.upper(),
                ENV_RELOAD: str(self.reload_seconds)}

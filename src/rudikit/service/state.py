@@ -63,8 +63,10 @@ class Service:
         """The live deployment's model, verified and self-checked (blocking: seconds)."""
         model = load_deployed_model(self.engine)
         groups = model.groups.attributes if model.groups is not None else ()
-        return Served(model, ObservationSchema(model.pipeline.named_steps["encode"],
-                                               self.settings.max_batch, groups))
+        return Served(model, ObservationSchema(
+            model.pipeline.named_steps["encode"], self.settings.max_batch, groups,
+            max_value_length=self.settings.max_value_length,
+            max_field_name_length=self.settings.max_field_name_length))
 
     def _label_model(self, model: LoadedModel, value: float = 1) -> None:
         self.metrics.model_info.labels(
