@@ -136,6 +136,31 @@ def test_null_values_and_unknown_categories_are_normal_input(svc) -> None:
         assert 0.0 <= r.json()["score"] <= 1.0
 
 
+def test_unseen_categories_are_reported_per_observation_and_scored_as_missing(svc, project
+                                                                            ) -> None:
+    client, s = svc
+    encoder = load_artefact(project.artefacts["lightgbm"].path,
+                            project.artefacts["lightgbm"].digest).named_steps["encode"]
+    seen = {c: encoder.categories_[c][0] for c in encoder.categorical}
+    r = post(client, s, {"observations": [
+        observation("u-0", **seen), observation("u-1", **{**seen, "force": "devon-and-cornwall"}),
+        observation("u-2", **{**seen, "force": None, "object_of_search": "Unicorns"}),
+        observation("u-3", **{**seen, "force": "devon-and-cornwall", "object_of_search": None})]})
+    assert r.status_code == 200, r.text
+    predictions = r.json()["predictions"]
+    assert [p["unseen"] for p in predictions] == [
+        {}, {"force": "devon-and-cornwall"}, {"object_of_search": "Unicorns"},
+        {"force": "devon-and-cornwall"}]
+    # an unseen value is scored exactly as a missing one: now the answer says so
+    missing = post(client, s, observation("u-4", **{**seen, "force": None})).json()
+    assert missing["unseen"] == {} and missing["score"] == predictions[1]["score"]
+    # a replay answers with the same report; reading the prediction back has none to give
+    again = post(client, s, observation("u-1", **{**seen, "force": "devon-and-cornwall"})).json()
+    assert again["replayed"] is True and again["unseen"] == {"force": "devon-and-cornwall"}
+    stored = client.get("/predictions/u-1", headers=auth(s.tokens["analyst"])).json()
+    assert stored["features"]["force"] == "devon-and-cornwall" and "unseen" not in stored
+
+
 def test_odd_extra_field_names_are_listed_not_fatal(svc) -> None:
     client, s = svc
     r = post(client, s, observation("odd-extra", **{"bad\u0000name": 1, "ünïcode": [1]}))

@@ -89,6 +89,20 @@ def test_fast_paths_give_the_pipelines_scores(tmp_path_factory, algorithm, path)
     # how much faster than predict_proba they are is measured by bench/hot_paths.py
 
 
+def test_unseen_categories_are_those_the_pipeline_scores_as_missing(tmp_path_factory) -> None:
+    """The report of unseen values agrees with the reference encoder: a value is reported
+    exactly when it was given and the encoder turns it into a missing code."""
+    scorer = Scorer(fitted(tmp_path_factory, "logistic_regression"))
+    raw, validated = sample_rows(scorer.encoder, 200, seed=5)
+    matrix = scorer.encoder.encode_records(raw)
+    reported = scorer.record_encoder.unseen(validated)
+    for row, found, encoded in zip(raw, reported, matrix, strict=True):
+        expected = {c: row[c] for j, c in enumerate(scorer.encoder.categorical)
+                    if row[c] is not None and np.isnan(encoded[j])}
+        assert found == expected
+    assert sum(bool(found) for found in reported) > 20  # sample_rows does send unseen values
+
+
 def test_a_fast_path_that_disagrees_falls_back_to_predict_proba(tmp_path_factory, monkeypatch,
                                                                 caplog) -> None:
     pipeline = fitted(tmp_path_factory, "random_forest")

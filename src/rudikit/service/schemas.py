@@ -96,8 +96,9 @@ PREDICTION_EXAMPLE: dict[str, Any] = {
 }
 
 
-class PredictionOut(BaseModel):
-    """One answer. ``request_id`` is the request that produced it (for a replay: the first)."""
+class StoredPrediction(BaseModel):
+    """A stored prediction. ``request_id`` is the request that produced it (for a replay: the
+    first)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [PREDICTION_EXAMPLE]})
 
@@ -114,10 +115,23 @@ class PredictionOut(BaseModel):
     predicted_at: datetime
 
 
+ANSWER_EXAMPLE: dict[str, Any] = {**PREDICTION_EXAMPLE, "unseen": {"force": "devon-and-cornwall"}}
+
+
+class PredictionOut(StoredPrediction):
+    """One answer of ``POST /predict``."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [ANSWER_EXAMPLE]})
+
+    unseen: dict[str, str] = Field(description=(
+        "Category values of this observation the deployed model never saw in training, by "
+        "field: each was scored as a missing value."))
+
+
 class BatchPredictionOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "request_id": "a1b2c3d4e5f60718293a4b5c6d7e8f90", "model_id": 3, "deployment_id": 1,
-        "predictions": [PREDICTION_EXAMPLE]}]})
+        "predictions": [ANSWER_EXAMPLE]}]})
 
     request_id: str
     model_id: int
@@ -170,7 +184,7 @@ class ExplainedPredictionOut(PredictionOut):
     """A prediction with its explanation (``POST /predict?explain=true``)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        **PREDICTION_EXAMPLE, "explanation": EXPLANATION_EXAMPLE}]})
+        **ANSWER_EXAMPLE, "explanation": EXPLANATION_EXAMPLE}]})
 
     explanation: ExplanationOut
 
@@ -178,12 +192,12 @@ class ExplainedPredictionOut(PredictionOut):
 class ExplainedBatchPredictionOut(BatchPredictionOut):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "request_id": "a1b2c3d4e5f60718293a4b5c6d7e8f90", "model_id": 3, "deployment_id": 1,
-        "predictions": [{**PREDICTION_EXAMPLE, "explanation": EXPLANATION_EXAMPLE}]}]})
+        "predictions": [{**ANSWER_EXAMPLE, "explanation": EXPLANATION_EXAMPLE}]}]})
 
     predictions: list[ExplainedPredictionOut]  # type: ignore[assignment]
 
 
-class PredictionDetail(PredictionOut):
+class PredictionDetail(StoredPrediction):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         **PREDICTION_EXAMPLE, "features": {"object_of_search": "Controlled drugs",
                                            "gender": "Male"},
@@ -228,7 +242,7 @@ class OutcomeOut(BaseModel):
     recorded_at: datetime
     already_recorded: bool = Field(description="True when the same outcome was recorded before.")
     decision_correct: bool = Field(description="Whether the decision matched the outcome.")
-    prediction: PredictionOut
+    prediction: StoredPrediction
 
 
 class HealthOut(BaseModel):
@@ -438,7 +452,8 @@ class ObservationSchema:
         observation["description"] = (
             "One observation: observation_id (your id, also the idempotency key) and every "
             "feature the deployed model uses. Each feature key must be present; null means "
-            "missing. Categories never seen in training are accepted. Other fields are ignored "
+            "missing. Categories never seen in training are accepted, scored as missing and "
+            "listed in the answer's unseen. Other fields are ignored "
             "and listed back in ignored_fields; no field name may be longer than "
             f"{self.max_field_name_length} characters.")
         observation["additionalProperties"] = True
@@ -446,7 +461,7 @@ class ObservationSchema:
         observation["examples"] = [self.example]
         for column, kind in self.kinds.items():
             observation["properties"][column]["description"] = {
-                "categorical": "Category (string); unseen values are accepted.",
+                "categorical": "Category (string); an unseen value is scored as missing.",
                 "boolean": "true or false.",
                 "numeric": "A finite number.",
                 "datetime": "ISO 8601 date-time; without an offset it is read as UTC.",

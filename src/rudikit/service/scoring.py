@@ -92,6 +92,20 @@ class RecordEncoder:
                         append(_part(stamp, part))
         return np.array(values, dtype=float).reshape(len(rows), self.width)
 
+    def unseen(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+        """Each row's category values the encoder was not fitted with, by column: the model
+        scores them as missing, which a caller should know rather than guess."""
+        categorical = self.categorical
+        out: list[dict[str, str]] = []
+        for row in rows:
+            found: dict[str, str] = {}
+            for column, lookup in categorical:
+                value = row[column]
+                if value is not None and value not in lookup:
+                    found[column] = value
+            out.append(found)
+        return out
+
 
 class Scorer:
     """``score(rows) -> probabilities`` for validated rows, with a checked fast path."""

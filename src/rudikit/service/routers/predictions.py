@@ -43,8 +43,9 @@ Analyst = Annotated[Principal, Depends(require_role("analyst"))]
 
 async def predict(request: Request, principal: Predictor) -> Response:
     """Send one observation, or `{"observations": [...]}`. Every feature key must be present
-    (null = missing); a missing key or a wrong type is a 422 naming each field. Unknown
-    categories are scored; extra fields are ignored and listed in `ignored_fields`. The
+    (null = missing); a missing key or a wrong type is a 422 naming each field. A category
+    the model never saw is scored as missing and listed in `unseen`; extra fields are ignored
+    and listed in `ignored_fields`. The
     decision is `score >= threshold` of the deployment. Sending an `observation_id` again
     with the same payload returns the stored answer (`replayed: true`); with a different
     payload it is a 409 and nothing is stored. With `?explain=true` each answer also has
@@ -56,10 +57,11 @@ async def predict(request: Request, principal: Predictor) -> Response:
         PredictQuery, dict(request.query_params), "query", "query").explain
     parsed = schema.parse(await read_body(request))
     observations = parsed.observations
-    scores = model.scorer.score([o.values for o in observations]).tolist()
+    rows = [o.values for o in observations]
+    scores = model.scorer.score(rows).tolist()
     if model.groups is not None:
         scores = group_adjusted(model.groups, parsed, scores)
-    explanations = explained(model, [o.values for o in observations]) if wanted else None
+    explanations = explained(model, rows) if wanted else None
     decided_at = datetime.now(UTC)
     elapsed = time.perf_counter() - state["started"]
     request_id = state["request_id"]
@@ -72,6 +74,9 @@ async def predict(request: Request, principal: Predictor) -> Response:
     if isinstance(result, ApiError):
         raise result
     service.metrics.count_predictions(result.predictions)
+    for prediction, unseen in zip(result.predictions, model.scorer.record_encoder.unseen(rows),
+                                  strict=True):
+        prediction["unseen"] = unseen
     answers = result.predictions if explanations is None else [
         {**p, "explanation": e} for p, e in zip(result.predictions, explanations,
                                                 strict=True)]
