@@ -4,6 +4,8 @@ idempotency, outcomes, auth, metrics, refusing a tampered model, deployments and
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -159,6 +161,57 @@ def test_unseen_categories_are_reported_per_observation_and_scored_as_missing(sv
     assert again["replayed"] is True and again["unseen"] == {"force": "devon-and-cornwall"}
     stored = client.get("/predictions/u-1", headers=auth(s.tokens["analyst"])).json()
     assert stored["features"]["force"] == "devon-and-cornwall" and "unseen" not in stored
+
+
+def test_the_nan_tokens_python_writes_are_missing_values(svc) -> None:
+    """``json.dumps`` writes float("nan") as NaN (not JSON); the service reads it as null."""
+    client, s = svc
+    nan, inf = float("nan"), float("inf")
+    body = json.dumps(observation("nan-1", gender=nan, latitude=inf, longitude=-inf))
+    assert "NaN" in body and "-Infinity" in body
+    r = client.post("/predict", content=body, headers=auth(s.tokens["predict"]))
+    assert r.status_code == 200, r.text
+    same = post(client, s, observation("nan-2", gender=None, latitude=None, longitude=None))
+    assert r.json()["score"] == same.json()["score"]
+    with s.engine.connect() as conn:
+        stored = conn.execute(select(pt.production_predictions.c.features).where(
+            pt.production_predictions.c.observation_id == "nan-1")).scalar_one()
+    assert stored["gender"] is None and stored["latitude"] is None
+    # still refused: what is not JSON for another reason, even beside a NaN
+    before = counts(s.engine)
+    for bad in ('{"observation_id": "nan-3", "gender": NaN, "force": "\\ud800"}',
+                '{"observation_id": "nan-3", "gender": NaN, "latitude": 1e400}',
+                '{"observation_id": "nan-3", "gender": NaN',
+                '[NaN]',
+                '{"observation_id": NaN, "x": ' + "[" * 100_000 + "]" * 100_000 + "}"):
+        r = client.post("/predict", content=bad, headers=auth(s.tokens["predict"]))
+        assert r.status_code == 422, bad[:80]
+        assert list(errors_by_field(r)) == ["body"]
+    r = client.post("/predict", content=json.dumps({"observation_id": nan}),
+                    headers=auth(s.tokens["predict"]))
+    assert errors_by_field(r)["observation_id"]["type"] == "string_type"  # null: not an id
+    # an integer too long for 64 bits is a float, as orjson reads it without a NaN beside it
+    big = observation("nan-5", latitude=10**30, longitude=nan)
+    r = client.post("/predict", content=json.dumps(big), headers=auth(s.tokens["predict"]))
+    assert r.status_code == 200, r.text
+    assert post(client, s, {**big, "observation_id": "nan-6", "longitude": None}).json()[
+        "score"] == r.json()["score"]
+    assert counts(s.engine)["production_predictions"] == before["production_predictions"] + 2
+
+
+def test_the_nan_tokens_can_be_refused(store, project, tmp_path) -> None:
+    url, schema = store
+    s = service_store(url, schema, project)
+    app = create_app(ServiceSettings(project_dir=tmp_path, database_url=url, schema=schema,
+                                     nan_as_missing=False))
+    with TestClient(app) as client:
+        before = counts(s.engine)
+        r = client.post("/predict", content=json.dumps(observation("nan-4", latitude=math.nan)),
+                        headers=auth(s.tokens["predict"]))
+        assert r.status_code == 422
+        assert "NaN and Infinity are not JSON: send null" in errors_by_field(r)["body"]["msg"]
+        assert counts(s.engine) == before
+    s.engine.dispose()
 
 
 def test_odd_extra_field_names_are_listed_not_fatal(svc) -> None:
@@ -684,9 +737,16 @@ def test_settings_from_the_environment(monkeypatch) -> None:
     with pytest.raises(ServiceError, match="RUDI_MAX_VALUE_LENGTH"):
         ServiceSettings.from_env()
     monkeypatch.setenv("RUDI_MAX_VALUE_LENGTH", "64")
+    monkeypatch.setenv("RUDI_NAN_AS_MISSING", "perhaps")
+    with pytest.raises(ServiceError, match="RUDI_NAN_AS_MISSING"):
+        ServiceSettings.from_env()
+    monkeypatch.setenv("RUDI_NAN_AS_MISSING", "no")
+    assert ServiceSettings.from_env().nan_as_missing is False
+    monkeypatch.delenv("RUDI_NAN_AS_MISSING")
     settings = ServiceSettings.from_env()
     assert settings.max_batch == 10
     assert settings.max_value_length == 64 and settings.max_field_name_length == 200
+    assert settings.nan_as_missing is True
     assert ServiceSettings.from_env().to_env()["RUDI_MAX_VALUE_LENGTH"] == "64"
     assert ServiceSettings.from_env().to_env()["RUDI_SQLITE_SYNCHRONOUS"] == "NORMAL"
 

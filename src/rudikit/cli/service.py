@@ -19,6 +19,7 @@ from rudikit.service.errors import ServiceError
 from rudikit.service.settings import (
     ENV_MAX_FIELD_NAME_LENGTH,
     ENV_MAX_VALUE_LENGTH,
+    ENV_NAN_AS_MISSING,
     ENV_RELOAD,
     ENV_SYNCHRONOUS,
     ServiceSettings,
@@ -73,6 +74,10 @@ def serve(
     max_field_name_length: Annotated[int, typer.Option(
         min=1, envvar=ENV_MAX_FIELD_NAME_LENGTH,
         help="Most characters in a field name of an observation.")] = 200,
+    nan_as_missing: Annotated[bool, typer.Option(
+        envvar=ENV_NAN_AS_MISSING,
+        help="Read the NaN/Infinity tokens Python's json writes as missing values "
+             "(--no-nan-as-missing: a 422, as they are not JSON).")] = True,
     sqlite_synchronous: Annotated[str, typer.Option(
         envvar=ENV_SYNCHRONOUS,
         help="SQLite store only. NORMAL: an answered request survives a crash of the "
@@ -99,6 +104,7 @@ def serve(
                                    schema=database_schema, max_batch=max_batch,
                                    max_value_length=max_value_length,
                                    max_field_name_length=max_field_name_length,
+                                   nan_as_missing=nan_as_missing,
                                    sqlite_synchronous=sqlite_synchronous.upper(),
                                    reload_seconds=reload_seconds)
     except ServiceError as exc:

@@ -36,6 +36,7 @@ from typing_extensions import TypedDict
 
 from rudikit.features.encoding import TabularEncoder
 from rudikit.service.errors import ApiError, field_path, validation_error
+from rudikit.service.jsonbody import load_json
 
 MAX_ID_LENGTH = 200
 
@@ -401,8 +402,9 @@ class ObservationSchema:
 
     def __init__(self, encoder: TabularEncoder, max_batch: int = 1000,
                  groups: Sequence[str] = (), max_value_length: int = 1000,
-                 max_field_name_length: int = 200):
+                 max_field_name_length: int = 200, nan_as_missing: bool = True):
         self.max_batch = max_batch
+        self.nan_as_missing = nan_as_missing
         self.kinds: dict[str, str] = {}
         for c in encoder.categorical:
             self.kinds[c] = "categorical"
@@ -455,7 +457,9 @@ class ObservationSchema:
             "missing. Categories never seen in training are accepted, scored as missing and "
             "listed in the answer's unseen. Other fields are ignored "
             "and listed back in ignored_fields; no field name may be longer than "
-            f"{self.max_field_name_length} characters.")
+            f"{self.max_field_name_length} characters."
+            + (" The NaN, Infinity and -Infinity tokens Python's json module writes are read "
+               "as null." if self.nan_as_missing else ""))
         observation["additionalProperties"] = True
         observation["propertyNames"] = {"maxLength": self.max_field_name_length}
         observation["examples"] = [self.example]
@@ -483,12 +487,7 @@ class ObservationSchema:
 
     def parse(self, body: bytes) -> ParsedPredict:
         """Body bytes to validated observations, or a 422 naming every bad field."""
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise ApiError(422, f"the body is not valid JSON: {exc}", [
-                {"field": "body", "loc": ["body"], "msg": f"not valid JSON: {exc}",
-                 "type": "json_invalid"}]) from None
+        data = load_json(body, self.nan_as_missing)
         if not isinstance(data, dict):
             raise ApiError(422, "the body must be a JSON object: one observation, or "
                                 '{"observations": [...]}', [

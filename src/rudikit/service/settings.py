@@ -18,6 +18,7 @@ ENV_SYNCHRONOUS = "RUDI_SQLITE_SYNCHRONOUS"
 ENV_RELOAD = "RUDI_RELOAD_SECONDS"
 ENV_MAX_VALUE_LENGTH = "RUDI_MAX_VALUE_LENGTH"
 ENV_MAX_FIELD_NAME_LENGTH = "RUDI_MAX_FIELD_NAME_LENGTH"
+ENV_NAN_AS_MISSING = "RUDI_NAN_AS_MISSING"
 
 
 POSITIVE = (ENV_MAX_BATCH, ENV_MAX_VALUE_LENGTH, ENV_MAX_FIELD_NAME_LENGTH)
@@ -33,6 +34,8 @@ class ServiceSettings:
     # observation: every value is stored, and no category or column is this long
     max_value_length: int = 1000
     max_field_name_length: int = 200
+    # read the NaN/Infinity tokens Python's json writes (not JSON) as null, i.e. missing
+    nan_as_missing: bool = True
     token_cache_seconds: float = 2.0  # a revoked token stops working within this time
     # SQLite (WAL): NORMAL, as the rest of the store, keeps every committed (so every answered)
     # request through a crash of the server process; FULL also fsyncs each group commit, so
@@ -65,6 +68,15 @@ class ServiceSettings:
                 raise ServiceError(f"environment variable {name}={value!r} is out of range")
             return parsed
 
+        def flag(name: str, default: bool) -> bool:
+            value = (os.environ.get(name) or "").strip().lower()
+            if value == "":
+                return default
+            if value not in ("1", "true", "yes", "0", "false", "no"):
+                raise ServiceError(f"environment variable {name}={value!r} is not 1/true/yes "
+                                   "or 0/false/no")
+            return value in ("1", "true", "yes")
+
         return cls(
             project_dir=Path(os.environ.get(ENV_PROJECT) or "."),
             database_url=os.environ.get(ENV_DATABASE_URL) or None,
@@ -72,6 +84,7 @@ class ServiceSettings:
             max_batch=int(number(ENV_MAX_BATCH, 1000, int)),
             max_value_length=int(number(ENV_MAX_VALUE_LENGTH, 1000, int)),
             max_field_name_length=int(number(ENV_MAX_FIELD_NAME_LENGTH, 200, int)),
+            nan_as_missing=flag(ENV_NAN_AS_MISSING, True),
             token_cache_seconds=float(number(ENV_TOKEN_CACHE, 2.0, float)),
             sqlite_synchronous=os.environ.get(ENV_SYNCHRONOUS) or "NORMAL",
             reload_seconds=float(number(ENV_RELOAD, 2.0, float)),
@@ -82,6 +95,7 @@ class ServiceSettings:
                ENV_MAX_BATCH: str(self.max_batch),
                ENV_MAX_VALUE_LENGTH: str(self.max_value_length),
                ENV_MAX_FIELD_NAME_LENGTH: str(self.max_field_name_length),
+               ENV_NAN_AS_MISSING: "1" if self.nan_as_missing else "0",
                ENV_TOKEN_CACHE: str(self.token_cache_seconds),
                ENV_SYNCHRONOUS: self.sqlite_synchronous.upper(),
                ENV_RELOAD: str(self.reload_seconds)}

@@ -66,7 +66,8 @@ class Service:
         return Served(model, ObservationSchema(
             model.pipeline.named_steps["encode"], self.settings.max_batch, groups,
             max_value_length=self.settings.max_value_length,
-            max_field_name_length=self.settings.max_field_name_length))
+            max_field_name_length=self.settings.max_field_name_length,
+            nan_as_missing=self.settings.nan_as_missing))
 
     def _label_model(self, model: LoadedModel, value: float = 1) -> None:
         self.metrics.model_info.labels(
