@@ -184,6 +184,12 @@ def test_a_mitigated_group_is_served_with_its_group_thresholds(store, tmp_path,
         assert r.status_code == 422  # a group the thresholds were not fitted on
         assert {e["field"] for e in r.json()["errors"]} == set(ATTRIBUTES)
         assert "'Asian:(missing)'" in r.text
+        for value, problem in (("x" * 1001, "at most 1000 characters"),
+                               ([1], "expected a string, number, boolean or null")):
+            r = predict(observation("m-1", self_defined_ethnicity=value))
+            assert r.status_code == 422
+            (error,) = r.json()["errors"]  # one error naming the field, not one per type
+            assert error["field"] == "self_defined_ethnicity" and problem in error["msg"]
         assert counts(s.engine) == before
 
         cases = [("White", None, 0.30), ("White", "White British", 0.40), ("Black", None, 0.20)]

@@ -23,10 +23,6 @@ from pydantic import (
     ConfigDict,
     Field,
     Strict,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
-    StrictStr,
     TypeAdapter,
     ValidationError,
     WithJsonSchema,
@@ -78,9 +74,21 @@ def categorical_value(max_length: int) -> Any:
 
 def group_value(max_length: int) -> Any:
     """A group attribute that is not a model input: any JSON scalar, text bounded as a
-    category."""
-    return Annotated[Annotated[StrictStr, Field(max_length=max_length)] | StrictBool | StrictInt
-                     | StrictFloat | None, AfterValidator(_no_nul)]
+    category. One check (not a union of types) so that a bad value is one error naming the
+    field, not one per type it is not."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str):
+            if len(value) > max_length:
+                raise ValueError(f"at most {max_length} characters")
+            return _no_nul(value)
+        if value is not None and not isinstance(value, bool | int | float):
+            raise ValueError("expected a string, number, boolean or null")
+        return value
+
+    return Annotated[Any, AfterValidator(check), WithJsonSchema({"anyOf": [
+        {"type": "string", "maxLength": max_length}, {"type": "boolean"}, {"type": "number"},
+        {"type": "null"}]})]
 
 
 DatetimeValue = Annotated[str | None, Strict(), AfterValidator(_iso_datetime), WithJsonSchema(
