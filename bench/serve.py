@@ -51,7 +51,7 @@ def bare_app(project: Path, database_url: str | None, schema: str | None) -> Any
     import orjson
 
     from rudikit.service.deploy import load_deployed_model
-    from rudikit.service.schemas import ObservationSchema
+    from rudikit.service.observations import ObservationSchema
     from rudikit.store.engine import open_store
 
     engine = open_store(database_url, project, schema=schema)

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from rudikit.service.auth import TokenCache
 from rudikit.service.deploy import LoadedModel, load_deployed_model
 from rudikit.service.metrics import Metrics
-from rudikit.service.schemas import ObservationSchema
+from rudikit.service.observations import ObservationSchema
 from rudikit.service.settings import ServiceSettings
 from rudikit.service.writer.group_commit import StoreWriter
 from rudikit.store.engine import open_store

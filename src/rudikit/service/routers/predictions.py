@@ -15,6 +15,7 @@ from rudikit.service.auth import Principal
 from rudikit.service.deploy import LoadedModel
 from rudikit.service.deps import EngineDep, get_service, require_role
 from rudikit.service.errors import ApiError, field_path, validation_error
+from rudikit.service.observations import ParsedPredict
 from rudikit.service.routing import (
     JSON,
     RawRoute,
@@ -27,7 +28,6 @@ from rudikit.service.schemas import (
     BatchPredictionOut,
     ExplainedBatchPredictionOut,
     ExplainedPredictionOut,
-    ParsedPredict,
     PredictionDetail,
     PredictionOut,
     PredictQuery,

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from rudikit.service.errors import ApiError
-from rudikit.service.schemas import Observation
+from rudikit.service.observations import Observation
 
 
 @dataclass
