@@ -99,8 +99,9 @@ class CaseExperiment:
             raise ValueError(f"models: {exc}") from None
 
     @classmethod
-    def load(cls, project: Project, project_dir: Path) -> tuple[CaseExperiment, list[Any]]:
-        frame, loaded = unify(project, project_dir)
+    def load(cls, project: Project, project_dir: Path, *, allow_synthetic: bool = False
+             ) -> tuple[CaseExperiment, list[Any]]:
+        frame, loaded = unify(project, project_dir, allow_synthetic=allow_synthetic)
         problems = check_columns(project, frame)
         if problems:
             raise ValueError("; ".join(problems))
