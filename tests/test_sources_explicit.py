@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import func, inspect, select
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from rudikit.cli import app
@@ -16,7 +16,7 @@ from rudikit.cli.develop import copy_example, synthetic_when_missing
 from rudikit.config import ProjectError, load_project
 from rudikit.store.engine import create_store_engine
 from rudikit.store.tables import runs
-from tests.conftest import SharedData, write_project
+from tests.conftest import SharedData, squeezed, stored_runs, write_project
 
 runner = CliRunner()
 
@@ -40,35 +40,17 @@ def _missing_archive_project(folder: Path) -> tuple[Path, Path]:
     return folder, missing
 
 
-def _squeezed(text: str) -> str:
-    """Without whitespace: the terminal wraps long paths anywhere."""
-    return "".join(text.split())
-
-
-def _stored_runs(db: Path) -> int:
-    if not db.exists():
-        return 0
-    engine = create_store_engine(f"sqlite:///{db}")
-    try:
-        if not inspect(engine).has_table("runs"):
-            return 0
-        with engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(runs)).scalar_one()
-    finally:
-        engine.dispose()
-
-
 def test_run_on_a_missing_path_fails_naming_the_field_and_stores_nothing(tmp_path: Path
                                                                          ) -> None:
     folder, missing = _missing_archive_project(tmp_path / "p")
     for command in ("run", "validate"):
         result = runner.invoke(app, [command, str(folder)])
         assert result.exit_code == 2, result.output
-        assert _squeezed(f"data.sources[0].path: {missing} does not exist; pass "
+        assert squeezed(f"data.sources[0].path: {missing} does not exist; pass "
                          "--allow-synthetic to run on the seeded synthetic generator instead"
-                         ) in _squeezed(result.output)
+                         ) in squeezed(result.output)
         assert "Traceback" not in result.output and "SYNTHETIC" not in result.output
-    assert _stored_runs(folder / ".rudi" / "rudi.db") == 0
+    assert stored_runs(folder / ".rudi" / "rudi.db") == 0
     assert not (folder / ".rudi" / "cache").exists()  # no synthetic files were written either
 
 
@@ -79,9 +61,9 @@ def test_allow_synthetic_falls_back_and_says_so(tmp_path: Path) -> None:
     assert "searches (SYNTHETIC)" in checked.output
     result = runner.invoke(app, ["run", str(folder), "--allow-synthetic"])
     assert result.exit_code == 0, result.output
-    assert _squeezed(f"Data: SYNTHETIC for source 'searches': {missing} not found, so the "
+    assert squeezed(f"Data: SYNTHETIC for source 'searches': {missing} not found, so the "
                      "seeded synthetic generator was used (--allow-synthetic)"
-                     ) in _squeezed(result.output)
+                     ) in squeezed(result.output)
     assert "(SYNTHETIC data)" in result.output
     engine = create_store_engine(f"sqlite:///{folder / '.rudi' / 'rudi.db'}")
     with engine.connect() as conn:

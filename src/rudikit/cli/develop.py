@@ -124,7 +124,7 @@ def validate(project_dir: ProjectArg = Path("."), allow_synthetic: AllowSyntheti
             console.print(f"  ... and {len(report.problems) - 20} more")
     # the model code is loaded only now that the data is read
     from rudikit.features.labels import LabelError, make_label
-    from rudikit.run.case import check_columns
+    from rudikit.run.case import CaseExperiment, check_columns
 
     problems += check_columns(project, frame)
     try:
@@ -133,6 +133,11 @@ def validate(project_dir: ProjectArg = Path("."), allow_synthetic: AllowSyntheti
                       f"{int(keep.sum()):,} rows ({y[keep].mean():.1%})")
     except LabelError as exc:
         problems.append(str(exc))
+    if not problems:  # the splits and the grid's values, as `rudi run` checks them before fitting
+        try:
+            CaseExperiment(project, frame, folder / ".rudi" / "models").prepare(lambda _: None)
+        except ValueError as exc:
+            problems.append(str(exc))
     if problems:
         fail(f"{len(problems)} problem(s) in {project_dir}:", problems, code=1)
     console.print("[green]valid[/]: rudi.yaml, its data and its label are usable.")

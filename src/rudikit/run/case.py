@@ -29,12 +29,18 @@ from rudikit.fairness.stage import (
     ScoredRows,
     assess,
     check_fairness_columns,
+    check_reference_groups,
     mitigate,
 )
 from rudikit.features.labels import make_label
 from rudikit.features.splits import SplitIndices, make_split
 from rudikit.models.artefacts import load_artefact, save_json_artefact
-from rudikit.models.estimators import build_pipeline, check_grid, expand_grid
+from rudikit.models.estimators import (
+    build_pipeline,
+    check_grid,
+    check_parameter_names,
+    expand_grid,
+)
 from rudikit.run.engine import (
     Evaluated,
     GridEntry,
@@ -49,7 +55,9 @@ from rudikit.store import results
 
 
 def check_columns(project: Project, frame: pd.DataFrame) -> list[str]:
-    """Problems with feature/entity columns, as key-path messages."""
+    """Everything a run would refuse that the project file and the data show before any split
+    or fit: missing feature/entity columns, misspelt hyperparameters, unknown fairness
+    reference groups, as key-path messages (``rudi validate`` and ``rudi run`` both ask)."""
     present = set(frame.columns)
     _, problems = project.features.resolve(list(frame.columns))
     for i, spec in enumerate(project.models):
@@ -60,7 +68,9 @@ def check_columns(project: Project, frame: pd.DataFrame) -> list[str]:
                      for key, c in needed if c not in present]
     if project.data.entity_id not in present:
         problems.append(f"data.entity_id: no column {project.data.entity_id!r} in the data")
-    return problems + check_fairness_columns(project.fairness, present)
+    problems += check_parameter_names(project.models)
+    return (problems + check_fairness_columns(project.fairness, present)
+            + check_reference_groups(project.fairness, frame))
 
 
 @dataclass
