@@ -126,7 +126,7 @@ def validate(project_dir: ProjectArg = Path("."), allow_synthetic: AllowSyntheti
     from rudikit.features.labels import LabelError, make_label
     from rudikit.run.case import CaseExperiment, check_columns
 
-    problems += check_columns(project, frame)
+    problems += check_columns(project, frame, loaded)
     try:
         y, keep = make_label(frame, project.label)
         console.print(f"label [bold]{project.label.name}[/]: {int(y[keep].sum()):,} positive of "

@@ -68,6 +68,9 @@ class Data(Strict):
     sources: list[Source] = Field(min_length=1)
     entity_id: str = "record_id"
     knowledge_date: str = "datetime"
+    #: the largest share of a date column's values that may fail to parse (set missing) before
+    #: ``rudi validate`` and ``rudi run`` refuse the data: a wrong date format, not a few typos
+    max_bad_share: float = Field(0.01, ge=0, le=1)
 
     @field_validator("sources")
     @classmethod
