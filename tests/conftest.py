@@ -72,6 +72,31 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str,
     engine.dispose()
 
 
+def squeezed(text: str) -> str:
+    """Without whitespace: to find a message in terminal output, which wraps long lines (and
+    paths) anywhere."""
+    return "".join(text.split())
+
+
+def stored_runs(db: Path) -> int:
+    """How many runs the SQLite results store at ``db`` holds (0 when it was never created)."""
+    from sqlalchemy import func, inspect, select
+
+    from rudikit.store.engine import create_store_engine
+    from rudikit.store.tables import runs
+
+    if not db.exists():
+        return 0
+    engine = create_store_engine(f"sqlite:///{db}")
+    try:
+        if not inspect(engine).has_table("runs"):
+            return 0
+        with engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(runs)).scalar_one()
+    finally:
+        engine.dispose()
+
+
 def example_config() -> dict:
     return yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
 

@@ -124,8 +124,9 @@ def test_source_filters_and_missing_path(shared_data: Path, tmp_path: Path) -> N
     missing = Source(name="s", kind="police_uk_archive", path=str(tmp_path / "nowhere"))
     with pytest.raises(SourceError, match=r"data.sources\[0\].path: .*nowhere does not exist"):
         load_source(missing, tmp_path, "data.sources[0]")
+    assert not (tmp_path / ".rudi").exists()  # nothing generated in its place
     fallback = Source(name="s", kind="police_uk_archive", path=str(tmp_path / "nowhere"),
-                      fallback="synthetic_stop_search", rows_per_month=200)
-    loaded = load_source(fallback, tmp_path, "data.sources[0]")
+                      rows_per_month=200)
+    loaded = load_source(fallback, tmp_path, "data.sources[0]", allow_synthetic=True)
     assert loaded.origin == "synthetic" and "not found" in loaded.note
     assert len(loaded.frame) == 600

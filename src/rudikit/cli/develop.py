@@ -22,6 +22,10 @@ EXAMPLES = Path(__file__).parents[1] / "examples"
 
 ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holding rudi.yaml) or the "
                                                  "rudi.yaml file itself.")]
+AllowSyntheticOpt = Annotated[bool, typer.Option(
+    "--allow-synthetic", help="When a police_uk_archive folder is missing, use the seeded "
+                              "synthetic generator instead of failing (the output says "
+                              "SYNTHETIC).")]
 
 
 def examples() -> list[str]:
@@ -80,7 +84,8 @@ def _load(project_dir: Path) -> Project | TemporalProject:
         fail(f"{exc.source} is not valid:", exc.problems)
 
 
-def validate(project_dir: ProjectArg = Path(".")) -> None:
+def validate(project_dir: ProjectArg = Path("."), allow_synthetic: AllowSyntheticOpt = False
+             ) -> None:
     """Check rudi.yaml and the data it points to; report every problem with its key path."""
     from rudikit.config import TemporalProject, missing_rationale
     from rudikit.data.sources import SourceError, unify
@@ -103,12 +108,12 @@ def validate(project_dir: ProjectArg = Path(".")) -> None:
     problems = [f"{path}: required rationale field is empty"
                 for path in missing_rationale(project.rationale)]
     try:
-        frame, loaded = unify(project, folder)
+        frame, loaded = unify(project, folder, allow_synthetic=allow_synthetic)
     except SourceError as exc:
         fail("cannot load the data:", problems + [str(exc)])
     for source in loaded:
         report = source.report
-        origin = "[yellow]synthetic[/]" if source.origin == "synthetic" else "real"
+        origin = "[yellow]SYNTHETIC[/]" if source.origin == "synthetic" else "real"
         console.print(f"data.sources: [bold]{source.name}[/] ({origin}) {len(source.files)} "
                       f"files, {len(source.frame):,} rows, {report.bad_rows} bad rows, "
                       f"{len(report.warnings)} warnings" + (f" - {source.note}" if source.note
@@ -119,15 +124,20 @@ def validate(project_dir: ProjectArg = Path(".")) -> None:
             console.print(f"  ... and {len(report.problems) - 20} more")
     # the model code is loaded only now that the data is read
     from rudikit.features.labels import LabelError, make_label
-    from rudikit.run.case import check_columns
+    from rudikit.run.case import CaseExperiment, check_columns
 
-    problems += check_columns(project, frame)
+    problems += check_columns(project, frame, loaded)
     try:
         y, keep = make_label(frame, project.label)
         console.print(f"label [bold]{project.label.name}[/]: {int(y[keep].sum()):,} positive of "
                       f"{int(keep.sum()):,} rows ({y[keep].mean():.1%})")
     except LabelError as exc:
         problems.append(str(exc))
+    if not problems:  # the splits and the grid's values, as `rudi run` checks them before fitting
+        try:
+            CaseExperiment(project, frame, folder / ".rudi" / "models").prepare(lambda _: None)
+        except ValueError as exc:
+            problems.append(str(exc))
     if problems:
         fail(f"{len(problems)} problem(s) in {project_dir}:", problems, code=1)
     console.print("[green]valid[/]: rudi.yaml, its data and its label are usable.")
@@ -158,7 +168,8 @@ def summary_table(result: RunResult) -> Table:
     return table
 
 
-def run_and_report(project_dir: Path, database_url: str | None) -> RunResult:
+def run_and_report(project_dir: Path, database_url: str | None, allow_synthetic: bool = False
+                   ) -> RunResult:
     from rudikit.data.sources import SourceError
     from rudikit.features.labels import LabelError
     from rudikit.features.splits import SplitError
@@ -169,7 +180,8 @@ def run_and_report(project_dir: Path, database_url: str | None) -> RunResult:
     progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                         MofNCompleteColumn(), TimeElapsedColumn(), console=console)
     try:
-        result = run_project(project_dir, url=database_url, progress=progress)
+        result = run_project(project_dir, url=database_url, progress=progress,
+                             allow_synthetic=allow_synthetic)
     except RationaleIncomplete as exc:
         fail("rudi run will not train a model until the rationale is complete. Fill in:",
              exc.missing)
@@ -192,10 +204,38 @@ def run_and_report(project_dir: Path, database_url: str | None) -> RunResult:
     return result
 
 
-def run(project_dir: ProjectArg = Path("."), database_url: DatabaseOpt = None) -> None:
+def run(project_dir: ProjectArg = Path("."), database_url: DatabaseOpt = None,
+        allow_synthetic: AllowSyntheticOpt = False) -> None:
     """Run the development pipeline: load and validate data, label, split, fit the model grid,
     evaluate with bootstrap intervals, select a model and write the HTML report."""
-    run_and_report(project_dir, database_url)
+    run_and_report(project_dir, database_url, allow_synthetic)
+
+
+_ARCHIVE_SOURCE = re.compile(r"^(\s*)kind: police_uk_archive\n((?:\s*#.*\n)*)(\s*)(path: .*)$",
+                             re.MULTILINE)
+
+
+def synthetic_when_missing(project_dir: Path) -> Path | None:
+    """The offline demo: when the example's archive folder is missing, the copied project's
+    source becomes ``kind: synthetic_stop_search`` in its rudi.yaml, so the choice is written
+    where every later command (run, monitor, retrain, card) reads it. The missing folder, or
+    None when the real data are there."""
+    from rudikit.config import PROJECT_FILE, load_project
+    from rudikit.data.sources import resolve_path
+
+    source = load_project(project_dir).data.sources[0]
+    path = resolve_path(source, project_dir)
+    if path is None or path.exists():
+        return None
+    file = project_dir / PROJECT_FILE
+    text, done = _ARCHIVE_SOURCE.subn(
+        lambda m: (f"{m.group(1)}kind: synthetic_stop_search  # rudi demo: the archive folder "
+                   f"is missing\n{m.group(2)}{m.group(3)}# {m.group(4)}"),
+        file.read_text(encoding="utf-8"), count=1)
+    if not done:
+        fail(f"{file}: no police_uk_archive source with a path to replace by synthetic data")
+    file.write_text(text, encoding="utf-8")
+    return path
 
 
 def demo(
@@ -204,14 +244,20 @@ def demo(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Run the stop-and-search example end to end: develop the model (real data.police.uk files
-    when they are beside the repository, else the seeded synthetic generator; the output says
-    which), then rehearse production: deploy the chosen model, replay the last month through
-    the service with its outcomes, monitor it and retrain it."""
+    when they are beside the repository, else the seeded synthetic generator, written into the
+    demo project's rudi.yaml; the output says SYNTHETIC), then rehearse production: deploy the
+    chosen model, replay the last month through the service with its outcomes, monitor it and
+    retrain it."""
     from rudikit.cli.monitoring import rehearse
     from rudikit.config import PROJECT_FILE
 
     copy_example("stop_search", workdir, force=True)
     console.print(f"Demo project: {workdir.resolve() / PROJECT_FILE}")
+    missing = synthetic_when_missing(workdir)
+    if missing is not None:
+        console.print(f"[yellow]Data: SYNTHETIC[/]: {missing} not found, so the demo project "
+                      "reads the seeded synthetic generator (data.sources[0].kind: "
+                      "synthetic_stop_search in its rudi.yaml).")
     result = run_and_report(workdir, database_url)
     if result.selected is not None:
         rehearse(workdir, database_url, result.selected.model_group_id,

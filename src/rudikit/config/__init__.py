@@ -6,6 +6,7 @@ from rudikit.config.base import (
     PROJECT_FILE,
     ProjectError,
     Strict,
+    did_you_mean,
     format_validation_error,
     project_file,
 )
@@ -53,6 +54,7 @@ from rudikit.config.temporal import (
 from rudikit.config.timechop import Timechop, TimechopError, parse_interval
 
 __all__ = [
+    "did_you_mean",
     "BASELINE", "EVENT_SOURCE_KINDS", "PROJECT_FILE", "REQUIRED_RATIONALE", "SELECTION_RULES",
     "TEMPORAL_ALGORITHMS", "TEMPORAL_LABELS", "CaseSplit", "Completeness", "Condition",
     "ConsecutiveLists", "Data", "DatetimeFeatures", "Evaluation", "Fairness",

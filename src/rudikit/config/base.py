@@ -5,8 +5,10 @@ silently ignored setting), the error that lists problems by key path, and the YA
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +25,15 @@ class ProjectError(Exception):
         self.source = source
         self.problems = problems
         super().__init__(f"{source}: " + "; ".join(problems))
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``choices`` (a different case counts as the
+    closest), or ``""``: the suggestion every "unknown name" message ends with."""
+    choices = list(choices)
+    same = [c for c in choices if c.casefold() == word.casefold()]
+    close = same or difflib.get_close_matches(word, choices, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 class Strict(BaseModel):

@@ -28,10 +28,20 @@ class Source(Strict):
     force: str | None = None  # police.uk API files carry no force; say which it is
     forces: list[str] | None = None  # keep only these forces (archive)
     months: list[str] | None = None  # keep only these YYYY-MM months (archive)
-    fallback: Literal["synthetic_stop_search"] | None = None  # used when ``path`` is absent
     seed: int = 0  # for synthetic sources
     rows_per_month: int | None = Field(None, ge=10)  # for synthetic sources; None: realistic
     options: dict[str, Any] = {}  # passed to the kind's table builder (e.g. compas: label)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_fallback(cls, data: Any) -> Any:
+        """The synthetic stand-in is asked for at run time, never by the project file: a run
+        on generated rows must not look like a run on the force's data."""
+        if isinstance(data, dict) and "fallback" in data:
+            raise ValueError("'fallback' is not read any more: a missing path is an error; to "
+                             "run on the seeded synthetic generator instead, pass "
+                             "--allow-synthetic to rudi run / rudi validate")
+        return data
 
     @field_validator("months")
     @classmethod
@@ -58,6 +68,9 @@ class Data(Strict):
     sources: list[Source] = Field(min_length=1)
     entity_id: str = "record_id"
     knowledge_date: str = "datetime"
+    #: the largest share of a date column's values that may fail to parse (set missing) before
+    #: ``rudi validate`` and ``rudi run`` refuse the data: a wrong date format, not a few typos
+    max_bad_share: float = Field(0.01, ge=0, le=1)
 
     @field_validator("sources")
     @classmethod

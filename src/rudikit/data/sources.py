@@ -86,7 +86,8 @@ def _archive_files(root: Path, source: Source) -> list[Path]:
     return chosen
 
 
-def _resolve(source: Source, project_dir: Path) -> Path | None:
+def resolve_path(source: Source, project_dir: Path) -> Path | None:
+    """The source's path made absolute against the project folder (None: it has none)."""
     if not source.path:
         return None
     path = Path(source.path).expanduser()
@@ -136,11 +137,16 @@ def _synthetic(source: Source, cache_dir: Path, why: str) -> tuple[list[Path], P
 
 
 def load_source(source: Source, project_dir: str | Path, where: str,
-                cache_dir: str | Path | None = None) -> LoadedSource:
-    """Load one source. ``where`` is its key path (``data.sources[0]``) for error messages."""
+                cache_dir: str | Path | None = None, *,
+                allow_synthetic: bool = False) -> LoadedSource:
+    """Load one source. ``where`` is its key path (``data.sources[0]``) for error messages.
+
+    A missing path is an error: only ``allow_synthetic`` (the caller's explicit run-time choice,
+    e.g. ``--allow-synthetic``) lets the seeded generator stand in for a missing
+    ``police_uk_archive`` folder, and the source then says it is synthetic."""
     project_dir = Path(project_dir)
     cache = Path(cache_dir) if cache_dir else project_dir / ".rudi" / "cache"
-    path = _resolve(source, project_dir)
+    path = resolve_path(source, project_dir)
     origin, note = "real", ""
     if source.kind == "synthetic_stop_search":
         files, root, note = _synthetic(source, cache, "synthetic source requested")
@@ -167,10 +173,14 @@ def load_source(source: Source, project_dir: str | Path, where: str,
                             files_checksum(files, root),
                             f"COMPAS cases, label {frame.attrs.get('label', '')}".strip())
     elif path is None or not path.exists():
-        if source.fallback != "synthetic_stop_search":
-            raise SourceError(f"{where}.path: {path} does not exist")
+        archive = source.kind == "police_uk_archive"
+        if not (allow_synthetic and archive):
+            hint = ("; pass --allow-synthetic to run on the seeded synthetic generator instead"
+                    if archive and not allow_synthetic else "")
+            raise SourceError(f"{where}.path: {path} does not exist{hint}")
         files, root, note = _synthetic(
-            source, cache, f"{path} not found, so the seeded synthetic generator was used")
+            source, cache, f"{path} not found, so the seeded synthetic generator was used "
+                           "(--allow-synthetic)")
         origin = "synthetic"
     else:
         root = path if path.is_dir() else path.parent
@@ -194,9 +204,11 @@ def load_source(source: Source, project_dir: str | Path, where: str,
                         files_checksum(files, root), note)
 
 
-def unify(project: Project, project_dir: Path) -> tuple[pd.DataFrame, list[LoadedSource]]:
-    """Load every source; stack them when they share a layout (e.g. several police.uk feeds)."""
-    loaded = [load_source(s, project_dir, f"data.sources[{i}]")
+def unify(project: Project, project_dir: Path, *, allow_synthetic: bool = False
+          ) -> tuple[pd.DataFrame, list[LoadedSource]]:
+    """Load every source; stack them when they share a layout (e.g. several police.uk feeds).
+    ``allow_synthetic``: see :func:`load_source`."""
+    loaded = [load_source(s, project_dir, f"data.sources[{i}]", allow_synthetic=allow_synthetic)
               for i, s in enumerate(project.data.sources)]
     frame = pd.concat([s.frame for s in loaded], ignore_index=True) if len(loaded) > 1 \
         else loaded[0].frame

@@ -120,3 +120,54 @@ def validate_stop_search(frame: pd.DataFrame, failures: dict[str, pd.Series], *,
                                      "coordinates outside the UK", lat.astype(str) + "," +
                                      lon.astype(str), severity="warning")
     return report
+
+
+#: Formats a date column is tried in when it is not ISO 8601, day-first before month-first (UK
+#: data); the one that reads most of the bad values is named in the message.
+DATE_FORMATS = ("%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y", "%m/%d/%Y %H:%M:%S",
+                "%m/%d/%Y %H:%M", "%m/%d/%Y", "%d-%m-%Y %H:%M", "%d-%m-%Y", "%d.%m.%Y",
+                "%Y/%m/%d %H:%M", "%Y/%m/%d", "%Y%m%d", "%d %b %Y", "%d %B %Y", "%b %d %Y")
+
+
+def likely_date_format(values: pd.Series) -> str | None:
+    """The strftime format that reads most of ``values`` (None: none reads any)."""
+    sample = values.astype("string").str.strip().dropna().head(200)
+    best, hits = None, 0
+    for fmt in DATE_FORMATS:
+        read = int(pd.to_datetime(sample, format=fmt, errors="coerce").notna().sum())
+        if read > hits:
+            best, hits = fmt, read
+    return best
+
+
+def bad_date_problems(dates: dict[str, str], frame: pd.DataFrame,
+                      reports: list[ValidationReport], max_share: float) -> list[str]:
+    """Key-path problems for date columns where more than ``max_share`` of the values did not
+    parse, naming the column and the format the values seem to be in. ``dates`` maps each date
+    column to the key that names it; a column the loaders typed counts their "unparseable date"
+    problems, a text column is parsed here as ISO 8601."""
+    problems = []
+    rows = len(frame)
+    for column, key in dates.items():
+        if column not in frame.columns or not rows:
+            continue
+        values = frame[column]
+        if pd.api.types.is_datetime64_any_dtype(values.dtype):
+            bad = [p.value for r in reports for p in r.errors
+                   if p.column == column and p.problem.startswith("unparseable date")]
+            examples = pd.Series(bad, dtype="string")
+        else:
+            text = values.astype("string").str.strip()
+            parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+            examples = text[text.notna() & (text != "") & parsed.isna()]
+        share = len(examples) / rows
+        if share <= max_share:
+            continue
+        fmt = likely_date_format(examples)
+        seen = ", ".join(repr(v) for v in examples.head(3))
+        problems.append(
+            f"{key}: {len(examples):,} of {rows:,} values ({share:.1%}) in column {column!r} "
+            f"are not ISO 8601 dates, more than data.max_bad_share ({max_share:.1%}); "
+            + (f"they look like {fmt!r}" if fmt else "no common date format reads them")
+            + f" (e.g. {seen})")
+    return problems

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from rudikit.config import Fairness, Mitigation, OperatingPoint
+from rudikit.config import Fairness, Mitigation, OperatingPoint, did_you_mean
 from rudikit.fairness.audit import AuditResult, audit
-from rudikit.fairness.groups import MISSING_GROUP
+from rudikit.fairness.groups import MISSING_GROUP, attribute_name, join_group
 from rudikit.fairness.mitigation.frontier import frontier
 from rudikit.fairness.mitigation.optimizer import GroupThresholdOptimizer, centre_threshold
 from rudikit.fairness.mitigation.rates import group_labels
@@ -53,6 +53,33 @@ def check_fairness_columns(fairness: Fairness, columns: set[str]) -> list[str]:
             if column not in columns:
                 problems.append(f"fairness.mitigation.attributes[{i}]: no column {column!r} "
                                 "in the data")
+    return problems
+
+
+def check_reference_groups(fairness: Fairness, frame: pd.DataFrame) -> list[str]:
+    """Key-path problems for ``fairness.reference_groups`` the data do not hold. The audit
+    would refuse them only after every model is fitted; here they are found from the data, and
+    the data's own spelling is suggested (a different case first)."""
+    specs = [[a] for a in fairness.attributes] + [list(g) for g in fairness.intersections]
+    audited = {attribute_name(spec): spec for spec in specs}
+    problems = []
+    for attr, group in fairness.reference_groups.items():
+        key = f"fairness.reference_groups.{attr}"
+        columns = audited.get(attr)
+        if columns is None:
+            problems.append(f"{key}: {attr!r} is not an audited attribute (fairness.attributes "
+                            f"or intersections){did_you_mean(attr, audited)}")
+            continue
+        if any(c not in frame.columns for c in columns):
+            continue  # check_fairness_columns names the missing column
+        rows = frame[columns].drop_duplicates()
+        groups = sorted({join_group(None if pd.isna(v) else v for v in row)
+                         for row in rows.itertuples(index=False, name=None)})
+        if group not in groups:
+            hint = did_you_mean(group, groups) or (
+                f"; groups: {', '.join(repr(g) for g in groups[:10])}"
+                + (f" and {len(groups) - 10} more" if len(groups) > 10 else ""))
+            problems.append(f"{key}: no group {group!r} in the data{hint}")
     return problems
 
 

@@ -27,7 +27,7 @@ from sklearn.utils import Tags
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from rudikit.config import Features, ModelSpec
+from rudikit.config import Features, ModelSpec, did_you_mean
 from rudikit.features.encoding import TabularEncoder
 
 
@@ -194,6 +194,19 @@ def _lightgbm_parameters() -> frozenset[str] | None:
     return frozenset(names)
 
 
+@functools.cache
+def _lightgbm_main_names() -> frozenset[str]:
+    """LGBMClassifier's arguments and LightGBM's parameter names without their aliases: what a
+    suggestion should offer (``num_leaves``, not its alias ``num_leaf``)."""
+    try:
+        from lightgbm.basic import _ConfigAliases
+
+        main = set(_ConfigAliases._get_all_param_aliases())
+    except (ImportError, AttributeError):
+        main = set()
+    return frozenset(main | set(LGBMClassifier().get_params()))
+
+
 def check_lightgbm_names(params: Mapping[str, Any]) -> None:
     """Refuse parameter names LightGBM does not know: it would ignore them silently
     (``verbose=-1``), so a misspelt ``num_leafs`` would fit the defaults."""
@@ -201,6 +214,37 @@ def check_lightgbm_names(params: Mapping[str, Any]) -> None:
     unknown = sorted(set(params) - known) if known is not None else []
     if unknown:
         raise ValueError(f"lightgbm: unknown parameter(s) {', '.join(unknown)}")
+
+
+def _parameter_names(algorithm: str) -> frozenset[str] | None:
+    """The hyperparameter names ``models[i].params`` may use for an algorithm (None: not
+    known, so not checked)."""
+    if algorithm == "lightgbm":
+        return _lightgbm_parameters()
+    if algorithm == "logistic_regression":
+        return frozenset(LogisticRegression().get_params())
+    if algorithm == "random_forest":
+        return frozenset(RandomForestClassifier().get_params())
+    if algorithm == "rate_by_category":
+        return frozenset({"column", *CategoryRateClassifier().get_params()} - {"column_index"})
+    if algorithm == "score_column":
+        return frozenset({"column"})
+    return None
+
+
+def check_parameter_names(specs: Sequence[ModelSpec]) -> list[str]:
+    """Key-path problems for hyperparameter names an algorithm does not take, each with the
+    closest real name: found from the project file alone, before any data is split or any
+    model fitted (``models[3].params.num_leafs: ...; did you mean 'num_leaves'?``)."""
+    problems = []
+    for i, spec in enumerate(specs):
+        known = _parameter_names(spec.algorithm)
+        for name in sorted(set(spec.params) - known) if known is not None else []:
+            hint = (did_you_mean(name, sorted(_lightgbm_main_names()))
+                    if spec.algorithm == "lightgbm" else "") or did_you_mean(name, sorted(known))
+            problems.append(f"models[{i}].params.{name}: {spec.algorithm} has no parameter "
+                            f"{name!r}{hint}")
+    return problems
 
 
 def label_sample(y: np.ndarray, per_label: int = 200) -> np.ndarray:

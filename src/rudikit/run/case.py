@@ -9,7 +9,7 @@ project asks, mitigated with per-group thresholds.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +19,9 @@ import pandas as pd
 from scipy import stats
 from sqlalchemy.engine import Engine
 
-from rudikit.config import OperatingPoint, Project
-from rudikit.data.sources import unify
+from rudikit.config import OperatingPoint, Project, TemporalSplit
+from rudikit.data.sources import LoadedSource, unify
+from rudikit.data.validation import bad_date_problems
 from rudikit.evaluation.metrics import MetricValue, evaluate_scores, roc_auc
 from rudikit.explain import explain, explanation_method, top_reasons
 from rudikit.fairness.list_simulation import list_simulation_metrics
@@ -29,12 +30,18 @@ from rudikit.fairness.stage import (
     ScoredRows,
     assess,
     check_fairness_columns,
+    check_reference_groups,
     mitigate,
 )
 from rudikit.features.labels import make_label
 from rudikit.features.splits import SplitIndices, make_split
 from rudikit.models.artefacts import load_artefact, save_json_artefact
-from rudikit.models.estimators import build_pipeline, check_grid, expand_grid
+from rudikit.models.estimators import (
+    build_pipeline,
+    check_grid,
+    check_parameter_names,
+    expand_grid,
+)
 from rudikit.run.engine import (
     Evaluated,
     GridEntry,
@@ -48,8 +55,26 @@ from rudikit.run.selection import select_best
 from rudikit.store import results
 
 
-def check_columns(project: Project, frame: pd.DataFrame) -> list[str]:
-    """Problems with feature/entity columns, as key-path messages."""
+def _date_columns(project: Project) -> dict[str, str]:
+    """Each date column the project reads -> the first key that names it."""
+    keys = [(project.data.knowledge_date, "data.knowledge_date")]
+    if project.features.datetime:
+        keys.append((project.features.datetime.column, "features.datetime.column"))
+    keys += [(spec.date_column, f"splits[{i}].date_column")
+             for i, spec in enumerate(project.splits) if isinstance(spec, TemporalSplit)]
+    dates: dict[str, str] = {}
+    for column, key in keys:
+        dates.setdefault(column, key)
+    return dates
+
+
+def check_columns(project: Project, frame: pd.DataFrame,
+                  loaded: Sequence[LoadedSource] = ()) -> list[str]:
+    """Everything a run would refuse that the project file and the data show before any split
+    or fit: missing feature/entity columns, misspelt hyperparameters, unknown fairness
+    reference groups, date columns with more bad values than ``data.max_bad_share`` (counted
+    from the ``loaded`` sources' reports), as key-path messages (``rudi validate`` and
+    ``rudi run`` both ask)."""
     present = set(frame.columns)
     _, problems = project.features.resolve(list(frame.columns))
     for i, spec in enumerate(project.models):
@@ -60,7 +85,11 @@ def check_columns(project: Project, frame: pd.DataFrame) -> list[str]:
                      for key, c in needed if c not in present]
     if project.data.entity_id not in present:
         problems.append(f"data.entity_id: no column {project.data.entity_id!r} in the data")
-    return problems + check_fairness_columns(project.fairness, present)
+    problems += check_parameter_names(project.models)
+    problems += bad_date_problems(_date_columns(project), frame, [s.report for s in loaded],
+                                  project.data.max_bad_share)
+    return (problems + check_fairness_columns(project.fairness, present)
+            + check_reference_groups(project.fairness, frame))
 
 
 @dataclass
@@ -99,9 +128,10 @@ class CaseExperiment:
             raise ValueError(f"models: {exc}") from None
 
     @classmethod
-    def load(cls, project: Project, project_dir: Path) -> tuple[CaseExperiment, list[Any]]:
-        frame, loaded = unify(project, project_dir)
-        problems = check_columns(project, frame)
+    def load(cls, project: Project, project_dir: Path, *, allow_synthetic: bool = False
+             ) -> tuple[CaseExperiment, list[Any]]:
+        frame, loaded = unify(project, project_dir, allow_synthetic=allow_synthetic)
+        problems = check_columns(project, frame, loaded)
         if problems:
             raise ValueError("; ".join(problems))
         return cls(project, frame, project_dir / ".rudi" / "models"), loaded

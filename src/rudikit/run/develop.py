@@ -37,8 +37,10 @@ class RationaleIncomplete(Exception):
 
 def run_project(project_dir: str | Path, *, url: str | None = None, schema: str | None = None,
                 progress: Progress | None = None, write_report: bool = True,
-                engine: Engine | None = None) -> RunResult:
-    """Run the development stage for the project in ``project_dir``, of either kind."""
+                engine: Engine | None = None, allow_synthetic: bool = False) -> RunResult:
+    """Run the development stage for the project in ``project_dir``, of either kind.
+    ``allow_synthetic``: a missing archive folder is replaced by the seeded generator (the
+    caller asked for it; the run is then recorded as synthetic) instead of failing."""
     project_dir = Path(project_dir)
     project = load_project(project_dir)
     project_dir = project_dir if project_dir.is_dir() else project_dir.parent
@@ -61,7 +63,8 @@ def run_project(project_dir: str | Path, *, url: str | None = None, schema: str 
             tables, loaded = load_event_tables(project, project_dir)
             seed = project.temporal.seed
         else:
-            experiment, loaded = CaseExperiment.load(project, project_dir)
+            experiment, loaded = CaseExperiment.load(project, project_dir,
+                                                     allow_synthetic=allow_synthetic)
             seed = project.evaluation.seed
         with results.run(engine, project.name, project.config_hash(),
                          project.model_dump(mode="json", by_alias=True), seed,
