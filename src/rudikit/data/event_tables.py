@@ -11,8 +11,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rudikit.config import Source, TemporalProject
-from rudikit.data.sources import LoadedSource, SourceError, files_checksum, table_fingerprint
+from rudikit.config import TemporalProject
+from rudikit.data.sources import (
+    LoadedSource,
+    SourceError,
+    files_checksum,
+    resolve_path,
+    table_fingerprint,
+)
 from rudikit.data.validation import ValidationReport
 
 #: The column that names an officer in every event table.
@@ -21,11 +27,6 @@ ENTITY = "officer_uid"
 #: Tables an ``event_tables`` folder holds, one Parquet file each (``officers.parquet``, ...),
 #: as :meth:`rudikit.data.cpdb.CPDB.tables` returns them.
 EVENT_TABLES = ("officers", "complaints", "use_of_force", "unit_history", "rank_history")
-
-
-def source_path(source: Source, project_dir: Path) -> Path:
-    path = Path(source.path or "").expanduser()
-    return path if path.is_absolute() else (project_dir / path).resolve()
 
 
 def _date_range(frame: pd.DataFrame) -> tuple[Any, Any]:
@@ -40,7 +41,9 @@ def load_event_tables(project: TemporalProject, project_dir: str | Path
     naming the key path."""
     source = project.data.sources[0]
     where = "data.sources[0]"
-    path = source_path(source, Path(project_dir))
+    path = resolve_path(source, Path(project_dir))
+    if path is None:  # rudi.yaml's schema requires one for these kinds; checked again here
+        raise SourceError(f"{where}.path: an event-table source needs a path")
     origin = str(source.options.get("origin", "real"))
     if source.kind == "chicago_cpdb":
         from rudikit.data.cpdb.files import FILES, CPDBError, cpdb_folder

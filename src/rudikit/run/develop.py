@@ -20,7 +20,8 @@ from rich.progress import Progress
 from sqlalchemy.engine import Engine
 
 from rudikit.config import TemporalProject, load_project, missing_rationale
-from rudikit.data.event_tables import load_event_tables, source_path
+from rudikit.data.event_tables import load_event_tables
+from rudikit.data.sources import resolve_path
 from rudikit.run.case import CaseExperiment
 from rudikit.run.engine import RunResult, data_origin, fit_grid, record_snapshots
 from rudikit.run.lists import explain_last_list, list_stability, summary_table
@@ -59,7 +60,7 @@ def run_project(project_dir: str | Path, *, url: str | None = None, schema: str 
     with progress if progress is not None else nullcontext():
         if isinstance(project, TemporalProject):
             source = project.data.sources[0]
-            say(f"loading {source.kind} from {source_path(source, project_dir)}")
+            say(f"loading {source.kind} from {resolve_path(source, project_dir)}")
             tables, loaded = load_event_tables(project, project_dir)
             seed = project.temporal.seed
         else:
