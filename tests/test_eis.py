@@ -289,7 +289,14 @@ def test_report_shows_the_agreement_rate(eis_run, tmp_path) -> None:
     result, _, engine = eis_run
     group = int(_frame(engine, select(t.models.c.model_group_id).where(
         (t.models.c.run_id == result.run_id) & t.models.c.selected)).iloc[0, 0])
+    # its own reviews: under xdist the module's run may be rebuilt between tests, so the
+    # review another test records is not always there
+    for i, agreement in enumerate(["agree", "agree", "disagree"]):
+        list_tables.record_review(engine, f"rate-check-{i}", "2016-01-01", reviewer="sgt",
+                                  outcome="training", agreement=agreement,
+                                  model_group_id=group)
     expected = reviewer_agreement(engine, [group])
+    assert expected["rate"] is not None
     html = write_temporal_report(engine, result.run_id, tmp_path).read_text()
     assert f"<strong>{expected['rate']:.3f}</strong>" in html
 
