@@ -11,6 +11,7 @@ import jinja2
 import numpy as np
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rudikit.fairness.counts import RATE_METRICS
@@ -96,8 +97,10 @@ def _cell_text(r: pd.Series) -> str:
 
 def render(result: AuditResult, console: Console, *, max_rows: int) -> None:
     s = result.settings
+    where = f" where {s['where']}" if s.get("where") else ""
     console.print(
-        f"[bold]Fairness audit[/bold]: {s.get('rows')} rows, label [cyan]{s.get('label')}[/cyan], "
+        f"[bold]Fairness audit[/bold]: {s.get('rows')} rows{escape(where)}, "
+        f"label [cyan]{s.get('label')}[/cyan], "
         f"score [cyan]{s.get('score')}[/cyan], positive = {_selection_text(s)}, "
         f"reference: {_reference_text(s)}; min group size {s.get('min_group_size')}",
         highlight=False,
@@ -205,7 +208,8 @@ td.small { color: #999; } td.ref { background: #e8eefc; }
 .note { color: #555; font-size: 0.9em; } .ratio { color: #555; font-size: 0.85em; }
 </style></head><body>
 <h1>Fairness audit</h1>
-<p>{{ s.rows }} rows; label <b>{{ s.label }}</b>; score <b>{{ s.score }}</b>;
+<p>{{ s.rows }} rows{% if s.where %} where <code>{{ s.where }}</code>{% endif %};
+label <b>{{ s.label }}</b>; score <b>{{ s.score }}</b>;
 positive prediction: <b>{{ selection }}</b> ({{ s.predicted_positive }} flagged).
 Reference: <b>{{ reference }}</b>. Groups with fewer than {{ s.min_group_size }} rows are
 shown but not compared (<i>insufficient data</i>).
