@@ -94,3 +94,53 @@ def test_where_reads_its_columns_but_returns_only_the_audited_ones(tmp_path: Pat
     frame = _read_table(_where_csv(tmp_path), ["y", "pred", "race"], "`is_recid` != -1")
     assert list(frame.columns) == ["y", "pred", "race"]
     assert len(frame) == 10
+
+
+def _zero_reference_frame() -> pd.DataFrame:
+    """Reference A (1000 rows) has no false positives; B's FPR is 112 / 250 = 0.448, C's is 0."""
+    def block(group: str, tp: int, fn: int, fp: int, tn: int) -> pd.DataFrame:
+        y = [1] * (tp + fn) + [0] * (fp + tn)
+        pred = [1] * tp + [0] * fn + [1] * fp + [0] * tn
+        return pd.DataFrame({"race": group, "y": y, "pred": pred})
+
+    return pd.concat([block("A", 400, 100, 0, 500), block("B", 250, 100, 112, 138),
+                      block("C", 60, 40, 0, 100)], ignore_index=True)
+
+
+def test_reference_at_zero_lets_the_difference_decide(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from rudikit.fairness.audit import audit
+
+    result = audit(_zero_reference_frame(), "y", "pred", ["race"])
+    fpr = result.disparities.query("metric == 'fpr'").set_index("group")
+    assert fpr.loc["A", "value"] == 0 and fpr.loc["A", "status"] == "reference"
+    b = fpr.loc["B"]
+    assert b["value"] == pytest.approx(0.448) and pd.isna(b["disparity_ratio"])
+    assert b["difference_pp"] == pytest.approx(44.8)
+    assert b["p_value"] < 1e-50 and bool(b["significant"])
+    assert pd.notna(b["fair"]) and not bool(b["fair"])
+    assert b["status"] == "ok"
+    # 0 against 0: no difference at all, so fair
+    assert fpr.loc["C", "value"] == 0 and bool(fpr.loc["C", "fair"])
+    # a defined ratio still follows the 0.8-1.25 rule: tpr 0.714 / 0.8 = 0.89
+    tpr = result.disparities.query("metric == 'tpr'").set_index("group")
+    assert tpr.loc["B", "disparity_ratio"] == pytest.approx((250 / 350) / 0.8)
+    assert bool(tpr.loc["B", "fair"])
+    console = Console(record=True, width=200, color_system="truecolor")
+    result.render(console)
+    text = console.export_text(styles=True, clear=False)
+    plain_text = console.export_text()
+    assert "0.448 +44.8pp*" in plain_text
+    red_cell = [line for line in text.splitlines() if "+44.8pp*" in line]
+    assert red_cell and "\x1b[31m0.448 +44.8pp*" in red_cell[0]
+    page = result.to_html(tmp_path / "a.html").read_text()
+    assert 'class="unfair" title="false positive rate: 0.448' in page
+    assert "+44.8pp*" in page
+
+
+def test_reference_at_zero_without_bounds_gives_no_verdict() -> None:
+    from rudikit.fairness.audit import audit
+
+    result = audit(_zero_reference_frame(), "y", "pred", ["race"], fairness_bounds=None)
+    assert result.disparities["fair"].isna().all()

@@ -86,10 +86,13 @@ def _cell_text(r: pd.Series) -> str:
         return f"[dim]{value}[/dim]"
     if r["status"] == STATUS_REFERENCE:
         return f"{value} [blue]ref[/blue]"
-    if pd.isna(r["disparity_ratio"]):
-        return value
     star = "*" if pd.notna(r["significant"]) and r["significant"] else ""
-    text = f"{value} x{_fmt(r['disparity_ratio'], 2)}{star}"
+    if pd.notna(r["disparity_ratio"]):
+        text = f"{value} x{_fmt(r['disparity_ratio'], 2)}{star}"
+    elif pd.notna(r["fair"]):  # reference at 0: the difference decides
+        text = f"{value} {float(r['difference_pp']):+.1f}pp{star}"
+    else:
+        return value
     if pd.notna(r["fair"]) and not r["fair"]:
         return f"[red]{text}[/red]"
     return text
@@ -124,8 +127,9 @@ def render(result: AuditResult, console: Console, *, max_rows: int) -> None:
         ref = refs[0] if len(refs) == 1 else "lowest value per metric" if len(refs) else "none"
         table = Table(
             title=f"{attribute} (reference: {ref})",
-            caption="value x ratio to reference; red: ratio outside the fairness bounds; "
-            "* p < alpha; dim: insufficient data",
+            caption="value x ratio to reference (+pp: difference, where the reference is 0); "
+            "red: ratio outside the fairness bounds, or a significant difference from a "
+            "reference at 0; * p < alpha; dim: insufficient data",
         )
         table.add_column("group", overflow="fold", min_width=10)
         table.add_column("n", justify="right", min_width=4)
@@ -240,8 +244,10 @@ Intervals: {{ s.interval|capitalize }} {{ (s.confidence * 100)|round(0)|int }} %
 <td class="l">{{ g.status }}</td></tr>
 {% endfor %}</table>
 {% endfor %}
-<p class="note">Each cell: metric value, then ratio to the reference group. Hover a cell for the
-interval, the difference in percentage points and the p-value.</p>
+<p class="note">Each cell: metric value, then ratio to the reference group (or, where the
+reference's value is 0 and the ratio undefined, the difference in percentage points, unfair when
+the test finds it significant). Hover a cell for the interval, the difference in percentage
+points and the p-value.</p>
 </body></html>
 """,
     autoescape=True,
@@ -271,7 +277,9 @@ def html(result: AuditResult) -> str:
                 cells.append({
                     "value": _fmt(r["value"]),
                     "ratio": (_fmt(r["disparity_ratio"], 2) + star)
-                    if pd.notna(r["disparity_ratio"]) else "",
+                    if pd.notna(r["disparity_ratio"])
+                    else f"{float(r['difference_pp']):+.1f}pp{star}" if pd.notna(r["fair"])
+                    else "",
                     "css": css,
                     "title": (f"{METRIC_LABELS.get(m, m)}: {_fmt(r['value'])} "
                               f"[{_fmt(r['lower'])}, {_fmt(r['upper'])}]; "

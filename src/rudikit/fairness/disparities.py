@@ -6,6 +6,10 @@ For every attribute, metric and group ``g`` compared with the reference group ``
     difference_pp   = 100 * (m_g - m_r)      (percentage points)
     fair            = lower <= disparity_ratio <= upper   (aequitas's 0.8-1.25 rule, optional)
 
+When the reference's value is 0 the ratio is undefined but the difference is not: an FPR of
+0.45 against 0 is as unfair as can be. There ``fair`` is decided by the difference's test,
+``p_value >= alpha`` (NA where there is no test, for ``ppr`` and ``roc_auc``).
+
 Significance is a two-proportion z-test on the metric's *own* denominator: FPR compares
 ``fp / (fp + tn)`` between the groups, precision ``tp / (tp + fp)``, FOR ``fn / (fn + tn)`` and
 so on (aequitas's "FPR significance" tests the FDR by mistake; this module does not).
@@ -263,8 +267,9 @@ def disparities(
     the two-proportion z-test of the group against the reference on the metric's own
     denominator (NaN for ``ppr``, whose shares come from one multinomial, and ``roc_auc``).
     ``significant`` is ``p_value < alpha`` (no multiple-comparison correction). ``fair`` is the
-    ``fairness_bounds`` rule on ``disparity_ratio`` (NA when not compared or when
-    ``fairness_bounds`` is None).
+    ``fairness_bounds`` rule on ``disparity_ratio``, or, where the reference's value is 0 and the
+    ratio undefined, "no significant difference" (NA when not compared, when there is neither a
+    ratio nor a test, or when ``fairness_bounds`` is None).
     """
     missing = [c for c in ("attribute", "group", "n", "tp", "fp", "tn", "fn", "pp") if
                c not in groups.columns]
@@ -368,7 +373,12 @@ def disparities(
         data["significant"] = pd.arrays.BooleanArray(p_all < alpha, np.isnan(p_all))
         if fairness_bounds is not None:
             inside = (ratio_all >= fairness_bounds[0]) & (ratio_all <= fairness_bounds[1])
-            data["fair"] = pd.arrays.BooleanArray(inside, np.isnan(ratio_all))
+            diff_all = data["difference_pp"]
+            assert isinstance(diff_all, np.ndarray)
+            # reference at 0: no ratio, but the difference and its test still decide
+            by_diff = np.isnan(ratio_all) & ~np.isnan(diff_all) & ~np.isnan(p_all)
+            inside = np.where(by_diff, p_all >= alpha, inside)
+            data["fair"] = pd.arrays.BooleanArray(inside, np.isnan(ratio_all) & ~by_diff)
         else:
             data["fair"] = pd.arrays.BooleanArray(np.zeros(len(p_all), dtype=bool),
                                                   np.ones(len(p_all), dtype=bool))
