@@ -144,3 +144,55 @@ def test_reference_at_zero_without_bounds_gives_no_verdict() -> None:
 
     result = audit(_zero_reference_frame(), "y", "pred", ["race"], fairness_bounds=None)
     assert result.disparities["fair"].isna().all()
+
+
+def _crossed_frame() -> pd.DataFrame:
+    """race x sex cells: the largest is B:F (400); A:M has 150 rows, A:F 200."""
+    sizes = {("A", "M"): 150, ("A", "F"): 200, ("B", "M"): 300, ("B", "F"): 400}
+    parts = []
+    for (race, sex), size in sizes.items():
+        parts.append(pd.DataFrame({"race": race, "sex": sex, "y": [0, 1] * (size // 2),
+                                   "pred": [0, 0, 1, 1] * (size // 4) + [0, 1] * (size % 4 // 2)}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _references(result: object) -> dict[str, str]:
+    long = result.disparities  # type: ignore[attr-defined]
+    refs = long[long["status"] == "reference"].drop_duplicates("attribute")
+    return dict(zip(refs["attribute"], refs["group"], strict=True))
+
+
+def test_intersection_reference_follows_the_named_groups() -> None:
+    from rudikit.fairness.audit import audit
+
+    frame = _crossed_frame()
+    kwargs = {"intersections": [["race", "sex"]], "threshold": None}
+    both = audit(frame, "y", "pred", ["race", "sex"], reference={"race": "A", "sex": "M"},
+                 **kwargs)
+    assert _references(both) == {"race": "A", "sex": "M", "race:sex": "A:M"}
+    assert set(both.disparities.query("attribute == 'race:sex'")["reference_group"]) == {"A:M"}
+    # only race named: the largest A:* cell; nothing named: the largest cell
+    race_only = audit(frame, "y", "pred", ["race", "sex"], reference={"race": "A"}, **kwargs)
+    assert _references(race_only) == {"race": "A", "sex": "F", "race:sex": "A:F"}
+    majority = audit(frame, "y", "pred", ["race", "sex"], **kwargs)
+    assert _references(majority)["race:sex"] == "B:F"
+    # an explicit intersection reference still wins
+    named = audit(frame, "y", "pred", ["race", "sex"],
+                  reference={"race": "A", "sex": "M", "race:sex": "B:M"}, **kwargs)
+    assert _references(named)["race:sex"] == "B:M"
+
+
+def test_cli_intersection_reference_follows_reference_options(tmp_path: Path) -> None:
+    data = tmp_path / "crossed.csv"
+    _crossed_frame().to_csv(data, index=False)
+    out = tmp_path / "out.json"
+    res = CliRunner().invoke(_app(), [
+        "audit", str(data), "-y", "y", "-s", "pred", "-a", "race", "-a", "sex",
+        "--intersect", "race,sex", "--reference", "race=A", "--reference", "sex=M",
+        "--json", str(out),
+    ])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(out.read_text())["disparities"]
+    crossed = {r["reference_group"] for r in rows if r["attribute"] == "race:sex"}
+    assert crossed == {"A:M"}
+    assert "race:sex (reference: A:M)" in " ".join(res.output.split())

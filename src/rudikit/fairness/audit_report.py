@@ -63,7 +63,8 @@ def _reference_text(settings: Mapping[str, Any]) -> str:
     ref = settings.get("reference")
     if isinstance(ref, Mapping):
         named = ", ".join(f"{a} = {g}" for a, g in ref.items())
-        return f"{named}; other attributes: their largest group"
+        return (f"{named}; intersections: these groups crossed; "
+                "other attributes: their largest group")
     if ref == "min_metric":
         return "the eligible group with the lowest value of each metric"
     return "the largest group of each attribute"

@@ -34,6 +34,7 @@ from scipy import special
 
 from rudikit.evaluation.bootstrap import percentile_interval, resample_counts
 from rudikit.fairness.counts import PROPORTIONS, RATE_METRICS
+from rudikit.fairness.groups import INTERSECTION_SEP
 
 STATUS_REFERENCE = "reference"
 STATUS_OK = "ok"
@@ -215,6 +216,29 @@ def _check_reference(groups: pd.DataFrame, reference: Reference) -> None:
             )
 
 
+def _crossed_reference(name: str, reference: Reference) -> dict[int, str]:
+    """For an intersection not named in a ``reference`` mapping, the named groups of its parts.
+
+    ``race:sex`` with ``{"race": "Caucasian", "sex": "Male"}`` gives ``{0: "Caucasian",
+    1: "Male"}``: the intersection's reference is then ``Caucasian:Male`` (with only ``race``
+    named, the largest ``Caucasian:*`` group), so it follows the user's choice rather than
+    falling back to the largest group.
+    """
+    if not isinstance(reference, Mapping):
+        return {}
+    parts = name.split(INTERSECTION_SEP)
+    if len(parts) < 2:
+        return {}
+    return {i: str(reference[p]) for i, p in enumerate(parts) if p in reference}
+
+
+def _matches_parts(label: str, named: Mapping[int, str], size: int) -> bool:
+    """Whether an intersection label of ``size`` parts has the ``named`` values (a label whose
+    values themselves contain the separator cannot be split safely and never matches)."""
+    values = label.split(INTERSECTION_SEP)
+    return len(values) == size and all(values[i] == g for i, g in named.items())
+
+
 def _reference_rows(
     attr_codes: np.ndarray,
     attr_names: Sequence[str],
@@ -228,8 +252,14 @@ def _reference_rows(
     ref = np.full(len(n), -1, dtype=np.int64)
     for a, name in enumerate(attr_names):
         rows = np.flatnonzero(attr_codes == a)
+        crossed = _crossed_reference(name, reference)
         if isinstance(reference, Mapping) and name in reference:
             pick = rows[group_labels[rows] == str(reference[name])][0]
+        elif crossed:
+            size = len(name.split(INTERSECTION_SEP))
+            matches = rows[np.array([_matches_parts(str(g), crossed, size)
+                                     for g in group_labels[rows]], dtype=bool)]
+            pick = matches[np.argmax(n[matches])] if len(matches) else rows[np.argmax(n[rows])]
         elif reference == "min_metric":
             ok = rows[eligible[rows] & ~np.isnan(values[rows])]
             if len(ok) == 0:
@@ -260,7 +290,10 @@ def disparities(
 
     ``reference``: ``"majority"`` (the largest group of each attribute), ``"min_metric"`` (per
     metric, the eligible group with the lowest value, so every ratio is >= 1), or a mapping
-    ``{attribute: group}``; attributes missing from the mapping use the majority group.
+    ``{attribute: group}``; an intersection missing from the mapping crosses the named groups of
+    its parts (``race=Caucasian`` and ``sex=Male`` give ``race:sex`` ``Caucasian:Male``; with some
+    parts unnamed, the largest group that matches the named ones); other attributes missing from
+    the mapping, and intersections with no matching group, use the majority group.
 
     ``lower``/``upper`` are Wilson intervals (or percentile bootstrap intervals with
     ``interval="bootstrap"``) for the proportion metrics; NaN for ``roc_auc``. ``p_value`` is
