@@ -196,3 +196,49 @@ def test_cli_intersection_reference_follows_reference_options(tmp_path: Path) ->
     crossed = {r["reference_group"] for r in rows if r["attribute"] == "race:sex"}
     assert crossed == {"A:M"}
     assert "race:sex (reference: A:M)" in " ".join(res.output.split())
+
+
+def test_summary_measures_say_their_direction_and_ideal(tmp_path: Path) -> None:
+    import re
+
+    from rich.console import Console
+
+    from rudikit.fairness.audit import audit
+    from rudikit.fairness.summary import SUMMARY_MEASURES, measure_reading
+
+    assert measure_reading("disparate_impact").startswith("ratio, 1 is parity, lower means")
+    assert measure_reading("demographic_parity").startswith("difference, 0 is parity, higher")
+    assert "not the model" in measure_reading("class_imbalance")
+    assert all(re.search(r"\b[01] is (parity|equal)", measure_reading(m))
+               for m in SUMMARY_MEASURES)
+    with pytest.raises(ValueError, match="unknown summary measure 'gap'"):
+        measure_reading("gap")
+    result = audit(_zero_reference_frame(), "y", "pred", ["race"])
+    console = Console(record=True, width=80)
+    result.render(console)
+    text = " ".join(console.export_text().replace("│", " ").split())
+    assert "disparate_impact 0.4972 ratio, 1 is parity, lower means selection rates" in text
+    assert "demographic_parity 0.3033 difference, 0 is parity, higher means selection" in text
+    page = result.to_html(tmp_path / "a.html").read_text()
+    assert "<th class=\"l\">how to read it</th>" in page
+    assert ("<td>0.4972</td><td class=\"l\">ratio, 1 is parity, lower means selection rates "
+            "further apart</td>") in page
+
+
+def test_prevalence_is_described_not_judged(tmp_path: Path) -> None:
+    import re
+
+    from rudikit.fairness.audit import audit
+
+    result = audit(_zero_reference_frame(), "y", "pred", ["race"])
+    prevalence = result.disparities.query("metric == 'prevalence'").set_index("group")
+    # B's base rate is 350 / 600 against A's 500 / 1000: ratio 1.17, significant, no verdict
+    assert prevalence.loc["B", "disparity_ratio"] == pytest.approx(350 / 600 / 0.5)
+    assert bool(prevalence.loc["B", "significant"])
+    assert prevalence["fair"].isna().all()
+    page = result.to_html(tmp_path / "a.html").read_text()
+    cells = re.findall(r'<td class="([^"]*)" title="prevalence \(label base rate\)', page)
+    assert cells == ["ref", "", ""]
+    assert "describes the data,\nnever judged fair or unfair" in page
+    # other metrics keep their verdicts: B's selection rate x1.51 is coloured unfair
+    assert re.search(r'<td class="unfair" title="selection rate \(pprev\): 0.603', page)

@@ -15,7 +15,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from rudikit.fairness.counts import RATE_METRICS
-from rudikit.fairness.disparities import STATUS_INSUFFICIENT, STATUS_REFERENCE
+from rudikit.fairness.disparities import (
+    DESCRIPTIVE_METRICS,
+    STATUS_INSUFFICIENT,
+    STATUS_REFERENCE,
+)
+from rudikit.fairness.summary import measure_reading
 
 if TYPE_CHECKING:
     from rudikit.fairness.audit import AuditResult
@@ -112,12 +117,13 @@ def render(result: AuditResult, console: Console, *, max_rows: int) -> None:
     summary = result.summary
     attrs = list(pd.unique(summary["attribute"]))
     table = Table(title="Summary measures (groups with enough data)")
-    table.add_column("measure")
+    table.add_column("measure (how to read it)", ratio=1, min_width=24)
     for a in attrs:
         table.add_column(str(a), justify="right")
     for measure, part in summary.groupby("measure", sort=False):
         values = dict(zip(part["attribute"], part["value"], strict=True))
-        table.add_row(str(measure), *(_fmt(values.get(a), 4) if a in values else "" for a in attrs))
+        table.add_row(f"{measure}\n[dim]{measure_reading(str(measure))}[/dim]",
+                      *(_fmt(values.get(a), 4) if a in values else "" for a in attrs))
     console.print(table)
 
     long = result.disparities
@@ -225,9 +231,10 @@ Intervals: {{ s.interval|capitalize }} {{ (s.confidence * 100)|round(0)|int }} %
 (no multiple-comparison correction).</p>
 <h2>Summary measures</h2>
 <table><tr><th class="l">attribute</th><th class="l">measure</th><th>value</th>
+<th class="l">how to read it</th>
 <th class="l">highest group</th><th class="l">lowest group</th><th>groups</th></tr>
 {% for r in summary %}<tr><td class="l">{{ r.attribute }}</td><td class="l">{{ r.measure }}</td>
-<td>{{ fmt(r.value, 4) }}</td>
+<td>{{ fmt(r.value, 4) }}</td><td class="l">{{ reading(r.measure) }}</td>
 <td class="l">{% if r.max_group %}{{ r.max_group }} ({{ fmt(r.max_value) }}){% endif %}</td>
 <td class="l">{% if r.min_group %}{{ r.min_group }} ({{ fmt(r.min_value) }}){% endif %}</td>
 <td>{{ r.groups_compared if r.groups_compared is not none else '' }}</td></tr>
@@ -237,7 +244,9 @@ Intervals: {{ s.interval|capitalize }} {{ (s.confidence * 100)|round(0)|int }} %
 {% for a in attributes %}
 <h3>{{ a.name }}</h3>
 <table><tr><th class="l">group</th><th>n</th>
-{% for m in metrics %}<th title="{{ labels[m] }}">{{ m }}</th>{% endfor %}
+{% for m in metrics %}<th title="{{ labels[m] }}{% if m in descriptive %}: describes the data,
+never judged fair or unfair{% endif %}">{{ m }}{% if m in descriptive %}<br>
+<span class="ratio">(data)</span>{% endif %}</th>{% endfor %}
 <th class="l">status</th></tr>
 {% for g in a.rows %}<tr><td class="l">{{ g.group }}</td><td>{{ g.n }}</td>
 {% for c in g.cells %}<td class="{{ c.css }}" title="{{ c.title }}">{{ c.value }}<br>
@@ -303,4 +312,6 @@ def html(result: AuditResult) -> str:
         labels=METRIC_LABELS,
         chart=chart,
         fmt=_fmt,
+        reading=measure_reading,
+        descriptive=DESCRIPTIVE_METRICS,
     )

@@ -10,6 +10,9 @@ When the reference's value is 0 the ratio is undefined but the difference is not
 0.45 against 0 is as unfair as can be. There ``fair`` is decided by the difference's test,
 ``p_value >= alpha`` (NA where there is no test, for ``ppr`` and ``roc_auc``).
 
+``prevalence`` (the label base rate) describes the data, not the model's decisions: it gets
+ratios and tests but never a ``fair`` verdict.
+
 Significance is a two-proportion z-test on the metric's *own* denominator: FPR compares
 ``fp / (fp + tn)`` between the groups, precision ``tp / (tp + fp)``, FOR ``fn / (fn + tn)`` and
 so on (aequitas's "FPR significance" tests the FDR by mistake; this module does not).
@@ -63,6 +66,9 @@ DISPARITY_COLUMNS: tuple[str, ...] = (
     "fair",
     "status",
 )
+
+# Metrics of the data rather than of the decisions: compared, never judged fair or unfair.
+DESCRIPTIVE_METRICS: tuple[str, ...] = ("prevalence",)
 
 Reference = Literal["majority", "min_metric"] | Mapping[str, str]
 IntervalMethod = Literal["wilson", "bootstrap"]
@@ -302,7 +308,7 @@ def disparities(
     ``significant`` is ``p_value < alpha`` (no multiple-comparison correction). ``fair`` is the
     ``fairness_bounds`` rule on ``disparity_ratio``, or, where the reference's value is 0 and the
     ratio undefined, "no significant difference" (NA when not compared, when there is neither a
-    ratio nor a test, or when ``fairness_bounds`` is None).
+    ratio nor a test, for the :data:`DESCRIPTIVE_METRICS` and when ``fairness_bounds`` is None).
     """
     missing = [c for c in ("attribute", "group", "n", "tp", "fp", "tn", "fn", "pp") if
                c not in groups.columns]
@@ -411,7 +417,11 @@ def disparities(
             # reference at 0: no ratio, but the difference and its test still decide
             by_diff = np.isnan(ratio_all) & ~np.isnan(diff_all) & ~np.isnan(p_all)
             inside = np.where(by_diff, p_all >= alpha, inside)
-            data["fair"] = pd.arrays.BooleanArray(inside, np.isnan(ratio_all) & ~by_diff)
+            metric_all = data["metric"]
+            assert isinstance(metric_all, np.ndarray)
+            descriptive = np.isin(metric_all, DESCRIPTIVE_METRICS)
+            data["fair"] = pd.arrays.BooleanArray(
+                inside, (np.isnan(ratio_all) & ~by_diff) | descriptive)
         else:
             data["fair"] = pd.arrays.BooleanArray(np.zeros(len(p_all), dtype=bool),
                                                   np.ones(len(p_all), dtype=bool))
