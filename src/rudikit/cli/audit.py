@@ -4,6 +4,7 @@ outputs."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,7 +22,8 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _read_table(path: Path, columns: list[str]) -> pd.DataFrame:
+def _read_table(path: Path, columns: list[str], where: str | None = None) -> pd.DataFrame:
+    """Read only ``columns`` (and those ``where`` names), keep the rows ``where`` selects."""
     import pandas as pd
 
     from rudikit.fairness.inputs import available_columns
@@ -35,9 +37,40 @@ def _read_table(path: Path, columns: list[str]) -> pd.DataFrame:
     if missing:
         raise ValueError(f"column(s) {missing} not found in {path}; available: "
                          f"{available_columns(head.columns)}")
+    wanted = list(dict.fromkeys([*columns, *_where_columns(where, list(head.columns))]))
     if suffixes.endswith(".parquet"):
-        return pd.read_parquet(path, columns=columns)
-    return pd.read_csv(path, usecols=columns)
+        frame = pd.read_parquet(path, columns=wanted)
+    else:
+        frame = pd.read_csv(path, usecols=wanted)
+    if where is None:
+        return frame
+    return _filter_rows(frame, where)[columns]
+
+
+def _where_columns(where: str | None, header: list[str]) -> list[str]:
+    """The header columns a ``--where`` expression may read: its names and `quoted` names.
+
+    A name that is not a column (a function, a local) is simply not loaded; over-reading a column
+    named inside a string literal costs only memory.
+    """
+    if not where:
+        return []
+    quoted = set(re.findall(r"`([^`]+)`", where))
+    names = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", re.sub(r"`[^`]*`", " ", where)))
+    return [c for c in header if c in quoted or c in names]
+
+
+def _filter_rows(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """``frame.query(where)`` (pandas syntax, python engine) with an error naming --where."""
+    if not where.strip():
+        raise ValueError("--where is empty; give a pandas query such as 'age >= 18'")
+    try:
+        kept = frame.query(where, engine="python")
+    except Exception as err:  # noqa: BLE001 - any failure of user code is a bad --where
+        raise ValueError(f"--where {where!r}: {type(err).__name__}: {err}") from None
+    if len(kept) == 0:
+        raise ValueError(f"--where {where!r} keeps none of the {len(frame)} rows")
+    return kept.reset_index(drop=True)
 
 
 def _parse_reference(values: list[str] | None) -> Reference:
@@ -86,6 +119,10 @@ _TieBreak = Annotated[str, typer.Option(
     "--tie-break", metavar="stable|random",
     help="Ties at the k-th score: input order, or random with --seed.")]
 _Seed = Annotated[int, typer.Option("--seed", metavar="SEED", help="Random seed.")]
+_Where = Annotated[str | None, typer.Option(
+    "--where", metavar="EXPR", show_default=False,
+    help="Audit only the rows this pandas query selects, e.g. "
+    "\"days_b_screening_arrest.abs() <= 30 and is_recid != -1\".")]
 _Csv = Annotated[Path | None, typer.Option(
     "--csv", metavar="PATH", help="Write the tidy disparity table.", show_default=False)]
 _Json = Annotated[Path | None, typer.Option(
@@ -108,6 +145,7 @@ def audit_command(
     min_group_size: _MinGroup = 50,
     tie_break: _TieBreak = "stable",
     seed: _Seed = 0,
+    where: _Where = None,
     csv: _Csv = None,
     json_path: _Json = None,
     html: _Html = None,
@@ -141,13 +179,15 @@ def audit_command(
         attributes = list(attr or [])
         columns = list(dict.fromkeys([label, score, *attributes, *(c for x in crossed for c in x)]))
         ref = _parse_reference(reference)
-        frame = _read_table(data, columns)
+        frame = _read_table(data, columns, where)
         result = audit(
             frame, label, score, attributes, intersections=crossed or None,
             threshold=threshold, top_k=top_k, top_pct=top_pct,
             tie_break=tie_break,  # type: ignore[arg-type]
             random_state=seed, reference=ref, min_group_size=min_group_size,
         )
+        if where is not None:
+            result.settings["where"] = where
     except typer.Exit:
         raise
     except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:

@@ -11,10 +11,16 @@ import jinja2
 import numpy as np
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rudikit.fairness.counts import RATE_METRICS
-from rudikit.fairness.disparities import STATUS_INSUFFICIENT, STATUS_REFERENCE
+from rudikit.fairness.disparities import (
+    DESCRIPTIVE_METRICS,
+    STATUS_INSUFFICIENT,
+    STATUS_REFERENCE,
+)
+from rudikit.fairness.summary import measure_reading
 
 if TYPE_CHECKING:
     from rudikit.fairness.audit import AuditResult
@@ -62,7 +68,8 @@ def _reference_text(settings: Mapping[str, Any]) -> str:
     ref = settings.get("reference")
     if isinstance(ref, Mapping):
         named = ", ".join(f"{a} = {g}" for a, g in ref.items())
-        return f"{named}; other attributes: their largest group"
+        return (f"{named}; intersections: these groups crossed; "
+                "other attributes: their largest group")
     if ref == "min_metric":
         return "the eligible group with the lowest value of each metric"
     return "the largest group of each attribute"
@@ -85,10 +92,13 @@ def _cell_text(r: pd.Series) -> str:
         return f"[dim]{value}[/dim]"
     if r["status"] == STATUS_REFERENCE:
         return f"{value} [blue]ref[/blue]"
-    if pd.isna(r["disparity_ratio"]):
-        return value
     star = "*" if pd.notna(r["significant"]) and r["significant"] else ""
-    text = f"{value} x{_fmt(r['disparity_ratio'], 2)}{star}"
+    if pd.notna(r["disparity_ratio"]):
+        text = f"{value} x{_fmt(r['disparity_ratio'], 2)}{star}"
+    elif pd.notna(r["fair"]):  # reference at 0: the difference decides
+        text = f"{value} {float(r['difference_pp']):+.1f}pp{star}"
+    else:
+        return value
     if pd.notna(r["fair"]) and not r["fair"]:
         return f"[red]{text}[/red]"
     return text
@@ -96,8 +106,10 @@ def _cell_text(r: pd.Series) -> str:
 
 def render(result: AuditResult, console: Console, *, max_rows: int) -> None:
     s = result.settings
+    where = f" where {s['where']}" if s.get("where") else ""
     console.print(
-        f"[bold]Fairness audit[/bold]: {s.get('rows')} rows, label [cyan]{s.get('label')}[/cyan], "
+        f"[bold]Fairness audit[/bold]: {s.get('rows')} rows{escape(where)}, "
+        f"label [cyan]{s.get('label')}[/cyan], "
         f"score [cyan]{s.get('score')}[/cyan], positive = {_selection_text(s)}, "
         f"reference: {_reference_text(s)}; min group size {s.get('min_group_size')}",
         highlight=False,
@@ -105,12 +117,13 @@ def render(result: AuditResult, console: Console, *, max_rows: int) -> None:
     summary = result.summary
     attrs = list(pd.unique(summary["attribute"]))
     table = Table(title="Summary measures (groups with enough data)")
-    table.add_column("measure")
+    table.add_column("measure (how to read it)", ratio=1, min_width=24)
     for a in attrs:
         table.add_column(str(a), justify="right")
     for measure, part in summary.groupby("measure", sort=False):
         values = dict(zip(part["attribute"], part["value"], strict=True))
-        table.add_row(str(measure), *(_fmt(values.get(a), 4) if a in values else "" for a in attrs))
+        table.add_row(f"{measure}\n[dim]{measure_reading(str(measure))}[/dim]",
+                      *(_fmt(values.get(a), 4) if a in values else "" for a in attrs))
     console.print(table)
 
     long = result.disparities
@@ -121,8 +134,9 @@ def render(result: AuditResult, console: Console, *, max_rows: int) -> None:
         ref = refs[0] if len(refs) == 1 else "lowest value per metric" if len(refs) else "none"
         table = Table(
             title=f"{attribute} (reference: {ref})",
-            caption="value x ratio to reference; red: ratio outside the fairness bounds; "
-            "* p < alpha; dim: insufficient data",
+            caption="value x ratio to reference (+pp: difference, where the reference is 0); "
+            "red: ratio outside the fairness bounds, or a significant difference from a "
+            "reference at 0; * p < alpha; dim: insufficient data",
         )
         table.add_column("group", overflow="fold", min_width=10)
         table.add_column("n", justify="right", min_width=4)
@@ -205,7 +219,8 @@ td.small { color: #999; } td.ref { background: #e8eefc; }
 .note { color: #555; font-size: 0.9em; } .ratio { color: #555; font-size: 0.85em; }
 </style></head><body>
 <h1>Fairness audit</h1>
-<p>{{ s.rows }} rows; label <b>{{ s.label }}</b>; score <b>{{ s.score }}</b>;
+<p>{{ s.rows }} rows{% if s.where %} where <code>{{ s.where }}</code>{% endif %};
+label <b>{{ s.label }}</b>; score <b>{{ s.score }}</b>;
 positive prediction: <b>{{ selection }}</b> ({{ s.predicted_positive }} flagged).
 Reference: <b>{{ reference }}</b>. Groups with fewer than {{ s.min_group_size }} rows are
 shown but not compared (<i>insufficient data</i>).
@@ -216,9 +231,10 @@ Intervals: {{ s.interval|capitalize }} {{ (s.confidence * 100)|round(0)|int }} %
 (no multiple-comparison correction).</p>
 <h2>Summary measures</h2>
 <table><tr><th class="l">attribute</th><th class="l">measure</th><th>value</th>
+<th class="l">how to read it</th>
 <th class="l">highest group</th><th class="l">lowest group</th><th>groups</th></tr>
 {% for r in summary %}<tr><td class="l">{{ r.attribute }}</td><td class="l">{{ r.measure }}</td>
-<td>{{ fmt(r.value, 4) }}</td>
+<td>{{ fmt(r.value, 4) }}</td><td class="l">{{ reading(r.measure) }}</td>
 <td class="l">{% if r.max_group %}{{ r.max_group }} ({{ fmt(r.max_value) }}){% endif %}</td>
 <td class="l">{% if r.min_group %}{{ r.min_group }} ({{ fmt(r.min_value) }}){% endif %}</td>
 <td>{{ r.groups_compared if r.groups_compared is not none else '' }}</td></tr>
@@ -228,7 +244,9 @@ Intervals: {{ s.interval|capitalize }} {{ (s.confidence * 100)|round(0)|int }} %
 {% for a in attributes %}
 <h3>{{ a.name }}</h3>
 <table><tr><th class="l">group</th><th>n</th>
-{% for m in metrics %}<th title="{{ labels[m] }}">{{ m }}</th>{% endfor %}
+{% for m in metrics %}<th title="{{ labels[m] }}{% if m in descriptive %}: describes the data,
+never judged fair or unfair{% endif %}">{{ m }}{% if m in descriptive %}<br>
+<span class="ratio">(data)</span>{% endif %}</th>{% endfor %}
 <th class="l">status</th></tr>
 {% for g in a.rows %}<tr><td class="l">{{ g.group }}</td><td>{{ g.n }}</td>
 {% for c in g.cells %}<td class="{{ c.css }}" title="{{ c.title }}">{{ c.value }}<br>
@@ -236,8 +254,10 @@ Intervals: {{ s.interval|capitalize }} {{ (s.confidence * 100)|round(0)|int }} %
 <td class="l">{{ g.status }}</td></tr>
 {% endfor %}</table>
 {% endfor %}
-<p class="note">Each cell: metric value, then ratio to the reference group. Hover a cell for the
-interval, the difference in percentage points and the p-value.</p>
+<p class="note">Each cell: metric value, then ratio to the reference group (or, where the
+reference's value is 0 and the ratio undefined, the difference in percentage points, unfair when
+the test finds it significant). Hover a cell for the interval, the difference in percentage
+points and the p-value.</p>
 </body></html>
 """,
     autoescape=True,
@@ -267,7 +287,9 @@ def html(result: AuditResult) -> str:
                 cells.append({
                     "value": _fmt(r["value"]),
                     "ratio": (_fmt(r["disparity_ratio"], 2) + star)
-                    if pd.notna(r["disparity_ratio"]) else "",
+                    if pd.notna(r["disparity_ratio"])
+                    else f"{float(r['difference_pp']):+.1f}pp{star}" if pd.notna(r["fair"])
+                    else "",
                     "css": css,
                     "title": (f"{METRIC_LABELS.get(m, m)}: {_fmt(r['value'])} "
                               f"[{_fmt(r['lower'])}, {_fmt(r['upper'])}]; "
@@ -290,4 +312,6 @@ def html(result: AuditResult) -> str:
         labels=METRIC_LABELS,
         chart=chart,
         fmt=_fmt,
+        reading=measure_reading,
+        descriptive=DESCRIPTIVE_METRICS,
     )

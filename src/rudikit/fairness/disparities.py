@@ -6,6 +6,13 @@ For every attribute, metric and group ``g`` compared with the reference group ``
     difference_pp   = 100 * (m_g - m_r)      (percentage points)
     fair            = lower <= disparity_ratio <= upper   (aequitas's 0.8-1.25 rule, optional)
 
+When the reference's value is 0 the ratio is undefined but the difference is not: an FPR of
+0.45 against 0 is as unfair as can be. There ``fair`` is decided by the difference's test,
+``p_value >= alpha`` (NA where there is no test, for ``ppr`` and ``roc_auc``).
+
+``prevalence`` (the label base rate) describes the data, not the model's decisions: it gets
+ratios and tests but never a ``fair`` verdict.
+
 Significance is a two-proportion z-test on the metric's *own* denominator: FPR compares
 ``fp / (fp + tn)`` between the groups, precision ``tp / (tp + fp)``, FOR ``fn / (fn + tn)`` and
 so on (aequitas's "FPR significance" tests the FDR by mistake; this module does not).
@@ -30,6 +37,7 @@ from scipy import special
 
 from rudikit.evaluation.bootstrap import percentile_interval, resample_counts
 from rudikit.fairness.counts import PROPORTIONS, RATE_METRICS
+from rudikit.fairness.groups import INTERSECTION_SEP
 
 STATUS_REFERENCE = "reference"
 STATUS_OK = "ok"
@@ -58,6 +66,9 @@ DISPARITY_COLUMNS: tuple[str, ...] = (
     "fair",
     "status",
 )
+
+# Metrics of the data rather than of the decisions: compared, never judged fair or unfair.
+DESCRIPTIVE_METRICS: tuple[str, ...] = ("prevalence",)
 
 Reference = Literal["majority", "min_metric"] | Mapping[str, str]
 IntervalMethod = Literal["wilson", "bootstrap"]
@@ -211,6 +222,29 @@ def _check_reference(groups: pd.DataFrame, reference: Reference) -> None:
             )
 
 
+def _crossed_reference(name: str, reference: Reference) -> dict[int, str]:
+    """For an intersection not named in a ``reference`` mapping, the named groups of its parts.
+
+    ``race:sex`` with ``{"race": "Caucasian", "sex": "Male"}`` gives ``{0: "Caucasian",
+    1: "Male"}``: the intersection's reference is then ``Caucasian:Male`` (with only ``race``
+    named, the largest ``Caucasian:*`` group), so it follows the user's choice rather than
+    falling back to the largest group.
+    """
+    if not isinstance(reference, Mapping):
+        return {}
+    parts = name.split(INTERSECTION_SEP)
+    if len(parts) < 2:
+        return {}
+    return {i: str(reference[p]) for i, p in enumerate(parts) if p in reference}
+
+
+def _matches_parts(label: str, named: Mapping[int, str], size: int) -> bool:
+    """Whether an intersection label of ``size`` parts has the ``named`` values (a label whose
+    values themselves contain the separator cannot be split safely and never matches)."""
+    values = label.split(INTERSECTION_SEP)
+    return len(values) == size and all(values[i] == g for i, g in named.items())
+
+
 def _reference_rows(
     attr_codes: np.ndarray,
     attr_names: Sequence[str],
@@ -224,8 +258,14 @@ def _reference_rows(
     ref = np.full(len(n), -1, dtype=np.int64)
     for a, name in enumerate(attr_names):
         rows = np.flatnonzero(attr_codes == a)
+        crossed = _crossed_reference(name, reference)
         if isinstance(reference, Mapping) and name in reference:
             pick = rows[group_labels[rows] == str(reference[name])][0]
+        elif crossed:
+            size = len(name.split(INTERSECTION_SEP))
+            matches = rows[np.array([_matches_parts(str(g), crossed, size)
+                                     for g in group_labels[rows]], dtype=bool)]
+            pick = matches[np.argmax(n[matches])] if len(matches) else rows[np.argmax(n[rows])]
         elif reference == "min_metric":
             ok = rows[eligible[rows] & ~np.isnan(values[rows])]
             if len(ok) == 0:
@@ -256,15 +296,19 @@ def disparities(
 
     ``reference``: ``"majority"`` (the largest group of each attribute), ``"min_metric"`` (per
     metric, the eligible group with the lowest value, so every ratio is >= 1), or a mapping
-    ``{attribute: group}``; attributes missing from the mapping use the majority group.
+    ``{attribute: group}``; an intersection missing from the mapping crosses the named groups of
+    its parts (``race=Caucasian`` and ``sex=Male`` give ``race:sex`` ``Caucasian:Male``; with some
+    parts unnamed, the largest group that matches the named ones); other attributes missing from
+    the mapping, and intersections with no matching group, use the majority group.
 
     ``lower``/``upper`` are Wilson intervals (or percentile bootstrap intervals with
     ``interval="bootstrap"``) for the proportion metrics; NaN for ``roc_auc``. ``p_value`` is
     the two-proportion z-test of the group against the reference on the metric's own
     denominator (NaN for ``ppr``, whose shares come from one multinomial, and ``roc_auc``).
     ``significant`` is ``p_value < alpha`` (no multiple-comparison correction). ``fair`` is the
-    ``fairness_bounds`` rule on ``disparity_ratio`` (NA when not compared or when
-    ``fairness_bounds`` is None).
+    ``fairness_bounds`` rule on ``disparity_ratio``, or, where the reference's value is 0 and the
+    ratio undefined, "no significant difference" (NA when not compared, when there is neither a
+    ratio nor a test, for the :data:`DESCRIPTIVE_METRICS` and when ``fairness_bounds`` is None).
     """
     missing = [c for c in ("attribute", "group", "n", "tp", "fp", "tn", "fn", "pp") if
                c not in groups.columns]
@@ -368,7 +412,16 @@ def disparities(
         data["significant"] = pd.arrays.BooleanArray(p_all < alpha, np.isnan(p_all))
         if fairness_bounds is not None:
             inside = (ratio_all >= fairness_bounds[0]) & (ratio_all <= fairness_bounds[1])
-            data["fair"] = pd.arrays.BooleanArray(inside, np.isnan(ratio_all))
+            diff_all = data["difference_pp"]
+            assert isinstance(diff_all, np.ndarray)
+            # reference at 0: no ratio, but the difference and its test still decide
+            by_diff = np.isnan(ratio_all) & ~np.isnan(diff_all) & ~np.isnan(p_all)
+            inside = np.where(by_diff, p_all >= alpha, inside)
+            metric_all = data["metric"]
+            assert isinstance(metric_all, np.ndarray)
+            descriptive = np.isin(metric_all, DESCRIPTIVE_METRICS)
+            data["fair"] = pd.arrays.BooleanArray(
+                inside, (np.isnan(ratio_all) & ~by_diff) | descriptive)
         else:
             data["fair"] = pd.arrays.BooleanArray(np.zeros(len(p_all), dtype=bool),
                                                   np.ones(len(p_all), dtype=bool))

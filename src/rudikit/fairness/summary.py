@@ -79,6 +79,41 @@ _RATES: dict[str, str] = {
     "treatment_equality": "error_ratio",
 }
 
+# what each per-group rate is, for a reader of the summary
+_RATE_NAMES: dict[str, str] = {
+    "selection_rate": "selection rates",
+    "accuracy": "accuracies",
+    "recall": "recalls",
+    "acceptance_rate": "precisions",
+    "conditional_acceptance": "ratios of observed to flagged positives",
+    "specificity": "specificities",
+    "conditional_rejectance": "ratios of observed to predicted negatives",
+    "rejection_rate": "negative predictive values",
+    "error_ratio": "ratios fn / fp",
+}
+
+
+def measure_reading(measure: str) -> str:
+    """How to read a summary measure: its kind, its ideal value and which way is worse.
+
+    A bare number such as 0.30 means nothing without it: a 0.30 disparate impact (a ratio) is
+    far from parity, a 0.30 recall difference (a gap) is also far, but in the other direction.
+    """
+    if measure == "class_imbalance":
+        return "difference in label base rates, 0 is equal; describes the data, not the model"
+    if measure == "disparate_impact":
+        return "ratio, 1 is parity, lower means selection rates further apart"
+    if measure == "equalized_odds_difference":
+        return "difference (larger of recall and FPR gaps), 0 is parity, higher means less equal"
+    if measure == "between_group_generalized_entropy":
+        return "index, 0 is equal benefit across groups, higher means less equal"
+    if measure == "generalized_entropy_index":
+        return "index, 0 is equal benefit across people, higher means less equal"
+    if measure in _RATES:
+        return f"difference, 0 is parity, higher means {_RATE_NAMES[_RATES[measure]]} further apart"
+    raise ValueError(f"unknown summary measure {measure!r}; choose from {list(SUMMARY_MEASURES)}")
+
+
 SUMMARY_MEASURES: tuple[str, ...] = (
     *_RATES,
     "equalized_odds_difference",
