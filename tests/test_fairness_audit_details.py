@@ -8,21 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from rudikit.cli.audit import audit_command
-
-
-def _app() -> typer.Typer:
-    app = typer.Typer()
-    app.command("audit")(audit_command)
-
-    @app.callback()
-    def main() -> None:  # keeps "audit" a sub-command, as in the real CLI
-        """rudi"""
-
-    return app
+from rudikit.cli import app
 
 
 def _where_csv(tmp_path: Path) -> Path:
@@ -43,7 +31,7 @@ def _where_csv(tmp_path: Path) -> Path:
 def test_where_filters_rows_before_the_audit(tmp_path: Path) -> None:
     data = _where_csv(tmp_path)
     out = tmp_path / "out.json"
-    res = CliRunner().invoke(_app(), [
+    res = CliRunner().invoke(app, [
         "audit", str(data), "-y", "y", "-s", "pred", "-a", "race", "--min-group-size", "1",
         "--where", "days.abs() <= 30 and is_recid != -1", "--json", str(out),
         "--html", str(tmp_path / "out.html"),
@@ -76,7 +64,7 @@ def test_where_filters_rows_before_the_audit(tmp_path: Path) -> None:
 def test_bad_where_is_an_error_naming_it(tmp_path: Path, where: str, message: str) -> None:
     data = _where_csv(tmp_path)
     out = tmp_path / "out.json"
-    res = CliRunner().invoke(_app(), [
+    res = CliRunner().invoke(app, [
         "audit", str(data), "-y", "y", "-s", "pred", "-a", "race", "--where", where,
         "--json", str(out),
     ])
@@ -186,7 +174,7 @@ def test_cli_intersection_reference_follows_reference_options(tmp_path: Path) ->
     data = tmp_path / "crossed.csv"
     _crossed_frame().to_csv(data, index=False)
     out = tmp_path / "out.json"
-    res = CliRunner().invoke(_app(), [
+    res = CliRunner().invoke(app, [
         "audit", str(data), "-y", "y", "-s", "pred", "-a", "race", "-a", "sex",
         "--intersect", "race,sex", "--reference", "race=A", "--reference", "sex=M",
         "--json", str(out),
