@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import yaml
 from typer.testing import CliRunner
 
@@ -101,3 +103,44 @@ def test_the_command_line_loads_no_heavy_library_until_a_command_runs() -> None:
         heavy = sorted(m for m in loaded if m.split(".")[0] in HEAVY)
         assert not heavy, f"loaded before any command ran: {heavy}"
     assert "Usage: rudi" in done.stdout
+
+
+def readme_fetch_line() -> list[str]:
+    """The `rudi fetch` line of the README's tour, split as a shell would (comment dropped)."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    line = next(x for x in readme.splitlines() if x.startswith("rudi fetch "))
+    return shlex.split(line, comments=True)[1:]
+
+
+def test_fetch_names_the_police_force_with_force_name(tmp_path: Path, monkeypatch) -> None:
+    from rudikit.data import download
+
+    def offline(self: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno -2] Name or service not known", request=request)
+
+    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", offline)
+    monkeypatch.setenv("RUDI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    args = readme_fetch_line()
+    assert args[:2] == ["fetch", "--force-name"]
+    # the README's line as written gets as far as the network, and says it is offline
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "appears to be offline" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "data").exists()
+    # --force means overwrite (rudi init) and nothing else
+    old = runner.invoke(app, ["fetch", "--force", "essex", "--month", "2020-02"])
+    assert old.exit_code == 2 and "No such option: --force" in old.output
+    calls: list[tuple[str, list[str]]] = []
+    monkeypatch.setattr(download, "fetch_archive",
+                        lambda month, forces, dest, refresh: calls.append((month, forces)) or [])
+    result = runner.invoke(app, ["fetch", "--force-name", "essex", "--force-name", "kent",
+                                 "--month", "2020-02", "--archive"])
+    assert result.exit_code == 0, result.output
+    assert calls == [("2020-02", ["essex", "kent"])]
+    folder = tmp_path / "p"
+    assert runner.invoke(app, ["init", str(folder)]).exit_code == 0
+    (folder / "rudi.yaml").write_text("edited")
+    result = runner.invoke(app, ["init", str(folder), "--force"])
+    assert result.exit_code == 0, result.output
+    assert (folder / "rudi.yaml").read_text() != "edited"

@@ -265,7 +265,8 @@ def demo(
 
 
 def fetch(
-    force: Annotated[list[str], typer.Option("--force", help="Force id, e.g. essex (repeat).")],
+    forces: Annotated[list[str], typer.Option(
+        "--force-name", help="Police force id, e.g. essex (repeat).")],
     month: Annotated[list[str], typer.Option("--month", help="YYYY-MM (repeat).")],
     dest: Annotated[Path, typer.Option(help="Folder to write the data into.")] = Path("data"),
     archive: Annotated[bool, typer.Option(
@@ -275,6 +276,7 @@ def fetch(
 ) -> None:
     """Download stop-and-search data from data.police.uk (cached; clear message when offline).
 
+    --force-name, not --force: on `rudi init` --force means overwrite.
     --archive writes dest/YYYY-MM/YYYY-MM-<force>-stop-and-search.csv (source kind
     police_uk_archive); --api writes dest/<force>/<YYYY-MM>.json (kind police_uk_api_json).
     """
@@ -284,9 +286,9 @@ def fetch(
     try:
         for m in month:
             if archive:
-                written += download.fetch_archive(m, force, dest, refresh=refresh)
+                written += download.fetch_archive(m, forces, dest, refresh=refresh)
                 continue
-            for f in force:
+            for f in forces:
                 cached = download.fetch_stops_force(f, m, refresh=refresh)
                 target = dest / f / f"{m}.json"
                 target.parent.mkdir(parents=True, exist_ok=True)
