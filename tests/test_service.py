@@ -473,7 +473,7 @@ def test_every_route_but_health_needs_a_token_with_the_right_role(svc) -> None:
     client, s = svc
     routes = [(r.path, method) for r in client.app.routes if isinstance(r, Route)
               for method in sorted(r.methods or []) if method != "HEAD"]
-    assert {path for path, _ in routes} == set(ALLOWED) | {"/health"}
+    assert {path for path, _ in routes} == set(ALLOWED) | {"/health", "/"}
     revoked_id, revoked = create_token(s.engine, "admin", "old", "pytest")
     revoke_token(s.engine, revoked_id, "pytest")
     before = counts(s.engine)
@@ -481,6 +481,10 @@ def test_every_route_but_health_needs_a_token_with_the_right_role(svc) -> None:
         url = path.replace("{prediction_id}", "x")
         if path == "/health":
             assert client.request(method, url).status_code == 200
+            continue
+        if path == "/":  # open: a redirect to the dashboard, which asks for a token itself
+            r = client.request(method, url, follow_redirects=False)
+            assert (r.status_code, r.headers["location"]) == (307, "/ui/")
             continue
         for headers in ({}, {"Authorization": "Bearer not-a-token"},
                         {"Authorization": "Basic abc"}, auth(revoked)):
@@ -496,6 +500,19 @@ def test_every_route_but_health_needs_a_token_with_the_right_role(svc) -> None:
                 assert r.status_code == 403, (path, role)
                 assert role in r.json()["detail"]
     assert counts(s.engine) == before
+
+
+def test_the_root_redirects_to_the_dashboard_and_is_not_an_api_operation(svc) -> None:
+    client, s = svc
+    for headers in ({}, auth(s.tokens["predict"]), {"Authorization": "Bearer not-a-token"}):
+        r = client.get("/", headers=headers, follow_redirects=False)
+        assert r.status_code == 307 and r.headers["location"] == "/ui/"
+        assert r.content == b""  # says nothing about the service
+    # followed without a token, a browser ends on the dashboard's login form
+    r = client.get("/")
+    assert r.status_code == 200 and r.url.path == "/ui/login"
+    document = client.get("/openapi.json", headers=auth(s.tokens["analyst"])).json()
+    assert "/" not in document["paths"] and "/ui/" not in document["paths"]
 
 
 def test_a_revoked_token_stops_working(svc) -> None:

@@ -3,7 +3,8 @@
 ``create_app`` makes the :class:`~rudikit.service.state.Service` (it opens the store and loads
 the live deployment's model, only if its file hashes to what the store recorded), includes one
 router per resource (:mod:`rudikit.service.routers`) and the dashboard, and answers every
-failure with one body shape. Every route except ``/health`` checks a bearer token and its role
+failure with one body shape. Every route except ``/health`` and ``/`` (a redirect to the
+dashboard) checks a bearer token and its role
 before anything else (:mod:`rudikit.service.deps`). ``POST /predict`` answers only after its
 request and predictions are committed (see :mod:`rudikit.service.writer`).
 """
@@ -39,7 +40,8 @@ prediction and outcome in the rudikit results store before answering.
 Authenticate with `Authorization: Bearer <token>` (`rudi token create --role ROLE`). Roles:
 `predict` (POST /predict), `outcome` (POST /outcomes), `review` (GET /lists, POST /reviews),
 `analyst` (GET /predictions, /lists, /metrics and the dashboard under `/ui`), `admin`
-(everything). Only `/health` is open. Every response carries `X-Request-ID`."""
+(everything). Only `/health` is open (and `/`, a redirect to the dashboard). Every response
+carries `X-Request-ID`."""
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:

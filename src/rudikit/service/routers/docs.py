@@ -1,5 +1,6 @@
-"""The API's own documentation (``/openapi.json``, Swagger UI at ``/docs``, ReDoc at
-``/redoc``), for any valid token and left out of the document itself."""
+"""The pages for people: the API's own documentation (``/openapi.json``, Swagger UI at
+``/docs``, ReDoc at ``/redoc``), for any valid token, and ``/``, an open redirect to the
+dashboard; all left out of the document itself."""
 
 from __future__ import annotations
 
@@ -12,11 +13,19 @@ from typing import Any
 import fastapi_offline
 import orjson
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
 
 from rudikit.service.deps import AnyToken
 from rudikit.service.routing import json_response
 
 router = APIRouter(include_in_schema=False)
+
+
+@router.get("/")
+async def home(request: Request) -> Response:
+    """A browser opening the server's address lands on the dashboard, which asks for a token
+    itself (so the redirect needs none and reveals nothing)."""
+    return RedirectResponse(request.scope.get("root_path", "").rstrip("/") + "/ui/")
 
 
 @router.get("/openapi.json")
