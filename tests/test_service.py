@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import shlex
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select, text, update
@@ -33,9 +35,10 @@ from test_service_support import (
 from typer.testing import CliRunner
 
 from rudikit.cli import app as cli
+from rudikit.cli.service import dashboard_banner
 from rudikit.models.artefacts import load_artefact
 from rudikit.service.app import create_app
-from rudikit.service.auth import ROLES, create_token, revoke_token
+from rudikit.service.auth import ROLES, create_token, list_tokens, revoke_token
 from rudikit.service.deploy import deploy, history, load_deployed_model
 from rudikit.service.errors import ServiceError
 from rudikit.service.metrics import new_request_id
@@ -620,6 +623,51 @@ def test_a_tampered_model_file_stops_the_service_from_starting(store, project, t
     with pytest.raises(ServiceError, match="does not exist"):
         load_deployed_model(engine)
     engine.dispose()
+
+
+def test_serve_prints_the_dashboard_and_a_token_command_that_works(
+        store, project, tmp_path, monkeypatch) -> None:
+    url, schema = store
+    s = service_store(url, schema, project)
+    monkeypatch.delenv("RUDI_DATABASE_URL", raising=False)
+    monkeypatch.delenv("RUDI_DATABASE_SCHEMA", raising=False)
+    served: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(options))
+    args = ["serve", str(tmp_path), "--database-url", url, "--port", "8765"]
+    runner = CliRunner()
+    result = runner.invoke(cli, args + (["--database-schema", schema] if schema else []))
+    assert result.exit_code == 0, result.output
+    assert served and served[0]["port"] == 8765  # got as far as starting the server
+    assert "Dashboard: http://127.0.0.1:8765/ui " in result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("Create a token: "))
+    command = shlex.split(line.removeprefix("Create a token: "))
+    assert command[:3] == ["rudi", "token", "create"] and "--role" in command
+    before = {r["id"] for r in list_tokens(s.engine)}
+    created = runner.invoke(cli, command[1:])  # exactly as printed
+    assert created.exit_code == 0, created.output
+    [new] = [r for r in list_tokens(s.engine) if r["id"] not in before]
+    assert new["role"] == "analyst"
+    token = created.stdout.strip().splitlines()[-1]
+    app = create_app(ServiceSettings(project_dir=tmp_path, database_url=url, schema=schema))
+    with TestClient(app) as client:
+        assert client.get("/ui/", headers=auth(token)).status_code == 200
+    s.engine.dispose()
+
+
+def test_the_banner_hides_a_password_and_leaves_out_what_the_environment_gives(
+        tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("RUDI_DATABASE_URL", raising=False)
+    monkeypatch.delenv("RUDI_DATABASE_SCHEMA", raising=False)
+    pg = "postgresql://rudi:s3cret@db.example:5432/rudi"
+    text = dashboard_banner(tmp_path, "::", 80, pg, "s1")
+    assert "s3cret" not in text and "http://[::]:80/ui" in text
+    assert (f"rudi token create {tmp_path.resolve()} --role analyst --database-url "
+            "'postgresql://rudi:***@db.example:5432/rudi' --database-schema s1 (with the "
+            "store's password for ***)") in text
+    monkeypatch.setenv("RUDI_DATABASE_URL", pg)
+    monkeypatch.setenv("RUDI_DATABASE_SCHEMA", "s1")
+    assert dashboard_banner(tmp_path, "127.0.0.1", 8000, pg, "s1").endswith(
+        f"Create a token: rudi token create {tmp_path.resolve()} --role analyst")
 
 
 def test_no_deployment_no_service(store, tmp_path) -> None:

@@ -7,6 +7,7 @@ once and never stored.
 from __future__ import annotations
 
 import os
+import shlex
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -17,10 +18,12 @@ from rich.table import Table
 from rudikit.cli.terminal import DatabaseOpt, SchemaOpt, console, err, fail
 from rudikit.service.errors import ServiceError
 from rudikit.service.settings import (
+    ENV_DATABASE_URL,
     ENV_MAX_FIELD_NAME_LENGTH,
     ENV_MAX_VALUE_LENGTH,
     ENV_NAN_AS_MISSING,
     ENV_RELOAD,
+    ENV_SCHEMA,
     ENV_SYNCHRONOUS,
     ServiceSettings,
 )
@@ -55,6 +58,26 @@ def acting_user(by: str | None) -> str:
     from rudikit.service.audit import current_user
 
     return by if by else current_user()
+
+
+def dashboard_banner(folder: Path, host: str, port: int, database_url: str | None,
+                     schema: str | None) -> str:
+    """Where the dashboard is and the command that makes a token to sign in with, printed at
+    start-up: the store options are repeated unless the environment already gives them (a
+    password in the URL is shown as ***, so the banner never puts it in a log)."""
+    args = ["rudi", "token", "create", str(folder.resolve()), "--role", "analyst"]
+    note = ""
+    if database_url and database_url != os.environ.get(ENV_DATABASE_URL):
+        from sqlalchemy.engine import make_url
+
+        url = make_url(database_url)
+        args += ["--database-url", url.render_as_string(hide_password=True)]
+        note = " (with the store's password for ***)" if url.password else ""
+    if schema and schema != os.environ.get(ENV_SCHEMA):
+        args += ["--database-schema", schema]
+    address = f"[{host}]" if ":" in host else host
+    return (f"Dashboard: http://{address}:{port}/ui (sign in with an analyst or admin token; a "
+            f"review token opens /ui/lists).\nCreate a token: {shlex.join(args)}{note}")
 
 
 def serve(
@@ -125,6 +148,8 @@ def serve(
                   f"(group {loaded.model_group_id}, {loaded.algorithm}, threshold "
                   f"{loaded.threshold}) at http://{host}:{port} with {workers} worker(s); "
                   f"scoring path: {loaded.scorer.path}.", highlight=False)
+    console.print(dashboard_banner(folder, host, port, database_url, database_schema),
+                  highlight=False, markup=False, soft_wrap=True)
     if workers == 1:
         uvicorn.run(app, **options)  # type: ignore[arg-type]
         return
