@@ -324,6 +324,49 @@ def test_an_unchanged_history_raises_no_alert(live: Live) -> None:
     assert result.exit_code == 0 and "No open alerts" in result.output
 
 
+def _utc(value: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def test_the_window_ends_at_old_traffic_and_window_days_overrides_the_setting(
+        live: Live) -> None:
+    """Replayed February, monitored long after with a fixed clock: the default window ends at
+    the newest case (saying so) instead of counting nothing; --as-of still wins."""
+    _, data, y = month_rows(live.project, live.frame, "2020-02")
+    live.post(data, y)
+    times = pd.to_datetime(data["datetime"], utc=True)
+    newest = times.max()
+    today = datetime(2021, 12, 1, 9, tzinfo=UTC)
+    behind = (today.date() - newest.date()).days
+    default = run_monitor(live.project, live.folder, live.engine, today=today)
+    assert default.window == (newest - pd.Timedelta(days=90), newest)  # window_days: 90
+    assert default.n_predictions == len(data)
+    assert (f"the newest production case is {newest:%Y-%m-%d}, {behind} days before today: "
+            "the window ends there") in default.notes[0]
+    week = run_monitor(live.project, live.folder, live.engine, today=today, window_days=7)
+    assert week.window == (newest - pd.Timedelta(days=7), newest)
+    assert week.n_predictions == int((times > newest - pd.Timedelta(days=7)).sum())
+    assert 0 < week.n_predictions < len(data)
+    chosen = run_monitor(live.project, live.folder, live.engine, today=today,
+                         as_of=datetime(2020, 2, 15, tzinfo=UTC), window_days=7)
+    assert chosen.window[1] == datetime(2020, 2, 15, tzinfo=UTC)
+    assert not any("newest production case" in n for n in chosen.notes)
+    # the inputs are still judged on the day itself: stale today, fresh on 2020-02-15
+    assert ("freshness", "searches") in _kinds(default.alerts)
+    assert "freshness" not in {a.kind for a in chosen.alerts}
+    assert chosen.n_predictions == int(((times > pd.Timestamp("2020-02-08", tz="UTC"))
+                                        & (times <= pd.Timestamp("2020-02-15", tz="UTC"))).sum())
+    # what the pass stored (and its report shows) is the window it judged
+    with live.engine.connect() as conn:
+        stored = {r.id: (r.window_start, r.window_end) for r in conn.execute(select(
+            monitor_runs.c.id, monitor_runs.c.window_start, monitor_runs.c.window_end))}
+    for run in (default, week, chosen):
+        assert tuple(map(_utc, stored[run.monitor_run_id])) == tuple(map(_utc, run.window))
+    html = write_monitor_report(live.engine, week.monitor_run_id, live.folder / "r").read_text()
+    assert f"Production window {newest - pd.Timedelta(days=7):%Y-%m-%d}" in html
+
+
 def _march(live: Live) -> tuple[pd.DataFrame, np.ndarray]:
     """February's records moved to March, with a policing-operation flag on half of them (3% in
     training) and 40% of people recorded as aged 10-17."""
@@ -506,6 +549,15 @@ def test_the_command_line_loop_replay_monitor_retrain_rollback_backtest(template
     assert refused.exit_code == 2 and "say why" in refused.output
     bad = runner.invoke(cli, ["monitor", str(folder), "--as-of", "March", *db])
     assert bad.exit_code == 2 and "--as-of" in bad.output
+    # without --as-of, long after the replayed month: the window ends at its newest case
+    newest = pd.to_datetime(feb["datetime"], utc=True).max()
+    week = int((pd.to_datetime(feb["datetime"], utc=True) > newest - pd.Timedelta(days=7)).sum())
+    recent = runner.invoke(cli, ["monitor", str(folder), "--window-days", "7", *db])
+    assert recent.exit_code == 1, recent.output  # the inputs are stale today: critical
+    assert (f"window {newest - pd.Timedelta(days=7):%Y-%m-%d} to {newest:%Y-%m-%d}: "
+            f"{week:,} predictions") in recent.output
+    assert f"note: the newest production case is {newest:%Y-%m-%d}, " in recent.output
+    assert "days before today: the window ends there" in recent.output
     backtest = runner.invoke(cli, ["backtest", str(folder), "--max-age", "2",
                                    "--first-train-months", "10", *db])
     assert backtest.exit_code == 0, backtest.output
@@ -639,6 +691,14 @@ def test_bad_monitoring_settings_name_the_key_and_store_nothing(template: Path,
             "monitoring": live.project.monitoring.model_copy(update=update)})
         with pytest.raises(MonitorError, match=message):
             run_monitor(project, folder, live.engine, as_of=as_of)
+    with pytest.raises(ValueError, match="--window-days: 0 is not a number of days"):
+        run_monitor(live.project, folder, live.engine, as_of=as_of, window_days=0)
+    for days, message in (("0", "--window-days: 0 is not a number of days (a whole number, 1 "
+                                "or more)"), ("-3", "--window-days: -3 is not a number of days"),
+                          ("week", "--window-days")):
+        refused = runner.invoke(cli, ["monitor", str(folder), "--window-days", days,
+                                      "--database-url", url])
+        assert refused.exit_code == 2 and message in refused.output, refused.output
     refused = runner.invoke(cli, ["rollback", str(folder), "--database-url", url])
     assert refused.exit_code == 2 and "say why you roll back: --reason" in refused.output
     assert counts() == before  # nothing stored by any of them

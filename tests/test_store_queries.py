@@ -377,6 +377,27 @@ def test_production(stored: Stored) -> None:
     assert [(x["o"], x["s"], x["y"]) for x in lines] == [("o1", 0.8, 1), ("o2", 0.3, None)]
 
 
+def test_newest_case_time_reads_the_time_input_with_its_offset(stored: Stored) -> None:
+    e, (_, live), m = stored.engine, stored.deployments, stored.models
+    two_am = pd.Timestamp("2020-03-01 02:00", tz="UTC")
+    # no time input, or one that does not parse ("o1", "o2"): when the cases were scored
+    assert pd.Timestamp(prq.newest_case_time(e, [m[2]], None)) == two_am
+    assert pd.Timestamp(prq.newest_case_time(e, [m[2]], "x")) == two_am
+    assert prq.newest_case_time(e, [m[0]], "when") is None
+    assert prq.newest_case_time(e, [], "when") is None
+    with e.begin() as conn:  # later in text, earlier in time: 00:00+05:00 is 19:00 UTC
+        for o, when in (("w1", "2019-05-01T23:30:00-02:00"), ("w2", "2019-05-02T00:00:00+05:00"),
+                        ("w3", None)):
+            conn.execute(insert(production_predictions).values(
+                observation_id=o, request_id="r1", deployment_id=live, model_id=m[1],
+                features={"when": when}, payload_hash="h", score=0.5, threshold=0.5,
+                decision=True, created_at=DAY - timedelta(days=400)))
+    newest = prq.newest_case_time(e, [m[1]], "when")
+    assert newest.tzinfo is not None
+    assert pd.Timestamp(newest) == pd.Timestamp("2019-05-02 01:30", tz="UTC")
+    assert pd.Timestamp(prq.newest_case_time(e, [m[1], m[2]], "when")) == two_am
+
+
 def test_monitoring(stored: Stored) -> None:
     e, (a, b, c) = stored.engine, stored.monitor_runs
     assert mq.monitor_run(e, a)["n_critical"] == 1 and mq.monitor_run(e, 999) is None

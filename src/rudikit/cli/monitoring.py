@@ -99,12 +99,16 @@ def alerts_table(rows: list[dict]) -> Table:  # type: ignore[type-arg]
 
 
 def monitor(project_dir: ProjectArg = Path("."), as_of: AsOfOpt = None,
+            window_days: Annotated[int | None, typer.Option(
+                "--window-days", help="Days of production to judge, for this pass (default: "
+                                      "monitoring.window_days of rudi.yaml).")] = None,
             database_url: DatabaseOpt = None, database_schema: SchemaOpt = None,
             show: Annotated[bool, typer.Option(
                 "--show", help="Only show the open alerts of the latest run (no new "
                                "checks).")] = False) -> None:
     """Check inputs, drift, realised performance, fairness and list stability of the live
-    model; store the figures and alerts; exit 1 if a critical alert is open."""
+    model; store the figures and alerts; exit 1 if a critical alert is open. Without --as-of
+    the window ends today, or at the newest production case when that is older."""
     from rudikit.monitoring.alerts import latest_alerts
     from rudikit.monitoring.monitor import run_monitor
 
@@ -118,7 +122,7 @@ def monitor(project_dir: ProjectArg = Path("."), as_of: AsOfOpt = None,
             task = progress.add_task("monitoring", total=None)
             try:
                 result = run_monitor(project, _folder(project_dir), engine,
-                                     as_of=_as_of(as_of),
+                                     as_of=_as_of(as_of), window_days=window_days,
                                      tick=lambda n: progress.advance(task, n))
             except _caught() as exc:
                 fail(str(exc))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from rudikit.monitoring.performance import (
     roc_points,
 )
 from rudikit.monitoring.production import parse_times, read_predictions
+from rudikit.monitoring.window import choose_window
 from rudikit.store.monitoring_tables import (
     alerts,
     monitor_metrics,
@@ -320,24 +321,29 @@ def list_stability(project: Project, lists: dict[pd.Timestamp, pd.Series]
 
 
 def run_monitor(project: Project, project_dir: Path, engine: Engine, *,
-                as_of: datetime | None = None,
+                as_of: datetime | None = None, window_days: int | None = None,
+                today: datetime | None = None,
                 tick: Callable[[int], None] | None = None) -> MonitorResult:
-    """Check everything, store the figures and alerts (one transaction), post the webhook."""
+    """Check everything, store the figures and alerts (one transaction), post the webhook.
+    ``window_days`` overrides ``monitoring.window_days``; ``today`` is the clock (tests)."""
     from rudikit.data.sources import unify
 
     started = datetime.now(UTC)
-    as_of = (as_of or started).astimezone(UTC)
     mon = project.monitoring
-    start = as_of - timedelta(days=mon.window_days)
-    window_label = f"{start:%Y-%m-%d} to {as_of:%Y-%m-%d}"
+    dep, today = deployed(engine), (today or started).astimezone(UTC)
+    window = choose_window(engine, [dep.model_id] if dep else [], project.data.knowledge_date,
+                           mon.window_days if window_days is None else window_days,
+                           as_of=as_of, today=today)
+    start, as_of, window_label = window.start, window.end, window.label
     frame, loaded = unify(project, project_dir)
     unknown = [s for s in mon.sources if s not in {x.name for x in loaded}]
     if unknown:
         raise MonitorError(f"monitoring.sources: no source named {unknown[0]!r} in data.sources")
-    result = MonitorResult(0, project.name, as_of, (start, as_of), deployed(engine))
-    result.sources, found = _source_checks(project, loaded, engine, as_of)
+    result = MonitorResult(0, project.name, as_of, (start, as_of), dep)
+    result.notes += [window.note] if window.note else []
+    result.sources, found = _source_checks(project, loaded, engine,
+                                           as_of if window.note is None else today)
     metrics: list[dict[str, Any]] = []
-    dep = result.deployment
     if dep is None:
         result.notes.append("no model is deployed: only the inputs were checked")
     else:

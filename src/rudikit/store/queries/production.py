@@ -3,7 +3,7 @@ the audit log."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -78,6 +78,40 @@ def production_span(bind: Bind, deployment_id: int) -> tuple[datetime | None, da
         first, last = conn.execute(select(func.min(P.c.created_at), func.max(P.c.created_at))
                                    .where(P.c.deployment_id == deployment_id)).one()
     return first, last
+
+
+# The newest event time: the time input when it parses (its zone offset honoured), else when the
+# case was scored; in epoch seconds, computed by the database over every stored prediction.
+_NEWEST = {
+    "sqlite": "SELECT (max(coalesce(julianday(json_extract(features, :path)), "
+              "julianday(created_at))) - 2440587.5) * 86400.0",
+    "postgresql": "SELECT extract(epoch from max(coalesce(CASE WHEN (features->>:field) "
+                  "~ '^\\d{4}-\\d{2}-\\d{2}' THEN (features->>:field)::timestamptz END, "
+                  "created_at)))",
+}
+
+
+def newest_case_time(bind: Bind, model_ids: list[int], time_field: str | None
+                     ) -> datetime | None:
+    """When the newest production case of these models happened (UTC): its ``time_field``
+    input when given and parseable, else when it was scored, as the monitor's window counts
+    it; None without predictions."""
+    if not model_ids:
+        return None
+    with connected(bind) as conn:
+        if time_field:
+            sql = _NEWEST["postgresql" if conn.dialect.name.startswith("postgres") else "sqlite"]
+            query = text(f"{sql} FROM production_predictions WHERE model_id IN :models"
+                         ).bindparams(bindparam("models", expanding=True))
+            seconds = conn.execute(query, {"models": model_ids, "field": time_field,
+                                           "path": f'$."{time_field}"'}).scalar()
+        else:
+            newest = conn.execute(select(func.max(P.c.created_at))
+                                  .where(P.c.model_id.in_(model_ids))).scalar()
+            return None if newest is None else (
+                newest if newest.tzinfo else newest.replace(tzinfo=UTC)).astimezone(UTC)
+    # to the millisecond: SQLite's Julian days carry no finer time
+    return None if seconds is None else datetime.fromtimestamp(round(float(seconds), 3), UTC)
 
 
 def production_features(bind: Bind, observation_ids: list[str]) -> dict[str, Any]:
