@@ -193,14 +193,18 @@ class CaseExperiment:
                                else thresholds, top_k=ev.top_k, top_pct=ev.top_pct,
                                bootstrap=ev.bootstrap, confidence=ev.confidence, seed=ev.seed)
 
-    def assess(self, rows: SplitRows, score: np.ndarray, on_validation: bool,
-               at: OperatingPoint | None = None) -> list[tuple[str, ModelFairness]]:
+    def assess(self, rows: SplitRows, score: np.ndarray, on_validation: bool
+               ) -> list[tuple[str, ModelFairness]]:
+        attrs, y = ((rows.validation_attrs, rows.y_validation) if on_validation
+                    else (rows.attrs, rows.y_test))
+        return self._assessed(attrs, y, score, self.project.fairness.at)
+
+    def _assessed(self, attrs: pd.DataFrame | None, y: np.ndarray, score: np.ndarray,
+                  at: OperatingPoint) -> list[tuple[str, ModelFairness]]:
+        """The audit and requirements at one operating point (none when nothing is asked)."""
         fairness = self.project.fairness
         if not (fairness.attributes or fairness.intersections or fairness.requirements):
             return []
-        at = at or fairness.at
-        attrs, y = ((rows.validation_attrs, rows.y_validation) if on_validation
-                    else (rows.attrs, rows.y_test))
         return [(at.label(), assess(fairness, attrs, y, score, at))]
 
     def importances(self, pipeline: Any) -> list[results.Importance]:
@@ -272,10 +276,8 @@ class CaseExperiment:
         summary = ModelSummary(model_id, group_id, f"mitigated_{base.algorithm}", params,
                                split.name, by_key(metrics), seconds)
         decisions_at = OperatingPoint(threshold=0.5) if at.threshold is not None else at
-        rows = SplitRows(split.name, self.X.iloc[:0], y[:0], self.X.iloc[:0], y,
-                         self.entity[split.test], None, (None, None), (None, None), attrs)
-        record_assessment(engine, summary, self.assess(rows, mitigated.adjusted_score, False,
-                                                       decisions_at))
+        record_assessment(engine, summary, self._assessed(attrs, y, mitigated.adjusted_score,
+                                                          decisions_at))
         return summary
 
 
