@@ -60,6 +60,9 @@ class Monitoring(Strict):
     psi_critical: float = Field(0.25, gt=0)
     min_window_rows: int = Field(100, ge=1)
     precision_drop_pp: float = Field(10.0, gt=0)
+    # a temporal list's realised precision@k is an alert when a one-sided binomial test puts
+    # it below the lowest test-year precision at this significance level
+    precision_alpha: float = Field(0.01, gt=0, lt=1)
     min_outcomes: int = Field(50, ge=1)
     segments: list[str] = []
     performance_period: Literal["day", "week", "month"] = "week"

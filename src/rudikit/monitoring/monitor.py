@@ -26,7 +26,6 @@ from sqlalchemy.engine import Engine
 
 from rudikit.config import Features, OperatingPoint, Project, SourceExpectation
 from rudikit.data.sources import LoadedSource
-from rudikit.evaluation.stability import consecutive_stability
 from rudikit.fairness.requirements import RequirementResult
 from rudikit.fairness.stage import assess
 from rudikit.features.encoding import datetime_part_values
@@ -34,6 +33,7 @@ from rudikit.features.labels import make_label
 from rudikit.features.splits import make_split
 from rudikit.monitoring import inputs
 from rudikit.monitoring.alerts import Alert, post_webhook
+from rudikit.monitoring.churn import churn_alerts, stability_pairs
 from rudikit.monitoring.drift import FeatureDrift, ReferenceProfile, compare
 from rudikit.monitoring.performance import (
     Realised,
@@ -120,8 +120,10 @@ def deployed(engine: Engine) -> Deployed | None:
             return None
         split = runs_q.model(conn, live["model_id"])["split"]
         group = runs_q.model_group(conn, live["model_group_id"])["features"]
+    # a temporal group's features also carry their digest, which is no model input
+    features = {k: v for k, v in group.items() if k in Features.model_fields}
     return Deployed(live["id"], live["model_id"], live["model_group_id"],
-                    float(live["threshold"]), split, Features.model_validate(group))
+                    float(live["threshold"]), split, Features.model_validate(features))
 
 
 def training_rows(project: Project, frame: pd.DataFrame, split_name: str) -> pd.DataFrame:
@@ -286,28 +288,9 @@ def list_stability(project: Project, lists: dict[pd.Timestamp, pd.Series]
     if len(lists) < 2:
         return None, [], ("list stability: fewer than two stored lists (batch-scored as-of "
                           "dates) for the deployed model group")
-    pairs = consecutive_stability(lists, cfg.k)
-    pairs["pair"] = [f"{a:%Y-%m-%d}/{b:%Y-%m-%d}" for a, b in
-                     zip(pairs["previous_date"], pairs["as_of_date"], strict=True)]
-    found = []
+    pairs = stability_pairs(lists, cfg.k)
+    found = churn_alerts(cfg, pairs, len(pairs) - 1, both_sides=False)
     last = pairs.iloc[-1]
-    for metric, fixed in (("jaccard", cfg.jaccard_min), ("spearman", cfg.spearman_min)):
-        value = float(last[metric])
-        values = pairs[metric].iloc[:-1].to_numpy(dtype=float)
-        values = values[np.isfinite(values)]
-        if not np.isfinite(value):
-            continue
-        if fixed is not None:
-            low = fixed
-        elif len(values) >= cfg.min_history:
-            low = float(np.percentile(values, cfg.quantiles[0])) - cfg.tolerance
-        else:
-            continue
-        if value < low:
-            found.append(Alert("stability", f"top-{cfg.k} list", metric, value, low,
-                               "warning", last["pair"],
-                               f"the top-{cfg.k} list churned: {metric} {value:.2f} between "
-                               f"{last['pair']}, below the usual {low:.2f}"))
     identical = pairs[["jaccard", "spearman"]].to_numpy() >= 1 - 1e-12
     if identical[-1].all() and not identical[:-1].all(axis=1).any():
         found.append(Alert("stability", f"top-{cfg.k} list", "spearman", 1.0, None, "warning",
@@ -353,7 +336,7 @@ def run_monitor(project: Project, project_dir: Path, engine: Engine, *,
         found += _production_checks(project, engine, frame, dep, result, metrics, start, as_of,
                                     window_label, tick)
     result.alerts = found
-    _store(engine, result, metrics, started)
+    store_pass(engine, result, metrics, started)
     webhook = (mon.webhook_url or "").strip()
     if webhook and found:
         problem = post_webhook(webhook, project.name, result.monitor_run_id, found)
@@ -388,7 +371,7 @@ def _production_checks(project: Project, engine: Engine, frame: pd.DataFrame, de
     if pairs is not None:
         for row in pairs.itertuples():
             for metric in ("jaccard", "spearman"):
-                metrics.append(_metric("stability", f"top-{row.k}", row.pair, metric,
+                metrics.append(metric_row("stability", f"top-{row.k}", row.pair, metric,
                                        getattr(row, metric), row.common_entities))
     result.n_predictions = win.n
     if win.n == 0:
@@ -400,16 +383,16 @@ def _production_checks(project: Project, engine: Engine, frame: pd.DataFrame, de
     if len(ref_score) and len(scores):
         result.score_ks_p = float(stats.ks_2samp(ref_score, scores).pvalue)
     for d in [*result.drift, result.score_drift]:
-        metrics += [_metric("drift", d.feature, "", "psi", d.psi, win.n),
-                    _metric("drift", d.feature, "", "chi2_p", d.chi2_p, win.n),
-                    _metric("drift", d.feature, "", "reference_missing", d.reference_missing),
-                    _metric("drift", d.feature, "", "production_missing", d.production_missing)]
+        metrics += [metric_row("drift", d.feature, "", "psi", d.psi, win.n),
+                    metric_row("drift", d.feature, "", "chi2_p", d.chi2_p, win.n),
+                    metric_row("drift", d.feature, "", "reference_missing", d.reference_missing),
+                    metric_row("drift", d.feature, "", "production_missing", d.production_missing)]
         for row in d.buckets.itertuples():
-            metrics += [_metric("drift_bucket", d.feature, row.bucket, "reference_share",
+            metrics += [metric_row("drift_bucket", d.feature, row.bucket, "reference_share",
                                 row.reference_share, row.reference_n),
-                        _metric("drift_bucket", d.feature, row.bucket, "production_share",
+                        metric_row("drift_bucket", d.feature, row.bucket, "production_share",
                                 row.production_share, row.production_n)]
-    metrics.append(_metric("drift", "score", "", "ks_p", result.score_ks_p, win.n))
+    metrics.append(metric_row("drift", "score", "", "ks_p", result.score_ks_p, win.n))
     if win.n >= mon.min_window_rows:
         found += _drift_alerts(mon, [*result.drift, result.score_drift], window)
     else:
@@ -430,7 +413,7 @@ def _performance(project: Project, dep: Deployed, result: MonitorResult,
     if known.any():
         result.expected = realised(ref_label[known], ref_score[known], dep.threshold)
         for name, value in result.expected.as_dict().items():
-            metrics.append(_metric("expected", "test", "", name, value, result.expected.n))
+            metrics.append(metric_row("expected", "test", "", name, value, result.expected.n))
     if len(labelled) < mon.min_outcomes:
         result.notes.append(f"realised performance: {len(labelled)} outcomes in the window "
                             f"(needs {mon.min_outcomes})")
@@ -438,8 +421,8 @@ def _performance(project: Project, dep: Deployed, result: MonitorResult,
     y, score = labelled["outcome"].to_numpy(dtype=int), labelled["score"].to_numpy()
     result.realised = realised(y, score, dep.threshold)
     for name, value in result.realised.as_dict().items():
-        metrics.append(_metric("performance", "all", "", name, value, result.realised.n))
-    metrics.append(_metric("performance", "all", "", "roc_curve", None, len(y),
+        metrics.append(metric_row("performance", "all", "", name, value, result.realised.n))
+    metrics.append(metric_row("performance", "all", "", "roc_curve", None, len(y),
                            roc_points(y, score)))
     for column in mon.segments:
         if column not in labelled:
@@ -447,12 +430,12 @@ def _performance(project: Project, dep: Deployed, result: MonitorResult,
         result.segments[column] = by_segment(labelled, column, dep.threshold)
         for value, r in result.segments[column].items():
             for name, v in r.as_dict().items():
-                metrics.append(_metric("performance", column, value, name, v, r.n))
+                metrics.append(metric_row("performance", column, value, name, v, r.n))
     over_time = precision_at_k_over_time(labelled, mon.performance_period,
                                          project.monitoring.stability.k)
     result.precision_over_time = over_time
     for row in over_time.itertuples():
-        metrics.append(_metric("precision_at_k", f"top-{row.k}", row.period, "precision_at_k",
+        metrics.append(metric_row("precision_at_k", f"top-{row.k}", row.period, "precision_at_k",
                                row.precision_at_k, row.n))
     if result.expected is not None and np.isfinite(result.expected.precision) \
             and np.isfinite(result.realised.precision):
@@ -470,7 +453,7 @@ def _performance(project: Project, dep: Deployed, result: MonitorResult,
         result.fairness = assessed.requirements
         for r in assessed.requirements:
             name = r.requirement.name
-            metrics.append(_metric("fairness", name, "", "passed",
+            metrics.append(metric_row("fairness", name, "", "passed",
                                    float(r.passed) if r.evaluable else None, len(y),
                                    {"summary": r.summary}))
             if r.evaluable and not r.passed:
@@ -482,14 +465,14 @@ def _performance(project: Project, dep: Deployed, result: MonitorResult,
     return found
 
 
-def _metric(section: str, subject: str, segment: str, metric: str, value: Any,
+def metric_row(section: str, subject: str, segment: str, metric: str, value: Any,
             n: int | None = None, details: Any = None) -> dict[str, Any]:
     return {"section": section, "subject": str(subject)[:200], "segment": str(segment)[:200],
             "metric": metric, "value": plain(None if value is None else float(value)),
             "n": None if n is None else int(n), "details": plain(details)}
 
 
-def _store(engine: Engine, result: MonitorResult, metrics: list[dict[str, Any]],
+def store_pass(engine: Engine, result: MonitorResult, metrics: list[dict[str, Any]],
            started: datetime) -> None:
     dep = result.deployment
     finished = datetime.now(UTC)

@@ -1,0 +1,421 @@
+"""`rudi monitor` for a temporal project: the production lists `rudi score` stored, judged as
+their outcomes arrive. Same monitor run, figures and alerts tables as the case monitor.
+
+Per list (``production_lists``, dated D, top ``k`` after the cool-off):
+
+* **realised precision@k** from the event tables (the project's label, e.g. any complaint in
+  the label timespan after D). A list matures at D + label timespan; before that the share of
+  the window seen so far and the partial precision are stored. The promise is what the
+  deployed model group achieved on its test as-of dates (stored ``precision_at_k`` evaluations:
+  mean, spread, lowest). **Alert rule:** a matured list whose precision without intervened
+  officers is below the lowest test-date precision by a one-sided exact binomial test
+  (:func:`scipy.stats.binomtest`, ``monitoring.precision_alpha``). The lowest test date, not
+  the mean, is the null: the test years' spread is part of what the model promised, and the
+  binomial test adds the noise of a list of only ``k`` officers;
+* **interventions**: listed officers reviewed in the label window with a decision other than
+  ``no_action`` are counted apart; an effective intervention prevents the adverse event and so
+  lowers the measured precision (seed 001), so precision is given with and without them and
+  the alert reads the one without;
+* **list stability** against the list before it (:mod:`rudikit.monitoring.churn`, both sides);
+  a list whose every score equals the previous list's is an input alarm;
+* **fairness** by officer group with the project's requirements (the development audit of
+  :meth:`rudikit.run.temporal.TemporalLists.assess`): on matured labels, or selection rates
+  only while the window is open;
+* **reviewers' agreement**: agree / (agree + disagree) of the reviews of each list.
+
+Alerts are raised for what changed in the window (``--window-days`` before ``--as-of``/today):
+lists that matured in it, lists and pairs dated in it; the figures cover every list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sqlalchemy.engine import Engine
+
+from rudikit.config import TemporalProject, label_months
+from rudikit.data.event_tables import ENTITY, load_event_tables, officer_attributes
+from rudikit.data.sources import LoadedSource
+from rudikit.fairness.requirements import METRIC_ALIASES, RequirementResult
+from rudikit.fairness.stage import assess
+from rudikit.features.asof import build_labels
+from rudikit.models.temporal import label_spec
+from rudikit.monitoring.alerts import Alert, post_webhook
+from rudikit.monitoring.churn import churn_alerts, stability_pairs
+from rudikit.monitoring.monitor import MonitorResult, deployed, metric_row, store_pass
+from rudikit.monitoring.window import check_window_days
+from rudikit.run.temporal import list_operating_point
+from rudikit.store.list_tables import load_reviews
+from rudikit.store.queries import evaluations as evaluations_q
+from rudikit.store.queries import lists as lists_q
+from rudikit.store.queries import runs as runs_q
+
+NO_INTERVENTION = ("no_action",)
+
+
+@dataclass
+class Promise:
+    """What the model group's test as-of dates achieved: test date -> precision@k."""
+
+    model_group_id: int
+    k: int
+    values: pd.Series
+
+    @property
+    def mean(self) -> float:
+        return float(self.values.mean())
+
+    @property
+    def sd(self) -> float:
+        return float(self.values.std(ddof=1)) if len(self.values) > 1 else float("nan")
+
+    @property
+    def low(self) -> float:
+        return float(self.values.min())
+
+
+@dataclass
+class ListMonitorResult(MonitorResult):
+    lists: pd.DataFrame | None = None  # one row per production list (see _list_row)
+    promises: dict[int, Promise] = field(default_factory=dict)
+    list_fairness: dict[pd.Timestamp, list[RequirementResult]] = field(default_factory=dict)
+    agreement_rate: float | None = None
+
+
+def _days(values: Any) -> pd.Series:
+    """Naive UTC days (the store gives aware or naive datetimes depending on the backend)."""
+    return pd.to_datetime(pd.Series(values), utc=True).dt.tz_convert(None).dt.normalize()
+
+
+# --- The promise and the outcomes ------------------------------------------------------------
+
+
+def promise(engine: Engine, model_group_id: int, k: int) -> Promise | None:
+    """Precision@``k`` per test as-of date of the group's fitted models (``<k>_abs@<date>``, or
+    ``<k>_abs`` for a model tested on one date, its ``test_start``); the newest fit wins."""
+    models = runs_q.models_of_group(engine, model_group_id)
+    if models.empty:
+        return None
+    found = evaluations_q.top_k_precision(engine, models["id"].tolist(), k)
+    if found.empty:
+        return None
+    starts = dict(zip(models["id"], _days(models["test_start"]), strict=True))
+    dated = found["parameter"].str.contains("@")
+    per_date = found[dated].assign(date=_days(found.loc[dated, "parameter"].str.split("@").str[1]
+                                              .to_numpy()).to_numpy())
+    single = found[~dated & ~found["model_id"].isin(per_date["model_id"])]
+    single = single.assign(date=[starts.get(m) for m in single["model_id"]])
+    both = pd.concat([per_date, single]).dropna(subset=["date", "value"])
+    both = both.sort_values("model_id").drop_duplicates("date", keep="last").sort_values("date")
+    if both.empty:
+        return None
+    return Promise(model_group_id, k, pd.Series(both["value"].to_numpy(dtype=float),
+                                                index=pd.DatetimeIndex(both["date"])))
+
+
+def label_window(project: TemporalProject, split_name: str | None) -> tuple[int, str]:
+    """(months, timespan) of the test label of the deployed model's split (else the last)."""
+    splits = project.temporal.splits()
+    split = next((s for s in splits if s.name == split_name), splits[-1])
+    return label_months(split.test.label_timespan), split.test.label_timespan
+
+
+def realised_labels(project: TemporalProject, tables: dict[str, pd.DataFrame],
+                    dates: Sequence[pd.Timestamp], months: int, known_until: pd.Timestamp
+                    ) -> pd.DataFrame:
+    """entity_id, as_of_date and label of every active officer on each date from the events
+    known up to ``known_until`` (inclusive): the full label once a window has closed, the part
+    seen so far while it is open (never censored here; maturity is judged apart)."""
+    spec = dataclasses.replace(label_spec(project.temporal), window_months=months)
+    events = tables[spec.table]
+    known = events[pd.to_datetime(events[spec.date_column]) < known_until + pd.Timedelta(days=1)]
+    horizon = max(dates) + pd.DateOffset(months=months)
+    labels = build_labels({**tables, spec.table: known}, list(dates), spec, data_end=horizon)
+    return pd.DataFrame({"entity_id": labels[ENTITY].astype("string").to_numpy(),
+                         "as_of_date": _days(labels["as_of_date"]).to_numpy(),
+                         "label": labels[spec.name].astype("Float64").to_numpy()})
+
+
+def intervened(reviews: pd.DataFrame, entities: set[str], start: pd.Timestamp,
+               end: pd.Timestamp) -> set[str]:
+    """The ``entities`` reviewed in ``[start, end)`` with a decision other than no action."""
+    if reviews.empty:
+        return set()
+    acted = reviews[reviews["entity_id"].isin(entities) & (reviews["review_date"] >= start)
+                    & (reviews["review_date"] < end) & reviews["outcome"].notna()
+                    & ~reviews["outcome"].isin(NO_INTERVENTION)]
+    return set(acted["entity_id"])
+
+
+def agreement(reviews: pd.DataFrame) -> dict[str, Any]:
+    """Counts of each answer and the rate agree / (agree + disagree) (None without either)."""
+    answers = reviews["agreement"].fillna("not given")
+    agree, disagree = int((answers == "agree").sum()), int((answers == "disagree").sum())
+    return {"reviews": len(reviews), "agree": agree, "disagree": disagree,
+            "unsure": int((answers == "unsure").sum()),
+            "rate": agree / (agree + disagree) if agree + disagree else None}
+
+
+def precision(labels: pd.Series) -> tuple[float, int, int]:
+    """(precision, labelled, positives) of the listed officers' labels (missing left out)."""
+    known = labels.dropna()
+    positives = int(known.sum())
+    return (positives / len(known) if len(known) else float("nan")), len(known), positives
+
+
+def precision_drop(row: dict[str, Any], promised: Promise, alpha: float) -> Alert | None:
+    """The alert of a matured list whose precision without intervened officers is
+    significantly below the lowest test-date precision (one-sided exact binomial test)."""
+    n, hits, low = row["untreated_labelled"], row["untreated_positives"], promised.low
+    if not n or low <= 0:
+        return None
+    p_value = float(stats.binomtest(hits, n, low, alternative="less").pvalue)
+    row["p_value"] = p_value
+    if p_value >= alpha:
+        return None
+    return Alert("performance", f"top-{row['k']} list", "precision_at_k", hits / n, low,
+                 "critical", row["date"], f"the list of {row['date']}: {hits} of {n} listed "
+                 f"officers had the outcome ({hits / n:.0%}), below every test date of model "
+                 f"group {promised.model_group_id} (lowest {low:.0%}, mean {promised.mean:.0%}; "
+                 f"binomial p = {p_value:.2g})")
+
+
+# --- Fairness of one list ---------------------------------------------------------------------
+
+
+def list_fairness(project: TemporalProject, officers: pd.DataFrame, scored: pd.DataFrame,
+                  when: pd.Timestamp, k: int, matured: bool) -> tuple[Any, list[Any]]:
+    """The audit and requirement results of one list among the officers it could flag (those
+    not in their cool-off): on the realised labels once matured, else selection rates only."""
+    fairness = project.fairness
+    if not matured:
+        fairness = fairness.model_copy(update={"requirements": [
+            r for r in fairness.requirements
+            if METRIC_ALIASES.get(r.metric, r.metric) == "pprev"]})
+    if not (fairness.attributes or fairness.intersections or fairness.requirements):
+        return None, []
+    rows = scored[scored["rank"].notna()].reset_index(drop=True)
+    if matured:
+        rows = rows[rows["label"].notna()].reset_index(drop=True)
+    roster = officers.assign(**{ENTITY: officers[ENTITY].astype("string")})
+    attrs = officer_attributes(roster, pd.DataFrame({ENTITY: rows["entity_id"].astype("string"),
+                                                     "as_of_date": when}), fairness.columns)
+    y = rows["label"].to_numpy(dtype=float).astype(int) if matured else np.zeros(len(rows), int)
+    found = assess(fairness, attrs, y, rows["score"].to_numpy(dtype=float),
+                   list_operating_point(fairness, k))
+    return found.audit, found.requirements
+
+
+# --- The monitor -----------------------------------------------------------------------------
+
+
+def run_list_monitor(project: TemporalProject, project_dir: Path, engine: Engine, *,
+                     as_of: datetime | None = None, window_days: int | None = None,
+                     today: datetime | None = None, tables: dict[str, pd.DataFrame] | None = None,
+                     loaded: list[LoadedSource] | None = None) -> ListMonitorResult:
+    """Judge the project's production lists up to ``as_of`` (default ``today``, the clock),
+    store the figures and alerts in one transaction, post the webhook. ``tables``/``loaded``
+    reuse event tables already loaded."""
+    started = datetime.now(UTC)
+    mon = project.monitoring
+    end = (as_of or today or started).astimezone(UTC)
+    start = end - timedelta(days=check_window_days(
+        mon.window_days if window_days is None else window_days))
+    dep = deployed(engine)
+    result = ListMonitorResult(0, project.name, end, (start, end), dep)
+    metrics: list[dict[str, Any]] = []
+    headers = lists_q.production_list_headers(engine, project.name)
+    end_day = pd.Timestamp(end).tz_convert(None).normalize()
+    if not headers.empty:
+        headers = headers.assign(date=_days(headers["as_of_date"]).to_numpy())
+        headers = headers[headers["date"] <= end_day].reset_index(drop=True)
+    if headers.empty:
+        result.notes.append(f"no production list of {project.name} up to {end:%Y-%m-%d}: "
+                            f"`rudi score {project.name} --as-of DATE` makes one")
+    else:
+        if tables is None or loaded is None:
+            tables, loaded = load_event_tables(project, project_dir)
+        window = (pd.Timestamp(start).tz_convert(None).normalize(), end_day)
+        result.alerts = _judge(project, engine, tables, headers, result, metrics, window)
+    store_pass(engine, result, metrics, started)
+    webhook = (mon.webhook_url or "").strip()
+    if webhook and result.alerts:
+        problem = post_webhook(webhook, project.name, result.monitor_run_id, result.alerts)
+        if problem:
+            result.notes.append(problem)
+    return result
+
+
+def _judge(project: TemporalProject, engine: Engine, tables: dict[str, pd.DataFrame],
+           headers: pd.DataFrame, result: ListMonitorResult, metrics: list[dict[str, Any]],
+           window: tuple[pd.Timestamp, pd.Timestamp]) -> list[Alert]:
+    start, end = window
+    dep = result.deployment
+    months, span = label_window(project, dep.split if dep else None)
+    spec = label_spec(project.temporal)
+    newest = _days(tables[spec.table][spec.date_column]).max()
+    known_until = min(end, newest) if pd.notna(newest) else end
+    if known_until < end:
+        result.notes.append(f"{spec.table}: the newest record is {known_until:%Y-%m-%d}; labels "
+                            "are judged up to then")
+    dates = list(headers["date"])
+    entries = lists_q.production_list_entries(engine, headers["id"].tolist())
+    entries["entity_id"] = entries["entity_id"].astype(str)
+    labels = realised_labels(project, tables, dates, months, known_until)
+    labels["entity_id"] = labels["entity_id"].astype(str)
+    reviews = load_reviews(engine)
+    reviews["entity_id"] = reviews["entity_id"].astype(str)
+    reviews = reviews[reviews["review_date"] < end + pd.Timedelta(days=1)]
+    found: list[Alert] = []
+    rows, scores, promises = [], {}, result.promises
+    for i, header in enumerate(headers.itertuples(index=False)):
+        when, k, group = header.date, int(header.k), int(header.model_group_id)
+        part = entries[entries["list_id"] == header.id].merge(
+            labels.loc[labels["as_of_date"] == when, ["entity_id", "label"]], on="entity_id",
+            how="left")
+        scores[when] = pd.Series(part["score"].to_numpy(dtype=float), index=part["entity_id"])
+        listed = part[part["rank"].notna() & (part["rank"] <= k)]
+        matures = when + pd.DateOffset(months=months)
+        seen = known_until + pd.Timedelta(days=1)
+        share = float(np.clip((seen - when).days / max((matures - when).days, 1), 0, 1))
+        treated = intervened(reviews, set(listed["entity_id"]), when, matures)
+        p_all, labelled, positives = precision(listed["label"])
+        p_untreated, n_untreated, hits = precision(
+            listed.loc[~listed["entity_id"].isin(treated), "label"])
+        following = dates[i + 1] if i + 1 < len(dates) else None
+        own = reviews[(reviews["review_date"] >= when) & reviews["entity_id"].isin(
+            set(listed["entity_id"]))]
+        if following is not None:
+            own = own[own["review_date"] < following]
+        agreed = agreement(own)
+        row = {"date": f"{when:%Y-%m-%d}", "as_of_date": when, "list_id": int(header.id),
+               "k": k, "model_group_id": group, "listed": len(listed),
+               "matured": matures <= seen, "matures": f"{matures:%Y-%m-%d}",
+               "matured_share": share, "precision": p_all, "labelled": labelled,
+               "positives": positives, "intervened": len(treated),
+               "precision_untreated": p_untreated, "untreated_labelled": n_untreated,
+               "untreated_positives": hits, "p_value": float("nan"),
+               "agreement_rate": agreed["rate"], "reviews": agreed["reviews"]}
+        if group not in promises:
+            promises[group] = promise(engine, group, k)  # type: ignore[assignment]
+        promised = promises[group]
+        judged = start < when <= end or (row["matured"] and start < matures <= end)
+        if row["matured"] and judged and promised is not None:
+            alert = precision_drop(row, promised, project.monitoring.precision_alpha)
+            found += [alert] if alert else []
+        found += _fairness(project, tables["officers"], part, row, judged, result, metrics)
+        metrics += _list_rows(row, agreed)
+        rows.append(row)
+    result.lists = pd.DataFrame(rows)
+    result.n_predictions = int(result.lists["listed"].sum())
+    result.n_outcomes = int(result.lists.loc[result.lists["matured"], "labelled"].sum())
+    if not result.lists["matured"].any():
+        result.notes.append(f"no list has matured yet (label window {span}): precision so far "
+                            "is partial")
+    for group, promised in promises.items():
+        if promised is None:
+            result.notes.append(f"model group {group} has no stored test precision@k: "
+                                "realised precision is not compared with a promise")
+            continue
+        for day, value in promised.values.items():
+            metrics.append(metric_row("list_promise", f"model group {group}",
+                                      f"{day:%Y-%m-%d}", "precision_at_k", value))
+        for name in ("mean", "sd", "low"):
+            metrics.append(metric_row("list_promise", f"model group {group}", "", name,
+                                      getattr(promised, name), len(promised.values)))
+    everyone = reviews[reviews["review_date"] >= dates[0]]
+    overall = agreement(everyone)
+    result.agreement_rate = overall["rate"]
+    for name in ("rate", "agree", "disagree", "unsure", "reviews"):
+        metrics.append(metric_row("agreement", "reviews", "all", name, overall[name]))
+    found += _stability(project, headers, scores, result, metrics, window)
+    return found
+
+
+def _list_rows(row: dict[str, Any], agreed: dict[str, Any]) -> list[dict[str, Any]]:
+    subject, day = f"top-{row['k']}", row["date"]
+    out = [metric_row("list_precision", subject, day, "precision", row["precision"],
+                      row["labelled"], {"matured": bool(row["matured"]),
+                                        "matures": row["matures"],
+                                        "model_group_id": row["model_group_id"]})]
+    out += [metric_row("list_precision", subject, day, name, row[name]) for name in (
+        "precision_untreated", "matured_share", "listed", "labelled", "positives",
+        "intervened", "untreated_labelled", "untreated_positives", "p_value")]
+    out += [metric_row("agreement", "reviews", day, name, agreed[name])
+            for name in ("rate", "agree", "disagree", "unsure", "reviews")]
+    return out
+
+
+def _fairness(project: TemporalProject, officers: pd.DataFrame, part: pd.DataFrame,
+              row: dict[str, Any], judged: bool, result: ListMonitorResult,
+              metrics: list[dict[str, Any]]) -> list[Alert]:
+    matured, day = bool(row["matured"]), row["date"]
+    audit, requirements = list_fairness(project, officers, part, row["as_of_date"], row["k"],
+                                        matured)
+    result.list_fairness[row["as_of_date"]] = requirements
+    if audit is not None:
+        for g in audit.groups.itertuples(index=False):
+            subject = f"{g.attribute}: {g.group}"
+            metrics.append(metric_row("list_fairness_group", subject, day, "selection_rate",
+                                      g.pprev, g.n))
+            if matured:
+                metrics.append(metric_row("list_fairness_group", subject, day, "precision",
+                                          g.precision, g.pp))
+    found = []
+    for r in requirements:
+        name = r.requirement.name
+        metrics.append(metric_row("list_fairness", name, day, "passed",
+                                  float(r.passed) if r.evaluable else None, row["listed"],
+                                  {"summary": r.summary, "matured": matured}))
+        if judged and r.evaluable and not r.passed:
+            worst = max(r.failing, key=lambda o: o.gap_pp)
+            found.append(Alert("fairness", name, "gap_pp", worst.gap_pp,
+                               r.requirement.max_gap_pp, "critical", day,
+                               f"fairness requirement not met by the list of {day}"
+                               f"{'' if matured else ' (selection rates; outcomes pending)'}: "
+                               f"{name}: {r.summary}"))
+    return found
+
+
+def _stability(project: TemporalProject, headers: pd.DataFrame, scores: dict[Any, pd.Series],
+               result: ListMonitorResult, metrics: list[dict[str, Any]],
+               window: tuple[pd.Timestamp, pd.Timestamp]) -> list[Alert]:
+    """Every list against the one before it (all scored officers, as the model ranked them:
+    the cool-off is policy, not model churn); the pairs whose newer list falls in the window
+    are judged against the pairs before them."""
+    if len(scores) < 2:
+        result.notes.append("list stability: fewer than two production lists")
+        return []
+    k = int(headers["k"].iloc[-1])
+    cfg = project.monitoring.stability.model_copy(update={"k": k})
+    pairs = stability_pairs(scores, k)
+    result.stability = pairs
+    checksums = dict(zip(headers["date"], headers["data_checksum"], strict=True))
+    found: list[Alert] = []
+    for i, pair in enumerate(pairs.itertuples(index=False)):
+        for metric in ("jaccard", "spearman"):
+            metrics.append(metric_row("stability", f"top-{k}", pair.pair, metric,
+                                      getattr(pair, metric), pair.common_entities))
+        if not window[0] < pair.as_of_date <= window[1]:
+            continue
+        found += churn_alerts(cfg, pairs, i, both_sides=True)
+        before, after = scores[pair.previous_date], scores[pair.as_of_date]
+        if set(before.index) == set(after.index) and np.allclose(
+                before.sort_index().to_numpy(), after.sort_index().to_numpy(), rtol=0,
+                atol=1e-12):
+            same = checksums[pair.previous_date] == checksums[pair.as_of_date]
+            found.append(Alert(
+                "inputs", f"top-{k} list", "identical_list", 1.0, None, "warning", pair.pair,
+                f"every officer's score on the list of {pair.as_of_date:%Y-%m-%d} equals the "
+                f"list of {pair.previous_date:%Y-%m-%d}"
+                + (" and the event tables read were the same (same checksum)" if same else "")
+                + ": have the inputs stopped updating?"))
+    return found
