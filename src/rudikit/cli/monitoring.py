@@ -27,7 +27,7 @@ from rudikit.cli.terminal import DatabaseOpt, SchemaOpt, console, fail
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from rudikit.config import Project
+    from rudikit.config import Project, TemporalProject
     from rudikit.monitoring.monitor import Deployed
 
 AsOfOpt = Annotated[str | None, typer.Option(
@@ -59,13 +59,19 @@ def _as_of(value: str | None) -> datetime | None:
     return (day if day.tzinfo else day.replace(tzinfo=UTC)).astimezone(UTC)
 
 
-def _project(project_dir: Path, command: str) -> Project:
-    from rudikit.config import Project, ProjectError, load_project
+def _any_project(project_dir: Path) -> Project | TemporalProject:
+    from rudikit.config import ProjectError, load_project
 
     try:
-        project = load_project(project_dir)
+        return load_project(project_dir)
     except ProjectError as exc:
         fail(f"{exc.source} is not valid: " + "; ".join(exc.problems))
+
+
+def _project(project_dir: Path, command: str) -> Project:
+    from rudikit.config import Project
+
+    project = _any_project(project_dir)
     if not isinstance(project, Project):
         fail(f"`rudi {command}` works on projects whose rows are scored cases (label, features, "
              f"splits); {project.name!r} is a temporal list project, whose list stability, "
@@ -108,13 +114,19 @@ def monitor(project_dir: ProjectArg = Path("."), as_of: AsOfOpt = None,
                                "checks).")] = False) -> None:
     """Check inputs, drift, realised performance, fairness and list stability of the live
     model; store the figures and alerts; exit 1 if a critical alert is open. Without --as-of
-    the window ends today, or at the newest production case when that is older."""
+    the window ends today, or at the newest production case when that is older. A temporal
+    project's production lists (`rudi score`) are judged instead: realised precision@k once
+    each label window matures, churn, fairness per list and reviewers' agreement."""
+    from rudikit.config import TemporalProject
     from rudikit.monitoring.alerts import latest_alerts
     from rudikit.monitoring.monitor import run_monitor
 
-    project = _project(project_dir, "monitor")
+    project = _any_project(project_dir)
     engine = open_engine(project_dir, database_url, database_schema)
-    if not show:
+    if isinstance(project, TemporalProject):
+        if not show:
+            _monitor_lists(project, project_dir, engine, _as_of(as_of), window_days)
+    elif not show:
         progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
                             TextColumn("{task.completed:,} predictions read"),
                             TimeElapsedColumn(), console=console, transient=True)
@@ -151,6 +163,51 @@ def monitor(project_dir: ProjectArg = Path("."), as_of: AsOfOpt = None,
         console.print(f"[green]No open alerts[/] (monitor run {run['id']}).")
     if any(r["severity"] == "critical" for r in rows):
         raise typer.Exit(1)
+
+
+def _monitor_lists(project: TemporalProject, project_dir: Path, engine: Engine,
+                   as_of: datetime | None, window_days: int | None) -> None:
+    """One pass of the list monitor (a temporal project), and what it found per list."""
+    from rudikit.data.sources import SourceError
+    from rudikit.monitoring.list_monitor import run_list_monitor
+
+    with console.status("judging the production lists"):
+        try:
+            result = run_list_monitor(project, _folder(project_dir), engine, as_of=as_of,
+                                      window_days=window_days)
+        except (*_caught(), SourceError) as exc:
+            fail(str(exc))
+    start, end = result.window
+    console.print(f"Monitor run {result.monitor_run_id}: {project.name}, lists up to "
+                  f"{end:%Y-%m-%d} (alerts for {start:%Y-%m-%d} to {end:%Y-%m-%d}).",
+                  highlight=False)
+    if result.lists is not None and len(result.lists):
+        console.print(list_table(result))
+    for note in result.notes:
+        console.print(f"[dim]note:[/] {note}", highlight=False)
+
+
+def list_table(result) -> Table:  # type: ignore[no-untyped-def]
+    """Per production list: how much of its label window has passed, realised precision@k
+    (without the intervened officers), the test promise, churn and reviewers' agreement."""
+    pairs = {} if result.stability is None else dict(zip(
+        result.stability["as_of_date"], result.stability["jaccard"], strict=True))
+    table = Table(title="Production lists")
+    for heading in ("list", "matured", "prec.", "untreated", "promise", "Jaccard", "agree"):
+        table.add_column(heading, justify="left" if heading == "list" else "right")
+    for row in result.lists.itertuples(index=False):
+        promised = result.promises.get(row.model_group_id)
+        table.add_row(
+            row.date, f"{row.matured_share:.0%}", _share(row.precision),
+            _share(row.precision_untreated),
+            "" if promised is None else f"{promised.mean:.0%} (≥{promised.low:.0%})",
+            "" if row.as_of_date not in pairs else f"{pairs[row.as_of_date]:.2f}",
+            _share(row.agreement_rate))
+    return table
+
+
+def _share(value: float | None) -> str:
+    return "" if value is None or value != value else f"{value:.0%}"
 
 
 def retrain(project_dir: ProjectArg = Path("."), as_of: AsOfOpt = None,

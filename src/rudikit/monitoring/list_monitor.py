@@ -275,7 +275,7 @@ def _judge(project: TemporalProject, engine: Engine, tables: dict[str, pd.DataFr
     reviews["entity_id"] = reviews["entity_id"].astype(str)
     reviews = reviews[reviews["review_date"] < end + pd.Timedelta(days=1)]
     found: list[Alert] = []
-    rows, scores, promises = [], {}, result.promises
+    rows, scores, promises, reviewed = [], {}, result.promises, []
     for i, header in enumerate(headers.itertuples(index=False)):
         when, k, group = header.date, int(header.k), int(header.model_group_id)
         part = entries[entries["list_id"] == header.id].merge(
@@ -296,6 +296,7 @@ def _judge(project: TemporalProject, engine: Engine, tables: dict[str, pd.DataFr
         if following is not None:
             own = own[own["review_date"] < following]
         agreed = agreement(own)
+        reviewed.append(own)
         row = {"date": f"{when:%Y-%m-%d}", "as_of_date": when, "list_id": int(header.id),
                "k": k, "model_group_id": group, "listed": len(listed),
                "matured": matures <= seen, "matures": f"{matures:%Y-%m-%d}",
@@ -331,8 +332,7 @@ def _judge(project: TemporalProject, engine: Engine, tables: dict[str, pd.DataFr
         for name in ("mean", "sd", "low"):
             metrics.append(metric_row("list_promise", f"model group {group}", "", name,
                                       getattr(promised, name), len(promised.values)))
-    everyone = reviews[reviews["review_date"] >= dates[0]]
-    overall = agreement(everyone)
+    overall = agreement(pd.concat(reviewed).drop_duplicates("id"))
     result.agreement_rate = overall["rate"]
     for name in ("rate", "agree", "disagree", "unsure", "reviews"):
         metrics.append(metric_row("agreement", "reviews", "all", name, overall[name]))

@@ -2,7 +2,9 @@
 
 Alerts first, then inputs, drift (training vs production shares), realised performance overall
 and per segment (stations, objects of search) against what the test data promised, fairness on
-production outcomes, list stability, and the retraining decisions and deployments since.
+production outcomes, list stability, and the retraining decisions and deployments since. For a
+temporal project the production lists take the place of drift and realised performance
+(:mod:`rudikit.reports.monitor_lists`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from sqlalchemy.engine import Engine
 
+from rudikit.reports.monitor_lists import list_sections
 from rudikit.reports.page import PlotlyPage, environment
 from rudikit.store.queries import monitoring as monitoring_q
 from rudikit.store.queries import production as production_q
@@ -172,6 +175,7 @@ def write_monitor_report(engine: Engine, monitor_run_id: int, directory: str | P
         "drift": drift_figures(drift, metrics, data["run"], page),
     }
     figures["performance"], segment_tables = performance_figures(metrics, segments, page)
+    lists = list_sections(metrics, page)  # a temporal project's production lists
     figures["stability"] = stability_figure(metrics, page)
     overall = _pivot(metrics, "performance")
     overall = overall[overall["subject"] == "all"] if not overall.empty else overall
@@ -183,7 +187,7 @@ def write_monitor_report(engine: Engine, monitor_run_id: int, directory: str | P
         overall=overall.to_dict("records")[0] if not overall.empty else None,
         expected=expected.to_dict("records")[0] if not expected.empty else None,
         segments={k: v.to_dict("records") for k, v in segment_tables.items()},
-        fairness=fairness.to_dict("records"), figures=figures,
+        fairness=fairness.to_dict("records"), figures=figures, lists=lists,
         decisions=data["decisions"].to_dict("records"),
         deployments=data["deployments"].to_dict("records"),
         history=data["history"].to_dict("records"))
