@@ -5,7 +5,9 @@ Defined on the results store's ``metadata`` (migration 0005); rows are only ever
 * ``monitor_runs``: one row per `rudi monitor` (the production window it looked at, the live
   deployment, how many predictions and outcomes it saw, how many alerts of each severity);
 * ``monitor_metrics``: every figure the run measured, long format: ``section`` (``drift``,
-  ``drift_bucket``, ``performance``, ``fairness``, ``inputs``, ``stability``), ``subject`` (a
+  ``drift_bucket``, ``performance``, ``fairness``, ``inputs``, ``stability``; a temporal
+  project's ``list_precision``, ``list_promise``, ``list_fairness``, ``list_fairness_group``
+  and ``agreement``, with the list's date as the segment), ``subject`` (a
   feature, source, requirement or ``score``), ``segment`` (a bucket such as ``Age 10-17``, a
   station, a period) and ``metric`` (``psi``, ``chi2_p``, ``training_share``, ``precision``...);
 * ``alerts``: each breached bound (what, value, bound, window, severity); the alerts of the
