@@ -8,7 +8,9 @@ clock is injected (``today``/``--as-of``): nothing depends on the wall clock."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -19,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from sqlalchemy import select
+from sqlalchemy import select, text
 from typer.testing import CliRunner
 
 from rudikit.cli import app
@@ -51,6 +53,13 @@ def _utc(day: str) -> datetime:
 def developed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project after `rudi run`, `rudi deploy` and `rudi score --through 2012-12-01`."""
     folder = tmp_path_factory.mktemp("eis-monitor")
+    develop(folder).dispose()
+    return folder
+
+
+def develop(folder: Path, url: str | None = None, schema: str | None = None) -> Any:
+    """Write the project, run it, deploy its chosen group, score the twelve monthly lists;
+    returns the store's engine."""
     data = folder / "events"
     data.mkdir()
     for name, frame in synthetic_tables().items():
@@ -60,15 +69,14 @@ def developed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config["temporal"]["stability"]["n_estimators"] = [5]
     config["production"] = {"frequency": "monthly", "reasons": 0}
     (folder / "rudi.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    result = run_project(folder, write_report=False)
-    engine = open_store(None, folder)
+    result = run_project(folder, url=url, schema=schema, write_report=False)
+    engine = open_store(url, folder, schema=schema)
     assert result.selected is not None
     deploy(engine, result.selected.model_group_id, reason="list monitor test", by="test")
     scored = score_lists(load_project(folder), folder, engine, by="test",  # type: ignore[arg-type]
                          through=LISTS[-1].to_pydatetime())
     assert [s.as_of for s in scored.lists] == list(LISTS)
-    engine.dispose()
-    return folder
+    return engine
 
 
 @pytest.fixture
@@ -361,6 +369,44 @@ def test_rudi_monitor_on_a_temporal_project_exits_1_on_a_critical_alert(project)
     assert shown.exit_code == 1 and "performance" in shown.output
     refused = runner.invoke(app, [*args[:4], "--window-days", "0"])
     assert refused.exit_code == 2 and "--window-days" in refused.output
+
+
+@pytest.mark.postgres
+def test_the_list_monitor_on_postgresql(tmp_path: Path) -> None:
+    """The same passes on a PostgreSQL store (its own schema, dropped afterwards): dates come
+    back time-zone aware there."""
+    url = os.environ.get("RUDI_TEST_POSTGRES")
+    if not url:
+        pytest.skip("RUDI_TEST_POSTGRES is not set, so there is no PostgreSQL server to test "
+                    "against (.ci/run sets it to postgresql://postgres@127.0.0.1:5432/test)")
+    schema = f"rudi_test_{uuid.uuid4().hex[:12]}"
+    folder = tmp_path / "eis"
+    folder.mkdir()
+    engine = develop(folder, url, schema)
+    try:
+        config = load_project(folder)
+        assert isinstance(config, TemporalProject)
+        on_list = listed(engine, config.name)
+        for entity, agreement in zip(on_list[LISTS[-1]], ["agree", "disagree", "agree"],
+                                     strict=False):
+            list_tables.record_review(engine, entity, LISTS[-1], reviewer="sgt",
+                                      outcome="training", agreement=agreement)
+        tables, _ = load_event_tables(config, folder)
+        real = monitor(config, folder, engine, "2013-12-31", tables)
+        assert len(real.lists) == len(LISTS) and real.lists["matured"].all()
+        assert not [a for a in real.alerts if a.kind == "performance"]
+        assert real.agreement_rate == pytest.approx(2 / 3)
+        assert real.lists.set_index("date").loc["2012-12-01", "intervened"] == 3
+        fake = monitor(config, folder, engine, "2013-12-31", shuffled(tables))
+        assert [a for a in fake.alerts if a.kind == "performance"]
+    finally:
+        engine.dispose()
+        from rudikit.store.engine import create_store_engine
+
+        admin = create_store_engine(url)
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def _metrics(engine: Any, run_id: int, section: str) -> pd.DataFrame:
