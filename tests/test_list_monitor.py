@@ -39,6 +39,7 @@ from rudikit.store.monitoring_tables import monitor_metrics
 from rudikit.store.queries import evaluations as evaluations_q
 from rudikit.store.queries import lists as lists_q
 from rudikit.store.queries import runs as runs_q
+from tests.conftest import squeezed
 from tests.test_eis import K, project_config
 from tests.test_temporal import synthetic_tables
 
@@ -369,6 +370,12 @@ def test_rudi_monitor_on_a_temporal_project_exits_1_on_a_critical_alert(project)
     assert shown.exit_code == 1 and "performance" in shown.output
     refused = runner.invoke(app, [*args[:4], "--window-days", "0"])
     assert refused.exit_code == 2 and "--window-days" in refused.output
+    early = runner.invoke(app, ["monitor", str(folder), "--as-of", "2011-06-01"])
+    assert early.exit_code == 0, early.output
+    assert "noproductionlistofeis-testupto2011-06-01" in squeezed(early.output)
+    (moved / "complaints.parquet").unlink()
+    missing = runner.invoke(app, args)
+    assert missing.exit_code == 2 and "complaints.parquet" in squeezed(missing.output)
 
 
 @pytest.mark.postgres

@@ -168,14 +168,13 @@ def monitor(project_dir: ProjectArg = Path("."), as_of: AsOfOpt = None,
 def _monitor_lists(project: TemporalProject, project_dir: Path, engine: Engine,
                    as_of: datetime | None, window_days: int | None) -> None:
     """One pass of the list monitor (a temporal project), and what it found per list."""
-    from rudikit.data.sources import SourceError
     from rudikit.monitoring.list_monitor import run_list_monitor
 
     with console.status("judging the production lists"):
         try:
             result = run_list_monitor(project, _folder(project_dir), engine, as_of=as_of,
                                       window_days=window_days)
-        except (*_caught(), SourceError) as exc:
+        except _caught() as exc:
             fail(str(exc))
     start, end = result.window
     console.print(f"Monitor run {result.monitor_run_id}: {project.name}, lists up to "
