@@ -28,6 +28,11 @@ ENTITY = "officer_uid"
 #: as :meth:`rudikit.data.cpdb.CPDB.tables` returns them.
 EVENT_TABLES = ("officers", "complaints", "use_of_force", "unit_history", "rank_history")
 
+#: The column that dates each row of each event table (for the roster, the appointment).
+DATE_COLUMNS = {"officers": "appointed_date", "complaints": "complaint_date",
+                "use_of_force": "trr_date", "unit_history": "unit_start_date",
+                "rank_history": "rank_date"}
+
 
 def _date_range(frame: pd.DataFrame) -> tuple[Any, Any]:
     dates = frame.select_dtypes("datetime").stack() if len(frame) else pd.Series(dtype=object)
