@@ -45,11 +45,12 @@ def table_expectations(project: TemporalProject, tables: Iterable[str]
 def period_start(as_of: datetime, period: str) -> pd.Timestamp:
     """The start (UTC) of the calendar period ``as_of`` falls in: its month, its ISO week
     (Monday) or its day."""
-    stamp = pd.Timestamp(as_of).tz_convert("UTC").tz_localize(None)
-    day = stamp.normalize()
-    start = {"month": day.replace(day=1), "week": day - pd.Timedelta(days=day.dayofweek),
-             "day": day}[period]
-    return start.tz_localize("UTC")
+    day = pd.Timestamp(as_of).tz_convert("UTC").normalize()
+    if period == "month":
+        return day.replace(day=1)
+    if period == "week":
+        return day - pd.Timedelta(days=day.day_of_week)
+    return day
 
 
 def check_event_tables(tables: Mapping[str, pd.DataFrame], engine: Engine, *,
