@@ -61,8 +61,9 @@ def _pass(engine: Engine, tables: dict[str, pd.DataFrame], as_of: str,
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    return open_store(f"sqlite:///{tmp_path / 'rudi.db'}")
+def engine(store: tuple[str, str | None]) -> Engine:
+    url, schema = store
+    return open_store(url, schema=schema)
 
 
 def test_a_rewritten_past_record_in_the_parquet_tables_is_reported_with_table_and_period(
@@ -215,11 +216,12 @@ def test_an_unknown_table_in_monitoring_sources_is_an_error_naming_it(tmp_path: 
 
 @pytest.mark.slow
 def test_a_rewritten_2012_use_of_force_report_in_the_real_files_is_reported(
-        cpdb_loaded: Any, shared_data: Any, tmp_path: Path, engine: Engine) -> None:
+        cpdb_loaded: Any, shared_data: Any, tmp_path: Path) -> None:
     """One officer's injury re-coded on one 2012 report, in a copy of the CPDB files: a fresh
     load of the copy differs from the original in that report's month of ``use_of_force``
     alone (so loading is deterministic too), and that is the one alert."""
     folder = shared_data / "eis/chicago_cpdb"
+    engine = open_store(f"sqlite:///{tmp_path / 'rudi.db'}")
     as_of = _day("2016-03-01")
     first = check_event_tables(cpdb_loaded.tables(), engine, as_of=as_of, expectations={},
                                source="cpdb")
