@@ -17,9 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
 
+from rudikit.cli import app
 from rudikit.config import SourceExpectation, parse_project
 from rudikit.data.cpdb.files import FILES
 from rudikit.data.cpdb.tables import load_cpdb
@@ -34,6 +37,7 @@ from rudikit.monitoring.event_inputs import (
 from rudikit.monitoring.monitor import MonitorResult, _store
 from rudikit.store.engine import open_store
 from rudikit.store.monitoring_tables import source_periods
+from tests.conftest import squeezed
 from tests.test_eis import project_config
 from tests.test_temporal import synthetic_tables
 
@@ -198,12 +202,22 @@ def test_period_start() -> None:
 
 def test_an_unknown_table_in_monitoring_sources_is_an_error_naming_it(tmp_path: Path,
                                                                      engine: Engine) -> None:
-    config = project_config(tmp_path)
+    data = tmp_path / "events"
+    data.mkdir()
+    for name, frame in synthetic_tables().items():
+        frame.to_parquet(data / f"{name}.parquet")
+    config = project_config(data)
     config["monitoring"] = {"sources": {"complaint": {"max_staleness_days": 30}}}
-    project = parse_project(config)
-    with pytest.raises(EventInputError, match=r"monitoring\.sources\.complaint: no event table "
-                                              r"of that name \(tables: officers, complaints"):
-        check_project_tables(project, synthetic_tables(), engine, _day("2012-01-01"))
+    problem = ("monitoring.sources.complaint: no event table of that name (tables: officers, "
+               "complaints, use_of_force, unit_history, rank_history)")
+    with pytest.raises(EventInputError) as caught:
+        check_project_tables(parse_project(config), synthetic_tables(), engine,
+                             _day("2012-01-01"))
+    assert str(caught.value) == problem
+    # `rudi validate` says so before anything runs
+    (tmp_path / "rudi.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    done = CliRunner().invoke(app, ["validate", str(tmp_path)])
+    assert done.exit_code == 1 and squeezed(problem) in squeezed(done.output)
     tables = synthetic_tables()
     tables["use_of_force"] = tables["use_of_force"].drop(columns="trr_date")
     with pytest.raises(EventInputError, match="'use_of_force': no date column 'trr_date'"):

@@ -12,14 +12,14 @@ digests are stored by the monitor with the rest of its pass (``SourceCheck.perio
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 
 import pandas as pd
 from sqlalchemy.engine import Engine
 
 from rudikit.config import SourceExpectation, TemporalProject
-from rudikit.data.event_tables import DATE_COLUMNS
+from rudikit.data.event_tables import DATE_COLUMNS, EVENT_TABLES, monitored_table_problems
 from rudikit.monitoring import inputs
 from rudikit.monitoring.alerts import Alert
 from rudikit.monitoring.inputs import SourceCheck
@@ -30,16 +30,14 @@ class EventInputError(ValueError):
     without its date column)."""
 
 
-def table_expectations(project: TemporalProject, tables: Iterable[str]
-                       ) -> dict[str, SourceExpectation]:
+def table_expectations(project: TemporalProject) -> dict[str, SourceExpectation]:
     """``monitoring.sources`` by table (defaults for tables it does not name); a name that is
     no event table is an error naming its key path."""
-    tables = list(tables)
-    for name in project.monitoring.sources:
-        if name not in tables:
-            raise EventInputError(f"monitoring.sources.{name}: no event table of that name "
-                                  f"(tables: {', '.join(tables)})")
-    return {name: project.monitoring.sources.get(name, SourceExpectation()) for name in tables}
+    problems = monitored_table_problems(project)
+    if problems:
+        raise EventInputError(problems[0])
+    return {name: project.monitoring.sources.get(name, SourceExpectation())
+            for name in EVENT_TABLES}
 
 
 def period_start(as_of: datetime, period: str) -> pd.Timestamp:
@@ -85,5 +83,5 @@ def check_project_tables(project: TemporalProject, tables: Mapping[str, pd.DataF
                                                                    list[Alert]]:
     """:func:`check_event_tables` with the project's expectations and source name."""
     return check_event_tables(tables, engine, as_of=as_of,
-                              expectations=table_expectations(project, tables),
+                              expectations=table_expectations(project),
                               source=project.data.sources[0].name)
