@@ -28,6 +28,19 @@ ENTITY = "officer_uid"
 #: as :meth:`rudikit.data.cpdb.CPDB.tables` returns them.
 EVENT_TABLES = ("officers", "complaints", "use_of_force", "unit_history", "rank_history")
 
+#: The column that dates each row of each event table (for the roster, the appointment).
+DATE_COLUMNS = {"officers": "appointed_date", "complaints": "complaint_date",
+                "use_of_force": "trr_date", "unit_history": "unit_start_date",
+                "rank_history": "rank_date"}
+
+
+def monitored_table_problems(project: TemporalProject) -> list[str]:
+    """``monitoring.sources`` of a temporal project names event tables: one problem per name
+    that is none (for ``rudi validate`` and ``rudi monitor``)."""
+    return [f"monitoring.sources.{name}: no event table of that name (tables: "
+            f"{', '.join(EVENT_TABLES)})" for name in project.monitoring.sources
+            if name not in EVENT_TABLES]
+
 
 def _date_range(frame: pd.DataFrame) -> tuple[Any, Any]:
     dates = frame.select_dtypes("datetime").stack() if len(frame) else pd.Series(dtype=object)
