@@ -1,7 +1,9 @@
 """`rudi monitor` for a temporal project: the production lists `rudi score` stored, judged as
 their outcomes arrive. Same monitor run, figures and alerts tables as the case monitor.
 
-Per list (``production_lists``, dated D, top ``k`` after the cool-off):
+First the event tables themselves (:mod:`rudikit.monitoring.event_inputs`: freshness, rows
+per period, time-based checksums), then per list (``production_lists``, dated D, top ``k``
+after the cool-off):
 
 * **realised precision@k** from the event tables (the project's label, e.g. any complaint in
   the label timespan after D). A list matures at D + label timespan; before that the share of
@@ -50,6 +52,7 @@ from rudikit.features.asof import build_labels
 from rudikit.models.temporal import label_spec
 from rudikit.monitoring.alerts import Alert, post_webhook
 from rudikit.monitoring.churn import churn_alerts, stability_pairs
+from rudikit.monitoring.event_inputs import check_project_tables
 from rudikit.monitoring.monitor import MonitorResult, deployed, metric_row, store_pass
 from rudikit.monitoring.window import check_window_days
 from rudikit.run.temporal import list_operating_point
@@ -237,14 +240,16 @@ def run_list_monitor(project: TemporalProject, project_dir: Path, engine: Engine
     if not headers.empty:
         headers = headers.assign(date=_days(headers["as_of_date"]).to_numpy())
         headers = headers[headers["date"] <= end_day].reset_index(drop=True)
+    if tables is None or loaded is None:
+        tables, loaded = load_event_tables(project, project_dir)
+    result.sources, found = check_project_tables(project, tables, engine, end)
     if headers.empty:
         result.notes.append(f"no production list of {project.name} up to {end:%Y-%m-%d}: "
                             f"`rudi score {project.name} --as-of DATE` makes one")
     else:
-        if tables is None or loaded is None:
-            tables, loaded = load_event_tables(project, project_dir)
         window = (pd.Timestamp(start).tz_convert(None).normalize(), end_day)
-        result.alerts = _judge(project, engine, tables, headers, result, metrics, window)
+        found += _judge(project, engine, tables, headers, result, metrics, window)
+    result.alerts = found
     store_pass(engine, result, metrics, started)
     webhook = (mon.webhook_url or "").strip()
     if webhook and result.alerts:
