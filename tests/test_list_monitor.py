@@ -364,8 +364,11 @@ def test_rudi_monitor_on_a_temporal_project_exits_1_on_a_critical_alert(project)
     assert bad.exit_code == 1, bad.output
     assert "performance" in bad.output
     with engine.connect() as conn:
-        stored = conn.execute(select(alerts_table.c.kind, alerts_table.c.severity)).all()
-    assert ("performance", "critical") in stored
+        stored = conn.execute(select(alerts_table.c.kind, alerts_table.c.severity,
+                                     alerts_table.c.subject)).all()
+    assert ("performance", "critical", f"top-{K} list") in stored
+    # the rewritten complaints are also an input alarm: the event tables are checked first
+    assert ("integrity", "critical", "events.complaints") in stored
     shown = runner.invoke(app, ["monitor", str(folder), "--show"])
     assert shown.exit_code == 1 and "performance" in shown.output
     refused = runner.invoke(app, [*args[:4], "--window-days", "0"])

@@ -53,7 +53,7 @@ from rudikit.models.temporal import label_spec
 from rudikit.monitoring.alerts import Alert, post_webhook
 from rudikit.monitoring.churn import churn_alerts, stability_pairs
 from rudikit.monitoring.event_inputs import check_project_tables
-from rudikit.monitoring.monitor import MonitorResult, deployed, metric_row, store_pass
+from rudikit.monitoring.monitor import MonitorResult, _metric, _store, deployed
 from rudikit.monitoring.window import check_window_days
 from rudikit.run.temporal import list_operating_point
 from rudikit.store.list_tables import load_reviews
@@ -250,7 +250,7 @@ def run_list_monitor(project: TemporalProject, project_dir: Path, engine: Engine
         window = (pd.Timestamp(start).tz_convert(None).normalize(), end_day)
         found += _judge(project, engine, tables, headers, result, metrics, window)
     result.alerts = found
-    store_pass(engine, result, metrics, started)
+    _store(engine, result, metrics, started)
     webhook = (mon.webhook_url or "").strip()
     if webhook and result.alerts:
         problem = post_webhook(webhook, project.name, result.monitor_run_id, result.alerts)
@@ -287,38 +287,18 @@ def _judge(project: TemporalProject, engine: Engine, tables: dict[str, pd.DataFr
             labels.loc[labels["as_of_date"] == when, ["entity_id", "label"]], on="entity_id",
             how="left")
         scores[when] = pd.Series(part["score"].to_numpy(dtype=float), index=part["entity_id"])
-        listed = part[part["rank"].notna() & (part["rank"] <= k)]
-        matures = when + pd.DateOffset(months=months)
-        seen = known_until + pd.Timedelta(days=1)
-        share = float(np.clip((seen - when).days / max((matures - when).days, 1), 0, 1))
-        treated = intervened(reviews, set(listed["entity_id"]), when, matures)
-        p_all, labelled, positives = precision(listed["label"])
-        p_untreated, n_untreated, hits = precision(
-            listed.loc[~listed["entity_id"].isin(treated), "label"])
         following = dates[i + 1] if i + 1 < len(dates) else None
-        own = reviews[(reviews["review_date"] >= when) & reviews["entity_id"].isin(
-            set(listed["entity_id"]))]
-        if following is not None:
-            own = own[own["review_date"] < following]
-        agreed = agreement(own)
+        row, own = _one_list(part, reviews, header, months, known_until, following)
         reviewed.append(own)
-        row = {"date": f"{when:%Y-%m-%d}", "as_of_date": when, "list_id": int(header.id),
-               "k": k, "model_group_id": group, "listed": len(listed),
-               "matured": matures <= seen, "matures": f"{matures:%Y-%m-%d}",
-               "matured_share": share, "precision": p_all, "labelled": labelled,
-               "positives": positives, "intervened": len(treated),
-               "precision_untreated": p_untreated, "untreated_labelled": n_untreated,
-               "untreated_positives": hits, "p_value": float("nan"),
-               "agreement_rate": agreed["rate"], "reviews": agreed["reviews"]}
         if group not in promises:
             promises[group] = promise(engine, group, k)  # type: ignore[assignment]
         promised = promises[group]
-        judged = start < when <= end or (row["matured"] and start < matures <= end)
-        if row["matured"] and judged and promised is not None:
+        judged = start < when <= end or (row["matured"] and start < row["matures"] <= end)
+        if row["matured"] and promised is not None:
             alert = precision_drop(row, promised, project.monitoring.precision_alpha)
-            found += [alert] if alert else []
+            found += [alert] if alert and judged else []
         found += _fairness(project, tables["officers"], part, row, judged, result, metrics)
-        metrics += _list_rows(row, agreed)
+        metrics += _list_rows(row, agreement(own))
         rows.append(row)
     result.lists = pd.DataFrame(rows)
     result.n_predictions = int(result.lists["listed"].sum())
@@ -332,29 +312,58 @@ def _judge(project: TemporalProject, engine: Engine, tables: dict[str, pd.DataFr
                                 "realised precision is not compared with a promise")
             continue
         for day, value in promised.values.items():
-            metrics.append(metric_row("list_promise", f"model group {group}",
+            metrics.append(_metric("list_promise", f"model group {group}",
                                       f"{day:%Y-%m-%d}", "precision_at_k", value))
         for name in ("mean", "sd", "low"):
-            metrics.append(metric_row("list_promise", f"model group {group}", "", name,
+            metrics.append(_metric("list_promise", f"model group {group}", "", name,
                                       getattr(promised, name), len(promised.values)))
     overall = agreement(pd.concat(reviewed).drop_duplicates("id"))
     result.agreement_rate = overall["rate"]
     for name in ("rate", "agree", "disagree", "unsure", "reviews"):
-        metrics.append(metric_row("agreement", "reviews", "all", name, overall[name]))
+        metrics.append(_metric("agreement", "reviews", "all", name, overall[name]))
     found += _stability(project, headers, scores, result, metrics, window)
     return found
 
 
+def _one_list(part: pd.DataFrame, reviews: pd.DataFrame, header: Any, months: int,
+              known_until: pd.Timestamp, following: pd.Timestamp | None
+              ) -> tuple[dict[str, Any], pd.DataFrame]:
+    """One list's figures (its officers ``part`` with their labels so far) and its reviews:
+    those of its listed officers from its date to the next list's."""
+    when, k = header.date, int(header.k)
+    listed = part[part["rank"].notna() & (part["rank"] <= k)]
+    matures = when + pd.DateOffset(months=months)
+    seen = known_until + pd.Timedelta(days=1)
+    share = float(np.clip((seen - when).days / max((matures - when).days, 1), 0, 1))
+    treated = intervened(reviews, set(listed["entity_id"]), when, matures)
+    p_all, labelled, positives = precision(listed["label"])
+    p_untreated, n_untreated, hits = precision(
+        listed.loc[~listed["entity_id"].isin(treated), "label"])
+    own = reviews[(reviews["review_date"] >= when)
+                  & reviews["entity_id"].isin(set(listed["entity_id"]))]
+    if following is not None:
+        own = own[own["review_date"] < following]
+    agreed = agreement(own)
+    return {"date": f"{when:%Y-%m-%d}", "as_of_date": when, "list_id": int(header.id),
+            "k": k, "model_group_id": int(header.model_group_id), "listed": len(listed),
+            "matured": matures <= seen, "matures": matures, "matured_share": share,
+            "precision": p_all, "labelled": labelled, "positives": positives,
+            "intervened": len(treated), "precision_untreated": p_untreated,
+            "untreated_labelled": n_untreated, "untreated_positives": hits,
+            "p_value": float("nan"), "agreement_rate": agreed["rate"],
+            "reviews": agreed["reviews"]}, own
+
+
 def _list_rows(row: dict[str, Any], agreed: dict[str, Any]) -> list[dict[str, Any]]:
     subject, day = f"top-{row['k']}", row["date"]
-    out = [metric_row("list_precision", subject, day, "precision", row["precision"],
+    out = [_metric("list_precision", subject, day, "precision", row["precision"],
                       row["labelled"], {"matured": bool(row["matured"]),
-                                        "matures": row["matures"],
+                                        "matures": f"{row['matures']:%Y-%m-%d}",
                                         "model_group_id": row["model_group_id"]})]
-    out += [metric_row("list_precision", subject, day, name, row[name]) for name in (
+    out += [_metric("list_precision", subject, day, name, row[name]) for name in (
         "precision_untreated", "matured_share", "listed", "labelled", "positives",
         "intervened", "untreated_labelled", "untreated_positives", "p_value")]
-    out += [metric_row("agreement", "reviews", day, name, agreed[name])
+    out += [_metric("agreement", "reviews", day, name, agreed[name])
             for name in ("rate", "agree", "disagree", "unsure", "reviews")]
     return out
 
@@ -369,15 +378,15 @@ def _fairness(project: TemporalProject, officers: pd.DataFrame, part: pd.DataFra
     if audit is not None:
         for g in audit.groups.itertuples(index=False):
             subject = f"{g.attribute}: {g.group}"
-            metrics.append(metric_row("list_fairness_group", subject, day, "selection_rate",
+            metrics.append(_metric("list_fairness_group", subject, day, "selection_rate",
                                       g.pprev, g.n))
             if matured:
-                metrics.append(metric_row("list_fairness_group", subject, day, "precision",
+                metrics.append(_metric("list_fairness_group", subject, day, "precision",
                                           g.precision, g.pp))
     found = []
     for r in requirements:
         name = r.requirement.name
-        metrics.append(metric_row("list_fairness", name, day, "passed",
+        metrics.append(_metric("list_fairness", name, day, "passed",
                                   float(r.passed) if r.evaluable else None, row["listed"],
                                   {"summary": r.summary, "matured": matured}))
         if judged and r.evaluable and not r.passed:
@@ -407,7 +416,7 @@ def _stability(project: TemporalProject, headers: pd.DataFrame, scores: dict[Any
     found: list[Alert] = []
     for i, pair in enumerate(pairs.itertuples(index=False)):
         for metric in ("jaccard", "spearman"):
-            metrics.append(metric_row("stability", f"top-{k}", pair.pair, metric,
+            metrics.append(_metric("stability", f"top-{k}", pair.pair, metric,
                                       getattr(pair, metric), pair.common_entities))
         if not window[0] < pair.as_of_date <= window[1]:
             continue

@@ -310,7 +310,7 @@ def run_monitor(project: Project, project_dir: Path, engine: Engine, *,
         found += _production_checks(project, engine, frame, dep, result, metrics, start, as_of,
                                     window_label, tick)
     result.alerts = found
-    store_pass(engine, result, metrics, started)
+    _store(engine, result, metrics, started)
     webhook = (mon.webhook_url or "").strip()
     if webhook and found:
         problem = post_webhook(webhook, project.name, result.monitor_run_id, found)
@@ -345,7 +345,7 @@ def _production_checks(project: Project, engine: Engine, frame: pd.DataFrame, de
     if pairs is not None:
         for row in pairs.itertuples():
             for metric in ("jaccard", "spearman"):
-                metrics.append(metric_row("stability", f"top-{row.k}", row.pair, metric,
+                metrics.append(_metric("stability", f"top-{row.k}", row.pair, metric,
                                        getattr(row, metric), row.common_entities))
     result.n_predictions = win.n
     if win.n == 0:
@@ -357,16 +357,16 @@ def _production_checks(project: Project, engine: Engine, frame: pd.DataFrame, de
     if len(ref_score) and len(scores):
         result.score_ks_p = float(stats.ks_2samp(ref_score, scores).pvalue)
     for d in [*result.drift, result.score_drift]:
-        metrics += [metric_row("drift", d.feature, "", "psi", d.psi, win.n),
-                    metric_row("drift", d.feature, "", "chi2_p", d.chi2_p, win.n),
-                    metric_row("drift", d.feature, "", "reference_missing", d.reference_missing),
-                    metric_row("drift", d.feature, "", "production_missing", d.production_missing)]
+        metrics += [_metric("drift", d.feature, "", "psi", d.psi, win.n),
+                    _metric("drift", d.feature, "", "chi2_p", d.chi2_p, win.n),
+                    _metric("drift", d.feature, "", "reference_missing", d.reference_missing),
+                    _metric("drift", d.feature, "", "production_missing", d.production_missing)]
         for row in d.buckets.itertuples():
-            metrics += [metric_row("drift_bucket", d.feature, row.bucket, "reference_share",
+            metrics += [_metric("drift_bucket", d.feature, row.bucket, "reference_share",
                                 row.reference_share, row.reference_n),
-                        metric_row("drift_bucket", d.feature, row.bucket, "production_share",
+                        _metric("drift_bucket", d.feature, row.bucket, "production_share",
                                 row.production_share, row.production_n)]
-    metrics.append(metric_row("drift", "score", "", "ks_p", result.score_ks_p, win.n))
+    metrics.append(_metric("drift", "score", "", "ks_p", result.score_ks_p, win.n))
     if win.n >= mon.min_window_rows:
         found += _drift_alerts(mon, [*result.drift, result.score_drift], window)
     else:
@@ -387,7 +387,7 @@ def _performance(project: Project, dep: Deployed, result: MonitorResult,
     if known.any():
         result.expected = realised(ref_label[known], ref_score[known], dep.threshold)
         for name, value in result.expected.as_dict().items():
-            metrics.append(metric_row("expected", "test", "", name, value, result.expected.n))
+            metrics.append(_metric("expected", "test", "", name, value, result.expected.n))
     if len(labelled) < mon.min_outcomes:
         result.notes.append(f"realised performance: {len(labelled)} outcomes in the window "
                             f"(needs {mon.min_outcomes})")
@@ -395,8 +395,8 @@ def _performance(project: Project, dep: Deployed, result: MonitorResult,
     y, score = labelled["outcome"].to_numpy(dtype=int), labelled["score"].to_numpy()
     result.realised = realised(y, score, dep.threshold)
     for name, value in result.realised.as_dict().items():
-        metrics.append(metric_row("performance", "all", "", name, value, result.realised.n))
-    metrics.append(metric_row("performance", "all", "", "roc_curve", None, len(y),
+        metrics.append(_metric("performance", "all", "", name, value, result.realised.n))
+    metrics.append(_metric("performance", "all", "", "roc_curve", None, len(y),
                            roc_points(y, score)))
     for column in mon.segments:
         if column not in labelled:
@@ -404,12 +404,12 @@ def _performance(project: Project, dep: Deployed, result: MonitorResult,
         result.segments[column] = by_segment(labelled, column, dep.threshold)
         for value, r in result.segments[column].items():
             for name, v in r.as_dict().items():
-                metrics.append(metric_row("performance", column, value, name, v, r.n))
+                metrics.append(_metric("performance", column, value, name, v, r.n))
     over_time = precision_at_k_over_time(labelled, mon.performance_period,
                                          project.monitoring.stability.k)
     result.precision_over_time = over_time
     for row in over_time.itertuples():
-        metrics.append(metric_row("precision_at_k", f"top-{row.k}", row.period, "precision_at_k",
+        metrics.append(_metric("precision_at_k", f"top-{row.k}", row.period, "precision_at_k",
                                row.precision_at_k, row.n))
     if result.expected is not None and np.isfinite(result.expected.precision) \
             and np.isfinite(result.realised.precision):
@@ -427,7 +427,7 @@ def _performance(project: Project, dep: Deployed, result: MonitorResult,
         result.fairness = assessed.requirements
         for r in assessed.requirements:
             name = r.requirement.name
-            metrics.append(metric_row("fairness", name, "", "passed",
+            metrics.append(_metric("fairness", name, "", "passed",
                                    float(r.passed) if r.evaluable else None, len(y),
                                    {"summary": r.summary}))
             if r.evaluable and not r.passed:
@@ -439,14 +439,14 @@ def _performance(project: Project, dep: Deployed, result: MonitorResult,
     return found
 
 
-def metric_row(section: str, subject: str, segment: str, metric: str, value: Any,
+def _metric(section: str, subject: str, segment: str, metric: str, value: Any,
             n: int | None = None, details: Any = None) -> dict[str, Any]:
     return {"section": section, "subject": str(subject)[:200], "segment": str(segment)[:200],
             "metric": metric, "value": plain(None if value is None else float(value)),
             "n": None if n is None else int(n), "details": plain(details)}
 
 
-def store_pass(engine: Engine, result: MonitorResult, metrics: list[dict[str, Any]],
+def _store(engine: Engine, result: MonitorResult, metrics: list[dict[str, Any]],
            started: datetime) -> None:
     dep = result.deployment
     finished = datetime.now(UTC)
