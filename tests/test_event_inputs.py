@@ -223,6 +223,9 @@ def test_an_unknown_table_in_monitoring_sources_is_an_error_naming_it(tmp_path: 
     with pytest.raises(EventInputError, match="'use_of_force': no date column 'trr_date'"):
         check_event_tables(tables, engine, as_of=_day("2012-01-01"), expectations={},
                            source="events")
+    with pytest.raises(EventInputError, match="'badges' is no event table"):
+        check_event_tables({"badges": tables["officers"]}, engine, as_of=_day("2012-01-01"),
+                           expectations={}, source="events")
 
 
 # --- the real CPDB files ---------------------------------------------------------------------
