@@ -227,6 +227,15 @@ def test_errors_name_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert str(caught.value).startswith(message), str(caught.value)
 
 
+def test_the_password_is_never_shown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUDI_TEST_SOURCE_URL", "postgresql://force:s3cret@127.0.0.1:1/records")
+    with pytest.raises(SourceError) as caught:
+        load_source(Source(name="cases", kind="sql", url_env="RUDI_TEST_SOURCE_URL",
+                           table="cases"), tmp_path, "data.sources[0]")
+    assert "from postgresql://force:***@127.0.0.1:1/records cases" in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+
+
 def test_a_key_that_repeats_is_refused(tmp_path: Path) -> None:
     source = Source(name="cases", kind="sql", url=_sqlite(tmp_path), table="cases",
                     updated_at="changed_at", key="station")
