@@ -137,7 +137,7 @@ def test_incremental_load_equals_a_full_reload(sql_server: tuple[str, str], shar
                      {"r": first.frame.record_id[0]})
     engine.dispose()
     third = load_source(source, tmp_path, "data.sources[0]", cache_dir=cache)
-    assert third.note == "full (rows were deleted in the source) load of 161 rows"
+    assert third.note == "full load of 161 rows (rows were deleted in the source)"
     pd.testing.assert_frame_equal(
         third.frame, load_source(source, tmp_path, "data.sources[0]",
                                  cache_dir=tmp_path / "fresh2").frame)
@@ -175,6 +175,23 @@ def test_plain_table_incremental_equals_full(sql_server: tuple[str, str], tmp_pa
     pd.testing.assert_frame_equal(second.frame, full.frame)
     assert second.checksum == full.checksum
     assert full.frame.set_index("case_id").loc[8, "station"] == "s9"
+
+    query = Source(name="cases", kind="sql", url_env="RUDI_TEST_SOURCE_URL", updated_at="changed",
+                   key="case_id", query=f"SELECT case_id, score, changed FROM {table} "
+                                        "WHERE station <> 's1'")
+    chosen = load_source(query, tmp_path, "data.sources[0]", cache_dir=tmp_path / "q")
+    keep = (full.frame["station"].fillna("s1") != "s1").to_numpy(dtype=bool)  # NULL <> 's1'
+    expected = full.frame.loc[keep, ["case_id", "score", "changed"]]  # is not true in SQL
+    pd.testing.assert_frame_equal(chosen.frame, expected.reset_index(drop=True))
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # the query's filter and the updated_at filter together
+        conn.execute(cases.update().where(cases.c.case_id.in_([1, 3])).values(
+            score=9.0, changed=_at(url, T1 + pd.Timedelta(hours=1))))
+    engine.dispose()
+    again = load_source(query, tmp_path, "data.sources[0]", cache_dir=tmp_path / "q")
+    assert again.note.startswith("incremental load: 1 row changed")  # case 1 is station s1, outside
+    pd.testing.assert_frame_equal(again.frame, load_source(
+        query, tmp_path, "data.sources[0]", cache_dir=tmp_path / "q2").frame)
 
 
 # --- Errors: each names the source's key, none is a traceback ------------------------------
@@ -225,6 +242,19 @@ def test_errors_name_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     with pytest.raises(SourceError) as caught:
         load_source(Source(**(base | spec)), tmp_path, "data.sources[0]")
     assert str(caught.value).startswith(message), str(caught.value)
+
+
+def test_a_damaged_copy_means_a_full_read(tmp_path: Path) -> None:
+    source = Source(name="cases", kind="sql", url=_sqlite(tmp_path), table="cases",
+                    updated_at="changed_at", key="case_id")
+    first = load_source(source, tmp_path, "data.sources[0]")
+    assert first.note == "full load of 2 rows"
+    assert load_source(source, tmp_path, "data.sources[0]").note.startswith(
+        "incremental load: 0 rows changed")
+    (tmp_path / ".rudi" / "cache" / "sql" / "cases" / "rows.parquet").write_bytes(b"not parquet")
+    again = load_source(source, tmp_path, "data.sources[0]")
+    assert again.note == "full load of 2 rows"
+    pd.testing.assert_frame_equal(again.frame, first.frame)
 
 
 def test_the_password_is_never_shown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -44,8 +44,9 @@ class SqlSourceError(ValueError):
 class SqlCopy:
     frame: pd.DataFrame  # every row of the table, as the database types them
     copied: int  # rows read from the database by this load
-    how: str  # "full", "incremental" or why a full load replaced an incremental one
+    how: str  # "full" or "incremental"
     location: str  # the URL without its password, and the table or "query"
+    why: str = ""  # why a full load replaced an incremental one
 
 
 def database_url(source: Source, where: str) -> str:
@@ -134,13 +135,19 @@ def _cache_folder(cache_dir: Path, source: Source) -> Path:
 def _ordered(frame: pd.DataFrame, source: Source, where: str) -> pd.DataFrame:
     """Rows in a fixed order (by key, else by every column): SQL promises none, and the
     snapshot checksum must not change because the server moved an updated row."""
-    by = source.key or list(frame.columns)
     if source.key and frame.duplicated(source.key).any():
         example = frame.loc[frame.duplicated(source.key), source.key].iloc[0].tolist()
         raise SqlSourceError(f"{where}.key: {', '.join(source.key)} does not identify a row: "
                              f"{int(frame.duplicated(source.key).sum())} rows repeat a key "
                              f"(e.g. {example})")
-    return frame.sort_values(by, kind="mergesort", ignore_index=True) if by else frame
+    if frame.columns.empty:
+        return frame
+    try:
+        return frame.sort_values(source.key or list(frame.columns), kind="mergesort",
+                                 ignore_index=True)
+    except (TypeError, ValueError, NotImplementedError) as exc:  # e.g. a JSON column
+        raise SqlSourceError(f"{where}.key: the rows cannot be put in order by every column "
+                             f"({exc}); name the column(s) identifying a row in 'key'") from None
 
 
 def _merge(cached: pd.DataFrame, changed: pd.DataFrame, key: list[str]) -> pd.DataFrame | None:
@@ -164,7 +171,10 @@ def copy_table(source: Source, where: str, cache_dir: Path) -> SqlCopy:
     try:
         location = make_url(url).render_as_string(hide_password=True)
         engine = sa.create_engine(url)
-    except (ArgumentError, NoSuchModuleError, ModuleNotFoundError) as exc:
+    except ModuleNotFoundError as exc:
+        raise SqlSourceError(f"{_url_key(source, where)}: the database driver {exc.name} is "
+                             f"not installed (pip install {exc.name})") from None
+    except (ArgumentError, NoSuchModuleError) as exc:
         raise SqlSourceError(f"{_url_key(source, where)}: not a usable SQLAlchemy URL: {exc}"
                              ) from None
     location += f" {source.table}" if source.table else " (query)"
@@ -192,22 +202,26 @@ def _copy(conn: Connection, source: Source, where: str, folder: Path, signature:
     rows_file, state_file = folder / "rows.parquet", folder / "state.json"
     cached = None
     if source.updated_at and rows_file.exists() and state_file.exists():
-        state = json.loads(state_file.read_text(encoding="utf-8"))
-        if state.get("signature") == signature:
-            cached = pd.read_parquet(rows_file, dtype_backend="pyarrow")
-    frame, how = None, "full"
+        try:
+            state = json.loads(state_file.read_text(encoding="utf-8"))
+            if state.get("signature") == signature:
+                cached = pd.read_parquet(rows_file, dtype_backend="pyarrow")
+        except (OSError, ValueError):  # a damaged copy is only a lost shortcut: read in full
+            cached = None
+    frame, how, why = None, "full", ""
     if cached is not None:
         marks = cached[source.updated_at].dropna()
-        since = marks.max().to_pydatetime() if len(marks) else None
+        since = marks.max() if len(marks) else None  # a time, or text/number on some servers
+        since = since.to_pydatetime() if isinstance(since, pd.Timestamp) else since
         changed = _read(conn, source, since)
         frame = _merge(cached, changed, source.key)
         how, copied = "incremental", len(changed)
         # A deleted row leaves no updated_at behind; the merged copy then holds more rows than
         # the table (every merged key is in the cache or the table), so reload it in full.
         if frame is None:
-            how = "full (the columns or their types changed)"
+            how, why = "full", "the columns or their types changed"
         elif len(frame) != _count(conn, source):
-            frame, how = None, "full (rows were deleted in the source)"
+            frame, how, why = None, "full", "rows were deleted in the source"
     if frame is None:
         frame = _read(conn, source)
         copied = len(frame)
@@ -221,7 +235,7 @@ def _copy(conn: Connection, source: Source, where: str, folder: Path, signature:
         state_file.write_text(json.dumps({
             "signature": signature, "location": location, "rows": len(frame),
             "updated_at_mark": str(marks.max()) if len(marks) else None}), encoding="utf-8")
-    return SqlCopy(frame, copied, how, location)
+    return SqlCopy(frame, copied, how, location, why)
 
 
 def _as_text(column: pd.Series) -> pd.Series:
@@ -246,7 +260,7 @@ def load_sql(source: Source, where: str, cache_dir: Path
     rows = f"{copy.copied:,} row{'s' * (copy.copied != 1)}"
     note = (f"incremental load: {rows} changed since the last load ({source.updated_at}), "
             f"{len(copy.frame):,} in all" if copy.how == "incremental"
-            else f"{copy.how} load of {len(copy.frame):,} rows")
+            else f"full load of {len(copy.frame):,} rows" + (f" ({copy.why})" if copy.why else ""))
     if source.layout == "table":
         return (copy.frame, ValidationReport(source=source.name, rows=len(copy.frame)),
                 copy.location, note)
