@@ -322,3 +322,17 @@ def test_example_is_the_stop_search_example_read_from_a_table() -> None:
     assert read[0] == read[1]
     packaged = REPO / "src" / "rudikit" / "examples" / "stop_search_sql" / "rudi.yaml"
     assert packaged.read_text() == (SQL_EXAMPLE / "rudi.yaml").read_text()
+
+
+def test_load_sql_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RUDI_TEST_NOT_SET", raising=False)
+    unset = CliRunner().invoke(app, ["load-sql", str(tmp_path), "--table", "t",
+                                     "--url-env", "RUDI_TEST_NOT_SET"])
+    assert unset.exit_code == 2
+    assert squeezed("--url-env: the environment variable RUDI_TEST_NOT_SET is not set") in \
+        squeezed(unset.output)
+    monkeypatch.setenv("RUDI_TEST_SOURCE_URL", f"sqlite:///{tmp_path / 'db.sqlite'}")
+    empty = CliRunner().invoke(app, ["load-sql", str(tmp_path / "none"), "--table", "t",
+                                     "--url-env", "RUDI_TEST_SOURCE_URL"])
+    assert empty.exit_code == 2 and "does not exist" in empty.output
+    assert "Traceback" not in unset.output + empty.output
