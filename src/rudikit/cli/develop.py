@@ -114,8 +114,9 @@ def validate(project_dir: ProjectArg = Path("."), allow_synthetic: AllowSyntheti
     for source in loaded:
         report = source.report
         origin = "[yellow]SYNTHETIC[/]" if source.origin == "synthetic" else "real"
-        console.print(f"data.sources: [bold]{source.name}[/] ({origin}) {len(source.files)} "
-                      f"files, {len(source.frame):,} rows, {report.bad_rows} bad rows, "
+        files = f"{len(source.files)} files" if source.files else source.location
+        console.print(f"data.sources: [bold]{source.name}[/] ({origin}) {files}, "
+                      f"{len(source.frame):,} rows, {report.bad_rows} bad rows, "
                       f"{len(report.warnings)} warnings" + (f" - {source.note}" if source.note
                                                             else ""))
         for problem in report.problems[:20]:
@@ -192,9 +193,10 @@ def run_and_report(project_dir: Path, database_url: str | None, allow_synthetic:
             console.print(f"[yellow]Data: SYNTHETIC[/] for source {source.name!r}: {source.note}.")
         else:
             note = f" {source.note}." if source.note else ""
+            files = f"{len(source.files)} files, " if source.files else ""
             console.print(f"Data: [bold]real[/] {source.kind} {source.name!r} from "
-                          f"{source.location} ({len(source.files)} files, "
-                          f"{len(source.frame):,} rows, {source.report.bad_rows} bad rows).{note}")
+                          f"{source.location} ({files}{len(source.frame):,} rows, "
+                          f"{source.report.bad_rows} bad rows).{note}")
     console.print(result.summary if result.summary is not None else summary_table(result))
     if result.selected:
         console.print(f"[bold]Chosen:[/] model group {result.selected.model_group_id} "
