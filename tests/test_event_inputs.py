@@ -25,7 +25,6 @@ from typer.testing import CliRunner
 from rudikit.cli import app
 from rudikit.config import SourceExpectation, parse_project
 from rudikit.data.cpdb.files import FILES
-from rudikit.data.cpdb.tables import load_cpdb
 from rudikit.data.event_tables import load_event_tables
 from rudikit.monitoring import inputs
 from rudikit.monitoring.event_inputs import (
@@ -223,6 +222,9 @@ def test_an_unknown_table_in_monitoring_sources_is_an_error_naming_it(tmp_path: 
     with pytest.raises(EventInputError, match="'use_of_force': no date column 'trr_date'"):
         check_event_tables(tables, engine, as_of=_day("2012-01-01"), expectations={},
                            source="events")
+    with pytest.raises(EventInputError, match="'badges' is no event table"):
+        check_event_tables({"badges": tables["officers"]}, engine, as_of=_day("2012-01-01"),
+                           expectations={}, source="events")
 
 
 # --- the real CPDB files ---------------------------------------------------------------------
@@ -230,19 +232,30 @@ def test_an_unknown_table_in_monitoring_sources_is_an_error_naming_it(tmp_path: 
 
 @pytest.mark.slow
 def test_a_rewritten_2012_use_of_force_report_in_the_real_files_is_reported(
-        cpdb_loaded: Any, shared_data: Any, tmp_path: Path) -> None:
-    """One officer's injury re-coded on one 2012 report, in a copy of the CPDB files: a fresh
-    load of the copy differs from the original in that report's month of ``use_of_force``
-    alone (so loading is deterministic too), and that is the one alert."""
+        shared_data: Any, tmp_path: Path) -> None:
+    """One officer's injury re-coded on one 2012 report, in a copy of the CPDB files, read the
+    way `rudi monitor` reads them (linked, then cached per project): a cached reload of the
+    unchanged files has the same checksums, and a fresh load of the rewritten copy differs in
+    that report's month of ``use_of_force`` alone, which is the one alert."""
     folder = shared_data / "eis/chicago_cpdb"
+    copy = tmp_path / "chicago_cpdb"
+    shutil.copytree(folder, copy)
+    config = project_config(copy)
+    config["data"]["sources"][0] = {"name": "cpdb", "kind": "chicago_cpdb", "path": str(copy)}
+    project = parse_project(config)
     engine = open_store(f"sqlite:///{tmp_path / 'rudi.db'}")
     as_of = _day("2016-03-01")
-    first = check_event_tables(cpdb_loaded.tables(), engine, as_of=as_of, expectations={},
-                               source="cpdb")
+    tables = load_event_tables(project, tmp_path)[0]  # read and linked, then cached
+    first = check_project_tables(project, tables, engine, as_of)
     _stored(engine, as_of, *first)
-    assert [a for a in first[1] if a.kind == "integrity"] == []
+    assert first[1] == [], [a.message for a in first[1]]  # a quiet first pass on real data
+    cached = check_project_tables(project, load_event_tables(project, tmp_path)[0], engine,
+                                  as_of)
+    assert [c.periods for c in cached[0]] == [c.periods for c in first[0]]
+    assert cached[1] == [], [a.message for a in cached[1]]
+    _stored(engine, as_of, *cached)
     # a 2012 report filed by one officer, linked to the roster, with the injury recorded
-    uof = cpdb_loaded.use_of_force
+    uof = tables["use_of_force"]
     officers = pd.read_csv(folder / FILES["trr_officers"], dtype=str, na_filter=False)
     single = officers["trr_id"].value_counts().loc[lambda n: n == 1].index
     candidates = uof[(uof["trr_date"].dt.year == 2012) & uof["trr_id"].isin(single)
@@ -250,20 +263,17 @@ def test_a_rewritten_2012_use_of_force_report_in_the_real_files_is_reported(
     report = candidates.iloc[len(candidates) // 2]
     main = pd.read_csv(folder / FILES["trr_main"], dtype=str, usecols=["trr_id", "trr_date"])
     month = main.loc[main["trr_id"] == report["trr_id"], "trr_date"].iloc[0][:7]  # the oracle
-    copy = tmp_path / "cpdb"
-    shutil.copytree(folder, copy)
     target = copy / FILES["trr_officers"]
     target.chmod(0o644)
     at = officers.index[officers["trr_id"] == report["trr_id"]][0]
     officers.loc[at, "injured"] = "No" if officers.loc[at, "injured"].upper() == "YES" else "Yes"
     with gzip.open(target, "wt", encoding="utf-8", newline="") as handle:
         officers.to_csv(handle, index=False)
-    rewritten = load_cpdb(copy)
-    after = rewritten.use_of_force.set_index("trr_id").loc[report["trr_id"]]
+    rewritten = load_event_tables(project, tmp_path)[0]  # a new key: read and linked again
+    after = rewritten["use_of_force"].set_index("trr_id").loc[report["trr_id"]]
     assert bool(after["officer_injured"]) is not bool(report["officer_injured"])
     assert int(after["officer_uid"]) == int(report["officer_uid"])
-    checks, alerts = check_event_tables(rewritten.tables(), engine, as_of=as_of,
-                                        expectations={}, source="cpdb")
+    checks, alerts = check_project_tables(project, rewritten, engine, as_of)
     assert [(a.kind, a.subject, a.window) for a in alerts] == [
         ("integrity", "cpdb.use_of_force", month)], [a.message for a in alerts]
     assert month.startswith("2012-") and "cpdb.use_of_force" in alerts[0].message

@@ -62,10 +62,13 @@ def check_event_tables(tables: Mapping[str, pd.DataFrame], engine: Engine, *,
     cut = pd.Timestamp(as_of).tz_convert("UTC")
     with engine.connect() as conn:
         for table, frame in tables.items():
-            column = DATE_COLUMNS.get(table)
-            if column is None or column not in frame.columns:
-                raise EventInputError(f"event table {table!r}: no date column "
-                                      f"{column or '(unknown table)'!r} to check it by")
+            if table not in DATE_COLUMNS:
+                raise EventInputError(f"{table!r} is no event table (tables: "
+                                      f"{', '.join(EVENT_TABLES)})")
+            column = DATE_COLUMNS[table]
+            if column not in frame.columns:
+                raise EventInputError(f"event table {table!r}: no date column {column!r} to "
+                                      "check it by")
             expect = expectations.get(table, SourceExpectation())
             when = pd.to_datetime(frame[column], utc=True)
             known = frame[(when <= cut).to_numpy() | when.isna().to_numpy()]
