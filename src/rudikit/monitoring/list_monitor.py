@@ -176,7 +176,8 @@ def precision(labels: pd.Series) -> tuple[float, int, int]:
 
 def precision_drop(row: dict[str, Any], promised: Promise, alpha: float) -> Alert | None:
     """The alert of a matured list whose precision without intervened officers is
-    significantly below the lowest test-date precision (one-sided exact binomial test)."""
+    significantly below the lowest test-date precision (one-sided exact binomial test); the
+    test's p-value goes into ``row``."""
     n, hits, low = row["untreated_labelled"], row["untreated_positives"], promised.low
     if not n or low <= 0:
         return None
