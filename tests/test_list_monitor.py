@@ -212,6 +212,8 @@ def test_precision_without_intervened_officers_matches_a_hand_count(project) -> 
     assert row["intervened"] == 3
     assert row["precision"] == pytest.approx(len(hit) / len(officers))
     assert row["precision_untreated"] == pytest.approx((len(hit) - 2) / (len(officers) - 3))
+    # nobody was in a cool-off when these lists were scored: the model's top k is the list
+    assert row["model_precision_untreated"] == row["precision_untreated"]
     # the list before: the same reviews fall in its window too, for those it listed
     earlier = listed(engine, config.name)[pd.Timestamp("2012-05-01")]
     other = result.lists.set_index("date").loc["2012-05-01"]

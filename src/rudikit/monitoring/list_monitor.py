@@ -9,15 +9,17 @@ after the cool-off):
   the label timespan after D). A list matures at D + label timespan; before that the share of
   the window seen so far and the partial precision are stored. The promise is what the
   deployed model group achieved on its test as-of dates (stored ``precision_at_k`` evaluations:
-  mean, spread, lowest). **Alert rule:** a matured list whose precision without intervened
-  officers is below the lowest test-date precision by a one-sided exact binomial test
-  (:func:`scipy.stats.binomtest`, ``monitoring.precision_alpha``). The lowest test date, not
-  the mean, is the null: the test years' spread is part of what the model promised, and the
-  binomial test adds the noise of a list of only ``k`` officers;
-* **interventions**: listed officers reviewed in the label window with a decision other than
-  ``no_action`` are counted apart; an effective intervention prevents the adverse event and so
-  lowers the measured precision (seed 001), so precision is given with and without them and
-  the alert reads the one without;
+  mean, spread, lowest). **Alert rule:** a matured list whose model top k without
+  intervened officers has a precision below the lowest test-date precision by a one-sided
+  exact binomial test (:func:`scipy.stats.binomtest`, ``monitoring.precision_alpha``). The
+  lowest test date, not the mean, is the null: the test years' spread is part of what the
+  model promised, and the binomial test adds the noise of a list of only ``k`` officers;
+* **interventions**: officers reviewed with a decision other than ``no_action`` in the
+  cool-off before D or in the label window are counted apart; an effective intervention
+  prevents the adverse event and so lowers the measured precision (seed 001), so precision is
+  given with and without them. The alert reads the model's own top k (by score, as on the test
+  dates) without them: the list supervisors see skips officers in their cool-off and so
+  reaches further down the ranking than any test list did;
 * **list stability** against the list before it (:mod:`rudikit.monitoring.churn`, both sides);
   a list whose every score equals the previous list's is an input alarm;
 * **fairness** by officer group with the project's requirements (the development audit of
@@ -175,9 +177,11 @@ def precision(labels: pd.Series) -> tuple[float, int, int]:
 
 
 def precision_drop(row: dict[str, Any], promised: Promise, alpha: float) -> Alert | None:
-    """The alert of a matured list whose precision without intervened officers is
-    significantly below the lowest test-date precision (one-sided exact binomial test); the
-    test's p-value goes into ``row``."""
+    """The alert of a matured list whose model top k (by score, cool-off or not, as the test
+    dates were measured) without intervened officers has a precision significantly below the
+    lowest test-date precision (one-sided exact binomial test); the p-value goes into ``row``.
+    The list supervisors see leaves out officers in their cool-off, so it reaches further
+    down the ranking than the test lists did: its precision is reported, not tested."""
     n, hits, low = row["untreated_labelled"], row["untreated_positives"], promised.low
     if not n or low <= 0:
         return None
@@ -186,10 +190,10 @@ def precision_drop(row: dict[str, Any], promised: Promise, alpha: float) -> Aler
     if p_value >= alpha:
         return None
     return Alert("performance", f"top-{row['k']} list", "precision_at_k", hits / n, low,
-                 "critical", row["date"], f"the list of {row['date']}: {hits} of {n} listed "
-                 f"officers had the outcome ({hits / n:.0%}), below every test date of model "
-                 f"group {promised.model_group_id} (lowest {low:.0%}, mean {promised.mean:.0%}; "
-                 f"binomial p = {p_value:.2g})")
+                 "critical", row["date"], f"the list of {row['date']}: {hits} of the model's "
+                 f"top {n} officers (interventions left out) had the outcome ({hits / n:.0%}), "
+                 f"below every test date of model group {promised.model_group_id} (lowest "
+                 f"{low:.0%}, mean {promised.mean:.0%}; binomial p = {p_value:.2g})")
 
 
 # --- Fairness of one list ---------------------------------------------------------------------
@@ -333,13 +337,18 @@ def _one_list(part: pd.DataFrame, reviews: pd.DataFrame, header: Any, months: in
     those of its listed officers from its date to the next list's."""
     when, k = header.date, int(header.k)
     listed = part[part["rank"].notna() & (part["rank"] <= k)]
+    top = part[part["rank_all"] <= k]  # the model's own top k, cool-off or not
     matures = when + pd.DateOffset(months=months)
     seen = known_until + pd.Timedelta(days=1)
     share = float(np.clip((seen - when).days / max((matures - when).days, 1), 0, 1))
-    treated = intervened(reviews, set(listed["entity_id"]), when, matures)
+    # an intervention given within the cool-off before the list still acts in its window
+    treated = intervened(reviews, set(listed["entity_id"]) | set(top["entity_id"]),
+                         when - pd.Timedelta(days=int(header.cool_off_days)), matures)
     p_all, labelled, positives = precision(listed["label"])
-    p_untreated, n_untreated, hits = precision(
-        listed.loc[~listed["entity_id"].isin(treated), "label"])
+    p_untreated, _, _ = precision(listed.loc[~listed["entity_id"].isin(treated), "label"])
+    p_model, _, _ = precision(top["label"])
+    p_model_untreated, n_untreated, hits = precision(
+        top.loc[~top["entity_id"].isin(treated), "label"])
     own = reviews[(reviews["review_date"] >= when)
                   & reviews["entity_id"].isin(set(listed["entity_id"]))]
     if following is not None:
@@ -349,7 +358,9 @@ def _one_list(part: pd.DataFrame, reviews: pd.DataFrame, header: Any, months: in
             "k": k, "model_group_id": int(header.model_group_id), "listed": len(listed),
             "matured": matures <= seen, "matures": matures, "matured_share": share,
             "precision": p_all, "labelled": labelled, "positives": positives,
-            "intervened": len(treated), "precision_untreated": p_untreated,
+            "intervened": int(listed["entity_id"].isin(treated).sum()),
+            "precision_untreated": p_untreated, "model_precision": p_model,
+            "model_precision_untreated": p_model_untreated,
             "untreated_labelled": n_untreated, "untreated_positives": hits,
             "p_value": float("nan"), "agreement_rate": agreed["rate"],
             "reviews": agreed["reviews"]}, own
@@ -362,8 +373,9 @@ def _list_rows(row: dict[str, Any], agreed: dict[str, Any]) -> list[dict[str, An
                                         "matures": f"{row['matures']:%Y-%m-%d}",
                                         "model_group_id": row["model_group_id"]})]
     out += [_metric("list_precision", subject, day, name, row[name]) for name in (
-        "precision_untreated", "matured_share", "listed", "labelled", "positives",
-        "intervened", "untreated_labelled", "untreated_positives", "p_value")]
+        "precision_untreated", "model_precision", "model_precision_untreated",
+        "matured_share", "listed", "labelled", "positives", "intervened", "untreated_labelled",
+        "untreated_positives", "p_value")]
     out += [_metric("agreement", "reviews", day, name, agreed[name])
             for name in ("rate", "agree", "disagree", "unsure", "reviews")]
     return out

@@ -57,7 +57,8 @@ def promises(metrics: pd.DataFrame) -> list[dict[str, Any]]:
 def precision_figure(rows: list[dict[str, Any]], promised: list[dict[str, Any]],
                      page: PlotlyPage) -> Any:
     """Realised precision@k per list (open markers: window still open, partial) with and
-    without intervened officers, over the band of what the test dates achieved."""
+    without intervened officers, and of the model's own top k (cool-off or not) without them,
+    over the band of what the test dates achieved."""
     frame = pd.DataFrame(rows)
     fig = go.Figure()
     for p in promised[:1]:
@@ -74,6 +75,10 @@ def precision_figure(rows: list[dict[str, Any]], promised: list[dict[str, Any]],
     fig.add_trace(go.Scatter(x=frame["segment"], y=frame["precision_untreated"],
                              mode="lines+markers", name="without intervened officers",
                              line={"dash": "dot"}, marker={"symbol": symbols, "size": 7}))
+    fig.add_trace(go.Scatter(x=frame["segment"], y=frame["model_precision_untreated"],
+                             mode="lines+markers", name="model's top k, without intervened "
+                             "officers (tested)", line={"dash": "dash"},
+                             marker={"symbol": symbols, "size": 7}))
     fig.update_layout(title="Realised precision@k of each production list (open marker: "
                             "label window still open)", yaxis_tickformat=".0%",
                       yaxis_range=[-0.05, 1.05], xaxis_type="category", height=380)
