@@ -162,7 +162,7 @@ def test_precision_alert_fires_on_shuffled_labels_and_not_on_the_real_ones(proje
     from scipy.stats import binomtest
 
     for row in fake.lists.itertuples():
-        p = binomtest(int(row.untreated_positives), int(row.untreated_labelled), promise.low,
+        p = binomtest(int(row.model_positives), int(row.model_labelled), promise.low,
                       alternative="less").pvalue
         assert (row.date in {a.window for a in drops}) == (p < config.monitoring.precision_alpha)
 

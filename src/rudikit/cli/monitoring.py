@@ -188,8 +188,8 @@ def _monitor_lists(project: TemporalProject, project_dir: Path, engine: Engine,
 
 def list_table(result) -> Table:  # type: ignore[no-untyped-def]
     """Per production list: how much of its label window has passed, the realised precision
-    of the list as seen and of the model's top k without intervened officers (what the alert
-    tests), the test promise, churn and reviewers' agreement."""
+    of the list as seen and of the model's top k, cool-off included (what the alert tests),
+    the test promise, churn and reviewers' agreement."""
     pairs = {} if result.stability is None else dict(zip(
         result.stability["as_of_date"], result.stability["jaccard"], strict=True))
     table = Table(title="Production lists")
@@ -199,7 +199,7 @@ def list_table(result) -> Table:  # type: ignore[no-untyped-def]
         promised = result.promises.get(row.model_group_id)
         table.add_row(
             row.date, f"{row.matured_share:.0%}", _share(row.precision),
-            _share(row.model_precision_untreated),
+            _share(row.model_precision),
             "" if promised is None else f"{promised.mean:.0%} (≥{promised.low:.0%})",
             "" if row.as_of_date not in pairs else f"{pairs[row.as_of_date]:.2f}",
             _share(row.agreement_rate))

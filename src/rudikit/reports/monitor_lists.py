@@ -11,6 +11,9 @@ import plotly.graph_objects as go
 
 from rudikit.reports.page import PlotlyPage
 
+FIGURES = ("precision", "precision_untreated", "model_precision", "model_precision_untreated",
+           "matured_share", "listed", "labelled", "positives", "intervened", "p_value")
+
 
 def _wide(metrics: pd.DataFrame, section: str) -> pd.DataFrame:
     part = metrics[metrics["section"] == section]
@@ -29,6 +32,8 @@ def list_rows(metrics: pd.DataFrame) -> list[dict[str, Any]]:
     details = dict(zip(part["segment"], part["details"], strict=True))
     agreement = _wide(metrics, "agreement")
     agreement = agreement.set_index("segment") if not agreement.empty else agreement
+    # a pass stored by an older rudikit may lack a figure: shown as n/a
+    wide = wide.reindex(columns=[*wide.columns, *(c for c in FIGURES if c not in wide)])
     out = []
     for row in wide.sort_values("segment").to_dict("records"):
         detail = details.get(row["segment"]) or {}
@@ -57,8 +62,8 @@ def promises(metrics: pd.DataFrame) -> list[dict[str, Any]]:
 def precision_figure(rows: list[dict[str, Any]], promised: list[dict[str, Any]],
                      page: PlotlyPage) -> Any:
     """Realised precision@k per list (open markers: window still open, partial) with and
-    without intervened officers, and of the model's own top k (cool-off or not) without them,
-    over the band of what the test dates achieved."""
+    without intervened officers, and of the model's own top k (cool-off or not; what the alert
+    tests), over the band of what the test dates achieved."""
     frame = pd.DataFrame(rows)
     fig = go.Figure()
     for p in promised[:1]:
@@ -75,9 +80,9 @@ def precision_figure(rows: list[dict[str, Any]], promised: list[dict[str, Any]],
     fig.add_trace(go.Scatter(x=frame["segment"], y=frame["precision_untreated"],
                              mode="lines+markers", name="without intervened officers",
                              line={"dash": "dot"}, marker={"symbol": symbols, "size": 7}))
-    fig.add_trace(go.Scatter(x=frame["segment"], y=frame["model_precision_untreated"],
-                             mode="lines+markers", name="model's top k, without intervened "
-                             "officers (tested)", line={"dash": "dash"},
+    fig.add_trace(go.Scatter(x=frame["segment"], y=frame["model_precision"],
+                             mode="lines+markers", name="the model's top k, cool-off included "
+                             "(tested)", line={"dash": "dash"},
                              marker={"symbol": symbols, "size": 7}))
     fig.update_layout(title="Realised precision@k of each production list (open marker: "
                             "label window still open)", yaxis_tickformat=".0%",
