@@ -220,6 +220,34 @@ def test_precision_without_intervened_officers_matches_a_hand_count(project) -> 
     assert other["intervened"] == len({hit[0], hit[1], miss[0]} & set(earlier))
 
 
+def test_the_alert_tests_the_models_top_k_while_the_cool_off_list_is_reported(project) -> None:
+    config, folder, engine = project
+    tables, _ = load_event_tables(config, folder)
+    december = listed(engine, config.name)[LISTS[-1]]
+    for entity in december[:3]:  # supported after the December list: in their cool-off next
+        list_tables.record_review(engine, entity, LISTS[-1], reviewer="sgt",
+                                  outcome="training", agreement="agree")
+    january = pd.Timestamp("2013-01-01")
+    score_lists(config, folder, engine, by="test", as_of=january.to_pydatetime())
+    result = monitor(config, folder, engine, "2013-12-31")
+    row = result.lists.set_index("date").loc["2013-01-01"]
+    headers = lists_q.production_list_headers(engine, config.name)
+    everyone = lists_q.production_list_entries(engine, [int(headers["id"].iloc[-1])])
+    everyone["entity_id"] = everyone["entity_id"].astype(str)
+    top = everyone[everyone["rank_all"] <= K]
+    seen = everyone[everyone["rank"].notna() & (everyone["rank"] <= K)]
+    assert set(december[:3]) <= set(top["entity_id"]) - set(seen["entity_id"])
+    # the label window is still open: outcomes up to the newest complaint, counted by hand
+    positives = hand_labels(tables, january, pd.Timestamp("2013-12-30"))
+    assert not row["matured"]
+    assert row["model_precision"] == pytest.approx(top["entity_id"].isin(positives).mean())
+    assert row["precision"] == pytest.approx(seen["entity_id"].isin(positives).mean())
+    assert row["model_intervened"] == 3 and row["intervened"] == 0
+    kept = top[~top["entity_id"].isin(december[:3])]
+    assert row["model_precision_untreated"] == pytest.approx(
+        kept["entity_id"].isin(positives).mean())
+
+
 # --- List stability --------------------------------------------------------------------------
 
 
