@@ -284,7 +284,7 @@ def _judge(project: TemporalProject, engine: Engine, tables: dict[str, pd.DataFr
         result.notes.append(f"{spec.table}: the newest record is {known_until:%Y-%m-%d}; labels "
                             "are judged up to then")
     dates = list(headers["date"])
-    entries = lists_q.production_list_entries(engine, headers["id"].tolist())
+    entries = lists_q.production_list_scores(engine, headers["id"].tolist())
     entries["entity_id"] = entries["entity_id"].astype(str)
     labels = realised_labels(project, tables, dates, months, known_until)
     labels["entity_id"] = labels["entity_id"].astype(str)

@@ -103,6 +103,14 @@ def production_list_entries(bind: Bind, list_ids: list[int], *, listed_only: boo
     return frame(bind, query.order_by(LE.c.list_id, LE.c.rank_all), keep_columns=True)
 
 
+def production_list_scores(bind: Bind, list_ids: list[int]) -> pd.DataFrame:
+    """list_id, entity_id, score, rank_all and rank of the lists' officers (without their
+    reasons, whose JSON is most of the cost of reading many lists)."""
+    return frame(bind, select(LE.c.list_id, LE.c.entity_id, LE.c.score, LE.c.rank_all,
+                              LE.c.rank).where(LE.c.list_id.in_(list_ids))
+                 .order_by(LE.c.list_id, LE.c.rank_all), keep_columns=True)
+
+
 def production_rank_changes(bind: Bind, list_id: int) -> pd.DataFrame:
     """The rank changes stored with one production list."""
     return frame(bind, select(rank_changes).where(rank_changes.c.list_id == list_id)
