@@ -163,7 +163,8 @@ def label_spec(experiment: TemporalExperiment) -> LabelSpec:
 class PreparedData:
     """Features for every as-of date an experiment needs, labels per label timespan, splits.
     ``feature_config`` is what the models learn from; ``available`` is every prepared feature
-    (what a baseline may rank by)."""
+    (what a baseline may rank by); ``table_columns`` names the features each source table
+    gives (to refit a model without one)."""
 
     experiment: TemporalExperiment
     splits: list[Split]
@@ -172,6 +173,7 @@ class PreparedData:
     labels: dict[str, pd.DataFrame]  # label timespan -> officer_uid, as_of_date, label
     available: Features
     seconds: dict[str, float] = field(default_factory=dict)
+    table_columns: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def label_name(self) -> str:
@@ -239,7 +241,8 @@ def prepare(experiment: TemporalExperiment, tables: Mapping[str, pd.DataFrame], 
     columns = features.feature_columns
     everything = experiment.model_copy(update={"exclude_features": [], "exclude_patterns": []})
     return PreparedData(experiment, splits, features.frame, feature_config(columns, experiment),
-                        labels, feature_config(columns, everything), seconds)
+                        labels, feature_config(columns, everything), seconds,
+                        features.table_columns())
 
 
 @dataclass
