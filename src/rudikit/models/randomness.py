@@ -80,7 +80,9 @@ def _forest(params: Mapping[str, Any], extra_trees: bool) -> list[str]:
     features = params.get("max_features")
     if features is not None and not (isinstance(features, float) and features >= 1.0):
         out.append(f"random features considered at each split (max_features={features})")
-    return out
+    # scikit-learn shuffles the features at every split, so equally good splits (common in
+    # small nodes) are chosen at random even with every row and every feature
+    return out or ["ties between equally good splits are broken at random"]
 
 
 def randomness_sources(model: Any) -> list[str]:
