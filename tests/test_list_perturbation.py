@@ -5,6 +5,7 @@ fits with different seeds), bootstrap resamples of officers, refits without one 
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from typing import Any
 
@@ -12,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from sklearn.exceptions import ConvergenceWarning
 
 from rudikit.config import FEATURE_TABLES, Features, ProjectError, parse_project
 from rudikit.evaluation.stability import against_reference
@@ -25,6 +27,7 @@ from rudikit.models.temporal import (
     prepare,
     split_matrices,
 )
+from rudikit.reports.list_perturbation import perturbations, randomness
 from rudikit.run.lists import ListStability
 from tests.test_eis import project_config
 from tests.test_temporal import experiment, synthetic_tables
@@ -59,7 +62,8 @@ def test_randomness_sources_are_what_two_seeds_change(algorithm: str, params: di
     scores = []
     for seed in (0, 1):
         pipeline, _ = build_temporal_pipeline(point, features, seed)
-        with np.errstate(all="ignore"), pytest.warns() if "saga" in str(params) else _none():
+        with warnings.catch_warnings():  # saga stopped after 5 passes: not converged
+            warnings.simplefilter("ignore", ConvergenceWarning)
             pipeline.fit(X, y)
         scores.append(pipeline.predict_proba(X_new)[:, 1])
     # the oracle: two seeds on the same data give different scores exactly when it is random
@@ -67,14 +71,6 @@ def test_randomness_sources_are_what_two_seeds_change(algorithm: str, params: di
     sources = randomness_sources(build_temporal_pipeline(point, features, 0)[0])
     assert bool(sources) == random
     assert randomness_sources(pipeline) == sources  # fitted or not, the same answer
-
-
-class _none:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *args: object) -> None:
-        return None
 
 
 def test_resample_entities_draws_officers_with_all_their_rows() -> None:
@@ -239,3 +235,32 @@ def test_without_table_keeps_the_other_kinds() -> None:
                         boolean=["flag"])
     left = without_table(features, ["unit", "unit_days"])
     assert (left.categorical, left.numeric, left.boolean) == (["rank"], ["x"], ["flag"])
+
+
+def test_report_reads_randomness_and_perturbations_from_the_stored_rows() -> None:
+    when = pd.Timestamp("2016-01-01")
+
+    def row(kind: str, parameter: str, metric: str, value: float | None,
+            details: dict[str, Any]) -> dict[str, Any]:
+        return {"kind": kind, "parameter": parameter, "metric": metric, "value": value,
+                "details": details, "as_of_date": when}
+
+    boot = {"officers": 10, "distinct_officers": 6, "reference_precision_at_k": 0.4, "note": ""}
+    rows = [row("seeds", "0/1", "jaccard", 0.8, {"randomness": ["bagging"]}),
+            *(row("bootstrap", f"resample={b}", m, v, boot)
+              for b, values in ((1, (0.5, 0.9, 0.3)), (2, (0.7, 0.8, 0.5)))
+              for m, v in zip(("jaccard", "spearman", "precision_at_k"), values, strict=True)),
+            *(row("drop_source", "source=rank_history", m, None,
+                  {"note": "the model reads no feature of rank_history",
+                   "reference_precision_at_k": 0.4}) for m in ("jaccard", "spearman"))]
+    stability = pd.DataFrame(rows)
+    assert randomness(stability) == ["bagging"]
+    assert randomness(stability[stability["kind"] != "seeds"]) is None  # not recorded
+    found = perturbations(stability)
+    assert found is not None and found["reference"] == 0.4
+    assert found["bootstrap_mean"] == pytest.approx({"jaccard": 0.6, "spearman": 0.85,
+                                                     "precision": 0.4})
+    assert [r["label"] for r in found["rows"]] == ["resample 1", "resample 2",
+                                                   "without rank_history"]
+    assert found["rows"][2]["jaccard"] is None and "reads no feature" in found["rows"][2]["note"]
+    assert perturbations(stability[stability["kind"] == "seeds"]) is None
