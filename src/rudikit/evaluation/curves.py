@@ -4,7 +4,7 @@ score (millions at scale), but a chart a few hundred pixels wide needs a few hun
 :func:`simplify` keeps the points that carry the shape (the Ramer-Douglas-Peucker rule) and
 drops the ones lying within ``tolerance`` of the line through their neighbours that are kept.
 Coordinates are first scaled to their range, so the tolerance is a share of the chart's width
-and height (2e-3: under a pixel on the reports' charts, some 350 pixels high and 1,000 wide).
+and height (2e-3: about a pixel on the reports' charts, some 350 pixels high and 1,000 wide).
 The chords of a bulging curve all fall on one side of it, so the area under a thinned curve is
 short of the full one's by up to about the tolerance times the curve's length: ROC curves,
 whose area is the headline metric a reader checks against the chart, are thinned to 1e-3 (the
@@ -22,7 +22,7 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 MAX_POINTS = 1000
 #: Largest distance of a dropped point from the drawn line, as a share of each axis' range.
 TOLERANCE = 2e-3
-ROC_TOLERANCE = 1e-3
+ROC_TOLERANCE = 1e-3  # see the module docstring
 
 
 def simplify(points: np.ndarray, tolerance: float = TOLERANCE,
