@@ -46,6 +46,7 @@ class Deployment:
     deployed_by: str
     reason: str
     previous_id: int | None
+    waiver: dict[str, Any] | None = None  # set when the deploy gate was overridden
 
 
 def _load_pipeline(model: Any) -> Pipeline:
@@ -99,10 +100,16 @@ def _load_served(conn: Connection, model: Any) -> tuple[Pipeline, GroupThreshold
 
 
 def deploy(engine: Engine, model_group_id: int, *, reason: str, by: str,
-           threshold: float = 0.5, model_id: int | None = None) -> Deployment:
+           threshold: float = 0.5, model_id: int | None = None,
+           waiver: dict[str, Any] | None = None,
+           requirements: dict[str, str] | None = None) -> Deployment:
     """Make a model of ``model_group_id`` live: ``model_id``, else the group's most recent
     model chosen by a run's selection (the fit whose test figures were judged), else its most
-    recent fit. Never silently another split's refit of the same group."""
+    recent fit. Never silently another split's refit of the same group.
+
+    ``rudi deploy`` comes through :func:`rudikit.service.gate.gated_deploy`, which passes the
+    ``waiver`` of a gate it was told to override and the ``requirements`` verdicts it read;
+    both are stored with the deployment (the waiver) and in the audit log."""
     if not reason.strip():
         raise ServiceError("say why this model is deployed: --reason \"...\" (it goes to the "
                            "audit log)")
@@ -132,19 +139,21 @@ def deploy(engine: Engine, model_group_id: int, *, reason: str, by: str,
                              .values(live=False, retired_at=stamp, retired_by=by))
             deployment_id = conn.execute(insert(deployed_models).values(
                 model_group_id=model_group_id, model_id=model["id"], threshold=threshold,
-                deployed_by=by, reason=reason, deployed_at=stamp, live=True,
+                deployed_by=by, reason=reason, deployed_at=stamp, live=True, waiver=waiver,
             ).returning(deployed_models.c.id)).scalar_one()
             audit.record(conn, by, "deploy", f"deployment {deployment_id}", {
                 "deployment_id": deployment_id, "model_group_id": model_group_id,
                 "model_id": model["id"], "algorithm": group["algorithm"],
                 "artefact_hash": model["artefact_hash"], "threshold": threshold,
                 "reason": reason,
-                "retired_deployment_id": previous["id"] if previous is not None else None})
+                "retired_deployment_id": previous["id"] if previous is not None else None,
+                **({"requirements": requirements} if requirements is not None else {}),
+                **({"waiver": waiver} if waiver is not None else {})})
     except IntegrityError:
         raise ServiceError("another deployment was made at the same moment; check "
                            "`rudi deployments` and run the command again") from None
     return Deployment(deployment_id, model_group_id, model["id"], group["algorithm"], threshold,
-                      by, reason, previous["id"] if previous is not None else None)
+                      by, reason, previous["id"] if previous is not None else None, waiver)
 
 
 def history(engine: Engine) -> list[dict[str, Any]]:
