@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from rudikit.reports.cards import AnyProject
+    from rudikit.service.deploy import Deployment
     from rudikit.service.gate import GateReport
     from rudikit.store.queries.fairness import RequirementStatus
 
@@ -277,6 +278,39 @@ def deploy_command(
         console.print("The gate passed: nothing needed waiving, so no waiver is recorded.")
     if done.previous_id is not None:
         console.print(f"Deployment {done.previous_id} is retired (kept in the history).")
+
+
+DEMO_WAIVER = ("rudi demo: a production rehearsal on replayed data, so that monitoring and "
+               "retraining can be shown; no decision is made with this model")
+
+
+def demo_deploy(engine: Engine, project: AnyProject, model_group_id: int, model_id: int,
+                by: str) -> Deployment:
+    """`rudi deploy` as the demo runs it: through the gate at the operating point; when the
+    gate refuses, the refusal is shown and the model is deployed with a recorded waiver, the
+    two paths a team has."""
+    from rudikit.service.gate import check, gated_deploy
+
+    report = check(engine, model_group_id, model_id, project)
+    reason = (f"rudi demo: the model the run chose, at threshold {report.operating_threshold:g} "
+              f"(the fairness operating point, {report.operating_source})")
+    command = f"rudi deploy {model_group_id} --reason \"{reason}\""
+    if report.passed:
+        console.print(f"\n[bold]Deploy gate[/]: model group {model_group_id} passes: no "
+                      "fairness requirement is not met, the model card's rationale is "
+                      "answered and every source has a data card.", highlight=False)
+    else:
+        console.print(f"\n[bold]Deploy gate[/]: `{escape(command)}` is refused "
+                      "(exit 1, nothing stored):", highlight=False)
+        for item in report.failing:
+            console.print(f"  [red]-[/] {escape(str(item))}", highlight=False)
+        console.print(f"The demo deploys it anyway with a waiver, recorded with its author in "
+                      f"the audit log, the model card and the dashboard:\n  `{escape(command)} "
+                      f"--waive \"{DEMO_WAIVER}\"`", highlight=False)
+    print_requirements(f"Fairness requirements of model {report.model_id}", report.requirements)
+    done, _ = gated_deploy(engine, model_group_id, reason=reason, by=by, model_id=model_id,
+                           project=project, waive=None if report.passed else DEMO_WAIVER)
+    return done
 
 
 def deployments(project_dir: ProjectArg = Path("."), database_url: DatabaseOpt = None,

@@ -129,14 +129,17 @@ def _card_items(engine: Engine, model_group_id: int, run_id: int,
 
 
 def _data_items(engine: Engine, run_id: int, config: dict[str, Any]) -> list[GateItem]:
+    """A data card is built from a run's snapshot of a source (``rudi card data <id>``); a
+    source of event tables has one snapshot per table (``events.officers``, ...)."""
     snapped = set(snapshots_q.snapshots_of_run(engine, run_id).get("source", []))
-    sources = [s.get("name") for s in (config.get("data") or {}).get("sources") or []]
+    sources = [str(s.get("name")) for s in (config.get("data") or {}).get("sources") or []]
     if not sources:
         return [] if snapped else [GateItem("data card", f"run {run_id}", "the run recorded "
                                             "no data snapshot, so no data card exists")]
-    return [GateItem("data card", str(name), f"run {run_id} recorded no snapshot of this "
-                     "source, so no data card describes it")
-            for name in sources if name not in snapped]
+    return [GateItem("data card", name, f"run {run_id} recorded no snapshot of this source, "
+                     "so no data card describes it")
+            for name in sources
+            if not any(s == name or s.startswith(f"{name}.") for s in snapped)]
 
 
 def check(engine: Engine, model_group_id: int, model_id: int | None = None,
