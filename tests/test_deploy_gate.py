@@ -145,6 +145,12 @@ def test_a_failing_group_is_refused_naming_the_failed_items_and_nothing_is_store
     # a waiver needs its reason
     r = runner.invoke(cli, ["deploy", str(group), str(folder), "--reason", "x", "--waive", " "])
     assert r.exit_code == 2 and "--waive needs a reason" in r.output
+    # bad input is refused as such, before the gate
+    r = runner.invoke(cli, ["deploy", str(group), str(folder), "--reason", "x", "--threshold",
+                            "1.5", "--waive", WAIVER])
+    assert r.exit_code == 2 and "--threshold must be between 0 and 1, got 1.5" in r.output
+    r = runner.invoke(cli, ["deploy", "999", str(folder), "--reason", "x"])
+    assert r.exit_code == 2 and "no model group 999" in r.output
     assert _stored(folder) == (0, 0)
 
 

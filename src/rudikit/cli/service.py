@@ -7,6 +7,7 @@ once and never stored.
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import tempfile
@@ -185,7 +186,7 @@ def _current_project(folder: Path) -> AnyProject | None:
 
 
 def _fmt(value: float) -> str:
-    return "n/a" if value != value else f"{value:.3f}"  # NaN: no denominator
+    return "n/a" if math.isnan(value) else f"{value:.3f}"  # NaN: no denominator
 
 
 def threshold_note(engine: Engine, report: GateReport, threshold: float) -> str:

@@ -26,7 +26,7 @@ from sklearn.metrics import precision_score, recall_score
 
 from rudikit.reports.cards import CardError
 from rudikit.reports.model_card import build_model_card
-from rudikit.service.deploy import Deployment, deploy
+from rudikit.service.deploy import Deployment, check_request, deploy, model_to_deploy
 from rudikit.service.errors import ServiceError
 from rudikit.store.queries import fairness as fairness_q
 from rudikit.store.queries import predictions as predictions_q
@@ -148,14 +148,7 @@ def check(engine: Engine, model_group_id: int, model_id: int | None = None,
     (``model_id``, else the group's selected, else its newest fit). ``project`` gives the
     current rationale answers."""
     with engine.connect() as conn:
-        if runs_q.model_group(conn, model_group_id) is None:
-            raise ServiceError(f"no model group {model_group_id} in the store (the summary of "
-                               "`rudi run` lists the groups)")
-        model = runs_q.deployable_model(conn, model_group_id, model_id)
-        if model is None:
-            raise ServiceError(f"model {model_id} does not belong to model group "
-                               f"{model_group_id}" if model_id is not None else
-                               f"model group {model_group_id} has no fitted model")
+        _, model = model_to_deploy(conn, model_group_id, model_id)
         run_id = int(model["run_id"])
         config = runs_q.run_config(conn, run_id) or {}
         statuses = fairness_q.model_requirement_statuses(conn, int(model["id"]))
@@ -176,12 +169,10 @@ def gated_deploy(engine: Engine, model_group_id: int, *, reason: str, by: str,
     """Deploy through the gate: refuse (:class:`GateRefused`, nothing stored) when it fails
     and no waiver reason is given; with one, deploy and store the waiver. ``threshold``
     defaults to the project's operating point."""
+    check_request(reason, by, threshold)  # bad input before the gate's work
     if waive is not None and not waive.strip():
         raise ServiceError("--waive needs a reason: --waive \"why this model may go live "
                            "despite the failing items\"")
-    if not reason.strip():  # before the gate's work, as deploy() would refuse it anyway
-        raise ServiceError("say why this model is deployed: --reason \"...\" (it goes to the "
-                           "audit log)")
     report = check(engine, model_group_id, model_id, project)
     if not report.passed and waive is None:
         raise GateRefused(report)
