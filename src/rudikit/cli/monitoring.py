@@ -351,7 +351,8 @@ def rehearse(project_dir: Path, database_url: str | None, model_group_id: int,
 
     project = _project(project_dir, "demo")
     engine = open_engine(project_dir, database_url, None)
-    done = demo_deploy(engine, project, model_group_id, model_id, by=acting_user(None))
+    done = demo_deploy(engine, project_dir, project, model_group_id, model_id,
+                       by=acting_user(None))
     console.print(f"\n[bold]Production rehearsal[/]: deployment {done.id} = model {model_id} "
                   f"(group {model_group_id}, {done.algorithm}), threshold {done.threshold:g}.",
                   highlight=False)

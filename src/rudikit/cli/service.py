@@ -285,8 +285,8 @@ DEMO_WAIVER = ("rudi demo: a production rehearsal on replayed data, so that moni
                "retraining can be shown; no decision is made with this model")
 
 
-def demo_deploy(engine: Engine, project: AnyProject, model_group_id: int, model_id: int,
-                by: str) -> Deployment:
+def demo_deploy(engine: Engine, folder: Path, project: AnyProject, model_group_id: int,
+                model_id: int, by: str) -> Deployment:
     """`rudi deploy` as the demo runs it: through the gate at the operating point; when the
     gate refuses, the refusal is shown and the model is deployed with a recorded waiver, the
     two paths a team has."""
@@ -295,7 +295,8 @@ def demo_deploy(engine: Engine, project: AnyProject, model_group_id: int, model_
     report = check(engine, model_group_id, model_id, project)
     reason = (f"rudi demo: the model the run chose, at threshold {report.operating_threshold:g} "
               f"(the fairness operating point, {report.operating_source})")
-    command = f"rudi deploy {model_group_id} --reason \"{reason}\""
+    command = shlex.join(["rudi", "deploy", str(model_group_id), str(folder), "--reason",
+                          reason])
     if report.passed:
         console.print(f"\n[bold]Deploy gate[/]: model group {model_group_id} passes: no "
                       "fairness requirement is not met, the model card's rationale is "
@@ -307,7 +308,7 @@ def demo_deploy(engine: Engine, project: AnyProject, model_group_id: int, model_
             console.print(f"  [red]-[/] {escape(str(item))}", highlight=False)
         console.print(f"The demo deploys it anyway with a waiver, recorded with its author in "
                       f"the audit log, the model card and the dashboard:\n  `{escape(command)} "
-                      f"--waive \"{DEMO_WAIVER}\"`", highlight=False)
+                      f"--waive {escape(shlex.quote(DEMO_WAIVER))}`", highlight=False)
     print_requirements(f"Fairness requirements of model {report.model_id}", report.requirements)
     done, _ = gated_deploy(engine, model_group_id, reason=reason, by=by, model_id=model_id,
                            project=project, waive=None if report.passed else DEMO_WAIVER)

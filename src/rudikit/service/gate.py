@@ -153,8 +153,7 @@ def check(engine: Engine, model_group_id: int, model_id: int | None = None,
         config = runs_q.run_config(conn, run_id) or {}
         statuses = fairness_q.model_requirement_statuses(conn, int(model["id"]))
     threshold, source = operating_point(config)
-    failing = [GateItem("fairness requirement", s.name, s.summary if s.summary.startswith(
-                   fairness_q.NOT_MET) else f"{fairness_q.NOT_MET}: {s.summary}")
+    failing = [GateItem("fairness requirement", s.name, f"{s.status}: {s.summary}")
                for s in statuses if s.status == fairness_q.NOT_MET]
     failing += _card_items(engine, model_group_id, run_id, project)
     failing += _data_items(engine, run_id, config)

@@ -83,10 +83,7 @@ class RequirementStatus:
     status: str
     results: int  # how many stored results were combined
     counts: dict[str, int]  # results per status
-    summary: str  # the stored summary of the only result, else the count per status
-
-    def describe(self) -> str:
-        return f"{self.name}: {self.status} ({self.summary})"
+    summary: str  # the only result's stored summary (less a leading verdict), else counts
 
 
 def model_requirement_statuses(bind: Bind, model_id: int) -> list[RequirementStatus]:
@@ -98,10 +95,11 @@ def model_requirement_statuses(bind: Bind, model_id: int) -> list[RequirementSta
     for name, rows in by_name.items():
         statuses = [requirement_status(r) for r in rows]
         counts = {s: statuses.count(s) for s in _PRECEDENCE if s in statuses}
-        summary = (rows[0]["summary"] if len(rows) == 1 else ", ".join(
+        status = combined_status(statuses)
+        summary = (str(rows[0]["summary"]).removeprefix(f"{status}: ") if len(rows) == 1
+                   else ", ".join(
             f"{s} on {n} of {len(rows)} {_what(rows)}" for s, n in counts.items()))
-        out.append(RequirementStatus(name, combined_status(statuses), len(rows), counts,
-                                     summary))
+        out.append(RequirementStatus(name, status, len(rows), counts, summary))
     return out
 
 
