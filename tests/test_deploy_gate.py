@@ -20,10 +20,14 @@ from test_service_support import auth
 from typer.testing import CliRunner
 
 from rudikit.cli import app as cli
+from rudikit.cli.develop import requirement_verdicts
+from rudikit.cli.terminal import console
 from rudikit.config import load_project
 from rudikit.reports.cards import render_markdown
 from rudikit.reports.model_card import build_model_card
+from rudikit.reports.run_report import write_run_report
 from rudikit.run.develop import run_project
+from rudikit.run.engine import RunResult
 from rudikit.service.app import create_app
 from rudikit.service.auth import create_token
 from rudikit.service.gate import check
@@ -48,12 +52,20 @@ WAIVER = "six-month trial in one force, fairness reviewed monthly by the ethics 
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
-    """The small synthetic stop-and-search project, run once: (folder, chosen group, model).
-    Its fairness section is the example's (operating point threshold 0.25, four requirements)
-    and rationale.users_and_training is left empty."""
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunResult]:
+    """The small synthetic stop-and-search project, run once. Its fairness section is the
+    example's (operating point threshold 0.25, four requirements, mitigation) and
+    rationale.users_and_training is left empty."""
     folder = write_project(tmp_path_factory.mktemp("gate") / "proj", models=MODELS)
     result = run_project(folder, write_report=False)
+    assert result.selected is not None
+    return folder, result
+
+
+@pytest.fixture(scope="module")
+def trained(run: tuple[Path, RunResult]) -> tuple[Path, int, int]:
+    """(folder, chosen group, its model)."""
+    folder, result = run
     assert result.selected is not None
     return folder, result.selected.model_group_id, result.selected.model_id
 
@@ -272,3 +284,34 @@ def test_the_gate_refuses_only_a_requirement_not_met(project) -> None:
     engine.dispose()
     named = [i.name for i in report.failing if i.kind == "fairness requirement"]
     assert named == ["listed share"]
+
+
+def test_the_run_summary_and_report_show_each_requirements_verdict(run, tmp_path) -> None:
+    """`rudi run`'s summary lists the verdicts of the chosen model, its mitigated variant and
+    the live deployment; the run report's chosen-model box lists the chosen model's."""
+    folder, result = run
+    copy = tmp_path / "proj"
+    shutil.copytree(folder, copy)
+    chosen, mitigated = result.selected, result.mitigated
+    assert chosen is not None and mitigated is not None
+    r = runner.invoke(cli, ["deploy", str(mitigated.model_group_id), str(copy), "--reason", "r",
+                            "--waive", WAIVER])
+    assert r.exit_code == 0, r.output
+    with console.capture() as captured:
+        requirement_verdicts(copy, None, result)
+    out = " ".join(captured.get().split())
+    engine = open_store(None, copy)
+    for title, model_id in ((f"Chosen model {chosen.model_id}", chosen.model_id),
+                            (f"Mitigated model {mitigated.model_id}", mitigated.model_id),
+                            (f"Live deployment 1 (model {mitigated.model_id}", mitigated.model_id)):
+        assert title in out
+        for s in model_requirement_statuses(engine, model_id):
+            assert f"{s.status}: {s.name} ({s.summary})" in out
+    report = write_run_report(engine, result.run_id, tmp_path).read_text()
+    engine.dispose()
+    box = html.unescape(report[report.index('<div class="banner chosen">'):])
+    box = box[:box.index("</div></div>")]
+    statuses = [requirement_status(r) for r in _requirement_rows(copy, chosen.model_id)]
+    assert box.count('<span class="verdict ') == len(statuses) == 4
+    for status in statuses:
+        assert f'<span class="verdict {status.replace(" ", "-")}">{status}</span>' in box
