@@ -109,10 +109,10 @@ def demo_eis(workdir: Path, database_url: str | None) -> None:
     import pandas as pd
 
     from rudikit.cli.develop import EXAMPLES, run_and_report
+    from rudikit.cli.service import demo_deploy
     from rudikit.config import load_project
     from rudikit.data.sources import resolve_path
     from rudikit.monitoring.list_rehearsal import rehearse, write_demo_project
-    from rudikit.service.deploy import deploy
 
     example = EXAMPLES / "eis"
     data = resolve_path(load_project(example).data.sources[0], example)
@@ -127,9 +127,8 @@ def demo_eis(workdir: Path, database_url: str | None) -> None:
         fail("the development run chose no model group")
     engine = open_engine(folder, database_url, None)
     by = acting_user(None)
-    done = deploy(engine, result.selected.model_group_id, model_id=result.selected.model_id,
-                  by=by, reason="rudi demo eis: the chosen group's model trained on the lists "
-                                "up to 2013, judged on January 2014")
+    done = demo_deploy(engine, folder, load_project(folder), result.selected.model_group_id,
+                       result.selected.model_id, by)
     console.print(f"\n[bold]Production rehearsal[/]: deployment {done.id} = model "
                   f"{done.model_id} (group {done.model_group_id}, {done.algorithm}); monthly "
                   "lists from 2014-01 to 2016-04.", highlight=False)
