@@ -240,7 +240,8 @@ def test_report_shows_each_lists_stored_fairness_verdicts(eis_run) -> None:
     html = result.report_path.read_text()
     section = html[html.index('id="fairness"'):html.index('id="reviews"')]
     table = section[section.index('id="fairness-requirements"'):section.index("</table>")]
-    cells = re.findall(r"<td title=[^>]*>(met|<strong>not met</strong>|n/a)</td>", table)
+    cells = re.findall(r'<td title=[^>]*>(?:<span class="verdict [^"]*">)?([^<]+)(?:</span>)?'
+                       r"</td>", table)
     assert len(cells) == len(stored)
     assert cells.count("met") == int(stored["passed"].sum())
     assert "officers listed (%)" in section  # the figure
@@ -451,3 +452,37 @@ def test_validate_checks_completeness_names_against_the_feature_specs(tmp_path) 
     assert done.exit_code == 1
     assert ("temporal.complete_from.cmp.recorded_before[0]: no group 'cat_excesive_force'"
             in " ".join(done.output.split()))
+
+
+def test_a_temporal_group_deploys_through_the_gate_on_its_list_dates(eis_run) -> None:
+    """The chosen temporal group goes live through the same gate: it reads the requirement
+    results of the deployed model's list dates (every one met here), the rationale answers
+    and the event tables' snapshots, so no waiver is needed; one list date not met refuses."""
+    from rudikit.service.gate import GateRefused, gated_deploy
+    from rudikit.store.queries.fairness import MET, model_requirement_statuses
+
+    result, folder, engine = eis_run
+    chosen = _frame(engine, select(t.models).where(
+        (t.models.c.run_id == result.run_id) & t.models.c.selected)).iloc[0]
+    model_id = int(chosen["id"])
+    rows = _frame(engine, select(t.fairness_requirements).where(
+        t.fairness_requirements.c.model_id == model_id))
+    assert len(rows) and rows["selection"].str.fullmatch(rf"top_k={K}@\d{{4}}-01-01").all()
+    assert rows["passed"].all()
+    done, report = gated_deploy(engine, int(chosen["model_group_id"]), reason="lists",
+                                by="pytest", project=load_project(folder))
+    assert report.passed and done.waiver is None and done.model_id == model_id
+    assert [s.status for s in report.requirements] == [MET]
+    assert done.threshold == 0.5 and report.operating_source.startswith("no threshold")
+    # a later list date of the same model not met: the gate refuses, naming the requirement
+    with engine.begin() as conn:
+        conn.execute(t.fairness_requirements.insert().values(
+            **{k: v for k, v in rows.iloc[0].to_dict().items() if k != "id"}
+            | {"selection": f"top_k={K}@2099-01-01", "passed": False, "units_met": 0,
+               "outcomes": [{"status": "not met"}]}))
+    statuses = model_requirement_statuses(engine, model_id)
+    assert statuses[0].status == "not met" and "not met on 1 of 2 list dates" in \
+        statuses[0].summary
+    with pytest.raises(GateRefused, match="listed share between age bands"):
+        gated_deploy(engine, int(chosen["model_group_id"]), reason="lists", by="pytest",
+                     project=load_project(folder))

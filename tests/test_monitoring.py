@@ -33,6 +33,7 @@ from typer.testing import CliRunner
 
 from rudikit.cli import app as cli
 from rudikit.cli.monitoring import rehearse
+from rudikit.cli.service import DEMO_WAIVER
 from rudikit.config import FairnessRequirement, load_project
 from rudikit.data.sources import unify
 from rudikit.data.synthetic import generate_archive
@@ -604,6 +605,10 @@ def test_the_demo_rehearsal_deploys_replays_monitors_and_retrains(template: Path
     assert first is not None and first["model_id"] == run.selected.model_id
     assert first["threshold"] == project.fairness.at.threshold == 0.25
     assert first["reason"].startswith("rudi demo: the model the run chose, at threshold 0.25")
+    # the project leaves a rationale question of the model card open: the gate refuses, and
+    # the demo deploys with a recorded waiver
+    assert first["waiver"] == {"reason": DEMO_WAIVER, "by": first["deployed_by"], "failing": [
+        "model card 'rationale.users_and_training': not answered (fill it in rudi.yaml)"]}
     assert monitored["n_predictions"] == monitored["n_outcomes"] == len(feb)
     assert pd.Timestamp(monitored["window_end"]).strftime("%Y-%m-%d") == "2020-03-01"
     assert {"retrain_promoted", "retrain_rejected"} & set(actions)

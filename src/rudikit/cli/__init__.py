@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from rudikit.cli import audit, cards, develop, monitoring, service, splits
+from rudikit.cli import audit, cards, develop, lists, monitoring, service, splits, sql
 
 app = typer.Typer(
     help="rudikit: build, audit, explain, serve and monitor policing risk models responsibly "
@@ -23,4 +23,6 @@ audit.register(app)
 service.register(app)
 cards.register(app)
 monitoring.register(app)
+lists.register(app)
 splits.register(app)
+sql.register(app)

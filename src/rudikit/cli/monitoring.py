@@ -21,7 +21,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from rudikit.cli.service import ByOpt, ProjectArg, acting_user, open_engine
+from rudikit.cli.service import ByOpt, ProjectArg, acting_user, demo_deploy, open_engine
 from rudikit.cli.terminal import DatabaseOpt, SchemaOpt, console, fail
 
 if TYPE_CHECKING:
@@ -347,11 +347,12 @@ def rehearse(project_dir: Path, database_url: str | None, model_group_id: int,
     """The production loop on the project's own last month, as `rudi demo` shows it: deploy
     the chosen model, replay the month through the service with its outcomes, monitor, and
     retrain. Critical alerts are shown, not turned into a failing exit."""
-    from rudikit.monitoring.rehearsal import deploy_chosen, judging_day
+    from rudikit.monitoring.rehearsal import judging_day
 
     project = _project(project_dir, "demo")
     engine = open_engine(project_dir, database_url, None)
-    done = deploy_chosen(engine, project, model_group_id, model_id, by=acting_user(None))
+    done = demo_deploy(engine, project_dir, project, model_group_id, model_id,
+                       by=acting_user(None))
     console.print(f"\n[bold]Production rehearsal[/]: deployment {done.id} = model {model_id} "
                   f"(group {model_group_id}, {done.algorithm}), threshold {done.threshold:g}.",
                   highlight=False)

@@ -27,6 +27,7 @@ from rudikit.config.data import EVENT_SOURCE_KINDS, Data, Label
 from rudikit.config.development import CaseSplit, Evaluation, Features, ModelSpec
 from rudikit.config.fairness import Fairness
 from rudikit.config.monitoring import Monitoring
+from rudikit.config.production import ListSchedule
 from rudikit.config.rationale import Governance, Rationale
 from rudikit.config.temporal import TemporalExperiment
 
@@ -88,6 +89,7 @@ class TemporalProject(ProjectBase):
     is one event-table source (``chicago_cpdb`` or ``event_tables``)."""
 
     temporal: TemporalExperiment
+    production: ListSchedule = ListSchedule()
 
     @model_validator(mode="after")
     def _event_source(self) -> TemporalProject:

@@ -46,6 +46,7 @@ from rudikit.reports.run_tables import key_metric_columns, selection_metric
 from rudikit.store import tables as t
 from rudikit.store.queries import evaluations as evaluations_q
 from rudikit.store.queries import fairness as fairness_q
+from rudikit.store.queries import production as production_q
 from rudikit.store.queries import runs as runs_q
 from rudikit.store.queries import snapshots as snapshots_q
 
@@ -105,25 +106,49 @@ def _details(project: AnyProject, group: dict[str, Any], run: dict[str, Any], mo
     ])
 
 
-def _use(project: AnyProject, models: pd.DataFrame, chosen: int | None) -> Section:
+def _status_parts(main: pd.Series | None, statuses: list[fairness_q.RequirementStatus],
+                  deployments: list[dict[str, Any]]) -> list[Part]:
+    """The fairness requirement verdicts of the reported model and every deployment of the
+    group, with any waiver of the deploy gate: who gave it, why and what it overrode."""
+    parts: list[Part] = []
+    if main is not None and statuses:
+        parts.append(Text(f"Fairness requirements of model {main['id']} (split "
+                          f"{main['split']!r}): {fairness_q.status_counts(statuses)}."))
+        parts.append(Table(["Requirement", "Status", "Result"],
+                           [[s.name, s.status, s.summary] for s in statuses]))
+    for d in deployments:
+        state = "live" if d["live"] else f"retired {fmt_date(d['retired_at'])}"
+        parts.append(Text(f"Deployment {d['id']} ({state}): model {d['model_id']} at "
+                          f"threshold {d['threshold']:g}, deployed by {d['deployed_by']} on "
+                          f"{fmt_date(d['deployed_at'])}: {d['reason']}."))
+        if d["waiver"]:
+            w = d["waiver"]
+            parts.append(Text(f"WAIVER of the deploy gate by {w['by']}: {w['reason']}. "
+                              "Waived:"))
+            parts.append(Bullets(list(w["failing"])))
+    return parts
+
+
+def _use(project: AnyProject, models: pd.DataFrame, chosen: int | None,
+         status: list[Part]) -> Section:
     r = project.rationale
     appropriate = answer(r.intended_use, "rationale.intended_use")
     if r.target_population.strip():
         appropriate.append(Text("Target population: " + r.target_population))
     picked = models[models["selected"]]
     if len(picked):
-        status = Text(f"Chosen in this run: {picked.iloc[0]['selection_reason']}.")
+        picked_status = Text(f"Chosen in this run: {picked.iloc[0]['selection_reason']}.")
     elif chosen is not None:
-        status = Text(f"Not chosen in this run; model group {chosen} was.")
+        picked_status = Text(f"Not chosen in this run; model group {chosen} was.")
     else:
-        status = Text("No model was chosen in this run.")
+        picked_status = Text("No model was chosen in this run.")
     return Section("Intended use", [
         Field("Aim", answer(r.aim, "rationale.aim")),
         Field("Who will use the output", answer(r.users_and_training,
                                                 "rationale.users_and_training")),
         Field("Appropriate cases", appropriate),
         Field("Inappropriate cases", answer(r.inappropriate_use, "rationale.inappropriate_use")),
-        Field("Status of this model group", [status]),
+        Field("Status of this model group", [picked_status, *status]),
     ])
 
 
@@ -233,8 +258,9 @@ def _errors(project: AnyProject, audits: pd.DataFrame, reqs: pd.DataFrame, group
         "audited.")]
     if unaudited or project.governance.audit_scope.strip():
         coverage += answer(project.governance.audit_scope, "governance.audit_scope")
-    requirements: list[Part] = ([Table(["Requirement", "Met", "Result"], [
-        [r["name"], "yes" if r["passed"] else "NO", r["summary"]] for _, r in reqs.iterrows()])]
+    requirements: list[Part] = ([Table(["Requirement", "Status", "Result"], [
+        [r["name"], fairness_q.requirement_status(r), r["summary"]]
+        for _, r in reqs.iterrows()])]
         if len(reqs) else [NotProvided("fairness.requirements", "no requirement is set")])
     mitigation: list[Part] = []
     if group["algorithm"].startswith("mitigated_"):
@@ -427,7 +453,10 @@ def build_model_card(engine: Engine, model_group_id: int, *, run_id: int | None 
     details.figures = [importance] if importance is not None else []
     sections = [
         details,
-        _use(proj, models, chosen),
+        _use(proj, models, chosen, _status_parts(
+            main, fairness_q.model_requirement_statuses(engine, int(main["id"])),
+            [d for d in production_q.deployments(engine)
+             if d["model_group_id"] == model_group_id])),
         _results(proj, models, evals, audits, config, main),
         _errors(proj, audits, reqs, group, related, main),
         _metrics(proj, config, history),

@@ -30,6 +30,7 @@ from rudikit.reports.list_perturbation import perturbation_figure, perturbations
 from rudikit.reports.page import PALETTE, PlotlyPage, environment
 from rudikit.store import list_tables
 from rudikit.store.queries import evaluations as evaluations_q
+from rudikit.store.queries import fairness as fairness_q
 from rudikit.store.queries import lists as lists_q
 from rudikit.store.queries import predictions as predictions_q
 from rudikit.store.queries import runs as runs_q
@@ -287,7 +288,8 @@ def write_temporal_report(engine: Engine, run_id: int, directory: str | Path) ->
         per_period=per_period.to_dict("records"),
         curve=curve.to_dict("records"), seeds=seeds.to_dict("records") if len(seeds) else [],
         consecutive=consecutive, randomness=randomness(stability), perturbed=perturbed,
-        chosen=chosen.iloc[0].to_dict() if len(chosen) else None,
+        chosen=chosen.iloc[0].to_dict() | {"requirements": fairness_q.model_requirement_statuses(
+            engine, int(chosen["id"].iloc[0]))} if len(chosen) else None,
         last=last_list(engine, run_id, models, k, exp.cool_off_days),
         agreement=agreement, changes=changes, fairness=fairness, changes_date=changes_date,
         snapshots=snapshots_q.snapshots_of_run(engine, run_id).to_dict("records"),

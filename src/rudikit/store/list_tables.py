@@ -13,7 +13,11 @@ store: one transaction per call, rows only ever inserted.
   ``spearman``, ``precision_at_k``);
 * ``rank_changes``: DSaPP's ``time_delta``: an officer's rank on a list date against the nearest
   earlier list at least a day / week / month / quarter / year before;
-* ``entity_reviews``: supervisor reviews of flagged officers (DSaPP's ``review_audit``).
+* ``entity_reviews``: supervisor reviews of flagged officers (DSaPP's ``review_audit``);
+* ``production_lists`` and ``production_list_entries`` (migration 0007): the lists ``rudi
+  score`` makes from fresh data with the deployed model, one per project and as-of date; every
+  active officer's score and rank, the rank after the cool-off, and the top reasons of the
+  listed ones. Rank changes of a production list carry its ``list_id`` instead of a run.
 """
 
 from __future__ import annotations
@@ -34,9 +38,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     insert,
+    select,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from rudikit.store.tables import BigId, metadata
 
@@ -61,7 +68,8 @@ rank_changes = Table(
     "rank_changes",
     metadata,
     Column("id", BigId, primary_key=True),
-    Column("run_id", ForeignKey("runs.id"), nullable=False),
+    Column("run_id", ForeignKey("runs.id")),  # a development run's lists, or
+    Column("list_id", ForeignKey("production_lists.id")),  # a production list
     Column("model_group_id", ForeignKey("model_groups.id")),
     Column("entity_id", String(200), nullable=False),
     Column("as_of_date", DateTime(timezone=True), nullable=False),
@@ -72,6 +80,7 @@ rank_changes = Table(
     Column("change", Integer),  # previous_rank - rank: positive = moved up the list
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_rank_changes_run_date", "run_id", "as_of_date"),
+    Index("ix_rank_changes_list", "list_id"),
 )
 
 entity_reviews = Table(
@@ -88,7 +97,42 @@ entity_reviews = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
-LIST_TABLES = (list_stability, rank_changes, entity_reviews)
+production_lists = Table(
+    "production_lists",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project", String(200), nullable=False),
+    Column("deployment_id", ForeignKey("deployed_models.id"), nullable=False),
+    Column("model_id", ForeignKey("models.id"), nullable=False),
+    Column("model_group_id", ForeignKey("model_groups.id"), nullable=False),
+    Column("as_of_date", DateTime(timezone=True), nullable=False),
+    Column("k", Integer, nullable=False),
+    Column("cool_off_days", Integer, nullable=False),
+    Column("scored", Integer, nullable=False),  # active officers scored
+    Column("excluded", Integer, nullable=False),  # of them, in their cool-off after a review
+    Column("data_checksum", String(64), nullable=False),  # of the event tables read
+    Column("newest_record", DateTime(timezone=True)),
+    Column("scored_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("project", "as_of_date", name="uq_production_lists_project_date"),
+)
+
+production_list_entries = Table(
+    "production_list_entries",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("list_id", ForeignKey("production_lists.id"), nullable=False),
+    Column("entity_id", String(200), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("rank_all", Integer, nullable=False),  # among every officer scored
+    Column("rank", Integer),  # after the cool-off; None while the officer is in it
+    Column("reviewed_on", DateTime(timezone=True)),  # the review that keeps the officer off
+    Column("reasons", JSON),  # the top reasons of a listed officer
+    Index("ix_production_list_entries_list_rank", "list_id", "rank"),
+)
+
+LIST_TABLES = (list_stability, rank_changes, entity_reviews, production_lists,
+               production_list_entries)
 
 
 def _now() -> datetime:
@@ -129,21 +173,61 @@ def record_list_stability(engine: Engine, run_id: int, rows: pd.DataFrame | list
     return len(values)
 
 
-def record_rank_changes(engine: Engine, run_id: int, changes: pd.DataFrame,
-                        model_group_id: int | None = None) -> int:
-    """Insert the output of :func:`rudikit.evaluation.stability.rank_changes`."""
+def _rank_change_rows(changes: pd.DataFrame, model_group_id: int | None, *,
+                      run_id: int | None = None, list_id: int | None = None
+                      ) -> list[dict[str, Any]]:
     created = _now()
-    values = [{
-        "run_id": run_id, "model_group_id": model_group_id, "entity_id": str(r["entity_id"]),
+    return [{
+        "run_id": run_id, "list_id": list_id, "model_group_id": model_group_id,
+        "entity_id": str(r["entity_id"]),
         "as_of_date": _ts(r["as_of_date"]), "horizon": str(r["horizon"]),
         "rank": int(r["rank"]), "previous_date": _ts(r["previous_date"]),
         "previous_rank": _int(r["previous_rank"]), "change": _int(r["change"]),
         "created_at": created,
     } for r in changes.to_dict("records")]
+
+
+def record_rank_changes(engine: Engine, run_id: int, changes: pd.DataFrame,
+                        model_group_id: int | None = None) -> int:
+    """Insert the output of :func:`rudikit.evaluation.stability.rank_changes`."""
+    values = _rank_change_rows(changes, model_group_id, run_id=run_id)
     with engine.begin() as conn:
         for start in range(0, len(values), 20_000):
             conn.execute(insert(rank_changes), values[start:start + 20_000])
     return len(values)
+
+
+def record_production_list(engine: Engine, header: dict[str, Any], entries: pd.DataFrame,
+                           changes: pd.DataFrame) -> int | None:
+    """Store one production list in one transaction: the ``header`` row (the columns of
+    ``production_lists`` but ``id``/``created_at``), every scored officer (``entity_id``,
+    ``score``, ``rank_all``, ``rank``, ``reviewed_on``, ``reasons``) and the listed officers'
+    rank changes. Returns the list id, or None when the project already has a list on that
+    date (a concurrent ``rudi score`` stored it first; nothing is stored twice)."""
+    created = _now()
+    try:
+        with engine.begin() as conn:
+            list_id = conn.execute(insert(production_lists).values(
+                **header, created_at=created).returning(production_lists.c.id)).scalar_one()
+            rows = [{"list_id": list_id, "entity_id": str(r["entity_id"]),
+                     "score": float(r["score"]), "rank_all": int(r["rank_all"]),
+                     "rank": _int(r["rank"]), "reviewed_on": _ts(r["reviewed_on"]),
+                     "reasons": r["reasons"] if isinstance(r["reasons"], list) else None}
+                    for r in entries.to_dict("records")]
+            for start in range(0, len(rows), 20_000):
+                conn.execute(insert(production_list_entries), rows[start:start + 20_000])
+            moved = _rank_change_rows(changes, header["model_group_id"], list_id=list_id)
+            for start in range(0, len(moved), 20_000):
+                conn.execute(insert(rank_changes), moved[start:start + 20_000])
+    except IntegrityError:
+        with engine.connect() as conn:
+            taken = conn.execute(select(production_lists.c.id).where(
+                production_lists.c.project == header["project"],
+                production_lists.c.as_of_date == header["as_of_date"])).first()
+        if taken is None:
+            raise
+        return None
+    return list_id
 
 
 def record_review(engine: Engine, entity_id: str, review_date: Any, *, reviewer: str,

@@ -8,10 +8,18 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Row, select
 
-from rudikit.store.list_tables import entity_reviews, list_stability, rank_changes
+from rudikit.store.list_tables import (
+    entity_reviews,
+    list_stability,
+    production_list_entries,
+    production_lists,
+    rank_changes,
+)
 from rudikit.store.queries.common import Bind, connected, frame, mappings
 
 E = entity_reviews
+L = production_lists
+LE = production_list_entries
 
 
 def stability(bind: Bind, run_id: int) -> pd.DataFrame:
@@ -50,3 +58,52 @@ def review_time(bind: Bind, review_id: int) -> datetime:
     """When review ``review_id`` was recorded."""
     with connected(bind) as conn:
         return conn.execute(select(E.c.created_at).where(E.c.id == review_id)).scalar_one()
+
+
+# --- Production lists (``rudi score``) ---------------------------------------------------------
+
+
+def production_list_headers(bind: Bind, project: str) -> pd.DataFrame:
+    """Every production list of ``project`` (one row per as-of date, oldest first)."""
+    return frame(bind, select(L).where(L.c.project == project).order_by(L.c.as_of_date),
+                 keep_columns=True)
+
+
+def production_list_on(bind: Bind, project: str | None, start: datetime, end: datetime
+                       ) -> dict[str, Any] | None:
+    """The production list dated in ``[start, end)`` (of ``project``, else of any), if any."""
+    query = select(L).where(L.c.as_of_date >= start, L.c.as_of_date < end)
+    if project is not None:
+        query = query.where(L.c.project == project)
+    rows = mappings(bind, query.order_by(L.c.id))
+    return dict(rows[0]) if rows else None
+
+
+def newest_production_list(bind: Bind) -> dict[str, Any] | None:
+    """The newest production list of any project in the store (what the dashboard shows)."""
+    rows = mappings(bind, select(L).order_by(L.c.as_of_date.desc()).limit(1))
+    return dict(rows[0]) if rows else None
+
+
+def production_list_dates(bind: Bind, limit: int) -> list[datetime]:
+    """The dates that have a production list, newest first."""
+    with connected(bind) as conn:
+        return list(conn.execute(select(L.c.as_of_date).order_by(L.c.as_of_date.desc())
+                                 .limit(limit)).scalars())
+
+
+def production_list_entries(bind: Bind, list_ids: list[int], *, listed_only: bool = False
+                            ) -> pd.DataFrame:
+    """list_id, entity_id, score, rank_all, rank, reviewed_on and reasons of the lists'
+    officers; ``listed_only``: those with a rank after the cool-off."""
+    query = select(LE.c.list_id, LE.c.entity_id, LE.c.score, LE.c.rank_all, LE.c.rank,
+                   LE.c.reviewed_on, LE.c.reasons).where(LE.c.list_id.in_(list_ids))
+    if listed_only:
+        query = query.where(LE.c.rank.is_not(None))
+    return frame(bind, query.order_by(LE.c.list_id, LE.c.rank_all), keep_columns=True)
+
+
+def production_rank_changes(bind: Bind, list_id: int) -> pd.DataFrame:
+    """The rank changes stored with one production list."""
+    return frame(bind, select(rank_changes).where(rank_changes.c.list_id == list_id)
+                 .order_by(rank_changes.c.id), keep_columns=True)
