@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from rudikit.config import Project, TemporalProject
     from rudikit.monitoring.list_retrain import ListRetrainDecision
     from rudikit.monitoring.monitor import Deployed
+    from rudikit.monitoring.retrain import RetrainDecision
 
 AsOfOpt = Annotated[str | None, typer.Option(
     "--as-of", help="Judge the production window ending on this date (YYYY-MM-DD, UTC); "
@@ -185,7 +186,19 @@ def retrain(project_dir: ProjectArg = Path("."), as_of: AsOfOpt = None,
             fail(str(exc))
     if isinstance(project, TemporalProject):
         _print_list_decision(lists)
-        return
+    else:
+        _print_case_decision(decision)
+    from rudikit.monitoring.alerts import latest_alerts
+
+    with engine.connect() as conn:
+        run, _ = latest_alerts(conn, project.name)
+    if run is not None:  # the latest monitoring report now shows this decision too
+        path = _write_report(engine, project, _folder(project_dir), run["id"])
+        console.print(f"[bold]Monitoring report:[/] {path}", highlight=False)
+
+
+def _print_case_decision(decision: RetrainDecision) -> None:
+    """The case retrain's table: champion and challenger on the holdout, then the verdict."""
     table = Table(title=f"Retrain (run {decision.run_id}): holdout "
                         f"{decision.holdout[0]:%Y-%m-%d} to {decision.holdout[1]:%Y-%m-%d}, "
                         f"{decision.holdout_rows:,} outcomes")
@@ -205,13 +218,6 @@ def retrain(project_dir: ProjectArg = Path("."), as_of: AsOfOpt = None,
     verdict = (f"[bold green]promoted[/] (deployment {decision.deployment_id})"
                if decision.promoted else "[bold yellow]not promoted[/]")
     console.print(f"Challenger {verdict}: {decision.reason}.", highlight=False)
-    from rudikit.monitoring.alerts import latest_alerts
-
-    with engine.connect() as conn:
-        run, _ = latest_alerts(conn, project.name)
-    if run is not None:  # the latest monitoring report now shows this decision too
-        path = _write_report(engine, project, _folder(project_dir), run["id"])
-        console.print(f"[bold]Monitoring report:[/] {path}", highlight=False)
 
 
 def _print_list_decision(d: ListRetrainDecision) -> None:
