@@ -53,6 +53,7 @@ from rudikit.evaluation.stability import rank_correlation, top_k_jaccard
 from rudikit.fairness.stage import ModelFairness, assess
 from rudikit.models.estimators import GridPoint
 from rudikit.models.temporal import (
+    PreparedData,
     build_temporal_pipeline,
     label_spec,
     native_importances,
@@ -176,7 +177,7 @@ def _retrain_split(project: TemporalProject, recipe: Split, when: pd.Timestamp) 
                                                      test_duration="0day"),))
 
 
-def _group_entry(engine: Engine, model: ListModel, data: Any) -> GridEntry:
+def _group_entry(engine: Engine, model: ListModel, data: PreparedData) -> GridEntry:
     with engine.connect() as conn:
         group = dict(runs_q.model_group(conn, model.loaded.model_group_id))
     point = GridPoint(group["algorithm"], dict(group["hyperparameters"]))
@@ -240,8 +241,8 @@ def retrain_lists(project: TemporalProject, project_dir: Path, engine: Engine, *
     challenger_split = _retrain_split(project, recipe, list_date)
     refit_split = _retrain_split(project, recipe, horizon)
     say(f"features and labels for the list of {list_date:%Y-%m-%d} and its training dates")
-    data = prepare(config, tables, cache_dir=project_dir / ".rudi" / "cache",
-                   splits=[challenger_split, refit_split])
+    cache = project_dir / ".rudi" / "cache"
+    data = prepare(config, tables, cache_dir=cache, splits=[challenger_split])
     matrices = split_matrices(data, challenger_split)  # refuses a window reaching past L
     test = matrices.test.reset_index(drop=True)
     y_test = test[matrices.label].to_numpy()
@@ -325,8 +326,9 @@ def retrain_lists(project: TemporalProject, project_dir: Path, engine: Engine, *
             top_k_jaccard(champ_list, chall_list, k), rank_correlation(champ_list, chall_list))
         if promoted:
             say("refitting on the newest matured as-of dates")
-            _promote(engine, project, data, refit_split, entry, model, decision, by=by,
-                     seed=seed, artefacts=artefacts)
+            refit_data = prepare(config, tables, cache_dir=cache, splits=[refit_split])
+            _promote(engine, refit_data, refit_split, entry, model, decision, by=by, seed=seed,
+                     artefacts=artefacts)
         with engine.begin() as conn:
             audit.record(conn, by, "retrain_promoted" if promoted else "retrain_rejected",
                          f"model group {model.loaded.model_group_id}", _details(decision, model))
@@ -350,9 +352,8 @@ def _champion_scores(engine: Engine, model: ListModel, test: pd.DataFrame, ids: 
     return score
 
 
-def _promote(engine: Engine, project: TemporalProject, data: Any, split: Split, entry: GridEntry,
-             model: ListModel, decision: ListRetrainDecision, *, by: str, seed: int,
-             artefacts: Path) -> None:
+def _promote(engine: Engine, data: PreparedData, split: Split, entry: GridEntry, model: ListModel,
+             decision: ListRetrainDecision, *, by: str, seed: int, artefacts: Path) -> None:
     """Fit the recipe on the newest matured as-of dates, store it with its list of the
     horizon date (labels unknown, no evaluations) and deploy it."""
     matrices = split_matrices(data, split)
