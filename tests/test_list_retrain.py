@@ -299,3 +299,40 @@ def test_bad_input_is_refused_by_name_and_nothing_is_stored(
     out = CliRunner().invoke(app, ["retrain", str(folder), "--as-of", f"{as_of:%Y-%m-%d}"])
     assert out.exit_code == 2 and "error:" in out.output and "Traceback" not in out.output
     assert counts(engine) == before
+
+
+def test_promotion_and_rollback_on_postgresql(store: tuple[str, str | None],
+                                              tmp_path: Path) -> None:
+    """The whole loop in one PostgreSQL schema: develop, deploy, score, retrain, roll back."""
+    url, schema = store
+    if schema is None:
+        pytest.skip("SQLite is covered above, on copies of one developed store")
+    data = tmp_path / "events"
+    data.mkdir()
+    for name, table in synthetic_tables().items():
+        table.to_parquet(data / f"{name}.parquet")
+    folder = tmp_path / "project"
+    folder.mkdir()
+    write_config(folder, data, retraining={"max_drop": 1.0})
+    run_project(folder, url=url, schema=schema)
+    engine = open_store(url, folder, schema=schema)
+    try:
+        model_id, group_id = model_of(engine, "lightgbm", "split_2_2010-01-01")
+        first = deploy(engine, group_id, model_id=model_id, reason="the 2010 model", by="a")
+        project = load_project(folder)
+        score_lists(project, folder, engine, by="a", through=datetime(2010, 3, 1, tzinfo=UTC))
+        decision = retrain_lists(project, folder, engine, by="a",
+                                 as_of=datetime(2011, 3, 15, tzinfo=UTC))
+        assert decision.list_date == pd.Timestamp("2010-03-01") and decision.promoted
+        with engine.connect() as conn:
+            audit = conn.execute(select(pt.audit_log).where(
+                pt.audit_log.c.action == "retrain_promoted")).mappings().one()
+        assert audit["details"]["list_date"] == "2010-03-01"
+        assert audit["details"]["new_deployment_id"] == decision.deployment_id
+        _, back = rollback(engine, by="a", reason="check")
+        with engine.connect() as conn:
+            live = conn.execute(select(pt.deployed_models).where(
+                pt.deployed_models.c.live.is_(True))).mappings().one()
+        assert live["id"] == back and live["model_id"] == model_id and back > first.id
+    finally:
+        engine.dispose()
