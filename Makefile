@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 # --dist loadgroup: tests sharing an expensive fixture run on one worker (tests/conftest.py).
 PYTEST := $(BIN)/python -m pytest -q -rsx -n auto --dist loadgroup
 
-.PHONY: demo test test-all lint bench clean
+.PHONY: demo demo-eis test test-all lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/rudi demo
+
+demo-eis: $(STAMP)
+	$(BIN)/rudi demo eis
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -34,4 +37,4 @@ bench: $(STAMP)
 	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) rudi-demo examples/*/.rudi .pytest_cache .ruff_cache
+	rm -rf $(VENV) rudi-demo rudi-demo-eis examples/*/.rudi .pytest_cache .ruff_cache

@@ -1,5 +1,5 @@
-"""Shared fixtures: where the real data lives, results stores on SQLite and PostgreSQL, and how
-the tests are spread over pytest-xdist workers."""
+"""Shared fixtures: where the real data lives, results stores on SQLite and PostgreSQL, source
+databases on PostgreSQL and MariaDB, and how the tests are spread over pytest-xdist workers."""
 
 from __future__ import annotations
 
@@ -69,6 +69,31 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str,
     engine = create_store_engine(url)
     with engine.begin() as conn:
         conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
+#: The database servers a ``kind: sql`` source is tested against, and the variable naming each.
+SQL_SERVERS = {"postgres": "RUDI_TEST_POSTGRES", "mariadb": "RUDI_TEST_MARIADB"}
+
+
+@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres),
+                        pytest.param("mariadb", marks=pytest.mark.mariadb)])
+def sql_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    """(url, table name) on a database server for ``kind: sql`` sources: PostgreSQL and MariaDB,
+    each whenever its variable is set (a server that is down is then a failure, not a skip).
+    The table is the test's own, dropped afterwards."""
+    variable = SQL_SERVERS[request.param]
+    url = os.environ.get(variable)
+    if not url:
+        pytest.skip(f"{variable} is not set, so there is no {request.param} server to test "
+                    "against (.ci/run sets it)")
+    table = f"rudi_test_{uuid.uuid4().hex[:12]}"
+    yield url, table
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
     engine.dispose()
 
 

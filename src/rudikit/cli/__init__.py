@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from rudikit.cli import audit, cards, develop, lists, monitoring, service, splits
+from rudikit.cli import audit, cards, develop, lists, monitoring, service, splits, sql
 
 app = typer.Typer(
     help="rudikit: build, audit, explain, serve and monitor policing risk models responsibly "
@@ -25,3 +25,4 @@ cards.register(app)
 monitoring.register(app)
 lists.register(app)
 splits.register(app)
+sql.register(app)

@@ -114,8 +114,9 @@ def validate(project_dir: ProjectArg = Path("."), allow_synthetic: AllowSyntheti
     for source in loaded:
         report = source.report
         origin = "[yellow]SYNTHETIC[/]" if source.origin == "synthetic" else "real"
-        console.print(f"data.sources: [bold]{source.name}[/] ({origin}) {len(source.files)} "
-                      f"files, {len(source.frame):,} rows, {report.bad_rows} bad rows, "
+        files = f"{len(source.files)} files" if source.files else source.location
+        console.print(f"data.sources: [bold]{source.name}[/] ({origin}) {files}, "
+                      f"{len(source.frame):,} rows, {report.bad_rows} bad rows, "
                       f"{len(report.warnings)} warnings" + (f" - {source.note}" if source.note
                                                             else ""))
         for problem in report.problems[:20]:
@@ -192,9 +193,10 @@ def run_and_report(project_dir: Path, database_url: str | None, allow_synthetic:
             console.print(f"[yellow]Data: SYNTHETIC[/] for source {source.name!r}: {source.note}.")
         else:
             note = f" {source.note}." if source.note else ""
+            files = f"{len(source.files)} files, " if source.files else ""
             console.print(f"Data: [bold]real[/] {source.kind} {source.name!r} from "
-                          f"{source.location} ({len(source.files)} files, "
-                          f"{len(source.frame):,} rows, {source.report.bad_rows} bad rows).{note}")
+                          f"{source.location} ({files}{len(source.frame):,} rows, "
+                          f"{source.report.bad_rows} bad rows).{note}")
     console.print(result.summary if result.summary is not None else summary_table(result))
     if result.selected:
         console.print(f"[bold]Chosen:[/] model group {result.selected.model_group_id} "
@@ -239,18 +241,32 @@ def synthetic_when_missing(project_dir: Path) -> Path | None:
 
 
 def demo(
-    workdir: Annotated[Path, typer.Option(help="Where to put the demo project and its store.")]
-    = Path("rudi-demo"),
+    example: Annotated[str, typer.Argument(
+        help="stop_search (default): develop, deploy, replay a month, monitor, retrain; eis: "
+             "the early intervention system's production rehearsal on the real Chicago "
+             "files (monthly lists 2014-2016, reviews, monitoring, yearly retraining).")]
+    = "stop_search",
+    workdir: Annotated[Path | None, typer.Option(
+        help="Where to put the demo project and its store (default: rudi-demo, or "
+             "rudi-demo-eis for eis).")] = None,
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Run the stop-and-search example end to end: develop the model (real data.police.uk files
+    """Run an example end to end. stop_search: develop the model (real data.police.uk files
     when they are beside the repository, else the seeded synthetic generator, written into the
     demo project's rudi.yaml; the output says SYNTHETIC), then rehearse production: deploy the
     chosen model, replay the last month through the service with its outcomes, monitor it and
-    retrain it."""
+    retrain it. eis: see `rudi demo --help`."""
     from rudikit.cli.monitoring import rehearse
     from rudikit.config import PROJECT_FILE
 
+    if example == "eis":
+        from rudikit.cli.lists import demo_eis
+
+        demo_eis(workdir or Path("rudi-demo-eis"), database_url)
+        return
+    if example != "stop_search":
+        fail(f"no demo named {example!r}; choose stop_search or eis")
+    workdir = workdir or Path("rudi-demo")
     copy_example("stop_search", workdir, force=True)
     console.print(f"Demo project: {workdir.resolve() / PROJECT_FILE}")
     missing = synthetic_when_missing(workdir)

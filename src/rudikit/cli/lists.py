@@ -103,6 +103,52 @@ def score(project_dir: ProjectArg = Path("."),
                   + f" ({result.seconds.get('total', 0):.1f} s).", highlight=False)
 
 
+def demo_eis(workdir: Path, database_url: str | None) -> None:
+    """``rudi demo eis``: the early intervention system's production rehearsal on the real
+    Chicago files (:mod:`rudikit.monitoring.list_rehearsal`)."""
+    import pandas as pd
+
+    from rudikit.cli.develop import EXAMPLES, run_and_report
+    from rudikit.config import load_project
+    from rudikit.data.sources import resolve_path
+    from rudikit.monitoring.list_rehearsal import rehearse, write_demo_project
+    from rudikit.service.deploy import deploy
+
+    example = EXAMPLES / "eis"
+    data = resolve_path(load_project(example).data.sources[0], example)
+    if data is None or not data.exists():
+        fail(f"the Chicago CPDB files are not at {data}: the EIS demo runs on the real files "
+             "only (set RUDI_DATA_DIR to the folder holding eis/chicago_cpdb)")
+    folder = write_demo_project(example, data, workdir)
+    console.print(f"Demo project: {(folder / 'rudi.yaml').resolve()} (a copy of the CPDB files "
+                  f"in {folder / 'data'})", highlight=False)
+    result = run_and_report(folder, database_url)
+    if result.selected is None:
+        fail("the development run chose no model group")
+    engine = open_engine(folder, database_url, None)
+    by = acting_user(None)
+    done = deploy(engine, result.selected.model_group_id, model_id=result.selected.model_id,
+                  by=by, reason="rudi demo eis: the chosen group's model trained on the lists "
+                                "up to 2013, judged on January 2014")
+    console.print(f"\n[bold]Production rehearsal[/]: deployment {done.id} = model "
+                  f"{done.model_id} (group {done.model_group_id}, {done.algorithm}); monthly "
+                  "lists from 2014-01 to 2016-04.", highlight=False)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console, transient=True)
+    months = len(pd.date_range("2014-01-01", "2016-04-01", freq="MS"))
+    with progress:
+        task = progress.add_task("replaying months", total=months)
+
+        def say(message: str) -> None:
+            progress.console.print(message, highlight=False)
+            if ": list " in message:
+                progress.advance(task)
+
+        rehearse(folder, engine, by=by, say=say,
+                 monitor=lambda project, as_of: None, retrain=lambda project, as_of: None)
+    engine.dispose()
+
+
 def register(app: typer.Typer) -> None:
     """Add the list commands to the ``rudi`` command line."""
     app.command()(score)

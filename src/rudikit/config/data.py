@@ -7,6 +7,8 @@ import re
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from rudikit.config.base import Strict
 
@@ -14,7 +16,7 @@ from rudikit.config.base import Strict
 
 SourceKind = Literal["police_uk_archive", "police_uk_api", "police_uk_api_csv",
                      "police_uk_api_json", "csv", "parquet", "compas", "synthetic_stop_search",
-                     "chicago_cpdb", "event_tables"]
+                     "chicago_cpdb", "event_tables", "sql"]
 
 #: Source kinds that hold per-officer event tables (complaints, uses of force, unit and rank
 #: history) rather than one row per case: only a project with a ``temporal`` section reads them.
@@ -31,6 +33,14 @@ class Source(Strict):
     seed: int = 0  # for synthetic sources
     rows_per_month: int | None = Field(None, ge=10)  # for synthetic sources; None: realistic
     options: dict[str, Any] = {}  # passed to the kind's table builder (e.g. compas: label)
+    # kind ``sql`` (see rudikit.data.sql): where the rows are and how to copy only new ones
+    url_env: str | None = None  # the environment variable holding the SQLAlchemy URL
+    url: str | None = None  # a URL without a password (e.g. sqlite:///cases.db)
+    table: str | None = None  # a table or view, ``name`` or ``schema.name``
+    query: str | None = None  # or a SELECT
+    updated_at: str | None = None  # set on every insert and update: enables incremental loads
+    key: list[str] = []  # the column(s) that identify a row (incremental loads replace by it)
+    layout: Literal["table", "police_uk"] = "table"  # police_uk: the stop-and-search columns
 
     @model_validator(mode="before")
     @classmethod
@@ -51,8 +61,49 @@ class Source(Strict):
                 raise ValueError(f"month {month!r} is not YYYY-MM")
         return value
 
+    @field_validator("key", mode="before")
+    @classmethod
+    def _key_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("url")
+    @classmethod
+    def _no_secret(cls, value: str | None) -> str | None:
+        """rudi.yaml is shared and versioned: a database password belongs in the environment."""
+        if value is None:
+            return value
+        try:
+            parsed = make_url(value)
+        except ArgumentError:
+            raise ValueError(f"{value!r} is not a SQLAlchemy URL (dialect+driver://user@host/db)"
+                             ) from None
+        if parsed.password:
+            raise ValueError("holds a password; rudi.yaml must not: put the URL in an "
+                             "environment variable and name it with 'url_env' instead")
+        return value
+
+    @model_validator(mode="after")
+    def _sql_fields(self) -> Source:
+        sql_only = [k for k in ("url_env", "url", "table", "query", "updated_at")
+                    if getattr(self, k) is not None] + (["key"] if self.key else [])
+        if self.kind != "sql":
+            if sql_only:
+                raise ValueError(f"{', '.join(sql_only)}: only for source kind 'sql'")
+            return self
+        if (self.url_env is None) == (self.url is None):
+            raise ValueError("source kind 'sql' needs exactly one of 'url_env' (the environment "
+                             "variable holding the database URL) and 'url'")
+        if (self.table is None) == (self.query is None):
+            raise ValueError("source kind 'sql' needs exactly one of 'table' and 'query'")
+        if self.updated_at and not self.key:
+            raise ValueError("'updated_at' needs 'key' (the column or columns identifying a row),"
+                             " so a changed row replaces its earlier copy")
+        return self
+
     @model_validator(mode="after")
     def _path_needed(self) -> Source:
+        if self.kind == "sql":
+            return self
         if self.kind == "police_uk_api":  # downloaded into the cache; ``path`` overrides it
             if not self.force or not self.months:
                 raise ValueError("source kind 'police_uk_api' needs 'force' and 'months'")

@@ -5,6 +5,10 @@ libraries."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +32,88 @@ ENTITY = "officer_uid"
 #: as :meth:`rudikit.data.cpdb.CPDB.tables` returns them.
 EVENT_TABLES = ("officers", "complaints", "use_of_force", "unit_history", "rank_history")
 
+#: The column that dates each row of each event table (for the roster, the appointment).
+DATE_COLUMNS = {"officers": "appointed_date", "complaints": "complaint_date",
+                "use_of_force": "trr_date", "unit_history": "unit_start_date",
+                "rank_history": "rank_date"}
+
+
+def monitored_table_problems(project: TemporalProject) -> list[str]:
+    """``monitoring.sources`` of a temporal project names event tables: one problem per name
+    that is none (for ``rudi validate`` and ``rudi monitor``)."""
+    return [f"monitoring.sources.{name}: no event table of that name (tables: "
+            f"{', '.join(EVENT_TABLES)})" for name in project.monitoring.sources
+            if name not in EVENT_TABLES]
+
 
 def _date_range(frame: pd.DataFrame) -> tuple[Any, Any]:
     dates = frame.select_dtypes("datetime").stack() if len(frame) else pd.Series(dtype=object)
     return (dates.min(), dates.max()) if len(dates) else (None, None)
 
 
+def _loader_version() -> str:
+    """A digest of the CPDB loader's own code: a cached linking is reused only by the code
+    that made it."""
+    digest = hashlib.sha256()
+    for path in sorted((Path(__file__).parent / "cpdb").glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _linked_cpdb(path: Path, cache_dir: Path | None
+                 ) -> tuple[dict[str, pd.DataFrame], dict[str, tuple[int, int]], Path]:
+    """(tables, linked rows per dataset, the CPDB folder). Reading and linking the raw files
+    takes 20-50 s; the result is kept as Parquet in ``cache_dir`` under a key of the files'
+    bytes and the loader's code, so a daily ``rudi score`` or a monitoring pass reads it in a
+    second. Any change to a file or to the loader makes a new key."""
+    from rudikit.data.cpdb.files import FILES, CPDBError, cpdb_folder
+    from rudikit.data.cpdb.tables import load_cpdb
+
+    try:
+        root = cpdb_folder(path)
+        files = [root / file for file in FILES.values()]
+        key = hashlib.sha256((files_checksum(files, root) + _loader_version()).encode())
+    except OSError:  # a missing file: load_cpdb names it
+        root, key = path, None
+    folder = cache_dir / f"cpdb-{key.hexdigest()[:24]}" if cache_dir and key else None
+    if folder is not None and (folder / "meta.json").exists():
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        tables = {}
+        for name in EVENT_TABLES:  # Parquet keeps datetime64[s] as [ms]: restore each dtype
+            frame = pd.read_parquet(folder / f"{name}.parquet")
+            tables[name] = frame.astype({column: dtype for column, dtype
+                                         in meta["dtypes"][name].items()
+                                         if str(frame[column].dtype) != dtype})
+        links = meta["link_rows"]
+        return tables, {k: (int(v[0]), int(v[1])) for k, v in links.items()}, root
+    try:
+        cpdb = load_cpdb(path)
+    except (CPDBError, OSError) as exc:
+        raise SourceError(f"data.sources[0].path: cannot read the CPDB files under {path}: "
+                          f"{exc}") from None
+    tables = cpdb.tables()
+    if folder is not None:
+        staging = folder.parent / ".cpdb-unmade"
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".cpdb-"))
+            for name, frame in tables.items():
+                frame.to_parquet(staging / f"{name}.parquet")
+            (staging / "meta.json").write_text(json.dumps({
+                "link_rows": cpdb.link_rows,
+                "dtypes": {name: {str(c): str(t) for c, t in frame.dtypes.items()}
+                           for name, frame in tables.items()}}))
+            staging.rename(folder)  # whole or not at all: another process may race us
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+    return tables, cpdb.link_rows, root
+
+
 def load_event_tables(project: TemporalProject, project_dir: str | Path
                       ) -> tuple[dict[str, pd.DataFrame], list[LoadedSource]]:
     """The event tables :mod:`rudikit.features.asof` reads, and one :class:`LoadedSource` per
     table (for snapshots and the command line). A missing file is a :class:`SourceError`
-    naming the key path."""
+    naming the key path. Linked CPDB tables are cached in ``<project>/.rudi/cache``."""
     source = project.data.sources[0]
     where = "data.sources[0]"
     path = resolve_path(source, Path(project_dir))
@@ -46,19 +121,12 @@ def load_event_tables(project: TemporalProject, project_dir: str | Path
         raise SourceError(f"{where}.path: an event-table source needs a path")
     origin = str(source.options.get("origin", "real"))
     if source.kind == "chicago_cpdb":
-        from rudikit.data.cpdb.files import FILES, CPDBError, cpdb_folder
-        from rudikit.data.cpdb.tables import load_cpdb
+        from rudikit.data.cpdb.files import FILES
 
-        try:
-            cpdb = load_cpdb(path)
-        except (CPDBError, OSError) as exc:
-            raise SourceError(f"{where}.path: cannot read the CPDB files under {path}: {exc}"
-                              ) from None
-        tables = cpdb.tables()
-        root = cpdb_folder(path)
+        tables, link_rows, root = _linked_cpdb(path, Path(project_dir) / ".rudi" / "cache")
         files = {name: [root / file for file in FILES.values()] for name in tables}
         note = ", ".join(f"{name} linked {linked / max(rows, 1):.1%} of {rows:,} rows"
-                         for name, (rows, linked) in cpdb.link_rows.items())
+                         for name, (rows, linked) in link_rows.items())
     else:
         missing = [name for name in EVENT_TABLES if not (path / f"{name}.parquet").exists()]
         if missing:

@@ -158,11 +158,23 @@ def _read_csv_text(path: Path) -> pd.DataFrame:
 
 
 def _load(raw: pd.DataFrame, rename: dict[str, str], source: str, force: str,
-          known_extra: set[str] = frozenset()) -> tuple[pd.DataFrame, ValidationReport]:
-    """Normalise one raw text frame, validate it, and blank coordinates that cannot be real."""
+          known_extra: set[str] = frozenset(), provenance: pd.DataFrame | None = None
+          ) -> tuple[pd.DataFrame, ValidationReport]:
+    """Normalise one raw text frame, validate it, and blank coordinates that cannot be real.
+    ``provenance``: ``force``/``source_file``/``source_row`` per row, where the rows carry them."""
     unknown = [c for c in raw.columns if c not in rename and c not in known_extra]
     missing = [c for c in rename if c not in raw.columns]
     frame, failures = _normalise(raw, rename, source, force)
+    if provenance is not None:
+        for column in ("force", "source_file"):
+            if column in provenance:
+                frame[column] = provenance[column].astype("string").fillna(frame[column])
+        if "source_row" in provenance:
+            frame["source_row"] = pd.to_numeric(provenance["source_row"]).astype("Int64")
+        frame["record_id"] = (provenance["record_id"].astype("string")
+                              if "record_id" in provenance and "source_row" not in provenance
+                              else (frame["source_file"] + ":"
+                                    + frame["source_row"].astype("string")).astype("string"))
     raw_values = {rename[c]: raw[c] for c in raw.columns if c in rename}
     report = validate_stop_search(frame, failures, source=source, unknown_columns=unknown,
                                   missing_columns=missing, raw_values=raw_values)
@@ -181,6 +193,26 @@ def read_api_csv(path: str | Path, force: str) -> tuple[pd.DataFrame, Validation
     """The police.uk ``stops-force`` API response flattened to snake_case CSV."""
     path = Path(path)
     return _load(_read_csv_text(path), API_CSV_COLUMNS, path.name, force, API_CSV_KNOWN_EXTRA)
+
+
+#: The provenance columns :func:`_normalise` derives from the file; a table may carry them.
+PROVENANCE = ("record_id", "force", "source_file", "source_row")
+#: A table already in the normalised layout (e.g. written by ``rudi load-sql``): same names.
+TABLE_COLUMNS = {c: c for c in COLUMNS if c not in PROVENANCE}
+
+
+def read_table(raw: pd.DataFrame, name: str, force: str = "",
+               known_extra: set[str] = frozenset()) -> tuple[pd.DataFrame, ValidationReport]:
+    """Rows in the normalised layout, as text (a database table or view; see rudikit.data.sql).
+
+    They go through the same typing and validation as the files, so the archive loaded into a
+    table gives the same frame as the archive read from its CSVs. ``force``, ``source_file`` and
+    ``source_row`` are taken from the rows when present (else ``force``, ``name`` and the row's
+    position); ``record_id`` is derived from the last two as for the files, unless the rows
+    carry their own ``record_id`` and no ``source_row``."""
+    kept = raw[[c for c in raw.columns if c not in PROVENANCE]]
+    provenance = raw[[c for c in raw.columns if c in PROVENANCE]]
+    return _load(kept, TABLE_COLUMNS, name, force, known_extra, provenance)
 
 
 def flatten_api_records(records: Sequence[dict[str, Any]]) -> pd.DataFrame:

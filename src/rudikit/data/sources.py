@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from rudikit.config import Project, Source
-from rudikit.data import download, police_uk, synthetic
+from rudikit.data import download, police_uk, sql, synthetic
 from rudikit.data.compas.loading import load_compas
 from rudikit.data.compas.table import build_compas_table
 from rudikit.data.validation import Problem, ValidationReport
@@ -159,6 +159,15 @@ def load_source(source: Source, project_dir: str | Path, where: str,
         except download.DownloadError as exc:
             raise SourceError(f"{where}: {exc}") from None
         note = f"police.uk API, cached in {root}"
+    elif source.kind == "sql":
+        try:
+            frame, report, location, note = sql.load_sql(source, where, cache)
+        except sql.SqlSourceError as exc:
+            raise SourceError(str(exc)) from None
+        # no files to hash: the checksum is the normalised table's, which the same rows give
+        # by any route (e.g. the archive's CSVs and the table they were loaded into)
+        return LoadedSource(source.name, source.kind, location, "real", [], frame, report,
+                            table_fingerprint(frame), note)
     elif source.kind == "compas" and path is not None and path.exists():
         try:
             data = load_compas(path)

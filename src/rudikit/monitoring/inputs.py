@@ -5,6 +5,10 @@ Integrity works on a checksum per period: every row is hashed (pandas' stable ro
 columns), a period's checksum is the SHA-256 of its sorted row hashes (so row order does not
 matter, any changed, added or removed row does). The monitor stores the checksums each time and
 compares them with the previous reading.
+
+:func:`check_source` is the one pass over one source that both kinds of project use: a case
+project's sources (:mod:`rudikit.monitoring.monitor`) and a temporal project's event tables
+(:mod:`rudikit.monitoring.event_inputs`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,15 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from rudikit.config import SourceExpectation
+from rudikit.monitoring.alerts import Alert
 from rudikit.monitoring.performance import period_key
+from rudikit.store.queries import monitoring as monitoring_q
+from rudikit.store.queries.common import Bind
+
+NO_DATE = "(no date)"
+#: How bad each kind of finding is.
+SEVERITY = {"freshness": "critical", "integrity": "critical", "row_count": "warning"}
 
 
 @dataclass(frozen=True)
@@ -32,13 +44,19 @@ def period_digests(frame: pd.DataFrame, time_column: str, period: str) -> list[P
     if frame.empty:
         return []
     hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-    keys = period_key(frame[time_column], period).fillna("(no date)").to_numpy()
+    # periods are named once per distinct time, and rows sorted by integer codes: naming and
+    # sorting 400,000 rows as strings took most of a pass over the CPDB tables
+    times, distinct = pd.factorize(pd.to_datetime(frame[time_column], utc=True), sort=True)
+    names = period_key(pd.Series(distinct), period).to_numpy()
+    of_time, periods = pd.factorize(names)  # in time order, as the times are sorted
+    keys = np.where(times >= 0, of_time[times], -1)  # -1: no date, first as "(" sorts first
+    labels = np.r_[[NO_DATE], periods.astype(object)]
     order = np.lexsort((hashes, keys))
     keys, hashes = keys[order], hashes[order]
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
     ends = np.r_[starts[1:], len(keys)]
-    return [PeriodDigest(str(keys[a]), int(b - a), hashlib.sha256(hashes[a:b].tobytes()
-                                                                   ).hexdigest())
+    return [PeriodDigest(str(labels[keys[a] + 1]), int(b - a),
+                         hashlib.sha256(hashes[a:b].tobytes()).hexdigest())
             for a, b in zip(starts, ends, strict=True)]
 
 
@@ -61,8 +79,7 @@ def freshness(source: str, newest: pd.Timestamp | None, as_of: datetime,
     if newest is None or pd.isna(newest):
         return None, Finding("freshness", source, "age_days", float("nan"),
                              max_staleness_days, "", f"source {source!r} has no dated rows")
-    newest = pd.Timestamp(newest)
-    newest = newest.tz_localize("UTC") if newest.tzinfo is None else newest.tz_convert("UTC")
+    newest = _utc(newest)
     age = (pd.Timestamp(as_of).tz_convert("UTC") - newest).total_seconds() / 86400
     if max_staleness_days is None or age <= max_staleness_days:
         return age, None
@@ -84,36 +101,51 @@ def learned_bounds(counts: list[int], quantiles: tuple[float, float] = (5.0, 95.
 
 
 def row_count_findings(source: str, digests: list[PeriodDigest],
-                       bounds: tuple[int, int] | None, check: set[str]) -> list[Finding]:
+                       bounds: tuple[int, int] | None, check: set[str], *,
+                       empty_months_count: bool = False) -> list[Finding]:
     """Each period in ``check`` outside the bounds (given, or learned from the periods before
-    it), and each calendar gap (a month with no rows between the first and the last)."""
-    dated = [d for d in digests if d.period != "(no date)"]
+    it), and each calendar gap (a month with no rows between the first and the last).
+
+    With ``empty_months_count`` a gap is a month of 0 rows, part of the history bounds are
+    learned from and judged like any other month when in ``check`` (a sparse table, such as a
+    roster of appointments, has empty months as a matter of course); without, every gap is
+    reported."""
+    dated = [(d.period, d.row_count) for d in digests if d.period != NO_DATE]
+    if empty_months_count:
+        counts = dict(dated)
+        dated = [(m, counts.get(m, 0)) for m in months_between([p for p, _ in dated])]
     findings: list[Finding] = []
-    for i, d in enumerate(dated):
-        if d.period not in check:
+    for i, (period, count) in enumerate(dated):
+        if period not in check:
             continue
         if bounds is not None:
             lo, hi = float(bounds[0]), float(bounds[1])
         else:
-            learned = learned_bounds([e.row_count for e in dated[:i]])
+            learned = learned_bounds([n for _, n in dated[:i]])
             if learned is None:
                 continue
             lo, hi = learned
-        if not lo <= d.row_count <= hi:
-            side = "below" if d.row_count < lo else "above"
+        if not lo <= count <= hi:
+            side = "below" if count < lo else "above"
             findings.append(Finding(
-                "row_count", source, "rows", float(d.row_count), lo if side == "below" else hi,
-                d.period, f"source {source!r} has {d.row_count:,} rows in {d.period}, {side} "
+                "row_count", source, "rows", float(count), lo if side == "below" else hi,
+                period, f"source {source!r} has {count:,} rows in {period}, {side} "
                 f"the expected {lo:,.0f}-{hi:,.0f}"))
-    findings += _gaps(source, [d.period for d in dated])
+    if not empty_months_count:
+        findings += _gaps(source, [p for p, _ in dated])
     return findings
 
 
+def months_between(periods: list[str]) -> list[str]:
+    """Every month from the first to the last of ``periods`` (sorted), or ``periods`` as they
+    are when they are not months (weeks and days are never filled in)."""
+    if len(periods) < 2 or len(periods[0]) != 7:
+        return periods
+    return list(pd.period_range(periods[0], periods[-1], freq="M").strftime("%Y-%m"))
+
+
 def _gaps(source: str, periods: list[str]) -> list[Finding]:
-    if len(periods) < 2 or len(periods[0]) != 7:  # gaps are checked for months only
-        return []
-    expected = pd.period_range(periods[0], periods[-1], freq="M").strftime("%Y-%m")
-    missing = sorted(set(expected) - set(periods))
+    missing = sorted(set(months_between(periods)) - set(periods))
     return [Finding("row_count", source, "rows", 0.0, None, m,
                     f"source {source!r} has no rows at all in {m}") for m in missing]
 
@@ -140,3 +172,71 @@ def integrity_findings(source: str, previous: dict[str, PeriodDigest],
                          f"source {source!r}: all {previous[p].row_count:,} records of {p} "
                          "disappeared since the last check") for p in removed]
     return findings
+
+
+# --- One source at one pass --------------------------------------------------------------------
+
+
+@dataclass
+class SourceCheck:
+    """One source at one pass: its newest record, that record's age, and the digest of every
+    period (what the monitor stores in ``source_periods``)."""
+
+    source: str
+    newest: pd.Timestamp | None
+    age_days: float | None
+    periods: list[PeriodDigest]
+
+
+def previous_digests(bind: Bind, source: str) -> dict[str, PeriodDigest]:
+    """The digests of ``source`` the last pass that read it stored, by period."""
+    return {r.period: PeriodDigest(r.period, r.row_count, r.checksum)
+            for r in monitoring_q.last_digests(bind, source)}
+
+
+def check_source(source: str, frame: pd.DataFrame, time_column: str | None,
+                 expect: SourceExpectation, as_of: datetime,
+                 previous: dict[str, PeriodDigest], *,
+                 complete_before: pd.Timestamp | None = None, whole_history: bool = True
+                 ) -> tuple[SourceCheck, list[Alert]]:
+    """Freshness, rows per period and rewritten periods of one source against the previous
+    reading.
+
+    ``complete_before`` (the start of the period ``as_of`` falls in): only earlier periods are
+    digested and compared, since the current one is still filling up; the newest record is
+    still any row of ``frame``. ``whole_history``: a first reading judges the rows of every
+    period and every empty month is reported (a case project's few months of archive);
+    otherwise only the periods after the previous reading's newest (the newest alone on a
+    first reading) are judged, empty months included (an event table's decades of history)."""
+    dated = time_column is not None and time_column in frame.columns
+    times = pd.to_datetime(frame[time_column], utc=True) if dated else None
+    newest = times.max() if times is not None else None
+    age, stale = freshness(source, newest, as_of, expect.max_staleness_days)
+    digests: list[PeriodDigest] = []
+    if times is not None:
+        rows = frame
+        if complete_before is not None:
+            rows = frame[(times < _utc(complete_before)).to_numpy() | times.isna().to_numpy()]
+            current = str(period_key(pd.Series([_utc(complete_before)]), expect.period)[0])
+            previous = {p: d for p, d in previous.items() if p == NO_DATE or p < current}
+        digests = period_digests(rows, time_column, expect.period)
+    periods = [d.period for d in digests if d.period != NO_DATE]
+    newest_period = periods[-1] if periods else None
+    findings = [stale] if stale else []
+    findings += integrity_findings(source, previous, digests, newest_period)
+    if whole_history:
+        check = {d.period for d in digests if d.period not in previous}
+    else:
+        seen = max((p for p in previous if p != NO_DATE), default=None)
+        check = {p for p in months_between(periods) if seen is not None and p > seen}
+    check |= {newest_period} if newest_period else set()
+    findings += row_count_findings(source, digests, expect.row_count_bounds, check,
+                                   empty_months_count=not whole_history)
+    return SourceCheck(source, newest, age, digests), [
+        Alert(f.kind, f.subject, f.metric, f.value, f.bound, SEVERITY[f.kind], f.window,
+              f.message) for f in findings]
+
+
+def _utc(stamp: pd.Timestamp | datetime) -> pd.Timestamp:
+    stamp = pd.Timestamp(stamp)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")

@@ -35,6 +35,7 @@ from rudikit.features.splits import make_split
 from rudikit.monitoring import inputs
 from rudikit.monitoring.alerts import Alert, post_webhook
 from rudikit.monitoring.drift import FeatureDrift, ReferenceProfile, compare
+from rudikit.monitoring.inputs import SourceCheck
 from rudikit.monitoring.performance import (
     Realised,
     by_segment,
@@ -50,7 +51,6 @@ from rudikit.store.monitoring_tables import (
     monitor_runs,
     source_periods,
 )
-from rudikit.store.queries import monitoring as monitoring_q
 from rudikit.store.queries import predictions as predictions_q
 from rudikit.store.queries import runs as runs_q
 from rudikit.store.queries.production import live_deployment
@@ -69,14 +69,6 @@ class Deployed:
     threshold: float
     split: str
     features: Features
-
-
-@dataclass
-class SourceCheck:
-    source: str
-    newest: pd.Timestamp | None
-    age_days: float | None
-    periods: list[inputs.PeriodDigest]
 
 
 @dataclass
@@ -232,31 +224,13 @@ def _source_checks(project: Project, loaded: list[LoadedSource], engine: Engine,
     checks, found = [], []
     with engine.connect() as conn:
         for source in loaded:
-            expect = project.monitoring.sources.get(source.name, SourceExpectation())
-            dated = time_col in source.frame.columns
-            newest = pd.to_datetime(source.frame[time_col], utc=True).max() if dated else None
-            digests = inputs.period_digests(source.frame, time_col, expect.period) if dated \
-                else []
-            age, stale = inputs.freshness(source.name, newest, as_of, expect.max_staleness_days)
-            previous = _previous_digests(conn, source.name)
-            newest_period = max((d.period for d in digests if d.period != "(no date)"),
-                                default=None)
-            findings = [stale] if stale else []
-            findings += inputs.integrity_findings(source.name, previous, digests, newest_period)
-            check = {d.period for d in digests if d.period not in previous}
-            check |= {newest_period} if newest_period else set()
-            findings += inputs.row_count_findings(source.name, digests, expect.row_count_bounds,
-                                                  check)
-            checks.append(SourceCheck(source.name, newest, age, digests))
-            severity = {"freshness": "critical", "integrity": "critical", "row_count": "warning"}
-            found += [Alert(f.kind, f.subject, f.metric, f.value, f.bound, severity[f.kind],
-                            f.window, f.message) for f in findings]
+            check, raised = inputs.check_source(
+                source.name, source.frame, time_col,
+                project.monitoring.sources.get(source.name, SourceExpectation()), as_of,
+                inputs.previous_digests(conn, source.name))
+            checks.append(check)
+            found += raised
     return checks, found
-
-
-def _previous_digests(conn: Any, source: str) -> dict[str, inputs.PeriodDigest]:
-    rows = monitoring_q.last_digests(conn, source)
-    return {r.period: inputs.PeriodDigest(r.period, r.row_count, r.checksum) for r in rows}
 
 
 def stored_lists(engine: Engine, model_group_id: int, until: datetime, min_size: int

@@ -82,7 +82,7 @@ class ScoringResult:
 def list_model(engine: Engine, project: TemporalProject) -> ListModel:
     """The live deployment's model, if it is a list model this project can score."""
     try:
-        loaded = load_deployed_model(engine)
+        loaded = load_deployed_model(engine, explained=False)
     except ServiceError as exc:
         raise ScoreError(str(exc)) from None
     if loaded.groups is not None:

@@ -102,7 +102,7 @@ def _profile(snapshot: dict[str, Any], project: Project, project_dir: Path | Non
         except (SourceError, OSError, ValueError) as exc:
             return f"the data could not be read again ({exc}), so column-level facts are left out"
     if loaded.checksum != snapshot["checksum"]:
-        return (f"the files at {loaded.location} now have checksum {loaded.checksum[:16]}..., not "
+        return (f"the data at {loaded.location} now have checksum {loaded.checksum[:16]}..., not "
                 f"the snapshot's {snapshot['checksum'][:16]}...; they changed since the run, so "
                 "column-level facts are left out")
     root = Path(loaded.location)
@@ -145,7 +145,9 @@ def _metadata(project: Project, snap: dict[str, Any], profile: Profile | str,
               history: pd.DataFrame, n_columns: int, n_used: int) -> Section:
     gov = project.governance
     files: list[Part] = [Text(f"{snap['files']} file(s) under `{snap['location']}`.")]
-    if isinstance(profile, Profile):
+    if snap["kind"] == "sql":
+        files = [Text(f"Read from the database: `{snap['location']}` (no files).")]
+    elif isinstance(profile, Profile):
         shown = profile.files[:MAX_FILES]
         more = len(profile.files) - len(shown)
         files.append(Bullets(shown + ([f"... and {more} more"] if more else [])))

@@ -8,7 +8,11 @@ import dataclasses
 from pathlib import Path
 
 from rudikit.config import TemporalProject, label_months, missing_rationale
-from rudikit.data.event_tables import attribute_columns, load_event_tables
+from rudikit.data.event_tables import (
+    attribute_columns,
+    load_event_tables,
+    monitored_table_problems,
+)
 
 
 def validate_temporal(project: TemporalProject, project_dir: Path
@@ -31,6 +35,7 @@ def validate_temporal(project: TemporalProject, project_dir: Path
     facts = [f"data.sources[0]: {s.name} ({s.origin}) {len(s.frame):,} rows"
              + (f" - {s.note}" if s.note else "") for s in loaded]
     problems += check_fairness_columns(project.fairness, attribute_columns(tables["officers"]))
+    problems += monitored_table_problems(project)
     config = project.temporal
     dates = sorted({d for split in config.splits() for test in split.tests
                     for d in test.as_of_dates})

@@ -162,12 +162,14 @@ class LoadedModel:
     algorithm: str
     threshold: float
     pipeline: Pipeline
-    scorer: Scorer
+    scorer: Scorer | None  # None when loaded without per-request explanations
     groups: GroupThresholds | None = None  # a mitigated model group's per-group thresholds
 
 
-def load_deployed_model(engine: Engine) -> LoadedModel:
-    """Load the live deployment's model, or raise :class:`ServiceError` saying why not."""
+def load_deployed_model(engine: Engine, *, explained: bool = True) -> LoadedModel:
+    """Load the live deployment's model, or raise :class:`ServiceError` saying why not.
+    ``explained``: prepare the per-request explanations the service answers with (a batch
+    scorer such as ``rudi score`` explains only the listed officers, so it skips them)."""
     with engine.connect() as conn:
         live = live_deployment(conn)
         if live is None:
@@ -181,4 +183,5 @@ def load_deployed_model(engine: Engine) -> LoadedModel:
             raise ServiceError(f"refusing to start: the deployed model (deployment "
                                f"{live['id']}) cannot be loaded safely: {exc}") from None
     return LoadedModel(live["id"], model["id"], live["model_group_id"], algorithm,
-                       float(live["threshold"]), pipeline, Scorer(pipeline), groups)
+                       float(live["threshold"]), pipeline,
+                       Scorer(pipeline) if explained else None, groups)

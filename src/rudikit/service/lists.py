@@ -5,10 +5,13 @@ Where a list comes from depends on how the live deployment is used:
 * request-scored (e.g. stop-and-search: the deployment has answered ``POST /predict``): the
   live deployment's ``production_predictions`` created that UTC day, ranked by score; the
   entity is the ``observation_id``;
-* batch-scored (a temporal project such as an early-intervention system: nothing has been
-  sent to ``/predict``): the deployed model group's stored ``predictions`` whose as-of date
-  falls on that day, from the deployed model if it scored that date, else the group's newest
-  model that did.
+* list-scored (a temporal project such as an early-intervention system in production): the
+  ``production_lists`` that ``rudi score`` made, the officers eligible when it was scored, with
+  their top reasons;
+* batch-scored (a temporal project before ``rudi score``: nothing has been sent to
+  ``/predict``): the deployed model group's stored ``predictions`` whose as-of date falls on
+  that day, from the deployed model if it scored that date, else the group's newest model that
+  did.
 
 A review is about the flag on one list: its ``review_date`` is that list's date, so
 :func:`rudikit.evaluation.stability.exclude_reviewed` keeps the entity off the lists of the
@@ -35,6 +38,7 @@ from rudikit.store.queries import production as production_q
 from rudikit.store.queries.production import live_deployment
 
 PRODUCTION = "production_predictions"
+LISTS = "production_lists"
 RESULTS = "predictions"
 #: How many list dates the dashboard offers.
 MAX_DATES = 400
@@ -75,8 +79,11 @@ def _live(conn: Connection) -> Any:
 
 def _source(conn: Connection, live: Any) -> str:
     """``production_predictions`` once the live deployment has scored requests, else
-    ``predictions`` (the stored scores of a batch-scored project)."""
-    return PRODUCTION if production_q.has_production_predictions(conn, live["id"]) else RESULTS
+    ``production_lists`` once ``rudi score`` made one, else ``predictions`` (the stored scores
+    of a batch-scored project)."""
+    if production_q.has_production_predictions(conn, live["id"]):
+        return PRODUCTION
+    return LISTS if lists_q.newest_production_list(conn) is not None else RESULTS
 
 
 def _results_model(conn: Connection, live: Any, day: date) -> int | None:
@@ -96,6 +103,12 @@ def _scores(conn: Connection, live: Any, source: str, day: date) -> tuple[int | 
     if source == PRODUCTION:
         rows = production_q.production_scores(conn, live["id"], start, end)
         return live["model_id"], pd.DataFrame(rows, columns=["entity_id", "score"])
+    if source == LISTS:
+        made = lists_q.production_list_on(conn, None, start, end)
+        if made is None:
+            return None, pd.DataFrame(columns=["entity_id", "score", "reasons"])
+        entries = lists_q.production_list_entries(conn, [made["id"]], listed_only=True)
+        return made["model_id"], entries[["entity_id", "score", "reasons"]]
     model_id = _results_model(conn, live, day)
     rows = predictions_q.entity_scores(conn, model_id, start, end) \
         if model_id is not None else []
@@ -111,8 +124,11 @@ def ranked_list(engine: Engine, day: date, k: int = 100, cool_off_days: int = 36
         model_id, scores = _scores(conn, live, source, day)
     everyone = exclude_reviewed(scores, load_reviews(engine), pd.Timestamp(day), cool_off_days)
     top = everyone.head(k)
+    reasons = (dict(zip(scores["entity_id"], scores["reasons"], strict=True))
+               if "reasons" in scores else {})
     entries = [{"rank": int(r.rank), "original_rank": int(r.original_rank),
-                "entity_id": str(r.entity_id), "score": float(r.score)}
+                "entity_id": str(r.entity_id), "score": float(r.score),
+                "reasons": reasons.get(r.entity_id)}
                for r in top.itertuples(index=False)]
     return RankedList(day, source, k, cool_off_days, live["model_group_id"], model_id,
                       live["id"], len(scores), len(scores) - len(everyone), entries)
@@ -129,7 +145,10 @@ def list_dates(engine: Engine) -> tuple[str, list[date]]:
             # every day between the first and the last request: a quiet day has an empty list
             days = [last - timedelta(days=i) for i in range((last - first).days + 1)]
             return source, days[:MAX_DATES]
-        stamps = predictions_q.group_list_dates(conn, live["model_group_id"])
+        if source == LISTS:
+            stamps = lists_q.production_list_dates(conn, MAX_DATES)
+        else:
+            stamps = predictions_q.group_list_dates(conn, live["model_group_id"])
     days = sorted({_utc_day(s) for s in stamps}, reverse=True)
     return source, days[:MAX_DATES]
 

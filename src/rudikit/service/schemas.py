@@ -253,6 +253,9 @@ class ListEntryOut(BaseModel):
     original_rank: int = Field(description="The rank before reviewed entities were left out.")
     entity_id: str
     score: float
+    reasons: list[dict[str, Any]] | None = Field(None, description=(
+        "The top reasons behind the score (feature, signed contribution, the entity's value), "
+        "when the list was made by `rudi score`."))
 
 
 class ListOut(BaseModel):
@@ -268,9 +271,11 @@ class ListOut(BaseModel):
              "score": 0.77}]}]})
 
     date: date_type
-    source: Literal["production_predictions", "predictions"] = Field(description=(
+    source: Literal["production_predictions", "production_lists", "predictions"] = Field(
+        description=(
         "production_predictions: the live deployment's scored requests of that day (entity = "
-        "observation_id); predictions: the deployed model group's stored predictions as of "
+        "observation_id); production_lists: the list `rudi score` made for that date; "
+        "predictions: the deployed model group's stored predictions as of "
         "that date (a batch-scored, temporal project)."))
     k: int
     cool_off_days: int

@@ -69,11 +69,13 @@ def production_list_headers(bind: Bind, project: str) -> pd.DataFrame:
                  keep_columns=True)
 
 
-def production_list_on(bind: Bind, project: str, start: datetime, end: datetime
+def production_list_on(bind: Bind, project: str | None, start: datetime, end: datetime
                        ) -> dict[str, Any] | None:
-    """The project's production list dated in ``[start, end)``, if any."""
-    rows = mappings(bind, select(L).where(L.c.project == project, L.c.as_of_date >= start,
-                                          L.c.as_of_date < end))
+    """The production list dated in ``[start, end)`` (of ``project``, else of any), if any."""
+    query = select(L).where(L.c.as_of_date >= start, L.c.as_of_date < end)
+    if project is not None:
+        query = query.where(L.c.project == project)
+    rows = mappings(bind, query.order_by(L.c.id))
     return dict(rows[0]) if rows else None
 
 
