@@ -153,7 +153,7 @@ def demo_eis(workdir: Path, database_url: str | None) -> None:
                 say(f"{as_of:%Y-%m}: no retraining: {exc}")
                 return None
             verdict = (f"promoted (model {decision.refit_model_id} live)" if decision.promoted
-                       else "not promoted")
+                       else f"not promoted: {decision.reason}")
             say(f"{as_of:%Y-%m}: retrain judged on the {decision.list_date:%Y-%m-%d} list: "
                 f"{decision.metric} challenger {decision.challenger.metric:.3f}, champion "
                 f"{decision.champion.metric:.3f}; {verdict}")
