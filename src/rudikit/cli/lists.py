@@ -113,6 +113,8 @@ def demo_eis(workdir: Path, database_url: str | None) -> None:
     from rudikit.config import load_project
     from rudikit.data.sources import resolve_path
     from rudikit.monitoring.list_rehearsal import rehearse, write_demo_project
+    from rudikit.monitoring.list_retrain import ListRetrainDecision, retrain_lists
+    from rudikit.monitoring.retrain import RetrainError
 
     example = EXAMPLES / "eis"
     data = resolve_path(load_project(example).data.sources[0], example)
@@ -143,8 +145,21 @@ def demo_eis(workdir: Path, database_url: str | None) -> None:
             if ": list " in message:
                 progress.advance(task)
 
+        def retrain(project: TemporalProject, as_of: pd.Timestamp) -> ListRetrainDecision | None:
+            try:
+                decision = retrain_lists(project, folder, engine, by=by, as_of=as_of)
+            except RetrainError as exc:
+                say(f"{as_of:%Y-%m}: no retraining: {exc}")
+                return None
+            verdict = (f"promoted (model {decision.refit_model_id} live)" if decision.promoted
+                       else f"not promoted: {decision.reason}")
+            say(f"{as_of:%Y-%m}: retrain judged on the {decision.list_date:%Y-%m-%d} list: "
+                f"{decision.metric} challenger {decision.challenger.metric:.3f}, champion "
+                f"{decision.champion.metric:.3f}; {verdict}")
+            return decision
+
         rehearse(folder, engine, by=by, say=say,
-                 monitor=lambda project, as_of: None, retrain=lambda project, as_of: None)
+                 monitor=lambda project, as_of: None, retrain=retrain)
     engine.dispose()
 
 

@@ -215,10 +215,12 @@ def feature_config(columns: Sequence[str], experiment: TemporalExperiment) -> Fe
 
 def prepare(experiment: TemporalExperiment, tables: Mapping[str, pd.DataFrame], *,
             cache_dir: str | Path | None = None,
-            extra_dates: Sequence[Any] = ()) -> PreparedData:
-    """Features on every training and test as-of date of every split (plus ``extra_dates``),
-    and the label for each label timespan used."""
-    splits = experiment.splits()
+            extra_dates: Sequence[Any] = (), splits: Sequence[Split] | None = None
+            ) -> PreparedData:
+    """Features on every training and test as-of date of every split (the experiment's, or
+    ``splits``, e.g. a retraining's), plus ``extra_dates``, and the label for each label
+    timespan used."""
+    splits = list(experiment.splits() if splits is None else splits)
     dates: set[pd.Timestamp] = set()
     spans: set[str] = set()
     for split in splits:
