@@ -297,6 +297,8 @@ def test_the_fairness_page_shows_group_metrics_and_requirements(client, filled) 
         requirement_status(r) == "not met" for r in requirements)
     assert page.count('<span class="badge ok">met</span>') == sum(
         requirement_status(r) == "met" for r in requirements)
+    assert page.count('<span class="badge warn">inconclusive</span>') == sum(
+        requirement_status(r) == "inconclusive" for r in requirements)
     assert f"{audit['value']:.3f}" in page and audit["group_value"] in page
     assert len([k for k in chart_specs(page) if k.startswith("chart-audit-")]) >= 3
     assert "(deployed)" in page  # the deployed model is the one shown

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import write_project
+from conftest import example_config, write_project
 from fastapi.testclient import TestClient
 from sklearn.metrics import precision_score, recall_score
 from sqlalchemy import func, insert, select
@@ -51,12 +51,24 @@ MODELS = [{"algorithm": "rate_by_category", "params": {"column": "object_of_sear
 WAIVER = "six-month trial in one force, fairness reviewed monthly by the ethics board"
 
 
+def _fairness() -> dict[str, Any]:
+    """The example's fairness section plus one requirement the chosen model fails with
+    statistical support: "not met" needs a gap over the bound that a corrected test supports,
+    which the example's four need not show on this small synthetic sample."""
+    fairness = example_config()["fairness"]
+    fairness["requirements"].append({"name": "selection rate across forces within 0.5 points",
+                                     "metric": "selection_rate", "unit": "force",
+                                     "max_gap_pp": 0.5})
+    return fairness
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunResult]:
     """The small synthetic stop-and-search project, run once. Its fairness section is the
-    example's (operating point threshold 0.25, four requirements, mitigation) and
-    rationale.users_and_training is left empty."""
-    folder = write_project(tmp_path_factory.mktemp("gate") / "proj", models=MODELS)
+    example's (operating point threshold 0.25, four requirements, mitigation) with a fifth
+    (:func:`_fairness`), and rationale.users_and_training is left empty."""
+    folder = write_project(tmp_path_factory.mktemp("gate") / "proj", models=MODELS,
+                           fairness=_fairness())
     result = run_project(folder, write_report=False)
     assert result.selected is not None
     return folder, result
@@ -121,14 +133,17 @@ def test_a_stored_result_reads_as_one_of_four_verdicts() -> None:
 
 
 def test_the_runs_verdicts_agree_with_the_stored_pass_flags(trained) -> None:
-    """Today's verdict rules store met or not met per unit; the rule then says met exactly
-    when the result passed, and insufficient data exactly when no unit was evaluated."""
+    """The stored results read back as the verdict rules gave them: met exactly when the
+    result passed, insufficient data exactly when no unit was evaluated, else not met or
+    inconclusive as the units say, which the stored summary starts with."""
     folder, _, model = trained
     rows = _requirement_rows(folder, model)
-    assert len(rows) == 4
+    assert len(rows) == 5
     for r in rows:
-        expected = MET if r["passed"] else INSUFFICIENT if not r["units_evaluated"] else NOT_MET
-        assert requirement_status(r) == expected, r["name"]
+        status = requirement_status(r)
+        assert (status == MET) == bool(r["passed"]), r["name"]
+        assert (status == INSUFFICIENT) == (not r["units_evaluated"]), r["name"]
+        assert r["summary"].startswith(status), r["name"]
     engine = open_store(None, folder)
     statuses = model_requirement_statuses(engine, model)
     engine.dispose()
@@ -144,9 +159,9 @@ def test_the_runs_verdicts_agree_with_the_stored_pass_flags(trained) -> None:
 def test_a_failing_group_is_refused_naming_the_failed_items_and_nothing_is_stored(
         project) -> None:
     folder, group, model = project
-    not_met = [r["name"] for r in _requirement_rows(folder, model)
-               if not r["passed"] and r["units_evaluated"]]
-    assert not_met, "the fixture's chosen model should fail a requirement"
+    rows = _requirement_rows(folder, model)
+    not_met = [r["name"] for r in rows if requirement_status(r) == "not met"]
+    assert not_met, [r["summary"] for r in rows]
     r = runner.invoke(cli, ["deploy", str(group), str(folder), "--reason", "best ROC AUC"])
     assert r.exit_code == 1, r.output
     out = " ".join(r.output.split())  # error lines wrap at 80 columns
@@ -312,6 +327,6 @@ def test_the_run_summary_and_report_show_each_requirements_verdict(run, tmp_path
     box = html.unescape(report[report.index('<div class="banner chosen">'):])
     box = box[:box.index("</div></div>")]
     statuses = [requirement_status(r) for r in _requirement_rows(copy, chosen.model_id)]
-    assert box.count('<span class="verdict ') == len(statuses) == 4
+    assert box.count('<span class="verdict ') == len(statuses) == 5
     for status in statuses:
         assert f'<span class="verdict {status.replace(" ", "-")}">{status}</span>' in box

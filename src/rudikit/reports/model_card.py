@@ -15,7 +15,13 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from rudikit.config import Project, TemporalProject
+from rudikit.fairness.disparities import (
+    DESCRIPTIVE_METRICS,
+    STATUS_INCONCLUSIVE,
+    STATUS_UNFAIR,
+)
 from rudikit.fairness.groups import MISSING_GROUP
+from rudikit.fairness.significance import CORRECTION_NAMES
 from rudikit.models.temporal import selection_rules
 from rudikit.reports.cards import (
     AnyProject,
@@ -178,8 +184,9 @@ def _results(project: AnyProject, models: pd.DataFrame, evals: pd.DataFrame, aud
         groups.append(Text(
             f"Audited attributes: {', '.join(f.attributes) or 'none'}; intersections: "
             f"{', '.join(':'.join(i) for i in f.intersections) or 'none'}; reference groups: "
-            f"{refs}. Groups with fewer than {f.min_group_size} test rows are described but "
-            "never compared."))
+            f"{refs}. A group whose metric has fewer than {f.min_group_size} cases in its own "
+            "denominator (flagged cases for precision, positives for recall) is described but "
+            "never compared on it."))
     else:
         groups.append(NotProvided("fairness.attributes", "no attribute is audited"))
     groups += answer(project.governance.group_rationale, "governance.group_rationale")
@@ -231,22 +238,31 @@ def _errors(project: AnyProject, audits: pd.DataFrame, reqs: pd.DataFrame, group
     f = project.fairness
     varying: list[Part]
     if len(audits):
-        compared = audits[(audits["status"] == "ok") & audits["metric"].isin(list(AUDIT_METRICS))]
-        flagged = compared[(compared["fair"] == False) | (compared["p_value"] < 0.05)]  # noqa: E712
+        # the audit's own verdicts: unfair only where the corrected test supports it; the
+        # descriptive metrics (the label base rate) are never flagged
+        judged = audits[audits["metric"].isin(list(AUDIT_METRICS))
+                        & ~audits["metric"].isin(list(DESCRIPTIVE_METRICS))]
+        flagged = judged[judged["status"] == STATUS_UNFAIR]
         flagged = flagged.reindex(flagged["difference_pp"].abs().sort_values(
             ascending=False).index).head(TOP_DISPARITIES)
+        inconclusive = int((judged["status"] == STATUS_INCONCLUSIVE).sum())
         varying = [Table(["Attribute", "Group", "Metric", "Value", "Reference", "Ratio",
-                          "Difference (points)", "p-value"], [
+                          "Difference (points)", "Corrected p"], [
             [r["attribute"], r["group_value"], AUDIT_METRICS[r["metric"]], fmt(r["value"]),
              r["reference_group"], fmt(r["disparity_ratio"], 2), fmt(r["difference_pp"], 1),
-             f"{r['p_value']:.3g}" if pd.notna(r["p_value"]) else "n/a"]
+             f"{r['p_adjusted']:.3g}" if pd.notna(r.get("p_adjusted")) else "n/a"]
             for _, r in flagged.iterrows()])] if len(flagged) else [Text(
-                "No compared group is outside the 0.8-1.25 ratio band or significantly "
-                "different from its reference (p < 0.05).")]
+                "No compared group is unfair: none is outside the 0.8-1.25 ratio band with a "
+                "corrected p < 0.05.")]
         varying.insert(0, Text(f"Groups whose precision, recall, false positive rate or "
-                               f"selection rate differ most from their reference group (ratio "
-                               f"outside 0.8-1.25 or p < 0.05), largest first, at most "
-                               f"{TOP_DISPARITIES}:"))
+                               f"selection rate is unfair against their reference group (ratio "
+                               f"outside 0.8-1.25, tested against the band, p < 0.05 after "
+                               f"correction over the groups of an attribute), largest first, "
+                               f"at most {TOP_DISPARITIES}:"))
+        if inconclusive:
+            varying.append(Text(f"{inconclusive} more group-metric cells are outside the band "
+                                "without statistical support (inconclusive: too few cases to "
+                                "tell)."))
     else:
         varying = [NotProvided("fairness.attributes", "no group results in the store")]
     audited = set(f.attributes) | {c for i in f.intersections for c in i}
@@ -345,8 +361,10 @@ def _metrics(project: AnyProject, config: dict[str, Any], history: pd.DataFrame)
         f"Overall metrics: percentile bootstrap over the test rows, {ev.bootstrap} resamples, "
         f"{ev.confidence:.0%} intervals (seed {ev.seed}); tied scores at a list cut-off count "
         "fractionally. Group metrics: 95% Wilson intervals on each metric's own denominator; "
-        "each group is compared with its reference by a two-proportion z-test; groups under "
-        f"{f.min_group_size} rows are described, never compared.")
+        "each group is compared with its reference by a two-proportion z-test, and judged "
+        "unfair only when its ratio is outside 0.8-1.25 with a p < 0.05 against that band "
+        f"after {CORRECTION_NAMES[f.correction]} correction (else inconclusive); a metric "
+        f"with a denominator under {f.min_group_size} is described, never compared.")
     return Section("Metrics", [
         Field("Performance measures, and why they were chosen", measures),
         Field("Decision thresholds, and why", thresholds),

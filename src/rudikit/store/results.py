@@ -271,10 +271,10 @@ def record_fairness(engine: Engine, model_id: int, selection: str, disparities: 
             rows = [
                 {"model_id": model_id, "selection": selection, "attribute": r["attribute"],
                  "group_value": r["group"], "metric": r["metric"],
-                 **{k: plain(r[k]) for k in ("value", "lower", "upper", "numerator",
-                                                     "denominator", "reference_group",
-                                                     "disparity_ratio", "difference_pp",
-                                                     "p_value", "fair")},
+                 **{k: plain(r.get(k)) for k in ("value", "lower", "upper", "numerator",
+                                                 "denominator", "reference_group",
+                                                 "disparity_ratio", "difference_pp",
+                                                 "p_value", "p_adjusted", "fair")},
                  "n": int(r["n"]), "status": r["status"], "created_at": created}
                 for r in disparities.to_dict("records")
             ]

@@ -244,6 +244,16 @@ def fairness_models(conn: Connection) -> list[dict[str, Any]]:
     return fairness_q.audited_models(conn)
 
 
+def _row_status(cells: pd.DataFrame) -> str:
+    """A group's status over its metrics: the metrics judged unfair, else those inconclusive,
+    else the first metric's status (reference, ok, insufficient data, ...)."""
+    for verdict in ("unfair", "inconclusive"):
+        hit = cells.loc[cells["status"] == verdict, "metric"].map(AUDIT_METRICS)
+        if len(hit):
+            return f"{verdict}: {', '.join(hit)}"
+    return str(cells["status"].iloc[0])
+
+
 def fairness(engine: Engine, model_id: int | None) -> dict[str, Any]:
     """Group metrics, disparities and requirement results of one model (default: the deployed
     model, else the newest selected one, else the newest audited one)."""
@@ -269,7 +279,7 @@ def fairness(engine: Engine, model_id: int | None) -> dict[str, Any]:
             cells = {m: g[g["metric"] == m].iloc[0].to_dict() for m in AUDIT_METRICS
                      if (g["metric"] == m).any()}
             first = g.iloc[0]
-            rows.append({"group": group, "n": int(first["n"]), "status": first["status"],
+            rows.append({"group": group, "n": int(first["n"]), "status": _row_status(g),
                          "reference": first["reference_group"], "cells": cells})
         tables.append({"attribute": attribute, "rows": rows})
     figures = audit_figures(audits.assign(model_id=model_id), model_id) if len(audits) else []
