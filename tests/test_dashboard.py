@@ -28,6 +28,7 @@ from rudikit.service.ui.routes import PLOTLY_JS
 from rudikit.store import tables as t
 from rudikit.store.engine import create_store_engine
 from rudikit.store.list_tables import entity_reviews
+from rudikit.store.queries.fairness import requirement_status
 
 ANALYST_PAGES = ["/ui/", "/ui/models/{model}", "/ui/fairness", "/ui/monitoring"]
 LIST_PAGE = "/ui/lists"
@@ -292,8 +293,12 @@ def test_the_fairness_page_shows_group_metrics_and_requirements(client, filled) 
     for req in requirements:
         assert req["summary"] in html.unescape(page)
         assert f"{req['units_met']} / {req['units_evaluated']}" in page
-    assert page.count('<span class="badge bad">fail</span>') == sum(
-        not r["passed"] for r in requirements)
+    assert page.count('<span class="badge bad">not met</span>') == sum(
+        requirement_status(r) == "not met" for r in requirements)
+    assert page.count('<span class="badge ok">met</span>') == sum(
+        requirement_status(r) == "met" for r in requirements)
+    assert page.count('<span class="badge warn">inconclusive</span>') == sum(
+        requirement_status(r) == "inconclusive" for r in requirements)
     assert f"{audit['value']:.3f}" in page and audit["group_value"] in page
     assert len([k for k in chart_specs(page) if k.startswith("chart-audit-")]) >= 3
     assert "(deployed)" in page  # the deployed model is the one shown

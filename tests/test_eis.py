@@ -18,13 +18,23 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from scipy.stats import spearmanr
 from sqlalchemy import select, text
 from typer.testing import CliRunner
 
 from rudikit.cli import app
-from rudikit.config import ProjectError, TemporalProject, load_project, parse_project
+from rudikit.config import (
+    FEATURE_TABLES,
+    ProjectError,
+    TemporalProject,
+    load_project,
+    parse_project,
+)
 from rudikit.evaluation.metrics import precision_at_k
 from rudikit.models.audition import Rule, audition
+from rudikit.models.estimators import GridPoint
+from rudikit.models.perturb import perturbed_lists
+from rudikit.models.temporal import prepare
 from rudikit.reports.cards import render_markdown
 from rudikit.reports.model_card import build_model_card
 from rudikit.reports.temporal_report import (
@@ -142,7 +152,8 @@ def test_rudi_yaml_with_a_temporal_section_runs_the_temporal_experiment(eis_run)
         "officers", "complaints", "use_of_force", "unit_history", "rank_history")}
     stability = _frame(engine, select(list_tables.list_stability).where(
         list_tables.list_stability.c.run_id == result.run_id))
-    assert set(stability["kind"]) == {"seeds", "consecutive", "trees"}
+    assert set(stability["kind"]) == {"seeds", "consecutive", "trees", "bootstrap",
+                                      "drop_source"}
     trees = stability[(stability["kind"] == "trees") & (stability["metric"] == "jaccard")]
     assert sorted(trees["parameter"]) == ["n_estimators=20", "n_estimators=5"]
     assert stability["value"].between(-1, 1).all()
@@ -153,6 +164,68 @@ def test_rudi_yaml_with_a_temporal_section_runs_the_temporal_experiment(eis_run)
     assert result.report_path is not None and result.report_path.exists()
     assert "status finished" in result.report_path.read_text()
     assert result.summary is not None  # the precision table the command line prints
+
+
+def test_perturbed_lists_are_stored_beside_precision_and_reported(eis_run) -> None:
+    result, folder, engine = eis_run
+    chosen = _frame(engine, select(t.models).where(
+        (t.models.c.run_id == result.run_id) & t.models.c.selected)).iloc[0]
+    stability = _frame(engine, select(list_tables.list_stability).where(
+        list_tables.list_stability.c.run_id == result.run_id))
+    # every group of this grid is deterministic: the seeds agree by construction, and the
+    # report says the agreement measured nothing
+    seeds = stability[stability["kind"] == "seeds"]
+    assert all(d == {"randomness": []} for d in seeds["details"])
+    assert seeds.loc[seeds["metric"] == "jaccard", "value"].tolist() == [1.0]
+    html = result.report_path.read_text()
+    assert "no source of randomness</strong>" in html[html.index('id="randomness"'):]
+    perturbed = stability[stability["kind"].isin(["bootstrap", "drop_source"])]
+    assert (perturbed["model_group_id"] == chosen["model_group_id"]).all()
+    assert set(perturbed["parameter"]) == {"resample=1", "resample=2", "resample=3",
+                                           *(f"source={s}" for s in FEATURE_TABLES)}
+    assert set(perturbed["metric"]) == {"jaccard", "spearman", "precision_at_k"}
+    assert len(perturbed) == (3 + len(FEATURE_TABLES)) * 3
+    assert len(set(perturbed["created_at"])) == 1  # one transaction
+    # the oracle: the reference is the chosen model's stored list on its last date; the
+    # first resample and the refit without complaints recomputed and compared with numpy/scipy
+    preds = _frame(engine, select(t.predictions).where(
+        t.predictions.c.model_id == int(chosen["id"])))
+    last = preds[preds["as_of_date"] == preds["as_of_date"].max()].set_index("entity_id")
+    project = load_project(folder)
+    data = prepare(project.temporal, synthetic_tables())
+    group = _frame(engine, select(t.model_groups).where(
+        t.model_groups.c.id == int(chosen["model_group_id"]))).iloc[0]
+    _, refits = perturbed_lists(data, GridPoint(group["algorithm"], group["hyperparameters"]),
+                                project.temporal.seed, resamples=1, tables=["complaints"])
+    stored = perturbed.set_index(["parameter", "metric"])["value"]
+    entities, y = last.index.to_numpy(), last["label"].to_numpy()
+
+    def top(scores: np.ndarray) -> set[str]:  # ties go to the smaller officer id
+        return set(entities[np.lexsort((entities, -scores))[:K]])
+
+    def precision(scores: np.ndarray) -> float:  # the officers tied at the cut share its seats
+        cut = np.sort(scores)[::-1][K - 1]
+        above, tied = scores > cut, scores == cut
+        return (y[above].sum() + (K - above.sum()) * y[tied].mean()) / K
+
+    theirs = last["score"].to_numpy()
+    for refit in refits:
+        ours = refit.scores.reindex(last.index).to_numpy()
+        assert stored[(refit.parameter, "jaccard")] == pytest.approx(
+            len(top(ours) & top(theirs)) / len(top(ours) | top(theirs)))
+        assert stored[(refit.parameter, "spearman")] == pytest.approx(
+            spearmanr(ours, theirs).statistic)
+        assert stored[(refit.parameter, "precision_at_k")] == pytest.approx(precision(ours))
+    reference = [d["reference_precision_at_k"] for d in perturbed["details"]]
+    assert reference == pytest.approx([precision(theirs)] * len(perturbed))
+    section = html[html.index('id="perturbation-table"'):]
+    shown = re.findall(r'<td class="text">(resample \d|without \w+)</td><td>([\d.]+)</td>',
+                       section[:section.index("</table>")])
+    jaccard = stored.xs("jaccard", level="metric")
+    assert {label: float(v) for label, v in shown} == pytest.approx({
+        (f"resample {p[9:]}" if p.startswith("resample") else f"without {p[7:]}"): round(v, 3)
+        for p, v in jaccard.items()}, abs=5e-4)
+    assert "Perturbed lists: overlap with the chosen list" in html  # the figure
 
 
 def test_report_shows_each_lists_stored_fairness_verdicts(eis_run) -> None:
@@ -167,7 +240,8 @@ def test_report_shows_each_lists_stored_fairness_verdicts(eis_run) -> None:
     html = result.report_path.read_text()
     section = html[html.index('id="fairness"'):html.index('id="reviews"')]
     table = section[section.index('id="fairness-requirements"'):section.index("</table>")]
-    cells = re.findall(r"<td title=[^>]*>(met|<strong>not met</strong>|n/a)</td>", table)
+    cells = re.findall(r'<td title=[^>]*>(?:<span class="verdict [^"]*">)?([^<]+)(?:</span>)?'
+                       r"</td>", table)
     assert len(cells) == len(stored)
     assert cells.count("met") == int(stored["passed"].sum())
     assert "officers listed (%)" in section  # the figure
@@ -378,3 +452,37 @@ def test_validate_checks_completeness_names_against_the_feature_specs(tmp_path) 
     assert done.exit_code == 1
     assert ("temporal.complete_from.cmp.recorded_before[0]: no group 'cat_excesive_force'"
             in " ".join(done.output.split()))
+
+
+def test_a_temporal_group_deploys_through_the_gate_on_its_list_dates(eis_run) -> None:
+    """The chosen temporal group goes live through the same gate: it reads the requirement
+    results of the deployed model's list dates (every one met here), the rationale answers
+    and the event tables' snapshots, so no waiver is needed; one list date not met refuses."""
+    from rudikit.service.gate import GateRefused, gated_deploy
+    from rudikit.store.queries.fairness import MET, model_requirement_statuses
+
+    result, folder, engine = eis_run
+    chosen = _frame(engine, select(t.models).where(
+        (t.models.c.run_id == result.run_id) & t.models.c.selected)).iloc[0]
+    model_id = int(chosen["id"])
+    rows = _frame(engine, select(t.fairness_requirements).where(
+        t.fairness_requirements.c.model_id == model_id))
+    assert len(rows) and rows["selection"].str.fullmatch(rf"top_k={K}@\d{{4}}-01-01").all()
+    assert rows["passed"].all()
+    done, report = gated_deploy(engine, int(chosen["model_group_id"]), reason="lists",
+                                by="pytest", project=load_project(folder))
+    assert report.passed and done.waiver is None and done.model_id == model_id
+    assert [s.status for s in report.requirements] == [MET]
+    assert done.threshold == 0.5 and report.operating_source.startswith("no threshold")
+    # a later list date of the same model not met: the gate refuses, naming the requirement
+    with engine.begin() as conn:
+        conn.execute(t.fairness_requirements.insert().values(
+            **{k: v for k, v in rows.iloc[0].to_dict().items() if k != "id"}
+            | {"selection": f"top_k={K}@2099-01-01", "passed": False, "units_met": 0,
+               "outcomes": [{"status": "not met"}]}))
+    statuses = model_requirement_statuses(engine, model_id)
+    assert statuses[0].status == "not met" and "not met on 1 of 2 list dates" in \
+        statuses[0].summary
+    with pytest.raises(GateRefused, match="listed share between age bands"):
+        gated_deploy(engine, int(chosen["model_group_id"]), reason="lists", by="pytest",
+                     project=load_project(folder))

@@ -108,7 +108,7 @@ def test_reference_at_zero_lets_the_difference_decide(tmp_path: Path) -> None:
     assert b["difference_pp"] == pytest.approx(44.8)
     assert b["p_value"] < 1e-50 and bool(b["significant"])
     assert pd.notna(b["fair"]) and not bool(b["fair"])
-    assert b["status"] == "ok"
+    assert b["status"] == "unfair" and b["p_adjusted"] < 1e-50
     # 0 against 0: no difference at all, so fair
     assert fpr.loc["C", "value"] == 0 and bool(fpr.loc["C", "fair"])
     # a defined ratio still follows the 0.8-1.25 rule: tpr 0.714 / 0.8 = 0.89

@@ -10,19 +10,20 @@ import pytest
 from scipy import stats
 
 from rudikit.fairness.disparities import (
+    STATUS_INCONCLUSIVE,
     STATUS_INSUFFICIENT,
     STATUS_OK,
     STATUS_REFERENCE,
     STATUS_REFERENCE_INSUFFICIENT,
-    STATUS_UNDEFINED,
+    STATUS_UNFAIR,
     bootstrap_intervals,
     disparities,
     disparity_wide,
     proportion_counts,
-    two_proportion_ztest,
-    wilson_interval,
 )
 from rudikit.fairness.group_metrics import group_metrics
+from rudikit.fairness.significance import adjust, ratio_pvalue, two_proportion_ztest
+from rudikit.fairness.significance import proportion_interval as wilson_interval
 from rudikit.fairness.summary import (
     between_group_generalized_entropy,
     generalized_entropy_from_counts,
@@ -135,9 +136,14 @@ def test_disparities_by_hand() -> None:
     assert r.reference_group == "big" and r.reference_value == pytest.approx(fpr_big)
     assert r.disparity_ratio == pytest.approx(fpr_mid / fpr_big)
     assert r.difference_pp == pytest.approx(100 * (fpr_mid - fpr_big))
-    assert not r.fair and r.significant and r.status == STATUS_OK
+    # a ratio of 3.9 on 110 and 340 negatives: outside 0.8-1.25 with support after Holm over
+    # the two compared groups (mid: 50/110, small: 5/10 against 40/340)
+    raw = ratio_pvalue([50, 5], [110, 10], 40, 340, 0.8, 1.25)
+    assert r.p_adjusted == pytest.approx(float(adjust(raw, "holm")[0]))
+    assert r.p_adjusted < 0.05
+    assert not r.fair and r.significant and r.status == STATUS_UNFAIR
     lo, hi = wilson_interval(50, 110)
-    assert (r.lower, r.upper) == pytest.approx((float(lo), float(hi)))
+    assert (r.lower, r.upper) == pytest.approx((float(lo[0]), float(hi[0])))
     ppr = _row(long, "mid", "ppr")
     assert ppr.value == pytest.approx(100 / 210)
     assert ppr.disparity_ratio == pytest.approx(1.0) and ppr.fair
@@ -175,13 +181,17 @@ def test_undefined_metric_status_and_fairness_bounds_option() -> None:
     cells = {"a": (0, 0, 80, 20), "b": (10, 10, 60, 20)}  # group a flags nobody
     long = disparities(_table(cells), reference={"a": "b"}, fairness_bounds=None,
                        min_group_size=10)
-    assert _row(long, "a", "precision").status == STATUS_UNDEFINED
+    # precision is 0/0 for a: no flagged case, so under any minimum of flagged cases
+    assert _row(long, "a", "precision").status == STATUS_INSUFFICIENT
     assert long.fair.isna().all()
     strict = disparities(_table(cells), reference={"a": "b"}, fairness_bounds=(0.9, 1.1),
                          min_group_size=10)
     assert _row(strict, "a", "npv").fair  # 80/100 vs 60/80: ratio 1.067
     assert _row(strict, "a", "npv").disparity_ratio == pytest.approx(0.8 / 0.75)
-    assert not _row(strict, "a", "tnr").fair  # 80/80 vs 60/70: ratio 1.167
+    # 80/80 vs 60/70: ratio 1.167 is over 1.1, but on 80 and 70 negatives not significantly
+    tnr = _row(strict, "a", "tnr")
+    assert tnr.disparity_ratio == pytest.approx(1 / (60 / 70))
+    assert pd.isna(tnr.fair) and tnr.status == STATUS_INCONCLUSIVE and tnr.p_adjusted > 0.05
 
 
 def test_disparity_validation_errors() -> None:

@@ -41,10 +41,12 @@ def frame() -> pd.DataFrame:
 def test_within_units(frame: pd.DataFrame) -> None:
     req = Requirement("precision", 5, unit="station", compare="eth", min_n=50)
     (res,) = evaluate_requirements(frame, "y", "pred", [req])
-    assert not res.passed
+    assert not res.passed and res.status == STATUS_NOT_MET
     assert (res.units_met, res.units_evaluated) == (1, 2)
-    assert res.summary.startswith("met in 1 of 2 units")
+    assert res.summary.startswith("not met: met in 1 of 2 units, not met in 1 (largest gap "
+                                  "20.0 pp in station=B, Holm-corrected p = ")
     (fail,) = res.failing
+    assert fail.p_adjusted < 0.05  # 90 of 100 against 70 of 100 flagged, 20 points over 5
     assert fail.unit == "station=B" and fail.status == STATUS_NOT_MET
     assert fail.gap_pp == pytest.approx(20.0)
     assert (fail.highest_group, fail.lowest_group) == ("W", "B")
@@ -57,11 +59,11 @@ def test_within_units(frame: pd.DataFrame) -> None:
 
 
 def test_across_units_and_aliases(frame: pd.DataFrame) -> None:
-    # precision per station: A 157/200, B 160/200, C 65/90 -> D excluded (40 rows)
+    # precision per station: A 157/200, B 160/200, C 65/90 -> D excluded (40 flagged)
     req = Requirement("ppv", 10, unit="station", compare="across units", min_n=50)
     (res,) = evaluate_requirements(frame, "y", "pred", [req])
     assert req.metric == "precision" and req.across_units
-    assert res.passed and res.units_evaluated == 1
+    assert res.passed and res.status == STATUS_MET and res.units_evaluated == 1
     (o,) = [o for o in res.outcomes if o.status != STATUS_INSUFFICIENT]
     assert o.gap_pp == pytest.approx(100 * (160 / 200 - 65 / 90))
     assert [s.unit for s in res.skipped] == ["station=D"]
@@ -95,8 +97,8 @@ def test_recall_per_two_unit_attributes_and_intersection() -> None:
 def test_not_evaluable_does_not_pass(frame: pd.DataFrame) -> None:
     (res,) = evaluate_requirements(frame, "y", "pred", [
         Requirement("precision", 5, unit="station", compare="eth", min_n=10_000)])
-    assert not res.passed and not res.evaluable
-    assert res.summary.startswith("not evaluable")
+    assert not res.passed and not res.evaluable and res.status == STATUS_INSUFFICIENT
+    assert res.summary == "insufficient data in every unit"
 
 
 def test_requirement_validation(frame: pd.DataFrame) -> None:
@@ -157,16 +159,16 @@ def test_denominator_basis_and_auc_requirement() -> None:
     frame = pd.DataFrame({"station": rng.choice(["N", "S"], n), "eth": rng.choice(["W", "B"], n),
                           "score": np.round(rng.random(n), 2)})
     frame["y"] = (rng.random(n) < frame["score"]).astype(int)
-    # few flagged people: with min_n counted on predicted positives the precision comparison
-    # is skipped, counted on rows it is made
-    rows = Requirement("precision", 5, unit="station", compare="eth", min_n=50)
-    denom = Requirement("precision", 5, unit="station", compare="eth", min_n=50,
-                        min_n_of="denominator")
+    # few flagged people: every group has about 500 rows but about 15 flagged cases, so the
+    # precision comparison is skipped while recall (about 250 positives each) is made
+    denom = Requirement("precision", 5, unit="station", compare="eth", min_n=50)
+    recall = Requirement("recall", 5, unit="station", compare="eth", min_n=50)
     auc = Requirement("auc", 10, unit="station", compare="eth")
-    r_rows, r_denom, r_auc = evaluate_requirements(frame, "y", "score", [rows, denom, auc],
-                                                   top_k=60)
-    assert r_rows.units_evaluated == 2
+    r_denom, r_recall, r_auc = evaluate_requirements(frame, "y", "score", [denom, recall, auc],
+                                                     top_k=60)
     assert r_denom.units_evaluated == 0 and len(r_denom.skipped) == 2
+    assert r_denom.status == STATUS_INSUFFICIENT
+    assert r_recall.units_evaluated == 2
     assert auc.metric == "roc_auc" and r_auc.units_evaluated == 2
     from sklearn.metrics import roc_auc_score
 

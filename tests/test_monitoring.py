@@ -33,6 +33,7 @@ from typer.testing import CliRunner
 
 from rudikit.cli import app as cli
 from rudikit.cli.monitoring import rehearse
+from rudikit.cli.service import DEMO_WAIVER
 from rudikit.config import FairnessRequirement, load_project
 from rudikit.data.sources import unify
 from rudikit.data.synthetic import generate_archive
@@ -604,6 +605,10 @@ def test_the_demo_rehearsal_deploys_replays_monitors_and_retrains(template: Path
     assert first is not None and first["model_id"] == run.selected.model_id
     assert first["threshold"] == project.fairness.at.threshold == 0.25
     assert first["reason"].startswith("rudi demo: the model the run chose, at threshold 0.25")
+    # the project leaves a rationale question of the model card open: the gate refuses, and
+    # the demo deploys with a recorded waiver
+    assert first["waiver"] == {"reason": DEMO_WAIVER, "by": first["deployed_by"], "failing": [
+        "model card 'rationale.users_and_training': not answered (fill it in rudi.yaml)"]}
     assert monitored["n_predictions"] == monitored["n_outcomes"] == len(feb)
     assert pd.Timestamp(monitored["window_end"]).strftime("%Y-%m-%d") == "2020-03-01"
     assert {"retrain_promoted", "retrain_rejected"} & set(actions)
@@ -702,3 +707,38 @@ def test_bad_monitoring_settings_name_the_key_and_store_nothing(template: Path,
     refused = runner.invoke(cli, ["rollback", str(folder), "--database-url", url])
     assert refused.exit_code == 2 and "say why you roll back: --reason" in refused.output
     assert counts() == before  # nothing stored by any of them
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+def test_a_production_fairness_alert_needs_a_supported_gap(live: Live) -> None:
+    """Only a requirement "not met" on production outcomes raises the fairness alert; one over
+    its bound without statistical support ("inconclusive") or without enough flagged cases
+    ("insufficient data") is recorded but raises none."""
+    _, feb, y_feb = month_rows(live.project, live.frame, "2020-02")
+    live.post(feb, y_feb)
+    requirements = [
+        FairnessRequirement(name="precision by gender per force within 0.001 pp",
+                            metric="precision", unit="force", compare=["gender"],
+                            max_gap_pp=0.001, min_size=5),
+        FairnessRequirement(name="recall across forces within 0.001 pp", metric="recall",
+                            unit="force", max_gap_pp=0.001, min_size=5),
+        FairnessRequirement(name="precision across forces, 100,000 flagged each",
+                            metric="precision", unit="force", max_gap_pp=1,
+                            min_size=100_000),
+    ]
+    fairness = live.project.fairness.model_copy(update={"requirements": requirements})
+    live.project = live.project.model_copy(update={"fairness": fairness})
+    result = live.monitor(datetime(2020, 3, 1, tzinfo=UTC))
+    statuses = {r.requirement.name: r.status for r in result.fairness}
+    assert statuses[requirements[2].name] == "insufficient data"
+    unsupported = [r for r in result.fairness if r.status == "inconclusive"]
+    assert unsupported, statuses  # a gap over its bound that the data do not support
+    assert all(o.gap_pp > 0.001 for r in unsupported for o in r.inconclusive)
+    fairness_alerts = {a.subject for a in result.alerts if a.kind == "fairness"}
+    assert fairness_alerts == {name for name, s in statuses.items() if s == "not met"}
+    with live.engine.connect() as conn:
+        stored = dict(conn.execute(select(monitor_metrics.c.subject, monitor_metrics.c.value)
+                                   .where(monitor_metrics.c.monitor_run_id
+                                          == result.monitor_run_id,
+                                          monitor_metrics.c.section == "fairness")).all())
+    assert stored == {name: {"met": 1.0, "not met": 0.0}.get(s) for name, s in statuses.items()}

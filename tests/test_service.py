@@ -722,10 +722,20 @@ def test_the_command_line_deploys_and_manages_tokens(store, project, tmp_path) -
     runner = CliRunner()
     where = [str(tmp_path), "--database-url", url] + (
         ["--database-schema", schema] if schema else [])
+    # the registered run is no rudi.yaml project: no model card, no data snapshot
     r = runner.invoke(cli, ["deploy", str(group), *where, "--reason", "best AUC",
                             "--by", "dana", "--threshold", "0.45"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 1 and "fails the deploy gate on 2 item(s)" in out, r.output
+    assert "model card 'model group" in out and "recorded no data snapshot" in out
+    r = runner.invoke(cli, ["deploy", str(group), *where, "--reason", "best AUC",
+                            "--by", "dana", "--threshold", "0.45", "--waive", "a test store"])
     assert r.exit_code == 0, r.output
     assert f"model {model}" in r.output and "threshold 0.45" in r.output
+    with engine.connect() as conn:
+        waiver = conn.execute(select(pt.deployed_models.c.waiver)).scalar_one()
+    assert waiver["reason"] == "a test store" and waiver["by"] == "dana"
+    assert len(waiver["failing"]) == 2 and "recorded no data snapshot" in waiver["failing"][1]
     r = runner.invoke(cli, ["deploy", "12345", *where, "--reason", "x"])
     assert r.exit_code == 2 and "no model group 12345" in r.output
     r = runner.invoke(cli, ["deployments", *where])

@@ -334,5 +334,5 @@ def test_load_sql_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("RUDI_TEST_SOURCE_URL", f"sqlite:///{tmp_path / 'db.sqlite'}")
     empty = CliRunner().invoke(app, ["load-sql", str(tmp_path / "none"), "--table", "t",
                                      "--url-env", "RUDI_TEST_SOURCE_URL"])
-    assert empty.exit_code == 2 and "does not exist" in empty.output
+    assert empty.exit_code == 2 and "does not exist" in " ".join(empty.output.split())
     assert "Traceback" not in unset.output + empty.output

@@ -114,7 +114,13 @@ _Reference = Annotated[list[str] | None, typer.Option(
     help="Reference group, repeatable (other attributes use their largest group); or "
     "'majority' or 'min_metric'.")]
 _MinGroup = Annotated[int, typer.Option(
-    "--min-group-size", metavar="N", help="Smaller groups are reported as insufficient data.")]
+    "--min-group-size", metavar="N",
+    help="A group whose metric has a smaller denominator (flagged cases for precision, "
+    "positives for recall, ...) is reported as insufficient data.")]
+_Correction = Annotated[str, typer.Option(
+    "--correction", metavar="holm|fdr_bh",
+    help="Multiple-comparison correction of the tests behind 'unfair' (per attribute and "
+    "metric): Holm or Benjamini-Hochberg.")]
 _TieBreak = Annotated[str, typer.Option(
     "--tie-break", metavar="stable|random",
     help="Ties at the k-th score: input order, or random with --seed.")]
@@ -143,6 +149,7 @@ def audit_command(
     threshold: _Threshold = None,
     reference: _Reference = None,
     min_group_size: _MinGroup = 50,
+    correction: _Correction = "holm",
     tie_break: _TieBreak = "stable",
     seed: _Seed = 0,
     where: _Where = None,
@@ -154,7 +161,9 @@ def audit_command(
 
     Per attribute and intersection: group sizes, confusion counts and every rate metric.
 
-    Each group is compared with a reference group: ratio, difference, Wilson interval, z-test.
+    Each group is compared with a reference group: ratio, difference, Wilson interval, z-test;
+    'unfair' only where a test against the bounds, corrected, supports it ('inconclusive'
+    otherwise).
 
     Example: rudi audit scores.csv -y y -s s -a race -a sex --intersect race,sex --top-pct 10
     """
@@ -175,6 +184,8 @@ def audit_command(
             raise _fail(f"give only one of --top-k, --top-pct and --threshold, got {chosen}")
         if tie_break not in ("stable", "random"):
             raise _fail(f"--tie-break must be 'stable' or 'random', got {tie_break!r}")
+        if correction not in ("holm", "fdr_bh"):
+            raise _fail(f"--correction must be 'holm' or 'fdr_bh', got {correction!r}")
         crossed = [[c.strip() for c in spec.split(",") if c.strip()] for spec in intersect or []]
         attributes = list(attr or [])
         columns = list(dict.fromkeys([label, score, *attributes, *(c for x in crossed for c in x)]))
@@ -185,6 +196,7 @@ def audit_command(
             threshold=threshold, top_k=top_k, top_pct=top_pct,
             tie_break=tie_break,  # type: ignore[arg-type]
             random_state=seed, reference=ref, min_group_size=min_group_size,
+            correction=correction,  # type: ignore[arg-type]
         )
         if where is not None:
             result.settings["where"] = where

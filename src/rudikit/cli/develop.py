@@ -201,9 +201,43 @@ def run_and_report(project_dir: Path, database_url: str | None, allow_synthetic:
     if result.selected:
         console.print(f"[bold]Chosen:[/] model group {result.selected.model_group_id} "
                       f"({result.selected.algorithm}) - {result.selection_reason}.")
+    requirement_verdicts(project_dir, database_url, result)
     console.print(f"Results store: {result.store_url}")
     console.print(f"[bold]Report:[/] {result.report_path}")
     return result
+
+
+def requirement_verdicts(project_dir: Path, database_url: str | None, result: RunResult
+                         ) -> None:
+    """Each fairness requirement's verdict for the chosen model, its mitigated variant and the
+    live deployment (what `rudi deploy`'s gate will read)."""
+    from rudikit.cli.service import print_requirements
+    from rudikit.store.engine import open_store
+    from rudikit.store.queries.fairness import model_requirement_statuses
+    from rudikit.store.queries.production import live_deployment
+
+    shown = [(f"Chosen model {m.model_id} (group {m.model_group_id})", m.model_id)
+             for m in (result.selected,) if m is not None]
+    if result.mitigated is not None:
+        m = result.mitigated
+        shown.append((f"Mitigated model {m.model_id} (group {m.model_group_id})", m.model_id))
+    engine = open_store(database_url, project_dir)
+    try:
+        with engine.connect() as conn:
+            live = live_deployment(conn)
+            if live is not None:
+                shown.append((f"Live deployment {live['id']} (model {live['model_id']}, group "
+                               f"{live['model_group_id']})", int(live["model_id"])))
+            verdicts = [(title, model_requirement_statuses(conn, model_id))
+                        for title, model_id in shown]
+    finally:
+        engine.dispose()
+    if not any(statuses for _, statuses in verdicts):
+        return
+    console.print("[bold]Fairness requirements[/] (met / not met / inconclusive / "
+                  "insufficient data; `rudi deploy` refuses a model with one not met):")
+    for title, statuses in verdicts:
+        print_requirements(title, statuses)
 
 
 def run(project_dir: ProjectArg = Path("."), database_url: DatabaseOpt = None,

@@ -109,10 +109,12 @@ def demo_eis(workdir: Path, database_url: str | None) -> None:
     import pandas as pd
 
     from rudikit.cli.develop import EXAMPLES, run_and_report
+    from rudikit.cli.service import demo_deploy
     from rudikit.config import load_project
     from rudikit.data.sources import resolve_path
     from rudikit.monitoring.list_rehearsal import rehearse, write_demo_project
-    from rudikit.service.deploy import deploy
+    from rudikit.monitoring.list_retrain import ListRetrainDecision, retrain_lists
+    from rudikit.monitoring.retrain import RetrainError
 
     example = EXAMPLES / "eis"
     data = resolve_path(load_project(example).data.sources[0], example)
@@ -127,9 +129,8 @@ def demo_eis(workdir: Path, database_url: str | None) -> None:
         fail("the development run chose no model group")
     engine = open_engine(folder, database_url, None)
     by = acting_user(None)
-    done = deploy(engine, result.selected.model_group_id, model_id=result.selected.model_id,
-                  by=by, reason="rudi demo eis: the chosen group's model trained on the lists "
-                                "up to 2013, judged on January 2014")
+    done = demo_deploy(engine, folder, load_project(folder), result.selected.model_group_id,
+                       result.selected.model_id, by)
     console.print(f"\n[bold]Production rehearsal[/]: deployment {done.id} = model "
                   f"{done.model_id} (group {done.model_group_id}, {done.algorithm}); monthly "
                   "lists from 2014-01 to 2016-04.", highlight=False)
@@ -144,8 +145,21 @@ def demo_eis(workdir: Path, database_url: str | None) -> None:
             if ": list " in message:
                 progress.advance(task)
 
+        def retrain(project: TemporalProject, as_of: pd.Timestamp) -> ListRetrainDecision | None:
+            try:
+                decision = retrain_lists(project, folder, engine, by=by, as_of=as_of)
+            except RetrainError as exc:
+                say(f"{as_of:%Y-%m}: no retraining: {exc}")
+                return None
+            verdict = (f"promoted (model {decision.refit_model_id} live)" if decision.promoted
+                       else f"not promoted: {decision.reason}")
+            say(f"{as_of:%Y-%m}: retrain judged on the {decision.list_date:%Y-%m-%d} list: "
+                f"{decision.metric} challenger {decision.challenger.metric:.3f}, champion "
+                f"{decision.champion.metric:.3f}; {verdict}")
+            return decision
+
         rehearse(folder, engine, by=by, say=say,
-                 monitor=lambda project, as_of: None, retrain=lambda project, as_of: None)
+                 monitor=lambda project, as_of: None, retrain=retrain)
     engine.dispose()
 
 

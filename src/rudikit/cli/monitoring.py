@@ -21,14 +21,16 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from rudikit.cli.service import ByOpt, ProjectArg, acting_user, open_engine
+from rudikit.cli.service import ByOpt, ProjectArg, acting_user, demo_deploy, open_engine
 from rudikit.cli.terminal import DatabaseOpt, SchemaOpt, console, fail
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from rudikit.config import Project, TemporalProject
+    from rudikit.monitoring.list_retrain import ListRetrainDecision
     from rudikit.monitoring.monitor import Deployed
+    from rudikit.monitoring.retrain import RetrainDecision
 
 AsOfOpt = Annotated[str | None, typer.Option(
     "--as-of", help="Judge the production window ending on this date (YYYY-MM-DD, UTC); "
@@ -59,7 +61,7 @@ def _as_of(value: str | None) -> datetime | None:
     return (day if day.tzinfo else day.replace(tzinfo=UTC)).astimezone(UTC)
 
 
-def _any_project(project_dir: Path) -> Project | TemporalProject:
+def _load(project_dir: Path) -> Project | TemporalProject:
     from rudikit.config import ProjectError, load_project
 
     try:
@@ -71,7 +73,7 @@ def _any_project(project_dir: Path) -> Project | TemporalProject:
 def _project(project_dir: Path, command: str) -> Project:
     from rudikit.config import Project
 
-    project = _any_project(project_dir)
+    project = _load(project_dir)
     if not isinstance(project, Project):
         fail(f"`rudi {command}` works on projects whose rows are scored cases (label, features, "
              f"splits); {project.name!r} is a temporal list project, whose list stability, "
@@ -121,7 +123,7 @@ def monitor(project_dir: ProjectArg = Path("."), as_of: AsOfOpt = None,
     from rudikit.monitoring.alerts import latest_alerts
     from rudikit.monitoring.monitor import run_monitor
 
-    project = _any_project(project_dir)
+    project = _load(project_dir)
     engine = open_engine(project_dir, database_url, database_schema)
     if isinstance(project, TemporalProject):
         if not show:
@@ -213,18 +215,41 @@ def _share(value: float | None) -> str:
 def retrain(project_dir: ProjectArg = Path("."), as_of: AsOfOpt = None,
             database_url: DatabaseOpt = None, database_schema: SchemaOpt = None,
             by: ByOpt = None) -> None:
-    """Refit the deployed model group with the production outcomes, compare challenger and
-    champion on the newest outcomes, promote only if not worse and fair (audit-logged)."""
+    """Refit the deployed model group on the newest data, compare challenger and champion on
+    the newest outcomes (a temporal project: the newest list whose label window has closed),
+    promote only if not worse and fair (audit-logged)."""
+    from rudikit.config import TemporalProject
+    from rudikit.monitoring.list_retrain import retrain_lists
     from rudikit.monitoring.retrain import retrain as run_retrain
 
-    project = _project(project_dir, "retrain")
+    loaded = _load(project_dir)
+    project = loaded if isinstance(loaded, TemporalProject) else _project(project_dir, "retrain")
     engine = open_engine(project_dir, database_url, database_schema)
-    with console.status("retraining the deployed model group"):
+    with console.status("retraining the deployed model group") as status:
         try:
-            decision = run_retrain(project, _folder(project_dir), engine, by=acting_user(by),
-                                   as_of=_as_of(as_of))
+            if isinstance(project, TemporalProject):
+                lists = retrain_lists(project, _folder(project_dir), engine, by=acting_user(by),
+                                      as_of=_as_of(as_of), say=status.update)
+            else:
+                decision = run_retrain(project, _folder(project_dir), engine,
+                                       by=acting_user(by), as_of=_as_of(as_of))
         except _caught() as exc:
             fail(str(exc))
+    if isinstance(project, TemporalProject):
+        _print_list_decision(lists)
+    else:
+        _print_case_decision(decision)
+    from rudikit.monitoring.alerts import latest_alerts
+
+    with engine.connect() as conn:
+        run, _ = latest_alerts(conn, project.name)
+    if run is not None:  # the latest monitoring report now shows this decision too
+        path = _write_report(engine, project, _folder(project_dir), run["id"])
+        console.print(f"[bold]Monitoring report:[/] {path}", highlight=False)
+
+
+def _print_case_decision(decision: RetrainDecision) -> None:
+    """The case retrain's table: champion and challenger on the holdout, then the verdict."""
     table = Table(title=f"Retrain (run {decision.run_id}): holdout "
                         f"{decision.holdout[0]:%Y-%m-%d} to {decision.holdout[1]:%Y-%m-%d}, "
                         f"{decision.holdout_rows:,} outcomes")
@@ -244,13 +269,36 @@ def retrain(project_dir: ProjectArg = Path("."), as_of: AsOfOpt = None,
     verdict = (f"[bold green]promoted[/] (deployment {decision.deployment_id})"
                if decision.promoted else "[bold yellow]not promoted[/]")
     console.print(f"Challenger {verdict}: {decision.reason}.", highlight=False)
-    from rudikit.monitoring.alerts import latest_alerts
 
-    with engine.connect() as conn:
-        run, _ = latest_alerts(conn, project.name)
-    if run is not None:  # the latest monitoring report now shows this decision too
-        path = _write_report(engine, project, _folder(project_dir), run["id"])
-        console.print(f"[bold]Monitoring report:[/] {path}", highlight=False)
+
+def _print_list_decision(d: ListRetrainDecision) -> None:
+    """The temporal retrain's table: both lists of L side by side, then the verdict."""
+    table = Table(title=f"Retrain (run {d.run_id}): list of {d.list_date:%Y-%m-%d} "
+                        f"({d.list_source}), {d.officers:,} officers, {d.positives:,} "
+                        "positive")
+    for heading in ("", "model", d.metric, "interval", "ROC AUC", "fairness"):
+        table.add_column(heading)
+    for name, c in (("champion", d.champion), ("challenger", d.challenger)):
+        fair = "n/a" if c.fairness_passed is None else "met" if c.fairness_passed else \
+            f"{len(c.failed)} not met"
+        low, high = c.metrics.get("lower"), c.metrics.get("upper")
+        table.add_row(name, str(c.model_id), f"{c.metric:.3f}",
+                      "" if low is None else f"{low:.3f}-{high:.3f}",
+                      f"{c.metrics['roc_auc']:.3f}", fair)
+    console.print(table)
+    console.print(f"Challenger trained on {d.training_rows:,} officer-dates (as-of dates "
+                  f"{d.training_dates[0]:%Y-%m-%d} to {d.training_dates[-1]:%Y-%m-%d}, label "
+                  f"windows closed by {d.list_date:%Y-%m-%d}). Champion and challenger share "
+                  f"{d.jaccard:.0%} of their top {d.top_k} (Spearman {d.spearman:.3f}).",
+                  highlight=False)
+    if d.promoted and d.refit_dates:
+        console.print(f"Challenger [bold green]promoted[/] (deployment {d.deployment_id}): "
+                      f"{d.reason}. Live now: model {d.refit_model_id}, the same recipe "
+                      f"refitted on as-of dates {d.refit_dates[0]:%Y-%m-%d} to "
+                      f"{d.refit_dates[-1]:%Y-%m-%d} (label windows closed by "
+                      f"{d.matured_by:%Y-%m-%d}).", highlight=False)
+    else:
+        console.print(f"Challenger [bold yellow]not promoted[/]: {d.reason}.", highlight=False)
 
 
 def rollback(project_dir: ProjectArg = Path("."),
@@ -404,11 +452,12 @@ def rehearse(project_dir: Path, database_url: str | None, model_group_id: int,
     """The production loop on the project's own last month, as `rudi demo` shows it: deploy
     the chosen model, replay the month through the service with its outcomes, monitor, and
     retrain. Critical alerts are shown, not turned into a failing exit."""
-    from rudikit.monitoring.rehearsal import deploy_chosen, judging_day
+    from rudikit.monitoring.rehearsal import judging_day
 
     project = _project(project_dir, "demo")
     engine = open_engine(project_dir, database_url, None)
-    done = deploy_chosen(engine, project, model_group_id, model_id, by=acting_user(None))
+    done = demo_deploy(engine, project_dir, project, model_group_id, model_id,
+                       by=acting_user(None))
     console.print(f"\n[bold]Production rehearsal[/]: deployment {done.id} = model {model_id} "
                   f"(group {model_group_id}, {done.algorithm}), threshold {done.threshold:g}.",
                   highlight=False)

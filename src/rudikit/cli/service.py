@@ -1,4 +1,5 @@
-"""``rudi serve``, ``rudi deploy``, ``rudi deployments`` and ``rudi token ...``.
+"""``rudi serve``, ``rudi deploy`` (through the deploy gate, :mod:`rudikit.service.gate`),
+``rudi deployments`` and ``rudi token ...``.
 
 Connection strings come from ``--database-url`` or ``RUDI_DATABASE_URL``; tokens are printed
 once and never stored.
@@ -6,6 +7,7 @@ once and never stored.
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import tempfile
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from rudikit.cli.terminal import DatabaseOpt, SchemaOpt, console, err, fail
@@ -30,6 +33,11 @@ from rudikit.service.settings import (
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+
+    from rudikit.reports.cards import AnyProject
+    from rudikit.service.deploy import Deployment
+    from rudikit.service.gate import GateReport
+    from rudikit.store.queries.fairness import RequirementStatus
 
 ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holding rudi.yaml); its store "
                                                  "is <project>/.rudi/rudi.db unless "
@@ -165,62 +173,186 @@ def serve(
                     **options)  # type: ignore[arg-type]
 
 
+def _current_project(folder: Path) -> AnyProject | None:
+    """The folder's rudi.yaml (its rationale answers complete a model card), or None."""
+    from rudikit.config import ProjectError, load_project, project_file
+
+    if not project_file(folder).exists():
+        return None
+    try:
+        return load_project(folder)
+    except ProjectError as exc:
+        fail(f"{exc.source} is not valid: " + "; ".join(exc.problems))
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.3f}"  # NaN: no denominator
+
+
+def threshold_note(engine: Engine, report: GateReport, threshold: float) -> str:
+    """Precision and recall on the test rows at ``threshold`` beside the operating point's,
+    for a threshold other than the one the audit and the requirements judged."""
+    from rudikit.service.gate import precision_recall
+
+    at = report.operating_threshold
+    mine, theirs = (precision_recall(engine, report.model_id, t) for t in (threshold, at))
+    return (f"Threshold {threshold:g} is not the project's operating point {at:g} "
+            f"({report.operating_source}), at which the fairness requirements were judged. On "
+            f"the {mine[3]:,} test rows of model {report.model_id}: at {threshold:g} precision "
+            f"{_fmt(mine[0])}, recall {_fmt(mine[1])} ({mine[2]:,} flagged); at {at:g} "
+            f"precision {_fmt(theirs[0])}, recall {_fmt(theirs[1])} ({theirs[2]:,} flagged).")
+
+
+def print_requirements(title: str, statuses: list[RequirementStatus]) -> None:
+    """One line per requirement: its verdict (met / not met / inconclusive / insufficient
+    data) and the stored summary."""
+    from rudikit.store.queries.fairness import status_counts
+
+    if not statuses:
+        console.print(f"{title}: no fairness requirement is stored.", highlight=False)
+        return
+    console.print(f"{title}: {status_counts(statuses)}", highlight=False)
+    for s in statuses:
+        colour = STATUS_COLOURS.get(s.status, "")
+        console.print(f"  [{colour}]{s.status}[/]: {escape(s.name)} ({escape(s.summary)})"
+                      if colour else f"  {s.status}: {escape(s.name)} ({escape(s.summary)})",
+                      highlight=False)
+
+
+#: How a requirement verdict is coloured on the terminal (insufficient data is not a verdict).
+STATUS_COLOURS = {"met": "green", "not met": "bold red", "inconclusive": "yellow"}
+
+
 def deploy_command(
     model_group_id: Annotated[int, typer.Argument(help="The model group to put live (see the "
                                                        "summary of `rudi run`).")],
     project_dir: ProjectArg = Path("."),
     reason: Annotated[str, typer.Option(help="Why this model goes live (audit log).")] = "",
     by: ByOpt = None,
-    threshold: Annotated[float, typer.Option(help="Decision threshold: decision = score >= "
-                                                  "threshold.")] = 0.5,
+    threshold: Annotated[float | None, typer.Option(
+        help="Decision threshold: decision = score >= threshold (default: the project's "
+             "operating point, fairness.at, at which the requirements were judged).")] = None,
     model_id: Annotated[int | None, typer.Option(
         help="A specific fitted model of the group (default: the one a run selected, else its "
              "most recent).")] = None,
+    waive: Annotated[str | None, typer.Option(
+        help="Deploy although the gate fails (a fairness requirement not met, an incomplete "
+             "model card, a source without a data card): why. Stored with --by in the audit "
+             "log, the model card and the dashboard.")] = None,
     database_url: DatabaseOpt = None,
     database_schema: SchemaOpt = None,
 ) -> None:
-    """Promote a model group to production; the live deployment (if any) is retired, and both
-    are kept in the store and the audit log. A running `rudi serve` switches to it within its
-    --reload-seconds."""
-    from rudikit.service.deploy import deploy
+    """Promote a model group to production through the deploy gate; the live deployment (if
+    any) is retired, and both are kept in the store and the audit log. A running `rudi serve`
+    switches to it within its --reload-seconds."""
+    from rudikit.service.gate import GateRefused, gated_deploy
 
+    folder = _folder(project_dir, database_url)
+    project = _current_project(folder)
     engine = open_engine(project_dir, database_url, database_schema)
     try:
-        done = deploy(engine, model_group_id, reason=reason, by=acting_user(by),
-                      threshold=threshold, model_id=model_id)
+        done, report = gated_deploy(engine, model_group_id, reason=reason, by=acting_user(by),
+                                    threshold=threshold, model_id=model_id, waive=waive,
+                                    project=project)
+        note = (threshold_note(engine, report, done.threshold)
+                if done.threshold != report.operating_threshold else None)
+    except GateRefused as exc:
+        print_requirements(f"Fairness requirements of model {exc.report.model_id}",
+                           exc.report.requirements)
+        fail(escape(str(exc)), code=1)
     except ServiceError as exc:
-        fail(str(exc))
+        fail(escape(str(exc)))
     finally:
         engine.dispose()
     console.print(f"[green]Deployed[/] model group {done.model_group_id} ({done.algorithm}): "
-                  f"model {done.model_id}, threshold {done.threshold}, as deployment {done.id} "
-                  f"by {done.deployed_by}.", highlight=False)
+                  f"model {done.model_id}, threshold {done.threshold:g}, as deployment "
+                  f"{done.id} by {escape(done.deployed_by)}.", highlight=False)
+    if note:
+        console.print(f"[yellow]{escape(note)}[/]", highlight=False)
+    print_requirements(f"Fairness requirements of model {done.model_id}", report.requirements)
+    if done.waiver is not None:
+        console.print(f"[bold yellow]Deployed with a waiver[/] by {escape(done.deployed_by)}: "
+                      f"{escape(done.waiver['reason'])}. Waived:", highlight=False)
+        for item in done.waiver["failing"]:
+            console.print(f"  - {escape(item)}", highlight=False)
+    elif waive is not None:
+        console.print("The gate passed: nothing needed waiving, so no waiver is recorded.")
     if done.previous_id is not None:
         console.print(f"Deployment {done.previous_id} is retired (kept in the history).")
 
 
+DEMO_WAIVER = ("rudi demo: a production rehearsal on replayed data, so that monitoring and "
+               "retraining can be shown; no decision is made with this model")
+
+
+def demo_deploy(engine: Engine, folder: Path, project: AnyProject, model_group_id: int,
+                model_id: int, by: str) -> Deployment:
+    """`rudi deploy` as the demo runs it: through the gate at the operating point; when the
+    gate refuses, the refusal is shown and the model is deployed with a recorded waiver, the
+    two paths a team has."""
+    from rudikit.service.gate import check, gated_deploy
+
+    report = check(engine, model_group_id, model_id, project)
+    reason = (f"rudi demo: the model the run chose, at threshold {report.operating_threshold:g} "
+              f"(the fairness operating point, {report.operating_source})")
+    command = shlex.join(["rudi", "deploy", str(model_group_id), str(folder), "--reason",
+                          reason])
+    if report.passed:
+        console.print(f"\n[bold]Deploy gate[/]: model group {model_group_id} passes: no "
+                      "fairness requirement is not met, the model card's rationale is "
+                      "answered and every source has a data card.", highlight=False)
+    else:
+        console.print(f"\n[bold]Deploy gate[/]: `{escape(command)}` is refused "
+                      "(exit 1, nothing stored):", highlight=False)
+        for item in report.failing:
+            console.print(f"  [red]-[/] {escape(str(item))}", highlight=False)
+        console.print(f"The demo deploys it anyway with a waiver, recorded with its author in "
+                      f"the audit log, the model card and the dashboard:\n  `{escape(command)} "
+                      f"--waive {escape(shlex.quote(DEMO_WAIVER))}`", highlight=False)
+    print_requirements(f"Fairness requirements of model {report.model_id}", report.requirements)
+    done, _ = gated_deploy(engine, model_group_id, reason=reason, by=by, model_id=model_id,
+                           project=project, waive=None if report.passed else DEMO_WAIVER)
+    return done
+
+
 def deployments(project_dir: ProjectArg = Path("."), database_url: DatabaseOpt = None,
                 database_schema: SchemaOpt = None) -> None:
-    """List every deployment, newest first: which model, by whom, why, when, and whether live."""
+    """List every deployment, newest first: which model, by whom, why, when, whether live, its
+    fairness requirement verdicts and any waiver of the deploy gate."""
     from rudikit.service.deploy import history
+    from rudikit.store.queries.fairness import model_requirement_statuses, status_counts
 
     engine = open_engine(project_dir, database_url, database_schema)
     rows = history(engine)
+    statuses = {r["model_id"]: model_requirement_statuses(engine, r["model_id"]) for r in rows}
     engine.dispose()
     if not rows:
         console.print("No deployment yet: `rudi deploy <model_group_id> --reason \"...\"`.")
         return
     table = Table(title="Deployments")
     for heading in ("id", "live", "group", "algorithm", "model", "threshold", "by", "when",
-                    "reason", "retired"):
+                    "reason", "requirements", "retired"):
         table.add_column(heading)
     for r in rows:
         table.add_row(str(r["id"]), "yes" if r["live"] else "", str(r["model_group_id"]),
                       r["algorithm"], str(r["model_id"]), f"{r['threshold']:g}",
                       r["deployed_by"], f"{r['deployed_at']:%Y-%m-%d %H:%M}", r["reason"],
+                      (status_counts(statuses[r["model_id"]]) or "none")
+                      + ("; WAIVED" if r["waiver"] else ""),
                       f"{r['retired_at']:%Y-%m-%d %H:%M} by {r['retired_by']}"
                       if r["retired_at"] else "")
     console.print(table)
+    live = next((r for r in rows if r["live"]), None)
+    if live is None:
+        return
+    print_requirements(f"Live deployment {live['id']} (model {live['model_id']})",
+                       statuses[live["model_id"]])
+    if live["waiver"]:
+        waiver = live["waiver"]
+        console.print(f"[bold yellow]Deployed with a waiver[/] by {escape(waiver['by'])}: "
+                      f"{escape(waiver['reason'])}. Waived:", highlight=False)
+        for item in waiver["failing"]:
+            console.print(f"  - {escape(item)}", highlight=False)
 
 
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)

@@ -40,6 +40,7 @@ from rudikit.config.rationale import (
 )
 from rudikit.config.temporal import (
     BASELINE,
+    FEATURE_TABLES,
     SELECTION_RULES,
     TEMPORAL_ALGORITHMS,
     TEMPORAL_LABELS,
@@ -56,9 +57,10 @@ from rudikit.config.timechop import Timechop, TimechopError, parse_interval
 
 __all__ = [
     "did_you_mean",
-    "BASELINE", "EVENT_SOURCE_KINDS", "PROJECT_FILE", "REQUIRED_RATIONALE", "SELECTION_RULES",
-    "TEMPORAL_ALGORITHMS", "TEMPORAL_LABELS", "CaseSplit", "Completeness", "Condition",
-    "ConsecutiveLists", "ListSchedule", "Data", "DatetimeFeatures", "Evaluation", "Fairness",
+    "BASELINE", "EVENT_SOURCE_KINDS", "FEATURE_TABLES", "PROJECT_FILE", "REQUIRED_RATIONALE",
+    "SELECTION_RULES", "TEMPORAL_ALGORITHMS", "TEMPORAL_LABELS", "CaseSplit", "Completeness",
+    "Condition", "ConsecutiveLists", "ListSchedule", "Data", "DatetimeFeatures", "Evaluation",
+    "Fairness",
     "FairnessRequirement", "Features", "Governance", "Label", "Mitigation", "ModelSpec",
     "Monitoring", "OperatingPoint", "Project", "ProjectBase", "ProjectError", "RandomSplit",
     "Rationale", "Retraining", "Selection", "SelectionRule", "Source", "SourceExpectation",

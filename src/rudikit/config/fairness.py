@@ -41,7 +41,7 @@ class FairnessRequirement(Strict):
     max_gap_pp: float = Field(gt=0)
     unit: list[str] | str | None = None
     compare: list[str] | str | None = None
-    min_size: int = Field(50, ge=0)
+    min_size: int = Field(50, ge=0)  # of the metric's denominator, e.g. flagged cases
 
     @model_validator(mode="after")
     def _something_to_compare(self) -> FairnessRequirement:
@@ -66,6 +66,11 @@ class Mitigation(Strict):
 
 
 class Fairness(Strict):
+    """``correction``: how the tests behind "not met" and "unfair" are corrected for the many
+    comparisons of one requirement (or one attribute and metric of the audit): ``holm`` (the
+    family-wise error, default) or ``fdr_bh`` (Benjamini-Hochberg, the false discovery
+    rate)."""
+
     attributes: list[str] = []
     intersections: list[list[str]] = []
     reference_groups: dict[str, str] = {}
@@ -73,6 +78,7 @@ class Fairness(Strict):
     at: OperatingPoint = OperatingPoint(threshold=0.5)
     requirements: list[FairnessRequirement] = []
     mitigation: Mitigation | None = None
+    correction: Literal["holm", "fdr_bh"] = "holm"
 
     @property
     def columns(self) -> list[str]:

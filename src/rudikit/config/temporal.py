@@ -12,7 +12,7 @@ names) run where the specs are built, :func:`rudikit.features.asof.event_specs`,
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -28,6 +28,10 @@ TEMPORAL_LABELS = ("any_complaint", "sustained_complaint", "injury_use_of_force"
 #: The audition rules of :mod:`rudikit.models.audition` (``RULES``), by name.
 SELECTION_RULES = ("best_current_value", "best_average_value", "lowest_metric_variance",
                    "best_avg_var_penalized", "best_avg_recency_weight", "most_frequent_best_dist")
+#: The event tables the default as-of features read (``rudikit.features.asof``: the tables of
+#: ``DEFAULT_STATES`` and ``DEFAULT_SPECS``): the data sources a list can be refitted without.
+FeatureTable = Literal["complaints", "use_of_force", "unit_history", "rank_history"]
+FEATURE_TABLES: tuple[str, ...] = get_args(FeatureTable)
 
 
 class TemporalError(ValueError):
@@ -64,13 +68,27 @@ class ConsecutiveLists(Strict):
 class StabilitySettings(Strict):
     """List stability: the chosen model refitted with each seed (top-``k`` Jaccard), and the
     stability-vs-trees curve of ``algorithm`` (``random_forest``, ``extra_trees`` or
-    ``lightgbm``) with ``params``, both on the last split's first test as-of date."""
+    ``lightgbm``) with ``params``, both on the last split's first test as-of date.
+
+    A model without randomness gives every seed the same list, so the chosen model is also
+    refitted under the perturbations a department asks about: on ``resamples`` bootstrap
+    resamples of the training officers, and without each event table of ``drop_sources``."""
 
     seeds: list[int] = Field([0, 1], min_length=2)  # stability is agreement between seeds
     algorithm: Literal["random_forest", "extra_trees", "lightgbm"] = "random_forest"
     n_estimators: list[Annotated[int, Field(ge=1)]] = [100, 300, 1000, 3000]
     params: dict[str, Any] = {}
     consecutive: ConsecutiveLists = ConsecutiveLists()
+    resamples: int = Field(3, ge=0, le=100)
+    drop_sources: list[FeatureTable] = list(FEATURE_TABLES)  # type: ignore[arg-type]
+
+    @field_validator("drop_sources")
+    @classmethod
+    def _once(cls, value: list[str]) -> list[str]:
+        twice = sorted({s for s in value if value.count(s) > 1})
+        if twice:  # the same refit twice would only cost time
+            raise ValueError(f"{', '.join(twice)} listed twice")
+        return value
 
     @field_validator("params")
     @classmethod

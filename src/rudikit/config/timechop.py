@@ -226,25 +226,33 @@ def split_times(chop: Timechop, training_label_timespan: str, test_label_timespa
                       parse_interval(chop.model_update_frequency))
 
 
+def train_matrix(chop: Timechop, split_time: pd.Timestamp, train_span: str, frequency: str,
+                 history: str) -> Matrix:
+    """The training as-of dates of a split at ``split_time``: walking back from
+    ``split_time - train_span`` by ``frequency`` for ``history``, no earlier than the start
+    times, so every label window ends by ``split_time`` (what retraining reuses)."""
+    start_limit = stamp(max(chop.label_start_time, chop.feature_start_time))
+    last_train = stamp(split_time.to_pydatetime() - parse_interval(train_span))
+    first_train = stamp(last_train.to_pydatetime() - parse_interval(history))
+    first_train = max(first_train, start_limit)
+    train_dates = _walk_back(last_train, first_train, parse_interval(frequency))
+    if not train_dates:
+        raise TimechopError(f"split {split_time:%Y-%m-%d}: no training as-of date")
+    return Matrix(tuple(train_dates), train_span, frequency, split_time,
+                  max_training_history=history)
+
+
 def chop_time(chop: Timechop) -> list[Split]:
     """All splits of a configuration, in triage's order: per (training label timespan, test
     label timespan, test duration), per (training frequency, max history), per split time."""
     splits: list[Split] = []
-    start_limit = stamp(max(chop.label_start_time, chop.feature_start_time))
     for train_span, test_span, duration in itertools.product(
             chop.training_label_timespans, chop.test_label_timespans, chop.test_durations):
         times = split_times(chop, train_span, test_span, duration)
         for frequency, history in itertools.product(chop.training_as_of_date_frequencies,
                                                     chop.max_training_histories):
             for split_time in times:
-                last_train = stamp(split_time.to_pydatetime() - parse_interval(train_span))
-                first_train = stamp(last_train.to_pydatetime() - parse_interval(history))
-                first_train = max(first_train, start_limit)
-                train_dates = _walk_back(last_train, first_train, parse_interval(frequency))
-                if not train_dates:
-                    raise TimechopError(f"split {split_time:%Y-%m-%d}: no training as-of date")
-                train = Matrix(tuple(train_dates), train_span, frequency, split_time,
-                               max_training_history=history)
+                train = train_matrix(chop, split_time, train_span, frequency, history)
                 limit = stamp(split_time.to_pydatetime() + parse_interval(duration))
                 tests = []
                 for test_frequency in chop.test_as_of_date_frequencies:

@@ -4,6 +4,8 @@
   two top-k lists and Spearman rank correlation of two score vectors, used between runs that
   differ only in the random seed (the same data should give the same list) and between
   consecutive as-of dates (the list should move, but not jump).
+* :func:`against_reference`: lists of perturbed refits (a bootstrap of officers, one data
+  source left out) against the unperturbed list, beside each one's precision in the top k.
 * :func:`stability_vs_trees`: the top-k Jaccard between two seeds of a forest as the number of
   trees grows. DSaPP found random forests needed thousands of trees before two seeds flagged
   over 90% of the same officers; this measures the curve on our data.
@@ -106,6 +108,31 @@ def pairwise_stability(scores: Mapping[Any, pd.Series], k: int) -> pd.DataFrame:
                      "spearman": rank_correlation(a, b),
                      "spearman_top_k": rank_correlation(a, b, k)})
     return pd.DataFrame(rows, columns=["a", "b", "k", "jaccard", "spearman", "spearman_top_k"])
+
+
+def against_reference(reference: pd.Series, lists: Mapping[Any, pd.Series | None],
+                      labels: pd.Series, k: int) -> pd.DataFrame:
+    """Each list (e.g. the model refitted without one data source) against the ``reference``
+    list of the same date: top-``k`` Jaccard, Spearman over the entities both score, and the
+    precision in the top ``k`` of each list (``labels``: entity -> 0/1; ties counted
+    fractionally, as the stored evaluations). A list that is None gets NaN."""
+    from rudikit.evaluation.metrics import precision_at_k
+
+    def precision(scores: pd.Series) -> float:
+        scores = _as_series(scores).dropna()
+        return precision_at_k(labels.reindex(scores.index).to_numpy(dtype=float),
+                              scores.to_numpy(), k)
+
+    if labels.reindex(reference.index).isna().any():
+        raise StabilityError("labels do not cover every entity of the reference list")
+    rows = [{"name": name, "k": k,
+             "jaccard": top_k_jaccard(reference, scores, k) if scores is not None else np.nan,
+             "spearman": rank_correlation(reference, scores) if scores is not None else np.nan,
+             "precision_at_k": precision(scores) if scores is not None else np.nan,
+             "reference_precision_at_k": precision(reference)}
+            for name, scores in lists.items()]
+    return pd.DataFrame(rows, columns=["name", "k", "jaccard", "spearman", "precision_at_k",
+                                       "reference_precision_at_k"])
 
 
 def consecutive_stability(scores_by_date: Mapping[Any, pd.Series], k: int) -> pd.DataFrame:

@@ -32,6 +32,7 @@ from rudikit.fairness.group_metrics import group_table
 from rudikit.fairness.groups import MISSING_GROUP, attribute_name
 from rudikit.fairness.inputs import available_columns, validate_fairness_inputs
 from rudikit.fairness.selection import TieBreak, binarize, top_k_size
+from rudikit.fairness.significance import Correction
 from rudikit.fairness.summary import summary_measures
 from rudikit.store.results import plain
 
@@ -43,7 +44,9 @@ class AuditResult:
     ``groups``: wide table, one row per (attribute, group), counts and all metrics.
     ``disparities``: tidy long table, one row per (attribute, group, metric) with value, Wilson
     (or bootstrap) interval, reference group, ratio, difference in points, z-test p-value, the
-    fairness flag and a status (see :mod:`rudikit.fairness.disparities`); ready for a SQL table.
+    corrected p-value behind the verdict, the fairness flag and a status (ok, unfair,
+    inconclusive, insufficient data, ...; see :mod:`rudikit.fairness.disparities`); ready for a
+    SQL table.
     ``summary``: one row per (attribute, summary measure). ``settings``: the audit's parameters.
     """
 
@@ -152,6 +155,7 @@ def audit(
     fairness_bounds: tuple[float, float] | None = (0.8, 1.25),
     confidence: float = 0.95,
     alpha: float = 0.05,
+    correction: Correction = "holm",
     interval: IntervalMethod = "wilson",
     n_bootstrap: int = 1000,
     roc_auc: bool = True,
@@ -166,9 +170,10 @@ def audit(
     of columns to cross, e.g. ``[["station", "race", "sex"]]``, named ``"station:race:sex"``; names
     can be used as keys of a ``reference`` mapping (``{"race:sex": "Caucasian:Male"}``).
 
-    ``reference``, ``min_group_size``, ``fairness_bounds``, ``confidence``, ``alpha``,
-    ``interval`` and ``n_bootstrap`` are passed to :func:`rudikit.fairness.disparities.disparities`;
-    ``summary_aggregate`` to :func:`rudikit.fairness.summary.summary_measures`.
+    ``reference``, ``min_group_size`` (of each metric's own denominator), ``fairness_bounds``,
+    ``confidence``, ``alpha``, ``correction``, ``interval`` and ``n_bootstrap`` are passed to
+    :func:`rudikit.fairness.disparities.disparities`; ``summary_aggregate`` to
+    :func:`rudikit.fairness.summary.summary_measures`.
     """
     if not isinstance(frame, pd.DataFrame):
         raise ValueError(f"frame must be a pandas DataFrame, got {type(frame).__name__}")
@@ -215,6 +220,7 @@ def audit(
         fairness_bounds=fairness_bounds,
         confidence=confidence,
         alpha=alpha,
+        correction=correction,
         interval=interval,
         n_bootstrap=n_bootstrap,
         random_state=random_state,
@@ -238,6 +244,7 @@ def audit(
         "fairness_bounds": list(fairness_bounds) if fairness_bounds else None,
         "confidence": confidence,
         "alpha": alpha,
+        "correction": correction,
         "interval": interval,
         "summary_aggregate": summary_aggregate,
     }

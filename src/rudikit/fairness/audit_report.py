@@ -17,9 +17,13 @@ from rich.table import Table
 from rudikit.fairness.counts import RATE_METRICS
 from rudikit.fairness.disparities import (
     DESCRIPTIVE_METRICS,
+    STATUS_INCONCLUSIVE,
     STATUS_INSUFFICIENT,
+    STATUS_OK,
     STATUS_REFERENCE,
+    STATUS_UNFAIR,
 )
+from rudikit.fairness.significance import CORRECTION_NAMES
 from rudikit.fairness.summary import measure_reading
 
 if TYPE_CHECKING:
@@ -86,6 +90,11 @@ def _selection_text(settings: Mapping[str, Any]) -> str:
     return "0/1 predictions as given"
 
 
+def _correction_text(settings: Mapping[str, Any]) -> str:
+    name = CORRECTION_NAMES.get(str(settings.get("correction", "holm")), "Holm")
+    return f"{name}-corrected p < {settings.get('alpha', 0.05)}"
+
+
 def _cell_text(r: pd.Series) -> str:
     value = _fmt(r["value"])
     if r["status"] == STATUS_INSUFFICIENT:
@@ -95,12 +104,14 @@ def _cell_text(r: pd.Series) -> str:
     star = "*" if pd.notna(r["significant"]) and r["significant"] else ""
     if pd.notna(r["disparity_ratio"]):
         text = f"{value} x{_fmt(r['disparity_ratio'], 2)}{star}"
-    elif pd.notna(r["fair"]):  # reference at 0: the difference decides
-        text = f"{value} {float(r['difference_pp']):+.1f}pp{star}"
+    elif r["status"] in (STATUS_UNFAIR, STATUS_INCONCLUSIVE) or pd.notna(r["fair"]):
+        text = f"{value} {float(r['difference_pp']):+.1f}pp{star}"  # reference at 0
     else:
         return value
-    if pd.notna(r["fair"]) and not r["fair"]:
+    if r["status"] == STATUS_UNFAIR:
         return f"[red]{text}[/red]"
+    if r["status"] == STATUS_INCONCLUSIVE:
+        return f"[yellow]{text}?[/yellow]"
     return text
 
 
@@ -111,7 +122,8 @@ def render(result: AuditResult, console: Console, *, max_rows: int) -> None:
         f"[bold]Fairness audit[/bold]: {s.get('rows')} rows{escape(where)}, "
         f"label [cyan]{s.get('label')}[/cyan], "
         f"score [cyan]{s.get('score')}[/cyan], positive = {_selection_text(s)}, "
-        f"reference: {_reference_text(s)}; min group size {s.get('min_group_size')}",
+        f"reference: {_reference_text(s)}; min denominator {s.get('min_group_size')}; "
+        f"unfair when {_correction_text(s)}",
         highlight=False,
     )
     summary = result.summary
@@ -135,8 +147,10 @@ def render(result: AuditResult, console: Console, *, max_rows: int) -> None:
         table = Table(
             title=f"{attribute} (reference: {ref})",
             caption="value x ratio to reference (+pp: difference, where the reference is 0); "
-            "red: ratio outside the fairness bounds, or a significant difference from a "
-            "reference at 0; * p < alpha; dim: insufficient data",
+            f"red: unfair (outside the fairness bounds, {_correction_text(result.settings)}); "
+            "yellow ?: inconclusive (outside, not significant); * p < alpha against the "
+            "reference, uncorrected; dim: insufficient data (metric's denominator under "
+            f"{result.settings.get('min_group_size')})",
         )
         table.add_column("group", overflow="fold", min_width=10)
         table.add_column("n", justify="right", min_width=4)
@@ -157,7 +171,8 @@ def figure(result: AuditResult, metrics: Sequence[str]) -> Any:
     import plotly.graph_objects as go
 
     long = result.disparities
-    shown = long[long["metric"].isin(metrics) & long["status"].isin(["ok", STATUS_REFERENCE])]
+    shown = long[long["metric"].isin(metrics) & long["status"].isin(
+        [STATUS_OK, STATUS_REFERENCE, STATUS_UNFAIR, STATUS_INCONCLUSIVE])]
     attributes = list(pd.unique(long["attribute"]))
     fig = go.Figure()
     visibility: list[list[bool]] = []
@@ -215,6 +230,7 @@ table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }
 th { background: #f2f2f2; } td.l, th.l { text-align: left; }
 td.unfair { background: #fde0dc; } td.fair { background: #e6f4e6; }
+td.inconclusive { background: #fff4cc; }
 td.small { color: #999; } td.ref { background: #e8eefc; }
 .note { color: #555; font-size: 0.9em; } .ratio { color: #555; font-size: 0.85em; }
 </style></head><body>
@@ -222,13 +238,16 @@ td.small { color: #999; } td.ref { background: #e8eefc; }
 <p>{{ s.rows }} rows{% if s.where %} where <code>{{ s.where }}</code>{% endif %};
 label <b>{{ s.label }}</b>; score <b>{{ s.score }}</b>;
 positive prediction: <b>{{ selection }}</b> ({{ s.predicted_positive }} flagged).
-Reference: <b>{{ reference }}</b>. Groups with fewer than {{ s.min_group_size }} rows are
-shown but not compared (<i>insufficient data</i>).
+Reference: <b>{{ reference }}</b>. A group whose metric has a denominator under
+{{ s.min_group_size }} (flagged cases for precision, positives for recall, negatives for the
+false positive rate, ...) is shown but not compared (<i>insufficient data</i>).
 {% if s.fairness_bounds %}Ratios within {{ s.fairness_bounds[0] }}–{{ s.fairness_bounds[1] }}
-count as fair (aequitas rule).{% endif %}
+count as fair (aequitas rule); outside them a group is <i>unfair</i> only when the test of the
+ratio against the bounds gives a {{ correction }} (over the groups of one attribute and
+metric), else <i>inconclusive</i>.{% endif %}
 Intervals: {{ s.interval|capitalize }} {{ (s.confidence * 100)|round(0)|int }} %;
-* marks a two-proportion z-test p &lt; {{ s.alpha }} on the metric's own denominator
-(no multiple-comparison correction).</p>
+* marks a two-proportion z-test p &lt; {{ s.alpha }} against the reference on the metric's own
+denominator (uncorrected).</p>
 <h2>Summary measures</h2>
 <table><tr><th class="l">attribute</th><th class="l">measure</th><th>value</th>
 <th class="l">how to read it</th>
@@ -256,8 +275,8 @@ never judged fair or unfair{% endif %}">{{ m }}{% if m in descriptive %}<br>
 {% endfor %}
 <p class="note">Each cell: metric value, then ratio to the reference group (or, where the
 reference's value is 0 and the ratio undefined, the difference in percentage points, unfair when
-the test finds it significant). Hover a cell for the interval, the difference in percentage
-points and the p-value.</p>
+the corrected test finds it significant). Red: unfair; yellow: inconclusive; grey: insufficient
+data. Hover a cell for the interval, the difference in percentage points and the p-values.</p>
 </body></html>
 """,
     autoescape=True,
@@ -281,6 +300,8 @@ def html(result: AuditResult) -> str:
                     css, status = "small", STATUS_INSUFFICIENT
                 elif r["status"] == STATUS_REFERENCE:
                     css, status = "ref", STATUS_REFERENCE
+                elif r["status"] == STATUS_INCONCLUSIVE:
+                    css = "inconclusive"
                 elif pd.notna(r["fair"]):
                     css = "fair" if r["fair"] else "unfair"
                 star = "*" if pd.notna(r["significant"]) and r["significant"] else ""
@@ -288,13 +309,14 @@ def html(result: AuditResult) -> str:
                     "value": _fmt(r["value"]),
                     "ratio": (_fmt(r["disparity_ratio"], 2) + star)
                     if pd.notna(r["disparity_ratio"])
-                    else f"{float(r['difference_pp']):+.1f}pp{star}" if pd.notna(r["fair"])
-                    else "",
+                    else f"{float(r['difference_pp']):+.1f}pp{star}"
+                    if pd.notna(r["fair"]) or css == "inconclusive" else "",
                     "css": css,
                     "title": (f"{METRIC_LABELS.get(m, m)}: {_fmt(r['value'])} "
                               f"[{_fmt(r['lower'])}, {_fmt(r['upper'])}]; "
                               f"diff {_fmt(r['difference_pp'], 1)} pp; "
-                              f"p = {_fmt_p(r['p_value'])}; {r['status']}"),
+                              f"p = {_fmt_p(r['p_value'])}; corrected p against the bounds "
+                              f"{_fmt_p(r.get('p_adjusted'))}; {r['status']}"),
                 })
             rows.append({"group": group, "n": int(df["n"].iloc[0]), "cells": cells,
                          "status": status})
@@ -312,6 +334,7 @@ def html(result: AuditResult) -> str:
         labels=METRIC_LABELS,
         chart=chart,
         fmt=_fmt,
+        correction=_correction_text(result.settings),
         reading=measure_reading,
         descriptive=DESCRIPTIVE_METRICS,
     )

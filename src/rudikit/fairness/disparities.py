@@ -4,26 +4,35 @@ For every attribute, metric and group ``g`` compared with the reference group ``
 
     disparity_ratio = m_g / m_r              (NaN when m_r is 0 or undefined)
     difference_pp   = 100 * (m_g - m_r)      (percentage points)
-    fair            = lower <= disparity_ratio <= upper   (aequitas's 0.8-1.25 rule, optional)
 
-When the reference's value is 0 the ratio is undefined but the difference is not: an FPR of
-0.45 against 0 is as unfair as can be. There ``fair`` is decided by the difference's test,
-``p_value >= alpha`` (NA where there is no test, for ``ppr`` and ``roc_auc``).
+A group is compared on a metric only when the metric's *own* denominator reaches
+``min_group_size`` for it and for the reference: flagged cases for precision, actual positives
+for recall, negatives for the FPR, rows for the selection rate (the smaller of positives and
+negatives for the ROC AUC). A group of 1,000 rows with one flagged case has "insufficient data"
+for precision, however many rows it has. Its value and interval are still shown (descriptive).
+
+Verdicts (``fairness_bounds``, aequitas's 0.8-1.25 rule by default): a ratio inside the bounds
+is fair (status ``"ok"``). A ratio outside them is ``"unfair"`` only when the data support it:
+the ratio is tested against the bounds (:func:`rudikit.fairness.significance.ratio_pvalue`) and
+the p-values of all the groups of one attribute and metric are corrected together (Holm, or
+Benjamini-Hochberg with ``correction="fdr_bh"``); below ``alpha`` after correction the group is
+unfair, otherwise ``"inconclusive"`` and never coloured as unfair. When the reference's value is
+0 the ratio is undefined but the difference is not (an FPR of 0.45 against 0 is as unfair as can
+be): there the difference's test against 0, corrected alike, decides.
 
 ``prevalence`` (the label base rate) describes the data, not the model's decisions: it gets
-ratios and tests but never a ``fair`` verdict.
+ratios and tests but never a verdict.
 
-Significance is a two-proportion z-test on the metric's *own* denominator: FPR compares
-``fp / (fp + tn)`` between the groups, precision ``tp / (tp + fp)``, FOR ``fn / (fn + tn)`` and
-so on (aequitas's "FPR significance" tests the FDR by mistake; this module does not).
+``p_value`` is the two-proportion z-test of the group against the reference (equal
+proportions), uncorrected, on the metric's own denominator: FPR compares ``fp / (fp + tn)``
+between the groups, precision ``tp / (tp + fp)``, and so on (aequitas's "FPR significance" tests
+the FDR by mistake; this module does not). ``p_adjusted`` is the corrected p-value of the test
+that decided the verdict.
 
-Groups smaller than ``min_group_size`` keep their metric value and interval (descriptive) but are
-never compared: their disparity, test and fairness flag are NaN with status
-``"insufficient data"``.
-
-Status values: ``"reference"``, ``"ok"``, ``"insufficient data"``, ``"undefined"`` (the metric is
-0/0 for the group or the reference), ``"reference insufficient data"`` (a named reference group
-is smaller than ``min_group_size``) and ``"no reference"`` (no group is eligible as reference).
+Status values: ``"reference"``, ``"ok"``, ``"unfair"``, ``"inconclusive"``, ``"insufficient
+data"`` (also where the metric is 0/0: its denominator is 0), ``"reference insufficient data"``
+(the reference group's denominator is under ``min_group_size``) and ``"no reference"`` (no
+group is eligible as reference).
 """
 
 from __future__ import annotations
@@ -33,16 +42,27 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from rudikit.evaluation.bootstrap import percentile_interval, resample_counts
 from rudikit.fairness.counts import PROPORTIONS, RATE_METRICS
 from rudikit.fairness.groups import INTERSECTION_SEP
+from rudikit.fairness.significance import (
+    Correction,
+    adjust,
+    auc_ratio_pvalue,
+    auc_standard_error,
+    check_alpha,
+    check_correction,
+    proportion_interval,
+    ratio_pvalue,
+    two_proportion_ztest,
+)
 
 STATUS_REFERENCE = "reference"
 STATUS_OK = "ok"
+STATUS_UNFAIR = "unfair"
+STATUS_INCONCLUSIVE = "inconclusive"
 STATUS_INSUFFICIENT = "insufficient data"
-STATUS_UNDEFINED = "undefined"
 STATUS_REFERENCE_INSUFFICIENT = "reference insufficient data"
 STATUS_NO_REFERENCE = "no reference"
 
@@ -63,6 +83,7 @@ DISPARITY_COLUMNS: tuple[str, ...] = (
     "z",
     "p_value",
     "significant",
+    "p_adjusted",
     "fair",
     "status",
 )
@@ -74,62 +95,9 @@ Reference = Literal["majority", "min_metric"] | Mapping[str, str]
 IntervalMethod = Literal["wilson", "bootstrap"]
 
 
-def _z_quantile(confidence: float) -> float:
+def _check_confidence(confidence: float) -> None:
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be between 0 and 1, got {confidence!r}")
-    return float(special.ndtri(1 - (1 - confidence) / 2))
-
-
-def wilson_interval(
-    successes: object, trials: object, *, confidence: float = 0.95
-) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval for binomial proportions (NaN where ``trials`` is 0).
-
-    Unlike the normal (Wald) interval it stays inside [0, 1] and behaves at 0 and 1 successes,
-    which matters for small groups. With ``p = x / n`` and ``z`` the normal quantile::
-
-        centre = (p + z^2 / (2n)) / (1 + z^2 / n)
-        half   = z / (1 + z^2 / n) * sqrt(p (1 - p) / n + z^2 / (4 n^2))
-    """
-    x = np.asarray(successes, dtype=np.float64)
-    n = np.asarray(trials, dtype=np.float64)
-    if np.any(x < 0) or np.any(x > n):
-        raise ValueError("successes must lie between 0 and trials")
-    z = _z_quantile(confidence)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = x / n
-        denom = 1 + z * z / n
-        centre = (p + z * z / (2 * n)) / denom
-        half = z / denom * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-        lower = np.where(n > 0, np.clip(centre - half, 0.0, 1.0), np.nan)
-        upper = np.where(n > 0, np.clip(centre + half, 0.0, 1.0), np.nan)
-    return lower, upper
-
-
-def two_proportion_ztest(
-    x1: object, n1: object, x2: object, n2: object
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled two-proportion z-test, two-sided: returns ``(z, p_value)``.
-
-    ``p1 = x1/n1``, ``p2 = x2/n2``, pooled ``p = (x1 + x2) / (n1 + n2)``,
-    ``z = (p1 - p2) / sqrt(p (1 - p) (1/n1 + 1/n2))``, ``p_value = 2 * (1 - Phi(|z|))``.
-    NaN when either denominator is 0. When both proportions are 0 (or both 1) there is no
-    variation at all: ``z = 0`` and ``p_value = 1``, as an exact test would give.
-    """
-    a1 = np.asarray(x1, dtype=np.float64)
-    b1 = np.asarray(n1, dtype=np.float64)
-    a2 = np.asarray(x2, dtype=np.float64)
-    b2 = np.asarray(n2, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p1 = a1 / b1
-        p2 = a2 / b2
-        pooled = (a1 + a2) / (b1 + b2)
-        se = np.sqrt(pooled * (1 - pooled) * (1 / b1 + 1 / b2))
-        z = np.where(se > 0, (p1 - p2) / se, 0.0)
-    valid = (b1 > 0) & (b2 > 0)
-    z = np.where(valid, z, np.nan)
-    p_value = np.where(valid, 2 * special.ndtr(-np.abs(z)), np.nan)
-    return z, p_value
 
 
 def proportion_counts(groups: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:
@@ -165,7 +133,7 @@ def bootstrap_intervals(
     """
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be positive, got {n_resamples!r}")
-    _z_quantile(confidence)
+    _check_confidence(confidence)
     counts = groups[["tn", "fp", "fn", "tp"]].to_numpy(dtype=np.int64)
     n = counts.sum(axis=1)
     draws = resample_counts(counts, n_resamples, np.random.default_rng(random_state))  # (B, G, 4)
@@ -277,6 +245,48 @@ def _reference_rows(
     return ref
 
 
+def metric_basis(groups: pd.DataFrame, metric: str) -> np.ndarray:
+    """The count ``min_group_size`` applies to for ``metric``: its own denominator (flagged
+    cases for precision and the FDR and for the share of all flagged, positives for recall,
+    negatives for the FPR, rows for the selection rate; the smaller of positives and negatives
+    for the ROC AUC)."""
+    if metric == "roc_auc":
+        return np.minimum(groups["pos"].to_numpy(np.int64), groups["neg"].to_numpy(np.int64))
+    denom = PROPORTIONS[metric][1]
+    return groups["pp" if denom == "pp_total" else denom].to_numpy(dtype=np.int64)
+
+
+def _verdicts(
+    compared: np.ndarray, is_ref: np.ndarray, ratio: np.ndarray, diff: np.ndarray,
+    num: np.ndarray, den: np.ndarray, ref: np.ndarray, p_equal: np.ndarray,
+    bounds: tuple[float, float], alpha: float, correction: Correction, attr_codes: np.ndarray,
+    auc: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(fair, unfair, p_adjusted)`` of one metric's rows: inside the bounds is fair; outside
+    them unfair when the corrected test says so (per attribute), else neither (inconclusive)."""
+    judged = compared & ~is_ref & ~np.isnan(diff)
+    by_ratio = judged & ~np.isnan(ratio)
+    by_diff = judged & np.isnan(ratio)  # the reference is at 0: the difference decides
+    p = np.full(len(ratio), np.nan)
+    if by_ratio.any():
+        i = np.flatnonzero(by_ratio)
+        if auc is not None:  # (values, standard errors) of the ROC AUC
+            value, se = auc
+            p[i] = auc_ratio_pvalue(value[i], se[i], value[ref[i]], se[ref[i]], *bounds)
+        else:
+            p[i] = ratio_pvalue(num[i], den[i], num[ref[i]], den[ref[i]], *bounds)
+    p[by_diff] = p_equal[by_diff]
+    p_adj = np.full(len(ratio), np.nan)
+    for a in np.unique(attr_codes[judged]):
+        rows = np.flatnonzero(judged & (attr_codes == a))
+        p_adj[rows] = adjust(p[rows], correction)
+    with np.errstate(invalid="ignore"):
+        inside = np.where(by_ratio, (ratio >= bounds[0]) & (ratio <= bounds[1]), diff == 0)
+    fair = judged & inside
+    unfair = judged & ~inside & (p_adj < alpha)
+    return fair, unfair, np.where(judged, p_adj, np.nan)
+
+
 def disparities(
     groups: pd.DataFrame,
     *,
@@ -286,11 +296,12 @@ def disparities(
     fairness_bounds: tuple[float, float] | None = (0.8, 1.25),
     confidence: float = 0.95,
     alpha: float = 0.05,
+    correction: Correction = "holm",
     interval: IntervalMethod = "wilson",
     n_bootstrap: int = 1000,
     random_state: int | None = 0,
 ) -> pd.DataFrame:
-    """Tidy table, one row per (attribute, group, metric): value, interval and disparity.
+    """Tidy table, one row per (attribute, group, metric): value, interval, disparity, verdict.
 
     ``groups`` is a table from :func:`rudikit.fairness.group_metrics.group_metrics`.
 
@@ -301,14 +312,15 @@ def disparities(
     parts unnamed, the largest group that matches the named ones); other attributes missing from
     the mapping, and intersections with no matching group, use the majority group.
 
+    ``min_group_size`` applies to each metric's own denominator (:func:`metric_basis`).
     ``lower``/``upper`` are Wilson intervals (or percentile bootstrap intervals with
     ``interval="bootstrap"``) for the proportion metrics; NaN for ``roc_auc``. ``p_value`` is
-    the two-proportion z-test of the group against the reference on the metric's own
-    denominator (NaN for ``ppr``, whose shares come from one multinomial, and ``roc_auc``).
-    ``significant`` is ``p_value < alpha`` (no multiple-comparison correction). ``fair`` is the
-    ``fairness_bounds`` rule on ``disparity_ratio``, or, where the reference's value is 0 and the
-    ratio undefined, "no significant difference" (NA when not compared, when there is neither a
-    ratio nor a test, for the :data:`DESCRIPTIVE_METRICS` and when ``fairness_bounds`` is None).
+    the two-proportion z-test of the group against the reference (NaN for ``ppr``, whose shares
+    come from one multinomial, and ``roc_auc``); ``significant`` is ``p_value < alpha``,
+    uncorrected. ``fair`` is True inside ``fairness_bounds``, False when outside them with a
+    ``p_adjusted`` (the test against the bounds, ``correction`` over the groups of one attribute
+    and metric) under ``alpha``, and NA otherwise: not compared, inconclusive, descriptive
+    metrics, no test (``ppr`` with a reference at 0, ``roc_auc``) or no ``fairness_bounds``.
     """
     missing = [c for c in ("attribute", "group", "n", "tp", "fp", "tn", "fn", "pp") if
                c not in groups.columns]
@@ -325,18 +337,19 @@ def disparities(
     if fairness_bounds is not None and not 0 < fairness_bounds[0] <= 1 <= fairness_bounds[1]:
         raise ValueError(f"fairness_bounds must satisfy 0 < lower <= 1 <= upper, got "
                          f"{fairness_bounds!r}")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
+    check_alpha(alpha)
+    check_correction(correction)
     if interval not in ("wilson", "bootstrap"):
         raise ValueError(f"interval must be 'wilson' or 'bootstrap', got {interval!r}")
-    _z_quantile(confidence)
+    _check_confidence(confidence)
     _check_reference(groups, reference)
+    if not metrics:
+        return pd.DataFrame(columns=list(DISPARITY_COLUMNS))
 
     attr_codes, attr_index = pd.factorize(groups["attribute"])
     attr_names = [str(a) for a in attr_index]
     labels = groups["group"].to_numpy(dtype=object)
     n = groups["n"].to_numpy(dtype=np.int64)
-    eligible = n >= min_group_size
     boot = (
         bootstrap_intervals(groups, metrics, n_resamples=n_bootstrap, confidence=confidence,
                             random_state=random_state)
@@ -345,27 +358,27 @@ def disparities(
     fixed_ref = None
     if reference != "min_metric":
         fixed_ref = _reference_rows(attr_codes, attr_names, labels, n, np.zeros(len(n)),
-                                    reference, eligible)
+                                    reference, n >= 0)
     rows_idx = np.arange(len(n))
     attr_values = groups["attribute"].to_numpy(dtype=object)
     cols: dict[str, list[np.ndarray]] = {c: [] for c in DISPARITY_COLUMNS}
     nan = np.full(len(n), np.nan)
     for metric in metrics:
         values = groups[metric].to_numpy(dtype=np.float64)
+        eligible = metric_basis(groups, metric) >= max(min_group_size, 1)
         ref = fixed_ref if fixed_ref is not None else _reference_rows(
             attr_codes, attr_names, labels, n, values, reference, eligible)
         has_ref = ref >= 0
         safe_ref = np.where(has_ref, ref, 0)
         ref_value = np.where(has_ref, values[safe_ref], np.nan)
-        lower = upper = numerator = denominator = z = p_value = nan
+        lower = upper = z = p_value = nan
+        num = den = np.zeros(len(n), dtype=np.int64)
         if metric in PROPORTIONS:
             num, den = proportion_counts(groups, metric)
             if interval == "bootstrap":
                 lower, upper = boot[metric]
             else:
-                lower, upper = wilson_interval(num, den, confidence=confidence)
-            numerator = num.astype(np.float64)
-            denominator = den.astype(np.float64)
+                lower, upper = proportion_interval(num, den, confidence=confidence)
             if metric != "ppr":
                 z, p_value = two_proportion_ztest(num, den, num[safe_ref], den[safe_ref])
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -373,7 +386,6 @@ def disparities(
         diff = 100 * (values - ref_value)
 
         status = np.full(len(n), STATUS_OK, dtype=object)
-        status[np.isnan(values) | np.isnan(ref_value)] = STATUS_UNDEFINED
         status[has_ref & ~eligible[safe_ref]] = STATUS_REFERENCE_INSUFFICIENT
         status[~has_ref] = STATUS_NO_REFERENCE
         status[~eligible] = STATUS_INSUFFICIENT
@@ -381,6 +393,21 @@ def disparities(
         status[is_ref & eligible] = STATUS_REFERENCE
         compared = (status == STATUS_OK) | (status == STATUS_REFERENCE)
         tested = compared & ~is_ref
+        fair = np.zeros(len(n), dtype=bool)
+        fair_na = np.ones(len(n), dtype=bool)
+        p_adj = nan
+        if fairness_bounds is not None and metric not in DESCRIPTIVE_METRICS:
+            diff_known = diff if metric in PROPORTIONS and metric != "ppr" else np.where(
+                np.isnan(ratio), np.nan, diff)  # no test of a difference: the ratio decides
+            fair, unfair, p_adj = _verdicts(
+                compared, is_ref, ratio, np.where(compared, diff_known, np.nan),
+                num.astype(np.float64), den.astype(np.float64), safe_ref,
+                np.where(tested, p_value, np.nan), fairness_bounds, alpha, correction,
+                attr_codes, (values, auc_standard_error(values, groups["pos"], groups["neg"]))
+                if metric == "roc_auc" else None)
+            fair_na = ~(fair | unfair)
+            status[unfair] = STATUS_UNFAIR
+            status[tested & fair_na & ~np.isnan(p_adj)] = STATUS_INCONCLUSIVE
         for name, arr in (
             ("attribute", attr_values),
             ("group", labels),
@@ -388,8 +415,8 @@ def disparities(
             ("value", values),
             ("lower", lower),
             ("upper", upper),
-            ("numerator", numerator),
-            ("denominator", denominator),
+            ("numerator", num.astype(np.float64) if metric in PROPORTIONS else nan),
+            ("denominator", den.astype(np.float64) if metric in PROPORTIONS else nan),
             ("n", n),
             ("reference_group", np.where(has_ref, labels[safe_ref], None)),
             ("reference_value", ref_value),
@@ -397,34 +424,21 @@ def disparities(
             ("difference_pp", np.where(compared, diff, np.nan)),
             ("z", np.where(tested, z, np.nan)),
             ("p_value", np.where(tested, p_value, np.nan)),
+            ("p_adjusted", p_adj),
+            ("fair", fair),
+            ("fair_na", fair_na),
             ("status", status),
         ):
-            cols[name].append(arr)
-    if not metrics:
-        return pd.DataFrame(columns=list(DISPARITY_COLUMNS))
+            cols.setdefault(name, []).append(arr)
     data: dict[str, object] = {
         c: np.concatenate(cols[c]) for c in DISPARITY_COLUMNS if c not in ("significant", "fair")
     }
     p_all = data["p_value"]
-    ratio_all = data["disparity_ratio"]
-    assert isinstance(p_all, np.ndarray) and isinstance(ratio_all, np.ndarray)
+    assert isinstance(p_all, np.ndarray)
     with np.errstate(invalid="ignore"):
         data["significant"] = pd.arrays.BooleanArray(p_all < alpha, np.isnan(p_all))
-        if fairness_bounds is not None:
-            inside = (ratio_all >= fairness_bounds[0]) & (ratio_all <= fairness_bounds[1])
-            diff_all = data["difference_pp"]
-            assert isinstance(diff_all, np.ndarray)
-            # reference at 0: no ratio, but the difference and its test still decide
-            by_diff = np.isnan(ratio_all) & ~np.isnan(diff_all) & ~np.isnan(p_all)
-            inside = np.where(by_diff, p_all >= alpha, inside)
-            metric_all = data["metric"]
-            assert isinstance(metric_all, np.ndarray)
-            descriptive = np.isin(metric_all, DESCRIPTIVE_METRICS)
-            data["fair"] = pd.arrays.BooleanArray(
-                inside, (np.isnan(ratio_all) & ~by_diff) | descriptive)
-        else:
-            data["fair"] = pd.arrays.BooleanArray(np.zeros(len(p_all), dtype=bool),
-                                                  np.ones(len(p_all), dtype=bool))
+    data["fair"] = pd.arrays.BooleanArray(np.concatenate(cols["fair"]),
+                                          np.concatenate(cols["fair_na"]))
     out = pd.DataFrame(data, columns=list(DISPARITY_COLUMNS))
     for col in ("attribute", "group", "metric", "reference_group", "status"):
         out[col] = out[col].astype("str")

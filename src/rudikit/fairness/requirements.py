@@ -4,8 +4,10 @@ A :class:`Requirement` names a metric, an optional *unit* attribute (e.g. ``stat
 attributes whose groups are compared *within* each unit (e.g. ``ethnicity`` and ``gender``,
 crossed), or none to compare the units with each other, and the largest allowed gap in
 percentage points. The gap is the largest pairwise difference, ``100 * (max - min)`` of the
-metric over the eligible groups; a group (or unit) is eligible when it has at least ``min_n``
-observations and the metric is defined for it. Examples from a deployment::
+metric over the eligible groups; a group (or unit) is eligible when the metric's own
+denominator reaches ``min_n`` (flagged cases for precision, actual positives for recall,
+negatives for the FPR, the smaller of positives and negatives for the ROC AUC) and the metric
+is defined for it. Examples from a deployment::
 
     # (a) precision per station within 10 points of each other
     Requirement("precision", 10, unit="station")
@@ -15,6 +17,16 @@ observations and the metric is defined for it. Examples from a deployment::
     Requirement("recall", 10, unit="station", compare="ethnicity")
     Requirement("recall", 10, unit="object_of_search", compare="ethnicity")
 
+Each unit gets one of four statuses. With fewer than two eligible groups it is **insufficient
+data**. A gap within the bound is **met**. A gap over the bound is **not met** only when the
+data support it: every pair of eligible groups is tested against "their difference is within
+the bound" (:mod:`rudikit.fairness.significance`), the p-values of all pairs of all units of the
+requirement are corrected together (Holm, or Benjamini-Hochberg with ``correction="fdr_bh"``),
+and a unit is not met when one of its pairs stays below ``alpha`` after correction; a gap over
+the bound without that support is **inconclusive**. The requirement takes the worst of its
+units' statuses (:func:`rudikit.store.queries.fairness.combined_status`) and is ``passed``
+only when that is "met".
+
 Plain dataclasses: reading ``rudi.yaml`` into them is the caller's job.
 """
 
@@ -22,7 +34,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -38,11 +49,28 @@ from rudikit.fairness.groups import (
 )
 from rudikit.fairness.inputs import available_columns, validate_fairness_inputs
 from rudikit.fairness.selection import TieBreak, binarize
+from rudikit.fairness.significance import (
+    CORRECTION_NAMES,
+    Correction,
+    adjust,
+    auc_difference_pvalue,
+    auc_standard_error,
+    check_alpha,
+    check_correction,
+    difference_pvalue,
+)
+from rudikit.store.queries.fairness import (
+    INCONCLUSIVE,
+    INSUFFICIENT,
+    MET,
+    NOT_MET,
+    combined_status,
+)
 
 ACROSS_UNITS = "across units"
-STATUS_MET = "met"
-STATUS_NOT_MET = "not met"
-STATUS_INSUFFICIENT = "insufficient data"
+# the four verdicts, as the store's readers know them (rudikit.store.queries.fairness)
+STATUS_MET, STATUS_NOT_MET = MET, NOT_MET
+STATUS_INCONCLUSIVE, STATUS_INSUFFICIENT = INCONCLUSIVE, INSUFFICIENT
 
 METRIC_ALIASES: dict[str, str] = {
     "recall": "tpr",
@@ -79,9 +107,8 @@ class Requirement:
     whole population as one unit. ``compare``: column(s) whose (crossed) groups are compared
     within each unit, or None / ``"across units"`` to compare the units themselves.
     ``max_gap_pp``: the largest allowed ``max - min`` in percentage points. ``min_n``: the
-    minimum number of observations for a group or unit to be compared, counted as rows
-    (``min_n_of="rows"``) or as the metric's denominator (``"denominator"``, e.g. predicted
-    positives for precision, actual positives for recall).
+    smallest denominator of the metric (e.g. flagged cases for precision, actual positives for
+    recall) for a group or unit to be compared.
     """
 
     metric: str
@@ -89,7 +116,6 @@ class Requirement:
     unit: str | tuple[str, ...] | None = None
     compare: str | tuple[str, ...] | None = None
     min_n: int = 50
-    min_n_of: Literal["rows", "denominator"] = "rows"
     name: str = ""
 
     def __post_init__(self) -> None:
@@ -104,8 +130,6 @@ class Requirement:
             raise ValueError(f"max_gap_pp must be a non-negative number, got {self.max_gap_pp!r}")
         if isinstance(self.min_n, bool) or int(self.min_n) != self.min_n or self.min_n < 0:
             raise ValueError(f"min_n must be a non-negative integer, got {self.min_n!r}")
-        if self.min_n_of not in ("rows", "denominator"):
-            raise ValueError(f"min_n_of must be 'rows' or 'denominator', got {self.min_n_of!r}")
         compare = None if self.compare == ACROSS_UNITS else self.compare
         unit = _as_columns(self.unit, "unit")
         compare_cols = _as_columns(compare, "compare")
@@ -136,10 +160,14 @@ class Requirement:
 
 @dataclass(frozen=True)
 class UnitOutcome:
-    """The comparison within one unit (or, across units, the one comparison of all units)."""
+    """The comparison within one unit (or, across units, the one comparison of all units).
+
+    ``n`` is the unit's rows; ``p_value`` the smallest p-value of its pairs of groups against
+    the bound, ``p_adjusted`` the smallest after the requirement's correction (NaN when
+    nothing was tested)."""
 
     unit: str
-    status: str  # "met", "not met" or "insufficient data"
+    status: str  # met, not met, inconclusive or insufficient data
     gap_pp: float
     n: int
     groups_compared: int
@@ -148,21 +176,32 @@ class UnitOutcome:
     lowest_group: str | None = None
     lowest_value: float = float("nan")
     excluded_groups: tuple[str, ...] = ()
+    p_value: float = float("nan")
+    p_adjusted: float = float("nan")
 
 
 @dataclass(frozen=True)
 class RequirementResult:
-    """Outcome of one requirement: ``passed`` only if it could be evaluated and every evaluated
-    unit meets it. ``failing`` lists the units over the limit with their gap; ``skipped`` the
-    units (or, across units, the units left out) with insufficient data."""
+    """Outcome of one requirement. ``status`` is the worst of the units' statuses (not met,
+    then inconclusive, then met; insufficient data when no unit could be compared); ``passed``
+    only when it is "met". ``failing`` lists the units
+    not met, ``inconclusive`` those over the bound without statistical support, ``skipped``
+    the units (or, across units, the units left out) with insufficient data."""
 
     requirement: Requirement
-    passed: bool
+    status: str
     units_met: int
     units_evaluated: int
     failing: tuple[UnitOutcome, ...]
+    inconclusive: tuple[UnitOutcome, ...]
     skipped: tuple[UnitOutcome, ...]
     outcomes: tuple[UnitOutcome, ...] = field(repr=False)
+    correction: str = "holm"
+    alpha: float = 0.05
+
+    @property
+    def passed(self) -> bool:
+        return self.status == STATUS_MET
 
     @property
     def evaluable(self) -> bool:
@@ -172,14 +211,22 @@ class RequirementResult:
     def summary(self) -> str:
         req = self.requirement
         if not self.evaluable:
-            return "not evaluable: insufficient data in every unit"
+            return "insufficient data in every unit"
         skipped = f"; {len(self.skipped)} skipped for insufficient data" if self.skipped else ""
+        corrected = f"{CORRECTION_NAMES[self.correction]}-corrected"
         if req.across_units:
             o = next(o for o in self.outcomes if o.status != STATUS_INSUFFICIENT)
-            verdict = "met" if self.passed else "not met"
-            return (f"{verdict}: gap {o.gap_pp:.1f} pp across {o.groups_compared} units "
-                    f"({o.highest_group} vs {o.lowest_group}){skipped}")
-        return f"met in {self.units_met} of {self.units_evaluated} units{skipped}"
+            support = (f", {corrected} p = {o.p_adjusted:.2g}"
+                       if o.status != STATUS_MET and np.isfinite(o.p_adjusted) else "")
+            return (f"{o.status}: gap {o.gap_pp:.1f} pp across {o.groups_compared} units "
+                    f"({o.highest_group} vs {o.lowest_group}{support}){skipped}")
+        parts = [f"met in {self.units_met} of {self.units_evaluated} units"]
+        for units, what in ((self.failing, "not met"), (self.inconclusive, "inconclusive")):
+            if units:
+                worst = max(units, key=lambda o: o.gap_pp)
+                parts.append(f"{what} in {len(units)} (largest gap {worst.gap_pp:.1f} pp in "
+                             f"{worst.unit}, {corrected} p = {worst.p_adjusted:.2g})")
+        return f"{self.status}: " + ", ".join(parts) + skipped
 
     def to_frame(self) -> pd.DataFrame:
         """One row per unit outcome (evaluated and skipped)."""
@@ -192,9 +239,8 @@ class RequirementResult:
         return pd.DataFrame(rows)
 
 
-def _basis(values: dict[str, np.ndarray], metric: str, min_n_of: str) -> np.ndarray:
-    if min_n_of == "rows":
-        return values["n"]
+def _basis(values: dict[str, np.ndarray], metric: str) -> np.ndarray:
+    """The metric's own denominator per group, the one ``min_n`` applies to."""
     if metric == "roc_auc":
         return np.minimum(values["pos"], values["neg"])
     denom = PROPORTIONS[metric][1]
@@ -213,28 +259,92 @@ def _cell_metrics(
     return values
 
 
-def _compare(
-    unit_label: str, values: np.ndarray, basis: np.ndarray, labels: Sequence[str], n: int,
-    req: Requirement,
-) -> UnitOutcome:
-    ok = (basis >= req.min_n) & ~np.isnan(values)
-    excluded = tuple(str(labels[i]) for i in np.flatnonzero(~ok))
+@dataclass
+class _Cells:
+    """The metric of a set of groups with what its test needs: numerator and denominator of a
+    proportion, or, for the ROC AUC, its standard error."""
+
+    value: np.ndarray
+    num: np.ndarray
+    den: np.ndarray
+    basis: np.ndarray
+    se: np.ndarray | None
+
+    @classmethod
+    def of(cls, values: dict[str, np.ndarray], metric: str, pp_total: int) -> _Cells:
+        basis = _basis(values, metric)
+        if metric == "roc_auc":
+            se = auc_standard_error(values["roc_auc"], values["pos"], values["neg"])
+            return cls(values[metric], basis, basis, basis, se)
+        cells, denom = PROPORTIONS[metric]
+        num = sum(values[c] for c in cells)
+        den = np.full(len(basis), pp_total) if denom == "pp_total" else values[denom]
+        return cls(values[metric], np.asarray(num), np.asarray(den), basis, None)
+
+    def take(self, rows: np.ndarray) -> _Cells:
+        return _Cells(self.value[rows], self.num[rows], self.den[rows], self.basis[rows],
+                      None if self.se is None else self.se[rows])
+
+
+@dataclass
+class _Comparison:
+    """One unit's groups before the correction: its eligible groups' pairs and raw p-values."""
+
+    label: str
+    n: int
+    cells: _Cells
+    labels: np.ndarray
+    pair_p: np.ndarray
+
+
+def _pairs(cells: _Cells, idx: np.ndarray, bound: float) -> np.ndarray:
+    """p-values of every pair of the eligible groups ``idx`` against ``|difference| <= bound``."""
+    i, j = np.triu_indices(len(idx), 1)
+    a, b = idx[i], idx[j]
+    if cells.se is not None:
+        return auc_difference_pvalue(cells.value[a], cells.se[a], cells.value[b], cells.se[b],
+                                     bound)
+    return difference_pvalue(cells.num[a], cells.den[a], cells.num[b], cells.den[b], bound)
+
+
+def _prepare(label: str, cells: _Cells, labels: Sequence[str], n: int, req: Requirement
+             ) -> _Comparison:
+    ok = (cells.basis >= max(req.min_n, 1)) & ~np.isnan(cells.value)
+    idx = np.flatnonzero(ok)
+    return _Comparison(label, n, cells, np.asarray(labels, dtype=object),
+                       _pairs(cells, idx, req.max_gap_pp / 100) if len(idx) >= 2
+                       else np.empty(0))
+
+
+def _outcome(c: _Comparison, adjusted: np.ndarray, req: Requirement, alpha: float
+             ) -> UnitOutcome:
+    ok = (c.cells.basis >= max(req.min_n, 1)) & ~np.isnan(c.cells.value)
+    excluded = tuple(str(c.labels[i]) for i in np.flatnonzero(~ok))
     if ok.sum() < 2:
-        return UnitOutcome(unit_label, STATUS_INSUFFICIENT, float("nan"), n, int(ok.sum()),
+        return UnitOutcome(c.label, STATUS_INSUFFICIENT, float("nan"), c.n, int(ok.sum()),
                            excluded_groups=excluded)
     idx = np.flatnonzero(ok)
+    values = c.cells.value
     hi = idx[np.argmax(values[idx])]
     lo = idx[np.argmin(values[idx])]
     gap = 100 * (values[hi] - values[lo])
-    status = STATUS_MET if gap <= req.max_gap_pp + _GAP_TOLERANCE else STATUS_NOT_MET
-    return UnitOutcome(unit_label, status, float(gap), n, int(ok.sum()), str(labels[hi]),
-                       float(values[hi]), str(labels[lo]), float(values[lo]), excluded)
+    p_min = float(np.nanmin(c.pair_p)) if np.isfinite(c.pair_p).any() else float("nan")
+    p_adj = float(np.nanmin(adjusted)) if np.isfinite(adjusted).any() else float("nan")
+    if gap <= req.max_gap_pp + _GAP_TOLERANCE:
+        status = STATUS_MET
+    elif p_adj < alpha:
+        status = STATUS_NOT_MET
+    else:
+        status = STATUS_INCONCLUSIVE
+    return UnitOutcome(c.label, status, float(gap), c.n, int(ok.sum()), str(c.labels[hi]),
+                       float(values[hi]), str(c.labels[lo]), float(values[lo]), excluded,
+                       p_min, p_adj)
 
 
 def _evaluate(
     frame: pd.DataFrame, req: Requirement, cell: np.ndarray, pp_total: int,
     score_index: ScoreIndex | None, missing_label: str,
-    cache: dict[str, tuple[np.ndarray, list[str]]],
+    cache: dict[str, tuple[np.ndarray, list[str]]], correction: Correction, alpha: float,
 ) -> RequirementResult:
     for col in (req.unit or ()) + (req.compare or ()):
         if col not in frame.columns:
@@ -242,25 +352,19 @@ def _evaluate(
                 f"requirement {req.name!r}: unknown column {col!r}; "
                 f"available: {available_columns(frame.columns)}"
             )
-    outcomes: list[UnitOutcome] = []
-    skipped: list[UnitOutcome] = []
+    comparisons: list[_Comparison] = []
+    skipped: list[UnitOutcome] = []  # across units: the units left out
     unit_name = attribute_name(req.unit) if req.unit else ""
     if req.compare is None:
         assert req.unit is not None
         codes, labels = encode_groups(frame, req.unit, missing_label=missing_label, _cache=cache)
         values = _cell_metrics(codes, len(labels), cell, pp_total, req.metric, score_index)
-        basis = _basis(values, req.metric, req.min_n_of)
+        cells = _Cells.of(values, req.metric, pp_total)
         unit_labels = [group_key(unit_name, lab) for lab in labels]
-        outcome = _compare(f"across {unit_name}", values[req.metric], basis, unit_labels,
-                           len(cell), req)
-        outcomes.append(outcome)
-        short = (basis < req.min_n) | np.isnan(values[req.metric])
-        for i in np.flatnonzero(short):
-            s = UnitOutcome(unit_labels[i], STATUS_INSUFFICIENT, float("nan"),
-                            int(values["n"][i]), 0)
-            skipped.append(s)
-            outcomes.append(s)
-        evaluated = [outcome] if outcome.status != STATUS_INSUFFICIENT else []
+        comparisons.append(_prepare(f"across {unit_name}", cells, unit_labels, len(cell), req))
+        short = (cells.basis < max(req.min_n, 1)) | np.isnan(cells.value)
+        skipped = [UnitOutcome(unit_labels[i], STATUS_INSUFFICIENT, float("nan"),
+                               int(values["n"][i]), 0) for i in np.flatnonzero(short)]
     else:
         if req.unit is None:
             u_codes = np.zeros(len(cell), dtype=np.int64)
@@ -274,36 +378,35 @@ def _evaluate(
         n_c = len(c_labels)
         codes, observed = compact(u_codes * n_c + c_codes, len(u_labels) * n_c)
         values = _cell_metrics(codes, len(observed), cell, pp_total, req.metric, score_index)
-        basis = _basis(values, req.metric, req.min_n_of)
+        cells = _Cells.of(values, req.metric, pp_total)
         cell_unit = observed // n_c
         cell_group = np.array(c_labels, dtype=object)[observed % n_c]
         unit_n = np.bincount(u_codes, minlength=len(u_labels))
         order = np.argsort(cell_unit, kind="stable")
         bounds = np.searchsorted(cell_unit[order], np.arange(len(u_labels) + 1))
-        evaluated = []
         for u, label in enumerate(u_labels):
             rows = order[bounds[u]:bounds[u + 1]]
-            if unit_n[u] < req.min_n and req.min_n_of == "rows":
-                o = UnitOutcome(label, STATUS_INSUFFICIENT, float("nan"), int(unit_n[u]), 0,
-                                excluded_groups=tuple(str(g) for g in cell_group[rows]))
-            else:
-                o = _compare(label, values[req.metric][rows], basis[rows], cell_group[rows],
-                             int(unit_n[u]), req)
-            outcomes.append(o)
-            if o.status == STATUS_INSUFFICIENT:
-                skipped.append(o)
-            else:
-                evaluated.append(o)
-    failing = tuple(o for o in evaluated if o.status == STATUS_NOT_MET)
-    met = sum(o.status == STATUS_MET for o in evaluated)
+            comparisons.append(_prepare(label, cells.take(rows), cell_group[rows],
+                                        int(unit_n[u]), req))
+    # one family per requirement: every pair of every unit
+    sizes = np.cumsum([0] + [len(c.pair_p) for c in comparisons])
+    adjusted = adjust(np.concatenate([c.pair_p for c in comparisons]), correction)
+    outcomes = [_outcome(c, adjusted[sizes[k]:sizes[k + 1]], req, alpha)
+                for k, c in enumerate(comparisons)]
+    evaluated = [o for o in outcomes if o.status != STATUS_INSUFFICIENT]
+    if req.compare is not None:
+        skipped = [o for o in outcomes if o.status == STATUS_INSUFFICIENT]
     return RequirementResult(
         requirement=req,
-        passed=bool(evaluated) and not failing,
-        units_met=met,
+        status=combined_status([o.status for o in evaluated]),
+        units_met=sum(o.status == STATUS_MET for o in evaluated),
         units_evaluated=len(evaluated),
-        failing=failing,
+        failing=tuple(o for o in evaluated if o.status == STATUS_NOT_MET),
+        inconclusive=tuple(o for o in evaluated if o.status == STATUS_INCONCLUSIVE),
         skipped=tuple(skipped),
-        outcomes=tuple(outcomes),
+        outcomes=tuple(outcomes + (skipped if req.compare is None else [])),
+        correction=correction,
+        alpha=alpha,
     )
 
 
@@ -319,14 +422,19 @@ def evaluate_requirements(
     tie_break: TieBreak = "stable",
     random_state: int | None = 0,
     missing_label: str = MISSING_GROUP,
+    correction: Correction = "holm",
+    alpha: float = 0.05,
 ) -> list[RequirementResult]:
     """Evaluate every requirement on one set of predictions.
 
     ``score_or_pred`` is a score column turned into predictions with exactly one of
     ``threshold``, ``top_k`` or ``top_pct`` (one list over the whole frame, see
     :func:`rudikit.fairness.group_metrics.binarize`), or, with none of them, a column of 0/1
-    predictions.
+    predictions. ``correction`` (``"holm"`` or ``"fdr_bh"``) and ``alpha`` decide when a gap
+    over its bound is "not met" rather than "inconclusive" (see the module docstring).
     """
+    check_correction(correction)
+    check_alpha(alpha)
     if not isinstance(frame, pd.DataFrame):
         raise ValueError("frame must be a pandas DataFrame")
     for what, col in (("label_col", label_col), ("score_or_pred", score_or_pred)):
@@ -359,6 +467,6 @@ def evaluate_requirements(
     )
     cache: dict[str, tuple[np.ndarray, list[str]]] = {}
     return [
-        _evaluate(frame, r, cell, pp_total, score_index, missing_label, cache)
+        _evaluate(frame, r, cell, pp_total, score_index, missing_label, cache, correction, alpha)
         for r in requirements
     ]

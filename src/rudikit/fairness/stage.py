@@ -123,8 +123,10 @@ def assess(fairness: Fairness, attrs: pd.DataFrame, y: np.ndarray, score: np.nda
             result = audit(frame, LABEL, SCORE, list(fairness.attributes),
                            intersections=[list(g) for g in fairness.intersections] or None,
                            reference=dict(fairness.reference_groups) or "majority",
-                           min_group_size=fairness.min_group_size, **at.kwargs())
-    reqs = (evaluate_requirements(frame, LABEL, SCORE, requirements(fairness), **at.kwargs())
+                           min_group_size=fairness.min_group_size,
+                           correction=fairness.correction, **at.kwargs())
+    reqs = (evaluate_requirements(frame, LABEL, SCORE, requirements(fairness),
+                                  correction=fairness.correction, **at.kwargs())
             if fairness.requirements else [])
     return ModelFairness(result, reqs)
 

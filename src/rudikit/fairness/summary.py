@@ -1,7 +1,8 @@
 """One-number summaries of group differences per attribute, after OxonFair's fairness report.
 
-Each measure takes a per-group rate ``m_g`` over the groups with at least ``min_group_size``
-rows and a defined (non-NaN) value, and reports
+Each measure takes a per-group rate ``m_g`` over the groups whose rate has a denominator of at
+least ``min_group_size`` (rows for the selection rate, positives for recall, flagged cases for
+the acceptance rate, ...; :data:`RATE_DENOMINATORS`) and a defined value, and reports
 
 * ``aggregate="max"`` (default): the maximal group difference ``max_g m_g - min_g m_g``
   (for ``disparate_impact`` the minimal ratio ``min_g m_g / max_g m_g``);
@@ -90,6 +91,14 @@ _RATE_NAMES: dict[str, str] = {
     "conditional_rejectance": "ratios of observed to predicted negatives",
     "rejection_rate": "negative predictive values",
     "error_ratio": "ratios fn / fp",
+}
+
+
+# the count each per-group rate divides by, which ``min_group_size`` applies to
+RATE_DENOMINATORS: dict[str, str] = {
+    "prevalence": "n", "selection_rate": "n", "accuracy": "n", "recall": "pos", "fpr": "neg",
+    "acceptance_rate": "pp", "conditional_acceptance": "pp", "specificity": "neg",
+    "conditional_rejectance": "pn", "rejection_rate": "pn", "error_ratio": "fp",
 }
 
 
@@ -245,8 +254,9 @@ def summary_measures(
 ) -> pd.DataFrame:
     """Summary measures per attribute of a group table (one row per attribute and measure).
 
-    ``groups`` is a table from :func:`rudikit.fairness.group_metrics.group_metrics`. Groups with
-    fewer than ``min_group_size`` rows are left out of the differences and ratios. The overall
+    ``groups`` is a table from :func:`rudikit.fairness.group_metrics.group_metrics`. A group's
+    rate whose denominator is under ``min_group_size`` is left out of the differences and
+    ratios. The overall
     ``generalized_entropy_index`` is reported once, with attribute ``"(all)"``.
     """
     needed = ("attribute", "group", "n", "tp", "fp", "tn", "fn")
@@ -261,9 +271,12 @@ def summary_measures(
         tp, fp, tn, fn = (part[c].to_numpy(dtype=np.float64) for c in ("tp", "fp", "tn", "fn"))
         if first_counts is None:
             first_counts = (tp.sum(), fp.sum(), tn.sum(), fn.sum())
-        eligible = part["n"].to_numpy() >= min_group_size
-        labels = part["group"].to_numpy(dtype=object)[eligible]
-        rates = {k: v[eligible] for k, v in summary_rates(tp, fp, tn, fn).items()}
+        size = {"n": tp + fp + tn + fn, "pos": tp + fn, "neg": fp + tn, "pp": tp + fp,
+                "pn": tn + fn, "fp": fp}
+        labels = part["group"].to_numpy(dtype=object)
+        # a rate of a group whose denominator is under the minimum is left out (NaN)
+        rates = {k: np.where(size[RATE_DENOMINATORS[k]] >= min_group_size, v, np.nan)
+                 for k, v in summary_rates(tp, fp, tn, fn).items()}
         for measure, rate in _RATES.items():
             res = _spread(rates[rate], labels, ratio=measure == "disparate_impact",
                           aggregate=aggregate)

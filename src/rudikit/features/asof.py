@@ -497,6 +497,7 @@ class Block:
     seconds: float
     rows: int
     columns: list[str] = field(default_factory=list)
+    table: str = ""  # the source table it reads
 
 
 @dataclass
@@ -509,6 +510,14 @@ class FeatureSet:
     @property
     def feature_columns(self) -> list[str]:
         return [c for c in self.frame.columns if c not in ("officer_uid", "as_of_date")]
+
+    def table_columns(self) -> dict[str, list[str]]:
+        """Source table -> the feature columns computed from it (the cohort's tenure and age
+        are not listed: they define who is scored)."""
+        out: dict[str, list[str]] = {}
+        for block in self.blocks:
+            out.setdefault(block.table, []).extend(block.columns)
+        return out
 
 
 def _run_cached(kind: str, spec: EventSpec | StateSpec, dates: pd.DatetimeIndex,
@@ -534,7 +543,7 @@ def _run_cached(kind: str, spec: EventSpec | StateSpec, dates: pd.DatetimeIndex,
                  "tables": dict(fingerprints), "version": CODE_VERSION},
                 indent=2, default=str), encoding="utf-8")
     block = Block(spec.name, key, path, cached, time.perf_counter() - started, len(frame),
-                  list(frame.columns[2:]))
+                  list(frame.columns[2:]), spec.table)
     return frame, block
 
 

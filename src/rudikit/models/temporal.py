@@ -163,7 +163,8 @@ def label_spec(experiment: TemporalExperiment) -> LabelSpec:
 class PreparedData:
     """Features for every as-of date an experiment needs, labels per label timespan, splits.
     ``feature_config`` is what the models learn from; ``available`` is every prepared feature
-    (what a baseline may rank by)."""
+    (what a baseline may rank by); ``table_columns`` names the features each source table
+    gives (to refit a model without one)."""
 
     experiment: TemporalExperiment
     splits: list[Split]
@@ -172,6 +173,7 @@ class PreparedData:
     labels: dict[str, pd.DataFrame]  # label timespan -> officer_uid, as_of_date, label
     available: Features
     seconds: dict[str, float] = field(default_factory=dict)
+    table_columns: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def label_name(self) -> str:
@@ -213,10 +215,12 @@ def feature_config(columns: Sequence[str], experiment: TemporalExperiment) -> Fe
 
 def prepare(experiment: TemporalExperiment, tables: Mapping[str, pd.DataFrame], *,
             cache_dir: str | Path | None = None,
-            extra_dates: Sequence[Any] = ()) -> PreparedData:
-    """Features on every training and test as-of date of every split (plus ``extra_dates``),
-    and the label for each label timespan used."""
-    splits = experiment.splits()
+            extra_dates: Sequence[Any] = (), splits: Sequence[Split] | None = None
+            ) -> PreparedData:
+    """Features on every training and test as-of date of every split (the experiment's, or
+    ``splits``, e.g. a retraining's), plus ``extra_dates``, and the label for each label
+    timespan used."""
+    splits = list(experiment.splits() if splits is None else splits)
     dates: set[pd.Timestamp] = set()
     spans: set[str] = set()
     for split in splits:
@@ -239,7 +243,8 @@ def prepare(experiment: TemporalExperiment, tables: Mapping[str, pd.DataFrame], 
     columns = features.feature_columns
     everything = experiment.model_copy(update={"exclude_features": [], "exclude_patterns": []})
     return PreparedData(experiment, splits, features.frame, feature_config(columns, experiment),
-                        labels, feature_config(columns, everything), seconds)
+                        labels, feature_config(columns, everything), seconds,
+                        features.table_columns())
 
 
 @dataclass

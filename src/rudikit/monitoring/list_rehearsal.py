@@ -72,7 +72,9 @@ def write_demo_project(example: Path, data: Path, workdir: Path) -> Path:
     temporal["stability"] = {"seeds": [0, 1], "algorithm": "random_forest",
                              "n_estimators": [100],
                              "params": temporal["stability"].get("params", {}),
-                             "consecutive": {"days": 2, "weeks": 2, "months": 2}}
+                             "consecutive": {"days": 2, "weeks": 2, "months": 2},
+                             # the perturbation refits belong to `rudi run examples/eis`
+                             "resamples": 0, "drop_sources": []}
     config["production"] = {"frequency": "monthly", "start": FIRST_LIST.date().isoformat(),
                             "reasons": 3}
     (workdir / PROJECT_FILE).write_text(yaml.safe_dump(config, sort_keys=False),

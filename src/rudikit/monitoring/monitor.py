@@ -427,10 +427,12 @@ def _performance(project: Project, dep: Deployed, result: MonitorResult,
         result.fairness = assessed.requirements
         for r in assessed.requirements:
             name = r.requirement.name
+            # 1 met, 0 not met, none when inconclusive or without enough data (the summary
+            # says which); only a gap the data support raises the alert
             metrics.append(_metric("fairness", name, "", "passed",
-                                   float(r.passed) if r.evaluable else None, len(y),
-                                   {"summary": r.summary}))
-            if r.evaluable and not r.passed:
+                                   1.0 if r.passed else 0.0 if r.failing else None, len(y),
+                                   {"summary": r.summary, "status": r.status}))
+            if r.failing:
                 worst = max(r.failing, key=lambda o: o.gap_pp)
                 found.append(Alert("fairness", name, "gap_pp", worst.gap_pp,
                                    r.requirement.max_gap_pp, "critical", window,

@@ -211,7 +211,7 @@ def retrain(project: Project, project_dir: Path, engine: Engine, *, by: str,
                               champ_score, attrs)
         challenger = _contender(project, challenger_id, policy.metric, dep.threshold, y_hold,
                                 chall_score, attrs)
-        promoted, reason = _decide(policy.metric, policy.max_drop, champion, challenger)
+        promoted, reason = decide(policy.metric, policy.max_drop, champion, challenger)
         k = min(project.monitoring.stability.k, len(y_hold))
         ids = holdout["observation_id"].astype(str).to_numpy()
         champ_list = pd.Series(champ_score, index=ids)
@@ -244,10 +244,12 @@ def retrain(project: Project, project_dir: Path, engine: Engine, *, by: str,
                            deployment_id, run_id, k, jaccard, spearman)
 
 
-def _decide(metric: str, max_drop: float, champion: Contender, challenger: Contender
-            ) -> tuple[bool, str]:
+def decide(metric: str, max_drop: float, champion: Contender, challenger: Contender,
+            where: str = "the same holdout") -> tuple[bool, str]:
+    """(promote?, why): the challenger's ``metric`` at most ``max_drop`` below the champion's
+    on ``where``, and every fairness requirement met (case and list retraining alike)."""
     if not math.isfinite(challenger.metric):
-        return False, f"the challenger's {metric} is undefined on the holdout"
+        return False, f"the challenger's {metric} is undefined on {where}"
     if challenger.fairness_passed is False:
         return False, ("the challenger does not meet every fairness requirement ("
                        + "; ".join(challenger.failed[:3]) + ")")
@@ -255,7 +257,7 @@ def _decide(metric: str, max_drop: float, champion: Contender, challenger: Conte
         return False, (f"the challenger's {metric} {challenger.metric:.3f} is worse than the "
                        f"champion's {champion.metric:.3f} (allowed drop {max_drop:g})")
     return True, (f"challenger {metric} {challenger.metric:.3f} vs champion "
-                  f"{champion.metric:.3f} on the same holdout"
+                  f"{champion.metric:.3f} on {where}"
                   + ("; every fairness requirement met" if challenger.fairness_passed else ""))
 
 

@@ -47,11 +47,13 @@ def list_fairness(engine: Engine, run_id: int, models: pd.DataFrame) -> dict[str
                                                              ["model_group_id"])
         for (group_id, name), part in requirements.groupby(["group", "name"], sort=False):
             by_date = part.set_index("date")
+            statuses = pd.Series([fairness_q.requirement_status(r) for r in
+                                  part.to_dict("records")], index=by_date.index)
             verdicts.append({
                 "model_group_id": int(group_id), "requirement": name,
                 "group_name": names.get(group_id, f"group {group_id}"), "chosen": group_id == group,
-                "cells": [{"passed": bool(by_date.loc[d, "passed"]),
-                           "summary": by_date.loc[d, "summary"]} if d in by_date.index
+                "cells": [{"status": statuses.loc[d], "summary": by_date.loc[d, "summary"]}
+                          if d in by_date.index
                           else None for d in dates]})
     table: list[dict[str, Any]] = []
     if len(audits):

@@ -15,7 +15,13 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from rudikit.config import Project, TemporalProject
+from rudikit.fairness.disparities import (
+    DESCRIPTIVE_METRICS,
+    STATUS_INCONCLUSIVE,
+    STATUS_UNFAIR,
+)
 from rudikit.fairness.groups import MISSING_GROUP
+from rudikit.fairness.significance import CORRECTION_NAMES
 from rudikit.models.temporal import selection_rules
 from rudikit.reports.cards import (
     AnyProject,
@@ -46,6 +52,7 @@ from rudikit.reports.run_tables import key_metric_columns, selection_metric
 from rudikit.store import tables as t
 from rudikit.store.queries import evaluations as evaluations_q
 from rudikit.store.queries import fairness as fairness_q
+from rudikit.store.queries import production as production_q
 from rudikit.store.queries import runs as runs_q
 from rudikit.store.queries import snapshots as snapshots_q
 
@@ -105,25 +112,49 @@ def _details(project: AnyProject, group: dict[str, Any], run: dict[str, Any], mo
     ])
 
 
-def _use(project: AnyProject, models: pd.DataFrame, chosen: int | None) -> Section:
+def _status_parts(main: pd.Series | None, statuses: list[fairness_q.RequirementStatus],
+                  deployments: list[dict[str, Any]]) -> list[Part]:
+    """The fairness requirement verdicts of the reported model and every deployment of the
+    group, with any waiver of the deploy gate: who gave it, why and what it overrode."""
+    parts: list[Part] = []
+    if main is not None and statuses:
+        parts.append(Text(f"Fairness requirements of model {main['id']} (split "
+                          f"{main['split']!r}): {fairness_q.status_counts(statuses)}."))
+        parts.append(Table(["Requirement", "Status", "Result"],
+                           [[s.name, s.status, s.summary] for s in statuses]))
+    for d in deployments:
+        state = "live" if d["live"] else f"retired {fmt_date(d['retired_at'])}"
+        parts.append(Text(f"Deployment {d['id']} ({state}): model {d['model_id']} at "
+                          f"threshold {d['threshold']:g}, deployed by {d['deployed_by']} on "
+                          f"{fmt_date(d['deployed_at'])}: {d['reason']}."))
+        if d["waiver"]:
+            w = d["waiver"]
+            parts.append(Text(f"WAIVER of the deploy gate by {w['by']}: {w['reason']}. "
+                              "Waived:"))
+            parts.append(Bullets(list(w["failing"])))
+    return parts
+
+
+def _use(project: AnyProject, models: pd.DataFrame, chosen: int | None,
+         status: list[Part]) -> Section:
     r = project.rationale
     appropriate = answer(r.intended_use, "rationale.intended_use")
     if r.target_population.strip():
         appropriate.append(Text("Target population: " + r.target_population))
     picked = models[models["selected"]]
     if len(picked):
-        status = Text(f"Chosen in this run: {picked.iloc[0]['selection_reason']}.")
+        picked_status = Text(f"Chosen in this run: {picked.iloc[0]['selection_reason']}.")
     elif chosen is not None:
-        status = Text(f"Not chosen in this run; model group {chosen} was.")
+        picked_status = Text(f"Not chosen in this run; model group {chosen} was.")
     else:
-        status = Text("No model was chosen in this run.")
+        picked_status = Text("No model was chosen in this run.")
     return Section("Intended use", [
         Field("Aim", answer(r.aim, "rationale.aim")),
         Field("Who will use the output", answer(r.users_and_training,
                                                 "rationale.users_and_training")),
         Field("Appropriate cases", appropriate),
         Field("Inappropriate cases", answer(r.inappropriate_use, "rationale.inappropriate_use")),
-        Field("Status of this model group", [status]),
+        Field("Status of this model group", [picked_status, *status]),
     ])
 
 
@@ -153,8 +184,9 @@ def _results(project: AnyProject, models: pd.DataFrame, evals: pd.DataFrame, aud
         groups.append(Text(
             f"Audited attributes: {', '.join(f.attributes) or 'none'}; intersections: "
             f"{', '.join(':'.join(i) for i in f.intersections) or 'none'}; reference groups: "
-            f"{refs}. Groups with fewer than {f.min_group_size} test rows are described but "
-            "never compared."))
+            f"{refs}. A group whose metric has fewer than {f.min_group_size} cases in its own "
+            "denominator (flagged cases for precision, positives for recall) is described but "
+            "never compared on it."))
     else:
         groups.append(NotProvided("fairness.attributes", "no attribute is audited"))
     groups += answer(project.governance.group_rationale, "governance.group_rationale")
@@ -206,22 +238,31 @@ def _errors(project: AnyProject, audits: pd.DataFrame, reqs: pd.DataFrame, group
     f = project.fairness
     varying: list[Part]
     if len(audits):
-        compared = audits[(audits["status"] == "ok") & audits["metric"].isin(list(AUDIT_METRICS))]
-        flagged = compared[(compared["fair"] == False) | (compared["p_value"] < 0.05)]  # noqa: E712
+        # the audit's own verdicts: unfair only where the corrected test supports it; the
+        # descriptive metrics (the label base rate) are never flagged
+        judged = audits[audits["metric"].isin(list(AUDIT_METRICS))
+                        & ~audits["metric"].isin(list(DESCRIPTIVE_METRICS))]
+        flagged = judged[judged["status"] == STATUS_UNFAIR]
         flagged = flagged.reindex(flagged["difference_pp"].abs().sort_values(
             ascending=False).index).head(TOP_DISPARITIES)
+        inconclusive = int((judged["status"] == STATUS_INCONCLUSIVE).sum())
         varying = [Table(["Attribute", "Group", "Metric", "Value", "Reference", "Ratio",
-                          "Difference (points)", "p-value"], [
+                          "Difference (points)", "Corrected p"], [
             [r["attribute"], r["group_value"], AUDIT_METRICS[r["metric"]], fmt(r["value"]),
              r["reference_group"], fmt(r["disparity_ratio"], 2), fmt(r["difference_pp"], 1),
-             f"{r['p_value']:.3g}" if pd.notna(r["p_value"]) else "n/a"]
+             f"{r['p_adjusted']:.3g}" if pd.notna(r.get("p_adjusted")) else "n/a"]
             for _, r in flagged.iterrows()])] if len(flagged) else [Text(
-                "No compared group is outside the 0.8-1.25 ratio band or significantly "
-                "different from its reference (p < 0.05).")]
+                "No compared group is unfair: none is outside the 0.8-1.25 ratio band with a "
+                "corrected p < 0.05.")]
         varying.insert(0, Text(f"Groups whose precision, recall, false positive rate or "
-                               f"selection rate differ most from their reference group (ratio "
-                               f"outside 0.8-1.25 or p < 0.05), largest first, at most "
-                               f"{TOP_DISPARITIES}:"))
+                               f"selection rate is unfair against their reference group (ratio "
+                               f"outside 0.8-1.25, tested against the band, p < 0.05 after "
+                               f"correction over the groups of an attribute), largest first, "
+                               f"at most {TOP_DISPARITIES}:"))
+        if inconclusive:
+            varying.append(Text(f"{inconclusive} more group-metric cells are outside the band "
+                                "without statistical support (inconclusive: too few cases to "
+                                "tell)."))
     else:
         varying = [NotProvided("fairness.attributes", "no group results in the store")]
     audited = set(f.attributes) | {c for i in f.intersections for c in i}
@@ -233,8 +274,9 @@ def _errors(project: AnyProject, audits: pd.DataFrame, reqs: pd.DataFrame, group
         "audited.")]
     if unaudited or project.governance.audit_scope.strip():
         coverage += answer(project.governance.audit_scope, "governance.audit_scope")
-    requirements: list[Part] = ([Table(["Requirement", "Met", "Result"], [
-        [r["name"], "yes" if r["passed"] else "NO", r["summary"]] for _, r in reqs.iterrows()])]
+    requirements: list[Part] = ([Table(["Requirement", "Status", "Result"], [
+        [r["name"], fairness_q.requirement_status(r), r["summary"]]
+        for _, r in reqs.iterrows()])]
         if len(reqs) else [NotProvided("fairness.requirements", "no requirement is set")])
     mitigation: list[Part] = []
     if group["algorithm"].startswith("mitigated_"):
@@ -319,8 +361,10 @@ def _metrics(project: AnyProject, config: dict[str, Any], history: pd.DataFrame)
         f"Overall metrics: percentile bootstrap over the test rows, {ev.bootstrap} resamples, "
         f"{ev.confidence:.0%} intervals (seed {ev.seed}); tied scores at a list cut-off count "
         "fractionally. Group metrics: 95% Wilson intervals on each metric's own denominator; "
-        "each group is compared with its reference by a two-proportion z-test; groups under "
-        f"{f.min_group_size} rows are described, never compared.")
+        "each group is compared with its reference by a two-proportion z-test, and judged "
+        "unfair only when its ratio is outside 0.8-1.25 with a p < 0.05 against that band "
+        f"after {CORRECTION_NAMES[f.correction]} correction (else inconclusive); a metric "
+        f"with a denominator under {f.min_group_size} is described, never compared.")
     return Section("Metrics", [
         Field("Performance measures, and why they were chosen", measures),
         Field("Decision thresholds, and why", thresholds),
@@ -427,7 +471,10 @@ def build_model_card(engine: Engine, model_group_id: int, *, run_id: int | None 
     details.figures = [importance] if importance is not None else []
     sections = [
         details,
-        _use(proj, models, chosen),
+        _use(proj, models, chosen, _status_parts(
+            main, fairness_q.model_requirement_statuses(engine, int(main["id"])),
+            [d for d in production_q.deployments(engine)
+             if d["model_group_id"] == model_group_id])),
         _results(proj, models, evals, audits, config, main),
         _errors(proj, audits, reqs, group, related, main),
         _metrics(proj, config, history),

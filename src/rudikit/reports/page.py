@@ -27,10 +27,31 @@ class Figure:
     html: str
 
 
+#: Template settings that style only maps, 3D scenes, polar and ternary charts.
+NON_CARTESIAN = ("geo", "polar", "scene", "ternary")
+
+
+def lean_template(fig: go.Figure) -> None:
+    """Keep only the template's styles for what ``fig`` draws: plotly puts the whole template
+    (7 kB, mostly defaults for some fifty trace types and for maps, 3D scenes, polar and
+    ternary charts) into every figure, and styles of things not drawn change nothing."""
+    template = fig.layout.template
+    used = {trace.type for trace in fig.data}
+    layout = template.layout.to_plotly_json()
+    if all("xaxis" in trace for trace in fig.data):  # x-y charts only
+        layout = {key: value for key, value in layout.items() if key not in NON_CARTESIAN}
+    fig.layout.template = go.layout.Template(
+        layout=layout,
+        data={kind: styles for kind, styles in template.data.to_plotly_json().items()
+              if kind in used})
+
+
 def figure_html(fig: go.Figure, first: bool) -> str:
-    """Plotly's JS is inlined once per page, so the report works with no internet access."""
+    """Plotly's JS is inlined once per page (before the first figure), so the report works
+    with no internet access; every other figure refers to it."""
     fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0},
                       margin={"t": 50})
+    lean_template(fig)
     return fig.to_html(full_html=False, include_plotlyjs=bool(first),
                        config={"displaylogo": False})
 

@@ -8,20 +8,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from sklearn.metrics import precision_recall_curve, roc_curve
 
+from rudikit.evaluation.curves import thin, thin_precision_recall, thin_roc
 from rudikit.reports.page import PALETTE
 from rudikit.reports.run_tables import selection_metric, short_label
 
 
 def curve_figures(models: pd.DataFrame, preds: pd.DataFrame, split: str) -> list[go.Figure]:
+    """ROC and precision-recall curves of each model on the split's test rows, thinned to
+    what the chart shows (:mod:`rudikit.evaluation.curves`)."""
     roc, pr = go.Figure(), go.Figure()
     for _, model in models[models["split"] == split].iterrows():
         rows = preds[preds["model_id"] == model["id"]]
         if rows["label"].nunique() < 2:
             continue
-        fpr, tpr, _ = roc_curve(rows["label"], rows["score"])
-        precision, recall, _ = precision_recall_curve(rows["label"], rows["score"])
+        fpr, tpr = thin_roc(rows["label"].to_numpy(), rows["score"].to_numpy())
+        recall, precision = thin_precision_recall(rows["label"].to_numpy(),
+                                                  rows["score"].to_numpy())
         name = short_label(model) + (" (chosen)" if model["selected"] else "")
         width = 4 if model["selected"] else 1.5
         roc.add_trace(go.Scatter(x=fpr, y=tpr, name=name, line={"width": width}))
@@ -196,16 +199,14 @@ def top_k_figure(models: pd.DataFrame, preds: pd.DataFrame, split: str,
         if rows["label"].nunique() < 2:
             continue
         curve = top_k_curves(rows["label"].to_numpy(), rows["score"].to_numpy())
-        if len(curve) > 600:  # enough points to draw; keeps the page small
-            curve = curve.iloc[np.unique(np.linspace(0, len(curve) - 1, 600).astype(int))]
         name = short_label(model) + (" (chosen)" if model["selected"] else "")
         color = PALETTE[i % len(PALETTE)]
         width = 4 if model["selected"] else 1.5
-        fig.add_trace(go.Scatter(x=curve["pct"], y=curve["precision"], name=f"{name} precision",
-                                 legendgroup=name, line={"width": width, "color": color}))
-        fig.add_trace(go.Scatter(x=curve["pct"], y=curve["recall"], name=f"{name} recall",
-                                 legendgroup=name,
-                                 line={"width": width, "color": color, "dash": "dot"}))
+        for metric, dash in (("precision", "solid"), ("recall", "dot")):
+            # each thinned on its own: recall is smooth where precision is not
+            pct, value = thin(curve["pct"].to_numpy(), curve[metric].to_numpy())
+            fig.add_trace(go.Scatter(x=pct, y=value, name=f"{name} {metric}", legendgroup=name,
+                                     line={"width": width, "color": color, "dash": dash}))
     if not fig.data:
         return None
     for pct in config.get("evaluation", {}).get("top_pct", []):
@@ -217,18 +218,39 @@ def top_k_figure(models: pd.DataFrame, preds: pd.DataFrame, split: str,
     return fig
 
 
+#: Bars of the score distribution (0.02 wide for scores in [0, 1]).
+SCORE_BINS = 50
+
+
+def score_histogram(score: np.ndarray, label: np.ndarray, bins: int = SCORE_BINS
+                    ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Bin edges over [0, 1] (widened to every score), and each label's share of its rows
+    per bin: the chart's data is ``bins`` numbers per label, whatever the number of rows."""
+    edges = np.histogram_bin_edges(score, bins=bins, range=(min(0.0, float(score.min())),
+                                                            max(1.0, float(score.max()))))
+    shares = {}
+    for value in (0, 1):
+        mine = score[label == value]
+        shares[value] = np.histogram(mine, bins=edges)[0] / max(len(mine), 1)
+    return edges, shares
+
+
 def score_figure(preds: pd.DataFrame, model: pd.Series) -> go.Figure | None:
     """Score histograms of the positive and negative test rows of one model: how well the two
     separate, and where a threshold would cut."""
     rows = preds[preds["model_id"] == model["id"]]
     if not len(rows):
         return None
+    label = rows["label"].to_numpy()
+    edges, shares = score_histogram(rows["score"].to_numpy(dtype=float), label)
+    low, high = edges[:-1].astype(np.float32), edges[1:].astype(np.float32)
     fig = go.Figure()
-    for label, name in ((0, "label 0 (negative)"), (1, "label 1 (positive)")):
-        part = rows[rows["label"] == label]
-        fig.add_trace(go.Histogram(x=part["score"], name=f"{name}, n={len(part):,}",
-                                   histnorm="probability", opacity=0.6,
-                                   xbins={"start": 0, "end": 1, "size": 0.02}))
+    for value, name in ((0, "label 0 (negative)"), (1, "label 1 (positive)")):
+        fig.add_trace(go.Bar(x=(low + high) / 2, y=shares[value].astype(np.float32),
+                             width=high - low, customdata=np.c_[low, high], opacity=0.6,
+                             name=f"{name}, n={int((label == value).sum()):,}",
+                             hovertemplate="%{customdata[0]:.2f}-%{customdata[1]:.2f}: "
+                                           "%{y:.1%}<extra></extra>"))
     fig.update_layout(barmode="overlay", title=f"Score distribution by label, {short_label(model)} "
                                                f"(split {model['split']!r})",
                       xaxis_title="score", yaxis_title="share of the label's rows", height=420)

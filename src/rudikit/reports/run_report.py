@@ -138,7 +138,9 @@ def write_run_report(engine: Engine, run_id: int, directory: str | Path) -> Path
     chosen = None
     if chosen_row is not None:
         chosen = {"label": model_label(chosen_row), "reason": chosen_row["selection_reason"],
-                  "id": chosen_row["id"], "artefact": chosen_row["artefact_hash"]}
+                  "id": chosen_row["id"], "artefact": chosen_row["artefact_hash"],
+                  "requirements": fairness_q.model_requirement_statuses(
+                      engine, int(chosen_row["id"]))}
         for fig in (score_figure(preds, chosen_row),
                     importance_figure(data["importances"], int(chosen_row["id"]))):
             if fig is not None:

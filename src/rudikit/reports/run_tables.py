@@ -11,6 +11,7 @@ import pandas as pd
 from markupsafe import escape
 
 from rudikit.fairness.list_simulation import list_selection_rate
+from rudikit.store.queries.fairness import requirement_status
 
 #: Columns of the metric table: (metric, parameter template, heading). ``{pct}`` and ``{k}`` are
 #: filled with the run's first top-% and top-k settings.
@@ -170,6 +171,12 @@ def comparison_table(models: pd.DataFrame, evals: pd.DataFrame, split: str,
     return rows
 
 
+def _verdict(row: pd.Series) -> dict[str, Any]:
+    """A requirement cell: its verdict, and the stored summary without repeating it."""
+    status = requirement_status(row)
+    return {"status": status, "text": str(row["summary"]).removeprefix(f"{status}: ")}
+
+
 def requirement_table(models: pd.DataFrame, reqs: pd.DataFrame, split: str
                       ) -> tuple[list[str], list[dict[str, Any]]]:
     if not len(reqs):
@@ -178,8 +185,8 @@ def requirement_table(models: pd.DataFrame, reqs: pd.DataFrame, split: str
     rows = []
     for _, model in models[models["split"] == split].iterrows():
         mine = reqs[reqs["model_id"] == model["id"]].set_index("name")
-        cells = [{"passed": bool(mine.loc[n, "passed"]), "text": mine.loc[n, "summary"]}
-                 if n in mine.index else {"passed": None, "text": "n/a"} for n in names]
+        cells = [_verdict(mine.loc[n]) if n in mine.index else {"status": None, "text": "n/a"}
+                 for n in names]
         rows.append({"label": model_label(model), "selected": bool(model["selected"]),
                      "cells": cells})
     return names, rows

@@ -4,9 +4,11 @@ What a department needs before trusting an early intervention list, each read ba
 store: precision in the top k per test as-of date for every model group next to the
 single-feature baselines; the regret of each selection rule (recomputed from the stored
 evaluations with the run's rules, so it is exactly what chose the model); list stability
-(between seeds, against the number of trees, between consecutive lists); the list of the last
-as-of date with each officer's top reasons, without officers reviewed within the cool-off;
-the supervisors' agreement with the flags they reviewed; and how officers moved on the list.
+(between seeds, with the chosen model's sources of randomness; against a bootstrap of the
+training officers and each data source left out; against the number of trees; between
+consecutive lists); the list of the last as-of date with each officer's top reasons, without
+officers reviewed within the cool-off; the supervisors' agreement with the flags they
+reviewed; and how officers moved on the list.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from rudikit.evaluation.stability import exclude_reviewed
 from rudikit.models.audition import audition
 from rudikit.models.temporal import experiment_grid, selection_rules
 from rudikit.reports.list_fairness import list_fairness, list_fairness_figure
+from rudikit.reports.list_perturbation import perturbation_figure, perturbations, randomness
 from rudikit.reports.page import PALETTE, PlotlyPage, environment
 from rudikit.store import list_tables
 from rudikit.store.queries import evaluations as evaluations_q
+from rudikit.store.queries import fairness as fairness_q
 from rudikit.store.queries import lists as lists_q
 from rudikit.store.queries import predictions as predictions_q
 from rudikit.store.queries import runs as runs_q
@@ -259,6 +263,9 @@ def write_temporal_report(engine: Engine, run_id: int, directory: str | Path) ->
     curve = trees_curve(stability)
     if len(curve):
         figures.append(page.add(trees_figure(curve, exp.stability.algorithm, k)))
+    perturbed = perturbations(stability)
+    if perturbed:
+        perturbed["figure"] = page.add(perturbation_figure(perturbed, k))
     seeds = stability[stability["kind"] == "seeds"] if len(stability) else stability
     consecutive = []
     if len(stability):
@@ -280,8 +287,9 @@ def write_temporal_report(engine: Engine, run_id: int, directory: str | Path) ->
         rules=regret["summary"].to_dict("records"),
         per_period=per_period.to_dict("records"),
         curve=curve.to_dict("records"), seeds=seeds.to_dict("records") if len(seeds) else [],
-        consecutive=consecutive,
-        chosen=chosen.iloc[0].to_dict() if len(chosen) else None,
+        consecutive=consecutive, randomness=randomness(stability), perturbed=perturbed,
+        chosen=chosen.iloc[0].to_dict() | {"requirements": fairness_q.model_requirement_statuses(
+            engine, int(chosen["id"].iloc[0]))} if len(chosen) else None,
         last=last_list(engine, run_id, models, k, exp.cool_off_days),
         agreement=agreement, changes=changes, fairness=fairness, changes_date=changes_date,
         snapshots=snapshots_q.snapshots_of_run(engine, run_id).to_dict("records"),

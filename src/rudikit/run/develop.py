@@ -120,9 +120,9 @@ def _develop_lists(project: TemporalProject, project_dir: Path, engine: Engine, 
     result.selected, result.selection_reason = chosen, reason
     say(f"chosen: {reason}")
     assert lists.data is not None and chosen.artefact is not None
-    pairs = list_stability(lists.data, fitted, chosen.model_group_id, engine, run_id, say)
-    say("seeds of the chosen model: " + "; ".join(
-        f"{r.a}/{r.b} top-{config.top_k} Jaccard {r.jaccard:.3f}" for r in pairs.itertuples()))
+    stability = list_stability(lists.data, fitted, chosen.model_group_id, engine, run_id, say)
+    for line in stability.summary(config.top_k):
+        say(line)
     say(explain_last_list(lists.data, engine, chosen.model_id,
                           (chosen.artefact[0], str(chosen.artefact[1])), config))
     result.summary = summary_table(fitted, chosen.model_group_id)

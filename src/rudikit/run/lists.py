@@ -1,11 +1,14 @@
 """The steps after a temporal project's grid that judge its lists: how stable the chosen
-group's list is (seeds, consecutive days/weeks/months/years, the stability-vs-trees curve),
-the reasons behind the last list, and the command line's precision table.
+group's list is (seeds, with the model's sources of randomness; a bootstrap of the training
+officers and each data source left out; consecutive days/weeks/months/years; the
+stability-vs-trees curve), the reasons behind the last list, and the command line's precision
+table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -14,15 +17,19 @@ from sqlalchemy.engine import Engine
 
 from rudikit.config import TemporalExperiment
 from rudikit.evaluation.stability import (
+    against_reference,
     consecutive_stability,
     exclude_reviewed,
     pairwise_stability,
     rank_changes,
     stability_vs_trees,
 )
+from rudikit.models.perturb import perturbed_lists
+from rudikit.models.randomness import randomness_sources
 from rudikit.models.temporal import (
     ENTITY,
     PreparedData,
+    build_temporal_pipeline,
     consecutive_dates,
     seed_lists,
     training_matrix,
@@ -31,22 +38,90 @@ from rudikit.run.temporal import TemporalResult
 from rudikit.store import list_tables, results
 
 
+@dataclass
+class ListStability:
+    """What :func:`list_stability` measured, for the command line: the seed pairs, the chosen
+    model's sources of randomness and the perturbed lists against its list."""
+
+    pairs: pd.DataFrame
+    randomness: list[str]
+    perturbations: pd.DataFrame
+
+    def summary(self, k: int) -> list[str]:
+        """Lines for the command line: the seeds' Jaccard (and whether it could vary), then
+        each perturbation's Jaccard with precision in the top ``k`` beside the chosen list's."""
+        seeds = "; ".join(f"seeds {r.a}/{r.b} top-{k} Jaccard {r.jaccard:.3f}"
+                          for r in self.pairs.itertuples())
+        seeds += (" (no source of randomness: equal by construction)" if not self.randomness
+                  else f" ({len(self.randomness)} source(s) of randomness)")
+        measured = self.perturbations.dropna(subset=["jaccard"])
+        if not len(measured):
+            return [seeds]
+        parts = []
+        boot = measured[measured["kind"] == "bootstrap"]
+        if len(boot):
+            parts.append(f"officer bootstrap x{len(boot)} {boot['jaccard'].mean():.2f} "
+                         f"(p {boot['precision_at_k'].mean():.3f})")
+        parts += [f"without {r.parameter.removeprefix('source=')} {r.jaccard:.2f} "
+                  f"(p {r.precision_at_k:.3f})"
+                  for r in measured[measured["kind"] == "drop_source"].itertuples()]
+        reference = measured["reference_precision_at_k"].iloc[0]
+        return [seeds, f"perturbed lists, top-{k} Jaccard with the chosen list (precision@{k}; "
+                       f"chosen {reference:.3f}): " + "; ".join(parts)]
+
+
+def perturbation_stability(data: PreparedData, result: TemporalResult, chosen: int,
+                           say: Callable[[str], None]) -> pd.DataFrame:
+    """The chosen group refitted on the last split with the run's seed, on bootstrap
+    resamples of the training officers and without each configured source table, each list
+    compared with the chosen model's list on the split's first test date: one row per refit
+    (kind, parameter, jaccard, spearman, precision_at_k, reference_precision_at_k, note,
+    details)."""
+    config = result.experiment
+    settings = config.stability
+    test, refits = perturbed_lists(data, result.grid_point(chosen), config.seed,
+                                   resamples=settings.resamples, tables=settings.drop_sources,
+                                   progress=say)
+    if not refits:
+        return pd.DataFrame(columns=["kind", "parameter", "jaccard", "spearman",
+                                     "precision_at_k", "reference_precision_at_k", "note",
+                                     "details"])
+    entities = test[ENTITY].astype("string").to_numpy()
+    labels = pd.Series(test[config.label].to_numpy(), index=entities)
+    reference = result.scores(chosen, data.splits[-1].split_time)
+    compared = against_reference(reference, {r.parameter: r.scores for r in refits}, labels,
+                                 config.top_k)
+    return compared.drop(columns=["name", "k"]).assign(
+        kind=[r.kind for r in refits], parameter=[r.parameter for r in refits],
+        note=[r.note for r in refits],
+        details=[{**r.details, "note": r.note, "features": len(r.columns)} for r in refits])
+
+
 def list_stability(data: PreparedData, result: TemporalResult, chosen: int, engine: Engine,
-                   run_id: int, say: Callable[[str], None]) -> pd.DataFrame:
-    """Seed, consecutive-list and trees stability of the chosen group, stored in
-    ``list_stability``; rank changes on the last consecutive date stored in ``rank_changes``.
-    Returns the seed pairs."""
+                   run_id: int, say: Callable[[str], None]) -> ListStability:
+    """Seed (with the model's sources of randomness), perturbation, consecutive-list and trees
+    stability of the chosen group, stored in ``list_stability`` in one transaction; rank
+    changes on the last consecutive date stored in ``rank_changes``."""
     config = result.experiment
     settings = config.stability
     point = result.grid_point(chosen)
     last_test = data.splits[-1].split_time
     extra = consecutive_dates(last_test, settings.consecutive)
+    randomness = randomness_sources(
+        build_temporal_pipeline(point, data.features_for(point), config.seed)[0])
     by_seed, by_date = seed_lists(data, point, settings.seeds, extra_dates=extra, progress=say)
     pairs = pairwise_stability(by_seed, config.top_k)
     common = {"model_group_id": chosen, "algorithm": point.algorithm, "k": config.top_k}
     rows = [{"kind": "seeds", **common, "parameter": f"{r.a}/{r.b}", "as_of_date": last_test,
-             "metric": metric, "value": getattr(r, metric)}
+             "metric": metric, "value": getattr(r, metric),
+             "details": {"randomness": randomness}}
             for r in pairs.itertuples() for metric in ("jaccard", "spearman")]
+    perturbed = perturbation_stability(data, result, chosen, say)
+    rows += [{"kind": r.kind, **common, "parameter": r.parameter, "as_of_date": last_test,
+              "metric": metric, "value": getattr(r, metric),
+              "details": {**r.details, "reference_precision_at_k": r.reference_precision_at_k}}
+             for r in perturbed.itertuples() for metric in ("jaccard", "spearman",
+                                                             "precision_at_k")]
     yearly = {d: result.scores(chosen, d) for d in sorted(result.metrics["as_of_date"].unique())}
     end = extra[-1]
     c = settings.consecutive
@@ -82,7 +157,7 @@ def list_stability(data: PreparedData, result: TemporalResult, chosen: int, engi
                  for r in curve.itertuples() for metric in ("jaccard", "spearman",
                                                             "precision_at_k")]
     list_tables.record_list_stability(engine, run_id, rows)
-    return pairs
+    return ListStability(pairs, randomness, perturbed)
 
 
 def explain_last_list(data: PreparedData, engine: Engine, model_id: int, artefact: tuple[str, str],

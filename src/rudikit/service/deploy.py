@@ -22,7 +22,7 @@ from typing import Any
 
 from sklearn.pipeline import Pipeline
 from sqlalchemy import insert, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from rudikit.features.encoding import TabularEncoder
@@ -46,6 +46,7 @@ class Deployment:
     deployed_by: str
     reason: str
     previous_id: int | None
+    waiver: dict[str, Any] | None = None  # set when the deploy gate was overridden
 
 
 def _load_pipeline(model: Any) -> Pipeline:
@@ -98,28 +99,46 @@ def _load_served(conn: Connection, model: Any) -> tuple[Pipeline, GroupThreshold
     return _load_pipeline(base), groups
 
 
-def deploy(engine: Engine, model_group_id: int, *, reason: str, by: str,
-           threshold: float = 0.5, model_id: int | None = None) -> Deployment:
-    """Make a model of ``model_group_id`` live: ``model_id``, else the group's most recent
-    model chosen by a run's selection (the fit whose test figures were judged), else its most
-    recent fit. Never silently another split's refit of the same group."""
+def check_request(reason: str, by: str, threshold: float | None) -> None:
+    """Refuse a deployment without a reason or an author, or with a threshold outside [0, 1]."""
     if not reason.strip():
         raise ServiceError("say why this model is deployed: --reason \"...\" (it goes to the "
                            "audit log)")
     if not by.strip():
         raise ServiceError("say who deploys: --by NAME")
-    if not 0.0 <= threshold <= 1.0:
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise ServiceError(f"--threshold must be between 0 and 1, got {threshold}")
-    with engine.connect() as conn:
-        group = runs_q.model_group(conn, model_group_id)
-        if group is None:
-            raise ServiceError(f"no model group {model_group_id} in the store (the summary of "
-                               "`rudi run` lists the groups)")
-        model = runs_q.deployable_model(conn, model_group_id, model_id)
+
+
+def model_to_deploy(bind: Engine | Connection, model_group_id: int, model_id: int | None = None
+                    ) -> tuple[RowMapping, RowMapping]:
+    """(group, model) a deployment of ``model_group_id`` puts live: ``model_id``, else the
+    group's most recent model chosen by a run's selection (the fit whose test figures were
+    judged), else its most recent fit; :class:`ServiceError` when there is none."""
+    group = runs_q.model_group(bind, model_group_id)
+    if group is None:
+        raise ServiceError(f"no model group {model_group_id} in the store (the summary of "
+                           "`rudi run` lists the groups)")
+    model = runs_q.deployable_model(bind, model_group_id, model_id)
     if model is None:
         raise ServiceError(f"model {model_id} does not belong to model group {model_group_id}"
                            if model_id is not None else
                            f"model group {model_group_id} has no fitted model")
+    return group, model
+
+
+def deploy(engine: Engine, model_group_id: int, *, reason: str, by: str,
+           threshold: float = 0.5, model_id: int | None = None,
+           waiver: dict[str, Any] | None = None,
+           requirements: dict[str, str] | None = None) -> Deployment:
+    """Make the model :func:`model_to_deploy` names live; never silently another split's
+    refit of the same group.
+
+    ``rudi deploy`` comes through :func:`rudikit.service.gate.gated_deploy`, which passes the
+    ``waiver`` of a gate it was told to override and the ``requirements`` verdicts it read;
+    both are stored with the deployment (the waiver) and in the audit log."""
+    check_request(reason, by, threshold)
+    group, model = model_to_deploy(engine, model_group_id, model_id)
     with engine.connect() as conn:  # never promote a model the service would refuse to load
         _load_served(conn, model)
     try:
@@ -132,19 +151,21 @@ def deploy(engine: Engine, model_group_id: int, *, reason: str, by: str,
                              .values(live=False, retired_at=stamp, retired_by=by))
             deployment_id = conn.execute(insert(deployed_models).values(
                 model_group_id=model_group_id, model_id=model["id"], threshold=threshold,
-                deployed_by=by, reason=reason, deployed_at=stamp, live=True,
+                deployed_by=by, reason=reason, deployed_at=stamp, live=True, waiver=waiver,
             ).returning(deployed_models.c.id)).scalar_one()
             audit.record(conn, by, "deploy", f"deployment {deployment_id}", {
                 "deployment_id": deployment_id, "model_group_id": model_group_id,
                 "model_id": model["id"], "algorithm": group["algorithm"],
                 "artefact_hash": model["artefact_hash"], "threshold": threshold,
                 "reason": reason,
-                "retired_deployment_id": previous["id"] if previous is not None else None})
+                "retired_deployment_id": previous["id"] if previous is not None else None,
+                **({"requirements": requirements} if requirements is not None else {}),
+                **({"waiver": waiver} if waiver is not None else {})})
     except IntegrityError:
         raise ServiceError("another deployment was made at the same moment; check "
                            "`rudi deployments` and run the command again") from None
     return Deployment(deployment_id, model_group_id, model["id"], group["algorithm"], threshold,
-                      by, reason, previous["id"] if previous is not None else None)
+                      by, reason, previous["id"] if previous is not None else None, waiver)
 
 
 def history(engine: Engine) -> list[dict[str, Any]]:

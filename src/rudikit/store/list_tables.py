@@ -5,9 +5,12 @@ Defined on the results store's ``metadata`` (migration 0004), and written like t
 store: one transaction per call, rows only ever inserted.
 
 * ``list_stability``: one value per run, kind (``seeds``: two seeds of one model group on one
-  date; ``consecutive``: a list against the one before it; ``trees``: two seeds at a number of
-  trees), parameter (what was varied, e.g. ``n_estimators=1000`` or the two dates) and metric
-  (``jaccard``, ``spearman``, ``precision_at_k``);
+  date, ``details`` naming the group's sources of randomness; ``bootstrap`` and
+  ``drop_source``: the group refitted on a resample of the training officers or without one
+  source table, against its own list; ``consecutive``: a list against the one before it;
+  ``trees``: two seeds at a number of trees), parameter (what was varied, e.g.
+  ``n_estimators=1000``, ``source=complaints`` or the two dates) and metric (``jaccard``,
+  ``spearman``, ``precision_at_k``);
 * ``rank_changes``: DSaPP's ``time_delta``: an officer's rank on a list date against the nearest
   earlier list at least a day / week / month / quarter / year before;
 * ``entity_reviews``: supervisor reviews of flagged officers (DSaPP's ``review_audit``);
@@ -50,7 +53,7 @@ list_stability = Table(
     Column("id", Integer, primary_key=True),
     Column("run_id", ForeignKey("runs.id"), nullable=False, index=True),
     Column("model_group_id", ForeignKey("model_groups.id")),
-    Column("kind", String(20), nullable=False),  # seeds, consecutive, trees
+    Column("kind", String(20), nullable=False),  # seeds, bootstrap, drop_source, consecutive..
     Column("algorithm", String(100)),
     Column("parameter", String(200), nullable=False),  # "n_estimators=1000", "2014-01-01/..."
     Column("as_of_date", DateTime(timezone=True)),

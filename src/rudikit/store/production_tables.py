@@ -41,6 +41,8 @@ deployed_models = Table(
     Column("live", Boolean, nullable=False),
     Column("retired_at", DateTime(timezone=True)),
     Column("retired_by", String(200)),
+    # set when `rudi deploy --waive` overrode the deploy gate: reason, who, the failing items
+    Column("waiver", JSON),
     # at most one live deployment, enforced by the database rather than by convention
     Index("uq_deployed_models_live", "live", unique=True,
           sqlite_where=text("live = 1"), postgresql_where=text("live")),

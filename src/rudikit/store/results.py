@@ -169,7 +169,9 @@ def record_model(engine: Engine, model: FittedModel, *, entity_ids: np.ndarray,
                  as_of: np.ndarray | None, score: np.ndarray, label: np.ndarray,
                  metrics: list[MetricValue],
                  importances: list[Importance]) -> int:
-    """Store a fitted model with its test predictions, evaluations and feature importances."""
+    """Store a fitted model with its test predictions, evaluations and feature importances.
+    A missing ``label`` (NaN) is stored as unknown: a retraining's refit scores a date whose
+    outcomes have not happened yet."""
     created = now()
     rank_abs, rank_pct = ranks(score)
     with engine.begin() as conn:
@@ -184,7 +186,8 @@ def record_model(engine: Engine, model: FittedModel, *, entity_ids: np.ndarray,
         dates = [None] * len(score) if as_of is None else [_ts(d) for d in as_of]
         _insert_many(conn, t.predictions, [
             {"model_id": model_id, "entity_id": str(e), "as_of_date": d, "score": float(s),
-             "label": int(y), "rank_abs": int(ra), "rank_pct": float(rp)}
+             "label": None if pd.isna(y) else int(y), "rank_abs": int(ra),
+             "rank_pct": float(rp)}
             for e, d, s, y, ra, rp in zip(entity_ids, dates, score, label, rank_abs, rank_pct,
                                           strict=True)
         ])
@@ -268,10 +271,10 @@ def record_fairness(engine: Engine, model_id: int, selection: str, disparities: 
             rows = [
                 {"model_id": model_id, "selection": selection, "attribute": r["attribute"],
                  "group_value": r["group"], "metric": r["metric"],
-                 **{k: plain(r[k]) for k in ("value", "lower", "upper", "numerator",
-                                                     "denominator", "reference_group",
-                                                     "disparity_ratio", "difference_pp",
-                                                     "p_value", "fair")},
+                 **{k: plain(r.get(k)) for k in ("value", "lower", "upper", "numerator",
+                                                 "denominator", "reference_group",
+                                                 "disparity_ratio", "difference_pp",
+                                                 "p_value", "p_adjusted", "fair")},
                  "n": int(r["n"]), "status": r["status"], "created_at": created}
                 for r in disparities.to_dict("records")
             ]

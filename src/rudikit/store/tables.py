@@ -177,8 +177,10 @@ fairness_audits = Table(
     Column("disparity_ratio", Float),
     Column("difference_pp", Float),
     Column("p_value", Float),
+    Column("p_adjusted", Float),  # corrected p-value of the test behind the verdict
     Column("fair", Boolean),
-    Column("status", String(50), nullable=False),  # ok, reference, insufficient data, ...
+    # ok, unfair, inconclusive, reference, insufficient data, ...
+    Column("status", String(50), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 

@@ -91,6 +91,30 @@ def default_metric(conn: Connection) -> tuple[str, str]:
     return choices[0] if choices else ("roc_auc", "")
 
 
+def requirement_verdicts(conn: Connection, models: pd.DataFrame, live: dict[str, Any] | None
+                         ) -> list[dict[str, Any]]:
+    """The fairness requirement verdicts of the newest selected model and of the live
+    deployment's model (once when they are the same)."""
+    shown: list[tuple[str, int]] = []
+    selected = models[models["selected"]] if len(models) else models
+    if len(selected):
+        newest = selected.sort_values(["run_id", "id"]).iloc[-1]
+        shown.append((f"Chosen by run {newest['run_id']}: model {newest['id']} (group "
+                      f"#{newest['model_group_id']})", int(newest["id"])))
+    if live is not None:
+        title = f"Live deployment {live['id']}: model {live['model_id']}"
+        if shown and shown[0][1] == live["model_id"]:
+            shown[0] = (f"{shown[0][0]}, live as deployment {live['id']}", shown[0][1])
+        else:
+            shown.append((title, int(live["model_id"])))
+    out = []
+    for title, model_id in shown:
+        statuses = fairness_q.model_requirement_statuses(conn, model_id)
+        out.append({"title": title, "model_id": model_id, "statuses": statuses,
+                    "counts": fairness_q.status_counts(statuses)})
+    return out
+
+
 def overview(engine: Engine, metric: str | None, parameter: str | None) -> dict[str, Any]:
     """Evaluations of every model group across runs, splits and as-of dates, and which model
     each run selected (and why)."""
@@ -102,6 +126,7 @@ def overview(engine: Engine, metric: str | None, parameter: str | None) -> dict[
         models = runs_q.models_overview(conn)
         evals = evaluations_q.metric_values(conn, metric, parameter)
         live = deployed(conn)
+        verdicts = requirement_verdicts(conn, models, live)
     if not len(models):
         return {"empty": True, "metric": metric, "parameter": parameter, "choices": choices}
     if not len(evals):
@@ -152,7 +177,7 @@ def overview(engine: Engine, metric: str | None, parameter: str | None) -> dict[
             for r in frame.sort_values(["run_id", "id"], ascending=[False, True]).itertuples()]
     return {"empty": False, "metric": metric, "parameter": parameter, "label": label,
             "choices": choices, "over_time": chart("over-time", fig, 460), "groups": groups,
-            "selections": selections, "models": rows, "deployed": live}
+            "selections": selections, "models": rows, "deployed": live, "verdicts": verdicts}
 
 
 # --- 2. one model ----------------------------------------------------------------------------
@@ -219,6 +244,16 @@ def fairness_models(conn: Connection) -> list[dict[str, Any]]:
     return fairness_q.audited_models(conn)
 
 
+def _row_status(cells: pd.DataFrame) -> str:
+    """A group's status over its metrics: the metrics judged unfair, else those inconclusive,
+    else the first metric's status (reference, ok, insufficient data, ...)."""
+    for verdict in ("unfair", "inconclusive"):
+        hit = cells.loc[cells["status"] == verdict, "metric"].map(AUDIT_METRICS)
+        if len(hit):
+            return f"{verdict}: {', '.join(hit)}"
+    return str(cells["status"].iloc[0])
+
+
 def fairness(engine: Engine, model_id: int | None) -> dict[str, Any]:
     """Group metrics, disparities and requirement results of one model (default: the deployed
     model, else the newest selected one, else the newest audited one)."""
@@ -244,7 +279,7 @@ def fairness(engine: Engine, model_id: int | None) -> dict[str, Any]:
             cells = {m: g[g["metric"] == m].iloc[0].to_dict() for m in AUDIT_METRICS
                      if (g["metric"] == m).any()}
             first = g.iloc[0]
-            rows.append({"group": group, "n": int(first["n"]), "status": first["status"],
+            rows.append({"group": group, "n": int(first["n"]), "status": _row_status(g),
                          "reference": first["reference_group"], "cells": cells})
         tables.append({"attribute": attribute, "rows": rows})
     figures = audit_figures(audits.assign(model_id=model_id), model_id) if len(audits) else []
@@ -252,7 +287,8 @@ def fairness(engine: Engine, model_id: int | None) -> dict[str, Any]:
             "model": next(m for m in models if m["id"] == model_id),
             "selection": audits["selection"].iloc[0] if len(audits) else "",
             "metrics": AUDIT_METRICS, "tables": tables,
-            "requirements": [dict(r) for r in requirements],
+            "requirements": [dict(r) | {"status": fairness_q.requirement_status(r)}
+                             for r in requirements],
             "charts": [chart(f"audit-{i}", fig) for i, fig in enumerate(figures)],
             "deployed": live}
 

@@ -1,8 +1,11 @@
-"""Fairness audits (group metrics and disparities) and requirement verdicts."""
+"""Fairness audits (group metrics and disparities) and requirement verdicts, with the one rule
+that turns a stored requirement result into met / not met / inconclusive / insufficient data."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import select
@@ -40,3 +43,73 @@ def audited_models(bind: Bind) -> list[dict[str, object]]:
         bind, select(*MODEL_COLUMNS)
         .join(t.model_groups, t.model_groups.c.id == t.models.c.model_group_id)
         .where(t.models.c.id.in_(audited)).order_by(t.models.c.id.desc()))]
+
+
+# --- requirement status ----------------------------------------------------------------------
+# The four verdicts a stored requirement result can carry. "inconclusive" (a gap over the bound
+# without statistical support) is written by the verdict rules of rudikit.fairness when they
+# give it; reading it here already means every reader shows it the day it is stored.
+MET, NOT_MET, INCONCLUSIVE, INSUFFICIENT = "met", "not met", "inconclusive", "insufficient data"
+#: The stronger verdict first: one unit (or list date) "not met" makes the requirement not met,
+#: an inconclusive one leaves it inconclusive, and only units without data are ignored.
+_PRECEDENCE = (NOT_MET, INCONCLUSIVE, MET, INSUFFICIENT)
+
+
+def combined_status(statuses: Iterable[str]) -> str:
+    """The verdict of several units, operating points or list dates of one requirement."""
+    seen = set(statuses)
+    return next((s for s in _PRECEDENCE if s in seen), INSUFFICIENT)
+
+
+def requirement_status(row: Mapping[str, Any]) -> str:
+    """met / not met / inconclusive / insufficient data of one stored requirement result,
+    from its units' statuses (``outcomes``); ``passed`` decides only a result stored without
+    them."""
+    statuses = [o.get("status") for o in row["outcomes"] or []]
+    known = [s for s in statuses if s in _PRECEDENCE]
+    if known:
+        return combined_status(known)
+    if row["passed"]:
+        return MET
+    return INSUFFICIENT if not row["units_evaluated"] else NOT_MET
+
+
+@dataclass(frozen=True)
+class RequirementStatus:
+    """One requirement's verdict for one model, over every stored result of it (one per
+    operating point; a temporal model has one per list date)."""
+
+    name: str
+    status: str
+    results: int  # how many stored results were combined
+    counts: dict[str, int]  # results per status
+    summary: str  # the only result's stored summary (less a leading verdict), else counts
+
+
+def model_requirement_statuses(bind: Bind, model_id: int) -> list[RequirementStatus]:
+    """Each requirement's verdict for one model, in the order the project lists them."""
+    by_name: dict[str, list[Mapping[str, Any]]] = {}
+    for row in requirements(bind, [model_id]):
+        by_name.setdefault(row["name"], []).append(row)
+    out = []
+    for name, rows in by_name.items():
+        statuses = [requirement_status(r) for r in rows]
+        counts = {s: statuses.count(s) for s in _PRECEDENCE if s in statuses}
+        status = combined_status(statuses)
+        summary = (str(rows[0]["summary"]).removeprefix(f"{status}: ") if len(rows) == 1
+                   else ", ".join(
+            f"{s} on {n} of {len(rows)} {_what(rows)}" for s, n in counts.items()))
+        out.append(RequirementStatus(name, status, len(rows), counts, summary))
+    return out
+
+
+def _what(rows: list[Mapping[str, Any]]) -> str:
+    """What several results of one requirement are: list dates (``top_k=100@2014-01-01``) or
+    operating points."""
+    return "list dates" if all("@" in r["selection"] for r in rows) else "operating points"
+
+
+def status_counts(statuses: Iterable[RequirementStatus]) -> str:
+    """``2 met, 2 not met``: the requirements per verdict, strongest first ("" for none)."""
+    found = [s.status for s in statuses]
+    return ", ".join(f"{found.count(s)} {s}" for s in _PRECEDENCE if s in found)

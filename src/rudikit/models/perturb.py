@@ -1,0 +1,118 @@
+"""The chosen model refitted under the perturbations a department asks about, to measure how
+much its list depends on them (seed 001: CMPD asked what happens without one data source;
+precision held, the list changed).
+
+* :func:`resample_entities`: a bootstrap resample of the training officers. Officers are drawn,
+  not rows: one officer's rows on several as-of dates are not independent, so they stay
+  together (an officer drawn twice brings every row twice).
+* :func:`without_table`: the model's features without those computed from one source table
+  (the cohort, who is scored, is kept).
+* :func:`perturbed_lists`: refits of one grid point on one split with the same seed, each
+  scoring the split's first test as-of date, as the seed comparison of
+  :func:`rudikit.models.temporal.seed_lists` does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from rudikit.config import Features
+from rudikit.config.timechop import Split
+from rudikit.data.event_tables import ENTITY
+from rudikit.models.estimators import GridPoint
+from rudikit.models.temporal import (
+    PreparedData,
+    build_temporal_pipeline,
+    fit_and_score,
+    split_matrices,
+)
+
+
+@dataclass
+class Perturbation:
+    """One refit: ``kind`` (``bootstrap`` or ``drop_source``), ``parameter`` (which resample or
+    source), its list on the test date (entity -> score; None when it could not be refitted,
+    ``note`` says why), the model's input columns and what was changed (``details``)."""
+
+    kind: str
+    parameter: str
+    scores: pd.Series | None
+    columns: list[str] = field(default_factory=list)
+    details: dict[str, object] = field(default_factory=dict)
+    note: str = ""
+
+
+def resample_entities(rows: pd.DataFrame, rng: np.random.Generator,
+                      entity: str = ENTITY) -> pd.DataFrame:
+    """A bootstrap resample of ``rows`` by entity: as many entities drawn with replacement as
+    there are, each drawn entity's rows repeated as often as it was drawn."""
+    codes, uniques = pd.factorize(rows[entity])
+    drawn = np.bincount(rng.integers(0, len(uniques), len(uniques)), minlength=len(uniques))
+    return rows.iloc[np.repeat(np.arange(len(rows)), drawn[codes])].reset_index(drop=True)
+
+
+def without_table(features: Features, columns: Sequence[str]) -> Features:
+    """``features`` without ``columns`` (those of one source table)."""
+    drop = set(columns)
+    return features.model_copy(update={
+        kind: [c for c in getattr(features, kind) if c not in drop]
+        for kind in ("categorical", "boolean", "numeric")})
+
+
+def perturbed_lists(data: PreparedData, point: GridPoint, seed: int, *, resamples: int,
+                    tables: Sequence[str], split: Split | None = None,
+                    progress: Callable[[str], None] | None = None
+                    ) -> tuple[pd.DataFrame, list[Perturbation]]:
+    """Refit ``point`` on ``split`` (default: the last) with ``seed``: on ``resamples``
+    bootstrap resamples of the training officers (drawn from a generator seeded with
+    ``seed``), and without the features of each of ``tables``. Returns the test rows of the
+    split's first test date (entity and label) and one :class:`Perturbation` per refit."""
+    split = split or data.splits[-1]
+    matrices = split_matrices(data, split)
+    first = matrices.test["as_of_date"].min()
+    test = matrices.test[matrices.test["as_of_date"] == first].reset_index(drop=True)
+    matrices = dataclasses.replace(matrices, test=test)
+    entities = test[ENTITY].astype("string").to_numpy()
+    features = data.features_for(point)
+    out: list[Perturbation] = []
+
+    def refit(kind: str, parameter: str, used: Features, rows: pd.DataFrame,
+              details: dict[str, object]) -> None:
+        started = time.perf_counter()
+        try:
+            build_temporal_pipeline(point, used, seed)
+        except ValueError as exc:  # a baseline ranking by a dropped column
+            out.append(Perturbation(kind, parameter, None, details=details, note=str(exc)))
+            return
+        pipeline, score, _ = fit_and_score(point, used, dataclasses.replace(matrices, train=rows),
+                                           seed)
+        out.append(Perturbation(kind, parameter, pd.Series(score, index=entities),
+                                list(pipeline.named_steps["encode"].input_columns), details))
+        if progress:
+            progress(f"{point.describe()} {kind} {parameter}: "
+                     f"{time.perf_counter() - started:.1f} s")
+
+    rng = np.random.default_rng(seed)
+    officers = matrices.train[ENTITY].nunique()
+    for b in range(1, resamples + 1):
+        rows = resample_entities(matrices.train, rng)
+        refit("bootstrap", f"resample={b}", features, rows,
+              {"seed": seed, "officers": int(officers),
+               "distinct_officers": int(rows[ENTITY].nunique()), "rows": len(rows)})
+    for table in tables:
+        dropped = [c for c in data.table_columns.get(table, [])
+                   if c in features.input_columns]
+        details: dict[str, object] = {"table": table, "dropped_columns": dropped}
+        if not dropped:
+            out.append(Perturbation("drop_source", f"source={table}", None, details=details,
+                                    note=f"the model reads no feature of {table}"))
+            continue
+        refit("drop_source", f"source={table}", without_table(features, dropped),
+              matrices.train, details)
+    return test[[ENTITY, matrices.label]], out
