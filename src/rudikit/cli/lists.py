@@ -3,9 +3,10 @@ made from the sources as they are now with the deployed model group."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -109,9 +110,11 @@ def demo_eis(workdir: Path, database_url: str | None) -> None:
     import pandas as pd
 
     from rudikit.cli.develop import EXAMPLES, run_and_report
+    from rudikit.cli.monitoring import alerts_table, list_table, write_report
     from rudikit.cli.service import demo_deploy
     from rudikit.config import load_project
     from rudikit.data.sources import resolve_path
+    from rudikit.monitoring.list_monitor import ListMonitorResult, run_list_monitor
     from rudikit.monitoring.list_rehearsal import rehearse, write_demo_project
     from rudikit.monitoring.list_retrain import ListRetrainDecision, retrain_lists
     from rudikit.monitoring.retrain import RetrainError
@@ -158,8 +161,26 @@ def demo_eis(workdir: Path, database_url: str | None) -> None:
                 f"{decision.champion.metric:.3f}; {verdict}")
             return decision
 
-        rehearse(folder, engine, by=by, say=say,
-                 monitor=lambda project, as_of: None, retrain=retrain)
+        def monitor(project: TemporalProject, as_of: pd.Timestamp, tables: Any, loaded: Any
+                    ) -> ListMonitorResult:
+            when = as_of.to_pydatetime().replace(tzinfo=UTC)
+            result = run_list_monitor(project, folder, engine, as_of=when, today=when,
+                                      tables=tables, loaded=loaded)
+            kinds = Counter(a.kind for a in result.alerts)
+            say(f"{as_of:%Y-%m}: monitor run {result.monitor_run_id}: "
+                + (", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())) + " alerts"
+                   if kinds else "no alert"))
+            return result
+
+        done_months = rehearse(folder, engine, by=by, say=say, monitor=monitor,
+                               retrain=retrain)
+    last = next(m.monitor for m in reversed(done_months.months) if m.monitor is not None)
+    console.print(list_table(last))
+    if last.alerts:
+        console.print(alerts_table([a.as_json() for a in last.alerts]))
+    project = load_project(folder)
+    path = write_report(engine, project, folder, last.monitor_run_id)
+    console.print(f"[bold]Monitoring report:[/] {path}", highlight=False)
     engine.dispose()
 
 

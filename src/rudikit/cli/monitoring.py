@@ -85,7 +85,7 @@ def _folder(project_dir: Path) -> Path:
     return project_dir if project_dir.is_dir() else project_dir.parent
 
 
-def _write_report(engine, project, folder: Path, monitor_run_id: int) -> Path:  # type: ignore[no-untyped-def]
+def write_report(engine, project, folder: Path, monitor_run_id: int) -> Path:  # type: ignore[no-untyped-def]
     from rudikit.reports.monitor_report import write_monitor_report
 
     return write_monitor_report(engine, monitor_run_id, folder / ".rudi" / "reports",
@@ -157,7 +157,7 @@ def monitor(project_dir: ProjectArg = Path("."), as_of: AsOfOpt = None,
     if run is None:
         fail("no monitor run yet: run `rudi monitor` without --show first")
     if not show:
-        path = _write_report(engine, project, _folder(project_dir), run["id"])
+        path = write_report(engine, project, _folder(project_dir), run["id"])
         console.print(f"[bold]Monitoring report:[/] {path}", highlight=False)
     if rows:
         console.print(alerts_table(rows))
@@ -244,7 +244,7 @@ def retrain(project_dir: ProjectArg = Path("."), as_of: AsOfOpt = None,
     with engine.connect() as conn:
         run, _ = latest_alerts(conn, project.name)
     if run is not None:  # the latest monitoring report now shows this decision too
-        path = _write_report(engine, project, _folder(project_dir), run["id"])
+        path = write_report(engine, project, _folder(project_dir), run["id"])
         console.print(f"[bold]Monitoring report:[/] {path}", highlight=False)
 
 
