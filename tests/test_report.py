@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from rudikit.evaluation.metrics import precision_at_k, recall_at_k
 from rudikit.reports.run_figures import (
+    AUDIT_METRICS,
     asof_figure,
     composition_figure,
     disparity_figures,
@@ -116,7 +117,14 @@ def test_fairness_charts_are_the_stored_audit(two_runs) -> None:
         assert sum(np.asarray(share.y)[in_attribute]) == pytest.approx(1)  # the whole list
     gender = next(f for f in disparity_figures(data["audits"], chosen)
                   if f.layout.title.text.startswith("Disparity by gender,"))
-    precision = next(tr for tr in gender.data if tr.name == "Precision")
-    compared = audits[(audits["attribute"] == "gender") & (audits["metric"] == "precision")
-                      & (audits["status"] == "ok")]
-    np.testing.assert_allclose(precision.y, compared["disparity_ratio"])
+    # every compared group (ok, unfair or inconclusive) of every metric drawn, nothing else
+    # (since verdicts need the metric's own denominator, a metric may have no compared group)
+    compared = audits[(audits["attribute"] == "gender")
+                      & audits["status"].isin(["ok", "unfair", "inconclusive"])]
+    titles = dict(AUDIT_METRICS)
+    drawn = {trace.name: trace for trace in gender.data}
+    expected = {titles[m] for m in compared["metric"].unique() if m in titles}
+    assert drawn and set(drawn) == expected
+    for metric, rows in compared.groupby("metric"):
+        if metric in titles:
+            np.testing.assert_allclose(drawn[titles[metric]].y, rows["disparity_ratio"])

@@ -260,8 +260,9 @@ def score_figure(preds: pd.DataFrame, model: pd.Series) -> go.Figure | None:
 def disparity_figures(audits: pd.DataFrame, model_id: int) -> list[go.Figure]:
     """Per attribute: each compared group's metric as a ratio to the reference group's, with
     the 0.8-1.25 band; groups too small to compare are left out (the group metrics chart
-    shows them)."""
-    rows = audits[(audits["model_id"] == model_id) & (audits["status"] == "ok")
+    shows them). A compared group's verdict is ok, unfair or inconclusive."""
+    compared = ["ok", "unfair", "inconclusive"]
+    rows = audits[(audits["model_id"] == model_id) & audits["status"].isin(compared)
                   & audits["metric"].isin(list(AUDIT_METRICS))] if len(audits) else audits
     figures = []
     for attribute, part in (rows.groupby("attribute", sort=False) if len(rows) else []):
