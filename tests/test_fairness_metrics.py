@@ -145,7 +145,7 @@ def test_three_way_intersection_matches_fairlearn() -> None:
 def test_top_k_metrics_match_fairlearn(seed: int, selection: dict) -> None:
     frame, y, score = _random_frame(seed)
     ours = group_metrics(y, y_score=score, sensitive_features=frame, attributes=SPECS,
-                         **selection)
+                         tie_break="stable", **selection)
     k = top_k_size(len(y), **selection)
     pred = np.zeros(len(y), dtype=int)
     pred[np.argsort(-score, kind="stable")[:k]] = 1  # stable rule: earlier rows win ties

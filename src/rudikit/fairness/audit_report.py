@@ -126,6 +126,8 @@ def render(result: AuditResult, console: Console, *, max_rows: int) -> None:
         f"unfair when {_correction_text(s)}",
         highlight=False,
     )
+    if s.get("tie_warning"):
+        console.print(f"[yellow]warning[/yellow]: {escape(s['tie_warning'])}", highlight=False)
     summary = result.summary
     attrs = list(pd.unique(summary["attribute"]))
     table = Table(title="Summary measures (groups with enough data)")
@@ -237,7 +239,7 @@ td.small { color: #999; } td.ref { background: #e8eefc; }
 <h1>Fairness audit</h1>
 <p>{{ s.rows }} rows{% if s.where %} where <code>{{ s.where }}</code>{% endif %};
 label <b>{{ s.label }}</b>; score <b>{{ s.score }}</b>;
-positive prediction: <b>{{ selection }}</b> ({{ s.predicted_positive }} flagged).
+positive prediction: <b>{{ selection }}</b> ({{ '%g' % s.predicted_positive }} flagged).
 Reference: <b>{{ reference }}</b>. A group whose metric has a denominator under
 {{ s.min_group_size }} (flagged cases for precision, positives for recall, negatives for the
 false positive rate, ...) is shown but not compared (<i>insufficient data</i>).
