@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -303,3 +304,24 @@ def test_cli_audit_warns_about_ties_and_accepts_stable(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, [*args, "--tie-break", "first"])
     assert res.exit_code != 0
     assert "--tie-break must be one of expected, stable, random" in res.output
+
+
+@pytest.mark.parametrize("columns", ["80", "60", "200"])
+def test_cli_audit_tables_drop_no_metric_at_any_width(tmp_path: Path, columns: str) -> None:
+    from rudikit.fairness.audit_report import TERMINAL_METRICS
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"s": rng.random(400), "y": rng.integers(0, 2, 400),
+                          "race": rng.choice(["African-American", "Caucasian", "Other"], 400)})
+    data = tmp_path / "scores.csv"
+    frame.to_csv(data, index=False)
+    res = CliRunner().invoke(app, ["audit", str(data), "-y", "y", "-s", "s", "-a", "race",
+                                   "--top-pct", "30", "--min-group-size", "10"],
+                             env={"COLUMNS": columns})
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert max(len(line) for line in lines) <= int(columns)
+    headers = [line for line in lines if "group" in line and "┃" in line]  # header rows
+    shown = {cell.strip() for line in headers for cell in line.split("┃")}
+    assert set(TERMINAL_METRICS) <= shown, (set(TERMINAL_METRICS) - shown, res.output)
+    assert res.output.count("African-American") >= 1 + (columns != "200")
