@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -230,3 +231,97 @@ def test_prevalence_is_described_not_judged(tmp_path: Path) -> None:
     assert "describes the data,\nnever judged fair or unfair" in page
     # other metrics keep their verdicts: B's selection rate x1.51 is coloured unfair
     assert re.search(r'<td class="unfair" title="selection rate \(pprev\): 0.603', page)
+
+
+def _tied_frame() -> pd.DataFrame:
+    """10 rows, top 4: two rows above the cut, five rows tied at 0.5 share the 2 places left
+    (expected share 2/5 each)."""
+    return pd.DataFrame({
+        "s": [0.9, 0.8, 0.5, 0.5, 0.5, 0.5, 0.5, 0.3, 0.2, 0.1],
+        "y": [1, 0, 1, 1, 0, 1, 0, 0, 1, 0],
+        "g": ["a", "b", "a", "a", "b", "b", "b", "a", "b", "a"],
+    })
+
+
+def test_top_k_ties_count_by_expected_value_whatever_the_row_order() -> None:
+    from rudikit.evaluation.metrics import precision_at_k
+    from rudikit.fairness.audit import audit
+    from rudikit.fairness.selection import TiedAtCutWarning
+
+    frame = _tied_frame()
+    # by hand: a = rows 0 (in, y=1), 2, 3 (tied, y=1), 7, 9 (out, y=0);
+    #          b = row 1 (in, y=0), 4, 6 (tied, y=0), 5 (tied, y=1), 8 (out, y=1)
+    share = 2 / 5
+    expected = {
+        "a": {"tp": 1 + 2 * share, "fp": 0.0, "fn": 2 * (1 - share), "tn": 2.0},
+        "b": {"tp": share, "fp": 1 + 2 * share, "fn": 1 + (1 - share), "tn": 2 * (1 - share)},
+    }
+    results = []
+    for seed in (None, 1, 2, 3):
+        shuffled = frame if seed is None else frame.sample(frac=1, random_state=seed)
+        with pytest.warns(TiedAtCutWarning, match=r"^5 rows tied at the k-th score straddle"):
+            result = audit(shuffled, "y", "s", ["g"], top_k=4, min_group_size=1)
+        assert result.settings["tie_warning"].startswith("5 rows tied")
+        table = result.groups.set_index("group")
+        for group, cells in expected.items():
+            for cell, value in cells.items():
+                assert table.loc[group, cell] == pytest.approx(value)
+            assert table.loc[group, "n"] == 5
+        results.append(table[["tp", "fp", "fn", "tn", "precision", "fpr"]].sort_index())
+    for other in results[1:]:
+        pd.testing.assert_frame_equal(results[0], other)
+    # the same rule as precision@k over all rows: expected true positives / k
+    tp_total = float(results[0]["tp"].sum())
+    assert tp_total / 4 == pytest.approx(precision_at_k(frame["y"].to_numpy(),
+                                                        frame["s"].to_numpy(), 4))
+
+
+def test_no_tie_warning_when_the_cut_falls_between_scores() -> None:
+    import warnings
+
+    from rudikit.fairness.audit import audit
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = audit(_tied_frame(), "y", "s", ["g"], top_k=7, min_group_size=1)
+    assert result.settings["tie_warning"] is None
+    assert result.groups["pp"].sum() == 7
+
+
+def test_cli_audit_warns_about_ties_and_accepts_stable(tmp_path: Path) -> None:
+    data = tmp_path / "tied.csv"
+    _tied_frame().to_csv(data, index=False)
+    args = ["audit", str(data), "-y", "y", "-s", "s", "-a", "g", "--top-k", "4",
+            "--min-group-size", "1"]
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "120"})
+    assert res.exit_code == 0, res.output
+    assert "5 rows tied at the k-th score straddle the cut" in " ".join(res.output.split())
+    res = CliRunner().invoke(app, [*args, "--tie-break", "stable", "--json",
+                                   str(tmp_path / "s.json")])
+    assert res.exit_code == 0, res.output
+    groups = json.loads((tmp_path / "s.json").read_text())["groups"]
+    assert sorted(g["tp"] for g in groups) == [0, 3]  # file order: rows 2, 3 (both group a)
+    res = CliRunner().invoke(app, [*args, "--tie-break", "first"])
+    assert res.exit_code != 0
+    assert "--tie-break must be one of expected, stable, random" in res.output
+
+
+@pytest.mark.parametrize("columns", ["80", "60", "200"])
+def test_cli_audit_tables_drop_no_metric_at_any_width(tmp_path: Path, columns: str) -> None:
+    from rudikit.fairness.audit_report import TERMINAL_METRICS
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"s": rng.random(400), "y": rng.integers(0, 2, 400),
+                          "race": rng.choice(["African-American", "Caucasian", "Other"], 400)})
+    data = tmp_path / "scores.csv"
+    frame.to_csv(data, index=False)
+    res = CliRunner().invoke(app, ["audit", str(data), "-y", "y", "-s", "s", "-a", "race",
+                                   "--top-pct", "30", "--min-group-size", "10"],
+                             env={"COLUMNS": columns})
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert max(len(line) for line in lines) <= int(columns)
+    headers = [line for line in lines if "group" in line and "┃" in line]  # header rows
+    shown = {cell.strip() for line in headers for cell in line.split("┃")}
+    assert set(TERMINAL_METRICS) <= shown, (set(TERMINAL_METRICS) - shown, res.output)
+    assert res.output.count("African-American") >= 1 + (columns != "200")

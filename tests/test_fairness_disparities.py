@@ -294,3 +294,26 @@ def test_between_group_generalized_entropy() -> None:
     b = np.repeat(mu_g, n_g)
     direct = np.mean((b / b.mean()) ** 2 - 1) / 2
     assert between_group_generalized_entropy(tp, fp, tn, fn) == pytest.approx(direct)
+
+
+def test_bootstrap_never_gives_a_tiny_cell_a_zero_width_interval() -> None:
+    from statsmodels.stats.proportion import proportion_confint
+
+    # group a: 3 flagged, all true positives (precision 3 of 3); b: 0 of 4 false positives
+    # among 4 negatives (fpr 0); c: large, an ordinary bootstrap interval
+    t = _table({"a": (3, 0, 2, 0), "b": (2, 0, 4, 1), "c": (200, 120, 300, 90)})
+    boot = bootstrap_intervals(t, ["precision", "fpr"], n_resamples=300, random_state=0)
+    lo, hi = boot["precision"]
+    assert (hi - lo > 0).all()
+    expected = proportion_confint(3, 3, alpha=0.05, method="wilson")
+    np.testing.assert_allclose([lo[0], hi[0]], expected, rtol=1e-12)
+    assert lo[0] < 1 and hi[0] == pytest.approx(1)
+    lo, hi = boot["fpr"]
+    np.testing.assert_allclose([lo[1], hi[1]], proportion_confint(0, 4, method="wilson"),
+                               rtol=1e-12, atol=1e-12)
+    # the large group keeps its bootstrap interval (it is not the Wilson one exactly)
+    assert (lo[2], hi[2]) != pytest.approx(proportion_confint(120, 420, method="wilson"),
+                                           abs=1e-9)
+    long = disparities(t, interval="bootstrap", n_bootstrap=300, min_group_size=1)
+    row = _row(long, "a", "precision")
+    assert row.upper - row.lower > 0.3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 
 import numpy as np
@@ -145,7 +146,7 @@ def test_three_way_intersection_matches_fairlearn() -> None:
 def test_top_k_metrics_match_fairlearn(seed: int, selection: dict) -> None:
     frame, y, score = _random_frame(seed)
     ours = group_metrics(y, y_score=score, sensitive_features=frame, attributes=SPECS,
-                         **selection)
+                         tie_break="stable", **selection)
     k = top_k_size(len(y), **selection)
     pred = np.zeros(len(y), dtype=int)
     pred[np.argsort(-score, kind="stable")[:k]] = 1  # stable rule: earlier rows win ties
@@ -341,3 +342,19 @@ def test_confusion_counts_layout() -> None:
     counts = confusion_counts(np.array([0, 0, 1, 1, 1]), np.array([0, 1, 0, 1, 1]),
                               np.array([0, 0, 0, 1, 1]), 2)
     assert counts.tolist() == [[1, 1, 1, 0], [0, 0, 0, 2]]  # tn, fp, fn, tp per group
+
+
+def test_expected_tie_break_shares_the_places_left() -> None:
+    from rudikit.fairness.selection import TiedAtCutWarning
+
+    s = np.array([0.9, 0.5, 0.5, 0.5, 0.1, 0.5])
+    with pytest.warns(TiedAtCutWarning, match=r"^4 rows tied"):
+        shares = binarize(s, top_k=3, tie_break="expected")
+    np.testing.assert_allclose(shares, [1, 0.5, 0.5, 0.5, 0, 0.5])  # 2 places, 4 tied rows
+    np.testing.assert_allclose(binarize(s[::-1], top_k=3, tie_break="expected"), shares[::-1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the cut between 0.5 and 0.1 splits no tie
+        np.testing.assert_allclose(binarize(s, top_k=5, tie_break="expected"),
+                                   [1, 1, 1, 1, 0, 1])
+    with pytest.raises(ValueError, match="tie_break must be one of"):
+        binarize(s, top_k=3, tie_break="first")  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ outputs."""
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -122,8 +123,9 @@ _Correction = Annotated[str, typer.Option(
     help="Multiple-comparison correction of the tests behind 'unfair' (per attribute and "
     "metric): Holm or Benjamini-Hochberg.")]
 _TieBreak = Annotated[str, typer.Option(
-    "--tie-break", metavar="stable|random",
-    help="Ties at the k-th score: input order, or random with --seed.")]
+    "--tie-break", metavar="expected|stable|random",
+    help="Ties at the k-th score: each counted by its expected share, input order, or random "
+         "with --seed.")]
 _Seed = Annotated[int, typer.Option("--seed", metavar="SEED", help="Random seed.")]
 _Where = Annotated[str | None, typer.Option(
     "--where", metavar="EXPR", show_default=False,
@@ -150,7 +152,7 @@ def audit_command(
     reference: _Reference = None,
     min_group_size: _MinGroup = 50,
     correction: _Correction = "holm",
-    tie_break: _TieBreak = "stable",
+    tie_break: _TieBreak = "expected",
     seed: _Seed = 0,
     where: _Where = None,
     csv: _Csv = None,
@@ -170,6 +172,7 @@ def audit_command(
     import pandas as pd
 
     from rudikit.fairness.audit import audit
+    from rudikit.fairness.selection import TIE_BREAKS, TiedAtCutWarning
 
     try:
         if not data.exists():
@@ -182,8 +185,8 @@ def audit_command(
                                  ("--threshold", threshold)) if v is not None]
         if len(chosen) > 1:
             raise _fail(f"give only one of --top-k, --top-pct and --threshold, got {chosen}")
-        if tie_break not in ("stable", "random"):
-            raise _fail(f"--tie-break must be 'stable' or 'random', got {tie_break!r}")
+        if tie_break not in TIE_BREAKS:
+            raise _fail(f"--tie-break must be one of {', '.join(TIE_BREAKS)}, got {tie_break!r}")
         if correction not in ("holm", "fdr_bh"):
             raise _fail(f"--correction must be 'holm' or 'fdr_bh', got {correction!r}")
         crossed = [[c.strip() for c in spec.split(",") if c.strip()] for spec in intersect or []]
@@ -191,13 +194,15 @@ def audit_command(
         columns = list(dict.fromkeys([label, score, *attributes, *(c for x in crossed for c in x)]))
         ref = _parse_reference(reference)
         frame = _read_table(data, columns, where)
-        result = audit(
-            frame, label, score, attributes, intersections=crossed or None,
-            threshold=threshold, top_k=top_k, top_pct=top_pct,
-            tie_break=tie_break,  # type: ignore[arg-type]
-            random_state=seed, reference=ref, min_group_size=min_group_size,
-            correction=correction,  # type: ignore[arg-type]
-        )
+        with warnings.catch_warnings():  # the report prints the tie warning itself
+            warnings.simplefilter("ignore", TiedAtCutWarning)
+            result = audit(
+                frame, label, score, attributes, intersections=crossed or None,
+                threshold=threshold, top_k=top_k, top_pct=top_pct,
+                tie_break=tie_break,  # type: ignore[arg-type]
+                random_state=seed, reference=ref, min_group_size=min_group_size,
+                correction=correction,  # type: ignore[arg-type]
+            )
         if where is not None:
             result.settings["where"] = where
     except typer.Exit:

@@ -38,9 +38,10 @@ def resample_weights(n: int, resamples: int, rng: np.random.Generator) -> np.nda
 def resample_counts(counts: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
     """Stratified bootstrap of per-group cell counts ``(groups, cells)``: array
     ``(resamples, groups, cells)``, each group keeping its size. An empty group draws all of its
-    (zero) rows into the first cell."""
-    counts = np.asarray(counts, dtype=np.int64)
-    n = counts.sum(axis=1)
+    (zero) rows into the first cell. Fractional counts (expected values) give the cell
+    frequencies; each group's size is their rounded sum."""
+    counts = np.asarray(counts, dtype=np.float64)
+    n = np.rint(counts.sum(axis=1)).astype(np.int64)
     first = np.zeros(counts.shape[1])
     first[0] = 1.0
     probs = np.where(n[:, None] > 0, counts / np.maximum(n, 1)[:, None], first)

@@ -98,6 +98,26 @@ class _Sorted:
         return prev_tp + np.clip(share, 0, 1) * run_tp
 
 
+def expected_selection(score: np.ndarray, k: int) -> tuple[np.ndarray, int]:
+    """Each row's expected membership of the top ``k``, ties at the k-th score included
+    fractionally (the rule of :meth:`_Sorted.true_positives_at_k`, per row): 1 above the k-th
+    score, ``places left / tied rows`` for the rows tied at it, else 0. Also returns how many
+    tied rows straddle the cut (0 when the cut falls between two scores)."""
+    score = np.asarray(score, dtype=float)
+    n = len(score)
+    share = np.zeros(n)
+    if k <= 0:
+        return share, 0
+    kth = np.partition(score, n - k)[n - k]
+    above = score > kth
+    tied = score == kth
+    n_tied = int(tied.sum())
+    places = k - int(above.sum())
+    share[above] = 1.0
+    share[tied] = places / n_tied
+    return share, n_tied if places < n_tied else 0
+
+
 def k_for_percent(n: int, pct: float) -> int:
     """List size for the top ``pct``% of ``n`` cases: ``floor(pct * n / 100)``, i.e. at most
     ``pct`` percent (aequitas's ``rank_pct <= p``). The one definition rudikit uses."""

@@ -12,6 +12,7 @@ self-contained HTML page, and renders rich tables in a terminal
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from rudikit.fairness.disparities import (
 from rudikit.fairness.group_metrics import group_table
 from rudikit.fairness.groups import MISSING_GROUP, attribute_name
 from rudikit.fairness.inputs import available_columns, validate_fairness_inputs
-from rudikit.fairness.selection import TieBreak, binarize, top_k_size
+from rudikit.fairness.selection import TieBreak, TiedAtCutWarning, binarize, top_k_size
 from rudikit.fairness.significance import Correction
 from rudikit.fairness.summary import summary_measures
 from rudikit.store.results import plain
@@ -147,7 +148,7 @@ def audit(
     threshold: float | None = None,
     top_k: int | None = None,
     top_pct: float | None = None,
-    tie_break: TieBreak = "stable",
+    tie_break: TieBreak = "expected",
     random_state: int | None = 0,
     reference: Reference = "majority",
     min_group_size: int = 50,
@@ -165,7 +166,9 @@ def audit(
     """Audit ``score`` against ``label`` for every protected attribute and intersection.
 
     Predictions: ``score >= threshold``, the ``top_k`` highest scores, or the top ``top_pct``
-    percent (ties at the k-th score: see :func:`rudikit.fairness.group_metrics.binarize`). With
+    percent (ties at the k-th score: see :func:`rudikit.fairness.selection.binarize`; by
+    default each tied row counts by its expected share, and ``settings["tie_warning"]`` says how
+    many tied rows straddle the cut). With
     none of the three, ``score`` must already be a 0/1 prediction. ``intersections`` are lists
     of columns to cross, e.g. ``[["station", "race", "sex"]]``, named ``"station:race:sex"``; names
     can be used as keys of a ``reference`` mapping (``{"race:sex": "Caucasian:Male"}``).
@@ -191,12 +194,18 @@ def audit(
     chosen = [k for k, v in selection.items() if v is not None]
     if len(chosen) > 1:
         raise ValueError(f"give at most one of threshold, top_k and top_pct, got {chosen}")
+    tie_warning: str | None = None
     if chosen:
         scores = validate_fairness_inputs(y_score=frame[score],
                                           names={"y_score": score_name}).y_score
         assert scores is not None
-        pred = binarize(scores, threshold=threshold, top_k=top_k, top_pct=top_pct,
-                        tie_break=tie_break, random_state=random_state)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TiedAtCutWarning)
+            pred = binarize(scores, threshold=threshold, top_k=top_k, top_pct=top_pct,
+                            tie_break=tie_break, random_state=random_state)
+        for w in caught:  # keep the message for reports, and still warn the caller
+            tie_warning = str(w.message)
+            warnings.warn(tie_warning, w.category, stacklevel=2)
         mode = chosen[0]
     else:
         try:
@@ -230,7 +239,7 @@ def audit(
         "label": label,
         "score": score,
         "rows": len(frame),
-        "predicted_positive": int(pred.sum()),
+        "predicted_positive": float(pred.sum()),
         "selection": mode,
         "threshold": threshold,
         "top_k": top_k,
@@ -238,6 +247,7 @@ def audit(
         "list_size": top_k_size(len(frame), top_k=top_k, top_pct=top_pct)
         if mode in ("top_k", "top_pct") else None,
         "tie_break": tie_break if mode in ("top_k", "top_pct") else None,
+        "tie_warning": tie_warning,
         "attributes": [attribute_name(s) for s in specs],
         "reference": dict(reference) if isinstance(reference, Mapping) else reference,
         "min_group_size": min_group_size,

@@ -126,6 +126,8 @@ def render(result: AuditResult, console: Console, *, max_rows: int) -> None:
         f"unfair when {_correction_text(s)}",
         highlight=False,
     )
+    if s.get("tie_warning"):
+        console.print(f"[yellow]warning[/yellow]: {escape(s['tie_warning'])}", highlight=False)
     summary = result.summary
     attrs = list(pd.unique(summary["attribute"]))
     table = Table(title="Summary measures (groups with enough data)")
@@ -140,31 +142,37 @@ def render(result: AuditResult, console: Console, *, max_rows: int) -> None:
 
     long = result.disparities
     metrics = [m for m in TERMINAL_METRICS if m in set(long["metric"])]
-    metrics = metrics[: max(3, (console.width - 24) // 12)]  # what fits the terminal
+    # Never drop a metric: when they do not all fit the terminal (80 columns, or piped), the
+    # metrics are split over several tables of ``per`` columns each.
+    per = max(2, (console.width - 20) // 16)
+    chunks = [metrics[i:i + per] for i in range(0, len(metrics), per)] or [[]]
     for attribute, part in long.groupby("attribute", sort=False):
         refs = pd.unique(part.loc[part["status"] == STATUS_REFERENCE, "group"])
         ref = refs[0] if len(refs) == 1 else "lowest value per metric" if len(refs) else "none"
-        table = Table(
-            title=f"{attribute} (reference: {ref})",
-            caption="value x ratio to reference (+pp: difference, where the reference is 0); "
-            f"red: unfair (outside the fairness bounds, {_correction_text(result.settings)}); "
-            "yellow ?: inconclusive (outside, not significant); * p < alpha against the "
-            "reference, uncorrected; dim: insufficient data (metric's denominator under "
-            f"{result.settings.get('min_group_size')})",
-        )
-        table.add_column("group", overflow="fold", min_width=10)
-        table.add_column("n", justify="right", min_width=4)
-        for m in metrics:
-            table.add_column(m, justify="right")
         by_group = list(part.groupby("group", sort=False))
-        for i, (group, df) in enumerate(by_group):
-            if i == max_rows:
-                table.add_row(f"... {len(by_group) - max_rows} more groups (see CSV/HTML)")
-                break
-            df = df.set_index("metric")
-            table.add_row(str(group), str(int(df["n"].iloc[0])),
-                          *(_cell_text(df.loc[m]) for m in metrics))
-        console.print(table)
+        for c, chunk in enumerate(chunks):
+            more = f", metrics {c + 1} of {len(chunks)}" if len(chunks) > 1 else ""
+            table = Table(title=f"{attribute} (reference: {ref}){more}")
+            if c == len(chunks) - 1:
+                table.caption = (
+                    "value x ratio to reference (+pp: difference, where the reference is 0); "
+                    f"red: unfair (outside the fairness bounds, "
+                    f"{_correction_text(result.settings)}); yellow ?: inconclusive (outside, "
+                    "not significant); * p < alpha against the reference, uncorrected; dim: "
+                    "insufficient data (metric's denominator under "
+                    f"{result.settings.get('min_group_size')})")
+            table.add_column("group", overflow="fold", min_width=10)
+            table.add_column("n", justify="right", min_width=4)
+            for m in chunk:
+                table.add_column(m, justify="right", overflow="fold")
+            for i, (group, df) in enumerate(by_group):
+                if i == max_rows:
+                    table.add_row(f"... {len(by_group) - max_rows} more groups (see CSV/HTML)")
+                    break
+                df = df.set_index("metric")
+                table.add_row(str(group), str(int(df["n"].iloc[0])),
+                              *(_cell_text(df.loc[m]) for m in chunk))
+            console.print(table)
 
 
 def figure(result: AuditResult, metrics: Sequence[str]) -> Any:
@@ -237,7 +245,7 @@ td.small { color: #999; } td.ref { background: #e8eefc; }
 <h1>Fairness audit</h1>
 <p>{{ s.rows }} rows{% if s.where %} where <code>{{ s.where }}</code>{% endif %};
 label <b>{{ s.label }}</b>; score <b>{{ s.score }}</b>;
-positive prediction: <b>{{ selection }}</b> ({{ s.predicted_positive }} flagged).
+positive prediction: <b>{{ selection }}</b> ({{ '%g' % s.predicted_positive }} flagged).
 Reference: <b>{{ reference }}</b>. A group whose metric has a denominator under
 {{ s.min_group_size }} (flagged cases for precision, positives for recall, negatives for the
 false positive rate, ...) is shown but not compared (<i>insufficient data</i>).

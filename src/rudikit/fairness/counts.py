@@ -73,17 +73,21 @@ def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
-def metrics_from_counts(counts: np.ndarray, pp_total: int | None = None) -> dict[str, np.ndarray]:
+def metrics_from_counts(counts: np.ndarray,
+                        pp_total: float | None = None) -> dict[str, np.ndarray]:
     """All count columns and rate metrics (except ``roc_auc``) from (n_groups, 4) cells.
 
     ``pp_total`` is the number of predicted positives the ``ppr`` shares refer to (all rows);
-    it defaults to the sum over the given groups, right when they partition the rows.
+    it defaults to the sum over the given groups, right when they partition the rows. Counts
+    stay integers unless they are fractional (top-k ties counted by expected value); ``n``, a
+    number of rows, is always an integer.
     """
-    counts = np.asarray(counts, dtype=np.int64)
+    counts = np.asarray(counts)
+    counts = counts.astype(np.int64 if np.issubdtype(counts.dtype, np.integer) else np.float64)
     tn, fp, fn, tp = counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3]
     pos, neg, pp, pn = tp + fn, fp + tn, tp + fp, tn + fn
-    n = pos + neg
-    total = int(pp.sum()) if pp_total is None else int(pp_total)
+    n = np.rint(pos + neg).astype(np.int64)
+    total = float(pp.sum()) if pp_total is None else float(pp_total)
     out = {"n": n, "pos": pos, "neg": neg, "tp": tp, "fp": fp, "tn": tn, "fn": fn}
     out |= {"pp": pp, "pn": pn}
     out["prevalence"] = ratio(pos, n)

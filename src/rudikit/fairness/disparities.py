@@ -109,11 +109,11 @@ def proportion_counts(groups: pd.DataFrame, metric: str) -> tuple[np.ndarray, np
     if metric not in PROPORTIONS:
         raise ValueError(f"metric {metric!r} is not a proportion; choose from {list(PROPORTIONS)}")
     cells, denom = PROPORTIONS[metric]
-    num = sum(groups[c].to_numpy(dtype=np.int64) for c in cells)
+    num = sum(groups[c].to_numpy(dtype=np.float64) for c in cells)
     if denom == "pp_total":
-        den = groups.groupby("attribute", sort=False)["pp"].transform("sum").to_numpy(np.int64)
+        den = groups.groupby("attribute", sort=False)["pp"].transform("sum").to_numpy(np.float64)
     else:
-        den = groups[denom].to_numpy(dtype=np.int64)
+        den = groups[denom].to_numpy(dtype=np.float64)
     return np.asarray(num), den
 
 
@@ -130,12 +130,14 @@ def bootstrap_intervals(
     Resampling a group's rows with replacement only changes its confusion counts, which are then
     multinomial with the observed cell frequencies; drawing those counts directly is exactly the
     row bootstrap, without touching the rows. Replicates where a metric is 0/0 are ignored.
+    Where the bootstrap interval has zero width (a rate of 0 or 1, as in a 3-of-3 cell), the
+    Wilson interval of the observed counts replaces it.
     """
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be positive, got {n_resamples!r}")
     _check_confidence(confidence)
-    counts = groups[["tn", "fp", "fn", "tp"]].to_numpy(dtype=np.int64)
-    n = counts.sum(axis=1)
+    counts = groups[["tn", "fp", "fn", "tp"]].to_numpy(dtype=np.float64)
+    n = groups["n"].to_numpy(dtype=np.int64)
     draws = resample_counts(counts, n_resamples, np.random.default_rng(random_state))  # (B, G, 4)
     cell = {"tn": draws[..., 0], "fp": draws[..., 1], "fn": draws[..., 2], "tp": draws[..., 3]}
     cell["n"] = n[None, :]
@@ -161,6 +163,15 @@ def bootstrap_intervals(
         if ok.any():
             lower[ok], upper[ok] = percentile_interval(values[:, ok], confidence, axis=0,
                                                        ignore_nan=True)
+        # A cell whose observed rate is 0 or 1 (3 of 3) resamples to that rate every time: the
+        # bootstrap interval has zero width, claiming certainty from three cases. There the
+        # Wilson interval of the observed counts is used instead.
+        degenerate = upper - lower <= 1e-12
+        if degenerate.any():
+            wilson = proportion_interval(*proportion_counts(groups, metric),
+                                         confidence=confidence)
+            lower = np.where(degenerate, wilson[0], lower)
+            upper = np.where(degenerate, wilson[1], upper)
         out[metric] = (lower, upper)
     return out
 
@@ -251,9 +262,10 @@ def metric_basis(groups: pd.DataFrame, metric: str) -> np.ndarray:
     negatives for the FPR, rows for the selection rate; the smaller of positives and negatives
     for the ROC AUC)."""
     if metric == "roc_auc":
-        return np.minimum(groups["pos"].to_numpy(np.int64), groups["neg"].to_numpy(np.int64))
+        return np.minimum(groups["pos"].to_numpy(np.float64),
+                          groups["neg"].to_numpy(np.float64))
     denom = PROPORTIONS[metric][1]
-    return groups["pp" if denom == "pp_total" else denom].to_numpy(dtype=np.int64)
+    return groups["pp" if denom == "pp_total" else denom].to_numpy(dtype=np.float64)
 
 
 def _verdicts(
@@ -372,7 +384,7 @@ def disparities(
         safe_ref = np.where(has_ref, ref, 0)
         ref_value = np.where(has_ref, values[safe_ref], np.nan)
         lower = upper = z = p_value = nan
-        num = den = np.zeros(len(n), dtype=np.int64)
+        num = den = np.zeros(len(n), dtype=np.float64)
         if metric in PROPORTIONS:
             num, den = proportion_counts(groups, metric)
             if interval == "bootstrap":

@@ -10,7 +10,8 @@ hundreds of intersectional cells takes well under a second.
 Conventions
 -----------
 * A row is predicted positive when ``score >= threshold``, when it is in the top-k list, or when
-  its already-binary prediction is 1 (:mod:`rudikit.fairness.selection`).
+  its already-binary prediction is 1 (:mod:`rudikit.fairness.selection`). Rows tied at the
+  k-th score count by their expected share of the list by default, so counts may be fractional.
 * Groups are labelled by the one convention of :mod:`rudikit.fairness.groups` (missing values
   ``"(missing)"``, intersections ``"race:sex"`` / ``"African-American:Male"``).
 * Only observed groups appear (an intersection nobody falls into has no row).
@@ -51,7 +52,7 @@ def group_metrics(
     threshold: float | None = None,
     top_k: int | None = None,
     top_pct: float | None = None,
-    tie_break: TieBreak = "stable",
+    tie_break: TieBreak = "expected",
     random_state: int | None = 0,
     roc_auc: bool = True,
     missing_label: str = MISSING_GROUP,
@@ -99,6 +100,16 @@ def group_metrics(
     return group_table(y, pred, scores, frame, specs, roc_auc=roc_auc, missing_label=missing_label)
 
 
+def cell_counts(key: np.ndarray, pred: np.ndarray, size: int) -> np.ndarray:
+    """Confusion cells (size, 4) from ``key = 4 * code + 2 * y``: one ``bincount``, weighted
+    when ``pred`` holds fractional (expected) predictions."""
+    if np.issubdtype(pred.dtype, np.integer):
+        return np.bincount(key + pred, minlength=4 * size).reshape(size, 4)
+    hit = np.bincount(key + 1, weights=pred, minlength=4 * size)
+    miss = np.bincount(key, weights=1.0 - pred, minlength=4 * size)
+    return (hit + miss).reshape(size, 4)
+
+
 def _marginal(table: np.ndarray, keep: list[int], n_lead: int) -> np.ndarray:
     """Sum a table over the leading axes not in ``keep``, put the kept ones in ``keep`` order
     and flatten them: (product of kept sizes, *trailing axes)."""
@@ -140,8 +151,8 @@ def group_table(
         raw_codes(frame, [col], missing_label, cache)  # validates and factorizes once
     sizes = [len(cache[c][1]) for c in all_cols]
     joint_size = float(np.prod(sizes, dtype=np.float64))
-    cell = 2 * y + pred
-    pp_total = int(pred.sum())
+    cell = 2 * y.astype(np.int64)
+    pp_total = float(pred.sum())
     index = None
     if roc_auc and n:
         index = ScoreIndex(y, scores if scores is not None else pred.astype(np.float64))
@@ -151,7 +162,7 @@ def group_table(
         joint, _ = raw_codes(frame, all_cols, missing_label, cache)
         key = joint.astype(np.int64) * 4
         key += cell
-        joint_counts = np.bincount(key, minlength=4 * int(joint_size)).reshape(*sizes, 4)
+        joint_counts = cell_counts(key, pred, int(joint_size)).reshape(*sizes, 4)
         if index is not None and index.histogram_fits(joint_size):
             joint_hist = index.histogram(joint, int(joint_size))
             joint_hist = joint_hist.reshape(*sizes, index.n_values, 2)
@@ -178,7 +189,7 @@ def group_table(
                 size = len(observed)
             key = codes.astype(np.int64) * 4
             key += cell
-            counts = np.bincount(key, minlength=4 * size).reshape(size, 4)
+            counts = cell_counts(key, pred, size)
             if index is not None:
                 auc = index.auc(codes, size)
         present = np.flatnonzero(counts.any(axis=1))

@@ -2,22 +2,30 @@
 
 * A row is predicted positive when ``score >= threshold``, or when it is in the top-k list.
 * Top-k lists (``top_k`` rows, or ``top_pct`` percent of rows, ``k = floor(top_pct * n / 100)``)
-  rank by descending score. Ties at the k-th score are broken explicitly:
-  ``tie_break="stable"`` (default) keeps the earlier rows in input order, so the list is
-  reproducible from the data alone; ``tie_break="random"`` draws the tied rows uniformly at
-  random with the given ``random_state``.
+  rank by descending score. Ties at the k-th score: ``tie_break="expected"`` counts each
+  tied row by its expected membership (places left / tied rows), as precision@k does in
+  :mod:`rudikit.evaluation.metrics`, so group counts do not depend on file order (the
+  predictions are then fractional weights); ``"stable"`` keeps the earlier rows in input order;
+  ``"random"`` draws the tied rows uniformly at random with the given ``random_state``. Whenever
+  tied rows straddle the cut, a :class:`TiedAtCutWarning` says how many.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
 
-from rudikit.evaluation.metrics import k_for_percent
+from rudikit.evaluation.metrics import expected_selection, k_for_percent
 from rudikit.fairness.inputs import check_scores
 
-TieBreak = Literal["stable", "random"]
+TieBreak = Literal["expected", "stable", "random"]
+TIE_BREAKS: tuple[str, ...] = ("expected", "stable", "random")
+
+
+class TiedAtCutWarning(UserWarning):
+    """Rows tied at the k-th score straddle the cut of a top-k list."""
 
 
 def top_k_size(n: int, *, top_k: int | None = None, top_pct: float | None = None) -> int:
@@ -46,13 +54,15 @@ def binarize(
     tie_break: TieBreak = "stable",
     random_state: int | None = 0,
 ) -> np.ndarray:
-    """Turn scores into 0/1 predictions with exactly one selection rule.
+    """Turn scores into predictions with exactly one selection rule.
 
-    ``threshold``: positive when ``score >= threshold``.
+    ``threshold``: positive (1) when ``score >= threshold``.
     ``top_k`` / ``top_pct``: the k highest scores are positive. Rows with a score strictly above
-    the k-th highest are always in; among the rows tied at the k-th score, ``"stable"`` takes the
-    earliest rows (input order) and ``"random"`` a uniform random subset drawn with
-    ``random_state``. Runs in O(n) (``np.partition``), no full sort.
+    the k-th highest are always in; among the rows tied at the k-th score, ``"expected"`` gives
+    each the weight ``places left / tied rows`` (float array), ``"stable"`` takes the earliest
+    rows (input order) and ``"random"`` a uniform random subset drawn with ``random_state``
+    (0/1 array). Warns (:class:`TiedAtCutWarning`) with the number of tied rows straddling the
+    cut.
     """
     scores = check_scores(y_score, "y_score")
     chosen = [v is not None for v in (threshold, top_k, top_pct)]
@@ -63,18 +73,21 @@ def binarize(
                 or not np.isfinite(threshold):
             raise ValueError(f"threshold must be a finite number, got {threshold!r}")
         return (scores >= threshold).astype(np.int8)
-    if tie_break not in ("stable", "random"):
-        raise ValueError(f"tie_break must be 'stable' or 'random', got {tie_break!r}")
-    n = len(scores)
-    k = top_k_size(n, top_k=top_k, top_pct=top_pct)
-    pred = np.zeros(n, dtype=np.int8)
-    if k == 0:
-        return pred
-    kth = np.partition(scores, n - k)[n - k]
-    above = scores > kth
-    pred[above] = 1
-    missing = k - int(above.sum())
-    tied = np.flatnonzero(scores == kth)
+    if tie_break not in TIE_BREAKS:
+        raise ValueError(f"tie_break must be one of {list(TIE_BREAKS)}, got {tie_break!r}")
+    k = top_k_size(len(scores), top_k=top_k, top_pct=top_pct)
+    share, straddling = expected_selection(scores, k)
+    if straddling:
+        warnings.warn(
+            f"{straddling} rows tied at the k-th score straddle the cut of the top-{k} list; "
+            f"tie_break={tie_break!r}" + (" counts each by its expected share"
+                                          if tie_break == "expected" else ""),
+            TiedAtCutWarning, stacklevel=2)
+    if tie_break == "expected":
+        return share
+    pred = (share == 1.0).astype(np.int8)
+    tied = np.flatnonzero((share > 0) & (share < 1))
+    missing = k - int(pred.sum())
     if tie_break == "stable":
         pred[tied[:missing]] = 1
     else:
