@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import shlex
 import shutil
 from collections.abc import Iterator
@@ -651,6 +652,25 @@ def test_serve_prints_the_dashboard_and_a_token_command_that_works(
     app = create_app(ServiceSettings(project_dir=tmp_path, database_url=url, schema=schema))
     with TestClient(app) as client:
         assert client.get("/ui/", headers=auth(token)).status_code == 200
+    s.engine.dispose()
+
+
+def test_serve_passes_the_worker_health_check_timeout_to_uvicorn(
+        store, project, tmp_path, monkeypatch) -> None:
+    url, schema = store
+    s = service_store(url, schema, project)
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # serve exports settings for workers
+    configs: list[uvicorn.Config] = []
+    monkeypatch.setattr(uvicorn, "run",
+                        lambda app, **options: configs.append(uvicorn.Config(app, **options)))
+    args = ["serve", str(tmp_path), "--database-url", url, "--workers", "2",
+            *(["--database-schema", schema] if schema else [])]
+    for extra, expected in [([], 30), (["--worker-timeout", "75"], 75)]:
+        result = CliRunner().invoke(cli, args + extra)
+        assert result.exit_code == 0, result.output
+        assert (configs[-1].workers, configs[-1].timeout_worker_healthcheck) == (2, expected)
+    refused = CliRunner().invoke(cli, args + ["--worker-timeout", "0"])
+    assert refused.exit_code == 2 and "--worker-timeout" in refused.output
     s.engine.dispose()
 
 

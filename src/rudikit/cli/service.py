@@ -95,6 +95,10 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes. On 2 cores shared "
                                                      "with the clients one was fastest "
                                                      "(bench/serve.py).")] = 1,
+    worker_timeout: Annotated[int, typer.Option(
+        min=1, help="With --workers above 1: seconds a worker may take to answer the "
+                    "supervisor's health check before it is restarted (uvicorn's default, 5, "
+                    "kills workers still loading the model on a busy machine).")] = 30,
     database_url: DatabaseOpt = None,
     database_schema: SchemaOpt = None,
     max_batch: Annotated[int, typer.Option(min=1, help="Most observations in one "
@@ -141,7 +145,7 @@ def serve(
     except ServiceError as exc:
         fail(str(exc))
     options = {"host": host, "port": port, "log_level": log_level, "access_log": access_log,
-               "timeout_graceful_shutdown": 30}
+               "timeout_graceful_shutdown": 30, "timeout_worker_healthcheck": worker_timeout}
     try:
         if workers == 1:
             app = create_app(settings)

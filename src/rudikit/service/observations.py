@@ -28,7 +28,7 @@ from typing_extensions import TypedDict
 from rudikit.features.encoding import TabularEncoder
 from rudikit.service.errors import ApiError, field_path, validation_error
 from rudikit.service.jsonbody import load_json
-from rudikit.service.schemas import ObservationId, no_nul
+from rudikit.service.schemas import NO_NUL_PATTERN, NoNul, ObservationId, no_nul
 
 
 def _iso_datetime(value: str | None) -> datetime | None:
@@ -53,8 +53,7 @@ NumericValue = Annotated[float | None, Strict(), Field(allow_inf_nan=False)]
 
 def categorical_value(max_length: int) -> Any:
     """A category: text of at most ``max_length`` characters (it is stored), or null."""
-    return Annotated[Annotated[str, Field(max_length=max_length)] | None, Strict(),
-                     AfterValidator(no_nul)]
+    return Annotated[Annotated[str, Field(max_length=max_length)] | None, Strict(), NoNul()]
 
 
 def group_value(max_length: int) -> Any:
@@ -72,7 +71,8 @@ def group_value(max_length: int) -> Any:
         return value
 
     return Annotated[Any, AfterValidator(check), WithJsonSchema({"anyOf": [
-        {"type": "string", "maxLength": max_length}, {"type": "boolean"}, {"type": "number"},
+        {"type": "string", "maxLength": max_length, "pattern": NO_NUL_PATTERN},
+        {"type": "boolean"}, {"type": "number"},
         {"type": "null"}]})]
 
 
@@ -179,7 +179,8 @@ class ObservationSchema:
             "title": "ObservationBatch",
             "type": "object",
             "description": f"Up to {self.max_batch} observations scored and stored together "
-                           "(all or none).",
+                           "(all or none), each with its own observation_id (a repeated one "
+                           "is refused: 422).",
             "properties": {"observations": {
                 "type": "array", "items": {"$ref": "#/components/schemas/Observation"},
                 "minItems": 1, "maxItems": self.max_batch}},

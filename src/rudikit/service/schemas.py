@@ -3,18 +3,23 @@ The observations of ``POST /predict`` are validated in :mod:`rudikit.service.obs
 
 from __future__ import annotations
 
+import re
 from datetime import date as date_type
 from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     Strict,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 MAX_ID_LENGTH = 200
 
@@ -26,8 +31,38 @@ def no_nul(value: Any) -> Any:
     return value
 
 
-ObservationId = Annotated[str, Strict(), Field(min_length=1, max_length=MAX_ID_LENGTH),
-                          AfterValidator(no_nul)]
+# published with the text fields that refuse NUL, so that the schema calls no refused text valid
+NO_NUL_PATTERN = "^[^\\x00]*$"
+
+
+class NoNul:
+    """Field metadata: refuses text holding a NUL (`no_nul`) and says so in the JSON schema
+    (pydantic's ``pattern`` would do both, but with an error naming a regex, not the problem)."""
+
+    def __get_pydantic_core_schema__(self, source: Any,
+                                     handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(no_nul, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        published = handler(schema)
+        for branch in published.get("anyOf", [published]):
+            if branch.get("type") == "string":
+                branch["pattern"] = NO_NUL_PATTERN
+        return published
+
+
+ObservationId = Annotated[str, Strict(), Field(min_length=1, max_length=MAX_ID_LENGTH), NoNul()]
+def _iso_date(value: Any) -> Any:
+    # pydantic also reads a number of seconds ("0" = 1970-01-01) as a date: refuse what the
+    # published `format: date` (YYYY-MM-DD) does not allow
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
+        raise ValueError("expected a date as YYYY-MM-DD")
+    return value
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+IsoDate = Annotated[date_type, BeforeValidator(_iso_date)]
 # --- responses -------------------------------------------------------------------------------
 
 PREDICTION_EXAMPLE: dict[str, Any] = {
@@ -154,13 +189,19 @@ class OutcomeIn(BaseModel):
     """The true outcome of an earlier prediction, by observation id or (for a single-observation
     request) request id."""
 
+    # the "exactly one id" rule of _one_id, published so that clients (and schemathesis) do not
+    # take a request with both ids, or neither, for a valid one: the other id absent or null
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"observation_id": "2020-01-stop-000123", "outcome": 1},
-        {"request_id": "5f0c1e2a9b7d4c3e8a1f2b3c4d5e6f70", "outcome": False}]})
+        {"request_id": "5f0c1e2a9b7d4c3e8a1f2b3c4d5e6f70", "outcome": False}],
+        "oneOf": [{"required": [given], "properties": {given: {"type": "string"},
+                                                       other: {"type": "null"}}}
+                  for given, other in (("observation_id", "request_id"),
+                                       ("request_id", "observation_id"))]})
 
     observation_id: ObservationId | None = None
     request_id: Annotated[str, Strict(), Field(min_length=1, max_length=64),
-                          AfterValidator(no_nul)] | None = None
+                          NoNul()] | None = None
     outcome: Annotated[bool, Strict()] | Literal[0, 1] = Field(
         description="1/true: the outcome happened (e.g. the search found the object); 0/false: "
                     "it did not.")
@@ -241,7 +282,9 @@ MAX_NOTES = 4000
 class ListQuery(BaseModel):
     """``GET /lists/{date}`` parameters, validated after the token is checked."""
 
-    date: date_type = Field(description="The list's date (YYYY-MM-DD, UTC day).")
+    model_config = ConfigDict(extra="forbid")
+
+    date: IsoDate = Field(description="The list's date (YYYY-MM-DD, UTC day).")
     k: int = Field(100, ge=1, le=10_000, description="How many entities the list holds.")
     cool_off_days: int = Field(365, ge=0, le=3650, description=(
         "An entity reviewed for a list dated within this many days before the date is left "
@@ -299,12 +342,12 @@ class ReviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [REVIEW_EXAMPLE]})
 
     entity_id: Annotated[str, Strict(), Field(min_length=1, max_length=MAX_ID_LENGTH),
-                         AfterValidator(no_nul)]
-    list_date: date_type = Field(description="The date of the list the entity was flagged on; "
+                         NoNul()]
+    list_date: IsoDate = Field(description="The date of the list the entity was flagged on; "
                                              "it stays off lists for the cool-off period.")
     agreement: Agreement = Field(description="Whether the reviewer agrees with the flag.")
     decision: Decision = Field(description="What was decided for the entity.")
-    notes: Annotated[str, Field(max_length=MAX_NOTES), AfterValidator(no_nul)] | None = None
+    notes: Annotated[str, Field(max_length=MAX_NOTES), NoNul()] | None = None
 
 
 class ReviewOut(BaseModel):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from rudikit.service import lists
@@ -15,6 +16,18 @@ from rudikit.service.routing import JSON, RawRoute, error_docs, json_response, p
 from rudikit.service.schemas import REVIEW_EXAMPLE, ListOut, ListQuery, ReviewIn, ReviewOut
 
 router = APIRouter(tags=["lists"])
+
+
+def _published(name: str) -> WithJsonSchema:
+    """The OpenAPI schema of a `ListQuery` field for the parameter of that name: parameters are
+    taken as raw strings (checked by `ListQuery` only after the token), yet published with
+    their real type and bounds, so a schema-valid value is accepted and a refused one is
+    documented."""
+    schema = dict(ListQuery.model_json_schema()["properties"][name])
+    return WithJsonSchema(schema)
+
+
+
 ListReader = Annotated[Principal, Depends(require_role("review", "analyst"))]
 Reviewer = Annotated[Principal, Depends(require_role("review"))]
 
@@ -22,20 +35,22 @@ Reviewer = Annotated[Principal, Depends(require_role("review"))]
 @router.get("/lists/{date}", response_model=ListOut,
             summary="The ranked list of a date, without entities already reviewed",
             responses=error_docs(401, 403, 422))
-async def get_list(date: str, _: ListReader, engine: EngineDep,
-                   k: Annotated[str | None, Query(description=(
+async def get_list(request: Request, date: Annotated[str, _published("date")], _: ListReader,
+                   engine: EngineDep,
+                   k: Annotated[str | None, _published("k"), Query(description=(
                        "How many entities (an integer from 1 to 10000; default 100)."))] = None,
-                   cool_off_days: Annotated[str | None, Query(description=(
-                       "Entities reviewed for a list within this many days before `date` "
-                       "are left off (an integer, default 365)."))] = None) -> Response:
+                   cool_off_days: Annotated[str | None, _published("cool_off_days"), Query(
+                       description="Entities reviewed for a list within this many days before "
+                                   "`date` are left off (an integer from 0 to 3650, default "
+                                   "365).")] = None) -> Response:
     """The top `k` entities scored for `date` (YYYY-MM-DD, a UTC day), highest score first,
     leaving out those already reviewed: the live deployment's scored requests of that day
     once it has answered `/predict`, else the deployed model group's stored predictions as
     of that date (`source` says which)."""
-    given = {"date": date, **{name: value for name, value in
-                              (("k", k), ("cool_off_days", cool_off_days))
-                              if value is not None}}
-    query = parse_body(ListQuery, given, "list request", "query")
+    # every parameter given (k and cool_off_days, declared above for the OpenAPI document, among
+    # them), so that a misspelt one is refused (422), not silently ignored
+    query = parse_body(ListQuery, {**request.query_params, "date": date}, "list request",
+                       "query")
     found = await run_in_threadpool(lists.ranked_list, engine, query.date, query.k,
                                     query.cool_off_days)
     return json_response(found.as_dict())
