@@ -67,7 +67,8 @@ def develop(folder: Path, url: str | None = None, schema: str | None = None) -> 
         frame.to_parquet(data / f"{name}.parquet")
     config = project_config(data)
     config["temporal"]["models"] = config["temporal"]["models"][1:2]  # lightgbm only
-    config["temporal"]["stability"]["n_estimators"] = [5]
+    config["temporal"]["stability"].update({"n_estimators": [5], "resamples": 0,
+                                            "drop_sources": []})  # not what is tested here
     config["production"] = {"frequency": "monthly", "reasons": 0}
     (folder / "rudi.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     result = run_project(folder, url=url, schema=schema, write_report=False)

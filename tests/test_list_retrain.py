@@ -49,7 +49,8 @@ def write_config(folder: Path, data: Path, **monitoring: Any) -> None:
     config = project_config(data)
     config["temporal"]["models"] = config["temporal"]["models"][1:]  # lightgbm, logistic
     config["temporal"]["stability"] = {"seeds": [0, 1], "n_estimators": [],
-                                       "consecutive": {"days": 1, "weeks": 1, "months": 1}}
+                                       "consecutive": {"days": 1, "weeks": 1, "months": 1},
+                                       "resamples": 0, "drop_sources": []}
     config["production"] = {"frequency": "monthly", "start": "2010-01-01", "reasons": 0}
     if monitoring:
         config["monitoring"] = monitoring

@@ -55,6 +55,8 @@ def _project(folder: Path, production: dict[str, Any]) -> None:
     for name, frame in synthetic_tables().items():
         frame.to_parquet(data / f"{name}.parquet")
     config = project_config(data)
+    config["temporal"]["stability"].update({"n_estimators": [5], "resamples": 0,
+                                            "drop_sources": []})  # not what is tested here
     config["production"] = production
     (folder / "rudi.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
