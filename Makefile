@@ -6,8 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-# --dist loadgroup: tests sharing an expensive fixture run on one worker (tests/conftest.py).
-PYTEST := $(BIN)/python -m pytest -q -rsx -n auto --dist loadgroup
+# --dist loadgroup: tests sharing an expensive fixture run on one worker (tests/conftest.py);
+# --durations: the slowest tests, so the 10-minute budget of `make test` can be watched.
+PYTEST := $(BIN)/python -m pytest -q -rsx -n auto --dist loadgroup --durations=25
 
 .PHONY: demo demo-eis test test-all lint bench clean
 

@@ -302,6 +302,7 @@ def test_bad_input_is_refused_by_name_and_nothing_is_stored(
     assert counts(engine) == before
 
 
+@pytest.mark.slow  # 36 s; the list tables on PostgreSQL run in test_list_monitor's twin
 def test_promotion_and_rollback_on_postgresql(store: tuple[str, str | None],
                                               tmp_path: Path) -> None:
     """The whole loop in one PostgreSQL schema: develop, deploy, score, retrain, roll back."""
