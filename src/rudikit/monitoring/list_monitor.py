@@ -406,10 +406,13 @@ def _fairness(project: TemporalProject, officers: pd.DataFrame, part: pd.DataFra
     found = []
     for r in requirements:
         name = r.requirement.name
+        # 1 met, 0 not met, none when inconclusive or without enough data (the summary says
+        # which); only a gap the data support (a failing unit) raises the alert
         metrics.append(_metric("list_fairness", name, day, "passed",
-                                  float(r.passed) if r.evaluable else None, row["listed"],
-                                  {"summary": r.summary, "matured": matured}))
-        if judged and r.evaluable and not r.passed:
+                                  1.0 if r.passed else 0.0 if r.failing else None,
+                                  row["listed"], {"summary": r.summary, "status": r.status,
+                                                  "matured": matured}))
+        if judged and r.failing:
             worst = max(r.failing, key=lambda o: o.gap_pp)
             found.append(Alert("fairness", name, "gap_pp", worst.gap_pp,
                                r.requirement.max_gap_pp, "critical", day,
