@@ -55,10 +55,21 @@ def make_split(frame: pd.DataFrame, spec: TemporalSplit | RandomSplit, where: st
         test = (dates >= start).to_numpy()
         if spec.test_end:
             test = test & (dates < _utc(spec.test_end)).to_numpy()
-        train_idx, test_idx = np.flatnonzero(train), np.flatnonzero(test)
         span = f"{dates.min():%Y-%m-%d} to {dates.max():%Y-%m-%d}" if len(dates) else "no rows"
+        if spec.validation_start:
+            # [validation_start, test_start) is held out of training to choose models on
+            held = (dates >= _utc(spec.validation_start)).to_numpy()
+            validation_idx = np.flatnonzero(train & held)
+            train = train & ~held
+            if not len(validation_idx):
+                raise SplitError(f"{where}.validation_start: no rows from "
+                                 f"{spec.validation_start} to {spec.test_start} (the data "
+                                 f"covers {span})")
+        train_idx, test_idx = np.flatnonzero(train), np.flatnonzero(test)
+        first = spec.validation_start or spec.test_start
         if not len(train_idx):
-            raise SplitError(f"{where}.test_start: no training rows before {spec.test_start} "
+            key = "validation_start" if spec.validation_start else "test_start"
+            raise SplitError(f"{where}.{key}: no training rows before {first} "
                              f"(the data covers {span})")
         if not len(test_idx):
             raise SplitError(f"{where}.test_start: no test rows from {spec.test_start} "
