@@ -16,9 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import example_config
+from conftest import example_config, squeezed
 from sklearn.metrics import recall_score, roc_auc_score
+from typer.testing import CliRunner
 
+from rudikit.cli import app as cli
 from rudikit.config import ProjectError, load_project, parse_project
 from rudikit.evaluation.metrics import MetricValue
 from rudikit.fairness.requirements import Requirement, evaluate_requirements
@@ -28,6 +30,7 @@ from rudikit.run.engine import ModelSummary, RunResult
 from rudikit.run.selection import fairness_gate, select_best
 from rudikit.store.engine import open_store
 from rudikit.store.queries import evaluations as evaluations_q
+from rudikit.store.queries import runs as runs_q
 
 SCORES = ("s_best", "s_fair", "s_fair2")
 VALIDATION_START, TEST_START = "2021-01-31", "2021-03-02"
@@ -155,15 +158,20 @@ def test_the_report_draws_the_trade_off_with_its_frontier(gated: RunResult) -> N
 
 def test_when_no_group_meets_every_requirement_the_run_says_so(rows: pd.DataFrame,
                                                                tmp_path: Path) -> None:
-    result = run_project(_project(tmp_path / "none", rows, require=True,
-                                  requirements=[RECALL, IMPOSSIBLE]))
-    assert _column(result) == "s_best"  # the plain best, as stated
-    assert result.selection_reason.startswith(
-        f"{NO_GROUP_MEETS} on the validation rows of split 'by_date' (the most any meets is "
-        "1 of 2")
-    assert "so the plain best is chosen" in result.selection_reason
-    assert result.report_path is not None
-    assert NO_GROUP_MEETS in result.report_path.read_text(encoding="utf-8")
+    folder = _project(tmp_path / "none", rows, require=True, requirements=[RECALL, IMPOSSIBLE])
+    output = CliRunner().invoke(cli, ["run", str(folder)])
+    assert output.exit_code == 0, output.output
+    assert squeezed("fell back to the plain best") in squeezed(output.output)
+    with open_store(None, folder).connect() as conn:
+        models = runs_q.run_models(conn, 1)
+    chosen = models[models["selected"]].iloc[0]
+    assert chosen["hyperparameters"] == {"column": "s_best"}  # the plain best, as stated
+    reason = chosen["selection_reason"]
+    assert reason.startswith(f"{NO_GROUP_MEETS} on the validation rows of split 'by_date' (the "
+                             "most any meets is 1 of 2")
+    assert "so the plain best is chosen" in reason
+    report = (folder / ".rudi" / "reports" / "run-1.html").read_text(encoding="utf-8")
+    assert "No model group meets every fairness requirement</strong>" in report
 
 
 def test_require_fairness_needs_validation_rows_and_requirements(rows: pd.DataFrame,
@@ -252,3 +260,25 @@ def test_top_k_ties_at_the_cut_do_not_depend_on_row_order() -> None:
     expected = {"A": 8.5 / 15, "B": 0.5}
     for got in values:
         assert got == pytest.approx(expected)
+
+
+def test_a_temporal_split_holds_its_validation_stretch_out_of_training(rows: pd.DataFrame
+                                                                       ) -> None:
+    from rudikit.config import TemporalSplit
+    from rudikit.features.splits import SplitError, make_split
+
+    spec = TemporalSplit(name="t", kind="temporal", date_column="date",
+                         validation_start=VALIDATION_START, test_start=TEST_START)
+    split = make_split(rows, spec, "splits[0]")
+    dates = rows["date"]
+    v, t = pd.Timestamp(VALIDATION_START, tz="UTC"), pd.Timestamp(TEST_START, tz="UTC")
+    assert split.validation is not None
+    assert np.array_equal(split.train, np.flatnonzero(dates < v))
+    assert np.array_equal(split.validation, np.flatnonzero((dates >= v) & (dates < t)))
+    assert np.array_equal(split.test, np.flatnonzero(dates >= t))
+    with pytest.raises(ValueError, match="validation_start must be before test_start"):
+        TemporalSplit(name="t", kind="temporal", validation_start=TEST_START,
+                      test_start=VALIDATION_START)
+    early = spec.model_copy(update={"validation_start": pd.Timestamp("2020-06-01").date()})
+    with pytest.raises(SplitError, match=r"splits\[0\].validation_start: no training rows"):
+        make_split(rows, early, "splits[0]")
