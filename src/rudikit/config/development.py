@@ -131,7 +131,39 @@ class RandomSplit(Strict):
         return bool(self.validation_size)
 
 
-CaseSplit = Annotated[TemporalSplit | RandomSplit, Field(discriminator="kind")]
+class ColumnSplit(Strict):
+    """Bring your own partition: a column of the data says each row's side, so a team can
+    reproduce an earlier study's exact split. The values naming each side are listed (by
+    default ``train``, ``validation``, ``test``); with ``group_column`` the run refuses a group
+    (person, officer) found on two sides."""
+
+    name: str
+    kind: Literal["column"]
+    column: str
+    train: list[str] = Field(["train"], min_length=1)
+    validation: list[str] = ["validation"]
+    test: list[str] = Field(["test"], min_length=1)
+    group_column: str | None = None
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> ColumnSplit:
+        sides = {"train": self.train, "validation": self.validation, "test": self.test}
+        seen: dict[str, str] = {}
+        for side, values in sides.items():
+            for value in values:
+                if value in seen:
+                    raise ValueError(f"value {value!r} is listed under both {seen[value]} and "
+                                     f"{side}")
+                seen[value] = side
+        return self
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether values name validation rows (whether the data holds any, the run checks)."""
+        return bool(self.validation)
+
+
+CaseSplit = Annotated[TemporalSplit | RandomSplit | ColumnSplit, Field(discriminator="kind")]
 
 
 # --- Models and evaluation -------------------------------------------------------------------

@@ -81,8 +81,9 @@ class Project(ProjectBase):
                     f"evaluation.selection.require_fairness: split {split.name!r} has no "
                     "validation partition, and the requirements must be checked on validation "
                     "rows, never on the test rows; add "
-                    + ("validation_start (a date before test_start)" if split.kind == "temporal"
-                       else "validation_size") + f" to split {split.name!r}")
+                    + {"temporal": "validation_start (a date before test_start)",
+                       "column": "the values naming validation rows"}.get(
+                           split.kind, "validation_size") + f" to split {split.name!r}")
         for i, source in enumerate(self.data.sources):
             if source.kind in EVENT_SOURCE_KINDS:
                 raise ValueError(f"data.sources[{i}].kind: {source.kind!r} holds event tables, "
