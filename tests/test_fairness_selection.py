@@ -282,3 +282,14 @@ def test_a_temporal_split_holds_its_validation_stretch_out_of_training(rows: pd.
     early = spec.model_copy(update={"validation_start": pd.Timestamp("2020-06-01").date()})
     with pytest.raises(SplitError, match=r"splits\[0\].validation_start: no training rows"):
         make_split(rows, early, "splits[0]")
+
+
+def test_a_column_split_without_validation_rows_is_refused_before_any_fit(
+        rows: pd.DataFrame, tmp_path: Path) -> None:
+    parted = rows.assign(part=np.where(rows["date"] >= pd.Timestamp(TEST_START, tz="UTC"),
+                                       "test", "train"))
+    split = {"name": "by_column", "kind": "column", "column": "part"}
+    folder = _project(tmp_path / "column", parted, require=True, split=split)
+    with pytest.raises(ValueError, match="evaluation.selection.require_fairness: split "
+                       "'by_column' has no validation rows in the data"):
+        run_project(folder, write_report=False)
