@@ -20,7 +20,7 @@ import plotly.io as pio
 from sqlalchemy.engine import Engine
 
 from rudikit.evaluation.display import plain, when
-from rudikit.reports.page import PlotlyPage, lean_template
+from rudikit.reports.page import PlotlyPage, lean_template, single_precision
 from rudikit.store import results
 from rudikit.store.queries import runs as runs_q
 
@@ -37,6 +37,7 @@ class FigureRecorder:
 
     def add(self, fig: go.Figure) -> dict[str, int]:
         lean_template(fig)
+        single_precision(fig)
         self.figures.append(fig.to_json())
         return {FIGURE: len(self.figures) - 1}
 

@@ -61,6 +61,12 @@ def fold_groups(rows: pd.DataFrame, top: int = TOP) -> pd.DataFrame:
                      ignore_index=True)
 
 
+def _f4(values: pd.Series) -> np.ndarray:
+    """Single precision (the chart shows three decimals, and a page of many groups stays
+    small); a missing value stays missing, so it is not drawn."""
+    return values.to_numpy(dtype=np.float32, na_value=np.nan)
+
+
 def _bars(attribute: str, part: pd.DataFrame, min_size: int) -> go.Figure:
     fig = go.Figure()
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
@@ -108,17 +114,17 @@ def dot_plot(title: str, part: pd.DataFrame, column: str, min_size: int, *,
                 continue
             interval = {} if column != "value" else {"error_x": {
                 "type": "data", "symmetric": False,
-                "array": (rows["upper"] - rows["value"]).fillna(0),
-                "arrayminus": (rows["value"] - rows["lower"]).fillna(0)}}
+                "array": _f4((rows["upper"] - rows["value"]).fillna(0)),
+                "arrayminus": _f4((rows["value"] - rows["lower"]).fillna(0))}}
             fig.add_trace(go.Scatter(
-                x=rows[column], y=rows["group_value"], mode="markers", name=name,
+                x=_f4(rows[column]), y=rows["group_value"], mode="markers", name=name,
                 legendgroup=name, showlegend=col == 1 or name not in
                 {t.name for t in fig.data},
                 marker={"symbol": "circle-open" if hollow else "circle", "size": 8,
                         "color": COLOR, "line": {"width": 2 if hollow else 0}},
-                customdata=np.c_[rows["n"], rows["status"]],
-                hovertemplate="%{y}: %{x:.3f}<br>n=%{customdata[0]}, %{customdata[1]}"
-                              "<extra></extra>", **interval), row=1, col=col)
+                customdata=rows["n"].to_numpy(dtype=np.int32),
+                hovertemplate="%{y}: %{x:.3f}, n=%{customdata}<extra>%{fullData.name}"
+                              "</extra>", **interval), row=1, col=col)
         for bound in bounds:
             fig.add_vline(x=bound, row=1, col=col, line={
                 "dash": "solid" if bound == 1.0 else "dot", "color": "grey", "width": 1})

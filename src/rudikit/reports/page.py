@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import plotly.express as px
 import plotly.graph_objects as go
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -51,6 +52,18 @@ def lean_template(fig: go.Figure) -> None:
         layout=layout,
         data={kind: styles for kind, styles in template.data.to_plotly_json().items()
               if kind in used})
+
+
+def single_precision(fig: go.Figure) -> None:
+    """Draw real numbers in single precision: seven significant digits are more than any chart
+    or hover shows, and they halve what a page carries per point."""
+    for trace in fig.data:
+        for owner, key in [(trace, "x"), (trace, "y"), *[
+                (trace[bar], key) for bar in ("error_x", "error_y") if bar in trace
+                for key in ("array", "arrayminus")]]:
+            value = owner[key]
+            if isinstance(value, np.ndarray) and value.dtype == np.float64:
+                owner[key] = value.astype(np.float32)
 
 
 def figure_html(fig: go.Figure, first: bool, div_id: str | None = None) -> str:
