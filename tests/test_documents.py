@@ -267,3 +267,42 @@ def test_missingness_is_drawn_per_snapshot_of_the_source() -> None:
     dist = distribution_figure(b, ["x", "y"])
     bars = {trace.xaxis: trace for trace in dist.data}
     assert dict(zip(bars["x2"].y, bars["x2"].x, strict=True)) == {"a": 2, "b": 1, "c": 1}
+
+
+def test_a_frozen_page_and_column_profiles_round_trip_through_the_store(store) -> None:
+    """On SQLite and PostgreSQL: the first build is stored and every later one reads it back
+    (the builder is not called again), figures included; profiles land with their snapshot."""
+    import plotly.graph_objects as go
+
+    from rudikit.reports.frozen import frozen_context
+    from rudikit.store import results
+
+    url, schema = store
+    engine = open_store(url, schema=schema)
+    with results.run(engine, "p", "h", {}, 0, "synthetic") as run:
+        frame = pd.DataFrame({"n": [1.5, None, 2.5], "c": ["a", "a", None]})
+        snapshot = results.record_snapshot(
+            engine, run.id, source="s", kind="csv", location="/x", files=1, rows=3, bad_rows=0,
+            warnings=0, checksum="0" * 64, min_date=None, max_date=None,
+            profiles=profile_frame(frame))
+    calls: list[int] = []
+
+    def build(page):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return {"when": pd.Timestamp("2020-01-02 03:04:05.6", tz="UTC"), "gap": float("nan"),
+                "chart": page.add(go.Figure(go.Scatter(x=[0.1, 0.2], y=[1, 2], name="a")))}
+
+    with results.run(engine, "p", "h", {}, 0, "synthetic") as running:
+        frozen_context(engine, running.id, "run", build)
+        frozen_context(engine, running.id, "run", build)
+        assert len(calls) == 2  # a run in progress is built afresh, never frozen
+    first = frozen_context(engine, run.id, "run", build)
+    again = frozen_context(engine, run.id, "run", build)
+    assert len(calls) == 3
+    assert first["when"] == again["when"] == "2020-01-02 03:04 UTC" and again["gap"] is None
+    assert first["chart"].html == again["chart"].html and 'id="figure-1"' in again["chart"].html
+    assert first["frozen_at"] == again["frozen_at"]
+    stored = snapshots_q.profiles(engine, [snapshot]).set_index("column_name")
+    assert stored.loc["n", "missing"] == 1 and stored.loc["c", "summary"] == {
+        "values": ["a"], "counts": [2], "other": 0}
+    engine.dispose()

@@ -56,15 +56,21 @@ def frozen_context(engine: Engine, run_id: int, kind: str,
                    build: Callable[[FigureRecorder], dict[str, Any]]) -> dict[str, Any]:
     """The template context of run ``run_id``'s ``kind`` report as first written: built with
     ``build`` (and stored) the first time, read back ever after. The context gains ``frozen_at``
-    (when it was stored) and ``built_at`` (now: the one line that differs between builds)."""
+    (when it was stored) and ``built_at`` (now: the one line that differs between builds). A
+    run still running is not frozen: its page is built from the store as it is now."""
     stored = runs_q.report_payload(engine, run_id, kind)
     if stored is None:
         recorder = FigureRecorder()
         context = build(recorder)
-        stored = results.freeze_report(engine, run_id, kind, {
-            "context": plain(context), "figures": recorder.figures})
+        payload = {"context": plain(context), "figures": recorder.figures}
+        run = runs_q.run(engine, run_id)
+        if run is not None and run["status"] == "running":
+            stored = {"payload": payload, "created_at": None}
+        else:
+            stored = results.freeze_report(engine, run_id, kind, payload)
     payload = stored["payload"]
     page = PlotlyPage()
     figures = [page.add(pio.from_json(f)) for f in payload["figures"]]
     return _thaw(payload["context"], figures) | {
-        "frozen_at": when(stored["created_at"]), "built_at": when(datetime.now(UTC))}
+        "frozen_at": when(stored["created_at"]) if stored["created_at"] else "not yet (the run "
+                     "is still running)", "built_at": when(datetime.now(UTC))}
