@@ -101,7 +101,8 @@ def missing_figure(profiles: pd.DataFrame, columns: list[str],
                              hovertemplate="%{y}: %{x:.1%} (%{customdata[0]:,} of "
                                            "%{customdata[1]:,})<extra></extra>"))
     fig.update_layout(title="Share of rows missing, per column and snapshot of this source",
-                      barmode="group", xaxis={"tickformat": ".0%", "rangemode": "tozero"},
+                      barmode="group", showlegend=True,  # names the snapshot, even one
+                      xaxis={"tickformat": ".0%", "rangemode": "tozero"},
                       yaxis={"automargin": True},
                       height=140 + 18 * len(ordered) * max(len(fig.data), 1))
     return fig
