@@ -360,7 +360,7 @@ def report(
     project_dir: ProjectArg = Path("."),
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Rebuild the HTML report of a past run from the results store."""
+    """Rebuild the HTML report of a past run: the page it first wrote, frozen in the store."""
     from rudikit.reports.run_report import write_run_report
     from rudikit.store.engine import open_store
 

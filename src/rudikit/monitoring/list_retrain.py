@@ -299,7 +299,7 @@ def retrain_lists(project: TemporalProject, project_dir: Path, engine: Engine, *
                 "test_label_timespan": span, "top_k": k, "max_drop": policy.max_drop}
     with results.run(engine, project.name, project.config_hash(), {"retrain": settings}, seed,
                      data_origin(loaded)) as run:
-        record_snapshots(engine, run.id, loaded)
+        record_snapshots(engine, run.id, loaded, profile=False)  # no data card
         say(f"fitting the challenger on {len(train):,} officer-dates")
         rows = SplitRows(f"retrain_{list_date:%Y-%m-%d}", train[columns],
                          train[matrices.label].to_numpy(), test[columns], y_test, ids,

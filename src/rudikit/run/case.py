@@ -155,6 +155,12 @@ class CaseExperiment:
     def seed(self) -> int:
         return self.project.evaluation.seed
 
+    @property
+    def list_pct(self) -> float | None:
+        """The list the guide's simulation draws when the fairness operating point is a
+        threshold: the first evaluated top-% (``evaluation.top_pct``)."""
+        return (self.project.evaluation.top_pct or [None])[0]
+
     def grid(self) -> list[GridEntry]:
         return self.entries
 
@@ -188,7 +194,7 @@ class CaseExperiment:
         if not on_validation and rows.name == self.project.selection_split:
             # the guide's list simulation, on the split selection reads
             metrics += list_simulation_metrics(self.project.fairness, rows.attrs, y, score,
-                                               self.seed)
+                                               self.seed, top_pct=self.list_pct)
         return metrics, None
 
     def _evaluate(self, y: np.ndarray, score: np.ndarray,
@@ -269,7 +275,7 @@ class CaseExperiment:
                                     None, n_curve)]
         # the guide's list simulation on the adjusted scores, on the chosen model's draws
         metrics += list_simulation_metrics(project.fairness, attrs, y, mitigated.adjusted_score,
-                                           self.seed)
+                                           self.seed, top_pct=self.list_pct)
         model_id = results.record_model(
             engine,
             results.FittedModel(run_id, group_id, split.name, len(split.train),

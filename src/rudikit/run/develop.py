@@ -72,7 +72,9 @@ def run_project(project_dir: str | Path, *, url: str | None = None, schema: str 
                          data_origin(loaded)) as run:
             result = RunResult(run.id, project.name,
                                str(engine.url.render_as_string(hide_password=True)), loaded)
-            record_snapshots(engine, run.id, loaded)
+            # a temporal run's event tables have no data card, so no column profiles
+            record_snapshots(engine, run.id, loaded,
+                             profile=not isinstance(project, TemporalProject))
             if isinstance(project, TemporalProject):
                 _develop_lists(project, project_dir, engine, run.id, result, tables, progress,
                                say)

@@ -23,6 +23,7 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 
 from rudikit.config import Features
+from rudikit.data.profile import profile_frame
 from rudikit.data.sources import LoadedSource
 from rudikit.evaluation.metrics import MetricValue
 from rudikit.explain import remember_reference
@@ -268,14 +269,17 @@ def fit_grid(experiment: Experiment, engine: Engine, run_id: int,
     return grid, group_ids, fitted
 
 
-def record_snapshots(engine: Engine, run_id: int, sources: Sequence[LoadedSource]) -> None:
-    """One data snapshot per loaded source (rows, bad rows, checksum, date range)."""
+def record_snapshots(engine: Engine, run_id: int, sources: Sequence[LoadedSource],
+                     profile: bool = True) -> None:
+    """One data snapshot per loaded source (rows, bad rows, checksum, date range) and, with
+    ``profile``, its columns' profiles for the data card."""
     for s in sources:
         lo, hi = s.date_range
         results.record_snapshot(engine, run_id, source=s.name, kind=s.kind,
                                 location=s.location, files=len(s.files), rows=len(s.frame),
                                 bad_rows=s.report.bad_rows, warnings=len(s.report.warnings),
-                                checksum=s.checksum, min_date=lo, max_date=hi)
+                                checksum=s.checksum, min_date=lo, max_date=hi,
+                                profiles=profile_frame(s.frame) if profile else None)
 
 
 def data_origin(sources: Sequence[LoadedSource]) -> str:
