@@ -16,21 +16,23 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
+    negative_data_rejection,
     not_a_server_error,
     positive_data_acceptance,
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.core.parameters import ParameterLocation
 from test_service_support import auth, observation, service_store, trained
 
 from rudikit.service.app import create_app
 from rudikit.service.settings import ServiceSettings
 
-# positive_data_acceptance: a request the published schema calls valid is not refused (422).
-# Not negative_data_rejection: it counts an unknown query parameter, which /predict ignores,
-# and a missing Authorization header, which this test adds to every case, as invalid data
+# Every check schemathesis has for a response (`--checks all`): positive_data_acceptance, a
+# request the published schema calls valid is not refused (422); negative_data_rejection, one it
+# calls invalid is.
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance,
-          content_type_conformance, positive_data_acceptance]
+          content_type_conformance, positive_data_acceptance, negative_data_rejection]
 
 
 def repeats_an_id(body: Any) -> bool:
@@ -72,8 +74,12 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
                 @given(case=operation.as_strategy(generation_mode=mode))
                 def check(case: Any) -> None:
                     nonlocal calls
-                    kwargs = case.as_transport_kwargs(base_url="http://testserver",
-                                                      headers=admin)
+                    # a case whose headers are the invalid part (no Authorization, or a
+                    # bad one) is sent as generated: adding a token would make it valid
+                    header = case.meta.components.get(ParameterLocation.HEADER)
+                    kwargs = case.as_transport_kwargs(
+                        base_url="http://testserver",
+                        headers=None if header and header.mode.is_negative else admin)
                     request = {k: v for k, v in kwargs.items() if k != "cookies" and v != {}}
                     if isinstance(request.get("data"), bytes | str):
                         request["content"] = request.pop("data")
