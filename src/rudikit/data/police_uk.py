@@ -194,8 +194,9 @@ def _load(raw: pd.DataFrame, rename: dict[str, str], source: str, force: str,
     raw_values = {rename[c]: raw[c] for c in raw.columns if c in rename}
     report = validate_stop_search(frame, failures, source=source, unknown_columns=unknown,
                                   missing_columns=missing, raw_values=raw_values)
-    invalid = impossible_coordinates(frame["latitude"].to_numpy(dtype=float, na_value=np.nan),
-                                     frame["longitude"].to_numpy(dtype=float, na_value=np.nan))
+    invalid = np.array(impossible_coordinates(
+        frame["latitude"].to_numpy(dtype=float, na_value=np.nan).tolist(),
+        frame["longitude"].to_numpy(dtype=float, na_value=np.nan).tolist()), dtype=bool)
     frame.loc[invalid, ["latitude", "longitude"]] = pd.NA
     return frame, report
 
