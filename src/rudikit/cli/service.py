@@ -109,10 +109,11 @@ def serve(
     max_field_name_length: Annotated[int, typer.Option(
         min=1, envvar=ENV_MAX_FIELD_NAME_LENGTH,
         help="Most characters in a field name of an observation.")] = 200,
-    nan_as_missing: Annotated[bool, typer.Option(
-        envvar=ENV_NAN_AS_MISSING,
+    nan_as_missing: Annotated[bool | None, typer.Option(
+        "--nan-as-missing/--no-nan-as-missing", envvar=ENV_NAN_AS_MISSING,
         help="Read the NaN/Infinity tokens Python's json writes as missing values "
-             "(--no-nan-as-missing: a 422, as they are not JSON).")] = True,
+             "(--no-nan-as-missing: a 422, as they are not JSON). Default: rudi.yaml's "
+             "service.nan_as_missing, else true.", show_default=False)] = None,
     sqlite_synchronous: Annotated[str, typer.Option(
         envvar=ENV_SYNCHRONOUS,
         help="SQLite store only. NORMAL: an answered request survives a crash of the "

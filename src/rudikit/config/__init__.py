@@ -39,6 +39,7 @@ from rudikit.config.rationale import (
     Team,
     missing_rationale,
 )
+from rudikit.config.service import ServiceOptions
 from rudikit.config.temporal import (
     BASELINE,
     FEATURE_TABLES,
@@ -59,7 +60,8 @@ from rudikit.config.timechop import Timechop, TimechopError, parse_interval
 __all__ = [
     "did_you_mean",
     "BASELINE", "EVENT_SOURCE_KINDS", "FEATURE_TABLES", "PROJECT_FILE", "REQUIRED_RATIONALE",
-    "SELECTION_RULES", "TEMPORAL_ALGORITHMS", "TEMPORAL_LABELS", "CaseSplit", "ColumnSplit",
+    "SELECTION_RULES", "ServiceOptions", "TEMPORAL_ALGORITHMS", "TEMPORAL_LABELS", "CaseSplit",
+    "ColumnSplit",
     "Completeness",
     "Condition", "ConsecutiveLists", "ListSchedule", "Data", "DatetimeFeatures", "Evaluation",
     "Fairness",
