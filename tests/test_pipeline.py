@@ -160,10 +160,12 @@ def test_fairness_is_audited_stored_and_mitigated(tmp_path: Path) -> None:
     project = load_project(folder)
     with engine.connect() as conn:
         audits = pd.DataFrame(conn.execute(select(t.fairness_audits)).mappings().all())
-        reqs = pd.DataFrame(conn.execute(select(t.fairness_requirements)).mappings().all())
+        all_reqs = pd.DataFrame(conn.execute(select(t.fairness_requirements)).mappings().all())
         chosen = result.selected.model_id
         stored = pd.DataFrame(conn.execute(select(t.predictions).where(
             t.predictions.c.model_id == chosen)).mappings().all())
+    fitting = all_reqs["selection"].str.startswith(("validation:", "fitting:"))
+    reqs = all_reqs[~fitting]
     every = {m.model_id for m in result.models} | {result.mitigated.model_id}
     assert set(audits["model_id"]) == every
     assert set(reqs["model_id"]) == every
@@ -188,8 +190,15 @@ def test_fairness_is_audited_stored_and_mitigated(tmp_path: Path) -> None:
     assert mitigated.algorithm == f"mitigated_{result.selected.algorithm}"
     assert mitigated.model_group_id != result.selected.model_group_id
     assert ("frontier_largest_gap", "unmitigated") in mitigated.metrics
+    # the mitigated model's verdicts on its fitting rows are stored apart, one per requirement
+    assert set(all_reqs.loc[fitting, "model_id"]) == {mitigated.model_id}
+    assert fitting.sum() == len(project.fairness.requirements)
+    for name in (r.name for r in project.fairness.requirements):
+        assert ("mitigation_held_out_gap_pp", name) in mitigated.metrics
+        assert ("mitigation_fitting_gap_pp", name) in mitigated.metrics
     html = result.report_path.read_text()
     assert "Requirements (split last_month)" in html and "frontier" in html.lower()
+    assert 'id="mitigation-held-out"' in html
 
 
 def test_require_fairness_gates_selection(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from rudikit.fairness.stage import (
     check_fairness_columns,
     check_reference_groups,
     mitigate,
+    mitigation_gap_metrics,
 )
 from rudikit.features.labels import make_label
 from rudikit.features.splits import SplitIndices, make_split
@@ -53,6 +54,7 @@ from rudikit.run.engine import (
 )
 from rudikit.run.selection import select_best
 from rudikit.store import results
+from rudikit.store.queries.fairness import fitting_selection
 
 
 def _date_columns(project: Project) -> dict[str, str]:
@@ -262,6 +264,12 @@ class CaseExperiment:
                                     None, n_curve),
                         MetricValue("frontier_objective", tag, float(row.objective_value), None,
                                     None, n_curve)]
+            if row.requirements:  # the variant's requirements met on the fitting rows
+                metrics += [MetricValue("frontier_requirements_met", tag,
+                                        float(row.requirements_met), None, None, n_curve),
+                            MetricValue("frontier_requirements", tag, float(row.requirements),
+                                        None, None, n_curve)]
+        metrics += mitigation_gap_metrics(mitigated)
         # the guide's list simulation on the adjusted scores, on the chosen model's draws
         metrics += list_simulation_metrics(project.fairness, attrs, y, mitigated.adjusted_score,
                                            self.seed)
@@ -278,6 +286,10 @@ class CaseExperiment:
         decisions_at = OperatingPoint(threshold=0.5) if at.threshold is not None else at
         record_assessment(engine, summary, self._assessed(attrs, y, mitigated.adjusted_score,
                                                           decisions_at))
+        if mitigated.fitting:  # the verdicts on the fitting rows, stored apart from the test's
+            results.record_fairness(engine, model_id,
+                                    fitting_selection(at.label(), mitigated.fitted_on_validation),
+                                    None, [j.result for j in mitigated.fitting])
         return summary
 
 
