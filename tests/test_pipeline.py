@@ -17,6 +17,7 @@ from rudikit.models.artefacts import ArtefactError, load_artefact
 from rudikit.run.develop import RationaleIncomplete, run_project
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store
+from rudikit.store.queries import fairness as fairness_q
 from tests.conftest import example_config, write_project
 
 
@@ -193,7 +194,13 @@ def test_fairness_is_audited_stored_and_mitigated(tmp_path: Path) -> None:
     # the mitigated model's verdicts on its fitting rows are stored apart, one per requirement
     assert set(all_reqs.loc[fitting, "model_id"]) == {mitigated.model_id}
     assert fitting.sum() == len(project.fairness.requirements)
+    n_reqs = len(project.fairness.requirements)
+    assert len(fairness_q.requirements(engine, [mitigated.model_id])) == n_reqs  # test rows
+    assert len(fairness_q.fitting_requirements(engine, [mitigated.model_id])) == n_reqs
     for name in (r.name for r in project.fairness.requirements):
+        # the variant targeting each requirement, judged on the fitting rows
+        assert mitigated.metrics[("target_requirements", name)].value == len(
+            project.fairness.requirements)
         assert ("mitigation_held_out_gap_pp", name) in mitigated.metrics
         assert ("mitigation_fitting_gap_pp", name) in mitigated.metrics
     html = result.report_path.read_text()

@@ -24,7 +24,11 @@ from rudikit.fairness.mitigation.holdout import Judged, judge
 from rudikit.fairness.mitigation.optimizer import GroupThresholdOptimizer, centre_threshold
 from rudikit.fairness.mitigation.rates import constraint_gap, group_labels
 from rudikit.fairness.mitigation.search import objective_from_totals
-from rudikit.fairness.mitigation.targets import constraint_for, fit_requirement
+from rudikit.fairness.mitigation.targets import (
+    CONSTRAINT_FOR_METRIC,
+    constraint_for,
+    fit_requirement,
+)
 from rudikit.fairness.requirements import (
     STATUS_MET,
     Requirement,
@@ -264,8 +268,10 @@ def _judge(fairness: Fairness, rows: ScoredRows, decisions: np.ndarray) -> list[
 
 
 def _frontier(fairness: Fairness, rows: ScoredRows, ratio: float) -> pd.DataFrame:
-    """Per tolerance of ``mitigation.frontier`` (and the unmitigated model): the largest gap of
-    the targeted metric, the objective and how many requirements are met, on ``rows``."""
+    """Per tolerance of ``mitigation.frontier`` (kind "mitigated"), the unmitigated model at
+    the operating point, and thresholds targeting each requirement in turn (kind "target",
+    with ``mitigation.confidence``'s margin): the largest gap of the configured constraint's
+    metric, the objective and how many requirements are met, all on ``rows``."""
     m = fairness.mitigation
     assert m is not None
     y, score = np.asarray(rows.y, dtype=int), np.asarray(rows.score, dtype=float)
@@ -282,12 +288,22 @@ def _frontier(fairness: Fairness, rows: ScoredRows, ratio: float) -> pd.DataFram
         fitted = _fit(fairness, rows, ratio, tolerance=float(tol))
         points.append(("mitigated", float(tol),
                        _decisions(fairness.at, fitted.adjusted(rows.attrs, score))))
-    for kind, tol, d in points:
+    targets = []  # one variant per requirement per-group thresholds can target
+    if fairness.at.threshold is not None:
+        for req in requirements(fairness):
+            if req.metric in CONSTRAINT_FOR_METRIC:
+                target = fit_requirement(rows.attrs, y, score, req, objective=m.objective,
+                                         confidence=m.confidence, holdout_ratio=ratio,
+                                         min_group_size=m.min_group_size)
+                points.append(("target", np.nan, target.decide(rows.attrs, score)))
+                targets.append(req.name)
+    names = [None] * (len(points) - len(targets)) + targets
+    for (kind, tol, d), name in zip(points, names, strict=True):
         judged = _judge(fairness, rows, d)
         tp, sel, pos = int((d * y).sum()), int(d.sum()), int(y.sum())
         objective = objective_from_totals(m.objective, np.array([sel]), np.array([tp]),
                                           np.array([sel - tp]), len(y), pos, len(y) - pos)
-        out.append({"kind": kind, "tolerance": tol,
+        out.append({"kind": kind, "tolerance": tol, "target": name,
                     "achieved_gap": constraint_gap(y, d, labels, constraint,
                                                    min_group_size=m.min_group_size),
                     "objective_value": float(objective[0]),

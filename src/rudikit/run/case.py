@@ -259,15 +259,19 @@ class CaseExperiment:
         curve = mitigated.frontier  # drawn on the rows the thresholds were fitted on
         n_curve = len(validation.y) if validation is not None else len(y)
         for row in curve.itertuples():
-            tag = "unmitigated" if row.kind == "unmitigated" else f"tolerance={row.tolerance:g}"
-            metrics += [MetricValue("frontier_largest_gap", tag, float(row.achieved_gap), None,
-                                    None, n_curve),
-                        MetricValue("frontier_objective", tag, float(row.objective_value), None,
-                                    None, n_curve)]
+            # a variant targeting one requirement is stored as target_*, its name the parameter
+            prefix, tag = (("target", str(row.target)[:100]) if row.kind == "target" else
+                           ("frontier", "unmitigated" if row.kind == "unmitigated"
+                            else f"tolerance={row.tolerance:g}"))
+            if row.kind != "target":
+                metrics.append(MetricValue("frontier_largest_gap", tag, float(row.achieved_gap),
+                                           None, None, n_curve))
+            metrics.append(MetricValue(f"{prefix}_objective", tag, float(row.objective_value),
+                                       None, None, n_curve))
             if row.requirements:  # the variant's requirements met on the fitting rows
-                metrics += [MetricValue("frontier_requirements_met", tag,
+                metrics += [MetricValue(f"{prefix}_requirements_met", tag,
                                         float(row.requirements_met), None, None, n_curve),
-                            MetricValue("frontier_requirements", tag, float(row.requirements),
+                            MetricValue(f"{prefix}_requirements", tag, float(row.requirements),
                                         None, None, n_curve)]
         metrics += mitigation_gap_metrics(mitigated)
         # the guide's list simulation on the adjusted scores, on the chosen model's draws

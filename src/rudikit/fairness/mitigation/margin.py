@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
 DENOMINATORS = {"sr": "n", "tpr": "positives", "fpr": "negatives", "ppv": "selected"}
 """The column of ``group_rates`` that is each rate's own denominator."""
@@ -42,9 +42,9 @@ def range_cdf(m: float, sd: np.ndarray, grid: int = 2001) -> float:
     if len(sd) < 2 or m <= 0:
         return 1.0 if len(sd) < 2 else 0.0
     x = np.linspace(-9 * sd.max(), 9 * sd.max(), grid)
-    cdf = stats.norm.cdf(x[None, :] / sd[:, None])
-    inside = cdf - stats.norm.cdf((x[None, :] - m) / sd[:, None])  # F_j(x) - F_j(x - m)
-    pdf = stats.norm.pdf(x[None, :] / sd[:, None]) / sd[:, None]
+    z = x[None, :] / sd[:, None]
+    inside = special.ndtr(z) - special.ndtr(z - m / sd[:, None])  # F_j(x) - F_j(x - m)
+    pdf = np.exp(-0.5 * z * z) / (np.sqrt(2 * np.pi) * sd[:, None])
     log_inside = np.log(np.clip(inside, 1e-300, None))
     total = log_inside.sum(axis=0)
     integrand = (pdf * np.exp(total[None, :] - log_inside)).sum(axis=0)

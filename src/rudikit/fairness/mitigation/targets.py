@@ -13,8 +13,8 @@ With a ``confidence`` (e.g. 0.9) the thresholds are fitted to a tighter toleranc
 less a margin derived from the groups' sizes (:mod:`rudikit.fairness.mitigation.margin`), so
 that the gap on new rows meets the bound with about that probability; groups too small for the
 bound to be checkable at all are left unconstrained and named in ``not_checkable``. The margin
-depends on the fitted rates and denominators, which depend on the tolerance, so the fit is
-repeated (``margin_rounds``) with the margin of the previous fit.
+depends on the fitted rates and denominators, which depend on the tolerance, so the tolerance
+is tightened until a fit's own margin is covered (at most ``margin_rounds`` refits).
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def fit_requirement(
     holdout_ratio: float = 1.0,
     min_group_size: int = 50,
     grid_size: int = 500,
-    margin_rounds: int = 2,
+    margin_rounds: int = 4,
 ) -> RequirementThresholds:
     """Per-group thresholds on the fitting rows whose gap meets ``requirement``.
 
@@ -180,15 +180,27 @@ def _fit_unit(out: RequirementThresholds, unit: str, score: np.ndarray, y: np.nd
     opt = fit(out.bound)
     tolerance, margin = out.bound, None
     (dim,) = DIMS[constraint]
-    for _ in range(rounds if confidence is not None else 0):
+
+    def margin_of(opt: GroupThresholdOptimizer) -> Margin:
         rates = opt.group_rates_[opt.group_rates_["constrained"]]
         denominators = (rates["n"] - rates["positives"] if dim == "fpr"
                         else rates[DENOMINATORS[dim]]).to_numpy(dtype=float)
-        margin = margin_for([str(g) for g in rates.index], rates[RATE_COLUMNS[dim]].to_numpy(),
-                            denominators, denominators * holdout_ratio, out.bound,
-                            float(confidence))  # type: ignore[arg-type]
+        return margin_for([str(g) for g in rates.index], rates[RATE_COLUMNS[dim]].to_numpy(),
+                          denominators, denominators * holdout_ratio, out.bound,
+                          float(confidence))  # type: ignore[arg-type]
+
+    # The margin of a fit depends on its rates (a tighter tolerance can move every group to
+    # another operating point), so the tolerance only tightens until the fit's own margin is
+    # covered, or the rounds run out (then the figures say so: tolerance > bound - margin).
+    for _ in range(rounds if confidence is not None else 0):
+        margin = margin_of(opt)
+        if tolerance <= margin.tolerance + 1e-12:
+            break
         tolerance = margin.tolerance
         opt = fit(tolerance)
+    else:
+        if confidence is not None:
+            margin = margin_of(opt)
     out.thresholds.update({str(g): float(t) for g, t in opt.thresholds_.items()})
     out.tolerance[unit] = tolerance
     if margin is not None:
