@@ -158,7 +158,7 @@ def test_held_out_figures_use_the_test_rows_only(monkeypatch) -> None:
     """Thresholds fitted on validation rows; the held-out verdicts and gaps come from the
     test rows alone: poisoning the validation labels after the fit (the fit itself is pinned
     to the clean labels) changes the fitting-row figures, never the held-out ones."""
-    fairness = _fairness()
+    fairness = _fairness(confidence=0.9)
     va, vy, vs = stations(6_000, seed=11)
     ta, ty, ts = stations(6_000, seed=12)
     test = ScoredRows(ta, ty, ts)
@@ -186,6 +186,11 @@ def test_held_out_figures_use_the_test_rows_only(monkeypatch) -> None:
     assert clean.settings["attributes"] == ["station"]
     assert set(clean.frontier["kind"]) == {"unmitigated", "mitigated", "target"}
     assert (clean.frontier["requirements"] == 2).all()
+    # the margin and the groups it found not checkable are stored as evaluations
+    stored = {(m.metric, m.parameter) for m in stage.mitigation_gap_metrics(clean)}
+    assert ("mitigation_margin_pp", "(all)") in stored
+    assert {("mitigation_not_checkable", g) for g in clean.details["not_checkable"]} <= stored
+    assert ("mitigation_held_out_gap_pp", "precision per station") in stored
     targets = clean.frontier[clean.frontier["kind"] == "target"]
     assert list(targets["target"]) == ["precision per station", "recall between ethnicities"]
 
@@ -200,3 +205,5 @@ def test_an_unknown_or_untargetable_requirement_is_a_clear_error() -> None:
         stage.target_requirement(auc)
     with pytest.raises(ValueError, match="give 'attributes' or 'requirement', not both"):
         Fairness.model_validate({"mitigation": {"attributes": ["a"], "requirement": "x"}})
+    with pytest.raises(ValueError, match="'confidence' sets the margin to a requirement"):
+        Fairness.model_validate({"mitigation": {"attributes": ["a"], "confidence": 0.9}})

@@ -80,6 +80,9 @@ class Mitigation(Strict):
         if self.attributes and self.requirement is not None:
             raise ValueError("give 'attributes' or 'requirement', not both (a requirement "
                              "brings its own groups)")
+        if self.confidence is not None and self.requirement is None:
+            raise ValueError("'confidence' sets the margin to a requirement's bound: give the "
+                             "'requirement' to target")
         return self
 
 

@@ -164,7 +164,8 @@ class MitigationResult:
     thresholds: dict[str, float]  # for deployment: fitted on the validation (else all test) rows
     fold_thresholds: list[dict[str, float]]  # the two cross-fitted halves; empty with validation
     frontier: pd.DataFrame  # per tolerance: gap, objective and requirements met, fitting rows
-    settings: dict[str, object]
+    settings: dict[str, object]  # what defines the mitigation (the model group's parameters)
+    details: dict[str, object] = field(default_factory=dict)  # what the fit found: margins...
     # every requirement judged on the rows the thresholds were fitted on, and on held-out rows
     # (validation-fitted thresholds on the test rows; cross-fitted halves without validation)
     fitting: list[Judged] = field(default_factory=list)
@@ -218,6 +219,7 @@ class _Fitted:
     thresholds: dict[str, float]
     fallback: float
     settings: dict[str, object]
+    details: dict[str, object]
 
     def adjusted(self, attrs: pd.DataFrame, score: np.ndarray) -> np.ndarray:
         """Each row's score with its group's threshold moved to 0.5 (:func:`centre_threshold`)."""
@@ -240,7 +242,8 @@ def _fit(fairness: Fairness, rows: ScoredRows, holdout_ratio: float,
         fitted = fit_requirement(rows.attrs, y, score, req, objective=m.objective,
                                  confidence=m.confidence if tolerance is None else None,
                                  holdout_ratio=holdout_ratio, min_group_size=m.min_group_size)
-        return _Fitted(fitted.columns, fitted.thresholds, fitted.fallback, fitted.settings())
+        return _Fitted(fitted.columns, fitted.thresholds, fitted.fallback,
+                       {"requirement": req.name, "confidence": m.confidence}, fitted.settings())
     groups = rows.attrs[m.attributes].reset_index(drop=True).astype("string") \
         .fillna(MISSING_GROUP)
     with warnings.catch_warnings():
@@ -249,7 +252,8 @@ def _fit(fairness: Fairness, rows: ScoredRows, holdout_ratio: float,
             .fit(score, y, groups)
     return _Fitted(list(m.attributes), {str(g): float(t) for g, t in opt.thresholds_.items()},
                    float(opt.fallback_threshold_),
-                   {"constraint": m.constraint, "tolerance": float(opt.tolerance_used_),
+                   {"constraint": m.constraint, "tolerance": m.tolerance},
+                   {"tolerance_used": float(opt.tolerance_used_),
                     "constraint_satisfied": bool(opt.constraint_satisfied_)})
 
 
@@ -351,14 +355,22 @@ def mitigate(fairness: Fairness, test: ScoredRows, validation: ScoredRows | None
          "fitted_on": "validation" if validation is not None else "test (cross-fitted)",
          # the single threshold for a group the optimizer never saw (served as such)
          "fallback_threshold": float(full.fallback)},
-        fitting, held_out)
+        full.details, fitting, held_out)
 
 
 def mitigation_gap_metrics(result: MitigationResult) -> list[MetricValue]:
     """Each requirement's largest gap (points) with its interval, on the fitting rows
     (``mitigation_fitting_gap_pp``) and the held-out rows (``mitigation_held_out_gap_pp``),
-    the requirement's name as the parameter; the verdicts are stored with the requirements."""
+    the requirement's name as the parameter (the verdicts are stored with the requirements);
+    with a margin, the margin per unit (``mitigation_margin_pp``) and each group found not
+    checkable (``mitigation_not_checkable``, the group as the parameter)."""
     out = []
+    details = result.details
+    for unit, margin in dict(details.get("margin") or {}).items():  # type: ignore[call-overload]
+        out.append(MetricValue("mitigation_margin_pp", str(unit)[:100], 100 * float(margin),
+                               None, None, 0))
+    for group in list(details.get("not_checkable") or []):  # type: ignore[call-overload]
+        out.append(MetricValue("mitigation_not_checkable", str(group)[:100], 1.0, None, None, 0))
     for metric, judged in (("mitigation_fitting_gap_pp", result.fitting),
                            ("mitigation_held_out_gap_pp", result.held_out)):
         for j in judged:

@@ -43,3 +43,23 @@ def mitigation_rows(engine: Engine, model_id: int, evals: pd.DataFrame) -> list[
             "held_out_gap": _gap(mine, "mitigation_held_out_gap_pp", r["name"]),
         })
     return rows
+
+
+def margin_note(evals: pd.DataFrame, model_id: int) -> str:
+    """The margin the thresholds were fitted with and the groups too small for the bound to
+    be checkable ("" when no margin was asked for)."""
+    mine = evals[evals["model_id"] == model_id]
+    margins = mine[mine["metric"] == "mitigation_margin_pp"]
+    if not len(margins):
+        return ""
+    small = sorted(mine.loc[mine["metric"] == "mitigation_not_checkable", "parameter"])
+    shown = ", ".join(f"{p} {v:.1f} pp" if p != "(all)" else f"{v:.1f} pp"
+                      for p, v in zip(margins["parameter"].head(5), margins["value"].head(5),
+                                      strict=True))
+    more = f" and {len(margins) - 5} more units" if len(margins) > 5 else ""
+    note = f"Fitted to the bound less a margin of {shown}{more}."
+    if small:
+        note += (f" Not checkable (too few cases for the bound to hold on new rows at the stated "
+                 f"probability, left out of the margin): {', '.join(small[:20])}"
+                 + (f" and {len(small) - 20} more" if len(small) > 20 else "") + ".")
+    return note

@@ -42,7 +42,7 @@ from rudikit.reports.cards import (
     run_project_config,
     valid_ids,
 )
-from rudikit.reports.mitigation_table import mitigation_rows
+from rudikit.reports.mitigation_table import margin_note, mitigation_rows
 from rudikit.reports.run_figures import (
     AUDIT_METRICS,
     audit_figures,
@@ -236,7 +236,7 @@ def _results(project: AnyProject, models: pd.DataFrame, evals: pd.DataFrame, aud
 
 def _errors(project: AnyProject, audits: pd.DataFrame, reqs: pd.DataFrame, group: dict[str, Any],
             related: pd.DataFrame, main: pd.Series | None,
-            held_out: list[dict[str, Any]] | None = None) -> Section:
+            held_out: list[dict[str, Any]] | None = None, margin: str = "") -> Section:
     f = project.fairness
     varying: list[Part]
     if len(audits):
@@ -293,6 +293,8 @@ def _errors(project: AnyProject, audits: pd.DataFrame, reqs: pd.DataFrame, group
                 ["Requirement", "Bound", "Fitting rows", "Held-out rows"],
                 [[m["name"], m["bound"], f"{m['fitting_status']}: {m['fitting_gap']}",
                   f"{m['held_out_status']}: {m['held_out_gap']}"] for m in held_out]))
+            if margin:
+                mitigation.append(Text(margin))
     for _, r in related.iterrows():
         mitigation.append(Text(f"Model group {r['model_group_id']} ({r['algorithm']}) applies "
                                "per-group thresholds to this group's scores; see its model "
@@ -489,7 +491,8 @@ def build_model_card(engine: Engine, model_group_id: int, *, run_id: int | None 
         _results(proj, models, evals, audits, config, main),
         _errors(proj, audits, reqs, group, related, main,
                 mitigation_rows(engine, int(main["id"]), evals)
-                if main is not None and group["algorithm"].startswith("mitigated_") else None),
+                if main is not None and group["algorithm"].startswith("mitigated_") else None,
+                margin_note(evals, int(main["id"])) if main is not None else ""),
         _metrics(proj, config, history),
         _risks(proj),
         _maintenance(proj),

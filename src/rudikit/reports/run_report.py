@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from rudikit.reports.mitigation_table import mitigation_rows
+from rudikit.reports.mitigation_table import margin_note, mitigation_rows
 from rudikit.reports.page import Figure, PlotlyPage, environment
 from rudikit.reports.run_figures import (
     asof_figure,
@@ -165,6 +165,7 @@ def write_run_report(engine: Engine, run_id: int, directory: str | Path) -> Path
     req_names, req_rows = requirement_table(models, data["requirements"], split)
     mitigation = (mitigation_rows(engine, int(mitigated.iloc[0]["id"]), evals)
                   if len(mitigated) else [])
+    margin = margin_note(evals, int(mitigated.iloc[0]["id"])) if len(mitigated) else ""
     simulated = [("chosen: " + short_label(chosen_row), int(chosen_row["id"]))] \
         if chosen_row is not None else []
     simulated += [("mitigated: " + short_label(m), int(m["id"])) for _, m in mitigated.iterrows()]
@@ -178,7 +179,7 @@ def write_run_report(engine: Engine, run_id: int, directory: str | Path) -> Path
         run=run, config=config, headings=headings, rows=rows, figures=figures, chosen=chosen,
         snapshots=data["snapshots"].to_dict("records"), split=split,
         req_names=req_names, req_rows=req_rows, fairness_figures=fairness_figures,
-        mitigation=mitigation,
+        mitigation=mitigation, margin=margin,
         time_figures=time_figures, fairness=config.get("fairness", {}),
         rationale=config.get("rationale", {}),
     )

@@ -250,7 +250,8 @@ class CaseExperiment:
         digest, path = save_json_artefact({"base_model_id": base.model_id,
                                            "thresholds": mitigated.thresholds,
                                            "fold_thresholds": mitigated.fold_thresholds,
-                                           **mitigated.settings}, self.artefacts_dir)
+                                           **mitigated.settings, "fit": mitigated.details},
+                                          self.artefacts_dir)
         attrs, y = test.attrs, test.y
         at = project.fairness.at
         # decisions are adjusted >= 0.5; a top-k list stays a top-k list of the adjusted score
