@@ -35,7 +35,8 @@ def mitigation_rows(engine: Engine, model_id: int, evals: pd.DataFrame) -> list[
         other = held_by_name.get(r["name"])
         rows.append({
             "name": r["name"], "bound": f"{r['max_gap_pp']:g} pp",
-            "fitted_on": str(r["selection"]).split(":", 1)[0],
+            "fitted_on": ("validation" if str(r["selection"]).startswith("validation:")
+                          else "test (cross-fitted)"),
             "fitting_status": fairness_q.requirement_status(r),
             "fitting_gap": _gap(mine, "mitigation_fitting_gap_pp", r["name"]),
             "held_out_status": (fairness_q.requirement_status(other) if other is not None
