@@ -172,6 +172,7 @@ def summary_table(result: RunResult) -> Table:
 def run_and_report(project_dir: Path, database_url: str | None, allow_synthetic: bool = False
                    ) -> RunResult:
     from rudikit.data.sources import SourceError
+    from rudikit.fairness.tradeoff import NO_GROUP_MEETS
     from rudikit.features.labels import LabelError
     from rudikit.features.splits import SplitError
     from rudikit.models.artefacts import ArtefactError
@@ -201,6 +202,10 @@ def run_and_report(project_dir: Path, database_url: str | None, allow_synthetic:
     if result.selected:
         console.print(f"[bold]Chosen:[/] model group {result.selected.model_group_id} "
                       f"({result.selected.algorithm}) - {result.selection_reason}.")
+        if result.selection_reason.startswith(NO_GROUP_MEETS):
+            console.print("[yellow]No model group meets every fairness requirement, so "
+                          "require_fairness fell back to the plain best[/]: see the trade-off "
+                          "in the report; `rudi deploy` will ask for a waiver.")
     requirement_verdicts(project_dir, database_url, result)
     console.print(f"Results store: {result.store_url}")
     console.print(f"[bold]Report:[/] {result.report_path}")

@@ -13,6 +13,7 @@ from rudikit.config.base import (
 from rudikit.config.data import EVENT_SOURCE_KINDS, Condition, Data, Label, Source, SourceKind
 from rudikit.config.development import (
     CaseSplit,
+    ColumnSplit,
     DatetimeFeatures,
     Evaluation,
     Features,
@@ -58,7 +59,8 @@ from rudikit.config.timechop import Timechop, TimechopError, parse_interval
 __all__ = [
     "did_you_mean",
     "BASELINE", "EVENT_SOURCE_KINDS", "FEATURE_TABLES", "PROJECT_FILE", "REQUIRED_RATIONALE",
-    "SELECTION_RULES", "TEMPORAL_ALGORITHMS", "TEMPORAL_LABELS", "CaseSplit", "Completeness",
+    "SELECTION_RULES", "TEMPORAL_ALGORITHMS", "TEMPORAL_LABELS", "CaseSplit", "ColumnSplit",
+    "Completeness",
     "Condition", "ConsecutiveLists", "ListSchedule", "Data", "DatetimeFeatures", "Evaluation",
     "Fairness",
     "FairnessRequirement", "Features", "Governance", "Label", "Mitigation", "ModelSpec",

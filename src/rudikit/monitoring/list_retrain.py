@@ -203,7 +203,8 @@ def _contender(model_id: int, metric: str, evaluated: list[Any], judged: ModelFa
         return Contender(model_id, float(p.value), values, None)
     reqs = [f"{r.requirement.name}: {r.summary}" for r in judged.requirements]
     failed = [f"{r.requirement.name}: {r.summary}" for r in judged.requirements if not r.passed]
-    return Contender(model_id, float(p.value), values, judged.passed, reqs, failed)
+    return Contender(model_id, float(p.value), values, judged.passed, reqs, failed,
+                     [r.status for r in judged.requirements])
 
 
 def retrain_lists(project: TemporalProject, project_dir: Path, engine: Engine, *, by: str,

@@ -11,6 +11,7 @@ the append-only audit log with the figures behind it.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -54,6 +55,17 @@ class Contender:
     fairness_passed: bool | None
     requirements: list[str] = field(default_factory=list)  # "name: summary" per requirement
     failed: list[str] = field(default_factory=list)  # the requirements not met
+    statuses: list[str] = field(default_factory=list)  # each requirement's verdict
+
+    def fairness_label(self) -> str:
+        """'met', 'n/a', or the count of each verdict that is not 'met' ("1 not met,
+        2 inconclusive"): an inconclusive requirement is not a failing one."""
+        if self.fairness_passed is None:
+            return "n/a"
+        if self.fairness_passed:
+            return "met"
+        counts = Counter(s for s in self.statuses if s != "met")
+        return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "not met"
 
 
 @dataclass
@@ -123,7 +135,9 @@ def _contender(project: Project, model_id: int, metric: str, threshold: float,
         failed = [f"{r.requirement.name}: {r.summary}" for r in assessed.requirements
                   if not r.passed]
     return Contender(model_id, float(values.get(metric, float("nan"))),
-                     {k: float(v) for k, v in values.items()}, passed, reqs, failed)
+                     {k: float(v) for k, v in values.items()}, passed, reqs, failed,
+                     [r.status for r in assessed.requirements]
+                     if project.fairness.requirements else [])
 
 
 def deployed_group(engine: Engine, model_group_id: int) -> tuple[GridPoint, Features,

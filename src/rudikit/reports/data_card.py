@@ -260,6 +260,12 @@ def _preparation(project: Project, snap: dict[str, Any], models: pd.DataFrame) -
                     + (f" from {spec.train_start}" if spec.train_start else "")
                     + f"; test from {spec.test_start}"
                     + (f" to {spec.test_end}" if spec.test_end else ""))
+        elif spec.kind == "column":
+            rule = (f"the data's `{spec.column}` column: train "
+                    + ", ".join(spec.train) + "; test " + ", ".join(spec.test)
+                    + ("; validation " + ", ".join(spec.validation) + " (models are chosen on "
+                       "it)" if spec.validation else "")
+                    + (f"; no `{spec.group_column}` on two sides" if spec.group_column else ""))
         else:
             rule = (f"{spec.test_size:.0%} held out at random for test"
                     + (f" and {spec.validation_size:.0%} for validation (models are chosen on "

@@ -404,8 +404,11 @@ def _risks(project: AnyProject) -> Section:
     if project.fairness.requirements:
         safeguards.append(f"{len(project.fairness.requirements)} fairness requirement(s) checked "
                           "on every model")
-    if isinstance(project, Project) and project.evaluation.selection.require_fairness:
-        safeguards.append("only models meeting every fairness requirement can be chosen")
+    if (project.evaluation.selection.require_fairness if isinstance(project, Project)
+            else project.temporal.selection.require_fairness):
+        safeguards.append("the chosen model group is the best among those meeting every "
+                          "fairness requirement on the rows selection reads (never the test "
+                          "rows); when none does, the plain best is chosen and the run says so")
     if project.fairness.mitigation:
         safeguards.append("per-group threshold mitigation on the chosen model")
     if safeguards:

@@ -28,6 +28,7 @@ from rudikit.models.temporal import experiment_grid, selection_rules
 from rudikit.reports.list_fairness import list_fairness, list_fairness_figure
 from rudikit.reports.list_perturbation import perturbation_figure, perturbations, randomness
 from rudikit.reports.page import PALETTE, PlotlyPage, environment
+from rudikit.reports.run_figures import audition_points, tradeoff_figure
 from rudikit.store import list_tables
 from rudikit.store.queries import evaluations as evaluations_q
 from rudikit.store.queries import fairness as fairness_q
@@ -280,6 +281,10 @@ def write_temporal_report(engine: Engine, run_id: int, directory: str | Path) ->
     fairness = list_fairness(engine, run_id, models)
     if fairness and (figure := list_fairness_figure(fairness["audit"])) is not None:
         fairness["figure"] = page.add(figure)
+    tradeoff = tradeoff_figure(audition_points(precision, pd.DataFrame(
+        fairness_q.requirements(engine, models["id"].tolist()))), config, "")
+    if fairness and tradeoff is not None:
+        fairness["tradeoff"] = page.add(tradeoff)
     agreement = reviewer_agreement(engine, sorted(models["model_group_id"].unique().tolist()))
     changes_date, changes = rank_change_summary(engine, run_id, k)
     html = environment().get_template("temporal_report.html.j2").render(

@@ -114,6 +114,11 @@ class CaseExperiment:
         self.splits: list[SplitIndices] = [
             make_split(data, spec, f"splits[{i}]", project.data.knowledge_date)
             for i, spec in enumerate(project.splits)]
+        chosen_on = next(s for s in self.splits if s.name == project.selection_split)
+        if project.evaluation.selection.require_fairness and chosen_on.validation is None:
+            raise ValueError(f"evaluation.selection.require_fairness: split {chosen_on.name!r} "
+                             "has no validation rows in the data, and the requirements are "
+                             "never checked on the test rows")
         self.points = expand_grid(project.models)
         self.features, _ = project.features.resolve(list(data.columns))
         columns = self.features.input_columns

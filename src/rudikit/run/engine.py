@@ -27,9 +27,11 @@ from rudikit.data.sources import LoadedSource
 from rudikit.evaluation.metrics import MetricValue
 from rudikit.explain import remember_reference
 from rudikit.fairness.stage import ModelFairness
+from rudikit.fairness.tradeoff import VALIDATION_REQUIREMENT
 from rudikit.models.artefacts import save_artefact
 from rudikit.models.estimators import GridPoint
 from rudikit.store import results
+from rudikit.store.queries.fairness import MET, NOT_MET, combined_status
 
 
 class FitError(ValueError):
@@ -91,9 +93,12 @@ class ModelSummary:
     fairness_passed: bool | None = None  # None: no requirements configured
     selectable: bool = True
     requirement_summaries: list[str] = field(default_factory=list)
+    # requirement name -> met / not met / inconclusive / insufficient data on the test rows
+    requirement_statuses: dict[str, str] = field(default_factory=dict)
     # set when the split has a validation partition: selection then reads these, never the test
     validation_metrics: dict[tuple[str, str], MetricValue] | None = None
     validation_fairness_passed: bool | None = None
+    validation_statuses: dict[str, str] | None = None
     name: str = ""
     artefact: tuple[str, Path] | None = None  # (hash, path)
     score: np.ndarray | None = None  # the test rows'
@@ -104,6 +109,23 @@ class ModelSummary:
 
 def by_key(metrics: Iterable[MetricValue]) -> dict[tuple[str, str], MetricValue]:
     return {(m.metric, m.parameter): m for m in metrics}
+
+
+def requirement_statuses(assessed: Sequence[tuple[str, ModelFairness]]) -> dict[str, str]:
+    """Each requirement's verdict over the operating points (or list dates) assessed, by the
+    store's one rule (:func:`rudikit.store.queries.fairness.combined_status`)."""
+    found: dict[str, list[str]] = {}
+    for _, fairness in assessed:
+        for r in fairness.requirements:
+            found.setdefault(r.requirement.name, []).append(r.status)
+    return {name: combined_status(statuses) for name, statuses in found.items()}
+
+
+def status_evaluations(statuses: dict[str, str], n: int) -> list[MetricValue]:
+    """:data:`VALIDATION_REQUIREMENT` rows of ``statuses`` measured on ``n`` rows."""
+    code = {MET: 1.0, NOT_MET: 0.0}
+    return [MetricValue(VALIDATION_REQUIREMENT, name[:100], code.get(status, float("nan")),
+                        None, None, n) for name, status in statuses.items()]
 
 
 def fit_score_record(engine: Engine, run_id: int, model_group_id: int, entry: GridEntry,
@@ -134,13 +156,20 @@ def fit_score_record(engine: Engine, run_id: int, model_group_id: int, entry: Gr
     remember_reference(pipeline, rows.X_train)  # for explaining one row later (the service)
     score = pipeline.predict_proba(rows.X_test)[:, 1]
     metrics, details = evaluate(rows, score, False)
-    validation_score = validation = None
+    assessed = assess(rows, score, False) if assess is not None else []
+    validation_score = validation = validation_statuses = None
     if rows.has_validation:
         validation_score = pipeline.predict_proba(rows.X_validation)[:, 1]
         validation, _ = evaluate(rows, validation_score, True)
+        if any(f.requirements for _, f in assessed):
+            assert assess is not None
+            validation_statuses = requirement_statuses(assess(rows, validation_score, True))
     digest, path = save_artefact(pipeline, artefacts_dir)
     stored = metrics + [MetricValue(f"validation_{m.metric}", m.parameter, m.value, m.lower,
                                     m.upper, m.n) for m in validation or []]
+    if validation_statuses:
+        assert rows.y_validation is not None
+        stored += status_evaluations(validation_statuses, len(rows.y_validation))
     model_id = results.record_model(
         engine,
         results.FittedModel(run_id, model_group_id, rows.name, len(rows.y_train),
@@ -156,10 +185,10 @@ def fit_score_record(engine: Engine, run_id: int, model_group_id: int, entry: Gr
                            validation_score=validation_score if keep_scores else None,
                            validation_metrics=by_key(validation) if validation else None)
     if assess is not None:
-        record_assessment(engine, summary, assess(rows, score, False))
-        if rows.has_validation and summary.fairness_passed is not None:
-            summary.validation_fairness_passed = all(
-                f.passed for _, f in assess(rows, validation_score, True))
+        record_assessment(engine, summary, assessed)
+    if validation_statuses:
+        summary.validation_statuses = validation_statuses
+        summary.validation_fairness_passed = all(s == MET for s in validation_statuses.values())
     return summary
 
 
@@ -173,6 +202,7 @@ def record_assessment(engine: Engine, summary: ModelSummary,
     checked = [(selection, f) for selection, f in assessed if f.requirements]
     if checked:
         summary.fairness_passed = all(f.passed for _, f in checked)
+        summary.requirement_statuses = requirement_statuses(checked)
         several = len(checked) > 1
         summary.requirement_summaries = [
             f"{r.requirement.name}{f' ({selection})' if several else ''}: {r.summary}"
