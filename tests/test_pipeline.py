@@ -155,7 +155,14 @@ def test_a_bad_model_parameter_fails_before_any_model_is_fitted(tmp_path: Path) 
 
 
 def test_fairness_is_audited_stored_and_mitigated(tmp_path: Path) -> None:
-    folder = write_project(tmp_path / "proj")
+    """The mitigation targets one of the project's requirements with a margin, fitted on the
+    split's validation rows (the cross-fitted path is tested in test_fairness_mitigation)."""
+    config = example_config()
+    fairness, splits = config["fairness"], config["splits"]
+    splits[0]["validation_start"] = "2020-01-01"
+    fairness["mitigation"] = {"requirement": fairness["requirements"][0]["name"],
+                              "confidence": 0.9, "objective": "f1"}
+    folder = write_project(tmp_path / "proj", fairness=fairness, splits=splits)
     result = run_project(folder, write_report=True)
     engine = open_store(None, folder)
     project = load_project(folder)
@@ -194,6 +201,10 @@ def test_fairness_is_audited_stored_and_mitigated(tmp_path: Path) -> None:
     # the mitigated model's verdicts on its fitting rows are stored apart, one per requirement
     assert set(all_reqs.loc[fitting, "model_id"]) == {mitigated.model_id}
     assert fitting.sum() == len(project.fairness.requirements)
+    assert (all_reqs.loc[fitting, "selection"] == "validation:threshold=0.25").all()
+    # stored on the validation rows like every model group's, for the trade-off plot
+    assert ("validation_roc_auc", "") in mitigated.metrics
+    assert ("mitigation_margin_pp", "(all)") in mitigated.metrics
     n_reqs = len(project.fairness.requirements)
     assert len(fairness_q.requirements(engine, [mitigated.model_id])) == n_reqs  # test rows
     assert len(fairness_q.fitting_requirements(engine, [mitigated.model_id])) == n_reqs
@@ -202,6 +213,7 @@ def test_fairness_is_audited_stored_and_mitigated(tmp_path: Path) -> None:
         assert mitigated.metrics[("target_requirements", name)].value == len(
             project.fairness.requirements)
         assert ("mitigation_held_out_gap_pp", name) in mitigated.metrics
+        assert ("validation_requirement_met", name) in mitigated.metrics
         assert ("mitigation_fitting_gap_pp", name) in mitigated.metrics
     html = result.report_path.read_text()
     assert "Requirements (split last_month)" in html and "frontier" in html.lower()

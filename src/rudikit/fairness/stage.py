@@ -170,6 +170,7 @@ class MitigationResult:
     # (validation-fitted thresholds on the test rows; cross-fitted halves without validation)
     fitting: list[Judged] = field(default_factory=list)
     held_out: list[Judged] = field(default_factory=list)
+    fitting_score: np.ndarray | None = None  # the fitting rows' adjusted scores
 
     @property
     def fitted_on_validation(self) -> bool:
@@ -343,9 +344,8 @@ def mitigate(fairness: Fairness, test: ScoredRows, validation: ScoredRows | None
             adjusted[apply] = opt.adjusted(test.attrs.iloc[np.flatnonzero(apply)], score[apply])
             fold_thresholds.append(opt.thresholds)
         full = _fit(fairness, test, 1.0)
-    fit_score = np.asarray(fit_rows.score, dtype=float)
-    fitting = _judge(fairness, fit_rows,
-                     _decisions(fairness.at, full.adjusted(fit_rows.attrs, fit_score)))
+    fit_adjusted = full.adjusted(fit_rows.attrs, np.asarray(fit_rows.score, dtype=float))
+    fitting = _judge(fairness, fit_rows, _decisions(fairness.at, fit_adjusted))
     held_out = _judge(fairness, test, _decisions(fairness.at, adjusted))
     curve = _frontier(fairness, fit_rows, len(test.y) / max(len(fit_rows.y), 1))
     return MitigationResult(
@@ -355,7 +355,7 @@ def mitigate(fairness: Fairness, test: ScoredRows, validation: ScoredRows | None
          "fitted_on": "validation" if validation is not None else "test (cross-fitted)",
          # the single threshold for a group the optimizer never saw (served as such)
          "fallback_threshold": float(full.fallback)},
-        full.details, fitting, held_out)
+        full.details, fitting, held_out, fit_adjusted)
 
 
 def mitigation_gap_metrics(result: MitigationResult) -> list[MetricValue]:

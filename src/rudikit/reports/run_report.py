@@ -12,11 +12,8 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-<<<<<<< HEAD
-from rudikit.reports.mitigation_table import margin_note, mitigation_rows
-=======
 from rudikit.fairness.tradeoff import NO_GROUP_MEETS
->>>>>>> main
+from rudikit.reports.mitigation_table import margin_note, mitigation_rows
 from rudikit.reports.page import Figure, PlotlyPage, environment
 from rudikit.reports.run_figures import (
     asof_figure,
@@ -169,11 +166,9 @@ def write_run_report(engine: Engine, run_id: int, directory: str | Path) -> Path
         if fig is not None:
             fairness_figures.append(page.add(fig))
     req_names, req_rows = requirement_table(models, data["requirements"], split)
-<<<<<<< HEAD
     mitigation = (mitigation_rows(engine, int(mitigated.iloc[0]["id"]), evals)
                   if len(mitigated) else [])
     margin = margin_note(evals, int(mitigated.iloc[0]["id"])) if len(mitigated) else ""
-=======
     tradeoff = None
     points = tradeoff_points(models, evals, data["requirements"], split, config)
     trade_fig = tradeoff_figure(points, config, split)
@@ -184,7 +179,6 @@ def write_run_report(engine: Engine, run_id: int, directory: str | Path) -> Path
                     "total": int(points["total"].max()),
                     "none_meets": chosen_row is not None and str(
                         chosen_row["selection_reason"] or "").startswith(NO_GROUP_MEETS)}
->>>>>>> main
     simulated = [("chosen: " + short_label(chosen_row), int(chosen_row["id"]))] \
         if chosen_row is not None else []
     simulated += [("mitigated: " + short_label(m), int(m["id"])) for _, m in mitigated.iterrows()]
@@ -198,11 +192,8 @@ def write_run_report(engine: Engine, run_id: int, directory: str | Path) -> Path
         run=run, config=config, headings=headings, rows=rows, figures=figures, chosen=chosen,
         snapshots=data["snapshots"].to_dict("records"), split=split,
         req_names=req_names, req_rows=req_rows, fairness_figures=fairness_figures,
-<<<<<<< HEAD
         mitigation=mitigation, margin=margin,
-=======
         tradeoff=tradeoff,
->>>>>>> main
         time_figures=time_figures, fairness=config.get("fairness", {}),
         rationale=config.get("rationale", {}),
     )

@@ -51,6 +51,7 @@ from rudikit.run.engine import (
     SplitRows,
     by_key,
     record_assessment,
+    status_evaluations,
 )
 from rudikit.run.selection import select_best
 from rudikit.store import results
@@ -280,6 +281,16 @@ class CaseExperiment:
                             MetricValue(f"{prefix}_requirements", tag, float(row.requirements),
                                         None, None, n_curve)]
         metrics += mitigation_gap_metrics(mitigated)
+        if validation is not None and mitigated.fitted_on_validation:
+            # the variant on the validation rows, as every model group is stored there: what
+            # selection's trade-off plot reads (rudikit.fairness.tradeoff)
+            assert mitigated.fitting_score is not None
+            metrics += [MetricValue(f"validation_{m.metric}", m.parameter, m.value, m.lower,
+                                    m.upper, m.n)
+                        for m in self._evaluate(validation.y, mitigated.fitting_score,
+                                                sorted({0.5, *project.evaluation.thresholds}))]
+            metrics += status_evaluations({j.result.requirement.name: j.status
+                                           for j in mitigated.fitting}, len(validation.y))
         # the guide's list simulation on the adjusted scores, on the chosen model's draws
         metrics += list_simulation_metrics(project.fairness, attrs, y, mitigated.adjusted_score,
                                            self.seed)
