@@ -217,7 +217,9 @@ def requirement_verdicts(project_dir: Path, database_url: str | None, result: Ru
     """Each fairness requirement's verdict for the chosen model, its mitigated variant and the
     live deployment (what `rudi deploy`'s gate will read)."""
     from rudikit.cli.service import print_requirements
+    from rudikit.reports.mitigation_table import margin_note, mitigation_rows
     from rudikit.store.engine import open_store
+    from rudikit.store.queries.evaluations import evaluations_of_models
     from rudikit.store.queries.fairness import model_requirement_statuses
     from rudikit.store.queries.production import live_deployment
 
@@ -235,6 +237,11 @@ def requirement_verdicts(project_dir: Path, database_url: str | None, result: Ru
                                f"{live['model_group_id']})", int(live["model_id"])))
             verdicts = [(title, model_requirement_statuses(conn, model_id))
                         for title, model_id in shown]
+        judged, margin = [], ""
+        if result.mitigated is not None:
+            evals = evaluations_of_models(engine, [result.mitigated.model_id])
+            judged = mitigation_rows(engine, result.mitigated.model_id, evals)
+            margin = margin_note(evals, result.mitigated.model_id)
     finally:
         engine.dispose()
     if not any(statuses for _, statuses in verdicts):
@@ -243,6 +250,17 @@ def requirement_verdicts(project_dir: Path, database_url: str | None, result: Ru
                   "insufficient data; `rudi deploy` refuses a model with one not met):")
     for title, statuses in verdicts:
         print_requirements(title, statuses)
+    if judged:
+        table = Table(title=f"Mitigation judged on held-out rows (thresholds fitted on "
+                            f"{judged[0]['fitted_on']} rows)")
+        for column in ("Requirement", "Bound", "Fitting rows", "Held-out rows [95% CI]"):
+            table.add_column(column, overflow="fold")
+        for m in judged:
+            table.add_row(m["name"], m["bound"], f"{m['fitting_status']}: {m['fitting_gap']}",
+                          f"{m['held_out_status']}: {m['held_out_gap']}")
+        console.print(table)
+        if margin:
+            console.print(margin)
 
 
 def run(project_dir: ProjectArg = Path("."), database_url: DatabaseOpt = None,

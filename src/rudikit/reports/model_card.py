@@ -41,6 +41,7 @@ from rudikit.reports.cards import (
     valid_ids,
 )
 from rudikit.reports.group_figures import AUDIT_METRICS, audit_figures, disparity_figures
+from rudikit.reports.mitigation_table import margin_note, mitigation_rows
 from rudikit.reports.run_figures import importance_figure
 from rudikit.reports.run_tables import key_metric_columns, selection_metric
 from rudikit.store import tables as t
@@ -230,7 +231,8 @@ def _results(project: AnyProject, models: pd.DataFrame, evals: pd.DataFrame, aud
 
 
 def _errors(project: AnyProject, audits: pd.DataFrame, reqs: pd.DataFrame, group: dict[str, Any],
-            related: pd.DataFrame, main: pd.Series | None) -> Section:
+            related: pd.DataFrame, main: pd.Series | None,
+            held_out: list[dict[str, Any]] | None = None, margin: str = "") -> Section:
     f = project.fairness
     varying: list[Part]
     if len(audits):
@@ -279,6 +281,17 @@ def _errors(project: AnyProject, audits: pd.DataFrame, reqs: pd.DataFrame, group
     if group["algorithm"].startswith("mitigated_"):
         settings = display.settings(group["hyperparameters"])
         mitigation.append(Text(f"This model group is itself the mitigation: {settings}."))
+        if held_out:
+            mitigation.append(Text(
+                f"Judged where it is used: each requirement on the rows the thresholds were "
+                f"fitted on ({held_out[0]['fitted_on']}) and on held-out test rows, largest gap "
+                "with its 95% interval."))
+            mitigation.append(Table(
+                ["Requirement", "Bound", "Fitting rows", "Held-out rows"],
+                [[m["name"], m["bound"], f"{m['fitting_status']}: {m['fitting_gap']}",
+                  f"{m['held_out_status']}: {m['held_out_gap']}"] for m in held_out]))
+            if margin:
+                mitigation.append(Text(margin))
     for _, r in related.iterrows():
         mitigation.append(Text(f"Model group {r['model_group_id']} ({r['algorithm']}) applies "
                                "per-group thresholds to this group's scores; see its model "
@@ -476,7 +489,10 @@ def build_model_card(engine: Engine, model_group_id: int, *, run_id: int | None 
             [d for d in production_q.deployments(engine)
              if d["model_group_id"] == model_group_id])),
         _results(proj, models, evals, audits, config, main),
-        _errors(proj, audits, reqs, group, related, main),
+        _errors(proj, audits, reqs, group, related, main,
+                mitigation_rows(engine, int(main["id"]), evals)
+                if main is not None and group["algorithm"].startswith("mitigated_") else None,
+                margin_note(evals, int(main["id"])) if main is not None else ""),
         _metrics(proj, config, history),
         _risks(proj),
         _maintenance(proj),

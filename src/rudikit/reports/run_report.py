@@ -16,6 +16,7 @@ from rudikit.evaluation.display import when
 from rudikit.fairness.tradeoff import NO_GROUP_MEETS
 from rudikit.reports.frozen import FigureRecorder, frozen_context
 from rudikit.reports.group_figures import audit_figures, disparity_figures
+from rudikit.reports.mitigation_table import margin_note, mitigation_rows
 from rudikit.reports.page import environment
 from rudikit.reports.run_figures import (
     asof_figure,
@@ -184,6 +185,9 @@ def run_context(engine: Engine, run_id: int, page: FigureRecorder) -> dict[str, 
         if fig is not None:
             fairness_figures.append(page.add(fig))
     req_names, req_rows = requirement_table(models, data["requirements"], split)
+    mitigation = (mitigation_rows(engine, int(mitigated.iloc[0]["id"]), evals)
+                  if len(mitigated) else [])
+    margin = margin_note(evals, int(mitigated.iloc[0]["id"])) if len(mitigated) else ""
     tradeoff = None
     points = tradeoff_points(models, evals, data["requirements"], split, config)
     trade_fig = tradeoff_figure(points, config, split)
@@ -209,6 +213,7 @@ def run_context(engine: Engine, run_id: int, page: FigureRecorder) -> dict[str, 
         "snapshots": data["snapshots"].to_dict("records"), "split": split,
         "req_names": req_names, "req_rows": req_rows, "fairness_figures": fairness_figures,
         "tradeoff": tradeoff, "time_figures": time_figures,
+        "mitigation": mitigation, "margin": margin,
         "rationale": config.get("rationale", {}),
         "fairness": {"at": fairness.get("at") or {}, "min_group_size": min_size,
                      "correction": fairness.get("correction")},

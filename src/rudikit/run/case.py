@@ -32,6 +32,7 @@ from rudikit.fairness.stage import (
     check_fairness_columns,
     check_reference_groups,
     mitigate,
+    mitigation_gap_metrics,
 )
 from rudikit.features.labels import make_label
 from rudikit.features.splits import SplitIndices, make_split
@@ -50,9 +51,11 @@ from rudikit.run.engine import (
     SplitRows,
     by_key,
     record_assessment,
+    status_evaluations,
 )
 from rudikit.run.selection import select_best
 from rudikit.store import results
+from rudikit.store.queries.fairness import fitting_selection
 
 
 def _date_columns(project: Project) -> dict[str, str]:
@@ -259,7 +262,8 @@ class CaseExperiment:
         digest, path = save_json_artefact({"base_model_id": base.model_id,
                                            "thresholds": mitigated.thresholds,
                                            "fold_thresholds": mitigated.fold_thresholds,
-                                           **mitigated.settings}, self.artefacts_dir)
+                                           **mitigated.settings, "fit": mitigated.details},
+                                          self.artefacts_dir)
         attrs, y = test.attrs, test.y
         at = project.fairness.at
         # decisions are adjusted >= 0.5; a top-k list stays a top-k list of the adjusted score
@@ -268,11 +272,31 @@ class CaseExperiment:
         curve = mitigated.frontier  # drawn on the rows the thresholds were fitted on
         n_curve = len(validation.y) if validation is not None else len(y)
         for row in curve.itertuples():
-            tag = "unmitigated" if row.kind == "unmitigated" else f"tolerance={row.tolerance:g}"
-            metrics += [MetricValue("frontier_largest_gap", tag, float(row.achieved_gap), None,
-                                    None, n_curve),
-                        MetricValue("frontier_objective", tag, float(row.objective_value), None,
-                                    None, n_curve)]
+            # a variant targeting one requirement is stored as target_*, its name the parameter
+            prefix, tag = (("target", str(row.target)[:100]) if row.kind == "target" else
+                           ("frontier", "unmitigated" if row.kind == "unmitigated"
+                            else f"tolerance={row.tolerance:g}"))
+            if row.kind != "target":
+                metrics.append(MetricValue("frontier_largest_gap", tag, float(row.achieved_gap),
+                                           None, None, n_curve))
+            metrics.append(MetricValue(f"{prefix}_objective", tag, float(row.objective_value),
+                                       None, None, n_curve))
+            if row.requirements:  # the variant's requirements met on the fitting rows
+                metrics += [MetricValue(f"{prefix}_requirements_met", tag,
+                                        float(row.requirements_met), None, None, n_curve),
+                            MetricValue(f"{prefix}_requirements", tag, float(row.requirements),
+                                        None, None, n_curve)]
+        metrics += mitigation_gap_metrics(mitigated)
+        if validation is not None and mitigated.fitted_on_validation:
+            # the variant on the validation rows, as every model group is stored there: what
+            # selection's trade-off plot reads (rudikit.fairness.tradeoff)
+            assert mitigated.fitting_score is not None
+            metrics += [MetricValue(f"validation_{m.metric}", m.parameter, m.value, m.lower,
+                                    m.upper, m.n)
+                        for m in self._evaluate(validation.y, mitigated.fitting_score,
+                                                sorted({0.5, *project.evaluation.thresholds}))]
+            metrics += status_evaluations({j.result.requirement.name: j.status
+                                           for j in mitigated.fitting}, len(validation.y))
         # the guide's list simulation on the adjusted scores, on the chosen model's draws
         metrics += list_simulation_metrics(project.fairness, attrs, y, mitigated.adjusted_score,
                                            self.seed, top_pct=self.list_pct)
@@ -289,6 +313,10 @@ class CaseExperiment:
         decisions_at = OperatingPoint(threshold=0.5) if at.threshold is not None else at
         record_assessment(engine, summary, self._assessed(attrs, y, mitigated.adjusted_score,
                                                           decisions_at))
+        if mitigated.fitting:  # the verdicts on the fitting rows, stored apart from the test's
+            results.record_fairness(engine, model_id,
+                                    fitting_selection(at.label(), mitigated.fitted_on_validation),
+                                    None, [j.result for j in mitigated.fitting])
         return summary
 
 
