@@ -470,7 +470,7 @@ def test_a_temporal_group_deploys_through_the_gate_on_its_list_dates(eis_run) ->
     assert len(rows) and rows["selection"].str.fullmatch(rf"top_k={K}@\d{{4}}-01-01").all()
     assert rows["passed"].all()
     done, report = gated_deploy(engine, int(chosen["model_group_id"]), reason="lists",
-                                by="pytest", project=load_project(folder))
+                                by="pytest", project=load_project(folder), project_dir=folder)
     assert report.passed and done.waiver is None and done.model_id == model_id
     assert [s.status for s in report.requirements] == [MET]
     assert done.threshold == 0.5 and report.operating_source.startswith("no threshold")

@@ -203,7 +203,7 @@ def retrain(project: Project, project_dir: Path, engine: Engine, *, by: str,
             artefacts_dir=project_dir / ".rudi" / "models")
         challenger_id, chall_score = fitted.model_id, fitted.score
         champion_pipe = load_artefact(champion_row["artefact_path"],
-                                      champion_row["artefact_hash"])
+                                      champion_row["artefact_hash"], project_dir)
         champ_score = champion_pipe.predict_proba(X_hold)[:, 1]
         attrs_cols = [c for c in project.fairness.columns if c in holdout]
         attrs = holdout[attrs_cols]
@@ -221,7 +221,7 @@ def retrain(project: Project, project_dir: Path, engine: Engine, *, by: str,
         deployment_id = None
         if promoted:
             deployment_id = deploy(engine, dep.model_group_id, model_id=challenger_id,
-                                   threshold=dep.threshold, by=by,
+                                   threshold=dep.threshold, by=by, project_dir=project_dir,
                                    reason=f"retrain (run {run_id}): {reason}").id
         with engine.begin() as conn:
             audit.record(conn, by, "retrain_promoted" if promoted else "retrain_rejected",
