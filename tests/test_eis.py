@@ -433,7 +433,7 @@ def test_temporal_section_errors_name_the_key_path(tmp_path) -> None:
     done = CliRunner().invoke(app, ["run", str(tmp_path)])
     assert done.exit_code == 2
     output = " ".join(done.output.split())
-    assert "data.sources[0].path" in output and "lacks officers.parquet" in output
+    assert "data.sources[0].path" in output and "does not exist" in output
 
 
 def test_validate_checks_completeness_names_against_the_feature_specs(tmp_path) -> None:

@@ -332,7 +332,7 @@ def test_promotion_and_rollback_on_postgresql(store: tuple[str, str | None],
                 pt.audit_log.c.action == "retrain_promoted")).mappings().one()
         assert audit["details"]["list_date"] == "2010-03-01"
         assert audit["details"]["new_deployment_id"] == decision.deployment_id
-        _, back = rollback(engine, by="a", reason="check")
+        _, back = rollback(engine, by="a", reason="check", project_dir=folder)
         with engine.connect() as conn:
             live = conn.execute(select(pt.deployed_models).where(
                 pt.deployed_models.c.live.is_(True))).mappings().one()

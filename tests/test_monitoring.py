@@ -475,7 +475,7 @@ def test_retrain_promotes_or_refuses_with_an_audit_entry_and_rollback_restores(
         len(tops[0] & tops[1]) / len(tops[0] | tops[1]))
     assert (now_live["model_id"] == decision.challenger.model_id) == decision.promoted
     if decision.promoted:
-        rollback(live.engine, by="pytest", reason="compare")
+        rollback(live.engine, by="pytest", reason="compare", project_dir=live.folder)
         with live.engine.connect() as conn:
             assert live_deployment(conn)["model_id"] == live.deployment.model_id
     # a requirement no model can meet: the challenger is refused, the champion stays

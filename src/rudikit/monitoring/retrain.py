@@ -261,8 +261,10 @@ def decide(metric: str, max_drop: float, champion: Contender, challenger: Conten
                   + ("; every fairness requirement met" if challenger.fairness_passed else ""))
 
 
-def rollback(engine: Engine, *, by: str, reason: str) -> tuple[int, int]:
-    """Make the deployment before the live one live again; returns (retired id, new id)."""
+def rollback(engine: Engine, *, by: str, reason: str, project_dir: Path | None = None
+             ) -> tuple[int, int]:
+    """Make the deployment before the live one live again; returns (retired id, new id).
+    ``project_dir``: the project its model file is found in (see ``deploy``)."""
     if not reason.strip():
         raise RetrainError("say why you roll back: --reason \"...\" (it goes to the audit log)")
     with engine.connect() as conn:
@@ -274,7 +276,7 @@ def rollback(engine: Engine, *, by: str, reason: str) -> tuple[int, int]:
         raise RetrainError(f"deployment {live['id']} is the first one; there is no previous "
                            "model to return to")
     new = deploy(engine, previous["model_group_id"], model_id=previous["model_id"],
-                 threshold=float(previous["threshold"]), by=by,
+                 threshold=float(previous["threshold"]), by=by, project_dir=project_dir,
                  reason=f"rollback from deployment {live['id']} to the model of deployment "
                         f"{previous['id']}: {reason}")
     with engine.begin() as conn:
