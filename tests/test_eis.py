@@ -456,7 +456,7 @@ def test_temporal_section_errors_name_the_key_path(tmp_path) -> None:
     done = CliRunner().invoke(app, ["run", str(tmp_path)])
     assert done.exit_code == 2
     output = " ".join(done.output.split())
-    assert "data.sources[0].path" in output and "lacks officers.parquet" in output
+    assert "data.sources[0].path" in output and "does not exist" in output
 
 
 def test_validate_checks_completeness_names_against_the_feature_specs(tmp_path) -> None:
@@ -493,7 +493,7 @@ def test_a_temporal_group_deploys_through_the_gate_on_its_list_dates(eis_run) ->
     assert len(rows) and rows["selection"].str.fullmatch(rf"top_k={K}@\d{{4}}-01-01").all()
     assert rows["passed"].all()
     done, report = gated_deploy(engine, int(chosen["model_group_id"]), reason="lists",
-                                by="pytest", project=load_project(folder))
+                                by="pytest", project=load_project(folder), project_dir=folder)
     assert report.passed and done.waiver is None and done.model_id == model_id
     assert [s.status for s in report.requirements] == [MET]
     assert done.threshold == 0.5 and report.operating_source.startswith("no threshold")

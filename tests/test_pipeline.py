@@ -78,14 +78,14 @@ def test_stored_artefact_reproduces_stored_scores_and_refuses_tampering(tmp_path
             t.models.c.id == result.selected.model_id)).mappings().one()
         stored = pd.DataFrame(conn.execute(select(t.predictions).where(
             t.predictions.c.model_id == model["id"])).mappings().all())
-    pipeline = load_artefact(model["artefact_path"], model["artefact_hash"])
+    pipeline = load_artefact(model["artefact_path"], model["artefact_hash"], folder)
     loaded = load_source(project.data.sources[0], folder, "data.sources[0]")
     frame = loaded.frame.set_index("record_id").loc[stored["entity_id"]].reset_index()
     again = pipeline.predict_proba(frame[project.features.input_columns])[:, 1]
     np.testing.assert_allclose(again, stored["score"].to_numpy(), rtol=1e-10)
     y, _ = make_label(frame, project.label)
     np.testing.assert_array_equal(y, stored["label"].to_numpy())
-    path = Path(model["artefact_path"])
+    path = folder / model["artefact_path"]  # stored relative to the project
     path.write_bytes(path.read_bytes() + b"tampered")
     with pytest.raises(ArtefactError, match="refusing to load"):
         load_artefact(path, model["artefact_hash"])

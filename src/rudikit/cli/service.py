@@ -258,7 +258,7 @@ def deploy_command(
     try:
         done, report = gated_deploy(engine, model_group_id, reason=reason, by=acting_user(by),
                                     threshold=threshold, model_id=model_id, waive=waive,
-                                    project=project)
+                                    project=project, project_dir=folder)
         note = (threshold_note(engine, report, done.threshold)
                 if done.threshold != report.operating_threshold else None)
     except GateRefused as exc:
@@ -316,7 +316,8 @@ def demo_deploy(engine: Engine, folder: Path, project: AnyProject, model_group_i
                       f"--waive {escape(shlex.quote(DEMO_WAIVER))}`", highlight=False)
     print_requirements(f"Fairness requirements of model {report.model_id}", report.requirements)
     done, _ = gated_deploy(engine, model_group_id, reason=reason, by=by, model_id=model_id,
-                           project=project, waive=None if report.passed else DEMO_WAIVER)
+                           project=project, waive=None if report.passed else DEMO_WAIVER,
+                           project_dir=folder)
     return done
 
 

@@ -36,7 +36,7 @@ from rudikit.fairness.stage import (
 )
 from rudikit.features.labels import make_label
 from rudikit.features.splits import SplitIndices, make_split
-from rudikit.models.artefacts import load_artefact, save_json_artefact
+from rudikit.models.artefacts import load_artefact, save_json_artefact, stored_path
 from rudikit.models.estimators import (
     build_pipeline,
     check_grid,
@@ -230,14 +230,18 @@ class CaseExperiment:
         return select_best(self.project, models)
 
     def after_selection(self, engine: Engine, run_id: int, chosen: ModelSummary,
-                        result: RunResult) -> None:
-        """Explain the chosen model; mitigate it when the project asks."""
+                        result: RunResult, step: Callable[[str], None] = lambda _: None
+                        ) -> None:
+        """Explain the chosen model; mitigate it when the project asks. ``step`` names each
+        step as it starts (the progress line after the fits)."""
         split = next(sp for sp in self.splits if sp.name == chosen.split)
         assert chosen.artefact and chosen.entry and chosen.score is not None
         inputs = chosen.entry.features.input_columns
+        step("explaining the chosen model")
         _explain_selected(engine, chosen, chosen.artefact, self.X[inputs], self.y, split,
                           self.entity, self.knowledge, self.seed)
         if self.project.fairness.mitigation:
+            step("mitigation")
             test = ScoredRows(self.attrs.iloc[split.test], self.y[split.test], chosen.score)
             validation_rows = (None if chosen.validation_score is None else ScoredRows(
                 self.attrs.iloc[split.validation], self.y[split.validation],
@@ -304,7 +308,8 @@ class CaseExperiment:
             engine,
             results.FittedModel(run_id, group_id, split.name, len(split.train),
                                 len(split.test), (split.train_start, split.train_end),
-                                (split.test_start, split.test_end), digest, str(path), seconds),
+                                (split.test_start, split.test_end), digest, stored_path(path),
+                                seconds),
             entity_ids=self.entity[split.test],
             as_of=None if self.knowledge is None else self.knowledge[split.test],
             score=mitigated.adjusted_score, label=y, metrics=metrics, importances=[])

@@ -64,7 +64,7 @@ class Service:
 
     def _load(self) -> Served:
         """The live deployment's model, verified and self-checked (blocking: seconds)."""
-        model = load_deployed_model(self.engine)
+        model = load_deployed_model(self.engine, project_dir=self.settings.project_dir)
         groups = model.groups.attributes if model.groups is not None else ()
         return Served(model, ObservationSchema(
             model.pipeline.named_steps["encode"], self.settings.max_batch, groups,
