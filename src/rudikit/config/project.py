@@ -29,6 +29,7 @@ from rudikit.config.fairness import Fairness
 from rudikit.config.monitoring import Monitoring
 from rudikit.config.production import ListSchedule
 from rudikit.config.rationale import Governance, Rationale
+from rudikit.config.review import Review
 from rudikit.config.temporal import TemporalExperiment
 
 # --- The whole file --------------------------------------------------------------------------
@@ -44,6 +45,7 @@ class ProjectBase(Strict):
     fairness: Fairness = Fairness()
     monitoring: Monitoring = Monitoring()
     governance: Governance = Governance()
+    review: Review = Review()
 
     def config_hash(self) -> str:
         """A stable hash of the whole configuration, stored with every run."""
