@@ -299,11 +299,24 @@ def test_a_stop_and_search_list_is_dated_by_the_searches_own_time(
         entry = next(e for e in body["entries"] if e["entity_id"] == "obs-a")
         assert {"label": "object of search", "value": "Controlled drugs"} in entry["fields"]
         assert entry["outcome"] == {"known": True, "value": 1, "text": "search success: yes"}
+        # its reasons: the explanation /predict?explain=true gives the same inputs, in words
+        twin = client.post("/predict", params={"explain": "true"},
+                           headers=auth(s.tokens["predict"]), json={"observations": [
+                               observation("obs-a-twin", datetime=times["a"], latitude=50)]})
+        assert twin.status_code == 200, twin.text
+        explained = twin.json()["predictions"][0]["explanation"]["reasons"]
+        assert [(r["feature"], r["value"]) for r in entry["reasons"]] == [
+            (r["feature"], r["value"]) for r in explained]
+        assert [r["contribution"] for r in entry["reasons"]] == pytest.approx(
+            [r["contribution"] for r in explained])
+        assert all(r["label"] == feature_label(r["feature"]) for r in entry["reasons"])
         other = next(e for e in body["entries"] if e["entity_id"] == "obs-b")
         assert other["outcome"]["text"] == "search success: not reported yet"
         page = client.get("/ui/lists", headers=reviewer).text  # the newest case day first
         days = re.findall(r'<option value="(\d{4}-\d{2}-\d{2})"', page)
         assert days[:3] == [str(today), "2020-01-06", "2020-01-05"]
+        assert entry["reasons"][0]["text"] in html.unescape(client.get(
+            "/ui/lists", params={"date": "2020-01-05"}, headers=reviewer).text)
         page = client.get("/ui/lists", params={"date": "2020-01-05"}, headers=reviewer).text
         assert "<dt>object of search</dt><dd>Controlled drugs</dd>" in page
         assert "object_of_search: " not in page and "; latitude" not in page

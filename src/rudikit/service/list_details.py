@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -42,6 +43,7 @@ from rudikit.config import (
 )
 from rudikit.features.asof import DEFAULT_SPECS, build_labels
 from rudikit.features.readable import feature_label, reason_words, value_text
+from rudikit.service.deploy import LoadedModel
 from rudikit.store.queries import lists as lists_q
 from rudikit.store.queries import monitoring as monitoring_q
 from rudikit.store.queries import production as production_q
@@ -104,11 +106,14 @@ def read_project(project_dir: Path, engine: Engine) -> ListProject:
 
 
 class ListContext:
-    """The project and, for a temporal project, its event tables: read once per process."""
+    """The project and, for a temporal project, its event tables: read once per process.
+    ``served``: the model the service serves now (explains a list of cases)."""
 
-    def __init__(self, project_dir: Path, engine: Engine):
+    def __init__(self, project_dir: Path, engine: Engine,
+                 served: Callable[[], LoadedModel] | None = None):
         self.project_dir = Path(project_dir)
         self.engine = engine
+        self.served = served
         self._lock = threading.Lock()
         self._project: ListProject | None = None
         self._tables: dict[str, pd.DataFrame] | None = None
@@ -229,6 +234,34 @@ def case_fields(features: dict[str, Any] | None, labels: dict[str, str]
     """A case's stored inputs as (label, value) pairs, for a definition list."""
     return [{"label": feature_label(k, labels), "value": value_text(v)}
             for k, v in (features or {}).items()]
+
+
+def case_reasons(model: LoadedModel | None, model_id: int | None,
+                 features: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """observation_id -> its top reasons, from the served model when it is the one that scored
+    the cases (the explanation ``POST /predict?explain=true`` answers with); none otherwise."""
+    from rudikit.service.scoring import cannot_explain, explain_rows
+
+    if model is None or model.model_id != model_id or not features \
+            or cannot_explain(model.pipeline) is not None:
+        return {}
+    encoder = model.pipeline.named_steps["encode"]
+    ids, rows = list(features), []
+    for oid in ids:
+        row = {c: features[oid].get(c) for c in encoder.input_columns}
+        when = row.get(encoder.datetime) if encoder.datetime else None
+        if isinstance(when, str):  # stored as received; the scorer reads it parsed
+            try:
+                row[encoder.datetime] = datetime.fromisoformat(when)
+            except ValueError:
+                row[encoder.datetime] = None
+        rows.append(row)
+    try:
+        explained = explain_rows(model.pipeline, rows)
+    except Exception as exc:  # noqa: BLE001 - the list is shown without reasons, and why logged
+        log.error("no reasons for the listed cases: %s", exc)
+        return {}
+    return {oid: answer["reasons"] for oid, answer in zip(ids, explained, strict=True)}
 
 
 def case_outcomes(engine: Engine, project: Project | None, observation_ids: list[str]

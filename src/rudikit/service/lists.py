@@ -46,6 +46,8 @@ LISTS = "production_lists"
 RESULTS = "predictions"
 #: How many list dates the dashboard offers.
 MAX_DATES = 400
+#: List size when neither the request nor a production list gives one.
+DEFAULT_K = 100
 
 
 @dataclass
@@ -123,16 +125,20 @@ def _scores(conn: Connection, live: Any, source: str, day: date, time_field: str
     return model_id, pd.DataFrame(rows, columns=["entity_id", "score"]), None
 
 
-def ranked_list(engine: Engine, day: date, k: int, cool_off_days: int, context: ListContext
-                ) -> RankedList:
-    """The top ``k`` of ``day`` without entities reviewed within the cool-off period, each
-    with what a reviewer needs (:func:`describe`), the project's decisions and the alerts on
-    the list's model group."""
+def ranked_list(engine: Engine, day: date, k: int | None, cool_off_days: int,
+                context: ListContext) -> RankedList:
+    """The top ``k`` of ``day`` (None: the size of the production list of that day, else
+    :data:`DEFAULT_K`) without entities reviewed within the cool-off period, each with what a
+    reviewer needs (:func:`describe`), the project's decisions and the alerts on the list's
+    model group."""
     project = context.project
     with engine.connect() as conn:
         live = _live(conn)
         source = _source(conn, live)
         model_id, scores, list_id = _scores(conn, live, source, day, project.time_field)
+        if k is None:
+            made = lists_q.production_list_on(conn, None, *_day(day)) if list_id else None
+            k = int(made["k"]) if made else DEFAULT_K
     everyone = exclude_reviewed(scores, load_reviews(engine), pd.Timestamp(day), cool_off_days)
     top = everyone.head(k)
     reasons = (dict(zip(scores["entity_id"], scores["reasons"], strict=True))
@@ -167,8 +173,12 @@ def describe(engine: Engine, context: ListContext, source: str, day: date,
         if list_id is not None:
             previous = details.previous_ranks(engine, list_id)
     elif source == PRODUCTION and ids:
-        fields = {o: details.case_fields(f, project.review.labels)
-                  for o, f in production_q.production_features(engine, ids).items()}
+        stored = production_q.production_features(engine, ids)
+        fields = {o: details.case_fields(f, project.review.labels) for o, f in stored.items()}
+        explained = details.case_reasons(context.served() if context.served else None,
+                                         model_id, stored)
+        for entry in entries:
+            entry["reasons"] = explained.get(entry["entity_id"])
         outcomes = details.case_outcomes(engine, project.project, ids)  # type: ignore[arg-type]
     elif source == RESULTS and ids and model_id is not None:
         start, end = _day(day)

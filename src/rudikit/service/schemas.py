@@ -286,7 +286,9 @@ class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     date: IsoDate = Field(description="The list's date (YYYY-MM-DD, UTC day).")
-    k: int = Field(100, ge=1, le=10_000, description="How many entities the list holds.")
+    k: int | None = Field(None, ge=1, le=10_000, description=(
+        "How many entities the list holds (default: the size of a list `rudi score` made, "
+        "else 100)."))
     cool_off_days: int = Field(365, ge=0, le=3650, description=(
         "An entity reviewed for a list dated within this many days before the date is left "
         "off (its place goes to the next one down)."))

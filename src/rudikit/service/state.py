@@ -51,7 +51,7 @@ class Service:
                                   on_commit=self.metrics.on_commit)
         self.tokens = TokenCache(self.engine, ttl=settings.token_cache_seconds)
         # the project's review settings and event tables, read when a list first needs them
-        self.lists = ListContext(settings.project_dir, self.engine)
+        self.lists = ListContext(settings.project_dir, self.engine, lambda: self.served.model)
         self.reload_error: str | None = None  # why the live deployment is not served
 
     @property
