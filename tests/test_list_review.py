@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -25,7 +26,13 @@ from rudikit.config import ProjectError, load_project, parse_project
 from rudikit.config.review import CASE_DECISIONS, OFFICER_DECISIONS
 from rudikit.data.event_tables import load_event_tables
 from rudikit.features.asof import DEFAULT_STATES, build_features, event_specs
-from rudikit.features.readable import feature_label
+from rudikit.features.readable import (
+    feature_label,
+    percentile,
+    reason_words,
+    standing,
+    value_text,
+)
 from rudikit.service import list_details
 from rudikit.service.app import create_app
 from rudikit.service.schemas import ListOut
@@ -87,6 +94,8 @@ def test_an_officer_shows_reasons_in_words_history_previous_rank_and_outcome(
                               DEFAULT_STATES, cache_dir=eis.folder / ".rudi" / "cache").frame
     features = features[features["as_of_date"] == SECOND].set_index(
         features["officer_uid"].astype("string"))
+    for column in features.columns.drop(["officer_uid", "as_of_date"]):
+        assert "_" not in feature_label(column), column  # every as-of feature has words
     complaints = tables["complaints"]
     placed = 0
     for entry in body.entries:
@@ -148,6 +157,34 @@ def test_an_officer_shows_reasons_in_words_history_previous_rank_and_outcome(
     assert f"previous: {shown.previous_rank.rank} on {FIRST:%Y-%m-%d}" in page
     assert shown.outcome.text in page
     assert "cmp_all" not in page
+
+
+def test_feature_names_values_and_standing_in_words() -> None:
+    words = {"cmp_all_1year_count": "complaints in the past year",
+             "cmp_cat_excessive_force_5year_rate":
+                 "complaints (allegation category: excessive force) per year in the past 5 years",
+             "cmp_finding_sustained_all_count": "complaints (final finding: sustained) ever",
+             "uof_any_injury_6month_count": "use-of-force reports (any injury) in the past 6 "
+                                            "months",
+             "uof_all_days_since": "days since the last use-of-force report",
+             "unit_days": "days in the current unit", "tenure_years": "years of service",
+             "object_of_search": "object of search"}
+    assert {name: feature_label(name) for name in words} == words
+    assert feature_label("cmp_all_1year_count", {"cmp_all_1year_count": "recent complaints"}
+                         ) == "recent complaints"
+    assert [value_text(v) for v in ("4", 4.0, "0.83333", None, float("nan"), "Male")] == [
+        "4", "4", "0.833", "missing", "missing", "Male"]
+    rng = np.random.default_rng(0)
+    population = rng.poisson(1.0, 500).astype(float)
+    population[:20] = np.nan
+    for value in (0, 1, 4, 9):
+        assert percentile(population, value) == pytest.approx(
+            percentileofscore(population[~np.isnan(population)], value, kind="mean"))
+    assert percentile(population, "Male") is None
+    assert reason_words({"feature": "cmp_all_1year_count", "value": "4", "contribution": 0.4,
+                         "percentile": 98.2})["text"] == (
+        "complaints in the past year: 4 (top 2% of officers)")
+    assert standing(3.5, "cases") == "bottom 4% of cases" and standing(None, "cases") == ""
 
 
 def test_an_outcome_is_unknown_until_the_window_has_passed_the_data(eis, tables) -> None:
