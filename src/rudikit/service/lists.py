@@ -46,8 +46,9 @@ LISTS = "production_lists"
 RESULTS = "predictions"
 #: How many list dates the dashboard offers.
 MAX_DATES = 400
-#: List size when neither the request nor a production list gives one.
+#: List size and cool-off when neither the request nor a production list gives them.
 DEFAULT_K = 100
+DEFAULT_COOL_OFF_DAYS = 365
 
 
 @dataclass
@@ -125,20 +126,21 @@ def _scores(conn: Connection, live: Any, source: str, day: date, time_field: str
     return model_id, pd.DataFrame(rows, columns=["entity_id", "score"]), None
 
 
-def ranked_list(engine: Engine, day: date, k: int | None, cool_off_days: int,
+def ranked_list(engine: Engine, day: date, k: int | None, cool_off_days: int | None,
                 context: ListContext) -> RankedList:
-    """The top ``k`` of ``day`` (None: the size of the production list of that day, else
-    :data:`DEFAULT_K`) without entities reviewed within the cool-off period, each with what a
-    reviewer needs (:func:`describe`), the project's decisions and the alerts on the list's
-    model group."""
+    """The top ``k`` of ``day`` without entities reviewed within ``cool_off_days`` (None: as
+    the production list of that day was made, else :data:`DEFAULT_K` and
+    :data:`DEFAULT_COOL_OFF_DAYS`), each with what a reviewer needs (:func:`describe`), the
+    project's decisions and the alerts on the list's model group."""
     project = context.project
     with engine.connect() as conn:
         live = _live(conn)
         source = _source(conn, live)
         model_id, scores, list_id = _scores(conn, live, source, day, project.time_field)
-        if k is None:
-            made = lists_q.production_list_on(conn, None, *_day(day)) if list_id else None
-            k = int(made["k"]) if made else DEFAULT_K
+        made = lists_q.production_list_on(conn, None, *_day(day)) if list_id else None
+    k = k if k is not None else int(made["k"]) if made else DEFAULT_K
+    cool_off_days = (cool_off_days if cool_off_days is not None else
+                     int(made["cool_off_days"]) if made else DEFAULT_COOL_OFF_DAYS)
     everyone = exclude_reviewed(scores, load_reviews(engine), pd.Timestamp(day), cool_off_days)
     top = everyone.head(k)
     reasons = (dict(zip(scores["entity_id"], scores["reasons"], strict=True))

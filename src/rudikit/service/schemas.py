@@ -289,9 +289,10 @@ class ListQuery(BaseModel):
     k: int | None = Field(None, ge=1, le=10_000, description=(
         "How many entities the list holds (default: the size of a list `rudi score` made, "
         "else 100)."))
-    cool_off_days: int = Field(365, ge=0, le=3650, description=(
+    cool_off_days: int | None = Field(None, ge=0, le=3650, description=(
         "An entity reviewed for a list dated within this many days before the date is left "
-        "off (its place goes to the next one down)."))
+        "off (its place goes to the next one down; default: as a list `rudi score` made was, "
+        "else 365)."))
 
 
 class ListReasonOut(BaseModel):
@@ -407,6 +408,14 @@ class ListOut(BaseModel):
         "The alerts of the newest monitor pass of the list's model group, critical first."))
 
 
+def _whole_number(value: Any) -> Any:
+    """A JSON number that is whole (12 or 12.0, as JSON Schema's integer allows) as an int;
+    text and booleans stay as they are, for the strict check to refuse."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 REVIEW_EXAMPLE: dict[str, Any] = {
     "entity_id": "2020-02-10-stop-0007", "list_date": "2020-02-10", "agreement": "agree",
     "decision": "debrief_officer", "notes": "Discussed with the sergeant."}
@@ -424,7 +433,9 @@ class ReviewIn(BaseModel):
     agreement: Agreement = Field(description="Whether the reviewer agrees with the flag.")
     decision: Decision
     notes: Annotated[str, Field(max_length=MAX_NOTES), NoNul()] | None = None
-    corrects: Annotated[int, Strict(), Field(ge=1)] | None = Field(None, description=(
+    corrects: Annotated[int, Strict(), Field(ge=1, le=2**31 - 1),
+                        BeforeValidator(_whole_number)] | None = \
+        Field(None, description=(
         "The id of the review of this entity and list that this one corrects; the corrected "
         "review is kept, superseded."))
 

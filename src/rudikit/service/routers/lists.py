@@ -24,6 +24,10 @@ def _published(name: str) -> WithJsonSchema:
     their real type and bounds, so a schema-valid value is accepted and a refused one is
     documented."""
     schema = dict(ListQuery.model_json_schema()["properties"][name])
+    # an optional parameter (k: int | None) is published as its type: absent means the default
+    typed = [s for s in schema.pop("anyOf", []) if s.get("type") != "null"]
+    schema = {**(typed[0] if typed else {}), **schema}
+    schema.pop("default", None)
     return WithJsonSchema(schema)
 
 
@@ -38,11 +42,13 @@ Reviewer = Annotated[Principal, Depends(require_role("review"))]
 async def get_list(request: Request, date: Annotated[str, _published("date")], _: ListReader,
                    engine: EngineDep,
                    k: Annotated[str | None, _published("k"), Query(description=(
-                       "How many entities (an integer from 1 to 10000; default 100)."))] = None,
+                       "How many entities (an integer from 1 to 10000; default: the size of "
+                       "the list `rudi score` made, else 100)."))] = None,
                    cool_off_days: Annotated[str | None, _published("cool_off_days"), Query(
                        description="Entities reviewed for a list within this many days before "
-                                   "`date` are left off (an integer from 0 to 3650, default "
-                                   "365).")] = None) -> Response:
+                                   "`date` are left off (an integer from 0 to 3650; default: "
+                                   "as the list `rudi score` made was, else 365).")] = None
+                   ) -> Response:
     """The top `k` entities scored for `date` (YYYY-MM-DD, a UTC day), highest score first,
     leaving out those already reviewed: the live deployment's scored cases that happened that
     day (by their time input) once it has answered `/predict`, the list `rudi score` made, else
