@@ -172,8 +172,11 @@ def test_feature_names_values_and_standing_in_words() -> None:
     assert {name: feature_label(name) for name in words} == words
     assert feature_label("cmp_all_1year_count", {"cmp_all_1year_count": "recent complaints"}
                          ) == "recent complaints"
-    assert [value_text(v) for v in ("4", 4.0, "0.83333", None, float("nan"), "Male")] == [
-        "4", "4", "0.833", "missing", "missing", "Male"]
+    assert [value_text(v) for v in ("4", 4.0, "0.83333", None, float("nan"), "Male", False,
+                                    "True", "2020-01-06T00:30:00+01:00",
+                                    "2020-01-05 08:15:00+00:00")] == [
+        "4", "4", "0.833", "missing", "missing", "Male", "no", "yes",
+        "2020-01-06 00:30 +0100", "2020-01-05 08:15 UTC"]
     rng = np.random.default_rng(0)
     population = rng.poisson(1.0, 500).astype(float)
     population[:20] = np.nan

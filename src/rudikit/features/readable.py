@@ -12,7 +12,9 @@ its words; a project's ``review.labels`` overrides either.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -32,6 +34,8 @@ NOUNS: dict[str, tuple[str, str]] = {
     "use_of_force": ("use-of-force report", "use-of-force reports"),
     "unit_history": ("unit change", "unit changes"),
 }
+#: An ISO date-time as stored or explained ("2020-01-05T08:15:00+00:00").
+STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 #: The cohort's own columns (:func:`rudikit.features.asof.build_features`).
 COHORT = {"tenure_years": "years of service", "age_years": "age"}
 
@@ -91,9 +95,19 @@ def feature_label(name: str, labels: Mapping[str, str] | None = None) -> str:
 
 
 def value_text(value: Any) -> str:
-    """A stored value as a person reads it: 4 not 4.000000, 0.8333 as 0.833."""
+    """A stored value as a person reads it: 4 not 4.000000, 0.8333 as 0.833, yes/no, a time
+    to the minute with its zone."""
     if value is None:
         return "missing"
+    if isinstance(value, (bool, np.bool_)) or value in ("True", "False"):
+        return "yes" if value in (True, "True") else "no"
+    if isinstance(value, str) and STAMP.match(value):
+        try:
+            stamp = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        zone = stamp.strftime(" %z") if stamp.utcoffset() else " UTC" if stamp.tzinfo else ""
+        return f"{stamp:%Y-%m-%d %H:%M}{zone}"
     try:
         number = float(value)
     except (TypeError, ValueError):
