@@ -190,6 +190,14 @@ def test_feature_names_values_and_standing_in_words() -> None:
     assert standing(3.5, "cases") == "bottom 4% of cases" and standing(None, "cases") == ""
 
 
+def test_the_history_of_a_list_of_1_january_is_the_five_years_before(eis, tables) -> None:
+    found = list_details.officer_history(tables, ["1"], FIRST.date())["1"]
+    assert found["years"] == [2007, 2008, 2009, 2010, 2011]
+    mine = tables["complaints"][tables["complaints"]["officer_uid"] == 1]
+    years = pd.to_datetime(mine.drop_duplicates("cr_id")["complaint_date"]).dt.year
+    assert found["rows"][0]["counts"] == [int((years == y).sum()) for y in found["years"]]
+
+
 def test_an_outcome_is_unknown_until_the_window_has_passed_the_data(eis, tables) -> None:
     project = load_project(eis.folder)
     found = list_details.officer_outcomes(project, tables, ["1", "2"], date(2013, 6, 1))

@@ -149,11 +149,14 @@ class ListContext:
 def officer_history(tables: dict[str, pd.DataFrame], entities: list[str], as_of: date
                     ) -> dict[str, dict[str, Any]]:
     """entity -> {years, rows: [{label, counts}]}: events per calendar year before ``as_of``
-    (the list knew nothing later), for the last :data:`HISTORY_YEARS` years, per event table
-    the features read (distinct events: a complaint with three allegations counts once)."""
+    (the list knew nothing later; the last year is the one ``as_of`` falls in, up to the day
+    before it, or the year before for a list of 1 January), for :data:`HISTORY_YEARS` years,
+    per event table the features read (distinct events: a complaint with three allegations
+    counts once)."""
     from rudikit.data.event_tables import ENTITY
 
-    years = list(range(as_of.year - HISTORY_YEARS + 1, as_of.year + 1))
+    last = as_of.year if (as_of.month, as_of.day) != (1, 1) else as_of.year - 1  # known days
+    years = list(range(last - HISTORY_YEARS + 1, last + 1))
     cutoff, start = pd.Timestamp(as_of), pd.Timestamp(years[0], 1, 1)
     wanted = set(entities)
     counts: dict[str, list[dict[str, Any]]] = {e: [] for e in entities}
