@@ -39,6 +39,7 @@ from rudikit.config.rationale import (
     Team,
     missing_rationale,
 )
+from rudikit.config.review import Review
 from rudikit.config.service import ServiceOptions
 from rudikit.config.temporal import (
     BASELINE,
@@ -67,7 +68,8 @@ __all__ = [
     "Fairness",
     "FairnessRequirement", "Features", "Governance", "Label", "Mitigation", "ModelSpec",
     "Monitoring", "OperatingPoint", "Project", "ProjectBase", "ProjectError", "RandomSplit",
-    "Rationale", "Retraining", "Selection", "SelectionRule", "Source", "SourceExpectation",
+    "Rationale", "Retraining", "Review", "Selection", "SelectionRule", "Source",
+    "SourceExpectation",
     "SourceKind", "StabilityBounds", "StabilitySettings", "Strict", "Team", "TemporalError",
     "TemporalExperiment", "TemporalModel", "TemporalProject", "TemporalSplit", "Timechop",
     "TimechopError", "missing_rationale",

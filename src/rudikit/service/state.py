@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from rudikit.service.auth import TokenCache
 from rudikit.service.deploy import LoadedModel, load_deployed_model
+from rudikit.service.list_details import ListContext
 from rudikit.service.metrics import Metrics
 from rudikit.service.observations import ObservationSchema
 from rudikit.service.settings import ServiceSettings, project_options
@@ -52,6 +53,8 @@ class Service:
                                   durable=settings.sqlite_synchronous.upper() == "FULL",
                                   on_commit=self.metrics.on_commit)
         self.tokens = TokenCache(self.engine, ttl=settings.token_cache_seconds)
+        # the project's review settings and event tables, read when a list first needs them
+        self.lists = ListContext(settings.project_dir, self.engine, lambda: self.served.model)
         self.reload_error: str | None = None  # why the live deployment is not served
 
     @property
