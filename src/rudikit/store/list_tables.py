@@ -95,7 +95,7 @@ entity_reviews = Table(
     Column("agreement", String(20)),  # with the flag: agree, disagree, unsure
     Column("notes", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    # the review this one corrects (migration 0012): the earlier row is kept unchanged
+    # the review this one corrects (migration 0010): the earlier row is kept unchanged
     Column("supersedes", ForeignKey("entity_reviews.id",
                                     name="fk_entity_reviews_supersedes")),
     UniqueConstraint("supersedes", name="uq_entity_reviews_supersedes"),

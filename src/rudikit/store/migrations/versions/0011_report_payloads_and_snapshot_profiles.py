@@ -1,7 +1,7 @@
 """frozen report payloads and per-column snapshot profiles
 
-Revision ID: 0013
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-03 22:20:00
 
 ``report_payloads``: what a run's report shows, stored when it is first written, so a rebuild
@@ -13,8 +13,8 @@ categories, for the data card's plots.
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0013'
-down_revision = '0009'
+revision = '0011'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 

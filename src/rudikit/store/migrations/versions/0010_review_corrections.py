@@ -1,6 +1,6 @@
 """review corrections: a review that corrects an earlier one names it
 
-Revision ID: 0012
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-03 22:30:00
 
@@ -12,7 +12,7 @@ once, so two concurrent corrections of it cannot both be stored.
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0012'
+revision = '0010'
 down_revision = '0009'
 branch_labels = None
 depends_on = None
