@@ -230,6 +230,8 @@ def test_decisions_are_the_projects_and_shown_in_words(client, eis, tmp_path) ->
                                       "words_of_advice": "Words of advice"},
                         "labels": {"cmp_all_1year_count": "complaints, last 12 months"}}
     (tmp_path / "rudi.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / ".rudi").mkdir()  # stored model paths are relative to the project folder
+    (tmp_path / ".rudi" / "models").symlink_to(eis.folder / ".rudi" / "models")
     settings = ServiceSettings(project_dir=tmp_path, token_cache_seconds=0.0,
                                database_url=f"sqlite:///{eis.folder / '.rudi' / 'rudi.db'}")
     with TestClient(create_app(settings)) as other:
