@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -78,6 +79,21 @@ def test_api_json_records_with_nulls_and_nested_fields() -> None:
     assert pd.isna(frame["outcome"].iloc[1])  # "outcome": false means no outcome recorded
     assert bool(frame["outcome_linked_to_object_of_search"].iloc[0]) is True
     assert pd.isna(frame["outcome_linked_to_object_of_search"].iloc[1])
+
+
+def test_api_json_with_a_malformed_nested_field_is_refused_naming_it() -> None:
+    """A location that is not an object, or a coordinate given both flat and nested (the
+    service reads a request with the same function, so it refuses these alike)."""
+    base = {"type": "Person search", "datetime": "2024-01-05T10:00:00+00:00"}
+    for record, message in [
+            ({**base, "location": "On or near Dean'S Court"},
+             "API record 1: location: expected an object or null, got str"),
+            ({**base, "location": {"street": 7}},
+             "API record 1: location.street: expected an object or null, got int"),
+            ({**base, "latitude": "51.5", "location": {"latitude": "51.6"}},
+             "API record 1: location.latitude: latitude is also given at the top level")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            police_uk.read_api_json([base, record], "city-of-london")
 
 
 def test_bad_rows_are_reported_and_kept(tmp_path: Path) -> None:

@@ -252,7 +252,7 @@ def test_missing_fields_are_a_422_naming_every_one_and_nothing_is_stored(svc) ->
 
 @pytest.mark.parametrize(("field", "value"), [
     ("gender", 5), ("force", ["a"]), ("part_of_a_policing_operation", "yes"),
-    ("part_of_a_policing_operation", 1), ("latitude", "51.5"), ("latitude", True),
+    ("part_of_a_policing_operation", 1), ("latitude", "51,5"), ("latitude", True),
     ("datetime", "31/01/2020"), ("datetime", 1580000000), ("observation_id", 7),
     ("observation_id", ""), ("gender", "Ma\u0000le")])
 def test_a_wrong_type_is_a_422_naming_the_field(svc, field, value) -> None:
@@ -574,6 +574,10 @@ def test_the_openapi_document_has_examples_and_the_observation_schema(svc) -> No
     assert kinds["gender"]["type"] == "string"
     assert kinds["part_of_a_policing_operation"]["type"] == "boolean"
     assert kinds["latitude"]["type"] == "number"
+    # the data.police.uk API's shape: coordinates as strings, nested in location
+    assert observation_schema["properties"]["latitude"]["anyOf"][1]["type"] == "string"
+    assert observation_schema["x-nested"] == {"location.latitude": "latitude",
+                                              "location.longitude": "longitude"}
     assert kinds["datetime"] == {"type": "string", "format": "date-time"}
     assert kinds["gender"]["maxLength"] == 1000  # the documented bounds are those enforced
     assert observation_schema["propertyNames"] == {"maxLength": 200}

@@ -294,3 +294,87 @@ def test_aliases_and_the_nan_setting_come_from_rudi_yaml(tmp_path: Path,
         r = client.post("/predict", content=json.dumps(body), headers=auth(s.tokens["predict"]))
         assert r.status_code == 200, r.text
     s.engine.dispose()
+
+
+# --- a stop as the data.police.uk API returns it -----------------------------------------------
+
+#: The first stop of ../shared/data/stop_and_search_api/city-of-london/data_2024-01.csv (the
+#: stops-force API's answer, flattened there), put back in the shape the API sends: location
+#: and outcome_object nested, coordinates as strings, booleans as JSON booleans, a null
+#: operation. The API carries no force (it is in the request's URL): the client adds it.
+API_STOP: dict[str, Any] = {
+    "age_range": "over 34", "outcome": "A no further action disposal", "involved_person": True,
+    "self_defined_ethnicity": "Other ethnic group - Not stated", "gender": "Male",
+    "legislation": "Police and Criminal Evidence Act 1984 (section 1)",
+    "outcome_linked_to_object_of_search": False, "datetime": "2024-01-01T04:54:31+00:00",
+    "removal_of_more_than_outer_clothing": False,
+    "outcome_object": {"id": "bu-no-further-action", "name": "A no further action disposal"},
+    "location": {"latitude": "51.513286", "longitude": "-0.100201",
+                 "street": {"id": 1490797, "name": "On or near Dean'S Court"}},
+    "operation": None, "officer_defined_ethnicity": "White", "type": "Person search",
+    "operation_name": None, "object_of_search": "Offensive weapons"}
+
+
+def api_stops(pipeline: Any) -> list[dict[str, Any]]:
+    """``API_STOP`` as sent, then with the model's known categories, a policing operation and
+    no published location, then with an impossible point (both paths blank it)."""
+    encoder = pipeline.named_steps["encode"]
+    seen = {c: encoder.categories_[c][0] for c in encoder.categorical if c != "force"}
+    known = {**API_STOP, **seen, "operation": True, "location": None}
+    far = {**API_STOP, **seen, "location": {**API_STOP["location"], "latitude": "999.5"}}
+    return [API_STOP, known, far]
+
+
+def test_a_stop_in_the_api_shape_scores_as_its_loader_reads_it(served, tmp_path: Path) -> None:
+    client, s, pipeline = served
+    force = pipeline.named_steps["encode"].categories_["force"][0]
+    stops = api_stops(pipeline)
+    path = tmp_path / "2024-01.json"
+    path.write_text(json.dumps(stops), encoding="utf-8")
+    loaded = load_source(Source(name="api", kind="police_uk_api_json", path=str(path),
+                                force=force), tmp_path, "data.sources[0]")
+    X = loaded.frame[pipeline.named_steps["encode"].input_columns]
+    expected = pipeline.predict_proba(X)[:, 1]
+    assert loaded.frame["latitude"].iloc[0] == 51.513286 and X["latitude"].isna().tolist() == [
+        False, True, True]
+    bodies = [{"observation_id": f"api-{i}", "force": force, **stop}
+              for i, stop in enumerate(stops)]
+    answers = [client.post("/predict", json=bodies[0], headers=auth(s.tokens["predict"]))]
+    answers.append(client.post("/predict", json={"observations": bodies[1:]},
+                               headers=auth(s.tokens["predict"])))
+    assert [a.status_code for a in answers] == [200, 200], answers[0].text + answers[1].text
+    first, *rest = [answers[0].json(), *answers[1].json()["predictions"]]
+    np.testing.assert_allclose([a["score"] for a in [first, *rest]], expected, rtol=0,
+                               atol=1e-12)
+    assert len(set(expected.round(12))) == 3  # the three stops differ where it matters
+    assert [a["set_missing"] for a in rest] == [{}, {
+        "latitude": "impossible coordinates (latitude beyond +-90 or longitude beyond +-180)",
+        "longitude": "impossible coordinates (latitude beyond +-90 or longitude beyond +-180)"}]
+    assert first["ignored_fields"] == sorted([
+        "involved_person", "location.street.id", "location.street.name",
+        "operation_name", "outcome", "outcome_linked_to_object_of_search", "outcome_object.id",
+        "outcome_object.name", "removal_of_more_than_outer_clothing", "self_defined_ethnicity"])
+    # stored as numbers, so that monitoring reads the coordinates as it reads them in training
+    stored = client.get(f"/predictions/{first['observation_id']}",
+                        headers=auth(s.tokens["admin"])).json()["features"]
+    assert stored["latitude"] == 51.513286 and stored["longitude"] == -0.100201
+
+
+def test_a_stop_in_the_api_shape_with_a_bad_value_is_refused_naming_it(served) -> None:
+    client, s, _ = served
+    before = counts(s.engine)
+    stop = {"observation_id": "api-bad", "force": "metropolitan", **API_STOP}
+    flat = {k: v for k, v in stop.items() if k != "location"}
+    cases = [({**stop, "location": {**API_STOP["location"], "latitude": "fifty-two"}},
+              "location.latitude", "not a number"),
+             ({**flat, "latitude": "52,6", "longitude": "-1.1"}, "latitude", "not a number"),
+             ({**stop, "location": "On or near Dean'S Court"}, "location",
+              "expected an object or null, got str"),
+             ({**stop, "Latitude": 52.6}, "Latitude",
+              "names latitude, also given as 'location.latitude'")]
+    for body, field, message in cases:
+        r = client.post("/predict", json=body, headers=auth(s.tokens["predict"]))
+        assert r.status_code == 422, r.text
+        (error,) = r.json()["errors"]
+        assert error["field"] == field and message in error["msg"], error
+    assert counts(s.engine) == before

@@ -233,35 +233,65 @@ def read_table(raw: pd.DataFrame, name: str, force: str = "",
     return _load(kept, TABLE_COLUMNS, name, force, known_extra, provenance)
 
 
-def flatten_api_records(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """Flatten ``stops-force`` JSON records to the snake_case CSV layout (all values as text).
+#: The fields the ``stops-force`` API nests, by path, and the names the flat CSV layout gives
+#: them. ``location`` is null when a force does not publish where a search happened.
+API_NESTED: dict[tuple[str, ...], str] = {
+    ("location", "latitude"): "latitude",
+    ("location", "longitude"): "longitude",
+    ("location", "street", "id"): "street_id",
+    ("location", "street", "name"): "street_name",
+    ("outcome_object", "id"): "outcome_id",
+    ("outcome_object", "name"): "outcome_name",
+}
+API_NESTED_ROOTS = frozenset(path[0] for path in API_NESTED)
 
-    The API nests ``location`` (latitude, longitude, street id and name) and ``outcome_object``;
-    ``location`` is null when a force does not publish where a search happened.
+
+def flatten_api_record(record: dict[str, Any]) -> dict[str, Any]:
+    """One ``stops-force`` record with its nested objects (:data:`API_NESTED`) flattened, the
+    values as sent. Only the objects the record has are flattened (a null one gives nulls).
+    The service reads a request in the API's shape with it, so both read a stop alike.
+
+    Raises ValueError (naming the field) for a nested part that is neither an object nor null,
+    and for a field given both flat and nested (which value is meant cannot be told).
     """
+    row = {k: v for k, v in record.items() if k not in API_NESTED_ROOTS}
+    if isinstance(row.get("outcome"), bool):
+        row["outcome"] = None  # older responses say "outcome": false for "no outcome"
+    for path, name in API_NESTED.items():
+        if path[0] not in record:
+            continue
+        if name in row:
+            raise ValueError(f"{'.'.join(path)}: {name} is also given at the top level; "
+                             "send it once")
+        value: Any = record
+        for depth, key in enumerate(path):
+            if value is None:
+                break
+            if not isinstance(value, dict):
+                raise ValueError(f"{'.'.join(path[:depth])}: expected an object or null, got "
+                                 f"{type(value).__name__}")
+            value = value.get(key)
+        row[name] = value
+    return row
+
+
+def flatten_api_records(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Flatten ``stops-force`` JSON records to the snake_case CSV layout (all values as text)."""
     rows = []
     for i, record in enumerate(records):
         if not isinstance(record, dict):
             raise ValueError(f"API record {i} is {type(record).__name__}, expected a JSON object")
-        location = record.get("location") or {}
-        street = location.get("street") or {}
-        outcome_object = record.get("outcome_object") or {}
-        row = {k: v for k, v in record.items() if k not in ("location", "outcome_object")}
-        if isinstance(row.get("outcome"), bool):
-            row["outcome"] = None  # older responses say "outcome": false for "no outcome"
-        row.update(
-            latitude=location.get("latitude"),
-            longitude=location.get("longitude"),
-            street_id=street.get("id"),
-            street_name=street.get("name"),
-            outcome_id=outcome_object.get("id"),
-            outcome_name=outcome_object.get("name"),
-        )
-        rows.append(row)
+        try:
+            rows.append(flatten_api_record(record))
+        except ValueError as exc:
+            raise ValueError(f"API record {i}: {exc}") from None
     # dtype=object: otherwise pandas turns a JSON null in a text field into the text "nan"
     # and street ids into "1490797.0"
     frame = (pd.DataFrame(rows, dtype=object) if rows
              else pd.DataFrame(columns=list(API_CSV_COLUMNS)))
+    for name in API_NESTED.values():  # every flat column, as when every record nests them
+        if name not in frame:
+            frame[name] = None
     # a key absent from a record arrives as NaN: missing, like an explicit null
     return frame.map(lambda v: None if v is None or v != v else str(v)).astype("string")
 

@@ -5,7 +5,9 @@ pydantic validator per observation) instead of through FastAPI's body handling: 
 semantics and the same published schema, at a fraction of the cost per request.
 
 A field may come under another name: the data.police.uk column names (``Object of search``,
-``Date``, the API's ``operation``) and the project's ``service.field_aliases``. The values then
+``Date``, the API's ``operation``) and the project's ``service.field_aliases``. A stop as the
+data.police.uk API returns it is read as its loader reads it (``location`` flattened by
+:func:`rudikit.data.police_uk.flatten_api_record`, numbers sent as strings parsed). The values then
 go through the loaders' value rules (:mod:`rudikit.data.validation`: text stripped, impossible
 coordinates and date-times a table cannot hold set missing), so that a request is scored as
 the same row was in training; what a rule set missing is listed in the answer.
@@ -14,6 +16,7 @@ the same row was in training; what a rule set missing is listed in the answer.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +25,7 @@ from typing import Annotated, Any
 import orjson
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     ConfigDict,
     Field,
     Strict,
@@ -32,7 +36,11 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 from rudikit.config import did_you_mean
-from rudikit.data.police_uk import column_aliases
+from rudikit.data.police_uk import (
+    API_NESTED,
+    column_aliases,
+    flatten_api_record,
+)
 from rudikit.data.validation import (
     DATETIME_RANGE_TEXT,
     clean_text,
@@ -62,7 +70,27 @@ def _iso_datetime(value: str | None) -> datetime | None:
 
 
 BooleanValue = Annotated[bool | None, Strict()]
-NumericValue = Annotated[float | None, Strict(), Field(allow_inf_nan=False)]
+
+#: A number sent as text, as the data.police.uk API sends coordinates ("52.6"). Published as
+#: the string's ``pattern`` and matched with ``re.search`` as JSON Schema validators do (so a
+#: trailing newline passes here as there); digits bounded so that the value stays finite.
+NUMBER_TEXT = "^[+-]?([0-9]{1,100}(\\.[0-9]*)?|\\.[0-9]+)([eE][+-]?[0-9]{1,2})?$"
+_NUMBER_TEXT = re.compile(NUMBER_TEXT)
+
+
+def _number_text(value: Any) -> Any:
+    if isinstance(value, str):
+        if not _NUMBER_TEXT.search(value):
+            raise ValueError("not a number: expected a number, or a string holding one "
+                             "(e.g. \"52.6\")")
+        return float(value)
+    return value
+
+
+NumericValue = Annotated[float | None, Strict(), Field(allow_inf_nan=False),
+                         BeforeValidator(_number_text), WithJsonSchema({"anyOf": [
+                             {"type": "number"}, {"type": "string", "pattern": NUMBER_TEXT},
+                             {"type": "null"}]})]
 
 
 def categorical_value(max_length: int) -> Any:
@@ -143,11 +171,18 @@ class ObservationSchema:
         self.names_of: dict[str, list[str]] = {}  # field -> its aliases
         for alias, target in self.aliases.items():
             self.names_of.setdefault(target, []).append(alias)
+        # the API's nested objects, read when they hold one of the model's fields
+        self.nested = {".".join(path): name for path, name in API_NESTED.items()
+                       if name in self.known}
+        self.nested_roots = frozenset(path.split(".")[0] for path in self.nested)
+        for path, target in self.nested.items():
+            self.names_of.setdefault(target, []).append(path)
         # the model's own field names and their aliases always fit (the schema publishes them)
         self.max_field_name_length = max(max_field_name_length,
                                          *map(len, self.known | self.alias_names))
         self.text = [c for c, kind in self.kinds.items() if kind in ("categorical", "group")]
         self.datetime = encoder.datetime
+        self.numeric = [c for c, kind in self.kinds.items() if kind == "numeric"]
         self.coordinates = [c if self.kinds.get(c) == "numeric" else None
                             for c in ("latitude", "longitude")]
         if self.coordinates == [None, None]:
@@ -205,7 +240,13 @@ class ObservationSchema:
             "feature the deployed model uses. Each feature key must be present, once: under "
             "its own name or one of its aliases (the data.police.uk column names, e.g. "
             "'Object of search', and the project's service.field_aliases); null means "
-            "missing. Values go through the training data's rules: text is stripped, and an "
+            "missing."
+            + (" A stop as the data.police.uk stops API returns it is accepted, with the "
+               "fields the API does not carry (e.g. force) added: the fields it nests "
+               "(x-nested: path -> field, e.g. location.latitude) are read from there, a "
+               "null location meaning missing." if self.nested else "")
+            + " A number may be sent as a string holding one (\"52.6\", as that API sends "
+            "coordinates). Values go through the training data's rules: text is stripped, and an "
             "empty text, impossible coordinates (latitude beyond +-90, longitude beyond "
             "+-180) and date-times outside " + DATETIME_RANGE_TEXT + " are scored as "
             "missing and listed in the answer's set_missing. Categories never seen in "
@@ -222,7 +263,7 @@ class ObservationSchema:
             observation["properties"][column]["description"] = {
                 "categorical": "Category (string); an unseen value is scored as missing.",
                 "boolean": "true or false.",
-                "numeric": "A finite number.",
+                "numeric": "A finite number, or a string holding one (\"52.6\").",
                 "datetime": "ISO 8601 date-time; without an offset it is read as UTC.",
                 "group": "Group attribute of the deployed model's per-group thresholds (not a "
                          "model input); null when unknown.",
@@ -243,7 +284,8 @@ class ObservationSchema:
         return {"Observation": observation, "ObservationBatch": batch}
 
     def _publish_aliases(self, observation: dict[str, Any]) -> None:
-        """Each field's aliases, in its description and in ``x-aliases`` (alias -> field).
+        """Each field's aliases, in its description and in ``x-aliases`` (alias -> field),
+        and the API's nested paths in ``x-nested`` (path -> field).
         Not as properties with "exactly one of the field and its aliases" (an ``allOf`` of
         ``oneOf``s, 11 for the stop-and-search model): exact, but schemathesis then took ~45 s
         instead of ~8 s to draw its first 50 invalid /predict bodies (measured twice, on a
@@ -255,6 +297,8 @@ class ObservationSchema:
                 repr(a) for a in aliases) + "."
         if self.aliases:
             observation["x-aliases"] = dict(sorted(self.aliases.items()))
+        if self.nested:
+            observation["x-nested"] = dict(self.nested)
 
     def parse(self, body: bytes) -> ParsedPredict:
         """Body bytes to validated observations, or a 422 naming every bad field."""
@@ -278,13 +322,19 @@ class ObservationSchema:
             single = True
         prefix: tuple[Any, ...] = () if single else ("observations",)
         problems: list[dict[str, Any]] = []
-        sent_as: list[dict[str, str] | None] = [None] * len(items)  # field -> alias used
-        if self.alias_names:
+        # field -> the name (path) the client sent it under
+        sent_as: list[dict[str, tuple[str, ...]] | None] = [None] * len(items)
+        if self.alias_names or self.nested_roots:
             items = list(items)
             for i, item in enumerate(items):
-                if isinstance(item, dict) and not self.alias_names.isdisjoint(item):
-                    items[i], sent_as[i] = self._rename(item, (*prefix, i) if prefix else (),
-                                                        problems)
+                if not isinstance(item, dict):
+                    continue
+                at = (*prefix, i) if prefix else ()
+                if not self.nested_roots.isdisjoint(item):
+                    item, sent_as[i] = self._flatten(item, at, problems)
+                if not self.alias_names.isdisjoint(item):
+                    item, sent_as[i] = self._rename(item, at, problems, sent_as[i])
+                items[i] = item
         try:  # one call for the whole batch: the loop over items runs in pydantic-core
             validated = [self.validate(items[0])] if single else self.validate_many(items)
         except ValidationError as exc:
@@ -311,6 +361,9 @@ class ObservationSchema:
             if ignored and max(map(len, ignored)) > self.max_field_name_length:
                 problems.extend(self._long_names(ignored, (*prefix, i) if prefix else ()))
                 continue
+            names = sent_as[i]
+            if names:  # ignored fields named as sent (location.street.name)
+                ignored = {".".join(names.get(n, (n,))) for n in ignored}
             oid = values["observation_id"]
             if oid in seen:
                 loc = (*prefix, i, "observation_id")
@@ -320,41 +373,64 @@ class ObservationSchema:
                 continue
             seen[oid] = i
             digest = sha256(dumps([values[c] for c in columns])).hexdigest()
-            observations.append(Observation(
-                oid, values, {c: item[c] for c in columns}, digest, sorted(ignored)))
+            raw = {c: item[c] for c in columns}
+            for c in self.numeric:  # a number sent as text is stored as the number it holds
+                if isinstance(raw[c], str):
+                    raw[c] = values[c]
+            observations.append(Observation(oid, values, raw, digest, sorted(ignored)))
         if problems:
             raise validation_error(problems, "observation" if single else "batch")
         self.apply_loader_rules(observations)
         return ParsedPredict(single, observations)
 
+    @staticmethod
+    def _flatten(item: dict[str, Any], prefix: tuple[Any, ...], problems: list[dict[str, Any]]
+                 ) -> tuple[dict[str, Any], dict[str, tuple[str, ...]] | None]:
+        """``item`` in the data.police.uk API's shape (``location`` nesting the coordinates)
+        flattened as its loader flattens it, and field -> the path it was sent under."""
+        try:
+            flat = flatten_api_record(item)
+        except ValueError as exc:
+            root = str(exc).split(":", 1)[0].split(".", 1)[0]
+            loc = (*prefix, root)
+            problems.append({"field": field_path(loc), "loc": ["body", *loc], "msg": str(exc),
+                             "type": "nested_field"})
+            # the nested fields present (null), so that this is the one error about them
+            return {**item, **{name: None for path, name in API_NESTED.items()
+                               if path[0] in item and name not in item}}, None
+        return flat, {name: path for path, name in API_NESTED.items() if path[0] in item}
+
     def _rename(self, item: dict[str, Any], prefix: tuple[Any, ...],
-                problems: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, str]]:
-        """``item`` with its aliases replaced by the fields they name, and field -> alias; a
-        field given under two names is a problem (which value is meant cannot be told)."""
+                problems: list[dict[str, Any]],
+                sent_as: dict[str, tuple[str, ...]] | None = None
+                ) -> tuple[dict[str, Any], dict[str, tuple[str, ...]]]:
+        """``item`` with its aliases replaced by the fields they name, and field -> the name
+        it was sent under; a field given under two names is a problem (which value is meant
+        cannot be told)."""
         renamed = dict(item)
-        sent_as: dict[str, str] = {}
+        sent_as = dict(sent_as or {})
         for alias in sorted(self.alias_names.intersection(item)):
             target = self.aliases[alias]
             if target in renamed:
-                other = sent_as.get(target, target)
+                other = ".".join(sent_as.get(target, (target,)))
                 loc = (*prefix, alias)
                 problems.append({"field": field_path(loc), "loc": ["body", *loc],
                                  "msg": f"names {target}, also given as {other!r}: send it once",
                                  "type": "duplicate_field"})
                 continue
             renamed[target] = renamed.pop(alias)
-            sent_as[target] = alias
+            sent_as[target] = (alias,)
         return renamed, sent_as
 
     @staticmethod
-    def _as_sent(loc: tuple[Any, ...], sent_as: list[dict[str, str] | None], single: bool
-                 ) -> tuple[Any, ...]:
+    def _as_sent(loc: tuple[Any, ...], sent_as: list[dict[str, tuple[str, ...]] | None],
+                 single: bool) -> tuple[Any, ...]:
         """A validation error's location with the field named as the client sent it."""
         index, at = (0, 0) if single else (loc[0] if loc and isinstance(loc[0], int) else None,
                                            1)
         names = sent_as[index] if isinstance(index, int) and index < len(sent_as) else None
         if names and len(loc) > at and loc[at] in names:
-            return (*loc[:at], names[loc[at]], *loc[at + 1:])
+            return (*loc[:at], *names[loc[at]], *loc[at + 1:])
         return tuple(loc)
 
     def apply_loader_rules(self, observations: Sequence[Observation]) -> None:

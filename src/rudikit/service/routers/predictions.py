@@ -46,7 +46,9 @@ async def predict(request: Request, principal: Predictor) -> Response:
     (null = missing); a missing key or a wrong type is a 422 naming each field. A category
     the model never saw is scored as missing and listed in `unseen`; extra fields are ignored
     and listed in `ignored_fields`. A field may be sent under its data.police.uk name
-    (`Object of search`) or the project's alias (`service.field_aliases`). Values the training
+    (`Object of search`) or the project's alias (`service.field_aliases`), and a stop in the
+    data.police.uk API's shape (`location` nested, numbers as strings) is read as its loader
+    reads it. Values the training
     data's rules set missing (impossible coordinates, empty text, a date-time a table cannot
     hold) are scored as missing and listed in `set_missing`. The
     decision is `score >= threshold` of the deployment. Sending an `observation_id` again
