@@ -169,13 +169,14 @@ CaseSplit = Annotated[TemporalSplit | RandomSplit | ColumnSplit, Field(discrimin
 # --- Models and evaluation -------------------------------------------------------------------
 
 Algorithm = Literal["logistic_regression", "random_forest", "lightgbm", "rate_by_category",
-                    "score_column"]
+                    "score_column", "ensemble"]
 
 
 class ModelSpec(Strict):
     """An algorithm and lists of hyperparameter values; every combination is a model group.
     ``add_categorical`` adds columns for this spec only (e.g. a with-race experiment);
-    ``score_column`` uses an existing score (e.g. COMPAS's decile) as a baseline."""
+    ``score_column`` uses an existing score (e.g. COMPAS's decile) as a baseline;
+    ``ensemble`` averages the best groups of the grid (:mod:`rudikit.models.ensemble`)."""
 
     algorithm: Algorithm
     params: GridParams = {}
