@@ -41,6 +41,7 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
                            evaluation={"bootstrap": 0, "selection": {"metric": "roc_auc"}})
     config = yaml.safe_load((folder / "rudi.yaml").read_text(encoding="utf-8"))
     config["data"]["sources"][0]["rows_per_month"] = 300  # small: a few seconds
+    config["fairness"].pop("mitigation", None)  # not what this file tests
     (folder / "rudi.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return folder, run_project(folder, write_report=False)
 
@@ -124,3 +125,26 @@ def test_ensemble_without_validation_rows_is_refused(tmp_path: Path) -> None:
         run_project(folder, write_report=False)
     message = str(caught.value)
     assert "models[3]" in message and "splits[0].validation_size" in message
+
+
+
+def test_an_ensemble_is_explained_by_permutation_importance(
+        ran: tuple[Path, object], validation_rows: pd.DataFrame) -> None:
+    """Were selection to choose an ensemble, the step after it explains the artefact as it
+    does any model: permutation importance (the drop in ROC AUC) for every input column,
+    some of it real; per-row reasons need a method the ensemble does not have yet."""
+    from rudikit.explain import explanation_method
+    from rudikit.run.case import _importances
+
+    folder, result = ran
+    ensemble = next(m for m in result.models  # type: ignore[attr-defined]
+                    if m.algorithm == "ensemble")
+    _, models, _ = _stored(folder)
+    row = models.set_index("id").loc[ensemble.model_id]
+    pipeline = load_artefact(row.artefact_path, row.artefact_hash, folder)
+    assert explanation_method(pipeline) is None
+    project = load_project(folder)
+    y, _ = make_label(validation_rows, project.label)
+    found = {c: mean for c, _, mean, _, _ in _importances(pipeline, validation_rows, y, 0)}
+    assert set(found) == set(pipeline.named_steps["encode"].input_columns)
+    assert max(found.values()) > 0.01  # some column matters to the averaged score
