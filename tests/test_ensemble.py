@@ -29,7 +29,8 @@ MODELS = [
     {"algorithm": "logistic_regression", "params": {"C": [0.1, 1.0]}},
     {"algorithm": "lightgbm", "params": {"n_estimators": 30, "num_leaves": 7}},
     {"algorithm": "ensemble", "params": {"members": 3,
-                                         "method": ["probability_average", "rank_average"]}},
+                                         "method": ["probability_average", "rank_average",
+                                                    "stack"]}},
 ]
 SPLIT = {"name": "r60", "kind": "random", "test_size": 0.2, "validation_size": 0.2, "seed": 4}
 
@@ -148,3 +149,44 @@ def test_an_ensemble_is_explained_by_permutation_importance(
     found = {c: mean for c, _, mean, _, _ in _importances(pipeline, validation_rows, y, 0)}
     assert set(found) == set(pipeline.named_steps["encode"].input_columns)
     assert max(found.values()) > 0.01  # some column matters to the averaged score
+
+
+def test_stack_meta_model_reads_only_out_of_fold_training_scores(
+        ran: tuple[Path, object]) -> None:
+    """The stack's meta-model is the same with the validation and test labels flipped (it is
+    fitted on out-of-fold scores of the training rows only), is the one in the artefact, and
+    the stored test scores are its logistic function of the members' stored scores."""
+    from dataclasses import replace
+
+    from scipy.special import expit
+
+    from rudikit.run.case import CaseExperiment
+    from rudikit.run.ensembles import stack_meta
+
+    folder, result = ran
+    models_in_memory = result.models  # type: ignore[attr-defined]
+    ensemble = next(m for m in models_in_memory
+                    if m.algorithm == "ensemble" and m.params["method"] == "stack")
+    chosen = [next(m for m in models_in_memory if m.model_id == i)
+              for i in ensemble.details["member_model_ids"]]
+    experiment, _ = CaseExperiment.load(load_project(folder), folder)
+    experiment.prepare(lambda _: None)
+    rows = experiment.split_rows()[0]
+    poisoned = replace(rows, y_test=1 - rows.y_test, y_validation=1 - rows.y_validation)
+    meta = stack_meta(poisoned, chosen, experiment.build, experiment.seed)
+    _, models, preds = _stored(folder)
+    row = models.set_index("id").loc[ensemble.model_id]
+    stored_meta = load_artefact(row.artefact_path, row.artefact_hash, folder
+                                ).named_steps["model"].meta
+    np.testing.assert_allclose(meta.coef_, stored_meta.coef_, atol=1e-12)
+    np.testing.assert_allclose(meta.intercept_, stored_meta.intercept_, atol=1e-12)
+    assert np.all(meta.coef_ != 0)
+    by_model = {mid: p.set_index("entity_id")["score"] for mid, p in preds.groupby("model_id")}
+    mine = by_model[ensemble.model_id]
+    members = pd.concat([by_model[m.model_id] for m in chosen], axis=1).loc[mine.index]
+    expected = expit(members.to_numpy() @ meta.coef_[0] + meta.intercept_[0])
+    np.testing.assert_allclose(mine.to_numpy(), expected, atol=1e-12)
+    # poisoning the training labels does change it: the check above can fail
+    flipped = replace(rows, y_train=1 - rows.y_train)
+    assert not np.allclose(stack_meta(flipped, chosen, experiment.build, experiment.seed).coef_,
+                           meta.coef_)

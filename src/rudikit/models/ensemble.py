@@ -11,6 +11,10 @@ own columns of that matrix and averages their scores.
 so each member's score becomes its mid-rank percentile among that member's scores on the
 validation rows, kept in the artefact: ``(#reference < s + #reference == s / 2) / n``, in
 [0, 1]. On the validation rows themselves this is ``(rankdata(scores) - 0.5) / n``.
+
+``stack`` feeds the members' scores to a logistic regression fitted on out-of-fold scores of
+the training rows only (:func:`stacking_meta`): each member refitted on four fifths of them
+scores the fifth it did not see, so the meta-model never reads a validation or test label.
 """
 
 from __future__ import annotations
@@ -19,14 +23,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from rudikit.config import DatetimeFeatures, Features, ModelSpec, Project
 from rudikit.features.encoding import TabularEncoder
 
-METHODS = ("probability_average", "rank_average")
+METHODS = ("probability_average", "rank_average", "stack")
 PARAMETERS = frozenset({"members", "method"})
 
 
@@ -80,8 +86,9 @@ class AveragedMembers(ClassifierMixin, BaseEstimator):
     def __init__(self, members: Sequence[Any] = (), columns: Sequence[Sequence[int]] = (),
                  method: str = "probability_average",
                  references: Sequence[np.ndarray] | None = None,
-                 member_ids: Sequence[int] = ()):
+                 member_ids: Sequence[int] = (), meta: Any = None):
         self.members = members
+        self.meta = meta  # stack: the fitted logistic regression over the members' scores
         self.member_ids = member_ids  # the stored models they are, for the record
         self.columns = columns
         self.method = method
@@ -93,6 +100,8 @@ class AveragedMembers(ClassifierMixin, BaseEstimator):
         if self.method == "rank_average" and (self.references is None
                                              or len(self.references) != len(self.members)):
             raise ValueError("rank_average needs each member's reference scores")
+        if self.method == "stack" and self.meta is None:
+            raise ValueError("stack needs the meta-model fitted on out-of-fold scores")
         width = np.asarray(X).shape[1]
         if any(max(c, default=-1) >= width for c in self.columns):
             raise ValueError(f"a member reads a column outside the {width}-column matrix")
@@ -119,7 +128,9 @@ class AveragedMembers(ClassifierMixin, BaseEstimator):
         return out
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        p = self.member_scores(X).mean(axis=1)
+        scores = self.member_scores(X)
+        p = (self.meta.predict_proba(scores)[:, 1] if self.method == "stack"
+             else scores.mean(axis=1))
         return np.column_stack([1 - p, p])
 
     def predict(self, X: Any) -> np.ndarray:
@@ -147,9 +158,23 @@ def union_features(members: Sequence[Pipeline]) -> Features:
                         column=dated.datetime, parts=list(dated.datetime_parts)))
 
 
+def stacking_meta(members: Sequence[tuple[Pipeline, dict[str, Any]]], X_train: Any,
+                  y_train: np.ndarray, seed: int, folds: int = 5) -> LogisticRegression:
+    """The stack's meta-model: a logistic regression on each member's out-of-fold scores of
+    the training rows (unfitted member pipelines with their fit arguments, refitted per
+    fold by scikit-learn's ``cross_val_predict``)."""
+    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    oof = np.column_stack([
+        cross_val_predict(clone(pipeline), X_train, y_train, cv=cv, method="predict_proba",
+                          params=fit_params)[:, 1]
+        for pipeline, fit_params in members])
+    return LogisticRegression(random_state=seed).fit(oof, y_train)
+
+
 def ensemble_pipeline(members: Sequence[Pipeline], method: str,
                       references: Sequence[np.ndarray] | None = None,
-                      member_ids: Sequence[int] = ()) -> tuple[Pipeline, Features]:
+                      member_ids: Sequence[int] = (), meta: Any = None
+                      ) -> tuple[Pipeline, Features]:
     """(the unfitted ensemble pipeline, the features it reads) over fitted member
     pipelines. Fitting it fits only its encoder, which must see the members' training
     rows so that its category codes are theirs."""
@@ -165,5 +190,5 @@ def ensemble_pipeline(members: Sequence[Pipeline], method: str,
             raise ValueError("ensemble members read different datetime parts")
     columns = [[position[n] for n in _names(m.named_steps["encode"])] for m in members]
     model = AveragedMembers([m.named_steps["model"] for m in members], columns, method,
-                            references, list(member_ids))
+                            references, list(member_ids), meta)
     return Pipeline([("encode", encoder), ("model", model)]), features

@@ -241,7 +241,8 @@ class CaseExperiment:
         return fit_ensembles(engine, run_id, self.name, self.label, self.ensemble_points,
                              self.split_rows(), models,
                              self.project.evaluation.selection.metric, self.artefacts_dir,
-                             evaluate=self.evaluate, assess=self.assess, say=say)
+                             evaluate=self.evaluate, assess=self.assess, build=self.build,
+                             seed=self.seed, say=say)
 
     def select(self, models: list[ModelSummary]) -> tuple[ModelSummary | None, str]:
         return select_best(self.project, models)

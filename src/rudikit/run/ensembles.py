@@ -13,7 +13,7 @@ import numpy as np
 from sqlalchemy.engine import Engine
 
 from rudikit.models.artefacts import load_artefact
-from rudikit.models.ensemble import ensemble_pipeline
+from rudikit.models.ensemble import ensemble_pipeline, stacking_meta
 from rudikit.models.estimators import GridPoint
 from rudikit.run.engine import Evaluated, GridEntry, ModelSummary, SplitRows, fit_score_record
 from rudikit.run.selection import _tie_key, metric_value
@@ -37,12 +37,24 @@ def top_members(models: Sequence[ModelSummary], split: str, metric: str, n: int
     return [m for _, m in ranked[:n]]
 
 
+def stack_meta(rows: SplitRows, chosen: Sequence[ModelSummary],
+               build: Callable[[GridEntry], tuple[Any, dict[str, Any]]], seed: int) -> Any:
+    """The stack's meta-model for ``rows``: fitted on its training rows' out-of-fold scores
+    only (:func:`rudikit.models.ensemble.stacking_meta`), whatever else ``rows`` holds."""
+    builders = []
+    for m in chosen:
+        assert m.entry is not None
+        builders.append(build(m.entry))
+    return stacking_meta(builders, rows.X_train, rows.y_train, seed)
+
+
 def fit_ensembles(engine: Engine, run_id: int, project_name: str, label: str,
                   points: Sequence[GridPoint], split_rows: Sequence[SplitRows],
                   models: Sequence[ModelSummary], metric: str, artefacts_dir: Path, *,
                   evaluate: Callable[[SplitRows, np.ndarray, bool], Evaluated],
-                  assess: Callable[..., Any], say: Callable[[str], None] = lambda _: None
-                  ) -> list[ModelSummary]:
+                  assess: Callable[..., Any],
+                  build: Callable[[GridEntry], tuple[Any, dict[str, Any]]], seed: int,
+                  say: Callable[[str], None] = lambda _: None) -> list[ModelSummary]:
     """One model per ensemble point and split with validation rows (others are skipped, said
     so): the top members on those rows, averaged. Returns the stored ensembles."""
     out: list[ModelSummary] = []
@@ -63,8 +75,9 @@ def fit_ensembles(engine: Engine, run_id: int, project_name: str, label: str,
                 members.append(load_artefact(m.artefact[1], m.artefact[0]))
             references = ([np.asarray(m.validation_score) for m in chosen]
                           if method == "rank_average" else None)
+            meta = stack_meta(rows, chosen, build, seed) if method == "stack" else None
             pipeline, features = ensemble_pipeline(members, method, references,
-                                                   [m.model_id for m in chosen])
+                                                   [m.model_id for m in chosen], meta)
             params = {**point.params, "members": n, "method": method}
             entry = GridEntry(GridPoint("ensemble", params, selectable=point.selectable),
                               GridPoint("ensemble", params).describe(), features,
