@@ -50,6 +50,7 @@ class Features(Strict):
         column that is not there)."""
         problems: list[str] = []
         resolved: dict[str, list[str]] = {}
+        present = set(columns)  # one lookup per listed name: linear in a wide source's columns
         for kind in ("categorical", "numeric", "boolean"):
             out: list[str] = []
             for i, name in enumerate(getattr(self, kind)):
@@ -59,12 +60,12 @@ class Features(Strict):
                         problems.append(f"features.{kind}[{i}]: pattern {name!r} matches no "
                                         "column in the data")
                     out += hits
-                elif name not in columns:
+                elif name not in present:
                     problems.append(f"features.{kind}[{i}]: no column {name!r} in the data")
                 else:
                     out.append(name)
             resolved[kind] = list(dict.fromkeys(out))
-        if self.datetime and self.datetime.column not in columns:
+        if self.datetime and self.datetime.column not in present:
             problems.append(f"features.datetime.column: no column {self.datetime.column!r} "
                             "in the data")
         return self.model_copy(update=resolved), problems
@@ -169,13 +170,14 @@ CaseSplit = Annotated[TemporalSplit | RandomSplit | ColumnSplit, Field(discrimin
 # --- Models and evaluation -------------------------------------------------------------------
 
 Algorithm = Literal["logistic_regression", "random_forest", "lightgbm", "rate_by_category",
-                    "score_column"]
+                    "score_column", "ensemble"]
 
 
 class ModelSpec(Strict):
     """An algorithm and lists of hyperparameter values; every combination is a model group.
     ``add_categorical`` adds columns for this spec only (e.g. a with-race experiment);
-    ``score_column`` uses an existing score (e.g. COMPAS's decile) as a baseline."""
+    ``score_column`` uses an existing score (e.g. COMPAS's decile) as a baseline;
+    ``ensemble`` averages the best groups of the grid (:mod:`rudikit.models.ensemble`)."""
 
     algorithm: Algorithm
     params: GridParams = {}

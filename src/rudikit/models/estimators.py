@@ -229,6 +229,10 @@ def _parameter_names(algorithm: str) -> frozenset[str] | None:
         return frozenset({"column", *CategoryRateClassifier().get_params()} - {"column_index"})
     if algorithm == "score_column":
         return frozenset({"column"})
+    if algorithm == "ensemble":
+        from rudikit.models.ensemble import PARAMETERS
+
+        return PARAMETERS
     if algorithm == "rank_by_feature":  # the temporal baseline (models.temporal)
         return frozenset({"column", "tie_break"})
     return None

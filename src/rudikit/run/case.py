@@ -37,6 +37,7 @@ from rudikit.fairness.stage import (
 from rudikit.features.labels import make_label
 from rudikit.features.splits import SplitIndices, make_split
 from rudikit.models.artefacts import load_artefact, save_json_artefact, stored_path
+from rudikit.models.ensemble import ensemble_problems, ensemble_specs
 from rudikit.models.estimators import (
     build_pipeline,
     check_grid,
@@ -53,6 +54,7 @@ from rudikit.run.engine import (
     record_assessment,
     status_evaluations,
 )
+from rudikit.run.ensembles import fit_ensembles
 from rudikit.run.selection import select_best
 from rudikit.store import results
 from rudikit.store.queries.fairness import fitting_selection
@@ -88,7 +90,7 @@ def check_columns(project: Project, frame: pd.DataFrame,
                      for key, c in needed if c not in present]
     if project.data.entity_id not in present:
         problems.append(f"data.entity_id: no column {project.data.entity_id!r} in the data")
-    problems += check_parameter_names(project.models)
+    problems += check_parameter_names(project.models) + ensemble_problems(project)
     problems += bad_date_problems(_date_columns(project), frame, [s.report for s in loaded],
                                   project.data.max_bad_share)
     return (problems + check_fairness_columns(project.fairness, present)
@@ -120,7 +122,12 @@ class CaseExperiment:
             raise ValueError(f"evaluation.selection.require_fairness: split {chosen_on.name!r} "
                              "has no validation rows in the data, and the requirements are "
                              "never checked on the test rows")
-        self.points = expand_grid(project.models)
+        grid_specs, ensembles = ensemble_specs(project.models)
+        self.points = expand_grid(grid_specs)
+        self.ensemble_points = expand_grid(ensembles)  # built after the grid (fit_ensembles)
+        if ensembles and chosen_on.validation is None:
+            raise ValueError(f"models: an ensemble chooses its members on validation rows, "
+                             f"and split {chosen_on.name!r} has none in the data")
         self.features, _ = project.features.resolve(list(data.columns))
         columns = self.features.input_columns
         extra = [c for p in self.points for c in p.columns_needed() if c not in columns]
@@ -225,6 +232,17 @@ class CaseExperiment:
         return []  # permutation importance is computed for the chosen model only
 
     # --- after the grid --------------------------------------------------------------------
+
+    def fit_ensembles(self, engine: Engine, run_id: int, models: list[ModelSummary],
+                      say: Callable[[str], None] = lambda _: None) -> list[ModelSummary]:
+        """The project's ensembles of the grid's best groups, stored like any model group."""
+        if not self.ensemble_points:
+            return []
+        return fit_ensembles(engine, run_id, self.name, self.label, self.ensemble_points,
+                             self.split_rows(), models,
+                             self.project.evaluation.selection.metric, self.artefacts_dir,
+                             evaluate=self.evaluate, assess=self.assess, build=self.build,
+                             seed=self.seed, say=say)
 
     def select(self, models: list[ModelSummary]) -> tuple[ModelSummary | None, str]:
         return select_best(self.project, models)

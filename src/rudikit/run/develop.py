@@ -135,6 +135,7 @@ def _develop_cases(experiment: CaseExperiment, engine: Engine, run_id: int, resu
     Returns the progress line of the steps after the fits (the report is its last)."""
     experiment.prepare(say)
     _, _, result.models = fit_grid(experiment, engine, run_id, progress)
+    result.models += experiment.fit_ensembles(engine, run_id, result.models, say)
     mitigation = bool(experiment.project.fairness.mitigation)
     phase = Phase(progress, 2 + mitigation + report)
     phase.step("selecting a model")
