@@ -6,6 +6,7 @@ category, a temporal split with a validation month; LightGBM searched over small
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +30,13 @@ from rudikit.store.queries import evaluations as evaluations_q
 from rudikit.store.queries import runs as runs_q
 
 VALIDATION_START, TEST_START = "2021-02-15", "2021-03-10"
-TRIALS = 5
+TRIALS = 6
 SEARCHED = {"algorithm": "lightgbm",
             "params": {"n_estimators": 30, "min_child_samples": 20,
                        "num_leaves": {"int": [4, 31], "log": True},
                        "learning_rate": {"float": [0.02, 0.3], "log": True},
                        "colsample_bytree": [0.6, 1.0]},
-            "search": {"method": "optuna", "trials": TRIALS, "seed": 0}}
+            "search": {"method": "optuna", "trials": TRIALS, "seed": 0, "startup_trials": 2}}
 
 
 def _rows(n: int = 1800, seed: int = 0) -> pd.DataFrame:
@@ -122,7 +123,7 @@ def test_a_seeded_search_proposes_the_same_trials_twice_and_another_seed_others(
     def proposed(seed: int) -> list[dict[str, Any]]:
         other = spec.model_copy(update={"search": spec.search.model_copy(  # type: ignore[union-attr]
             update={"seed": seed, "trials": 8})})
-        # a score the sampler can learn from, so TPE's own proposals (after its start-up
+        # a score the sampler can learn from, so TPE's own proposals (after its two start-up
         # trials) are compared too, not only the random start
         points = search_points(other, 1, lambda p: -abs(p.params["num_leaves"] - 12)
                                - p.params["learning_rate"])
@@ -164,8 +165,8 @@ def test_every_trial_is_stored_as_a_model_group_with_its_validation_score(
 
 
 def test_no_trial_reads_a_test_row(clean: RunResult, poisoned: RunResult) -> None:
-    """Poisoned test labels change the test figures but neither the trials, their scores nor
-    the choice."""
+    """Poisoned test labels change the test figures but neither the trials (after two random
+    start-up trials, TPE proposes from the scores so far), their scores nor the choice."""
     a, b = _trials(clean), _trials(poisoned)
     assert a["hyperparameters"].tolist() == b["hyperparameters"].tolist()
     assert np.allclose(a["validation_roc_auc"], b["validation_roc_auc"], rtol=0, atol=1e-12)
@@ -246,3 +247,118 @@ def test_search_points_name_the_trial_of_a_failing_fit() -> None:
     with pytest.raises(ValueError, match=r"models\[1\]\.search: trial 0 \(lightgbm trial 0\("
                                          r".*\): bad value"):
         search_points(spec, 1, fails)
+
+
+# --- temporal projects: trials scored on the splits before the last ----------------------------
+
+TEMPORAL_SEARCH = {"algorithm": "lightgbm", "name": "searched lightgbm",
+                   "params": {"n_estimators": 10, "min_child_samples": 10,
+                              "num_leaves": {"int": [3, 15]},
+                              "learning_rate": {"float": [0.03, 0.3], "log": True}},
+                   "search": {"trials": 3, "seed": 0, "startup_trials": 1}}
+
+
+@pytest.fixture(scope="module")
+def temporal_data() -> Any:
+    from test_temporal import experiment, synthetic_tables
+
+    from rudikit.models.temporal import prepare
+
+    config = experiment(models=[TEMPORAL_SEARCH])
+    tables = synthetic_tables()
+    return config, tables, prepare(config, tables)
+
+
+def _temporal_run(tmp_path: Path, config: Any, tables: Any, data: Any) -> pd.DataFrame:
+    """Run the temporal grid; per stored model: split, trial, hyperparameters, precision@k."""
+    from rudikit.run.temporal import run_temporal
+    from rudikit.store import results
+
+    tmp_path.mkdir()
+    engine = open_store(f"sqlite:///{tmp_path / 'rudi.db'}")
+    run_id = results.start_run(engine, config.name, "h", config.model_dump(mode="json"), 0,
+                               "synthetic")
+    run_temporal(config, tables, engine=engine, run_id=run_id, artefacts_dir=tmp_path / "m",
+                 data=data)
+    with engine.connect() as conn:
+        models = runs_q.run_models(conn, run_id)
+        evals = evaluations_q.evaluations_of_models(conn, models["id"].tolist())
+    trial = evals[evals["metric"] == SEARCH_TRIAL].set_index("model_id")["value"]
+    precision = evals[(evals["metric"] == "precision_at_k") & (evals["parameter"] == "20_abs")
+                      ].set_index("model_id")["value"]
+    out = models.set_index("id")[["split", "hyperparameters"]]
+    return out.assign(trial=trial, precision=precision, params=out["hyperparameters"].map(
+        lambda h: (h["num_leaves"], round(h["learning_rate"], 12))))
+
+
+def _searched(config: Any, tables: Any, data: Any
+              ) -> tuple[list[tuple[Any, ...]], list[float]]:
+    """Only the search step of a temporal run (no grid fit, nothing stored): each trial's
+    parameters and the score the search gave it."""
+    from rudikit.config import Fairness
+    from rudikit.run import temporal
+
+    scores: list[float] = []
+
+    def recording(spec: Any, index: int, score: Any, **kwargs: Any) -> list[GridPoint]:
+        def recorded(point: GridPoint) -> float:
+            scores.append(score(point))
+            return scores[-1]
+        return search_points(spec, index, recorded, **kwargs)
+
+    lists = temporal.TemporalLists(config, tables, Path("unused"), Fairness(), None, data)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(temporal, "search_points", recording)
+        lists.prepare(lambda _: None)
+    return [(e.point.params["num_leaves"], e.point.params["learning_rate"])
+            for e in lists.entries if e.point.trial is not None], scores
+
+
+@pytest.fixture(scope="module")
+def temporal_search(temporal_data: Any) -> tuple[list[tuple[Any, ...]], list[float]]:
+    return _searched(*temporal_data)
+
+
+def test_a_temporal_search_stores_every_trial_on_every_split(
+        temporal_data: Any, temporal_search: Any, tmp_path: Path) -> None:
+    config, tables, data = temporal_data
+    stored = _temporal_run(tmp_path / "run", config, tables, data)
+    assert len(stored) == 3 * len(data.splits)  # one model group per trial, on every split
+    assert stored["trial"].notna().all()
+    assert stored.groupby("trial")["params"].nunique().eq(1).all()
+    proposed, _ = temporal_search
+    assert [(n, round(r, 12)) for n, r in proposed] == stored.drop_duplicates("trial")[
+        "params"].tolist()
+
+
+def test_a_temporal_search_never_reads_the_last_splits_test_dates(
+        temporal_data: Any, temporal_search: Any) -> None:
+    """The last split's test labels flipped: the trials' scores and TPE's proposals (after one
+    random start-up trial) are unchanged; the scores differ when an earlier split's are."""
+    config, tables, data = temporal_data
+
+    def flipped(split_index: int) -> Any:
+        test = data.splits[split_index].tests[0]
+        labels = data.labels[test.label_timespan].copy()
+        at = labels["as_of_date"].isin(list(test.as_of_dates))
+        labels.loc[at, data.label_name] = 1 - labels.loc[at, data.label_name]
+        return dataclasses.replace(data, labels={**data.labels, test.label_timespan: labels})
+
+    assert _searched(config, tables, flipped(-1)) == temporal_search
+    assert _searched(config, tables, flipped(0))[1] != temporal_search[1]
+
+
+def test_a_temporal_search_needs_a_split_before_the_last(temporal_data: Any,
+                                                         tmp_path: Path) -> None:
+    from rudikit.config import TemporalError
+    from rudikit.run.temporal import run_temporal
+    from rudikit.store import results
+
+    config, tables, data = temporal_data
+    engine = open_store(f"sqlite:///{tmp_path / 'rudi.db'}")
+    run_id = results.start_run(engine, config.name, "h", config.model_dump(mode="json"), 0,
+                               "synthetic")
+    with pytest.raises(TemporalError, match=r"temporal\.models\[0\]\.search: needs at least "
+                                            r"two splits"):
+        run_temporal(config, tables, engine=engine, run_id=run_id, artefacts_dir=tmp_path / "m",
+                     data=dataclasses.replace(data, splits=data.splits[-1:]))

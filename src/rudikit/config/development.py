@@ -176,13 +176,15 @@ Algorithm = Literal["logistic_regression", "random_forest", "lightgbm", "rate_by
 class Search(Strict):
     """A hyperparameter search over a model spec's ranges (:mod:`rudikit.models.search`):
     ``trials`` settings proposed by optuna's TPE sampler seeded with ``seed`` (so a rerun
-    proposes the same ones), stopping early after ``timeout_minutes``. Each trial is scored on
+    proposes the same ones; the first ``startup_trials`` at random), stopping early after
+    ``timeout_minutes``. Each trial is scored on
     the selection split's validation rows, never its test rows, and becomes a model group."""
 
     method: Literal["optuna"] = "optuna"
     trials: int = Field(20, ge=1, le=2000)
     timeout_minutes: float | None = Field(None, gt=0)
     seed: int = 0
+    startup_trials: int = Field(10, ge=1)  # random trials before TPE models the scores
 
 
 @dataclass(frozen=True)
@@ -240,6 +242,27 @@ def search_range(key: str, values: list[Any]) -> SearchRange | None:
     return SearchRange(kind, low, high, log, step)
 
 
+def check_search_params(params: dict[str, list[Any]], search: Search | None) -> None:
+    """Refuse ranges without ``search``, malformed ranges, choices optuna cannot suggest, and
+    a search with nothing to search: ValueErrors naming ``params.<name>``."""
+    searched = []
+    for name, values in params.items():
+        key = f"params.{name}"
+        if search_range(key, values) is not None or len(values) > 1:
+            searched.append(name)
+        if search is None and any(isinstance(v, dict) for v in values):
+            raise ValueError(f"{key}: a range needs 'search' on this model (e.g. search: "
+                             "{method: optuna, trials: 40})")
+        if search is not None and len(values) > 1:
+            for j, v in enumerate(values):
+                if not (v is None or isinstance(v, str | int | float | bool)):
+                    raise ValueError(f"{key}[{j}]: a searched choice must be a number, text, "
+                                     f"true/false or null, got {v!r}")
+    if search is not None and not searched:
+        raise ValueError("search: no parameter to search; give a range (e.g. num_leaves: "
+                         "{int: [4, 63], log: true}) or a list of choices in params")
+
+
 class ModelSpec(Strict):
     """An algorithm and lists of hyperparameter values; every combination is a model group.
     ``add_categorical`` adds columns for this spec only (e.g. a with-race experiment);
@@ -255,22 +278,7 @@ class ModelSpec(Strict):
 
     @model_validator(mode="after")
     def _ranges(self) -> ModelSpec:
-        searched = []
-        for name, values in self.params.items():
-            key = f"params.{name}"
-            if search_range(key, values) is not None or len(values) > 1:
-                searched.append(name)
-            if self.search is None and any(isinstance(v, dict) for v in values):
-                raise ValueError(f"{key}: a range needs 'search' on this model (e.g. search: "
-                                 "{method: optuna, trials: 40})")
-            if self.search is not None and len(values) > 1:
-                for j, v in enumerate(values):
-                    if not (v is None or isinstance(v, str | int | float | bool)):
-                        raise ValueError(f"{key}[{j}]: a searched choice must be a number, "
-                                         f"text, true/false or null, got {v!r}")
-        if self.search is not None and not searched:
-            raise ValueError("search: no parameter to search; give a range (e.g. num_leaves: "
-                             "{int: [4, 63], log: true}) or a list of choices in params")
+        check_search_params(self.params, self.search)
         return self
 
 

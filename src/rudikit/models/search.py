@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from rudikit.config import ModelSpec, search_range
+from rudikit.config import ModelSpec, TemporalModel, search_range
 from rudikit.models.estimators import GridPoint
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 SEARCH_TRIAL = "search_trial"
 
 
-def _suggest(trial: optuna.Trial, spec: ModelSpec) -> dict[str, Any]:
+def _suggest(trial: optuna.Trial, spec: ModelSpec | TemporalModel) -> dict[str, Any]:
     """One trial's parameters: ranges and choices suggested, single values as given."""
     params: dict[str, Any] = {}
     for name in sorted(spec.params):
@@ -42,8 +42,8 @@ def _suggest(trial: optuna.Trial, spec: ModelSpec) -> dict[str, Any]:
     return params
 
 
-def search_points(spec: ModelSpec, index: int, score: Callable[[GridPoint], float], *,
-                  lower_is_better: bool = False,
+def search_points(spec: ModelSpec | TemporalModel, index: int,
+                  score: Callable[[GridPoint], float], *, lower_is_better: bool = False,
                   say: Callable[[str], None] | None = None) -> list[GridPoint]:
     """Run ``spec``'s search (``models[index]``): every trial's grid point, in trial order,
     each tagged with its trial number. A trial whose score is not a number (one label value
@@ -55,12 +55,14 @@ def search_points(spec: ModelSpec, index: int, score: Callable[[GridPoint], floa
     search = spec.search
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="minimize" if lower_is_better else "maximize",
-                                sampler=optuna.samplers.TPESampler(seed=search.seed))
+                                sampler=optuna.samplers.TPESampler(
+                                    seed=search.seed, n_startup_trials=search.startup_trials))
     points: list[GridPoint] = []
 
     def objective(trial: optuna.Trial) -> float:
-        point = GridPoint(spec.algorithm, _suggest(trial, spec), tuple(spec.add_categorical),
-                          spec.selectable, trial=(index, trial.number))
+        point = GridPoint(spec.algorithm, _suggest(trial, spec),
+                          tuple(getattr(spec, "add_categorical", ())),
+                          getattr(spec, "selectable", True), trial=(index, trial.number))
         points.append(point)
         try:
             value = score(point)
