@@ -244,7 +244,7 @@ def test_search_points_name_the_trial_of_a_failing_fit() -> None:
     def fails(point: GridPoint) -> float:
         raise ValueError("bad value")
 
-    with pytest.raises(ValueError, match=r"models\[1\]\.search: trial 0 \(lightgbm trial 0\("
+    with pytest.raises(ValueError, match=r"models\[1\]\.search: trial 0 \(lightgbm trial 0 \("
                                          r".*\): bad value"):
         search_points(spec, 1, fails)
 

@@ -153,7 +153,7 @@ class GridPoint:
             return f"{self.algorithm}({params})"
         params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in self.params.items())
-        return f"{self.algorithm} trial {self.trial[1]}({params})"
+        return f"{self.algorithm} trial {self.trial[1]} ({params})"
 
     def columns_needed(self) -> list[str]:
         if self.algorithm == "score_column":
