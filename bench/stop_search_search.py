@@ -13,8 +13,9 @@ temporary folder (the example itself is not changed):
 It prints, for each variant run, the chosen model, the rows the choice read and its test ROC
 AUC with the 95% bootstrap interval, and the wall time of the run.
 
-Run: ``.venv/bin/python bench/stop_search_search.py [--trials 30] [--shipped]``
-(``--shipped`` also runs the example as shipped, for the figure before). Needs the
+Run: ``.venv/bin/python bench/stop_search_search.py [--trials 30] [--shipped] [--grid]``
+(``--shipped`` also runs the example as shipped, for the figure before; ``--grid`` the shipped
+grid with the same validation partition and no search; ``--trials 0`` no search). Needs the
 stop-and-search files under ../shared/data (or ``RUDI_DATA_DIR``).
 """
 
@@ -44,13 +45,15 @@ SEARCHED = {"algorithm": "lightgbm",
                        "reg_lambda": {"float": [0.001, 10.0], "log": True}}}
 
 
-def variant(folder: Path, trials: int | None) -> Path:
-    """A copy of the example (with the search when ``trials``) in ``folder``."""
+def variant(folder: Path, trials: int | None, validation: bool = True) -> Path:
+    """A copy of the example in ``folder``: with the validation partition when
+    ``validation``, and the search when ``trials``."""
     config = yaml.safe_load((EXAMPLE / "rudi.yaml").read_text(encoding="utf-8"))
     config["data"]["sources"][0]["path"] = str(SHARED / "stop_and_search")
-    if trials:
+    if validation:
         split = next(s for s in config["splits"] if s["name"] == "last_month")
         split["validation_start"] = "2020-01-15"
+    if trials:
         config["models"].append({**SEARCHED, "search": {"method": "optuna", "trials": trials,
                                                         "seed": 0}})
     folder.mkdir(parents=True)
@@ -75,12 +78,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--shipped", action="store_true")
+    parser.add_argument("--grid", action="store_true",
+                        help="also the shipped grid with the validation partition, no search")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rudi-search-"))
     try:
         if args.shipped:
-            measure("shipped", variant(work / "shipped", None))
-        measure(f"search ({args.trials} trials)", variant(work / "search", args.trials))
+            measure("shipped", variant(work / "shipped", None, validation=False))
+        if args.grid:
+            measure("grid, validation_start 2020-01-15", variant(work / "grid", None))
+        if args.trials:
+            measure(f"search ({args.trials} trials)", variant(work / "search", args.trials))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
