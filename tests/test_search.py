@@ -276,8 +276,8 @@ def _temporal_run(tmp_path: Path, config: Any, tables: Any, data: Any) -> pd.Dat
 
     tmp_path.mkdir()
     engine = open_store(f"sqlite:///{tmp_path / 'rudi.db'}")
-    run_id = results.start_run(engine, config.name, "h", config.model_dump(mode="json"), 0,
-                               "synthetic")
+    run_id = results.start_run(engine, config.name, "h",  # stored as a project file holds it
+                               {"temporal": config.model_dump(mode="json")}, 0, "synthetic")
     run_temporal(config, tables, engine=engine, run_id=run_id, artefacts_dir=tmp_path / "m",
                  data=data)
     with engine.connect() as conn:
@@ -288,7 +288,7 @@ def _temporal_run(tmp_path: Path, config: Any, tables: Any, data: Any) -> pd.Dat
                       ].set_index("model_id")["value"]
     out = models.set_index("id")[["split", "hyperparameters"]]
     return out.assign(trial=trial, precision=precision, params=out["hyperparameters"].map(
-        lambda h: (h["num_leaves"], round(h["learning_rate"], 12))))
+        lambda h: (h.get("num_leaves"), round(h.get("learning_rate", 0), 12))))
 
 
 def _searched(config: Any, tables: Any, data: Any
@@ -326,9 +326,16 @@ def test_a_temporal_search_stores_every_trial_on_every_split(
     assert len(stored) == 3 * len(data.splits)  # one model group per trial, on every split
     assert stored["trial"].notna().all()
     assert stored.groupby("trial")["params"].nunique().eq(1).all()
-    proposed, _ = temporal_search
+    proposed, scores = temporal_search
     assert [(n, round(r, 12)) for n, r in proposed] == stored.drop_duplicates("trial")[
         "params"].tolist()
+    # the report's search history: what the search scored each trial by, from the store
+    from rudikit.reports.temporal_report import precision_over_time, search_history
+
+    engine = open_store(f"sqlite:///{tmp_path / 'run' / 'rudi.db'}")  # its one run: id 1
+    drawn = search_history(engine, precision_over_time(engine, 1), data.splits[-1].name)
+    assert np.allclose(drawn["score"], scores)
+    assert np.allclose(drawn["best_so_far"], np.maximum.accumulate(scores))
 
 
 def test_a_temporal_search_never_reads_the_last_splits_test_dates(

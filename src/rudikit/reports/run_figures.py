@@ -125,11 +125,15 @@ def search_history(models: pd.DataFrame, evals: pd.DataFrame, split: str, config
                   on="model_id", how="left")
            .merge(on_split.rename(columns={"id": "model_id", "selected": "chosen"}),
                   on="model_id"))
-    out["rows"] = "validation" if len(validation) else "test"
-    out = out.sort_values(["spec", "trial"]).reset_index(drop=True)
-    best = (out.groupby("spec")["score"].cummin() if metric == "brier"
-            else out.groupby("spec")["score"].cummax())
-    out["best_so_far"] = best
+    out["rows"] = "validation rows" if len(validation) else "test rows"
+    return with_best_so_far(out, lower_is_better=metric == "brier")
+
+
+def with_best_so_far(history: pd.DataFrame, lower_is_better: bool = False) -> pd.DataFrame:
+    """``history`` (spec, trial, score) in trial order with each search's best score so far."""
+    out = history.sort_values(["spec", "trial"]).reset_index(drop=True)
+    scores = out.groupby("spec")["score"]
+    out["best_so_far"] = scores.cummin() if lower_is_better else scores.cummax()
     return out
 
 
@@ -153,7 +157,7 @@ def search_figure(history: pd.DataFrame, config: dict[str, Any]) -> go.Figure | 
                                      marker={"size": 14, "symbol": "star", "color": colour},
                                      name="chosen"))
     fig.update_layout(title=f"Hyperparameter search: {_metric_name(metric, parameter)} of "
-                            f"each trial ({history['rows'].iloc[0]} rows)",
+                            f"each trial ({history['rows'].iloc[0]})",
                       xaxis_title="trial", yaxis_title=_metric_name(metric, parameter),
                       height=420)
     return fig
