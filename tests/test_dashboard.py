@@ -386,7 +386,7 @@ def test_a_reviewer_records_a_review_on_the_list_page_with_csrf(client, filled) 
     assert listed
     entity = listed[0]
     form = {"csrf": csrf_of(page.text), "entity_id": entity, "list_date": str(day), "k": "10",
-            "agreement": "agree", "decision": "training", "notes": "spoke to <b>them</b>"}
+            "agreement": "agree", "decision": "debrief_officer", "notes": "spoke to <b>them</b>"}
 
     def stored() -> list[Any]:
         with filled.engine.connect() as conn:
@@ -405,7 +405,7 @@ def test_a_reviewer_records_a_review_on_the_list_page_with_csrf(client, filled) 
         {"date": str(day), "k": "10", "reviewed": entity})
     rows = stored()
     assert [(x["agreement"], x["outcome"], x["notes"], x["reviewer"]) for x in rows] == [
-        ("agree", "training", "spoke to <b>them</b>", "review user")]
+        ("agree", "debrief_officer", "spoke to <b>them</b>", "review user")]
     after = client.get(r.headers["location"])
     assert f'<tr data-entity="{entity}">' not in after.text
     assert "spoke to &lt;b&gt;them&lt;/b&gt;" in after.text  # shown escaped
@@ -440,12 +440,12 @@ def test_a_request_scored_deployment_lists_the_days_requests(
         assert [e["entity_id"] for e in body["entries"]] == ranked[:3]
         assert client.post("/reviews", headers=reviewer, json={
             "entity_id": ranked[0], "list_date": str(today), "agreement": "unsure",
-            "decision": "monitor"}).status_code == 201
+            "decision": "grounds_confirmed"}).status_code == 201
         body = client.get(f"/lists/{today}", params={"k": 3}, headers=reviewer).json()
         assert [e["entity_id"] for e in body["entries"]] == ranked[1:4]
         page = client.get("/ui/lists", headers=reviewer)  # defaults to the newest day
         assert page.status_code == 200 and f"Intervention list for {today}" in page.text
-        assert "latitude: 53.4" in page.text  # the request's inputs beside the entry
+        assert "<dt>latitude</dt><dd>53.4</dd>" in page.text  # the case fields, laid out
         monitoring = client.get("/ui/monitoring", headers=auth(s.tokens["analyst"])).text
         assert re.search(r"<b>1</b><span>requests</span>", monitoring)
         assert re.search(r"<b>4</b><span>predictions</span>", monitoring)

@@ -115,7 +115,7 @@ def test_a_reviewer_records_a_review_in_chromium(browser, served) -> None:
     entity = first.get_attribute("data-entity")
     assert entity
     first.locator("select[name=agreement]").select_option("disagree")
-    first.locator("select[name=decision]").select_option("supervisor_meeting")
+    first.locator("select[name=decision]").select_option("debrief_officer")
     first.locator("textarea[name=notes]").fill("Flag explained by a court posting")
     first.locator("button[type=submit]").click()
     page.wait_for_load_state("networkidle")
@@ -126,7 +126,7 @@ def test_a_reviewer_records_a_review_in_chromium(browser, served) -> None:
         rows = conn.execute(select(entity_reviews).where(entity_reviews.c.entity_id == entity)
                             ).mappings().all()
     assert [(r["agreement"], r["outcome"], r["notes"], r["reviewer"]) for r in rows] == [
-        ("disagree", "supervisor_meeting", "Flag explained by a court posting", "review user")]
+        ("disagree", "debrief_officer", "Flag explained by a court posting", "review user")]
     # the reviewer's role does not open the analysts' pages
     response = page.goto(base + "/ui/fairness")
     assert response is not None and response.status == 403

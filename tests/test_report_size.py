@@ -14,6 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 from sklearn.metrics import roc_auc_score
+from test_dashboard_browser import browser  # noqa: F401 - a fixture
 
 from rudikit.evaluation.curves import MAX_POINTS, simplify, thin_roc
 from rudikit.evaluation.metrics import MetricValue
@@ -90,6 +91,31 @@ def test_a_page_inlines_plotly_once() -> None:
     page = PlotlyPage()
     html = "".join(page.add(go.Figure(go.Scatter(x=[i], y=[i]))).html for i in range(3))
     assert html.count("plotly.js v") == 1 and html.count("Plotly.newPlot(") == 3
+    assert len(html) < 2_100_000  # plotly.js (4.8 MB) goes in gzipped
+
+
+def test_a_page_draws_its_figures_in_chromium_offline(browser, tmp_path: Path) -> None:  # noqa: F811
+    """The gzipped plotly.js inflates in a real browser, with no network, and every figure is
+    drawn, including a label that holds "</script>"."""
+    page = PlotlyPage()
+    figures = [go.Figure(go.Bar(x=["a", "b"], y=[1, 2]), layout={"title": "</script> bars"}),
+               go.Figure(go.Scatter(x=np.arange(50.0), y=np.arange(50.0) ** 2))]
+    body = "".join(page.add(f).html for f in figures)
+    path = tmp_path / "page.html"
+    path.write_text(f"<!doctype html><html><head></head><body>{body}</body></html>",
+                    encoding="utf-8")
+    context = browser.new_context(offline=True)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda e: errors.append(str(e)))
+    tab.goto(path.as_uri())
+    tab.wait_for_function("document.querySelectorAll('.plotly-graph-div .main-svg').length >= 2",
+                          timeout=30_000)
+    assert tab.locator("#figure-1 .bars path").count() == 2  # one bar per category
+    assert tab.locator("#figure-2 .scatterlayer .trace").count() == 1
+    assert "</script> bars" in tab.locator("#figure-1 .gtitle").text_content()
+    assert errors == []
+    context.close()
 
 
 def _figures(html: str) -> list[tuple[list[dict[str, Any]], dict[str, Any]]]:

@@ -152,7 +152,8 @@ def test_every_trial_is_stored_as_a_model_group_with_its_validation_score(
     dates = rows["date"]
     val = rows[(dates >= pd.Timestamp(VALIDATION_START, tz="UTC"))
                & (dates < pd.Timestamp(TEST_START, tz="UTC"))]
-    pipeline = load_artefact(best["artefact_path"], best["artefact_hash"])
+    project_dir = Path(clean.store_url.removeprefix("sqlite:///")).parent.parent
+    pipeline = load_artefact(best["artefact_path"], best["artefact_hash"], project_dir)
     oracle = roc_auc_score(val["outcome"], pipeline.predict_proba(
         val[["kind", "x1", "x2"]])[:, 1])
     assert best["validation_roc_auc"] == pytest.approx(oracle, abs=1e-9)

@@ -115,7 +115,7 @@ def test_run_chooses_on_validation_rows_and_reports_test_rows(tmp_path: Path) ->
     fitted = models[models["artefact_path"].str.endswith(".skops")]  # not the mitigation
     assert len(fitted) == 3
     for model in fitted.itertuples():
-        pipeline = load_artefact(model.artefact_path, model.artefact_hash)
+        pipeline = load_artefact(model.artefact_path, model.artefact_hash, folder)
         on_validation = pipeline.predict_proba(data.iloc[split.validation])[:, 1]
         assert auc.loc[model.id, "validation_roc_auc"] == pytest.approx(
             skm.roc_auc_score(y[split.validation], on_validation), abs=1e-9)

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from rudikit.cli.service import ByOpt, ProjectArg, acting_user, open_engine
 from rudikit.cli.terminal import DatabaseOpt, SchemaOpt, console, fail
+from rudikit.features.readable import reason_words
 
 if TYPE_CHECKING:
     from rudikit.config import TemporalProject
@@ -58,7 +59,7 @@ def show_lists(result: ScoringResult, rows: int = 10) -> None:
                          overflow="fold")
     for r in newest.top.head(rows).itertuples(index=False):
         reason = r.reasons[0] if isinstance(r.reasons, list) and r.reasons else None
-        text = "" if reason is None else f"{reason['feature']} = {reason['value']}"
+        text = "" if reason is None else reason_words(reason)["text"]
         table.add_row(str(r.rank), str(r.entity_id), f"{r.score:.3f}", text)
     console.print(table)
     if newest.note:

@@ -308,7 +308,8 @@ def rollback(project_dir: ProjectArg = Path("."),
 
     engine = open_engine(project_dir, database_url, database_schema)
     try:
-        retired, new = run_rollback(engine, by=acting_user(by), reason=reason)
+        retired, new = run_rollback(engine, by=acting_user(by), reason=reason,
+                                    project_dir=_folder(project_dir))
     except _caught() as exc:
         fail(str(exc))
     console.print(f"Rolled back: deployment {retired} retired; deployment {new} is live.")

@@ -42,6 +42,8 @@ from rudikit.config.rationale import (
     Team,
     missing_rationale,
 )
+from rudikit.config.review import Review
+from rudikit.config.service import ServiceOptions
 from rudikit.config.temporal import (
     BASELINE,
     FEATURE_TABLES,
@@ -62,15 +64,16 @@ from rudikit.config.timechop import Timechop, TimechopError, parse_interval
 __all__ = [
     "did_you_mean",
     "BASELINE", "EVENT_SOURCE_KINDS", "FEATURE_TABLES", "PROJECT_FILE", "REQUIRED_RATIONALE",
-    "SELECTION_RULES", "TEMPORAL_ALGORITHMS", "TEMPORAL_LABELS", "CaseSplit", "ColumnSplit",
+    "SELECTION_RULES", "ServiceOptions", "TEMPORAL_ALGORITHMS", "TEMPORAL_LABELS", "CaseSplit",
+    "ColumnSplit",
     "Completeness",
     "Condition", "ConsecutiveLists", "ListSchedule", "Data", "DatetimeFeatures", "Evaluation",
     "Fairness",
     "FairnessRequirement", "Features", "Governance", "Label", "Mitigation", "ModelSpec",
     "Monitoring", "OperatingPoint", "Project", "ProjectBase", "ProjectError", "RandomSplit",
-    "Rationale", "Retraining", "Search", "SearchRange", "Selection", "SelectionRule", "Source",
-    "SourceExpectation", "SourceKind", "StabilityBounds", "StabilitySettings", "Strict", "Team",
-    "TemporalError",
+    "Rationale", "Retraining", "Review", "Search", "SearchRange", "Selection", "SelectionRule",
+    "Source", "SourceExpectation", "SourceKind", "StabilityBounds", "StabilitySettings", "Strict",
+    "Team", "TemporalError",
     "TemporalExperiment", "TemporalModel", "TemporalProject", "TemporalSplit", "Timechop",
     "TimechopError", "missing_rationale",
     "format_validation_error", "label_months", "load_project", "parse_interval",

@@ -29,6 +29,8 @@ from rudikit.config.fairness import Fairness
 from rudikit.config.monitoring import Monitoring
 from rudikit.config.production import ListSchedule
 from rudikit.config.rationale import Governance, Rationale
+from rudikit.config.review import Review
+from rudikit.config.service import ServiceOptions
 from rudikit.config.temporal import TemporalExperiment
 
 # --- The whole file --------------------------------------------------------------------------
@@ -44,6 +46,8 @@ class ProjectBase(Strict):
     fairness: Fairness = Fairness()
     monitoring: Monitoring = Monitoring()
     governance: Governance = Governance()
+    service: ServiceOptions = ServiceOptions()
+    review: Review = Review()
 
     def config_hash(self) -> str:
         """A stable hash of the whole configuration, stored with every run."""

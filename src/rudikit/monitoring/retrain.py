@@ -217,7 +217,7 @@ def retrain(project: Project, project_dir: Path, engine: Engine, *, by: str,
             artefacts_dir=project_dir / ".rudi" / "models")
         challenger_id, chall_score = fitted.model_id, fitted.score
         champion_pipe = load_artefact(champion_row["artefact_path"],
-                                      champion_row["artefact_hash"])
+                                      champion_row["artefact_hash"], project_dir)
         champ_score = champion_pipe.predict_proba(X_hold)[:, 1]
         attrs_cols = [c for c in project.fairness.columns if c in holdout]
         attrs = holdout[attrs_cols]
@@ -235,7 +235,7 @@ def retrain(project: Project, project_dir: Path, engine: Engine, *, by: str,
         deployment_id = None
         if promoted:
             deployment_id = deploy(engine, dep.model_group_id, model_id=challenger_id,
-                                   threshold=dep.threshold, by=by,
+                                   threshold=dep.threshold, by=by, project_dir=project_dir,
                                    reason=f"retrain (run {run_id}): {reason}").id
         with engine.begin() as conn:
             audit.record(conn, by, "retrain_promoted" if promoted else "retrain_rejected",
@@ -275,8 +275,10 @@ def decide(metric: str, max_drop: float, champion: Contender, challenger: Conten
                   + ("; every fairness requirement met" if challenger.fairness_passed else ""))
 
 
-def rollback(engine: Engine, *, by: str, reason: str) -> tuple[int, int]:
-    """Make the deployment before the live one live again; returns (retired id, new id)."""
+def rollback(engine: Engine, *, by: str, reason: str, project_dir: Path | None = None
+             ) -> tuple[int, int]:
+    """Make the deployment before the live one live again; returns (retired id, new id).
+    ``project_dir``: the project its model file is found in (see ``deploy``)."""
     if not reason.strip():
         raise RetrainError("say why you roll back: --reason \"...\" (it goes to the audit log)")
     with engine.connect() as conn:
@@ -288,7 +290,7 @@ def rollback(engine: Engine, *, by: str, reason: str) -> tuple[int, int]:
         raise RetrainError(f"deployment {live['id']} is the first one; there is no previous "
                            "model to return to")
     new = deploy(engine, previous["model_group_id"], model_id=previous["model_id"],
-                 threshold=float(previous["threshold"]), by=by,
+                 threshold=float(previous["threshold"]), by=by, project_dir=project_dir,
                  reason=f"rollback from deployment {live['id']} to the model of deployment "
                         f"{previous['id']}: {reason}")
     with engine.begin() as conn:

@@ -32,6 +32,7 @@ from rudikit.data.event_tables import ENTITY, load_event_tables
 from rudikit.data.sources import LoadedSource
 from rudikit.evaluation.stability import HORIZONS, exclude_reviewed, rank_changes
 from rudikit.features.asof import DEFAULT_STATES, FeatureError, build_features, event_specs
+from rudikit.features.readable import percentile
 from rudikit.service.deploy import LoadedModel, load_deployed_model
 from rudikit.service.errors import ServiceError
 from rudikit.store.list_tables import load_reviews, record_production_list
@@ -79,10 +80,12 @@ class ScoringResult:
 # --- What is deployed ------------------------------------------------------------------------
 
 
-def list_model(engine: Engine, project: TemporalProject) -> ListModel:
-    """The live deployment's model, if it is a list model this project can score."""
+def list_model(engine: Engine, project: TemporalProject, project_dir: Path | None = None
+               ) -> ListModel:
+    """The live deployment's model, if it is a list model this project can score (its
+    artefact found under ``project_dir``)."""
     try:
-        loaded = load_deployed_model(engine, explained=False)
+        loaded = load_deployed_model(engine, explained=False, project_dir=project_dir)
     except ServiceError as exc:
         raise ScoreError(str(exc)) from None
     if loaded.groups is not None:
@@ -231,6 +234,24 @@ def _reasons(pipeline: Any, rows: pd.DataFrame, n: int) -> tuple[list[Any], str]
     return out, ""
 
 
+def _placed(reasons: list[dict[str, Any]] | None, rows: pd.DataFrame, i: int
+            ) -> list[dict[str, Any]] | None:
+    """The reasons with ``percentile``: where the officer's value of a numeric feature stands
+    among every officer scored that day (what "top 2% of officers" on the list says)."""
+    if not reasons:
+        return reasons
+    out = []
+    for reason in reasons:
+        column = rows.get(reason["feature"])
+        if column is not None and pd.api.types.is_numeric_dtype(column) \
+                and not pd.api.types.is_bool_dtype(column):
+            place = percentile(column.to_numpy(dtype=float, na_value=np.nan), column.iat[i])
+            if place is not None:
+                reason = {**reason, "percentile": round(place, 2)}
+        out.append(reason)
+    return out
+
+
 def score_one(features: pd.DataFrame, model: ListModel, reviews: pd.DataFrame,
               as_of: pd.Timestamp, k: int, cool_off_days: int, reasons: int
               ) -> tuple[pd.DataFrame, str]:
@@ -258,7 +279,7 @@ def score_one(features: pd.DataFrame, model: ListModel, reviews: pd.DataFrame,
     frame["reasons"] = None
     frame["reasons"] = frame["reasons"].astype(object)
     for i, value in zip(position, found, strict=True):
-        frame.at[i, "reasons"] = value
+        frame.at[i, "reasons"] = _placed(value, rows, i)
     frame["rank_all"] = frame["rank_all"].astype(int)
     frame["rank"] = frame["rank"].astype("Int64")
     return frame.sort_values("rank_all").reset_index(drop=True), note
@@ -297,7 +318,7 @@ def score_lists(project: TemporalProject, project_dir: Path, engine: Engine, *, 
                          "up to it)")
     say = say or (lambda _: None)
     started = time.perf_counter()
-    model = list_model(engine, project)
+    model = list_model(engine, project, project_dir)
     if tables is None or loaded is None:
         tables, loaded = load_event_tables(project, project_dir)
     seconds = {"load": time.perf_counter() - started}

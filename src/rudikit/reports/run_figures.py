@@ -53,38 +53,6 @@ def importance_figure(imps: pd.DataFrame, model_id: int) -> go.Figure | None:
     return fig
 
 
-AUDIT_METRICS = {"precision": "Precision", "tpr": "Recall (TPR)", "fpr": "False positive rate",
-                 "pprev": "Selection rate"}
-
-
-def audit_figures(audits: pd.DataFrame, model_id: int) -> list[go.Figure]:
-    """Per attribute: the key group metrics with their 95% intervals; groups too small to
-    compare are drawn hollow."""
-    rows = audits[audits["model_id"] == model_id] if len(audits) else audits
-    figures = []
-    for attribute, part in (rows.groupby("attribute", sort=False) if len(rows) else []):
-        fig = go.Figure()
-        for metric, title in AUDIT_METRICS.items():
-            m = part[part["metric"] == metric]
-            if not len(m):
-                continue
-            small = m["status"].str.contains("insufficient")
-            fig.add_trace(go.Bar(
-                x=m["group_value"], y=m["value"], name=title,
-                error_y={"type": "data", "symmetric": False,
-                         "array": (m["upper"] - m["value"]).fillna(0),
-                         "arrayminus": (m["value"] - m["lower"]).fillna(0)},
-                marker_pattern_shape=np.where(small, "/", ""),
-                customdata=np.c_[m["n"], m["status"], m["disparity_ratio"]],
-                hovertemplate="%{x}: %{y:.3f}<br>n=%{customdata[0]}, %{customdata[1]}"
-                              "<br>ratio to reference %{customdata[2]:.2f}<extra></extra>"))
-        fig.update_layout(barmode="group", height=420, yaxis_title="rate",
-                          title=f"Group metrics by {attribute} (hatched: fewer rows than the "
-                                "minimum group size, not compared)")
-        figures.append(fig)
-    return figures
-
-
 def frontier_figure(evals: pd.DataFrame, model_id: int) -> go.Figure | None:
     rows = evals[(evals["model_id"] == model_id)
                  & evals["metric"].isin(["frontier_largest_gap", "frontier_objective"])]
@@ -294,13 +262,14 @@ def _metric_name(metric: str, parameter: str) -> str:
 def runs_figure(history: pd.DataFrame, models: pd.DataFrame, config: dict[str, Any],
                 split: str) -> go.Figure | None:
     """The selection metric of each of this run's model groups in every run of the project so
-    far (test rows of the selection split): does a group hold up as the data moves on?"""
+    far (test rows of the selection split): does a group hold up as the data moves on? None
+    before a second run: one run is not a trend."""
     metric, parameter = selection_metric(config)
     if not len(history) or not len(models):
         return None
     rows = history[(history["parameter"] == parameter) & (history["split"] == split)
                    & history["model_group_id"].isin(models["model_group_id"])]
-    if not len(rows):
+    if rows["run_id"].nunique() < 2:
         return None
     fig = go.Figure()
     names = models.drop_duplicates("model_group_id").set_index("model_group_id", drop=False)
@@ -322,7 +291,8 @@ def asof_figure(history: pd.DataFrame, models: pd.DataFrame, config: dict[str, A
                 run_id: int) -> go.Figure | None:
     """The selection metric of each model group per as-of date of this run: the per-date
     evaluations of temporal experiments (parameter ``...@YYYY-MM-DD``), else the start of the
-    test period of each temporal split. Drawn only when there are at least two dates."""
+    test period of each temporal split. Drawn only when there are at least two dates; each
+    date is another split's model, so the points are not joined."""
     metric, parameter = selection_metric(config)
     if not len(history) or not len(models):
         return None
@@ -350,7 +320,7 @@ def asof_figure(history: pd.DataFrame, models: pd.DataFrame, config: dict[str, A
     fig = go.Figure()
     for group_id, part in frame.sort_values("date").groupby("group", sort=True):
         fig.add_trace(go.Scatter(
-            x=part["date"], y=part["value"], mode="lines+markers",
+            x=part["date"], y=part["value"], mode="markers",
             name=short_label(names.loc[group_id]),
             error_y={"type": "data", "symmetric": False,
                      "array": (part["upper"] - part["value"]).fillna(0),
@@ -441,37 +411,6 @@ def score_figure(preds: pd.DataFrame, model: pd.Series) -> go.Figure | None:
                                                f"(split {model['split']!r})",
                       xaxis_title="score", yaxis_title="share of the label's rows", height=420)
     return fig
-
-
-def disparity_figures(audits: pd.DataFrame, model_id: int) -> list[go.Figure]:
-    """Per attribute: each compared group's metric as a ratio to the reference group's, with
-    the 0.8-1.25 band; groups too small to compare are left out (the group metrics chart
-    shows them). A compared group's verdict is ok, unfair or inconclusive."""
-    compared = ["ok", "unfair", "inconclusive"]
-    rows = audits[(audits["model_id"] == model_id) & audits["status"].isin(compared)
-                  & audits["metric"].isin(list(AUDIT_METRICS))] if len(audits) else audits
-    figures = []
-    for attribute, part in (rows.groupby("attribute", sort=False) if len(rows) else []):
-        fig = go.Figure()
-        for metric, title in AUDIT_METRICS.items():
-            m = part[part["metric"] == metric]
-            if len(m):
-                fig.add_trace(go.Bar(
-                    x=m["group_value"], y=m["disparity_ratio"], name=title,
-                    customdata=np.c_[m["reference_group"], m["difference_pp"], m["p_value"]],
-                    hovertemplate="%{x}: ratio %{y:.2f} to %{customdata[0]}<br>"
-                                  "%{customdata[1]:.1f} points, p=%{customdata[2]:.3g}"
-                                  "<extra></extra>"))
-        for bound in (0.8, 1.0, 1.25):
-            fig.add_hline(y=bound, line={"dash": "dot" if bound != 1.0 else "solid",
-                                         "color": "grey"})
-        reference = part["reference_group"].dropna()
-        fig.update_layout(barmode="group", height=400, yaxis_title="ratio to reference",
-                          title=f"Disparity by {attribute}, ratio to "
-                                f"{reference.iloc[0] if len(reference) else 'the reference'} "
-                                "(band 0.8-1.25)")
-        figures.append(fig)
-    return figures
 
 
 def composition_figure(audits: pd.DataFrame, model_id: int) -> go.Figure | None:

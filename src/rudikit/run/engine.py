@@ -23,12 +23,13 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 
 from rudikit.config import Features
+from rudikit.data.profile import profile_frame
 from rudikit.data.sources import LoadedSource
 from rudikit.evaluation.metrics import MetricValue
 from rudikit.explain import remember_reference
 from rudikit.fairness.stage import ModelFairness
 from rudikit.fairness.tradeoff import VALIDATION_REQUIREMENT
-from rudikit.models.artefacts import save_artefact
+from rudikit.models.artefacts import save_artefact, stored_path
 from rudikit.models.estimators import GridPoint
 from rudikit.models.search import SEARCH_TRIAL
 from rudikit.store import results
@@ -179,7 +180,7 @@ def fit_score_record(engine: Engine, run_id: int, model_group_id: int, entry: Gr
         engine,
         results.FittedModel(run_id, model_group_id, rows.name, len(rows.y_train),
                             len(rows.y_test), rows.train_period, rows.test_period, digest,
-                            str(path), seconds),
+                            stored_path(path), seconds),
         entity_ids=rows.entity, as_of=rows.as_of, score=score, label=rows.y_test,
         metrics=stored, importances=importances(pipeline) if importances else [])
     summary = ModelSummary(model_id, model_group_id, entry.point.algorithm, entry.point.params,
@@ -259,11 +260,11 @@ def fit_grid(experiment: Experiment, engine: Engine, run_id: int,
     fitted = []
     for rows in experiment.split_rows():
         for entry, group_id in zip(grid, group_ids, strict=True):
-            message = f"{rows.name}: {entry.name}"
-            if task is not None:
-                progress.update(task, description=message)  # type: ignore[union-attr]
+            if task is not None:  # short: the count and the time stay on an 80-column line
+                description = f"{rows.name}: group {group_id} {entry.point.algorithm}"
+                progress.update(task, description=description)  # type: ignore[union-attr]
             elif callable(progress):
-                progress(message)
+                progress(f"{rows.name}: {entry.name}")
             fitted.append(fit_score_record(
                 engine, run_id, group_id, entry, rows, build=experiment.build,
                 evaluate=experiment.evaluate, assess=experiment.assess,
@@ -273,14 +274,17 @@ def fit_grid(experiment: Experiment, engine: Engine, run_id: int,
     return grid, group_ids, fitted
 
 
-def record_snapshots(engine: Engine, run_id: int, sources: Sequence[LoadedSource]) -> None:
-    """One data snapshot per loaded source (rows, bad rows, checksum, date range)."""
+def record_snapshots(engine: Engine, run_id: int, sources: Sequence[LoadedSource],
+                     profile: bool = True) -> None:
+    """One data snapshot per loaded source (rows, bad rows, checksum, date range) and, with
+    ``profile``, its columns' profiles for the data card."""
     for s in sources:
         lo, hi = s.date_range
         results.record_snapshot(engine, run_id, source=s.name, kind=s.kind,
                                 location=s.location, files=len(s.files), rows=len(s.frame),
                                 bad_rows=s.report.bad_rows, warnings=len(s.report.warnings),
-                                checksum=s.checksum, min_date=lo, max_date=hi)
+                                checksum=s.checksum, min_date=lo, max_date=hi,
+                                profiles=profile_frame(s.frame) if profile else None)
 
 
 def data_origin(sources: Sequence[LoadedSource]) -> str:

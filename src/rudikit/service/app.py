@@ -98,8 +98,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 ref_template="#/components/schemas/{model}")
             schemas.update(outcome_schema.pop("$defs", {}))
             schemas["OutcomeIn"] = outcome_schema
-            schemas["ReviewIn"] = ReviewIn.model_json_schema(
-                ref_template="#/components/schemas/{model}")
+            review_in = ReviewIn.model_json_schema(ref_template="#/components/schemas/{model}")
+            # the project's decisions (the model allows any key; the project is read here)
+            review_in["properties"]["decision"]["enum"] = list(service.lists.project.decisions)
+            schemas["ReviewIn"] = review_in
             doc["paths"]["/predict"]["post"]["requestBody"]["content"][JSON]["examples"] = (
                 predict_examples)
             for operations in doc["paths"].values():

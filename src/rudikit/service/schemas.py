@@ -92,7 +92,10 @@ class StoredPrediction(BaseModel):
     predicted_at: datetime
 
 
-ANSWER_EXAMPLE: dict[str, Any] = {**PREDICTION_EXAMPLE, "unseen": {"force": "devon-and-cornwall"}}
+ANSWER_EXAMPLE: dict[str, Any] = {
+    **PREDICTION_EXAMPLE, "unseen": {"force": "devon-and-cornwall"},
+    "set_missing": {"latitude": "impossible coordinates (latitude beyond +-90 or longitude "
+                                "beyond +-180)"}}
 
 
 class PredictionOut(StoredPrediction):
@@ -103,6 +106,10 @@ class PredictionOut(StoredPrediction):
     unseen: dict[str, str] = Field(description=(
         "Category values of this observation the deployed model never saw in training, by "
         "field: each was scored as a missing value."))
+    set_missing: dict[str, str] = Field(description=(
+        "Values of this observation that the training data's rules set missing (impossible "
+        "coordinates, an empty text, a date-time a table cannot hold), by field, with why: "
+        "each was scored as a missing value, as the same row was in training."))
 
 
 class BatchPredictionOut(BaseModel):
@@ -270,11 +277,12 @@ class ErrorOut(BaseModel):
 
 # --- intervention lists and reviews ----------------------------------------------------------
 
-#: What a reviewer decided for a flagged entity (stored as ``entity_reviews.outcome``).
-Decision = Literal["no_action", "monitor", "supervisor_meeting", "training", "counselling",
-                   "referral"]
+#: What a reviewer decided for a flagged entity (stored as ``entity_reviews.outcome``): a key
+#: of the project's ``review.decisions`` (checked against them when the review is stored).
+Decision = Annotated[str, Strict(), Field(pattern=r"^[a-z][a-z0-9_]{0,49}$", description=(
+    "A key of the project's decisions (`decisions` of `GET /lists/{date}`; rudi.yaml "
+    "`review.decisions`)."))]
 Agreement = Literal["agree", "disagree", "unsure"]
-DECISIONS: tuple[str, ...] = get_args(Decision)
 AGREEMENTS: tuple[str, ...] = get_args(Agreement)
 MAX_NOTES = 4000
 
@@ -285,10 +293,55 @@ class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     date: IsoDate = Field(description="The list's date (YYYY-MM-DD, UTC day).")
-    k: int = Field(100, ge=1, le=10_000, description="How many entities the list holds.")
-    cool_off_days: int = Field(365, ge=0, le=3650, description=(
+    k: int | None = Field(None, ge=1, le=10_000, description=(
+        "How many entities the list holds (default: the size of a list `rudi score` made, "
+        "else 100)."))
+    cool_off_days: int | None = Field(None, ge=0, le=3650, description=(
         "An entity reviewed for a list dated within this many days before the date is left "
-        "off (its place goes to the next one down)."))
+        "off (its place goes to the next one down; default: as a list `rudi score` made was, "
+        "else 365)."))
+
+
+class ListReasonOut(BaseModel):
+    feature: str = Field(description="The input (feature name).")
+    contribution: float = Field(description="How far it moved the score (signed).")
+    value: str | None = Field(description="The entity's value, as stored.")
+    percentile: float | None = Field(None, description=(
+        "Where the value stands among everyone scored for the list (0-100), when stored."))
+    label: str = Field(description="The input in words (rudi.yaml `review.labels`, else from "
+                                   "the feature name).")
+    value_text: str
+    standing: str = Field(description='e.g. "top 2% of officers"; empty without a percentile.')
+    direction: Literal["raises", "lowers"] | None
+    text: str = Field(description='e.g. "complaints in the past year: 4 (top 2% of officers)".')
+
+
+class HistoryRowOut(BaseModel):
+    label: str
+    counts: list[int]
+
+
+class HistoryOut(BaseModel):
+    """An officer's events per calendar year before the list date."""
+
+    years: list[int]
+    rows: list[HistoryRowOut]
+
+
+class FieldOut(BaseModel):
+    label: str
+    value: str
+
+
+class PreviousRankOut(BaseModel):
+    rank: int
+    date: date_type = Field(description="The date of the earlier list.")
+
+
+class EntryOutcomeOut(BaseModel):
+    known: bool
+    value: int | None
+    text: str
 
 
 class ListEntryOut(BaseModel):
@@ -296,9 +349,33 @@ class ListEntryOut(BaseModel):
     original_rank: int = Field(description="The rank before reviewed entities were left out.")
     entity_id: str
     score: float
-    reasons: list[dict[str, Any]] | None = Field(None, description=(
-        "The top reasons behind the score (feature, signed contribution, the entity's value), "
-        "when the list was made by `rudi score`."))
+    reasons: list[ListReasonOut] | None = Field(None, description=(
+        "The top reasons behind the score, in words, as stored with the list (`rudi score`) or "
+        "the run's predictions."))
+    history: HistoryOut | None = Field(None, description="An officer's recent history.")
+    fields: list[FieldOut] | None = Field(None, description="A case's fields (its inputs).")
+    previous_rank: PreviousRankOut | None = Field(None, description=(
+        "The rank on the nearest earlier list (an officer's)."))
+    outcome: EntryOutcomeOut | None = Field(None, description=(
+        "What happened after the list, once known."))
+
+
+class DecisionOut(BaseModel):
+    key: str
+    label: str
+
+
+class AlertOut(BaseModel):
+    monitor_run_id: int
+    kind: str
+    subject: str
+    metric: str
+    value: float | None
+    bound: float | None
+    severity: str
+    window: str
+    message: str
+    created_at: datetime
 
 
 class ListOut(BaseModel):
@@ -311,7 +388,10 @@ class ListOut(BaseModel):
             {"rank": 1, "original_rank": 2, "entity_id": "2020-02-10-stop-0007",
              "score": 0.81},
             {"rank": 2, "original_rank": 3, "entity_id": "2020-02-10-stop-0031",
-             "score": 0.77}]}]})
+             "score": 0.77}],
+        "decisions": [{"key": "no_action", "label": "No action"},
+                      {"key": "debrief_officer", "label": "Debrief the officer"}],
+        "alerts": []}]})
 
     date: date_type
     source: Literal["production_predictions", "production_lists", "predictions"] = Field(
@@ -329,11 +409,23 @@ class ListOut(BaseModel):
     candidates: int = Field(description="Entities scored for that date.")
     reviewed_excluded: int = Field(description="Entities left out because they were reviewed.")
     entries: list[ListEntryOut]
+    decisions: list[DecisionOut] = Field(description=(
+        "What a reviewer may decide (`decision` of `POST /reviews` takes the key)."))
+    alerts: list[AlertOut] = Field(description=(
+        "The alerts of the newest monitor pass of the list's model group, critical first."))
+
+
+def _whole_number(value: Any) -> Any:
+    """A JSON number that is whole (12 or 12.0, as JSON Schema's integer allows) as an int;
+    text and booleans stay as they are, for the strict check to refuse."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 REVIEW_EXAMPLE: dict[str, Any] = {
     "entity_id": "2020-02-10-stop-0007", "list_date": "2020-02-10", "agreement": "agree",
-    "decision": "supervisor_meeting", "notes": "Discussed with the sergeant."}
+    "decision": "debrief_officer", "notes": "Discussed with the sergeant."}
 
 
 class ReviewIn(BaseModel):
@@ -346,21 +438,29 @@ class ReviewIn(BaseModel):
     list_date: IsoDate = Field(description="The date of the list the entity was flagged on; "
                                              "it stays off lists for the cool-off period.")
     agreement: Agreement = Field(description="Whether the reviewer agrees with the flag.")
-    decision: Decision = Field(description="What was decided for the entity.")
+    decision: Decision
     notes: Annotated[str, Field(max_length=MAX_NOTES), NoNul()] | None = None
+    corrects: Annotated[int, Strict(), Field(ge=1, le=2**31 - 1),
+                        BeforeValidator(_whole_number)] | None = \
+        Field(None, description=(
+        "The id of the review of this entity and list that this one corrects; the corrected "
+        "review is kept, superseded."))
 
 
 class ReviewOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        "id": 12, **REVIEW_EXAMPLE, "reviewer": "sgt-smith", "model_group_id": 2,
+        "id": 12, **REVIEW_EXAMPLE, "decision_label": "Debrief the officer",
+        "reviewer": "sgt-smith", "model_group_id": 2, "supersedes": None,
         "recorded_at": "2020-02-10T15:02:00+00:00"}]})
 
     id: int
     entity_id: str
     list_date: date_type
     agreement: Agreement
-    decision: Decision
+    decision: str
+    decision_label: str = Field(description="The decision in words.")
     notes: str | None
     reviewer: str = Field(description="The name of the token that recorded the review.")
     model_group_id: int
+    supersedes: int | None = Field(description="The review this one corrects, if any.")
     recorded_at: datetime

@@ -12,9 +12,10 @@ from starlette.concurrency import run_in_threadpool
 
 from rudikit.service.auth import TokenCache
 from rudikit.service.deploy import LoadedModel, load_deployed_model
+from rudikit.service.list_details import ListContext
 from rudikit.service.metrics import Metrics
 from rudikit.service.observations import ObservationSchema
-from rudikit.service.settings import ServiceSettings
+from rudikit.service.settings import ServiceSettings, project_options
 from rudikit.service.writer.group_commit import StoreWriter
 from rudikit.store.engine import open_store
 from rudikit.store.queries.production import live_deployment
@@ -36,6 +37,9 @@ class Service:
 
     def __init__(self, settings: ServiceSettings):
         self.settings = settings
+        self.options = project_options(settings.project_dir)
+        self.nan_as_missing = (self.options.nan_as_missing if settings.nan_as_missing is None
+                               else settings.nan_as_missing)
         self.engine = open_store(settings.database_url, settings.project_dir,
                                  schema=settings.schema)
         try:
@@ -49,6 +53,8 @@ class Service:
                                   durable=settings.sqlite_synchronous.upper() == "FULL",
                                   on_commit=self.metrics.on_commit)
         self.tokens = TokenCache(self.engine, ttl=settings.token_cache_seconds)
+        # the project's review settings and event tables, read when a list first needs them
+        self.lists = ListContext(settings.project_dir, self.engine, lambda: self.served.model)
         self.reload_error: str | None = None  # why the live deployment is not served
 
     @property
@@ -61,13 +67,13 @@ class Service:
 
     def _load(self) -> Served:
         """The live deployment's model, verified and self-checked (blocking: seconds)."""
-        model = load_deployed_model(self.engine)
+        model = load_deployed_model(self.engine, project_dir=self.settings.project_dir)
         groups = model.groups.attributes if model.groups is not None else ()
         return Served(model, ObservationSchema(
             model.pipeline.named_steps["encode"], self.settings.max_batch, groups,
             max_value_length=self.settings.max_value_length,
             max_field_name_length=self.settings.max_field_name_length,
-            nan_as_missing=self.settings.nan_as_missing))
+            nan_as_missing=self.nan_as_missing, field_aliases=self.options.field_aliases))
 
     def _label_model(self, model: LoadedModel, value: float = 1) -> None:
         self.metrics.model_info.labels(

@@ -95,6 +95,10 @@ entity_reviews = Table(
     Column("agreement", String(20)),  # with the flag: agree, disagree, unsure
     Column("notes", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # the review this one corrects (migration 0010): the earlier row is kept unchanged
+    Column("supersedes", ForeignKey("entity_reviews.id",
+                                    name="fk_entity_reviews_supersedes")),
+    UniqueConstraint("supersedes", name="uq_entity_reviews_supersedes"),
 )
 
 production_lists = Table(
@@ -232,27 +236,31 @@ def record_production_list(engine: Engine, header: dict[str, Any], entries: pd.D
 
 def record_review(engine: Engine, entity_id: str, review_date: Any, *, reviewer: str,
                   outcome: str, notes: str | None = None, model_group_id: int | None = None,
-                  agreement: str | None = None) -> int:
+                  agreement: str | None = None, supersedes: int | None = None) -> int:
     """Store one supervisor review of a flagged officer: ``outcome`` is the decision taken,
-    ``agreement`` whether the reviewer agreed with the flag (agree, disagree, unsure)."""
+    ``agreement`` whether the reviewer agreed with the flag (agree, disagree, unsure);
+    ``supersedes``: the id of the review this one corrects (kept unchanged). A review already
+    corrected raises IntegrityError (a review is corrected once)."""
     with engine.begin() as conn:
         return conn.execute(insert(entity_reviews).values(
             entity_id=str(entity_id), review_date=_ts(review_date), reviewer=reviewer,
             outcome=outcome, agreement=agreement, notes=notes, model_group_id=model_group_id,
-            created_at=_now(),
+            created_at=_now(), supersedes=supersedes,
         ).returning(entity_reviews.c.id)).scalar_one()
 
 
 REVIEW_COLUMNS = ("id", "entity_id", "review_date", "reviewer", "outcome", "agreement", "notes",
-                  "model_group_id", "created_at")
+                  "model_group_id", "created_at", "supersedes")
 
 
 def load_reviews(engine: Engine) -> pd.DataFrame:
-    """Every stored review (entity_id, review_date, reviewer, outcome, agreement, notes, ...)
-    with naive UTC review dates, for :func:`rudikit.evaluation.stability.exclude_reviewed`."""
+    """Every review in force (entity_id, review_date, reviewer, outcome, agreement, notes, ...;
+    a corrected review is replaced by its correction) with naive UTC review dates, for
+    :func:`rudikit.evaluation.stability.exclude_reviewed`."""
     from rudikit.store.queries.lists import reviews  # the queries import these tables
 
-    frame = pd.DataFrame(reviews(engine, REVIEW_COLUMNS), columns=list(REVIEW_COLUMNS))
+    frame = pd.DataFrame(reviews(engine, REVIEW_COLUMNS, current=True),
+                         columns=list(REVIEW_COLUMNS))
     dates = pd.to_datetime(frame["review_date"], utc=True)
     frame["review_date"] = dates.dt.tz_convert(None)
     return frame

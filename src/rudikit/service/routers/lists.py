@@ -24,6 +24,10 @@ def _published(name: str) -> WithJsonSchema:
     their real type and bounds, so a schema-valid value is accepted and a refused one is
     documented."""
     schema = dict(ListQuery.model_json_schema()["properties"][name])
+    # an optional parameter (k: int | None) is published as its type: absent means the default
+    typed = [s for s in schema.pop("anyOf", []) if s.get("type") != "null"]
+    schema = {**(typed[0] if typed else {}), **schema}
+    schema.pop("default", None)
     return WithJsonSchema(schema)
 
 
@@ -38,31 +42,40 @@ Reviewer = Annotated[Principal, Depends(require_role("review"))]
 async def get_list(request: Request, date: Annotated[str, _published("date")], _: ListReader,
                    engine: EngineDep,
                    k: Annotated[str | None, _published("k"), Query(description=(
-                       "How many entities (an integer from 1 to 10000; default 100)."))] = None,
+                       "How many entities (an integer from 1 to 10000; default: the size of "
+                       "the list `rudi score` made, else 100)."))] = None,
                    cool_off_days: Annotated[str | None, _published("cool_off_days"), Query(
                        description="Entities reviewed for a list within this many days before "
-                                   "`date` are left off (an integer from 0 to 3650, default "
-                                   "365).")] = None) -> Response:
+                                   "`date` are left off (an integer from 0 to 3650; default: "
+                                   "as the list `rudi score` made was, else 365).")] = None
+                   ) -> Response:
     """The top `k` entities scored for `date` (YYYY-MM-DD, a UTC day), highest score first,
-    leaving out those already reviewed: the live deployment's scored requests of that day
-    once it has answered `/predict`, else the deployed model group's stored predictions as
-    of that date (`source` says which)."""
+    leaving out those already reviewed: the live deployment's scored cases that happened that
+    day (by their time input) once it has answered `/predict`, the list `rudi score` made, else
+    the deployed model group's stored predictions as of that date (`source` says which). Each
+    entry carries its top reasons in words, recent history, previous rank and outcome when
+    known; the list carries the project's review decisions and the alerts on its model
+    group."""
     # every parameter given (k and cool_off_days, declared above for the OpenAPI document, among
     # them), so that a misspelt one is refused (422), not silently ignored
     query = parse_body(ListQuery, {**request.query_params, "date": date}, "list request",
                        "query")
     found = await run_in_threadpool(lists.ranked_list, engine, query.date, query.k,
-                                    query.cool_off_days)
+                                    query.cool_off_days, get_service(request).lists)
     return json_response(found.as_dict())
 
 
 async def record_review(request: Request, principal: Reviewer) -> Response:
-    """A reviewer's agreement with a flag, the decision taken and notes, for an entity on
-    the list of `list_date`; the entity then stays off the lists of the cool-off period.
-    Not scored for that date: 404; already reviewed for that list: 409."""
+    """A reviewer's agreement with a flag, the decision taken (a key of the project's
+    decisions) and notes, for an entity on the list of `list_date`; the entity then stays off
+    the lists of the cool-off period. `corrects` records a correction of an earlier review (the
+    earlier one is kept). A decision the project does not offer: 422; not scored for that date
+    or no such review to correct: 404; already reviewed for that list (without `corrects`), or
+    that review already corrected: 409."""
     review = parse_body(ReviewIn, await read_body(request), "review")
-    stored = await run_in_threadpool(lists.record, get_service(request).engine, review,
-                                     principal.name)
+    service = get_service(request)
+    stored = await run_in_threadpool(lists.record, service.engine, review, principal.name,
+                                     service.lists)
     return json_response(stored, 201)
 
 

@@ -20,7 +20,7 @@ from sklearn.metrics import auc, precision_recall_curve, roc_curve
 from sqlalchemy.engine import Connection, Engine
 
 from rudikit.config import Monitoring
-from rudikit.reports.run_figures import AUDIT_METRICS, audit_figures
+from rudikit.reports.group_figures import AUDIT_METRICS, audit_figures
 from rudikit.store.queries import evaluations as evaluations_q
 from rudikit.store.queries import fairness as fairness_q
 from rudikit.store.queries import lists as lists_q
@@ -399,11 +399,11 @@ def monitoring(engine: Engine) -> dict[str, Any]:
 # --- 5. reviews ------------------------------------------------------------------------------
 
 
-def reviews_for(engine: Engine, start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """Reviews recorded for the list of one day, newest first."""
-    return lists_q.reviews_between(engine, start, end)
-
-
-def production_features(engine: Engine, observation_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """The inputs of scored requests, to show beside a request-scored list."""
-    return production_q.production_features(engine, observation_ids)
+def review_history(engine: Engine, start: datetime, end: datetime, decisions: dict[str, str]
+                   ) -> list[dict[str, Any]]:
+    """Reviews recorded for the list of one day, newest first, each with its decision in
+    words, whether a later review corrects it (``corrected_by``) and which it corrects."""
+    rows = lists_q.reviews_between(engine, start, end)
+    corrected_by = {r["supersedes"]: r["id"] for r in rows if r["supersedes"] is not None}
+    return [{**r, "decision_label": decisions.get(r["outcome"]) or r["outcome"].replace(
+                 "_", " "), "corrected_by": corrected_by.get(r["id"])} for r in rows]

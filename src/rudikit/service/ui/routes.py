@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from rudikit.service import lists
 from rudikit.service.auth import bearer_digest
 from rudikit.service.errors import ApiError, ServiceError
-from rudikit.service.schemas import AGREEMENTS, DECISIONS, ListQuery, ReviewIn
+from rudikit.service.schemas import AGREEMENTS, ListQuery, ReviewIn
 from rudikit.service.ui import queries
 from rudikit.service.ui.session import (
     LOGIN_COOKIE,
@@ -312,7 +312,8 @@ def create_dashboard(service: Any) -> FastAPI:
 
     def list_page(request: Request, session: Session, day: str | None, k: str | None,
                   status: int = 200, error: str = "", done: str = "") -> Response:
-        source, days = lists.list_dates(engine)
+        context = service.lists
+        source, days = lists.list_dates(engine, context)
         given = {"date": day or (days[0] if days else datetime.now(UTC).date()),
                  **({"k": k} if k else {})}
         try:
@@ -322,22 +323,27 @@ def create_dashboard(service: Any) -> FastAPI:
             field = ".".join(str(p) for p in problem["loc"])
             return render(request, "error.html", 422, session=session, title="Invalid request",
                           message=f"{field}: {problem['msg']}")
-        found = lists.ranked_list(engine, query.date, query.k, query.cool_off_days)
-        features = (queries.production_features(engine, [e["entity_id"] for e in found.entries])
-                    if found.source == lists.PRODUCTION else {})
+        found = lists.ranked_list(engine, query.date, query.k, query.cool_off_days, context)
         start = datetime.combine(query.date, datetime.min.time(), tzinfo=UTC)
+        decisions = context.project.decisions
         return render(request, "lists.html", status, session=session, page="lists",
-                      found=found, days=days, source=source, features=features,
-                      reviews=queries.reviews_for(engine, start, start + timedelta(days=1)),
+                      found=found, days=days, source=source,
+                      reviews=queries.review_history(engine, start, start + timedelta(days=1),
+                                                     decisions),
                       can_review=session.principal.allowed(REVIEWERS), error=error, done=done,
-                      agreements=AGREEMENTS, decisions=DECISIONS)
+                      agreements=AGREEMENTS, decisions=decisions,
+                      population=context.project.population)
 
     @ui.get("/lists", response_class=HTMLResponse)
     def lists_page(request: Request) -> Response:
         session = user(request, LIST_READERS)
+        done = request.query_params.get("reviewed", "")
+        if done:
+            done = (f"Correction of the review of {done} stored; the earlier review is kept "
+                    "below." if request.query_params.get("corrected") else
+                    f"Review of {done} stored; it is off the list now.")
         return list_page(request, session, request.query_params.get("date"),
-                         request.query_params.get("k"),
-                         done=request.query_params.get("reviewed", ""))
+                         request.query_params.get("k"), done=done)
 
     @ui.post("/lists/reviews")
     async def review(request: Request) -> Response:
@@ -352,19 +358,23 @@ def create_dashboard(service: Any) -> FastAPI:
                 "entity_id": fields.get("entity_id"), "list_date": day,
                 "agreement": fields.get("agreement") or None,
                 "decision": fields.get("decision") or None,
-                "notes": fields.get("notes") or None})
+                "notes": fields.get("notes") or None,
+                "corrects": int(fields["corrects"]) if fields.get("corrects", "").isdigit()
+                else fields.get("corrects") or None})
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                                  for e in exc.errors())
             return await run_in_threadpool(list_page, request, session, day if _is_date(day)
                                            else None, k, 422, f"Not stored: {problems}.")
         try:
-            await run_in_threadpool(lists.record, engine, entered, session.principal.name)
+            await run_in_threadpool(lists.record, engine, entered, session.principal.name,
+                                    service.lists)
         except ApiError as exc:
             return await run_in_threadpool(list_page, request, session, day, k, exc.status,
                                            f"Not stored: {exc.detail}.")
         query = urlencode({"date": entered.list_date.isoformat(), **({"k": k} if k else {}),
-                           "reviewed": entered.entity_id})
+                           "reviewed": entered.entity_id,
+                           **({"corrected": "1"} if entered.corrects else {})})
         return RedirectResponse(f"{base(request)}/lists?{query}", 303)
 
     return ui

@@ -6,7 +6,8 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Row, select
+from sqlalchemy import Row, exists, select
+from sqlalchemy.engine import RowMapping
 
 from rudikit.store.list_tables import (
     entity_reviews,
@@ -34,24 +35,45 @@ def changes(bind: Bind, run_id: int) -> pd.DataFrame:
                  .order_by(rank_changes.c.id))
 
 
-def reviews(bind: Bind, columns: tuple[str, ...]) -> list[Row[Any]]:
-    """These columns of every stored review, in order."""
+def _in_force() -> Any:
+    """Reviews no later review corrects."""
+    later = E.alias("later")
+    return ~exists().where(later.c.supersedes == E.c.id)
+
+
+def reviews(bind: Bind, columns: tuple[str, ...], *, current: bool = False) -> list[Row[Any]]:
+    """These columns of every stored review (``current``: of those in force, a corrected
+    review left out), in order."""
+    query = select(*(E.c[c] for c in columns))
+    if current:
+        query = query.where(_in_force())
     with connected(bind) as conn:
-        return list(conn.execute(select(*(E.c[c] for c in columns)).order_by(E.c.id)).all())
+        return list(conn.execute(query.order_by(E.c.id)).all())
 
 
 def reviews_between(bind: Bind, start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """Reviews of the lists dated in ``[start, end)``, newest first."""
+    """Reviews of the lists dated in ``[start, end)``, corrected ones included (each row's
+    ``supersedes`` says which it corrects), newest first."""
     return [dict(r) for r in mappings(bind, select(E).where(
         E.c.review_date >= start, E.c.review_date < end).order_by(E.c.id.desc()))]
 
 
-def prior_review(bind: Bind, entity_id: str, start: datetime, end: datetime) -> Row[Any] | None:
-    """(reviewer, created_at) of a review of ``entity_id`` for a list in ``[start, end)``."""
+def prior_review(bind: Bind, entity_id: str, start: datetime, end: datetime
+                 ) -> RowMapping | None:
+    """The review in force of ``entity_id`` for a list in ``[start, end)``, if any."""
     with connected(bind) as conn:
-        return conn.execute(select(E.c.reviewer, E.c.created_at).where(
-            E.c.entity_id == entity_id, E.c.review_date >= start, E.c.review_date < end)
-        ).first()
+        return conn.execute(select(E).where(
+            E.c.entity_id == entity_id, E.c.review_date >= start, E.c.review_date < end,
+            _in_force()).order_by(E.c.id.desc()).limit(1)).mappings().first()
+
+
+def review(bind: Bind, review_id: int) -> RowMapping | None:
+    """Review ``review_id`` and the id of the review that corrects it (``corrected_by``)."""
+    later = E.alias("later")
+    with connected(bind) as conn:
+        return conn.execute(select(E, later.c.id.label("corrected_by")).outerjoin(
+            later, later.c.supersedes == E.c.id).where(E.c.id == review_id)
+        ).mappings().one_or_none()
 
 
 def review_time(bind: Bind, review_id: int) -> datetime:

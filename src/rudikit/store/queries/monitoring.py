@@ -37,6 +37,14 @@ def last_finished(bind: Bind) -> RowMapping | None:
                             .limit(1)).mappings().one_or_none()
 
 
+def last_finished_of_group(bind: Bind, model_group_id: int) -> RowMapping | None:
+    """The monitor pass of this model group that finished last, or None."""
+    with connected(bind) as conn:
+        return conn.execute(select(RUNS).where(RUNS.c.model_group_id == model_group_id)
+                            .order_by(RUNS.c.finished_at.desc(), RUNS.c.id.desc())
+                            .limit(1)).mappings().one_or_none()
+
+
 def alerts_of(bind: Bind, monitor_run_id: int) -> list[RowMapping]:
     """The alerts a monitor pass raised, in order."""
     return list(mappings(bind, select(alerts).where(alerts.c.monitor_run_id == monitor_run_id)

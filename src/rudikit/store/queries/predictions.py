@@ -79,3 +79,14 @@ def entity_scores(bind: Bind, model_id: int, start: datetime, end: datetime) -> 
     with connected(bind) as conn:
         return list(conn.execute(select(P.c.entity_id, P.c.score).where(
             P.c.model_id == model_id, P.c.as_of_date >= start, P.c.as_of_date < end)).all())
+
+
+def entity_labels(bind: Bind, model_id: int, start: datetime, end: datetime,
+                  entity_ids: list[str]) -> dict[str, int]:
+    """entity_id -> the stored label of a model's prediction as of a date in ``[start, end)``,
+    of these entities (those with a label)."""
+    with connected(bind) as conn:
+        return {str(r.entity_id): int(r.label) for r in conn.execute(
+            select(P.c.entity_id, P.c.label).where(
+                P.c.model_id == model_id, P.c.as_of_date >= start, P.c.as_of_date < end,
+                P.c.entity_id.in_(entity_ids), P.c.label.is_not(None)))}

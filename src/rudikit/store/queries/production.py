@@ -3,7 +3,7 @@ the audit log."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any
 
@@ -112,6 +112,53 @@ def newest_case_time(bind: Bind, model_ids: list[int], time_field: str | None
                 newest if newest.tzinfo else newest.replace(tzinfo=UTC)).astimezone(UTC)
     # to the millisecond: SQLite's Julian days carry no finer time
     return None if seconds is None else datetime.fromtimestamp(round(float(seconds), 3), UTC)
+
+
+# The UTC day a case happened: its time input when it parses (its zone offset honoured), else
+# the day it was scored; raw SQL, as :func:`newest_case_time`, since the time is inside the JSON.
+_CASE_DAY = {
+    "sqlite": "coalesce(date(json_extract(features, :path)), date(created_at))",
+    "postgresql": "coalesce(CASE WHEN (features->>:field) ~ '^\\d{4}-\\d{2}-\\d{2}' THEN "
+                  "CAST(timezone('UTC', CAST(features->>:field AS timestamptz)) AS date) END, "
+                  "CAST(timezone('UTC', created_at) AS date))",
+}
+
+
+def _case_day(conn: Connection) -> str:
+    return _CASE_DAY["postgresql" if conn.dialect.name.startswith("postgres") else "sqlite"]
+
+
+def case_day_scores(bind: Bind, deployment_id: int, time_field: str, day: date
+                    ) -> list[Row[Any]]:
+    """(observation_id, score) of the deployment's cases that happened on ``day`` (UTC), by
+    their ``time_field`` input (else the day they were scored)."""
+    with connected(bind) as conn:
+        return list(conn.execute(text(
+            f"SELECT observation_id, score FROM production_predictions WHERE deployment_id = "
+            f":deployment AND {_case_day(conn)} = :day"), {
+                "deployment": deployment_id, "field": time_field,
+                "path": f'$."{time_field}"',
+                "day": day if conn.dialect.name.startswith("postgres") else day.isoformat(),
+            }).all())
+
+
+def case_days(bind: Bind, deployment_id: int, time_field: str, limit: int) -> list[date]:
+    """The days (UTC) the deployment's scored cases happened on, newest first."""
+    with connected(bind) as conn:
+        rows = conn.execute(text(
+            f"SELECT DISTINCT {_case_day(conn)} AS day FROM production_predictions "
+            "WHERE deployment_id = :deployment ORDER BY day DESC LIMIT :limit"), {
+                "deployment": deployment_id, "field": time_field,
+                "path": f'$."{time_field}"', "limit": limit}).scalars().all()
+    return [d if isinstance(d, date) else date.fromisoformat(str(d)) for d in rows]
+
+
+def reported_outcomes(bind: Bind, observation_ids: list[str]) -> dict[str, int]:
+    """observation_id -> the outcome reported for it (0 or 1), of those reported."""
+    with connected(bind) as conn:
+        return {r.observation_id: int(r.outcome) for r in conn.execute(
+            select(pt.outcomes.c.observation_id, pt.outcomes.c.outcome)
+            .where(pt.outcomes.c.observation_id.in_(observation_ids)))}
 
 
 def production_features(bind: Bind, observation_ids: list[str]) -> dict[str, Any]:
