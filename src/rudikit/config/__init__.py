@@ -19,8 +19,11 @@ from rudikit.config.development import (
     Features,
     ModelSpec,
     RandomSplit,
+    Search,
+    SearchRange,
     Selection,
     TemporalSplit,
+    search_range,
 )
 from rudikit.config.fairness import Fairness, FairnessRequirement, Mitigation, OperatingPoint
 from rudikit.config.monitoring import Monitoring, Retraining, SourceExpectation, StabilityBounds
@@ -68,11 +71,11 @@ __all__ = [
     "Fairness",
     "FairnessRequirement", "Features", "Governance", "Label", "Mitigation", "ModelSpec",
     "Monitoring", "OperatingPoint", "Project", "ProjectBase", "ProjectError", "RandomSplit",
-    "Rationale", "Retraining", "Review", "Selection", "SelectionRule", "Source",
-    "SourceExpectation",
-    "SourceKind", "StabilityBounds", "StabilitySettings", "Strict", "Team", "TemporalError",
+    "Rationale", "Retraining", "Review", "Search", "SearchRange", "Selection", "SelectionRule",
+    "Source", "SourceExpectation", "SourceKind", "StabilityBounds", "StabilitySettings", "Strict",
+    "Team", "TemporalError",
     "TemporalExperiment", "TemporalModel", "TemporalProject", "TemporalSplit", "Timechop",
     "TimechopError", "missing_rationale",
     "format_validation_error", "label_months", "load_project", "parse_interval",
-    "parse_project", "project_file",
+    "parse_project", "project_file", "search_range",
 ]

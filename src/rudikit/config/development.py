@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import fnmatch
+from dataclasses import dataclass
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -173,16 +174,114 @@ Algorithm = Literal["logistic_regression", "random_forest", "lightgbm", "rate_by
                     "score_column", "ensemble"]
 
 
+class Search(Strict):
+    """A hyperparameter search over a model spec's ranges (:mod:`rudikit.models.search`):
+    ``trials`` settings proposed by optuna's TPE sampler seeded with ``seed`` (so a rerun
+    proposes the same ones; the first ``startup_trials`` at random), stopping early after
+    ``timeout_minutes``. Each trial is scored on
+    the selection split's validation rows, never its test rows, and becomes a model group."""
+
+    method: Literal["optuna"] = "optuna"
+    trials: int = Field(20, ge=1, le=2000)
+    timeout_minutes: float | None = Field(None, gt=0)
+    seed: int = 0
+    startup_trials: int = Field(10, ge=1)  # random trials before TPE models the scores
+
+
+@dataclass(frozen=True)
+class SearchRange:
+    """A numeric range to search: ``{int: [4, 63], log: true}`` or ``{float: [0.005, 0.2],
+    log: true}`` (``step`` optional, not with ``log``)."""
+
+    kind: Literal["int", "float"]
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+
+
+_RANGE_KEYS = {"int", "float", "log", "step"}
+
+
+def search_range(key: str, values: list[Any]) -> SearchRange | None:
+    """The range ``values`` (one parameter's list) gives, None for plain values; a ValueError
+    naming ``key`` for a malformed one."""
+    if not any(isinstance(v, dict) for v in values):
+        return None
+    if len(values) != 1:
+        raise ValueError(f"{key}: a range must be the parameter's only value, not one of a list")
+    spec = values[0]
+    unknown = sorted(set(spec) - _RANGE_KEYS)
+    if unknown:
+        raise ValueError(f"{key}: unknown range key(s) {', '.join(map(str, unknown))} "
+                         "(expected int or float, and optionally log, step)")
+    kinds = [k for k in ("int", "float") if k in spec]
+    if len(kinds) != 1:
+        raise ValueError(f"{key}: a range needs exactly one of 'int' or 'float', e.g. "
+                         "{int: [4, 63]}")
+    kind = kinds[0]
+    bounds = spec[kind]
+    if (not isinstance(bounds, list) or len(bounds) != 2
+            or not all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds)):
+        raise ValueError(f"{key}.{kind}: expected two numbers [low, high], got {bounds!r}")
+    low, high = bounds
+    if kind == "int" and not all(float(b).is_integer() for b in bounds):
+        raise ValueError(f"{key}.int: bounds must be whole numbers, got {bounds!r}")
+    if low >= high:
+        raise ValueError(f"{key}.{kind}: low ({low}) must be below high ({high})")
+    log = spec.get("log", False)
+    if not isinstance(log, bool):
+        raise ValueError(f"{key}.log: expected true or false, got {log!r}")
+    if log and low <= 0:
+        raise ValueError(f"{key}.{kind}: a log range needs low > 0, got {low}")
+    step = spec.get("step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int | float)
+                             or step <= 0):
+        raise ValueError(f"{key}.step: expected a positive number, got {step!r}")
+    if step is not None and log:
+        raise ValueError(f"{key}.step: optuna cannot combine step with log")
+    return SearchRange(kind, low, high, log, step)
+
+
+def check_search_params(params: dict[str, list[Any]], search: Search | None) -> None:
+    """Refuse ranges without ``search``, malformed ranges, choices optuna cannot suggest, and
+    a search with nothing to search: ValueErrors naming ``params.<name>``."""
+    searched = []
+    for name, values in params.items():
+        key = f"params.{name}"
+        if search_range(key, values) is not None or len(values) > 1:
+            searched.append(name)
+        if search is None and any(isinstance(v, dict) for v in values):
+            raise ValueError(f"{key}: a range needs 'search' on this model (e.g. search: "
+                             "{method: optuna, trials: 40})")
+        if search is not None and len(values) > 1:
+            for j, v in enumerate(values):
+                if not (v is None or isinstance(v, str | int | float | bool)):
+                    raise ValueError(f"{key}[{j}]: a searched choice must be a number, text, "
+                                     f"true/false or null, got {v!r}")
+    if search is not None and not searched:
+        raise ValueError("search: no parameter to search; give a range (e.g. num_leaves: "
+                         "{int: [4, 63], log: true}) or a list of choices in params")
+
+
 class ModelSpec(Strict):
     """An algorithm and lists of hyperparameter values; every combination is a model group.
     ``add_categorical`` adds columns for this spec only (e.g. a with-race experiment);
     ``score_column`` uses an existing score (e.g. COMPAS's decile) as a baseline;
-    ``ensemble`` averages the best groups of the grid (:mod:`rudikit.models.ensemble`)."""
+    ``ensemble`` averages the best groups of the grid (:mod:`rudikit.models.ensemble`). With
+    ``search``, params may hold ranges (:func:`search_range`) and a list is a categorical
+    choice; every trial of the search is a model group."""
 
     algorithm: Algorithm
     params: GridParams = {}
     add_categorical: list[str] = []
     selectable: bool = True  # false: an experiment or baseline, evaluated but never chosen
+    search: Search | None = None
+
+    @model_validator(mode="after")
+    def _ranges(self) -> ModelSpec:
+        check_search_params(self.params, self.search)
+        return self
 
 
 class Selection(Strict):

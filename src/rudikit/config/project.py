@@ -55,6 +55,11 @@ class ProjectBase(Strict):
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+#: What a split of each kind needs for a validation partition (the key to add).
+_VALIDATION_KEY = {"temporal": "validation_start (a date before test_start)",
+                   "column": "the values naming validation rows"}
+
+
 class Project(ProjectBase):
     """A project whose rows are cases (a search, a person at a decision date): a label from
     columns, features, splits and a model grid."""
@@ -85,9 +90,18 @@ class Project(ProjectBase):
                     f"evaluation.selection.require_fairness: split {split.name!r} has no "
                     "validation partition, and the requirements must be checked on validation "
                     "rows, never on the test rows; add "
-                    + {"temporal": "validation_start (a date before test_start)",
-                       "column": "the values naming validation rows"}.get(
-                           split.kind, "validation_size") + f" to split {split.name!r}")
+                    + _VALIDATION_KEY.get(split.kind, "validation_size")
+                    + f" to split {split.name!r}")
+        split = next(s for s in self.splits if s.name == (wanted or names[0]))
+        for i, spec in enumerate(self.models):
+            if spec.search is not None and not split.has_validation:
+                # refused rather than carving validation rows out of training: the split's
+                # training rows stay those every other model group is fitted on
+                raise ValueError(
+                    f"models[{i}].search: the selection split {split.name!r} has no validation "
+                    "partition, and search trials are scored on validation rows, never on the "
+                    "test rows; add " + _VALIDATION_KEY.get(split.kind, "validation_size")
+                    + f" to split {split.name!r}")
         for i, source in enumerate(self.data.sources):
             if source.kind in EVENT_SOURCE_KINDS:
                 raise ValueError(f"data.sources[{i}].kind: {source.kind!r} holds event tables, "

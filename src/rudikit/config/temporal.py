@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import Field, field_validator, model_validator
 
 from rudikit.config.base import GridParams, Strict
+from rudikit.config.development import Search, check_search_params
 from rudikit.config.timechop import Split, Timechop, TimechopError, chop_time, parse_interval, stamp
 
 #: The single-feature baseline a temporal grid may hold next to real models.
@@ -46,6 +47,12 @@ class TemporalModel(Strict):
     algorithm: str
     params: GridParams = {}
     name: str | None = None
+    search: Search | None = None  # trials scored on the splits before the last
+
+    @model_validator(mode="after")
+    def _ranges(self) -> TemporalModel:
+        check_search_params(self.params, self.search)
+        return self
 
     @field_validator("algorithm")
     @classmethod

@@ -135,6 +135,7 @@ class GridPoint:
     params: dict[str, Any]
     add_categorical: tuple[str, ...] = ()
     selectable: bool = True
+    trial: tuple[int, int] | None = None  # (models[i], trial number) of a search trial
 
     def features(self, base: Features) -> Features:
         """The features this point's pipeline reads."""
@@ -147,8 +148,12 @@ class GridPoint:
 
     def describe(self) -> str:
         """``algorithm(param=value, ...)``: how progress lines and errors name the point."""
-        params = ", ".join(f"{k}={v}" for k, v in self.params.items())
-        return f"{self.algorithm}({params})"
+        if self.trial is None:
+            params = ", ".join(f"{k}={v}" for k, v in self.params.items())
+            return f"{self.algorithm}({params})"
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in self.params.items())
+        return f"{self.algorithm} trial {self.trial[1]} ({params})"
 
     def columns_needed(self) -> list[str]:
         if self.algorithm == "score_column":
@@ -157,9 +162,13 @@ class GridPoint:
 
 
 def expand_grid(specs: list[ModelSpec]) -> list[GridPoint]:
-    """Every combination of hyperparameter values: one model group each."""
+    """Every combination of hyperparameter values: one model group each. Specs with a
+    ``search`` are left out: their points are the search's trials
+    (:func:`rudikit.models.search.search_points`)."""
     points = []
     for spec in specs:
+        if spec.search is not None:
+            continue
         keys = sorted(spec.params)
         for values in itertools.product(*(spec.params[k] for k in keys)):
             points.append(GridPoint(spec.algorithm, dict(zip(keys, values, strict=True)),

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 
 from rudikit.evaluation.curves import thin, thin_precision_recall, thin_roc
 from rudikit.fairness.tradeoff import VALIDATION_REQUIREMENT, pareto_frontier
+from rudikit.models.search import SEARCH_TRIAL
 from rudikit.reports.page import PALETTE
 from rudikit.reports.run_tables import selection_metric, short_label
 from rudikit.store.queries.fairness import MET, combined_status, requirement_status
@@ -69,6 +70,64 @@ def frontier_figure(evals: pd.DataFrame, model_id: int) -> go.Figure | None:
     fig.update_layout(title="Fairness-performance frontier of the mitigation (test rows)",
                       xaxis_title="largest gap between groups", yaxis_title="objective",
                       height=440)
+    return fig
+
+
+def search_history(models: pd.DataFrame, evals: pd.DataFrame, split: str, config: dict[str, Any]
+                   ) -> pd.DataFrame:
+    """Per search trial on ``split``: the searched spec (``models[i]``), trial number, model
+    id, whether it was chosen, and the selection metric on the validation rows (what the
+    search optimised; the test rows when the split has none), with the best so far."""
+    metric, parameter = selection_metric(config)
+    on_split = models.loc[models["split"] == split, ["id", "selected"]]
+    trials = evals[(evals["metric"] == SEARCH_TRIAL) & evals["model_id"].isin(on_split["id"])]
+    if not len(trials):
+        return pd.DataFrame()
+    found = evals[evals["model_id"].isin(trials["model_id"])
+                  & ((parameter == "") | (evals["parameter"] == parameter))]
+    validation = found[found["metric"] == f"validation_{metric}"]
+    scores = validation if len(validation) else found[found["metric"] == metric]
+    out = (trials[["model_id", "parameter", "value"]]
+           .rename(columns={"parameter": "spec", "value": "trial"})
+           .merge(scores[["model_id", "value"]].rename(columns={"value": "score"}),
+                  on="model_id", how="left")
+           .merge(on_split.rename(columns={"id": "model_id", "selected": "chosen"}),
+                  on="model_id"))
+    out["rows"] = "validation rows" if len(validation) else "test rows"
+    return with_best_so_far(out, lower_is_better=metric == "brier")
+
+
+def with_best_so_far(history: pd.DataFrame, lower_is_better: bool = False) -> pd.DataFrame:
+    """``history`` (spec, trial, score) in trial order with each search's best score so far."""
+    out = history.sort_values(["spec", "trial"]).reset_index(drop=True)
+    scores = out.groupby("spec")["score"]
+    out["best_so_far"] = scores.cummin() if lower_is_better else scores.cummax()
+    return out
+
+
+def search_figure(history: pd.DataFrame, config: dict[str, Any]) -> go.Figure | None:
+    """Trial vs score of each search, with the best-so-far line: how far the search got and
+    whether more trials would have helped."""
+    if not len(history):
+        return None
+    metric, parameter = selection_metric(config)
+    fig = go.Figure()
+    for i, (spec, rows) in enumerate(history.groupby("spec", sort=True)):
+        colour = PALETTE[i % len(PALETTE)]
+        fig.add_trace(go.Scatter(x=rows["trial"], y=rows["score"], mode="markers",
+                                 marker={"color": colour}, name=f"{spec}: trial"))
+        fig.add_trace(go.Scatter(x=rows["trial"], y=rows["best_so_far"], mode="lines",
+                                 line={"color": colour, "shape": "hv"},
+                                 name=f"{spec}: best so far"))
+        chosen = rows[rows["chosen"].astype(bool)]
+        if len(chosen):
+            fig.add_trace(go.Scatter(x=chosen["trial"], y=chosen["score"], mode="markers",
+                                     marker={"size": 14, "symbol": "star", "color": colour},
+                                     name="chosen"))
+    fig.update_layout(title=f"Hyperparameter search: {_metric_name(metric, parameter)} of "
+                            f"each trial ({history['rows'].iloc[0]})",
+                      xaxis_title="trial", yaxis_title=_metric_name(metric, parameter),
+                      height=420)
     return fig
 
 

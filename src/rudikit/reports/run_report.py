@@ -26,6 +26,8 @@ from rudikit.reports.run_figures import (
     importance_figure,
     runs_figure,
     score_figure,
+    search_figure,
+    search_history,
     top_k_figure,
     tradeoff_figure,
     tradeoff_points,
@@ -154,8 +156,10 @@ def run_context(engine: Engine, run_id: int, page: FigureRecorder) -> dict[str, 
     figures: list[Any] = []
     if len(models):
         figures += [page.add(fig) for fig in curve_figures(models, preds, split)]
-        figures += [page.add(fig) for fig in (top_k_figure(models, preds, split, config),)
-                    if fig is not None]
+        figures += [page.add(fig) for fig in (
+            top_k_figure(models, preds, split, config),
+            search_figure(search_history(models, evals, split, config), config))
+            if fig is not None]
     chosen = None
     if chosen_row is not None:
         chosen = {"label": model_label(chosen_row), "reason": chosen_row["selection_reason"],

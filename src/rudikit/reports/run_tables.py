@@ -163,7 +163,8 @@ def comparison_table(models: pd.DataFrame, evals: pd.DataFrame, split: str,
         row["list"] = (f"{lists['value'].iloc[0]:.3f} ({lists.index[0].replace('_of_', ' of ')})"
                        if lists is not None and len(lists) else "n/a")
         rates: dict[str, list[str]] = {}
-        if lists is not None and len(lists):
+        if lists is not None and len(lists) and "list_share" in ev.index.get_level_values(
+                "metric"):  # no shares without fairness attributes to share the list by
             k, _, n = lists.index[0].partition("_of_")
             for parameter, share in ev.xs("list_share", level="metric")["value"].items():
                 pool = ev.loc[("list_pool_share", parameter), "value"]

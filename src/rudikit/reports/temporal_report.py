@@ -24,12 +24,18 @@ from sqlalchemy.engine import Engine
 from rudikit.config import TemporalExperiment
 from rudikit.evaluation.stability import exclude_reviewed
 from rudikit.models.audition import audition
+from rudikit.models.search import SEARCH_TRIAL
 from rudikit.models.temporal import experiment_grid, selection_rules
 from rudikit.reports.frozen import FigureRecorder, frozen_context
 from rudikit.reports.list_fairness import list_fairness, list_fairness_figure
 from rudikit.reports.list_perturbation import perturbation_figure, perturbations, randomness
 from rudikit.reports.page import PALETTE, environment
-from rudikit.reports.run_figures import audition_points, tradeoff_figure
+from rudikit.reports.run_figures import (
+    audition_points,
+    search_figure,
+    tradeoff_figure,
+    with_best_so_far,
+)
 from rudikit.store import list_tables
 from rudikit.store.queries import evaluations as evaluations_q
 from rudikit.store.queries import fairness as fairness_q
@@ -254,6 +260,27 @@ def rank_change_summary(engine: Engine, run_id: int, k: int) -> tuple[Any, list[
     return _naive(changes["as_of_date"]).max(), rows
 
 
+def search_history(engine: Engine, precision: pd.DataFrame, last_split: str) -> pd.DataFrame:
+    """Per search trial: its mean precision in the top k over the splits before the last (per
+    split the mean over its test dates: what the search scored it by), the best so far, and
+    whether its group was chosen."""
+    evals = evaluations_q.evaluations_of_models(engine, precision["model_id"].unique().tolist())
+    trials = evals.loc[evals["metric"] == SEARCH_TRIAL, ["model_id", "parameter", "value"]]
+    if not len(trials):
+        return pd.DataFrame()
+    rows = precision.merge(trials.rename(columns={"parameter": "spec", "value": "trial"}),
+                           on="model_id")
+    earlier = rows[rows["split"] != last_split]
+    score = (earlier.groupby(["spec", "trial", "split"])["value"].mean()
+             .groupby(["spec", "trial"]).mean().rename("score").reset_index())
+    chosen = set(rows.loc[rows["selected"].astype(bool), "model_group_id"])
+    groups = rows.groupby(["spec", "trial"])["model_group_id"].first().rename("group")
+    out = score.merge(groups.reset_index(), on=["spec", "trial"])
+    out["chosen"] = out["group"].isin(chosen)
+    out["rows"] = "the lists of every split but the last"
+    return with_best_so_far(out)
+
+
 def write_temporal_report(engine: Engine, run_id: int, directory: str | Path) -> Path:
     """Write ``run-<id>.html`` for a temporal run and return its path. What the page shows
     (the lists, their reasons, the reviews counted) is frozen the first time it is written
@@ -277,6 +304,7 @@ def temporal_context(engine: Engine, run_id: int, page: FigureRecorder) -> dict[
     models = run_models(engine, run_id)
     precision = precision_over_time(engine, run_id)
     figures = [page.add(precision_figure(precision, k))]
+    searched = search_figure(search_history(engine, precision, exp.splits()[-1].name), config)
     dates, table = precision_table(precision)
     regret = selection_regret(engine, run_id)
     per_period = regret["regrets"].assign(
@@ -311,6 +339,7 @@ def temporal_context(engine: Engine, run_id: int, page: FigureRecorder) -> dict[
     return dict(
         run=run.drop(labels=["config", "library_versions"]), config=config, exp=exp, k=k,
         figures=figures, dates=dates, table=table,
+        search=page.add(searched) if searched is not None else None,
         rules=regret["summary"].to_dict("records"),
         per_period=per_period.to_dict("records"),
         curve=curve.to_dict("records"), seeds=seeds.to_dict("records") if len(seeds) else [],

@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import stats
 from sqlalchemy.engine import Engine
 
-from rudikit.config import OperatingPoint, Project, TemporalSplit
+from rudikit.config import Features, OperatingPoint, Project, TemporalSplit
 from rudikit.data.sources import LoadedSource, unify
 from rudikit.data.validation import bad_date_problems
 from rudikit.evaluation.metrics import MetricValue, evaluate_scores, roc_auc
@@ -39,11 +39,13 @@ from rudikit.features.splits import SplitIndices, make_split
 from rudikit.models.artefacts import load_artefact, save_json_artefact, stored_path
 from rudikit.models.ensemble import ensemble_problems, ensemble_specs
 from rudikit.models.estimators import (
+    GridPoint,
     build_pipeline,
     check_grid,
     check_parameter_names,
     expand_grid,
 )
+from rudikit.models.search import search_points
 from rudikit.run.engine import (
     Evaluated,
     GridEntry,
@@ -55,7 +57,7 @@ from rudikit.run.engine import (
     status_evaluations,
 )
 from rudikit.run.ensembles import fit_ensembles
-from rudikit.run.selection import select_best
+from rudikit.run.selection import metric_value, select_best
 from rudikit.store import results
 from rudikit.store.queries.fairness import fitting_selection
 
@@ -131,16 +133,20 @@ class CaseExperiment:
         self.features, _ = project.features.resolve(list(data.columns))
         columns = self.features.input_columns
         extra = [c for p in self.points for c in p.columns_needed() if c not in columns]
+        extra += [c for spec in project.models if spec.search is not None
+                  for c in spec.add_categorical if c not in columns]
         self.X = data[columns + list(dict.fromkeys(extra))]
         self.attrs = data[project.fairness.columns]
-        self.entries = [GridEntry(p, p.describe(), p.features(self.features), p.selectable)
-                        for p in self.points]
         first = self.splits[0].train
         try:
-            check_grid([(e.point, e.name) for e in self.entries], self.features,
+            check_grid([(p, p.describe()) for p in self.points], self.features,
                        self.X.iloc[first], self.y[first])
         except ValueError as exc:
             raise ValueError(f"models: {exc}") from None
+        self.points += search_trials(project, self.features, self.X, self.y, chosen_on,
+                                     self.seed, say)
+        self.entries = [GridEntry(p, p.describe(), p.features(self.features), p.selectable)
+                        for p in self.points]
 
     @classmethod
     def load(cls, project: Project, project_dir: Path, *, allow_synthetic: bool = False
@@ -341,6 +347,53 @@ class CaseExperiment:
                                     fitting_selection(at.label(), mitigated.fitted_on_validation),
                                     None, [j.result for j in mitigated.fitting])
         return summary
+
+
+def search_trials(project: Project, features: Features, X: pd.DataFrame, y: np.ndarray,
+                  split: SplitIndices, seed: int, say: Callable[[str], None]) -> list[GridPoint]:
+    """The grid points of every ``models[i].search``, in order: each trial fitted on the
+    selection split's training rows and scored by the selection metric on its validation rows
+    (the test rows are never read; the project file refuses a split without validation, and
+    this refuses one whose data holds no validation rows). The trials then go through the
+    normal grid, which stores each as a model group."""
+    searched = [(i, spec) for i, spec in enumerate(project.models) if spec.search is not None]
+    if not searched:
+        return []
+    if split.validation is None or not len(split.validation):
+        raise ValueError(f"models[{searched[0][0]}].search: split {split.name!r} has no "
+                         "validation rows in the data, and trials are never scored on the "
+                         "test rows")
+    ev = project.evaluation
+    metric = ev.selection.metric
+    X_train, y_train = X.iloc[split.train], y[split.train]
+    X_val, y_val = X.iloc[split.validation], y[split.validation]
+    if len(np.unique(y_train)) < 2:
+        raise ValueError(f"splits: {split.name!r} training rows have only one label value; "
+                         "cannot search")
+
+    def score(point: GridPoint) -> float:
+        from lightgbm.basic import LightGBMError
+
+        pipeline, fit_params = build_pipeline(point, features, seed)
+        try:
+            pipeline.fit(X_train, y_train, **fit_params)
+        except LightGBMError as exc:
+            raise ValueError(str(exc)) from None
+        metrics = evaluate_scores(y_val, pipeline.predict_proba(X_val)[:, 1],
+                                  thresholds=ev.thresholds, top_k=ev.top_k, top_pct=ev.top_pct,
+                                  bootstrap=0)
+        value = metric_value(by_key(metrics), metric)
+        if value is None:
+            raise ValueError(f"evaluation.selection.metric: no metric {metric!r}")
+        return value.value
+
+    points: list[GridPoint] = []
+    for i, spec in searched:
+        assert spec.search is not None
+        say(f"models[{i}]: searching {spec.algorithm} ({spec.search.trials} trials, scored on "
+            f"split {split.name!r}'s validation rows)")
+        points += search_points(spec, i, score, lower_is_better=metric == "brier")
+    return points
 
 
 def _explain_selected(engine: Engine, model: ModelSummary, artefact: tuple[str, Path],

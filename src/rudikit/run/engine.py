@@ -31,6 +31,7 @@ from rudikit.fairness.stage import ModelFairness
 from rudikit.fairness.tradeoff import VALIDATION_REQUIREMENT
 from rudikit.models.artefacts import save_artefact, stored_path
 from rudikit.models.estimators import GridPoint
+from rudikit.models.search import SEARCH_TRIAL
 from rudikit.store import results
 from rudikit.store.queries.fairness import MET, NOT_MET, combined_status
 
@@ -171,6 +172,10 @@ def fit_score_record(engine: Engine, run_id: int, model_group_id: int, entry: Gr
     if validation_statuses:
         assert rows.y_validation is not None
         stored += status_evaluations(validation_statuses, len(rows.y_validation))
+    if entry.point.trial is not None:  # what the report's search history reads
+        index, number = entry.point.trial
+        stored.append(MetricValue(SEARCH_TRIAL, f"models[{index}]", float(number), None, None,
+                                  len(rows.y_train)))
     model_id = results.record_model(
         engine,
         results.FittedModel(run_id, model_group_id, rows.name, len(rows.y_train),

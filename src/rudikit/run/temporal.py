@@ -41,6 +41,7 @@ from rudikit.evaluation.stability import check_forest
 from rudikit.fairness.stage import ModelFairness, assess, check_fairness_columns
 from rudikit.fairness.tradeoff import NO_GROUP_MEETS
 from rudikit.models.estimators import GridPoint, check_grid, label_sample, make_encoder
+from rudikit.models.search import search_points
 from rudikit.models.temporal import (
     ENTITY,
     PreparedData,
@@ -48,6 +49,7 @@ from rudikit.models.temporal import (
     consecutive_dates,
     experiment_grid,
     feature_digest,
+    fit_and_score,
     native_importances,
     prepare,
     selection_rules,
@@ -211,6 +213,8 @@ class TemporalLists:
                                                                       data.features_for(point)))
         except ValueError as exc:
             raise TemporalError(f"temporal.models: {exc}") from None
+        self.entries += [GridEntry(point, name, data.features_for(point))
+                         for point, name in self._search_trials(say)]
         forest = config.stability
         if forest.n_estimators:  # the curve is drawn last: a typo there must not waste the grid
             sample = label_sample(y)
@@ -221,6 +225,49 @@ class TemporalLists:
             except ValueError as exc:
                 raise TemporalError(f"temporal.stability.params: {exc}") from None
         self.matrices_index: list[dict[str, Any]] = []
+
+    def _search_trials(self, say: Callable[[str], None]) -> list[tuple[GridPoint, str]]:
+        """(grid point, name) of every ``temporal.models[i].search``'s trials: each fitted on
+        every split but the last and scored by its mean precision in the top k over those
+        splits' test lists (the mean the audition's best-average rule reads), so the last
+        split's test dates are never read. The trials then go through the normal grid."""
+        config, data = self.experiment, self.data
+        assert data is not None
+        searched = [(i, m) for i, m in enumerate(config.models) if m.search is not None]
+        if not searched:
+            return []
+        if len(data.splits) < 2:
+            raise TemporalError(f"temporal.models[{searched[0][0]}].search: needs at least two "
+                                "splits; trials are scored on the splits before the last, "
+                                "whose test dates are never read")
+        audition = [self.first] + [split_matrices(data, s) for s in data.splits[1:-1]]
+        unbootstrapped = config.model_copy(update={"bootstrap": 0})
+
+        def score(point: GridPoint) -> float:
+            values = []
+            for matrices in audition:
+                try:
+                    _, scores, _ = fit_and_score(point, data.features_for(point), matrices,
+                                                 self.seed)
+                except TemporalError as exc:
+                    raise ValueError(str(exc)) from None
+                _, per_date = evaluate_lists(matrices.test, matrices.label, scores,
+                                             unbootstrapped)
+                values.append(float(per_date["value"].mean()))
+            return float(np.mean(values))
+
+        out = []
+        for i, spec in searched:
+            assert spec.search is not None
+            say(f"temporal.models[{i}]: searching {spec.algorithm} ({spec.search.trials} "
+                f"trials, scored on {len(audition)} training-era split(s))")
+            try:
+                points = search_points(spec, i, score)
+            except ValueError as exc:
+                raise TemporalError(f"temporal.{exc}") from None
+            out += [(p, f"{spec.name} trial {p.trial[1]}" if spec.name and p.trial
+                     else p.describe()) for p in points]
+        return out
 
     def grid(self) -> list[GridEntry]:
         return self.entries
