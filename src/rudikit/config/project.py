@@ -25,6 +25,7 @@ from rudikit.config.base import (
 )
 from rudikit.config.data import EVENT_SOURCE_KINDS, Data, Label
 from rudikit.config.development import CaseSplit, Evaluation, Features, ModelSpec
+from rudikit.config.execution import Execution
 from rudikit.config.fairness import Fairness
 from rudikit.config.monitoring import Monitoring
 from rudikit.config.production import ListSchedule
@@ -44,10 +45,13 @@ class ProjectBase(Strict):
     fairness: Fairness = Fairness()
     monitoring: Monitoring = Monitoring()
     governance: Governance = Governance()
+    execution: Execution = Execution()
 
     def config_hash(self) -> str:
-        """A stable hash of the whole configuration, stored with every run."""
-        payload = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        """A stable hash of the whole configuration, stored with every run; ``execution`` is
+        left out (where the fits ran changes no result)."""
+        payload = json.dumps(self.model_dump(mode="json", by_alias=True,
+                                             exclude={"execution"}), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

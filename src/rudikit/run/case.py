@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import stats
 from sqlalchemy.engine import Engine
 
-from rudikit.config import OperatingPoint, Project, TemporalSplit
+from rudikit.config import Features, OperatingPoint, Project, TemporalSplit
 from rudikit.data.sources import LoadedSource, unify
 from rudikit.data.validation import bad_date_problems
 from rudikit.evaluation.metrics import MetricValue, evaluate_scores, roc_auc
@@ -92,6 +92,52 @@ def check_columns(project: Project, frame: pd.DataFrame,
             + check_reference_groups(project.fairness, frame))
 
 
+@dataclass(frozen=True)
+class CaseScoring:
+    """How a case project builds, evaluates and audits one fit (the engine's
+    :class:`rudikit.run.engine.Scoring`): configuration only, so it travels to a worker
+    without the project's rows."""
+
+    project: Project
+    features: Features  # the project's, resolved against the data's columns
+
+    def build(self, entry: GridEntry) -> tuple[Any, dict[str, Any]]:
+        return build_pipeline(entry.point, self.features, self.project.evaluation.seed)
+
+    def evaluate(self, rows: SplitRows, score: np.ndarray, on_validation: bool) -> Evaluated:
+        y = rows.y_validation if on_validation else rows.y_test
+        metrics = self.metrics(y, score)
+        if not on_validation and rows.name == self.project.selection_split:
+            # the guide's list simulation, on the split selection reads
+            metrics += list_simulation_metrics(self.project.fairness, rows.attrs, y, score,
+                                               self.project.evaluation.seed)
+        return metrics, None
+
+    def metrics(self, y: np.ndarray, score: np.ndarray,
+                thresholds: list[float] | None = None) -> list[MetricValue]:
+        ev = self.project.evaluation
+        return evaluate_scores(y, score, thresholds=ev.thresholds if thresholds is None
+                               else thresholds, top_k=ev.top_k, top_pct=ev.top_pct,
+                               bootstrap=ev.bootstrap, confidence=ev.confidence, seed=ev.seed)
+
+    def assess(self, rows: SplitRows, score: np.ndarray, on_validation: bool
+               ) -> list[tuple[str, ModelFairness]]:
+        attrs, y = ((rows.validation_attrs, rows.y_validation) if on_validation
+                    else (rows.attrs, rows.y_test))
+        return self.assessed(attrs, y, score, self.project.fairness.at)
+
+    def assessed(self, attrs: pd.DataFrame | None, y: np.ndarray, score: np.ndarray,
+                 at: OperatingPoint) -> list[tuple[str, ModelFairness]]:
+        """The audit and requirements at one operating point (none when nothing is asked)."""
+        fairness = self.project.fairness
+        if not (fairness.attributes or fairness.intersections or fairness.requirements):
+            return []
+        return [(at.label(), assess(fairness, attrs, y, score, at))]
+
+    def importances(self, pipeline: Any) -> list[results.Importance]:
+        return []  # permutation importance is computed for the chosen model only
+
+
 @dataclass
 class CaseExperiment:
     """What a case project gives the run engine (:class:`rudikit.run.engine.Experiment`)."""
@@ -159,8 +205,8 @@ class CaseExperiment:
     def group_features(self, entry: GridEntry) -> dict[str, Any]:
         return entry.features.model_dump(mode="json")
 
-    def build(self, entry: GridEntry) -> tuple[Any, dict[str, Any]]:
-        return build_pipeline(entry.point, self.features, self.seed)
+    def scoring(self) -> CaseScoring:
+        return CaseScoring(self.project, self.features)
 
     def split_rows(self) -> list[SplitRows]:
         out = []
@@ -176,39 +222,6 @@ class CaseExperiment:
                 None if validation is None else self.y[validation],
                 None if validation is None else self.attrs.iloc[validation]))
         return out
-
-    def evaluate(self, rows: SplitRows, score: np.ndarray, on_validation: bool) -> Evaluated:
-        y = rows.y_validation if on_validation else rows.y_test
-        metrics = self._evaluate(y, score)
-        if not on_validation and rows.name == self.project.selection_split:
-            # the guide's list simulation, on the split selection reads
-            metrics += list_simulation_metrics(self.project.fairness, rows.attrs, y, score,
-                                               self.seed)
-        return metrics, None
-
-    def _evaluate(self, y: np.ndarray, score: np.ndarray,
-                  thresholds: list[float] | None = None) -> list[MetricValue]:
-        ev = self.project.evaluation
-        return evaluate_scores(y, score, thresholds=ev.thresholds if thresholds is None
-                               else thresholds, top_k=ev.top_k, top_pct=ev.top_pct,
-                               bootstrap=ev.bootstrap, confidence=ev.confidence, seed=ev.seed)
-
-    def assess(self, rows: SplitRows, score: np.ndarray, on_validation: bool
-               ) -> list[tuple[str, ModelFairness]]:
-        attrs, y = ((rows.validation_attrs, rows.y_validation) if on_validation
-                    else (rows.attrs, rows.y_test))
-        return self._assessed(attrs, y, score, self.project.fairness.at)
-
-    def _assessed(self, attrs: pd.DataFrame | None, y: np.ndarray, score: np.ndarray,
-                  at: OperatingPoint) -> list[tuple[str, ModelFairness]]:
-        """The audit and requirements at one operating point (none when nothing is asked)."""
-        fairness = self.project.fairness
-        if not (fairness.attributes or fairness.intersections or fairness.requirements):
-            return []
-        return [(at.label(), assess(fairness, attrs, y, score, at))]
-
-    def importances(self, pipeline: Any) -> list[results.Importance]:
-        return []  # permutation importance is computed for the chosen model only
 
     # --- after the grid --------------------------------------------------------------------
 
@@ -252,7 +265,7 @@ class CaseExperiment:
         attrs, y = test.attrs, test.y
         at = project.fairness.at
         # decisions are adjusted >= 0.5; a top-k list stays a top-k list of the adjusted score
-        metrics = self._evaluate(y, mitigated.adjusted_score,
+        metrics = self.scoring().metrics(y, mitigated.adjusted_score,
                                  sorted({0.5, *project.evaluation.thresholds}))
         curve = mitigated.frontier  # drawn on the rows the thresholds were fitted on
         n_curve = len(validation.y) if validation is not None else len(y)
@@ -276,8 +289,8 @@ class CaseExperiment:
         summary = ModelSummary(model_id, group_id, f"mitigated_{base.algorithm}", params,
                                split.name, by_key(metrics), seconds)
         decisions_at = OperatingPoint(threshold=0.5) if at.threshold is not None else at
-        record_assessment(engine, summary, self._assessed(attrs, y, mitigated.adjusted_score,
-                                                          decisions_at))
+        record_assessment(engine, summary, self.scoring().assessed(
+            attrs, y, mitigated.adjusted_score, decisions_at))
         return summary
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 from rich.progress import Progress
 from sqlalchemy.engine import Engine
 
-from rudikit.config import TemporalProject, load_project, missing_rationale
+from rudikit.config import Execution, TemporalProject, load_project, missing_rationale
 from rudikit.data.event_tables import load_event_tables
 from rudikit.data.sources import resolve_path
 from rudikit.run.case import CaseExperiment
@@ -77,7 +77,8 @@ def run_project(project_dir: str | Path, *, url: str | None = None, schema: str 
                 _develop_lists(project, project_dir, engine, run.id, result, tables, progress,
                                say)
             else:
-                _develop_cases(experiment, engine, run.id, result, progress, say)
+                _develop_cases(experiment, engine, run.id, result, progress, say,
+                               project.execution)
             run.finish()
             if write_report:
                 from rudikit.reports.cards import write_run_cards
@@ -94,10 +95,11 @@ def run_project(project_dir: str | Path, *, url: str | None = None, schema: str 
 
 
 def _develop_cases(experiment: CaseExperiment, engine: Engine, run_id: int, result: RunResult,
-                   progress: Progress | None, say: Callable[[str], None]) -> None:
+                   progress: Progress | None, say: Callable[[str], None],
+                   execution: Execution) -> None:
     """The grid, the best model on the selection split, its explanations and mitigation."""
     experiment.prepare(say)
-    _, _, result.models = fit_grid(experiment, engine, run_id, progress)
+    _, _, result.models = fit_grid(experiment, engine, run_id, progress, execution)
     result.selected, result.selection_reason = experiment.select(result.models)
     if result.selected:
         results.mark_selected(engine, result.selected.model_id, result.selection_reason)
@@ -113,7 +115,7 @@ def _develop_lists(project: TemporalProject, project_dir: Path, engine: Engine, 
     lists = TemporalLists(config, tables, project_dir / ".rudi" / "models", project.fairness,
                           project_dir / ".rudi" / "cache")
     lists.prepare(say)
-    fitted = fit_lists(lists, engine, run_id, progress)
+    fitted = fit_lists(lists, engine, run_id, progress, project.execution)
     result.models = fitted.models
     chosen, reason = lists.select(fitted.models, fitted)
     results.mark_selected(engine, chosen.model_id, reason)
