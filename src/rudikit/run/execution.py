@@ -107,7 +107,7 @@ def _on_local_processes(execution: Execution, fn: Callable[..., Any], threads: i
 
 def _on_dask(execution: Execution, fn: Callable[..., Any], threads: int | None,
              calls: Sequence[Sequence[Any]]) -> Iterator[Any]:
-    """Every task submitted to the cluster at once, the shared arguments scattered once each;
+    """Every task submitted to the cluster at once, each shared argument scattered once;
     the scheduler moves a task whose worker died to another worker (up to its
     ``allowed-failures``) and ``retries`` reruns one that raised on a lost connection."""
     address = execution.scheduler_address()
@@ -120,18 +120,18 @@ def _on_dask(execution: Execution, fn: Callable[..., Any], threads: int | None,
         raise ExecutionError(f"execution.scheduler: cannot reach the Dask scheduler at "
                              f"{address}: {exc}") from None
     with client:
-        scattered: dict[int, Any] = {}
-        futures = []
-        for call in calls:
-            args = []
-            for arg in call:
-                if isinstance(arg, Shared):
-                    if id(arg) not in scattered:
-                        scattered[id(arg)] = client.scatter(arg.value, broadcast=False)
-                    arg = scattered[id(arg)]
-                args.append(arg)
-            futures.append(client.submit(run_task, fn, threads, args, pure=False,
-                                         retries=execution.retries))
+        shared = list({id(a): a for call in calls for a in call if isinstance(a, Shared)}
+                      .values())
+        # on every worker, before any task runs: a copy on one worker only would die with it,
+        # and a scattered value cannot be recomputed
+        copies = dict(zip([id(a) for a in shared],
+                          client.scatter([a.value for a in shared], broadcast=True),
+                          strict=True))
+        futures: list[Any] = [
+            client.submit(run_task, fn, threads,
+                          [copies[id(a)] if isinstance(a, Shared) else a for a in call],
+                          pure=False, retries=execution.retries)
+            for call in calls]
         try:
             for i, future in enumerate(futures):
                 yield future.result()
