@@ -2,8 +2,10 @@
 
 Sections follow the RUDI stages: ``rationale`` (why, for whom, at what risk), ``data`` and
 ``label`` (unification), ``features``/``splits``/``models``/``evaluation`` (development),
-``fairness`` and ``monitoring`` (implementation). Every model forbids unknown keys, so a typo
-is an error that names its key path rather than a silently ignored setting.
+``fairness`` and ``monitoring`` (implementation); ``execution`` says where a run's fits are
+computed (this machine's cores or a Dask cluster) and changes no result. Every model forbids
+unknown keys, so a typo is an error that names its key path rather than a silently ignored
+setting.
 """
 
 from __future__ import annotations
