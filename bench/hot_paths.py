@@ -77,7 +77,7 @@ def fitted_pipelines(folder: Path) -> dict[str, Any]:
         rows = conn.execute(select(t.models.c.artefact_path, t.models.c.artefact_hash,
                                    t.model_groups.c.algorithm).join(t.model_groups)).all()
     engine.dispose()
-    return {name: load_artefact(path, digest) for path, digest, name in rows}
+    return {name: load_artefact(path, digest, folder) for path, digest, name in rows}
 
 
 def bench_scoring(work: Path, repeats: int, rows: int) -> None:

@@ -55,7 +55,7 @@ def bare_app(project: Path, database_url: str | None, schema: str | None) -> Any
     from rudikit.store.engine import open_store
 
     engine = open_store(database_url, project, schema=schema)
-    model = load_deployed_model(engine)
+    model = load_deployed_model(engine, project_dir=project)
     engine.dispose()
     validator = ObservationSchema(model.pipeline.named_steps["encode"], max_batch=1000)
     app = FastAPI()
@@ -251,7 +251,8 @@ def main() -> None:
                     t.models.c.selected.is_(True)).order_by(t.models.c.id.desc()).limit(1)
                 ).scalar_one()
             print(f"trained the model in {time.perf_counter() - started:.1f} s")
-        deployment = deploy(engine, group, reason="benchmark", by="bench/serve.py")
+        deployment = deploy(engine, group, reason="benchmark", by="bench/serve.py",
+                            project_dir=project)
         _, token = create_token(engine, "predict", "benchmark", "bench/serve.py")
         store_name = engine.url.render_as_string(hide_password=True) + (
             f" (schema {schema})" if schema else "")

@@ -109,6 +109,9 @@ def test_run_writes_every_card_with_every_template_field(project_run) -> None:
     html = (cards / f"model-card-group-{chosen}.html").read_text()
     assert html.count("plotly.js v") == 1  # inlined once, works offline
     assert "Group metrics by gender" in html and "Disparity by force" in html
+    # the mitigated group's card judges it on the fitting rows and the held-out rows
+    md = (cards / f"model-card-group-{mitigated}.md").read_text()
+    assert "Judged where it is used" in md and "Held-out rows" in md
 
 
 def test_data_card_numbers_come_from_the_store_and_the_data(project_run) -> None:

@@ -47,7 +47,7 @@ def dashboard_store(folder: Path, url: str, schema: str | None) -> DashboardStor
         model_id, group_id = conn.execute(select(t.models.c.id, t.models.c.model_group_id)
                                           .where(t.models.c.selected.is_(True))).one()
     deploy(engine, group_id, model_id=model_id, reason="best ROC AUC on last month",
-           by="pytest")
+           by="pytest", project_dir=folder)
     tokens = {role: create_token(engine, role, f"{role} user", "pytest")[1] for role in ROLES}
     return DashboardStore(folder, url, schema, engine, model_id, group_id, tokens)
 

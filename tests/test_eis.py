@@ -30,16 +30,23 @@ from rudikit.config import (
     load_project,
     parse_project,
 )
+from rudikit.evaluation.display import plain
 from rudikit.evaluation.metrics import precision_at_k
 from rudikit.models.audition import Rule, audition
 from rudikit.models.estimators import GridPoint
 from rudikit.models.perturb import perturbed_lists
 from rudikit.models.temporal import prepare
 from rudikit.reports.cards import render_markdown
+from rudikit.reports.frozen import FigureRecorder
 from rudikit.reports.model_card import build_model_card
+from rudikit.reports.page import environment
 from rudikit.reports.temporal_report import (
+    experiment,
+    last_list,
     precision_over_time,
     reviewer_agreement,
+    run_models,
+    temporal_context,
     write_temporal_report,
 )
 from rudikit.run.develop import run_project
@@ -47,6 +54,7 @@ from rudikit.run.engine import RunResult
 from rudikit.store import list_tables
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store
+from rudikit.store.queries import runs as runs_q
 from tests.test_temporal import synthetic_tables
 
 REPO = Path(__file__).resolve().parents[1]
@@ -323,16 +331,23 @@ def test_report_lists_the_last_date_without_reviewed_officers(eis_run, tmp_path)
     reasons = _frame(engine, select(t.individual_importances).where(
         t.individual_importances.c.model_id == int(chosen["id"])))
     assert set(reasons["entity_id"]) == set(ranked[:K])  # reasons for everyone on the list
-    # an officer reviewed on the list's date is left off it; the next one moves up
+    # an officer reviewed on the list's date is left off a list made after the review; the
+    # next one moves up
     when = last["as_of_date"].iloc[0]
     list_tables.record_review(engine, ranked.iloc[0], when, reviewer="sgt", outcome="no_action",
                               agreement="agree", model_group_id=int(chosen["model_group_id"]))
-    path = write_temporal_report(engine, result.run_id, tmp_path)
-    html = path.read_text()
-    start = html.index('id="last-list-table"')
-    listed = re.findall(r"<tr><td>\d+</td><td>([^<]+)</td>",
-                        html[start:html.index("</table>", start)])
-    assert listed == list(ranked[1:K + 1])
+    models = run_models(engine, result.run_id)
+    cool_off = experiment(runs_q.run_config(engine, result.run_id)).cool_off_days
+    fresh = last_list(engine, result.run_id, models, K, cool_off)
+    assert [e["entity_id"] for e in fresh["entries"]] == list(ranked[1:K + 1])
+    # but the run's report is what the run showed: rebuilt after the review, it is the same
+    # page byte for byte, apart from the line saying when this copy was built
+    rebuilt = write_temporal_report(engine, result.run_id, tmp_path).read_text()
+    assert _unbuilt(rebuilt) == _unbuilt(html) and 'id="built"' in rebuilt
+
+
+def _unbuilt(page: str) -> str:
+    return re.sub(r'<p class="sub" id="built">.*?</p>', "", page)
 
 
 def test_reviewers_agreement_rate_is_agree_over_agree_and_disagree(tmp_path) -> None:
@@ -371,8 +386,16 @@ def test_report_shows_the_agreement_rate(eis_run, tmp_path) -> None:
                                   model_group_id=group)
     expected = reviewer_agreement(engine, [group])
     assert expected["rate"] is not None
-    html = write_temporal_report(engine, result.run_id, tmp_path).read_text()
-    assert f"<strong>{expected['rate']:.3f}</strong>" in html
+    # a report written now shows the rate; the run's own report, frozen when the run wrote
+    # it, does not change
+    context = plain(temporal_context(engine, result.run_id, FigureRecorder()))
+    assert context["agreement"]["rate"] == pytest.approx(expected["rate"])
+    page = environment().get_template("temporal_report.html.j2").render(
+        **context, frozen_at="now", built_at="now")
+    assert f"<strong>{expected['rate']:.3f}</strong>" in page
+    before = result.report_path.read_text()
+    after = write_temporal_report(engine, result.run_id, tmp_path).read_text()
+    assert _unbuilt(after) == _unbuilt(before)
 
 
 def test_model_card_works_for_a_temporal_run(eis_run) -> None:
@@ -433,7 +456,7 @@ def test_temporal_section_errors_name_the_key_path(tmp_path) -> None:
     done = CliRunner().invoke(app, ["run", str(tmp_path)])
     assert done.exit_code == 2
     output = " ".join(done.output.split())
-    assert "data.sources[0].path" in output and "lacks officers.parquet" in output
+    assert "data.sources[0].path" in output and "does not exist" in output
 
 
 def test_validate_checks_completeness_names_against_the_feature_specs(tmp_path) -> None:
@@ -470,7 +493,7 @@ def test_a_temporal_group_deploys_through_the_gate_on_its_list_dates(eis_run) ->
     assert len(rows) and rows["selection"].str.fullmatch(rf"top_k={K}@\d{{4}}-01-01").all()
     assert rows["passed"].all()
     done, report = gated_deploy(engine, int(chosen["model_group_id"]), reason="lists",
-                                by="pytest", project=load_project(folder))
+                                by="pytest", project=load_project(folder), project_dir=folder)
     assert report.passed and done.waiver is None and done.model_id == model_id
     assert [s.status for s in report.requirements] == [MET]
     assert done.threshold == 0.5 and report.operating_source.startswith("no threshold")

@@ -213,10 +213,14 @@ def served(factory: pytest.TempPathFactory) -> Trained:
         run = run_project(folder, write_report=False)
         engine = open_store(None, folder)
         with engine.connect() as conn:
-            artefacts = {m.algorithm: Artefact(m.algorithm, *conn.execute(
+            rows = {m.algorithm: conn.execute(
                 select(t.models.c.artefact_path, t.models.c.artefact_hash).where(
-                    t.models.c.id == m.model_id)).one(), m.params)
-                for m in run.models if m.split == "last_month"}
+                    t.models.c.id == m.model_id)).one() for m in run.models
+                if m.split == "last_month"}
+        # absolute: the tests register them in stores of other projects
+        artefacts = {name: Artefact(name, str(folder / path), digest,
+                                    next(m.params for m in run.models if m.algorithm == name))
+                     for name, (path, digest) in rows.items()}
         engine.dispose()
         _SERVED["project"] = Trained(folder, load_project(folder).features.model_dump(
             mode="json"), artefacts)

@@ -230,7 +230,7 @@ def test_prevalence_is_described_not_judged(tmp_path: Path) -> None:
     assert cells == ["ref", "", ""]
     assert "describes the data,\nnever judged fair or unfair" in page
     # other metrics keep their verdicts: B's selection rate x1.51 is coloured unfair
-    assert re.search(r'<td class="unfair" title="selection rate \(pprev\): 0.603', page)
+    assert re.search(r'<td class="unfair" title="selection rate: 0.603', page)
 
 
 def _tied_frame() -> pd.DataFrame:

@@ -74,7 +74,8 @@ def develop(folder: Path, url: str | None = None, schema: str | None = None) -> 
     result = run_project(folder, url=url, schema=schema, write_report=False)
     engine = open_store(url, folder, schema=schema)
     assert result.selected is not None
-    deploy(engine, result.selected.model_group_id, reason="list monitor test", by="test")
+    deploy(engine, result.selected.model_group_id, reason="list monitor test", by="test",
+           project_dir=folder)
     scored = score_lists(load_project(folder), folder, engine, by="test",  # type: ignore[arg-type]
                          through=LISTS[-1].to_pydatetime())
     assert [s.as_of for s in scored.lists] == list(LISTS)

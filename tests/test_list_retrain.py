@@ -320,7 +320,8 @@ def test_promotion_and_rollback_on_postgresql(store: tuple[str, str | None],
     engine = open_store(url, folder, schema=schema)
     try:
         model_id, group_id = model_of(engine, "lightgbm", "split_2_2010-01-01")
-        first = deploy(engine, group_id, model_id=model_id, reason="the 2010 model", by="a")
+        first = deploy(engine, group_id, model_id=model_id, reason="the 2010 model", by="a",
+                       project_dir=folder)
         project = load_project(folder)
         score_lists(project, folder, engine, by="a", through=datetime(2010, 3, 1, tzinfo=UTC))
         decision = retrain_lists(project, folder, engine, by="a",
@@ -331,7 +332,7 @@ def test_promotion_and_rollback_on_postgresql(store: tuple[str, str | None],
                 pt.audit_log.c.action == "retrain_promoted")).mappings().one()
         assert audit["details"]["list_date"] == "2010-03-01"
         assert audit["details"]["new_deployment_id"] == decision.deployment_id
-        _, back = rollback(engine, by="a", reason="check")
+        _, back = rollback(engine, by="a", reason="check", project_dir=folder)
         with engine.connect() as conn:
             live = conn.execute(select(pt.deployed_models).where(
                 pt.deployed_models.c.live.is_(True))).mappings().one()

@@ -235,7 +235,7 @@ class Live:
         self.group = run.selected.model_group_id
         self.run_id = run.run_id
         self.deployment = deploy(self.engine, self.group, reason="tests", by="pytest",
-                                 threshold=0.3)
+                                 threshold=0.3, project_dir=folder)
         _, self.token = create_token(self.engine, "admin", "monitor tests", "pytest")
         self.project = load_project(folder)
         self.frame, _ = unify(self.project, folder)
@@ -467,7 +467,7 @@ def test_retrain_promotes_or_refuses_with_an_audit_entry_and_rollback_restores(
     columns = live.project.features.input_columns
     tops = []
     for model_id in (decision.champion.model_id, decision.challenger.model_id):
-        score = load_artefact(*files[model_id]).predict_proba(held[columns])[:, 1]
+        score = load_artefact(*files[model_id], live.folder).predict_proba(held[columns])[:, 1]
         order = np.argsort(-score, kind="stable")[:decision.top_k]
         tops.append(set(held["record_id"].astype(str).to_numpy()[order]))
     assert decision.top_k == 20 and len(held) == decision.holdout_rows
@@ -475,7 +475,7 @@ def test_retrain_promotes_or_refuses_with_an_audit_entry_and_rollback_restores(
         len(tops[0] & tops[1]) / len(tops[0] | tops[1]))
     assert (now_live["model_id"] == decision.challenger.model_id) == decision.promoted
     if decision.promoted:
-        rollback(live.engine, by="pytest", reason="compare")
+        rollback(live.engine, by="pytest", reason="compare", project_dir=live.folder)
         with live.engine.connect() as conn:
             assert live_deployment(conn)["model_id"] == live.deployment.model_id
     # a requirement no model can meet: the challenger is refused, the champion stays

@@ -17,6 +17,7 @@ from rudikit.models.artefacts import ArtefactError, load_artefact
 from rudikit.run.develop import RationaleIncomplete, run_project
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store
+from rudikit.store.queries import fairness as fairness_q
 from tests.conftest import example_config, write_project
 
 
@@ -77,14 +78,14 @@ def test_stored_artefact_reproduces_stored_scores_and_refuses_tampering(tmp_path
             t.models.c.id == result.selected.model_id)).mappings().one()
         stored = pd.DataFrame(conn.execute(select(t.predictions).where(
             t.predictions.c.model_id == model["id"])).mappings().all())
-    pipeline = load_artefact(model["artefact_path"], model["artefact_hash"])
+    pipeline = load_artefact(model["artefact_path"], model["artefact_hash"], folder)
     loaded = load_source(project.data.sources[0], folder, "data.sources[0]")
     frame = loaded.frame.set_index("record_id").loc[stored["entity_id"]].reset_index()
     again = pipeline.predict_proba(frame[project.features.input_columns])[:, 1]
     np.testing.assert_allclose(again, stored["score"].to_numpy(), rtol=1e-10)
     y, _ = make_label(frame, project.label)
     np.testing.assert_array_equal(y, stored["label"].to_numpy())
-    path = Path(model["artefact_path"])
+    path = folder / model["artefact_path"]  # stored relative to the project
     path.write_bytes(path.read_bytes() + b"tampered")
     with pytest.raises(ArtefactError, match="refusing to load"):
         load_artefact(path, model["artefact_hash"])
@@ -154,16 +155,25 @@ def test_a_bad_model_parameter_fails_before_any_model_is_fitted(tmp_path: Path) 
 
 
 def test_fairness_is_audited_stored_and_mitigated(tmp_path: Path) -> None:
-    folder = write_project(tmp_path / "proj")
+    """The mitigation targets one of the project's requirements with a margin, fitted on the
+    split's validation rows (the cross-fitted path is tested in test_fairness_mitigation)."""
+    config = example_config()
+    fairness, splits = config["fairness"], config["splits"]
+    splits[0]["validation_start"] = "2020-01-01"
+    fairness["mitigation"] = {"requirement": fairness["requirements"][0]["name"],
+                              "confidence": 0.9, "objective": "f1"}
+    folder = write_project(tmp_path / "proj", fairness=fairness, splits=splits)
     result = run_project(folder, write_report=True)
     engine = open_store(None, folder)
     project = load_project(folder)
     with engine.connect() as conn:
         audits = pd.DataFrame(conn.execute(select(t.fairness_audits)).mappings().all())
-        reqs = pd.DataFrame(conn.execute(select(t.fairness_requirements)).mappings().all())
+        all_reqs = pd.DataFrame(conn.execute(select(t.fairness_requirements)).mappings().all())
         chosen = result.selected.model_id
         stored = pd.DataFrame(conn.execute(select(t.predictions).where(
             t.predictions.c.model_id == chosen)).mappings().all())
+    fitting = all_reqs["selection"].str.startswith(("validation:", "fitting:"))
+    reqs = all_reqs[~fitting]
     every = {m.model_id for m in result.models} | {result.mitigated.model_id}
     assert set(audits["model_id"]) == every
     assert set(reqs["model_id"]) == every
@@ -188,28 +198,24 @@ def test_fairness_is_audited_stored_and_mitigated(tmp_path: Path) -> None:
     assert mitigated.algorithm == f"mitigated_{result.selected.algorithm}"
     assert mitigated.model_group_id != result.selected.model_group_id
     assert ("frontier_largest_gap", "unmitigated") in mitigated.metrics
+    # the mitigated model's verdicts on its fitting rows are stored apart, one per requirement
+    assert set(all_reqs.loc[fitting, "model_id"]) == {mitigated.model_id}
+    assert fitting.sum() == len(project.fairness.requirements)
+    assert (all_reqs.loc[fitting, "selection"] == "validation:threshold=0.25").all()
+    # stored on the validation rows like every model group's, for the trade-off plot
+    assert ("validation_roc_auc", "") in mitigated.metrics
+    assert ("mitigation_margin_pp", "(all)") in mitigated.metrics
+    n_reqs = len(project.fairness.requirements)
+    assert len(fairness_q.requirements(engine, [mitigated.model_id])) == n_reqs  # test rows
+    assert len(fairness_q.fitting_requirements(engine, [mitigated.model_id])) == n_reqs
+    for name in (r.name for r in project.fairness.requirements):
+        # the variant targeting each requirement, judged on the fitting rows
+        assert mitigated.metrics[("target_requirements", name)].value == len(
+            project.fairness.requirements)
+        assert ("mitigation_held_out_gap_pp", name) in mitigated.metrics
+        assert ("validation_requirement_met", name) in mitigated.metrics
+        assert ("mitigation_fitting_gap_pp", name) in mitigated.metrics
     html = result.report_path.read_text()
     assert "Requirements (split last_month)" in html and "frontier" in html.lower()
+    assert 'id="mitigation-held-out"' in html
 
-
-def test_require_fairness_gates_selection(tmp_path: Path) -> None:
-    config = example_config()
-    fairness = config["fairness"]
-    fairness["requirements"] = [{"name": "impossible", "metric": "recall", "unit": "force",
-                                 "compare": ["gender"], "max_gap_pp": 0.001, "min_size": 1}]
-    fairness.pop("mitigation")
-    evaluation = config["evaluation"] | {"bootstrap": 50}
-    evaluation["selection"] = evaluation["selection"] | {"require_fairness": True}
-    folder = write_project(tmp_path / "proj", fairness=fairness, evaluation=evaluation)
-    result = run_project(folder, write_report=False)
-    on_split = [m for m in result.models if m.split == "last_month"]
-    best = max(on_split, key=lambda m: m.metrics[("roc_auc", "")].value)
-    passing = [m for m in on_split if m.fairness_passed]
-    assert best.fairness_passed is False  # the most accurate model breaks the requirement
-    if passing:  # e.g. a baseline that flags no one has a zero recall gap everywhere
-        assert result.selected in passing
-        assert "that meet every fairness requirement" in result.selection_reason
-    else:
-        assert result.selected is None
-        assert "no model on split 'last_month' meets every fairness requirement" in \
-            result.selection_reason

@@ -11,11 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from rudikit.evaluation.metrics import precision_at_k, recall_at_k
+from rudikit.reports.group_figures import AUDIT_METRICS, disparity_figures
 from rudikit.reports.run_figures import (
-    AUDIT_METRICS,
     asof_figure,
     composition_figure,
-    disparity_figures,
     runs_figure,
     top_k_curves,
 )

@@ -562,6 +562,13 @@ def test_the_openapi_document_has_examples_and_the_observation_schema(svc) -> No
     doc = client.get("/openapi.json", headers=auth(s.tokens["predict"])).json()
     observation_schema = doc["components"]["schemas"]["Observation"]
     assert set(observation_schema["required"]) == {"observation_id", *FEATURES}
+    # the data.police.uk names each feature is also accepted under
+    aliases = observation_schema["x-aliases"]
+    assert aliases["Object of search"] == "object_of_search" and aliases["Date"] == "datetime"
+    assert {k for k, v in aliases.items() if v == "part_of_a_policing_operation"} == {
+        "Part of a policing operation", "operation"}
+    assert "Also accepted as 'Gender'." in observation_schema["properties"]["gender"][
+        "description"]
     kinds = {name: prop["anyOf"][0] for name, prop in observation_schema["properties"].items()
              if "anyOf" in prop}
     assert kinds["gender"]["type"] == "string"
@@ -841,7 +848,7 @@ def test_settings_from_the_environment(monkeypatch) -> None:
     settings = ServiceSettings.from_env()
     assert settings.max_batch == 10
     assert settings.max_value_length == 64 and settings.max_field_name_length == 200
-    assert settings.nan_as_missing is True
+    assert settings.nan_as_missing is None  # rudi.yaml says (default true)
     assert ServiceSettings.from_env().to_env()["RUDI_MAX_VALUE_LENGTH"] == "64"
     assert ServiceSettings.from_env().to_env()["RUDI_SQLITE_SYNCHRONOUS"] == "NORMAL"
 

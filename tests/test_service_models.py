@@ -65,7 +65,7 @@ def fitted(factory: pytest.TempPathFactory, algorithm: str) -> Any:
             for path, digest, name in conn.execute(
                     select(t.models.c.artefact_path, t.models.c.artefact_hash,
                            t.model_groups.c.algorithm).join(t.model_groups)):
-                _PIPELINES.setdefault(name, load_artefact(path, digest))
+                _PIPELINES.setdefault(name, load_artefact(path, digest, folder))
         engine.dispose()
     return _PIPELINES[algorithm]
 

@@ -70,7 +70,8 @@ def trained(factory: pytest.TempPathFactory) -> Trained:
                 continue
             row = conn.execute(select(t.models).where(t.models.c.id == m.model_id)
                                ).mappings().one()
-            artefacts[m.algorithm] = Artefact(m.algorithm, row["artefact_path"],
+            # absolute: the tests register it in stores of other projects
+            artefacts[m.algorithm] = Artefact(m.algorithm, str(folder / row["artefact_path"]),
                                               row["artefact_hash"], m.params)
     engine.dispose()
     project = load_project(folder)

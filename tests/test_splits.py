@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from sklearn import metrics as skm
 from sqlalchemy import select
 
-from rudikit.config import ProjectError, RandomSplit, load_project, parse_project
+from rudikit.config import ColumnSplit, ProjectError, RandomSplit, load_project, parse_project
 from rudikit.data.sources import load_source
 from rudikit.features.labels import make_label
 from rudikit.features.splits import SplitError, make_split
@@ -114,7 +115,7 @@ def test_run_chooses_on_validation_rows_and_reports_test_rows(tmp_path: Path) ->
     fitted = models[models["artefact_path"].str.endswith(".skops")]  # not the mitigation
     assert len(fitted) == 3
     for model in fitted.itertuples():
-        pipeline = load_artefact(model.artefact_path, model.artefact_hash)
+        pipeline = load_artefact(model.artefact_path, model.artefact_hash, folder)
         on_validation = pipeline.predict_proba(data.iloc[split.validation])[:, 1]
         assert auc.loc[model.id, "validation_roc_auc"] == pytest.approx(
             skm.roc_auc_score(y[split.validation], on_validation), abs=1e-9)
@@ -145,3 +146,86 @@ def test_temporal_split_with_train_start_and_test_end_bounds_both_sides() -> Non
     assert days[split.train].max() == pd.Timestamp("2020-02-29", tz="UTC")
     assert days[split.test].tolist() == list(pd.date_range("2020-03-01", "2020-03-14",
                                                            tz="UTC"))
+
+
+def column_split(**values: object) -> ColumnSplit:
+    return ColumnSplit(name="study", kind="column", column="side", **values)
+
+
+def test_column_split_reproduces_the_partition_the_column_names() -> None:
+    frame = people_frame()
+    rng = np.random.default_rng(1)
+    frame["side"] = rng.choice(["TRAIN", "dev", "holdout"], size=len(frame), p=[.6, .2, .2])
+    split = make_split(frame, column_split(train=["TRAIN"], validation=["dev"],
+                                           test=["holdout"]), "splits[0]")
+    for idx, value in ((split.train, "TRAIN"), (split.validation, "dev"),
+                       (split.test, "holdout")):
+        np.testing.assert_array_equal(idx, np.flatnonzero(frame["side"].to_numpy() == value))
+    frame["side"] = np.where(frame["side"] == "holdout", "test", "train")
+    assert make_split(frame, column_split(), "splits[0]").validation is None
+
+
+def test_column_split_refuses_a_person_on_two_sides_naming_them() -> None:
+    frame = people_frame(people=50)
+    frame["side"] = np.where(frame["person_id"] < 25, "train", "test")
+    make_split(frame, column_split(group_column="person_id"), "splits[0]")  # clean: accepted
+    first_of_7 = frame.index[frame["person_id"] == 7][0]
+    frame.loc[first_of_7, "side"] = "test"
+    if (frame["person_id"] == 7).sum() == 1:  # person 7 needs a second case to straddle
+        frame = pd.concat([frame, frame.loc[[first_of_7]].assign(side="train")],
+                          ignore_index=True)
+    with pytest.raises(SplitError, match=r"splits\[0\]\.group_column: 1 values of 'person_id' "
+                                         r"appear in more than one partition, e\.g\. '7' "
+                                         r"\(test and train\)"):
+        make_split(frame, column_split(group_column="person_id"), "splits[0]")
+
+
+def test_column_split_refuses_rows_that_name_no_partition() -> None:
+    frame = people_frame(people=20)
+    frame["side"] = "train"
+    frame.loc[:2, "side"] = "tset"
+    frame.loc[3, "side"] = None
+    with pytest.raises(SplitError, match=r"splits\[1\]\.column: 4 rows of 'side' name no "
+                                         r"partition: 'tset' \(3 rows\), '\(missing\)' \(1 rows\)"):
+        make_split(frame, column_split(), "splits[1]")
+    frame["side"] = "train"
+    with pytest.raises(SplitError, match=r"splits\[1\]\.test: no row of 'side' has the value "
+                                         "'test'"):
+        make_split(frame, column_split(), "splits[1]")
+    config = example_config()
+    config["splits"] = [{"name": "s", "kind": "column", "column": "side",
+                         "train": ["a"], "test": ["a"]}]
+    with pytest.raises(ProjectError) as info:
+        parse_project(config)
+    assert any(p.startswith("splits[0]: ") and "'a' is listed under both train and test" in p
+               for p in info.value.problems), info.value.problems
+
+
+def test_run_with_a_column_split_tests_on_the_named_rows(tmp_path: Path) -> None:
+    """End to end: the stored test predictions are exactly the rows the column calls test."""
+    synthetic = write_project(tmp_path / "gen")
+    source = load_project(synthetic).data.sources[0]
+    frame = load_source(source, synthetic, "data.sources[0]").frame
+    month = pd.to_datetime(frame["datetime"], utc=True).dt.month
+    frame["side"] = np.select([month % 3 == 0, month % 3 == 1], ["test", "validation"], "train")
+    frame.to_parquet(tmp_path / "searches.parquet")
+    folder = write_project(
+        tmp_path / "proj",
+        splits=[{"name": "study", "kind": "column", "column": "side"}],
+        evaluation={"bootstrap": 0, "selection": {"metric": "roc_auc", "split": "study"}})
+    config = yaml.safe_load((folder / "rudi.yaml").read_text(encoding="utf-8"))
+    config["data"]["sources"] = [{"name": "searches", "kind": "parquet",
+                                  "path": str(tmp_path / "searches.parquet")}]
+    (folder / "rudi.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    result = run_project(folder, write_report=False)
+    project = load_project(folder)
+    y, keep = make_label(frame, project.label)
+    test_ids = set(frame.loc[keep & (frame["side"] == "test"), project.data.entity_id]
+                   .astype(str))
+    engine = open_store(None, folder)
+    with engine.connect() as conn:
+        preds = pd.DataFrame(conn.execute(
+            select(t.predictions).where(t.predictions.c.model_id == result.selected.model_id)
+        ).mappings().all())
+    assert set(preds["entity_id"]) == test_ids
+    assert "on the validation rows of split 'study'" in result.selection_reason

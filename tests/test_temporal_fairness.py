@@ -12,11 +12,14 @@ import pytest
 from sqlalchemy import func, select
 
 from rudikit.config import Fairness, TemporalError
+from rudikit.config.temporal import TemporalSelection
 from rudikit.data.event_tables import officer_attributes
-from rudikit.run.temporal import run_temporal
+from rudikit.fairness.tradeoff import NO_GROUP_MEETS
+from rudikit.run.temporal import TemporalLists, run_temporal
 from rudikit.store import results
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store
+from rudikit.store.queries import fairness as fairness_q
 from tests.test_temporal import experiment, synthetic_tables
 
 K = 20
@@ -89,6 +92,30 @@ def test_every_list_is_audited_per_date_and_matches_a_count(tmp_path: Path, stor
         expected = in_list.get(row.group_value, 0) / everyone[row.group_value]
         assert row.value == pytest.approx(expected, abs=1e-12)
         assert row.denominator == everyone[row.group_value]
+
+    # temporal.selection.require_fairness reads the audition splits' stored verdicts, never
+    # the last split's: the groups it lets through, recomputed here from the store
+    last = result.data.splits[-1].name
+    split_of = {m.model_id: (m.model_group_id, m.split) for m in result.models}
+    with engine.connect() as conn:
+        stored = fairness_q.requirements(conn, list(split_of))
+    verdicts: dict[int, list[str]] = {}
+    for row in stored:
+        group, split = split_of[row["model_id"]]
+        if split != last:
+            verdicts.setdefault(group, []).append(fairness_q.requirement_status(row))
+    passing = {g for g, v in verdicts.items() if set(v) == {fairness_q.MET}}
+    gated = config.model_copy(update={"selection": TemporalSelection(require_fairness=True)})
+    plain, _ = TemporalLists(config, tables, tmp_path, fairness(), data=result.data).select(
+        result.models, result)
+    chosen, reason = TemporalLists(gated, tables, tmp_path, fairness(),
+                                   data=result.data).select(result.models, result)
+    assert chosen.split == last
+    if passing:
+        assert chosen.model_group_id in passing
+        assert f"among the {len(passing)} of {len(verdicts)} model groups" in reason
+    else:
+        assert reason.startswith(NO_GROUP_MEETS) and chosen.model_id == plain.model_id
 
 
 def test_age_band_is_the_age_on_the_list_date() -> None:

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 
 from rudikit.cli.terminal import DatabaseOpt, console, fail
 
@@ -144,42 +146,68 @@ def validate(project_dir: ProjectArg = Path("."), allow_synthetic: AllowSyntheti
     console.print("[green]valid[/]: rudi.yaml, its data and its label are usable.")
 
 
+def top_share(parameter: str) -> str:
+    """A list-size parameter as people say it: ``10_pct`` is "top 10%", ``100_abs`` "top 100"."""
+    if parameter.endswith("_pct"):
+        return f"top {parameter.removesuffix('_pct')}%"
+    return f"top {parameter.removesuffix('_abs')}"
+
+
 def summary_table(result: RunResult) -> Table:
-    table = Table(title=f"Run {result.run_id}: {result.project} "
-                        f"({'SYNTHETIC' if result.data_origin == 'synthetic' else 'real'} data)")
-    for heading in ("", "group", "algorithm", "split", "ROC AUC [95% CI]", "AvgPrec",
-                    "Prec@top%", "Recall@top%", "fit s"):
-        table.add_column(heading, justify="left" if heading in ("algorithm", "split") else
-                         "right")
+    """Every fit, grouped by split with the best ROC AUC first, narrow enough for an 80-column
+    terminal: the chosen model starred, the interval on the same line as its estimate,
+    precision and recall in the top k% of the list named in words."""
     ordered = sorted(result.models, key=lambda m: (m.split, -m.metrics[("roc_auc", "")].value))
+    shares = sorted({param for m in ordered for name, param in m.metrics
+                     if name == "precision_at_k" and param.endswith("_pct")})
+    share = shares[0] if shares else None
+    table = Table(title=f"Run {result.run_id}: {result.project} "
+                        f"({'SYNTHETIC' if result.data_origin == 'synthetic' else 'real'} data)",
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True,
+                  title_justify="left")
+    top = f"\n{top_share(share)}" if share else ""
+    for heading, left in (("group", False), ("algorithm", True), ("ROC AUC (95% CI)", False),
+                          ("avg\nprec", False), (f"prec{top}", False), (f"recall{top}", False),
+                          ("fit s", False)):
+        table.add_column(heading, justify="left" if left else "right", no_wrap=True)
+    split = None
     for m in ordered:
+        if m.split != split:
+            split = m.split
+            table.add_row("", Text(f"split {split}", style="bold"), end_section=False)
         auc = m.metrics[("roc_auc", "")]
-        pct = next((v for (name, param), v in m.metrics.items()
-                    if name == "precision_at_k" and param.endswith("_pct")), None)
-        rec = next((v for (name, param), v in m.metrics.items()
-                    if name == "recall_at_k" and param.endswith("_pct")), None)
         ci = f" [{auc.lower:.3f}, {auc.upper:.3f}]" if auc.lower is not None else ""
+        at = [m.metrics.get((name, share)) if share else None
+              for name in ("precision_at_k", "recall_at_k")]
         chosen = result.selected is not None and m.model_id == result.selected.model_id
-        table.add_row("*" if chosen else "", str(m.model_group_id), m.algorithm, m.split,
+        table.add_row(f"{'*' if chosen else ''}{m.model_group_id}", m.algorithm,
                       f"{auc.value:.3f}{ci}",
                       f"{m.metrics[('average_precision', '')].value:.3f}",
-                      f"{pct.value:.3f} ({pct.parameter})" if pct else "",
-                      f"{rec.value:.3f}" if rec else "", f"{m.train_seconds:.1f}",
-                      style="bold green" if chosen else None)
+                      *[f"{v.value:.3f}" if v is not None else "" for v in at],
+                      f"{m.train_seconds:.1f}", style="bold green" if chosen else None)
     return table
+
+
+def run_progress() -> Progress:
+    """The progress lines of `rudi run`: the description is cut short with an ellipsis before
+    the count and the elapsed time are, whatever the terminal's width."""
+    return Progress(TextColumn("[progress.description]{task.description}",
+                               table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
+                    BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, expand=True)
 
 
 def run_and_report(project_dir: Path, database_url: str | None, allow_synthetic: bool = False
                    ) -> RunResult:
     from rudikit.data.sources import SourceError
+    from rudikit.fairness.tradeoff import NO_GROUP_MEETS
     from rudikit.features.labels import LabelError
     from rudikit.features.splits import SplitError
     from rudikit.models.artefacts import ArtefactError
     from rudikit.run.develop import RationaleIncomplete, run_project
 
     _load(project_dir)
-    progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                        MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+    progress = run_progress()
     try:
         result = run_project(project_dir, url=database_url, progress=progress,
                              allow_synthetic=allow_synthetic)
@@ -201,6 +229,10 @@ def run_and_report(project_dir: Path, database_url: str | None, allow_synthetic:
     if result.selected:
         console.print(f"[bold]Chosen:[/] model group {result.selected.model_group_id} "
                       f"({result.selected.algorithm}) - {result.selection_reason}.")
+        if result.selection_reason.startswith(NO_GROUP_MEETS):
+            console.print("[yellow]No model group meets every fairness requirement, so "
+                          "require_fairness fell back to the plain best[/]: see the trade-off "
+                          "in the report; `rudi deploy` will ask for a waiver.")
     requirement_verdicts(project_dir, database_url, result)
     console.print(f"Results store: {result.store_url}")
     console.print(f"[bold]Report:[/] {result.report_path}")
@@ -212,7 +244,9 @@ def requirement_verdicts(project_dir: Path, database_url: str | None, result: Ru
     """Each fairness requirement's verdict for the chosen model, its mitigated variant and the
     live deployment (what `rudi deploy`'s gate will read)."""
     from rudikit.cli.service import print_requirements
+    from rudikit.reports.mitigation_table import margin_note, mitigation_rows
     from rudikit.store.engine import open_store
+    from rudikit.store.queries.evaluations import evaluations_of_models
     from rudikit.store.queries.fairness import model_requirement_statuses
     from rudikit.store.queries.production import live_deployment
 
@@ -230,6 +264,11 @@ def requirement_verdicts(project_dir: Path, database_url: str | None, result: Ru
                                f"{live['model_group_id']})", int(live["model_id"])))
             verdicts = [(title, model_requirement_statuses(conn, model_id))
                         for title, model_id in shown]
+        judged, margin = [], ""
+        if result.mitigated is not None:
+            evals = evaluations_of_models(engine, [result.mitigated.model_id])
+            judged = mitigation_rows(engine, result.mitigated.model_id, evals)
+            margin = margin_note(evals, result.mitigated.model_id)
     finally:
         engine.dispose()
     if not any(statuses for _, statuses in verdicts):
@@ -238,6 +277,17 @@ def requirement_verdicts(project_dir: Path, database_url: str | None, result: Ru
                   "insufficient data; `rudi deploy` refuses a model with one not met):")
     for title, statuses in verdicts:
         print_requirements(title, statuses)
+    if judged:
+        table = Table(title=f"Mitigation judged on held-out rows (thresholds fitted on "
+                            f"{judged[0]['fitted_on']} rows)")
+        for column in ("Requirement", "Bound", "Fitting rows", "Held-out rows [95% CI]"):
+            table.add_column(column, overflow="fold")
+        for m in judged:
+            table.add_row(m["name"], m["bound"], f"{m['fitting_status']}: {m['fitting_gap']}",
+                          f"{m['held_out_status']}: {m['held_out_gap']}")
+        console.print(table)
+        if margin:
+            console.print(margin)
 
 
 def run(project_dir: ProjectArg = Path("."), database_url: DatabaseOpt = None,
@@ -355,7 +405,7 @@ def report(
     project_dir: ProjectArg = Path("."),
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Rebuild the HTML report of a past run from the results store."""
+    """Rebuild the HTML report of a past run: the page it first wrote, frozen in the store."""
     from rudikit.reports.run_report import write_run_report
     from rudikit.store.engine import open_store
 

@@ -256,8 +256,7 @@ def _print_case_decision(decision: RetrainDecision) -> None:
     for heading in ("", "model", decision.metric, "precision", "recall", "fairness"):
         table.add_column(heading)
     for name, c in (("champion", decision.champion), ("challenger", decision.challenger)):
-        fair = "n/a" if c.fairness_passed is None else "met" if c.fairness_passed else \
-            f"{len(c.failed)} not met"
+        fair = c.fairness_label()
         table.add_row(name, str(c.model_id), f"{c.metric:.3f}",
                       f"{c.metrics.get('precision', float('nan')):.3f}",
                       f"{c.metrics.get('recall', float('nan')):.3f}", fair)
@@ -279,8 +278,7 @@ def _print_list_decision(d: ListRetrainDecision) -> None:
     for heading in ("", "model", d.metric, "interval", "ROC AUC", "fairness"):
         table.add_column(heading)
     for name, c in (("champion", d.champion), ("challenger", d.challenger)):
-        fair = "n/a" if c.fairness_passed is None else "met" if c.fairness_passed else \
-            f"{len(c.failed)} not met"
+        fair = c.fairness_label()
         low, high = c.metrics.get("lower"), c.metrics.get("upper")
         table.add_row(name, str(c.model_id), f"{c.metric:.3f}",
                       "" if low is None else f"{low:.3f}-{high:.3f}",
@@ -310,7 +308,8 @@ def rollback(project_dir: ProjectArg = Path("."),
 
     engine = open_engine(project_dir, database_url, database_schema)
     try:
-        retired, new = run_rollback(engine, by=acting_user(by), reason=reason)
+        retired, new = run_rollback(engine, by=acting_user(by), reason=reason,
+                                    project_dir=_folder(project_dir))
     except _caught() as exc:
         fail(str(exc))
     console.print(f"Rolled back: deployment {retired} retired; deployment {new} is live.")

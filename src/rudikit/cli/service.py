@@ -109,10 +109,11 @@ def serve(
     max_field_name_length: Annotated[int, typer.Option(
         min=1, envvar=ENV_MAX_FIELD_NAME_LENGTH,
         help="Most characters in a field name of an observation.")] = 200,
-    nan_as_missing: Annotated[bool, typer.Option(
-        envvar=ENV_NAN_AS_MISSING,
+    nan_as_missing: Annotated[bool | None, typer.Option(
+        "--nan-as-missing/--no-nan-as-missing", envvar=ENV_NAN_AS_MISSING,
         help="Read the NaN/Infinity tokens Python's json writes as missing values "
-             "(--no-nan-as-missing: a 422, as they are not JSON).")] = True,
+             "(--no-nan-as-missing: a 422, as they are not JSON). Default: rudi.yaml's "
+             "service.nan_as_missing, else true.", show_default=False)] = None,
     sqlite_synchronous: Annotated[str, typer.Option(
         envvar=ENV_SYNCHRONOUS,
         help="SQLite store only. NORMAL: an answered request survives a crash of the "
@@ -257,7 +258,7 @@ def deploy_command(
     try:
         done, report = gated_deploy(engine, model_group_id, reason=reason, by=acting_user(by),
                                     threshold=threshold, model_id=model_id, waive=waive,
-                                    project=project)
+                                    project=project, project_dir=folder)
         note = (threshold_note(engine, report, done.threshold)
                 if done.threshold != report.operating_threshold else None)
     except GateRefused as exc:
@@ -315,7 +316,8 @@ def demo_deploy(engine: Engine, folder: Path, project: AnyProject, model_group_i
                       f"--waive {escape(shlex.quote(DEMO_WAIVER))}`", highlight=False)
     print_requirements(f"Fairness requirements of model {report.model_id}", report.requirements)
     done, _ = gated_deploy(engine, model_group_id, reason=reason, by=by, model_id=model_id,
-                           project=project, waive=None if report.passed else DEMO_WAIVER)
+                           project=project, waive=None if report.passed else DEMO_WAIVER,
+                           project_dir=folder)
     return done
 
 

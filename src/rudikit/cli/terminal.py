@@ -4,6 +4,7 @@ the one way a command stops on bad input (``error: ...`` on stderr, exit code 2,
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, NoReturn
 
 import typer
@@ -11,9 +12,9 @@ from rich.console import Console
 
 from rudikit.service.settings import ENV_SCHEMA
 
-# Summary tables are wide; when output is not a terminal (CI logs, pipes) do not squash them
-# into 80 columns.
-console = Console(width=None if Console().is_terminal else 160)
+# Output that is not a terminal (CI logs, pipes) is 160 columns wide rather than rich's 80,
+# unless COLUMNS says otherwise (`COLUMNS=80 rudi run ... > out.txt` shows the 80-column view).
+console = Console(width=None if Console().is_terminal or os.environ.get("COLUMNS") else 160)
 err = Console(stderr=True)
 
 DatabaseOpt = Annotated[str | None, typer.Option(

@@ -13,6 +13,7 @@ from rudikit.config.base import (
 from rudikit.config.data import EVENT_SOURCE_KINDS, Condition, Data, Label, Source, SourceKind
 from rudikit.config.development import (
     CaseSplit,
+    ColumnSplit,
     DatetimeFeatures,
     Evaluation,
     Features,
@@ -39,6 +40,7 @@ from rudikit.config.rationale import (
     Team,
     missing_rationale,
 )
+from rudikit.config.service import ServiceOptions
 from rudikit.config.temporal import (
     BASELINE,
     FEATURE_TABLES,
@@ -59,9 +61,9 @@ from rudikit.config.timechop import Timechop, TimechopError, parse_interval
 __all__ = [
     "did_you_mean",
     "BASELINE", "EVENT_SOURCE_KINDS", "FEATURE_TABLES", "PROJECT_FILE", "REQUIRED_RATIONALE",
-    "SELECTION_RULES", "TEMPORAL_ALGORITHMS", "TEMPORAL_LABELS", "CaseSplit", "Completeness",
-    "Condition", "ConsecutiveLists", "Execution", "SCHEDULER_VARIABLE", "ListSchedule", "Data",
-    "DatetimeFeatures", "Evaluation", "Fairness",
+    "SELECTION_RULES", "ServiceOptions", "TEMPORAL_ALGORITHMS", "TEMPORAL_LABELS", "CaseSplit",
+    "ColumnSplit", "Completeness", "Condition", "ConsecutiveLists", "Execution",
+    "SCHEDULER_VARIABLE", "ListSchedule", "Data", "DatetimeFeatures", "Evaluation", "Fairness",
     "FairnessRequirement", "Features", "Governance", "Label", "Mitigation", "ModelSpec",
     "Monitoring", "OperatingPoint", "Project", "ProjectBase", "ProjectError", "RandomSplit",
     "Rationale", "Retraining", "Selection", "SelectionRule", "Source", "SourceExpectation",

@@ -56,9 +56,9 @@ def _key_path(loc: tuple[Any, ...]) -> str:
     for i, item in enumerate(loc):
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item in ("TemporalSplit", "RandomSplit") or (
+        elif item in ("TemporalSplit", "RandomSplit", "ColumnSplit") or (
                 i and isinstance(loc[i - 1], int)
-                and str(item).startswith(("temporal", "random", "group"))):
+                and str(item).startswith(("temporal", "random", "group", "column"))):
             continue  # discriminated-union tags (after a list index) say nothing to a user
         else:
             parts.append(("." if parts else "") + str(item))
@@ -72,7 +72,7 @@ def _describe(error: dict[str, Any]) -> str:
     if kind == "missing":
         return "required key is missing"
     if kind == "union_tag_invalid":
-        return f"unknown kind {error.get('input')!r}; expected temporal, random or group"
+        return f"unknown kind {error.get('input')!r}; expected temporal, random, group or column"
     if kind == "literal_error":
         return f"{error['msg'].lower()}, got {error.get('input')!r}"
     msg = error["msg"]

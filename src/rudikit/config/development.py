@@ -75,7 +75,9 @@ class Features(Strict):
 
 class TemporalSplit(Strict):
     """Train on everything before ``test_start`` (optionally from ``train_start``); test on
-    ``[test_start, test_end)``."""
+    ``[test_start, test_end)``. ``validation_start`` holds ``[validation_start, test_start)``
+    out of training as a validation partition: models are chosen on it, so the test rows give
+    unbiased final figures (and ``evaluation.selection.require_fairness`` needs it)."""
 
     name: str
     kind: Literal["temporal"]
@@ -83,6 +85,7 @@ class TemporalSplit(Strict):
     test_start: date
     test_end: date | None = None
     train_start: date | None = None
+    validation_start: date | None = None
 
     @model_validator(mode="after")
     def _order(self) -> TemporalSplit:
@@ -90,7 +93,16 @@ class TemporalSplit(Strict):
             raise ValueError("test_end must be after test_start")
         if self.train_start and self.train_start >= self.test_start:
             raise ValueError("train_start must be before test_start")
+        if self.validation_start and self.validation_start >= self.test_start:
+            raise ValueError("validation_start must be before test_start")
+        if self.validation_start and self.train_start \
+                and self.train_start >= self.validation_start:
+            raise ValueError("train_start must be before validation_start")
         return self
+
+    @property
+    def has_validation(self) -> bool:
+        return self.validation_start is not None
 
 
 class RandomSplit(Strict):
@@ -114,8 +126,44 @@ class RandomSplit(Strict):
                              f"rows (got {self.validation_size:g} + {self.test_size:g})")
         return self
 
+    @property
+    def has_validation(self) -> bool:
+        return bool(self.validation_size)
 
-CaseSplit = Annotated[TemporalSplit | RandomSplit, Field(discriminator="kind")]
+
+class ColumnSplit(Strict):
+    """Bring your own partition: a column of the data says each row's side, so a team can
+    reproduce an earlier study's exact split. The values naming each side are listed (by
+    default ``train``, ``validation``, ``test``); with ``group_column`` the run refuses a group
+    (person, officer) found on two sides."""
+
+    name: str
+    kind: Literal["column"]
+    column: str
+    train: list[str] = Field(["train"], min_length=1)
+    validation: list[str] = ["validation"]
+    test: list[str] = Field(["test"], min_length=1)
+    group_column: str | None = None
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> ColumnSplit:
+        sides = {"train": self.train, "validation": self.validation, "test": self.test}
+        seen: dict[str, str] = {}
+        for side, values in sides.items():
+            for value in values:
+                if value in seen:
+                    raise ValueError(f"value {value!r} is listed under both {seen[value]} and "
+                                     f"{side}")
+                seen[value] = side
+        return self
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether values name validation rows (whether the data holds any, the run checks)."""
+        return bool(self.validation)
+
+
+CaseSplit = Annotated[TemporalSplit | RandomSplit | ColumnSplit, Field(discriminator="kind")]
 
 
 # --- Models and evaluation -------------------------------------------------------------------
@@ -136,6 +184,12 @@ class ModelSpec(Strict):
 
 
 class Selection(Strict):
+    """How the model group is chosen: the best ``metric`` on ``split``'s validation rows (its
+    test rows when it has none). ``require_fairness``: only among the groups that meet every
+    fairness requirement on the validation rows (the split must have them); when none does,
+    the run says so and falls back to the plain best (:func:`rudikit.run.selection.
+    select_best`)."""
+
     metric: str = "roc_auc"
     split: str | None = None  # default: the first split
     require_fairness: bool = False

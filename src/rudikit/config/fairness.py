@@ -50,19 +50,40 @@ class FairnessRequirement(Strict):
         return self
 
 
-Constraint = Literal["demographic_parity", "equal_opportunity", "equalized_odds"]
+Constraint = Literal["demographic_parity", "equal_opportunity", "equalized_odds",
+                     "precision_parity", "fpr_parity"]
 Objective = Literal["accuracy", "balanced_accuracy", "f1", "precision_at_k", "recall_at_k"]
 
 
 class Mitigation(Strict):
-    """Per-group thresholds on the chosen model's scores (a new model group)."""
+    """Per-group thresholds on the chosen model's scores (a new model group).
 
-    attributes: list[str] = Field(min_length=1)
+    Either ``attributes`` with a ``constraint`` and ``tolerance``, or ``requirement``: the name
+    of one of ``fairness.requirements``, whose metric, grouping and bound the thresholds then
+    target (e.g. precision per station). ``confidence`` (e.g. 0.9) fits to a tighter tolerance
+    so that the gap on new rows meets the bound with that probability, from the groups' sizes;
+    groups too small for that are reported as not checkable."""
+
+    attributes: list[str] = []
+    requirement: str | None = None
     constraint: Constraint = "demographic_parity"
     objective: Objective = "accuracy"
     tolerance: float = Field(0.05, ge=0, le=1)
+    confidence: float | None = Field(None, gt=0, lt=1)
     min_group_size: int = Field(50, ge=1)
     frontier: list[float] = [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 1.0]
+
+    @model_validator(mode="after")
+    def _target(self) -> Mitigation:
+        if not self.attributes and self.requirement is None:
+            raise ValueError("give 'attributes' (with a constraint) or a 'requirement' to target")
+        if self.attributes and self.requirement is not None:
+            raise ValueError("give 'attributes' or 'requirement', not both (a requirement "
+                             "brings its own groups)")
+        if self.confidence is not None and self.requirement is None:
+            raise ValueError("'confidence' sets the margin to a requirement's bound: give the "
+                             "'requirement' to target")
+        return self
 
 
 class Fairness(Strict):

@@ -32,6 +32,7 @@ from rudikit.config.fairness import Fairness
 from rudikit.config.monitoring import Monitoring
 from rudikit.config.production import ListSchedule
 from rudikit.config.rationale import Governance, Rationale
+from rudikit.config.service import ServiceOptions
 from rudikit.config.temporal import TemporalExperiment
 
 # --- The whole file --------------------------------------------------------------------------
@@ -48,6 +49,7 @@ class ProjectBase(Strict):
     monitoring: Monitoring = Monitoring()
     governance: Governance = Governance()
     execution: Execution = Execution()
+    service: ServiceOptions = ServiceOptions()
 
     def config_hash(self) -> str:
         """A stable hash of the whole configuration, stored with every run; ``execution`` is
@@ -77,6 +79,19 @@ class Project(ProjectBase):
         if wanted and wanted not in names:
             raise ValueError(f"evaluation.selection.split: no split named {wanted!r} "
                              f"(splits: {', '.join(names)})")
+        if self.evaluation.selection.require_fairness:
+            if not self.fairness.requirements:
+                raise ValueError("evaluation.selection.require_fairness: fairness.requirements "
+                                 "is empty, so there is nothing to require")
+            split = next(s for s in self.splits if s.name == (wanted or names[0]))
+            if not split.has_validation:
+                raise ValueError(
+                    f"evaluation.selection.require_fairness: split {split.name!r} has no "
+                    "validation partition, and the requirements must be checked on validation "
+                    "rows, never on the test rows; add "
+                    + {"temporal": "validation_start (a date before test_start)",
+                       "column": "the values naming validation rows"}.get(
+                           split.kind, "validation_size") + f" to split {split.name!r}")
         for i, source in enumerate(self.data.sources):
             if source.kind in EVENT_SOURCE_KINDS:
                 raise ValueError(f"data.sources[{i}].kind: {source.kind!r} holds event tables, "
@@ -103,6 +118,9 @@ class TemporalProject(ProjectBase):
         if len(kinds) != 1 or kinds[0] not in EVENT_SOURCE_KINDS:
             raise ValueError("data.sources: a temporal project reads exactly one source of kind "
                              f"{' or '.join(EVENT_SOURCE_KINDS)} (got {', '.join(kinds)})")
+        if self.temporal.selection.require_fairness and not self.fairness.requirements:
+            raise ValueError("temporal.selection.require_fairness: fairness.requirements is "
+                             "empty, so there is nothing to require")
         return self
 
     @property

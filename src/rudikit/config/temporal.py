@@ -123,6 +123,15 @@ class SelectionRule(Strict):
         return value
 
 
+class TemporalSelection(Strict):
+    """``require_fairness``: the audition chooses only among the model groups that meet every
+    fairness requirement on the lists of the audition splits (every split but the last, whose
+    test dates give the final figures); when none does, the run says so and the plain audition
+    decides (:func:`rudikit.run.selection.fairness_gate`)."""
+
+    require_fairness: bool = False
+
+
 class Completeness(Strict):
     """When an event table's records became complete: before ``date`` it held only the groups
     in ``recorded_before`` (e.g. ``cat_excessive_force``), so counts of the other groups over
@@ -166,6 +175,7 @@ class TemporalExperiment(Strict):
     cool_off_days: int = Field(365, ge=0)
     importances: bool = True
     selection_rules: list[SelectionRule] = []
+    selection: TemporalSelection = TemporalSelection()
     stability: StabilitySettings = StabilitySettings()
 
     @field_validator("label")
@@ -186,9 +196,13 @@ class TemporalExperiment(Strict):
                 except TemporalError as exc:
                     raise ValueError(f"timechop.{key}[{i}]: {exc}") from None
         try:
-            self.splits()
+            splits = self.splits()
         except (TimechopError, TemporalError) as exc:
             raise ValueError(f"timechop: {exc}") from None
+        if self.selection.require_fairness and len(splits) < 2:
+            raise ValueError("selection.require_fairness: the timechop gives one split, so the "
+                             "requirements could only be checked on its test dates; they are "
+                             "checked on the earlier (audition) splits, so give at least two")
         return self
 
     def splits(self) -> list[Split]:

@@ -23,7 +23,7 @@ from rudikit.data.sources import (
     resolve_path,
     table_fingerprint,
 )
-from rudikit.data.validation import ValidationReport
+from rudikit.data.validation import Problem, ValidationReport
 
 #: The column that names an officer in every event table.
 ENTITY = "officer_uid"
@@ -36,6 +36,27 @@ EVENT_TABLES = ("officers", "complaints", "use_of_force", "unit_history", "rank_
 DATE_COLUMNS = {"officers": "appointed_date", "complaints": "complaint_date",
                 "use_of_force": "trr_date", "unit_history": "unit_start_date",
                 "rank_history": "rank_date"}
+
+
+def typed_dates(name: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Problem]]:
+    """An event table with its date columns (every ``*_date`` column) as datetimes. A text
+    column (an extract written to Parquet from CSV) is read as ISO 8601; a value that does not
+    parse is set missing and reported, one problem per row, as the file loaders do, so
+    ``rudi validate`` and ``rudi run`` can refuse a table above ``data.max_bad_share`` naming
+    the column and the format its values seem to be in."""
+    problems: list[Problem] = []
+    converted = {}
+    for column in [c for c in frame.columns if str(c).endswith("_date")]:
+        values = frame[column]
+        if pd.api.types.is_datetime64_any_dtype(values.dtype):
+            continue
+        text = values.astype("string").str.strip()
+        parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+        bad = (text.notna() & (text != "") & parsed.isna()).to_numpy()
+        problems += [Problem(name, int(i) + 1, column, "unparseable date", str(text.iloc[i]))
+                     for i in np.flatnonzero(bad)]
+        converted[column] = parsed.dt.tz_localize(None).astype("datetime64[s]")
+    return (frame.assign(**converted) if converted else frame), problems
 
 
 def monitored_table_problems(project: TemporalProject) -> list[str]:
@@ -120,6 +141,7 @@ def load_event_tables(project: TemporalProject, project_dir: str | Path
     if path is None:  # rudi.yaml's schema requires one for these kinds; checked again here
         raise SourceError(f"{where}.path: an event-table source needs a path")
     origin = str(source.options.get("origin", "real"))
+    problems: dict[str, list[Problem]] = {}
     if source.kind == "chicago_cpdb":
         from rudikit.data.cpdb.files import FILES
 
@@ -128,6 +150,8 @@ def load_event_tables(project: TemporalProject, project_dir: str | Path
         note = ", ".join(f"{name} linked {linked / max(rows, 1):.1%} of {rows:,} rows"
                          for name, (rows, linked) in link_rows.items())
     else:
+        if not path.exists():  # never a stand-in: no synthetic data without being asked
+            raise SourceError(f"{where}.path: {path} does not exist")
         missing = [name for name in EVENT_TABLES if not (path / f"{name}.parquet").exists()]
         if missing:
             raise SourceError(f"{where}.path: {path} lacks " + ", ".join(
@@ -137,6 +161,8 @@ def load_event_tables(project: TemporalProject, project_dir: str | Path
         except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
             raise SourceError(f"{where}.path: cannot read the event tables under {path}: {exc}"
                               ) from None
+        for name in EVENT_TABLES:
+            tables[name], problems[name] = typed_dates(name, tables[name])
         root = path
         files = {name: [path / f"{name}.parquet"] for name in EVENT_TABLES}
         note = ""
@@ -145,7 +171,8 @@ def load_event_tables(project: TemporalProject, project_dir: str | Path
         checksum = (files_checksum(files[name], root) if source.kind == "event_tables"
                     else table_fingerprint(frame))
         loaded.append(LoadedSource(f"{source.name}.{name}", source.kind, str(root), origin,
-                                   files[name], frame, ValidationReport(source.name, len(frame)),
+                                   files[name], frame, ValidationReport(
+                                       source.name, len(frame), problems.get(name, [])),
                                    checksum, note if name == "officers" else "",
                                    span=_date_range(frame)))
     return tables, loaded

@@ -20,6 +20,9 @@ from rudikit.data.validation import (
     FALSE_TEXT,
     TRUE_TEXT,
     ValidationReport,
+    clean_text_column,
+    impossible_coordinates,
+    outside_datetime_range,
     validate_stop_search,
 )
 
@@ -91,6 +94,16 @@ API_CSV_COLUMNS: dict[str, str] = {
 }
 API_CSV_KNOWN_EXTRA = {"involved_person", "outcome_id", "outcome_name"}
 
+
+
+def column_aliases() -> dict[str, str]:
+    """The data.police.uk names of the normalised columns, name -> column: the archive CSV
+    headers (``Object of search``) and the API's JSON fields (``operation``), from the maps the
+    loaders read them with. The service accepts them for the model's fields."""
+    names = {**ARCHIVE_COLUMNS, **API_CSV_COLUMNS}
+    return {name: column for name, column in names.items() if name != column}
+
+
 ARCHIVE_FILE_RE = re.compile(r"^(?P<month>\d{4}-\d{2})-(?P<force>[a-z0-9-]+)-stop-and-search\.csv$")
 
 
@@ -137,10 +150,13 @@ def _normalise(raw: pd.DataFrame, rename: dict[str, str], source_file: str,
             text = values.astype("string").str.strip()
             parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
             failures[column] = text.notna() & parsed.isna()
+            # a date-time the table cannot hold is set missing, as an unparseable one
+            outside = outside_datetime_range(parsed)
+            failures[f"{column}:range"] = outside
+            parsed = parsed.mask(outside)
             out[column] = parsed.astype("datetime64[ns, UTC]")
         else:
-            text = values.astype("string").str.strip()
-            out[column] = text.mask(text == "")
+            out[column] = clean_text_column(values)
     out["force"] = pd.array([force] * len(raw), dtype="string")
     out["source_file"] = pd.array([source_file] * len(raw), dtype="string")
     # Row number in the file as a person would count it: the header is line 1.
@@ -178,8 +194,10 @@ def _load(raw: pd.DataFrame, rename: dict[str, str], source: str, force: str,
     raw_values = {rename[c]: raw[c] for c in raw.columns if c in rename}
     report = validate_stop_search(frame, failures, source=source, unknown_columns=unknown,
                                   missing_columns=missing, raw_values=raw_values)
-    invalid = ((frame["latitude"].abs() > 90) | (frame["longitude"].abs() > 180)).fillna(False)
-    frame.loc[invalid.to_numpy(), ["latitude", "longitude"]] = pd.NA
+    invalid = np.array(impossible_coordinates(
+        frame["latitude"].to_numpy(dtype=float, na_value=np.nan).tolist(),
+        frame["longitude"].to_numpy(dtype=float, na_value=np.nan).tolist()), dtype=bool)
+    frame.loc[invalid, ["latitude", "longitude"]] = pd.NA
     return frame, report
 
 

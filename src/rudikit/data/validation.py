@@ -6,8 +6,11 @@ the row, set the unparseable value to missing and add a :class:`Problem` here.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 
 #: The one vocabulary of boolean text, shared by the data loaders' validation and the encoder.
@@ -19,9 +22,48 @@ FALSE_TEXT = frozenset({"false", "0", "0.0", "no", "f", "n"})
 UK_LATITUDE = (49.0, 61.5)
 UK_LONGITUDE = (-8.7, 2.1)
 
-#: The one vocabulary of boolean text, shared by the data loaders' validation and the encoder.
-TRUE_TEXT = frozenset({"true", "1", "1.0", "yes", "t", "y"})
-FALSE_TEXT = frozenset({"false", "0", "0.0", "no", "f", "n"})
+# --- the value rules: one definition, applied by the loaders to training data and by the
+# service to each request, so that the same raw row gets the same score both ways ------------
+
+#: The date-times a loaded table holds (pandas' nanosecond range, in whole days, UTC).
+DATETIME_RANGE = (datetime(1677, 9, 22, tzinfo=UTC), datetime(2262, 4, 11, tzinfo=UTC))
+DATETIME_RANGE_TEXT = (f"{DATETIME_RANGE[0]:%Y-%m-%d} to {DATETIME_RANGE[1]:%Y-%m-%d} "
+                       "(exclusive) in UTC")
+
+
+def outside_datetime_range(stamps: pd.Series | datetime) -> pd.Series | bool:
+    """Whether each time-zoned date-time (a Series, or one ``datetime``) falls outside
+    :data:`DATETIME_RANGE`: such a value is set missing."""
+    return (stamps < DATETIME_RANGE[0]) | (stamps >= DATETIME_RANGE[1])
+
+
+def clean_text(value: str | None) -> str | None:
+    """A category as the loaders keep it: surrounding whitespace is not part of it, and an
+    empty one is missing."""
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def clean_text_column(values: pd.Series) -> pd.Series:
+    """:func:`clean_text` on each value of a text column, called once per distinct value
+    (as fast as pandas' own ``str.strip``, which may strip other characters than Python)."""
+    codes, distinct = pd.factorize(values.astype("string"))
+    # code -1 (a missing value) takes the last entry: missing
+    cleaned = pd.array([clean_text(v) for v in distinct] + [None], dtype="string")
+    return pd.Series(cleaned[codes], index=values.index)
+
+
+def impossible_coordinates(latitude: Iterable[float | None],
+                           longitude: Iterable[float | None]) -> list[bool]:
+    """Rows whose point cannot exist (latitude beyond +-90 or longitude beyond +-180): both
+    coordinates are set missing (a swapped or garbled geocode says nothing about where the
+    search was). A missing coordinate (None or NaN) makes no point impossible. Plain Python:
+    the service calls it for one row at a time (numpy would cost more than the rule), the
+    loaders for a file's rows (a million rows take a fraction of a second)."""
+    return [(lat is not None and abs(lat) > 90) or (lon is not None and abs(lon) > 180)
+            for lat, lon in zip(latitude, longitude, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -89,7 +131,8 @@ def _row_problems(frame: pd.DataFrame, mask: pd.Series, source: str, column: str
 def validate_stop_search(frame: pd.DataFrame, failures: dict[str, pd.Series], *, source: str,
                          unknown_columns: list[str], missing_columns: list[str],
                          raw_values: dict[str, pd.Series] | None = None) -> ValidationReport:
-    """Check a normalised stop-and-search frame; ``failures`` are the loader's parse failures."""
+    """Check a normalised stop-and-search frame; ``failures`` are the loader's parse failures
+    by column (``datetime:range``: a date-time outside :data:`DATETIME_RANGE`)."""
     report = ValidationReport(source=source, rows=len(frame))
     for column in unknown_columns:
         report.problems.append(Problem(source, None, column,
@@ -99,16 +142,19 @@ def validate_stop_search(frame: pd.DataFrame, failures: dict[str, pd.Series], *,
         report.problems.append(Problem(source, None, column,
                                        "expected column is missing (all values set missing)",
                                        severity="warning"))
-    kinds = {"datetime": "unparseable date", "latitude": "not a number",
-             "longitude": "not a number"}
-    for column, mask in failures.items():
+    kinds = {"datetime": "unparseable date", "datetime:range": f"outside {DATETIME_RANGE_TEXT}",
+             "latitude": "not a number", "longitude": "not a number"}
+    for key, mask in failures.items():
         if mask.any():
-            problem = kinds.get(column, "not true/false")
+            problem = kinds.get(key, "not true/false")
+            column = key.split(":")[0]
             raw = raw_values.get(column) if raw_values else None
             report.problems += _row_problems(frame, mask, source, column,
                                              f"{problem}; set missing", raw)
     lat, lon = frame["latitude"], frame["longitude"]
-    invalid = (lat.abs() > 90) | (lon.abs() > 180)
+    invalid = pd.Series(impossible_coordinates(
+        lat.to_numpy(dtype=float, na_value=np.nan).tolist(),
+        lon.to_numpy(dtype=float, na_value=np.nan).tolist()), index=frame.index, dtype=bool)
     report.problems += _row_problems(frame, invalid, source, "latitude/longitude",
                                      "coordinates out of range", lat.astype(str) + "," +
                                      lon.astype(str))

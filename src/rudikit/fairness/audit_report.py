@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from rudikit.evaluation import display
 from rudikit.fairness.counts import RATE_METRICS
 from rudikit.fairness.disparities import (
     DESCRIPTIVE_METRICS,
@@ -33,39 +34,15 @@ if TYPE_CHECKING:
 KEY_METRICS: tuple[str, ...] = ("pprev", "ppr", "precision", "fdr", "for", "tpr", "fnr", "fpr")
 TERMINAL_METRICS: tuple[str, ...] = ("pprev", "ppr", "precision", "tpr", "fpr", "fnr")
 
-METRIC_LABELS: dict[str, str] = {
-    "prevalence": "prevalence (label base rate)",
-    "pprev": "selection rate (pprev)",
-    "ppr": "share of all flagged (ppr)",
-    "precision": "precision (ppv)",
-    "fdr": "false discovery rate",
-    "for": "false omission rate",
-    "npv": "negative predictive value",
-    "tpr": "recall (tpr)",
-    "fnr": "false negative rate",
-    "fpr": "false positive rate",
-    "tnr": "specificity (tnr)",
-    "accuracy": "accuracy",
-    "roc_auc": "ROC AUC",
-}
+#: The names rudi.yaml uses (recall, not tpr), one list for every report.
+METRIC_LABELS: dict[str, str] = display.METRIC_NAMES | {
+    "prevalence": "prevalence (label base rate)"}
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None or value is pd.NA:
-        return "–"
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if not math.isfinite(v):
-        return "–"
-    return f"{v:.{digits}f}"
-
-
-def _fmt_p(value: Any) -> str:
-    if value is None or value is pd.NA or not math.isfinite(float(value)):
-        return "–"
-    return f"{float(value):.2g}" if float(value) < 0.001 else f"{float(value):.3f}"
+    """:func:`rudikit.evaluation.display.number`, with a dash for a missing figure (the
+    audit's tables are dense)."""
+    return "–" if display.missing(value) else display.number(float(value), digits)
 
 
 def _reference_text(settings: Mapping[str, Any]) -> str:
@@ -323,8 +300,9 @@ def html(result: AuditResult) -> str:
                     "title": (f"{METRIC_LABELS.get(m, m)}: {_fmt(r['value'])} "
                               f"[{_fmt(r['lower'])}, {_fmt(r['upper'])}]; "
                               f"diff {_fmt(r['difference_pp'], 1)} pp; "
-                              f"p = {_fmt_p(r['p_value'])}; corrected p against the bounds "
-                              f"{_fmt_p(r.get('p_adjusted'))}; {r['status']}"),
+                              f"p = {display.p_value(r['p_value'])}; corrected p against "
+                              "the bounds "
+                              f"{display.p_value(r.get('p_adjusted'))}; {r['status']}"),
                 })
             rows.append({"group": group, "n": int(df["n"].iloc[0]), "cells": cells,
                          "status": status})

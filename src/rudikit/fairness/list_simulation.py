@@ -135,30 +135,35 @@ def list_selection_rate(list_share: float, pool_share: float, k: int, n: int = L
     return list_share * k / (pool_share * n)
 
 
-def list_size(fairness: Fairness, n_rows: int, n: int = LIST_DRAW) -> int | None:
+def list_size(fairness: Fairness, n_rows: int, n: int = LIST_DRAW,
+              top_pct: float | None = None) -> int | None:
     """How many of ``n`` drawn cases the project's operating point flags: ``top_pct`` of them,
-    or a ``top_k`` list's share of the ``n_rows`` scored rows; None for a threshold (not a
-    list). At least 1, at most ``n``."""
+    or a ``top_k`` list's share of the ``n_rows`` scored rows. A threshold is not a list: then
+    the ``top_pct`` given (the run's first evaluated top-%, so the report's comparison of
+    models still has list figures), else None. At least 1, at most ``n``."""
     at = fairness.at
     if at.top_pct is not None:
         share = at.top_pct / 100
     elif at.top_k is not None and n_rows:
         share = at.top_k / n_rows
+    elif top_pct is not None:
+        share = top_pct / 100
     else:
         return None
     return int(min(n, max(1, round(share * n))))
 
 
 def list_simulation_metrics(fairness: Fairness, attrs: pd.DataFrame, y_true: np.ndarray,
-                            y_score: np.ndarray, seed: int | None, repeats: int = 100
-                            ) -> list[MetricValue]:
+                            y_score: np.ndarray, seed: int | None, repeats: int = 100,
+                            top_pct: float | None = None) -> list[MetricValue]:
     """The guide's list simulation as evaluations, so the report can show it from the store
     (which keeps predictions but not the attributes): ``list_precision`` (parameter
     ``{k}_of_{n}``), and per single attribute and group (parameter ``attribute=group``)
     ``list_share`` (mean share of the list, with its interval) and ``list_pool_share`` (mean
     share of the drawn cases). Every model draws the same cases (same seed), so models are
-    compared on identical pools. Empty when the operating point is a threshold."""
-    k = list_size(fairness, len(y_score))
+    compared on identical pools. When the operating point is a threshold, the lists are the top
+    ``top_pct`` % (:func:`list_size`); empty without one."""
+    k = list_size(fairness, len(y_score), top_pct=top_pct)
     if k is None or not len(y_score):
         return []
     out: list[MetricValue] = []

@@ -40,6 +40,7 @@ import pandas as pd
 
 from rudikit.fairness.auc import ScoreIndex
 from rudikit.fairness.counts import PROPORTIONS, RATE_METRICS, metrics_from_counts
+from rudikit.fairness.group_metrics import cell_counts
 from rudikit.fairness.groups import (
     MISSING_GROUP,
     attribute_name,
@@ -248,15 +249,27 @@ def _basis(values: dict[str, np.ndarray], metric: str) -> np.ndarray:
 
 
 def _cell_metrics(
-    codes: np.ndarray, n_groups: int, cell: np.ndarray, pp_total: int, metric: str,
+    codes: np.ndarray, n_groups: int, cell: _Rows, pp_total: float, metric: str,
     score_index: ScoreIndex | None,
 ) -> dict[str, np.ndarray]:
-    counts = np.bincount(codes * 4 + cell, minlength=4 * n_groups).reshape(n_groups, 4)
+    counts = cell_counts(codes * 4 + cell.key, cell.pred, n_groups)
     values = metrics_from_counts(counts, pp_total)
     if metric == "roc_auc":
         assert score_index is not None
         values["roc_auc"] = score_index.auc(codes, n_groups)
     return values
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Each row's label (``key = 2 * y``) and prediction: 0/1, or a top-k row tied at the cut
+    counted by its expected membership (:func:`rudikit.fairness.selection.binarize`)."""
+
+    key: np.ndarray
+    pred: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.key)
 
 
 @dataclass
@@ -271,7 +284,7 @@ class _Cells:
     se: np.ndarray | None
 
     @classmethod
-    def of(cls, values: dict[str, np.ndarray], metric: str, pp_total: int) -> _Cells:
+    def of(cls, values: dict[str, np.ndarray], metric: str, pp_total: float) -> _Cells:
         basis = _basis(values, metric)
         if metric == "roc_auc":
             se = auc_standard_error(values["roc_auc"], values["pos"], values["neg"])
@@ -342,7 +355,7 @@ def _outcome(c: _Comparison, adjusted: np.ndarray, req: Requirement, alpha: floa
 
 
 def _evaluate(
-    frame: pd.DataFrame, req: Requirement, cell: np.ndarray, pp_total: int,
+    frame: pd.DataFrame, req: Requirement, cell: _Rows, pp_total: float,
     score_index: ScoreIndex | None, missing_label: str,
     cache: dict[str, tuple[np.ndarray, list[str]]], correction: Correction, alpha: float,
 ) -> RequirementResult:
@@ -419,7 +432,7 @@ def evaluate_requirements(
     threshold: float | None = None,
     top_k: int | None = None,
     top_pct: float | None = None,
-    tie_break: TieBreak = "stable",
+    tie_break: TieBreak = "expected",
     random_state: int | None = 0,
     missing_label: str = MISSING_GROUP,
     correction: Correction = "holm",
@@ -432,6 +445,9 @@ def evaluate_requirements(
     :func:`rudikit.fairness.group_metrics.binarize`), or, with none of them, a column of 0/1
     predictions. ``correction`` (``"holm"`` or ``"fdr_bh"``) and ``alpha`` decide when a gap
     over its bound is "not met" rather than "inconclusive" (see the module docstring).
+    Rows tied at the k-th score of a top-k list are counted by their expected membership
+    (``tie_break="expected"``, places left / tied rows), as the audit and precision@k count
+    them, so a verdict never depends on the order of the rows in the file.
     """
     check_correction(correction)
     check_alpha(alpha)
@@ -460,8 +476,8 @@ def evaluate_requirements(
         assert scores is not None
         pred = binarize(scores, threshold=threshold, top_k=top_k, top_pct=top_pct,
                         tie_break=tie_break, random_state=random_state)
-    cell = (2 * y + pred).astype(np.int64)
-    pp_total = int(pred.sum())
+    cell = _Rows(2 * y.astype(np.int64), pred)
+    pp_total = float(pred.sum())
     score_index = (
         ScoreIndex(y, scores) if any(r.metric == "roc_auc" for r in requirements) else None
     )

@@ -3,6 +3,11 @@
 A model is loaded only when its bytes hash to what the results store recorded, and skops is
 told to trust only types from the libraries rudikit builds models with. A swapped or tampered
 file is refused instead of executed (plain pickle would run whatever it contains).
+
+The store records a project's artefact by its path inside the project
+(``.rudi/models/<sha256>.skops``, :func:`stored_path`) and resolves it against the project
+folder when it is loaded (:func:`artefact_file`), so ``rudi serve`` and ``rudi score`` work from
+any working directory and after the project folder is moved.
 """
 
 from __future__ import annotations
@@ -18,8 +23,42 @@ TRUSTED_PREFIXES = ("rudikit.", "sklearn.", "lightgbm.", "numpy.", "scipy.", "bu
                     "collections.")
 
 
+#: The folder inside a project that holds its results store, models, reports and caches.
+PROJECT_STATE = ".rudi"
+
+
 class ArtefactError(Exception):
     pass
+
+
+def stored_path(path: str | Path) -> str:
+    """How the store records an artefact file: from the project's ``.rudi`` folder on
+    (``.rudi/models/<sha256>.skops``), relative to the project folder whatever the working
+    directory of the command that wrote it; absolute for a file outside any project."""
+    path = Path(path).resolve()
+    parts = path.parts
+    if PROJECT_STATE not in parts:
+        return str(path)
+    start = len(parts) - 1 - parts[::-1].index(PROJECT_STATE)
+    return Path(*parts[start:]).as_posix()
+
+
+def artefact_file(stored: str | Path, project_dir: str | Path | None) -> Path:
+    """The file a stored artefact path names. A relative path is the project's (under
+    ``project_dir``); stores written before paths were made project-relative hold paths
+    relative to where ``rudi run`` ran, or absolute ones to where the project was, so those are
+    tried next, then the project's model folder by file name (the name is the content hash,
+    and the bytes are hash-checked on load, so a file found this way is the recorded one)."""
+    path = Path(stored)
+    candidates = [path] if path.is_absolute() else []
+    if project_dir is not None:
+        project = Path(project_dir)
+        if not path.is_absolute():
+            candidates.append(project / path)
+        candidates.append(project / PROJECT_STATE / "models" / path.name)
+    if not path.is_absolute():
+        candidates.append(path)  # relative to the working directory, as older stores meant
+    return next((c for c in candidates if c.exists()), candidates[0])
 
 
 def save_artefact(model: Any, directory: str | Path) -> tuple[str, Path]:
@@ -54,11 +93,15 @@ def save_json_artefact(document: dict[str, Any], directory: str | Path) -> tuple
     return digest, path
 
 
-def load_artefact(path: str | Path, expected_hash: str) -> Any:
-    """Load a model only if its bytes hash to ``expected_hash`` and its types are trusted."""
-    path = Path(path)
+def load_artefact(path: str | Path, expected_hash: str, project_dir: str | Path | None = None
+                  ) -> Any:
+    """Load a model only if its bytes hash to ``expected_hash`` and its types are trusted.
+    ``path`` is as the store recorded it (:func:`artefact_file` resolves it against
+    ``project_dir``)."""
+    path = artefact_file(path, project_dir)
     if not path.exists():
-        raise ArtefactError(f"model file {path} does not exist")
+        where = f" in project {Path(project_dir).resolve()}" if project_dir is not None else ""
+        raise ArtefactError(f"model file {path} does not exist{where}")
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if digest != expected_hash:

@@ -27,7 +27,7 @@ from sklearn.utils import Tags
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from rudikit.config import Features, ModelSpec, did_you_mean
+from rudikit.config import Features, ModelSpec, TemporalModel, did_you_mean
 from rudikit.features.encoding import TabularEncoder
 
 
@@ -229,20 +229,24 @@ def _parameter_names(algorithm: str) -> frozenset[str] | None:
         return frozenset({"column", *CategoryRateClassifier().get_params()} - {"column_index"})
     if algorithm == "score_column":
         return frozenset({"column"})
+    if algorithm == "rank_by_feature":  # the temporal baseline (models.temporal)
+        return frozenset({"column", "tie_break"})
     return None
 
 
-def check_parameter_names(specs: Sequence[ModelSpec]) -> list[str]:
+def check_parameter_names(specs: Sequence[ModelSpec | TemporalModel], key: str = "models"
+                          ) -> list[str]:
     """Key-path problems for hyperparameter names an algorithm does not take, each with the
     closest real name: found from the project file alone, before any data is split or any
-    model fitted (``models[3].params.num_leafs: ...; did you mean 'num_leaves'?``)."""
+    model fitted (``models[3].params.num_leafs: ...; did you mean 'num_leaves'?``). ``key``:
+    where the specs are (``temporal.models`` in a temporal project)."""
     problems = []
     for i, spec in enumerate(specs):
         known = _parameter_names(spec.algorithm)
         for name in sorted(set(spec.params) - known) if known is not None else []:
             hint = (did_you_mean(name, sorted(_lightgbm_main_names()))
                     if spec.algorithm == "lightgbm" else "") or did_you_mean(name, sorted(known))
-            problems.append(f"models[{i}].params.{name}: {spec.algorithm} has no parameter "
+            problems.append(f"{key}[{i}].params.{name}: {spec.algorithm} has no parameter "
                             f"{name!r}{hint}")
     return problems
 

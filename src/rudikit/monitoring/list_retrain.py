@@ -203,7 +203,8 @@ def _contender(model_id: int, metric: str, evaluated: list[Any], judged: ModelFa
         return Contender(model_id, float(p.value), values, None)
     reqs = [f"{r.requirement.name}: {r.summary}" for r in judged.requirements]
     failed = [f"{r.requirement.name}: {r.summary}" for r in judged.requirements if not r.passed]
-    return Contender(model_id, float(p.value), values, judged.passed, reqs, failed)
+    return Contender(model_id, float(p.value), values, judged.passed, reqs, failed,
+                     [r.status for r in judged.requirements])
 
 
 def retrain_lists(project: TemporalProject, project_dir: Path, engine: Engine, *, by: str,
@@ -222,7 +223,7 @@ def retrain_lists(project: TemporalProject, project_dir: Path, engine: Engine, *
         raise RetrainError("nothing is deployed: retraining refits the live model group; "
                            "deploy one first (`rudi deploy`)")
     try:
-        model = list_model(engine, project)
+        model = list_model(engine, project, project_dir)
     except ScoreError as exc:
         raise RetrainError(str(exc)) from None
     with engine.connect() as conn:
@@ -298,7 +299,7 @@ def retrain_lists(project: TemporalProject, project_dir: Path, engine: Engine, *
                 "test_label_timespan": span, "top_k": k, "max_drop": policy.max_drop}
     with results.run(engine, project.name, project.config_hash(), {"retrain": settings}, seed,
                      data_origin(loaded)) as run:
-        record_snapshots(engine, run.id, loaded)
+        record_snapshots(engine, run.id, loaded, profile=False)  # no data card
         say(f"fitting the challenger on {len(train):,} officer-dates")
         rows = SplitRows(f"retrain_{list_date:%Y-%m-%d}", train[columns],
                          train[matrices.label].to_numpy(), test[columns], y_test, ids,
@@ -328,7 +329,7 @@ def retrain_lists(project: TemporalProject, project_dir: Path, engine: Engine, *
             say("refitting on the newest matured as-of dates")
             refit_data = prepare(config, tables, cache_dir=cache, splits=[refit_split])
             _promote(engine, refit_data, refit_split, entry, model, decision, by=by, seed=seed,
-                     artefacts=artefacts)
+                     artefacts=artefacts, project_dir=project_dir)
         with engine.begin() as conn:
             audit.record(conn, by, "retrain_promoted" if promoted else "retrain_rejected",
                          f"model group {model.loaded.model_group_id}", _details(decision, model))
@@ -353,7 +354,8 @@ def _champion_scores(engine: Engine, model: ListModel, test: pd.DataFrame, ids: 
 
 
 def _promote(engine: Engine, data: PreparedData, split: Split, entry: GridEntry, model: ListModel,
-             decision: ListRetrainDecision, *, by: str, seed: int, artefacts: Path) -> None:
+             decision: ListRetrainDecision, *, by: str, seed: int, artefacts: Path,
+             project_dir: Path) -> None:
     """Fit the recipe on the newest matured as-of dates, store it with its list of the
     horizon date (labels unknown, no evaluations) and deploy it."""
     matrices = split_matrices(data, split)
@@ -373,7 +375,7 @@ def _promote(engine: Engine, data: PreparedData, split: Split, entry: GridEntry,
     decision.refit_model_id, decision.refit_dates = refit.model_id, dates
     decision.deployment_id = deploy(
         engine, model.loaded.model_group_id, model_id=refit.model_id,
-        threshold=model.loaded.threshold, by=by,
+        threshold=model.loaded.threshold, by=by, project_dir=project_dir,
         reason=(f"retrain (run {decision.run_id}): {decision.reason}; the recipe refitted on "
                 f"as-of dates {dates[0]:%Y-%m-%d} to {dates[-1]:%Y-%m-%d} (label windows "
                 f"ending by {when:%Y-%m-%d})")).id

@@ -11,6 +11,7 @@ the append-only audit log with the figures behind it.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -54,6 +55,17 @@ class Contender:
     fairness_passed: bool | None
     requirements: list[str] = field(default_factory=list)  # "name: summary" per requirement
     failed: list[str] = field(default_factory=list)  # the requirements not met
+    statuses: list[str] = field(default_factory=list)  # each requirement's verdict
+
+    def fairness_label(self) -> str:
+        """'met', 'n/a', or the count of each verdict that is not 'met' ("1 not met,
+        2 inconclusive"): an inconclusive requirement is not a failing one."""
+        if self.fairness_passed is None:
+            return "n/a"
+        if self.fairness_passed:
+            return "met"
+        counts = Counter(s for s in self.statuses if s != "met")
+        return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "not met"
 
 
 @dataclass
@@ -123,7 +135,9 @@ def _contender(project: Project, model_id: int, metric: str, threshold: float,
         failed = [f"{r.requirement.name}: {r.summary}" for r in assessed.requirements
                   if not r.passed]
     return Contender(model_id, float(values.get(metric, float("nan"))),
-                     {k: float(v) for k, v in values.items()}, passed, reqs, failed)
+                     {k: float(v) for k, v in values.items()}, passed, reqs, failed,
+                     [r.status for r in assessed.requirements]
+                     if project.fairness.requirements else [])
 
 
 def deployed_group(engine: Engine, model_group_id: int) -> tuple[GridPoint, Features,
@@ -203,7 +217,7 @@ def retrain(project: Project, project_dir: Path, engine: Engine, *, by: str,
             artefacts_dir=project_dir / ".rudi" / "models")
         challenger_id, chall_score = fitted.model_id, fitted.score
         champion_pipe = load_artefact(champion_row["artefact_path"],
-                                      champion_row["artefact_hash"])
+                                      champion_row["artefact_hash"], project_dir)
         champ_score = champion_pipe.predict_proba(X_hold)[:, 1]
         attrs_cols = [c for c in project.fairness.columns if c in holdout]
         attrs = holdout[attrs_cols]
@@ -221,7 +235,7 @@ def retrain(project: Project, project_dir: Path, engine: Engine, *, by: str,
         deployment_id = None
         if promoted:
             deployment_id = deploy(engine, dep.model_group_id, model_id=challenger_id,
-                                   threshold=dep.threshold, by=by,
+                                   threshold=dep.threshold, by=by, project_dir=project_dir,
                                    reason=f"retrain (run {run_id}): {reason}").id
         with engine.begin() as conn:
             audit.record(conn, by, "retrain_promoted" if promoted else "retrain_rejected",
@@ -261,8 +275,10 @@ def decide(metric: str, max_drop: float, champion: Contender, challenger: Conten
                   + ("; every fairness requirement met" if challenger.fairness_passed else ""))
 
 
-def rollback(engine: Engine, *, by: str, reason: str) -> tuple[int, int]:
-    """Make the deployment before the live one live again; returns (retired id, new id)."""
+def rollback(engine: Engine, *, by: str, reason: str, project_dir: Path | None = None
+             ) -> tuple[int, int]:
+    """Make the deployment before the live one live again; returns (retired id, new id).
+    ``project_dir``: the project its model file is found in (see ``deploy``)."""
     if not reason.strip():
         raise RetrainError("say why you roll back: --reason \"...\" (it goes to the audit log)")
     with engine.connect() as conn:
@@ -274,7 +290,7 @@ def rollback(engine: Engine, *, by: str, reason: str) -> tuple[int, int]:
         raise RetrainError(f"deployment {live['id']} is the first one; there is no previous "
                            "model to return to")
     new = deploy(engine, previous["model_group_id"], model_id=previous["model_id"],
-                 threshold=float(previous["threshold"]), by=by,
+                 threshold=float(previous["threshold"]), by=by, project_dir=project_dir,
                  reason=f"rollback from deployment {live['id']} to the model of deployment "
                         f"{previous['id']}: {reason}")
     with engine.begin() as conn:

@@ -79,10 +79,12 @@ class ScoringResult:
 # --- What is deployed ------------------------------------------------------------------------
 
 
-def list_model(engine: Engine, project: TemporalProject) -> ListModel:
-    """The live deployment's model, if it is a list model this project can score."""
+def list_model(engine: Engine, project: TemporalProject, project_dir: Path | None = None
+               ) -> ListModel:
+    """The live deployment's model, if it is a list model this project can score (its
+    artefact found under ``project_dir``)."""
     try:
-        loaded = load_deployed_model(engine, explained=False)
+        loaded = load_deployed_model(engine, explained=False, project_dir=project_dir)
     except ServiceError as exc:
         raise ScoreError(str(exc)) from None
     if loaded.groups is not None:
@@ -297,7 +299,7 @@ def score_lists(project: TemporalProject, project_dir: Path, engine: Engine, *, 
                          "up to it)")
     say = say or (lambda _: None)
     started = time.perf_counter()
-    model = list_model(engine, project)
+    model = list_model(engine, project, project_dir)
     if tables is None or loaded is None:
         tables, loaded = load_event_tables(project, project_dir)
     seconds = {"load": time.perf_counter() - started}

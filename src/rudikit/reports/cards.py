@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import numpy as np
-import pandas as pd
 from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup, escape
 from sqlalchemy.engine import Engine
@@ -109,32 +107,6 @@ def answer(value: Any, key: str) -> list[Part]:
         return [Bullets(items)] if items else [NotProvided(key)]
     text = str(value or "").strip()
     return [Text(text)] if text else [NotProvided(key)]
-
-
-def fmt(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-        return "n/a"
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, (int, np.integer)):
-        return f"{int(value):,}"
-    if isinstance(value, (float, np.floating)):
-        return f"{float(value):.{digits}f}"
-    return str(value)
-
-
-def fmt_ci(value: Any, lower: Any, upper: Any) -> str:
-    """``0.612 [0.580, 0.641]``; the interval is left out when it was not computed."""
-    text = fmt(value)
-    if lower is None or upper is None or pd.isna(lower) or pd.isna(upper):
-        return text
-    return f"{text} [{fmt(lower)}, {fmt(upper)}]"
-
-
-def fmt_date(value: Any) -> str:
-    if value is None or pd.isna(value):
-        return "n/a"
-    return pd.Timestamp(value).strftime("%Y-%m-%d")
 
 
 def describe_conditions(conditions: Iterable[Any]) -> str:

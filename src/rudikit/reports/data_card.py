@@ -17,7 +17,9 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from rudikit.config import Project
+from rudikit.data.profile import column_kind, profile_frame
 from rudikit.data.sources import LoadedSource, SourceError, load_source
+from rudikit.evaluation import display
 from rudikit.features.labels import LabelError, make_label
 from rudikit.reports.cards import (
     Bullets,
@@ -31,11 +33,11 @@ from rudikit.reports.cards import (
     Text,
     answer,
     describe_conditions,
-    fmt_date,
     read_run,
     run_project_config,
     valid_ids,
 )
+from rudikit.reports.profile_figures import distribution_figure, missing_figure
 from rudikit.store import tables as t
 from rudikit.store.queries import runs as runs_q
 from rudikit.store.queries import snapshots as snapshots_q
@@ -135,12 +137,6 @@ def _used_columns(project: Project, columns: list[str]) -> dict[str, str]:
     return roles
 
 
-def _dtype(series: pd.Series) -> str:
-    kind = series.dtype.kind
-    return {"b": "boolean", "i": "integer", "u": "integer", "f": "number",
-            "M": "date-time"}.get(kind, "text")
-
-
 def _metadata(project: Project, snap: dict[str, Any], profile: Profile | str,
               history: pd.DataFrame, n_columns: int, n_used: int) -> Section:
     gov = project.governance
@@ -157,8 +153,8 @@ def _metadata(project: Project, snap: dict[str, Any], profile: Profile | str,
     purpose += ([Text("Keywords: " + ", ".join(gov.keywords) + ".")] if gov.keywords
                 else [NotProvided("governance.keywords")])
     size = (f"{snap['rows']:,} rows ({snap['bad_rows']:,} rejected by validation, "
-            f"{snap['warnings']:,} warnings), dated {fmt_date(snap['min_date'])} to "
-            f"{fmt_date(snap['max_date'])}.")
+            f"{snap['warnings']:,} warnings), dated {display.day(snap['min_date'])} to "
+            f"{display.day(snap['max_date'])}.")
     if n_columns:
         size += f" {n_columns} columns, {n_used} of them used by the project."
     rows = []
@@ -166,7 +162,7 @@ def _metadata(project: Project, snap: dict[str, Any], profile: Profile | str,
     for _, h in history.iterrows():
         change = ("first" if previous is None else
                   "unchanged" if h["checksum"] == previous else "changed")
-        rows.append([str(h["run_id"]), str(h["id"]), fmt_date(h["created_at"]),
+        rows.append([str(h["run_id"]), str(h["id"]), display.day(h["created_at"]),
                      f"{h['rows']:,}", h["checksum"][:16], change])
         previous = h["checksum"]
     governance = answer(gov.data_governance_plan, "governance.data_governance_plan")
@@ -228,7 +224,7 @@ def _variables(project: Project, profile: Profile | str, roles: dict[str, str]) 
     for column, role in roles.items():
         if isinstance(profile, Profile) and column in profile.data.columns:
             series = profile.data[column]
-            kind, distinct = _dtype(series), f"{series.nunique(dropna=True):,}"
+            kind, distinct = column_kind(series), f"{series.nunique(dropna=True):,}"
         else:
             kind = distinct = "n/a"
         rows.append([column, role, kind, distinct, meanings.get(column, "") or NOT_GIVEN])
@@ -260,6 +256,12 @@ def _preparation(project: Project, snap: dict[str, Any], models: pd.DataFrame) -
                     + (f" from {spec.train_start}" if spec.train_start else "")
                     + f"; test from {spec.test_start}"
                     + (f" to {spec.test_end}" if spec.test_end else ""))
+        elif spec.kind == "column":
+            rule = (f"the data's `{spec.column}` column: train "
+                    + ", ".join(spec.train) + "; test " + ", ".join(spec.test)
+                    + ("; validation " + ", ".join(spec.validation) + " (models are chosen on "
+                       "it)" if spec.validation else "")
+                    + (f"; no `{spec.group_column}` on two sides" if spec.group_column else ""))
         else:
             rule = (f"{spec.test_size:.0%} held out at random for test"
                     + (f" and {spec.validation_size:.0%} for validation (models are chosen on "
@@ -270,9 +272,9 @@ def _preparation(project: Project, snap: dict[str, Any], models: pd.DataFrame) -
         rows.append([spec.name, spec.kind, rule,
                      f"{m['train_rows']:,}" if m is not None else "n/a",
                      f"{m['test_rows']:,}" if m is not None else "n/a",
-                     f"{fmt_date(m['train_start'])} to {fmt_date(m['train_end'])}"
+                     f"{display.day(m['train_start'])} to {display.day(m['train_end'])}"
                      if m is not None else "n/a",
-                     f"{fmt_date(m['test_start'])} to {fmt_date(m['test_end'])}"
+                     f"{display.day(m['test_start'])} to {display.day(m['test_end'])}"
                      if m is not None else "n/a"])
     cleaning = answer(project.governance.data_cleaning, "governance.data_cleaning")
     cleaning.append(Text(f"On load, validation rejected {snap['bad_rows']:,} row(s) and raised "
@@ -316,6 +318,18 @@ def _evaluation(project: Project) -> Section:
                                              parts)])
 
 
+def _stored_profiles(engine: Engine, snapshot_id: int, history: pd.DataFrame,
+                     profile: Profile | str) -> pd.DataFrame:
+    """The column profiles of this source's snapshots up to this one, as stored at snapshot
+    time; this snapshot's are profiled from its data when it predates stored profiles and the
+    data (with the snapshot's checksum) is at hand."""
+    stored = snapshots_q.profiles(engine, [int(i) for i in history["id"]])
+    if not (stored["snapshot_id"] == snapshot_id).any() and isinstance(profile, Profile):
+        fresh = pd.DataFrame(profile_frame(profile.data)).assign(snapshot_id=snapshot_id)
+        stored = pd.concat([stored, fresh], ignore_index=True) if len(stored) else fresh
+    return stored
+
+
 def build_data_card(engine: Engine, snapshot_id: int, *, project: Project | None = None,
                     project_dir: str | Path | None = None,
                     sources: Sequence[LoadedSource] | None = None) -> Card:
@@ -341,16 +355,26 @@ def build_data_card(engine: Engine, snapshot_id: int, *, project: Project | None
     used = [c for c in roles if c in columns]
     origin = "synthetic" if snap["kind"] == "synthetic_stop_search" or (
         run["data_origin"] == "synthetic") else "real"
+    stored = _stored_profiles(engine, snapshot_id, history, profile)
+    plotted = [c for c in roles if c in set(stored["column_name"])] if len(stored) else []
+    missing = _missing(proj, profile, roles)
+    variables = _variables(proj, profile, roles)
+    if plotted:
+        labels = {int(h["id"]): f"snapshot {h['id']} (run {h['run_id']}, "
+                                f"{display.day(h['created_at'])})" for _, h in history.iterrows()}
+        missing.figures += [f for f in [missing_figure(stored, plotted, labels)] if f]
+        variables.figures += [f for f in [distribution_figure(
+            stored[stored["snapshot_id"] == snapshot_id], plotted)] if f]
     sections = [
         _metadata(proj, snap, profile, history, len(columns), len(used)),
-        _missing(proj, profile, roles),
+        missing,
         _sources(proj, snap, origin),
-        _variables(proj, profile, roles),
+        variables,
         _preparation(proj, snap, models),
         _labels(proj, profile),
         _evaluation(proj),
     ]
     return Card(f"Data card: {snap['source']} (snapshot {snapshot_id})",
                 f"Project {run['project']} · run {run['id']} · recorded "
-                f"{fmt_date(snap['created_at'])} · SHA-256 {snap['checksum'][:16]}...",
+                f"{display.day(snap['created_at'])} · SHA-256 {snap['checksum'][:16]}...",
                 origin == "synthetic", sections, f"data-card-snapshot-{snapshot_id}")

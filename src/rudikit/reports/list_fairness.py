@@ -13,11 +13,12 @@ import pandas as pd
 import plotly.graph_objects as go
 from sqlalchemy.engine import Engine
 
+from rudikit.evaluation.display import metric_name
 from rudikit.reports.page import PALETTE
 from rudikit.store.queries import fairness as fairness_q
 
-#: The audit metrics a list's section shows, with the words a reader knows them by.
-SHOWN = {"pprev": "share listed", "precision": "precision of the list", "tpr": "recall"}
+#: The audit metrics a list's section shows, by the names rudi.yaml's requirements use.
+SHOWN = {m: metric_name(m) for m in ("pprev", "precision", "tpr")}
 
 
 def _list_date(selection: pd.Series) -> pd.Series:

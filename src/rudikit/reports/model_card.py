@@ -15,6 +15,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from rudikit.config import Project, TemporalProject
+from rudikit.evaluation import display
 from rudikit.fairness.disparities import (
     DESCRIPTIVE_METRICS,
     STATUS_INCONCLUSIVE,
@@ -35,19 +36,13 @@ from rudikit.reports.cards import (
     Table,
     Text,
     answer,
-    fmt,
-    fmt_ci,
-    fmt_date,
     read_run,
     run_project_config,
     valid_ids,
 )
-from rudikit.reports.run_figures import (
-    AUDIT_METRICS,
-    audit_figures,
-    disparity_figures,
-    importance_figure,
-)
+from rudikit.reports.group_figures import AUDIT_METRICS, audit_figures, disparity_figures
+from rudikit.reports.mitigation_table import margin_note, mitigation_rows
+from rudikit.reports.run_figures import importance_figure
 from rudikit.reports.run_tables import key_metric_columns, selection_metric
 from rudikit.store import tables as t
 from rudikit.store.queries import evaluations as evaluations_q
@@ -83,12 +78,13 @@ def _algorithm(group: dict[str, Any]) -> str:
 def _details(project: AnyProject, group: dict[str, Any], run: dict[str, Any], models: pd.DataFrame,
              snapshots: pd.DataFrame) -> Section:
     files = Table(["Split", "Model id", "Train rows", "Artefact file (named by its SHA-256)"],
-                  [[m["split"], str(m["id"]), fmt(int(m["train_rows"])), m["artefact_path"]]
+                  [[m["split"], str(m["id"]), display.count(m["train_rows"]),
+                    m["artefact_path"]]
                    for _, m in models.iterrows()])
     data = "; ".join(f"snapshot {s['id']} of {s['source']} (SHA-256 {s['checksum'][:16]}...)"
                      for _, s in snapshots.iterrows()) or "no snapshot recorded"
     libraries = ", ".join(f"{k} {v}" for k, v in (run["library_versions"] or {}).items())
-    params = ", ".join(f"{k}={v}" for k, v in group["hyperparameters"].items()) or "defaults"
+    params = display.settings(group["hyperparameters"]) or "defaults"
     features = group["features"] or {}
     inputs = [f"{kind}: {', '.join(features.get(kind) or [])}"
               for kind in ("categorical", "boolean", "numeric") if features.get(kind)]
@@ -102,8 +98,8 @@ def _details(project: AnyProject, group: dict[str, Any], run: dict[str, Any], mo
         Field("File names", [files]),
         Field("Date and version", [Text(
             f"Model group {group['id']} (key {group['group_key'][:12]}...), first fitted "
-            f"{fmt_date(group['created_at'])}. This card reports run {run['id']} of "
-            f"{fmt_date(run['started_at'])}: configuration {run['config_hash']}, rudikit "
+            f"{display.day(group['created_at'])}. This card reports run {run['id']} of "
+            f"{display.day(run['started_at'])}: configuration {run['config_hash']}, rudikit "
             f"{run['code_version']}, seed {run['seed']}. Data: {data}."),
             Text(f"Libraries: {libraries}.")]),
         Field("Type of model", [Text(f"{_algorithm(group)}; hyperparameters: {params}; label "
@@ -123,10 +119,10 @@ def _status_parts(main: pd.Series | None, statuses: list[fairness_q.RequirementS
         parts.append(Table(["Requirement", "Status", "Result"],
                            [[s.name, s.status, s.summary] for s in statuses]))
     for d in deployments:
-        state = "live" if d["live"] else f"retired {fmt_date(d['retired_at'])}"
+        state = "live" if d["live"] else f"retired {display.day(d['retired_at'])}"
         parts.append(Text(f"Deployment {d['id']} ({state}): model {d['model_id']} at "
                           f"threshold {d['threshold']:g}, deployed by {d['deployed_by']} on "
-                          f"{fmt_date(d['deployed_at'])}: {d['reason']}."))
+                          f"{display.day(d['deployed_at'])}: {d['reason']}."))
         if d["waiver"]:
             w = d["waiver"]
             parts.append(Text(f"WAIVER of the deploy gate by {w['by']}: {w['reason']}. "
@@ -160,9 +156,9 @@ def _use(project: AnyProject, models: pd.DataFrame, chosen: int | None,
 
 def _group_table(rows: pd.DataFrame) -> Table:
     """One row per group: size, status and each metric with its interval."""
-    cells = {(r.attribute, r.group_value, r.metric): fmt_ci(r.value, r.lower, r.upper)
+    cells = {(r.attribute, r.group_value, r.metric): display.interval(r.value, r.lower, r.upper)
              for r in rows.itertuples()}
-    out = [[r.attribute, r.group_value, fmt(int(r.n)), r.status,
+    out = [[r.attribute, r.group_value, display.number(int(r.n)), r.status,
             *[cells.get((r.attribute, r.group_value, m), "n/a") for m in GROUP_COLUMNS]]
            for r in rows.drop_duplicates(["attribute", "group_value"]).itertuples()]
     return Table(["Attribute", "Group", "Test rows", "Status", *GROUP_COLUMNS.values()], out)
@@ -175,8 +171,8 @@ def _results(project: AnyProject, models: pd.DataFrame, evals: pd.DataFrame, aud
     overall = []
     for _, m in models.iterrows():
         ev = evals[evals["model_id"] == m["id"]].set_index(["metric", "parameter"])
-        overall.append([m["split"], fmt(int(m["test_rows"]))] + [
-            fmt_ci(*ev.loc[(metric, param), ["value", "lower", "upper"]])
+        overall.append([m["split"], display.number(int(m["test_rows"]))] + [
+            display.interval(*ev.loc[(metric, param), ["value", "lower", "upper"]])
             if (metric, param) in ev.index else "n/a" for metric, param, _ in columns])
     groups: list[Part] = []
     if f.attributes or f.intersections:
@@ -199,7 +195,7 @@ def _results(project: AnyProject, models: pd.DataFrame, evals: pd.DataFrame, aud
             ":", regex=False)]
         totals = sizes.groupby("attribute")["n"].transform("sum")
         groups.append(Table(["Attribute", "Group", "Test rows", "Share"], [
-            [r["attribute"], r["group_value"], fmt(int(r["n"])), f"{r['n'] / tot:.1%}"]
+            [r["attribute"], r["group_value"], display.number(int(r["n"])), f"{r['n'] / tot:.1%}"]
             for (_, r), tot in zip(sizes.iterrows(), totals, strict=True)]))
     missing: list[Part] = []
     if len(audits):
@@ -230,11 +226,13 @@ def _results(project: AnyProject, models: pd.DataFrame, evals: pd.DataFrame, aud
         Field("Known groups missing from the data, and why", missing),
         Field("Unitary results (per group), with uncertainty", unitary),
         Field("Intersectional results (groups combined), with uncertainty", crossed_parts),
-    ], figures=audit_figures(audits, int(main["id"])) if main is not None and len(audits) else [])
+    ], figures=audit_figures(audits, int(main["id"]), f.min_group_size)
+        if main is not None and len(audits) else [])
 
 
 def _errors(project: AnyProject, audits: pd.DataFrame, reqs: pd.DataFrame, group: dict[str, Any],
-            related: pd.DataFrame, main: pd.Series | None) -> Section:
+            related: pd.DataFrame, main: pd.Series | None,
+            held_out: list[dict[str, Any]] | None = None, margin: str = "") -> Section:
     f = project.fairness
     varying: list[Part]
     if len(audits):
@@ -248,9 +246,10 @@ def _errors(project: AnyProject, audits: pd.DataFrame, reqs: pd.DataFrame, group
         inconclusive = int((judged["status"] == STATUS_INCONCLUSIVE).sum())
         varying = [Table(["Attribute", "Group", "Metric", "Value", "Reference", "Ratio",
                           "Difference (points)", "Corrected p"], [
-            [r["attribute"], r["group_value"], AUDIT_METRICS[r["metric"]], fmt(r["value"]),
-             r["reference_group"], fmt(r["disparity_ratio"], 2), fmt(r["difference_pp"], 1),
-             f"{r['p_adjusted']:.3g}" if pd.notna(r.get("p_adjusted")) else "n/a"]
+            [r["attribute"], r["group_value"], AUDIT_METRICS[r["metric"]],
+             display.number(r["value"]), r["reference_group"],
+             display.number(r["disparity_ratio"], 2), display.number(r["difference_pp"], 1),
+             display.p_value(r.get("p_adjusted"))]
             for _, r in flagged.iterrows()])] if len(flagged) else [Text(
                 "No compared group is unfair: none is outside the 0.8-1.25 ratio band with a "
                 "corrected p < 0.05.")]
@@ -280,8 +279,19 @@ def _errors(project: AnyProject, audits: pd.DataFrame, reqs: pd.DataFrame, group
         if len(reqs) else [NotProvided("fairness.requirements", "no requirement is set")])
     mitigation: list[Part] = []
     if group["algorithm"].startswith("mitigated_"):
-        settings = ", ".join(f"{k}={v}" for k, v in group["hyperparameters"].items())
+        settings = display.settings(group["hyperparameters"])
         mitigation.append(Text(f"This model group is itself the mitigation: {settings}."))
+        if held_out:
+            mitigation.append(Text(
+                f"Judged where it is used: each requirement on the rows the thresholds were "
+                f"fitted on ({held_out[0]['fitted_on']}) and on held-out test rows, largest gap "
+                "with its 95% interval."))
+            mitigation.append(Table(
+                ["Requirement", "Bound", "Fitting rows", "Held-out rows"],
+                [[m["name"], m["bound"], f"{m['fitting_status']}: {m['fitting_gap']}",
+                  f"{m['held_out_status']}: {m['held_out_gap']}"] for m in held_out]))
+            if margin:
+                mitigation.append(Text(margin))
     for _, r in related.iterrows():
         mitigation.append(Text(f"Model group {r['model_group_id']} ({r['algorithm']}) applies "
                                "per-group thresholds to this group's scores; see its model "
@@ -323,8 +333,8 @@ def _metrics(project: AnyProject, config: dict[str, Any], history: pd.DataFrame)
     f, r = project.fairness, project.rationale
     metric, parameter = selection_metric(config)
     name = f"{metric}@{parameter}" if parameter else metric
-    runs = [[str(h["run_id"]), fmt_date(h["started_at"]), h["split"],
-             fmt_ci(h["value"], h["lower"], h["upper"])] for _, h in history.iterrows()]
+    runs = [[str(h["run_id"]), display.day(h["started_at"]), h["split"],
+             display.interval(h["value"], h["lower"], h["upper"])] for _, h in history.iterrows()]
     costs: list[Part] = [Text(f"{label}: {text}") for label, text in (
         ("Cost of a false positive", r.cost_of_false_positive),
         ("Cost of a false negative", r.cost_of_false_negative)) if text.strip()]
@@ -391,8 +401,11 @@ def _risks(project: AnyProject) -> Section:
     if project.fairness.requirements:
         safeguards.append(f"{len(project.fairness.requirements)} fairness requirement(s) checked "
                           "on every model")
-    if isinstance(project, Project) and project.evaluation.selection.require_fairness:
-        safeguards.append("only models meeting every fairness requirement can be chosen")
+    if (project.evaluation.selection.require_fairness if isinstance(project, Project)
+            else project.temporal.selection.require_fairness):
+        safeguards.append("the chosen model group is the best among those meeting every "
+                          "fairness requirement on the rows selection reads (never the test "
+                          "rows); when none does, the plain best is chosen and the run says so")
     if project.fairness.mitigation:
         safeguards.append("per-group threshold mitigation on the chosen model")
     if safeguards:
@@ -476,12 +489,15 @@ def build_model_card(engine: Engine, model_group_id: int, *, run_id: int | None 
             [d for d in production_q.deployments(engine)
              if d["model_group_id"] == model_group_id])),
         _results(proj, models, evals, audits, config, main),
-        _errors(proj, audits, reqs, group, related, main),
+        _errors(proj, audits, reqs, group, related, main,
+                mitigation_rows(engine, int(main["id"]), evals)
+                if main is not None and group["algorithm"].startswith("mitigated_") else None,
+                margin_note(evals, int(main["id"])) if main is not None else ""),
         _metrics(proj, config, history),
         _risks(proj),
         _maintenance(proj),
     ]
     return Card(f"Model card: model group {model_group_id} ({group['algorithm']})",
-                f"Project {run['project']} · run {run_id} · {fmt_date(run['started_at'])} · "
+                f"Project {run['project']} · run {run_id} · {display.day(run['started_at'])} · "
                 f"label {group['label']}", run["data_origin"] == "synthetic", sections,
                 f"model-card-group-{model_group_id}")

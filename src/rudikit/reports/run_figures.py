@@ -1,5 +1,6 @@
 """The figures of the run report: curves, importances, metrics over runs and as-of dates,
-top-k curves, score distributions and the fairness audit, each from stored rows."""
+top-k curves, score distributions, the fairness audit and the performance / requirements-met
+trade-off, each from stored rows."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from rudikit.evaluation.curves import thin, thin_precision_recall, thin_roc
+from rudikit.fairness.tradeoff import VALIDATION_REQUIREMENT, pareto_frontier
 from rudikit.reports.page import PALETTE
 from rudikit.reports.run_tables import selection_metric, short_label
+from rudikit.store.queries.fairness import MET, combined_status, requirement_status
 
 
 def curve_figures(models: pd.DataFrame, preds: pd.DataFrame, split: str) -> list[go.Figure]:
@@ -49,38 +52,6 @@ def importance_figure(imps: pd.DataFrame, model_id: int) -> go.Figure | None:
     return fig
 
 
-AUDIT_METRICS = {"precision": "Precision", "tpr": "Recall (TPR)", "fpr": "False positive rate",
-                 "pprev": "Selection rate"}
-
-
-def audit_figures(audits: pd.DataFrame, model_id: int) -> list[go.Figure]:
-    """Per attribute: the key group metrics with their 95% intervals; groups too small to
-    compare are drawn hollow."""
-    rows = audits[audits["model_id"] == model_id] if len(audits) else audits
-    figures = []
-    for attribute, part in (rows.groupby("attribute", sort=False) if len(rows) else []):
-        fig = go.Figure()
-        for metric, title in AUDIT_METRICS.items():
-            m = part[part["metric"] == metric]
-            if not len(m):
-                continue
-            small = m["status"].str.contains("insufficient")
-            fig.add_trace(go.Bar(
-                x=m["group_value"], y=m["value"], name=title,
-                error_y={"type": "data", "symmetric": False,
-                         "array": (m["upper"] - m["value"]).fillna(0),
-                         "arrayminus": (m["value"] - m["lower"]).fillna(0)},
-                marker_pattern_shape=np.where(small, "/", ""),
-                customdata=np.c_[m["n"], m["status"], m["disparity_ratio"]],
-                hovertemplate="%{x}: %{y:.3f}<br>n=%{customdata[0]}, %{customdata[1]}"
-                              "<br>ratio to reference %{customdata[2]:.2f}<extra></extra>"))
-        fig.update_layout(barmode="group", height=420, yaxis_title="rate",
-                          title=f"Group metrics by {attribute} (hatched: fewer rows than the "
-                                "minimum group size, not compared)")
-        figures.append(fig)
-    return figures
-
-
 def frontier_figure(evals: pd.DataFrame, model_id: int) -> go.Figure | None:
     rows = evals[(evals["model_id"] == model_id)
                  & evals["metric"].isin(["frontier_largest_gap", "frontier_objective"])]
@@ -101,6 +72,130 @@ def frontier_figure(evals: pd.DataFrame, model_id: int) -> go.Figure | None:
     return fig
 
 
+def _statuses(reqs: pd.DataFrame, model_id: int) -> dict[str, str]:
+    """Each requirement's stored verdict (test rows) for one model, by the store's one rule."""
+    mine = reqs[reqs["model_id"] == model_id] if len(reqs) else reqs
+    return {name: combined_status(requirement_status(r) for r in part.to_dict("records"))
+            for name, part in (mine.groupby("name", sort=False) if len(mine) else [])}
+
+
+POINT_COLUMNS = ["model_id", "label", "mitigated", "chosen", "rows", "value", "met", "total"]
+
+
+def tradeoff_points(models: pd.DataFrame, evals: pd.DataFrame, reqs: pd.DataFrame,
+                    split: str, config: dict[str, Any]) -> pd.DataFrame:
+    """One row per model of the selection split (groups and mitigated variants): the
+    selection metric and the requirements met, on the validation rows where both were stored
+    there (:data:`rudikit.fairness.tradeoff.VALIDATION_REQUIREMENT`), else on the test rows."""
+    metric, parameter = selection_metric(config)
+    out = []
+    for _, model in models[models["split"] == split].iterrows():
+        ev = evals[evals["model_id"] == model["id"]] if len(evals) else evals
+
+        def value(name: str, ev: pd.DataFrame = ev) -> float | None:
+            hit = ev[(ev["metric"] == name) & (ev["parameter"] == parameter)]
+            return None if not len(hit) or pd.isna(hit["value"].iloc[0]) \
+                else float(hit["value"].iloc[0])
+
+        stored = ev[ev["metric"] == VALIDATION_REQUIREMENT] if len(ev) else ev
+        if len(stored) and value(f"validation_{metric}") is not None:
+            rows, figure = "validation", value(f"validation_{metric}")
+            met, total = int((stored["value"] == 1).sum()), len(stored)
+        else:
+            statuses = _statuses(reqs, int(model["id"]))
+            rows, figure = "test", value(metric)
+            met, total = sum(s == MET for s in statuses.values()), len(statuses)
+        if figure is None or not total:
+            continue
+        out.append({"model_id": int(model["id"]), "label": short_label(model),
+                    "mitigated": str(model["algorithm"]).startswith("mitigated_"),
+                    "chosen": bool(model["selected"]), "rows": rows, "value": figure,
+                    "met": met, "total": total})
+    return pd.DataFrame(out, columns=POINT_COLUMNS)
+
+
+def audition_points(precision: pd.DataFrame, reqs: pd.DataFrame) -> pd.DataFrame:
+    """A temporal run's :func:`tradeoff_points`: per model group, its mean precision in the
+    top k and the requirements it meets over the lists of the audition splits (every split
+    but the chosen model's, the last, whose dates give the final figures), as
+    ``temporal.selection.require_fairness`` reads them (:func:`rudikit.run.selection.
+    audition_statuses`)."""
+    chosen = precision[precision["selected"]]
+    if not len(chosen) or not len(reqs):
+        return pd.DataFrame(columns=POINT_COLUMNS)
+    audition = precision[precision["split"] != chosen["split"].iloc[0]]
+    out = []
+    for group, part in audition.groupby("model_group_id", sort=True):
+        found: dict[str, list[str]] = {}
+        for model_id in part["model_id"].unique():
+            for name, status in _statuses(reqs, int(model_id)).items():
+                found.setdefault(name, []).append(status)
+        if not found:
+            continue
+        met = sum(combined_status(s) == MET for s in found.values())
+        out.append({"model_id": int(group), "label": f"#{group} {part['name'].iloc[0]}",
+                    "mitigated": False, "chosen": bool(group == chosen["model_group_id"].iloc[0]),
+                    "rows": "audition-split", "value": float(part["value"].mean()),
+                    "met": met, "total": len(found)})
+    return pd.DataFrame(out, columns=POINT_COLUMNS)
+
+
+def tradeoff_figure(points: pd.DataFrame, config: dict[str, Any], split: str
+                    ) -> go.Figure | None:
+    """The trade-off the RUDI guide describes ("improve performance and the requirements start
+    failing"): each model's selection metric against the requirements it meets, on the rows
+    selection read; the Pareto frontier (:func:`rudikit.fairness.tradeoff.pareto_frontier`) is
+    the thick line. A point measured on other rows (a mitigated variant stored with test-row
+    figures only) is drawn hollow and kept off the frontier."""
+    if not len(points):
+        return None
+    metric, parameter = selection_metric(config)
+    name = _metric_name(metric, parameter)
+    main = points.loc[points["chosen"], "rows"].iloc[0] if points["chosen"].any() \
+        else points["rows"].mode().iloc[0]
+    same = points[points["rows"] == main]
+    front = same[pareto_frontier(same["value"].to_numpy(), same["met"].to_numpy(),
+                                 lower_is_better=metric == "brier")]
+    front = front.sort_values(["met", "value"])
+    total = int(points["total"].max())
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=front["met"], y=front["value"], mode="lines", name="Pareto frontier",
+                             line={"width": 5, "color": PALETTE[2]}, opacity=0.5,
+                             hoverinfo="skip"))
+    kinds = [("model groups", ~points["mitigated"], "circle"),
+             ("mitigated variants", points["mitigated"], "diamond")]
+    for label, mask, symbol in kinds:
+        for rows, part in points[mask].groupby("rows", sort=False):
+            on_front = part["model_id"].isin(front["model_id"])
+            named = on_front | part["chosen"]  # the others by hover: names would overlap
+            fig.add_trace(go.Scatter(
+                x=part["met"], y=part["value"], mode="markers+text",
+                text=part["label"].where(named, ""), hovertext=part["label"],
+                textposition="top center",
+                name=label + ("" if rows == main else f" ({rows} rows, off the frontier)"),
+                marker={"symbol": symbol if rows == main else f"{symbol}-open", "size":
+                        np.where(on_front, 13, 9), "color": np.where(
+                            on_front, PALETTE[2], PALETTE[0] if symbol == "circle"
+                            else PALETTE[1])},
+                customdata=np.c_[part["total"], part["rows"]],
+                hovertemplate="%{hovertext}: " + name + " %{y:.3f}, %{x} of %{customdata[0]} "
+                              "requirements met (%{customdata[1]} rows)<extra></extra>"))
+    chosen = points[points["chosen"]]
+    if len(chosen):
+        fig.add_trace(go.Scatter(x=chosen["met"], y=chosen["value"], mode="markers",
+                                 name="chosen", marker={"symbol": "star", "size": 18,
+                                                        "color": "gold",
+                                                        "line": {"width": 1, "color": "black"}},
+                                 hoverinfo="skip"))
+    where = f"split {split!r}" if split else "every split but the last"
+    fig.update_layout(title=f"Performance against fairness requirements met ({main} rows, "
+                            f"{where})",
+                      xaxis={"title": f"requirements met (of {total})", "dtick": 1,
+                             "range": [-0.5, total + 0.5]},
+                      yaxis_title=name, height=460)
+    return fig
+
+
 def _metric_name(metric: str, parameter: str) -> str:
     return f"{metric}@{parameter}" if parameter else metric
 
@@ -108,13 +203,14 @@ def _metric_name(metric: str, parameter: str) -> str:
 def runs_figure(history: pd.DataFrame, models: pd.DataFrame, config: dict[str, Any],
                 split: str) -> go.Figure | None:
     """The selection metric of each of this run's model groups in every run of the project so
-    far (test rows of the selection split): does a group hold up as the data moves on?"""
+    far (test rows of the selection split): does a group hold up as the data moves on? None
+    before a second run: one run is not a trend."""
     metric, parameter = selection_metric(config)
     if not len(history) or not len(models):
         return None
     rows = history[(history["parameter"] == parameter) & (history["split"] == split)
                    & history["model_group_id"].isin(models["model_group_id"])]
-    if not len(rows):
+    if rows["run_id"].nunique() < 2:
         return None
     fig = go.Figure()
     names = models.drop_duplicates("model_group_id").set_index("model_group_id", drop=False)
@@ -136,7 +232,8 @@ def asof_figure(history: pd.DataFrame, models: pd.DataFrame, config: dict[str, A
                 run_id: int) -> go.Figure | None:
     """The selection metric of each model group per as-of date of this run: the per-date
     evaluations of temporal experiments (parameter ``...@YYYY-MM-DD``), else the start of the
-    test period of each temporal split. Drawn only when there are at least two dates."""
+    test period of each temporal split. Drawn only when there are at least two dates; each
+    date is another split's model, so the points are not joined."""
     metric, parameter = selection_metric(config)
     if not len(history) or not len(models):
         return None
@@ -164,7 +261,7 @@ def asof_figure(history: pd.DataFrame, models: pd.DataFrame, config: dict[str, A
     fig = go.Figure()
     for group_id, part in frame.sort_values("date").groupby("group", sort=True):
         fig.add_trace(go.Scatter(
-            x=part["date"], y=part["value"], mode="lines+markers",
+            x=part["date"], y=part["value"], mode="markers",
             name=short_label(names.loc[group_id]),
             error_y={"type": "data", "symmetric": False,
                      "array": (part["upper"] - part["value"]).fillna(0),
@@ -255,37 +352,6 @@ def score_figure(preds: pd.DataFrame, model: pd.Series) -> go.Figure | None:
                                                f"(split {model['split']!r})",
                       xaxis_title="score", yaxis_title="share of the label's rows", height=420)
     return fig
-
-
-def disparity_figures(audits: pd.DataFrame, model_id: int) -> list[go.Figure]:
-    """Per attribute: each compared group's metric as a ratio to the reference group's, with
-    the 0.8-1.25 band; groups too small to compare are left out (the group metrics chart
-    shows them). A compared group's verdict is ok, unfair or inconclusive."""
-    compared = ["ok", "unfair", "inconclusive"]
-    rows = audits[(audits["model_id"] == model_id) & audits["status"].isin(compared)
-                  & audits["metric"].isin(list(AUDIT_METRICS))] if len(audits) else audits
-    figures = []
-    for attribute, part in (rows.groupby("attribute", sort=False) if len(rows) else []):
-        fig = go.Figure()
-        for metric, title in AUDIT_METRICS.items():
-            m = part[part["metric"] == metric]
-            if len(m):
-                fig.add_trace(go.Bar(
-                    x=m["group_value"], y=m["disparity_ratio"], name=title,
-                    customdata=np.c_[m["reference_group"], m["difference_pp"], m["p_value"]],
-                    hovertemplate="%{x}: ratio %{y:.2f} to %{customdata[0]}<br>"
-                                  "%{customdata[1]:.1f} points, p=%{customdata[2]:.3g}"
-                                  "<extra></extra>"))
-        for bound in (0.8, 1.0, 1.25):
-            fig.add_hline(y=bound, line={"dash": "dot" if bound != 1.0 else "solid",
-                                         "color": "grey"})
-        reference = part["reference_group"].dropna()
-        fig.update_layout(barmode="group", height=400, yaxis_title="ratio to reference",
-                          title=f"Disparity by {attribute}, ratio to "
-                                f"{reference.iloc[0] if len(reference) else 'the reference'} "
-                                "(band 0.8-1.25)")
-        figures.append(fig)
-    return figures
 
 
 def composition_figure(audits: pd.DataFrame, model_id: int) -> go.Figure | None:

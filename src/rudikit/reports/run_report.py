@@ -12,18 +12,23 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from rudikit.reports.page import Figure, PlotlyPage, environment
+from rudikit.evaluation.display import when
+from rudikit.fairness.tradeoff import NO_GROUP_MEETS
+from rudikit.reports.frozen import FigureRecorder, frozen_context
+from rudikit.reports.group_figures import audit_figures, disparity_figures
+from rudikit.reports.mitigation_table import margin_note, mitigation_rows
+from rudikit.reports.page import environment
 from rudikit.reports.run_figures import (
     asof_figure,
-    audit_figures,
     composition_figure,
     curve_figures,
-    disparity_figures,
     frontier_figure,
     importance_figure,
     runs_figure,
     score_figure,
     top_k_figure,
+    tradeoff_figure,
+    tradeoff_points,
 )
 from rudikit.reports.run_tables import (
     comparison_table,
@@ -106,7 +111,9 @@ def monitoring_rows(engine: Engine, model_group_ids: list[int]) -> list[dict[str
             figures = monitoring_q.headline_figures(conn, r["id"])
             psi = [f.value for f in figures if f.metric == "psi" and f.value is not None]
             get = {(f.section, f.subject): f.value for f in figures if f.metric == "precision"}
-            rows.append({**dict(r), "realised": get.get(("performance", "all")),
+            rows.append({**dict(r), "window_start": when(r["window_start"]),
+                         "window_end": when(r["window_end"]),
+                         "realised": get.get(("performance", "all")),
                          "expected": get.get(("expected", "test")),
                          "max_psi": max(psi) if psi else None,
                          "report": f"monitor-{r['id']}.html"})
@@ -115,22 +122,36 @@ def monitoring_rows(engine: Engine, model_group_ids: list[int]) -> list[dict[str
 
 def write_run_report(engine: Engine, run_id: int, directory: str | Path) -> Path:
     """Write ``run-<id>.html`` into ``directory`` and return its path (a temporal run's
-    report is :func:`rudikit.reports.temporal_report.write_temporal_report`)."""
+    report is :func:`rudikit.reports.temporal_report.write_temporal_report`). What the page
+    shows is frozen the first time it is written (:mod:`rudikit.reports.frozen`); only the
+    production monitoring passes, listed at the end, are read afresh at each build."""
     stored = runs_q.run_config(engine, run_id)
     if isinstance(stored, dict) and "temporal" in stored:
         from rudikit.reports.temporal_report import write_temporal_report
 
         return write_temporal_report(engine, run_id, directory)
+    context = frozen_context(engine, run_id, "run", lambda page: run_context(engine, run_id,
+                                                                            page))
+    html = environment().get_template("run_report.html.j2").render(
+        monitoring=monitoring_rows(engine, context["model_group_ids"]), **context)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"run-{run_id}.html"
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+def run_context(engine: Engine, run_id: int, page: FigureRecorder) -> dict[str, Any]:
+    """Everything the run report shows, read from the store as it is now."""
     data = read_run_results(engine, run_id)
     run = data["run"].iloc[0]
     config = run["config"]
     models, evals, preds = data["models"], data["evaluations"], data["predictions"]
     split = selection_split(config, models)
     headings, rows = metric_table(models, evals, config)
-    page = PlotlyPage()
     selected = models[models["selected"]] if len(models) else models
     chosen_row = selected.iloc[0] if len(selected) else None
-    figures: list[Figure] = []
+    figures: list[Any] = []
     if len(models):
         figures += [page.add(fig) for fig in curve_figures(models, preds, split)]
         figures += [page.add(fig) for fig in (top_k_figure(models, preds, split, config),)
@@ -148,10 +169,12 @@ def write_run_report(engine: Engine, run_id: int, directory: str | Path) -> Path
     time_figures = [page.add(fig) for fig in (
         runs_figure(data["history"], models, config, split),
         asof_figure(data["history"], models, config, run_id)) if fig is not None]
-    fairness_figures: list[Figure] = []
+    fairness_figures: list[Any] = []
+    min_size = int(config.get("fairness", {}).get("min_group_size") or 50)
     if chosen is not None:
         audits = data["audits"]
-        fairness_figures += [page.add(fig) for fig in audit_figures(audits, chosen["id"])]
+        fairness_figures += [page.add(fig) for fig in audit_figures(audits, chosen["id"],
+                                                                     min_size)]
         fairness_figures += [page.add(fig) for fig in disparity_figures(audits, chosen["id"])]
         composition = composition_figure(audits, chosen["id"])
         if composition is not None:
@@ -162,24 +185,38 @@ def write_run_report(engine: Engine, run_id: int, directory: str | Path) -> Path
         if fig is not None:
             fairness_figures.append(page.add(fig))
     req_names, req_rows = requirement_table(models, data["requirements"], split)
+    mitigation = (mitigation_rows(engine, int(mitigated.iloc[0]["id"]), evals)
+                  if len(mitigated) else [])
+    margin = margin_note(evals, int(mitigated.iloc[0]["id"])) if len(mitigated) else ""
+    tradeoff = None
+    points = tradeoff_points(models, evals, data["requirements"], split, config)
+    trade_fig = tradeoff_figure(points, config, split)
+    if trade_fig is not None:
+        rows_read = points.loc[points["chosen"], "rows"]
+        tradeoff = {"figure": page.add(trade_fig),
+                    "rows": rows_read.iloc[0] if len(rows_read) else points["rows"].iloc[0],
+                    "total": int(points["total"].max()),
+                    "none_meets": chosen_row is not None and str(
+                        chosen_row["selection_reason"] or "").startswith(NO_GROUP_MEETS)}
     simulated = [("chosen: " + short_label(chosen_row), int(chosen_row["id"]))] \
         if chosen_row is not None else []
     simulated += [("mitigated: " + short_label(m), int(m["id"])) for _, m in mitigated.iterrows()]
-    lists = list_simulation_table(evals, simulated)
-    comparisons = comparison_table(models, evals, split)
-    ranked = top_of_list(engine, int(chosen_row["id"])) if chosen_row is not None else []
-    monitoring = monitoring_rows(engine, sorted({int(g) for g in models["model_group_id"]})
-                                 if len(models) else [])
-    html = environment().get_template("run_report.html.j2").render(
-        monitoring=monitoring, lists=lists, ranked=ranked, comparisons=comparisons,
-        run=run, config=config, headings=headings, rows=rows, figures=figures, chosen=chosen,
-        snapshots=data["snapshots"].to_dict("records"), split=split,
-        req_names=req_names, req_rows=req_rows, fairness_figures=fairness_figures,
-        time_figures=time_figures, fairness=config.get("fairness", {}),
-        rationale=config.get("rationale", {}),
-    )
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"run-{run_id}.html"
-    path.write_text(html, encoding="utf-8")
-    return path
+    fairness = config.get("fairness", {})
+    return {
+        "lists": list_simulation_table(evals, simulated),
+        "ranked": top_of_list(engine, int(chosen_row["id"])) if chosen_row is not None else [],
+        "comparisons": comparison_table(models, evals, split),
+        "run": {k: run[k] for k in ("id", "project", "status", "started_at", "config_hash",
+                                    "code_version", "data_origin")},
+        "bootstrap": config.get("evaluation", {}).get("bootstrap"),
+        "headings": headings, "rows": rows, "figures": figures, "chosen": chosen,
+        "snapshots": data["snapshots"].to_dict("records"), "split": split,
+        "req_names": req_names, "req_rows": req_rows, "fairness_figures": fairness_figures,
+        "tradeoff": tradeoff, "time_figures": time_figures,
+        "mitigation": mitigation, "margin": margin,
+        "rationale": config.get("rationale", {}),
+        "fairness": {"at": fairness.get("at") or {}, "min_group_size": min_size,
+                     "correction": fairness.get("correction")},
+        "model_group_ids": sorted({int(g) for g in models["model_group_id"]})
+        if len(models) else [],
+    }

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from markupsafe import escape
 
+from rudikit.evaluation import display
 from rudikit.fairness.list_simulation import list_selection_rate
 from rudikit.store.queries.fairness import requirement_status
 
@@ -26,6 +26,11 @@ KEY_METRICS = [
     ("f1", "{t}", "F1@{t}"),
     ("brier", "", "Brier"),
 ]
+
+
+#: The algorithms that are baselines (an existing score, a rate per category, one feature's
+#: ranking): the comparison table shows each of them beside the chosen model.
+BASELINES = ("score_column", "rate_by_category", "rank_by_feature")
 
 
 def selection_metric(config: dict[str, Any]) -> tuple[str, str]:
@@ -55,16 +60,16 @@ def short_label(row: pd.Series) -> str:
 
 def model_label(row: pd.Series) -> str:
     """Group id and algorithm, with the hyperparameters in small print (HTML)."""
-    params = ", ".join(f"{k}={v}" for k, v in (row["hyperparameters"] or {}).items())
+    params = display.settings(row["hyperparameters"])
     return short_label(row) + (f" <span class='params'>{escape(params)}</span>" if params else "")
 
 
 def _fmt(value: Any, lower: Any = None, upper: Any = None) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "n/a"
-    text = f"{value:.3f}"
-    if lower is not None and upper is not None and not pd.isna(lower):
-        text += f" <span class='ci'>[{lower:.3f}, {upper:.3f}]</span>"
+    """A figure with its interval in small print (HTML)."""
+    text = display.number(value)
+    if text != display.MISSING and not display.missing(lower) and not display.missing(upper):
+        text += (f" <span class='ci'>[{display.number(float(lower))}, "
+                 f"{display.number(float(upper))}]</span>")
     return text
 
 
@@ -134,9 +139,8 @@ def comparison_table(models: pd.DataFrame, evals: pd.DataFrame, split: str,
             role = "chosen"
         elif model["algorithm"].startswith("mitigated_"):
             role = "mitigated (per-group thresholds on the chosen model)"
-        elif model["algorithm"] in ("score_column", "rank_by_feature"):
-            role = "baseline: " + ", ".join(f"{k}={v}" for k, v in
-                                            (model["hyperparameters"] or {}).items())
+        elif model["algorithm"] in BASELINES:
+            role = "baseline: " + display.settings(model["hyperparameters"])
         elif extra:
             role = "experiment: adds " + ", ".join(extra)
         else:

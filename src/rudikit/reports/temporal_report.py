@@ -25,9 +25,11 @@ from rudikit.config import TemporalExperiment
 from rudikit.evaluation.stability import exclude_reviewed
 from rudikit.models.audition import audition
 from rudikit.models.temporal import experiment_grid, selection_rules
+from rudikit.reports.frozen import FigureRecorder, frozen_context
 from rudikit.reports.list_fairness import list_fairness, list_fairness_figure
 from rudikit.reports.list_perturbation import perturbation_figure, perturbations, randomness
-from rudikit.reports.page import PALETTE, PlotlyPage, environment
+from rudikit.reports.page import PALETTE, environment
+from rudikit.reports.run_figures import audition_points, tradeoff_figure
 from rudikit.store import list_tables
 from rudikit.store.queries import evaluations as evaluations_q
 from rudikit.store.queries import fairness as fairness_q
@@ -90,18 +92,22 @@ def precision_over_time(engine: Engine, run_id: int) -> pd.DataFrame:
 
 
 def precision_figure(precision: pd.DataFrame, k: int) -> go.Figure:
+    """Precision@k per as-of date and model group: markers only, since each date is another
+    split's model (a line would suggest one model followed over time)."""
     fig = go.Figure()
     for i, (group, rows) in enumerate(precision.groupby("model_group_id", sort=True)):
         baseline = bool(rows["baseline"].iloc[0])
         fig.add_trace(go.Scatter(
-            x=rows["as_of_date"], y=rows["value"], mode="lines+markers",
+            x=rows["as_of_date"], y=rows["value"], mode="markers",
             name=f"#{group} {rows['name'].iloc[0]}",
-            line={"dash": "dash" if baseline else "solid", "color": PALETTE[i % len(PALETTE)]},
+            marker={"symbol": "diamond-open" if baseline else "circle", "size": 9,
+                    "color": PALETTE[i % len(PALETTE)]},
             error_y={"type": "data", "symmetric": False,
                      "array": (rows["upper"] - rows["value"]).fillna(0),
                      "arrayminus": (rows["value"] - rows["lower"]).fillna(0),
                      "thickness": 1}))
-    fig.update_layout(title=f"Precision in the top {k} per test as-of date (baselines dashed)",
+    fig.update_layout(title=f"Precision in the top {k} per test as-of date (baselines: open "
+                            "diamonds)",
                       xaxis_title="as-of date (list made)", yaxis_title=f"precision@{k}",
                       height=480)
     return fig
@@ -162,7 +168,10 @@ def trees_figure(curve: pd.DataFrame, algorithm: str, k: int) -> go.Figure:
         fig.add_trace(go.Scatter(x=curve["n_estimators"], y=curve["precision_at_k"],
                                  mode="lines+markers", name=f"precision@{k} (mean of seeds)"))
     fig.update_layout(title=f"List stability vs number of trees ({algorithm})",
-                      xaxis={"title": "trees", "type": "log"}, yaxis_title="value", height=420)
+                      xaxis={"title": "trees", "type": "log", "minor": {"ticks": "",
+                             "showgrid": False},
+                             "tickvals": curve["n_estimators"].tolist()},
+                      yaxis_title="value", height=420)
     return fig
 
 
@@ -246,14 +255,27 @@ def rank_change_summary(engine: Engine, run_id: int, k: int) -> tuple[Any, list[
 
 
 def write_temporal_report(engine: Engine, run_id: int, directory: str | Path) -> Path:
-    """Write ``run-<id>.html`` for a temporal run and return its path."""
+    """Write ``run-<id>.html`` for a temporal run and return its path. What the page shows
+    (the lists, their reasons, the reviews counted) is frozen the first time it is written
+    (:mod:`rudikit.reports.frozen`): later reviews and lists do not change it."""
+    context = frozen_context(engine, run_id, "temporal",
+                             lambda page: temporal_context(engine, run_id, page))
+    html = environment().get_template("temporal_report.html.j2").render(**context)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"run-{run_id}.html"
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+def temporal_context(engine: Engine, run_id: int, page: FigureRecorder) -> dict[str, Any]:
+    """Everything the temporal report shows, read from the store as it is now."""
     run = pd.DataFrame([dict(runs_q.run(engine, run_id) or {})]).iloc[0]
     config = run["config"]
     exp = experiment(config)
     k = exp.top_k
     models = run_models(engine, run_id)
     precision = precision_over_time(engine, run_id)
-    page = PlotlyPage()
     figures = [page.add(precision_figure(precision, k))]
     dates, table = precision_table(precision)
     regret = selection_regret(engine, run_id)
@@ -280,10 +302,15 @@ def write_temporal_report(engine: Engine, run_id: int, directory: str | Path) ->
     fairness = list_fairness(engine, run_id, models)
     if fairness and (figure := list_fairness_figure(fairness["audit"])) is not None:
         fairness["figure"] = page.add(figure)
+    tradeoff = tradeoff_figure(audition_points(precision, pd.DataFrame(
+        fairness_q.requirements(engine, models["id"].tolist()))), config, "")
+    if fairness and tradeoff is not None:
+        fairness["tradeoff"] = page.add(tradeoff)
     agreement = reviewer_agreement(engine, sorted(models["model_group_id"].unique().tolist()))
     changes_date, changes = rank_change_summary(engine, run_id, k)
-    html = environment().get_template("temporal_report.html.j2").render(
-        run=run, config=config, exp=exp, k=k, figures=figures, dates=dates, table=table,
+    return dict(
+        run=run.drop(labels=["config", "library_versions"]), config=config, exp=exp, k=k,
+        figures=figures, dates=dates, table=table,
         rules=regret["summary"].to_dict("records"),
         per_period=per_period.to_dict("records"),
         curve=curve.to_dict("records"), seeds=seeds.to_dict("records") if len(seeds) else [],
@@ -297,8 +324,3 @@ def write_temporal_report(engine: Engine, run_id: int, directory: str | Path) ->
         splits=models.drop_duplicates("split")[["split", "train_start", "train_end", "test_start",
                                                 "train_rows", "test_rows"]].to_dict("records"),
     )
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"run-{run_id}.html"
-    path.write_text(html, encoding="utf-8")
-    return path

@@ -32,10 +32,11 @@ from rudikit.fairness.stage import (
     check_fairness_columns,
     check_reference_groups,
     mitigate,
+    mitigation_gap_metrics,
 )
 from rudikit.features.labels import make_label
 from rudikit.features.splits import SplitIndices, make_split
-from rudikit.models.artefacts import load_artefact, save_json_artefact
+from rudikit.models.artefacts import load_artefact, save_json_artefact, stored_path
 from rudikit.models.estimators import (
     build_pipeline,
     check_grid,
@@ -50,9 +51,11 @@ from rudikit.run.engine import (
     SplitRows,
     by_key,
     record_assessment,
+    status_evaluations,
 )
 from rudikit.run.selection import select_best
 from rudikit.store import results
+from rudikit.store.queries.fairness import fitting_selection
 
 
 def _date_columns(project: Project) -> dict[str, str]:
@@ -101,6 +104,12 @@ class CaseScoring:
     project: Project
     features: Features  # the project's, resolved against the data's columns
 
+    @property
+    def list_pct(self) -> float | None:
+        """The list the guide's simulation draws when the fairness operating point is a
+        threshold: the first evaluated top-% (``evaluation.top_pct``)."""
+        return (self.project.evaluation.top_pct or [None])[0]
+
     def build(self, entry: GridEntry) -> tuple[Any, dict[str, Any]]:
         return build_pipeline(entry.point, self.features, self.project.evaluation.seed)
 
@@ -110,7 +119,8 @@ class CaseScoring:
         if not on_validation and rows.name == self.project.selection_split:
             # the guide's list simulation, on the split selection reads
             metrics += list_simulation_metrics(self.project.fairness, rows.attrs, y, score,
-                                               self.project.evaluation.seed)
+                                               self.project.evaluation.seed,
+                                               top_pct=self.list_pct)
         return metrics, None
 
     def metrics(self, y: np.ndarray, score: np.ndarray,
@@ -158,6 +168,11 @@ class CaseExperiment:
         self.splits: list[SplitIndices] = [
             make_split(data, spec, f"splits[{i}]", project.data.knowledge_date)
             for i, spec in enumerate(project.splits)]
+        chosen_on = next(s for s in self.splits if s.name == project.selection_split)
+        if project.evaluation.selection.require_fairness and chosen_on.validation is None:
+            raise ValueError(f"evaluation.selection.require_fairness: split {chosen_on.name!r} "
+                             "has no validation rows in the data, and the requirements are "
+                             "never checked on the test rows")
         self.points = expand_grid(project.models)
         self.features, _ = project.features.resolve(list(data.columns))
         columns = self.features.input_columns
@@ -229,14 +244,18 @@ class CaseExperiment:
         return select_best(self.project, models)
 
     def after_selection(self, engine: Engine, run_id: int, chosen: ModelSummary,
-                        result: RunResult) -> None:
-        """Explain the chosen model; mitigate it when the project asks."""
+                        result: RunResult, step: Callable[[str], None] = lambda _: None
+                        ) -> None:
+        """Explain the chosen model; mitigate it when the project asks. ``step`` names each
+        step as it starts (the progress line after the fits)."""
         split = next(sp for sp in self.splits if sp.name == chosen.split)
         assert chosen.artefact and chosen.entry and chosen.score is not None
         inputs = chosen.entry.features.input_columns
+        step("explaining the chosen model")
         _explain_selected(engine, chosen, chosen.artefact, self.X[inputs], self.y, split,
                           self.entity, self.knowledge, self.seed)
         if self.project.fairness.mitigation:
+            step("mitigation")
             test = ScoredRows(self.attrs.iloc[split.test], self.y[split.test], chosen.score)
             validation_rows = (None if chosen.validation_score is None else ScoredRows(
                 self.attrs.iloc[split.validation], self.y[split.validation],
@@ -261,7 +280,8 @@ class CaseExperiment:
         digest, path = save_json_artefact({"base_model_id": base.model_id,
                                            "thresholds": mitigated.thresholds,
                                            "fold_thresholds": mitigated.fold_thresholds,
-                                           **mitigated.settings}, self.artefacts_dir)
+                                           **mitigated.settings, "fit": mitigated.details},
+                                          self.artefacts_dir)
         attrs, y = test.attrs, test.y
         at = project.fairness.at
         # decisions are adjusted >= 0.5; a top-k list stays a top-k list of the adjusted score
@@ -270,19 +290,40 @@ class CaseExperiment:
         curve = mitigated.frontier  # drawn on the rows the thresholds were fitted on
         n_curve = len(validation.y) if validation is not None else len(y)
         for row in curve.itertuples():
-            tag = "unmitigated" if row.kind == "unmitigated" else f"tolerance={row.tolerance:g}"
-            metrics += [MetricValue("frontier_largest_gap", tag, float(row.achieved_gap), None,
-                                    None, n_curve),
-                        MetricValue("frontier_objective", tag, float(row.objective_value), None,
-                                    None, n_curve)]
+            # a variant targeting one requirement is stored as target_*, its name the parameter
+            prefix, tag = (("target", str(row.target)[:100]) if row.kind == "target" else
+                           ("frontier", "unmitigated" if row.kind == "unmitigated"
+                            else f"tolerance={row.tolerance:g}"))
+            if row.kind != "target":
+                metrics.append(MetricValue("frontier_largest_gap", tag, float(row.achieved_gap),
+                                           None, None, n_curve))
+            metrics.append(MetricValue(f"{prefix}_objective", tag, float(row.objective_value),
+                                       None, None, n_curve))
+            if row.requirements:  # the variant's requirements met on the fitting rows
+                metrics += [MetricValue(f"{prefix}_requirements_met", tag,
+                                        float(row.requirements_met), None, None, n_curve),
+                            MetricValue(f"{prefix}_requirements", tag, float(row.requirements),
+                                        None, None, n_curve)]
+        metrics += mitigation_gap_metrics(mitigated)
+        if validation is not None and mitigated.fitted_on_validation:
+            # the variant on the validation rows, as every model group is stored there: what
+            # selection's trade-off plot reads (rudikit.fairness.tradeoff)
+            assert mitigated.fitting_score is not None
+            metrics += [MetricValue(f"validation_{m.metric}", m.parameter, m.value, m.lower,
+                                    m.upper, m.n)
+                        for m in self.scoring().metrics(validation.y, mitigated.fitting_score,
+                                                sorted({0.5, *project.evaluation.thresholds}))]
+            metrics += status_evaluations({j.result.requirement.name: j.status
+                                           for j in mitigated.fitting}, len(validation.y))
         # the guide's list simulation on the adjusted scores, on the chosen model's draws
         metrics += list_simulation_metrics(project.fairness, attrs, y, mitigated.adjusted_score,
-                                           self.seed)
+                                           self.seed, top_pct=self.scoring().list_pct)
         model_id = results.record_model(
             engine,
             results.FittedModel(run_id, group_id, split.name, len(split.train),
                                 len(split.test), (split.train_start, split.train_end),
-                                (split.test_start, split.test_end), digest, str(path), seconds),
+                                (split.test_start, split.test_end), digest, stored_path(path),
+                                seconds),
             entity_ids=self.entity[split.test],
             as_of=None if self.knowledge is None else self.knowledge[split.test],
             score=mitigated.adjusted_score, label=y, metrics=metrics, importances=[])
@@ -291,6 +332,10 @@ class CaseExperiment:
         decisions_at = OperatingPoint(threshold=0.5) if at.threshold is not None else at
         record_assessment(engine, summary, self.scoring().assessed(
             attrs, y, mitigated.adjusted_score, decisions_at))
+        if mitigated.fitting:  # the verdicts on the fitting rows, stored apart from the test's
+            results.record_fairness(engine, model_id,
+                                    fitting_selection(at.label(), mitigated.fitted_on_validation),
+                                    None, [j.result for j in mitigated.fitting])
         return summary
 
 

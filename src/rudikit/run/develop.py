@@ -26,8 +26,35 @@ from rudikit.run.case import CaseExperiment
 from rudikit.run.engine import RunResult, data_origin, fit_grid, record_snapshots
 from rudikit.run.lists import explain_last_list, list_stability, summary_table
 from rudikit.run.temporal import TemporalLists, fit_lists
+from rudikit.run.validate import temporal_problems
 from rudikit.store import results
 from rudikit.store.engine import open_store
+
+
+class Phase:
+    """The work after the last fit (selection, explanations, mitigation, list stability, the
+    report) on a progress line of its own: it can take as long as several fits, and the fitting
+    line, full, would otherwise look stuck."""
+
+    def __init__(self, progress: Progress | None, steps: int):
+        self.progress = progress
+        self.task = (progress.add_task("after the fits", total=steps)
+                     if progress is not None else None)
+        self.started = False
+
+    def step(self, description: str) -> None:
+        """Start the next step (the previous one is done)."""
+        if self.progress is None or self.task is None:
+            return
+        self.progress.update(self.task, description=f"after the fits: {description}",
+                             advance=1 if self.started else 0)
+        self.started = True
+
+    def done(self) -> None:
+        if self.progress is not None and self.task is not None:
+            task = self.progress.tasks[self.task]
+            self.progress.update(self.task, description="after the fits: done",
+                                 completed=task.total)
 
 
 class RationaleIncomplete(Exception):
@@ -62,6 +89,9 @@ def run_project(project_dir: str | Path, *, url: str | None = None, schema: str 
             source = project.data.sources[0]
             say(f"loading {source.kind} from {resolve_path(source, project_dir)}")
             tables, loaded = load_event_tables(project, project_dir)
+            problems = temporal_problems(project, tables, loaded)
+            if problems:  # refused before a run is stored, as `rudi validate` reports them
+                raise ValueError("; ".join(problems))
             seed = project.temporal.seed
         else:
             experiment, loaded = CaseExperiment.load(project, project_dir,
@@ -72,59 +102,75 @@ def run_project(project_dir: str | Path, *, url: str | None = None, schema: str 
                          data_origin(loaded)) as run:
             result = RunResult(run.id, project.name,
                                str(engine.url.render_as_string(hide_password=True)), loaded)
-            record_snapshots(engine, run.id, loaded)
+            # a temporal run's event tables have no data card, so no column profiles
+            record_snapshots(engine, run.id, loaded,
+                             profile=not isinstance(project, TemporalProject))
             if isinstance(project, TemporalProject):
-                _develop_lists(project, project_dir, engine, run.id, result, tables, progress,
-                               say)
+                phase = _develop_lists(project, project_dir, engine, run.id, result, tables,
+                                       progress, say, write_report)
             else:
-                _develop_cases(experiment, engine, run.id, result, progress, say,
-                               project.execution)
+                phase = _develop_cases(experiment, engine, run.id, result, progress, say,
+                                       write_report, project.execution)
             run.finish()
             if write_report:
                 from rudikit.reports.cards import write_run_cards
                 from rudikit.reports.run_report import write_run_report
 
+                phase.step("report and cards")
                 result.report_path = write_run_report(engine, run.id,
                                                       project_dir / ".rudi" / "reports")
                 write_run_cards(engine, run.id, project_dir / ".rudi" / "cards",
                                 sources=None if temporal else loaded)
                 results.set_report_path(engine, run.id, str(result.report_path))
+            phase.done()
     if temporal:
         say("done")
     return result
 
 
 def _develop_cases(experiment: CaseExperiment, engine: Engine, run_id: int, result: RunResult,
-                   progress: Progress | None, say: Callable[[str], None],
-                   execution: Execution) -> None:
-    """The grid, the best model on the selection split, its explanations and mitigation."""
+                   progress: Progress | None, say: Callable[[str], None], report: bool,
+                   execution: Execution) -> Phase:
+    """The grid, the best model on the selection split, its explanations and mitigation.
+    Returns the progress line of the steps after the fits (the report is its last)."""
     experiment.prepare(say)
     _, _, result.models = fit_grid(experiment, engine, run_id, progress, execution)
+    mitigation = bool(experiment.project.fairness.mitigation)
+    phase = Phase(progress, 2 + mitigation + report)
+    phase.step("selecting a model")
     result.selected, result.selection_reason = experiment.select(result.models)
     if result.selected:
         results.mark_selected(engine, result.selected.model_id, result.selection_reason)
-        experiment.after_selection(engine, run_id, result.selected, result)
+        experiment.after_selection(engine, run_id, result.selected, result, phase.step)
+    return phase
 
 
 def _develop_lists(project: TemporalProject, project_dir: Path, engine: Engine, run_id: int,
-                 result: RunResult, tables: Mapping[str, pd.DataFrame],
-                 progress: Progress | None, say: Callable[[str], None]) -> None:
+                   result: RunResult, tables: Mapping[str, pd.DataFrame],
+                   progress: Progress | None, say: Callable[[str], None], report: bool
+                   ) -> Phase:
     """The development steps of a temporal project inside a recorded run: the grid, the
-    audition, list stability and the reasons behind the last list."""
+    audition, list stability and the reasons behind the last list. Returns the progress line
+    of the steps after the fits (the report is its last)."""
     config = project.temporal
     lists = TemporalLists(config, tables, project_dir / ".rudi" / "models", project.fairness,
                           project_dir / ".rudi" / "cache")
     lists.prepare(say)
     fitted = fit_lists(lists, engine, run_id, progress, project.execution)
     result.models = fitted.models
+    phase = Phase(progress, 3 + report)
+    phase.step("audition")
     chosen, reason = lists.select(fitted.models, fitted)
     results.mark_selected(engine, chosen.model_id, reason)
     result.selected, result.selection_reason = chosen, reason
     say(f"chosen: {reason}")
     assert lists.data is not None and chosen.artefact is not None
+    phase.step("list stability")
     stability = list_stability(lists.data, fitted, chosen.model_group_id, engine, run_id, say)
     for line in stability.summary(config.top_k):
         say(line)
+    phase.step("reasons behind the last list")
     say(explain_last_list(lists.data, engine, chosen.model_id,
                           (chosen.artefact[0], str(chosen.artefact[1])), config))
     result.summary = summary_table(fitted, chosen.model_group_id)
+    return phase

@@ -23,14 +23,17 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 
 from rudikit.config import Execution, Features
+from rudikit.data.profile import profile_frame
 from rudikit.data.sources import LoadedSource
 from rudikit.evaluation.metrics import MetricValue
 from rudikit.explain import remember_reference
 from rudikit.fairness.stage import ModelFairness
-from rudikit.models.artefacts import save_artefact
+from rudikit.fairness.tradeoff import VALIDATION_REQUIREMENT
+from rudikit.models.artefacts import save_artefact, stored_path
 from rudikit.models.estimators import GridPoint
 from rudikit.run.execution import Shared, ordered_results
 from rudikit.store import results
+from rudikit.store.queries.fairness import MET, NOT_MET, combined_status
 
 
 class FitError(ValueError):
@@ -92,9 +95,12 @@ class ModelSummary:
     fairness_passed: bool | None = None  # None: no requirements configured
     selectable: bool = True
     requirement_summaries: list[str] = field(default_factory=list)
+    # requirement name -> met / not met / inconclusive / insufficient data on the test rows
+    requirement_statuses: dict[str, str] = field(default_factory=dict)
     # set when the split has a validation partition: selection then reads these, never the test
     validation_metrics: dict[tuple[str, str], MetricValue] | None = None
     validation_fairness_passed: bool | None = None
+    validation_statuses: dict[str, str] | None = None
     name: str = ""
     artefact: tuple[str, Path] | None = None  # (hash, path)
     score: np.ndarray | None = None  # the test rows'
@@ -105,6 +111,23 @@ class ModelSummary:
 
 def by_key(metrics: Iterable[MetricValue]) -> dict[tuple[str, str], MetricValue]:
     return {(m.metric, m.parameter): m for m in metrics}
+
+
+def requirement_statuses(assessed: Sequence[tuple[str, ModelFairness]]) -> dict[str, str]:
+    """Each requirement's verdict over the operating points (or list dates) assessed, by the
+    store's one rule (:func:`rudikit.store.queries.fairness.combined_status`)."""
+    found: dict[str, list[str]] = {}
+    for _, fairness in assessed:
+        for r in fairness.requirements:
+            found.setdefault(r.requirement.name, []).append(r.status)
+    return {name: combined_status(statuses) for name, statuses in found.items()}
+
+
+def status_evaluations(statuses: dict[str, str], n: int) -> list[MetricValue]:
+    """:data:`VALIDATION_REQUIREMENT` rows of ``statuses`` measured on ``n`` rows."""
+    code = {MET: 1.0, NOT_MET: 0.0}
+    return [MetricValue(VALIDATION_REQUIREMENT, name[:100], code.get(status, float("nan")),
+                        None, None, n) for name, status in statuses.items()]
 
 
 @dataclass
@@ -121,7 +144,7 @@ class Scored:
     validation: list[MetricValue] | None
     importances: list[results.Importance]
     assessed: list[tuple[str, ModelFairness]]
-    validation_assessed: list[tuple[str, ModelFairness]] | None
+    validation_statuses: dict[str, str] | None  # requirement -> verdict on the validation rows
 
 
 class Scoring(Protocol):
@@ -190,15 +213,16 @@ def fit_and_score(entry: GridEntry, rows: SplitRows, *,
     remember_reference(pipeline, rows.X_train)  # for explaining one row later (the service)
     score = predict_scores(pipeline, rows.X_test)
     metrics, details = evaluate(rows, score, False)
-    validation_score = validation = None
+    assessed = assess(rows, score, False) if assess is not None else []
+    validation_score = validation = validation_statuses = None
     if rows.has_validation:
         validation_score = predict_scores(pipeline, rows.X_validation)
         validation, _ = evaluate(rows, validation_score, True)
-    assessed = assess(rows, score, False) if assess is not None else []
-    validation_assessed = (assess(rows, validation_score, True)
-                           if assess is not None and rows.has_validation else None)
+        if any(f.requirements for _, f in assessed):
+            assert assess is not None
+            validation_statuses = requirement_statuses(assess(rows, validation_score, True))
     return Scored(pipeline, seconds, score, metrics, details, validation_score, validation,
-                  importances(pipeline) if importances else [], assessed, validation_assessed)
+                  importances(pipeline) if importances else [], assessed, validation_statuses)
 
 
 def score_task(scoring: Scoring, entry: GridEntry, rows: SplitRows, *,
@@ -213,16 +237,21 @@ def record_fit(engine: Engine, run_id: int, model_group_id: int, entry: GridEntr
                rows: SplitRows, scored: Scored, *, artefacts_dir: Path,
                keep_scores: bool = True) -> ModelSummary:
     """The driver's half of a fit: save the artefact, record the model with its predictions
-    and evaluations, then its fairness assessment (per operating point)."""
+    and evaluations (with the requirements' verdicts on the validation rows), then its
+    fairness assessment (per operating point)."""
     digest, path = save_artefact(scored.pipeline, artefacts_dir)
     metrics, validation = scored.metrics, scored.validation
+    validation_statuses = scored.validation_statuses
     stored = metrics + [MetricValue(f"validation_{m.metric}", m.parameter, m.value, m.lower,
                                     m.upper, m.n) for m in validation or []]
+    if validation_statuses:
+        assert rows.y_validation is not None
+        stored += status_evaluations(validation_statuses, len(rows.y_validation))
     model_id = results.record_model(
         engine,
         results.FittedModel(run_id, model_group_id, rows.name, len(rows.y_train),
                             len(rows.y_test), rows.train_period, rows.test_period, digest,
-                            str(path), scored.seconds),
+                            stored_path(path), scored.seconds),
         entity_ids=rows.entity, as_of=rows.as_of, score=scored.score, label=rows.y_test,
         metrics=stored, importances=scored.importances)
     summary = ModelSummary(model_id, model_group_id, entry.point.algorithm, entry.point.params,
@@ -233,8 +262,9 @@ def record_fit(engine: Engine, run_id: int, model_group_id: int, entry: GridEntr
                            validation_score=scored.validation_score if keep_scores else None,
                            validation_metrics=by_key(validation) if validation else None)
     record_assessment(engine, summary, scored.assessed)
-    if scored.validation_assessed is not None and summary.fairness_passed is not None:
-        summary.validation_fairness_passed = all(f.passed for _, f in scored.validation_assessed)
+    if validation_statuses:
+        summary.validation_statuses = validation_statuses
+        summary.validation_fairness_passed = all(s == MET for s in validation_statuses.values())
     return summary
 
 
@@ -266,6 +296,7 @@ def record_assessment(engine: Engine, summary: ModelSummary,
     checked = [(selection, f) for selection, f in assessed if f.requirements]
     if checked:
         summary.fairness_passed = all(f.passed for _, f in checked)
+        summary.requirement_statuses = requirement_statuses(checked)
         several = len(checked) > 1
         summary.requirement_summaries = [
             f"{r.requirement.name}{f' ({selection})' if several else ''}: {r.summary}"
@@ -319,11 +350,11 @@ def fit_grid(experiment: Experiment, engine: Engine, run_id: int,
     fitted = []
     scored_fits = ordered_results(execution, score_task, calls)
     for (entry, group_id, rows), scored in zip(planned, scored_fits, strict=True):
-        message = f"{rows.name}: {entry.name}"
-        if task is not None:
-            progress.update(task, description=message)  # type: ignore[union-attr]
+        if task is not None:  # short: the count and the time stay on an 80-column line
+            description = f"{rows.name}: group {group_id} {entry.point.algorithm}"
+            progress.update(task, description=description)  # type: ignore[union-attr]
         elif callable(progress):
-            progress(message)
+            progress(f"{rows.name}: {entry.name}")
         fitted.append(record_fit(engine, run_id, group_id, entry, rows, scored,
                                  artefacts_dir=experiment.artefacts_dir))
         if task is not None:
@@ -331,14 +362,17 @@ def fit_grid(experiment: Experiment, engine: Engine, run_id: int,
     return grid, group_ids, fitted
 
 
-def record_snapshots(engine: Engine, run_id: int, sources: Sequence[LoadedSource]) -> None:
-    """One data snapshot per loaded source (rows, bad rows, checksum, date range)."""
+def record_snapshots(engine: Engine, run_id: int, sources: Sequence[LoadedSource],
+                     profile: bool = True) -> None:
+    """One data snapshot per loaded source (rows, bad rows, checksum, date range) and, with
+    ``profile``, its columns' profiles for the data card."""
     for s in sources:
         lo, hi = s.date_range
         results.record_snapshot(engine, run_id, source=s.name, kind=s.kind,
                                 location=s.location, files=len(s.files), rows=len(s.frame),
                                 bad_rows=s.report.bad_rows, warnings=len(s.report.warnings),
-                                checksum=s.checksum, min_date=lo, max_date=hi)
+                                checksum=s.checksum, min_date=lo, max_date=hi,
+                                profiles=profile_frame(s.frame) if profile else None)
 
 
 def data_origin(sources: Sequence[LoadedSource]) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from rich import box
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
@@ -198,12 +199,15 @@ def summary_table(result: TemporalResult, chosen: int) -> Table:
     dates = [c for c in table.columns if c[:2] in ("19", "20")]
     config = result.experiment
     out = Table(title=f"Run {result.run_id}: {config.name}, label {config.label}: precision in "
-                      f"the top {config.top_k} per test as-of date")
-    for heading in ("", "group", "model", *dates, "mean"):
-        out.add_column(heading, justify="left" if heading == "model" else "right")
+                      f"the top {config.top_k} per test as-of date", title_justify="left",
+                box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    out.add_column("group", justify="right", no_wrap=True)
+    out.add_column("model", overflow="fold")  # names wrap: 80 columns keep every date
+    for heading in (*dates, "mean"):
+        out.add_column(heading, justify="right", no_wrap=True)
     for group_id, row in table.iterrows():
         picked = group_id == chosen
-        out.add_row("*" if picked else "", str(group_id), str(row["name"]),
+        out.add_row(f"{'*' if picked else ''}{group_id}", str(row["name"]),
                     *[f"{row[d]:.3f}" for d in dates], f"{row['mean']:.3f}",
                     style="bold green" if picked else ("dim" if row["baseline"] else None))
     return out

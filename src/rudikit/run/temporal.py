@@ -41,6 +41,7 @@ from rudikit.data.event_tables import attribute_columns, officer_attributes
 from rudikit.evaluation.metrics import MetricValue, evaluate_scores
 from rudikit.evaluation.stability import check_forest
 from rudikit.fairness.stage import ModelFairness, assess, check_fairness_columns
+from rudikit.fairness.tradeoff import NO_GROUP_MEETS
 from rudikit.models.estimators import GridPoint, check_grid, label_sample, make_encoder
 from rudikit.models.temporal import (
     ENTITY,
@@ -61,7 +62,7 @@ from rudikit.run.engine import (
     SplitRows,
     fit_grid,
 )
-from rudikit.run.selection import select_by_audition
+from rudikit.run.selection import fairness_gate, select_by_audition
 from rudikit.store import results
 
 
@@ -308,11 +309,22 @@ class TemporalLists:
 
     def select(self, models: list[ModelSummary], result: TemporalResult
                ) -> tuple[ModelSummary, str]:
+        """The audition's choice; with ``temporal.selection.require_fairness`` only among the
+        groups that meet every requirement on the audition splits' lists
+        (:func:`rudikit.run.selection.fairness_gate`), never reading the last split's."""
         names = dict(zip(result.groups["model_group_id"], result.groups["name"], strict=True))
-        _, chosen, reason = select_by_audition(result.split_metrics(),
-                                               selection_rules(self.experiment),
-                                               names, self.experiment.top_k)
         last = self.data.splits[-1].name  # type: ignore[union-attr]
+        values = result.split_metrics()
+        gate = ""
+        if self.experiment.selection.require_fairness:
+            passing, gate = fairness_gate(models, last)
+            if passing:
+                values = values[values["model_group_id"].isin(passing)]
+        _, chosen, reason = select_by_audition(values, selection_rules(self.experiment),
+                                               names, self.experiment.top_k)
+        if gate:
+            reason = (f"{gate}: {reason}" if gate.startswith(NO_GROUP_MEETS)
+                      else f"{reason}, {gate}")
         return next(m for m in models if m.model_group_id == chosen and m.split == last), reason
 
 

@@ -26,10 +26,11 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from rudikit.features.encoding import TabularEncoder
-from rudikit.models.artefacts import ArtefactError, load_artefact
+from rudikit.models.artefacts import ArtefactError, artefact_file, load_artefact
 from rudikit.service import audit
 from rudikit.service.errors import ServiceError
 from rudikit.service.scoring import GroupThresholds, Scorer
+from rudikit.store.engine import store_project_dir
 from rudikit.store.production_tables import deployed_models
 from rudikit.store.queries import production as production_q
 from rudikit.store.queries import runs as runs_q
@@ -49,10 +50,18 @@ class Deployment:
     waiver: dict[str, Any] | None = None  # set when the deploy gate was overridden
 
 
-def _load_pipeline(model: Any) -> Pipeline:
+def project_folder(bind: Engine | Connection, project_dir: str | Path | None) -> Path | None:
+    """The folder a stored artefact path is relative to: ``project_dir`` when the caller
+    knows it, else the project a default SQLite store lives in."""
+    if project_dir is not None:
+        return Path(project_dir)
+    return store_project_dir(bind if isinstance(bind, Engine) else bind.engine)
+
+
+def _load_pipeline(model: Any, project_dir: Path | None) -> Pipeline:
     """The model's fitted pipeline, if its file matches the store's hash and can serve."""
     try:
-        pipeline = load_artefact(model["artefact_path"], model["artefact_hash"])
+        pipeline = load_artefact(model["artefact_path"], model["artefact_hash"], project_dir)
     except ArtefactError as exc:
         raise ServiceError(f"model {model['id']}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - e.g. not a model file at all
@@ -65,10 +74,10 @@ def _load_pipeline(model: Any) -> Pipeline:
     return pipeline
 
 
-def _load_thresholds(model: Any) -> tuple[GroupThresholds, Any]:
+def _load_thresholds(model: Any, project_dir: Path | None) -> tuple[GroupThresholds, Any]:
     """A mitigated model's per-group thresholds and its base model's id, if its JSON file
     matches the store's hash."""
-    path = Path(model["artefact_path"])
+    path = artefact_file(model["artefact_path"], project_dir)
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -87,16 +96,19 @@ def _load_thresholds(model: Any) -> tuple[GroupThresholds, Any]:
                            f"thresholds): {exc}") from None
 
 
-def _load_served(conn: Connection, model: Any) -> tuple[Pipeline, GroupThresholds | None]:
+def _load_served(conn: Connection, model: Any, project_dir: str | Path | None
+                 ) -> tuple[Pipeline, GroupThresholds | None]:
     """(the pipeline that scores, the group thresholds of a mitigated model). A mitigated model
-    scores with its base model (``base_model_id`` in its artefact)."""
+    scores with its base model (``base_model_id`` in its artefact). Artefact paths resolve
+    against ``project_dir`` (:func:`project_folder`)."""
+    folder = project_folder(conn, project_dir)
     if not str(model["artefact_path"]).endswith(".json"):
-        return _load_pipeline(model), None
-    groups, base_id = _load_thresholds(model)
+        return _load_pipeline(model, folder), None
+    groups, base_id = _load_thresholds(model, folder)
     base = runs_q.model(conn, base_id)
     if base is None:
         raise ServiceError(f"model {model['id']}: its base model {base_id} is not in the store")
-    return _load_pipeline(base), groups
+    return _load_pipeline(base, folder), groups
 
 
 def check_request(reason: str, by: str, threshold: float | None) -> None:
@@ -130,17 +142,20 @@ def model_to_deploy(bind: Engine | Connection, model_group_id: int, model_id: in
 def deploy(engine: Engine, model_group_id: int, *, reason: str, by: str,
            threshold: float = 0.5, model_id: int | None = None,
            waiver: dict[str, Any] | None = None,
-           requirements: dict[str, str] | None = None) -> Deployment:
+           requirements: dict[str, str] | None = None,
+           project_dir: str | Path | None = None) -> Deployment:
     """Make the model :func:`model_to_deploy` names live; never silently another split's
     refit of the same group.
 
     ``rudi deploy`` comes through :func:`rudikit.service.gate.gated_deploy`, which passes the
     ``waiver`` of a gate it was told to override and the ``requirements`` verdicts it read;
-    both are stored with the deployment (the waiver) and in the audit log."""
+    both are stored with the deployment (the waiver) and in the audit log. ``project_dir``:
+    the project its artefact paths are relative to (default: the store's own, see
+    :func:`project_folder`)."""
     check_request(reason, by, threshold)
     group, model = model_to_deploy(engine, model_group_id, model_id)
     with engine.connect() as conn:  # never promote a model the service would refuse to load
-        _load_served(conn, model)
+        _load_served(conn, model, project_dir)
     try:
         with engine.begin() as conn:
             previous = live_deployment(conn)
@@ -187,10 +202,13 @@ class LoadedModel:
     groups: GroupThresholds | None = None  # a mitigated model group's per-group thresholds
 
 
-def load_deployed_model(engine: Engine, *, explained: bool = True) -> LoadedModel:
+def load_deployed_model(engine: Engine, *, explained: bool = True,
+                        project_dir: str | Path | None = None) -> LoadedModel:
     """Load the live deployment's model, or raise :class:`ServiceError` saying why not.
     ``explained``: prepare the per-request explanations the service answers with (a batch
-    scorer such as ``rudi score`` explains only the listed officers, so it skips them)."""
+    scorer such as ``rudi score`` explains only the listed officers, so it skips them).
+    ``project_dir``: the project the artefact paths are relative to (:func:`project_folder`),
+    so the service finds its model whatever its working directory."""
     with engine.connect() as conn:
         live = live_deployment(conn)
         if live is None:
@@ -199,7 +217,7 @@ def load_deployed_model(engine: Engine, *, explained: bool = True) -> LoadedMode
         model = runs_q.model(conn, live["model_id"])
         algorithm = runs_q.model_group(conn, live["model_group_id"])["algorithm"]
         try:
-            pipeline, groups = _load_served(conn, model)
+            pipeline, groups = _load_served(conn, model, project_dir)
         except ServiceError as exc:
             raise ServiceError(f"refusing to start: the deployed model (deployment "
                                f"{live['id']}) cannot be loaded safely: {exc}") from None

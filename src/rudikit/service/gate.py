@@ -19,6 +19,7 @@ the audit and the requirements judged.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -163,11 +164,12 @@ def check(engine: Engine, model_group_id: int, model_id: int | None = None,
 
 def gated_deploy(engine: Engine, model_group_id: int, *, reason: str, by: str,
                  threshold: float | None = None, model_id: int | None = None,
-                 waive: str | None = None, project: AnyProject | None = None
-                 ) -> tuple[Deployment, GateReport]:
+                 waive: str | None = None, project: AnyProject | None = None,
+                 project_dir: Path | None = None) -> tuple[Deployment, GateReport]:
     """Deploy through the gate: refuse (:class:`GateRefused`, nothing stored) when it fails
     and no waiver reason is given; with one, deploy and store the waiver. ``threshold``
-    defaults to the project's operating point."""
+    defaults to the project's operating point; ``project_dir`` is the project its artefact
+    paths are relative to (:func:`rudikit.service.deploy.project_folder`)."""
     check_request(reason, by, threshold)  # bad input before the gate's work
     if waive is not None and not waive.strip():
         raise ServiceError("--waive needs a reason: --waive \"why this model may go live "
@@ -180,5 +182,6 @@ def gated_deploy(engine: Engine, model_group_id: int, *, reason: str, by: str,
     done = deploy(engine, model_group_id, reason=reason, by=by, model_id=report.model_id,
                   threshold=report.operating_threshold if threshold is None else threshold,
                   waiver=waiver,
-                  requirements={s.name: s.status for s in report.requirements})
+                  requirements={s.name: s.status for s in report.requirements},
+                  project_dir=project_dir)
     return done, report

@@ -3,13 +3,19 @@
 string; every one nullable, every key required). The body is parsed here (orjson, then one
 pydantic validator per observation) instead of through FastAPI's body handling: the same
 semantics and the same published schema, at a fraction of the cost per request.
+
+A field may come under another name: the data.police.uk column names (``Object of search``,
+``Date``, the API's ``operation``) and the project's ``service.field_aliases``. The values then
+go through the loaders' value rules (:mod:`rudikit.data.validation`: text stripped, impossible
+coordinates and date-times a table cannot hold set missing), so that a request is scored as
+the same row was in training; what a rule set missing is listed in the answer.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -25,8 +31,16 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
+from rudikit.config import did_you_mean
+from rudikit.data.police_uk import column_aliases
+from rudikit.data.validation import (
+    DATETIME_RANGE_TEXT,
+    clean_text,
+    impossible_coordinates,
+    outside_datetime_range,
+)
 from rudikit.features.encoding import TabularEncoder
-from rudikit.service.errors import ApiError, field_path, validation_error
+from rudikit.service.errors import ApiError, ServiceError, field_path, validation_error
 from rudikit.service.jsonbody import load_json
 from rudikit.service.schemas import NO_NUL_PATTERN, NoNul, ObservationId, no_nul
 
@@ -92,6 +106,8 @@ class Observation:
     raw: dict[str, Any]  # column -> value as received (stored for retraining)
     payload_hash: str
     ignored: list[str]
+    # field -> why the loaders' rules set its value missing (it was scored as missing)
+    set_missing: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -105,7 +121,8 @@ class ObservationSchema:
 
     def __init__(self, encoder: TabularEncoder, max_batch: int = 1000,
                  groups: Sequence[str] = (), max_value_length: int = 1000,
-                 max_field_name_length: int = 200, nan_as_missing: bool = True):
+                 max_field_name_length: int = 200, nan_as_missing: bool = True,
+                 field_aliases: Mapping[str, str] | None = None):
         self.max_batch = max_batch
         self.nan_as_missing = nan_as_missing
         self.kinds: dict[str, str] = {}
@@ -121,8 +138,20 @@ class ObservationSchema:
             self.kinds.setdefault(column, "group")
         self.columns = list(self.kinds)
         self.known = frozenset(["observation_id", *self.columns])
-        # the model's own field names always fit (the published schema requires them)
-        self.max_field_name_length = max(max_field_name_length, *map(len, self.known))
+        self.aliases = self._aliases(field_aliases or {})  # alias -> field
+        self.alias_names = frozenset(self.aliases)
+        self.names_of: dict[str, list[str]] = {}  # field -> its aliases
+        for alias, target in self.aliases.items():
+            self.names_of.setdefault(target, []).append(alias)
+        # the model's own field names and their aliases always fit (the schema publishes them)
+        self.max_field_name_length = max(max_field_name_length,
+                                         *map(len, self.known | self.alias_names))
+        self.text = [c for c, kind in self.kinds.items() if kind in ("categorical", "group")]
+        self.datetime = encoder.datetime
+        self.coordinates = [c if self.kinds.get(c) == "numeric" else None
+                            for c in ("latitude", "longitude")]
+        if self.coordinates == [None, None]:
+            self.coordinates = []
         types = {"categorical": categorical_value(max_value_length), "boolean": BooleanValue,
                  "numeric": NumericValue, "datetime": DatetimeValue,
                  "group": group_value(max_value_length)}
@@ -135,6 +164,23 @@ class ObservationSchema:
         self.validate = self.adapter.validator.validate_python
         self.validate_many = TypeAdapter(list[typed]).validator.validate_python  # type: ignore[valid-type]
         self.example = self._example(encoder)
+
+    def _aliases(self, declared: Mapping[str, str]) -> dict[str, str]:
+        """alias -> field: the data.police.uk names of the model's fields, and the project's
+        own (``service.field_aliases``, which win); a field's own name is never an alias."""
+        own = self.known
+        for alias, target in declared.items():
+            if target not in self.kinds:
+                raise ServiceError(
+                    f"service.field_aliases.{alias}: the deployed model has no field {target!r}"
+                    f"{did_you_mean(target, self.columns)} (its fields: "
+                    f"{', '.join(self.columns)})")
+            if alias in own:
+                raise ServiceError(f"service.field_aliases.{alias}: {alias!r} is a field of the "
+                                   "deployed model, so it cannot name another one")
+        built_in = {alias: target for alias, target in column_aliases().items()
+                    if target in self.kinds and alias not in own}
+        return {**built_in, **declared}
 
     def _example(self, encoder: TabularEncoder) -> dict[str, Any]:
         example: dict[str, Any] = {"observation_id": "2020-01-stop-000123"}
@@ -156,8 +202,14 @@ class ObservationSchema:
         observation["title"] = "Observation"
         observation["description"] = (
             "One observation: observation_id (your id, also the idempotency key) and every "
-            "feature the deployed model uses. Each feature key must be present; null means "
-            "missing. Categories never seen in training are accepted, scored as missing and "
+            "feature the deployed model uses. Each feature key must be present, once: under "
+            "its own name or one of its aliases (the data.police.uk column names, e.g. "
+            "'Object of search', and the project's service.field_aliases); null means "
+            "missing. Values go through the training data's rules: text is stripped, and an "
+            "empty text, impossible coordinates (latitude beyond +-90, longitude beyond "
+            "+-180) and date-times outside " + DATETIME_RANGE_TEXT + " are scored as "
+            "missing and listed in the answer's set_missing. Categories never seen in "
+            "training are accepted, scored as missing and "
             "listed in the answer's unseen. Other fields are ignored "
             "and listed back in ignored_fields; no field name may be longer than "
             f"{self.max_field_name_length} characters."
@@ -175,6 +227,7 @@ class ObservationSchema:
                 "group": "Group attribute of the deployed model's per-group thresholds (not a "
                          "model input); null when unknown.",
             }[kind]
+        self._publish_aliases(observation)
         batch = {
             "title": "ObservationBatch",
             "type": "object",
@@ -188,6 +241,20 @@ class ObservationSchema:
             "examples": [{"observations": [self.example]}],
         }
         return {"Observation": observation, "ObservationBatch": batch}
+
+    def _publish_aliases(self, observation: dict[str, Any]) -> None:
+        """Each field's aliases, in its description and in ``x-aliases`` (alias -> field).
+        Not as properties with "exactly one of the field and its aliases" (an ``allOf`` of
+        ``oneOf``s, 11 for the stop-and-search model): exact, but schemathesis then took ~45 s
+        instead of ~8 s to draw its first 50 invalid /predict bodies (measured twice, on a
+        loaded machine), too much for the test budget. A client that reads the schema sends
+        the model's names, which are required."""
+        properties = observation["properties"]
+        for target, aliases in self.names_of.items():
+            properties[target]["description"] += " Also accepted as " + ", ".join(
+                repr(a) for a in aliases) + "."
+        if self.aliases:
+            observation["x-aliases"] = dict(sorted(self.aliases.items()))
 
     def parse(self, body: bytes) -> ParsedPredict:
         """Body bytes to validated observations, or a 422 naming every bad field."""
@@ -210,18 +277,31 @@ class ObservationSchema:
             items = [data]
             single = True
         prefix: tuple[Any, ...] = () if single else ("observations",)
+        problems: list[dict[str, Any]] = []
+        sent_as: list[dict[str, str] | None] = [None] * len(items)  # field -> alias used
+        if self.alias_names:
+            items = list(items)
+            for i, item in enumerate(items):
+                if isinstance(item, dict) and not self.alias_names.isdisjoint(item):
+                    items[i], sent_as[i] = self._rename(item, (*prefix, i) if prefix else (),
+                                                        problems)
         try:  # one call for the whole batch: the loop over items runs in pydantic-core
-            validated = [self.validate(data)] if single else self.validate_many(items)
+            validated = [self.validate(items[0])] if single else self.validate_many(items)
         except ValidationError as exc:
             errors = []
             for e in exc.errors(include_url=False, include_context=False, include_input=False):
-                loc = (*prefix, *e["loc"])
+                loc = self._as_sent(e["loc"], sent_as, single)
+                msg = e["msg"]
+                if e["type"] == "missing" and loc[-1] in self.names_of:
+                    msg += " (also accepted as " + ", ".join(
+                        repr(a) for a in self.names_of[loc[-1]]) + ")"
+                loc = (*prefix, *loc)
                 errors.append({"field": field_path(loc), "loc": ["body", *loc],
-                               "msg": e["msg"], "type": e["type"]})
-            raise validation_error(errors, "observation" if single else "batch") from None
+                               "msg": msg, "type": e["type"]})
+            raise validation_error(problems + errors,
+                                   "observation" if single else "batch") from None
         observations: list[Observation] = []
         seen: dict[str, int] = {}
-        problems: list[dict[str, Any]] = []
         columns = self.columns
         known = self.known
         dumps = orjson.dumps
@@ -239,13 +319,77 @@ class ObservationSchema:
                                  "type": "duplicate"})
                 continue
             seen[oid] = i
+            digest = sha256(dumps([values[c] for c in columns])).hexdigest()
             observations.append(Observation(
-                oid, values, {c: item[c] for c in columns},
-                sha256(dumps([values[c] for c in columns])).hexdigest(),
-                sorted(ignored)))
+                oid, values, {c: item[c] for c in columns}, digest, sorted(ignored)))
         if problems:
             raise validation_error(problems, "observation" if single else "batch")
+        self.apply_loader_rules(observations)
         return ParsedPredict(single, observations)
+
+    def _rename(self, item: dict[str, Any], prefix: tuple[Any, ...],
+                problems: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, str]]:
+        """``item`` with its aliases replaced by the fields they name, and field -> alias; a
+        field given under two names is a problem (which value is meant cannot be told)."""
+        renamed = dict(item)
+        sent_as: dict[str, str] = {}
+        for alias in sorted(self.alias_names.intersection(item)):
+            target = self.aliases[alias]
+            if target in renamed:
+                other = sent_as.get(target, target)
+                loc = (*prefix, alias)
+                problems.append({"field": field_path(loc), "loc": ["body", *loc],
+                                 "msg": f"names {target}, also given as {other!r}: send it once",
+                                 "type": "duplicate_field"})
+                continue
+            renamed[target] = renamed.pop(alias)
+            sent_as[target] = alias
+        return renamed, sent_as
+
+    @staticmethod
+    def _as_sent(loc: tuple[Any, ...], sent_as: list[dict[str, str] | None], single: bool
+                 ) -> tuple[Any, ...]:
+        """A validation error's location with the field named as the client sent it."""
+        index, at = (0, 0) if single else (loc[0] if loc and isinstance(loc[0], int) else None,
+                                           1)
+        names = sent_as[index] if isinstance(index, int) and index < len(sent_as) else None
+        if names and len(loc) > at and loc[at] in names:
+            return (*loc[:at], names[loc[at]], *loc[at + 1:])
+        return tuple(loc)
+
+    def apply_loader_rules(self, observations: Sequence[Observation]) -> None:
+        """The loaders' value rules on each observation's values (what is scored), as
+        :mod:`rudikit.data.validation` applies them to training data: text stripped (empty:
+        missing), impossible coordinates and date-times outside the table's range missing.
+        What a rule set missing is recorded in ``set_missing``."""
+        for o in observations:
+            values = o.values
+            for column in self.text:
+                value = values[column]
+                if isinstance(value, str):
+                    cleaned = values[column] = clean_text(value)
+                    if cleaned is None:
+                        o.set_missing[column] = "empty text is a missing value"
+            stamp = values.get(self.datetime) if self.datetime else None
+            if stamp is not None:
+                utc = stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
+                if outside_datetime_range(utc):
+                    values[self.datetime] = None
+                    o.set_missing[self.datetime] = (
+                        f"outside {DATETIME_RANGE_TEXT}, the date-times training data holds")
+        if not self.coordinates:
+            return
+        lat, lon = self.coordinates
+        latitudes = [o.values[lat] if lat else None for o in observations]
+        longitudes = [o.values[lon] if lon else None for o in observations]
+        for o, impossible in zip(observations, impossible_coordinates(latitudes, longitudes),
+                                 strict=True):
+            if impossible:
+                for column in (lat, lon):
+                    if column and o.values[column] is not None:
+                        o.values[column] = None
+                        o.set_missing[column] = ("impossible coordinates (latitude beyond "
+                                                 "+-90 or longitude beyond +-180)")
 
     def _long_names(self, names: set[str], prefix: tuple[Any, ...]) -> list[dict[str, Any]]:
         """One error per field name over the bound (ignored names are stored), the name cut

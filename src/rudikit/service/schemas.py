@@ -92,7 +92,10 @@ class StoredPrediction(BaseModel):
     predicted_at: datetime
 
 
-ANSWER_EXAMPLE: dict[str, Any] = {**PREDICTION_EXAMPLE, "unseen": {"force": "devon-and-cornwall"}}
+ANSWER_EXAMPLE: dict[str, Any] = {
+    **PREDICTION_EXAMPLE, "unseen": {"force": "devon-and-cornwall"},
+    "set_missing": {"latitude": "impossible coordinates (latitude beyond +-90 or longitude "
+                                "beyond +-180)"}}
 
 
 class PredictionOut(StoredPrediction):
@@ -103,6 +106,10 @@ class PredictionOut(StoredPrediction):
     unseen: dict[str, str] = Field(description=(
         "Category values of this observation the deployed model never saw in training, by "
         "field: each was scored as a missing value."))
+    set_missing: dict[str, str] = Field(description=(
+        "Values of this observation that the training data's rules set missing (impossible "
+        "coordinates, an empty text, a date-time a table cannot hold), by field, with why: "
+        "each was scored as a missing value, as the same row was in training."))
 
 
 class BatchPredictionOut(BaseModel):

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from rudikit.config import PROJECT_FILE, ProjectError, ServiceOptions, load_project
 from rudikit.service.errors import ServiceError
 
 ENV_PROJECT = "RUDI_PROJECT_DIR"
@@ -34,8 +35,9 @@ class ServiceSettings:
     # observation: every value is stored, and no category or column is this long
     max_value_length: int = 1000
     max_field_name_length: int = 200
-    # read the NaN/Infinity tokens Python's json writes (not JSON) as null, i.e. missing
-    nan_as_missing: bool = True
+    # read the NaN/Infinity tokens Python's json writes (not JSON) as null, i.e. missing;
+    # None: as the project's rudi.yaml says (service.nan_as_missing, default true)
+    nan_as_missing: bool | None = None
     token_cache_seconds: float = 2.0  # a revoked token stops working within this time
     # SQLite (WAL): NORMAL, as the rest of the store, keeps every committed (so every answered)
     # request through a crash of the server process; FULL also fsyncs each group commit, so
@@ -68,7 +70,7 @@ class ServiceSettings:
                 raise ServiceError(f"environment variable {name}={value!r} is out of range")
             return parsed
 
-        def flag(name: str, default: bool) -> bool:
+        def flag(name: str, default: bool | None) -> bool | None:
             value = (os.environ.get(name) or "").strip().lower()
             if value == "":
                 return default
@@ -84,7 +86,7 @@ class ServiceSettings:
             max_batch=int(number(ENV_MAX_BATCH, 1000, int)),
             max_value_length=int(number(ENV_MAX_VALUE_LENGTH, 1000, int)),
             max_field_name_length=int(number(ENV_MAX_FIELD_NAME_LENGTH, 200, int)),
-            nan_as_missing=flag(ENV_NAN_AS_MISSING, True),
+            nan_as_missing=flag(ENV_NAN_AS_MISSING, None),
             token_cache_seconds=float(number(ENV_TOKEN_CACHE, 2.0, float)),
             sqlite_synchronous=os.environ.get(ENV_SYNCHRONOUS) or "NORMAL",
             reload_seconds=float(number(ENV_RELOAD, 2.0, float)),
@@ -95,12 +97,25 @@ class ServiceSettings:
                ENV_MAX_BATCH: str(self.max_batch),
                ENV_MAX_VALUE_LENGTH: str(self.max_value_length),
                ENV_MAX_FIELD_NAME_LENGTH: str(self.max_field_name_length),
-               ENV_NAN_AS_MISSING: "1" if self.nan_as_missing else "0",
                ENV_TOKEN_CACHE: str(self.token_cache_seconds),
                ENV_SYNCHRONOUS: self.sqlite_synchronous.upper(),
                ENV_RELOAD: str(self.reload_seconds)}
+        if self.nan_as_missing is not None:
+            env[ENV_NAN_AS_MISSING] = "1" if self.nan_as_missing else "0"
         if self.database_url:
             env[ENV_DATABASE_URL] = self.database_url
         if self.schema:
             env[ENV_SCHEMA] = self.schema
         return env
+
+
+def project_options(project_dir: Path) -> ServiceOptions:
+    """The ``service`` section of the project's rudi.yaml (defaults when the folder has none,
+    e.g. a store served with --database-url alone); an invalid file stops the service, as a
+    setting it cannot read would otherwise be silently dropped."""
+    if not (Path(project_dir) / PROJECT_FILE).exists():
+        return ServiceOptions()
+    try:
+        return load_project(project_dir).service
+    except ProjectError as exc:
+        raise ServiceError(f"cannot read the service settings: {exc}") from None

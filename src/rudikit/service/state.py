@@ -14,7 +14,7 @@ from rudikit.service.auth import TokenCache
 from rudikit.service.deploy import LoadedModel, load_deployed_model
 from rudikit.service.metrics import Metrics
 from rudikit.service.observations import ObservationSchema
-from rudikit.service.settings import ServiceSettings
+from rudikit.service.settings import ServiceSettings, project_options
 from rudikit.service.writer.group_commit import StoreWriter
 from rudikit.store.engine import open_store
 from rudikit.store.queries.production import live_deployment
@@ -36,6 +36,9 @@ class Service:
 
     def __init__(self, settings: ServiceSettings):
         self.settings = settings
+        self.options = project_options(settings.project_dir)
+        self.nan_as_missing = (self.options.nan_as_missing if settings.nan_as_missing is None
+                               else settings.nan_as_missing)
         self.engine = open_store(settings.database_url, settings.project_dir,
                                  schema=settings.schema)
         try:
@@ -61,13 +64,13 @@ class Service:
 
     def _load(self) -> Served:
         """The live deployment's model, verified and self-checked (blocking: seconds)."""
-        model = load_deployed_model(self.engine)
+        model = load_deployed_model(self.engine, project_dir=self.settings.project_dir)
         groups = model.groups.attributes if model.groups is not None else ()
         return Served(model, ObservationSchema(
             model.pipeline.named_steps["encode"], self.settings.max_batch, groups,
             max_value_length=self.settings.max_value_length,
             max_field_name_length=self.settings.max_field_name_length,
-            nan_as_missing=self.settings.nan_as_missing))
+            nan_as_missing=self.nan_as_missing, field_aliases=self.options.field_aliases))
 
     def _label_model(self, model: LoadedModel, value: float = 1) -> None:
         self.metrics.model_info.labels(

@@ -28,6 +28,16 @@ def default_url(project_dir: str | Path) -> str:
     return f"sqlite:///{path}"
 
 
+def store_project_dir(engine: Engine) -> Path | None:
+    """The project folder of a store at its default place (``<project>/.rudi/rudi.db``, the
+    inverse of :func:`default_url`); None for any other store (PostgreSQL, another file)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    path = Path(url.database).resolve()
+    return path.parent.parent if path.parent.name == ".rudi" else None
+
+
 def normalise_url(url: str) -> str:
     """Plain ``postgresql://`` URLs use psycopg 3, the driver rudikit installs."""
     for prefix in ("postgresql://", "postgres://"):

@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import insert, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from rudikit import __version__
 from rudikit.evaluation.metrics import MetricValue
 from rudikit.store import tables as t
-from rudikit.store.queries.runs import model_group_id
+from rudikit.store.queries.runs import model_group_id, report_payload
 
 LIBRARIES = ("numpy", "pandas", "scikit-learn", "lightgbm", "skops", "sqlalchemy", "fairlearn")
 
@@ -105,13 +106,36 @@ def set_report_path(engine: Engine, run_id: int, report_path: str) -> None:
 
 def record_snapshot(engine: Engine, run_id: int, *, source: str, kind: str, location: str,
                     files: int, rows: int, bad_rows: int, warnings: int, checksum: str,
-                    min_date: Any, max_date: Any) -> int:
+                    min_date: Any, max_date: Any,
+                    profiles: list[dict[str, Any]] | None = None) -> int:
+    """One snapshot row and its columns' profiles (:mod:`rudikit.data.profile`), together."""
     with engine.begin() as conn:
-        return conn.execute(insert(t.data_snapshots).values(
+        snapshot_id = conn.execute(insert(t.data_snapshots).values(
             run_id=run_id, source=source, kind=kind, location=location, files=files, rows=rows,
             bad_rows=bad_rows, warnings=warnings, checksum=checksum, min_date=_ts(min_date),
             max_date=_ts(max_date), created_at=now(),
         ).returning(t.data_snapshots.c.id)).scalar_one()
+        if profiles:
+            conn.execute(insert(t.snapshot_profiles),
+                         [{"snapshot_id": snapshot_id, **p} for p in profiles])
+        return snapshot_id
+
+
+def freeze_report(engine: Engine, run_id: int, kind: str, payload: dict[str, Any]
+                  ) -> dict[str, Any]:
+    """Store what run ``run_id``'s report shows, once: the first payload stored wins (a
+    second writer, racing, gets the stored one back), so a report never changes after it was
+    first written."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(t.report_payloads).values(
+                run_id=run_id, kind=kind, payload=payload, code_version=__version__,
+                created_at=now()))
+    except IntegrityError:
+        pass
+    stored = report_payload(engine, run_id, kind)
+    assert stored is not None  # just written, or written by the racing writer
+    return stored
 
 
 def group_key(project: str, algorithm: str, hyperparameters: dict[str, Any],

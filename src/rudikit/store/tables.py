@@ -200,3 +200,36 @@ fairness_requirements = Table(
     Column("outcomes", JSON, nullable=False),  # one record per unit: status, gap, groups
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# What a run's report shows, frozen when the report is first written (``kind``: "run" or
+# "temporal"): the page's tables and figures as JSON, so rebuilding it later (after reviews,
+# outcomes, deployments or later runs have changed the store) shows what it showed then.
+report_payloads = Table(
+    "report_payloads",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", ForeignKey("runs.id"), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("code_version", String(100), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("run_id", "kind", name="uq_report_payloads_run_kind"),
+)
+
+# A compact profile of each column of a data snapshot, taken when the run loaded it (the data
+# card's distribution and missingness plots are drawn from these, never from the files, which
+# may have changed since): ``summary`` holds a histogram (``edges``, ``counts``) of a numeric
+# or date column, or the top categories (``values``, ``counts``, ``other``) of any other.
+snapshot_profiles = Table(
+    "snapshot_profiles",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("snapshot_id", ForeignKey("data_snapshots.id"), nullable=False, index=True),
+    Column("position", Integer, nullable=False),
+    Column("column_name", String(300), nullable=False),
+    Column("kind", String(20), nullable=False),  # number, integer, boolean, date-time, text
+    Column("rows", Integer, nullable=False),
+    Column("missing", Integer, nullable=False),
+    Column("distinct_values", Integer, nullable=False),
+    Column("summary", JSON, nullable=False),
+)

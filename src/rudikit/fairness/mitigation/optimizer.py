@@ -65,8 +65,10 @@ class GroupThresholdOptimizer(BaseEstimator):
     objective : "accuracy", "balanced_accuracy", "f1", "precision_at_k" or "recall_at_k"
         What to maximise on the training data. The ``*_at_k`` objectives need ``top_k`` or
         ``top_pct``; with a fixed list size every objective is equivalent to maximising TP.
-    constraint : "demographic_parity", "equal_opportunity" or "equalized_odds"
-        Rates to equalise: selection rate; TPR; TPR and FPR.
+    constraint : "demographic_parity", "equal_opportunity", "equalized_odds",
+        "precision_parity" or "fpr_parity"
+        Rates to equalise: selection rate; TPR; TPR and FPR; precision (flagged cases that
+        are positive; threshold mode only, every group flags at least one row); FPR.
     tolerance : float in [0, 1]
         Largest allowed gap (``tolerance=1`` means unconstrained per-group thresholds).
     gap : "max_pairwise" or "mean_to_overall"
@@ -131,6 +133,9 @@ class GroupThresholdOptimizer(BaseEstimator):
         ):
             raise ValueError(f"top_pct: must be a percentage in (0, 100], got {self.top_pct!r}")
         fixed = self.top_k is not None or self.top_pct is not None
+        if constraint == "precision_parity" and fixed:
+            raise ValueError("constraint: precision_parity needs a score threshold, not a fixed "
+                             "list size (top_k / top_pct)")
         if objective in FIXED_K_OBJECTIVES and not fixed:
             raise ValueError(f"objective: {objective!r} needs top_k or top_pct")
         for name in ("min_group_size", "grid_size", "n_targets"):

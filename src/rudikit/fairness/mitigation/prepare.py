@@ -93,9 +93,9 @@ def prepare(
         rows = order[bounds[g] : bounds[g + 1]]
         cell = ms.make_cell(names[g], scores[rows], y[rows])
         cells.append(cell)
-        cands.append(
-            ms.full_candidates(cell) if k is not None else ms.threshold_candidates(cell, grid_size)
-        )
+        cand = (ms.full_candidates(cell) if k is not None
+                else ms.threshold_candidates(cell, grid_size))
+        cands.append(ms.order_by_precision(cand) if "ppv" in DIMS[constraint] else cand)
     pos = int(y.sum())
     problem = ms.Problem(
         cells=cells,

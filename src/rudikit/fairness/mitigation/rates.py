@@ -19,7 +19,8 @@ from rudikit.fairness.inputs import check_length, validate_fairness_inputs
 
 OBJECTIVES = ("accuracy", "balanced_accuracy", "f1", "precision_at_k", "recall_at_k")
 FIXED_K_OBJECTIVES = ("precision_at_k", "recall_at_k")
-CONSTRAINTS = ("demographic_parity", "equal_opportunity", "equalized_odds")
+CONSTRAINTS = ("demographic_parity", "equal_opportunity", "equalized_odds", "precision_parity",
+               "fpr_parity")
 GAPS = ("max_pairwise", "mean_to_overall")
 
 _CONSTRAINT_ALIASES = {"equalised_odds": "equalized_odds", "equal_odds": "equalized_odds"}
@@ -27,6 +28,8 @@ DIMS = {
     "demographic_parity": ("sr",),
     "equal_opportunity": ("tpr",),
     "equalized_odds": ("tpr", "fpr"),
+    "precision_parity": ("ppv",),
+    "fpr_parity": ("fpr",),
 }
 """The rates each constraint equalises."""
 
@@ -96,7 +99,8 @@ def group_labels(groups: Any) -> np.ndarray:
 
 
 def group_rates(y: Any, decisions: Any, groups: Any) -> pd.DataFrame:
-    """Per-group n, positives, selected, selection rate, TPR and FPR of 0/1 decisions."""
+    """Per-group n, positives, selected, selection rate, TPR, FPR and precision of 0/1
+    decisions."""
     inputs = validate_fairness_inputs(y, decisions, names={"y_true": "y", "y_pred": "decisions"})
     yy, d = inputs.y_true, inputs.y_pred
     assert yy is not None and d is not None
@@ -116,6 +120,7 @@ def group_rates(y: Any, decisions: Any, groups: Any) -> pd.DataFrame:
                 "selection_rate": sel / n,
                 "tpr": np.where(pos > 0, tp / pos, np.nan),
                 "fpr": np.where(n - pos > 0, fp / (n - pos), np.nan),
+                "precision": np.where(sel > 0, tp / sel, np.nan),
             },
             index=pd.Index(names, name="group"),
         )
@@ -126,7 +131,7 @@ def gap_from_rates(
     rates: pd.DataFrame, overall: dict[str, float], constraint: str, gap: str
 ) -> float:
     """Largest gap over the constraint's rate columns (NaN rates are ignored)."""
-    columns = {"sr": "selection_rate", "tpr": "tpr", "fpr": "fpr"}
+    columns = {"sr": "selection_rate", "tpr": "tpr", "fpr": "fpr", "ppv": "precision"}
     worst = 0.0
     for dim in DIMS[constraint]:
         col = rates[columns[dim]].dropna()
@@ -162,6 +167,7 @@ def constraint_gap(
         "sr": float(d.mean()),
         "tpr": float((d * yy).sum() / max(yy.sum(), 1)),
         "fpr": float((d * (1 - yy)).sum() / max((1 - yy).sum(), 1)),
+        "ppv": float((d * yy).sum() / max(d.sum(), 1)),
     }
     return gap_from_rates(rates[rates["n"] >= min_group_size], overall, constraint, gap)
 

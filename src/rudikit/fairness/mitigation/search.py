@@ -49,6 +49,7 @@ overall rate is a weighted mean of the constrained groups' rates.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -143,14 +144,28 @@ def full_candidates(cell: Cell) -> Candidates:
     return Candidates(counts, cell.cum_tp, counts - cell.cum_tp)
 
 
+def order_by_precision(cand: Candidates) -> Candidates:
+    """Candidates selecting at least one row, ordered by precision (ties by count)."""
+    keep = cand.counts > 0
+    counts, tp, fp = cand.counts[keep], cand.tp[keep], cand.fp[keep]
+    order = np.lexsort((counts, tp / counts))
+    return Candidates(counts[order], tp[order], fp[order])
+
+
 def cell_rates(cell: Cell, cand: Candidates, dim: str) -> np.ndarray | None:
-    """Rate of one dimension per candidate, or None when undefined (no positives/negatives)."""
+    """Rate of one dimension per candidate, or None when undefined (no positives/negatives).
+
+    Precision (``ppv``) is not monotone in the selection count, so its candidates are stored in
+    order of precision (:func:`order_by_precision`): every window is then still a contiguous
+    range of candidate indices, and the range-argmax search works unchanged."""
     if dim == "sr":
         return cand.counts / cell.n
     if dim == "tpr":
         return cand.tp / cell.pos if cell.pos > 0 else None
     if dim == "fpr":
         return cand.fp / cell.neg if cell.neg > 0 else None
+    if dim == "ppv":  # candidates are ordered by precision and never select nobody
+        return cand.tp / cand.counts
     raise ValueError(f"unknown rate dimension {dim!r}")
 
 
@@ -339,19 +354,32 @@ def evaluate(
         elif dim == "tpr":
             denom = np.array([c.pos for c in problem.cells], dtype=float)
             num, overall = tp, tp_tot / max(problem.total_pos, 1)
-        else:
+        elif dim == "fpr":
             denom = np.array([c.neg for c in problem.cells], dtype=float)
             num, overall = fp, fp_tot / max(problem.total_neg, 1)
+        else:  # ppv: the denominator is each solution's own selection count
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rates = np.where(counts > 0, tp / np.maximum(counts, 1), np.nan)
+            overall = tp_tot / np.maximum(sel_tot, 1)
+            gaps = np.maximum(gaps, _gap_of(rates, overall, gap))
+            continue
         defined = denom > 0
         if not defined.any():
             continue
         rates = num[defined] / denom[defined, None]
-        if gap == "max_pairwise":
-            g = rates.max(axis=0) - rates.min(axis=0)
-        else:
-            g = np.abs(rates - overall[None, :]).max(axis=0)
-        gaps = np.maximum(gaps, g)
+        gaps = np.maximum(gaps, _gap_of(rates, overall, gap))
     return obj, gaps
+
+
+def _gap_of(rates: np.ndarray, overall: np.ndarray, gap: str) -> np.ndarray:
+    """Gap per solution (column) of cell rates (rows); undefined (NaN) rates are ignored."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: no gap
+        if gap == "max_pairwise":
+            g = np.nanmax(rates, axis=0) - np.nanmin(rates, axis=0)
+        else:
+            g = np.nanmax(np.abs(rates - overall[None, :]), axis=0)
+    return np.nan_to_num(g, nan=0.0)
 
 
 def best_feasible(obj: np.ndarray, gaps: np.ndarray, ok: np.ndarray,
@@ -436,9 +464,10 @@ def _search_thresholds_once(
 ) -> Solution | None:
     lo, hi = window_sets(problem, tol, gap, MAX_1D_TARGETS, n_targets)
     ok = (lo <= hi).all(axis=0)
-    # Selecting nobody / everybody gives every group the same rates: always a candidate.
-    sizes = np.array([len(c.counts) for c in problem.cands])
-    trivial = np.stack([np.zeros_like(sizes), sizes - 1], axis=1)
+    # Selecting nobody / everybody gives every group the same rates (not the same precision,
+    # whose candidates never select nobody): always a candidate, checked like the others.
+    trivial = np.array([[np.argmin(c.counts), np.argmax(c.counts)] for c in problem.cands],
+                       dtype=np.int64).reshape(-1, 2)
 
     def solve(weight_tp: float, weight_fp: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         idx = np.concatenate([_solve_separable(problem, lo, hi, weight_tp, weight_fp), trivial], 1)

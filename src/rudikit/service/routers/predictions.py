@@ -45,7 +45,10 @@ async def predict(request: Request, principal: Predictor) -> Response:
     """Send one observation, or `{"observations": [...]}`. Every feature key must be present
     (null = missing); a missing key or a wrong type is a 422 naming each field. A category
     the model never saw is scored as missing and listed in `unseen`; extra fields are ignored
-    and listed in `ignored_fields`. The
+    and listed in `ignored_fields`. A field may be sent under its data.police.uk name
+    (`Object of search`) or the project's alias (`service.field_aliases`). Values the training
+    data's rules set missing (impossible coordinates, empty text, a date-time a table cannot
+    hold) are scored as missing and listed in `set_missing`. The
     decision is `score >= threshold` of the deployment. Sending an `observation_id` again
     with the same payload returns the stored answer (`replayed: true`); with a different
     payload it is a 409 and nothing is stored. With `?explain=true` each answer also has
@@ -74,9 +77,11 @@ async def predict(request: Request, principal: Predictor) -> Response:
     if isinstance(result, ApiError):
         raise result
     service.metrics.count_predictions(result.predictions)
-    for prediction, unseen in zip(result.predictions, model.scorer.record_encoder.unseen(rows),
-                                  strict=True):
+    for prediction, unseen, observation in zip(
+            result.predictions, model.scorer.record_encoder.unseen(rows), observations,
+            strict=True):
         prediction["unseen"] = unseen
+        prediction["set_missing"] = observation.set_missing
     answers = result.predictions if explanations is None else [
         {**p, "explanation": e} for p, e in zip(result.predictions, explanations,
                                                 strict=True)]

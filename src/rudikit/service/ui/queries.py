@@ -20,7 +20,7 @@ from sklearn.metrics import auc, precision_recall_curve, roc_curve
 from sqlalchemy.engine import Connection, Engine
 
 from rudikit.config import Monitoring
-from rudikit.reports.run_figures import AUDIT_METRICS, audit_figures
+from rudikit.reports.group_figures import AUDIT_METRICS, audit_figures
 from rudikit.store.queries import evaluations as evaluations_q
 from rudikit.store.queries import fairness as fairness_q
 from rudikit.store.queries import lists as lists_q

@@ -22,18 +22,44 @@ def audits(bind: Bind, model_ids: list[int]) -> pd.DataFrame:
                  .order_by(t.fairness_audits.c.id))
 
 
+# Requirement verdicts on the rows a mitigation was fitted on are stored beside the test ones,
+# their selection prefixed ("validation:threshold=0.25", or "fitting:..." when the thresholds
+# were fitted on test rows for want of a validation partition). Every verdict reader below
+# leaves them out; fitting_requirements reads them (the trade-off plot, the mitigation table).
+FITTING_PREFIXES = ("validation:", "fitting:")
+
+
+def fitting_selection(selection: str, on_validation: bool) -> str:
+    """The stored selection of a verdict on fitting rows."""
+    return f"{FITTING_PREFIXES[0] if on_validation else FITTING_PREFIXES[1]}{selection}"
+
+
+def _held_out() -> Any:
+    col = t.fairness_requirements.c.selection
+    return ~(col.startswith(FITTING_PREFIXES[0]) | col.startswith(FITTING_PREFIXES[1]))
+
+
 def requirements(bind: Bind, model_ids: list[int]) -> Sequence[RowMapping]:
-    """The requirement verdicts of these models, in stored order."""
+    """The requirement verdicts of these models (on their test rows), in stored order."""
     return mappings(bind, select(t.fairness_requirements)
-                    .where(t.fairness_requirements.c.model_id.in_(model_ids))
+                    .where(t.fairness_requirements.c.model_id.in_(model_ids), _held_out())
+                    .order_by(t.fairness_requirements.c.id))
+
+
+def fitting_requirements(bind: Bind, model_ids: list[int]) -> Sequence[RowMapping]:
+    """The requirement verdicts of mitigated models on the rows their thresholds were fitted
+    on (validation rows, or the test rows when the split has no validation partition)."""
+    return mappings(bind, select(t.fairness_requirements)
+                    .where(t.fairness_requirements.c.model_id.in_(model_ids), ~_held_out())
                     .order_by(t.fairness_requirements.c.id))
 
 
 def run_requirements(bind: Bind, run_id: int) -> pd.DataFrame:
-    """The requirement verdicts of every model of one run, in stored order."""
+    """The requirement verdicts of every model of one run (on test rows), in stored order."""
     return frame(bind, select(t.fairness_requirements)
                  .join(t.models, t.models.c.id == t.fairness_requirements.c.model_id)
-                 .where(t.models.c.run_id == run_id).order_by(t.fairness_requirements.c.id))
+                 .where(t.models.c.run_id == run_id, _held_out())
+                 .order_by(t.fairness_requirements.c.id))
 
 
 def audited_models(bind: Bind) -> list[dict[str, object]]:

@@ -141,3 +141,13 @@ def group_hyperparameters(bind: Bind, run_id: int) -> list[Row[Any]]:
         return list(conn.execute(select(t.model_groups.c.id, t.model_groups.c.hyperparameters)
                                  .join(t.models, t.models.c.model_group_id == t.model_groups.c.id)
                                  .where(t.models.c.run_id == run_id)).all())
+
+
+def report_payload(bind: Bind, run_id: int, kind: str) -> dict[str, Any] | None:
+    """What run ``run_id``'s report of ``kind`` showed when first written (with
+    ``created_at``), or None when it has not been written since reports were frozen."""
+    with connected(bind) as conn:
+        row = conn.execute(select(t.report_payloads.c.payload, t.report_payloads.c.created_at)
+                           .where((t.report_payloads.c.run_id == run_id)
+                                  & (t.report_payloads.c.kind == kind))).one_or_none()
+    return None if row is None else {"payload": row.payload, "created_at": row.created_at}

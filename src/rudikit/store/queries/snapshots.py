@@ -36,3 +36,11 @@ def source_history(bind: Bind, project: str, source: str, up_to_id: int) -> pd.D
         t.runs, t.data_snapshots.c.run_id == t.runs.c.id).where(
         (t.runs.c.project == project) & (t.data_snapshots.c.source == source)
         & (t.data_snapshots.c.id <= up_to_id)).order_by(t.data_snapshots.c.id))
+
+
+def profiles(bind: Bind, snapshot_ids: list[int]) -> pd.DataFrame:
+    """The column profiles of these snapshots (empty, with its columns, when none were
+    stored: snapshots taken before profiles were)."""
+    return frame(bind, select(t.snapshot_profiles).where(
+        t.snapshot_profiles.c.snapshot_id.in_(snapshot_ids)).order_by(
+        t.snapshot_profiles.c.snapshot_id, t.snapshot_profiles.c.position), keep_columns=True)
