@@ -130,6 +130,7 @@ def test_two_local_workers_store_what_one_process_stores(grid, in_process, tmp_p
     assert_same_figures(in_process, stored)
 
 
+@pytest.mark.slow  # a second pool run; make test keeps the death's detection (retries: 0)
 def test_a_local_worker_that_dies_is_replaced_and_the_figures_do_not_change(
         grid, in_process, tmp_path) -> None:
     marker = tmp_path / "died"
