@@ -17,8 +17,10 @@ from typing import Any
 from rudikit.config import Execution
 
 
-class ExecutionError(RuntimeError):
-    """The tasks could not be run (no scheduler, a task that kills every worker it runs on)."""
+class ExecutionError(ValueError):
+    """The tasks could not be run (an unreachable scheduler, a task that kills every worker it
+    runs on); a ValueError, as :class:`rudikit.run.engine.FitError`, so ``rudi run`` prints
+    it as a message rather than a traceback."""
 
 
 @dataclass(frozen=True)
