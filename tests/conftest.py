@@ -13,6 +13,10 @@ import pytest
 import yaml
 from sqlalchemy import text
 
+#: joblib's core count, and so ``execution.workers: auto``: one process per test, because
+#: pytest-xdist already runs a test on every core (a test that wants workers names them).
+os.environ.setdefault("LOKY_MAX_CPU_COUNT", "1")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 EXAMPLE = REPO / "examples" / "stop_search" / "rudi.yaml"

@@ -25,6 +25,7 @@ from rudikit.config.development import (
     TemporalSplit,
     search_range,
 )
+from rudikit.config.execution import SCHEDULER_VARIABLE, Execution
 from rudikit.config.fairness import Fairness, FairnessRequirement, Mitigation, OperatingPoint
 from rudikit.config.monitoring import Monitoring, Retraining, SourceExpectation, StabilityBounds
 from rudikit.config.production import ListSchedule
@@ -65,10 +66,8 @@ __all__ = [
     "did_you_mean",
     "BASELINE", "EVENT_SOURCE_KINDS", "FEATURE_TABLES", "PROJECT_FILE", "REQUIRED_RATIONALE",
     "SELECTION_RULES", "ServiceOptions", "TEMPORAL_ALGORITHMS", "TEMPORAL_LABELS", "CaseSplit",
-    "ColumnSplit",
-    "Completeness",
-    "Condition", "ConsecutiveLists", "ListSchedule", "Data", "DatetimeFeatures", "Evaluation",
-    "Fairness",
+    "ColumnSplit", "Completeness", "Condition", "ConsecutiveLists", "Execution",
+    "SCHEDULER_VARIABLE", "ListSchedule", "Data", "DatetimeFeatures", "Evaluation", "Fairness",
     "FairnessRequirement", "Features", "Governance", "Label", "Mitigation", "ModelSpec",
     "Monitoring", "OperatingPoint", "Project", "ProjectBase", "ProjectError", "RandomSplit",
     "Rationale", "Retraining", "Review", "Search", "SearchRange", "Selection", "SelectionRule",

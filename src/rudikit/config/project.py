@@ -2,8 +2,10 @@
 
 Sections follow the RUDI stages: ``rationale`` (why, for whom, at what risk), ``data`` and
 ``label`` (unification), ``features``/``splits``/``models``/``evaluation`` (development),
-``fairness`` and ``monitoring`` (implementation). Every model forbids unknown keys, so a typo
-is an error that names its key path rather than a silently ignored setting.
+``fairness`` and ``monitoring`` (implementation); ``execution`` says where a run's fits are
+computed (this machine's cores or a Dask cluster) and changes no result. Every model forbids
+unknown keys, so a typo is an error that names its key path rather than a silently ignored
+setting.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from rudikit.config.base import (
 )
 from rudikit.config.data import EVENT_SOURCE_KINDS, Data, Label
 from rudikit.config.development import CaseSplit, Evaluation, Features, ModelSpec
+from rudikit.config.execution import Execution
 from rudikit.config.fairness import Fairness
 from rudikit.config.monitoring import Monitoring
 from rudikit.config.production import ListSchedule
@@ -46,12 +49,15 @@ class ProjectBase(Strict):
     fairness: Fairness = Fairness()
     monitoring: Monitoring = Monitoring()
     governance: Governance = Governance()
+    execution: Execution = Execution()
     service: ServiceOptions = ServiceOptions()
     review: Review = Review()
 
     def config_hash(self) -> str:
-        """A stable hash of the whole configuration, stored with every run."""
-        payload = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        """A stable hash of the whole configuration, stored with every run; ``execution`` is
+        left out (where the fits ran changes no result)."""
+        payload = json.dumps(self.model_dump(mode="json", by_alias=True,
+                                             exclude={"execution"}), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

@@ -99,6 +99,59 @@ def check_columns(project: Project, frame: pd.DataFrame,
             + check_reference_groups(project.fairness, frame))
 
 
+@dataclass(frozen=True)
+class CaseScoring:
+    """How a case project builds, evaluates and audits one fit (the engine's
+    :class:`rudikit.run.engine.Scoring`): configuration only, so it travels to a worker
+    without the project's rows."""
+
+    project: Project
+    features: Features  # the project's, resolved against the data's columns
+
+    @property
+    def list_pct(self) -> float | None:
+        """The list the guide's simulation draws when the fairness operating point is a
+        threshold: the first evaluated top-% (``evaluation.top_pct``)."""
+        return (self.project.evaluation.top_pct or [None])[0]
+
+    def build(self, entry: GridEntry) -> tuple[Any, dict[str, Any]]:
+        return build_pipeline(entry.point, self.features, self.project.evaluation.seed)
+
+    def evaluate(self, rows: SplitRows, score: np.ndarray, on_validation: bool) -> Evaluated:
+        y = rows.y_validation if on_validation else rows.y_test
+        metrics = self.metrics(y, score)
+        if not on_validation and rows.name == self.project.selection_split:
+            # the guide's list simulation, on the split selection reads
+            metrics += list_simulation_metrics(self.project.fairness, rows.attrs, y, score,
+                                               self.project.evaluation.seed,
+                                               top_pct=self.list_pct)
+        return metrics, None
+
+    def metrics(self, y: np.ndarray, score: np.ndarray,
+                thresholds: list[float] | None = None) -> list[MetricValue]:
+        ev = self.project.evaluation
+        return evaluate_scores(y, score, thresholds=ev.thresholds if thresholds is None
+                               else thresholds, top_k=ev.top_k, top_pct=ev.top_pct,
+                               bootstrap=ev.bootstrap, confidence=ev.confidence, seed=ev.seed)
+
+    def assess(self, rows: SplitRows, score: np.ndarray, on_validation: bool
+               ) -> list[tuple[str, ModelFairness]]:
+        attrs, y = ((rows.validation_attrs, rows.y_validation) if on_validation
+                    else (rows.attrs, rows.y_test))
+        return self.assessed(attrs, y, score, self.project.fairness.at)
+
+    def assessed(self, attrs: pd.DataFrame | None, y: np.ndarray, score: np.ndarray,
+                 at: OperatingPoint) -> list[tuple[str, ModelFairness]]:
+        """The audit and requirements at one operating point (none when nothing is asked)."""
+        fairness = self.project.fairness
+        if not (fairness.attributes or fairness.intersections or fairness.requirements):
+            return []
+        return [(at.label(), assess(fairness, attrs, y, score, at))]
+
+    def importances(self, pipeline: Any) -> list[results.Importance]:
+        return []  # permutation importance is computed for the chosen model only
+
+
 @dataclass
 class CaseExperiment:
     """What a case project gives the run engine (:class:`rudikit.run.engine.Experiment`)."""
@@ -171,12 +224,6 @@ class CaseExperiment:
     def seed(self) -> int:
         return self.project.evaluation.seed
 
-    @property
-    def list_pct(self) -> float | None:
-        """The list the guide's simulation draws when the fairness operating point is a
-        threshold: the first evaluated top-% (``evaluation.top_pct``)."""
-        return (self.project.evaluation.top_pct or [None])[0]
-
     def grid(self) -> list[GridEntry]:
         return self.entries
 
@@ -186,8 +233,8 @@ class CaseExperiment:
     def group_features(self, entry: GridEntry) -> dict[str, Any]:
         return entry.features.model_dump(mode="json")
 
-    def build(self, entry: GridEntry) -> tuple[Any, dict[str, Any]]:
-        return build_pipeline(entry.point, self.features, self.seed)
+    def scoring(self) -> CaseScoring:
+        return CaseScoring(self.project, self.features)
 
     def split_rows(self) -> list[SplitRows]:
         out = []
@@ -203,39 +250,6 @@ class CaseExperiment:
                 None if validation is None else self.y[validation],
                 None if validation is None else self.attrs.iloc[validation]))
         return out
-
-    def evaluate(self, rows: SplitRows, score: np.ndarray, on_validation: bool) -> Evaluated:
-        y = rows.y_validation if on_validation else rows.y_test
-        metrics = self._evaluate(y, score)
-        if not on_validation and rows.name == self.project.selection_split:
-            # the guide's list simulation, on the split selection reads
-            metrics += list_simulation_metrics(self.project.fairness, rows.attrs, y, score,
-                                               self.seed, top_pct=self.list_pct)
-        return metrics, None
-
-    def _evaluate(self, y: np.ndarray, score: np.ndarray,
-                  thresholds: list[float] | None = None) -> list[MetricValue]:
-        ev = self.project.evaluation
-        return evaluate_scores(y, score, thresholds=ev.thresholds if thresholds is None
-                               else thresholds, top_k=ev.top_k, top_pct=ev.top_pct,
-                               bootstrap=ev.bootstrap, confidence=ev.confidence, seed=ev.seed)
-
-    def assess(self, rows: SplitRows, score: np.ndarray, on_validation: bool
-               ) -> list[tuple[str, ModelFairness]]:
-        attrs, y = ((rows.validation_attrs, rows.y_validation) if on_validation
-                    else (rows.attrs, rows.y_test))
-        return self._assessed(attrs, y, score, self.project.fairness.at)
-
-    def _assessed(self, attrs: pd.DataFrame | None, y: np.ndarray, score: np.ndarray,
-                  at: OperatingPoint) -> list[tuple[str, ModelFairness]]:
-        """The audit and requirements at one operating point (none when nothing is asked)."""
-        fairness = self.project.fairness
-        if not (fairness.attributes or fairness.intersections or fairness.requirements):
-            return []
-        return [(at.label(), assess(fairness, attrs, y, score, at))]
-
-    def importances(self, pipeline: Any) -> list[results.Importance]:
-        return []  # permutation importance is computed for the chosen model only
 
     # --- after the grid --------------------------------------------------------------------
 
@@ -295,7 +309,7 @@ class CaseExperiment:
         attrs, y = test.attrs, test.y
         at = project.fairness.at
         # decisions are adjusted >= 0.5; a top-k list stays a top-k list of the adjusted score
-        metrics = self._evaluate(y, mitigated.adjusted_score,
+        metrics = self.scoring().metrics(y, mitigated.adjusted_score,
                                  sorted({0.5, *project.evaluation.thresholds}))
         curve = mitigated.frontier  # drawn on the rows the thresholds were fitted on
         n_curve = len(validation.y) if validation is not None else len(y)
@@ -321,13 +335,13 @@ class CaseExperiment:
             assert mitigated.fitting_score is not None
             metrics += [MetricValue(f"validation_{m.metric}", m.parameter, m.value, m.lower,
                                     m.upper, m.n)
-                        for m in self._evaluate(validation.y, mitigated.fitting_score,
+                        for m in self.scoring().metrics(validation.y, mitigated.fitting_score,
                                                 sorted({0.5, *project.evaluation.thresholds}))]
             metrics += status_evaluations({j.result.requirement.name: j.status
                                            for j in mitigated.fitting}, len(validation.y))
         # the guide's list simulation on the adjusted scores, on the chosen model's draws
         metrics += list_simulation_metrics(project.fairness, attrs, y, mitigated.adjusted_score,
-                                           self.seed, top_pct=self.list_pct)
+                                           self.seed, top_pct=self.scoring().list_pct)
         model_id = results.record_model(
             engine,
             results.FittedModel(run_id, group_id, split.name, len(split.train),
@@ -340,8 +354,8 @@ class CaseExperiment:
         summary = ModelSummary(model_id, group_id, f"mitigated_{base.algorithm}", params,
                                split.name, by_key(metrics), seconds)
         decisions_at = OperatingPoint(threshold=0.5) if at.threshold is not None else at
-        record_assessment(engine, summary, self._assessed(attrs, y, mitigated.adjusted_score,
-                                                          decisions_at))
+        record_assessment(engine, summary, self.scoring().assessed(
+            attrs, y, mitigated.adjusted_score, decisions_at))
         if mitigated.fitting:  # the verdicts on the fitting rows, stored apart from the test's
             results.record_fairness(engine, model_id,
                                     fitting_selection(at.label(), mitigated.fitted_on_validation),

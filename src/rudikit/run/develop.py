@@ -19,7 +19,7 @@ import pandas as pd
 from rich.progress import Progress
 from sqlalchemy.engine import Engine
 
-from rudikit.config import TemporalProject, load_project, missing_rationale
+from rudikit.config import Execution, TemporalProject, load_project, missing_rationale
 from rudikit.data.event_tables import load_event_tables
 from rudikit.data.sources import resolve_path
 from rudikit.run.case import CaseExperiment
@@ -110,7 +110,7 @@ def run_project(project_dir: str | Path, *, url: str | None = None, schema: str 
                                        progress, say, write_report)
             else:
                 phase = _develop_cases(experiment, engine, run.id, result, progress, say,
-                                       write_report)
+                                       write_report, project.execution)
             run.finish()
             if write_report:
                 from rudikit.reports.cards import write_run_cards
@@ -129,12 +129,12 @@ def run_project(project_dir: str | Path, *, url: str | None = None, schema: str 
 
 
 def _develop_cases(experiment: CaseExperiment, engine: Engine, run_id: int, result: RunResult,
-                   progress: Progress | None, say: Callable[[str], None], report: bool
-                   ) -> Phase:
+                   progress: Progress | None, say: Callable[[str], None], report: bool,
+                   execution: Execution) -> Phase:
     """The grid, the best model on the selection split, its explanations and mitigation.
     Returns the progress line of the steps after the fits (the report is its last)."""
     experiment.prepare(say)
-    _, _, result.models = fit_grid(experiment, engine, run_id, progress)
+    _, _, result.models = fit_grid(experiment, engine, run_id, progress, execution)
     result.models += experiment.fit_ensembles(engine, run_id, result.models, say)
     mitigation = bool(experiment.project.fairness.mitigation)
     phase = Phase(progress, 2 + mitigation + report)
@@ -157,7 +157,7 @@ def _develop_lists(project: TemporalProject, project_dir: Path, engine: Engine, 
     lists = TemporalLists(config, tables, project_dir / ".rudi" / "models", project.fairness,
                           project_dir / ".rudi" / "cache")
     lists.prepare(say)
-    fitted = fit_lists(lists, engine, run_id, progress)
+    fitted = fit_lists(lists, engine, run_id, progress, project.execution)
     result.models = fitted.models
     phase = Phase(progress, 3 + report)
     phase.step("audition")

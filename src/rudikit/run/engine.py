@@ -22,7 +22,7 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
-from rudikit.config import Features
+from rudikit.config import Execution, Features
 from rudikit.data.profile import profile_frame
 from rudikit.data.sources import LoadedSource
 from rudikit.evaluation.metrics import MetricValue
@@ -32,6 +32,7 @@ from rudikit.fairness.tradeoff import VALIDATION_REQUIREMENT
 from rudikit.models.artefacts import save_artefact, stored_path
 from rudikit.models.estimators import GridPoint
 from rudikit.models.search import SEARCH_TRIAL
+from rudikit.run.execution import Shared, ordered_results
 from rudikit.store import results
 from rudikit.store.queries.fairness import MET, NOT_MET, combined_status
 
@@ -130,23 +131,78 @@ def status_evaluations(statuses: dict[str, str], n: int) -> list[MetricValue]:
                         None, None, n) for name, status in statuses.items()]
 
 
-def fit_score_record(engine: Engine, run_id: int, model_group_id: int, entry: GridEntry,
-                     rows: SplitRows, *,
-                     build: Callable[[GridEntry], tuple[Any, dict[str, Any]]],
-                     evaluate: Callable[[SplitRows, np.ndarray, bool], Evaluated],
-                     artefacts_dir: Path,
-                     assess: Callable[[SplitRows, np.ndarray, bool],
-                                      list[tuple[str, ModelFairness]]] | None = None,
-                     importances: Callable[[Any], list[results.Importance]] | None = None,
-                     keep_scores: bool = True) -> ModelSummary:
-    """Build, fit, score the test (and validation) rows, save the artefact, record the model
-    with its predictions and evaluations, and run the fairness assessment (stored per
-    operating point). ``evaluate(rows, score, on_validation)`` and ``assess(...)`` are the
-    experiment's; validation figures are stored beside the test ones, named apart."""
+@dataclass
+class Scored:
+    """What a fit task hands back to the driver: the fitted pipeline, its scores and every
+    figure computed from them, nothing stored yet."""
+
+    pipeline: Any
+    seconds: float
+    score: np.ndarray
+    metrics: list[MetricValue]
+    details: Any
+    validation_score: np.ndarray | None
+    validation: list[MetricValue] | None
+    importances: list[results.Importance]
+    assessed: list[tuple[str, ModelFairness]]
+    validation_statuses: dict[str, str] | None  # requirement -> verdict on the validation rows
+
+
+class Scoring(Protocol):
+    """How an experiment builds, evaluates and audits a fit. It travels to the worker that
+    runs the fit, so it holds configuration only, never the experiment's data."""
+
+    def build(self, entry: GridEntry) -> tuple[Any, dict[str, Any]]: ...
+
+    def evaluate(self, rows: SplitRows, score: np.ndarray, on_validation: bool) -> Evaluated: ...
+
+    def assess(self, rows: SplitRows, score: np.ndarray, on_validation: bool
+               ) -> list[tuple[str, ModelFairness]]: ...
+
+    def importances(self, pipeline: Any) -> list[results.Importance]: ...
+
+
+def limit_jobs(pipeline: Any, threads: int | None) -> None:
+    """Hold every step's ``n_jobs`` (a forest's trees, LightGBM's threads) to ``threads``, so
+    tasks running side by side do not each take every core."""
+    if threads is None or not hasattr(pipeline, "get_params"):
+        return
+    wanted = {key: threads for key, value in pipeline.get_params().items()
+              if key.endswith("n_jobs") and isinstance(value, int) and not 1 <= value <= threads}
+    if wanted:
+        pipeline.set_params(**wanted)
+
+
+def predict_scores(pipeline: Any, X: pd.DataFrame) -> np.ndarray:
+    """The positive-class scores, computed in one thread: a forest predicting with several
+    sums its trees in whichever order the threads finish, so the last bits of a score (and the
+    order of two near-tied rows) would depend on the thread count and differ between backends.
+    The pipeline keeps its own ``n_jobs`` afterwards."""
+    jobs = {key: value for key, value in pipeline.get_params().items()
+            if key.endswith("n_jobs") and isinstance(value, int) and value != 1}
+    if jobs:
+        pipeline.set_params(**dict.fromkeys(jobs, 1))
+    try:
+        return pipeline.predict_proba(X)[:, 1]
+    finally:
+        if jobs:
+            pipeline.set_params(**jobs)
+
+
+def fit_and_score(entry: GridEntry, rows: SplitRows, *,
+                  build: Callable[[GridEntry], tuple[Any, dict[str, Any]]],
+                  evaluate: Callable[[SplitRows, np.ndarray, bool], Evaluated],
+                  assess: Callable[[SplitRows, np.ndarray, bool],
+                                   list[tuple[str, ModelFairness]]] | None = None,
+                  importances: Callable[[Any], list[results.Importance]] | None = None,
+                  threads: int | None = None) -> Scored:
+    """Build, fit, score the test (and validation) rows, evaluate and audit them: everything
+    of one fit that needs no store, so it can run in any process."""
     if len(np.unique(rows.y_train)) < 2:
         raise FitError(f"splits: {rows.name!r} training rows have only one label value; cannot "
                        "fit a classifier")
     pipeline, fit_params = build(entry)
+    limit_jobs(pipeline, threads)
     started = time.perf_counter()
     from lightgbm.basic import LightGBMError
 
@@ -156,17 +212,37 @@ def fit_score_record(engine: Engine, run_id: int, model_group_id: int, entry: Gr
         raise FitError(f"{rows.name}: {entry.name}: {exc}") from None
     seconds = time.perf_counter() - started
     remember_reference(pipeline, rows.X_train)  # for explaining one row later (the service)
-    score = pipeline.predict_proba(rows.X_test)[:, 1]
+    score = predict_scores(pipeline, rows.X_test)
     metrics, details = evaluate(rows, score, False)
     assessed = assess(rows, score, False) if assess is not None else []
     validation_score = validation = validation_statuses = None
     if rows.has_validation:
-        validation_score = pipeline.predict_proba(rows.X_validation)[:, 1]
+        validation_score = predict_scores(pipeline, rows.X_validation)
         validation, _ = evaluate(rows, validation_score, True)
         if any(f.requirements for _, f in assessed):
             assert assess is not None
             validation_statuses = requirement_statuses(assess(rows, validation_score, True))
-    digest, path = save_artefact(pipeline, artefacts_dir)
+    return Scored(pipeline, seconds, score, metrics, details, validation_score, validation,
+                  importances(pipeline) if importances else [], assessed, validation_statuses)
+
+
+def score_task(scoring: Scoring, entry: GridEntry, rows: SplitRows, *,
+               threads: int | None = None) -> Scored:
+    """One split x model-group fit as an executor task (:mod:`rudikit.run.execution`)."""
+    return fit_and_score(entry, rows, build=scoring.build, evaluate=scoring.evaluate,
+                         assess=scoring.assess, importances=scoring.importances,
+                         threads=threads)
+
+
+def record_fit(engine: Engine, run_id: int, model_group_id: int, entry: GridEntry,
+               rows: SplitRows, scored: Scored, *, artefacts_dir: Path,
+               keep_scores: bool = True) -> ModelSummary:
+    """The driver's half of a fit: save the artefact, record the model with its predictions
+    and evaluations (with the requirements' verdicts on the validation rows), then its
+    fairness assessment (per operating point)."""
+    digest, path = save_artefact(scored.pipeline, artefacts_dir)
+    metrics, validation = scored.metrics, scored.validation
+    validation_statuses = scored.validation_statuses
     stored = metrics + [MetricValue(f"validation_{m.metric}", m.parameter, m.value, m.lower,
                                     m.upper, m.n) for m in validation or []]
     if validation_statuses:
@@ -180,22 +256,39 @@ def fit_score_record(engine: Engine, run_id: int, model_group_id: int, entry: Gr
         engine,
         results.FittedModel(run_id, model_group_id, rows.name, len(rows.y_train),
                             len(rows.y_test), rows.train_period, rows.test_period, digest,
-                            stored_path(path), seconds),
-        entity_ids=rows.entity, as_of=rows.as_of, score=score, label=rows.y_test,
-        metrics=stored, importances=importances(pipeline) if importances else [])
+                            stored_path(path), scored.seconds),
+        entity_ids=rows.entity, as_of=rows.as_of, score=scored.score, label=rows.y_test,
+        metrics=stored, importances=scored.importances)
     summary = ModelSummary(model_id, model_group_id, entry.point.algorithm, entry.point.params,
-                           rows.name, by_key(m for m in metrics), seconds,
+                           rows.name, by_key(m for m in metrics), scored.seconds,
                            selectable=entry.selectable, name=entry.name, entry=entry,
-                           artefact=(digest, path), details=details,
-                           score=score if keep_scores else None,
-                           validation_score=validation_score if keep_scores else None,
+                           artefact=(digest, path), details=scored.details,
+                           score=scored.score if keep_scores else None,
+                           validation_score=scored.validation_score if keep_scores else None,
                            validation_metrics=by_key(validation) if validation else None)
-    if assess is not None:
-        record_assessment(engine, summary, assessed)
+    record_assessment(engine, summary, scored.assessed)
     if validation_statuses:
         summary.validation_statuses = validation_statuses
         summary.validation_fairness_passed = all(s == MET for s in validation_statuses.values())
     return summary
+
+
+def fit_score_record(engine: Engine, run_id: int, model_group_id: int, entry: GridEntry,
+                     rows: SplitRows, *,
+                     build: Callable[[GridEntry], tuple[Any, dict[str, Any]]],
+                     evaluate: Callable[[SplitRows, np.ndarray, bool], Evaluated],
+                     artefacts_dir: Path,
+                     assess: Callable[[SplitRows, np.ndarray, bool],
+                                      list[tuple[str, ModelFairness]]] | None = None,
+                     importances: Callable[[Any], list[results.Importance]] | None = None,
+                     keep_scores: bool = True) -> ModelSummary:
+    """One fit in this process, stored (:func:`fit_and_score` then :func:`record_fit`).
+    ``evaluate(rows, score, on_validation)`` and ``assess(...)`` are the experiment's;
+    validation figures are stored beside the test ones, named apart."""
+    scored = fit_and_score(entry, rows, build=build, evaluate=evaluate, assess=assess,
+                           importances=importances)
+    return record_fit(engine, run_id, model_group_id, entry, rows, scored,
+                      artefacts_dir=artefacts_dir, keep_scores=keep_scores)
 
 
 def record_assessment(engine: Engine, summary: ModelSummary,
@@ -229,27 +322,22 @@ class Experiment(Protocol):
 
     def split_rows(self) -> Iterable[SplitRows]: ...
 
-    def build(self, entry: GridEntry) -> tuple[Any, dict[str, Any]]: ...
+    def scoring(self) -> Scoring: ...
 
     def group_features(self, entry: GridEntry) -> dict[str, Any]: ...
-
-    def evaluate(self, rows: SplitRows, score: np.ndarray, on_validation: bool) -> Evaluated: ...
-
-    def assess(self, rows: SplitRows, score: np.ndarray, on_validation: bool
-               ) -> list[tuple[str, ModelFairness]]: ...
-
-    def importances(self, pipeline: Any) -> list[results.Importance]: ...
 
     def fits(self) -> int: ...
 
 
 def fit_grid(experiment: Experiment, engine: Engine, run_id: int,
-             progress: Progress | Callable[[str], None] | None = None
+             progress: Progress | Callable[[str], None] | None = None,
+             execution: Execution | None = None
              ) -> tuple[list[GridEntry], list[int], list[ModelSummary]]:
-    """The one loop over splits x model grid: every entry fitted on every split through
-    :func:`fit_score_record`. Returns the grid, its model group ids and every fit, in order.
-    ``progress``: a rich ``Progress`` the caller has started (a task is added), or a callable
-    taking a message."""
+    """The one loop over splits x model grid: every entry fitted on every split, the fits
+    computed where ``execution`` says (:mod:`rudikit.run.execution`; default: here, one after
+    another) and stored here, in grid order, through :func:`record_fit`. Returns the grid, its
+    model group ids and every fit, in order. ``progress``: a rich ``Progress`` the caller has
+    started (a task is added), or a callable taking a message."""
     grid = experiment.grid()
     group_ids = [results.get_or_create_model_group(engine, experiment.name, e.point.algorithm,
                                                    e.point.params, experiment.group_features(e),
@@ -257,20 +345,25 @@ def fit_grid(experiment: Experiment, engine: Engine, run_id: int,
     task = None
     if isinstance(progress, Progress):
         task = progress.add_task("fitting models", total=experiment.fits())
-    fitted = []
+    scoring = experiment.scoring()
+    calls, planned = [], []
     for rows in experiment.split_rows():
+        shared = Shared(rows)  # one copy per split on a cluster, whatever the grid's size
         for entry, group_id in zip(grid, group_ids, strict=True):
-            if task is not None:  # short: the count and the time stay on an 80-column line
-                description = f"{rows.name}: group {group_id} {entry.point.algorithm}"
-                progress.update(task, description=description)  # type: ignore[union-attr]
-            elif callable(progress):
-                progress(f"{rows.name}: {entry.name}")
-            fitted.append(fit_score_record(
-                engine, run_id, group_id, entry, rows, build=experiment.build,
-                evaluate=experiment.evaluate, assess=experiment.assess,
-                importances=experiment.importances, artefacts_dir=experiment.artefacts_dir))
-            if task is not None:
-                progress.advance(task)  # type: ignore[union-attr]
+            calls.append((scoring, entry, shared))
+            planned.append((entry, group_id, rows))
+    fitted = []
+    scored_fits = ordered_results(execution, score_task, calls)
+    for (entry, group_id, rows), scored in zip(planned, scored_fits, strict=True):
+        if task is not None:  # short: the count and the time stay on an 80-column line
+            description = f"{rows.name}: group {group_id} {entry.point.algorithm}"
+            progress.update(task, description=description)  # type: ignore[union-attr]
+        elif callable(progress):
+            progress(f"{rows.name}: {entry.name}")
+        fitted.append(record_fit(engine, run_id, group_id, entry, rows, scored,
+                                 artefacts_dir=experiment.artefacts_dir))
+        if task is not None:
+            progress.advance(task)  # type: ignore[union-attr]
     return grid, group_ids, fitted
 
 

@@ -30,7 +30,9 @@ from sqlalchemy.engine import Engine
 
 from rudikit.config import (
     BASELINE,
+    Execution,
     Fairness,
+    Features,
     OperatingPoint,
     TemporalError,
     TemporalExperiment,
@@ -158,6 +160,47 @@ class TemporalResult:
         return GridPoint(row["algorithm"], json.loads(row["params"]))
 
 
+@dataclass(frozen=True)
+class ListScoring:
+    """How a temporal project builds, evaluates and audits one fit (the engine's
+    :class:`rudikit.run.engine.Scoring`): configuration only, so it travels to a worker
+    without the event tables or the feature matrix."""
+
+    experiment: TemporalExperiment
+    fairness: Fairness
+    features: Features  # what the models learn from (their native importances' names)
+
+    def build(self, entry: GridEntry) -> tuple[Any, dict[str, Any]]:
+        return build_temporal_pipeline(entry.point, entry.features, self.experiment.seed)
+
+    def evaluate(self, rows: SplitRows, score: np.ndarray, on_validation: bool) -> Evaluated:
+        label = self.experiment.label
+        frame = pd.DataFrame({"as_of_date": rows.as_of, label: rows.y_test})
+        return evaluate_lists(frame, label, score, self.experiment)
+
+    def assess(self, rows: SplitRows, score: np.ndarray, on_validation: bool
+               ) -> list[tuple[str, ModelFairness]]:
+        """The audit of each test list (one per as-of date) at the list size."""
+        fairness = self.fairness
+        if rows.attrs is None or not (fairness.attributes or fairness.intersections
+                                      or fairness.requirements):
+            return []
+        at = list_operating_point(fairness, self.experiment.top_k)
+        out = []
+        dates = pd.Series(rows.as_of)
+        for when in sorted(dates.unique()):
+            mask = (dates == when).to_numpy()
+            out.append((f"{at.label()}@{pd.Timestamp(when):%Y-%m-%d}",
+                        assess(fairness, rows.attrs.loc[mask], rows.y_test[mask], score[mask],
+                               at)))
+        return out
+
+    def importances(self, pipeline: Any) -> list[results.Importance]:
+        if not self.experiment.importances:
+            return []
+        return native_importances(pipeline, self.features)
+
+
 @dataclass
 class TemporalLists:
     """What a temporal project gives the run engine (:class:`rudikit.run.engine.Experiment`):
@@ -281,8 +324,9 @@ class TemporalLists:
         return {**features.model_dump(mode="json", include={"categorical", "numeric"}),
                 "digest": feature_digest(features)}
 
-    def build(self, entry: GridEntry) -> tuple[Any, dict[str, Any]]:
-        return build_temporal_pipeline(entry.point, entry.features, self.seed)
+    def scoring(self) -> ListScoring:
+        assert self.data is not None
+        return ListScoring(self.experiment, self.fairness, self.data.feature_config)
 
     def split_rows(self) -> Any:
         data = self.data
@@ -310,32 +354,6 @@ class TemporalLists:
                 officer_attributes(self.tables["officers"], test[[ENTITY, "as_of_date"]],
                                    self.fairness.columns) if self.fairness.columns else None)
 
-    def evaluate(self, rows: SplitRows, score: np.ndarray, on_validation: bool) -> Evaluated:
-        frame = pd.DataFrame({"as_of_date": rows.as_of, self.label: rows.y_test})
-        return evaluate_lists(frame, self.label, score, self.experiment)
-
-    def assess(self, rows: SplitRows, score: np.ndarray, on_validation: bool
-               ) -> list[tuple[str, ModelFairness]]:
-        """The audit of each test list (one per as-of date) at the list size."""
-        fairness = self.fairness
-        if rows.attrs is None or not (fairness.attributes or fairness.intersections
-                                      or fairness.requirements):
-            return []
-        at = list_operating_point(fairness, self.experiment.top_k)
-        out = []
-        dates = pd.Series(rows.as_of)
-        for when in sorted(dates.unique()):
-            mask = (dates == when).to_numpy()
-            out.append((f"{at.label()}@{pd.Timestamp(when):%Y-%m-%d}",
-                        assess(fairness, rows.attrs.loc[mask], rows.y_test[mask], score[mask],
-                               at)))
-        return out
-
-    def importances(self, pipeline: Any) -> list[results.Importance]:
-        if not self.experiment.importances:
-            return []
-        return native_importances(pipeline, self.data.feature_config)  # type: ignore[union-attr]
-
     def select(self, models: list[ModelSummary], result: TemporalResult
                ) -> tuple[ModelSummary, str]:
         """The audition's choice; with ``temporal.selection.require_fairness`` only among the
@@ -358,10 +376,12 @@ class TemporalLists:
 
 
 def fit_lists(lists: TemporalLists, engine: Engine, run_id: int,
-              progress: Progress | Callable[[str], None] | None = None) -> TemporalResult:
-    """The grid over the splits through the run engine, as a :class:`TemporalResult`."""
+              progress: Progress | Callable[[str], None] | None = None,
+              execution: Execution | None = None) -> TemporalResult:
+    """The grid over the splits through the run engine (fits computed where ``execution``
+    says), as a :class:`TemporalResult`."""
     started = time.perf_counter()
-    grid, group_ids, fitted = fit_grid(lists, engine, run_id, progress)
+    grid, group_ids, fitted = fit_grid(lists, engine, run_id, progress, execution)
     data = lists.data
     assert data is not None
     groups = pd.DataFrame([{"model_group_id": gid, "name": e.name,
@@ -402,13 +422,15 @@ def run_temporal(config: TemporalExperiment, tables: Mapping[str, pd.DataFrame],
                  engine: Engine, run_id: int, artefacts_dir: str | Path,
                  progress: Progress | Callable[[str], None] | None = None,
                  cache_dir: str | Path | None = None, data: PreparedData | None = None,
-                 fairness: Fairness | None = None) -> TemporalResult:
+                 fairness: Fairness | None = None, execution: Execution | None = None
+                 ) -> TemporalResult:
     """Fit every model group on every split, store each fit, return precision in the top k
     per (model group, test as-of date). ``data`` reuses features and labels from
     :func:`rudikit.models.temporal.prepare` (else they are built here, cached in
-    ``cache_dir``); ``fairness`` audits each list by officer attributes."""
+    ``cache_dir``); ``fairness`` audits each list by officer attributes; ``execution`` says
+    where the fits run (default: here, one after another)."""
     lists = TemporalLists(config, tables, Path(artefacts_dir), fairness or Fairness(),
                           None if cache_dir is None else Path(cache_dir), data)
     lists.prepare(progress if callable(progress) and not isinstance(progress, Progress)
                   else lambda _: None)
-    return fit_lists(lists, engine, run_id, progress)
+    return fit_lists(lists, engine, run_id, progress, execution)

@@ -1,0 +1,145 @@
+"""Where independent tasks run: in this process, in local worker processes (joblib's loky), or
+on a Dask distributed cluster, as the project's ``execution`` section says.
+
+The libraries schedule; this module only chooses one, limits each task's threads, hands the
+results back in the order the tasks were given (so the driver stores them in the same order
+whatever the backend) and runs a task again when the process running it died. A task is a
+plain function of picklable arguments: it gets no store connection, and only the driver that
+called :func:`ordered_results` writes anything to the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rudikit.config import Execution
+
+
+class ExecutionError(ValueError):
+    """The tasks could not be run (an unreachable scheduler, a task that kills every worker it
+    runs on); a ValueError, as :class:`rudikit.run.engine.FitError`, so ``rudi run`` prints
+    it as a message rather than a traceback."""
+
+
+@dataclass(frozen=True)
+class Shared:
+    """An argument several tasks read (a split's rows): sent to a Dask cluster once, not with
+    every task. The local backends pass the object itself."""
+
+    value: Any
+
+
+def local_workers(execution: Execution) -> int:
+    """The worker processes of the local backend: ``auto`` is joblib's count of the usable
+    cores (CPU affinity and cgroup quotas, capped by ``LOKY_MAX_CPU_COUNT``)."""
+    return _cores() if execution.workers == "auto" else int(execution.workers)
+
+
+def task_threads(execution: Execution) -> int | None:
+    """Threads one task may use (None: no limit, the driver process as before): the cores
+    divided by the local workers, one per task on a Dask worker (whose nanny already sets the
+    BLAS and OpenMP variables to one thread), unless ``threads_per_task`` says."""
+    if execution.threads_per_task != "auto":
+        return int(execution.threads_per_task)
+    if execution.backend == "dask":
+        return 1
+    workers = local_workers(execution)
+    return None if workers == 1 else max(1, _cores() // workers)
+
+
+def _cores() -> int:
+    from joblib import cpu_count
+
+    return cpu_count()
+
+
+def run_task(fn: Callable[..., Any], threads: int | None, args: Sequence[Any]) -> Any:
+    """One task in whatever process runs it, with its BLAS/OpenMP pools held to ``threads``
+    (``fn`` receives ``threads`` too, to size its own estimators' ``n_jobs``)."""
+    args = [a.value if isinstance(a, Shared) else a for a in args]
+    if threads is None:
+        return fn(*args, threads=None)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads):
+        return fn(*args, threads=threads)
+
+
+def ordered_results(execution: Execution | None, fn: Callable[..., Any],
+                    calls: Sequence[Sequence[Any]]) -> Iterator[Any]:
+    """``fn(*call, threads=...)`` for every call, yielded in the order of ``calls`` as they
+    complete. ``execution`` None (or one local worker) runs them here, one after another."""
+    execution = execution or Execution(workers=1)
+    threads = task_threads(execution)
+    if execution.backend == "dask":
+        yield from _on_dask(execution, fn, threads, calls)
+    elif local_workers(execution) == 1 or len(calls) <= 1:
+        for call in calls:
+            yield run_task(fn, threads, call)
+    else:
+        yield from _on_local_processes(execution, fn, threads, calls)
+
+
+def _on_local_processes(execution: Execution, fn: Callable[..., Any], threads: int | None,
+                        calls: Sequence[Sequence[Any]]) -> Iterator[Any]:
+    """joblib's loky pool; a dead worker breaks the pool (TerminatedWorkerError), so the tasks
+    not yet handed back run again on a fresh pool, up to ``retries`` times."""
+    from joblib import Parallel, delayed, parallel_config
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+    done, failures = 0, 0
+    workers = min(local_workers(execution), len(calls))
+    while done < len(calls):
+        try:
+            with parallel_config(backend="loky", inner_max_num_threads=threads):
+                parallel = Parallel(n_jobs=workers, return_as="generator")
+                for result in parallel(delayed(run_task)(fn, threads, call)
+                                       for call in calls[done:]):
+                    done += 1
+                    yield result
+        except TerminatedWorkerError as exc:
+            failures += 1
+            if failures > execution.retries:
+                raise ExecutionError(
+                    f"a worker process died {failures} times running task {done + 1} of "
+                    f"{len(calls)} (execution.retries: {execution.retries}): {exc}") from None
+
+
+def _on_dask(execution: Execution, fn: Callable[..., Any], threads: int | None,
+             calls: Sequence[Sequence[Any]]) -> Iterator[Any]:
+    """Every task submitted to the cluster at once, each shared argument scattered once;
+    the scheduler moves a task whose worker died to another worker (up to its
+    ``allowed-failures``) and ``retries`` reruns one that raised on a lost connection."""
+    address = execution.scheduler_address()
+    from distributed import Client
+    from distributed.scheduler import KilledWorker
+
+    try:
+        client = Client(address, timeout="20s")
+    except OSError as exc:
+        raise ExecutionError(f"execution.scheduler: cannot reach the Dask scheduler at "
+                             f"{address}: {exc}") from None
+    with client:
+        shared = list({id(a): a for call in calls for a in call if isinstance(a, Shared)}
+                      .values())
+        # on every worker, before any task runs: a copy on one worker only would die with it,
+        # and a scattered value cannot be recomputed
+        copies = dict(zip([id(a) for a in shared],
+                          client.scatter([a.value for a in shared], broadcast=True),
+                          strict=True))
+        futures: list[Any] = [
+            client.submit(run_task, fn, threads,
+                          [copies[id(a)] if isinstance(a, Shared) else a for a in call],
+                          pure=False, retries=execution.retries)
+            for call in calls]
+        try:
+            for i, future in enumerate(futures):
+                yield future.result()
+                futures[i] = None  # the result is the driver's now; free it on the cluster
+        except KilledWorker as exc:
+            raise ExecutionError(f"a task killed every Dask worker it was sent to: {exc}"
+                                 ) from None
+        finally:
+            client.cancel([f for f in futures if f is not None])

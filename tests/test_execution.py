@@ -1,0 +1,236 @@
+"""The model grid computed elsewhere, stored here: the EIS example's temporal grid on a tiny
+synthetic force gives the same stored figures (to 1e-12, in the same order) when its fits run
+in this process, on two local worker processes (joblib's loky) or on a real two-worker Dask
+cluster; a worker that dies mid-fit is replaced and the run still stores the same figures;
+and only the driver ever opens a connection to the store."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import event, select
+from sqlalchemy.pool import Pool
+
+from rudikit.config import Execution, Fairness, ProjectError, parse_project
+from rudikit.config.base import read_yaml
+from rudikit.models.temporal import prepare
+from rudikit.run.engine import GridEntry, SplitRows
+from rudikit.run.execution import task_threads
+from rudikit.run.temporal import ListScoring, TemporalLists, fit_lists
+from rudikit.store import results
+from rudikit.store import tables as t
+from rudikit.store.engine import open_store
+from tests.conftest import EXAMPLE
+from tests.test_temporal import experiment, synthetic_tables
+
+STORED = [t.models, t.predictions, t.evaluations, t.feature_importances, t.fairness_audits,
+          t.fairness_requirements]
+#: Differ between two runs of the same fits by design: when and how long, where, and the
+#: artefact's hash (skops names each object in the file by its id(), a memory address).
+VOLATILE = {"created_at", "train_seconds", "artefact_path", "artefact_hash"}
+FAIRNESS = Fairness(attributes=["age_band"], min_group_size=10, at={"top_k": 20},
+                    requirements=[{"name": "listed share between age bands",
+                                   "metric": "selection_rate", "compare": ["age_band"],
+                                   "max_gap_pp": 50, "min_size": 10}])
+
+
+@pytest.fixture(scope="module")
+def grid() -> tuple[Any, dict[str, pd.DataFrame], Any]:
+    """The EIS example's grid (a baseline, LightGBM, a logistic regression and a small forest)
+    on 2 yearly splits of 240 synthetic officers, features built once."""
+    config = experiment(test_from="2011-01-01", models=[
+        *experiment().model_dump(mode="json")["models"],
+        {"algorithm": "random_forest", "params": {"n_estimators": 20, "min_samples_leaf": 5,
+                                                  "max_samples": 0.5}}])
+    tables = synthetic_tables()
+    return config, tables, prepare(config, tables)
+
+
+def run_grid(grid: Any, folder: Path, execution: Execution | None,
+             scoring: Any = None) -> pd.DataFrame:
+    """One run of the grid into a fresh store in ``folder``; every stored row, in id order."""
+    config, tables, data = grid
+    engine = open_store(f"sqlite:///{folder / 'rudi.db'}")
+    run_id = results.start_run(engine, config.name, "h", {}, 0, "synthetic")
+    lists = TemporalLists(config, tables, folder / "models", FAIRNESS, None, data)
+    lists.prepare(lambda _: None)
+    if scoring is not None:
+        lists.scoring = lambda: scoring(lists)  # type: ignore[method-assign]
+    fit_lists(lists, engine, run_id, execution=execution)
+    stored = {}
+    with engine.connect() as conn:
+        for table in STORED:
+            columns = [c for c in table.c if c.name not in VOLATILE]
+            query = select(*columns).order_by(table.c.id)
+            if table is t.evaluations:  # the fit's duration is stored as an evaluation too
+                query = query.where(table.c.metric != "train_seconds")
+            stored[table.name] = pd.DataFrame(conn.execute(query).mappings().all())
+    engine.dispose()
+    return stored
+
+
+def assert_same_figures(one: dict[str, pd.DataFrame], other: dict[str, pd.DataFrame]) -> None:
+    """Same rows in the same order; numbers equal to 1e-12, everything else exactly."""
+    for name, frame in one.items():
+        assert len(frame) > 0 or name == "feature_importances", name
+        assert frame.shape == other[name].shape, name
+        for column in frame.columns:
+            a, b = frame[column], other[name][column]
+            if pd.api.types.is_float_dtype(a) or pd.api.types.is_float_dtype(b):
+                np.testing.assert_allclose(a.to_numpy(float), b.to_numpy(float), rtol=0,
+                                           atol=1e-12, err_msg=f"{name}.{column}")
+            else:
+                assert a.tolist() == b.tolist(), f"{name}.{column}"
+
+
+@pytest.fixture(scope="module")
+def in_process(grid: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
+    return run_grid(grid, tmp_path_factory.mktemp("inline"), Execution(workers=1))
+
+
+@dataclass(frozen=True)
+class DiesOnce:
+    """The project's scoring, except that the first fit to start kills its worker process
+    (the marker file says whether one has), as a machine that runs out of memory would."""
+
+    scoring: ListScoring
+    marker: Path
+
+    def build(self, entry: GridEntry) -> tuple[Any, dict[str, Any]]:
+        try:
+            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return self.scoring.build(entry)
+        os._exit(17)
+
+    def evaluate(self, rows: SplitRows, score: np.ndarray, on_validation: bool) -> Any:
+        return self.scoring.evaluate(rows, score, on_validation)
+
+    def assess(self, rows: SplitRows, score: np.ndarray, on_validation: bool) -> Any:
+        return self.scoring.assess(rows, score, on_validation)
+
+    def importances(self, pipeline: Any) -> Any:
+        return self.scoring.importances(pipeline)
+
+
+def dies_once(marker: Path) -> Any:
+    return lambda lists: DiesOnce(ListScoring(lists.experiment, lists.fairness,
+                                              lists.data.feature_config), marker)
+
+
+def test_two_local_workers_store_what_one_process_stores(grid, in_process, tmp_path) -> None:
+    stored = run_grid(grid, tmp_path, Execution(workers=2))
+    assert len(in_process["models"]) == 4 * 2  # every group on every split
+    assert_same_figures(in_process, stored)
+
+
+@pytest.mark.slow  # a second pool run; make test keeps the death's detection (retries: 0)
+def test_a_local_worker_that_dies_is_replaced_and_the_figures_do_not_change(
+        grid, in_process, tmp_path) -> None:
+    marker = tmp_path / "died"
+    stored = run_grid(grid, tmp_path, Execution(workers=2), dies_once(marker))
+    assert marker.exists()  # a worker did die
+    assert_same_figures(in_process, stored)
+
+
+def test_retries_zero_fails_the_run_with_a_clear_error(grid, tmp_path) -> None:
+    from rudikit.run.execution import ExecutionError
+
+    with pytest.raises(ExecutionError, match=r"worker process died 1 times.*retries: 0"):
+        run_grid(grid, tmp_path, Execution(workers=2, retries=0), dies_once(tmp_path / "m"))
+
+
+def test_threads_per_task_divide_the_cores_between_workers() -> None:
+    from joblib import cpu_count
+
+    assert task_threads(Execution(workers=1)) is None  # the driver's own process: as before
+    assert task_threads(Execution(workers=2)) == max(1, cpu_count() // 2)
+    assert task_threads(Execution(backend="dask")) == 1
+    assert task_threads(Execution(workers=2, threads_per_task=3)) == 3
+
+
+def test_execution_settings_are_checked_with_their_key_path(monkeypatch) -> None:
+    base = read_yaml(EXAMPLE)  # the stop-and-search example
+    for execution, expected in [
+            ({"workers": 0}, "execution.workers"),
+            ({"backend": "spark"}, "execution.backend"),
+            ({"backend": "dask", "scheduler": "host:8786"}, "execution.scheduler"),
+            ({"scheduler": "tcp://h:8786"}, "execution: scheduler: only read with backend: dask"),
+            ({"retries": -1}, "execution.retries")]:
+        with pytest.raises(ProjectError) as caught:
+            parse_project({**base, "execution": execution})
+        assert any(p.startswith(expected) for p in caught.value.problems), caught.value.problems
+    project = parse_project(base)
+    assert project.execution == Execution()  # local, a worker per core
+    # where the fits ran changes no result, so it is not part of the configuration's hash
+    assert parse_project({**base, "execution": {"workers": 2}}).config_hash() \
+        == project.config_hash()
+    monkeypatch.delenv("RUDI_DASK_SCHEDULER", raising=False)
+    with pytest.raises(ValueError, match="execution.scheduler: backend dask needs"):
+        Execution(backend="dask").scheduler_address()
+    monkeypatch.setenv("RUDI_DASK_SCHEDULER", "tcp://10.0.0.5:8786")
+    assert Execution(backend="dask").scheduler_address() == "tcp://10.0.0.5:8786"
+
+
+# --- On a real Dask cluster -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Any:
+    """Two worker processes of one thread each, started here (the test's own cluster)."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as local, \
+            distributed.Client(local) as client:
+        yield local, client
+
+
+CONNECTIONS: list[int] = []  # the pid of each new connection made in this process
+
+
+def _count(*_: Any) -> None:
+    CONNECTIONS.append(os.getpid())
+
+
+def _count_connections() -> None:
+    """In whichever process runs it: count every new database connection from now on."""
+    if not event.contains(Pool, "connect", _count):
+        event.listen(Pool, "connect", _count)
+
+
+def _connections() -> int:
+    return len(CONNECTIONS)
+
+
+@pytest.mark.slow
+def test_a_dask_cluster_stores_what_one_process_stores_and_never_opens_the_store(
+        grid, in_process, cluster, tmp_path) -> None:
+    local, client = cluster
+    client.run(_count_connections)
+    before = len(CONNECTIONS)
+    _count_connections()
+    try:
+        stored = run_grid(grid, tmp_path, Execution(backend="dask",
+                                                    scheduler=local.scheduler_address))
+    finally:
+        event.remove(Pool, "connect", _count)
+    assert_same_figures(in_process, stored)
+    assert len(CONNECTIONS) > before  # the driver wrote the store ...
+    assert client.run(_connections) == {w: 0 for w in local.scheduler_info["workers"]}
+
+
+@pytest.mark.slow
+def test_a_dask_worker_that_dies_is_replaced_and_the_figures_do_not_change(
+        grid, in_process, cluster, tmp_path, monkeypatch) -> None:
+    local, _ = cluster
+    monkeypatch.setenv("RUDI_DASK_SCHEDULER", local.scheduler_address)  # the variable's way
+    marker = tmp_path / "died"
+    stored = run_grid(grid, tmp_path, Execution(backend="dask"), dies_once(marker))
+    assert marker.exists()
+    assert_same_figures(in_process, stored)
