@@ -173,7 +173,7 @@ def test_stack_meta_model_reads_only_out_of_fold_training_scores(
     experiment.prepare(lambda _: None)
     rows = experiment.split_rows()[0]
     poisoned = replace(rows, y_test=1 - rows.y_test, y_validation=1 - rows.y_validation)
-    meta = stack_meta(poisoned, chosen, experiment.build, experiment.seed)
+    meta = stack_meta(poisoned, chosen, experiment.scoring().build, experiment.seed)
     _, models, preds = _stored(folder)
     row = models.set_index("id").loc[ensemble.model_id]
     stored_meta = load_artefact(row.artefact_path, row.artefact_hash, folder

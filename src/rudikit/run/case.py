@@ -258,11 +258,12 @@ class CaseExperiment:
         """The project's ensembles of the grid's best groups, stored like any model group."""
         if not self.ensemble_points:
             return []
+        scoring = self.scoring()
         return fit_ensembles(engine, run_id, self.name, self.label, self.ensemble_points,
                              self.split_rows(), models,
                              self.project.evaluation.selection.metric, self.artefacts_dir,
-                             evaluate=self.evaluate, assess=self.assess, build=self.build,
-                             seed=self.seed, say=say)
+                             evaluate=scoring.evaluate, assess=scoring.assess,
+                             build=scoring.build, seed=self.seed, say=say)
 
     def select(self, models: list[ModelSummary]) -> tuple[ModelSummary | None, str]:
         return select_best(self.project, models)
