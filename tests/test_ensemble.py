@@ -188,5 +188,6 @@ def test_stack_meta_model_reads_only_out_of_fold_training_scores(
     np.testing.assert_allclose(mine.to_numpy(), expected, atol=1e-12)
     # poisoning the training labels does change it: the check above can fail
     flipped = replace(rows, y_train=1 - rows.y_train)
-    assert not np.allclose(stack_meta(flipped, chosen, experiment.build, experiment.seed).coef_,
+    build = experiment.scoring().build
+    assert not np.allclose(stack_meta(flipped, chosen, build, experiment.seed).coef_,
                            meta.coef_)
