@@ -122,6 +122,20 @@ def stored_runs(db: Path) -> int:
         engine.dispose()
 
 
+def copy_sqlite(source: Path, dest: Path) -> str:
+    """Copy the SQLite store at ``source`` to ``dest`` (through SQLite's backup API, so what
+    is still in the write-ahead log comes along); returns its URL. Tests that write start from
+    a copy of a store built once per module or session instead of building it again."""
+    import sqlite3
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(source) as src, sqlite3.connect(dest) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+    return f"sqlite:///{dest}"
+
+
 def example_config() -> dict:
     return yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
 
