@@ -186,6 +186,32 @@ def _shared_fixture(item: pytest.Item) -> bool:
     return False
 
 
+class _GroupSuffix:
+    """pytest-xdist's loadgroup sends a group to one worker by the ``@group`` suffix it adds to
+    each test's node id, but pytest-xdist 3.8 writes it to ``Node._nodeid``, which pytest 9.2
+    no longer reads (the id is ``Node._id``): every test was then handed out on its own and
+    each worker built the shared fixtures again (pytest-xdist issue 1386, fix pending in
+    PR 1388). Added here, after xdist's hook, only where it is still missing."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config,
+                                      items: list[pytest.Item]) -> None:
+        if not getattr(config.option, "loadgroup", False):  # set on xdist workers only
+            return
+        from _pytest.nodeid import NodeId
+
+        for item in items:
+            names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                            for m in item.iter_markers("xdist_group")})
+            suffixed = item.nodeid.rfind("@") > item.nodeid.rfind("]")  # xdist's own rule
+            if names and not suffixed and hasattr(item, "_id"):
+                item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(names)}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_GroupSuffix(), "rudi-xdist-group-suffix")
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """With ``--dist loadgroup``: the CPDB users share one worker (one load of the real files),
