@@ -235,6 +235,7 @@ class Developed:
     group: int  # the selected model group
     model: int  # its model
     run_id: int
+    frame: pd.DataFrame  # the unified sources (reading the 36 archive files takes seconds)
 
 
 @pytest.fixture(scope="module")
@@ -247,16 +248,17 @@ def developed(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Devel
     run = run_project(folder, url=f"sqlite:///{root / 'rudi.db'}", write_report=False)
     assert run.selected is not None
     return Developed(folder, root / "rudi.db", run.selected.model_group_id,
-                     run.selected.model_id, run.run_id)
+                     run.selected.model_id, run.run_id, unify(load_project(folder), folder)[0])
 
 
 class Live:
     """A trained, deployed project with a service client holding an admin token."""
 
     def __init__(self, folder: Path, url: str, schema: str | None,
-                 run: tuple[int, int] | None = None):
+                 run: tuple[int, int] | None = None, frame: pd.DataFrame | None = None):
         """Trains the project in ``folder`` into the store, unless ``run`` gives the (model
-        group, run id) the store at ``url`` already holds."""
+        group, run id) the store at ``url`` already holds; ``frame``: its unified sources,
+        when already read."""
         self.folder, self.url, self.schema = folder, url, schema
         if run is None:
             result = run_project(folder, url=url, schema=schema, write_report=False)
@@ -267,7 +269,7 @@ class Live:
                                  threshold=0.3)
         _, self.token = create_token(self.engine, "admin", "monitor tests", "pytest")
         self.project = load_project(folder)
-        self.frame, _ = unify(self.project, folder)
+        self.frame = unify(self.project, folder)[0] if frame is None else frame
 
     @classmethod
     def copy(cls, developed: Developed, tmp_path: Path, db: str = "rudi.db") -> Live:
@@ -275,7 +277,8 @@ class Live:
         folder = tmp_path / "project"
         shutil.copytree(developed.folder, folder, ignore=shutil.ignore_patterns(".rudi"))
         url = copy_sqlite(developed.db, tmp_path / db)
-        return cls(folder, url, None, run=(developed.group, developed.run_id))
+        return cls(folder, url, None, run=(developed.group, developed.run_id),
+                   frame=developed.frame.copy())
 
     def post(self, data: pd.DataFrame, y: np.ndarray) -> None:
         with self.client() as client:
@@ -632,7 +635,7 @@ def test_the_demo_rehearsal_deploys_replays_monitors_and_retrains(developed: Dev
     url = copy_sqlite(developed.db, tmp_path / "demo.db")  # after `rudi run`
     rehearse(folder, url, developed.group, developed.model)
     project = load_project(folder)
-    _, feb, _ = month_rows(project, unify(project, folder)[0], "2020-02")
+    _, feb, _ = month_rows(project, developed.frame, "2020-02")
     engine = open_store(url)
     with engine.connect() as conn:
         first = conn.execute(select(deployed_models).order_by(deployed_models.c.id)
