@@ -300,13 +300,15 @@ class Live:
 @pytest.fixture
 def live(request: pytest.FixtureRequest, template: Path, store: tuple[str, str | None],
          tmp_path: Path) -> Live:
-    """On SQLite a copy of the developed store; on PostgreSQL a run of its own."""
+    """On SQLite a copy of the developed store; on PostgreSQL a run of its own (the sources,
+    the same files, are not read again)."""
     url, schema = store
+    developed = request.getfixturevalue("developed")
     if url.startswith("sqlite"):
-        return Live.copy(request.getfixturevalue("developed"), tmp_path)
+        return Live.copy(developed, tmp_path)
     folder = tmp_path / "project"
     shutil.copytree(template, folder, ignore=shutil.ignore_patterns(".rudi"))
-    return Live(folder, url, schema)
+    return Live(folder, url, schema, frame=developed.frame.copy())
 
 
 def _lists(live: Live, dates: list[pd.Timestamp], churn_last: bool) -> None:
