@@ -11,6 +11,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import example_config, write_project
+from conftest import copy_sqlite, example_config, write_project
 from fastapi.testclient import TestClient
 from scipy import stats
 from sklearn.metrics import (
@@ -225,20 +226,59 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@dataclass(frozen=True)
+class Developed:
+    """The template after one `rudi run` on a SQLite store."""
+
+    folder: Path
+    db: Path
+    group: int  # the selected model group
+    model: int  # its model
+    run_id: int
+    frame: pd.DataFrame  # the unified sources (reading the 36 archive files takes seconds)
+
+
+@pytest.fixture(scope="module")
+def developed(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Developed:
+    """One `rudi run` of the template for the module's SQLite tests (each writes to its own
+    copy, ``Live.copy``), instead of one run per test."""
+    root = tmp_path_factory.mktemp("monitor-developed")
+    folder = root / "project"
+    shutil.copytree(template, folder, ignore=shutil.ignore_patterns(".rudi"))
+    run = run_project(folder, url=f"sqlite:///{root / 'rudi.db'}", write_report=False)
+    assert run.selected is not None
+    return Developed(folder, root / "rudi.db", run.selected.model_group_id,
+                     run.selected.model_id, run.run_id, unify(load_project(folder), folder)[0])
+
+
 class Live:
     """A trained, deployed project with a service client holding an admin token."""
 
-    def __init__(self, folder: Path, url: str, schema: str | None):
+    def __init__(self, folder: Path, url: str, schema: str | None,
+                 run: tuple[int, int] | None = None, frame: pd.DataFrame | None = None):
+        """Trains the project in ``folder`` into the store, unless ``run`` gives the (model
+        group, run id) the store at ``url`` already holds; ``frame``: its unified sources,
+        when already read."""
         self.folder, self.url, self.schema = folder, url, schema
-        run = run_project(folder, url=url, schema=schema, write_report=False)
+        if run is None:
+            result = run_project(folder, url=url, schema=schema, write_report=False)
+            run = (result.selected.model_group_id, result.run_id)
         self.engine = open_store(url, schema=schema)
-        self.group = run.selected.model_group_id
-        self.run_id = run.run_id
+        self.group, self.run_id = run
         self.deployment = deploy(self.engine, self.group, reason="tests", by="pytest",
                                  threshold=0.3, project_dir=folder)
         _, self.token = create_token(self.engine, "admin", "monitor tests", "pytest")
         self.project = load_project(folder)
-        self.frame, _ = unify(self.project, folder)
+        self.frame = unify(self.project, folder)[0] if frame is None else frame
+
+    @classmethod
+    def copy(cls, developed: Developed, tmp_path: Path, db: str = "rudi.db") -> Live:
+        """A copy of the developed project (folder and SQLite store) in ``tmp_path``."""
+        folder = tmp_path / "project"
+        shutil.copytree(developed.folder, folder, ignore=shutil.ignore_patterns(".rudi"))
+        url = copy_sqlite(developed.db, tmp_path / db)
+        return cls(folder, url, None, run=(developed.group, developed.run_id),
+                   frame=developed.frame.copy())
 
     def post(self, data: pd.DataFrame, y: np.ndarray) -> None:
         with self.client() as client:
@@ -258,10 +298,17 @@ class Live:
 
 
 @pytest.fixture
-def live(template: Path, store: tuple[str, str | None], tmp_path: Path) -> Live:
+def live(request: pytest.FixtureRequest, template: Path, store: tuple[str, str | None],
+         tmp_path: Path) -> Live:
+    """On SQLite a copy of the developed store; on PostgreSQL a run of its own (the sources,
+    the same files, are not read again)."""
+    url, schema = store
+    developed = request.getfixturevalue("developed")
+    if url.startswith("sqlite"):
+        return Live.copy(developed, tmp_path)
     folder = tmp_path / "project"
     shutil.copytree(template, folder, ignore=shutil.ignore_patterns(".rudi"))
-    return Live(folder, *store)
+    return Live(folder, url, schema, frame=developed.frame.copy())
 
 
 def _lists(live: Live, dates: list[pd.Timestamp], churn_last: bool) -> None:
@@ -498,12 +545,10 @@ def test_retrain_promotes_or_refuses_with_an_audit_entry_and_rollback_restores(
     assert f"{refused.challenger.metric:.3f}" in html
 
 
-def test_retrain_needs_outcomes(template: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "p"
-    shutil.copytree(template, folder, ignore=shutil.ignore_patterns(".rudi"))
-    live = Live(folder, f"sqlite:///{tmp_path / 'r.db'}", None)
+def test_retrain_needs_outcomes(developed: Developed, tmp_path: Path) -> None:
+    live = Live.copy(developed, tmp_path)
     with pytest.raises(RetrainError, match="production outcomes"):
-        retrain(live.project, folder, live.engine, by="pytest")
+        retrain(live.project, live.folder, live.engine, by="pytest")
 
 
 def test_list_stability_bounds_come_from_history(tmp_path: Path) -> None:
@@ -523,14 +568,12 @@ def test_list_stability_bounds_come_from_history(tmp_path: Path) -> None:
     assert {(a.kind, a.metric) for a in found} >= {("stability", "jaccard")}
 
 
-def test_the_command_line_loop_replay_monitor_retrain_rollback_backtest(template: Path,
+def test_the_command_line_loop_replay_monitor_retrain_rollback_backtest(developed: Developed,
                                                                         tmp_path: Path) -> None:
     """Through `rudi`: replay February via a local service (a real server on a loopback port),
     monitor, retrain, roll back, backtest; every command explains itself and exits cleanly."""
-    folder = tmp_path / "p"
-    shutil.copytree(template, folder, ignore=shutil.ignore_patterns(".rudi"))
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    live = Live(folder, url, None)
+    live = Live.copy(developed, tmp_path, "cli.db")
+    folder, url = live.folder, live.url
     db = ["--database-url", url]
     replayed = runner.invoke(cli, ["replay", str(folder), "--month", "2020-02", *db])
     assert replayed.exit_code == 0, replayed.output
@@ -583,26 +626,25 @@ def test_the_command_line_loop_replay_monitor_retrain_rollback_backtest(template
                                                                     rows["score"]))
 
 
-def test_the_demo_rehearsal_deploys_replays_monitors_and_retrains(template: Path,
+def test_the_demo_rehearsal_deploys_replays_monitors_and_retrains(developed: Developed,
                                                                   tmp_path: Path) -> None:
     """`rudi demo` after its run: the chosen model goes live at the fairness operating point,
     the data's last month is replayed with its outcomes and judged on the day after it, and the
     deployed group is retrained."""
     assert judging_day("2020-02") == "2020-03-01" and judging_day("2019-12") == "2020-01-01"
     folder = tmp_path / "p"
-    shutil.copytree(template, folder, ignore=shutil.ignore_patterns(".rudi"))
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
-    run = run_project(folder, url=url, write_report=False)
-    rehearse(folder, url, run.selected.model_group_id, run.selected.model_id)
+    shutil.copytree(developed.folder, folder, ignore=shutil.ignore_patterns(".rudi"))
+    url = copy_sqlite(developed.db, tmp_path / "demo.db")  # after `rudi run`
+    rehearse(folder, url, developed.group, developed.model)
     project = load_project(folder)
-    _, feb, _ = month_rows(project, unify(project, folder)[0], "2020-02")
+    _, feb, _ = month_rows(project, developed.frame, "2020-02")
     engine = open_store(url)
     with engine.connect() as conn:
         first = conn.execute(select(deployed_models).order_by(deployed_models.c.id)
                              ).mappings().first()
         monitored = conn.execute(select(monitor_runs)).mappings().one()
         actions = conn.execute(select(audit_log.c.action)).scalars().all()
-    assert first is not None and first["model_id"] == run.selected.model_id
+    assert first is not None and first["model_id"] == developed.model
     assert first["threshold"] == project.fairness.at.threshold == 0.25
     assert first["reason"].startswith("rudi demo: the model the run chose, at threshold 0.25")
     # the project leaves a rationale question of the model card open: the gate refuses, and
@@ -644,10 +686,9 @@ class _Hook:
 
 
 def test_alerts_are_posted_to_the_webhook_and_a_dead_webhook_loses_nothing(
-        template: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "p"
-    shutil.copytree(template, folder, ignore=shutil.ignore_patterns(".rudi"))
-    live = Live(folder, f"sqlite:///{tmp_path / 'hook.db'}", None)
+        developed: Developed, tmp_path: Path) -> None:
+    live = Live.copy(developed, tmp_path, "hook.db")
+    folder = live.folder
     hook = _Hook()
     try:
         project = live.project.model_copy(update={"monitoring": live.project.monitoring
@@ -671,12 +712,10 @@ def test_alerts_are_posted_to_the_webhook_and_a_dead_webhook_loses_nothing(
     assert stored == ["freshness"]
 
 
-def test_bad_monitoring_settings_name_the_key_and_store_nothing(template: Path,
+def test_bad_monitoring_settings_name_the_key_and_store_nothing(developed: Developed,
                                                                  tmp_path: Path) -> None:
-    folder = tmp_path / "p"
-    shutil.copytree(template, folder, ignore=shutil.ignore_patterns(".rudi"))
-    url = f"sqlite:///{tmp_path / 'bad.db'}"
-    live = Live(folder, url, None)
+    live = Live.copy(developed, tmp_path, "bad.db")
+    folder, url = live.folder, live.url
     as_of = datetime(2020, 3, 1, tzinfo=UTC)
 
     def counts() -> tuple[int, int, int]:

@@ -66,7 +66,7 @@ def exercise(operation: Any, mode: GenerationMode, client: Any, admin: dict[str,
     each answer; the number of requests sent."""
     calls = 0
 
-    @settings(max_examples=50, deadline=None, database=None, derandomize=True,
+    @settings(max_examples=25, deadline=None, database=None, derandomize=True,
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(generation_mode=mode))
     def check(case: Any) -> None:
