@@ -57,7 +57,7 @@ from rudikit.store import results
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store
 from rudikit.store.monitoring_tables import alerts, monitor_metrics, monitor_runs, source_periods
-from rudikit.store.production_tables import audit_log, deployed_models
+from rudikit.store.production_tables import audit_log, deployed_models, outcomes
 from rudikit.store.production_tables import production_predictions as pp
 from rudikit.store.queries.production import live_deployment
 
@@ -781,3 +781,84 @@ def test_a_production_fairness_alert_needs_a_supported_gap(live: Live) -> None:
                                           == result.monitor_run_id,
                                           monitor_metrics.c.section == "fairness")).all())
     assert stored == {name: {"met": 1.0, "not met": 0.0}.get(s) for name, s in statuses.items()}
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"], indirect=True)
+def test_a_pass_reads_the_window_and_its_stored_reference_not_the_history(
+        live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    """June 2019 is history, February 2020 the window: a pass fetches only the window's rows
+    (counted as the database returns them), its figures match pandas and scikit-learn on the
+    stored rows, the reference is stored on the first pass and read by the next (no reload of
+    the test predictions), and a case split's predictions are never taken for lists."""
+    from rudikit.monitoring import production
+    from rudikit.store.queries import predictions as predictions_q
+
+    _, feb, y_feb = month_rows(live.project, live.frame, "2020-02")
+    _, june, y_june = month_rows(live.project, live.frame, "2019-06")
+    feb, y_feb, june, y_june = feb[:400], y_feb[:400], june[:200], y_june[:200]  # small
+    live.post(feb, y_feb)
+    live.post(june, y_june)
+    # a hundred cases sharing a time, scored by a model fitted on the project's own split
+    run = results.start_run(live.engine, live.project.name, "cases", {}, 0, "synthetic")
+    for day in pd.to_datetime(["2020-02-10", "2020-02-17"], utc=True):
+        results.record_model(
+            live.engine, results.FittedModel(run, live.group, live.project.splits[0].name, 0,
+                                             100, (None, None), (day, day), "x", "x", 0.0),
+            entity_ids=np.array([f"case-{day:%d}-{j}" for j in range(100)]),
+            as_of=np.array([day] * 100), score=np.linspace(0, 1, 100),
+            label=np.zeros(100, dtype=int), metrics=[], importances=[])
+    fetched: list[int] = []
+    chunk = production.prediction_chunk
+
+    def counted(*args: Any, **kwargs: Any) -> str | None:
+        blob = chunk(*args, **kwargs)
+        fetched.append(0 if blob is None else len(blob.splitlines()))
+        return blob
+
+    monkeypatch.setattr(production, "prediction_chunk", counted)
+    as_of = datetime(2020, 3, 1, tzinfo=UTC)
+    first = live.monitor(as_of)
+    # the oracle: every stored row, its event time and window applied by pandas
+    with live.engine.connect() as conn:
+        rows = pd.DataFrame(conn.execute(select(
+            pp.c.features, pp.c.score, pp.c.decision, pp.c.created_at, outcomes.c.outcome
+        ).outerjoin(outcomes, outcomes.c.prediction_id == pp.c.id)).all())
+    inputs_ = pd.DataFrame([f if isinstance(f, dict) else json.loads(f)
+                            for f in rows["features"]])
+    event = pd.to_datetime(inputs_["datetime"], utc=True, format="ISO8601")
+    inside = ((event > pd.Timestamp(first.window[0])) & (event <= pd.Timestamp(as_of))
+              ).to_numpy()
+    assert len(rows) == len(feb) + len(june) and inside.sum() == len(feb)
+    assert sum(fetched) == first.n_predictions == len(feb)  # June never left the database
+    labelled = rows[inside & rows["outcome"].notna().to_numpy()]
+    y = labelled["outcome"].astype(int).to_numpy()
+    assert first.n_outcomes == len(labelled)
+    assert first.realised.precision == pytest.approx(
+        precision_score(y, labelled["decision"].astype(bool)), abs=1e-9)
+    assert first.realised.recall == pytest.approx(
+        recall_score(y, labelled["decision"].astype(bool)), abs=1e-9)
+    assert first.realised.roc_auc == pytest.approx(roc_auc_score(y, labelled["score"]),
+                                                   abs=1e-9)
+    gender = next(d for d in first.drift if d.feature == "gender").buckets.set_index("bucket")
+    shares = inputs_.loc[inside, "gender"].value_counts(dropna=False) / inside.sum()
+    assert len(shares) > 1
+    for value, share in shares.items():
+        bucket = MISSING if pd.isna(value) else value
+        assert gender.loc[bucket, "production_share"] == pytest.approx(share, abs=1e-9)
+    assert first.stability is None  # the case predictions are no lists
+    # the next pass reads the stored reference: no test predictions, no training rows
+    monkeypatch.setattr(predictions_q, "scores_and_labels", _refuse)
+    monkeypatch.setattr("rudikit.monitoring.reference.training_rows", _refuse)
+    fetched.clear()
+    second = live.monitor(as_of)
+    assert sum(fetched) == len(feb)
+    assert second.score_ks_p == first.score_ks_p
+    assert second.expected == first.expected and second.realised == first.realised
+    for a, b in zip([*first.drift, first.score_drift], [*second.drift, second.score_drift],
+                    strict=True):
+        assert (a.feature, a.psi) == (b.feature, b.psi) or np.isnan(a.psi) and np.isnan(b.psi)
+        pd.testing.assert_frame_equal(a.buckets, b.buckets)
+
+
+def _refuse(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("read on a pass with a stored reference")

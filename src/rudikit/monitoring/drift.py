@@ -143,6 +143,25 @@ class ReferenceProfile:
                                   for name, b in self.buckets_.items()}
         return self
 
+    def to_json(self) -> dict[str, Any]:
+        """The fitted buckets and reference counts as JSON (stored once per deployment)."""
+        return {"n_bins": self.n_bins, "max_categories": self.max_categories, "features": [
+            {"name": b.name, "kind": b.kind, "categories": b.categories,
+             "edges": [float(e) for e in b.edges],
+             "counts": [int(c) for c in self.reference_counts_[b.name]]}
+            for b in self.buckets_.values()]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ReferenceProfile:
+        profile = cls(int(data["n_bins"]), int(data["max_categories"]))
+        profile.buckets_ = {f["name"]: FeatureBuckets(f["name"], f["kind"],
+                                                      categories=list(f["categories"]),
+                                                      edges=np.asarray(f["edges"], dtype=float))
+                            for f in data["features"]}
+        profile.reference_counts_ = {f["name"]: np.asarray(f["counts"], dtype=np.int64)
+                                     for f in data["features"]}
+        return profile
+
     def count(self, chunk: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Production counts per feature for one chunk (a missing column counts as missing)."""
         out = {}

@@ -28,9 +28,6 @@ from rudikit.config import Features, OperatingPoint, Project, SourceExpectation
 from rudikit.data.sources import LoadedSource
 from rudikit.fairness.requirements import RequirementResult
 from rudikit.fairness.stage import assess
-from rudikit.features.encoding import datetime_part_values
-from rudikit.features.labels import make_label
-from rudikit.features.splits import make_split
 from rudikit.monitoring import inputs
 from rudikit.monitoring.alerts import Alert, post_webhook
 from rudikit.monitoring.churn import churn_alerts, stability_pairs
@@ -44,6 +41,7 @@ from rudikit.monitoring.performance import (
     roc_points,
 )
 from rudikit.monitoring.production import parse_times, read_predictions
+from rudikit.monitoring.reference import datetime_parts, reference
 from rudikit.monitoring.window import choose_window
 from rudikit.store.monitoring_tables import (
     alerts,
@@ -116,43 +114,6 @@ def deployed(engine: Engine) -> Deployed | None:
     features = {k: v for k, v in group.items() if k in Features.model_fields}
     return Deployed(live["id"], live["model_id"], live["model_group_id"],
                     float(live["threshold"]), split, Features.model_validate(features))
-
-
-def training_rows(project: Project, frame: pd.DataFrame, split_name: str) -> pd.DataFrame:
-    """The labelled rows the deployed model was trained on (its split's training part)."""
-    y, keep = make_label(frame, project.label)
-    data = frame.loc[keep].reset_index(drop=True)
-    data["__label"] = y[keep]
-    for i, spec in enumerate(project.splits):
-        if spec.name == split_name:
-            split = make_split(data, spec, f"splits[{i}]", project.data.knowledge_date)
-            return data.iloc[split.train].reset_index(drop=True)
-    return data  # the split was renamed or removed since: profile all labelled rows
-
-
-def datetime_parts(times: pd.Series, parts: list[str]) -> dict[str, pd.Series]:
-    """The datetime parts a model reads (``datetime.hour``...) as category text ("13", "0"),
-    from UTC times, computed as the encoder computes them."""
-    times = pd.to_datetime(times, utc=True, errors="coerce")
-    return {part: pd.Series(values, index=times.index).astype("Int64").astype("string")
-            for part, values in zip(parts, datetime_part_values(times, parts), strict=True)}
-
-
-def _profile_columns(features: Features) -> tuple[list[str], list[str]]:
-    categorical = features.categorical + features.boolean
-    if features.datetime:
-        categorical += [f"{features.datetime.column}.{p}" for p in features.datetime.parts]
-    return categorical, list(features.numeric)
-
-
-def _with_parts(frame: pd.DataFrame, features: Features) -> pd.DataFrame:
-    if not features.datetime or features.datetime.column not in frame:
-        return frame
-    frame = frame.copy()
-    col = features.datetime.column
-    for part, values in datetime_parts(frame[col], list(features.datetime.parts)).items():
-        frame[f"{col}.{part}"] = values.to_numpy()
-    return frame
 
 
 # --- Reading production ----------------------------------------------------------------------
@@ -235,11 +196,14 @@ def _source_checks(project: Project, loaded: list[LoadedSource], engine: Engine,
     return checks, found
 
 
-def stored_lists(engine: Engine, model_group_id: int, until: datetime, min_size: int
-                 ) -> dict[pd.Timestamp, pd.Series]:
+def stored_lists(engine: Engine, model_group_id: int, until: datetime, min_size: int,
+                 case_splits: list[str]) -> dict[pd.Timestamp, pd.Series]:
     """The model group's lists: its stored predictions per as-of date (the newest model's when
-    several scored one date), entity id -> score, for dates scoring ``min_size`` or more."""
-    rows = predictions_q.group_lists(engine, model_group_id)
+    several scored one date), entity id -> score, for dates scoring ``min_size`` or more. The
+    test predictions of models fitted on ``case_splits`` are cases dated by when each happened
+    (a hundred searches may share a time): never lists."""
+    rows = predictions_q.group_lists(engine, model_group_id, until=until,
+                                     not_splits=case_splits)
     if not rows:
         return {}
     frame = pd.DataFrame(rows, columns=["as_of_date", "entity_id", "score", "model_id"])
@@ -324,21 +288,15 @@ def _production_checks(project: Project, engine: Engine, frame: pd.DataFrame, de
                        end: datetime, window: str, tick: Callable[[int], None] | None
                        ) -> list[Alert]:
     mon = project.monitoring
-    train = _with_parts(training_rows(project, frame, dep.split), dep.features)
-    categorical, numeric = _profile_columns(dep.features)
-    categorical = [c for c in categorical if c in train.columns]
-    numeric = [c for c in numeric if c in train.columns]
-    profile = ReferenceProfile().fit(train, categorical=categorical, numeric=numeric)
-    reference = predictions_q.scores_and_labels(engine, [dep.model_id])
-    ref_score = np.array([r["score"] for r in reference], dtype=float)
-    ref_label = np.array([-1 if r["label"] is None else r["label"] for r in reference])
-    score_profile = ReferenceProfile().fit(pd.DataFrame({"score": ref_score}), categorical=[],
-                                           numeric=["score"])
+    ref = reference(engine, project, frame, dep)
+    profile, score_profile, ref_score, ref_label = (ref.profile, ref.score_profile, ref.scores,
+                                                    ref.labels)
     keep = list(dict.fromkeys(mon.segments + project.fairness.columns))
     win = _read_window(engine, project, dep, profile, start, end, keep, tick)
     found: list[Alert] = []
     pairs, churn, note = list_stability(project, stored_lists(engine, dep.model_group_id, end,
-                                                              mon.stability.k))
+                                                              mon.stability.k,
+                                                              [s.name for s in project.splits]))
     result.stability, found = pairs, found + churn
     if note:
         result.notes.append(note)

@@ -28,7 +28,11 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 from sqlalchemy.engine import Engine
 
-from rudikit.store.queries.production import prediction_chunk, prediction_id_range
+from rudikit.store.queries.production import (
+    CaseWindow,
+    prediction_chunk,
+    prediction_id_range,
+)
 
 UTC_US = pa.timestamp("us", tz="UTC")
 
@@ -99,11 +103,15 @@ def read_predictions(engine: Engine, model_ids: list[int], *, time_field: str | 
                      chunk_rows: int = 500_000) -> Iterator[pa.Table]:
     """Production predictions of ``model_ids`` whose event time (the ``time_field`` input when
     given and parseable, else when it was scored) is in ``(start, end]``, in chunks of at most
-    ``chunk_rows`` ids, in id order."""
+    ``chunk_rows`` ids, in id order. With both ``start`` and ``end`` the window is a predicate
+    of the queries (a little wider, as the database parses times its own way), so only the
+    window's rows are read; the exact window is applied here."""
     if not model_ids:
         return
-    lo, hi = prediction_id_range(engine, model_ids)
-    for blob in _prefetched(engine, list(model_ids), lo, hi, chunk_rows):
+    window = None if start is None or end is None else CaseWindow(time_field, _utc(start),
+                                                                   _utc(end))
+    lo, hi = prediction_id_range(engine, model_ids, window)
+    for blob in _prefetched(engine, list(model_ids), lo, hi, chunk_rows, window):
         if blob:
             table = _table(blob.encode(), time_field)
             mask = None
@@ -119,7 +127,7 @@ def read_predictions(engine: Engine, model_ids: list[int], *, time_field: str | 
 
 
 def _prefetched(engine: Engine, model_ids: list[int], lo: int, hi: int, chunk_rows: int,
-                workers: int = 2) -> Iterator[str | None]:
+                window: CaseWindow | None, workers: int = 2) -> Iterator[str | None]:
     """Each chunk's text, in order, with the next ones already being written by the database
     on ``workers`` threads of their own (the drivers release the GIL while the database works),
     so building the text and parsing it overlap."""
@@ -135,7 +143,7 @@ def _prefetched(engine: Engine, model_ids: list[int], lo: int, hi: int, chunk_ro
                 for begin in starts[worker::workers]:
                     if stop.is_set():
                         return
-                    blob = prediction_chunk(conn, model_ids, begin, begin + chunk_rows)
+                    blob = prediction_chunk(conn, model_ids, begin, begin + chunk_rows, window)
                     out.put(("chunk", blob))
         except BaseException as exc:  # handed to the consumer, raised there
             out.put(("error", exc))

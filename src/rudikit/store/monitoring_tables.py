@@ -12,6 +12,9 @@ Defined on the results store's ``metadata`` (migration 0005); rows are only ever
   station, a period) and ``metric`` (``psi``, ``chi2_p``, ``training_share``, ``precision``...);
 * ``alerts``: each breached bound (what, value, bound, window, severity); the alerts of the
   latest monitor run are the open ones;
+* ``reference_profiles``: per deployment, what production is compared with (the training
+  rows' drift buckets and counts, the test scores and the expected performance), computed on
+  the deployment's first pass and read by every later one (migration 0012);
 * ``source_periods``: a checksum and row count per source and period, recorded at every run, so
   a rewritten historical period is noticed the next time the source is read.
 """
@@ -26,6 +29,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -95,4 +99,17 @@ source_periods = Table(
     Index("ix_source_periods_source_period", "source", "period"),
 )
 
-MONITORING_TABLES = (monitor_runs, monitor_metrics, alerts, source_periods)
+reference_profiles = Table(
+    "reference_profiles",
+    metadata,
+    Column("deployment_id", ForeignKey("deployed_models.id"), primary_key=True,
+           autoincrement=False),
+    Column("model_id", ForeignKey("models.id"), nullable=False),
+    # drift buckets and counts of the inputs and of the score, the expected performance
+    Column("profile", JSON, nullable=False),
+    # the test predictions as float64 (score, label or -1) pairs: the KS test, expected figures
+    Column("reference_scores", LargeBinary(2**32 - 1), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+MONITORING_TABLES = (monitor_runs, monitor_metrics, alerts, source_periods, reference_profiles)

@@ -8,7 +8,13 @@ import pandas as pd
 from sqlalchemy import Row, select
 from sqlalchemy.engine import RowMapping
 
-from rudikit.store.monitoring_tables import alerts, monitor_metrics, monitor_runs, source_periods
+from rudikit.store.monitoring_tables import (
+    alerts,
+    monitor_metrics,
+    monitor_runs,
+    reference_profiles,
+    source_periods,
+)
 from rudikit.store.queries.common import Bind, connected, frame, mappings
 
 RUNS, METRICS = monitor_runs, monitor_metrics
@@ -43,6 +49,13 @@ def last_finished_of_group(bind: Bind, model_group_id: int) -> RowMapping | None
         return conn.execute(select(RUNS).where(RUNS.c.model_group_id == model_group_id)
                             .order_by(RUNS.c.finished_at.desc(), RUNS.c.id.desc())
                             .limit(1)).mappings().one_or_none()
+
+
+def reference_profile(bind: Bind, deployment_id: int) -> RowMapping | None:
+    """The reference profile stored for a deployment (its first monitor pass), or None."""
+    with connected(bind) as conn:
+        return conn.execute(select(reference_profiles).where(
+            reference_profiles.c.deployment_id == deployment_id)).mappings().one_or_none()
 
 
 def alerts_of(bind: Bind, monitor_run_id: int) -> list[RowMapping]:

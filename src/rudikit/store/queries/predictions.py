@@ -44,14 +44,20 @@ def reasons(bind: Bind, model_id: int, entity_ids: list[str] | None = None) -> p
     return frame(bind, query.order_by(R.c.rank, R.c.id))
 
 
-def group_lists(bind: Bind, model_group_id: int) -> list[Row[Any]]:
+def group_lists(bind: Bind, model_group_id: int, *, until: datetime | None = None,
+                not_splits: Sequence[str] = ()) -> list[Row[Any]]:
     """(as_of_date, entity_id, score, model_id) of every dated prediction of a model group's
-    models."""
+    models (as of ``until`` or before), leaving out the models fitted on ``not_splits`` (a
+    case project's test predictions are dated by their case, not lists)."""
+    query = (select(P.c.as_of_date, P.c.entity_id, P.c.score, P.c.model_id)
+             .join(M, M.c.id == P.c.model_id)
+             .where(M.c.model_group_id == model_group_id, P.c.as_of_date.is_not(None)))
+    if until is not None:
+        query = query.where(P.c.as_of_date <= until)
+    if not_splits:
+        query = query.where(M.c.split.not_in(list(not_splits)))
     with connected(bind) as conn:
-        return list(conn.execute(select(P.c.as_of_date, P.c.entity_id, P.c.score, P.c.model_id)
-                                 .join(M, M.c.id == P.c.model_id)
-                                 .where(M.c.model_group_id == model_group_id,
-                                        P.c.as_of_date.is_not(None))).all())
+        return list(conn.execute(query).all())
 
 
 def group_list_dates(bind: Bind, model_group_id: int) -> list[datetime]:

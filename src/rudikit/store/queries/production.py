@@ -3,7 +3,8 @@ the audit log."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -216,12 +217,63 @@ def daily_traffic(bind: Bind, since: datetime) -> dict[str, dict[str, int]]:
     return series
 
 
-def prediction_id_range(bind: Bind, model_ids: list[int]) -> tuple[int, int]:
-    """(lowest id - 1, highest id) of these models' production predictions; (-1, 0) for
-    none, so ``lo < id <= hi`` covers them all."""
+#: How far the database's window reaches past the monitor's on either side: the database
+#: parses event times its own way (SQLite to the millisecond), the exact window is then applied
+#: to the rows read (:func:`rudikit.monitoring.production.read_predictions`).
+WINDOW_MARGIN = timedelta(days=1)
+
+# A case's event time (its time input when it parses, else when it was scored) inside a window:
+# SQLite compares Julian days, PostgreSQL timestamps.
+_IN_WINDOW = {
+    "sqlite": ("coalesce(julianday(json_extract(p.features, :path)), julianday(p.created_at)) "
+               "BETWEEN :lo AND :hi", "julianday(p.created_at) BETWEEN :lo AND :hi"),
+    "postgresql": ("coalesce(CASE WHEN (p.features->>:field) ~ '^\\d{4}-\\d{2}-\\d{2}' THEN "
+                   "(p.features->>:field)::timestamptz END, p.created_at) BETWEEN :lo AND :hi",
+                   "p.created_at BETWEEN :lo AND :hi"),
+}
+
+
+@dataclass(frozen=True)
+class CaseWindow:
+    """The cases whose event time (the ``time_field`` input, else when scored) falls in
+    ``[start, end]``, widened by :data:`WINDOW_MARGIN`: a predicate of the query, so a pass
+    reads the window, not the history."""
+
+    time_field: str | None
+    start: datetime
+    end: datetime
+
+    def sql(self, dialect: str) -> str:
+        timed, scored = _IN_WINDOW["postgresql" if dialect.startswith("postgres") else "sqlite"]
+        return timed if self.time_field else scored
+
+    def params(self, dialect: str) -> dict[str, Any]:
+        lo, hi = self.start - WINDOW_MARGIN, self.end + WINDOW_MARGIN
+        if dialect.startswith("postgres"):
+            bounds: dict[str, Any] = {"lo": lo, "hi": hi}
+        else:  # Julian days
+            bounds = {"lo": lo.timestamp() / 86400 + 2440587.5,
+                      "hi": hi.timestamp() / 86400 + 2440587.5}
+        if self.time_field:
+            bounds |= {"field": self.time_field, "path": f'$."{self.time_field}"'}
+        return bounds
+
+
+def prediction_id_range(bind: Bind, model_ids: list[int], window: CaseWindow | None = None
+                        ) -> tuple[int, int]:
+    """(lowest id - 1, highest id) of these models' production predictions (in ``window``);
+    (-1, 0) for none, so ``lo < id <= hi`` covers them all."""
     with connected(bind) as conn:
-        lo, hi = conn.execute(select(func.min(P.c.id), func.max(P.c.id))
-                              .where(P.c.model_id.in_(model_ids))).one()
+        if window is None:
+            lo, hi = conn.execute(select(func.min(P.c.id), func.max(P.c.id))
+                                  .where(P.c.model_id.in_(model_ids))).one()
+        else:
+            dialect = conn.dialect.name
+            lo, hi = conn.execute(text(
+                "SELECT min(p.id), max(p.id) FROM production_predictions p WHERE p.model_id "
+                f"IN :models AND {window.sql(dialect)}").bindparams(
+                bindparam("models", expanding=True)),
+                {"models": model_ids, **window.params(dialect)}).one()
     return (lo or 0) - 1, hi or 0
 
 
@@ -243,17 +295,21 @@ _ROW = {
 
 
 @cache
-def _chunk_query(dialect: str) -> TextClause:
+def _chunk_query(dialect: str, window: str) -> TextClause:
     """The text of a chunk is built by the database: raw SQL, one query per dialect."""
     row, aggregate = _ROW["postgresql" if dialect.startswith("postgres") else "sqlite"]
     return text(f"SELECT {aggregate.format(row=row)} FROM production_predictions p "
                 "LEFT JOIN outcomes o ON o.prediction_id = p.id "
-                "WHERE p.id > :lo AND p.id <= :hi AND p.model_id IN :models").bindparams(
-        bindparam("models", expanding=True))
+                f"WHERE p.id > :lo_id AND p.id <= :hi_id AND p.model_id IN :models{window}"
+                ).bindparams(bindparam("models", expanding=True))
 
 
-def prediction_chunk(conn: Connection, model_ids: list[int], lo: int, hi: int) -> str | None:
-    """Production predictions of these models with ``lo < id <= hi`` as JSON lines
-    (i=id, o=observation, s=score, d=decision, y=outcome, c=epoch seconds, f=inputs)."""
-    return conn.execute(_chunk_query(conn.dialect.name),
-                        {"lo": lo, "hi": hi, "models": model_ids}).scalar()
+def prediction_chunk(conn: Connection, model_ids: list[int], lo: int, hi: int,
+                     window: CaseWindow | None = None) -> str | None:
+    """Production predictions of these models with ``lo < id <= hi`` (in ``window``) as JSON
+    lines (i=id, o=observation, s=score, d=decision, y=outcome, c=epoch seconds, f=inputs)."""
+    dialect = conn.dialect.name
+    where = "" if window is None else f" AND {window.sql(dialect)}"
+    params = {} if window is None else window.params(dialect)
+    return conn.execute(_chunk_query(dialect, where),
+                        {"lo_id": lo, "hi_id": hi, "models": model_ids, **params}).scalar()

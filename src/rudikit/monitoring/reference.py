@@ -1,0 +1,108 @@
+"""The reference a deployment's production is compared with: drift buckets and counts of the
+training rows it was fitted on (inputs) and of its test scores, and those test scores and labels
+(the KS test, the expected performance).
+
+Fitted on the deployment's first monitor pass and stored (``reference_profiles``), so later
+passes read one row instead of rebuilding the training rows and every stored test prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import insert
+from sqlalchemy.engine import Engine
+
+from rudikit.config import Features, Project
+from rudikit.features.encoding import datetime_part_values
+from rudikit.features.labels import make_label
+from rudikit.features.splits import make_split
+from rudikit.monitoring.drift import ReferenceProfile
+from rudikit.store.monitoring_tables import reference_profiles
+from rudikit.store.queries import monitoring as monitoring_q
+from rudikit.store.queries import predictions as predictions_q
+
+if TYPE_CHECKING:
+    from rudikit.monitoring.monitor import Deployed
+
+
+def training_rows(project: Project, frame: pd.DataFrame, split_name: str) -> pd.DataFrame:
+    """The labelled rows the deployed model was trained on (its split's training part)."""
+    y, keep = make_label(frame, project.label)
+    data = frame.loc[keep].reset_index(drop=True)
+    data["__label"] = y[keep]
+    for i, spec in enumerate(project.splits):
+        if spec.name == split_name:
+            split = make_split(data, spec, f"splits[{i}]", project.data.knowledge_date)
+            return data.iloc[split.train].reset_index(drop=True)
+    return data  # the split was renamed or removed since: profile all labelled rows
+
+
+def datetime_parts(times: pd.Series, parts: list[str]) -> dict[str, pd.Series]:
+    """The datetime parts a model reads (``datetime.hour``...) as category text ("13", "0"),
+    from UTC times, computed as the encoder computes them."""
+    times = pd.to_datetime(times, utc=True, errors="coerce")
+    return {part: pd.Series(values, index=times.index).astype("Int64").astype("string")
+            for part, values in zip(parts, datetime_part_values(times, parts), strict=True)}
+
+
+def profile_columns(features: Features) -> tuple[list[str], list[str]]:
+    categorical = features.categorical + features.boolean
+    if features.datetime:
+        categorical += [f"{features.datetime.column}.{p}" for p in features.datetime.parts]
+    return categorical, list(features.numeric)
+
+
+def with_parts(frame: pd.DataFrame, features: Features) -> pd.DataFrame:
+    if not features.datetime or features.datetime.column not in frame:
+        return frame
+    frame = frame.copy()
+    col = features.datetime.column
+    for part, values in datetime_parts(frame[col], list(features.datetime.parts)).items():
+        frame[f"{col}.{part}"] = values.to_numpy()
+    return frame
+
+
+@dataclass
+class Reference:
+    """What production is compared with: the drift buckets and counts of the training rows
+    (inputs) and of the test scores, and the test scores and labels (-1 unknown)."""
+
+    profile: ReferenceProfile
+    score_profile: ReferenceProfile
+    scores: np.ndarray
+    labels: np.ndarray
+
+
+def reference(engine: Engine, project: Project, frame: pd.DataFrame, dep: Deployed
+              ) -> Reference:
+    """The deployment's stored reference; on its first pass, fitted on the training rows and
+    the stored test predictions and stored, so later passes read one row instead."""
+    row = monitoring_q.reference_profile(engine, dep.deployment_id)
+    if row is not None:
+        pairs = np.frombuffer(row["reference_scores"], dtype=np.float64).reshape(-1, 2)
+        return Reference(ReferenceProfile.from_json(row["profile"]["inputs"]),
+                         ReferenceProfile.from_json(row["profile"]["score"]),
+                         pairs[:, 0].copy(), pairs[:, 1].astype(np.int64))
+    train = with_parts(training_rows(project, frame, dep.split), dep.features)
+    categorical, numeric = profile_columns(dep.features)
+    categorical = [c for c in categorical if c in train.columns]
+    numeric = [c for c in numeric if c in train.columns]
+    profile = ReferenceProfile().fit(train, categorical=categorical, numeric=numeric)
+    stored = predictions_q.scores_and_labels(engine, [dep.model_id])
+    scores = np.array([r["score"] for r in stored], dtype=float)
+    labels = np.array([-1 if r["label"] is None else r["label"] for r in stored],
+                      dtype=np.int64)
+    score_profile = ReferenceProfile().fit(pd.DataFrame({"score": scores}), categorical=[],
+                                           numeric=["score"])
+    with engine.begin() as conn:
+        conn.execute(insert(reference_profiles).values(
+            deployment_id=dep.deployment_id, model_id=dep.model_id,
+            profile={"inputs": profile.to_json(), "score": score_profile.to_json()},
+            reference_scores=np.column_stack([scores, labels.astype(float)]).tobytes(),
+            created_at=datetime.now(UTC)))
+    return Reference(profile, score_profile, scores, labels)
