@@ -16,6 +16,11 @@ from sqlalchemy import text
 #: joblib's core count, and so ``execution.workers: auto``: one process per test, because
 #: pytest-xdist already runs a test on every core (a test that wants workers names them).
 os.environ.setdefault("LOKY_MAX_CPU_COUNT", "1")
+#: pytest-xdist's workers inherit COLUMNS=80, which `rudi`'s console honours (a user's
+#: `COLUMNS=80 rudi run > out.txt`); the tests read the CLI's output at its piped width of
+#: 160, as without xdist. A test of the 80-column view sets the width itself.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

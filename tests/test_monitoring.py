@@ -251,6 +251,15 @@ def developed(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Devel
                      run.selected.model_id, run.run_id, unify(load_project(folder), folder)[0])
 
 
+def copy_project(source: Path, folder: Path) -> None:
+    """The project folder and its model files (stored paths are relative to the project),
+    without the store, which :func:`copy_sqlite` copies."""
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns(".rudi"))
+    models = source / ".rudi" / "models"
+    if models.is_dir():
+        shutil.copytree(models, folder / ".rudi" / "models")
+
+
 class Live:
     """A trained, deployed project with a service client holding an admin token."""
 
@@ -275,7 +284,7 @@ class Live:
     def copy(cls, developed: Developed, tmp_path: Path, db: str = "rudi.db") -> Live:
         """A copy of the developed project (folder and SQLite store) in ``tmp_path``."""
         folder = tmp_path / "project"
-        shutil.copytree(developed.folder, folder, ignore=shutil.ignore_patterns(".rudi"))
+        copy_project(developed.folder, folder)
         url = copy_sqlite(developed.db, tmp_path / db)
         return cls(folder, url, None, run=(developed.group, developed.run_id),
                    frame=developed.frame.copy())
@@ -633,7 +642,7 @@ def test_the_demo_rehearsal_deploys_replays_monitors_and_retrains(developed: Dev
     deployed group is retrained."""
     assert judging_day("2020-02") == "2020-03-01" and judging_day("2019-12") == "2020-01-01"
     folder = tmp_path / "p"
-    shutil.copytree(developed.folder, folder, ignore=shutil.ignore_patterns(".rudi"))
+    copy_project(developed.folder, folder)
     url = copy_sqlite(developed.db, tmp_path / "demo.db")  # after `rudi run`
     rehearse(folder, url, developed.group, developed.model)
     project = load_project(folder)

@@ -14,7 +14,6 @@ from rich.table import Table
 
 from rudikit.cli.service import ByOpt, ProjectArg, acting_user, open_engine
 from rudikit.cli.terminal import DatabaseOpt, SchemaOpt, console, fail
-from rudikit.features.readable import reason_words
 
 if TYPE_CHECKING:
     from rudikit.config import TemporalProject
@@ -51,6 +50,8 @@ def show_lists(result: ScoringResult, rows: int = 10) -> None:
                       highlight=False)
     if not result.lists:
         return
+    from rudikit.features.readable import reason_words
+
     newest = result.lists[-1]
     table = Table(title=f"List of {newest.as_of:%Y-%m-%d} (list {newest.list_id}): top "
                         f"{min(rows, len(newest.top))} of {newest.k}")

@@ -6,9 +6,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rudikit.config import PROJECT_FILE, ProjectError, ServiceOptions, load_project
 from rudikit.service.errors import ServiceError
+
+if TYPE_CHECKING:
+    from rudikit.config import ServiceOptions
 
 ENV_PROJECT = "RUDI_PROJECT_DIR"
 ENV_DATABASE_URL = "RUDI_DATABASE_URL"
@@ -113,6 +116,9 @@ def project_options(project_dir: Path) -> ServiceOptions:
     """The ``service`` section of the project's rudi.yaml (defaults when the folder has none,
     e.g. a store served with --database-url alone); an invalid file stops the service, as a
     setting it cannot read would otherwise be silently dropped."""
+    # imported here: `rudi --help` loads no project machinery (tests/test_cli.py)
+    from rudikit.config import PROJECT_FILE, ProjectError, ServiceOptions, load_project
+
     if not (Path(project_dir) / PROJECT_FILE).exists():
         return ServiceOptions()
     try:
