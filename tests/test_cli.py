@@ -144,3 +144,12 @@ def test_fetch_names_the_police_force_with_force_name(tmp_path: Path, monkeypatc
     result = runner.invoke(app, ["init", str(folder), "--force"])
     assert result.exit_code == 0, result.output
     assert (folder / "rudi.yaml").read_text() != "edited"
+
+
+def test_a_library_warning_is_one_line_naming_no_source_file() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "import warnings, rudikit.cli\n"
+         "from rudikit.fairness.selection import TiedAtCutWarning\n"
+         "warnings.warn('9 rows tied at the cut', TiedAtCutWarning)"],
+        capture_output=True, text=True, check=True)
+    assert done.stderr == "warning: 9 rows tied at the cut\n"

@@ -5,6 +5,7 @@ the one way a command stops on bad input (``error: ...`` on stderr, exit code 2,
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Annotated, NoReturn
 
 import typer
@@ -16,6 +17,16 @@ from rudikit.service.settings import ENV_SCHEMA
 # unless COLUMNS says otherwise (`COLUMNS=80 rudi run ... > out.txt` shows the 80-column view).
 console = Console(width=None if Console().is_terminal or os.environ.get("COLUMNS") else 160)
 err = Console(stderr=True)
+
+
+def show_warning(message: Warning | str, category: type[Warning], filename: str,
+                 lineno: int, file: object = None, line: str | None = None) -> None:
+    """A library warning (rows tied at a list's cut, say) as one ``warning:`` line on stderr,
+    not Python's two lines naming a source file the user never opened."""
+    err.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+
+warnings.showwarning = show_warning
 
 DatabaseOpt = Annotated[str | None, typer.Option(
     "--database-url", envvar="RUDI_DATABASE_URL",
