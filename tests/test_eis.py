@@ -40,6 +40,7 @@ from rudikit.reports.cards import render_markdown
 from rudikit.reports.frozen import FigureRecorder
 from rudikit.reports.model_card import build_model_card
 from rudikit.reports.page import environment
+from rudikit.reports.run_report import write_run_report
 from rudikit.reports.temporal_report import (
     experiment,
     last_list,
@@ -47,7 +48,6 @@ from rudikit.reports.temporal_report import (
     reviewer_agreement,
     run_models,
     temporal_context,
-    write_temporal_report,
 )
 from rudikit.run.develop import run_project
 from rudikit.run.engine import RunResult
@@ -342,7 +342,7 @@ def test_report_lists_the_last_date_without_reviewed_officers(eis_run, tmp_path)
     assert [e["entity_id"] for e in fresh["entries"]] == list(ranked[1:K + 1])
     # but the run's report is what the run showed: rebuilt after the review, it is the same
     # page byte for byte, apart from the line saying when this copy was built
-    rebuilt = write_temporal_report(engine, result.run_id, tmp_path).read_text()
+    rebuilt = write_run_report(engine, result.run_id, tmp_path).read_text()
     assert _unbuilt(rebuilt) == _unbuilt(html) and 'id="built"' in rebuilt
 
 
@@ -394,7 +394,7 @@ def test_report_shows_the_agreement_rate(eis_run, tmp_path) -> None:
         **context, frozen_at="now", built_at="now")
     assert f"<strong>{expected['rate']:.3f}</strong>" in page
     before = result.report_path.read_text()
-    after = write_temporal_report(engine, result.run_id, tmp_path).read_text()
+    after = write_run_report(engine, result.run_id, tmp_path).read_text()
     assert _unbuilt(after) == _unbuilt(before)
 
 

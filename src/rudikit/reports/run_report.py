@@ -123,19 +123,21 @@ def monitoring_rows(engine: Engine, model_group_ids: list[int]) -> list[dict[str
 
 
 def write_run_report(engine: Engine, run_id: int, directory: str | Path) -> Path:
-    """Write ``run-<id>.html`` into ``directory`` and return its path (a temporal run's
-    report is :func:`rudikit.reports.temporal_report.write_temporal_report`). What the page
-    shows is frozen the first time it is written (:mod:`rudikit.reports.frozen`); only the
-    production monitoring passes, listed at the end, are read afresh at each build."""
+    """Write ``run-<id>.html`` into ``directory`` and return its path (a temporal run's page
+    is :func:`rudikit.reports.temporal_report.render_temporal_report`). What the page shows
+    is frozen the first time it is written (:mod:`rudikit.reports.frozen`); only the
+    production monitoring passes, listed at the end of a case run's page, are read afresh at
+    each build."""
     stored = runs_q.run_config(engine, run_id)
     if isinstance(stored, dict) and "temporal" in stored:
-        from rudikit.reports.temporal_report import write_temporal_report
+        from rudikit.reports.temporal_report import render_temporal_report
 
-        return write_temporal_report(engine, run_id, directory)
-    context = frozen_context(engine, run_id, "run", lambda page: run_context(engine, run_id,
-                                                                            page))
-    html = environment().get_template("run_report.html.j2").render(
-        monitoring=monitoring_rows(engine, context["model_group_ids"]), **context)
+        html = render_temporal_report(engine, run_id)
+    else:
+        context = frozen_context(engine, run_id, "run",
+                                 lambda page: run_context(engine, run_id, page))
+        html = environment().get_template("run_report.html.j2").render(
+            monitoring=monitoring_rows(engine, context["model_group_ids"]), **context)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"run-{run_id}.html"

@@ -13,7 +13,6 @@ reviewed; and how officers moved on the list.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -281,18 +280,13 @@ def search_history(engine: Engine, precision: pd.DataFrame, last_split: str) -> 
     return with_best_so_far(out)
 
 
-def write_temporal_report(engine: Engine, run_id: int, directory: str | Path) -> Path:
-    """Write ``run-<id>.html`` for a temporal run and return its path. What the page shows
-    (the lists, their reasons, the reviews counted) is frozen the first time it is written
-    (:mod:`rudikit.reports.frozen`): later reviews and lists do not change it."""
+def render_temporal_report(engine: Engine, run_id: int) -> str:
+    """The HTML of a temporal run's report. What the page shows (the lists, their reasons, the
+    reviews counted) is frozen the first time it is built (:mod:`rudikit.reports.frozen`):
+    later reviews and lists do not change it."""
     context = frozen_context(engine, run_id, "temporal",
                              lambda page: temporal_context(engine, run_id, page))
-    html = environment().get_template("temporal_report.html.j2").render(**context)
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"run-{run_id}.html"
-    path.write_text(html, encoding="utf-8")
-    return path
+    return environment().get_template("temporal_report.html.j2").render(**context)
 
 
 def temporal_context(engine: Engine, run_id: int, page: FigureRecorder) -> dict[str, Any]:
