@@ -30,6 +30,12 @@ class MetricValue:
     n: int
 
 
+def lower_is_better(metric: str) -> bool:
+    """Whether a smaller value of ``metric`` is the better one (the Brier score, a loss);
+    every other stored metric is better higher."""
+    return metric == "brier"
+
+
 def _check(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(y)
     score = np.asarray(score, dtype=float)

@@ -11,6 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from rudikit.evaluation.curves import thin, thin_precision_recall, thin_roc
+from rudikit.evaluation.metrics import lower_is_better
 from rudikit.fairness.tradeoff import VALIDATION_REQUIREMENT, pareto_frontier
 from rudikit.models.search import SEARCH_TRIAL
 from rudikit.reports.page import PALETTE
@@ -94,7 +95,7 @@ def search_history(models: pd.DataFrame, evals: pd.DataFrame, split: str, config
            .merge(on_split.rename(columns={"id": "model_id", "selected": "chosen"}),
                   on="model_id"))
     out["rows"] = "validation rows" if len(validation) else "test rows"
-    return with_best_so_far(out, lower_is_better=metric == "brier")
+    return with_best_so_far(out, lower_is_better=lower_is_better(metric))
 
 
 def with_best_so_far(history: pd.DataFrame, lower_is_better: bool = False) -> pd.DataFrame:
@@ -214,7 +215,7 @@ def tradeoff_figure(points: pd.DataFrame, config: dict[str, Any], split: str
         else points["rows"].mode().iloc[0]
     same = points[points["rows"] == main]
     front = same[pareto_frontier(same["value"].to_numpy(), same["met"].to_numpy(),
-                                 lower_is_better=metric == "brier")]
+                                 lower_is_better=lower_is_better(metric))]
     front = front.sort_values(["met", "value"])
     total = int(points["total"].max())
     fig = go.Figure()

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from rudikit.config import Features, OperatingPoint, Project, TemporalSplit
 from rudikit.data.sources import LoadedSource, unify
 from rudikit.data.validation import bad_date_problems
-from rudikit.evaluation.metrics import MetricValue, evaluate_scores, roc_auc
+from rudikit.evaluation.metrics import MetricValue, evaluate_scores, lower_is_better, roc_auc
 from rudikit.explain import explain, explanation_method, top_reasons
 from rudikit.fairness.list_simulation import list_simulation_metrics
 from rudikit.fairness.stage import (
@@ -407,7 +407,7 @@ def search_trials(project: Project, features: Features, X: pd.DataFrame, y: np.n
         assert spec.search is not None
         say(f"models[{i}]: searching {spec.algorithm} ({spec.search.trials} trials, scored on "
             f"split {split.name!r}'s validation rows)")
-        points += search_points(spec, i, score, lower_is_better=metric == "brier")
+        points += search_points(spec, i, score, lower_is_better=lower_is_better(metric))
     return points
 
 

@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 from sqlalchemy.engine import Engine
 
+from rudikit.evaluation.metrics import lower_is_better
 from rudikit.models.artefacts import load_artefact
 from rudikit.models.ensemble import ensemble_pipeline, stacking_meta
 from rudikit.models.estimators import GridPoint
 from rudikit.run.engine import Evaluated, GridEntry, ModelSummary, SplitRows, fit_score_record
-from rudikit.run.selection import _tie_key, metric_value
+from rudikit.run.selection import metric_value, tie_key
 from rudikit.store import results
 
 
@@ -32,7 +33,7 @@ def top_members(models: Sequence[ModelSummary], split: str, metric: str, n: int
             continue
         value = metric_value(m.validation_metrics, metric)
         if value is not None and not np.isnan(value.value):
-            ranked.append((_tie_key(value.value, 0, m.model_group_id, metric == "brier"), m))
+            ranked.append((tie_key(value.value, 0, m.model_group_id, lower_is_better(metric)), m))
     ranked.sort(key=lambda c: c[0])
     return [m for _, m in ranked[:n]]
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from rudikit.config import Project
-from rudikit.evaluation.metrics import MetricValue
+from rudikit.evaluation.metrics import MetricValue, lower_is_better
 from rudikit.fairness.tradeoff import NO_GROUP_MEETS
 from rudikit.models.audition import AuditionResult, Rule, audition
 from rudikit.run.engine import ModelSummary
@@ -44,7 +44,7 @@ def requirements_met(statuses: dict[str, str] | None) -> int:
     return sum(s == MET for s in (statuses or {}).values())
 
 
-def _tie_key(value: float, met: int, model_group_id: int, lower_is_better: bool
+def tie_key(value: float, met: int, model_group_id: int, lower_is_better: bool
              ) -> tuple[float, int, int]:
     """The order of candidates: the selection metric (rounded to 12 decimals, so values equal
     but for floating-point noise tie), then more requirements met on the same rows, then the
@@ -59,10 +59,10 @@ def select_best(project: Project, models: list[ModelSummary]) -> tuple[ModelSumm
     figures. With ``evaluation.selection.require_fairness`` only the models that meet every
     fairness requirement on the validation rows compete (the project file guarantees the split
     has them); when none does, the reason starts with :data:`NO_GROUP_MEETS` and the plain best
-    is chosen. Ties: :func:`_tie_key`."""
+    is chosen. Ties: :func:`tie_key`."""
     metric = project.evaluation.selection.metric
     split = project.selection_split
-    lower_is_better = metric == "brier"
+    lower_better = lower_is_better(metric)
     gated = project.evaluation.selection.require_fairness
     ranked: list[tuple[MetricValue, int, ModelSummary]] = []
     for m in models:
@@ -76,7 +76,7 @@ def select_best(project: Project, models: list[ModelSummary]) -> tuple[ModelSumm
             ranked.append((value, met, m))
     if not ranked:
         return None, f"no model has {metric} on split {split!r}"
-    ranked.sort(key=lambda c: _tie_key(c[0].value, c[1], c[2].model_group_id, lower_is_better))
+    ranked.sort(key=lambda c: tie_key(c[0].value, c[1], c[2].model_group_id, lower_better))
     rows = "validation" if ranked[0][2].validation_metrics is not None else "test"
     candidates, prefix, among = ranked, "", ""
     if gated:
@@ -92,7 +92,7 @@ def select_best(project: Project, models: list[ModelSummary]) -> tuple[ModelSumm
                       f"any meets is {most} of {total}; evaluation.selection.require_fairness "
                       "is true), so the plain best is chosen: ")
     best_value, best_met, best = candidates[0]
-    reason = (f"{prefix}{'lowest' if lower_is_better else 'highest'} {metric} on the {rows} "
+    reason = (f"{prefix}{'lowest' if lower_better else 'highest'} {metric} on the {rows} "
               f"rows of split {split!r}: {with_interval(best_value)}, among "
               f"{len(candidates)} models{among}")
     if len(candidates) > 1:
