@@ -4,7 +4,6 @@ card's profile plots from the stored snapshot statistics."""
 
 from __future__ import annotations
 
-import html
 import re
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from rudikit.store import tables as t
 from rudikit.store.engine import open_store
 from rudikit.store.queries import snapshots as snapshots_q
 from tests.conftest import example_config, write_project
-from tests.test_list_simulation_report import loop_simulation
+from tests.test_list_simulation_report import loop_simulation, table_cells
 
 METRICS = ("precision", "tpr", "fpr", "pprev")
 
@@ -163,19 +162,11 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     return folder, run_project(folder).run_id
 
 
-def _cells(page: str, table: str) -> list[list[str]]:
-    body = page[page.index(f'id="{table}"'):]
-    body = body[:body.index("</table>")]
-    return [[html.unescape(re.sub(r"<[^>]+>", "", c)).strip()
-             for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S)]
-            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)]
-
-
 def test_the_comparison_shows_the_baseline_with_its_list_figures(small_run) -> None:
     folder, run_id = small_run
     engine = open_store(None, folder)
     page = (folder / ".rudi" / "reports" / f"run-{run_id}.html").read_text(encoding="utf-8")
-    rows = {r[1].split(":")[0]: r for r in _cells(page, "comparisons")[1:]}
+    rows = {r[1].split(":")[0]: r for r in table_cells(page, "comparisons")[1:]}
     assert set(rows) == {"chosen", "baseline"}
     with engine.connect() as conn:
         models = pd.DataFrame(conn.execute(select(t.models.c.id, t.model_groups.c.algorithm)
@@ -209,7 +200,7 @@ def test_a_past_report_is_rebuilt_byte_for_byte_after_reviews_and_a_later_run(
     folder, run_id = small_run
     engine = open_store(None, folder)
     written = (folder / ".rudi" / "reports" / f"run-{run_id}.html").read_text(encoding="utf-8")
-    ranked = _cells(written, "ranked-list")[1:]
+    ranked = table_cells(written, "ranked-list")[1:]
     with engine.connect() as conn:
         group = conn.execute(select(t.models.c.model_group_id).where(
             (t.models.c.run_id == run_id) & t.models.c.selected)).scalar_one()

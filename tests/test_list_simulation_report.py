@@ -97,7 +97,7 @@ def compared_run(store: tuple[str, str | None], tmp_path: Path) -> tuple[Path, s
     return folder, url, schema
 
 
-def _cells(page: str, table: str) -> list[list[str]]:
+def table_cells(page: str, table: str) -> list[list[str]]:
     """The text of each cell of each row of the table with id ``table``."""
     body = page[page.index(f'id="{table}"'):]
     body = body[:body.index("</table>")]
@@ -132,7 +132,7 @@ def test_report_shows_the_stored_simulation_and_it_matches_a_recomputation(compa
     on_selection = set(models.loc[models["split"] == project.selection_split, "id"])
     assert set(evals["model_id"]) == on_selection
     page = (folder / ".rudi" / "reports" / "run-1.html").read_text(encoding="utf-8")
-    rows = _cells(page, "list-simulation")
+    rows = table_cells(page, "list-simulation")
     assert "chosen:" in rows[0][2] and "mitigated:" in rows[0][5]
     for column, model_id in enumerate([chosen, mitigated]):
         mine = preds[preds["model_id"] == model_id]
@@ -156,7 +156,7 @@ def test_report_shows_the_stored_simulation_and_it_matches_a_recomputation(compa
         assert {r[0].removeprefix(f"{ATTRIBUTE}: ") for r in rows[2:]} == set(share)
 
     # the top of the ranked list: the chosen model's highest scores, each with its reasons
-    ranked = _cells(page, "ranked-list")[1:]
+    ranked = table_cells(page, "ranked-list")[1:]
     best = preds[preds["model_id"] == chosen].sort_values(["rank_abs", "id"]).head(len(ranked))
     assert len(ranked) == 20
     assert [r[1] for r in ranked] == best["entity_id"].tolist()
@@ -184,7 +184,7 @@ def test_report_compares_the_chosen_model_with_the_experiment_and_the_mitigated_
         preds = pd.DataFrame(conn.execute(select(t.predictions)).mappings().all())
         evals = pd.DataFrame(conn.execute(select(t.evaluations)).mappings().all())
     page = (folder / ".rudi" / "reports" / "run-1.html").read_text(encoding="utf-8")
-    rows = {r[1].split(":")[0].split(" (")[0]: r for r in _cells(page, "comparisons")[1:]}
+    rows = {r[1].split(":")[0].split(" (")[0]: r for r in table_cells(page, "comparisons")[1:]}
     chosen = models[models["selected"]].iloc[0]
     split = models[models["split"] == chosen["split"]]
     with_extra = split[split["features"].map(lambda f: EXTRA in f["categorical"])].iloc[0]
