@@ -14,6 +14,8 @@ from alembic.config import Config
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 
+from rudikit.store.partitions import ensure_partitions
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 DATABASE_URL_ENV = "RUDI_DATABASE_URL"
 
@@ -84,4 +86,5 @@ def open_store(url: str | None = None, project_dir: str | Path = ".",
     """Open (creating or upgrading as needed) the results store."""
     engine = create_store_engine(url or default_url(project_dir), schema=schema)
     upgrade(engine)
+    ensure_partitions(engine)  # the coming months exist before their rows arrive
     return engine

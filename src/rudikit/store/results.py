@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from rudikit import __version__
 from rudikit.evaluation.metrics import MetricValue
 from rudikit.store import tables as t
+from rudikit.store.partitions import ensure_months
 from rudikit.store.queries.runs import model_group_id, report_payload
 
 LIBRARIES = ("numpy", "pandas", "scikit-learn", "lightgbm", "skops", "sqlalchemy", "fairlearn")
@@ -198,6 +199,8 @@ def record_model(engine: Engine, model: FittedModel, *, entity_ids: np.ndarray,
     outcomes have not happened yet."""
     created = now()
     rank_abs, rank_pct = ranks(score)
+    dates = [None] * len(score) if as_of is None else [_ts(d) for d in as_of]
+    ensure_months(engine, t.predictions.name, set(dates))
     with engine.begin() as conn:
         model_id = conn.execute(insert(t.models).values(
             run_id=model.run_id, model_group_id=model.model_group_id, split=model.split,
@@ -207,7 +210,6 @@ def record_model(engine: Engine, model: FittedModel, *, entity_ids: np.ndarray,
             artefact_hash=model.artefact_hash, artefact_path=model.artefact_path,
             train_seconds=model.train_seconds, selected=False, created_at=created,
         ).returning(t.models.c.id)).scalar_one()
-        dates = [None] * len(score) if as_of is None else [_ts(d) for d in as_of]
         _insert_many(conn, t.predictions, [
             {"model_id": model_id, "entity_id": str(e), "as_of_date": d, "score": float(s),
              "label": None if pd.isna(y) else int(y), "rank_abs": int(ra),

@@ -223,12 +223,16 @@ def daily_traffic(bind: Bind, since: datetime) -> dict[str, dict[str, int]]:
 WINDOW_MARGIN = timedelta(days=1)
 
 # A case's event time (its time input when it parses, else when it was scored) inside a window:
-# SQLite compares Julian days, PostgreSQL timestamps.
+# SQLite compares Julian days, PostgreSQL timestamps. A case is scored after it happened (the
+# clocks may differ by the margin), so a timed window also bounds created_at from below: a
+# partitioned PostgreSQL store then skips the months before the window.
 _IN_WINDOW = {
     "sqlite": ("coalesce(julianday(json_extract(p.features, :path)), julianday(p.created_at)) "
-               "BETWEEN :lo AND :hi", "julianday(p.created_at) BETWEEN :lo AND :hi"),
+               "BETWEEN :lo AND :hi AND julianday(p.created_at) >= :lo",
+               "julianday(p.created_at) BETWEEN :lo AND :hi"),
     "postgresql": ("coalesce(CASE WHEN (p.features->>:field) ~ '^\\d{4}-\\d{2}-\\d{2}' THEN "
-                   "(p.features->>:field)::timestamptz END, p.created_at) BETWEEN :lo AND :hi",
+                   "(p.features->>:field)::timestamptz END, p.created_at) BETWEEN :lo AND :hi "
+                   "AND p.created_at >= :lo",
                    "p.created_at BETWEEN :lo AND :hi"),
 }
 
