@@ -20,8 +20,10 @@ idempotency key ``observation_id`` (unique over all months) is kept unique by th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
@@ -141,3 +143,17 @@ def ensure_months(engine: Engine, table: str, values: Iterable[date | datetime |
     if missing:
         with engine.begin() as conn:
             create_month_partitions(conn, table, months)
+
+
+_PARTITION = re.compile(rf"^({'|'.join(PARTITION_KEYS)})_(p\d{{6}}|default)$")
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool,
+                   compare_to: Any) -> bool:
+    """Alembic autogenerate's filter: the partitions and ``production_observation_ids`` are
+    made by migration 0013 and :func:`create_month_partitions`, not declared in the metadata,
+    so a comparison with the metadata leaves them (and their indexes) out."""
+    table = obj if type_ == "table" else getattr(obj, "table", None)
+    table_name = name if type_ == "table" else getattr(table, "name", None)
+    return not (reflected and table_name is not None and (
+        table_name == OBSERVATION_IDS or _PARTITION.match(table_name)))

@@ -7,6 +7,7 @@ from sqlalchemy import engine_from_config, pool
 import rudikit.store.list_tables  # noqa: F401
 import rudikit.store.monitoring_tables  # noqa: F401
 import rudikit.store.production_tables  # noqa: F401
+from rudikit.store.partitions import include_object
 from rudikit.store.tables import metadata
 
 config = context.config
@@ -15,7 +16,8 @@ target_metadata = metadata
 
 def run(connection) -> None:  # type: ignore[no-untyped-def]
     context.configure(connection=connection, target_metadata=target_metadata,
-                      render_as_batch=connection.dialect.name == "sqlite")
+                      render_as_batch=connection.dialect.name == "sqlite",
+                      include_object=include_object)
     with context.begin_transaction():
         context.run_migrations()
 
