@@ -145,7 +145,8 @@ def ensure_months(engine: Engine, table: str, values: Iterable[date | datetime |
             create_month_partitions(conn, table, months)
 
 
-_PARTITION = re.compile(rf"^({'|'.join(PARTITION_KEYS)})_(p\d{{6}}|default)$")
+#: The name of a partition (``<table>_pYYYYMM`` or ``<table>_default``).
+PARTITION_NAME = re.compile(rf"^({'|'.join(PARTITION_KEYS)})_(p\d{{6}}|default)$")
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool,
@@ -156,4 +157,4 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool,
     table = obj if type_ == "table" else getattr(obj, "table", None)
     table_name = name if type_ == "table" else getattr(table, "name", None)
     return not (reflected and table_name is not None and (
-        table_name == OBSERVATION_IDS or _PARTITION.match(table_name)))
+        table_name == OBSERVATION_IDS or PARTITION_NAME.match(table_name)))

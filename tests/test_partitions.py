@@ -1,0 +1,288 @@
+"""Monthly partitions on PostgreSQL (migration 0013, ``rudikit.store.partitions``): an existing
+store is converted with its rows and keys, months are created before their rows arrive, and
+every window query of the monitor and the dashboard reads only the window's months (checked
+by ``EXPLAIN``; the queries to check are listed once, in :data:`WINDOW_QUERIES`)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, insert, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from rudikit.monitoring.production import read_predictions
+from rudikit.store import partitions, results
+from rudikit.store import tables as t
+from rudikit.store.engine import MIGRATIONS, create_store_engine, open_store
+from rudikit.store.production_tables import deployed_models, outcomes, requests
+from rudikit.store.queries import predictions as pq
+from rudikit.store.queries import production as prq
+from rudikit.store.queries.production import WINDOW_MARGIN, CaseWindow
+
+ON_POSTGRES = pytest.mark.parametrize("store", ["postgres"], indirect=True)
+
+MONTHS = [date(2025, m, 1) for m in range(1, 13)]  # the history: one year
+END = datetime(2025, 12, 15, tzinfo=UTC)
+START = END - timedelta(days=30)  # the 30-day window
+
+
+def _migrate(engine: Engine, revision: str, down: bool = False) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        (command.downgrade if down else command.upgrade)(config, revision)
+
+
+def _parents(engine: Engine) -> dict[str, int]:
+    """A run, model, deployment, token and request for predictions to hang on."""
+    run = results.start_run(engine, "p", "h", {}, 0, "synthetic")
+    group = results.get_or_create_model_group(engine, "p", "lr", {}, {}, "y")
+    with engine.begin() as conn:
+        model = conn.execute(insert(t.models).values(
+            run_id=run, model_group_id=group, split="s", train_rows=1, test_rows=1,
+            artefact_hash="h", artefact_path="x", train_seconds=0.0, selected=False,
+            created_at=END).returning(t.models.c.id)).scalar_one()
+        token = conn.execute(text(
+            "INSERT INTO api_tokens (name, role, token_hash, created_by, created_at) "
+            "VALUES ('t', 'predict', 'h', 'me', now()) RETURNING id")).scalar_one()
+        deployment = conn.execute(insert(deployed_models).values(
+            model_group_id=group, model_id=model, threshold=0.5, deployed_by="me", reason="r",
+            deployed_at=END, live=True).returning(deployed_models.c.id)).scalar_one()
+        conn.execute(insert(requests).values(
+            id="r1", endpoint="/predict", token_id=token, deployment_id=deployment,
+            model_id=model, n_observations=1, n_new=1, latency_ms=1.0, received_at=END))
+    return {"model": model, "group": group, "token": token, "deployment": deployment}
+
+
+def _fill(engine: Engine, ids: dict[str, int], per_day: int = 4) -> None:
+    """``per_day`` production predictions (with a time input a few hours before scoring) and
+    test predictions per day of :data:`MONTHS`, plus undated (case) predictions."""
+    params = {"lo": datetime(2025, 1, 1, tzinfo=UTC), "hi": datetime(2026, 1, 1, tzinfo=UTC),
+              "n": per_day, **ids}
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO production_predictions (observation_id, request_id, deployment_id, "
+            "model_id, features, payload_hash, score, threshold, decision, created_at) "
+            "SELECT 'o' || d || '-' || k, 'r1', :deployment, :model, json_build_object("
+            "'when', to_char(d - interval '3 hours', 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), 'x', k), "
+            "'h', k / (:n + 1.0), 0.5, k / (:n + 1.0) >= 0.5, d FROM generate_series("
+            "CAST(:lo AS timestamptz), CAST(:hi AS timestamptz) - interval '1 day', "
+            "interval '1 day') d, generate_series(1, :n) k"), params)
+        conn.execute(text(
+            "INSERT INTO predictions (model_id, entity_id, as_of_date, score, label, rank_abs, "
+            "rank_pct) SELECT :model, 'e' || k, d, k / (:n + 1.0), k % 2, k, k / (:n + 1.0) "
+            "FROM generate_series(CAST(:lo AS timestamptz), CAST(:hi AS timestamptz) - "
+            "interval '1 day', interval '1 day') d, generate_series(1, :n) k"), params)
+        conn.execute(text(
+            "INSERT INTO predictions (model_id, entity_id, score, label, rank_abs, rank_pct) "
+            "SELECT :model, 'case' || k, 0.5, 1, k, 0.5 FROM generate_series(1, :n) k"), params)
+        conn.execute(text("ANALYZE predictions, production_predictions"))
+
+
+def _where(conn: Any, table: str) -> dict[str, int]:
+    """Rows per partition of ``table``."""
+    return {name: n for name, n in conn.execute(text(
+        f"SELECT tableoid::regclass::text, count(*) FROM {table} GROUP BY 1"))}
+
+
+@ON_POSTGRES
+def test_an_existing_store_is_converted_with_its_rows_and_keys(store) -> None:
+    url, schema = store
+    engine = create_store_engine(url, schema=schema)
+    _migrate(engine, "0012")
+    ids = _parents(engine)
+    _fill(engine, ids, per_day=2)
+    with engine.begin() as conn:
+        before = {table: conn.execute(text(f"SELECT * FROM {table} ORDER BY id")).all()
+                  for table in partitions.PARTITION_KEYS}
+        first = conn.execute(text("SELECT min(id) FROM production_predictions")).scalar_one()
+        conn.execute(insert(outcomes).values(prediction_id=first, observation_id="x",
+                                             outcome=1, token_id=ids["token"],
+                                             recorded_at=END))
+    _migrate(engine, "head")
+    with engine.begin() as conn:
+        for table, rows in before.items():
+            assert partitions.is_partitioned(conn, table)
+            assert conn.execute(text(f"SELECT * FROM {table} ORDER BY id")).all() == rows
+        placed = _where(conn, "production_predictions")
+        assert placed == {partitions.partition_name("production_predictions", m):
+                          2 * (date(2025 + m.month // 12, m.month % 12 + 1, 1) - m).days
+                          for m in MONTHS}
+        assert _where(conn, "predictions")["predictions_default"] == 2  # the undated ones
+        # the id sequence carries on, and observation ids stay unique over all months
+        newest = conn.execute(text("SELECT max(id) FROM production_predictions")).scalar_one()
+        added = conn.execute(text(
+            "INSERT INTO production_predictions (observation_id, request_id, deployment_id, "
+            "model_id, features, payload_hash, score, threshold, decision, created_at) VALUES "
+            "('new', 'r1', :deployment, :model, '{}', 'h', 0.1, 0.5, false, now()) "
+            "RETURNING id"), ids).scalar_one()
+        assert added > newest
+    with pytest.raises(IntegrityError, match="production_observation_ids"), \
+            engine.begin() as conn:  # an observation stored in January, again in December
+        conn.execute(text(
+            "INSERT INTO production_predictions (observation_id, request_id, deployment_id, "
+            "model_id, features, payload_hash, score, threshold, decision, created_at) "
+            "SELECT observation_id, request_id, deployment_id, model_id, features, "
+            "payload_hash, score, threshold, decision, created_at + interval '11 months' "
+            "FROM production_predictions WHERE id = :first"), {"first": first})
+    with pytest.raises(IntegrityError, match="outcomes_prediction_id_fkey"), \
+            engine.begin() as conn:
+        conn.execute(insert(outcomes).values(prediction_id=10**9, observation_id="y",
+                                             outcome=1, token_id=ids["token"],
+                                             recorded_at=END))
+    _migrate(engine, "0012", down=True)  # and back, rows and keys as they were
+    with engine.begin() as conn:
+        for table, rows in before.items():
+            assert not partitions.is_partitioned(conn, table)
+            assert conn.execute(text(f"SELECT * FROM {table} WHERE observation_id IS "
+                                     "DISTINCT FROM 'new' ORDER BY id" if table ==
+                                     "production_predictions" else
+                                     f"SELECT * FROM {table} ORDER BY id")).all() == rows
+    engine.dispose()
+
+
+@ON_POSTGRES
+def test_months_exist_before_rows_arrive_and_a_late_month_takes_its_rows_along(store) -> None:
+    url, schema = store
+    engine = open_store(url, schema=schema)
+    this_month = partitions.month_of(datetime.now(UTC))
+    with engine.connect() as conn:
+        names = partitions.partitions(conn, "production_predictions")
+    assert names == sorted(["production_predictions_default"] + [
+        partitions.partition_name("production_predictions", m)
+        for m in partitions.coming_months(this_month)])
+    ids = _parents(engine)
+    _fill(engine, ids, per_day=1)  # 2025: no partitions yet, so all in DEFAULT
+    with engine.connect() as conn:
+        assert _where(conn, "production_predictions") == {
+            "production_predictions_default": 365}
+    partitions.ensure_months(engine, "production_predictions", [date(2025, 2, 10)])
+    with engine.connect() as conn:
+        assert _where(conn, "production_predictions") == {
+            "production_predictions_default": 365 - 28, "production_predictions_p202502": 28}
+        assert conn.execute(text("SELECT count(*) FROM production_predictions")).scalar() == 365
+    # a run storing as-of dates gets their months first
+    model = results.record_model(
+        engine, results.FittedModel(1, 1, "s", 1, 2, (None, None), (None, None), "h", "x", 0.0),
+        entity_ids=["a", "b"], as_of=[datetime(2031, 5, 1), datetime(2031, 6, 1)],
+        score=[0.2, 0.9], label=[0, 1], metrics=[], importances=[])
+    with engine.connect() as conn:
+        assert {"predictions_p203105", "predictions_p203106"} <= set(_where(conn, "predictions"))
+        assert conn.execute(text("SELECT count(*) FROM predictions WHERE model_id = :m"),
+                            {"m": model}).scalar() == 2
+    engine.dispose()
+
+
+def _read_all(engine: Engine, ids: dict[str, int], time_field: str | None) -> None:
+    for _ in read_predictions(engine, [ids["model"]], time_field=time_field, start=START,
+                              end=END):
+        pass
+
+
+def _chunk(engine: Engine, ids: dict[str, int]) -> None:
+    with engine.connect() as conn:
+        prq.prediction_chunk(conn, [ids["model"]], 0, 10**9, CaseWindow(None, START, END))
+
+
+#: The window queries of the monitor (``read_predictions`` runs ``prediction_id_range`` and
+#: ``prediction_chunk``), the service's lists and the dashboard, each run with the 30-day
+#: window; ``True`` when the query bounds the window on both sides (else from below only:
+#: later, empty months may be read). A new window query belongs here:
+#: :func:`test_every_window_query_is_checked` finds those that are not.
+WINDOW_QUERIES: dict[str, tuple[Callable[[Engine, dict[str, int]], Any], bool]] = {
+    "read_predictions (scored)": (lambda e, ids: _read_all(e, ids, None), True),
+    "read_predictions (timed)": (lambda e, ids: _read_all(e, ids, "when"), False),
+    "prediction_id_range": (lambda e, ids: prq.prediction_id_range(
+        e, [ids["model"]], CaseWindow("when", START, END)), False),
+    "prediction_chunk": (lambda e, ids: _chunk(e, ids), True),
+    "production_scores": (lambda e, ids: prq.production_scores(
+        e, ids["deployment"], START, END), True),
+    "daily_traffic": (lambda e, ids: prq.daily_traffic(e, START), False),
+    "models_scoring": (lambda e, ids: pq.models_scoring(e, ids["group"], START, END), True),
+    "entity_scores": (lambda e, ids: pq.entity_scores(e, ids["model"], START, END), True),
+    "entity_labels": (lambda e, ids: pq.entity_labels(
+        e, ids["model"], START, END, ["e1", "e2"]), True),
+}
+#: Queries with a time argument that read more than a window, and why.
+NOT_WINDOWED = {
+    "case_day_scores": "a day of cases by their time input: scored any time after (service "
+                       "lists; not bounded yet)",
+    "group_lists": "every list of a model group up to a date (the monitor's list history)",
+}
+
+
+def _plans(engine: Engine, run: Callable[[Engine, dict[str, int]], Any],
+           ids: dict[str, int]) -> list[dict[str, Any]]:
+    """The ``EXPLAIN`` of every statement ``run`` sends that reads a partitioned table."""
+    sent: list[tuple[str, Any]] = []
+
+    def capture(conn, cursor, statement, parameters, context, many):  # type: ignore[no-untyped-def]
+        if any(name in statement for name in partitions.PARTITION_KEYS):
+            sent.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        run(engine, ids)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert sent, "the query sent no statement to a partitioned table"
+    with engine.connect() as conn:
+        return [conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters
+                                     ).scalar()[0]["Plan"] for statement, parameters in sent]
+
+
+def _relations(plan: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    if "Relation Name" in plan:
+        yield plan["Node Type"], plan["Relation Name"]
+    for child in plan.get("Plans", []):
+        yield from _relations(child)
+
+
+@pytest.fixture
+def year_of_rows(store) -> Iterator[tuple[Engine, dict[str, int]]]:
+    url, schema = store
+    engine = open_store(url, schema=schema)
+    for table in partitions.PARTITION_KEYS:
+        partitions.ensure_months(engine, table, MONTHS)
+    ids = _parents(engine)
+    _fill(engine, ids)
+    yield engine, ids
+    engine.dispose()
+
+
+@ON_POSTGRES
+@pytest.mark.parametrize("name", list(WINDOW_QUERIES))
+def test_a_window_query_reads_only_the_windows_months(year_of_rows, name: str) -> None:
+    engine, ids = year_of_rows
+    run, bounded_above = WINDOW_QUERIES[name]
+    first = partitions.month_of(START - WINDOW_MARGIN)
+    last = partitions.month_of(END + WINDOW_MARGIN)
+    for plan in _plans(engine, run, ids):
+        read = {relation for _, relation in _relations(plan)
+                if partitions.PARTITION_NAME.match(relation)}
+        months = {date(int(r[-6:-2]), int(r[-2:]), 1) for r in read if not r.endswith("default")}
+        assert months, f"{name} read no month: {read}"
+        assert min(months) >= first, f"{name} read months before the window: {sorted(read)}"
+        if bounded_above:
+            assert max(months) <= last, f"{name} read months after the window: {sorted(read)}"
+        assert first in months or last in months
+
+
+def test_every_window_query_is_checked() -> None:
+    """A store query taking a window or a time bound is in :data:`WINDOW_QUERIES` (or says in
+    :data:`NOT_WINDOWED` why it reads more)."""
+    bounds = {"window", "start", "end", "since", "until", "day"}
+    checked = {name.split(" ")[0] for name in WINDOW_QUERIES} | set(NOT_WINDOWED)
+    for module in (prq, pq):
+        for name, function in inspect.getmembers(module, inspect.isfunction):
+            if function.__module__ == module.__name__ and not name.startswith("_") and \
+                    bounds & set(inspect.signature(function).parameters):
+                assert name in checked, f"{module.__name__}.{name} is not in WINDOW_QUERIES"
