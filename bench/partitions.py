@@ -10,6 +10,8 @@ Timed, interleaved and repeated (``--repeat``; the best and the median printed):
 * window (timed): the monitor's read of a 30-day window by the cases' time input
   (:func:`rudikit.monitoring.production.read_predictions` with ``time_field``);
 * window (scored): the same by when the cases were scored;
+* window (timed, no bound): the timed window's queries as they were before the created_at
+  bound (``prediction_id_range`` and ``prediction_chunk``): what either store costs without it;
 * dashboard: the dashboard's production traffic per day over its last 60 days
   (:func:`rudikit.store.queries.production.daily_traffic`);
 * inserts: ``--batches`` groups of 50 predictions written by the service's PostgreSQL writer
@@ -41,7 +43,12 @@ from rudikit.monitoring.production import read_predictions
 from rudikit.service.writer.backend import make_backend
 from rudikit.store.engine import MIGRATIONS, create_store_engine, open_store
 from rudikit.store.partitions import ensure_months
-from rudikit.store.queries.production import daily_traffic
+from rudikit.store.queries.production import (
+    CaseWindow,
+    daily_traffic,
+    prediction_chunk,
+    prediction_id_range,
+)
 
 END = datetime.now(UTC).replace(microsecond=0)
 
@@ -112,6 +119,21 @@ def _window(engine: Engine, ids: dict[str, int], time_field: str | None) -> int:
         end=END))
 
 
+class _Unbounded(CaseWindow):
+    """A timed window without the lower bound on created_at (the query before partitions)."""
+
+    def sql(self, dialect: str) -> str:
+        return super().sql(dialect).replace(" AND p.created_at >= :lo", "")
+
+
+def _unbounded(engine: Engine, ids: dict[str, int]) -> int:
+    window = _Unbounded("when", END - timedelta(days=30), END)
+    lo, hi = prediction_id_range(engine, [ids["model"]], window)
+    with engine.connect() as conn:
+        return sum(len((prediction_chunk(conn, [ids["model"]], start, start + 500_000, window)
+                        or "").splitlines()) for start in range(lo, hi, 500_000))
+
+
 def _inserts(engine: Engine, schema: str, ids: dict[str, int], batches: int, tag: str
              ) -> None:
     """``batches`` groups of 50 predictions through the service's writer."""
@@ -173,6 +195,7 @@ def main() -> None:
         tasks: dict[str, Callable[[str], Any]] = {
             "window (timed)": lambda k: _window(engines[k], ids[k], "when"),
             "window (scored)": lambda k: _window(engines[k], ids[k], None),
+            "window (timed, no bound)": lambda k: _unbounded(engines[k], ids[k]),
             "dashboard": lambda k: daily_traffic(engines[k], END - timedelta(days=60)),
             "inserts": lambda k: _inserts(engines[k], schemas[k], ids[k], args.batches,
                                           f"{k[0]}{uuid.uuid4().hex[:8]}"),
@@ -186,7 +209,7 @@ def main() -> None:
               "interleaved runs; ratio = unpartitioned / partitioned (>1: partitioned faster)")
         for task in tasks:
             part, flat = times[(task, "partitioned")], times[(task, "unpartitioned")]
-            print(f"{task:16} partitioned {min(part):8.3f} s ({statistics.median(part):.3f})"
+            print(f"{task:24} partitioned {min(part):8.3f} s ({statistics.median(part):.3f})"
                   f"  unpartitioned {min(flat):8.3f} s ({statistics.median(flat):.3f})"
                   f"  ratio {min(flat) / min(part):5.2f}x "
                   f"(median {statistics.median(flat) / statistics.median(part):.2f}x)")
