@@ -131,10 +131,10 @@ def test_permutation_importance_of_a_wide_model_permutes_its_top_columns() -> No
     assert min(found[f"bow_{i}"] for i in range(5)) > 0.005
 
 
-def wide_project(folder: Path, rows: int = 600) -> Path:
-    """A case project on a parquet source of WIDTH bag-of-words columns, with both
-    algorithms."""
-    data, y = wide_frame(rows)
+def wide_project(folder: Path, rows: int = 600, width: int = WIDTH) -> Path:
+    """A case project on a parquet source of ``width`` bag-of-words columns, with both
+    algorithms (``bench/wide_run.py`` runs it too)."""
+    data, y = wide_frame(rows, width)
     data.insert(0, "case_id", [f"c{i}" for i in range(rows)])
     data["arrested_at"] = pd.Timestamp("2020-01-01", tz="UTC") + pd.to_timedelta(
         np.arange(rows), unit="h")
