@@ -191,3 +191,19 @@ def test_a_wide_source_runs_end_to_end(tmp_path: Path) -> None:
                                      for f in variables.figures)
     table = variables.fields[0].parts[0]
     assert sum(1 for row in table.rows if row[0].startswith("bow_")) == WIDTH
+
+
+def test_a_numeric_columns_top_values_are_counted_as_their_text() -> None:
+    """The profile counts a number or boolean column's values without turning every value into
+    text first, and names them exactly as counting their text does (pandas' own oracle)."""
+    from rudikit.data.profile import profile_frame
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"bow_0": rng.integers(0, 3, 200).astype(float),
+                          "count": pd.array(rng.integers(0, 5, 200), dtype="Int64"),
+                          "flag": rng.random(200) < 0.3})
+    frame.loc[::9, ["bow_0", "count"]] = None
+    for profile in profile_frame(frame):
+        counts = frame[profile["column_name"]].dropna().astype(str).value_counts()
+        assert profile["summary"] == {"values": list(counts.index),
+                                      "counts": [int(c) for c in counts], "other": 0}
