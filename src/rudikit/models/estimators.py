@@ -309,10 +309,10 @@ def _lightgbm_sets(params: Mapping[str, Any], name: str) -> bool:
     try:
         from lightgbm.basic import _ConfigAliases
 
-        names = _ConfigAliases.get(name)
-    except (ImportError, AttributeError):
+        names = set(_ConfigAliases.get(name)) | {name}
+    except (ImportError, AttributeError):  # private API: then only the name itself is known
         names = {name}
-    return bool(set(params) & (set(names) | {name}))
+    return bool(set(params) & names)
 
 
 def build_pipeline(point: GridPoint, features: Features, seed: int = 0

@@ -39,6 +39,7 @@ from rudikit.features.splits import SplitIndices, make_split
 from rudikit.models.artefacts import load_artefact, save_json_artefact, stored_path
 from rudikit.models.ensemble import ensemble_problems, ensemble_specs
 from rudikit.models.estimators import (
+    WIDE_COLUMNS,
     GridPoint,
     build_pipeline,
     check_grid,
@@ -434,10 +435,11 @@ def _explain_selected(engine: Engine, model: ModelSummary, artefact: tuple[str, 
             top_reasons(explanation, reasons))
 
 
-#: Permutation importance is computed for at most this many input columns: on a wide source
-#: (bag-of-words, 1,000+ columns) each permuted column costs a prediction over every column,
-#: so all of them would be quadratic in the columns. The permuted ones are the model's own
-#: largest mean absolute contributions (SHAP or coefficient x value), which cost one pass.
+#: On a wide source (``WIDE_COLUMNS`` input columns or more, e.g. bag-of-words) permutation
+#: importance is computed for this many input columns: each permuted column costs a prediction
+#: over every column, so all of them would be quadratic in the columns. The permuted ones are
+#: the model's own largest mean absolute contributions (SHAP or coefficient x value), which
+#: cost one pass. A narrower source (COMPAS's 340 columns) has every column permuted.
 MAX_PERMUTED = 60
 
 
@@ -447,8 +449,8 @@ def _importances(pipeline: Any, X: pd.DataFrame, y: np.ndarray, seed: int,
     """Permutation importance (drop in ROC AUC) per input column on the test rows, with the
     standard deviation over repeats and a one-sided t-test p-value that it is above zero.
     ``ranking`` (input columns, most important first, e.g. by mean absolute contribution):
-    when there are more than :data:`MAX_PERMUTED` columns, only its first ones are permuted
-    (without a ranking, every column is).
+    on a wide source only its first :data:`MAX_PERMUTED` are permuted (without a ranking,
+    every column is).
 
     Hand-written rather than sklearn's ``permutation_importance`` because the encoder is
     column-wise: shuffling a raw column equals shuffling its encoded column(s), so the rows are
@@ -466,7 +468,7 @@ def _importances(pipeline: Any, X: pd.DataFrame, y: np.ndarray, seed: int,
     y = y[idx]
     base = roc_auc(y, model.predict_proba(matrix)[:, 1])
     positions = encoder.output_positions()
-    if ranking is not None and len(positions) > MAX_PERMUTED:
+    if ranking is not None and len(positions) >= WIDE_COLUMNS:
         positions = {c: positions[c] for c in list(ranking)[:MAX_PERMUTED]}
     rows = []
     for column, where in positions.items():
