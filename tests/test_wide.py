@@ -120,7 +120,7 @@ def test_permutation_importance_of_a_wide_model_permutes_its_top_columns() -> No
     from rudikit.explain import explain, global_importance
     from rudikit.run.case import MAX_PERMUTED, _importances
 
-    data, y = wide_frame(1200)
+    data, y = wide_frame(800)
     features, _ = FEATURES.resolve(list(data.columns))
     pipeline, fit_params = build_pipeline(GridPoint("lightgbm", {"n_estimators": 40}), features)
     pipeline.fit(data, y, **fit_params)
