@@ -207,3 +207,21 @@ def test_a_numeric_columns_top_values_are_counted_as_their_text() -> None:
         counts = frame[profile["column_name"]].dropna().astype(str).value_counts()
         assert profile["summary"] == {"values": list(counts.index),
                                       "counts": [int(c) for c in counts], "other": 0}
+
+
+def test_the_missing_chart_of_a_wide_source_keeps_its_most_missing_columns() -> None:
+    """With more columns missing than MAX_PANELS, the chart draws the MAX_PANELS most missing
+    ones (in the columns' order) and says so in its title."""
+    from rudikit.data.profile import profile_frame
+    from rudikit.reports.profile_figures import MAX_PANELS, missing_figure
+
+    rng = np.random.default_rng(0)
+    n = MAX_PANELS + 40
+    frame = pd.DataFrame(rng.random((200, n)), columns=[f"bow_{i}" for i in range(n)])
+    for i in range(n):  # column i misses i + 1 values
+        frame.iloc[: i + 1, i] = np.nan
+    profiles = pd.DataFrame(profile_frame(frame)).assign(snapshot_id=1)
+    fig = missing_figure(profiles, list(frame.columns), {1: "snapshot 1"})
+    assert fig is not None
+    assert list(fig.data[0].y)[::-1] == [f"bow_{i}" for i in range(n - MAX_PANELS, n)]
+    assert f"the {MAX_PANELS} most missing of {n} columns" in fig.layout.title.text
