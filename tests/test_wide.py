@@ -44,7 +44,7 @@ FEATURES = Features(categorical=["charge_degree", "sex"], numeric=["bow_*"])
 def test_wide_logistic_regression_equals_scikit_learns_own_pipeline() -> None:
     """The wide rule's model (sparse numeric block, median + missing indicator, MaxAbsScaler,
     lbfgs) scores every row as scikit-learn's own estimators fitted by hand on the same matrix,
-    to 1e-9; and its prepared matrix really is sparse."""
+    to 1e-9; its prepared matrix really is sparse; it is explained like a narrow one."""
     data, y = wide_frame(800)
     features, problems = FEATURES.resolve(list(data.columns))
     assert not problems
@@ -64,6 +64,14 @@ def test_wide_logistic_regression_equals_scikit_learns_own_pipeline() -> None:
     oracle = LogisticRegression(C=0.5, max_iter=2000, random_state=0).fit(matrix.tocsr(), y)
     np.testing.assert_allclose(pipeline.predict_proba(data)[:, 1],
                                oracle.predict_proba(matrix.tocsr())[:, 1], rtol=0, atol=1e-9)
+    # and its explanation (coefficient x value, summed back to the 1,002 input columns) adds
+    # up to the decision function row by row
+    from rudikit.explain import explain
+
+    explanation = explain(pipeline, data.iloc[:50], background=data)
+    assert explanation.contributions.shape == (50, WIDTH + 2)
+    np.testing.assert_allclose(explanation.margin, pipeline.decision_function(data.iloc[:50]),
+                               rtol=0, atol=1e-9)
 
 
 def test_a_narrow_source_keeps_the_dense_standard_scaled_path() -> None:
