@@ -122,9 +122,9 @@ def test_feature_globs_select_the_right_columns_in_data_order() -> None:
 
 
 def test_permutation_importance_of_a_wide_model_permutes_its_top_columns() -> None:
-    """With more than MAX_PERMUTED input columns, permutation importance is computed for the
-    model's largest mean absolute contributions only; the informative words are among them
-    and show a real drop in ROC AUC."""
+    """With WIDE_COLUMNS input columns or more, permutation importance is computed for the
+    model's MAX_PERMUTED largest mean absolute contributions only; the informative words are
+    among them and show a real drop in ROC AUC."""
     from rudikit.explain import explain, global_importance
     from rudikit.run.case import MAX_PERMUTED, _importances
 
