@@ -45,7 +45,10 @@ def profile_column(series: pd.Series) -> dict[str, Any]:
         days = stamps.to_numpy(dtype="datetime64[s]").astype("int64") / 86400.0
         summary = _histogram(days) | {"unit": "days since 1970-01-01"}
     else:
-        counts = present.astype(str).value_counts()
+        # a number or boolean is counted as itself and only the top values turned into text:
+        # converting every value to text first took most of a 2,000-column source's profile
+        counts = (present.value_counts() if kind != "text"
+                  else present.astype(str).value_counts())
         top = counts.head(TOP)
         summary = {"values": [str(v) for v in top.index], "counts": [int(c) for c in top],
                    "other": int(counts.iloc[TOP:].sum())}

@@ -86,13 +86,16 @@ def explanation_method(pipeline: Pipeline) -> str | None:
     return "coefficient" if _logistic(model) is not None else None
 
 
-def _to_inputs(encoder: TabularEncoder) -> tuple[np.ndarray, list[str]]:
-    """(encoded columns x input columns 0/1 matrix, input column names)."""
+def _to_inputs(encoder: TabularEncoder) -> tuple[sparse.csr_matrix, list[str]]:
+    """(encoded columns x input columns 0/1 matrix, input column names). Sparse: every encoded
+    column has one input column, so summing contributions back costs rows x columns, where a
+    dense matrix would cost rows x columns x columns (minutes on a 2,000-column source)."""
     positions = encoder.output_positions()
     names = list(positions)
-    matrix = np.zeros((encoder.n_features_out_, len(names)))
-    for j, name in enumerate(names):
-        matrix[positions[name], j] = 1.0
+    encoded = [p for name in names for p in positions[name]]
+    inputs = [j for j, name in enumerate(names) for _ in positions[name]]
+    matrix = sparse.csr_matrix((np.ones(len(encoded)), (encoded, inputs)),
+                               shape=(encoder.n_features_out_, len(names)))
     return matrix, names
 
 
@@ -128,7 +131,8 @@ def explain(pipeline: Pipeline, X: pd.DataFrame, background: pd.DataFrame | None
     values = X[encoder.input_columns].reset_index(drop=True)
     if isinstance(model, LGBMClassifier):
         raw = np.asarray(model.predict(encoded, pred_contrib=True), dtype=float)
-        contributions, base, method = raw[:, :-1] @ to_inputs, float(raw[0, -1]), "shap"
+        contributions = np.asarray(raw[:, :-1] @ to_inputs)
+        base, method = float(raw[0, -1]), "shap"
     elif (parts := _logistic(model)) is not None:
         prepare, classifier = parts
         prepared = _dense(prepare.transform(encoded))
@@ -139,7 +143,7 @@ def explain(pipeline: Pipeline, X: pd.DataFrame, background: pd.DataFrame | None
             mean = prepared.mean(axis=0) if mean is None else mean
         weights = classifier.coef_[0]
         source = _prepared_sources(prepare, prepared.shape[1])
-        contributions = ((prepared - mean) * weights) @ to_inputs[source]
+        contributions = np.asarray(((prepared - mean) * weights) @ to_inputs[source])
         base = float(classifier.intercept_[0] + mean @ weights)
         method = "coefficient"
     else:

@@ -18,6 +18,17 @@ from rudikit.reports.page import PALETTE
 COLUMNS = 3
 #: Category labels are cut to this many characters (the full one is in the hover).
 LABEL = 18
+#: At most this many columns are drawn per chart: a wide source (1,000 bag-of-words columns)
+#: would otherwise make a page of thousands of subplots, slow to build and to open. The
+#: Variables table still lists every column.
+MAX_PANELS = 60
+
+
+def _first(columns: list[str]) -> tuple[list[str], str]:
+    """The first :data:`MAX_PANELS` columns, and a title note when some are left out."""
+    if len(columns) <= MAX_PANELS:
+        return columns, ""
+    return columns[:MAX_PANELS], f" - the first {MAX_PANELS} of {len(columns)} columns"
 
 
 def _short(text: str) -> str:
@@ -60,6 +71,7 @@ def distribution_figure(profiles: pd.DataFrame, columns: list[str]) -> go.Figure
     shown = [c for c in columns if c in rows.index and not identifier.get(c, False)]
     if not shown:
         return None
+    shown, note = _first(shown)
     n_rows = math.ceil(len(shown) / COLUMNS)
     titles = [f"{_short(c)} ({rows.loc[c, 'missing'] / max(rows.loc[c, 'rows'], 1):.0%} "
               "missing)" for c in shown]
@@ -71,7 +83,7 @@ def distribution_figure(profiles: pd.DataFrame, columns: list[str]) -> go.Figure
     fig.update_yaxes(automargin=True, tickfont={"size": 10})
     fig.update_xaxes(tickfont={"size": 10}, nticks=5)
     fig.update_layout(title="Distribution of each column the project uses (rows; top values "
-                            "of a category, the rest as \"other\")",
+                            "of a category, the rest as \"other\")" + note,
                       height=120 + 230 * n_rows, bargap=0.05)
     return fig
 
@@ -89,6 +101,12 @@ def missing_figure(profiles: pd.DataFrame, columns: list[str],
     ordered = [c for c in columns if missing.get(c, 0) > 0]
     if not ordered:
         return None
+    if len(ordered) > MAX_PANELS:  # the most missing ones, in the columns' order
+        most = set(missing[ordered].nlargest(MAX_PANELS).index)
+        ordered, note = [c for c in ordered if c in most], (
+            f" - the {MAX_PANELS} most missing of {len(ordered)} columns")
+    else:
+        note = ""
     fig = go.Figure()
     for i, (snapshot_id, label) in enumerate(snapshots.items()):
         part = rows[rows["snapshot_id"] == snapshot_id].set_index("column_name")
@@ -100,7 +118,8 @@ def missing_figure(profiles: pd.DataFrame, columns: list[str],
                              customdata=np.c_[part["missing"][::-1], part["rows"][::-1]],
                              hovertemplate="%{y}: %{x:.1%} (%{customdata[0]:,} of "
                                            "%{customdata[1]:,})<extra></extra>"))
-    fig.update_layout(title="Share of rows missing, per column and snapshot of this source",
+    fig.update_layout(title="Share of rows missing, per column and snapshot of this source"
+                            + note,
                       barmode="group", showlegend=True,  # names the snapshot, even one
                       xaxis={"tickformat": ".0%", "rangemode": "tozero"},
                       yaxis={"automargin": True},

@@ -23,7 +23,7 @@ from rudikit.config import Features, OperatingPoint, Project, TemporalSplit
 from rudikit.data.sources import LoadedSource, unify
 from rudikit.data.validation import bad_date_problems
 from rudikit.evaluation.metrics import MetricValue, evaluate_scores, lower_is_better, roc_auc
-from rudikit.explain import explain, explanation_method, top_reasons
+from rudikit.explain import explain, explanation_method, global_importance, top_reasons
 from rudikit.fairness.list_simulation import list_simulation_metrics
 from rudikit.fairness.stage import (
     ModelFairness,
@@ -39,6 +39,7 @@ from rudikit.features.splits import SplitIndices, make_split
 from rudikit.models.artefacts import load_artefact, save_json_artefact, stored_path
 from rudikit.models.ensemble import ensemble_problems, ensemble_specs
 from rudikit.models.estimators import (
+    WIDE_COLUMNS,
     GridPoint,
     build_pipeline,
     check_grid,
@@ -422,25 +423,39 @@ def _explain_selected(engine: Engine, model: ModelSummary, artefact: tuple[str, 
     for the models that were not chosen."""
     pipeline = load_artefact(artefact[1], artefact[0])
     X_test = X.iloc[split.test]
-    results.record_importances(engine, model.model_id,
-                               _importances(pipeline, X_test, y[split.test], seed))
     method = explanation_method(pipeline)
-    if method is None:
-        return
-    explanation = explain(pipeline, X_test)  # centred on the training rows
-    results.record_individual_importances(
-        engine, model.model_id, method, entity[split.test],
-        None if knowledge is None else knowledge[split.test], top_reasons(explanation, reasons))
+    explanation = None if method is None else explain(pipeline, X_test)  # centred on training
+    ranking = None if explanation is None else list(global_importance(explanation).index)
+    results.record_importances(engine, model.model_id,
+                               _importances(pipeline, X_test, y[split.test], seed, ranking))
+    if explanation is not None:
+        results.record_individual_importances(
+            engine, model.model_id, method, entity[split.test],
+            None if knowledge is None else knowledge[split.test],
+            top_reasons(explanation, reasons))
+
+
+#: On a wide source (``WIDE_COLUMNS`` input columns or more, e.g. bag-of-words) permutation
+#: importance is computed for this many input columns: each permuted column costs a prediction
+#: over every column, so all of them would be quadratic in the columns. The permuted ones are
+#: the model's own largest mean absolute contributions (SHAP or coefficient x value), which
+#: cost one pass. A narrower source (COMPAS's 340 columns) has every column permuted.
+MAX_PERMUTED = 60
 
 
 def _importances(pipeline: Any, X: pd.DataFrame, y: np.ndarray, seed: int,
-                 max_rows: int = 2000, repeats: int = 5) -> list[results.Importance]:
+                 ranking: Sequence[str] | None = None, max_rows: int = 2000,
+                 repeats: int = 5) -> list[results.Importance]:
     """Permutation importance (drop in ROC AUC) per input column on the test rows, with the
     standard deviation over repeats and a one-sided t-test p-value that it is above zero.
+    ``ranking`` (input columns, most important first, e.g. by mean absolute contribution):
+    on a wide source only its first :data:`MAX_PERMUTED` are permuted (without a ranking,
+    every column is).
 
     Hand-written rather than sklearn's ``permutation_importance`` because the encoder is
     column-wise: shuffling a raw column equals shuffling its encoded column(s), so the rows are
-    encoded once instead of once per column and repeat (with 340 COMPAS columns, minutes -> s).
+    encoded once instead of once per column and repeat (with 340 COMPAS columns, minutes -> s),
+    and the shuffled column is put back in place rather than the matrix copied each time.
     """
     if len(np.unique(y)) < 2:
         return []
@@ -452,13 +467,17 @@ def _importances(pipeline: Any, X: pd.DataFrame, y: np.ndarray, seed: int,
     matrix = encoder.transform(X.iloc[idx])
     y = y[idx]
     base = roc_auc(y, model.predict_proba(matrix)[:, 1])
+    positions = encoder.output_positions()
+    if ranking is not None and len(positions) >= WIDE_COLUMNS:
+        positions = {c: positions[c] for c in list(ranking)[:MAX_PERMUTED]}
     rows = []
-    for column, positions in encoder.output_positions().items():
+    for column, where in positions.items():
+        original = matrix[:, where].copy()
         drops = np.empty(repeats)
         for r in range(repeats):
-            shuffled = matrix.copy()
-            shuffled[:, positions] = matrix[rng.permutation(len(y))][:, positions]
-            drops[r] = base - roc_auc(y, model.predict_proba(shuffled)[:, 1])
+            matrix[:, where] = original[rng.permutation(len(y))]
+            drops[r] = base - roc_auc(y, model.predict_proba(matrix)[:, 1])
+        matrix[:, where] = original
         mean, std = float(drops.mean()), float(drops.std())
         p = (float(stats.ttest_1samp(drops, 0.0, alternative="greater").pvalue) if std > 0
              else (0.0 if mean > 0 else 1.0))
