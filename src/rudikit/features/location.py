@@ -11,6 +11,7 @@ service scores raw coordinates exactly as the run did.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -132,8 +133,21 @@ class LocationEncoder(TransformerMixin, BaseEstimator):
 
     def record(self, latitude: Any, longitude: Any) -> list[str]:
         """One point's categories (the service's path: no DataFrame per request)."""
-        places = self.places(np.array([_number(latitude)]), np.array([_number(longitude)]))
-        return [self._fold(name, places[name])[0] for name in self.names]
+        places = _point_places(_number(latitude), _number(longitude), self.h3_resolution,
+                               self.town, self.town_min_population)
+        return [self._fold(name, [place])[0]
+                for name, place in zip(self.names, places, strict=True)]
+
+
+@functools.lru_cache(maxsize=65_536)
+def _point_places(latitude: float, longitude: float, h3_resolution: int | None, town: bool,
+                  town_min_population: int) -> tuple[str | None, ...]:
+    """One point's unfolded places, cached: a lone lookup costs ~0.3 ms (mostly the town's
+    tree query), and published points are snapped to a limited set of map points."""
+    encoder = LocationEncoder(h3_resolution=h3_resolution, town=town,
+                              town_min_population=town_min_population)
+    places = encoder.places(np.array([latitude]), np.array([longitude]))
+    return tuple(places[name][0] for name in encoder.names)
 
 
 def cell_summary(latitude: np.ndarray, longitude: np.ndarray, outcome: np.ndarray,
