@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from rudikit.run.location_map import SEARCHES, SUCCESS_RATE
+from rudikit.evaluation.location_cells import SEARCHES, SUCCESS_RATE
 
 
 def training_cells(evals: pd.DataFrame, model_id: int) -> pd.DataFrame:
     """``cell``, ``searches``, ``success_rate`` of a model's training rows, from its stored
-    evaluations (:mod:`rudikit.run.location_map`); empty when none were stored."""
+    evaluations (:mod:`rudikit.evaluation.location_cells`); empty when none were stored."""
     rows = evals[(evals["model_id"] == model_id)
                  & evals["metric"].isin([SEARCHES, SUCCESS_RATE])] if len(evals) else evals
     if not len(rows):
