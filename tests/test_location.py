@@ -220,3 +220,32 @@ def _frame(folder):
     from rudikit.data.sources import unify
 
     return unify(load_project(folder), folder)[0]
+
+
+def test_the_monitor_map_counts_production_cells_like_a_groupby() -> None:
+    """The production window's map: the monitor's stored figures (section ``location``) read
+    back by the monitor report, against a groupby of the same rows."""
+    from rudikit.config import Features
+    from rudikit.monitoring.monitor import _cell_metrics
+    from rudikit.reports.monitor_report import production_cells
+
+    rng = np.random.default_rng(9)
+    n = 2000
+    chunk = pd.DataFrame({"latitude": rng.normal(51.8, 0.4, n),
+                          "longitude": rng.normal(0.5, 0.4, n),
+                          "outcome": pd.array(rng.integers(0, 2, n), dtype="Int8")})
+    chunk.loc[:99, "outcome"] = pd.NA  # outcome not known yet
+    chunk.loc[100:119, "latitude"] = np.nan
+    features = Features(categorical=["type"], location={"h3_resolution": 5})
+    metrics = pd.DataFrame(_cell_metrics(features, [chunk.iloc[:700], chunk.iloc[700:]]))
+    cells = production_cells(metrics).set_index("cell")
+    known = chunk.dropna(subset=["latitude"]).assign(cell=lambda f: [
+        h3.latlng_to_cell(a, b, 5) for a, b in zip(f["latitude"], f["longitude"], strict=True)])
+    expected = known.groupby("cell").agg(searches=("outcome", "size"),
+                                         rate=("outcome", lambda o: o.astype(float).mean()))
+    cells = cells.loc[expected.index]
+    np.testing.assert_array_equal(cells["searches"].astype(int), expected["searches"])
+    np.testing.assert_allclose(cells["success_rate"].astype(float), expected["rate"],
+                               rtol=1e-12)
+    fig = cell_map_figure(production_cells(metrics), "Production searches by H3 cell")
+    assert int(sum(fig.data[0].customdata[:, 1])) == n - 20
