@@ -357,7 +357,10 @@ def test_an_unchanged_history_raises_no_alert(live: Live) -> None:
     assert first.n_predictions == first.n_outcomes == len(data)
     # the production month is the test month: realised equals expected exactly
     assert first.realised.precision == pytest.approx(first.expected.precision)
-    assert max(d.psi for d in first.drift) < 0.1 and first.score_drift.psi < 1e-9
+    # the service's scores are the run's within 1e-9 (measured: 5e-16), not bit for bit, so a
+    # group of tied scores on a decile edge of the reference may cross it (a few rows: PSI
+    # ~3e-4 with the location features of the example)
+    assert max(d.psi for d in first.drift) < 0.1 and first.score_drift.psi < 1e-3
     assert len(first.stability) == 9
     second = live.monitor(datetime(2020, 3, 1, tzinfo=UTC))
     assert second.alerts == []

@@ -24,18 +24,46 @@ class DatetimeFeatures(Strict):
     parts: list[DatetimePart] = ["hour", "weekday"]
 
 
+class LocationFeatures(Strict):
+    """Where a row happened, as categories (:mod:`rudikit.features.location`): the H3 cell
+    (Uber's hexagonal grid) at ``h3_resolution`` and the nearest town of at least
+    ``town_min_population`` people, each value seen on fewer than ``min_count`` training rows
+    folded into "other"; rows without coordinates are "missing"."""
+
+    latitude: str = "latitude"
+    longitude: str = "longitude"
+    h3_resolution: int | None = Field(6, ge=0, le=15)  # null: no cell feature
+    town: bool = True
+    town_min_population: int = Field(10_000, ge=0)  # smaller places are villages, not towns
+    min_count: int = Field(200, ge=1)
+
+    @model_validator(mode="after")
+    def _some(self) -> LocationFeatures:
+        if self.h3_resolution is None and not self.town:
+            raise ValueError("no location feature: set h3_resolution (0 to 15) or town: true")
+        if self.latitude == self.longitude:
+            raise ValueError(f"latitude and longitude name the same column {self.latitude!r}")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        return [self.latitude, self.longitude]
+
+
 class Features(Strict):
     categorical: list[str] = []
     numeric: list[str] = []
     boolean: list[str] = []
     datetime: DatetimeFeatures | None = None
+    location: LocationFeatures | None = None
     protected: list[str] = []  # kept for auditing even when not used as model inputs
 
     @model_validator(mode="after")
     def _some(self) -> Features:
-        if not (self.categorical or self.numeric or self.boolean or self.datetime):
-            raise ValueError("no features: list at least one categorical, numeric, boolean or "
-                             "datetime feature")
+        if not (self.categorical or self.numeric or self.boolean or self.datetime
+                or self.location):
+            raise ValueError("no features: list at least one categorical, numeric, boolean, "
+                             "datetime or location feature")
         columns = self.categorical + self.numeric + self.boolean
         dupes = sorted(c for c, n in Counter(columns).items() if n > 1)
         if dupes:
@@ -45,7 +73,10 @@ class Features(Strict):
     @property
     def input_columns(self) -> list[str]:
         cols = self.categorical + self.boolean + self.numeric
-        return cols + ([self.datetime.column] if self.datetime else [])
+        cols += [self.datetime.column] if self.datetime else []
+        # coordinates read only by the location features are inputs too (the service needs them)
+        return cols + [c for c in (self.location.columns if self.location else [])
+                       if c not in cols]
 
     def resolve(self, columns: list[str]) -> tuple[Features, list[str]]:
         """Expand glob patterns (``token_*``) against the data's columns, in data order.
@@ -74,6 +105,10 @@ class Features(Strict):
         if self.datetime and self.datetime.column not in present:
             problems.append(f"features.datetime.column: no column {self.datetime.column!r} "
                             "in the data")
+        for key in ("latitude", "longitude"):
+            column = getattr(self.location, key) if self.location else None
+            if column is not None and column not in present:
+                problems.append(f"features.location.{key}: no column {column!r} in the data")
         return self.model_copy(update=resolved), problems
 
 

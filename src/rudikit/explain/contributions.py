@@ -128,7 +128,7 @@ def explain(pipeline: Pipeline, X: pd.DataFrame, background: pd.DataFrame | None
     encoder, model = _steps(pipeline)
     to_inputs, names = _to_inputs(encoder)
     encoded = encoder.transform(X)
-    values = X[encoder.input_columns].reset_index(drop=True)
+    values = encoder.readable_values(X)  # a location category as its text ("town": Leeds)
     if isinstance(model, LGBMClassifier):
         raw = np.asarray(model.predict(encoded, pred_contrib=True), dtype=float)
         contributions = np.asarray(raw[:, :-1] @ to_inputs)

@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 
 from rudikit.data.validation import FALSE_TEXT, TRUE_TEXT
+from rudikit.features.location import LocationEncoder
 
 DATETIME_PARTS = ("hour", "weekday", "month", "day", "is_weekend", "is_night")
 
@@ -57,23 +58,42 @@ def datetime_part_values(stamps: pd.Series, parts: Sequence[str]) -> list[np.nda
 class TabularEncoder(TransformerMixin, BaseEstimator):
     """Encode categorical, boolean, numeric and datetime columns into a float matrix.
 
-    Output columns, in order: ``categorical`` (codes), ``boolean`` (0/1), ``numeric``, then
-    ``<datetime>_<part>`` for each datetime part.
+    Output columns, in order: ``categorical`` (codes), the ``location`` categories (codes of
+    ``h3_cell``, ``town``: :mod:`rudikit.features.location`), ``boolean`` (0/1), ``numeric``,
+    then ``<datetime>_<part>`` for each datetime part.
     """
+
+    # what a pipeline saved before location features existed reads (it set neither)
+    location: LocationEncoder | None = None
+    location_: LocationEncoder | None = None
 
     def __init__(self, categorical: Sequence[str] = (), boolean: Sequence[str] = (),
                  numeric: Sequence[str] = (), datetime: str | None = None,
-                 datetime_parts: Sequence[str] = ("hour", "weekday")):
+                 datetime_parts: Sequence[str] = ("hour", "weekday"),
+                 location: LocationEncoder | None = None):
         self.categorical = categorical
         self.boolean = boolean
         self.numeric = numeric
         self.datetime = datetime
         self.datetime_parts = datetime_parts
+        self.location = location
 
     @property
     def input_columns(self) -> list[str]:
         cols = [*self.categorical, *self.boolean, *self.numeric]
-        return cols + ([self.datetime] if self.datetime else [])
+        cols += [self.datetime] if self.datetime else []
+        return cols + self.coordinate_columns
+
+    @property
+    def coordinate_columns(self) -> list[str]:
+        """The coordinates the location features read that are no other feature's input."""
+        plain = {*self.categorical, *self.boolean, *self.numeric, self.datetime}
+        return [c for c in (self.location.columns if self.location else []) if c not in plain]
+
+    @property
+    def categorical_outputs(self) -> list[str]:
+        """The output columns holding category codes, in order (known before fitting)."""
+        return [*self.categorical, *(self.location.names if self.location else [])]
 
     def _check_columns(self, frame: pd.DataFrame) -> None:
         missing = [c for c in self.input_columns if c not in frame.columns]
@@ -90,19 +110,29 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
             c: [str(v) for v in X[c].dropna().astype(str).value_counts().index]
             for c in self.categorical
         }
+        self.location_ = None
+        if self.location is not None:
+            clash = [n for n in self.location.names if n in X.columns]
+            if clash:
+                raise ValueError(f"features.location: the data already has a column named "
+                                 f"{clash[0]!r}, the name of a location feature")
+            self.location_ = clone(self.location).fit(X)
+            places = self.location_.transform(X)
+            self.categories_ |= {c: list(places[c].value_counts().index) for c in places}
         self.lookup_ = {c: {v: i for i, v in enumerate(cats)}
                         for c, cats in self.categories_.items()}
-        names = [*self.categorical, *self.boolean, *self.numeric]
+        names = [*self.categorical_outputs, *self.boolean, *self.numeric]
         names += [f"{self.datetime}_{p}" for p in self.datetime_parts] if self.datetime else []
         self.feature_names_out_ = np.array(names, dtype=object)
-        self.categorical_indices_ = list(range(len(self.categorical)))
+        self.categorical_indices_ = list(range(len(self.categorical_outputs)))
         self.n_features_out_ = len(names)
         return self
 
     def output_positions(self) -> dict[str, list[int]]:
         """Input column -> the output columns it becomes (one each; a datetime column, one
-        per part)."""
-        plain = [*self.categorical, *self.boolean, *self.numeric]
+        per part). A location category (``town``) counts as an input column of its own: an
+        explanation names the town, not the coordinates it came from."""
+        plain = [*self.categorical_outputs, *self.boolean, *self.numeric]
         out = {c: [i] for i, c in enumerate(plain)}
         if self.datetime:
             out[self.datetime] = list(range(len(plain), len(plain) + len(self.datetime_parts)))
@@ -111,6 +141,16 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return self.feature_names_out_
 
+    def readable_values(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Each row's value of every :meth:`output_positions` column, as a person reads it:
+        the input as given, a location category as its text ("Leeds", "other")."""
+        values = X[[c for c in self.output_positions() if c in X.columns]]
+        values = values.reset_index(drop=True)
+        if self.location_ is not None:
+            places = self.location_.transform(X).reset_index(drop=True)
+            values = pd.concat([values, places], axis=1)
+        return values[list(self.output_positions())]
+
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         self._check_columns(X)
         columns: list[np.ndarray] = []
@@ -118,6 +158,12 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
             codes = X[c].astype("string").map(self.lookup_[c], na_action="ignore")
             columns.append(pd.to_numeric(codes, errors="coerce").to_numpy(dtype=float,
                                                                           na_value=np.nan))
+        if self.location_ is not None:
+            places = self.location_.transform(X)
+            for c in self.location_.names:
+                lookup = self.lookup_[c]
+                columns.append(np.array([lookup.get(v, np.nan) for v in places[c]],
+                                        dtype=float))
         for c in self.boolean:
             columns.append(np.array([_bool_value(v) for v in X[c].tolist()], dtype=float))
         if self.numeric:
@@ -138,7 +184,8 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
     def encode_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Plain dicts (e.g. parsed JSON requests) to the same matrix as :meth:`transform`."""
         out = np.full((len(records), self.n_features_out_), np.nan)
-        n_cat, n_bool = len(self.categorical), len(self.boolean)
+        n_cat, n_bool = len(self.categorical_outputs), len(self.boolean)
+        location = self.location_
         for i, record in enumerate(records):
             for j, c in enumerate(self.categorical):
                 value = record.get(c)
@@ -146,6 +193,11 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
                     code = self.lookup_[c].get(str(value))
                     if code is not None:
                         out[i, j] = code
+            if location is not None:
+                places = location.record(record.get(location.latitude),
+                                         record.get(location.longitude))
+                for j, (c, value) in enumerate(zip(location.names, places, strict=True)):
+                    out[i, len(self.categorical) + j] = self.lookup_[c].get(value, np.nan)
             for j, c in enumerate(self.boolean):
                 out[i, n_cat + j] = _bool_value(record.get(c))
             for j, c in enumerate(self.numeric):

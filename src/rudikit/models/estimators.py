@@ -30,6 +30,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from rudikit.config import Features, ModelSpec, TemporalModel, did_you_mean
 from rudikit.features.encoding import TabularEncoder
+from rudikit.features.location import LocationEncoder
 
 
 class BinaryScorer(ClassifierMixin, BaseEstimator):
@@ -178,12 +179,14 @@ def expand_grid(specs: list[ModelSpec]) -> list[GridPoint]:
 
 
 def make_encoder(features: Features) -> TabularEncoder:
+    location = features.location
     return TabularEncoder(
         categorical=list(features.categorical),
         boolean=list(features.boolean),
         numeric=list(features.numeric),
         datetime=features.datetime.column if features.datetime else None,
         datetime_parts=list(features.datetime.parts) if features.datetime else [],
+        location=LocationEncoder(**location.model_dump()) if location else None,
     )
 
 
@@ -325,7 +328,7 @@ def build_pipeline(point: GridPoint, features: Features, seed: int = 0
                          ("model", ScoreColumnClassifier())]), {}
     features = point.features(features)
     encoder = make_encoder(features)
-    n_cat = len(features.categorical)
+    n_cat = len(encoder.categorical_outputs)  # the location categories are categories too
     n_bool = len(features.boolean)
     n_num = len(features.numeric)
     n_parts = len(features.datetime.parts) if features.datetime else 0

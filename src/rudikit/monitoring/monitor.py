@@ -28,6 +28,7 @@ from rudikit.config import Features, OperatingPoint, Project, SourceExpectation
 from rudikit.data.sources import LoadedSource
 from rudikit.fairness.requirements import RequirementResult
 from rudikit.fairness.stage import assess
+from rudikit.features.location import cell_summary, coordinates
 from rudikit.monitoring import inputs
 from rudikit.monitoring.alerts import Alert, post_webhook
 from rudikit.monitoring.churn import churn_alerts, stability_pairs
@@ -127,6 +128,7 @@ class _Window:
     scores: list[np.ndarray]
     labelled: list[pd.DataFrame]
     n: int = 0
+    points: list[pd.DataFrame] = field(default_factory=list)  # coordinates and outcome (map)
 
 
 def _chunk_columns(chunk: pa.Table, features: Features) -> dict[str, Any]:
@@ -150,6 +152,10 @@ def _read_window(engine: Engine, project: Project, dep: Deployed, profile: Refer
         for name, counts in profile.count(_chunk_columns(chunk, dep.features)).items():
             window.counts[name] += counts
         window.scores.append(chunk.column("score").to_numpy())
+        location = dep.features.location
+        if location is not None and location.h3_resolution is not None:
+            names = [c for c in (*location.columns, "outcome") if c in chunk.column_names]
+            window.points.append(chunk.select(names).to_pandas())
         labelled = chunk.filter(pc.is_valid(chunk.column("outcome")))
         if labelled.num_rows:
             cols = ["score", "outcome", "event_time"] + [c for c in keep
@@ -330,6 +336,7 @@ def _production_checks(project: Project, engine: Engine, frame: pd.DataFrame, de
     else:
         result.notes.append(f"drift: only {win.n} predictions in the window (alerts need "
                             f"{mon.min_window_rows})")
+    metrics += _cell_metrics(dep.features, win.points)
     labelled = pd.concat(win.labelled, ignore_index=True) if win.labelled else pd.DataFrame()
     result.n_outcomes = len(labelled)
     found += _performance(project, dep, result, metrics, labelled, ref_score, ref_label, window)
@@ -397,6 +404,24 @@ def _performance(project: Project, dep: Deployed, result: MonitorResult,
                                    f"fairness requirement not met on production outcomes: "
                                    f"{name}: {r.summary}"))
     return found
+
+
+def _cell_metrics(features: Features, points: list[pd.DataFrame]) -> list[dict[str, Any]]:
+    """The production window's searches and success rate (of the outcomes known) per H3 cell,
+    for the monitor report's map (section ``location``)."""
+    location = features.location
+    frame = pd.concat(points, ignore_index=True) if points else pd.DataFrame()
+    if location is None or location.h3_resolution is None or not all(
+            c in frame for c in location.columns):
+        return []
+    latitude, longitude = coordinates(frame, *location.columns)
+    outcome = pd.to_numeric(frame["outcome"], errors="coerce").to_numpy(dtype=float)
+    out = []
+    for row in cell_summary(latitude, longitude, outcome, location.h3_resolution).itertuples():
+        out += [_metric("location", row.cell, "", "searches", row.searches, row.searches),
+                _metric("location", row.cell, "", "success_rate",
+                        row.success_rate if row.outcomes else None, row.outcomes)]
+    return out
 
 
 def _metric(section: str, subject: str, segment: str, metric: str, value: Any,

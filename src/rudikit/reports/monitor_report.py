@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from sqlalchemy.engine import Engine
 
+from rudikit.reports.location_map import cell_map_figure
 from rudikit.reports.monitor_lists import list_sections
 from rudikit.reports.page import PlotlyPage, environment
 from rudikit.store.queries import monitoring as monitoring_q
@@ -158,6 +159,14 @@ def input_figure(periods: pd.DataFrame, page: PlotlyPage) -> Any | None:
     return page.add(fig)
 
 
+def production_cells(metrics: pd.DataFrame) -> pd.DataFrame:
+    """``cell``, ``searches``, ``success_rate`` of the window (section ``location``)."""
+    wide = _pivot(metrics, "location")
+    if wide.empty:
+        return pd.DataFrame(columns=["cell", "searches", "success_rate"])
+    return wide.rename(columns={"subject": "cell"})[["cell", "searches", "success_rate"]]
+
+
 def write_monitor_report(engine: Engine, monitor_run_id: int, directory: str | Path,
                          segments: list[str] | None = None) -> Path:
     """Render the report of one monitor run; returns the file written."""
@@ -177,6 +186,8 @@ def write_monitor_report(engine: Engine, monitor_run_id: int, directory: str | P
     figures["performance"], segment_tables = performance_figures(metrics, segments, page)
     lists = list_sections(metrics, page)  # a temporal project's production lists
     figures["stability"] = stability_figure(metrics, page)
+    cell_map = cell_map_figure(production_cells(metrics), "Production searches by H3 cell")
+    figures["location"] = page.add(cell_map) if cell_map is not None else None
     overall = _pivot(metrics, "performance")
     overall = overall[overall["subject"] == "all"] if not overall.empty else overall
     expected = _pivot(metrics, "expected")

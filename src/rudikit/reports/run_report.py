@@ -16,6 +16,7 @@ from rudikit.evaluation.display import when
 from rudikit.fairness.tradeoff import NO_GROUP_MEETS
 from rudikit.reports.frozen import FigureRecorder, frozen_context
 from rudikit.reports.group_figures import audit_figures, disparity_figures
+from rudikit.reports.location_map import cell_map_figure, training_cells
 from rudikit.reports.mitigation_table import margin_note, mitigation_rows
 from rudikit.reports.page import environment
 from rudikit.reports.run_figures import (
@@ -169,7 +170,9 @@ def run_context(engine: Engine, run_id: int, page: FigureRecorder) -> dict[str, 
                   "requirements": fairness_q.model_requirement_statuses(
                       engine, int(chosen_row["id"]))}
         for fig in (score_figure(preds, chosen_row),
-                    importance_figure(data["importances"], int(chosen_row["id"]))):
+                    importance_figure(data["importances"], int(chosen_row["id"])),
+                    cell_map_figure(training_cells(evals, int(chosen_row["id"])),
+                                    "Training searches by H3 cell")):
             if fig is not None:
                 figures.append(page.add(fig))
     time_figures = [page.add(fig) for fig in (

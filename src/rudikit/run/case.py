@@ -58,6 +58,7 @@ from rudikit.run.engine import (
     status_evaluations,
 )
 from rudikit.run.ensembles import fit_ensembles
+from rudikit.run.location_map import record_training_cells
 from rudikit.run.selection import metric_value, select_best
 from rudikit.store import results
 from rudikit.store.queries.fairness import fitting_selection
@@ -280,6 +281,10 @@ class CaseExperiment:
         step("explaining the chosen model")
         _explain_selected(engine, chosen, chosen.artefact, self.X[inputs], self.y, split,
                           self.entity, self.knowledge, self.seed)
+        if chosen.entry.features.location is not None:
+            step("location map of the training rows")
+            record_training_cells(engine, chosen.model_id, chosen.entry.features,
+                                  self.X.iloc[split.train], self.y[split.train])
         if self.project.fairness.mitigation:
             step("mitigation")
             test = ScoredRows(self.attrs.iloc[split.test], self.y[split.test], chosen.score)

@@ -158,7 +158,7 @@ class ObservationSchema:
             self.kinds[c] = "categorical"
         for c in encoder.boolean:
             self.kinds[c] = "boolean"
-        for c in encoder.numeric:
+        for c in [*encoder.numeric, *encoder.coordinate_columns]:  # location reads raw lat/lon
             self.kinds[c] = "numeric"
         if encoder.datetime:
             self.kinds[encoder.datetime] = "datetime"

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import h3
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
@@ -34,6 +35,7 @@ from rudikit.explain import explain, explanation_method, top_reasons
 from rudikit.explain.contributions import REFERENCE
 from rudikit.fairness.groups import join_group
 from rudikit.features.encoding import TabularEncoder
+from rudikit.features.location import CELL, LocationEncoder
 
 log = logging.getLogger("rudikit.service")
 NAN = math.nan
@@ -59,6 +61,9 @@ class RecordEncoder:
     def __init__(self, encoder: TabularEncoder):
         self.encoder = encoder
         self.categorical = [(c, encoder.lookup_[c]) for c in encoder.categorical]
+        self.location = encoder.location_
+        self.location_lookups = ([encoder.lookup_[c] for c in self.location.names]
+                                 if self.location is not None else [])
         self.boolean = list(encoder.boolean)
         self.numeric = list(encoder.numeric)
         self.datetime = encoder.datetime
@@ -70,11 +75,16 @@ class RecordEncoder:
         append = values.append
         categorical, boolean, numeric = self.categorical, self.boolean, self.numeric
         datetime_column, parts = self.datetime, self.parts
+        location, location_lookups = self.location, self.location_lookups
         missing_parts = [NAN] * len(parts)
         for row in rows:
             for column, lookup in categorical:
                 value = row[column]
                 append(NAN if value is None else lookup.get(value, NAN))
+            if location is not None:  # raw coordinates -> cell and town, as in training
+                places = location.record(row[location.latitude], row[location.longitude])
+                for place, lookup in zip(places, location_lookups, strict=True):
+                    append(lookup.get(place, NAN))
             for column in boolean:
                 value = row[column]
                 append(NAN if value is None else (1.0 if value else 0.0))
@@ -387,6 +397,8 @@ def sample_rows(encoder: TabularEncoder, n: int, seed: int = 0
     raw: list[dict[str, Any]] = []
     validated: list[dict[str, Any]] = []
     start = datetime(2018, 1, 1, tzinfo=UTC)
+    location = encoder.location_
+    places = known_points(location) if location is not None else []
     for i in range(n):
         r: dict[str, Any] = {}
         v: dict[str, Any] = {}
@@ -399,9 +411,13 @@ def sample_rows(encoder: TabularEncoder, n: int, seed: int = 0
         for c in encoder.boolean:
             value = [True, False, None][int(rng.integers(0, 3))]
             r[c] = v[c] = value
-        for c in encoder.numeric:
+        for c in [*encoder.numeric, *encoder.coordinate_columns]:
             value = None if rng.random() < 0.15 else float(np.round(rng.normal(0, 50), 6))
             r[c] = v[c] = value
+        if places and rng.random() < 0.5:  # a point in a cell or town the model knows
+            point = places[int(rng.integers(0, len(places)))]
+            r[location.latitude] = v[location.latitude] = point[0]
+            r[location.longitude] = v[location.longitude] = point[1]
         if encoder.datetime:
             if rng.random() < 0.1:
                 r[encoder.datetime] = v[encoder.datetime] = None
@@ -414,6 +430,13 @@ def sample_rows(encoder: TabularEncoder, n: int, seed: int = 0
         raw.append(r)
         validated.append(v)
     return raw, validated
+
+
+def known_points(location: LocationEncoder) -> list[tuple[float, float]]:
+    """The centres of the H3 cells the location encoder kept (points whose categories the
+    model learnt), for the self-check's sample rows."""
+    cells = location.kept_.get(CELL, {})
+    return [tuple(float(x) for x in h3.cell_to_latlng(cell)) for cell in sorted(cells)]
 
 
 def cannot_explain(pipeline: Pipeline) -> str | None:

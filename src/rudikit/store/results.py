@@ -217,18 +217,27 @@ def record_model(engine: Engine, model: FittedModel, *, entity_ids: np.ndarray,
             for e, d, s, y, ra, rp in zip(entity_ids, dates, score, label, rank_abs, rank_pct,
                                           strict=True)
         ])
-        _insert_many(conn, t.evaluations, [
-            {"model_id": model_id, "metric": m.metric, "parameter": m.parameter,
-             "value": None if np.isnan(m.value) else m.value, "lower": m.lower,
-             "upper": m.upper, "n": m.n, "created_at": created}
-            for m in metrics
-        ] + [
+        _insert_many(conn, t.evaluations, _evaluation_rows(model_id, metrics, created) + [
             {"model_id": model_id, "metric": "train_seconds", "parameter": "",
              "value": model.train_seconds, "lower": None, "upper": None, "n": model.train_rows,
              "created_at": created}
         ])
         _insert_importances(conn, model_id, importances)
     return model_id
+
+
+def record_evaluations(engine: Engine, model_id: int, metrics: list[MetricValue]) -> None:
+    """Add evaluations to a stored model in one transaction (what is learnt about a model
+    after it was stored, e.g. its training rows per map cell)."""
+    with engine.begin() as conn:
+        _insert_many(conn, t.evaluations, _evaluation_rows(model_id, metrics, now()))
+
+
+def _evaluation_rows(model_id: int, metrics: list[MetricValue], created: datetime
+                     ) -> list[dict[str, Any]]:
+    return [{"model_id": model_id, "metric": m.metric, "parameter": m.parameter,
+             "value": None if np.isnan(m.value) else m.value, "lower": m.lower,
+             "upper": m.upper, "n": m.n, "created_at": created} for m in metrics]
 
 
 def _insert_importances(conn: Connection, model_id: int, importances: list[Importance]) -> None:

@@ -20,6 +20,7 @@ from sklearn.metrics import auc, precision_recall_curve, roc_curve
 from sqlalchemy.engine import Connection, Engine
 
 from rudikit.config import Monitoring
+from rudikit.evaluation.location_cells import PREFIX as CELL_METRICS
 from rudikit.reports.group_figures import AUDIT_METRICS, audit_figures
 from rudikit.store.queries import evaluations as evaluations_q
 from rudikit.store.queries import fairness as fairness_q
@@ -79,7 +80,8 @@ def deployed(conn: Connection) -> dict[str, Any] | None:
 
 def metric_choices(conn: Connection) -> list[tuple[str, str]]:
     rows = evaluations_q.metric_choices(conn)
-    return [(m, p) for m, p in rows if m != "train_seconds" and not m.startswith("frontier_")]
+    return [(m, p) for m, p in rows if m != "train_seconds"
+            and not m.startswith(("frontier_", CELL_METRICS))]
 
 
 def default_metric(conn: Connection) -> tuple[str, str]:
