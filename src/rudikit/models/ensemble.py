@@ -52,23 +52,30 @@ def ensemble_problems(project: Project) -> list[str]:
         [s for _, s in specs if s.algorithm != "ensemble"]))
     split = next((s for s in project.splits if s.name == project.selection_split), None)
     for i, spec in ensembles:
-        for method in spec.params.get("method", ["probability_average"]):
-            if method not in METHODS:
-                problems.append(f"models[{i}].params.method: {method!r} is not one of "
-                                f"{', '.join(METHODS)}")
-        for n in spec.params.get("members", [3]):
-            if not isinstance(n, int) or isinstance(n, bool) or n < 2:
-                problems.append(f"models[{i}].params.members: {n!r} must be a whole number "
-                                "of at least 2")
-            elif n > candidates:
-                problems.append(f"models[{i}].params.members: {n} members asked, but the grid "
-                                f"has only {candidates} selectable model group(s)")
+        problems += parameter_problems(spec.params, f"models[{i}]", candidates)
         if split is not None and not split.has_validation:
             j = project.splits.index(split)
             problems.append(f"models[{i}]: an ensemble chooses its members on validation "
                             f"rows, and the selection split {split.name!r} has none (set "
                             f"splits[{j}].validation_size, or validation_start for a temporal "
                             "split)")
+    return problems
+
+
+def parameter_problems(params: dict[str, list[Any]], key: str, candidates: int) -> list[str]:
+    """Key-path problems of one ensemble spec's ``params`` (``key``: where the spec is): the
+    method, and a number of members of at least 2 and at most the ``candidates`` groups."""
+    problems = []
+    for method in params.get("method", ["probability_average"]):
+        if method not in METHODS:
+            problems.append(f"{key}.params.method: {method!r} is not one of "
+                            f"{', '.join(METHODS)}")
+    for n in params.get("members", [3]):
+        if not isinstance(n, int) or isinstance(n, bool) or n < 2:
+            problems.append(f"{key}.params.members: {n!r} must be a whole number of at least 2")
+        elif n > candidates:
+            problems.append(f"{key}.params.members: {n} members asked, but the grid has only "
+                            f"{candidates} candidate model group(s)")
     return problems
 
 

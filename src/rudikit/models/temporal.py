@@ -137,8 +137,8 @@ def experiment_grid(experiment: TemporalExperiment) -> list[tuple[GridPoint, str
     """(grid point, display name) of every model group, in configuration order."""
     out = []
     for spec in experiment.models:
-        if spec.search is not None:
-            continue  # its points are the search's trials (rudikit.run.temporal)
+        if spec.search is not None or spec.algorithm == "ensemble":
+            continue  # trials: the search's (rudikit.run.temporal); ensembles: after the grid
         keys = sorted(spec.params)
         for values in itertools.product(*(spec.params[k] for k in keys)):
             point = GridPoint(spec.algorithm, dict(zip(keys, values, strict=True)))

@@ -263,7 +263,9 @@ class CaseExperiment:
                              self.split_rows(), models,
                              self.project.evaluation.selection.metric, self.artefacts_dir,
                              evaluate=scoring.evaluate, assess=scoring.assess,
-                             build=scoring.build, seed=self.seed, say=say)
+                             build=scoring.build, seed=self.seed,
+                             require_fairness=self.project.evaluation.selection.require_fairness,
+                             say=say)
 
     def select(self, models: list[ModelSummary]) -> tuple[ModelSummary | None, str]:
         return select_best(self.project, models)

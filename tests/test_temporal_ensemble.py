@@ -1,0 +1,119 @@
+"""Temporal ensembles (``algorithm: ensemble`` in ``temporal.models``) on the small synthetic
+force of test_temporal: one ensemble model per split after the first, its stored scores the
+mean of its members' (the members' own artefacts as the oracle), its members chosen by the
+audition on earlier splits only (poisoning the tested split's labels changes none), recorded
+in ``ensemble_members``, and its reasons the mean of its members' contributions."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_temporal import experiment, synthetic_tables
+
+from rudikit.explain import explain
+from rudikit.models.artefacts import load_artefact
+from rudikit.models.temporal import prepare, split_matrices
+from rudikit.run.temporal import TemporalResult, run_temporal
+from rudikit.store import results
+from rudikit.store.engine import open_store
+from rudikit.store.queries.ensembles import ensemble_members
+from rudikit.store.queries.runs import run_models
+
+MODELS = [
+    {"algorithm": "rank_by_feature", "name": "baseline",
+     "params": {"column": "cmp_all_1year_count"}},
+    {"algorithm": "lightgbm", "params": {"n_estimators": 20, "num_leaves": [3, 7],
+                                         "min_child_samples": 10}},
+    {"algorithm": "logistic_regression", "params": {"C": [0.01, 1.0]}},
+    {"algorithm": "ensemble", "name": "ensemble of 3",
+     "params": {"members": 3, "method": ["probability_average", "rank_average"]}},
+]
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[Any, Any, Any]:
+    config = experiment(models=MODELS, bootstrap=0)
+    tables = synthetic_tables()
+    return config, tables, prepare(config, tables)
+
+
+def _run(folder: Path, config: Any, tables: Any, data: Any) -> tuple[Any, TemporalResult]:
+    folder.mkdir()
+    engine = open_store(f"sqlite:///{folder / 'rudi.db'}")
+    run_id = results.start_run(engine, config.name, "h", {"temporal": config.model_dump(
+        mode="json")}, 0, "synthetic")
+    return engine, run_temporal(config, tables, engine=engine, run_id=run_id,
+                                artefacts_dir=folder / "m", data=data)
+
+
+@pytest.fixture(scope="module")
+def ran(data: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, TemporalResult]:
+    return _run(tmp_path_factory.mktemp("ens") / "clean", *data)
+
+
+def _members(engine: Any, result: TemporalResult) -> pd.DataFrame:
+    """Per ensemble model: its split, method and members (stored model ids and groups)."""
+    with engine.connect() as conn:
+        models = run_models(conn, result.run_id).set_index("id")
+        members = ensemble_members(conn, models.index.tolist())
+    return members.assign(split=members["ensemble_model_id"].map(models["split"]),
+                          method=members["ensemble_model_id"].map(
+                              models["hyperparameters"].map(lambda h: h.get("method"))))
+
+
+def test_an_ensemble_per_split_with_a_training_era_scores_the_mean_of_its_members(
+        ran: tuple[Any, TemporalResult]) -> None:
+    engine, result = ran
+    ensembles = [m for m in result.models if m.algorithm == "ensemble"]
+    splits = [s.name for s in result.data.splits]
+    # the first split has no earlier split to choose members on; each later one has both
+    assert sorted(m.split for m in ensembles) == sorted(splits[1:] * 2)
+    members = _members(engine, result)
+    assert members.groupby("ensemble_model_id").size().eq(3).all()
+    paths = {m.model_id: m.artefact for m in result.models}
+    for model in (m for m in ensembles if m.params["method"] == "probability_average"):
+        split = next(s for s in result.data.splits if s.name == model.split)
+        test = split_matrices(result.data, split).test
+        own = members[members["ensemble_model_id"] == model.model_id]["member_model_id"]
+        scores = []
+        for member_id in own:
+            digest, path = paths[int(member_id)]
+            pipeline = load_artefact(path, digest)
+            scores.append(pipeline.predict_proba(
+                test[pipeline.named_steps["encode"].input_columns])[:, 1])
+        assert np.allclose(model.score, np.mean(scores, axis=0), atol=1e-12)
+    # in the result's tables like any group; never the audition's choice
+    assert set(result.groups["algorithm"]) >= {"ensemble"}
+    assert "ensemble of 3" in set(result.precision_table()["name"])
+
+
+def test_members_are_never_chosen_on_the_tested_split(
+        ran: tuple[Any, TemporalResult], data: Any, tmp_path: Path) -> None:
+    """The last split's test labels flipped: every ensemble's members are the same groups
+    (the members' own figures on that split change, so a choice reading them would move)."""
+    engine, result = ran
+    config, tables, prepared = data
+    test = prepared.splits[-1].tests[0]
+    labels = prepared.labels[test.label_timespan].copy()
+    at = labels["as_of_date"].isin(list(test.as_of_dates))
+    labels.loc[at, prepared.label_name] = 1 - labels.loc[at, prepared.label_name]
+    poisoned = dataclasses.replace(prepared, labels={**prepared.labels,
+                                                     test.label_timespan: labels})
+    engine2, flipped = _run(tmp_path / "poisoned", config, tables, poisoned)
+
+    def chosen(e: Any, r: TemporalResult) -> list[tuple[str, str, list[int]]]:
+        m = _members(e, r)
+        return sorted((s, k, g["member_group_id"].tolist())
+                      for (s, k), g in m.groupby(["split", "method"]))
+
+    assert chosen(engine2, flipped) == chosen(engine, result)
+    last = prepared.splits[-1].name
+    assert not np.allclose(flipped.metrics.loc[flipped.metrics["split"] == last, "value"],
+                           result.metrics.loc[result.metrics["split"] == last, "value"])
+    assert all(last not in how.split("over splits ")[1].split(";")[0]
+               for how in _members(engine, result)["chosen_by"])
