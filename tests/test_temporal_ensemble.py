@@ -27,7 +27,7 @@ from rudikit.store.queries.runs import run_models
 MODELS = [
     {"algorithm": "rank_by_feature", "name": "baseline",
      "params": {"column": "cmp_all_1year_count"}},
-    {"algorithm": "lightgbm", "params": {"n_estimators": 20, "num_leaves": [3, 7],
+    {"algorithm": "lightgbm", "params": {"n_estimators": 20, "num_leaves": [3, 7], "n_jobs": 1,
                                          "min_child_samples": 10}},
     {"algorithm": "logistic_regression", "params": {"C": [0.01, 1.0]}},
     {"algorithm": "ensemble", "name": "ensemble of 3",
@@ -117,3 +117,31 @@ def test_members_are_never_chosen_on_the_tested_split(
                            result.metrics.loc[result.metrics["split"] == last, "value"])
     assert all(last not in how.split("over splits ")[1].split(";")[0]
                for how in _members(engine, result)["chosen_by"])
+
+
+@pytest.mark.parametrize("method", ["probability_average", "rank_average"])
+def test_an_ensembles_reasons_are_the_mean_of_its_members_contributions(
+        ran: tuple[Any, TemporalResult], method: str) -> None:
+    """Oracle: each member's own artefact explained on the same rows (its own encoder), the
+    contributions averaged column by column; they add up to the mean of the members' margins
+    (the members' log-odds)."""
+    engine, result = ran
+    model = next(m for m in result.models if m.algorithm == "ensemble"
+                 and m.params["method"] == method and m.split == result.data.splits[-1].name)
+    test = split_matrices(result.data, result.data.splits[-1]).test.head(40)
+    assert model.artefact is not None
+    pipeline = load_artefact(model.artefact[1], model.artefact[0])
+    got = explain(pipeline, test)
+    paths = {m.model_id: m.artefact for m in result.models}
+    parts, margins = [], []
+    for member_id in _members(engine, result).query(
+            "ensemble_model_id == @model.model_id")["member_model_id"]:
+        digest, path = paths[int(member_id)]
+        own = explain(load_artefact(path, digest), test)
+        parts.append(own.contributions.reindex(columns=got.contributions.columns,
+                                               fill_value=0.0))
+        margins.append(own.margin)
+    expected = sum(parts) / len(parts)
+    assert np.allclose(got.contributions.to_numpy(), expected.to_numpy(), atol=1e-9)
+    assert np.allclose(got.margin, np.mean(margins, axis=0), atol=1e-9)
+    assert got.method in {"ensemble:coefficient+shap", "ensemble:shap", "ensemble:coefficient"}

@@ -23,7 +23,7 @@ from rudikit.config import Features, OperatingPoint, Project, TemporalSplit
 from rudikit.data.sources import LoadedSource, unify
 from rudikit.data.validation import bad_date_problems
 from rudikit.evaluation.metrics import MetricValue, evaluate_scores, lower_is_better, roc_auc
-from rudikit.explain import explain, explanation_method, top_reasons
+from rudikit.explain import ExplainError, explain, top_reasons
 from rudikit.fairness.list_simulation import list_simulation_metrics
 from rudikit.fairness.stage import (
     ModelFairness,
@@ -426,12 +426,12 @@ def _explain_selected(engine: Engine, model: ModelSummary, artefact: tuple[str, 
     X_test = X.iloc[split.test]
     results.record_importances(engine, model.model_id,
                                _importances(pipeline, X_test, y[split.test], seed))
-    method = explanation_method(pipeline)
-    if method is None:
+    try:
+        explanation = explain(pipeline, X_test)  # centred on the training rows
+    except ExplainError:
         return
-    explanation = explain(pipeline, X_test)  # centred on the training rows
     results.record_individual_importances(
-        engine, model.model_id, method, entity[split.test],
+        engine, model.model_id, explanation.method, entity[split.test],
         None if knowledge is None else knowledge[split.test], top_reasons(explanation, reasons))
 
 
