@@ -145,3 +145,64 @@ def test_an_ensembles_reasons_are_the_mean_of_its_members_contributions(
     assert np.allclose(got.contributions.to_numpy(), expected.to_numpy(), atol=1e-9)
     assert np.allclose(got.margin, np.mean(margins, axis=0), atol=1e-9)
     assert got.method in {"ensemble:coefficient+shap", "ensemble:shap", "ensemble:coefficient"}
+
+
+@pytest.mark.slow
+def test_a_deployed_temporal_ensemble_scores_lists_with_reasons_and_is_not_retrained(
+        tmp_path: Path) -> None:
+    """The whole project: ``rudi run`` stores the ensemble, explains its last list and shows
+    it in the report; deployed, ``rudi score`` lists the development scores of that date with
+    reasons; retraining refuses it, saying why."""
+    import yaml
+    from sqlalchemy import select
+    from test_eis import project_config
+    from test_production_lists import Deployed, _score
+
+    from rudikit.monitoring.list_retrain import retrain_lists
+    from rudikit.monitoring.retrain import RetrainError
+    from rudikit.run.develop import run_project
+    from rudikit.service.deploy import deploy
+    from rudikit.store import list_tables as lt
+    from rudikit.store import tables as t
+
+    folder = tmp_path / "project"
+    (folder / "events").mkdir(parents=True)
+    for name, table in synthetic_tables().items():
+        table.to_parquet(folder / "events" / f"{name}.parquet")
+    config = project_config(folder / "events")
+    config["temporal"]["models"] += [
+        {"algorithm": "logistic_regression", "params": {"C": 1.0}},
+        {"algorithm": "ensemble", "name": "ensemble of 2", "params": {"members": 2}}]
+    config["temporal"]["stability"].update({"n_estimators": [5], "resamples": 0,
+                                            "drop_sources": []})
+    config["production"] = {"frequency": "monthly", "cool_off_days": 45}
+    (folder / "rudi.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = run_project(folder, write_report=True)
+    assert result.selected is not None and result.selected.algorithm != "ensemble"
+    html = result.report_path.read_text(encoding="utf-8")  # type: ignore[union-attr]
+    assert 'id="ensemble-table"' in html and "ensemble of 2" in html
+    ensemble = next(m for m in result.models if m.algorithm == "ensemble"
+                    and m.split == result.selected.split)
+    engine = open_store(None, folder)
+    deploy(engine, ensemble.model_group_id, reason="tests", by="pytest",
+           model_id=ensemble.model_id)
+    deployed = Deployed(folder, engine, ensemble.model_id, ensemble.model_group_id)
+    with engine.connect() as conn:
+        dev = pd.DataFrame(conn.execute(select(t.predictions.c.entity_id, t.predictions.c.score,
+                                               t.predictions.c.as_of_date).where(
+            t.predictions.c.model_id == ensemble.model_id)).mappings().all())
+        stored_reasons = conn.execute(select(t.individual_importances.c.method).where(
+            t.individual_importances.c.model_id == ensemble.model_id)).scalars().all()
+    assert stored_reasons and set(stored_reasons) <= {"ensemble:coefficient+shap",
+                                                      "ensemble:coefficient", "ensemble:shap"}
+    when = pd.Timestamp(dev["as_of_date"].min()).tz_localize(None).normalize()
+    listed = _score(deployed, as_of=when)
+    prod = deployed.rows(select(lt.production_list_entries))
+    assert len(prod) == listed.lists[0].scored
+    joined = dev.merge(prod, on="entity_id", suffixes=("_dev", "_prod"), validate="one_to_one")
+    np.testing.assert_allclose(joined["score_prod"], joined["score_dev"], rtol=0, atol=1e-9)
+    top = prod[prod["rank"].notna() & (prod["rank"] <= 5)]
+    assert all(isinstance(r, list) and r for r in top["reasons"])
+    with pytest.raises(RetrainError, match="is an ensemble: retraining refits one model group"):
+        retrain_lists(deployed.project(), folder, engine, by="pytest")
+    engine.dispose()

@@ -79,6 +79,13 @@ def parameter_problems(params: dict[str, list[Any]], key: str, candidates: int) 
     return problems
 
 
+def with_defaults(params: dict[str, Any]) -> dict[str, Any]:
+    """An ensemble point's parameters with the defaults written out (3 members,
+    ``probability_average``), as its model group stores them."""
+    return {**params, "members": int(params.get("members", 3)),
+            "method": str(params.get("method", "probability_average"))}
+
+
 def ensemble_specs(specs: Sequence[ModelSpec]) -> tuple[list[ModelSpec], list[ModelSpec]]:
     """(the grid's specs, the ensemble specs): ensembles are built after the grid's fits."""
     return ([s for s in specs if s.algorithm != "ensemble"],

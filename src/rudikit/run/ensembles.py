@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from rudikit.fairness.tradeoff import NO_GROUP_MEETS
 from rudikit.models.artefacts import load_artefact
 from rudikit.models.audition import Rule, top_groups
-from rudikit.models.ensemble import ensemble_pipeline, stacking_meta
+from rudikit.models.ensemble import ensemble_pipeline, stacking_meta, with_defaults
 from rudikit.models.estimators import GridPoint
 from rudikit.run.engine import (
     Evaluated,
@@ -124,10 +124,8 @@ def fit_ensemble(engine: Engine, run_id: int, project_name: str, label: str, poi
 
 
 def ensemble_point(point: GridPoint) -> GridPoint:
-    """``point`` with its defaults written out (3 members, probability_average), as stored."""
-    params = {**point.params, "members": int(point.params.get("members", 3)),
-              "method": str(point.params.get("method", "probability_average"))}
-    return GridPoint("ensemble", params, selectable=point.selectable)
+    """``point`` with its defaults written out, as stored (:func:`with_defaults`)."""
+    return GridPoint("ensemble", with_defaults(point.params), selectable=point.selectable)
 
 
 def fit_ensembles(engine: Engine, run_id: int, project_name: str, label: str,

@@ -16,7 +16,6 @@ The steps follow DSaPP's EIS work, and every result goes to the results store:
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -51,6 +50,7 @@ from rudikit.models.temporal import (
     PreparedData,
     build_temporal_pipeline,
     consecutive_dates,
+    ensemble_grid,
     experiment_grid,
     feature_digest,
     fit_and_score,
@@ -321,18 +321,13 @@ class TemporalLists:
         """(grid point, name) of every ``temporal.models[i]`` ensemble, its parameters checked
         against the grid (members among the groups that are not baselines)."""
         candidates = sum(not e.baseline for e in self.entries)
-        out, problems = [], []
-        for i, spec in enumerate(self.experiment.models):
-            if spec.algorithm != "ensemble":
-                continue
-            problems += parameter_problems(spec.params, f"temporal.models[{i}]", candidates)
-            keys = sorted(spec.params)
-            for values in itertools.product(*(spec.params[k] for k in keys)):
-                point = GridPoint("ensemble", dict(zip(keys, values, strict=True)))
-                out.append((point, spec.name or point.describe()))
+        problems = [p for i, spec in enumerate(self.experiment.models)
+                    if spec.algorithm == "ensemble"
+                    for p in parameter_problems(spec.params, f"temporal.models[{i}]",
+                                                candidates)]
         if problems:
             raise TemporalError("; ".join(problems))
-        return out
+        return ensemble_grid(self.experiment)
 
     def fit_ensembles(self, engine: Engine, run_id: int, fitted: list[ModelSummary],
                       say: Callable[[str], None]) -> list[tuple[str, ModelSummary]]:
