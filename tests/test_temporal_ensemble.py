@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from test_temporal import experiment, synthetic_tables
+from test_temporal import D, experiment, synthetic_tables
 
 from rudikit.explain import explain
 from rudikit.models.artefacts import load_artefact
@@ -206,3 +206,68 @@ def test_a_deployed_temporal_ensemble_scores_lists_with_reasons_and_is_not_retra
     with pytest.raises(RetrainError, match="is an ensemble: retraining refits one model group"):
         retrain_lists(deployed.project(), folder, engine, by="pytest")
     engine.dispose()
+
+
+def _summary(group: int, split: str, auc: float | None = None, *, passed: bool | None = None,
+             met: int = 0, statuses: dict[str, str] | None = None) -> Any:
+    """A stored model as selection reads it: validation ROC AUC and requirement verdicts."""
+    from rudikit.evaluation.metrics import MetricValue
+    from rudikit.run.engine import ModelSummary
+    from rudikit.store.queries.fairness import MET, NOT_MET
+
+    validation = None if auc is None else {("roc_auc", ""): MetricValue("roc_auc", "", auc,
+                                                                          None, None, 100)}
+    checks = {f"r{i}": MET if i < met else NOT_MET for i in range(2)} if auc is not None \
+        else None
+    return ModelSummary(group * 10, group, "lightgbm", {}, split, {}, 0.1,
+                        validation_metrics=validation, validation_score=np.zeros(3),
+                        validation_fairness_passed=passed, validation_statuses=checks,
+                        requirement_statuses=statuses or {})
+
+
+def test_case_members_go_through_selections_fairness_gate_and_tie_order() -> None:
+    from rudikit.fairness.tradeoff import NO_GROUP_MEETS
+    from rudikit.run.ensembles import top_members
+
+    models = [_summary(1, "s", 0.9, passed=False, met=1), _summary(2, "s", 0.8, passed=True,
+                                                                   met=2),
+              _summary(3, "s", 0.7, passed=True, met=2), _summary(4, "s", 0.6, passed=True,
+                                                                  met=2),
+              _summary(9, "other", 0.99, passed=True, met=2)]
+    plain, _ = top_members(models, "s", "roc_auc", 2)
+    assert [m.model_group_id for m in plain] == [1, 2]
+    gated, how = top_members(models, "s", "roc_auc", 2, require_fairness=True)
+    assert [m.model_group_id for m in gated] == [2, 3]
+    assert "among the 3 of 4 groups meeting every fairness requirement" in how
+    # a tie on the metric goes to the group meeting more requirements, then the lower id
+    tied = [_summary(5, "s", 0.8, met=0), _summary(6, "s", 0.8, met=2),
+            _summary(7, "s", 0.8, met=2)]
+    assert [m.model_group_id for m in top_members(tied, "s", "roc_auc", 3)[0]] == [6, 7, 5]
+    # none meets them: the plain best, said so (as selection does)
+    failing = [_summary(g, "s", 0.9 - g / 10, passed=False) for g in (1, 2, 3)]
+    none, how = top_members(failing, "s", "roc_auc", 2, require_fairness=True)
+    assert [m.model_group_id for m in none] == [1, 2] and NO_GROUP_MEETS in how
+
+
+def test_temporal_members_go_through_the_audition_fairness_gate_on_earlier_splits() -> None:
+    from rudikit.models.audition import Rule
+    from rudikit.run.ensembles import audition_members
+    from rudikit.store.queries.fairness import MET, NOT_MET
+
+    times = {"s1": D("2010-01-01"), "s2": D("2011-01-01"), "s3": D("2012-01-01")}
+    value = {("s1", 1): .9, ("s2", 1): .9, ("s1", 2): .5, ("s2", 2): .6, ("s1", 3): .4,
+             ("s2", 3): .4, ("s1", 4): .3, ("s2", 4): .3,
+             # the tested split: group 4 best by far, group 2 failing there (never read)
+             ("s3", 1): .1, ("s3", 2): .1, ("s3", 3): .1, ("s3", 4): .99}
+    values = pd.DataFrame([{"model_group_id": g, "split": s, "split_time": times[s], "value": v}
+                           for (s, g), v in value.items()])
+    failing = {("s1", 1), ("s3", 2)}
+    models = [_summary(g, s, statuses={"gap": NOT_MET if (s, g) in failing else MET})
+              for s, g in value]
+    rules = [Rule("best_average_value")]
+    plain, _ = audition_members(models, values, ["s1", "s2"], "s3", rules, 2, False)
+    assert plain == [1, 2]
+    gated, how = audition_members(models, values, ["s1", "s2"], "s3", rules, 2, True)
+    assert gated == [2, 3]
+    assert "among the 3 of 4 model groups that meet every fairness requirement" in how
+    assert "over splits s1, s2" in how
