@@ -271,3 +271,19 @@ def test_temporal_members_go_through_the_audition_fairness_gate_on_earlier_split
     assert gated == [2, 3]
     assert "among the 3 of 4 model groups that meet every fairness requirement" in how
     assert "over splits s1, s2" in how
+
+
+def test_a_bad_temporal_ensemble_is_refused_by_its_key_path(data: Any, tmp_path: Path) -> None:
+    from rudikit.config import TemporalError
+
+    _, tables, prepared = data
+    bad = experiment(models=[*MODELS[:3], {"algorithm": "ensemble", "params": {
+        "members": [9], "method": ["median"]}}], bootstrap=0)
+    engine = open_store(f"sqlite:///{tmp_path / 'r.db'}")
+    with pytest.raises(TemporalError) as caught:
+        run_temporal(bad, tables, engine=engine, run_id=1, artefacts_dir=tmp_path,
+                     data=prepared)
+    assert str(caught.value) == (
+        "temporal.models[3].params.method: 'median' is not one of probability_average, "
+        "rank_average, stack; temporal.models[3].params.members: 9 members asked, but the grid "
+        "has only 4 candidate model group(s)")

@@ -1,15 +1,18 @@
-"""Ensembles of a case project's model groups (``algorithm: ensemble``).
+"""Ensembles of a project's model groups (``algorithm: ensemble``).
 
-``params: {members: 3, method: probability_average | rank_average}``: after the grid, the
-top ``members`` selectable model groups on a split's validation rows (by the selection metric)
-are averaged. The ensemble is one scikit-learn Pipeline like every other model (``encode`` +
-``model``), so it is saved with skops, deployed and served unchanged: its encoder encodes the
-union of its members' input columns once, and :class:`AveragedMembers` hands each member its
-own columns of that matrix and averages their scores.
+``params: {members: 3, method: probability_average | rank_average | stack}``: after the grid,
+the top ``members`` model groups of a split are averaged: in a case project the best on its
+validation rows by the selection metric, in a temporal one the best by the audition rule over
+the earlier splits (:mod:`rudikit.run.ensembles`). The ensemble is one scikit-learn Pipeline
+like every other model (``encode`` + ``model``), so it is saved with skops, deployed and
+served unchanged: its encoder encodes the union of its members' input columns once, and
+:class:`AveragedMembers` hands each member its own columns of that matrix and averages their
+scores.
 
 ``rank_average`` cannot rank a row among the rows of its request (one API request is one row),
 so each member's score becomes its mid-rank percentile among that member's scores on the
-validation rows, kept in the artefact: ``(#reference < s + #reference == s / 2) / n``, in
+validation rows (a temporal split's training rows, which have no validation partition), kept
+in the artefact: ``(#reference < s + #reference == s / 2) / n``, in
 [0, 1]. On the validation rows themselves this is ``(rankdata(scores) - 0.5) / n``.
 
 ``stack`` feeds the members' scores to a logistic regression fitted on out-of-fold scores of
