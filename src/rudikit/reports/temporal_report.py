@@ -136,8 +136,10 @@ def precision_table(precision: pd.DataFrame) -> tuple[list[str], list[dict[str, 
 def selection_regret(engine: Engine, run_id: int) -> dict[str, pd.DataFrame]:
     """Every selection rule of the run scored by its regret over the splits (period = a
     split's first test as-of date; value = its mean precision in the top k), as
-    :func:`rudikit.models.temporal.run_temporal` and the pipeline computed it."""
+    :func:`rudikit.models.temporal.run_temporal` and the pipeline computed it (ensembles are
+    not candidates there)."""
     precision = precision_over_time(engine, run_id)
+    precision = precision[precision["algorithm"] != "ensemble"]
     rules = selection_rules(experiment(runs_q.run_config(engine, run_id)))
     split_values = precision.groupby(["model_group_id", "test_start"], as_index=False)[
         "value"].mean()
