@@ -23,7 +23,7 @@ from rudikit.config.timechop import Split, Timechop, TimechopError, chop_time, p
 #: The single-feature baseline a temporal grid may hold next to real models.
 BASELINE = "rank_by_feature"
 TEMPORAL_ALGORITHMS = ("logistic_regression", "random_forest", "lightgbm", "rate_by_category",
-                       BASELINE)
+                       BASELINE, "ensemble")
 #: The as-of labels of :mod:`rudikit.features.asof` (``DEFAULT_LABELS``), by name.
 TEMPORAL_LABELS = ("any_complaint", "sustained_complaint", "injury_use_of_force")
 #: The audition rules of :mod:`rudikit.models.audition` (``RULES``), by name.
@@ -42,7 +42,9 @@ class TemporalError(ValueError):
 class TemporalModel(Strict):
     """An algorithm and lists of hyperparameter values (every combination is a model group),
     as ``ModelSpec`` but also allowing the ``rank_by_feature`` baseline; ``name`` labels the
-    groups in reports."""
+    groups in reports. ``ensemble`` (``members``, ``method``) combines, on each split, the
+    groups the audition rule ranks best over the earlier splits (:mod:`rudikit.run.
+    ensembles`)."""
 
     algorithm: str
     params: GridParams = {}

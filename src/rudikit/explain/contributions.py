@@ -7,7 +7,15 @@
   row's decision function. ``rudi run`` keeps that mean on the fitted model
   (:func:`remember_reference`), so the service explains one row exactly as the run did.
 
-Both are computed in the model's own encoded space and summed back to the input columns a
+* Ensembles (:class:`rudikit.models.ensemble.AveragedMembers`): each member explained as
+  above on its own columns, then combined (:func:`ensemble_weights`). The contributions add up
+  to the weighted mean of the members' margins, not to the ensemble's own score: for
+  ``probability_average`` the score is the mean of the members' probabilities, which ranks
+  rows nearly as the mean margin does; for ``rank_average`` each member's percentile rises
+  with its margin; for ``stack`` the meta-model's weight on each member's score sets its
+  share. They say which inputs moved the members, in log-odds, as a reviewer reads any reason.
+
+All are computed in the model's own encoded space and summed back to the input columns a
 person can read (a one-hot category, a missing-value indicator, the parts of a datetime all
 return to their column), so a reason names ``priors_count``, never ``numeric__x7``.
 """
@@ -26,6 +34,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from rudikit.features.encoding import TabularEncoder
+from rudikit.models.ensemble import AveragedMembers
 
 
 class ExplainError(ValueError):
@@ -37,7 +46,7 @@ class Explanation:
     """``contributions``: rows x input columns; ``base``: the value every row starts from
     (expected margin, or mean decision function); ``values``: the rows' raw input values."""
 
-    method: str  # "shap" or "coefficient", as stored in individual_importances
+    method: str  # "shap", "coefficient" or "ensemble:<members' methods>", as stored
     contributions: pd.DataFrame
     base: float
     values: pd.DataFrame
@@ -79,7 +88,9 @@ def remember_reference(pipeline: Pipeline, X_train: pd.DataFrame) -> None:
 
 
 def explanation_method(pipeline: Pipeline) -> str | None:
-    """"shap", "coefficient", or None when the model has no explanation method here."""
+    """"shap", "coefficient", or None when the model has no explanation method here (an
+    ensemble's reasons come from :func:`explain`, stored by runs and lists; the service does
+    not explain one answer of an ensemble)."""
     _, model = _steps(pipeline)
     if isinstance(model, LGBMClassifier):
         return "shap"
@@ -120,6 +131,39 @@ def _dense(matrix: Any) -> np.ndarray:
     return matrix.toarray() if sparse.issparse(matrix) else np.asarray(matrix, dtype=float)
 
 
+def _margin_contributions(model: Any, encoded: np.ndarray, to_inputs: sparse.csr_matrix,
+                          background: np.ndarray | None) -> tuple[np.ndarray, float, str]:
+    """(rows x input columns contributions, base, method) of one LightGBM or logistic model
+    reading ``encoded``; ``to_inputs`` maps its encoded columns to the input columns."""
+    if isinstance(model, LGBMClassifier):
+        raw = np.asarray(model.predict(encoded, pred_contrib=True), dtype=float)
+        return np.asarray(raw[:, :-1] @ to_inputs), float(raw[0, -1]), "shap"
+    if (parts := _logistic(model)) is not None:
+        prepare, classifier = parts
+        prepared = _dense(prepare.transform(encoded))
+        if background is not None:
+            mean = _dense(prepare.transform(background)).mean(axis=0)
+        else:
+            mean = getattr(classifier, REFERENCE, None)
+            mean = prepared.mean(axis=0) if mean is None else mean
+        weights = classifier.coef_[0]
+        source = _prepared_sources(prepare, prepared.shape[1])
+        return (np.asarray(((prepared - mean) * weights) @ to_inputs[source]),
+                float(classifier.intercept_[0] + mean @ weights), "coefficient")
+    raise ExplainError(f"no explanation method for {type(model).__name__}")
+
+
+def ensemble_weights(model: AveragedMembers) -> np.ndarray:
+    """Each member's share of an ensemble's reasons: equal for the averages; for a stack its
+    meta-model coefficient over the sum of them (a member the stack leans on counts for more;
+    equal when they sum to 0)."""
+    n = len(model.members)
+    if model.method != "stack":
+        return np.full(n, 1.0 / n)
+    coef = np.asarray(model.meta.coef_[0], dtype=float)
+    return coef / coef.sum() if coef.sum() != 0 else np.full(n, 1.0 / n)
+
+
 def explain(pipeline: Pipeline, X: pd.DataFrame, background: pd.DataFrame | None = None
             ) -> Explanation:
     """Contributions of each input column to each row's score. ``background`` (the training
@@ -127,28 +171,25 @@ def explain(pipeline: Pipeline, X: pd.DataFrame, background: pd.DataFrame | None
     :func:`remember_reference`, else ``X`` itself."""
     encoder, model = _steps(pipeline)
     to_inputs, names = _to_inputs(encoder)
-    encoded = encoder.transform(X)
+    encoded = np.asarray(encoder.transform(X))
+    reference = None if background is None else np.asarray(encoder.transform(background))
     values = encoder.readable_values(X)  # a location category as its text ("town": Leeds)
-    if isinstance(model, LGBMClassifier):
-        raw = np.asarray(model.predict(encoded, pred_contrib=True), dtype=float)
-        contributions = np.asarray(raw[:, :-1] @ to_inputs)
-        base, method = float(raw[0, -1]), "shap"
-    elif (parts := _logistic(model)) is not None:
-        prepare, classifier = parts
-        prepared = _dense(prepare.transform(encoded))
-        if background is not None:
-            mean = _dense(prepare.transform(encoder.transform(background))).mean(axis=0)
-        else:
-            mean = getattr(classifier, REFERENCE, None)
-            mean = prepared.mean(axis=0) if mean is None else mean
-        weights = classifier.coef_[0]
-        source = _prepared_sources(prepare, prepared.shape[1])
-        contributions = np.asarray(((prepared - mean) * weights) @ to_inputs[source])
-        base = float(classifier.intercept_[0] + mean @ weights)
-        method = "coefficient"
-    else:
-        raise ExplainError(f"no explanation method for {type(model).__name__}")
-    return Explanation(method, pd.DataFrame(contributions, columns=names), base, values)
+    if not isinstance(model, AveragedMembers):
+        contributions, base, method = _margin_contributions(model, encoded, to_inputs,
+                                                            reference)
+        return Explanation(method, pd.DataFrame(contributions, columns=names), base, values)
+    contributions, base, methods = np.zeros((len(X), len(names))), 0.0, set()
+    for member, columns, weight in zip(model.members, model.columns, ensemble_weights(model),
+                                       strict=True):
+        cols = list(columns)
+        part, part_base, method = _margin_contributions(
+            member, encoded[:, cols], to_inputs[cols],
+            None if reference is None else reference[:, cols])
+        contributions += weight * part
+        base += weight * part_base
+        methods.add(method)
+    return Explanation(f"ensemble:{'+'.join(sorted(methods))}",
+                       pd.DataFrame(contributions, columns=names), base, values)
 
 
 def global_importance(explanation: Explanation) -> pd.Series:

@@ -127,6 +127,12 @@ def metric_table(metrics: pd.DataFrame, *, group_col: str = "model_group_id",
 
 def choose(past: pd.DataFrame, rule: Rule) -> object:
     """The group ``rule`` picks from ``past`` (periods x groups, time order, higher better)."""
+    return ranking(past, rule)[0]
+
+
+def ranking(past: pd.DataFrame, rule: Rule) -> list[object]:
+    """Every group ``rule`` can score from ``past``, best first, with :func:`choose`'s ties
+    (its first is the choice): an ensemble takes the first few as its members."""
     if rule.name not in RULES:
         raise AuditionError(f"unknown rule {rule.name!r} (known: {', '.join(RULES)})")
     past = past.dropna(axis=1, how="all")
@@ -143,7 +149,7 @@ def choose(past: pd.DataFrame, rule: Rule) -> object:
     # ties: better most recent value first, then the smaller group id
     order = np.lexsort((_sort_keys(frame["group"]), -frame["current"].to_numpy(),
                         -frame["score"].to_numpy()))
-    return frame["group"].iloc[order[0]]
+    return list(frame["group"].iloc[order])
 
 
 def _sort_keys(groups: pd.Series) -> np.ndarray:
@@ -218,3 +224,15 @@ def audition(metrics: pd.DataFrame, rules: Sequence[Rule] = DEFAULT_RULES, *,
     summary = pd.DataFrame(rows).sort_values(["mean_regret", "rule"], kind="stable",
                                              ignore_index=True)
     return AuditionResult(regrets, summary, table)
+
+
+def top_groups(metrics: pd.DataFrame, rules: Sequence[Rule], n: int, *,
+               time_col: str = "split_time") -> tuple[list[object], str]:
+    """(the ``n`` best groups, the rule that ranked them): the rule with the lowest mean
+    regret over ``metrics``' periods (the audition's choice of rule; with one period no rule
+    has a regret and the first by name decides, each then ranking by that period's values
+    but for its ties) ranks every group on all of them."""
+    result = audition(metrics, rules, time_col=time_col)
+    label = str(result.summary.iloc[0]["rule"])
+    rule = next(r for r in rules if r.label == label)
+    return ranking(result.table, rule)[:n], label

@@ -1,15 +1,18 @@
-"""Ensembles of a case project's model groups (``algorithm: ensemble``).
+"""Ensembles of a project's model groups (``algorithm: ensemble``).
 
-``params: {members: 3, method: probability_average | rank_average}``: after the grid, the
-top ``members`` selectable model groups on a split's validation rows (by the selection metric)
-are averaged. The ensemble is one scikit-learn Pipeline like every other model (``encode`` +
-``model``), so it is saved with skops, deployed and served unchanged: its encoder encodes the
-union of its members' input columns once, and :class:`AveragedMembers` hands each member its
-own columns of that matrix and averages their scores.
+``params: {members: 3, method: probability_average | rank_average | stack}``: after the grid,
+the top ``members`` model groups of a split are averaged: in a case project the best on its
+validation rows by the selection metric, in a temporal one the best by the audition rule over
+the earlier splits (:mod:`rudikit.run.ensembles`). The ensemble is one scikit-learn Pipeline
+like every other model (``encode`` + ``model``), so it is saved with skops, deployed and
+served unchanged: its encoder encodes the union of its members' input columns once, and
+:class:`AveragedMembers` hands each member its own columns of that matrix and averages their
+scores.
 
 ``rank_average`` cannot rank a row among the rows of its request (one API request is one row),
 so each member's score becomes its mid-rank percentile among that member's scores on the
-validation rows, kept in the artefact: ``(#reference < s + #reference == s / 2) / n``, in
+validation rows (a temporal split's training rows, which have no validation partition), kept
+in the artefact: ``(#reference < s + #reference == s / 2) / n``, in
 [0, 1]. On the validation rows themselves this is ``(rankdata(scores) - 0.5) / n``.
 
 ``stack`` feeds the members' scores to a logistic regression fitted on out-of-fold scores of
@@ -52,17 +55,7 @@ def ensemble_problems(project: Project) -> list[str]:
         [s for _, s in specs if s.algorithm != "ensemble"]))
     split = next((s for s in project.splits if s.name == project.selection_split), None)
     for i, spec in ensembles:
-        for method in spec.params.get("method", ["probability_average"]):
-            if method not in METHODS:
-                problems.append(f"models[{i}].params.method: {method!r} is not one of "
-                                f"{', '.join(METHODS)}")
-        for n in spec.params.get("members", [3]):
-            if not isinstance(n, int) or isinstance(n, bool) or n < 2:
-                problems.append(f"models[{i}].params.members: {n!r} must be a whole number "
-                                "of at least 2")
-            elif n > candidates:
-                problems.append(f"models[{i}].params.members: {n} members asked, but the grid "
-                                f"has only {candidates} selectable model group(s)")
+        problems += parameter_problems(spec.params, f"models[{i}]", candidates)
         if split is not None and not split.has_validation:
             j = project.splits.index(split)
             problems.append(f"models[{i}]: an ensemble chooses its members on validation "
@@ -70,6 +63,30 @@ def ensemble_problems(project: Project) -> list[str]:
                             f"splits[{j}].validation_size, or validation_start for a temporal "
                             "split)")
     return problems
+
+
+def parameter_problems(params: dict[str, list[Any]], key: str, candidates: int) -> list[str]:
+    """Key-path problems of one ensemble spec's ``params`` (``key``: where the spec is): the
+    method, and a number of members of at least 2 and at most the ``candidates`` groups."""
+    problems = []
+    for method in params.get("method", ["probability_average"]):
+        if method not in METHODS:
+            problems.append(f"{key}.params.method: {method!r} is not one of "
+                            f"{', '.join(METHODS)}")
+    for n in params.get("members", [3]):
+        if not isinstance(n, int) or isinstance(n, bool) or n < 2:
+            problems.append(f"{key}.params.members: {n!r} must be a whole number of at least 2")
+        elif n > candidates:
+            problems.append(f"{key}.params.members: {n} members asked, but the grid has only "
+                            f"{candidates} candidate model group(s)")
+    return problems
+
+
+def with_defaults(params: dict[str, Any]) -> dict[str, Any]:
+    """An ensemble point's parameters with the defaults written out (3 members,
+    ``probability_average``), as its model group stores them."""
+    return {**params, "members": int(params.get("members", 3)),
+            "method": str(params.get("method", "probability_average"))}
 
 
 def ensemble_specs(specs: Sequence[ModelSpec]) -> tuple[list[ModelSpec], list[ModelSpec]]:

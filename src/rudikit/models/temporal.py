@@ -62,6 +62,7 @@ from rudikit.features.asof import (
     event_specs,
 )
 from rudikit.models.audition import DEFAULT_RULES, Rule
+from rudikit.models.ensemble import with_defaults
 from rudikit.models.estimators import (
     BinaryScorer,
     GridPoint,
@@ -137,11 +138,25 @@ def experiment_grid(experiment: TemporalExperiment) -> list[tuple[GridPoint, str
     """(grid point, display name) of every model group, in configuration order."""
     out = []
     for spec in experiment.models:
-        if spec.search is not None:
-            continue  # its points are the search's trials (rudikit.run.temporal)
+        if spec.search is not None or spec.algorithm == "ensemble":
+            continue  # trials: the search's (rudikit.run.temporal); ensembles: after the grid
         keys = sorted(spec.params)
         for values in itertools.product(*(spec.params[k] for k in keys)):
             point = GridPoint(spec.algorithm, dict(zip(keys, values, strict=True)))
+            out.append((point, spec.name or point.describe()))
+    return out
+
+
+def ensemble_grid(experiment: TemporalExperiment) -> list[tuple[GridPoint, str]]:
+    """(grid point, display name) of every ensemble model group, its parameters as stored
+    (:func:`rudikit.models.ensemble.with_defaults`); built after the grid's fits."""
+    out = []
+    for spec in experiment.models:
+        if spec.algorithm != "ensemble":
+            continue
+        keys = sorted(spec.params)
+        for values in itertools.product(*(spec.params[k] for k in keys)):
+            point = GridPoint("ensemble", with_defaults(dict(zip(keys, values, strict=True))))
             out.append((point, spec.name or point.describe()))
     return out
 

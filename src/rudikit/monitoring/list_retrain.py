@@ -60,7 +60,7 @@ from rudikit.models.temporal import (
     prepare,
     split_matrices,
 )
-from rudikit.monitoring.retrain import Contender, RetrainError, decide
+from rudikit.monitoring.retrain import Contender, RetrainError, decide, refuse_ensemble
 from rudikit.monitoring.scheduled_lists import ListModel, ScoreError, list_model
 from rudikit.run.engine import (
     Evaluated,
@@ -226,6 +226,7 @@ def retrain_lists(project: TemporalProject, project_dir: Path, engine: Engine, *
         model = list_model(engine, project, project_dir)
     except ScoreError as exc:
         raise RetrainError(str(exc)) from None
+    refuse_ensemble(model.loaded.algorithm, model.loaded.model_group_id)
     with engine.connect() as conn:
         champion_row = runs_q.model(conn, model.loaded.model_id)
     recipe = recipe_split(project, champion_row["split"])

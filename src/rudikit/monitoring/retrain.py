@@ -140,6 +140,16 @@ def _contender(project: Project, model_id: int, metric: str, threshold: float,
                      if project.fairness.requirements else [])
 
 
+def refuse_ensemble(algorithm: str, model_group_id: int) -> None:
+    """Retraining refits the live group's one pipeline; an ensemble's members are chosen per
+    split among a whole grid, so a refit of it is a new development run, said so."""
+    if algorithm == "ensemble":
+        raise RetrainError(f"model group {model_group_id} is an ensemble: retraining refits one "
+                           "model group, and an ensemble's members are chosen among the whole "
+                           "grid; run `rudi run` to rebuild it on newer data, then deploy the "
+                           "new model")
+
+
 def deployed_group(engine: Engine, model_group_id: int) -> tuple[GridPoint, Features,
                                                                   dict[str, Any]]:
     """The grid point and features a model group was fitted with (to refit it), and its row."""
@@ -175,6 +185,7 @@ def retrain(project: Project, project_dir: Path, engine: Engine, *, by: str,
 
     frame, _ = unify(project, project_dir)
     point, features, _ = deployed_group(engine, dep.model_group_id)
+    refuse_ensemble(point.algorithm, dep.model_group_id)
     with engine.connect() as conn:
         champion_row = runs_q.model(conn, dep.model_id)
     columns = features.input_columns + [c for c in point.columns_needed()

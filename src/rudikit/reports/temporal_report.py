@@ -24,7 +24,7 @@ from rudikit.config import TemporalExperiment
 from rudikit.evaluation.stability import exclude_reviewed
 from rudikit.models.audition import audition
 from rudikit.models.search import SEARCH_TRIAL
-from rudikit.models.temporal import experiment_grid, selection_rules
+from rudikit.models.temporal import ensemble_grid, experiment_grid, selection_rules
 from rudikit.reports.frozen import FigureRecorder, frozen_context
 from rudikit.reports.list_fairness import list_fairness, list_fairness_figure
 from rudikit.reports.list_perturbation import perturbation_figure, perturbations, randomness
@@ -36,6 +36,7 @@ from rudikit.reports.run_figures import (
     with_best_so_far,
 )
 from rudikit.store import list_tables
+from rudikit.store.queries import ensembles as ensembles_q
 from rudikit.store.queries import evaluations as evaluations_q
 from rudikit.store.queries import fairness as fairness_q
 from rudikit.store.queries import lists as lists_q
@@ -64,7 +65,7 @@ def run_models(engine: Engine, run_id: int) -> pd.DataFrame:
     config = experiment(stored)
     models = runs_q.run_models(engine, run_id)
     names = {(p.algorithm, repr(sorted(p.params.items()))): name
-             for p, name in experiment_grid(config)}
+             for p, name in experiment_grid(config) + ensemble_grid(config)}
     models["name"] = [names.get((a, repr(sorted((h or {}).items()))), f"group {g}")
                       for a, h, g in zip(models["algorithm"], models["hyperparameters"],
                                          models["model_group_id"], strict=True)]
@@ -135,8 +136,10 @@ def precision_table(precision: pd.DataFrame) -> tuple[list[str], list[dict[str, 
 def selection_regret(engine: Engine, run_id: int) -> dict[str, pd.DataFrame]:
     """Every selection rule of the run scored by its regret over the splits (period = a
     split's first test as-of date; value = its mean precision in the top k), as
-    :func:`rudikit.models.temporal.run_temporal` and the pipeline computed it."""
+    :func:`rudikit.models.temporal.run_temporal` and the pipeline computed it (ensembles are
+    not candidates there)."""
     precision = precision_over_time(engine, run_id)
+    precision = precision[precision["algorithm"] != "ensemble"]
     rules = selection_rules(experiment(runs_q.run_config(engine, run_id)))
     split_values = precision.groupby(["model_group_id", "test_start"], as_index=False)[
         "value"].mean()
@@ -259,6 +262,25 @@ def rank_change_summary(engine: Engine, run_id: int, k: int) -> tuple[Any, list[
     return _naive(changes["as_of_date"]).max(), rows
 
 
+def ensemble_rows(engine: Engine, models: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per ensemble model of the run: its group, split, members (group and name, in order),
+    how they were chosen, and how many reasons are stored for it."""
+    ensembles = models[models["algorithm"] == "ensemble"]
+    if not len(ensembles):
+        return []
+    members = ensembles_q.ensemble_members(engine, ensembles["id"].tolist())
+    names = dict(zip(models["model_group_id"], models["name"], strict=False))
+    out = []
+    for e in ensembles.itertuples():
+        own = members[members["ensemble_model_id"] == e.id]
+        out.append({"group": int(e.model_group_id), "name": str(e.name), "split": str(e.split),
+                    "members": [f"#{g} {names.get(g, '')}".strip()
+                                for g in own["member_group_id"]],
+                    "chosen_by": str(own["chosen_by"].iloc[0]) if len(own) else "",
+                    "reasons": len(predictions_q.reasons(engine, int(e.id)))})
+    return out
+
+
 def search_history(engine: Engine, precision: pd.DataFrame, last_split: str) -> pd.DataFrame:
     """Per search trial: its mean precision in the top k over the splits before the last (per
     split the mean over its test dates: what the search scored it by), the best so far, and
@@ -341,6 +363,7 @@ def temporal_context(engine: Engine, run_id: int, page: FigureRecorder) -> dict[
         chosen=chosen.iloc[0].to_dict() | {"requirements": fairness_q.model_requirement_statuses(
             engine, int(chosen["id"].iloc[0]))} if len(chosen) else None,
         last=last_list(engine, run_id, models, k, exp.cool_off_days),
+        ensembles=ensemble_rows(engine, models),
         agreement=agreement, changes=changes, fairness=fairness, changes_date=changes_date,
         snapshots=snapshots_q.snapshots_of_run(engine, run_id).to_dict("records"),
         rationale=config.get("rationale", {}),

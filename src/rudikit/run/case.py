@@ -23,7 +23,7 @@ from rudikit.config import Features, OperatingPoint, Project, TemporalSplit
 from rudikit.data.sources import LoadedSource, unify
 from rudikit.data.validation import bad_date_problems
 from rudikit.evaluation.metrics import MetricValue, evaluate_scores, lower_is_better, roc_auc
-from rudikit.explain import explain, explanation_method, global_importance, top_reasons
+from rudikit.explain import ExplainError, explain, global_importance, top_reasons
 from rudikit.fairness.list_simulation import list_simulation_metrics
 from rudikit.fairness.stage import (
     ModelFairness,
@@ -265,7 +265,9 @@ class CaseExperiment:
                              self.split_rows(), models,
                              self.project.evaluation.selection.metric, self.artefacts_dir,
                              evaluate=scoring.evaluate, assess=scoring.assess,
-                             build=scoring.build, seed=self.seed, say=say)
+                             build=scoring.build, seed=self.seed,
+                             require_fairness=self.project.evaluation.selection.require_fairness,
+                             say=say)
 
     def select(self, models: list[ModelSummary]) -> tuple[ModelSummary | None, str]:
         return select_best(self.project, models)
@@ -428,14 +430,16 @@ def _explain_selected(engine: Engine, model: ModelSummary, artefact: tuple[str, 
     for the models that were not chosen."""
     pipeline = load_artefact(artefact[1], artefact[0])
     X_test = X.iloc[split.test]
-    method = explanation_method(pipeline)
-    explanation = None if method is None else explain(pipeline, X_test)  # centred on training
+    try:
+        explanation = explain(pipeline, X_test)  # centred on the training rows
+    except ExplainError:
+        explanation = None  # a model with no explanation method: no reasons, all columns permuted
     ranking = None if explanation is None else list(global_importance(explanation).index)
     results.record_importances(engine, model.model_id,
                                _importances(pipeline, X_test, y[split.test], seed, ranking))
     if explanation is not None:
         results.record_individual_importances(
-            engine, model.model_id, method, entity[split.test],
+            engine, model.model_id, explanation.method, entity[split.test],
             None if knowledge is None else knowledge[split.test],
             top_reasons(explanation, reasons))
 

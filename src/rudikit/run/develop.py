@@ -173,5 +173,9 @@ def _develop_lists(project: TemporalProject, project_dir: Path, engine: Engine, 
     phase.step("reasons behind the last list")
     say(explain_last_list(lists.data, engine, chosen.model_id,
                           (chosen.artefact[0], str(chosen.artefact[1])), config))
+    for m in fitted.models:  # ensembles are never chosen; their last lists are explained too
+        if m.algorithm == "ensemble" and m.split == chosen.split and m.artefact is not None:
+            say(f"ensemble (model group {m.model_group_id}): " + explain_last_list(
+                lists.data, engine, m.model_id, (m.artefact[0], str(m.artefact[1])), config))
     result.summary = summary_table(fitted, chosen.model_group_id)
     return phase

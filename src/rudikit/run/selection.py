@@ -52,6 +52,26 @@ def tie_key(value: float, met: int, model_group_id: int, lower_is_better: bool
     return (round(value if lower_is_better else -value, 12), -met, model_group_id)
 
 
+def ranked_on_selection_split(models: Sequence[ModelSummary], split: str, metric: str
+                              ) -> list[tuple[MetricValue, int, ModelSummary]]:
+    """(value, requirements met, model) of every selectable model of ``split`` with a value
+    of ``metric`` (on its validation rows when it has them, else its test rows), best first
+    by :func:`tie_key`: the one order of :func:`select_best` and of an ensemble's members."""
+    ranked: list[tuple[MetricValue, int, ModelSummary]] = []
+    for m in models:
+        if m.split != split or not m.selectable:
+            continue
+        on_validation = m.validation_metrics is not None
+        value = metric_value(m.validation_metrics if on_validation else m.metrics, metric)
+        if value is not None and not np.isnan(value.value):
+            met = requirements_met(m.validation_statuses if on_validation
+                                   else m.requirement_statuses)
+            ranked.append((value, met, m))
+    ranked.sort(key=lambda c: tie_key(c[0].value, c[1], c[2].model_group_id,
+                                      lower_is_better(metric)))
+    return ranked
+
+
 def select_best(project: Project, models: list[ModelSummary]) -> tuple[ModelSummary | None, str]:
     """The best model on the selection split by the selection metric (higher is better, except
     the Brier score), with a reason a governance board can read. With a validation partition
@@ -64,19 +84,9 @@ def select_best(project: Project, models: list[ModelSummary]) -> tuple[ModelSumm
     split = project.selection_split
     lower_better = lower_is_better(metric)
     gated = project.evaluation.selection.require_fairness
-    ranked: list[tuple[MetricValue, int, ModelSummary]] = []
-    for m in models:
-        if m.split != split or not m.selectable:
-            continue
-        on_validation = m.validation_metrics is not None
-        value = metric_value(m.validation_metrics if on_validation else m.metrics, metric)
-        if value is not None and not np.isnan(value.value):
-            met = requirements_met(m.validation_statuses if on_validation
-                                   else m.requirement_statuses)
-            ranked.append((value, met, m))
+    ranked = ranked_on_selection_split(models, split, metric)
     if not ranked:
         return None, f"no model has {metric} on split {split!r}"
-    ranked.sort(key=lambda c: tie_key(c[0].value, c[1], c[2].model_group_id, lower_better))
     rows = "validation" if ranked[0][2].validation_metrics is not None else "test"
     candidates, prefix, among = ranked, "", ""
     if gated:

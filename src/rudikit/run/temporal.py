@@ -42,6 +42,7 @@ from rudikit.evaluation.metrics import MetricValue, evaluate_scores
 from rudikit.evaluation.stability import check_forest
 from rudikit.fairness.stage import ModelFairness, assess, check_fairness_columns
 from rudikit.fairness.tradeoff import NO_GROUP_MEETS
+from rudikit.models.ensemble import parameter_problems
 from rudikit.models.estimators import GridPoint, check_grid, label_sample, make_encoder
 from rudikit.models.search import search_points
 from rudikit.models.temporal import (
@@ -49,6 +50,7 @@ from rudikit.models.temporal import (
     PreparedData,
     build_temporal_pipeline,
     consecutive_dates,
+    ensemble_grid,
     experiment_grid,
     feature_digest,
     fit_and_score,
@@ -64,6 +66,7 @@ from rudikit.run.engine import (
     SplitRows,
     fit_grid,
 )
+from rudikit.run.ensembles import fit_temporal_ensembles
 from rudikit.run.selection import fairness_gate, select_by_audition
 from rudikit.store import results
 
@@ -258,6 +261,7 @@ class TemporalLists:
             raise TemporalError(f"temporal.models: {exc}") from None
         self.entries += [GridEntry(point, name, data.features_for(point))
                          for point, name in self._search_trials(say)]
+        self.ensembles = self._ensemble_points()
         forest = config.stability
         if forest.n_estimators:  # the curve is drawn last: a typo there must not waste the grid
             sample = label_sample(y)
@@ -268,6 +272,7 @@ class TemporalLists:
             except ValueError as exc:
                 raise TemporalError(f"temporal.stability.params: {exc}") from None
         self.matrices_index: list[dict[str, Any]] = []
+        self.rows: list[SplitRows] = []
 
     def _search_trials(self, say: Callable[[str], None]) -> list[tuple[GridPoint, str]]:
         """(grid point, name) of every ``temporal.models[i].search``'s trials: each fitted on
@@ -312,6 +317,48 @@ class TemporalLists:
                      else p.describe()) for p in points]
         return out
 
+    def _ensemble_points(self) -> list[tuple[GridPoint, str]]:
+        """(grid point, name) of every ``temporal.models[i]`` ensemble, its parameters checked
+        against the grid (members among the groups that are not baselines)."""
+        candidates = sum(not e.baseline for e in self.entries)
+        problems = [p for i, spec in enumerate(self.experiment.models)
+                    if spec.algorithm == "ensemble"
+                    for p in parameter_problems(spec.params, f"temporal.models[{i}]",
+                                                candidates)]
+        if problems:
+            raise TemporalError("; ".join(problems))
+        return ensemble_grid(self.experiment)
+
+    def fit_ensembles(self, engine: Engine, run_id: int, fitted: list[ModelSummary],
+                      say: Callable[[str], None]) -> list[tuple[str, ModelSummary]]:
+        """(name, stored model) of each ensemble on each split with a training era: the
+        earlier splits whose test labels were all known by its split time, where the audition
+        ranks its members (:func:`rudikit.run.ensembles.fit_temporal_ensembles`)."""
+        data = self.data
+        assert data is not None
+        splits = data.splits
+        eras = {s.name: [e.name for e in splits if e.split_time < s.split_time
+                         and max(t.matrix_info_end_time for t in e.tests) <= s.split_time]
+                for s in splits}
+        split_time = {s.name: s.split_time for s in splits}
+        values = pd.DataFrame([
+            {"model_group_id": m.model_group_id, "split": m.split,
+             "split_time": split_time[m.split], "value": float(m.details["value"].mean())}
+            for m in fitted if m.entry is not None and not m.entry.baseline])
+        scoring = self.scoring()
+        out = []
+        for point, name in self.ensembles:
+            for model in fit_temporal_ensembles(
+                    engine, run_id, self.name, self.label, [point], self.rows, eras, fitted,
+                    values, selection_rules(self.experiment), self.artefacts_dir,
+                    group_features=self.group_features(self.entries[0]),
+                    evaluate=scoring.evaluate, assess=scoring.assess, build=scoring.build,
+                    seed=self.seed,
+                    require_fairness=self.experiment.selection.require_fairness, say=say):
+                out.append((name, model))
+        self.rows = []  # held for the ensembles only
+        return out
+
     def grid(self) -> list[GridEntry]:
         return self.entries
 
@@ -345,7 +392,7 @@ class TemporalLists:
             # every entry reads its own columns (a baseline may rank by an excluded feature)
             columns = list(dict.fromkeys(c for e in self.entries
                                          for c in e.features.input_columns))
-            yield SplitRows(
+            rows = SplitRows(
                 split.name, matrices.train[columns], matrices.train[matrices.label].to_numpy(),
                 test[columns], test[matrices.label].to_numpy(),
                 test[ENTITY].astype("string").to_numpy(), test["as_of_date"].to_numpy(),
@@ -353,15 +400,22 @@ class TemporalLists:
                 (test["as_of_date"].min(), test["as_of_date"].max()),
                 officer_attributes(self.tables["officers"], test[[ENTITY, "as_of_date"]],
                                    self.fairness.columns) if self.fairness.columns else None)
+            if self.ensembles:  # they are fitted on the same rows after the grid
+                self.rows.append(rows)
+            yield rows
 
     def select(self, models: list[ModelSummary], result: TemporalResult
                ) -> tuple[ModelSummary, str]:
         """The audition's choice; with ``temporal.selection.require_fairness`` only among the
         groups that meet every requirement on the audition splits' lists
-        (:func:`rudikit.run.selection.fairness_gate`), never reading the last split's."""
+        (:func:`rudikit.run.selection.fairness_gate`), never reading the last split's.
+        Ensembles are compared in the report but not chosen: the list-stability step and
+        retraining refit the chosen group, and an ensemble's members change per split."""
         names = dict(zip(result.groups["model_group_id"], result.groups["name"], strict=True))
         last = self.data.splits[-1].name  # type: ignore[union-attr]
         values = result.split_metrics()
+        ensembles = result.groups.loc[result.groups["algorithm"] == "ensemble", "model_group_id"]
+        values = values[~values["model_group_id"].isin(ensembles)]
         gate = ""
         if self.experiment.selection.require_fairness:
             passing, gate = fairness_gate(models, last)
@@ -382,13 +436,17 @@ def fit_lists(lists: TemporalLists, engine: Engine, run_id: int,
     says), as a :class:`TemporalResult`."""
     started = time.perf_counter()
     grid, group_ids, fitted = fit_grid(lists, engine, run_id, progress, execution)
+    ensembles = lists.fit_ensembles(engine, run_id, fitted, progress if callable(progress)
+                                    and not isinstance(progress, Progress) else lambda _: None)
+    fitted += [m for _, m in ensembles]
     data = lists.data
     assert data is not None
-    groups = pd.DataFrame([{"model_group_id": gid, "name": e.name,
-                            "algorithm": e.point.algorithm,
-                            "params": json.dumps(e.point.params, sort_keys=True, default=str),
-                            "baseline": e.baseline} for e, gid in zip(grid, group_ids,
-                                                                      strict=True)])
+    named = [(gid, e.name, e.point, e.baseline) for e, gid in zip(grid, group_ids, strict=True)]
+    named += list({m.model_group_id: (m.model_group_id, name, m.entry.point, False)  # type: ignore[union-attr]
+                   for name, m in ensembles}.values())
+    groups = pd.DataFrame([{"model_group_id": gid, "name": name, "algorithm": point.algorithm,
+                            "params": json.dumps(point.params, sort_keys=True, default=str),
+                            "baseline": baseline} for gid, name, point, baseline in named])
     splits = {s.name: s for s in data.splits}
     metric_rows, prediction_parts = [], []
     by_split = {m["split"]: m for m in lists.matrices_index}

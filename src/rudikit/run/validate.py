@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rudikit.config import TemporalProject, label_months, missing_rationale
+from rudikit.config import BASELINE, TemporalProject, label_months, missing_rationale
 from rudikit.data.event_tables import (
     ENTITY,
     attribute_columns,
@@ -36,9 +36,16 @@ def temporal_problems(project: TemporalProject, tables: Mapping[str, pd.DataFram
     officers lack, date columns with more unparseable values than ``data.max_bad_share``."""
     from rudikit.data.validation import bad_date_problems
     from rudikit.fairness.stage import check_fairness_columns, check_reference_groups
+    from rudikit.models.ensemble import parameter_problems
     from rudikit.models.estimators import check_parameter_names
+    from rudikit.models.temporal import experiment_grid
 
-    problems = check_parameter_names(project.temporal.models, "temporal.models")
+    models = project.temporal.models
+    problems = check_parameter_names(models, "temporal.models")
+    candidates = (sum(p.algorithm != BASELINE for p, _ in experiment_grid(project.temporal))
+                  + sum(m.search.trials for m in models if m.search is not None))
+    problems += [p for i, m in enumerate(models) if m.algorithm == "ensemble"
+                 for p in parameter_problems(m.params, f"temporal.models[{i}]", candidates)]
     officers = tables["officers"]
     fairness = project.fairness
     missing = check_fairness_columns(fairness, attribute_columns(officers))

@@ -273,6 +273,16 @@ def record_individual_importances(engine: Engine, model_id: int, method: str,
     return len(rows)
 
 
+def record_ensemble_members(engine: Engine, ensemble_model_id: int,
+                            member_model_ids: list[int], chosen_by: str) -> None:
+    """Store which models an ensemble model combines, in its order, in one transaction."""
+    with engine.begin() as conn:
+        _insert_many(conn, t.ensemble_members, [
+            {"ensemble_model_id": ensemble_model_id, "member_model_id": int(member),
+             "position": i, "chosen_by": chosen_by[:200]}
+            for i, member in enumerate(member_model_ids)])
+
+
 def mark_selected(engine: Engine, model_id: int, reason: str) -> None:
     with engine.begin() as conn:
         conn.execute(update(t.models).where(t.models.c.id == model_id).values(

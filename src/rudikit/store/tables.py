@@ -233,3 +233,17 @@ snapshot_profiles = Table(
     Column("distinct_values", Integer, nullable=False),
     Column("summary", JSON, nullable=False),
 )
+
+# The members of an ensemble model (``algorithm: ensemble``): the stored models it averages or
+# stacks, in its order (``position`` 0 first), and how they were chosen (``chosen_by``: on the
+# validation rows, or by an audition rule over the training-era splits).
+ensemble_members = Table(
+    "ensemble_members",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ensemble_model_id", ForeignKey("models.id"), nullable=False, index=True),
+    Column("member_model_id", ForeignKey("models.id"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("chosen_by", String(200), nullable=False),
+    UniqueConstraint("ensemble_model_id", "position", name="uq_ensemble_members_model_position"),
+)
