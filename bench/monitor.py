@@ -51,8 +51,7 @@ AS_OF = datetime(2020, 3, 1, tzinfo=UTC)
 def _project(workdir: Path) -> Path:
     """Train and deploy the small synthetic project (once)."""
     folder = workdir / "project"
-    db = folder / ".rudi" / "rudi.db"
-    if db.exists():
+    if (folder / ".rudi" / "bench-deployed").exists():
         return folder
     sys.path.insert(0, str(REPO / "tests"))
     from conftest import example_config, write_project
@@ -72,8 +71,9 @@ def _project(workdir: Path) -> Path:
     run = run_project(folder, write_report=False)
     engine = open_store(None, folder)
     deploy(engine, run.selected.model_group_id, model_id=run.selected.model_id,
-           reason="benchmark", by="bench", threshold=0.3)
+           reason="benchmark", by="bench", threshold=0.3, project_dir=folder)
     engine.dispose()
+    (folder / ".rudi" / "bench-deployed").touch()
     return folder
 
 
@@ -361,6 +361,8 @@ def main() -> None:
 
         url = args.postgres.split("?")[0] + "?options=-csearch_path%3Drudi_bench_monitor"
         with psycopg.connect(args.postgres) as conn:
+            if not (args.workdir / "project" / ".rudi" / "bench-deployed").exists():
+                conn.execute("DROP SCHEMA IF EXISTS rudi_bench_monitor CASCADE")
             conn.execute("CREATE SCHEMA IF NOT EXISTS rudi_bench_monitor")
         os.environ["RUDI_DATABASE_URL"] = url  # the store of the project and of the passes
     folder = _project(args.workdir)

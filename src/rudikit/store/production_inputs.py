@@ -26,7 +26,6 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
-    Index,
     MetaData,
     String,
     Table,
@@ -91,12 +90,13 @@ def table_name(model_id: int) -> str:
 def side_table(model_id: int, spec: InputSpec) -> Table:
     """The side table of ``model_id`` (its own MetaData: not part of the store's schema)."""
     name = table_name(model_id)
+    # keyed (on SQLite: stored) in event-time order, so a window is one range of the key
     return Table(name, MetaData(),
+                 Column("event_us", BigInteger, primary_key=True, autoincrement=False),
                  Column("prediction_id", BigInteger, primary_key=True, autoincrement=False),
-                 Column("event_us", BigInteger, nullable=False),
                  Column("score", Float(53), nullable=False),
                  *(Column(PREFIX + n, KINDS[k]) for n, k in spec.inputs),
-                 Index(f"ix_{name}_event", "event_us"))
+                 sqlite_with_rowid=False)
 
 
 # --- Typed values from the JSON text, as SQL over a row alias --------------------------------
@@ -161,13 +161,13 @@ def _select_list(dialect: str, row: str, spec: InputSpec) -> str:
                else _sqlite_created(row))
     event = created if spec.time_field is None else \
         f"coalesce({value(row, spec.time_field, 'time')}, {created})"
-    return ", ".join([f"{row}.id", event, f"{row}.score",
+    return ", ".join([event, f"{row}.id", f"{row}.score",
                       *(value(row, n, k) for n, k in spec.inputs)])
 
 
 def _column_list(conn: Connection, spec: InputSpec) -> str:
     quote = conn.dialect.identifier_preparer.quote
-    return ", ".join(["prediction_id", "event_us", "score",
+    return ", ".join(["event_us", "prediction_id", "score",
                       *(quote(PREFIX + n) for n, _ in spec.inputs)])
 
 
