@@ -404,9 +404,10 @@ def main() -> None:
     print(f"aggregates  : {agg['seconds']:7.1f} s, peak RSS {agg['peak_mb']:6.0f} MB (the new "
           f"design's floor: its three aggregate queries over {agg['rows']:,} window rows, "
           f"{agg['groups']:,} groups back)")
-    print(f"naive       : {naive['seconds']:7.1f} s on {naive['rows']:,} rows, peak RSS "
-          f"{naive['peak_mb']:6.0f} MB -> {naive_all:.0f} s scaled to {args.rows:,} rows "
-          "(read_sql + json.loads + value_counts only: no metrics)")
+    if not url:
+        print(f"naive       : {naive['seconds']:7.1f} s on {naive['rows']:,} rows, peak RSS "
+              f"{naive['peak_mb']:6.0f} MB -> {naive_all:.0f} s scaled to {args.rows:,} rows "
+              "(read_sql + json.loads + value_counts only: no metrics)")
     print(f"ratios: rows fetched old / new = {old['rows'] / max(new['rows'], 1):.1f}x; "
           f"old fetch / window fetch = {old['seconds'] / new['seconds']:.1f}x; "
           f"again / old fetch = {again['seconds'] / old['seconds']:.2f}; "
