@@ -796,9 +796,10 @@ def test_a_production_fairness_alert_needs_a_supported_gap(live: Live) -> None:
 def test_a_pass_reads_the_window_and_its_stored_reference_not_the_history(
         live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
     """June 2019 is history, February 2020 the window: a pass fetches no production rows
-    (it reads the database's aggregates of the window), its figures match pandas and scikit-learn on the
-    stored rows, the reference is stored on the first pass and read by the next (no reload of
-    the test predictions), and a case split's predictions are never taken for lists."""
+    (it reads the database's aggregates of the window), its figures match pandas and
+    scikit-learn on the stored rows, the reference is stored on the first pass and read by the
+    next (no reload of the test predictions), and a case split's predictions are never taken
+    for lists."""
     from rudikit.monitoring import production
     from rudikit.store.queries import predictions as predictions_q
 
