@@ -11,6 +11,7 @@ side table's indexed ``event_us``: the exact window, not a wider one filtered af
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -105,7 +106,7 @@ def score_distribution(conn: Connection, table: Table, lo: int, hi: int) -> pd.D
     """The window's distinct scores and how many predictions had each (``score``, ``n``)."""
     query = (select(table.c.score, func.count().label("n"))
              .where(table.c.event_us > lo, table.c.event_us <= hi).group_by(table.c.score))
-    return pd.DataFrame(conn.execute(query).all(), columns=["score", "n"])
+    return _frame(conn.execute(query).all(), ["score", "n"])
 
 
 def labelled_groups(conn: Connection, table: Table, columns: list[str], lo: int, hi: int
@@ -119,5 +120,11 @@ def labelled_groups(conn: Connection, table: Table, columns: list[str], lo: int,
     query = (select(*keys, func.count().label("n"))
              .select_from(table.join(out, out.c.prediction_id == table.c.prediction_id))
              .where(table.c.event_us > lo, table.c.event_us <= hi).group_by(*keys))
-    return pd.DataFrame(conn.execute(query).all(),
-                        columns=["day", *columns, "score", "outcome", "n"])
+    return _frame(conn.execute(query).all(), ["day", *columns, "score", "outcome", "n"])
+
+
+def _frame(rows: Sequence[Sequence[object]], columns: list[str]) -> pd.DataFrame:
+    """Rows as a frame built column by column: pandas builds one from SQLAlchemy rows cell by
+    cell (seconds for a few hundred thousand groups, most of a pass at 3M predictions)."""
+    values = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+    return pd.DataFrame({name: list(v) for name, v in zip(columns, values, strict=True)})
