@@ -25,7 +25,9 @@ Timed, each in a fresh subprocess so its peak RSS is its own:
   ``value_counts`` per feature, on the first ``--naive-rows`` rows (scaled to all rows).
 
 Target (issue 18): under 20 s and 1 GB at 10,000,000 rows. Run:
-``.venv/bin/python bench/monitor.py [--rows 10000000] [--inside 0.1] [--repeat 3]``
+``.venv/bin/python bench/monitor.py [--rows 10000000] [--inside 0.1] [--repeat 3]
+[--postgres postgresql://postgres@127.0.0.1:5432/test]`` (PostgreSQL: the store in the schema
+``rudi_bench_monitor`` of that database, rows by ``generate_series``; no naive line).
 """
 
 from __future__ import annotations
