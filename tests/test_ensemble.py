@@ -147,7 +147,8 @@ def test_an_ensemble_is_explained_by_permutation_importance(
     project = load_project(folder)
     y, _ = make_label(validation_rows, project.label)
     found = {c: mean for c, _, mean, _, _ in _importances(pipeline, validation_rows, y, 0)}
-    assert set(found) == set(pipeline.named_steps["encode"].input_columns)
+    # every column a reason can name: the inputs, and the location categories (town, cell)
+    assert set(found) == set(pipeline.named_steps["encode"].output_positions())
     assert max(found.values()) > 0.01  # some column matters to the averaged score
 
 

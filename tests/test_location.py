@@ -237,7 +237,10 @@ def test_the_monitor_map_counts_production_cells_like_a_groupby() -> None:
     chunk.loc[:99, "outcome"] = pd.NA  # outcome not known yet
     chunk.loc[100:119, "latitude"] = np.nan
     features = Features(categorical=["type"], location={"h3_resolution": 5})
-    metrics = pd.DataFrame(_cell_metrics(features, [chunk.iloc[:700], chunk.iloc[700:]]))
+    # as the monitor reads them: the window's cases grouped by coordinates and outcome
+    groups = [part.groupby(["latitude", "longitude", "outcome"], dropna=False).size()
+              .rename("n").reset_index() for part in (chunk.iloc[:700], chunk.iloc[700:])]
+    metrics = pd.DataFrame(_cell_metrics(features, groups))
     cells = production_cells(metrics).set_index("cell")
     known = chunk.dropna(subset=["latitude"]).assign(cell=lambda f: [
         h3.latlng_to_cell(a, b, 5) for a, b in zip(f["latitude"], f["longitude"], strict=True)])

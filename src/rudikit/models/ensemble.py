@@ -32,7 +32,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from rudikit.config import DatetimeFeatures, Features, ModelSpec, Project
+from rudikit.config import DatetimeFeatures, Features, LocationFeatures, ModelSpec, Project
 from rudikit.features.encoding import TabularEncoder
 
 METHODS = ("probability_average", "rank_average", "stack")
@@ -156,7 +156,7 @@ class AveragedMembers(ClassifierMixin, BaseEstimator):
 
 def _names(encoder: TabularEncoder) -> list[str]:
     """The encoder's output column names, from its settings (as ``fit`` names them)."""
-    names = [*encoder.categorical, *encoder.boolean, *encoder.numeric]
+    names = [*encoder.categorical_outputs, *encoder.boolean, *encoder.numeric]
     return names + ([f"{encoder.datetime}_{p}" for p in encoder.datetime_parts]
                     if encoder.datetime else [])
 
@@ -169,10 +169,14 @@ def union_features(members: Sequence[Pipeline]) -> Features:
         return list(dict.fromkeys(c for e in encoders for c in getattr(e, kind)))
 
     dated = next((e for e in encoders if e.datetime), None)
+    located = [e.location.get_params() for e in encoders if e.location is not None]
+    if any(p != located[0] for p in located):
+        raise ValueError("ensemble members read different location features")
     return Features(categorical=union("categorical"), boolean=union("boolean"),
                     numeric=union("numeric"),
                     datetime=None if dated is None else DatetimeFeatures(
-                        column=dated.datetime, parts=list(dated.datetime_parts)))
+                        column=dated.datetime, parts=list(dated.datetime_parts)),
+                    location=LocationFeatures(**located[0]) if located else None)
 
 
 def stacking_meta(members: Sequence[tuple[Pipeline, dict[str, Any]]], X_train: Any,

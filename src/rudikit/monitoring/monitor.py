@@ -18,8 +18,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 from scipy import stats
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
@@ -41,8 +39,7 @@ from rudikit.monitoring.performance import (
     realised,
     roc_points,
 )
-from rudikit.monitoring.production import parse_times, read_predictions
-from rudikit.monitoring.reference import datetime_parts, reference
+from rudikit.monitoring.reference import reference
 from rudikit.monitoring.window import choose_window
 from rudikit.store.monitoring_tables import (
     alerts,
@@ -50,8 +47,11 @@ from rudikit.store.monitoring_tables import (
     monitor_runs,
     source_periods,
 )
+from rudikit.store.production_inputs import InputSpec, ensure_inputs_table
+from rudikit.store.queries import monitor_counts as counts_q
 from rudikit.store.queries import predictions as predictions_q
 from rudikit.store.queries import runs as runs_q
+from rudikit.store.queries.monitor_counts import Buckets
 from rudikit.store.queries.production import live_deployment
 from rudikit.store.results import plain
 
@@ -122,7 +122,7 @@ def deployed(engine: Engine) -> Deployed | None:
 
 @dataclass
 class _Window:
-    """What one streaming pass over the production window keeps."""
+    """What one pass reads of the production window: aggregates computed by the database."""
 
     counts: dict[str, np.ndarray]
     scores: list[np.ndarray]
@@ -131,39 +131,42 @@ class _Window:
     points: list[pd.DataFrame] = field(default_factory=list)  # coordinates and outcome (map)
 
 
-def _chunk_columns(chunk: pa.Table, features: Features) -> dict[str, Any]:
-    columns: dict[str, Any] = {name: chunk.column(name) for name in chunk.column_names}
-    if features.datetime and features.datetime.column in columns:
-        col = features.datetime.column
-        times = parse_times(columns[col]).to_pandas()
-        for part, series in datetime_parts(times, list(features.datetime.parts)).items():
-            columns[f"{col}.{part}"] = series
-    return columns
+def _rules(profile: ReferenceProfile, features: Features) -> dict[str, Buckets]:
+    """The profile's buckets as the database counts them (datetime parts from their input)."""
+    parts = ({f"{features.datetime.column}.{p}": p for p in features.datetime.parts}
+             if features.datetime else {})
+    return {name: Buckets(features.datetime.column if name in parts else name,
+                          tuple(b.categories) if b.kind == "categorical" else None,
+                          tuple(float(e) for e in b.edges), parts.get(name))
+            for name, b in profile.buckets_.items()}
 
 
-def _read_window(engine: Engine, project: Project, dep: Deployed, profile: ReferenceProfile,
-                 start: datetime, end: datetime, keep: list[str],
-                 tick: Callable[[int], None] | None) -> _Window:
-    window = _Window({name: np.zeros(len(b.labels), dtype=np.int64)
-                      for name, b in profile.buckets_.items()}, [], [])
-    for chunk in read_predictions(engine, [dep.model_id], time_field=project.data.knowledge_date,
-                                  start=start, end=end):
-        window.n += chunk.num_rows
-        for name, counts in profile.count(_chunk_columns(chunk, dep.features)).items():
-            window.counts[name] += counts
-        window.scores.append(chunk.column("score").to_numpy())
+def _count_window(engine: Engine, project: Project, dep: Deployed, profile: ReferenceProfile,
+                  start: datetime, end: datetime, keep: list[str],
+                  tick: Callable[[int], None] | None) -> _Window:
+    """The window's drift counts, score distribution and labelled cases (grouped), from the
+    model's typed inputs (built from the stored JSON first if the model has none yet)."""
+    spec = InputSpec.of(dep.features.model_dump(), project.data.knowledge_date, keep)
+    with engine.begin() as conn:
+        table = ensure_inputs_table(conn, dep.model_id, spec)
+    lo, hi = counts_q.epoch_us(start), counts_q.epoch_us(end)
+    with engine.connect() as conn:
+        n, counts = counts_q.drift_counts(conn, table, _rules(profile, dep.features), lo, hi)
+        scores = counts_q.score_distribution(conn, table, lo, hi)
+        columns = [c for c in keep if spec.kind(c) is not None]
+        groups = counts_q.labelled_groups(conn, table, columns, lo, hi)
         location = dep.features.location
-        if location is not None and location.h3_resolution is not None:
-            names = [c for c in (*location.columns, "outcome") if c in chunk.column_names]
-            window.points.append(chunk.select(names).to_pandas())
-        labelled = chunk.filter(pc.is_valid(chunk.column("outcome")))
-        if labelled.num_rows:
-            cols = ["score", "outcome", "event_time"] + [c for c in keep
-                                                         if c in labelled.column_names]
-            window.labelled.append(labelled.select(cols).to_pandas())
-        if tick:
-            tick(chunk.num_rows)
-    return window
+        points = ([] if location is None or location.h3_resolution is None else
+                  [counts_q.coordinate_groups(conn, table, *location.columns, lo, hi)])
+    labelled = groups.loc[groups.index.repeat(groups.pop("n"))].reset_index(drop=True)
+    labelled["event_time"] = pd.to_datetime(labelled.pop("day") * 86_400, unit="s", utc=True)
+    # an input no labelled case carried is absent, as it was from the rows
+    labelled = labelled.drop(columns=[c for c in columns if labelled[c].isna().all()])
+    if tick:
+        tick(n)
+    return _Window({name: np.asarray(c, dtype=np.int64) for name, c in counts.items()},
+                   [np.repeat(scores["score"].to_numpy(dtype=float), scores["n"])],
+                   [labelled] if len(labelled) else [], n, points)
 
 
 # --- Checks ----------------------------------------------------------------------------------
@@ -298,7 +301,7 @@ def _production_checks(project: Project, engine: Engine, frame: pd.DataFrame, de
     profile, score_profile, ref_score, ref_label = (ref.profile, ref.score_profile, ref.scores,
                                                     ref.labels)
     keep = list(dict.fromkeys(mon.segments + project.fairness.columns))
-    win = _read_window(engine, project, dep, profile, start, end, keep, tick)
+    win = _count_window(engine, project, dep, profile, start, end, keep, tick)
     found: list[Alert] = []
     pairs, churn, note = list_stability(project, stored_lists(engine, dep.model_group_id, end,
                                                               mon.stability.k,
@@ -408,12 +411,13 @@ def _performance(project: Project, dep: Deployed, result: MonitorResult,
 
 def _cell_metrics(features: Features, points: list[pd.DataFrame]) -> list[dict[str, Any]]:
     """The production window's searches and success rate (of the outcomes known) per H3 cell,
-    for the monitor report's map (section ``location``)."""
+    for the monitor report's map (section ``location``), from the window's cases grouped by
+    coordinates and outcome (police coordinates are snapped to a few thousand points)."""
     location = features.location
     frame = pd.concat(points, ignore_index=True) if points else pd.DataFrame()
-    if location is None or location.h3_resolution is None or not all(
-            c in frame for c in location.columns):
+    if location is None or location.h3_resolution is None or frame.empty:
         return []
+    frame = frame.loc[frame.index.repeat(frame.pop("n"))]
     latitude, longitude = coordinates(frame, *location.columns)
     outcome = pd.to_numeric(frame["outcome"], errors="coerce").to_numpy(dtype=float)
     out = []

@@ -31,6 +31,7 @@ from rudikit.service import audit
 from rudikit.service.errors import ServiceError
 from rudikit.service.scoring import GroupThresholds, Scorer
 from rudikit.store.engine import store_project_dir
+from rudikit.store.production_inputs import ensure_inputs_table, spec_from_store
 from rudikit.store.production_tables import deployed_models
 from rudikit.store.queries import production as production_q
 from rudikit.store.queries import runs as runs_q
@@ -168,6 +169,8 @@ def deploy(engine: Engine, model_group_id: int, *, reason: str, by: str,
                 model_group_id=model_group_id, model_id=model["id"], threshold=threshold,
                 deployed_by=by, reason=reason, deployed_at=stamp, live=True, waiver=waiver,
             ).returning(deployed_models.c.id)).scalar_one()
+            # its typed production inputs, filled by the database from the first request on
+            ensure_inputs_table(conn, model["id"], spec_from_store(conn, model["id"]))
             audit.record(conn, by, "deploy", f"deployment {deployment_id}", {
                 "deployment_id": deployment_id, "model_group_id": model_group_id,
                 "model_id": model["id"], "algorithm": group["algorithm"],

@@ -14,6 +14,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from rudikit.store import production_tables as pt
 from rudikit.store import tables as t
+from rudikit.store.production_inputs import recorded_spec, side_table
 from rudikit.store.queries.common import Bind, connected, mappings
 
 D, P = pt.deployed_models, pt.production_predictions
@@ -100,6 +101,13 @@ def newest_case_time(bind: Bind, model_ids: list[int], time_field: str | None
     if not model_ids:
         return None
     with connected(bind) as conn:
+        typed = [(m, spec) for m in model_ids
+                 if (spec := recorded_spec(conn, m)) is not None and spec.time_field == time_field]
+        if len(typed) == len(model_ids):  # each model's typed inputs: one indexed max each
+            newest_us = [conn.execute(select(func.max(side_table(m, spec).c.event_us))).scalar()
+                         for m, spec in typed]
+            found = [us for us in newest_us if us is not None]
+            return datetime.fromtimestamp(max(found) / 1e6, UTC) if found else None
         if time_field:
             sql = _NEWEST["postgresql" if conn.dialect.name.startswith("postgres") else "sqlite"]
             query = text(f"{sql} FROM production_predictions WHERE model_id IN :models"
