@@ -19,10 +19,16 @@ import pandas as pd
 from scipy import stats
 from sqlalchemy.engine import Engine
 
-from rudikit.config import Features, OperatingPoint, Project, TemporalSplit
+from rudikit.config import Explain, Features, OperatingPoint, Project, TemporalSplit
 from rudikit.data.sources import LoadedSource, unify
 from rudikit.data.validation import bad_date_problems
-from rudikit.evaluation.metrics import MetricValue, evaluate_scores, lower_is_better, roc_auc
+from rudikit.evaluation.metrics import (
+    MetricValue,
+    evaluate_scores,
+    k_for_percent,
+    lower_is_better,
+    roc_auc,
+)
 from rudikit.explain import explain, explanation_method, top_reasons
 from rudikit.fairness.list_simulation import list_simulation_metrics
 from rudikit.fairness.stage import (
@@ -277,8 +283,8 @@ class CaseExperiment:
         assert chosen.artefact and chosen.entry and chosen.score is not None
         inputs = chosen.entry.features.input_columns
         step("explaining the chosen model")
-        _explain_selected(engine, chosen, chosen.artefact, self.X[inputs], self.y, split,
-                          self.entity, self.knowledge, self.seed)
+        _explain_selected(engine, self.project, chosen, chosen.artefact, self.X[inputs],
+                          self.y, split, self.entity, self.knowledge)
         if self.project.fairness.mitigation:
             step("mitigation")
             test = ScoredRows(self.attrs.iloc[split.test], self.y[split.test], chosen.score)
@@ -411,26 +417,54 @@ def search_trials(project: Project, features: Features, X: pd.DataFrame, y: np.n
     return points
 
 
-def _explain_selected(engine: Engine, model: ModelSummary, artefact: tuple[str, Path],
-                      X: pd.DataFrame, y: np.ndarray, split: SplitIndices, entity: np.ndarray,
-                      knowledge: np.ndarray | None, seed: int, reasons: int = 5) -> None:
+def _explain_selected(engine: Engine, project: Project, model: ModelSummary,
+                      artefact: tuple[str, Path], X: pd.DataFrame, y: np.ndarray,
+                      split: SplitIndices, entity: np.ndarray, knowledge: np.ndarray | None,
+                      reasons: int = 5) -> None:
     """Explain the chosen model on its test rows, from the stored artefact so the explanations
     are of exactly the model on record: permutation importance (global), and the top reasons
-    behind each score (for the list and the API) where the model has an explanation method
+    behind the scores of the rows ``explain`` names (for the list and the API; the service
+    explains any row live) where the model has an explanation method
     (random forests and baselines have none). Only the chosen model is explained: permutation
     importance over a few hundred columns is the slowest step of a run, and nobody reads it
     for the models that were not chosen."""
     pipeline = load_artefact(artefact[1], artefact[0])
     X_test = X.iloc[split.test]
-    results.record_importances(engine, model.model_id,
-                               _importances(pipeline, X_test, y[split.test], seed))
+    results.record_importances(engine, model.model_id, _importances(
+        pipeline, X_test, y[split.test], project.evaluation.seed))
     method = explanation_method(pipeline)
     if method is None:
         return
-    explanation = explain(pipeline, X_test)  # centred on the training rows
+    rows = reason_rows(project, model.score)
+    explanation = explain(pipeline, X_test.iloc[rows])  # centred on the training rows
     results.record_individual_importances(
-        engine, model.model_id, method, entity[split.test],
-        None if knowledge is None else knowledge[split.test], top_reasons(explanation, reasons))
+        engine, model.model_id, method, entity[split.test][rows],
+        None if knowledge is None else knowledge[split.test][rows],
+        top_reasons(explanation, reasons))
+
+
+def reason_rows(project: Project, score: np.ndarray) -> np.ndarray:
+    """Positions (in order) of the test rows whose reasons are stored, as ``explain`` asks
+    (:class:`rudikit.config.Explain`): on the largest evaluated list, flagged at the decision
+    threshold, every row, plus a seeded sample of the others."""
+    wanted, ev, at = project.explain, project.evaluation, project.fairness.at
+    n = len(score)
+    if "all" in wanted.store_reasons:
+        return np.arange(n)
+    keep = np.zeros(n, dtype=bool)
+    if "top_k" in wanted.store_reasons:
+        sizes = [Explain.MIN_LIST, *ev.top_k, *(k_for_percent(n, p) for p in ev.top_pct)]
+        sizes += [at.top_k or 0, k_for_percent(n, at.top_pct) if at.top_pct else 0]
+        keep |= results.ranks(score)[0] <= max(sizes)  # rows tied at the cut included
+    threshold = at.threshold if at.threshold is not None else min(ev.thresholds, default=None)
+    if "flagged" in wanted.store_reasons and threshold is not None:
+        keep |= score >= threshold
+    others = np.flatnonzero(~keep)
+    if wanted.sample and len(others):
+        drawn = np.random.default_rng(ev.seed).choice(
+            others, size=min(wanted.sample, len(others)), replace=False)
+        keep[drawn] = True
+    return np.flatnonzero(keep)
 
 
 def _importances(pipeline: Any, X: pd.DataFrame, y: np.ndarray, seed: int,
