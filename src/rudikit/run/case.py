@@ -40,6 +40,7 @@ from rudikit.fairness.stage import (
     mitigate,
     mitigation_gap_metrics,
 )
+from rudikit.features.encoding import compact_text
 from rudikit.features.labels import make_label
 from rudikit.features.splits import SplitIndices, make_split
 from rudikit.models.artefacts import load_artefact, save_json_artefact, stored_path
@@ -194,7 +195,7 @@ class CaseExperiment:
         extra = [c for p in self.points for c in p.columns_needed() if c not in columns]
         extra += [c for spec in project.models if spec.search is not None
                   for c in spec.add_categorical if c not in columns]
-        self.X = data[columns + list(dict.fromkeys(extra))]
+        self.X = compact_text(data[columns + list(dict.fromkeys(extra))])
         self.attrs = data[project.fairness.columns]
         first = self.splits[0].train
         try:
