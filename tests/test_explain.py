@@ -5,6 +5,7 @@ LightGBM's raw margin, the decision function, single-column changes), the top re
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from test_service_support import Artefact, Trained, auth, observation, service_store
 
-from rudikit.config import DatetimeFeatures, Features, load_project
+from rudikit.config import (
+    DatetimeFeatures,
+    Features,
+    ProjectError,
+    load_project,
+    parse_project,
+)
 from rudikit.explain import (
     Explanation,
     explain,
@@ -25,6 +32,7 @@ from rudikit.explain import (
 )
 from rudikit.models.artefacts import load_artefact
 from rudikit.models.estimators import GridPoint, build_pipeline
+from rudikit.run.case import reason_rows
 from rudikit.run.develop import run_project
 from rudikit.service.app import create_app
 from rudikit.service.settings import ServiceSettings
@@ -166,10 +174,13 @@ def test_unsupported_model_has_no_method() -> None:
     assert explanation_method(forest) is None
 
 
-def test_run_stores_the_top_reasons_of_the_chosen_models_test_rows(store, tmp_path: Path
-                                                                   ) -> None:
+@pytest.mark.parametrize("wanted", [{}, {"store_reasons": "top_k", "sample": 30}])
+def test_run_stores_the_top_reasons_of_the_test_rows_a_person_looks_at(
+        store, tmp_path: Path, wanted: dict) -> None:
+    """By default the rows on the largest evaluated list or flagged at the decision threshold;
+    ``top_k`` with a ``sample`` gives the list and exactly that many others."""
     url, schema = store
-    folder = write_project(tmp_path / "proj", models=[
+    folder = write_project(tmp_path / "proj", explain=wanted, models=[
         {"algorithm": "lightgbm", "params": {"n_estimators": 40, "num_leaves": 7}}])
     result = run_project(folder, url=url, schema=schema, write_report=False)
     chosen = result.selected
@@ -181,8 +192,17 @@ def test_run_stores_the_top_reasons_of_the_chosen_models_test_rows(store, tmp_pa
             t.predictions.c.model_id == chosen.model_id)).mappings().all())
     assert set(reasons["model_id"]) == {chosen.model_id}
     assert set(reasons["method"]) == {"shap"}
-    assert set(reasons["entity_id"]) <= set(preds["entity_id"])
-    assert reasons["entity_id"].nunique() >= 0.9 * len(preds)
+    project = load_project(folder)
+    longest = max(100, *project.evaluation.top_k,
+                  *(int(p * len(preds) // 100) for p in project.evaluation.top_pct))
+    on_list = set(preds.loc[preds["rank_abs"] <= longest, "entity_id"])
+    stored = set(reasons["entity_id"])
+    if wanted:
+        assert on_list < stored and len(stored - on_list) == 30
+        assert stored <= set(preds["entity_id"])
+    else:
+        flagged = set(preds.loc[preds["score"] >= project.fairness.at.threshold, "entity_id"])
+        assert stored == on_list | flagged and len(stored) < len(preds)
     for _, one in reasons.groupby("entity_id"):
         one = one.sort_values("rank")
         assert one["rank"].tolist() == list(range(1, len(one) + 1)) and len(one) <= 5
@@ -192,6 +212,15 @@ def test_run_stores_the_top_reasons_of_the_chosen_models_test_rows(store, tmp_pa
     merged = reasons.merge(preds[["entity_id", "as_of_date"]], on="entity_id",
                            suffixes=("", "_pred"))
     assert (merged["as_of_date"] == merged["as_of_date_pred"]).all()
+
+
+def test_reason_rows_all_is_every_row_and_bad_settings_name_the_field() -> None:
+    project = parse_project(example_config() | {"explain": {"store_reasons": "all"}})
+    assert (reason_rows(project, np.linspace(0, 1, 500)) == np.arange(500)).all()
+    for bad, field in [({"store_reasons": "everyone"}, "explain.store_reasons[0]"),
+                       ({"sample": -1}, "explain.sample")]:
+        with pytest.raises(ProjectError, match=re.escape(field)):
+            parse_project(example_config() | {"explain": bad})
 
 
 _SERVED: dict[str, Trained] = {}

@@ -98,3 +98,39 @@ def test_undefined_metrics_are_nan_and_bad_input_is_named() -> None:
         evaluate_scores(np.array([0, 1]), np.array([0.1]))
     with pytest.raises(ValueError, match="NaN"):
         evaluate_scores(np.array([0, 1]), np.array([0.1, np.nan]))
+
+
+def test_streamed_bootstrap_equals_the_materialised_one_and_holds_one_block(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The intervals from blocks of resamples equal those from the whole ``resamples x n``
+    weight matrix drawn at once with the same seed (the old computation), and the largest
+    weight block held does not grow with the number of resamples."""
+    from rudikit.evaluation import metrics as m
+    from rudikit.evaluation.bootstrap import percentile_interval, resample_weights
+
+    rng = np.random.default_rng(5)
+    n = 30_000
+    y = (rng.random(n) < 0.2).astype(float)
+    score = np.round(np.clip(y * 0.3 + rng.normal(0.4, 0.2, n), 0, 1), 3)  # with ties
+    lists = {"thresholds": [0.5], "top_k": [100], "top_pct": [10.0]}
+    monkeypatch.setattr(m, "BLOCK_CELLS", 7 * n)  # blocks of 7 resamples: 200 = 28 x 7 + 4
+    shapes: list[tuple[int, int]] = []
+
+    def recorded(n_rows: int, resamples: int, generator: np.random.Generator) -> np.ndarray:
+        weights = resample_weights(n_rows, resamples, generator)
+        shapes.append(weights.shape)
+        return weights
+
+    monkeypatch.setattr(m, "resample_weights", recorded)
+    streamed = {(v.metric, v.parameter): (v.lower, v.upper)
+                for v in m.evaluate_scores(y, score, bootstrap=200, seed=3, **lists)}
+    assert max(shapes) == (7, n) and sum(s[0] for s in shapes) == 200
+    everything = m._metric_rows(y, score, resample_weights(n, 200, np.random.default_rng(3)),
+                                **lists)
+    for key, values in everything.items():
+        values = values[~np.isnan(values)]
+        lower, upper = percentile_interval(values, 0.95)
+        assert streamed[key] == (float(lower), float(upper)), key
+    shapes.clear()
+    m.evaluate_scores(y, score, bootstrap=1000, seed=3, **lists)
+    assert max(shapes) == (7, n) and sum(s[0] for s in shapes) == 1000

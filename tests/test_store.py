@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, insert, inspect, select
 
 from rudikit.evaluation.metrics import MetricValue
 from rudikit.store import results
@@ -102,3 +103,71 @@ def test_boolean_text_is_read_the_same_by_the_loader_and_the_encoder() -> None:
     for value, enc in zip(loaded.tolist(), encoded, strict=True):
         assert (value is pd.NA and enc != enc) or float(value) == enc
     assert bad.tolist() == [False] * 6 + [True, False]
+
+
+def test_bulk_writes_store_the_rows_sqlalchemy_inserts_would(store) -> None:
+    """Predictions, evaluations and reasons go in by COPY (PostgreSQL) or executemany (SQLite):
+    the stored rows equal those SQLAlchemy's ``insert`` stores for the same values, missing
+    labels, dates and metric bounds included, over more rows than one SQLite batch."""
+    url, schema = store
+    engine = open_store(url, schema=schema)
+    run = results.start_run(engine, "p", "h", {}, 0, "real")
+    group = results.get_or_create_model_group(engine, "p", "lr", {}, {}, "y")
+    n = results.BATCH_ROWS + 7
+    rng = np.random.default_rng(0)
+    entity = np.array([f"e{i}" for i in range(n)], dtype=object)
+    as_of = np.datetime64("2020-01-01T00:00") + rng.integers(0, 10**6, n).astype(
+        "timedelta64[m]")
+    as_of[3] = np.datetime64("NaT")
+    score = rng.random(n)
+    label = rng.integers(0, 2, n).astype(float)
+    label[5] = np.nan
+    metrics = [MetricValue("roc_auc", "", 0.7, 0.6, 0.8, n),
+               MetricValue("precision", "0.5", float("nan"), None, None, n)]
+    bulk = results.record_model(engine, fitted(run, group), entity_ids=entity, as_of=as_of,
+                                score=score, label=label, metrics=metrics, importances=[])
+    oracle = results.record_model(engine, fitted(run, group), entity_ids=entity[:0],
+                                  as_of=as_of[:0], score=score[:0], label=label[:0],
+                                  metrics=[], importances=[])
+    rank_abs, rank_pct = results.ranks(score)
+    created = results.now()
+    with engine.begin() as conn:  # the oracle: SQLAlchemy's insert of one dict per row
+        conn.execute(insert(t.predictions), [
+            {"model_id": oracle, "entity_id": str(e), "as_of_date": None if np.isnat(d)
+             else d.astype("datetime64[us]").item(), "score": float(s),
+             "label": None if np.isnan(y) else int(y), "rank_abs": int(ra), "rank_pct": float(rp)}
+            for e, d, s, y, ra, rp in zip(entity, as_of, score, label, rank_abs, rank_pct,
+                                          strict=True)])
+        conn.execute(insert(t.evaluations), [
+            {"model_id": oracle, "metric": m.metric, "parameter": m.parameter,
+             "value": None if np.isnan(m.value) else m.value, "lower": m.lower,
+             "upper": m.upper, "n": m.n, "created_at": created} for m in metrics])
+    reasons = pd.DataFrame({"row": [0, 0, 3, n - 1], "feature": ["a", "b", "a", "c"],
+                            "contribution": [0.5, -0.25, 1.0, 0.125],
+                            "value": ["x", None, "1.5", "y"], "rank": [1, 2, 1, 1]})
+    assert results.record_individual_importances(engine, bulk, "coefficient", entity, as_of,
+                                                 reasons) == 4
+    with engine.begin() as conn:
+        conn.execute(insert(t.individual_importances), [
+            {"model_id": oracle, "entity_id": str(entity[r]), "as_of_date": None
+             if np.isnat(as_of[r]) else as_of[r].astype("datetime64[us]").item(),
+             "feature": f, "method": "coefficient", "contribution": c,
+             "value": None if pd.isna(v) else v, "rank": k}
+            for r, f, c, v, k in reasons.itertuples(index=False)])
+
+    def stored(table, model_id: int, skip: tuple[str, ...] = ()) -> list[tuple]:  # type: ignore[no-untyped-def]
+        columns = [c for c in table.c if c.name not in ("id", "model_id", *skip)]
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(select(*columns).where(
+                table.c.model_id == model_id).order_by(table.c.id))]
+
+    predictions = stored(t.predictions, bulk)
+    assert len(predictions) == n and predictions == stored(t.predictions, oracle)
+    assert predictions[3][1] is None and predictions[5][3] is None
+    # the oracle's train_seconds row came first, from its own (empty) record_model
+    assert sorted(stored(t.evaluations, bulk, ("created_at",)), key=repr) == sorted(
+        stored(t.evaluations, oracle, ("created_at",)), key=repr)
+    reasons_stored = stored(t.individual_importances, bulk)
+    assert reasons_stored == stored(t.individual_importances, oracle)
+    assert reasons_stored[1][5] is None  # a missing value is NULL, not the text 'NaN'
+    assert reasons_stored[2][1] is None  # row 3 has no date

@@ -8,7 +8,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -334,6 +334,32 @@ class Selection(Strict):
     metric: str = "roc_auc"
     split: str | None = None  # default: the first split
     require_fairness: bool = False
+
+
+ReasonRows = Literal["top_k", "flagged", "all"]
+
+
+class Explain(Strict):
+    """Which test rows of the chosen model get their per-row reasons stored. A person reads
+    reasons for the rows on a list or flagged, so those are stored by default; storing every
+    row's reasons was the slowest step of a large run and the largest table of its store.
+
+    ``store_reasons``: ``top_k``, the rows within the largest list the project evaluates
+    (``evaluation.top_k``/``top_pct``, ``fairness.at``; at least :attr:`MIN_LIST` rows);
+    ``flagged``, the rows at or above the decision threshold (``fairness.at.threshold``, else
+    the lowest of ``evaluation.thresholds``); ``all``, every test row. ``sample`` adds that
+    many other test rows, drawn with ``evaluation.seed``, so low scores can be read too."""
+
+    MIN_LIST: ClassVar[int] = 100
+
+    store_reasons: list[ReasonRows] = Field(default_factory=lambda: ["top_k", "flagged"],
+                                            min_length=1)
+    sample: int = Field(0, ge=0)
+
+    @field_validator("store_reasons", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
 
 class Evaluation(Strict):

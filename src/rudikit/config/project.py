@@ -26,7 +26,7 @@ from rudikit.config.base import (
     read_yaml,
 )
 from rudikit.config.data import EVENT_SOURCE_KINDS, Data, Label
-from rudikit.config.development import CaseSplit, Evaluation, Features, ModelSpec
+from rudikit.config.development import CaseSplit, Evaluation, Explain, Features, ModelSpec
 from rudikit.config.execution import Execution
 from rudikit.config.fairness import Fairness
 from rudikit.config.monitoring import Monitoring
@@ -75,6 +75,7 @@ class Project(ProjectBase):
     splits: list[CaseSplit] = Field(min_length=1)
     models: list[ModelSpec] = Field(min_length=1)
     evaluation: Evaluation = Evaluation()
+    explain: Explain = Explain()
 
     @model_validator(mode="after")
     def _cross_refs(self) -> Project:

@@ -162,6 +162,36 @@ def _metric_rows(y: np.ndarray, score: np.ndarray, weights: np.ndarray, threshol
     return out
 
 
+#: Resample weights held at once, in cells (resamples x rows): 2**21 float64 cells are 16 MB,
+#: and the sorted cumulative sums of a block take a few times that, whatever the row count.
+BLOCK_CELLS = 2**21
+
+
+def bootstrap_block(n: int, resamples: int) -> int:
+    """How many resamples of ``n`` rows one block holds: at most 64 (the block the intervals
+    were first computed with) and at most :data:`BLOCK_CELLS` weights."""
+    return max(1, min(64, BLOCK_CELLS // max(n, 1), resamples))
+
+
+def _replicates(y: np.ndarray, score: np.ndarray, resamples: int, seed: int,
+                thresholds: list[float], top_k: list[int], top_pct: list[float]
+                ) -> dict[tuple[str, str], np.ndarray]:
+    """Every metric on ``resamples`` bootstrap resamples, streamed in blocks of
+    :func:`bootstrap_block` resamples: only the metric values (``resamples`` per metric) are
+    kept, never the ``resamples x n`` weight matrix. The generator draws row by row, so the
+    replicates are the same whatever the block size (one seed, one set of intervals)."""
+    n = len(y)
+    rng = np.random.default_rng(seed)
+    block = bootstrap_block(n, resamples)
+    values: dict[tuple[str, str], list[np.ndarray]] = {}
+    for start in range(0, resamples, block):
+        weights = resample_weights(n, min(block, resamples - start), rng)
+        for key, rows in _metric_rows(y, score, weights, thresholds, top_k, top_pct).items():
+            values.setdefault(key, []).append(rows)
+        del weights
+    return {key: np.concatenate(parts) for key, parts in values.items()}
+
+
 def evaluate_scores(y: np.ndarray, score: np.ndarray, *, thresholds: list[float] | None = None,
                     top_k: list[int] | None = None, top_pct: list[float] | None = None,
                     bootstrap: int = 500, confidence: float = 0.95,
@@ -180,16 +210,9 @@ def evaluate_scores(y: np.ndarray, score: np.ndarray, *, thresholds: list[float]
     point = _metric_rows(y, score, np.ones((1, n)), thresholds, top_k, top_pct)
     bounds: dict[tuple[str, str], tuple[float | None, float | None]] = {}
     if bootstrap > 0 and n > 1:
-        rng = np.random.default_rng(seed)
-        # in chunks, so memory stays ~ 64 resamples x n whatever ``bootstrap`` is
-        chunks = [
-            _metric_rows(y, score, resample_weights(n, min(64, bootstrap - start), rng),
-                         thresholds, top_k, top_pct)
-            for start in range(0, bootstrap, 64)
-        ]
+        replicates = _replicates(y, score, bootstrap, seed, thresholds, top_k, top_pct)
         for key in point:
-            values = np.concatenate([c[key] for c in chunks])
-            values = values[~np.isnan(values)]
+            values = replicates[key][~np.isnan(replicates[key])]
             if len(values) >= max(10, bootstrap // 2):
                 lo, hi = percentile_interval(values, confidence)
                 bounds[key] = (float(lo), float(hi))

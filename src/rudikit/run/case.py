@@ -19,10 +19,16 @@ import pandas as pd
 from scipy import stats
 from sqlalchemy.engine import Engine
 
-from rudikit.config import Features, OperatingPoint, Project, TemporalSplit
+from rudikit.config import Explain, Features, OperatingPoint, Project, TemporalSplit
 from rudikit.data.sources import LoadedSource, unify
 from rudikit.data.validation import bad_date_problems
-from rudikit.evaluation.metrics import MetricValue, evaluate_scores, lower_is_better, roc_auc
+from rudikit.evaluation.metrics import (
+    MetricValue,
+    evaluate_scores,
+    k_for_percent,
+    lower_is_better,
+    roc_auc,
+)
 from rudikit.explain import ExplainError, explain, global_importance, top_reasons
 from rudikit.fairness.list_simulation import list_simulation_metrics
 from rudikit.fairness.stage import (
@@ -34,6 +40,7 @@ from rudikit.fairness.stage import (
     mitigate,
     mitigation_gap_metrics,
 )
+from rudikit.features.encoding import compact_text
 from rudikit.features.labels import make_label
 from rudikit.features.splits import SplitIndices, make_split
 from rudikit.models.artefacts import load_artefact, save_json_artefact, stored_path
@@ -190,7 +197,7 @@ class CaseExperiment:
         extra = [c for p in self.points for c in p.columns_needed() if c not in columns]
         extra += [c for spec in project.models if spec.search is not None
                   for c in spec.add_categorical if c not in columns]
-        self.X = data[columns + list(dict.fromkeys(extra))]
+        self.X = compact_text(data[columns + list(dict.fromkeys(extra))])
         self.attrs = data[project.fairness.columns]
         first = self.splits[0].train
         try:
@@ -281,8 +288,8 @@ class CaseExperiment:
         assert chosen.artefact and chosen.entry and chosen.score is not None
         inputs = chosen.entry.features.input_columns
         step("explaining the chosen model")
-        _explain_selected(engine, chosen, chosen.artefact, self.X[inputs], self.y, split,
-                          self.entity, self.knowledge, self.seed)
+        _explain_selected(engine, self.project, chosen, chosen.artefact, self.X[inputs],
+                          self.y, split, self.entity, self.knowledge)
         if chosen.entry.features.location is not None:
             step("location map of the training rows")
             record_training_cells(engine, chosen.model_id, chosen.entry.features,
@@ -419,37 +426,65 @@ def search_trials(project: Project, features: Features, X: pd.DataFrame, y: np.n
     return points
 
 
-def _explain_selected(engine: Engine, model: ModelSummary, artefact: tuple[str, Path],
-                      X: pd.DataFrame, y: np.ndarray, split: SplitIndices, entity: np.ndarray,
-                      knowledge: np.ndarray | None, seed: int, reasons: int = 5) -> None:
+def _explain_selected(engine: Engine, project: Project, model: ModelSummary,
+                      artefact: tuple[str, Path], X: pd.DataFrame, y: np.ndarray,
+                      split: SplitIndices, entity: np.ndarray, knowledge: np.ndarray | None,
+                      reasons: int = 5) -> None:
     """Explain the chosen model on its test rows, from the stored artefact so the explanations
     are of exactly the model on record: permutation importance (global), and the top reasons
-    behind each score (for the list and the API) where the model has an explanation method
+    behind the scores of the rows ``explain`` names (for the list and the API; the service
+    explains any row live) where the model has an explanation method
     (random forests and baselines have none). Only the chosen model is explained: permutation
     importance over a few hundred columns is the slowest step of a run, and nobody reads it
     for the models that were not chosen."""
     pipeline = load_artefact(artefact[1], artefact[0])
     X_test = X.iloc[split.test]
+    rows = reason_rows(project, model.score)
     try:
-        explanation = explain(pipeline, X_test)  # centred on the training rows
+        explanation = explain(pipeline, X_test.iloc[rows])  # centred on the training rows
     except ExplainError:
-        explanation = None  # a model with no explanation method: no reasons, all columns permuted
+        explanation = None  # no explanation method (random forest, baseline): no reasons
+    # a wide source permutes only its largest contributions (on the rows explained)
     ranking = None if explanation is None else list(global_importance(explanation).index)
-    results.record_importances(engine, model.model_id,
-                               _importances(pipeline, X_test, y[split.test], seed, ranking))
+    results.record_importances(engine, model.model_id, _importances(
+        pipeline, X_test, y[split.test], project.evaluation.seed, ranking))
     if explanation is not None:
         results.record_individual_importances(
-            engine, model.model_id, explanation.method, entity[split.test],
-            None if knowledge is None else knowledge[split.test],
+            engine, model.model_id, explanation.method, entity[split.test][rows],
+            None if knowledge is None else knowledge[split.test][rows],
             top_reasons(explanation, reasons))
 
 
 #: On a wide source (``WIDE_COLUMNS`` input columns or more, e.g. bag-of-words) permutation
 #: importance is computed for this many input columns: each permuted column costs a prediction
 #: over every column, so all of them would be quadratic in the columns. The permuted ones are
-#: the model's own largest mean absolute contributions (SHAP or coefficient x value), which
-#: cost one pass. A narrower source (COMPAS's 340 columns) has every column permuted.
+#: the model's own largest mean absolute contributions (SHAP or coefficient x value) over the
+#: rows whose reasons are stored, which cost one pass. A narrower source (COMPAS's 340
+#: columns) has every column permuted.
 MAX_PERMUTED = 60
+
+def reason_rows(project: Project, score: np.ndarray) -> np.ndarray:
+    """Positions (in order) of the test rows whose reasons are stored, as ``explain`` asks
+    (:class:`rudikit.config.Explain`): on the largest evaluated list, flagged at the decision
+    threshold, every row, plus a seeded sample of the others."""
+    wanted, ev, at = project.explain, project.evaluation, project.fairness.at
+    n = len(score)
+    if "all" in wanted.store_reasons:
+        return np.arange(n)
+    keep = np.zeros(n, dtype=bool)
+    if "top_k" in wanted.store_reasons:
+        sizes = [Explain.MIN_LIST, *ev.top_k, *(k_for_percent(n, p) for p in ev.top_pct)]
+        sizes += [at.top_k or 0, k_for_percent(n, at.top_pct) if at.top_pct else 0]
+        keep |= results.ranks(score)[0] <= max(sizes)  # rows tied at the cut included
+    threshold = at.threshold if at.threshold is not None else min(ev.thresholds, default=None)
+    if "flagged" in wanted.store_reasons and threshold is not None:
+        keep |= score >= threshold
+    others = np.flatnonzero(~keep)
+    if wanted.sample and len(others):
+        drawn = np.random.default_rng(ev.seed).choice(
+            others, size=min(wanted.sample, len(others)), replace=False)
+        keep[drawn] = True
+    return np.flatnonzero(keep)
 
 
 def _importances(pipeline: Any, X: pd.DataFrame, y: np.ndarray, seed: int,

@@ -1,0 +1,145 @@
+"""Benchmark: ``rudi run`` on the seeded synthetic stop-and-search generator at growing row
+counts: wall time, peak memory and the ratio per 10x of rows.
+
+The project is the stop-and-search example (its label, features, fairness audit and
+requirements, mitigation, 500-replicate bootstrap, report) on ``kind: synthetic_stop_search``
+with ``rows_per_month`` set so the three default months hold ``--rows`` rows, and a lean grid
+(the per-object baseline, one logistic regression, one LightGBM) on the ``last_month`` split
+only: the bench measures how the run grows with rows, not the grid's width.
+
+Each size runs ``python -m rudikit.cli run`` in a fresh process. Peak memory is given two
+ways: the largest resident set of any one process (``ru_maxrss`` from ``wait4``), and the peak
+of the whole process tree's summed resident sets, sampled from ``/proc`` every 0.2 s (joblib
+workers included). With ``--src`` another checkout's ``src`` is run (e.g. the commit before a
+change, from a temporary ``git worktree``), so before/after figures come from one command.
+
+Run: ``.venv/bin/python bench/run_scale.py [--rows 100000 1000000] [--src ../other/src]``.
+Targets on 2 cores: 1M rows under 5 min and 2 GB, 5M under 25 min and 6 GB, each 10x step at
+most 11x in time. The machine may be shared: the load average is printed beside each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rudikit.config.base import read_yaml
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "stop_search" / "rudi.yaml"
+MONTHS = 3  # the generator's default months
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def project(rows: int) -> dict[str, Any]:
+    """The stop-and-search example on ``rows`` synthetic rows with the lean grid above."""
+    config = read_yaml(EXAMPLE)
+    config["data"]["sources"] = [{"name": "searches", "kind": "synthetic_stop_search",
+                                  "seed": 0, "rows_per_month": -(-rows // MONTHS)}]
+    config["splits"] = [s for s in config["splits"] if s["name"] == "last_month"]
+    config["models"] = [
+        config["models"][0],
+        {"algorithm": "logistic_regression", "params": {"C": 1.0}},
+        {"algorithm": "lightgbm", "params": {"n_estimators": 200, "learning_rate": 0.05,
+                                             "num_leaves": 31, "min_child_samples": 50}},
+    ]
+    config.pop("monitoring", None)
+    return config
+
+
+def tree_rss(root: int) -> int:
+    """Summed resident bytes of ``root`` and all its descendants, from ``/proc``."""
+    parent: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parent[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        for child, ppid in parent.items():
+            if ppid == pid and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    total = 0
+    for pid in tree:
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+        except OSError:
+            continue
+    return total
+
+
+def run(folder: Path, src: Path) -> tuple[float, int, int]:
+    """(wall seconds, largest process's peak bytes, process tree's peak bytes) of one run."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(src), os.environ.get("PYTHONPATH", "")])}
+    started = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-m", "rudikit.cli", "run", str(folder)],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], tree_rss(child.pid))
+            done.wait(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    assert child.stdout is not None
+    output = child.stdout.read()  # drained as it comes, so the child never blocks on a pipe
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        sys.exit(f"rudi run failed:\n{output[-4000:]}")
+    return seconds, usage.ru_maxrss * 1024, peak[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--src", type=Path, default=REPO / "src",
+                        help="the rudikit source to run (default: this checkout's)")
+    args = parser.parse_args()
+    print(f"cores: {os.cpu_count()}; source: {args.src.resolve()}")
+    results: list[tuple[int, float]] = []
+    for rows in sorted(args.rows):
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            (folder / "rudi.yaml").write_text(yaml.safe_dump(project(rows), sort_keys=False))
+            load = os.getloadavg()[0]
+            seconds, largest, tree = run(folder, args.src)
+        step = ""
+        if results:
+            before_rows, before_seconds = results[-1]
+            step = (f"   x{seconds / before_seconds:.1f} time for x{rows / before_rows:.0f} "
+                    "rows")
+        results.append((rows, seconds))
+        print(f"{rows:>10,} rows  {seconds:7.1f} s  largest process {largest / 2**30:5.2f} GB  "
+              f"process tree {tree / 2**30:5.2f} GB  (load before: {load:.1f}){step}",
+              flush=True)
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"load average now: {', '.join(f'{x:.1f}' for x in os.getloadavg())}; "
+          f"this process's peak: {own:.2f} GB")
+
+
+if __name__ == "__main__":
+    main()
