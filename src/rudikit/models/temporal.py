@@ -33,7 +33,7 @@ import hashlib
 import itertools
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,9 @@ from rudikit.models.estimators import (
     BinaryScorer,
     GridPoint,
     build_pipeline,
+    limit_jobs,
     make_encoder,
+    predict_scores,
 )
 
 
@@ -333,11 +335,13 @@ def native_importances(pipeline: Pipeline, features: Features
     return [(n, method, float(v), None, None) for n, v in zip(names, values, strict=True)]
 
 
-def fit_and_score(point: GridPoint, features: Features, matrices: SplitMatrices, seed: int
-                  ) -> tuple[Pipeline, np.ndarray, float]:
+def fit_and_score(point: GridPoint, features: Features, matrices: SplitMatrices, seed: int,
+                  threads: int | None = None) -> tuple[Pipeline, np.ndarray, float]:
     """(fitted pipeline, test scores, fit seconds) of one grid point on one split; ``features``
-    as :meth:`PreparedData.features_for` gives them."""
+    as :meth:`PreparedData.features_for` gives them; ``threads``: the most a fit may use (an
+    executor task's share of the cores)."""
     pipeline, fit_params = build_temporal_pipeline(point, features, seed)
+    limit_jobs(pipeline, threads)
     columns = pipeline.named_steps["encode"].input_columns
     y = matrices.train[matrices.label].to_numpy()
     if len(np.unique(y)) < 2:
@@ -348,8 +352,7 @@ def fit_and_score(point: GridPoint, features: Features, matrices: SplitMatrices,
     except LightGBMError as exc:  # not a ValueError: it would end the command in a traceback
         raise TemporalError(f"{matrices.split.name}: {point.describe()}: {exc}") from None
     seconds = time.perf_counter() - started
-    score = pipeline.predict_proba(matrices.test[columns])[:, 1]
-    return pipeline, score, seconds
+    return pipeline, predict_scores(pipeline, matrices.test[columns]), seconds
 
 
 def feature_digest(features: Features) -> str:
@@ -357,35 +360,62 @@ def feature_digest(features: Features) -> str:
                           .encode()).hexdigest()[:16]
 
 
+#: Runs ``fn(*call, threads=...)`` for each call and yields the results in order: an executor
+#: (:func:`rudikit.run.execution.ordered_results`) or, by default, one after another here.
+RunEach = Callable[[Callable[..., Any], Sequence[Sequence[Any]]], Iterable[Any]]
+
+
+def one_after_another(fn: Callable[..., Any], calls: Sequence[Sequence[Any]]) -> Iterator[Any]:
+    """The default :data:`RunEach`: every call here, in turn."""
+    return (fn(*call, threads=None) for call in calls)
+
+
+def seed_list(point: GridPoint, features: Features, matrices: SplitMatrices, seed: int,
+              extra: pd.DataFrame, *, threads: int | None = None
+              ) -> tuple[pd.Series, dict[pd.Timestamp, pd.Series], float]:
+    """One seed's refit (a task of its own): its list on ``matrices``' test rows
+    (entity -> score), its list on each as-of date of ``extra`` (feature rows; empty for all
+    seeds but the first), and the seconds it took."""
+    started = time.perf_counter()
+    pipeline, score, _ = fit_and_score(point, features, matrices, seed, threads)
+    columns = pipeline.named_steps["encode"].input_columns
+    test = matrices.test
+    by_date = {pd.Timestamp(when): pd.Series(predict_scores(pipeline, rows[columns]),
+                                             index=rows[ENTITY].astype("string").to_numpy())
+               for when, rows in extra.groupby("as_of_date", sort=True)}
+    return (pd.Series(score, index=test[ENTITY].astype("string").to_numpy()), by_date,
+            time.perf_counter() - started)
+
+
 def seed_lists(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
                split: Split | None = None, extra_dates: Sequence[Any] = (),
-               progress: Callable[[str], None] | None = None
+               progress: Callable[[str], None] | None = None,
+               run_each: RunEach = one_after_another
                ) -> tuple[dict[int, pd.Series], dict[pd.Timestamp, pd.Series]]:
-    """Refit one grid point on one split (default: the last) with each seed; return the test
-    list per seed (first test as-of date: entity -> score) and, for the first seed, the lists
-    on ``extra_dates`` (which must be in ``data.features``)."""
+    """Refit one grid point on one split (default: the last) with each seed, each refit a
+    task for ``run_each``; return the test list per seed (first test as-of date:
+    entity -> score) and, for the first seed, the lists on ``extra_dates`` (which must be in
+    ``data.features``)."""
     split = split or data.splits[-1]
     matrices = split_matrices(data, split)
     first = matrices.test["as_of_date"].min()
-    test = matrices.test[matrices.test["as_of_date"] == first]
+    matrices = dataclasses.replace(matrices, test=matrices.test[matrices.test["as_of_date"]
+                                                                == first])
+    wanted = sorted({pd.Timestamp(d) for d in extra_dates})
+    extra = data.features[data.features["as_of_date"].isin(wanted)]
+    missing = [d for d in wanted if d not in set(extra["as_of_date"])]
+    if missing:
+        raise TemporalError(f"no features for {missing[0]:%Y-%m-%d}")
+    features = data.features_for(point)
+    calls = [(point, features, matrices, seed, extra if i == 0 else extra.iloc[:0])
+             for i, seed in enumerate(seeds)]
     by_seed: dict[int, pd.Series] = {}
     by_date: dict[pd.Timestamp, pd.Series] = {}
-    for i, seed in enumerate(seeds):
-        started = time.perf_counter()
-        pipeline, score, _ = fit_and_score(point, data.features_for(point),
-                                           dataclasses.replace(matrices, test=test), seed)
-        columns = pipeline.named_steps["encode"].input_columns
-        by_seed[seed] = pd.Series(score, index=test[ENTITY].astype("string").to_numpy())
+    for seed, (scores, dates, seconds) in zip(seeds, run_each(seed_list, calls), strict=True):
+        by_seed[seed] = scores
+        by_date.update(dates)
         if progress:
-            progress(f"{point.describe()} seed {seed}: {time.perf_counter() - started:.1f} s")
-        if i == 0:
-            for when in extra_dates:
-                rows = data.features[data.features["as_of_date"] == pd.Timestamp(when)]
-                if rows.empty:
-                    raise TemporalError(f"no features for {pd.Timestamp(when):%Y-%m-%d}")
-                by_date[pd.Timestamp(when)] = pd.Series(
-                    pipeline.predict_proba(rows[columns])[:, 1],
-                    index=rows[ENTITY].astype("string").to_numpy())
+            progress(f"{point.describe()} seed {seed}: {seconds:.1f} s")
     return by_seed, by_date
 
 
