@@ -370,21 +370,34 @@ def one_after_another(fn: Callable[..., Any], calls: Sequence[Sequence[Any]]) ->
     return (fn(*call, threads=None) for call in calls)
 
 
+#: As-of dates scored by one task of the first seed's model (a block: one encoding, one
+#: prediction call), so the many consecutive-list dates spread over the workers.
+DATES_PER_BLOCK = 4
+
+
 def seed_list(point: GridPoint, features: Features, matrices: SplitMatrices, seed: int,
-              extra: pd.DataFrame, *, threads: int | None = None
-              ) -> tuple[pd.Series, dict[pd.Timestamp, pd.Series], float]:
+              keep: bool, *, threads: int | None = None
+              ) -> tuple[pd.Series, Pipeline | None, float]:
     """One seed's refit (a task of its own): its list on ``matrices``' test rows
-    (entity -> score), its list on each as-of date of ``extra`` (feature rows; empty for all
-    seeds but the first), and the seconds it took."""
+    (entity -> score), the fitted pipeline if ``keep`` (to score further dates), and the
+    seconds it took."""
     started = time.perf_counter()
     pipeline, score, _ = fit_and_score(point, features, matrices, seed, threads)
-    columns = pipeline.named_steps["encode"].input_columns
-    test = matrices.test
-    by_date = {pd.Timestamp(when): pd.Series(predict_scores(pipeline, rows[columns]),
-                                             index=rows[ENTITY].astype("string").to_numpy())
-               for when, rows in extra.groupby("as_of_date", sort=True)}
-    return (pd.Series(score, index=test[ENTITY].astype("string").to_numpy()), by_date,
+    entities = matrices.test[ENTITY].astype("string").to_numpy()
+    return (pd.Series(score, index=entities), pipeline if keep else None,
             time.perf_counter() - started)
+
+
+def dated_lists(pipeline: Pipeline, rows: pd.DataFrame, *, threads: int | None = None
+                ) -> dict[pd.Timestamp, pd.Series]:
+    """The list (entity -> score) of ``pipeline`` on each as-of date of ``rows``: one block of
+    dates, a task of its own."""
+    limit_jobs(pipeline, threads)
+    columns = pipeline.named_steps["encode"].input_columns
+    scores = pd.Series(predict_scores(pipeline, rows[columns]),
+                       index=rows[ENTITY].astype("string").to_numpy())
+    dates = rows["as_of_date"].to_numpy()
+    return {pd.Timestamp(when): scores[dates == when] for when in np.unique(dates)}
 
 
 def seed_lists(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
@@ -395,27 +408,35 @@ def seed_lists(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
     """Refit one grid point on one split (default: the last) with each seed, each refit a
     task for ``run_each``; return the test list per seed (first test as-of date:
     entity -> score) and, for the first seed, the lists on ``extra_dates`` (which must be in
-    ``data.features``)."""
+    ``data.features``), scored in blocks of :data:`DATES_PER_BLOCK` dates, a task each."""
     split = split or data.splits[-1]
     matrices = split_matrices(data, split)
     first = matrices.test["as_of_date"].min()
     matrices = dataclasses.replace(matrices, test=matrices.test[matrices.test["as_of_date"]
                                                                 == first])
     wanted = sorted({pd.Timestamp(d) for d in extra_dates})
-    extra = data.features[data.features["as_of_date"].isin(wanted)]
-    missing = [d for d in wanted if d not in set(extra["as_of_date"])]
+    present = set(data.features["as_of_date"])
+    missing = [d for d in wanted if d not in present]
     if missing:
         raise TemporalError(f"no features for {missing[0]:%Y-%m-%d}")
     features = data.features_for(point)
-    calls = [(point, features, matrices, seed, extra if i == 0 else extra.iloc[:0])
-             for i, seed in enumerate(seeds)]
+    calls = [(point, features, matrices, seed, i == 0) for i, seed in enumerate(seeds)]
     by_seed: dict[int, pd.Series] = {}
-    by_date: dict[pd.Timestamp, pd.Series] = {}
-    for seed, (scores, dates, seconds) in zip(seeds, run_each(seed_list, calls), strict=True):
+    kept = None
+    for seed, (scores, pipeline, seconds) in zip(seeds, run_each(seed_list, calls),
+                                                 strict=True):
         by_seed[seed] = scores
-        by_date.update(dates)
+        if pipeline is not None:
+            kept = pipeline
         if progress:
             progress(f"{point.describe()} seed {seed}: {seconds:.1f} s")
+    by_date: dict[pd.Timestamp, pd.Series] = {}
+    if wanted and kept is not None:
+        blocks = [wanted[i:i + DATES_PER_BLOCK] for i in range(0, len(wanted), DATES_PER_BLOCK)]
+        rows = [(kept, data.features[data.features["as_of_date"].isin(block)])
+                for block in blocks]
+        for lists in run_each(dated_lists, rows):
+            by_date.update(lists)
     return by_seed, by_date
 
 

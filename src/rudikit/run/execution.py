@@ -145,9 +145,11 @@ def _on_dask(execution: Execution, fn: Callable[..., Any], threads: int | None,
         shared = list({id(a): a for call in calls for a in call if isinstance(a, Shared)}
                       .values())
         # on every worker, before any task runs: a copy on one worker only would die with it,
-        # and a scattered value cannot be recomputed
+        # and a scattered value cannot be recomputed. Keys of this run's own (hash=False): a
+        # key named by content could still be being released by an earlier run's client
         copies = dict(zip([id(a) for a in shared],
-                          client.scatter([a.value for a in shared], broadcast=True),
+                          client.scatter([a.value for a in shared], broadcast=True,
+                                         hash=False),
                           strict=True))
         futures: list[Any] = [None] * len(calls)
         for rank, i in enumerate(first):
