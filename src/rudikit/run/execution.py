@@ -126,10 +126,15 @@ def _on_local_processes(execution: Execution, fn: Callable[..., Any], threads: i
                     f"{len(calls)} (execution.retries: {execution.retries}): {exc}") from None
 
 
+def _hold(value: Any) -> Any:
+    """A shared argument as a Dask task's result (see :func:`_on_dask`)."""
+    return value
+
+
 def _on_dask(execution: Execution, fn: Callable[..., Any], threads: int | None,
              calls: Sequence[Sequence[Any]], first: list[int]) -> Iterator[Any]:
     """Every task submitted to the cluster at once, in the order ``first`` gives (a higher
-    priority for the earlier ones), each shared argument scattered once; the scheduler moves
+    priority for the earlier ones), each shared argument sent once; the scheduler moves
     a task whose worker died to another worker (up to its ``allowed-failures``) and
     ``retries`` reruns one that raised on a lost connection."""
     address = execution.scheduler_address()
@@ -144,13 +149,11 @@ def _on_dask(execution: Execution, fn: Callable[..., Any], threads: int | None,
     with client:
         shared = list({id(a): a for call in calls for a in call if isinstance(a, Shared)}
                       .values())
-        # on every worker, before any task runs: a copy on one worker only would die with it,
-        # and a scattered value cannot be recomputed. Keys of this run's own (hash=False): a
-        # key named by content could still be being released by an earlier run's client
-        copies = dict(zip([id(a) for a in shared],
-                          client.scatter([a.value for a in shared], broadcast=True,
-                                         hash=False),
-                          strict=True))
+        # a task that returns the value, rather than scatter: a scattered value lives only on
+        # the workers holding it (the active memory manager drops spare copies), so a worker
+        # that dies can take the only copy with it; a task's value is recomputed from its spec
+        copies = {id(a): client.submit(_hold, a.value, pure=False, priority=len(calls) + 1)
+                  for a in shared}
         futures: list[Any] = [None] * len(calls)
         for rank, i in enumerate(first):
             futures[i] = client.submit(
