@@ -6,17 +6,22 @@ bootstrap, fairness audit of every list, audition, report and cards), except tha
 
 * the test years start at ``--test-from`` (default 2015-01-01: two yearly splits, 14 fits,
   instead of four splits from 2013), and
-* the steps after the grid that refit the chosen model (the stability-vs-trees curve, the
-  resamples and the refits without each source) are switched off: they run in the driver, one
-  after another, and are not what this bench measures. The seed lists (two refits) stay.
+* the steps after the grid that refit the chosen model many times (the stability-vs-trees
+  curve, in the driver; the resamples and the refits without each source, executor tasks) are
+  switched off to keep a run short. The seed lists stay: two refits, each a task, then the
+  consecutive-date lists scored in blocks of dates, a task each.
 
 Each variant runs the ``rudi run`` command in a fresh Python process (so a local pool's start
 and the workers' imports are counted) on the same project folder, whose feature cache a first
 untimed run fills; only the ``execution`` section of its rudi.yaml changes between runs. The
 figures stored by every run are compared with the first one's (precision in the top k per
-model and list date). The machine may be shared: the load average is printed beside each run.
+model and list date). The machine may be shared: the load average is printed beside each run,
+and so are the CPU seconds of the driver and of the workers, from which the serial fraction
+(the driver's share of all CPU in the 2-worker run) and its Amdahl bound are computed: figures
+that depend much less on the load than wall time.
 
-Run: ``.venv/bin/python bench/grid.py [--repeats 2] [--test-from 2015-01-01]``. Without the
+Run: ``.venv/bin/python bench/grid.py [--repeats 2] [--test-from 2015-01-01] [--folder DIR]``
+(``--folder``: reuse a project folder whose feature cache an earlier run filled). Without the
 CPDB files under ../shared/data it says so and exits 0.
 """
 
