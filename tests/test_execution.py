@@ -234,3 +234,61 @@ def test_a_dask_worker_that_dies_is_replaced_and_the_figures_do_not_change(
     stored = run_grid(grid, tmp_path, Execution(backend="dask"), dies_once(marker))
     assert marker.exists()
     assert_same_figures(in_process, stored)
+
+
+# --- Longest first, results in order; the chosen model's refits as tasks ----------------------
+
+
+def _note_start(index: int, log: str, *, threads: int | None) -> int:
+    with open(log, "a") as handle:
+        handle.write(f"{os.getpid()} {index}\n")
+    return index
+
+
+def test_the_costliest_tasks_start_first_and_results_come_back_in_call_order(tmp_path) -> None:
+    from rudikit.run.execution import ordered_results
+
+    log = tmp_path / "started"
+    calls = [(i, str(log)) for i in range(8)]
+    costs = [1.0, 5.0, 2.0, 0.0, 9.0, 3.0, 7.0, 4.0]
+    assert list(ordered_results(Execution(workers=2), _note_start, calls, costs)) == \
+        list(range(8))
+    by_worker: dict[str, list[int]] = {}
+    for line in log.read_text().splitlines():
+        pid, index = line.split()
+        by_worker.setdefault(pid, []).append(int(index))
+    assert sorted(i for started in by_worker.values() for i in started) == list(range(8))
+    for started in by_worker.values():  # each worker took its tasks costliest first
+        assert [costs[i] for i in started] == sorted((costs[i] for i in started), reverse=True)
+
+
+def test_seed_and_perturbation_refits_on_workers_give_the_lists_made_here(grid) -> None:
+    from rudikit.models.estimators import GridPoint
+    from rudikit.models.perturb import perturbed_lists
+    from rudikit.models.temporal import consecutive_dates, seed_lists
+    from rudikit.run.execution import ordered_results
+
+    config, tables, _ = grid
+    extra = consecutive_dates(config.splits()[-1].split_time, config.stability.consecutive
+                              .model_copy(update={"days": 3, "weeks": 2, "months": 2}))
+    data = prepare(config, tables, extra_dates=extra)
+    point = GridPoint("random_forest", {"n_estimators": 20, "min_samples_leaf": 5})
+
+    def on_workers(fn: Any, calls: Any) -> Any:
+        return ordered_results(Execution(workers=2), fn, calls)
+
+    here = seed_lists(data, point, [0, 1], extra_dates=extra)
+    there = seed_lists(data, point, [0, 1], extra_dates=extra, run_each=on_workers)
+    assert len(here[1]) == len(extra) > 4  # more than one block of dates
+    for one, other in zip(here, there, strict=True):
+        assert list(one) == list(other)
+        for key in one:
+            pd.testing.assert_series_equal(one[key], other[key], rtol=0, atol=1e-12)
+    _, refits = perturbed_lists(data, point, 0, resamples=2, tables=["use_of_force"])
+    _, refits_there = perturbed_lists(data, point, 0, resamples=2, tables=["use_of_force"],
+                                      run_each=on_workers)
+    assert [r.parameter for r in refits] == [r.parameter for r in refits_there] == [
+        "resample=1", "resample=2", "source=use_of_force"]
+    for r, s in zip(refits, refits_there, strict=True):
+        assert r.columns == s.columns
+        pd.testing.assert_series_equal(r.scores, s.scores, rtol=0, atol=1e-12)

@@ -61,36 +61,42 @@ def artefact_file(stored: str | Path, project_dir: str | Path | None) -> Path:
     return next((c for c in candidates if c.exists()), candidates[0])
 
 
-def save_artefact(model: Any, directory: str | Path) -> tuple[str, Path]:
-    """Write ``model`` as ``<sha256>.skops`` in ``directory``; return (hash, path)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+def artefact_bytes(model: Any) -> tuple[str, bytes]:
+    """(SHA-256, skops bytes) of ``model``: computed where the model was fitted (an executor
+    task), so only bytes travel back and the driver, which stores every fit in turn, spends no
+    time serialising a forest of a thousand trees."""
     import skops.io as sio  # here, not at import: it loads all of scikit-learn (0.5 s)
 
     data = sio.dumps(model)
-    digest = hashlib.sha256(data).hexdigest()
-    path = directory / f"{digest}.skops"
+    return hashlib.sha256(data).hexdigest(), data
+
+
+def write_artefact(digest: str, data: bytes, directory: str | Path, suffix: str = ".skops"
+                   ) -> Path:
+    """Write ``data`` as ``<digest><suffix>`` in ``directory`` (once: the name is the content
+    hash); return its path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{digest}{suffix}"
     if not path.exists():
         fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)  # atomic: a reader never sees half a file
-    return digest, path
+    return path
+
+
+def save_artefact(model: Any, directory: str | Path) -> tuple[str, Path]:
+    """Write ``model`` as ``<sha256>.skops`` in ``directory``; return (hash, path)."""
+    digest, data = artefact_bytes(model)
+    return digest, write_artefact(digest, data, directory)
 
 
 def save_json_artefact(document: dict[str, Any], directory: str | Path) -> tuple[str, Path]:
     """Plain-data artefacts (e.g. mitigation thresholds): ``<sha256>.json``, never executed."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     data = json.dumps(document, sort_keys=True, indent=1).encode()
     digest = hashlib.sha256(data).hexdigest()
-    path = directory / f"{digest}.json"
-    if not path.exists():
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    return digest, path
+    return digest, write_artefact(digest, data, directory, ".json")
 
 
 def load_artefact(path: str | Path, expected_hash: str, project_dir: str | Path | None = None

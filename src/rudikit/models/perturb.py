@@ -28,8 +28,11 @@ from rudikit.data.event_tables import ENTITY
 from rudikit.models.estimators import GridPoint
 from rudikit.models.temporal import (
     PreparedData,
+    RunEach,
+    SplitMatrices,
     build_temporal_pipeline,
     fit_and_score,
+    one_after_another,
     split_matrices,
 )
 
@@ -65,14 +68,26 @@ def without_table(features: Features, columns: Sequence[str]) -> Features:
         for kind in ("categorical", "boolean", "numeric")})
 
 
+def perturbed_list(point: GridPoint, features: Features, matrices: SplitMatrices, seed: int,
+                   *, threads: int | None = None) -> tuple[np.ndarray, list[str], float]:
+    """One refit (a task of its own): its scores on ``matrices``' test rows, the model's input
+    columns and the seconds it took."""
+    started = time.perf_counter()
+    pipeline, score, _ = fit_and_score(point, features, matrices, seed, threads)
+    return (score, list(pipeline.named_steps["encode"].input_columns),
+            time.perf_counter() - started)
+
+
 def perturbed_lists(data: PreparedData, point: GridPoint, seed: int, *, resamples: int,
                     tables: Sequence[str], split: Split | None = None,
-                    progress: Callable[[str], None] | None = None
+                    progress: Callable[[str], None] | None = None,
+                    run_each: RunEach = one_after_another
                     ) -> tuple[pd.DataFrame, list[Perturbation]]:
     """Refit ``point`` on ``split`` (default: the last) with ``seed``: on ``resamples``
     bootstrap resamples of the training officers (drawn from a generator seeded with
-    ``seed``), and without the features of each of ``tables``. Returns the test rows of the
-    split's first test date (entity and label) and one :class:`Perturbation` per refit."""
+    ``seed``), and without the features of each of ``tables``, each refit a task for
+    ``run_each``. Returns the test rows of the split's first test date (entity and label) and
+    one :class:`Perturbation` per refit, in that order."""
     split = split or data.splits[-1]
     matrices = split_matrices(data, split)
     first = matrices.test["as_of_date"].min()
@@ -81,22 +96,18 @@ def perturbed_lists(data: PreparedData, point: GridPoint, seed: int, *, resample
     entities = test[ENTITY].astype("string").to_numpy()
     features = data.features_for(point)
     out: list[Perturbation] = []
+    calls, refitted = [], []
 
     def refit(kind: str, parameter: str, used: Features, rows: pd.DataFrame,
               details: dict[str, object]) -> None:
-        started = time.perf_counter()
         try:
             build_temporal_pipeline(point, used, seed)
         except ValueError as exc:  # a baseline ranking by a dropped column
             out.append(Perturbation(kind, parameter, None, details=details, note=str(exc)))
             return
-        pipeline, score, _ = fit_and_score(point, used, dataclasses.replace(matrices, train=rows),
-                                           seed)
-        out.append(Perturbation(kind, parameter, pd.Series(score, index=entities),
-                                list(pipeline.named_steps["encode"].input_columns), details))
-        if progress:
-            progress(f"{point.describe()} {kind} {parameter}: "
-                     f"{time.perf_counter() - started:.1f} s")
+        out.append(Perturbation(kind, parameter, None, details=details))
+        refitted.append(out[-1])
+        calls.append((point, used, dataclasses.replace(matrices, train=rows), seed))
 
     rng = np.random.default_rng(seed)
     officers = matrices.train[ENTITY].nunique()
@@ -115,4 +126,11 @@ def perturbed_lists(data: PreparedData, point: GridPoint, seed: int, *, resample
             continue
         refit("drop_source", f"source={table}", without_table(features, dropped),
               matrices.train, details)
+    for perturbation, (score, columns, seconds) in zip(
+            refitted, run_each(perturbed_list, calls), strict=True):
+        perturbation.scores = pd.Series(score, index=entities)
+        perturbation.columns = columns
+        if progress:
+            progress(f"{point.describe()} {perturbation.kind} {perturbation.parameter}: "
+                     f"{seconds:.1f} s")
     return test[[ENTITY, matrices.label]], out

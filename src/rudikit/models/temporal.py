@@ -33,7 +33,7 @@ import hashlib
 import itertools
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +67,9 @@ from rudikit.models.estimators import (
     BinaryScorer,
     GridPoint,
     build_pipeline,
+    limit_jobs,
     make_encoder,
+    predict_scores,
 )
 
 
@@ -348,11 +350,13 @@ def native_importances(pipeline: Pipeline, features: Features
     return [(n, method, float(v), None, None) for n, v in zip(names, values, strict=True)]
 
 
-def fit_and_score(point: GridPoint, features: Features, matrices: SplitMatrices, seed: int
-                  ) -> tuple[Pipeline, np.ndarray, float]:
+def fit_and_score(point: GridPoint, features: Features, matrices: SplitMatrices, seed: int,
+                  threads: int | None = None) -> tuple[Pipeline, np.ndarray, float]:
     """(fitted pipeline, test scores, fit seconds) of one grid point on one split; ``features``
-    as :meth:`PreparedData.features_for` gives them."""
+    as :meth:`PreparedData.features_for` gives them; ``threads``: the most a fit may use (an
+    executor task's share of the cores)."""
     pipeline, fit_params = build_temporal_pipeline(point, features, seed)
+    limit_jobs(pipeline, threads)
     columns = pipeline.named_steps["encode"].input_columns
     y = matrices.train[matrices.label].to_numpy()
     if len(np.unique(y)) < 2:
@@ -363,8 +367,7 @@ def fit_and_score(point: GridPoint, features: Features, matrices: SplitMatrices,
     except LightGBMError as exc:  # not a ValueError: it would end the command in a traceback
         raise TemporalError(f"{matrices.split.name}: {point.describe()}: {exc}") from None
     seconds = time.perf_counter() - started
-    score = pipeline.predict_proba(matrices.test[columns])[:, 1]
-    return pipeline, score, seconds
+    return pipeline, predict_scores(pipeline, matrices.test[columns]), seconds
 
 
 def feature_digest(features: Features) -> str:
@@ -372,35 +375,83 @@ def feature_digest(features: Features) -> str:
                           .encode()).hexdigest()[:16]
 
 
+#: Runs ``fn(*call, threads=...)`` for each call and yields the results in order: an executor
+#: (:func:`rudikit.run.execution.ordered_results`) or, by default, one after another here.
+RunEach = Callable[[Callable[..., Any], Sequence[Sequence[Any]]], Iterable[Any]]
+
+
+def one_after_another(fn: Callable[..., Any], calls: Sequence[Sequence[Any]]) -> Iterator[Any]:
+    """The default :data:`RunEach`: every call here, in turn."""
+    return (fn(*call, threads=None) for call in calls)
+
+
+#: As-of dates scored by one task of the first seed's model (a block: one encoding, one
+#: prediction call), so the many consecutive-list dates spread over the workers.
+DATES_PER_BLOCK = 4
+
+
+def seed_list(point: GridPoint, features: Features, matrices: SplitMatrices, seed: int,
+              keep: bool, *, threads: int | None = None
+              ) -> tuple[pd.Series, Pipeline | None, float]:
+    """One seed's refit (a task of its own): its list on ``matrices``' test rows
+    (entity -> score), the fitted pipeline if ``keep`` (to score further dates), and the
+    seconds it took."""
+    started = time.perf_counter()
+    pipeline, score, _ = fit_and_score(point, features, matrices, seed, threads)
+    entities = matrices.test[ENTITY].astype("string").to_numpy()
+    return (pd.Series(score, index=entities), pipeline if keep else None,
+            time.perf_counter() - started)
+
+
+def dated_lists(pipeline: Pipeline, rows: pd.DataFrame, *, threads: int | None = None
+                ) -> dict[pd.Timestamp, pd.Series]:
+    """The list (entity -> score) of ``pipeline`` on each as-of date of ``rows``: one block of
+    dates, a task of its own."""
+    limit_jobs(pipeline, threads)
+    columns = pipeline.named_steps["encode"].input_columns
+    scores = pd.Series(predict_scores(pipeline, rows[columns]),
+                       index=rows[ENTITY].astype("string").to_numpy())
+    dates = rows["as_of_date"].to_numpy()
+    return {pd.Timestamp(when): scores[dates == when] for when in np.unique(dates)}
+
+
 def seed_lists(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
                split: Split | None = None, extra_dates: Sequence[Any] = (),
-               progress: Callable[[str], None] | None = None
+               progress: Callable[[str], None] | None = None,
+               run_each: RunEach = one_after_another
                ) -> tuple[dict[int, pd.Series], dict[pd.Timestamp, pd.Series]]:
-    """Refit one grid point on one split (default: the last) with each seed; return the test
-    list per seed (first test as-of date: entity -> score) and, for the first seed, the lists
-    on ``extra_dates`` (which must be in ``data.features``)."""
+    """Refit one grid point on one split (default: the last) with each seed, each refit a
+    task for ``run_each``; return the test list per seed (first test as-of date:
+    entity -> score) and, for the first seed, the lists on ``extra_dates`` (which must be in
+    ``data.features``), scored in blocks of :data:`DATES_PER_BLOCK` dates, a task each."""
     split = split or data.splits[-1]
     matrices = split_matrices(data, split)
     first = matrices.test["as_of_date"].min()
-    test = matrices.test[matrices.test["as_of_date"] == first]
+    matrices = dataclasses.replace(matrices, test=matrices.test[matrices.test["as_of_date"]
+                                                                == first])
+    wanted = sorted({pd.Timestamp(d) for d in extra_dates})
+    present = set(data.features["as_of_date"])
+    missing = [d for d in wanted if d not in present]
+    if missing:
+        raise TemporalError(f"no features for {missing[0]:%Y-%m-%d}")
+    features = data.features_for(point)
+    calls = [(point, features, matrices, seed, i == 0) for i, seed in enumerate(seeds)]
     by_seed: dict[int, pd.Series] = {}
-    by_date: dict[pd.Timestamp, pd.Series] = {}
-    for i, seed in enumerate(seeds):
-        started = time.perf_counter()
-        pipeline, score, _ = fit_and_score(point, data.features_for(point),
-                                           dataclasses.replace(matrices, test=test), seed)
-        columns = pipeline.named_steps["encode"].input_columns
-        by_seed[seed] = pd.Series(score, index=test[ENTITY].astype("string").to_numpy())
+    kept = None
+    for seed, (scores, pipeline, seconds) in zip(seeds, run_each(seed_list, calls),
+                                                 strict=True):
+        by_seed[seed] = scores
+        if pipeline is not None:
+            kept = pipeline
         if progress:
-            progress(f"{point.describe()} seed {seed}: {time.perf_counter() - started:.1f} s")
-        if i == 0:
-            for when in extra_dates:
-                rows = data.features[data.features["as_of_date"] == pd.Timestamp(when)]
-                if rows.empty:
-                    raise TemporalError(f"no features for {pd.Timestamp(when):%Y-%m-%d}")
-                by_date[pd.Timestamp(when)] = pd.Series(
-                    pipeline.predict_proba(rows[columns])[:, 1],
-                    index=rows[ENTITY].astype("string").to_numpy())
+            progress(f"{point.describe()} seed {seed}: {seconds:.1f} s")
+    by_date: dict[pd.Timestamp, pd.Series] = {}
+    if wanted and kept is not None:
+        blocks = [wanted[i:i + DATES_PER_BLOCK] for i in range(0, len(wanted), DATES_PER_BLOCK)]
+        rows = [(kept, data.features[data.features["as_of_date"].isin(block)])
+                for block in blocks]
+        for lists in run_each(dated_lists, rows):
+            by_date.update(lists)
     return by_seed, by_date
 
 

@@ -167,7 +167,8 @@ def _develop_lists(project: TemporalProject, project_dir: Path, engine: Engine, 
     say(f"chosen: {reason}")
     assert lists.data is not None and chosen.artefact is not None
     phase.step("list stability")
-    stability = list_stability(lists.data, fitted, chosen.model_group_id, engine, run_id, say)
+    stability = list_stability(lists.data, fitted, chosen.model_group_id, engine, run_id, say,
+                               project.execution)
     for line in stability.summary(config.top_k):
         say(line)
     phase.step("reasons behind the last list")

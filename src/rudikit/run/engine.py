@@ -29,8 +29,8 @@ from rudikit.evaluation.metrics import MetricValue
 from rudikit.explain import remember_reference
 from rudikit.fairness.stage import ModelFairness
 from rudikit.fairness.tradeoff import VALIDATION_REQUIREMENT
-from rudikit.models.artefacts import save_artefact, stored_path
-from rudikit.models.estimators import GridPoint
+from rudikit.models.artefacts import artefact_bytes, stored_path, write_artefact
+from rudikit.models.estimators import GridPoint, limit_jobs, predict_scores
 from rudikit.models.search import SEARCH_TRIAL
 from rudikit.run.execution import Shared, ordered_results
 from rudikit.store import results
@@ -133,10 +133,10 @@ def status_evaluations(statuses: dict[str, str], n: int) -> list[MetricValue]:
 
 @dataclass
 class Scored:
-    """What a fit task hands back to the driver: the fitted pipeline, its scores and every
-    figure computed from them, nothing stored yet."""
+    """What a fit task hands back to the driver: the fitted pipeline as (SHA-256, skops bytes),
+    its scores and every figure computed from them, nothing stored yet."""
 
-    pipeline: Any
+    artefact: tuple[str, bytes]
     seconds: float
     score: np.ndarray
     metrics: list[MetricValue]
@@ -160,33 +160,6 @@ class Scoring(Protocol):
                ) -> list[tuple[str, ModelFairness]]: ...
 
     def importances(self, pipeline: Any) -> list[results.Importance]: ...
-
-
-def limit_jobs(pipeline: Any, threads: int | None) -> None:
-    """Hold every step's ``n_jobs`` (a forest's trees, LightGBM's threads) to ``threads``, so
-    tasks running side by side do not each take every core."""
-    if threads is None or not hasattr(pipeline, "get_params"):
-        return
-    wanted = {key: threads for key, value in pipeline.get_params().items()
-              if key.endswith("n_jobs") and isinstance(value, int) and not 1 <= value <= threads}
-    if wanted:
-        pipeline.set_params(**wanted)
-
-
-def predict_scores(pipeline: Any, X: pd.DataFrame) -> np.ndarray:
-    """The positive-class scores, computed in one thread: a forest predicting with several
-    sums its trees in whichever order the threads finish, so the last bits of a score (and the
-    order of two near-tied rows) would depend on the thread count and differ between backends.
-    The pipeline keeps its own ``n_jobs`` afterwards."""
-    jobs = {key: value for key, value in pipeline.get_params().items()
-            if key.endswith("n_jobs") and isinstance(value, int) and value != 1}
-    if jobs:
-        pipeline.set_params(**dict.fromkeys(jobs, 1))
-    try:
-        return pipeline.predict_proba(X)[:, 1]
-    finally:
-        if jobs:
-            pipeline.set_params(**jobs)
 
 
 def fit_and_score(entry: GridEntry, rows: SplitRows, *,
@@ -222,8 +195,9 @@ def fit_and_score(entry: GridEntry, rows: SplitRows, *,
         if any(f.requirements for _, f in assessed):
             assert assess is not None
             validation_statuses = requirement_statuses(assess(rows, validation_score, True))
-    return Scored(pipeline, seconds, score, metrics, details, validation_score, validation,
-                  importances(pipeline) if importances else [], assessed, validation_statuses)
+    return Scored(artefact_bytes(pipeline), seconds, score, metrics, details, validation_score,
+                  validation, importances(pipeline) if importances else [], assessed,
+                  validation_statuses)
 
 
 def score_task(scoring: Scoring, entry: GridEntry, rows: SplitRows, *,
@@ -237,10 +211,11 @@ def score_task(scoring: Scoring, entry: GridEntry, rows: SplitRows, *,
 def record_fit(engine: Engine, run_id: int, model_group_id: int, entry: GridEntry,
                rows: SplitRows, scored: Scored, *, artefacts_dir: Path,
                keep_scores: bool = True) -> ModelSummary:
-    """The driver's half of a fit: save the artefact, record the model with its predictions
-    and evaluations (with the requirements' verdicts on the validation rows), then its
-    fairness assessment (per operating point)."""
-    digest, path = save_artefact(scored.pipeline, artefacts_dir)
+    """The driver's half of a fit: write the artefact's bytes, record the model with its
+    predictions and evaluations (with the requirements' verdicts on the validation rows), then
+    its fairness assessment (per operating point)."""
+    digest = scored.artefact[0]
+    path = write_artefact(digest, scored.artefact[1], artefacts_dir)
     metrics, validation = scored.metrics, scored.validation
     validation_statuses = scored.validation_statuses
     stored = metrics + [MetricValue(f"validation_{m.metric}", m.parameter, m.value, m.lower,
@@ -346,14 +321,15 @@ def fit_grid(experiment: Experiment, engine: Engine, run_id: int,
     if isinstance(progress, Progress):
         task = progress.add_task("fitting models", total=experiment.fits())
     scoring = experiment.scoring()
-    calls, planned = [], []
+    calls, planned, costs = [], [], []
     for rows in experiment.split_rows():
         shared = Shared(rows)  # one copy per split on a cluster, whatever the grid's size
         for entry, group_id in zip(grid, group_ids, strict=True):
             calls.append((scoring, entry, shared))
             planned.append((entry, group_id, rows))
+            costs.append(entry.point.expected_cost(len(rows.y_train)))
     fitted = []
-    scored_fits = ordered_results(execution, score_task, calls)
+    scored_fits = ordered_results(execution, score_task, calls, costs)
     for (entry, group_id, rows), scored in zip(planned, scored_fits, strict=True):
         if task is not None:  # short: the count and the time stay on an 80-column line
             description = f"{rows.name}: group {group_id} {entry.point.algorithm}"

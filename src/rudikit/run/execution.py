@@ -68,50 +68,75 @@ def run_task(fn: Callable[..., Any], threads: int | None, args: Sequence[Any]) -
 
 
 def ordered_results(execution: Execution | None, fn: Callable[..., Any],
-                    calls: Sequence[Sequence[Any]]) -> Iterator[Any]:
-    """``fn(*call, threads=...)`` for every call, yielded in the order of ``calls`` as they
-    complete. ``execution`` None (or one local worker) runs them here, one after another."""
+                    calls: Sequence[Sequence[Any]], costs: Sequence[float] | None = None
+                    ) -> Iterator[Any]:
+    """``fn(*call, threads=...)`` for every call, yielded in the order of ``calls``.
+    ``execution`` None (or one local worker) runs them here, one after another. With workers,
+    the calls with the highest expected ``costs`` are sent first: a long fit started last
+    would leave the other workers idle at the end while it runs alone."""
     execution = execution or Execution(workers=1)
     threads = task_threads(execution)
+    first = sorted(range(len(calls)), key=lambda i: -costs[i]) if costs is not None \
+        else list(range(len(calls)))
     if execution.backend == "dask":
-        yield from _on_dask(execution, fn, threads, calls)
+        yield from _on_dask(execution, fn, threads, calls, first)
     elif local_workers(execution) == 1 or len(calls) <= 1:
         for call in calls:
             yield run_task(fn, threads, call)
     else:
-        yield from _on_local_processes(execution, fn, threads, calls)
+        yield from _on_local_processes(execution, fn, threads, calls, first)
+
+
+def _indexed_task(index: int, fn: Callable[..., Any], threads: int | None,
+                  args: Sequence[Any]) -> tuple[int, Any]:
+    """:func:`run_task`, its result tagged with the call's position (results come back in
+    the order they finish)."""
+    return index, run_task(fn, threads, args)
 
 
 def _on_local_processes(execution: Execution, fn: Callable[..., Any], threads: int | None,
-                        calls: Sequence[Sequence[Any]]) -> Iterator[Any]:
-    """joblib's loky pool; a dead worker breaks the pool (TerminatedWorkerError), so the tasks
-    not yet handed back run again on a fresh pool, up to ``retries`` times."""
+                        calls: Sequence[Sequence[Any]], first: list[int]) -> Iterator[Any]:
+    """joblib's loky pool, fed in the order ``first`` gives; results are held until every
+    earlier call's is yielded. A dead worker breaks the pool (TerminatedWorkerError), so the
+    tasks not yet finished run again on a fresh pool, up to ``retries`` times."""
     from joblib import Parallel, delayed, parallel_config
     from joblib.externals.loky.process_executor import TerminatedWorkerError
 
-    done, failures = 0, 0
+    finished: dict[int, Any] = {}
+    yielded, failures = 0, 0
     workers = min(local_workers(execution), len(calls))
-    while done < len(calls):
+    while yielded < len(calls):
+        todo = [i for i in first if i >= yielded and i not in finished]
         try:
             with parallel_config(backend="loky", inner_max_num_threads=threads):
-                parallel = Parallel(n_jobs=workers, return_as="generator")
-                for result in parallel(delayed(run_task)(fn, threads, call)
-                                       for call in calls[done:]):
-                    done += 1
-                    yield result
+                # pre_dispatch: every task queued at once, so the pool takes them in our order
+                parallel = Parallel(n_jobs=workers, return_as="generator_unordered",
+                                    pre_dispatch="all")
+                for index, result in parallel(delayed(_indexed_task)(i, fn, threads, calls[i])
+                                              for i in todo):
+                    finished[index] = result
+                    while yielded in finished:
+                        yield finished.pop(yielded)
+                        yielded += 1
         except TerminatedWorkerError as exc:
             failures += 1
             if failures > execution.retries:
                 raise ExecutionError(
-                    f"a worker process died {failures} times running task {done + 1} of "
+                    f"a worker process died {failures} times running task {yielded + 1} of "
                     f"{len(calls)} (execution.retries: {execution.retries}): {exc}") from None
 
 
+def _hold(value: Any) -> Any:
+    """A shared argument as a Dask task's result (see :func:`_on_dask`)."""
+    return value
+
+
 def _on_dask(execution: Execution, fn: Callable[..., Any], threads: int | None,
-             calls: Sequence[Sequence[Any]]) -> Iterator[Any]:
-    """Every task submitted to the cluster at once, each shared argument scattered once;
-    the scheduler moves a task whose worker died to another worker (up to its
-    ``allowed-failures``) and ``retries`` reruns one that raised on a lost connection."""
+             calls: Sequence[Sequence[Any]], first: list[int]) -> Iterator[Any]:
+    """Every task submitted to the cluster at once, in the order ``first`` gives (a higher
+    priority for the earlier ones), each shared argument sent once; the scheduler moves
+    a task whose worker died to another worker (up to its ``allowed-failures``) and
+    ``retries`` reruns one that raised on a lost connection."""
     address = execution.scheduler_address()
     from distributed import Client
     from distributed.scheduler import KilledWorker
@@ -124,16 +149,17 @@ def _on_dask(execution: Execution, fn: Callable[..., Any], threads: int | None,
     with client:
         shared = list({id(a): a for call in calls for a in call if isinstance(a, Shared)}
                       .values())
-        # on every worker, before any task runs: a copy on one worker only would die with it,
-        # and a scattered value cannot be recomputed
-        copies = dict(zip([id(a) for a in shared],
-                          client.scatter([a.value for a in shared], broadcast=True),
-                          strict=True))
-        futures: list[Any] = [
-            client.submit(run_task, fn, threads,
-                          [copies[id(a)] if isinstance(a, Shared) else a for a in call],
-                          pure=False, retries=execution.retries)
-            for call in calls]
+        # a task that returns the value, rather than scatter: a scattered value lives only on
+        # the workers holding it (the active memory manager drops spare copies), so a worker
+        # that dies can take the only copy with it; a task's value is recomputed from its spec
+        copies = {id(a): client.submit(_hold, a.value, pure=False, priority=len(calls) + 1)
+                  for a in shared}
+        futures: list[Any] = [None] * len(calls)
+        for rank, i in enumerate(first):
+            futures[i] = client.submit(
+                run_task, fn, threads,
+                [copies[id(a)] if isinstance(a, Shared) else a for a in calls[i]],
+                pure=False, retries=execution.retries, priority=len(calls) - rank)
         try:
             for i, future in enumerate(futures):
                 yield future.result()

@@ -7,8 +7,9 @@ table.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ from rich import box
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
-from rudikit.config import TemporalExperiment
+from rudikit.config import Execution, TemporalExperiment
 from rudikit.evaluation.stability import (
     against_reference,
     consecutive_stability,
@@ -30,11 +31,14 @@ from rudikit.models.randomness import randomness_sources
 from rudikit.models.temporal import (
     ENTITY,
     PreparedData,
+    RunEach,
     build_temporal_pipeline,
     consecutive_dates,
+    one_after_another,
     seed_lists,
     training_matrix,
 )
+from rudikit.run.execution import ordered_results
 from rudikit.run.temporal import TemporalResult
 from rudikit.store import list_tables, results
 
@@ -72,7 +76,8 @@ class ListStability:
 
 
 def perturbation_stability(data: PreparedData, result: TemporalResult, chosen: int,
-                           say: Callable[[str], None]) -> pd.DataFrame:
+                           say: Callable[[str], None], run_each: RunEach = one_after_another
+                           ) -> pd.DataFrame:
     """The chosen group refitted on the last split with the run's seed, on bootstrap
     resamples of the training officers and without each configured source table, each list
     compared with the chosen model's list on the split's first test date: one row per refit
@@ -82,7 +87,7 @@ def perturbation_stability(data: PreparedData, result: TemporalResult, chosen: i
     settings = config.stability
     test, refits = perturbed_lists(data, result.grid_point(chosen), config.seed,
                                    resamples=settings.resamples, tables=settings.drop_sources,
-                                   progress=say)
+                                   progress=say, run_each=run_each)
     if not refits:
         return pd.DataFrame(columns=["kind", "parameter", "jaccard", "spearman",
                                      "precision_at_k", "reference_precision_at_k", "note",
@@ -99,10 +104,16 @@ def perturbation_stability(data: PreparedData, result: TemporalResult, chosen: i
 
 
 def list_stability(data: PreparedData, result: TemporalResult, chosen: int, engine: Engine,
-                   run_id: int, say: Callable[[str], None]) -> ListStability:
+                   run_id: int, say: Callable[[str], None], execution: Execution | None = None
+                   ) -> ListStability:
     """Seed (with the model's sources of randomness), perturbation, consecutive-list and trees
     stability of the chosen group, stored in ``list_stability`` in one transaction; rank
-    changes on the last consecutive date stored in ``rank_changes``."""
+    changes on the last consecutive date stored in ``rank_changes``. The seed and perturbation
+    refits are tasks run where ``execution`` says, as the grid's fits are."""
+
+    def run_each(fn: Callable[..., Any], calls: Sequence[Sequence[Any]]) -> Iterator[Any]:
+        return ordered_results(execution, fn, calls)
+
     config = result.experiment
     settings = config.stability
     point = result.grid_point(chosen)
@@ -110,14 +121,15 @@ def list_stability(data: PreparedData, result: TemporalResult, chosen: int, engi
     extra = consecutive_dates(last_test, settings.consecutive)
     randomness = randomness_sources(
         build_temporal_pipeline(point, data.features_for(point), config.seed)[0])
-    by_seed, by_date = seed_lists(data, point, settings.seeds, extra_dates=extra, progress=say)
+    by_seed, by_date = seed_lists(data, point, settings.seeds, extra_dates=extra, progress=say,
+                                  run_each=run_each)
     pairs = pairwise_stability(by_seed, config.top_k)
     common = {"model_group_id": chosen, "algorithm": point.algorithm, "k": config.top_k}
     rows = [{"kind": "seeds", **common, "parameter": f"{r.a}/{r.b}", "as_of_date": last_test,
              "metric": metric, "value": getattr(r, metric),
              "details": {"randomness": randomness}}
             for r in pairs.itertuples() for metric in ("jaccard", "spearman")]
-    perturbed = perturbation_stability(data, result, chosen, say)
+    perturbed = perturbation_stability(data, result, chosen, say, run_each)
     rows += [{"kind": r.kind, **common, "parameter": r.parameter, "as_of_date": last_test,
               "metric": metric, "value": getattr(r, metric),
               "details": {**r.details, "reference_precision_at_k": r.reference_precision_at_k}}
