@@ -6,14 +6,18 @@ Each run is ``nice /usr/bin/time -v rudi run COPY`` on a fresh copy of the examp
 ``rudi.yaml`` in a temporary folder (a fresh SQLite store; the example is not changed), with
 ``RUDI_DATA_DIR`` pointing at ../shared/data. It prints the wall time, the peak resident memory
 (``Maximum resident set size``: the largest single process, the driver or one loky worker; the
-default ``execution: {workers: auto}`` runs two on this machine), the 1-minute load average
+default ``execution: {workers: auto}`` runs two on this machine), the CPU seconds (user +
+system of the run and the workers it waited for: steadier than the wall time on a loaded
+machine), the 1-minute load average
 before and after, and the chosen model line of the run's output.
 
 Run: ``.venv/bin/python bench/run_cost.py stop_search shipped after`` (the example, then one or
 more variants, measured one after another; ``--repeat 2`` interleaves them twice). Variants:
 
 * ``shipped``: the example as it is;
-* ``after``: the example with the search and ensemble of the results note (:data:`VARIANTS`).
+* ``after``: the example with the search and ensemble of the results note (:data:`VARIANTS`);
+* ``subset``, ``subset_after`` (``eis`` only): the same without the stability extras
+  (:func:`_eis_subset`), the documented subset the note measures on a busy machine.
 """
 
 from __future__ import annotations
@@ -76,16 +80,31 @@ def _compas_after(config: dict[str, Any], trials: int = 30) -> None:
                              "params": {"members": 3, "method": "probability_average"}})
 
 
-def _eis_after(config: dict[str, Any], trials: int = 15) -> None:
+def _eis_after(config: dict[str, Any], trials: int = 10) -> None:
     config["temporal"]["models"].append({
         "algorithm": "lightgbm", "name": "lightgbm searched", "params": EIS_SPACE,
         "search": {"method": "optuna", "trials": trials, "seed": 0, "startup_trials": 5}})
 
 
+def _eis_subset(config: dict[str, Any]) -> None:
+    """The documented EIS subset: the grid, audition and fairness audit as shipped, without
+    the stability extras (trees curve, resamples, dropped sources, consecutive lists), which
+    read only the chosen model and do not change which group is chosen or its lists."""
+    config["temporal"]["stability"] = {
+        "seeds": [0, 1], "n_estimators": [], "resamples": 0, "drop_sources": [],
+        "consecutive": {"days": 0, "weeks": 0, "months": 0}}
+
+
+def _eis_subset_after(config: dict[str, Any]) -> None:
+    _eis_subset(config)
+    _eis_after(config)
+
+
 VARIANTS: dict[str, dict[str, Callable[[dict[str, Any]], None] | None]] = {
     "stop_search": {"shipped": None, "after": _stop_search_after},
     "compas": {"shipped": None, "after": _compas_after},
-    "eis": {"shipped": None, "after": _eis_after},
+    "eis": {"shipped": None, "after": _eis_after, "subset": _eis_subset,
+            "subset_after": _eis_subset_after},
 }
 
 
@@ -110,12 +129,14 @@ def measure(example: str, variant: str, work: Path, log: Path | None) -> str:
         log.write_text(done.stdout + done.stderr, "utf-8")
     wall = re.search(r"Elapsed \(wall clock\) time.*: (\S+)", done.stderr)
     peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    cpu = sum(float(m) for m in re.findall(r"(?:User|System) time \(seconds\): (\S+)",
+                                            done.stderr))
     chosen = [line.strip() for line in done.stdout.splitlines()
               if "chosen" in line.lower() or "selected" in line.lower()]
     shutil.rmtree(folder, ignore_errors=True)
     if done.returncode != 0 or wall is None or peak is None:
         return f"{example} {variant}: FAILED (exit {done.returncode}): {done.stderr[-500:]}"
-    return (f"{example} {variant}: wall {wall.group(1)}, peak RSS "
+    return (f"{example} {variant}: wall {wall.group(1)}, CPU {cpu:.0f} s, peak RSS "
             f"{int(peak.group(1)) / 1024:.0f} MB, load {load_before:.1f} -> "
             f"{os.getloadavg()[0]:.1f}; " + " | ".join(chosen[:2]))
 
