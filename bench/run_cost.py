@@ -108,19 +108,24 @@ VARIANTS: dict[str, dict[str, Callable[[dict[str, Any]], None] | None]] = {
 }
 
 
-def copy_example(example: str, variant: str, folder: Path) -> Path:
-    """The example's project file (changed by ``variant``) alone in ``folder``."""
+def copy_example(example: str, variant: str, folder: Path, cache: Path | None = None) -> Path:
+    """The example's project file (changed by ``variant``) alone in ``folder``, with a copy of
+    an earlier run's feature cache (``.rudi/cache``, keyed by content) when ``cache``."""
     config = yaml.safe_load((ROOT / "examples" / example / "rudi.yaml").read_text("utf-8"))
     change = VARIANTS[example][variant]
     if change is not None:
         change(config)
     folder.mkdir(parents=True)
     (folder / "rudi.yaml").write_text(yaml.safe_dump(config, sort_keys=False), "utf-8")
+    if cache is not None:
+        shutil.copytree(cache, folder / ".rudi" / "cache")
     return folder
 
 
-def measure(example: str, variant: str, work: Path, log: Path | None) -> str:
-    folder = copy_example(example, variant, work / f"{example}-{variant}-{time.time_ns()}")
+def measure(example: str, variant: str, work: Path, log: Path | None,
+            cache: Path | None = None) -> str:
+    folder = copy_example(example, variant, work / f"{example}-{variant}-{time.time_ns()}",
+                          cache)
     load_before = os.getloadavg()[0]
     env = {**os.environ, "RUDI_DATA_DIR": str(SHARED)}
     done = subprocess.run(["nice", "/usr/bin/time", "-v", str(RUDI), "run", str(folder)],
@@ -148,6 +153,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--log-dir", type=Path, default=None,
                         help="keep each run's output here")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="an earlier run's .rudi/cache to start from (EIS features)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rudi-cost-"))
     try:
@@ -155,7 +162,7 @@ def main() -> None:
             for variant in args.variants:
                 log = (args.log_dir / f"{args.example}-{variant}-{r}.log"
                        if args.log_dir else None)
-                print(measure(args.example, variant, work, log), flush=True)
+                print(measure(args.example, variant, work, log, args.cache), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
