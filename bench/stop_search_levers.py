@@ -34,8 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from rudikit.config import load_project
-from rudikit.config.project import Project
+from rudikit.config import Project, load_project
 from rudikit.evaluation.metrics import evaluate_scores, roc_auc
 from rudikit.models.estimators import build_pipeline
 from rudikit.run.case import CaseExperiment
@@ -77,7 +76,7 @@ def windowed(project: Project, window: str, trials: int, parts: list[str] | None
                                       "features": features})
 
 
-def lever_scores(project: Project, trials: int, quiet: bool = True) -> dict[str, Any]:
+def lever_scores(project: Project) -> dict[str, Any]:
     """Each lever's test scores and labels for ``project`` (one split with validation)."""
     experiment, _ = CaseExperiment.load(project, EXAMPLE)
     experiment.prepare(lambda _: None)
@@ -140,7 +139,7 @@ def main() -> None:
             if not trials and not args.trials:
                 continue
             started = time.perf_counter()
-            found = lever_scores(windowed(base, window, trials, args.parts), trials)
+            found = lever_scores(windowed(base, window, trials, args.parts))
             print(f"\n{window} / {grid}: train {found['n_train']}, validation "
                   f"{found['n_val']}, test {found['n_test']} rows; {found['groups']} groups; "
                   f"chosen on validation: {found['chosen_name']} (validation AUC "
