@@ -135,9 +135,9 @@ def main() -> None:
     args = parser.parse_args()
     base = load_project(EXAMPLE)
     for window in args.windows:
-        for grid, trials in (("shipped_grid", 0), (f"grid+search{args.trials}", args.trials)):
-            if not trials and not args.trials:
-                continue
+        grids = [("shipped_grid", 0)] + ([(f"grid+search{args.trials}", args.trials)]
+                                         if args.trials else [])
+        for grid, trials in grids:
             started = time.perf_counter()
             found = lever_scores(windowed(base, window, trials, args.parts))
             print(f"\n{window} / {grid}: train {found['n_train']}, validation "
