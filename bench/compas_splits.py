@@ -15,9 +15,16 @@ draws for every model) for the chosen model, the decile score and the chosen mod
 rows), and prints precision@10 and the selection rate of African-American and Caucasian people
 on the list, with the mitigation goal (gap <= 0.05 at an AUC loss <= 0.02).
 
+With ``--search TRIALS`` the grid also holds a seeded optuna search over LightGBM
+(:data:`SEARCH_SPACE`, each trial scored on the validation rows by ``rudikit.run.case.
+search_trials``), and with ``--ensemble N`` the probability average of the N best selectable
+groups on the validation rows (what ``algorithm: ensemble`` builds) competes in the selection
+like any group: the figures "after" of bench/RESULTS-issue20.md.
+
 Run: ``.venv/bin/python bench/compas_splits.py [--seeds 5] [--labels felony_365 two_year_recid]
-[--max-screening-gap-days 30]`` (the last applies ProPublica's 30-day filter to ``felony_365``,
-to compare with the population it had before the label counted from the screening).
+[--max-screening-gap-days 30] [--search 20] [--ensemble 3]`` (``--max-screening-gap-days``
+applies ProPublica's 30-day filter to ``felony_365``, to compare with the population it had
+before the label counted from the screening).
 Without the COMPAS files under ../shared/data it says so and exits 0.
 """
 
@@ -28,6 +35,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,10 +54,21 @@ from rudikit.fairness.stage import ScoredRows, mitigate
 from rudikit.features.labels import make_label
 from rudikit.features.splits import make_split
 from rudikit.models.estimators import build_pipeline, expand_grid
+from rudikit.run.case import search_trials
 from rudikit.run.engine import ModelSummary
+from rudikit.run.ensembles import top_members
 from rudikit.run.selection import select_best
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "compas"
+#: The searched LightGBM of ``--search`` (the space bench/run_cost.py's compas "after" uses).
+SEARCH_SPACE = {"n_estimators": [{"int": [100, 1000], "log": True}],
+                "learning_rate": [{"float": [0.005, 0.1], "log": True}],
+                "num_leaves": [{"int": [3, 31], "log": True}],
+                "min_child_samples": [{"int": [20, 300], "log": True}],
+                "subsample": [0.8], "subsample_freq": [1],
+                "colsample_bytree": [{"float": [0.2, 1.0]}],
+                "extra_trees": [True, False],
+                "reg_lambda": [{"float": [0.001, 10.0], "log": True}]}
 
 
 def with_source_options(project: Project, **options: object) -> Project:
@@ -60,8 +79,17 @@ def with_source_options(project: Project, **options: object) -> Project:
         update={"sources": [first, *rest]})})
 
 
-def run_label(label: str, seeds: list[int], max_screening_gap_days: int | None = None
-              ) -> pd.DataFrame:
+def with_search(project: Project, trials: int) -> Project:
+    """The project with the searched LightGBM of ``--search`` before its with-race experiment."""
+    spec = type(project.models[0]).model_validate(
+        {"algorithm": "lightgbm", "params": SEARCH_SPACE,
+         "search": {"method": "optuna", "trials": trials, "seed": 0}})
+    return project.model_copy(update={"models": [*project.models[:-1], spec,
+                                                 project.models[-1]]})
+
+
+def run_label(label: str, seeds: list[int], max_screening_gap_days: int | None = None,
+              search: int = 0, ensemble: int = 0) -> pd.DataFrame:
     """One row per seed: test ROC AUC of the chosen model, the decile score and the with-race
     model, and which model group was chosen."""
     os.environ["COMPAS_LABEL"] = label
@@ -71,13 +99,16 @@ def run_label(label: str, seeds: list[int], max_screening_gap_days: int | None =
     frame, _ = unify(project, EXAMPLE)
     y_all, keep = make_label(frame, project.label)
     data, y_all = frame.loc[keep].reset_index(drop=True), y_all[keep]
+    if search:
+        project = with_search(project, search)
     features, _ = project.features.resolve(list(data.columns))
-    grid = expand_grid(project.models)
     ev = project.evaluation
     rows = []
     for seed in seeds:
         spec = project.splits[0].model_copy(update={"seed": seed})
         split = make_split(data, spec, "splits[0]", project.data.knowledge_date)
+        grid = expand_grid([m for m in project.models if m.search is None])
+        grid += search_trials(project, features, data, y_all, split, ev.seed, lambda _: None)
         summaries, test_auc, scores = [], {}, {}
         for i, point in enumerate(grid):
             pipeline, fit_params = build_pipeline(point, features, ev.seed)
@@ -97,9 +128,11 @@ def run_label(label: str, seeds: list[int], max_screening_gap_days: int | None =
             summary.validation_metrics = metrics("validation", split.validation)
             summaries.append(summary)
             test_auc[i] = summary.metrics[("roc_auc", "")].value
+        if ensemble:
+            add_ensemble(summaries, scores, test_auc, ensemble, y_all, split, ev)
         chosen, _ = select_best(project, summaries)
         baseline = next(s for s in summaries if s.algorithm == "score_column")
-        with_race = next((s for s, p in zip(summaries, grid, strict=True)
+        with_race = next((s for s, p in zip(summaries, grid, strict=False)
                           if "race" in p.add_categorical), None)
         row = {"label": label, "seed": seed, "rows": len(data), "test_rows": len(split.test),
                "chosen": test_auc[chosen.model_id], "decile": test_auc[baseline.model_id],
@@ -132,6 +165,27 @@ def run_label(label: str, seeds: list[int], max_screening_gap_days: int | None =
     return pd.DataFrame(rows)
 
 
+def add_ensemble(summaries: list[ModelSummary], scores: dict, test_auc: dict, n: int,
+                 y_all: np.ndarray, split: Any, ev: Any) -> None:
+    """Append the probability average of the ``n`` best selectable groups on the validation
+    rows (``rudikit.run.ensembles.top_members``' order), as ``algorithm: ensemble`` builds it."""
+    for s in summaries:
+        s.validation_score = scores[s.model_id]["validation"]
+    members = top_members(summaries, summaries[0].split, ev.selection.metric, n)
+    i = len(summaries)
+    scores[i] = {part: np.mean([scores[m.model_id][part] for m in members], axis=0)
+                 for part in ("test", "validation")}
+    metrics = {part: {(m.metric, m.parameter): m for m in evaluate_scores(
+        y_all[idx], scores[i][part], thresholds=ev.thresholds, top_k=ev.top_k,
+        top_pct=ev.top_pct, bootstrap=0)}
+        for part, idx in (("test", split.test), ("validation", split.validation))}
+    summary = ModelSummary(i, i, "ensemble", {"members": [m.model_id for m in members]},
+                           split.name, metrics["test"], 0.0)
+    summary.validation_metrics = metrics["validation"]
+    summaries.append(summary)
+    test_auc[i] = summary.metrics[("roc_auc", "")].value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
@@ -139,11 +193,16 @@ def main() -> int:
     parser.add_argument("--max-screening-gap-days", type=int, default=None,
                         help="felony_365 only: drop cases screened more than this many days "
                              "after their charge (ProPublica's filter; default: keep them)")
+    parser.add_argument("--search", type=int, default=0, metavar="TRIALS",
+                        help="add a LightGBM search of this many trials to the grid")
+    parser.add_argument("--ensemble", type=int, default=0, metavar="N",
+                        help="add the probability average of the N best groups")
     args = parser.parse_args()
     started = time.perf_counter()
     try:
         per_seed = pd.concat([run_label(label, list(range(args.seeds)),
-                                        args.max_screening_gap_days)
+                                        args.max_screening_gap_days, args.search,
+                                        args.ensemble)
                               for label in args.labels], ignore_index=True)
     except (FileNotFoundError, ProjectError, ValueError) as exc:
         if "COMPAS" in str(exc) or "not found" in str(exc):
