@@ -59,6 +59,10 @@ def _rows_window(engine: Engine, project: Any, dep: Any, profile: ReferenceProfi
         for name, counts in profile.count(columns).items():
             window.counts[name] += counts
         window.scores.append(chunk.column("score").to_numpy())
+        location = dep.features.location
+        if location is not None and location.h3_resolution is not None:  # the map: a row each
+            window.points.append(chunk.select([*location.columns, "outcome"]).to_pandas()
+                                 .assign(n=1))
         labelled = chunk.filter(pc.is_valid(chunk.column("outcome")))
         cols = ["score", "outcome", "event_time"] + [c for c in keep
                                                      if c in labelled.column_names]
@@ -100,7 +104,7 @@ def test_aggregates_give_the_figures_the_rows_gave(live: Live,
     old = _figures(live)
     assert new.keys() == old.keys()
     sections = {key[0] for key in new}
-    assert {"drift", "drift_bucket", "performance", "precision_at_k"} <= sections
+    assert {"drift", "drift_bucket", "performance", "precision_at_k", "location"} <= sections
     assert any(k[0] == "performance" and k[1] == "force" for k in new)  # per segment
     for key, (value, n) in old.items():
         got, got_n = new[key]

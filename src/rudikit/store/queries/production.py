@@ -291,9 +291,11 @@ def prediction_id_range(bind: Bind, model_ids: list[int], window: CaseWindow | N
 
 # One JSON object per prediction; the stored inputs go in as the nested object "f" (so an empty
 # or odd input object can never break the line), observation ids are quoted by the database.
+# SQLite writes a REAL into text with 15 significant digits; printf's 17 keep every bit of a
+# score (15 moved tied scores across a drift bucket's edge).
 _ROW = {
     "sqlite": ("""'{"i":' || p.id || ',"o":' || json_quote(p.observation_id)
-               || ',"s":' || p.score || ',"d":' || p.decision
+               || ',"s":' || printf('%!.17g', p.score) || ',"d":' || p.decision
                || ',"y":' || coalesce(o.outcome, 'null')
                || ',"c":' || ((julianday(p.created_at) - 2440587.5) * 86400.0)
                || ',"f":' || p.features || '}'""", "group_concat({row}, char(10))"),
