@@ -292,3 +292,55 @@ def test_seed_and_perturbation_refits_on_workers_give_the_lists_made_here(grid) 
     for r, s in zip(refits, refits_there, strict=True):
         assert r.columns == s.columns
         pd.testing.assert_series_equal(r.scores, s.scores, rtol=0, atol=1e-12)
+
+
+def test_the_last_lists_reasons_made_on_a_worker_are_the_ones_made_here(grid, tmp_path
+                                                                        ) -> None:
+    from rudikit.run.lists import explain_last_list
+
+    config, _, data = grid
+    run_grid(grid, tmp_path, Execution(workers=1))
+    engine = open_store(f"sqlite:///{tmp_path / 'rudi.db'}")
+    with engine.connect() as conn:
+        model = conn.execute(
+            select(t.models.c.id, t.models.c.artefact_hash, t.models.c.artefact_path)
+            .join(t.model_groups, t.model_groups.c.id == t.models.c.model_group_id)
+            .where(t.model_groups.c.algorithm == "lightgbm")
+            .order_by(t.models.c.id.desc())).first()  # the last split's
+    reasons = t.individual_importances
+    found = []
+    for execution in (Execution(workers=1), Execution(workers=2)):
+        said = explain_last_list(data, engine, model.id,
+                                 (model.artefact_hash, str(model.artefact_path)), config,
+                                 execution=execution)
+        assert " reasons (" in said, said
+        with engine.connect() as conn:
+            rows = conn.execute(select(reasons.c.entity_id, reasons.c.as_of_date,
+                                       reasons.c.feature, reasons.c.contribution,
+                                       reasons.c.rank).order_by(reasons.c.id)).all()
+        found.append(rows[sum(len(f) for f in found):])
+    engine.dispose()
+    assert len(found[0]) > 0
+    assert [r[:3] + r[4:] for r in found[0]] == [r[:3] + r[4:] for r in found[1]]
+    np.testing.assert_allclose([r.contribution for r in found[0]],
+                               [r.contribution for r in found[1]], rtol=0, atol=1e-12)
+
+
+def _imported(module: str, *, threads: int | None) -> tuple[int, bool]:
+    import sys
+
+    return os.getpid(), module in sys.modules
+
+
+def test_workers_started_ahead_import_what_they_are_told_and_then_run_the_tasks() -> None:
+    from joblib.externals.loky import get_reusable_executor
+
+    from rudikit.run import execution as ex
+
+    get_reusable_executor().shutdown(wait=True)  # a fresh pool, so only the warm-up imported
+    ex.start_workers(Execution(workers=2), ["tabnanny"])
+    assert ex._starting is not None
+    answers = list(ex.ordered_results(Execution(workers=2), _imported,
+                                      [("tabnanny",)] * 6))
+    assert ex._starting is None  # joined before the tasks were sent
+    assert any(seen for _, seen in answers)  # the tasks ran on the pool the warm-up started

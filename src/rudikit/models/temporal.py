@@ -427,8 +427,11 @@ def seed_lists(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
     split = split or data.splits[-1]
     matrices = split_matrices(data, split)
     first = matrices.test["as_of_date"].min()
-    matrices = dataclasses.replace(matrices, test=matrices.test[matrices.test["as_of_date"]
-                                                                == first])
+    # consolidated copies (one block per dtype): sent to every seed's task, and memory-mapped
+    # to local workers once rather than pickled column by column with each
+    matrices = dataclasses.replace(
+        matrices, train=matrices.train.copy(),
+        test=matrices.test[matrices.test["as_of_date"] == first].copy())
     wanted = sorted({pd.Timestamp(d) for d in extra_dates})
     present = set(data.features["as_of_date"])
     missing = [d for d in wanted if d not in present]
@@ -448,8 +451,10 @@ def seed_lists(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
     by_date: dict[pd.Timestamp, pd.Series] = {}
     if wanted and kept is not None:
         blocks = [wanted[i:i + DATES_PER_BLOCK] for i in range(0, len(wanted), DATES_PER_BLOCK)]
-        rows = [(kept, data.features[data.features["as_of_date"].isin(block)])
-                for block in blocks]
+        columns = list(dict.fromkeys([ENTITY, "as_of_date",
+                                      *kept.named_steps["encode"].input_columns]))
+        rows = [(kept, data.features.loc[data.features["as_of_date"].isin(block), columns]
+                 .copy()) for block in blocks]
         for lists in run_each(dated_lists, rows):
             by_date.update(lists)
     return by_seed, by_date

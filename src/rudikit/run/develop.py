@@ -24,11 +24,16 @@ from rudikit.data.event_tables import load_event_tables
 from rudikit.data.sources import resolve_path
 from rudikit.run.case import CaseExperiment
 from rudikit.run.engine import RunResult, data_origin, fit_grid, record_snapshots
+from rudikit.run.execution import start_workers
 from rudikit.run.lists import explain_last_list, list_stability, summary_table
 from rudikit.run.temporal import TemporalLists, fit_lists
 from rudikit.run.validate import temporal_problems
 from rudikit.store import results
 from rudikit.store.engine import open_store
+
+#: What a worker imports before its first task (the fits' and the refits' code, and skops,
+#: with which a task saves its model).
+TASK_MODULES = ("rudikit.run.engine", "rudikit.run.temporal", "rudikit.run.lists", "skops.io")
 
 
 class Phase:
@@ -76,6 +81,8 @@ def run_project(project_dir: str | Path, *, url: str | None = None, schema: str 
     if missing:
         raise RationaleIncomplete(missing)
     engine = engine or open_store(url, project_dir, schema=schema)
+    # the workers start and import what the tasks need while this process loads the data
+    start_workers(project.execution, TASK_MODULES)
     started = time.perf_counter()
 
     def say(message: str) -> None:
@@ -173,10 +180,12 @@ def _develop_lists(project: TemporalProject, project_dir: Path, engine: Engine, 
         say(line)
     phase.step("reasons behind the last list")
     say(explain_last_list(lists.data, engine, chosen.model_id,
-                          (chosen.artefact[0], str(chosen.artefact[1])), config))
+                          (chosen.artefact[0], str(chosen.artefact[1])), config,
+                          execution=project.execution))
     for m in fitted.models:  # ensembles are never chosen; their last lists are explained too
         if m.algorithm == "ensemble" and m.split == chosen.split and m.artefact is not None:
             say(f"ensemble (model group {m.model_group_id}): " + explain_last_list(
-                lists.data, engine, m.model_id, (m.artefact[0], str(m.artefact[1])), config))
+                lists.data, engine, m.model_id, (m.artefact[0], str(m.artefact[1])), config,
+                execution=project.execution))
     result.summary = summary_table(fitted, chosen.model_group_id)
     return phase

@@ -10,6 +10,8 @@ called :func:`ordered_results` writes anything to the store.
 
 from __future__ import annotations
 
+import importlib
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +57,50 @@ def _cores() -> int:
     return cpu_count()
 
 
+#: The background start of the local pool (:func:`start_workers`), joined before the pool is
+#: used so the tasks find the workers it started rather than a second pool.
+_starting: threading.Thread | None = None
+
+
+def start_workers(execution: Execution, modules: Sequence[str]) -> None:
+    """Start the local backend's worker processes now, in the background, each importing
+    ``modules``: their start and imports (seconds per process) then overlap the driver's own
+    loading instead of delaying the first task. The pool is joblib's reusable one, which the
+    tasks then run on. Nothing to start in-process or on Dask (its workers are running)."""
+    global _starting
+    workers = local_workers(execution)
+    if execution.backend == "dask" or workers == 1 or _starting is not None:
+        return
+    threads = task_threads(execution)
+
+    def start() -> None:
+        from joblib import Parallel, delayed, parallel_config
+
+        try:
+            with parallel_config(backend="loky", inner_max_num_threads=threads):
+                Parallel(n_jobs=workers, pre_dispatch="all")(
+                    delayed(_import)(modules) for _ in range(workers))
+        except Exception:  # a failed warm-up costs only the time it would have saved: the
+            pass  # tasks' own pool reports any real failure
+
+    _starting = threading.Thread(target=start, name="rudikit-start-workers")
+    _starting.start()
+
+
+def _import(modules: Sequence[str]) -> None:
+    """The warm-up task: import what the tasks will need."""
+    for name in modules:
+        importlib.import_module(name)
+
+
+def _started() -> None:
+    """Wait for :func:`start_workers`' pool, if one is starting."""
+    global _starting
+    if _starting is not None:
+        _starting.join()
+        _starting = None
+
+
 def run_task(fn: Callable[..., Any], threads: int | None, args: Sequence[Any]) -> Any:
     """One task in whatever process runs it, with its BLAS/OpenMP pools held to ``threads``
     (``fn`` receives ``threads`` too, to size its own estimators' ``n_jobs``)."""
@@ -68,19 +114,21 @@ def run_task(fn: Callable[..., Any], threads: int | None, args: Sequence[Any]) -
 
 
 def ordered_results(execution: Execution | None, fn: Callable[..., Any],
-                    calls: Sequence[Sequence[Any]], costs: Sequence[float] | None = None
-                    ) -> Iterator[Any]:
+                    calls: Sequence[Sequence[Any]], costs: Sequence[float] | None = None, *,
+                    alone_here: bool = True) -> Iterator[Any]:
     """``fn(*call, threads=...)`` for every call, yielded in the order of ``calls``.
     ``execution`` None (or one local worker) runs them here, one after another. With workers,
     the calls with the highest expected ``costs`` are sent first: a long fit started last
-    would leave the other workers idle at the end while it runs alone."""
+    would leave the other workers idle at the end while it runs alone. A single call runs
+    here too (no pool to start for one task) unless ``alone_here`` is False: a task that needs
+    libraries this process has not loaded is cheaper on a worker that has."""
     execution = execution or Execution(workers=1)
     threads = task_threads(execution)
     first = sorted(range(len(calls)), key=lambda i: -costs[i]) if costs is not None \
         else list(range(len(calls)))
     if execution.backend == "dask":
         yield from _on_dask(execution, fn, threads, calls, first)
-    elif local_workers(execution) == 1 or len(calls) <= 1:
+    elif local_workers(execution) == 1 or not calls or (len(calls) == 1 and alone_here):
         for call in calls:
             yield run_task(fn, threads, call)
     else:
@@ -102,6 +150,7 @@ def _on_local_processes(execution: Execution, fn: Callable[..., Any], threads: i
     from joblib import Parallel, delayed, parallel_config
     from joblib.externals.loky.process_executor import TerminatedWorkerError
 
+    _started()
     finished: dict[int, Any] = {}
     yielded, failures = 0, 0
     workers = min(local_workers(execution), len(calls))

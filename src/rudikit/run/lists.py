@@ -26,6 +26,7 @@ from rudikit.evaluation.stability import (
     rank_changes,
     stability_vs_trees,
 )
+from rudikit.models.estimators import limit_jobs, predict_scores
 from rudikit.models.perturb import perturbed_lists
 from rudikit.models.randomness import randomness_sources
 from rudikit.models.temporal import (
@@ -174,34 +175,54 @@ def list_stability(data: PreparedData, result: TemporalResult, chosen: int, engi
 
 
 def explain_last_list(data: PreparedData, engine: Engine, model_id: int, artefact: tuple[str, str],
-                      config: TemporalExperiment, reasons: int = 5) -> str:
+                      config: TemporalExperiment, reasons: int = 5,
+                      execution: Execution | None = None) -> str:
     """Store the top ``reasons`` behind each officer on the selected model's list of its last
     test as-of date (officers reviewed within the cool-off are left out, as a supervisor's
-    list would leave them), in ``individual_importances``. Returns what was done, in words."""
+    list would leave them), in ``individual_importances``. The scoring and the explanation
+    are a task run where ``execution`` says (on a worker when there are workers: they have
+    the model's libraries loaded already); this process reads the reviews and writes the
+    reasons. Returns what was done, in words."""
+    when = max(data.splits[-1].test.as_of_dates)
+    # a consolidated copy: memory-mapped to a local worker, not pickled column by column
+    rows = data.features[data.features["as_of_date"] == when].reset_index(drop=True).copy()
+    call = (artefact, rows, list_tables.load_reviews(engine), when, config.cool_off_days,
+            config.top_k, reasons)
+    found = next(iter(ordered_results(execution, last_list_reasons, [call], alone_here=False)))
+    if isinstance(found, str):
+        return f"no reasons: {found}"
+    method, entity, as_of, top, listed = found
+    written = results.record_individual_importances(engine, model_id, method, entity, as_of,
+                                                    top)
+    return (f"{written} reasons ({method}) for the {listed} officers on the list "
+            f"of {when:%Y-%m-%d}")
+
+
+def last_list_reasons(artefact: tuple[str, str], rows: pd.DataFrame, reviews: pd.DataFrame,
+                      when: Any, cool_off_days: int, k: int, reasons: int, *,
+                      threads: int | None = None
+                      ) -> str | tuple[str, np.ndarray, np.ndarray, pd.DataFrame, int]:
+    """The task of :func:`explain_last_list`: the saved model's list on ``rows`` (one as-of
+    date) without the officers reviewed within the cool-off, and the top ``reasons`` of each
+    officer on it: (method, entity ids, as-of dates, reasons, officers listed), or why there
+    are none."""
     from rudikit.explain import ExplainError, explain, top_reasons
     from rudikit.models.artefacts import load_artefact
 
     pipeline = load_artefact(artefact[1], artefact[0])
-    split = data.splits[-1]
-    when = max(split.test.as_of_dates)
-    rows = data.features[data.features["as_of_date"] == when].reset_index(drop=True)
+    limit_jobs(pipeline, threads)
     columns = pipeline.named_steps["encode"].input_columns
-    scores = pd.Series(pipeline.predict_proba(rows[columns])[:, 1],
+    scores = pd.Series(predict_scores(pipeline, rows[columns]),
                        index=rows[ENTITY].astype("string").to_numpy())
-    kept = exclude_reviewed(scores, list_tables.load_reviews(engine), when,
-                            config.cool_off_days, config.top_k)
+    kept = exclude_reviewed(scores, reviews, when, cool_off_days, k)
     position = pd.Series(np.arange(len(rows)), index=scores.index)
     top = rows.iloc[position.loc[kept["entity_id"]].to_numpy()].reset_index(drop=True)
     try:
         explanation = explain(pipeline, top[columns], background=None)
     except ExplainError as exc:
-        return f"no reasons: {exc}"
-    found = top_reasons(explanation, reasons)
-    entity = top[ENTITY].astype("string").to_numpy()
-    written = results.record_individual_importances(
-        engine, model_id, explanation.method, entity, top["as_of_date"].to_numpy(), found)
-    return (f"{written} reasons ({explanation.method}) for the {len(top)} officers on the list "
-            f"of {when:%Y-%m-%d}")
+        return str(exc)
+    return (explanation.method, top[ENTITY].astype("string").to_numpy(),
+            top["as_of_date"].to_numpy(), top_reasons(explanation, reasons), len(top))
 
 
 def summary_table(result: TemporalResult, chosen: int) -> Table:

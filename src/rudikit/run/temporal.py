@@ -392,9 +392,12 @@ class TemporalLists:
             # every entry reads its own columns (a baseline may rank by an excluded feature)
             columns = list(dict.fromkeys(c for e in self.entries
                                          for c in e.features.input_columns))
+            # copies, consolidated: a frame of one block per column pickles every column inline
+            # with every task, while one float block is memory-mapped to the workers once
             rows = SplitRows(
-                split.name, matrices.train[columns], matrices.train[matrices.label].to_numpy(),
-                test[columns], test[matrices.label].to_numpy(),
+                split.name, matrices.train[columns].copy(),
+                matrices.train[matrices.label].to_numpy(), test[columns].copy(),
+                test[matrices.label].to_numpy(),
                 test[ENTITY].astype("string").to_numpy(), test["as_of_date"].to_numpy(),
                 (split.train.first_as_of_time, split.train.last_as_of_time),
                 (test["as_of_date"].min(), test["as_of_date"].max()),
