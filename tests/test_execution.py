@@ -294,8 +294,9 @@ def test_seed_and_perturbation_refits_on_workers_give_the_lists_made_here(grid) 
         pd.testing.assert_series_equal(r.scores, s.scores, rtol=0, atol=1e-12)
 
 
-def test_the_last_lists_reasons_made_on_a_worker_are_the_ones_made_here(grid, tmp_path
-                                                                        ) -> None:
+@pytest.mark.slow
+def test_the_last_lists_reasons_made_on_a_worker_are_the_ones_made_here(grid, cluster,
+                                                                        tmp_path) -> None:
     from rudikit.run.lists import explain_last_list
 
     config, _, data = grid
@@ -309,7 +310,8 @@ def test_the_last_lists_reasons_made_on_a_worker_are_the_ones_made_here(grid, tm
             .order_by(t.models.c.id.desc())).first()  # the last split's
     reasons = t.individual_importances
     found = []
-    for execution in (Execution(workers=1), Execution(workers=2)):
+    dask = Execution(backend="dask", scheduler=cluster[0].scheduler_address)
+    for execution in (Execution(workers=1), Execution(workers=2), dask):
         said = explain_last_list(data, engine, model.id,
                                  (model.artefact_hash, str(model.artefact_path)), config,
                                  execution=execution)
@@ -321,9 +323,10 @@ def test_the_last_lists_reasons_made_on_a_worker_are_the_ones_made_here(grid, tm
         found.append(rows[sum(len(f) for f in found):])
     engine.dispose()
     assert len(found[0]) > 0
-    assert [r[:3] + r[4:] for r in found[0]] == [r[:3] + r[4:] for r in found[1]]
-    np.testing.assert_allclose([r.contribution for r in found[0]],
-                               [r.contribution for r in found[1]], rtol=0, atol=1e-12)
+    for other in found[1:]:
+        assert [r[:3] + r[4:] for r in found[0]] == [r[:3] + r[4:] for r in other]
+        np.testing.assert_allclose([r.contribution for r in found[0]],
+                                   [r.contribution for r in other], rtol=0, atol=1e-12)
 
 
 def _imported(module: str, *, threads: int | None) -> tuple[int, bool]:

@@ -108,15 +108,21 @@ def load_artefact(path: str | Path, expected_hash: str, project_dir: str | Path 
     if not path.exists():
         where = f" in project {Path(project_dir).resolve()}" if project_dir is not None else ""
         raise ArtefactError(f"model file {path} does not exist{where}")
-    data = path.read_bytes()
+    return artefact_from_bytes(path.read_bytes(), expected_hash, f"model file {path}")
+
+
+def artefact_from_bytes(data: bytes, expected_hash: str, name: str = "model") -> Any:
+    """:func:`load_artefact`'s checks and loading on bytes already read: an executor task
+    gets a model's bytes, since a worker on another machine cannot read the driver's disk.
+    ``name`` says in an error which model it was."""
     digest = hashlib.sha256(data).hexdigest()
     if digest != expected_hash:
-        raise ArtefactError(f"model file {path} has hash {digest[:12]}..., the store expects "
+        raise ArtefactError(f"{name} has hash {digest[:12]}..., the store expects "
                             f"{expected_hash[:12]}...; refusing to load it")
     import skops.io as sio
 
     untrusted = sio.get_untrusted_types(data=data)
     refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
     if refused:
-        raise ArtefactError(f"model file {path} contains untrusted types: {', '.join(refused)}")
+        raise ArtefactError(f"{name} contains untrusted types: {', '.join(refused)}")
     return sio.loads(data, trusted=untrusted)

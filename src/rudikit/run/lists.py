@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -186,7 +187,9 @@ def explain_last_list(data: PreparedData, engine: Engine, model_id: int, artefac
     when = max(data.splits[-1].test.as_of_dates)
     # a consolidated copy: memory-mapped to a local worker, not pickled column by column
     rows = data.features[data.features["as_of_date"] == when].reset_index(drop=True).copy()
-    call = (artefact, rows, list_tables.load_reviews(engine), when, config.cool_off_days,
+    # the model's bytes, not its path: a worker on another machine cannot read this disk
+    model = (artefact[0], Path(artefact[1]).read_bytes(), f"model file {artefact[1]}")
+    call = (model, rows, list_tables.load_reviews(engine), when, config.cool_off_days,
             config.top_k, reasons)
     found = next(iter(ordered_results(execution, last_list_reasons, [call], alone_here=False)))
     if isinstance(found, str):
@@ -198,18 +201,18 @@ def explain_last_list(data: PreparedData, engine: Engine, model_id: int, artefac
             f"of {when:%Y-%m-%d}")
 
 
-def last_list_reasons(artefact: tuple[str, str], rows: pd.DataFrame, reviews: pd.DataFrame,
+def last_list_reasons(model: tuple[str, bytes, str], rows: pd.DataFrame, reviews: pd.DataFrame,
                       when: Any, cool_off_days: int, k: int, reasons: int, *,
                       threads: int | None = None
                       ) -> str | tuple[str, np.ndarray, np.ndarray, pd.DataFrame, int]:
-    """The task of :func:`explain_last_list`: the saved model's list on ``rows`` (one as-of
-    date) without the officers reviewed within the cool-off, and the top ``reasons`` of each
-    officer on it: (method, entity ids, as-of dates, reasons, officers listed), or why there
-    are none."""
+    """The task of :func:`explain_last_list`: the list on ``rows`` (one as-of date) of the
+    ``model`` saved as (SHA-256, skops bytes, name for errors), without the officers reviewed
+    within the cool-off, and the top ``reasons`` of each officer on it: (method, entity ids,
+    as-of dates, reasons, officers listed), or why there are none."""
     from rudikit.explain import ExplainError, explain, top_reasons
-    from rudikit.models.artefacts import load_artefact
+    from rudikit.models.artefacts import artefact_from_bytes
 
-    pipeline = load_artefact(artefact[1], artefact[0])
+    pipeline = artefact_from_bytes(model[1], model[0], model[2])
     limit_jobs(pipeline, threads)
     columns = pipeline.named_steps["encode"].input_columns
     scores = pd.Series(predict_scores(pipeline, rows[columns]),
