@@ -31,9 +31,11 @@ from rudikit.run.validate import temporal_problems
 from rudikit.store import results
 from rudikit.store.engine import open_store
 
-#: What a worker imports before its first task (the fits' and the refits' code, and skops,
-#: with which a task saves its model).
-TASK_MODULES = ("rudikit.run.engine", "rudikit.run.temporal", "rudikit.run.lists", "skops.io")
+#: What a worker imports before its first task, per kind of project: the fits' (and a
+#: temporal project's refits' and reasons') code, and skops, with which a task saves a model.
+TASK_MODULES = {"temporal": ("rudikit.run.engine", "rudikit.run.temporal", "rudikit.run.lists",
+                             "skops.io"),
+                "case": ("rudikit.run.engine", "rudikit.run.case", "skops.io")}
 
 
 class Phase:
@@ -82,7 +84,8 @@ def run_project(project_dir: str | Path, *, url: str | None = None, schema: str 
         raise RationaleIncomplete(missing)
     engine = engine or open_store(url, project_dir, schema=schema)
     # the workers start and import what the tasks need while this process loads the data
-    start_workers(project.execution, TASK_MODULES)
+    start_workers(project.execution,
+                  TASK_MODULES["temporal" if isinstance(project, TemporalProject) else "case"])
     started = time.perf_counter()
 
     def say(message: str) -> None:

@@ -69,7 +69,8 @@ def start_workers(execution: Execution, modules: Sequence[str]) -> None:
     tasks then run on. Nothing to start in-process or on Dask (its workers are running)."""
     global _starting
     workers = local_workers(execution)
-    if execution.backend == "dask" or workers == 1 or _starting is not None:
+    if execution.backend == "dask" or workers == 1 or (_starting is not None
+                                                       and _starting.is_alive()):
         return
     threads = task_threads(execution)
 
