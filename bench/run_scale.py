@@ -57,8 +57,11 @@ def project(rows: int) -> dict[str, Any]:
     return config
 
 
-def tree_rss(root: int) -> int:
-    """Summed resident bytes of ``root`` and all its descendants, from ``/proc``."""
+def tree_memory(root: int) -> tuple[int, int]:
+    """(summed resident bytes, summed proportional set size) of ``root`` and all its
+    descendants, from ``/proc``. The PSS splits each shared page (libraries, joblib's memmapped
+    arrays, pages a forked worker still shares) between the processes mapping it, so its sum
+    is what the tree really holds; the RSS sum counts a shared page once per process."""
     parent: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -74,29 +77,34 @@ def tree_rss(root: int) -> int:
             if ppid == pid and child not in tree:
                 tree.add(child)
                 frontier.append(child)
-    total = 0
+    rss = pss = 0
     for pid in tree:
         try:
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
-        except OSError:
+            rss += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+            pss += next(int(line.split()[1]) * 1024 for line in
+                        Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+                        if line.startswith("Pss:"))
+        except (OSError, StopIteration):
             continue
-    return total
+    return rss, pss
 
 
-def run(folder: Path, src: Path) -> tuple[float, int, int]:
-    """(wall seconds, largest process's peak bytes, process tree's peak bytes) of one run."""
+def run(folder: Path, src: Path) -> tuple[float, int, int, int]:
+    """(wall seconds, largest process's peak bytes, process tree's peak summed RSS, its peak
+    summed PSS) of one run."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(src), os.environ.get("PYTHONPATH", "")])}
     started = time.perf_counter()
     child = subprocess.Popen([sys.executable, "-m", "rudikit.cli", "run", str(folder)],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True)
-    peak = [0]
+    peak = [0, 0]
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], tree_rss(child.pid))
+            rss, pss = tree_memory(child.pid)
+            peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
             done.wait(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -110,7 +118,7 @@ def run(folder: Path, src: Path) -> tuple[float, int, int]:
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode:
         sys.exit(f"rudi run failed:\n{output[-4000:]}")
-    return seconds, usage.ru_maxrss * 1024, peak[0]
+    return seconds, usage.ru_maxrss * 1024, peak[0], peak[1]
 
 
 def main() -> None:
@@ -126,7 +134,7 @@ def main() -> None:
             folder = Path(tmp)
             (folder / "rudi.yaml").write_text(yaml.safe_dump(project(rows), sort_keys=False))
             load = os.getloadavg()[0]
-            seconds, largest, tree = run(folder, args.src)
+            seconds, largest, tree, pss = run(folder, args.src)
         step = ""
         if results:
             before_rows, before_seconds = results[-1]
@@ -134,8 +142,8 @@ def main() -> None:
                     "rows")
         results.append((rows, seconds))
         print(f"{rows:>10,} rows  {seconds:7.1f} s  largest process {largest / 2**30:5.2f} GB  "
-              f"process tree {tree / 2**30:5.2f} GB  (load before: {load:.1f}){step}",
-              flush=True)
+              f"process tree {tree / 2**30:5.2f} GB RSS, {pss / 2**30:5.2f} GB PSS  "
+              f"(load before: {load:.1f}, after: {os.getloadavg()[0]:.1f}){step}", flush=True)
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"load average now: {', '.join(f'{x:.1f}' for x in os.getloadavg())}; "
           f"this process's peak: {own:.2f} GB")
