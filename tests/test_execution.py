@@ -292,3 +292,27 @@ def test_seed_and_perturbation_refits_on_workers_give_the_lists_made_here(grid) 
     for r, s in zip(refits, refits_there, strict=True):
         assert r.columns == s.columns
         pd.testing.assert_series_equal(r.scores, s.scores, rtol=0, atol=1e-12)
+
+
+def _square(x: int, *, threads: int | None) -> int:
+    return x * x
+
+
+def test_released_local_workers_leave_no_worker_process_behind() -> None:
+    """After a run's fits the driver stops joblib's idle workers (each holds the memory of
+    the fits it ran) rather than leave them to loky's five-minute idle timeout."""
+    import psutil
+
+    from rudikit.run.execution import ordered_results, release_local_workers
+
+    def workers() -> list[psutil.Process]:
+        return [p for p in psutil.Process().children(recursive=True)
+                if "LokyProcess" in " ".join(p.cmdline())]
+
+    assert list(ordered_results(Execution(workers=2), _square, [(i,) for i in range(6)])) == [
+        i * i for i in range(6)]
+    assert workers()
+    release_local_workers()
+    assert not [p for p in workers() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert list(ordered_results(Execution(workers=2), _square, [(3,), (4,)])) == [9, 16]
+    release_local_workers()
