@@ -67,8 +67,9 @@ def compact_text(frame: pd.DataFrame) -> pd.DataFrame:
 
 def compact_text_in_place(frame: pd.DataFrame) -> None:
     """:func:`compact_text` on ``frame`` itself, for a frame other objects hold too (a loaded
-    source the data card reads at the end of a run): a copy would leave the text alive. At
-    a million rows the text is about 1 GB, the categoricals a few tens of MB."""
+    source the data card reads at the end of a run): a copy would leave the text alive. At a
+    million rows reading the text added 0.5 GB resident; compacting it gave back 0.24 GB (the
+    rest is the allocator's fragmentation) and the categoricals take 0.1 GB."""
     for column in _text_columns(frame):
         frame[column] = frame[column].astype("category")
 
