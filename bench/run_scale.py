@@ -7,15 +7,33 @@ with ``rows_per_month`` set so the three default months hold ``--rows`` rows, an
 (the per-object baseline, one logistic regression, one LightGBM) on the ``last_month`` split
 only: the bench measures how the run grows with rows, not the grid's width.
 
-Each size runs ``python -m rudikit.cli run`` in a fresh process. Peak memory is given two
-ways: the largest resident set of any one process (``ru_maxrss`` from ``wait4``), and the peak
-of the whole process tree's summed resident sets, sampled from ``/proc`` every 0.2 s (joblib
-workers included). With ``--src`` another checkout's ``src`` is run (e.g. the commit before a
-change, from a temporary ``git worktree``), so before/after figures come from one command.
+Each size runs ``python -m rudikit.cli run`` in a fresh process. Peak memory is given three
+ways: the largest resident set of any one process (``ru_maxrss`` from ``wait4``), and the peaks
+of the whole process tree's (joblib workers included) summed resident sets and summed
+proportional set sizes (``Pss`` of ``/proc/<pid>/smaps_rollup``, which shares a page between
+the processes mapping it, so the libraries the workers share are not counted twice), sampled
+every 0.2 s. The PSS sum is the honest figure for the tree. With ``--src`` another checkout's
+``src`` is run (e.g. the commit before a change, from a temporary ``git worktree``), so
+before/after figures come from one command.
 
 Run: ``.venv/bin/python bench/run_scale.py [--rows 100000 1000000] [--src ../other/src]``.
 Targets on 2 cores: 1M rows under 5 min and 2 GB, 5M under 25 min and 6 GB, each 10x step at
 most 11x in time. The machine may be shared: the load average is printed beside each run.
+
+Measured 2026-12-04 on the shared 2-core machine, load average 9-11.5 (four engineers' jobs),
+``flock /work/bench.lock .venv/bin/python bench/run_scale.py --rows 100000 1000000``:
+
+====== ======= ================ ========== ========== ===========
+rows   wall    largest process  tree RSS   tree PSS   time ratio
+====== ======= ================ ========== ========== ===========
+100k   80.6 s  0.63 GB          1.47 GB    1.19 GB
+1M     507 s   1.96 GB          2.93 GB    2.63 GB    x6.3 / x10
+====== ======= ================ ========== ========== ===========
+
+At that load the time target is not met (main before these changes took 182 s for 1M at
+load ~7); the ratio per 10x is. Memory is not met at 1M: the driver holds
+~1.1 GB during the fits (the text of the loaded rows, fragmented by the time it is compacted)
+and the two workers 0.6-1.0 GB. 5M was not run.
 """
 
 from __future__ import annotations
@@ -57,8 +75,11 @@ def project(rows: int) -> dict[str, Any]:
     return config
 
 
-def tree_rss(root: int) -> int:
-    """Summed resident bytes of ``root`` and all its descendants, from ``/proc``."""
+def tree_memory(root: int) -> tuple[int, int]:
+    """(summed resident bytes, summed proportional set size) of ``root`` and all its
+    descendants, from ``/proc``. The PSS splits each shared page (libraries, joblib's memmapped
+    arrays, pages a forked worker still shares) between the processes mapping it, so its sum
+    is what the tree really holds; the RSS sum counts a shared page once per process."""
     parent: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -74,29 +95,34 @@ def tree_rss(root: int) -> int:
             if ppid == pid and child not in tree:
                 tree.add(child)
                 frontier.append(child)
-    total = 0
+    rss = pss = 0
     for pid in tree:
         try:
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
-        except OSError:
+            rss += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+            pss += next(int(line.split()[1]) * 1024 for line in
+                        Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+                        if line.startswith("Pss:"))
+        except (OSError, StopIteration):
             continue
-    return total
+    return rss, pss
 
 
-def run(folder: Path, src: Path) -> tuple[float, int, int]:
-    """(wall seconds, largest process's peak bytes, process tree's peak bytes) of one run."""
+def run(folder: Path, src: Path) -> tuple[float, int, int, int]:
+    """(wall seconds, largest process's peak bytes, process tree's peak summed RSS, its peak
+    summed PSS) of one run."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(src), os.environ.get("PYTHONPATH", "")])}
     started = time.perf_counter()
     child = subprocess.Popen([sys.executable, "-m", "rudikit.cli", "run", str(folder)],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True)
-    peak = [0]
+    peak = [0, 0]
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], tree_rss(child.pid))
+            rss, pss = tree_memory(child.pid)
+            peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
             done.wait(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -110,7 +136,7 @@ def run(folder: Path, src: Path) -> tuple[float, int, int]:
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode:
         sys.exit(f"rudi run failed:\n{output[-4000:]}")
-    return seconds, usage.ru_maxrss * 1024, peak[0]
+    return seconds, usage.ru_maxrss * 1024, peak[0], peak[1]
 
 
 def main() -> None:
@@ -126,7 +152,7 @@ def main() -> None:
             folder = Path(tmp)
             (folder / "rudi.yaml").write_text(yaml.safe_dump(project(rows), sort_keys=False))
             load = os.getloadavg()[0]
-            seconds, largest, tree = run(folder, args.src)
+            seconds, largest, tree, pss = run(folder, args.src)
         step = ""
         if results:
             before_rows, before_seconds = results[-1]
@@ -134,8 +160,8 @@ def main() -> None:
                     "rows")
         results.append((rows, seconds))
         print(f"{rows:>10,} rows  {seconds:7.1f} s  largest process {largest / 2**30:5.2f} GB  "
-              f"process tree {tree / 2**30:5.2f} GB  (load before: {load:.1f}){step}",
-              flush=True)
+              f"process tree {tree / 2**30:5.2f} GB RSS, {pss / 2**30:5.2f} GB PSS  "
+              f"(load before: {load:.1f}, after: {os.getloadavg()[0]:.1f}){step}", flush=True)
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"load average now: {', '.join(f'{x:.1f}' for x in os.getloadavg())}; "
           f"this process's peak: {own:.2f} GB")

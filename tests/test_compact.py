@@ -38,3 +38,28 @@ def test_categorical_inputs_give_the_scores_of_the_text_inputs(shared_data, algo
         pipeline.fit(inputs, y, **fit_params)
         scores.append(pipeline.predict_proba(inputs)[:, 1])
     np.testing.assert_array_equal(scores[0], scores[1])  # identical, not merely close
+
+
+def test_a_prepared_run_keeps_its_loaded_rows_as_categoricals_of_the_same_values(
+        tmp_path) -> None:
+    """After the label, splits and model inputs are taken, the loaded source (what the data
+    card reads at the end of the run) holds its text as categoricals: same values, same missing
+    cells, same label counts, so the card says what it said when the text was kept."""
+    from rudikit.reports.data_card import Profile
+    from rudikit.run.case import CaseExperiment
+    from tests.conftest import write_project
+
+    folder = write_project(tmp_path / "p")
+    project = load_project(folder)
+    experiment, loaded = CaseExperiment.load(project, folder)
+    before = loaded[0].frame.copy()
+    text = [c for c in before.columns if isinstance(before[c].dtype, pd.StringDtype)]
+    assert {"force", "outcome", "record_id"} <= set(text)
+    experiment.prepare(lambda _: None)
+    after = loaded[0].frame
+    assert after is experiment.frame
+    assert all(isinstance(after[c].dtype, pd.CategoricalDtype) for c in text)
+    assert (after.drop(columns=text).dtypes == before.drop(columns=text).dtypes).all()
+    pd.testing.assert_frame_equal(after.astype({c: "string" for c in text}), before)
+    assert (Profile([], after).label_counts(project)
+            == Profile([], before).label_counts(project))

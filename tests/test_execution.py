@@ -347,3 +347,27 @@ def test_workers_started_ahead_import_what_they_are_told_and_then_run_the_tasks(
                                       [("tabnanny",)] * 6))
     assert ex._starting is None  # joined before the tasks were sent
     assert any(seen for _, seen in answers)  # the tasks ran on the pool the warm-up started
+
+
+def _square(x: int, *, threads: int | None) -> int:
+    return x * x
+
+
+def test_released_local_workers_leave_no_worker_process_behind() -> None:
+    """After a run's fits the driver stops joblib's idle workers (each holds the memory of
+    the fits it ran) rather than leave them to loky's five-minute idle timeout."""
+    import psutil
+
+    from rudikit.run.execution import ordered_results, release_local_workers
+
+    def workers() -> list[psutil.Process]:
+        return [p for p in psutil.Process().children(recursive=True)
+                if "LokyProcess" in " ".join(p.cmdline())]
+
+    assert list(ordered_results(Execution(workers=2), _square, [(i,) for i in range(6)])) == [
+        i * i for i in range(6)]
+    assert workers()
+    release_local_workers()
+    assert not [p for p in workers() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert list(ordered_results(Execution(workers=2), _square, [(3,), (4,)])) == [9, 16]
+    release_local_workers()

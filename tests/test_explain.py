@@ -30,6 +30,7 @@ from rudikit.explain import (
     remember_reference,
     top_reasons,
 )
+from rudikit.explain.contributions import REFERENCE, mean_prepared_row
 from rudikit.models.artefacts import load_artefact
 from rudikit.models.estimators import GridPoint, build_pipeline
 from rudikit.run.case import reason_rows
@@ -133,6 +134,23 @@ def test_a_remembered_reference_explains_one_row_as_the_training_background_does
     np.testing.assert_allclose(alone.contributions.iloc[0], batch.contributions.iloc[3],
                                atol=1e-12)
     assert alone.base == pytest.approx(pipeline.decision_function(train).mean(), abs=1e-9)
+
+
+def test_the_reference_taken_in_chunks_is_the_dense_mean_to_the_last_bit() -> None:
+    """The training rows are prepared a chunk at a time so the dense one-hot matrix is never
+    whole; the mean must be exactly the one the whole matrix gives (a chunk boundary that
+    changed the summation order would move it in the last bits)."""
+    X, y = frame()
+    pipeline = fitted("logistic_regression", {"C": 1.0}, X, y)
+    prepare = pipeline.named_steps["model"].named_steps["prepare"]
+    encoder = pipeline.named_steps["encode"]
+    prepared = prepare.transform(encoder.transform(X))
+    whole = (prepared.toarray() if hasattr(prepared, "toarray") else prepared).mean(axis=0)
+    for chunk in (1, 7, 256, len(X), 10 * len(X)):
+        assert np.array_equal(mean_prepared_row(prepare, encoder, X, chunk=chunk), whole)
+    remember_reference(pipeline, X)
+    assert np.array_equal(getattr(pipeline.named_steps["model"].named_steps["classifier"],
+                                  REFERENCE), whole)
 
 
 @pytest.mark.parametrize(("column", "new_value"), [

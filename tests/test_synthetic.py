@@ -219,3 +219,19 @@ def test_small_and_single_force_runs_work(tmp_path: Path) -> None:
     empty = syn.generate_archive(tmp_path / "empty", months="2021-06", forces="essex",
                                  rows_per_month=0)
     assert empty[0].read_bytes() == (",".join(police_uk.ARCHIVE_COLUMNS) + "\r\n").encode()
+
+
+def test_the_archive_written_block_by_block_holds_the_generators_rows(tmp_path: Path) -> None:
+    """The archive is written one force-month at a time as the seeded stream draws it: its
+    files, read back in order, hold exactly the rows of :func:`generate_frame` (one frame of
+    everything) with the same seed."""
+    kwargs = {"months": ("2020-01", "2020-02"), "rows_per_month": 400, "seed": 5}
+    paths = syn.generate_archive(tmp_path, **kwargs)
+    frame = syn.generate_frame(**kwargs)
+    read = pd.concat([pd.read_csv(p, dtype="string", keep_default_na=False, na_values=[""])
+                      for p in paths], ignore_index=True)
+    expected = frame[list(syn.HEADER)]
+    assert len(read) == len(expected) == 800
+    pd.testing.assert_frame_equal(read, expected.reset_index(drop=True))
+    assert [f"{p.parent.name}/{p.name}" for p in paths] == [
+        f"{m}/{m}-{f}-stop-and-search.csv" for m in kwargs["months"] for f in syn.DEFAULT_FORCES]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import calendar
 import csv
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -481,17 +481,23 @@ def _block(rng: np.random.Generator, force: str, month: str, n: int,
     return frame.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)
 
 
-def _generate(months: tuple[str, ...], forces: tuple[str, ...], rows_per_month: int,
-              seed: int) -> pd.DataFrame:
+def _blocks(months: tuple[str, ...], forces: tuple[str, ...], rows_per_month: int,
+            seed: int) -> Iterator[tuple[str, str, pd.DataFrame]]:
+    """(month, force, its rows) in the order the seeded stream draws them: the archive writes
+    each block as it comes, so millions of rows never stand as text all at once."""
     rng = np.random.default_rng(seed)
     anchors = {force: _anchors(rng, PROFILES[force]) for force in forces}
     shares = _p([PROFILES[f].rows for f in forces])
-    blocks = []
     for month in months:
         counts = rng.multinomial(rows_per_month, shares)
         for force, n in zip(forces, counts.tolist(), strict=True):
-            blocks.append(_block(rng, force, month, n, anchors[force]))
-    return pd.concat(blocks, ignore_index=True)
+            yield month, force, _block(rng, force, month, n, anchors[force])
+
+
+def _generate(months: tuple[str, ...], forces: tuple[str, ...], rows_per_month: int,
+              seed: int) -> pd.DataFrame:
+    return pd.concat([block for _, _, block in _blocks(months, forces, rows_per_month, seed)],
+                     ignore_index=True)
 
 
 def generate_frame(*, months: Sequence[str] | str = DEFAULT_MONTHS,
@@ -522,21 +528,17 @@ def generate_archive(dest_dir: str | Path, *, months: Sequence[str] | str = DEFA
     still gets a file with only the header, so the layout is always complete.
     """
     months, forces = _check(months, forces, rows_per_month)
-    frame = _generate(months, forces, rows_per_month, seed)
     dest = Path(dest_dir)
     paths = []
-    groups = {key: rows for key, rows in frame.groupby(["month", "force"], sort=False)}
-    for month in months:
+    for month, force, rows in _blocks(months, forces, rows_per_month, seed):
         folder = dest / month
         folder.mkdir(parents=True, exist_ok=True)
-        for force in forces:
-            path = folder / f"{month}-{force}-stop-and-search.csv"
-            rows = groups.get((month, force))
-            # pandas may hold missing text as NaN: write it as the archive's empty field.
-            records = [] if rows is None else rows[list(HEADER)].fillna("").to_numpy().tolist()
-            with path.open("w", encoding="utf-8", newline="") as handle:
-                writer = csv.writer(handle, lineterminator="\r\n")
-                writer.writerow(HEADER)
-                writer.writerows(records)
-            paths.append(path)
+        path = folder / f"{month}-{force}-stop-and-search.csv"
+        # pandas may hold missing text as NaN: write it as the archive's empty field.
+        records = rows[list(HEADER)].fillna("").to_numpy().tolist()
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\r\n")
+            writer.writerow(HEADER)
+            writer.writerows(records)
+        paths.append(path)
     return paths

