@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pandas as pd
-from sqlalchemy import Table, and_, case, false, func, literal_column, select
+from sqlalchemy import Table, and_, case, func, literal_column, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -68,38 +68,70 @@ def _part(conn: Connection, stamp: ColumnElement, part: str) -> ColumnElement:
                      literal_column("INTEGER"))
 
 
-def _bucket_conditions(conn: Connection, table: Table, rule: Buckets) -> list[ColumnElement]:
+def _value(conn: Connection, table: Table, rule: Buckets) -> ColumnElement:
     value = table.c.score if rule.source == "score" else table.c[PREFIX + rule.source]
+    return _part(conn, value, rule.part) if rule.part else value
+
+
+def _categories(rule: Buckets) -> list[object | None]:
+    """The rule's categories as the column holds them (a datetime part's "13" as 13; a text
+    that is no whole number matches no part)."""
+    cats: list[object | None] = list(rule.categories or ())
     if rule.part:
-        value = _part(conn, value, rule.part)
-    if rule.categories is not None:
-        cats: list[object | None] = list(rule.categories)
-        if rule.part:  # parts are whole numbers; their categories are their text ("13")
-            cats = [int(c) if c.lstrip("-").isdigit() else None for c in rule.categories]
-        known = [c for c in cats if c is not None]
-        conds = [false() if c is None else value == c for c in cats]
-        return [*conds, and_(value.is_not(None), value.not_in(known)), value.is_(None)]
-    edges = list(rule.edges)
-    if not edges:
-        return [value.is_not(None), value.is_(None)]
-    conds = [value < edges[0]]
-    conds += [and_(value >= a, value < b) for a, b in zip(edges, edges[1:], strict=False)]
-    return [*conds, value >= edges[-1], value.is_(None)]
+        cats = [int(c) if c.lstrip("-").isdigit() else None for c in cats]
+    return cats
+
+
+def _bucket_of(rule: Buckets, value: object) -> int:
+    """The bucket of one value of a categorical rule: its category, else "other", else (no
+    value) missing."""
+    cats = _categories(rule)
+    if value is None:
+        return len(cats) + 1
+    return cats.index(value) if value in cats else len(cats)
 
 
 def drift_counts(conn: Connection, table: Table, rules: dict[str, Buckets], lo: int, hi: int
                  ) -> tuple[int, dict[str, list[int]]]:
-    """The window's prediction count and, per feature, its count per bucket: one aggregate
-    query, one row back."""
+    """The window's prediction count and, per feature, its count per bucket.
+
+    One aggregate query counts every input with one comparison per category or edge and row
+    (a bucket between two edges is the difference of two counts below an edge, "other" and
+    missing what the categories and the non-missing count leave), and one grouped query per
+    datetime input counts its parts (hour, weekday...), computed once per row instead of once
+    per category."""
     window = and_(table.c.event_us > lo, table.c.event_us <= hi)
-    conditions = {name: _bucket_conditions(conn, table, rule) for name, rule in rules.items()}
-    sums = [func.sum(case((cond, 1), else_=0)) for conds in conditions.values()
-            for cond in conds]
+    plain = {name: rule for name, rule in rules.items() if not rule.part}
+    sums: list[ColumnElement] = []
+    for rule in plain.values():
+        value = _value(conn, table, rule)
+        tests = ([value == c for c in _categories(rule) if c is not None]
+                 if rule.categories is not None else [value < e for e in rule.edges])
+        sums += [func.count().filter(t) for t in tests] + [func.count(value)]
     row = conn.execute(select(func.count(), *sums).where(window)).one()
-    n, values, out = int(row[0]), [int(v or 0) for v in row[1:]], {}
-    for name, conds in conditions.items():
-        out[name], values = values[:len(conds)], values[len(conds):]
-    return n, out
+    n, values, out = int(row[0]), iter(int(v or 0) for v in row[1:]), {}
+    for name, rule in plain.items():
+        if rule.categories is not None:  # per category, "other", missing
+            counts = [0 if c is None else next(values) for c in _categories(rule)]
+        else:  # per interval (below the first edge, between two, from the last), missing
+            below = [next(values) for _ in rule.edges]
+            counts = [b - a for a, b in zip([0, *below], below, strict=False)]
+        present = next(values)
+        out[name] = ([*counts, present - sum(counts), n - present]
+                     if rule.categories is not None or rule.edges else [present, n - present])
+    by_source: dict[str, dict[str, Buckets]] = {}
+    for name, rule in rules.items():
+        if rule.part:
+            by_source.setdefault(rule.source, {})[name] = rule
+    for parts in by_source.values():
+        keys = [_value(conn, table, rule) for rule in parts.values()]
+        grouped = conn.execute(select(*keys, func.count()).where(window).group_by(*keys)).all()
+        for i, (name, rule) in enumerate(parts.items()):
+            counts = [0] * (len(rule.categories or ()) + 2)
+            for group in grouped:
+                counts[_bucket_of(rule, group[i])] += int(group[-1])
+            out[name] = counts
+    return n, {name: out[name] for name in rules}
 
 
 def score_distribution(conn: Connection, table: Table, lo: int, hi: int) -> pd.DataFrame:
