@@ -18,9 +18,9 @@ Timed, each in a fresh subprocess so its peak RSS is its own:
 * old fetch: the row-fetch floor of the old design, which read every stored production
   prediction of the model and filtered the window in Python (the SELECT, fetched and dropped);
 * window fetch: the same SELECT with the window as a predicate (the previous design's floor);
-* aggregates: the new design's floor, the three aggregate queries of a pass alone
-  (:mod:`rudikit.store.queries.monitor_counts`: drift counts, score distribution, labelled
-  groups) over the side table's window;
+* aggregates: the new design's floor, the window queries of a pass alone
+  (:mod:`rudikit.store.queries.monitor_counts`: drift counts, the window's scores, its labelled
+  cases) over the side table's window;
 * naive: the usual notebook way, ``pd.read_sql`` + ``json.loads`` per row into a DataFrame +
   ``value_counts`` per feature, on the first ``--naive-rows`` rows (scaled to all rows).
 
@@ -319,10 +319,10 @@ keep = list(dict.fromkeys(project.monitoring.segments + project.fairness.columns
 t = time.perf_counter()
 with engine.connect() as conn:
     n, _ = q.drift_counts(conn, table, monitor._rules(profile, dep.features), lo, hi)
-    scores = q.score_distribution(conn, table, lo, hi)
-    groups = q.labelled_groups(conn, table, [c for c in keep if ("in." + c) in table.c], lo, hi)
+    scores = q.window_scores(conn, table, lo, hi)
+    cases = q.labelled_cases(conn, table, [c for c in keep if ("in." + c) in table.c], lo, hi)
 seconds = time.perf_counter() - t
-extra = dict(rows=n, groups=len(scores) + len(groups))
+extra = dict(rows=n, groups=len(scores) + len(cases))
 """,
     "naive": """
 import json, sqlite3
@@ -426,8 +426,8 @@ def main() -> None:
     print(f"window fetch: {new['seconds']:7.1f} s, peak RSS {new['peak_mb']:6.0f} MB (the "
           f"window as a predicate, {new['rows']:,} rows)")
     print(f"aggregates  : {agg['seconds']:7.1f} s, peak RSS {agg['peak_mb']:6.0f} MB (the new "
-          f"design's floor: its three aggregate queries over {agg['rows']:,} window rows, "
-          f"{agg['groups']:,} groups back)")
+          f"design's floor: its window queries over {agg['rows']:,} window rows, "
+          f"{agg['groups']:,} scores and labelled cases back)")
     if not url:
         print(f"naive       : {naive['seconds']:7.1f} s on {naive['rows']:,} rows, peak RSS "
               f"{naive['peak_mb']:6.0f} MB -> {naive_all:.0f} s scaled to {args.rows:,} rows "

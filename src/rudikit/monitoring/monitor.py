@@ -124,7 +124,8 @@ def deployed(engine: Engine) -> Deployed | None:
 
 @dataclass
 class _Window:
-    """What one pass reads of the production window: aggregates computed by the database."""
+    """What one pass reads of the production window: drift counts and map groups computed by
+    the database, the scores and the labelled cases' typed columns."""
 
     counts: dict[str, np.ndarray]
     scores: list[np.ndarray]
@@ -146,29 +147,27 @@ def _rules(profile: ReferenceProfile, features: Features) -> dict[str, Buckets]:
 def _count_window(engine: Engine, project: Project, dep: Deployed, profile: ReferenceProfile,
                   start: datetime, end: datetime, keep: list[str],
                   tick: Callable[[int], None] | None) -> _Window:
-    """The window's drift counts, score distribution and labelled cases (grouped), from the
-    model's typed inputs (built from the stored JSON first if the model has none yet)."""
+    """The window's drift counts, scores and labelled cases, from the model's typed inputs
+    (built from the stored JSON first if the model has none yet)."""
     spec = InputSpec.of(dep.features.model_dump(), project.data.knowledge_date, keep)
     with engine.begin() as conn:
         table = ensure_inputs_table(conn, dep.model_id, spec)
     lo, hi = counts_q.epoch_us(start), counts_q.epoch_us(end)
     with engine.connect() as conn:
         n, counts = counts_q.drift_counts(conn, table, _rules(profile, dep.features), lo, hi)
-        scores = counts_q.score_distribution(conn, table, lo, hi)
+        scores = counts_q.window_scores(conn, table, lo, hi)
         columns = [c for c in keep if spec.kind(c) is not None]
-        groups = counts_q.labelled_groups(conn, table, columns, lo, hi)
+        labelled = counts_q.labelled_cases(conn, table, columns, lo, hi)
         location = dep.features.location
         points = ([] if location is None or location.h3_resolution is None else
                   [counts_q.coordinate_groups(conn, table, *location.columns, lo, hi)])
-    labelled = groups.loc[groups.index.repeat(groups.pop("n"))].reset_index(drop=True)
     labelled["event_time"] = pd.to_datetime(labelled.pop("day") * 86_400, unit="s", utc=True)
     # an input no labelled case carried is absent, as it was from the rows
     labelled = labelled.drop(columns=[c for c in columns if labelled[c].isna().all()])
     if tick:
         tick(n)
     return _Window({name: np.asarray(c, dtype=np.int64) for name, c in counts.items()},
-                   [np.repeat(scores["score"].to_numpy(dtype=float), scores["n"])],
-                   [labelled] if len(labelled) else [], n, points)
+                   [scores], [labelled] if len(labelled) else [], n, points)
 
 
 # --- Checks ----------------------------------------------------------------------------------

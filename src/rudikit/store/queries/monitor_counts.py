@@ -1,9 +1,11 @@
 """The monitor's figures as aggregates of a model's typed production inputs
 (:mod:`rudikit.store.production_inputs`), computed by the database over the window's rows, so a
-pass reads counts, not rows: the drift bucket counts of every input (one row back), the window's
-score distribution (score, count), and the labelled cases grouped by day, segment and fairness
-columns, score and outcome (the confusion matrices, precision@k per period and fairness counts
-are sums over these groups).
+pass reads counts of the window's rows rather than the rows: the drift bucket counts of every
+input (one row back, and one short grouped query per datetime input for its parts) and the
+cases grouped by coordinates and outcome for the map. What needs each case's score is read as
+the window's columns, never as JSON: the window's scores (the KS test) and its labelled cases'
+day, segment and fairness columns, score and outcome (realised performance, precision@k per
+period, fairness).
 
 The window is a half-open interval of event times in epoch microseconds, ``(lo, hi]``, on the
 side table's indexed ``event_us``: the exact window, not a wider one filtered afterwards.
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Table, and_, case, func, literal_column, select
 from sqlalchemy.engine import Connection
@@ -134,25 +137,26 @@ def drift_counts(conn: Connection, table: Table, rules: dict[str, Buckets], lo: 
     return n, {name: out[name] for name in rules}
 
 
-def score_distribution(conn: Connection, table: Table, lo: int, hi: int) -> pd.DataFrame:
-    """The window's distinct scores and how many predictions had each (``score``, ``n``)."""
-    query = (select(table.c.score, func.count().label("n"))
-             .where(table.c.event_us > lo, table.c.event_us <= hi).group_by(table.c.score))
-    return _frame(conn.execute(query).all(), ["score", "n"])
+def window_scores(conn: Connection, table: Table, lo: int, hi: int) -> np.ndarray:
+    """The window's scores (for the KS test and the score's drift buckets), in no order: a
+    model's scores are nearly all distinct, so grouping them would sort the window to save
+    nothing."""
+    query = select(table.c.score).where(table.c.event_us > lo, table.c.event_us <= hi)
+    return np.fromiter(conn.execute(query).scalars(), dtype=float)
 
 
-def labelled_groups(conn: Connection, table: Table, columns: list[str], lo: int, hi: int
-                    ) -> pd.DataFrame:
-    """The window's cases with an outcome, grouped by event day (UTC, epoch days), ``columns``
-    (inputs), score and outcome: ``day``, the columns, ``score``, ``outcome``, ``n``."""
+def labelled_cases(conn: Connection, table: Table, columns: list[str], lo: int, hi: int
+                   ) -> pd.DataFrame:
+    """The window's cases with an outcome (the realised performance per segment and period and
+    the fairness counts are computed on these): ``day`` (event day, UTC, epoch days),
+    ``columns`` (inputs), ``score`` and ``outcome``, in no order."""
     out = pt.outcomes
-    day = (table.c.event_us // _DAY_US).label("day")
-    keys = [day, *(table.c[PREFIX + c].label(c) for c in columns), table.c.score,
-            out.c.outcome]
-    query = (select(*keys, func.count().label("n"))
+    keys = [(table.c.event_us // _DAY_US).label("day"),
+            *(table.c[PREFIX + c].label(c) for c in columns), table.c.score, out.c.outcome]
+    query = (select(*keys)
              .select_from(table.join(out, out.c.prediction_id == table.c.prediction_id))
-             .where(table.c.event_us > lo, table.c.event_us <= hi).group_by(*keys))
-    return _frame(conn.execute(query).all(), ["day", *columns, "score", "outcome", "n"])
+             .where(table.c.event_us > lo, table.c.event_us <= hi))
+    return _frame(conn.execute(query).all(), ["day", *columns, "score", "outcome"])
 
 
 def coordinate_groups(conn: Connection, table: Table, latitude: str, longitude: str, lo: int,
