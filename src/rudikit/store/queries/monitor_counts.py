@@ -142,7 +142,7 @@ def window_scores(conn: Connection, table: Table, lo: int, hi: int) -> np.ndarra
     model's scores are nearly all distinct, so grouping them would sort the window to save
     nothing."""
     query = select(table.c.score).where(table.c.event_us > lo, table.c.event_us <= hi)
-    return np.fromiter(conn.execute(query).scalars(), dtype=float)
+    return np.asarray(conn.execute(query).scalars().all(), dtype=float)
 
 
 def labelled_cases(conn: Connection, table: Table, columns: list[str], lo: int, hi: int
