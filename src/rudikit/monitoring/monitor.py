@@ -157,10 +157,14 @@ def _count_window(engine: Engine, project: Project, dep: Deployed, profile: Refe
         n, counts = counts_q.drift_counts(conn, table, _rules(profile, dep.features), lo, hi)
         scores = counts_q.window_scores(conn, table, lo, hi)
         columns = [c for c in keep if spec.kind(c) is not None]
-        labelled = counts_q.labelled_cases(conn, table, columns, lo, hi)
         location = dep.features.location
-        points = ([] if location is None or location.h3_resolution is None else
-                  [counts_q.coordinate_groups(conn, table, *location.columns, lo, hi)])
+        mapped = location is not None and location.h3_resolution is not None
+        where = list(location.columns) if mapped else []
+        labelled = counts_q.labelled_cases(
+            conn, table, columns + [c for c in where if c not in columns], lo, hi)
+        points = ([_map_points(labelled, counts_q.coordinate_counts(conn, table, *where, lo, hi),
+                               *where)] if mapped else [])
+    labelled = labelled.drop(columns=[c for c in where if c not in columns])
     labelled["event_time"] = pd.to_datetime(labelled.pop("day") * 86_400, unit="s", utc=True)
     # an input no labelled case carried is absent, as it was from the rows
     labelled = labelled.drop(columns=[c for c in columns if labelled[c].isna().all()])
@@ -168,6 +172,18 @@ def _count_window(engine: Engine, project: Project, dep: Deployed, profile: Refe
         tick(n)
     return _Window({name: np.asarray(c, dtype=np.int64) for name, c in counts.items()},
                    [scores], [labelled] if len(labelled) else [], n, points)
+
+
+def _map_points(labelled: pd.DataFrame, counts: pd.DataFrame, latitude: str, longitude: str
+                ) -> pd.DataFrame:
+    """The window's cases with coordinates grouped by point and outcome (missing until known):
+    the labelled cases' groups, and per point the cases left without an outcome."""
+    keys = [latitude, longitude]
+    known = (labelled[[*keys, "outcome"]].dropna(subset=keys).groupby([*keys, "outcome"])
+             .size().rename("n").reset_index())
+    rest = counts.set_index(keys)["n"].sub(known.groupby(keys)["n"].sum(), fill_value=0)
+    rest = rest[rest > 0].astype(np.int64).rename("n").reset_index().assign(outcome=np.nan)
+    return pd.concat([known, rest[[*keys, "outcome", "n"]]], ignore_index=True)
 
 
 # --- Checks ----------------------------------------------------------------------------------

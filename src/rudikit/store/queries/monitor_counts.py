@@ -159,17 +159,17 @@ def labelled_cases(conn: Connection, table: Table, columns: list[str], lo: int, 
     return _frame(conn.execute(query).all(), ["day", *columns, "score", "outcome"])
 
 
-def coordinate_groups(conn: Connection, table: Table, latitude: str, longitude: str, lo: int,
+def coordinate_counts(conn: Connection, table: Table, latitude: str, longitude: str, lo: int,
                       hi: int) -> pd.DataFrame:
-    """The window's cases grouped by their coordinates and outcome (missing until known), for
-    the monitor's map: ``latitude``, ``longitude`` (named as the inputs), ``outcome``, ``n``."""
-    out = pt.outcomes
+    """The window's cases with coordinates, counted per point (police coordinates are snapped
+    to a few thousand map points): ``latitude``, ``longitude`` (named as the inputs), ``n``.
+    Their outcomes come with the labelled cases, so the window is joined to the outcomes once."""
     keys = [table.c[PREFIX + latitude].label(latitude),
-            table.c[PREFIX + longitude].label(longitude), out.c.outcome]
+            table.c[PREFIX + longitude].label(longitude)]
     query = (select(*keys, func.count().label("n"))
-             .select_from(table.outerjoin(out, out.c.prediction_id == table.c.prediction_id))
-             .where(table.c.event_us > lo, table.c.event_us <= hi).group_by(*keys))
-    return _frame(conn.execute(query).all(), [latitude, longitude, "outcome", "n"])
+             .where(table.c.event_us > lo, table.c.event_us <= hi, keys[0].is_not(None),
+                    keys[1].is_not(None)).group_by(*keys))
+    return _frame(conn.execute(query).all(), [latitude, longitude, "n"])
 
 
 def _frame(rows: Sequence[Sequence[object]], columns: list[str]) -> pd.DataFrame:
