@@ -243,9 +243,9 @@ class _Sources:
                 newest = None if last["newest"] is None else pd.Timestamp(last["newest"])
                 newest = newest.tz_localize("UTC") if newest is not None \
                     and newest.tzinfo is None else newest
-                check, raised = inputs.judge_source(source.name, newest,
-                                                    list(previous.values()), expect, as_of,
-                                                    previous)
+                digests = sorted(previous.values(), key=lambda d: d.period)  # in time order
+                check, raised = inputs.judge_source(source.name, newest, digests, expect,
+                                                    as_of, previous)
                 columns, checksum = list(last["columns"]), fingerprint
             else:
                 loaded = self.load(i)
