@@ -10,7 +10,7 @@ stability of consecutive lists when the same entities are scored again and again
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -339,7 +339,7 @@ def run_monitor(project: Project, project_dir: Path, engine: Engine, *,
         found += _production_checks(project, engine, sources.frame, dep, result, metrics, start,
                                     as_of, window_label, tick)
     result.alerts = found
-    _store(engine, result, metrics, sources.readings, started)
+    _store(engine, result, metrics, started, sources.readings)
     webhook = (mon.webhook_url or "").strip()
     if webhook and found:
         problem = post_webhook(webhook, project.name, result.monitor_run_id, found)
@@ -493,7 +493,9 @@ def _metric(section: str, subject: str, segment: str, metric: str, value: Any,
 
 
 def _store(engine: Engine, result: MonitorResult, metrics: list[dict[str, Any]],
-           readings: list[dict[str, Any]], started: datetime) -> None:
+           started: datetime, readings: Sequence[dict[str, Any]] = ()) -> None:
+    """The pass's record, figures, alerts, source digests and ``readings`` (what it read of
+    each source, :class:`_Sources`), in one transaction."""
     dep = result.deployment
     finished = datetime.now(UTC)
     with engine.begin() as conn:
