@@ -376,6 +376,8 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365, help="days the rows are spread over")
     parser.add_argument("--naive-rows", type=int, default=500_000)
     parser.add_argument("--repeat", type=int, default=3, help="interleaved runs of each")
+    parser.add_argument("--slow-repeat", type=int, help="runs of the first pass and the old "
+                        "fetch, the minutes-long references (default: --repeat)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/rudi-bench-monitor"))
     parser.add_argument("--postgres", metavar="URL", help="a PostgreSQL database: the store goes "
                         "in its schema rudi_bench_monitor (else SQLite in the workdir)")
@@ -404,18 +406,22 @@ def main() -> None:
           f"{args.inside:.0%} in the 30-day window")
     runs: dict[str, list[dict[str, object]]] = {"first": [], "again": [], "old": [], "new": [],
                                                "agg": []}
-    for _ in range(args.repeat):  # interleaved, so a busy spell hits every kind alike
-        runs["first"].append(timed("ours", folder=str(folder), fresh=True))
+    slow = args.repeat if args.slow_repeat is None else min(args.slow_repeat, args.repeat)
+    for i in range(args.repeat):  # interleaved, so a busy spell hits every kind alike
+        if i < slow:
+            runs["first"].append(timed("ours", folder=str(folder), fresh=True))
         runs["again"].append(timed("ours", folder=str(folder), fresh=False))
-        if url:
+        if url and i < slow:
             runs["old"].append(timed("floor_postgres", url=url, where=""))
+        elif i < slow:
+            runs["old"].append(timed("floor", db=db, where=""))
+        if url:
             runs["new"].append(timed("floor_postgres", url=url, where=WINDOW_POSTGRES))
         else:
-            runs["old"].append(timed("floor", db=db, where=""))
             runs["new"].append(timed("floor", db=db, where=WINDOW))
         runs["agg"].append(timed("aggregates", folder=str(folder)))
     first, again, old, new, agg = (min(r, key=lambda x: x["seconds"]) for r in runs.values())
-    print(f"best of {args.repeat} interleaved runs each")
+    print(f"best of {args.repeat} interleaved runs each (first pass and old fetch: of {slow})")
     naive = timed("naive", db=db, naive=args.naive_rows) if not url else {"seconds": 0.0,
                                                                         "rows": 0, "peak_mb": 0}
     naive_all = naive["seconds"] * args.rows / max(naive["rows"], 1)
