@@ -239,6 +239,10 @@ def _fill_postgres(url: str, folder: Path, rows: int, inside: float, days: int,
             conn.commit()
             print(f"  setup: {min(rows, begin + step):,} of {rows:,} predictions written",
                   flush=True)
+        # the statement's join leaves the rows nearly in event-time order; a service's writes
+        # would leave them in that order
+        conn.execute(f"CLUSTER production_inputs_model_{model_id} "
+                     f"USING production_inputs_model_{model_id}_pkey")
         conn.execute("ANALYZE")
     marker.write_text(json.dumps(wanted))
 
@@ -321,6 +325,7 @@ lo, hi = q.epoch_us(end) - 30 * 86_400_000_000, q.epoch_us(end)
 keep = list(dict.fromkeys(project.monitoring.segments + project.fairness.columns))
 t = time.perf_counter()
 with engine.connect() as conn:
+    q.read_windows(conn)
     n, _ = q.drift_counts(conn, table, monitor._rules(profile, dep.features), lo, hi)
     scores = q.window_scores(conn, table, lo, hi)
     cases = q.labelled_cases(conn, table, [c for c in keep if ("in." + c) in table.c], lo, hi)

@@ -154,6 +154,7 @@ def _count_window(engine: Engine, project: Project, dep: Deployed, profile: Refe
         table = ensure_inputs_table(conn, dep.model_id, spec)
     lo, hi = counts_q.epoch_us(start), counts_q.epoch_us(end)
     with engine.connect() as conn:
+        counts_q.read_windows(conn)
         n, counts = counts_q.drift_counts(conn, table, _rules(profile, dep.features), lo, hi)
         scores = counts_q.window_scores(conn, table, lo, hi)
         columns = [c for c in keep if spec.kind(c) is not None]

@@ -72,6 +72,16 @@ def _part(conn: Connection, stamp: ColumnElement, part: str) -> ColumnElement:
                      literal_column("INTEGER"))
 
 
+def read_windows(conn: Connection) -> None:
+    """Let PostgreSQL read a window through the side table's key for the rest of ``conn``'s
+    transaction: with the default cost of a random page (4, a spinning disk) it estimates a
+    window of a tenth of the rows dearer by the key than by reading the whole table, which took
+    three times as long at 10M rows with the table in event-time order, as a service writes
+    it. No-op elsewhere."""
+    if conn.dialect.name.startswith("postgres"):
+        conn.exec_driver_sql("SET LOCAL random_page_cost = 1.1")
+
+
 def _value(conn: Connection, table: Table, rule: Buckets) -> ColumnElement:
     value = table.c.score if rule.source == "score" else table.c[PREFIX + rule.source]
     return _part(conn, value, rule.part) if rule.part else value
