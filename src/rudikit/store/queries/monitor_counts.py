@@ -181,7 +181,7 @@ def coordinate_counts(conn: Connection, table: Table, latitude: str, longitude: 
     query = (select(*keys, func.count().label("n"))
              .where(table.c.event_us > lo, table.c.event_us <= hi, keys[0].is_not(None),
                     keys[1].is_not(None)).group_by(*keys))
-    return _frame(conn.execute(query).all(), [latitude, longitude, "n"])
+    return _frame(_driver_rows(conn, query), [latitude, longitude, "n"])
 
 
 def _driver_rows(conn: Connection, query: Select) -> list[tuple[Any, ...]]:
@@ -199,7 +199,5 @@ def _driver_rows(conn: Connection, query: Select) -> list[tuple[Any, ...]]:
 
 
 def _frame(rows: Sequence[Sequence[object]], columns: list[str]) -> pd.DataFrame:
-    """Rows as a frame built column by column: pandas builds one from SQLAlchemy rows cell by
-    cell (seconds for a few hundred thousand groups, most of a pass at 3M predictions)."""
-    values = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
-    return pd.DataFrame({name: list(v) for name, v in zip(columns, values, strict=True)})
+    """The driver's rows (tuples) as a frame."""
+    return pd.DataFrame.from_records(list(rows), columns=columns)
