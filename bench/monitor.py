@@ -27,8 +27,26 @@ Timed, each in a fresh subprocess so its peak RSS is its own:
 * naive: the usual notebook way, ``pd.read_sql`` + ``json.loads`` per row into a DataFrame +
   ``value_counts`` per feature, on the first ``--naive-rows`` rows (scaled to all rows).
 
-Target (issue 18): under 20 s and 1 GB at 10,000,000 rows. Run:
+Target (issue 18): under 20 s and 1 GB at 10,000,000 rows. Measured 2026-12-04 (2 cores shared
+with other jobs; ``--rows 10000000 --inside 0.1 --repeat 3 --slow-repeat 1``, 1M development
+rows, best of 3; load average 11.5 at the start, 10.5-11.9 after the SQLite runs, 1.7 after the
+PostgreSQL ones):
+
+==============  ======================  =======================
+                SQLite (8.0 GB store)   PostgreSQL
+==============  ======================  =======================
+first pass      41.8 s, 1,338 MB        26.1 s, 1,380 MB
+again (target)  **11.6 s, 485 MB**      **6.1 s, 525 MB**
+old fetch       110.0 s (10M rows)      170.4 s
+window fetch    22.2 s (1.03M rows)     54.4 s
+aggregates      4.9 s, 451 MB           4.2 s, 479 MB
+==============  ======================  =======================
+
+The window holds 1M predictions (300k with an outcome), so a pass costs what its window costs:
+the drift counts, the window's 1M scores (KS test) and its 300k labelled cases. The first pass
+(no stored reference) reads the 1M development rows to fit it, hence its 1.3 GB. Run:
 ``.venv/bin/python bench/monitor.py [--rows 10000000] [--inside 0.1] [--repeat 3]
+[--slow-repeat 1] [--dev-rows 1000000] [--workdir DIR]
 [--postgres postgresql://postgres@127.0.0.1:5432/test]`` (PostgreSQL: the store in the schema
 ``rudi_bench_monitor`` of that database, rows by ``generate_series``; no naive line).
 """
