@@ -115,7 +115,7 @@ def test_aggregates_give_the_figures_the_rows_gave(live: Live,
             assert got == pytest.approx(value, abs=1e-9, nan_ok=True), key
     # fairness counts: the labelled cases per protected group, decision and outcome
     dep = monitor.deployed(live.engine)
-    ref = monitor.reference(live.engine, live.project, live.frame, dep)
+    ref = monitor.reference(live.engine, live.project, lambda: live.frame, dep)
     keep = list(dict.fromkeys(live.project.monitoring.segments
                               + live.project.features.protected))
     start = AS_OF - pd.Timedelta(days=live.project.monitoring.window_days)

@@ -442,6 +442,43 @@ def _march(live: Live) -> tuple[pd.DataFrame, np.ndarray]:
     return data, y
 
 
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+def test_a_pass_over_unchanged_source_files_reads_no_development_row(
+        live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second pass hashes the unchanged files and judges them on the first pass's digests
+    (same periods, newest record, alerts), loading nothing; a rewritten file is read again."""
+    from rudikit.monitoring import monitor
+
+    _, feb, y_feb = month_rows(live.project, live.frame, "2020-02")
+    live.post(feb[:300], y_feb[:300])
+    first = live.monitor(datetime(2020, 5, 15, tzinfo=UTC))  # stale: a freshness alert
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a source was loaded")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(monitor, "load_source", refuse)
+        again = live.monitor(datetime(2020, 5, 15, tzinfo=UTC))
+    assert again.sources == first.sources and first.sources[0].periods
+    assert [a.as_json() for a in again.alerts] == [a.as_json() for a in first.alerts]
+    assert ("freshness", "searches") in _kinds(again.alerts)
+    with live.engine.connect() as conn:
+        stored = [conn.execute(select(source_periods.c.period, source_periods.c.row_count,
+                                      source_periods.c.checksum).where(
+            source_periods.c.monitor_run_id == r.monitor_run_id)
+            .order_by(source_periods.c.period)).all() for r in (first, again)]
+    assert stored[0] == stored[1]
+    june = next((live.folder / "data" / "2019-06").glob("*.csv"))
+    lines = june.read_text().splitlines()
+    june.write_text("\n".join([lines[0], *lines[2:]]) + "\n")  # a June record removed
+    with monkeypatch.context() as patched:
+        patched.setattr(monitor, "load_source", refuse)
+        with pytest.raises(AssertionError, match="a source was loaded"):
+            live.monitor(datetime(2020, 5, 15, tzinfo=UTC))
+    changed = live.monitor(datetime(2020, 5, 15, tzinfo=UTC))
+    assert ("integrity", "searches") in _kinds(changed.alerts)
+
+
 @pytest.mark.parametrize("store", ["sqlite", "postgres"], indirect=True)
 def test_a_troubled_history_raises_exactly_the_expected_alerts(live: Live) -> None:
     _, feb, y_feb = month_rows(live.project, live.frame, "2020-02")

@@ -136,6 +136,32 @@ def _synthetic(source: Source, cache_dir: Path, why: str) -> tuple[list[Path], P
     return files, dest, why
 
 
+def _listed_files(source: Source, path: Path) -> tuple[list[Path], Path]:
+    """The files a source with an existing ``path`` reads, and the root they are named from."""
+    root = path if path.is_dir() else path.parent
+    if source.kind in ("police_uk_archive",):
+        return _archive_files(path, source), root
+    if path.is_dir():
+        suffix = {"police_uk_api_csv": ".csv", "police_uk_api_json": ".json", "csv": ".csv",
+                  "parquet": ".parquet"}[source.kind]
+        return sorted(path.rglob(f"*{suffix}")), root
+    return [path], root
+
+
+def files_fingerprint(source: Source, project_dir: str | Path) -> str | None:
+    """The checksum :func:`load_source` would record for ``source``, from its files' bytes
+    without parsing them, so a monitor pass can tell an unchanged source without loading it;
+    None for a source known only by reading it (SQL, COMPAS, the API, the generator)."""
+    if source.kind not in ("police_uk_archive", "police_uk_api_csv", "police_uk_api_json",
+                           "csv", "parquet"):
+        return None
+    path = resolve_path(source, Path(project_dir))
+    if path is None or not path.exists():
+        return None
+    files, root = _listed_files(source, path)
+    return files_checksum(files, root) if files else None
+
+
 def load_source(source: Source, project_dir: str | Path, where: str,
                 cache_dir: str | Path | None = None, *,
                 allow_synthetic: bool = False) -> LoadedSource:
@@ -192,15 +218,7 @@ def load_source(source: Source, project_dir: str | Path, where: str,
                            "(--allow-synthetic)")
         origin = "synthetic"
     else:
-        root = path if path.is_dir() else path.parent
-        if source.kind in ("police_uk_archive",):
-            files = _archive_files(path, source)
-        elif path.is_dir():
-            suffix = {"police_uk_api_csv": ".csv", "police_uk_api_json": ".json", "csv": ".csv",
-                      "parquet": ".parquet"}[source.kind]
-            files = sorted(path.rglob(f"*{suffix}"))
-        else:
-            files = [path]
+        files, root = _listed_files(source, path)
         if not files:
             raise SourceError(f"{where}.path: no data files for kind {source.kind!r} in {path}"
                               + (" matching the forces/months filter" if source.forces
@@ -219,6 +237,10 @@ def unify(project: Project, project_dir: Path, *, allow_synthetic: bool = False
     ``allow_synthetic``: see :func:`load_source`."""
     loaded = [load_source(s, project_dir, f"data.sources[{i}]", allow_synthetic=allow_synthetic)
               for i, s in enumerate(project.data.sources)]
-    frame = pd.concat([s.frame for s in loaded], ignore_index=True) if len(loaded) > 1 \
+    return stacked(loaded), loaded
+
+
+def stacked(loaded: list[LoadedSource]) -> pd.DataFrame:
+    """The sources' rows in one table (one source's frame as it is)."""
+    return pd.concat([s.frame for s in loaded], ignore_index=True) if len(loaded) > 1 \
         else loaded[0].frame
-    return frame, loaded

@@ -211,7 +211,6 @@ def check_source(source: str, frame: pd.DataFrame, time_column: str | None,
     dated = time_column is not None and time_column in frame.columns
     times = pd.to_datetime(frame[time_column], utc=True) if dated else None
     newest = times.max() if times is not None else None
-    age, stale = freshness(source, newest, as_of, expect.max_staleness_days)
     digests: list[PeriodDigest] = []
     if times is not None:
         rows = frame
@@ -220,6 +219,17 @@ def check_source(source: str, frame: pd.DataFrame, time_column: str | None,
             current = str(period_key(pd.Series([_utc(complete_before)]), expect.period)[0])
             previous = {p: d for p, d in previous.items() if p == NO_DATE or p < current}
         digests = period_digests(rows, time_column, expect.period)
+    return judge_source(source, newest, digests, expect, as_of, previous,
+                        whole_history=whole_history)
+
+
+def judge_source(source: str, newest: pd.Timestamp | None, digests: list[PeriodDigest],
+                 expect: SourceExpectation, as_of: datetime,
+                 previous: dict[str, PeriodDigest], *, whole_history: bool = True
+                 ) -> tuple[SourceCheck, list[Alert]]:
+    """:func:`check_source` from a source's newest record and period digests, computed from its
+    rows or reused from the last pass over the same, unchanged files."""
+    age, stale = freshness(source, newest, as_of, expect.max_staleness_days)
     periods = [d.period for d in digests if d.period != NO_DATE]
     newest_period = periods[-1] if periods else None
     findings = [stale] if stale else []

@@ -10,7 +10,7 @@ stability of consecutive lists when the same entities are scored again and again
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +23,7 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
 from rudikit.config import Features, OperatingPoint, Project, SourceExpectation
-from rudikit.data.sources import LoadedSource
+from rudikit.data.sources import LoadedSource, files_fingerprint, load_source, stacked
 from rudikit.fairness.requirements import RequirementResult
 from rudikit.fairness.stage import assess
 from rudikit.features.location import cell_summary, coordinates
@@ -46,9 +46,11 @@ from rudikit.store.monitoring_tables import (
     monitor_metrics,
     monitor_runs,
     source_periods,
+    source_readings,
 )
 from rudikit.store.production_inputs import InputSpec, ensure_inputs_table
 from rudikit.store.queries import monitor_counts as counts_q
+from rudikit.store.queries import monitoring as monitoring_q
 from rudikit.store.queries import predictions as predictions_q
 from rudikit.store.queries import runs as runs_q
 from rudikit.store.queries.monitor_counts import Buckets
@@ -122,7 +124,8 @@ def deployed(engine: Engine) -> Deployed | None:
 
 @dataclass
 class _Window:
-    """What one pass reads of the production window: aggregates computed by the database."""
+    """What one pass reads of the production window: drift counts and map groups computed by
+    the database, the scores and the labelled cases' typed columns."""
 
     counts: dict[str, np.ndarray]
     scores: list[np.ndarray]
@@ -144,29 +147,44 @@ def _rules(profile: ReferenceProfile, features: Features) -> dict[str, Buckets]:
 def _count_window(engine: Engine, project: Project, dep: Deployed, profile: ReferenceProfile,
                   start: datetime, end: datetime, keep: list[str],
                   tick: Callable[[int], None] | None) -> _Window:
-    """The window's drift counts, score distribution and labelled cases (grouped), from the
-    model's typed inputs (built from the stored JSON first if the model has none yet)."""
+    """The window's drift counts, scores and labelled cases, from the model's typed inputs
+    (built from the stored JSON first if the model has none yet)."""
     spec = InputSpec.of(dep.features.model_dump(), project.data.knowledge_date, keep)
     with engine.begin() as conn:
         table = ensure_inputs_table(conn, dep.model_id, spec)
     lo, hi = counts_q.epoch_us(start), counts_q.epoch_us(end)
     with engine.connect() as conn:
+        counts_q.read_windows(conn)
         n, counts = counts_q.drift_counts(conn, table, _rules(profile, dep.features), lo, hi)
-        scores = counts_q.score_distribution(conn, table, lo, hi)
+        scores = counts_q.window_scores(conn, table, lo, hi)
         columns = [c for c in keep if spec.kind(c) is not None]
-        groups = counts_q.labelled_groups(conn, table, columns, lo, hi)
         location = dep.features.location
-        points = ([] if location is None or location.h3_resolution is None else
-                  [counts_q.coordinate_groups(conn, table, *location.columns, lo, hi)])
-    labelled = groups.loc[groups.index.repeat(groups.pop("n"))].reset_index(drop=True)
+        mapped = location is not None and location.h3_resolution is not None
+        where = list(location.columns) if mapped else []
+        labelled = counts_q.labelled_cases(
+            conn, table, columns + [c for c in where if c not in columns], lo, hi)
+        points = ([_map_points(labelled, counts_q.coordinate_counts(conn, table, *where, lo, hi),
+                               *where)] if mapped else [])
+    labelled = labelled.drop(columns=[c for c in where if c not in columns])
     labelled["event_time"] = pd.to_datetime(labelled.pop("day") * 86_400, unit="s", utc=True)
     # an input no labelled case carried is absent, as it was from the rows
     labelled = labelled.drop(columns=[c for c in columns if labelled[c].isna().all()])
     if tick:
         tick(n)
     return _Window({name: np.asarray(c, dtype=np.int64) for name, c in counts.items()},
-                   [np.repeat(scores["score"].to_numpy(dtype=float), scores["n"])],
-                   [labelled] if len(labelled) else [], n, points)
+                   [scores], [labelled] if len(labelled) else [], n, points)
+
+
+def _map_points(labelled: pd.DataFrame, counts: pd.DataFrame, latitude: str, longitude: str
+                ) -> pd.DataFrame:
+    """The window's cases with coordinates grouped by point and outcome (missing until known):
+    the labelled cases' groups, and per point the cases left without an outcome."""
+    keys = [latitude, longitude]
+    known = (labelled[[*keys, "outcome"]].dropna(subset=keys).groupby([*keys, "outcome"])
+             .size().rename("n").reset_index())
+    rest = counts.set_index(keys)["n"].sub(known.groupby(keys)["n"].sum(), fill_value=0)
+    rest = rest[rest > 0].astype(np.int64).rename("n").reset_index().assign(outcome=np.nan)
+    return pd.concat([known, rest[[*keys, "outcome", "n"]]], ignore_index=True)
 
 
 # --- Checks ----------------------------------------------------------------------------------
@@ -190,19 +208,61 @@ def _drift_alerts(monitoring: Any, found: list[FeatureDrift], window: str) -> li
     return out
 
 
-def _source_checks(project: Project, loaded: list[LoadedSource], engine: Engine,
-                   as_of: datetime) -> tuple[list[SourceCheck], list[Alert]]:
-    time_col = project.data.knowledge_date
-    checks, found = [], []
-    with engine.connect() as conn:
-        for source in loaded:
-            check, raised = inputs.check_source(
-                source.name, source.frame, time_col,
-                project.monitoring.sources.get(source.name, SourceExpectation()), as_of,
-                inputs.previous_digests(conn, source.name))
+class _Sources:
+    """The project's sources, each loaded at most once in a pass and only when needed: a source
+    whose files are unchanged since the last pass is judged on that pass's digests, and the
+    development rows are read again only to fit a missing reference profile."""
+
+    def __init__(self, project: Project, project_dir: Path) -> None:
+        self.project, self.project_dir = project, project_dir
+        self._loaded: dict[int, LoadedSource] = {}
+        self.columns: set[str] = set()
+        self.readings: list[dict[str, Any]] = []
+
+    def load(self, i: int) -> LoadedSource:
+        if i not in self._loaded:
+            self._loaded[i] = load_source(self.project.data.sources[i], self.project_dir,
+                                          f"data.sources[{i}]")
+        return self._loaded[i]
+
+    def frame(self) -> pd.DataFrame:
+        return stacked([self.load(i) for i in range(len(self.project.data.sources))])
+
+    def check(self, engine: Engine, as_of: datetime) -> tuple[list[SourceCheck], list[Alert]]:
+        """Freshness, rows per period and rewritten periods of every source (the columns and
+        what was read are kept for the pass's checks and its record)."""
+        time_col = self.project.data.knowledge_date
+        checks, found = [], []
+        for i, source in enumerate(self.project.data.sources):
+            expect = self.project.monitoring.sources.get(source.name, SourceExpectation())
+            fingerprint = files_fingerprint(source, self.project_dir)
+            with engine.connect() as conn:
+                previous = inputs.previous_digests(conn, source.name)
+                last = monitoring_q.last_reading(conn, source.name) if fingerprint else None
+            if last is not None and last["checksum"] == fingerprint \
+                    and last["time_column"] == time_col and last["period"] == expect.period:
+                newest = None if last["newest"] is None else pd.Timestamp(last["newest"])
+                newest = newest.tz_localize("UTC") if newest is not None \
+                    and newest.tzinfo is None else newest
+                digests = sorted(previous.values(), key=lambda d: d.period)  # in time order
+                check, raised = inputs.judge_source(source.name, newest, digests, expect,
+                                                    as_of, previous)
+                columns, checksum = list(last["columns"]), fingerprint
+            else:
+                loaded = self.load(i)
+                check, raised = inputs.check_source(source.name, loaded.frame, time_col,
+                                                    expect, as_of, previous)
+                columns, checksum = [str(c) for c in loaded.frame.columns], loaded.checksum
+                newest = check.newest
+            if fingerprint is not None:
+                self.readings.append({"source": source.name, "checksum": checksum,
+                                      "time_column": time_col, "period": expect.period,
+                                      "newest": None if newest is None or pd.isna(newest)
+                                      else newest.to_pydatetime(), "columns": columns})
+            self.columns |= set(columns)
             checks.append(check)
             found += raised
-    return checks, found
+        return checks, found
 
 
 def stored_lists(engine: Engine, model_group_id: int, until: datetime, min_size: int,
@@ -256,8 +316,6 @@ def run_monitor(project: Project, project_dir: Path, engine: Engine, *,
                 tick: Callable[[int], None] | None = None) -> MonitorResult:
     """Check everything, store the figures and alerts (one transaction), post the webhook.
     ``window_days`` overrides ``monitoring.window_days``; ``today`` is the clock (tests)."""
-    from rudikit.data.sources import unify
-
     started = datetime.now(UTC)
     mon = project.monitoring
     dep, today = deployed(engine), (today or started).astimezone(UTC)
@@ -265,25 +323,24 @@ def run_monitor(project: Project, project_dir: Path, engine: Engine, *,
                            mon.window_days if window_days is None else window_days,
                            as_of=as_of, today=today)
     start, as_of, window_label = window.start, window.end, window.label
-    frame, loaded = unify(project, project_dir)
-    unknown = [s for s in mon.sources if s not in {x.name for x in loaded}]
+    sources = _Sources(project, project_dir)
+    unknown = [s for s in mon.sources if s not in {x.name for x in project.data.sources}]
     if unknown:
         raise MonitorError(f"monitoring.sources: no source named {unknown[0]!r} in data.sources")
     result = MonitorResult(0, project.name, as_of, (start, as_of), dep)
     result.notes += [window.note] if window.note else []
-    result.sources, found = _source_checks(project, loaded, engine,
-                                           as_of if window.note is None else today)
+    result.sources, found = sources.check(engine, as_of if window.note is None else today)
     metrics: list[dict[str, Any]] = []
     if dep is None:
         result.notes.append("no model is deployed: only the inputs were checked")
     else:
-        missing = [c for c in mon.segments if c not in frame.columns]
+        missing = [c for c in mon.segments if c not in sources.columns]
         if missing:
             raise MonitorError(f"monitoring.segments: no column {missing[0]!r} in the data")
-        found += _production_checks(project, engine, frame, dep, result, metrics, start, as_of,
-                                    window_label, tick)
+        found += _production_checks(project, engine, sources.frame, dep, result, metrics, start,
+                                    as_of, window_label, tick)
     result.alerts = found
-    _store(engine, result, metrics, started)
+    _store(engine, result, metrics, started, sources.readings)
     webhook = (mon.webhook_url or "").strip()
     if webhook and found:
         problem = post_webhook(webhook, project.name, result.monitor_run_id, found)
@@ -292,7 +349,8 @@ def run_monitor(project: Project, project_dir: Path, engine: Engine, *,
     return result
 
 
-def _production_checks(project: Project, engine: Engine, frame: pd.DataFrame, dep: Deployed,
+def _production_checks(project: Project, engine: Engine,
+                       frame: Callable[[], pd.DataFrame], dep: Deployed,
                        result: MonitorResult, metrics: list[dict[str, Any]], start: datetime,
                        end: datetime, window: str, tick: Callable[[int], None] | None
                        ) -> list[Alert]:
@@ -436,7 +494,9 @@ def _metric(section: str, subject: str, segment: str, metric: str, value: Any,
 
 
 def _store(engine: Engine, result: MonitorResult, metrics: list[dict[str, Any]],
-           started: datetime) -> None:
+           started: datetime, readings: Sequence[dict[str, Any]] = ()) -> None:
+    """The pass's record, figures, alerts, source digests and ``readings`` (what it read of
+    each source, :class:`_Sources`), in one transaction."""
     dep = result.deployment
     finished = datetime.now(UTC)
     with engine.begin() as conn:
@@ -460,4 +520,7 @@ def _store(engine: Engine, result: MonitorResult, metrics: list[dict[str, Any]],
                    for s in result.sources for d in s.periods]
         if periods:
             conn.execute(insert(source_periods), periods)
+        if readings:
+            conn.execute(insert(source_readings),
+                         [{**r, "monitor_run_id": run_id} for r in readings])
     result.monitor_run_id = run_id

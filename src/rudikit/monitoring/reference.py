@@ -8,6 +8,7 @@ passes read one row instead of rebuilding the training rows and every stored tes
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -78,17 +79,18 @@ class Reference:
     labels: np.ndarray
 
 
-def reference(engine: Engine, project: Project, frame: pd.DataFrame, dep: Deployed
-              ) -> Reference:
-    """The deployment's stored reference; on its first pass, fitted on the training rows and
-    the stored test predictions and stored, so later passes read one row instead."""
+def reference(engine: Engine, project: Project, frame: Callable[[], pd.DataFrame],
+              dep: Deployed) -> Reference:
+    """The deployment's stored reference; on its first pass, fitted on the training rows (of
+    ``frame()``, the development data, read only then) and the stored test predictions and
+    stored, so later passes read one row instead."""
     row = monitoring_q.reference_profile(engine, dep.deployment_id)
     if row is not None:
         pairs = np.frombuffer(row["reference_scores"], dtype=np.float64).reshape(-1, 2)
         return Reference(ReferenceProfile.from_json(row["profile"]["inputs"]),
                          ReferenceProfile.from_json(row["profile"]["score"]),
                          pairs[:, 0].copy(), pairs[:, 1].astype(np.int64))
-    train = with_parts(training_rows(project, frame, dep.split), dep.features)
+    train = with_parts(training_rows(project, frame(), dep.split), dep.features)
     categorical, numeric = profile_columns(dep.features)
     categorical = [c for c in categorical if c in train.columns]
     numeric = [c for c in numeric if c in train.columns]

@@ -16,7 +16,10 @@ Defined on the results store's ``metadata`` (migration 0005); rows are only ever
   rows' drift buckets and counts, the test scores and the expected performance), computed on
   the deployment's first pass and read by every later one (migration 0012);
 * ``source_periods``: a checksum and row count per source and period, recorded at every run, so
-  a rewritten historical period is noticed the next time the source is read.
+  a rewritten historical period is noticed the next time the source is read;
+* ``source_readings``: per run and source, the checksum of the files read, the time column and
+  period digested, the newest record and the columns, so a later pass over unchanged files
+  reuses that run's digests instead of loading the source again (migration 0016).
 """
 
 from __future__ import annotations
@@ -112,4 +115,19 @@ reference_profiles = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
-MONITORING_TABLES = (monitor_runs, monitor_metrics, alerts, source_periods, reference_profiles)
+source_readings = Table(
+    "source_readings",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("monitor_run_id", ForeignKey("monitor_runs.id"), nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("checksum", String(64), nullable=False),  # SHA-256 over the files' bytes
+    Column("time_column", String(200)),
+    Column("period", String(20), nullable=False),
+    Column("newest", DateTime(timezone=True)),
+    Column("columns", JSON, nullable=False),
+    Index("ix_source_readings_source", "source"),
+)
+
+MONITORING_TABLES = (monitor_runs, monitor_metrics, alerts, source_periods, reference_profiles,
+                     source_readings)

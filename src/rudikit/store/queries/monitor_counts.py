@@ -1,9 +1,11 @@
 """The monitor's figures as aggregates of a model's typed production inputs
 (:mod:`rudikit.store.production_inputs`), computed by the database over the window's rows, so a
-pass reads counts, not rows: the drift bucket counts of every input (one row back), the window's
-score distribution (score, count), and the labelled cases grouped by day, segment and fairness
-columns, score and outcome (the confusion matrices, precision@k per period and fairness counts
-are sums over these groups).
+pass reads counts of the window's rows rather than the rows: the drift bucket counts of every
+input (one row back, and one short grouped query per datetime input for its parts) and the
+cases grouped by coordinates and outcome for the map. What needs each case's score is read as
+the window's columns, never as JSON: the window's scores (the KS test) and its labelled cases'
+day, segment and fairness columns, score and outcome (realised performance, precision@k per
+period, fairness).
 
 The window is a half-open interval of event times in epoch microseconds, ``(lo, hi]``, on the
 side table's indexed ``event_us``: the exact window, not a wider one filtered afterwards.
@@ -14,9 +16,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import Table, and_, case, false, func, literal_column, select
+from sqlalchemy import Select, Table, and_, case, func, literal_column, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -68,76 +72,132 @@ def _part(conn: Connection, stamp: ColumnElement, part: str) -> ColumnElement:
                      literal_column("INTEGER"))
 
 
-def _bucket_conditions(conn: Connection, table: Table, rule: Buckets) -> list[ColumnElement]:
+def read_windows(conn: Connection) -> None:
+    """Let PostgreSQL read a window through the side table's key for the rest of ``conn``'s
+    transaction: with the default cost of a random page (4, a spinning disk) it estimates a
+    window of a tenth of the rows dearer by the key than by reading the whole table, which took
+    three times as long at 10M rows with the table in event-time order, as a service writes
+    it. No-op elsewhere."""
+    if conn.dialect.name.startswith("postgres"):
+        conn.exec_driver_sql("SET LOCAL random_page_cost = 1.1")
+
+
+def _value(conn: Connection, table: Table, rule: Buckets) -> ColumnElement:
     value = table.c.score if rule.source == "score" else table.c[PREFIX + rule.source]
+    return _part(conn, value, rule.part) if rule.part else value
+
+
+def _categories(rule: Buckets) -> list[object | None]:
+    """The rule's categories as the column holds them (a datetime part's "13" as 13; a text
+    that is no whole number matches no part)."""
+    cats: list[object | None] = list(rule.categories or ())
     if rule.part:
-        value = _part(conn, value, rule.part)
-    if rule.categories is not None:
-        cats: list[object | None] = list(rule.categories)
-        if rule.part:  # parts are whole numbers; their categories are their text ("13")
-            cats = [int(c) if c.lstrip("-").isdigit() else None for c in rule.categories]
-        known = [c for c in cats if c is not None]
-        conds = [false() if c is None else value == c for c in cats]
-        return [*conds, and_(value.is_not(None), value.not_in(known)), value.is_(None)]
-    edges = list(rule.edges)
-    if not edges:
-        return [value.is_not(None), value.is_(None)]
-    conds = [value < edges[0]]
-    conds += [and_(value >= a, value < b) for a, b in zip(edges, edges[1:], strict=False)]
-    return [*conds, value >= edges[-1], value.is_(None)]
+        cats = [int(c) if c.lstrip("-").isdigit() else None for c in cats]
+    return cats
+
+
+def _bucket_of(rule: Buckets, value: object) -> int:
+    """The bucket of one value of a categorical rule: its category, else "other", else (no
+    value) missing."""
+    cats = _categories(rule)
+    if value is None:
+        return len(cats) + 1
+    return cats.index(value) if value in cats else len(cats)
 
 
 def drift_counts(conn: Connection, table: Table, rules: dict[str, Buckets], lo: int, hi: int
                  ) -> tuple[int, dict[str, list[int]]]:
-    """The window's prediction count and, per feature, its count per bucket: one aggregate
-    query, one row back."""
+    """The window's prediction count and, per feature, its count per bucket.
+
+    One aggregate query counts every input with one comparison per category or edge and row
+    (a bucket between two edges is the difference of two counts below an edge, "other" and
+    missing what the categories and the non-missing count leave), and one grouped query per
+    datetime input counts its parts (hour, weekday...), computed once per row instead of once
+    per category."""
     window = and_(table.c.event_us > lo, table.c.event_us <= hi)
-    conditions = {name: _bucket_conditions(conn, table, rule) for name, rule in rules.items()}
-    sums = [func.sum(case((cond, 1), else_=0)) for conds in conditions.values()
-            for cond in conds]
+    plain = {name: rule for name, rule in rules.items() if not rule.part}
+    sums: list[ColumnElement] = []
+    for rule in plain.values():
+        value = _value(conn, table, rule)
+        tests = ([value == c for c in _categories(rule) if c is not None]
+                 if rule.categories is not None else [value < e for e in rule.edges])
+        sums += [func.count().filter(t) for t in tests] + [func.count(value)]
     row = conn.execute(select(func.count(), *sums).where(window)).one()
-    n, values, out = int(row[0]), [int(v or 0) for v in row[1:]], {}
-    for name, conds in conditions.items():
-        out[name], values = values[:len(conds)], values[len(conds):]
-    return n, out
+    n, values, out = int(row[0]), iter(int(v or 0) for v in row[1:]), {}
+    for name, rule in plain.items():
+        if rule.categories is not None:  # per category, "other", missing
+            counts = [0 if c is None else next(values) for c in _categories(rule)]
+        else:  # per interval (below the first edge, between two, from the last), missing
+            below = [next(values) for _ in rule.edges]
+            counts = [b - a for a, b in zip([0, *below], below, strict=False)]
+        present = next(values)
+        out[name] = ([*counts, present - sum(counts), n - present]
+                     if rule.categories is not None or rule.edges else [present, n - present])
+    by_source: dict[str, dict[str, Buckets]] = {}
+    for name, rule in rules.items():
+        if rule.part:
+            by_source.setdefault(rule.source, {})[name] = rule
+    for parts in by_source.values():
+        keys = [_value(conn, table, rule) for rule in parts.values()]
+        grouped = conn.execute(select(*keys, func.count()).where(window).group_by(*keys)).all()
+        for i, (name, rule) in enumerate(parts.items()):
+            counts = [0] * (len(rule.categories or ()) + 2)
+            for group in grouped:
+                counts[_bucket_of(rule, group[i])] += int(group[-1])
+            out[name] = counts
+    return n, {name: out[name] for name in rules}
 
 
-def score_distribution(conn: Connection, table: Table, lo: int, hi: int) -> pd.DataFrame:
-    """The window's distinct scores and how many predictions had each (``score``, ``n``)."""
-    query = (select(table.c.score, func.count().label("n"))
-             .where(table.c.event_us > lo, table.c.event_us <= hi).group_by(table.c.score))
-    return _frame(conn.execute(query).all(), ["score", "n"])
+def window_scores(conn: Connection, table: Table, lo: int, hi: int) -> np.ndarray:
+    """The window's scores (for the KS test and the score's drift buckets), in no order: a
+    model's scores are nearly all distinct, so grouping them would sort the window to save
+    nothing."""
+    query = select(table.c.score).where(table.c.event_us > lo, table.c.event_us <= hi)
+    rows = _driver_rows(conn, query)
+    return np.array(rows, dtype=float).reshape(-1)
 
 
-def labelled_groups(conn: Connection, table: Table, columns: list[str], lo: int, hi: int
-                    ) -> pd.DataFrame:
-    """The window's cases with an outcome, grouped by event day (UTC, epoch days), ``columns``
-    (inputs), score and outcome: ``day``, the columns, ``score``, ``outcome``, ``n``."""
+def labelled_cases(conn: Connection, table: Table, columns: list[str], lo: int, hi: int
+                   ) -> pd.DataFrame:
+    """The window's cases with an outcome (the realised performance per segment and period and
+    the fairness counts are computed on these): ``day`` (event day, UTC, epoch days),
+    ``columns`` (inputs), ``score`` and ``outcome``, in no order."""
     out = pt.outcomes
-    day = (table.c.event_us // _DAY_US).label("day")
-    keys = [day, *(table.c[PREFIX + c].label(c) for c in columns), table.c.score,
-            out.c.outcome]
-    query = (select(*keys, func.count().label("n"))
+    keys = [(table.c.event_us // _DAY_US).label("day"),
+            *(table.c[PREFIX + c].label(c) for c in columns), table.c.score, out.c.outcome]
+    query = (select(*keys)
              .select_from(table.join(out, out.c.prediction_id == table.c.prediction_id))
-             .where(table.c.event_us > lo, table.c.event_us <= hi).group_by(*keys))
-    return _frame(conn.execute(query).all(), ["day", *columns, "score", "outcome", "n"])
+             .where(table.c.event_us > lo, table.c.event_us <= hi))
+    return _frame(_driver_rows(conn, query), ["day", *columns, "score", "outcome"])
 
 
-def coordinate_groups(conn: Connection, table: Table, latitude: str, longitude: str, lo: int,
+def coordinate_counts(conn: Connection, table: Table, latitude: str, longitude: str, lo: int,
                       hi: int) -> pd.DataFrame:
-    """The window's cases grouped by their coordinates and outcome (missing until known), for
-    the monitor's map: ``latitude``, ``longitude`` (named as the inputs), ``outcome``, ``n``."""
-    out = pt.outcomes
+    """The window's cases with coordinates, counted per point (police coordinates are snapped
+    to a few thousand map points): ``latitude``, ``longitude`` (named as the inputs), ``n``.
+    Their outcomes come with the labelled cases, so the window is joined to the outcomes once."""
     keys = [table.c[PREFIX + latitude].label(latitude),
-            table.c[PREFIX + longitude].label(longitude), out.c.outcome]
+            table.c[PREFIX + longitude].label(longitude)]
     query = (select(*keys, func.count().label("n"))
-             .select_from(table.outerjoin(out, out.c.prediction_id == table.c.prediction_id))
-             .where(table.c.event_us > lo, table.c.event_us <= hi).group_by(*keys))
-    return _frame(conn.execute(query).all(), [latitude, longitude, "outcome", "n"])
+             .where(table.c.event_us > lo, table.c.event_us <= hi, keys[0].is_not(None),
+                    keys[1].is_not(None)).group_by(*keys))
+    return _frame(_driver_rows(conn, query), [latitude, longitude, "n"])
+
+
+def _driver_rows(conn: Connection, query: Select) -> list[tuple[Any, ...]]:
+    """Every row of ``query`` as the database driver returns them: for a window's million
+    rows SQLAlchemy's result rows cost twice the query (these columns need no conversion)."""
+    compiled = query.compile(dialect=conn.dialect)
+    params = compiled.construct_params()
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(str(compiled), tuple(params[k] for k in compiled.positiontup or ())
+                       if compiled.positional else params)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 def _frame(rows: Sequence[Sequence[object]], columns: list[str]) -> pd.DataFrame:
-    """Rows as a frame built column by column: pandas builds one from SQLAlchemy rows cell by
-    cell (seconds for a few hundred thousand groups, most of a pass at 3M predictions)."""
-    values = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
-    return pd.DataFrame({name: list(v) for name, v in zip(columns, values, strict=True)})
+    """The driver's rows (tuples) as a frame."""
+    return pd.DataFrame.from_records(list(rows), columns=columns)

@@ -14,6 +14,7 @@ from rudikit.store.monitoring_tables import (
     monitor_runs,
     reference_profiles,
     source_periods,
+    source_readings,
 )
 from rudikit.store.queries.common import Bind, connected, frame, mappings
 
@@ -105,6 +106,21 @@ def last_digests(bind: Bind, source: str) -> list[Row[Any]]:
                                         source_periods.c.checksum)
                                  .where(source_periods.c.source == source,
                                         source_periods.c.monitor_run_id == last)).all())
+
+
+def last_reading(bind: Bind, source: str) -> RowMapping | None:
+    """What the last pass that checked ``source`` read of it, if that pass also stored its
+    digests (the ones :func:`last_digests` gives); else None."""
+    with connected(bind) as conn:
+        last = conn.execute(select(source_periods.c.monitor_run_id)
+                            .where(source_periods.c.source == source)
+                            .order_by(source_periods.c.monitor_run_id.desc()).limit(1)
+                            ).scalar_one_or_none()
+        if last is None:
+            return None
+        return conn.execute(select(source_readings).where(
+            source_readings.c.source == source, source_readings.c.monitor_run_id == last)
+            .order_by(source_readings.c.id.desc()).limit(1)).mappings().one_or_none()
 
 
 def project_history(bind: Bind, project: str) -> pd.DataFrame:
