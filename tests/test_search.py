@@ -334,7 +334,7 @@ def test_a_temporal_search_stores_every_trial_on_every_split(
     from rudikit.reports.temporal_report import precision_over_time, search_history
 
     engine = open_store(f"sqlite:///{tmp_path / 'run' / 'rudi.db'}")  # its one run: id 1
-    drawn = search_history(engine, precision_over_time(engine, 1), data.splits[-1].name)
+    drawn = search_history(engine, precision_over_time(engine, 1), data.splits[-1])
     assert np.allclose(drawn["score"], scores)
     assert np.allclose(drawn["best_so_far"], np.maximum.accumulate(scores))
 
@@ -357,11 +357,12 @@ def test_a_temporal_search_never_reads_the_last_splits_test_dates(
 
 
 def test_a_temporal_search_with_quarterly_lists_reads_only_lists_labelled_by_its_era(
-        ) -> None:
+        tmp_path: Path) -> None:
     """Four test lists a year: an earlier split's April-October lists are labelled by events
     after the last split time, so the search skips them. Flipping the labels of every list
     whose window ends after it leaves the trials and their scores unchanged; flipping a list
-    whose window closed before it changes the scores."""
+    whose window closed before it changes the scores. The report's search history reads the
+    same lists."""
     from test_temporal import experiment, synthetic_tables
 
     from rudikit.config import Fairness
@@ -393,6 +394,12 @@ def test_a_temporal_search_with_quarterly_lists_reads_only_lists_labelled_by_its
     assert _searched(config, tables, flipped(late)) == clean
     closed = labels["as_of_date"] == pd.Timestamp("2011-01-01")
     assert _searched(config, tables, flipped(closed))[1] != clean[1]
+    from rudikit.reports.temporal_report import precision_over_time, search_history
+
+    _temporal_run(tmp_path / "run", config, tables, data)
+    engine = open_store(f"sqlite:///{tmp_path / 'run' / 'rudi.db'}")
+    drawn = search_history(engine, precision_over_time(engine, 1), data.splits[-1])
+    assert np.allclose(drawn["score"], clean[1])
 
 
 def test_a_temporal_search_needs_a_split_before_the_last(temporal_data: Any,
