@@ -17,7 +17,13 @@ more variants, measured one after another; ``--repeat 2`` interleaves them twice
 * ``shipped``: the example as it is;
 * ``after``: the example with the search and ensemble of the results note (:data:`VARIANTS`);
 * ``subset``, ``subset_after`` (``eis`` only): the same without the stability extras
-  (:func:`_eis_subset`), the documented subset the note measures on a busy machine.
+  (:func:`_eis_subset`), the documented subset the note measures on a busy machine;
+* ``subset_quarterly``, ``subset_quarterly_after`` (``eis`` only): those with four test lists a
+  year (:func:`_eis_quarterly`), for the quarterly-list mean.
+
+``--features-only DIR`` builds a variant's feature cache into ``DIR/.rudi/cache`` without
+fitting (to pass as ``--cache`` to runs measured side by side); ``--keep DIR`` keeps each run's
+folder (its SQLite store holds every list's precision: ``bench/eis_lists.py`` tabulates it).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -37,7 +44,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("RUDI_DATA_DIR", ROOT.parent / "shared" / "data"))
-RUDI = ROOT / ".venv" / "bin" / "rudi"
+#: ``rudi`` from this checkout's source (with PYTHONPATH=src, also in a git worktree).
+RUDI = [sys.executable, "-m", "rudikit.cli"]
 
 #: The stop-and-search search space (as bench/stop_search_search.py).
 LIGHTGBM_SPACE = {"n_estimators": {"int": [100, 800], "log": True},
@@ -100,11 +108,33 @@ def _eis_subset_after(config: dict[str, Any]) -> None:
     _eis_after(config)
 
 
+def _eis_quarterly(config: dict[str, Any]) -> None:
+    """Four test lists a year (the split time and 3, 6, 9 months after it: test dates are
+    those strictly before ``split + test_duration``, so ``1year``, not ``9month``) with the
+    same split times (2013-2016) and training dates: the last split time stays
+    ``label_end_time - test_label_timespan - test_duration`` = 2016-01-01, so both ends move a
+    year later (the complaints run to 2023, so no 2016 list is censored)."""
+    chop = config["temporal"]["timechop"]
+    chop.update({"test_as_of_date_frequencies": "3month", "test_durations": "1year",
+                 "feature_end_time": "2017-01-01", "label_end_time": "2018-01-01"})
+
+
+def _eis_subset_quarterly(config: dict[str, Any]) -> None:
+    _eis_subset(config)
+    _eis_quarterly(config)
+
+
+def _eis_subset_quarterly_after(config: dict[str, Any]) -> None:
+    _eis_subset_after(config)
+    _eis_quarterly(config)
+
+
 VARIANTS: dict[str, dict[str, Callable[[dict[str, Any]], None] | None]] = {
     "stop_search": {"shipped": None, "after": _stop_search_after},
     "compas": {"shipped": None, "after": _compas_after},
     "eis": {"shipped": None, "after": _eis_after, "subset": _eis_subset,
-            "subset_after": _eis_subset_after},
+            "subset_after": _eis_subset_after, "subset_quarterly": _eis_subset_quarterly,
+            "subset_quarterly_after": _eis_subset_quarterly_after},
 }
 
 
@@ -122,13 +152,33 @@ def copy_example(example: str, variant: str, folder: Path, cache: Path | None = 
     return folder
 
 
+def build_cache(example: str, variant: str, folder: Path) -> str:
+    """The variant's features on every as-of date its run reads (as ``rudi run`` builds
+    them), cached in ``folder/.rudi/cache``; nothing is fitted or stored."""
+    from rudikit.config import load_project
+    from rudikit.data.event_tables import load_event_tables
+    from rudikit.models.temporal import consecutive_dates, prepare
+
+    os.environ.setdefault("RUDI_DATA_DIR", str(SHARED))
+    copy_example(example, variant, folder)
+    project = load_project(folder)
+    config = project.temporal
+    tables, _ = load_event_tables(project, folder)
+    extra = consecutive_dates(config.splits()[-1].split_time, config.stability.consecutive)
+    data = prepare(config, tables, cache_dir=folder / ".rudi" / "cache", extra_dates=extra)
+    dates = sorted(data.features["as_of_date"].unique())
+    return (f"{example} {variant}: features cached in {folder / '.rudi' / 'cache'}: "
+            f"{len(data.features):,} officer-dates on {len(dates)} as-of dates, "
+            f"{data.seconds['features']:.0f} s")
+
+
 def measure(example: str, variant: str, work: Path, log: Path | None,
-            cache: Path | None = None) -> str:
+            cache: Path | None = None, keep: Path | None = None) -> str:
     folder = copy_example(example, variant, work / f"{example}-{variant}-{time.time_ns()}",
                           cache)
     load_before = os.getloadavg()[0]
     env = {**os.environ, "RUDI_DATA_DIR": str(SHARED)}
-    done = subprocess.run(["nice", "/usr/bin/time", "-v", str(RUDI), "run", str(folder)],
+    done = subprocess.run(["nice", "/usr/bin/time", "-v", *RUDI, "run", str(folder)],
                           capture_output=True, text=True, env=env, check=False)
     if log is not None:
         log.write_text(done.stdout + done.stderr, "utf-8")
@@ -138,6 +188,9 @@ def measure(example: str, variant: str, work: Path, log: Path | None,
                                             done.stderr))
     chosen = [line.strip() for line in done.stdout.splitlines()
               if "chosen" in line.lower() or "selected" in line.lower()]
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        shutil.move(folder, keep / folder.name)
     shutil.rmtree(folder, ignore_errors=True)
     if done.returncode != 0 or wall is None or peak is None:
         return f"{example} {variant}: FAILED (exit {done.returncode}): {done.stderr[-500:]}"
@@ -155,14 +208,23 @@ def main() -> None:
                         help="keep each run's output here")
     parser.add_argument("--cache", type=Path, default=None,
                         help="an earlier run's .rudi/cache to start from (EIS features)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="move each run's folder (store, cache, report) here")
+    parser.add_argument("--features-only", type=Path, default=None, metavar="DIR",
+                        help="only build the (one) variant's feature cache in DIR")
     args = parser.parse_args()
+    if args.features_only is not None:
+        (variant,) = args.variants
+        print(build_cache(args.example, variant, args.features_only), flush=True)
+        return
     work = Path(tempfile.mkdtemp(prefix="rudi-cost-"))
     try:
         for r in range(args.repeat):
             for variant in args.variants:
                 log = (args.log_dir / f"{args.example}-{variant}-{r}.log"
                        if args.log_dir else None)
-                print(measure(args.example, variant, work, log, args.cache), flush=True)
+                print(measure(args.example, variant, work, log, args.cache, args.keep),
+                      flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -334,7 +334,7 @@ def test_a_temporal_search_stores_every_trial_on_every_split(
     from rudikit.reports.temporal_report import precision_over_time, search_history
 
     engine = open_store(f"sqlite:///{tmp_path / 'run' / 'rudi.db'}")  # its one run: id 1
-    drawn = search_history(engine, precision_over_time(engine, 1), data.splits[-1].name)
+    drawn = search_history(engine, precision_over_time(engine, 1), data.splits[-1])
     assert np.allclose(drawn["score"], scores)
     assert np.allclose(drawn["best_so_far"], np.maximum.accumulate(scores))
 
@@ -354,6 +354,52 @@ def test_a_temporal_search_never_reads_the_last_splits_test_dates(
 
     assert _searched(config, tables, flipped(-1)) == temporal_search
     assert _searched(config, tables, flipped(0))[1] != temporal_search[1]
+
+
+def test_a_temporal_search_with_quarterly_lists_reads_only_lists_labelled_by_its_era(
+        tmp_path: Path) -> None:
+    """Four test lists a year: an earlier split's April-October lists are labelled by events
+    after the last split time, so the search skips them. Flipping the labels of every list
+    whose window ends after it leaves the trials and their scores unchanged; flipping a list
+    whose window closed before it changes the scores. The report's search history reads the
+    same lists."""
+    from test_temporal import experiment, synthetic_tables
+
+    from rudikit.config import Fairness
+    from rudikit.models.temporal import prepare
+    from rudikit.run.temporal import TemporalLists
+
+    config = experiment(models=[TEMPORAL_SEARCH], timechop={
+        **experiment().timechop.model_dump(mode="json"), "label_end_time": "2014-01-01",
+        "test_as_of_date_frequencies": "3month", "test_durations": "1year"})
+    tables = synthetic_tables()
+    data = prepare(config, tables)
+    era_end = data.splits[-1].split_time
+    assert [len(s.test.as_of_dates) for s in data.splits] == [4, 4, 4]
+    labels = data.labels["1year"]
+    late = labels["as_of_date"] + pd.DateOffset(years=1) > era_end  # 2011-04-01 and later
+
+    def flipped(rows: pd.Series) -> Any:
+        out = labels.copy()
+        out.loc[rows, data.label_name] = 1 - out.loc[rows, data.label_name]
+        return dataclasses.replace(data, labels={"1year": out})
+
+    said: list[str] = []
+    lists = TemporalLists(config, tables, Path("unused"), Fairness(), None, data)
+    lists.prepare(said.append)
+    assert said == ["temporal.models[0]: searching lightgbm (3 trials, scored on 2 "
+                    "training-era split(s), test lists 2010-01-01, 2010-04-01, 2010-07-01, "
+                    "2010-10-01, 2011-01-01)"]
+    clean = _searched(config, tables, data)
+    assert _searched(config, tables, flipped(late)) == clean
+    closed = labels["as_of_date"] == pd.Timestamp("2011-01-01")
+    assert _searched(config, tables, flipped(closed))[1] != clean[1]
+    from rudikit.reports.temporal_report import precision_over_time, search_history
+
+    _temporal_run(tmp_path / "run", config, tables, data)
+    engine = open_store(f"sqlite:///{tmp_path / 'run' / 'rudi.db'}")
+    drawn = search_history(engine, precision_over_time(engine, 1), data.splits[-1])
+    assert np.allclose(drawn["score"], clean[1])
 
 
 def test_a_temporal_search_needs_a_split_before_the_last(temporal_data: Any,

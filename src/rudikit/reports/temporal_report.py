@@ -21,6 +21,7 @@ import plotly.graph_objects as go
 from sqlalchemy.engine import Engine
 
 from rudikit.config import TemporalExperiment
+from rudikit.config.timechop import Split, parse_interval, stamp
 from rudikit.evaluation.stability import exclude_reviewed
 from rudikit.models.audition import audition
 from rudikit.models.search import SEARCH_TRIAL
@@ -281,24 +282,28 @@ def ensemble_rows(engine: Engine, models: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def search_history(engine: Engine, precision: pd.DataFrame, last_split: str) -> pd.DataFrame:
-    """Per search trial: its mean precision in the top k over the splits before the last (per
-    split the mean over its test dates: what the search scored it by), the best so far, and
-    whether its group was chosen."""
+def search_history(engine: Engine, precision: pd.DataFrame, last: Split) -> pd.DataFrame:
+    """Per search trial: its mean precision in the top k over the splits before the last, on
+    the lists whose label windows end by the last split time (per split the mean over those
+    dates: what the search scored it by), the best so far, and whether its group was
+    chosen."""
     evals = evaluations_q.evaluations_of_models(engine, precision["model_id"].unique().tolist())
     trials = evals.loc[evals["metric"] == SEARCH_TRIAL, ["model_id", "parameter", "value"]]
     if not len(trials):
         return pd.DataFrame()
     rows = precision.merge(trials.rename(columns={"parameter": "spec", "value": "trial"}),
                            on="model_id")
-    earlier = rows[rows["split"] != last_split]
+    span = parse_interval(last.test.label_timespan)
+    closed = rows["as_of_date"].map(lambda d: stamp(d.to_pydatetime() + span)) <= last.split_time
+    earlier = rows[(rows["split"] != last.name) & closed]
     score = (earlier.groupby(["spec", "trial", "split"])["value"].mean()
              .groupby(["spec", "trial"]).mean().rename("score").reset_index())
     chosen = set(rows.loc[rows["selected"].astype(bool), "model_group_id"])
     groups = rows.groupby(["spec", "trial"])["model_group_id"].first().rename("group")
     out = score.merge(groups.reset_index(), on=["spec", "trial"])
     out["chosen"] = out["group"].isin(chosen)
-    out["rows"] = "the lists of every split but the last"
+    out["rows"] = (f"the lists of every split but the last labelled by "
+                   f"{last.split_time:%Y-%m-%d}")
     return with_best_so_far(out)
 
 
@@ -320,7 +325,7 @@ def temporal_context(engine: Engine, run_id: int, page: FigureRecorder) -> dict[
     models = run_models(engine, run_id)
     precision = precision_over_time(engine, run_id)
     figures = [page.add(precision_figure(precision, k))]
-    searched = search_figure(search_history(engine, precision, exp.splits()[-1].name), config)
+    searched = search_figure(search_history(engine, precision, exp.splits()[-1]), config)
     dates, table = precision_table(precision)
     regret = selection_regret(engine, run_id)
     per_period = regret["regrets"].assign(

@@ -277,18 +277,33 @@ class TemporalLists:
     def _search_trials(self, say: Callable[[str], None]) -> list[tuple[GridPoint, str]]:
         """(grid point, name) of every ``temporal.models[i].search``'s trials: each fitted on
         every split but the last and scored by its mean precision in the top k over those
-        splits' test lists (the mean the audition's best-average rule reads), so the last
-        split's test dates are never read. The trials then go through the normal grid."""
+        splits' test lists (the mean the audition's best-average rule reads). Only the lists
+        whose label windows end by the last split time are read (with test durations, a
+        split's later lists are labelled by what happens after it), so nothing the last
+        split tests on, nor any event after its start, is seen. The trials then go through
+        the normal grid."""
         config, data = self.experiment, self.data
         assert data is not None
         searched = [(i, m) for i, m in enumerate(config.models) if m.search is not None]
         if not searched:
             return []
+        where = f"temporal.models[{searched[0][0]}].search"
         if len(data.splits) < 2:
-            raise TemporalError(f"temporal.models[{searched[0][0]}].search: needs at least two "
-                                "splits; trials are scored on the splits before the last, "
-                                "whose test dates are never read")
-        audition = [self.first] + [split_matrices(data, s) for s in data.splits[1:-1]]
+            raise TemporalError(f"{where}: needs at least two splits; trials are scored on the "
+                                "splits before the last, whose test dates are never read")
+        era_end = data.splits[-1].split_time
+        audition = []
+        for split in data.splits[:-1]:
+            matrices = self.first if split is data.splits[0] else split_matrices(data, split)
+            closed = (matrices.test["label_end"] <= era_end).to_numpy()
+            if closed.any():
+                audition.append(dataclasses.replace(
+                    matrices, test=matrices.test[closed].reset_index(drop=True)))
+        if not audition:
+            raise TemporalError(f"{where}: no test list before the last split has a label "
+                                f"window that ends by its split time ({era_end:%Y-%m-%d}); "
+                                "trials could only be scored on what the last split tests")
+        lists = sorted({pd.Timestamp(d) for m in audition for d in m.test["as_of_date"]})
         unbootstrapped = config.model_copy(update={"bootstrap": 0})
 
         def score(point: GridPoint) -> float:
@@ -308,7 +323,8 @@ class TemporalLists:
         for i, spec in searched:
             assert spec.search is not None
             say(f"temporal.models[{i}]: searching {spec.algorithm} ({spec.search.trials} "
-                f"trials, scored on {len(audition)} training-era split(s))")
+                f"trials, scored on {len(audition)} training-era split(s), test lists "
+                + ", ".join(f"{d:%Y-%m-%d}" for d in lists) + ")")
             try:
                 points = search_points(spec, i, score)
             except ValueError as exc:
