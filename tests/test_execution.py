@@ -364,10 +364,28 @@ def test_released_local_workers_leave_no_worker_process_behind() -> None:
         return [p for p in psutil.Process().children(recursive=True)
                 if "LokyProcess" in " ".join(p.cmdline())]
 
-    assert list(ordered_results(Execution(workers=2), _square, [(i,) for i in range(6)])) == [
+    two = Execution(workers=2)
+    assert list(ordered_results(two, _square, [(i,) for i in range(6)])) == [
         i * i for i in range(6)]
     assert workers()
-    release_local_workers()
+    release_local_workers(Execution(workers=1))  # nothing of its own to stop
+    assert workers()
+    release_local_workers(two)
     assert not [p for p in workers() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert list(ordered_results(Execution(workers=2), _square, [(3,), (4,)])) == [9, 16]
-    release_local_workers()
+    assert list(ordered_results(two, _square, [(3,), (4,)])) == [9, 16]
+    release_local_workers(two)
+
+
+def _pid(*, threads: int | None) -> int:
+    return os.getpid()
+
+
+def test_a_single_task_meant_for_a_worker_runs_on_one() -> None:
+    """``alone_here=False``: one task still goes to a worker process (joblib would run a
+    one-worker job in this process), and by default a single task runs here."""
+    from rudikit.run.execution import ordered_results, release_local_workers
+
+    two = Execution(workers=2)
+    assert list(ordered_results(two, _pid, [()], alone_here=False))[0] != os.getpid()
+    assert list(ordered_results(two, _pid, [()]))[0] == os.getpid()
+    release_local_workers(two)

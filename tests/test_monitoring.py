@@ -477,6 +477,14 @@ def test_a_pass_over_unchanged_source_files_reads_no_development_row(
             live.monitor(datetime(2020, 5, 15, tzinfo=UTC))
     changed = live.monitor(datetime(2020, 5, 15, tzinfo=UTC))
     assert ("integrity", "searches") in _kinds(changed.alerts)
+    # the same files read with other settings are read again, not judged on the last reading
+    source = live.project.data.sources[0]
+    other = live.project.model_copy(update={"data": live.project.data.model_copy(update={
+        "sources": [source.model_copy(update={"forces": ["no-such-force"]})]})})
+    with monkeypatch.context() as patched:
+        patched.setattr(monitor, "load_source", refuse)
+        with pytest.raises(AssertionError, match="a source was loaded"):
+            run_monitor(other, live.folder, live.engine, as_of=datetime(2020, 5, 15, tzinfo=UTC))
 
 
 @pytest.mark.parametrize("store", ["sqlite", "postgres"], indirect=True)
@@ -534,6 +542,8 @@ def test_a_troubled_history_raises_exactly_the_expected_alerts(live: Live) -> No
                                 segments=["force"]).read_text()
     assert html.count("plotly.js v") == 1  # inlined once: works offline
     assert f"{op.psi:.4f}" in html and "part_of_a_policing_operation" in html
+    # the example has location features: the production window's hexagon map is drawn
+    assert "Production searches by H3 cell" in html
     for alert in result.alerts:
         assert alert.message.replace("'", "&#39;") in html
     for force, r in result.segments["force"].items():

@@ -239,6 +239,28 @@ def test_an_unknown_searched_parameter_is_named_with_a_suggestion(
         run_project(folder, write_report=False)
 
 
+def test_a_timeout_ends_the_search_after_the_trial_that_passed_it() -> None:
+    """``timeout_minutes`` cuts a search short: optuna checks the time after each trial, so a
+    trial slower than the whole budget is the last, and the trials run are the seeded search's
+    first ones (the same proposals as without the timeout)."""
+    import time
+
+    spec = ModelSpec.model_validate(SEARCHED)
+    budget = 0.05  # seconds
+    timed = spec.model_copy(update={"search": spec.search.model_copy(  # type: ignore[union-attr]
+        update={"trials": 6, "timeout_minutes": budget / 60})})
+
+    def slow(point: GridPoint) -> float:
+        time.sleep(2 * budget)  # every trial takes longer than the whole budget
+        return -point.params["learning_rate"]
+
+    cut = search_points(timed, 1, slow)
+    assert [p.trial for p in cut] == [(1, 0)]
+    untimed = search_points(spec.model_copy(update={"search": spec.search.model_copy(  # type: ignore[union-attr]
+        update={"trials": 6, "timeout_minutes": None})}), 1, lambda p: -p.params["learning_rate"])
+    assert len(untimed) == 6 and untimed[0].params == cut[0].params
+
+
 def test_search_points_name_the_trial_of_a_failing_fit() -> None:
     spec = ModelSpec.model_validate(SEARCHED)
 

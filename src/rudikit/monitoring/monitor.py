@@ -10,6 +10,7 @@ stability of consecutive lists when the same entities are scored again and again
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from scipy import stats
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
-from rudikit.config import Features, OperatingPoint, Project, SourceExpectation
+from rudikit.config import Features, OperatingPoint, Project, Source, SourceExpectation
 from rudikit.data.sources import LoadedSource, files_fingerprint, load_source, stacked
 from rudikit.fairness.requirements import RequirementResult
 from rudikit.fairness.stage import assess
@@ -235,7 +236,7 @@ class _Sources:
         checks, found = [], []
         for i, source in enumerate(self.project.data.sources):
             expect = self.project.monitoring.sources.get(source.name, SourceExpectation())
-            fingerprint = files_fingerprint(source, self.project_dir)
+            fingerprint = _reading_key(source, files_fingerprint(source, self.project_dir))
             with engine.connect() as conn:
                 previous = inputs.previous_digests(conn, source.name)
                 last = monitoring_q.last_reading(conn, source.name) if fingerprint else None
@@ -252,7 +253,7 @@ class _Sources:
                 loaded = self.load(i)
                 check, raised = inputs.check_source(source.name, loaded.frame, time_col,
                                                     expect, as_of, previous)
-                columns, checksum = [str(c) for c in loaded.frame.columns], loaded.checksum
+                columns, checksum = [str(c) for c in loaded.frame.columns], fingerprint
                 newest = check.newest
             if fingerprint is not None:
                 self.readings.append({"source": source.name, "checksum": checksum,
@@ -263,6 +264,16 @@ class _Sources:
             checks.append(check)
             found += raised
         return checks, found
+
+
+def _reading_key(source: Source, files_checksum: str | None) -> str | None:
+    """What a reading is reused on: the files' bytes and the source's settings (its force,
+    layout, options... parse the same bytes differently), one SHA-256; None for a source known
+    only by reading it."""
+    if files_checksum is None:
+        return None
+    settings = source.model_dump_json(exclude={"name"})
+    return hashlib.sha256(f"{files_checksum}\n{settings}".encode()).hexdigest()
 
 
 def stored_lists(engine: Engine, model_group_id: int, until: datetime, min_size: int,

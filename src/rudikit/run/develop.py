@@ -19,7 +19,13 @@ import pandas as pd
 from rich.progress import Progress
 from sqlalchemy.engine import Engine
 
-from rudikit.config import Execution, TemporalProject, load_project, missing_rationale
+from rudikit.config import (
+    Execution,
+    Project,
+    TemporalProject,
+    load_project,
+    missing_rationale,
+)
 from rudikit.data.event_tables import load_event_tables
 from rudikit.data.sources import resolve_path
 from rudikit.run.case import CaseExperiment
@@ -86,6 +92,15 @@ def run_project(project_dir: str | Path, *, url: str | None = None, schema: str 
     # the workers start and import what the tasks need while this process loads the data
     start_workers(project.execution,
                   TASK_MODULES["temporal" if isinstance(project, TemporalProject) else "case"])
+    try:
+        return _run(project, project_dir, engine, progress, write_report, allow_synthetic)
+    finally:  # a failed run stops the workers too (a finished one already has)
+        release_local_workers(project.execution)
+
+
+def _run(project: Project | TemporalProject, project_dir: Path, engine: Engine,
+         progress: Progress | None, write_report: bool, allow_synthetic: bool) -> RunResult:
+    """:func:`run_project` once the store is open and the workers are starting."""
     started = time.perf_counter()
 
     def say(message: str) -> None:
@@ -146,8 +161,7 @@ def _develop_cases(experiment: CaseExperiment, engine: Engine, run_id: int, resu
     experiment.prepare(say)
     _, _, result.models = fit_grid(experiment, engine, run_id, progress, execution)
     result.models += experiment.fit_ensembles(engine, run_id, result.models, say)
-    if execution.backend == "local":
-        release_local_workers()
+    release_local_workers(execution)
     mitigation = bool(experiment.project.fairness.mitigation)
     phase = Phase(progress, 2 + mitigation + report)
     phase.step("selecting a model")
@@ -192,5 +206,6 @@ def _develop_lists(project: TemporalProject, project_dir: Path, engine: Engine, 
             say(f"ensemble (model group {m.model_group_id}): " + explain_last_list(
                 lists.data, engine, m.model_id, (m.artefact[0], str(m.artefact[1])), config,
                 execution=project.execution))
+    release_local_workers(project.execution)
     result.summary = summary_table(fitted, chosen.model_group_id)
     return phase

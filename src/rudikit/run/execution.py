@@ -84,7 +84,7 @@ def start_workers(execution: Execution, modules: Sequence[str]) -> None:
         except Exception:  # a failed warm-up costs only the time it would have saved: the
             pass  # tasks' own pool reports any real failure
 
-    _starting = threading.Thread(target=start, name="rudikit-start-workers")
+    _starting = threading.Thread(target=start, name="rudikit-start-workers", daemon=True)
     _starting.start()
 
 
@@ -154,7 +154,9 @@ def _on_local_processes(execution: Execution, fn: Callable[..., Any], threads: i
     _started()
     finished: dict[int, Any] = {}
     yielded, failures = 0, 0
-    workers = min(local_workers(execution), len(calls))
+    # at least two: joblib runs a one-worker job in this process, and a single task sent here
+    # (``alone_here`` False) is meant for a worker
+    workers = max(2, min(local_workers(execution), len(calls)))
     while yielded < len(calls):
         todo = [i for i in first if i >= yielded and i not in finished]
         try:
@@ -221,11 +223,15 @@ def _on_dask(execution: Execution, fn: Callable[..., Any], threads: int | None,
             client.cancel([f for f in futures if f is not None])
 
 
-def release_local_workers() -> None:
-    """Stop the idle local worker processes once a run's fits are done: each keeps its
+def release_local_workers(execution: Execution) -> None:
+    """Stop the idle local worker processes once a run's tasks are done: each keeps its
     imports and the memory of the fits it ran (0.5-1 GB at a million rows) until loky's idle
     timeout, five minutes later, while the driver explains, mitigates and writes the report.
-    The next fits start a fresh pool."""
+    A pool still being started (:func:`start_workers`) is waited for first, so it is the one
+    stopped. The next tasks start a fresh pool."""
+    if execution.backend != "local" or local_workers(execution) == 1:
+        return
+    _started()
     from joblib.externals.loky import get_reusable_executor
 
     get_reusable_executor(reuse=True).shutdown(wait=True)

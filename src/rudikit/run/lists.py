@@ -191,7 +191,7 @@ def explain_last_list(data: PreparedData, engine: Engine, model_id: int, artefac
     model = (artefact[0], Path(artefact[1]).read_bytes(), f"model file {artefact[1]}")
     call = (model, rows, list_tables.load_reviews(engine), when, config.cool_off_days,
             config.top_k, reasons)
-    found = next(iter(ordered_results(execution, last_list_reasons, [call], alone_here=False)))
+    [found] = list(ordered_results(execution, last_list_reasons, [call], alone_here=False))
     if isinstance(found, str):
         return f"no reasons: {found}"
     method, entity, as_of, top, listed = found

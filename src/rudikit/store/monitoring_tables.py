@@ -121,7 +121,7 @@ source_readings = Table(
     Column("id", BigId, primary_key=True),
     Column("monitor_run_id", ForeignKey("monitor_runs.id"), nullable=False),
     Column("source", String(200), nullable=False),
-    Column("checksum", String(64), nullable=False),  # SHA-256 over the files' bytes
+    Column("checksum", String(64), nullable=False),  # SHA-256: files' bytes and settings
     Column("time_column", String(200)),
     Column("period", String(20), nullable=False),
     Column("newest", DateTime(timezone=True)),

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Row, select
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Connection, RowMapping
 
 from rudikit.store.monitoring_tables import (
     alerts,
@@ -92,14 +92,19 @@ def source_periods_of(bind: Bind, monitor_run_id: int) -> pd.DataFrame:
         keep_columns=True)
 
 
+def _last_pass_checking(conn: Connection, source: str) -> int | None:
+    """The id of the last monitor pass that stored digests of ``source``."""
+    return conn.execute(select(source_periods.c.monitor_run_id)
+                        .where(source_periods.c.source == source)
+                        .order_by(source_periods.c.monitor_run_id.desc()).limit(1)
+                        ).scalar_one_or_none()
+
+
 def last_digests(bind: Bind, source: str) -> list[Row[Any]]:
     """(period, row_count, checksum) of ``source`` as the last pass that checked it stored
     them; empty if none did."""
     with connected(bind) as conn:
-        last = conn.execute(select(source_periods.c.monitor_run_id)
-                            .where(source_periods.c.source == source)
-                            .order_by(source_periods.c.monitor_run_id.desc()).limit(1)
-                            ).scalar_one_or_none()
+        last = _last_pass_checking(conn, source)
         if last is None:
             return []
         return list(conn.execute(select(source_periods.c.period, source_periods.c.row_count,
@@ -112,10 +117,7 @@ def last_reading(bind: Bind, source: str) -> RowMapping | None:
     """What the last pass that checked ``source`` read of it, if that pass also stored its
     digests (the ones :func:`last_digests` gives); else None."""
     with connected(bind) as conn:
-        last = conn.execute(select(source_periods.c.monitor_run_id)
-                            .where(source_periods.c.source == source)
-                            .order_by(source_periods.c.monitor_run_id.desc()).limit(1)
-                            ).scalar_one_or_none()
+        last = _last_pass_checking(conn, source)
         if last is None:
             return None
         return conn.execute(select(source_readings).where(
