@@ -447,7 +447,7 @@ def test_a_pass_over_unchanged_source_files_reads_no_development_row(
         live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
     """The second pass hashes the unchanged files and judges them on the first pass's digests
     (same periods, newest record, alerts), loading nothing; a rewritten file is read again."""
-    from rudikit.monitoring import monitor
+    from rudikit.monitoring import pass_sources
 
     _, feb, y_feb = month_rows(live.project, live.frame, "2020-02")
     live.post(feb[:300], y_feb[:300])
@@ -457,7 +457,7 @@ def test_a_pass_over_unchanged_source_files_reads_no_development_row(
         raise AssertionError("a source was loaded")
 
     with monkeypatch.context() as patched:
-        patched.setattr(monitor, "load_source", refuse)
+        patched.setattr(pass_sources, "load_source", refuse)
         again = live.monitor(datetime(2020, 5, 15, tzinfo=UTC))
     assert again.sources == first.sources and first.sources[0].periods
     assert [a.as_json() for a in again.alerts] == [a.as_json() for a in first.alerts]
@@ -472,7 +472,7 @@ def test_a_pass_over_unchanged_source_files_reads_no_development_row(
     lines = june.read_text().splitlines()
     june.write_text("\n".join([lines[0], *lines[2:]]) + "\n")  # a June record removed
     with monkeypatch.context() as patched:
-        patched.setattr(monitor, "load_source", refuse)
+        patched.setattr(pass_sources, "load_source", refuse)
         with pytest.raises(AssertionError, match="a source was loaded"):
             live.monitor(datetime(2020, 5, 15, tzinfo=UTC))
     changed = live.monitor(datetime(2020, 5, 15, tzinfo=UTC))
@@ -482,7 +482,7 @@ def test_a_pass_over_unchanged_source_files_reads_no_development_row(
     other = live.project.model_copy(update={"data": live.project.data.model_copy(update={
         "sources": [source.model_copy(update={"forces": ["no-such-force"]})]})})
     with monkeypatch.context() as patched:
-        patched.setattr(monitor, "load_source", refuse)
+        patched.setattr(pass_sources, "load_source", refuse)
         with pytest.raises(AssertionError, match="a source was loaded"):
             run_monitor(other, live.folder, live.engine, as_of=datetime(2020, 5, 15, tzinfo=UTC))
 

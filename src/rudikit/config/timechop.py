@@ -82,6 +82,15 @@ def stamp(value: date | datetime) -> pd.Timestamp:
     return pd.Timestamp(value).normalize()
 
 
+def label_end(as_of: date | datetime, span: str) -> pd.Timestamp:
+    """When the label window of a list made on ``as_of`` closes (``span``: the label
+    timespan): a list is known only once this has passed, so nothing chosen before it may read
+    its labels."""
+    import pandas as pd
+
+    return pd.Timestamp(pd.Timestamp(as_of).to_pydatetime() + parse_interval(span))
+
+
 class Timechop(Strict):
     """triage's temporal configuration; list-valued fields also accept one value."""
 

@@ -136,15 +136,20 @@ def _synthetic(source: Source, cache_dir: Path, why: str) -> tuple[list[Path], P
     return files, dest, why
 
 
+#: The suffix of the files each file kind reads from a folder (an archive lists its own).
+_FOLDER_SUFFIX = {"police_uk_api_csv": ".csv", "police_uk_api_json": ".json", "csv": ".csv",
+                  "parquet": ".parquet"}
+#: The kinds read from files, whose bytes can be checksummed without parsing them.
+FILE_KINDS = ("police_uk_archive", *_FOLDER_SUFFIX)
+
+
 def _listed_files(source: Source, path: Path) -> tuple[list[Path], Path]:
     """The files a source with an existing ``path`` reads, and the root they are named from."""
     root = path if path.is_dir() else path.parent
-    if source.kind in ("police_uk_archive",):
+    if source.kind == "police_uk_archive":
         return _archive_files(path, source), root
     if path.is_dir():
-        suffix = {"police_uk_api_csv": ".csv", "police_uk_api_json": ".json", "csv": ".csv",
-                  "parquet": ".parquet"}[source.kind]
-        return sorted(path.rglob(f"*{suffix}")), root
+        return sorted(path.rglob(f"*{_FOLDER_SUFFIX[source.kind]}")), root
     return [path], root
 
 
@@ -152,8 +157,7 @@ def files_fingerprint(source: Source, project_dir: str | Path) -> str | None:
     """The checksum :func:`load_source` would record for ``source``, from its files' bytes
     without parsing them, so a monitor pass can tell an unchanged source without loading it;
     None for a source known only by reading it (SQL, COMPAS, the API, the generator)."""
-    if source.kind not in ("police_uk_archive", "police_uk_api_csv", "police_uk_api_json",
-                           "csv", "parquet"):
+    if source.kind not in FILE_KINDS:
         return None
     path = resolve_path(source, Path(project_dir))
     if path is None or not path.exists():

@@ -51,7 +51,7 @@ from rudikit.config import (
     TemporalExperiment,
     label_months,
 )
-from rudikit.config.timechop import Split, parse_interval
+from rudikit.config.timechop import Split, label_end
 from rudikit.data.event_tables import ENTITY
 from rudikit.features.asof import (
     DEFAULT_LABELS,
@@ -302,11 +302,9 @@ def _with_labels(features: pd.DataFrame, labels: pd.DataFrame, dates: Sequence[p
     rows = rows.merge(labels, on=[ENTITY, "as_of_date"], how="left", validate="one_to_one")
     censored = int(rows[label].isna().sum())
     rows = rows[rows[label].notna()].reset_index(drop=True)
-    delta = parse_interval(span)
-    ends = {d: pd.Timestamp(pd.Timestamp(d).to_pydatetime() + delta)
-            for d in rows["as_of_date"].unique()}
-    label_end = rows["as_of_date"].map(ends).astype("datetime64[s]").rename("label_end")
-    rows = pd.concat([rows, label_end], axis=1)
+    ends = {d: label_end(d, span) for d in rows["as_of_date"].unique()}
+    closes = rows["as_of_date"].map(ends).astype("datetime64[s]").rename("label_end")
+    rows = pd.concat([rows, closes], axis=1)
     rows[label] = rows[label].astype(int)
     return rows, censored
 

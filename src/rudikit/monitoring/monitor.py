@@ -10,7 +10,6 @@ stability of consecutive lists when the same entities are scored again and again
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,16 +22,15 @@ from scipy import stats
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
-from rudikit.config import Features, OperatingPoint, Project, Source, SourceExpectation
-from rudikit.data.sources import LoadedSource, files_fingerprint, load_source, stacked
+from rudikit.config import Features, OperatingPoint, Project
 from rudikit.fairness.requirements import RequirementResult
 from rudikit.fairness.stage import assess
 from rudikit.features.location import cell_summary, coordinates
-from rudikit.monitoring import inputs
 from rudikit.monitoring.alerts import Alert, post_webhook
 from rudikit.monitoring.churn import churn_alerts, stability_pairs
 from rudikit.monitoring.drift import FeatureDrift, ReferenceProfile, compare
 from rudikit.monitoring.inputs import SourceCheck
+from rudikit.monitoring.pass_sources import PassSources
 from rudikit.monitoring.performance import (
     Realised,
     by_segment,
@@ -51,7 +49,6 @@ from rudikit.store.monitoring_tables import (
 )
 from rudikit.store.production_inputs import InputSpec, ensure_inputs_table
 from rudikit.store.queries import monitor_counts as counts_q
-from rudikit.store.queries import monitoring as monitoring_q
 from rudikit.store.queries import predictions as predictions_q
 from rudikit.store.queries import runs as runs_q
 from rudikit.store.queries.monitor_counts import Buckets
@@ -209,73 +206,6 @@ def _drift_alerts(monitoring: Any, found: list[FeatureDrift], window: str) -> li
     return out
 
 
-class _Sources:
-    """The project's sources, each loaded at most once in a pass and only when needed: a source
-    whose files are unchanged since the last pass is judged on that pass's digests, and the
-    development rows are read again only to fit a missing reference profile."""
-
-    def __init__(self, project: Project, project_dir: Path) -> None:
-        self.project, self.project_dir = project, project_dir
-        self._loaded: dict[int, LoadedSource] = {}
-        self.columns: set[str] = set()
-        self.readings: list[dict[str, Any]] = []
-
-    def load(self, i: int) -> LoadedSource:
-        if i not in self._loaded:
-            self._loaded[i] = load_source(self.project.data.sources[i], self.project_dir,
-                                          f"data.sources[{i}]")
-        return self._loaded[i]
-
-    def frame(self) -> pd.DataFrame:
-        return stacked([self.load(i) for i in range(len(self.project.data.sources))])
-
-    def check(self, engine: Engine, as_of: datetime) -> tuple[list[SourceCheck], list[Alert]]:
-        """Freshness, rows per period and rewritten periods of every source (the columns and
-        what was read are kept for the pass's checks and its record)."""
-        time_col = self.project.data.knowledge_date
-        checks, found = [], []
-        for i, source in enumerate(self.project.data.sources):
-            expect = self.project.monitoring.sources.get(source.name, SourceExpectation())
-            fingerprint = _reading_key(source, files_fingerprint(source, self.project_dir))
-            with engine.connect() as conn:
-                previous = inputs.previous_digests(conn, source.name)
-                last = monitoring_q.last_reading(conn, source.name) if fingerprint else None
-            if last is not None and last["checksum"] == fingerprint \
-                    and last["time_column"] == time_col and last["period"] == expect.period:
-                newest = None if last["newest"] is None else pd.Timestamp(last["newest"])
-                newest = newest.tz_localize("UTC") if newest is not None \
-                    and newest.tzinfo is None else newest
-                digests = sorted(previous.values(), key=lambda d: d.period)  # in time order
-                check, raised = inputs.judge_source(source.name, newest, digests, expect,
-                                                    as_of, previous)
-                columns, checksum = list(last["columns"]), fingerprint
-            else:
-                loaded = self.load(i)
-                check, raised = inputs.check_source(source.name, loaded.frame, time_col,
-                                                    expect, as_of, previous)
-                columns, checksum = [str(c) for c in loaded.frame.columns], fingerprint
-                newest = check.newest
-            if fingerprint is not None:
-                self.readings.append({"source": source.name, "checksum": checksum,
-                                      "time_column": time_col, "period": expect.period,
-                                      "newest": None if newest is None or pd.isna(newest)
-                                      else newest.to_pydatetime(), "columns": columns})
-            self.columns |= set(columns)
-            checks.append(check)
-            found += raised
-        return checks, found
-
-
-def _reading_key(source: Source, files_checksum: str | None) -> str | None:
-    """What a reading is reused on: the files' bytes and the source's settings (its force,
-    layout, options... parse the same bytes differently), one SHA-256; None for a source known
-    only by reading it."""
-    if files_checksum is None:
-        return None
-    settings = source.model_dump_json(exclude={"name"})
-    return hashlib.sha256(f"{files_checksum}\n{settings}".encode()).hexdigest()
-
-
 def stored_lists(engine: Engine, model_group_id: int, until: datetime, min_size: int,
                  case_splits: list[str]) -> dict[pd.Timestamp, pd.Series]:
     """The model group's lists: its stored predictions per as-of date (the newest model's when
@@ -334,7 +264,7 @@ def run_monitor(project: Project, project_dir: Path, engine: Engine, *,
                            mon.window_days if window_days is None else window_days,
                            as_of=as_of, today=today)
     start, as_of, window_label = window.start, window.end, window.label
-    sources = _Sources(project, project_dir)
+    sources = PassSources(project, project_dir)
     unknown = [s for s in mon.sources if s not in {x.name for x in project.data.sources}]
     if unknown:
         raise MonitorError(f"monitoring.sources: no source named {unknown[0]!r} in data.sources")
@@ -507,7 +437,7 @@ def _metric(section: str, subject: str, segment: str, metric: str, value: Any,
 def _store(engine: Engine, result: MonitorResult, metrics: list[dict[str, Any]],
            started: datetime, readings: Sequence[dict[str, Any]] = ()) -> None:
     """The pass's record, figures, alerts, source digests and ``readings`` (what it read of
-    each source, :class:`_Sources`), in one transaction."""
+    each source, :class:`PassSources`), in one transaction."""
     dep = result.deployment
     finished = datetime.now(UTC)
     with engine.begin() as conn:

@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 from sqlalchemy.engine import Engine
 
 from rudikit.config import TemporalExperiment
-from rudikit.config.timechop import Split, parse_interval, stamp
+from rudikit.config.timechop import Split, label_end
 from rudikit.evaluation.stability import exclude_reviewed
 from rudikit.models.audition import audition
 from rudikit.models.search import SEARCH_TRIAL
@@ -293,8 +293,8 @@ def search_history(engine: Engine, precision: pd.DataFrame, last: Split) -> pd.D
         return pd.DataFrame()
     rows = precision.merge(trials.rename(columns={"parameter": "spec", "value": "trial"}),
                            on="model_id")
-    span = parse_interval(last.test.label_timespan)
-    closed = rows["as_of_date"].map(lambda d: stamp(d.to_pydatetime() + span)) <= last.split_time
+    ends = {d: label_end(d, last.test.label_timespan) for d in rows["as_of_date"].unique()}
+    closed = rows["as_of_date"].map(ends) <= last.split_time
     earlier = rows[(rows["split"] != last.name) & closed]
     score = (earlier.groupby(["spec", "trial", "split"])["value"].mean()
              .groupby(["spec", "trial"]).mean().rename("score").reset_index())

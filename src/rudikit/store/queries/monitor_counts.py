@@ -13,7 +13,7 @@ side table's indexed ``event_us``: the exact window, not a wider one filtered af
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -96,13 +96,15 @@ def _categories(rule: Buckets) -> list[object | None]:
     return cats
 
 
-def _bucket_of(rule: Buckets, value: object) -> int:
-    """The bucket of one value of a categorical rule: its category, else "other", else (no
-    value) missing."""
+def _bucket_of(rule: Buckets) -> Callable[[object], int]:
+    """The bucket of a value of a categorical rule: its category (the first that matches),
+    else "other", else (no value) missing."""
     cats = _categories(rule)
-    if value is None:
-        return len(cats) + 1
-    return cats.index(value) if value in cats else len(cats)
+    index: dict[object, int] = {}
+    for i, c in enumerate(cats):
+        if c is not None:
+            index.setdefault(c, i)
+    return lambda value: len(cats) + 1 if value is None else index.get(value, len(cats))
 
 
 def drift_counts(conn: Connection, table: Table, rules: dict[str, Buckets], lo: int, hi: int
@@ -141,9 +143,9 @@ def drift_counts(conn: Connection, table: Table, rules: dict[str, Buckets], lo: 
         keys = [_value(conn, table, rule) for rule in parts.values()]
         grouped = conn.execute(select(*keys, func.count()).where(window).group_by(*keys)).all()
         for i, (name, rule) in enumerate(parts.items()):
-            counts = [0] * (len(rule.categories or ()) + 2)
+            counts, bucket = [0] * (len(rule.categories or ()) + 2), _bucket_of(rule)
             for group in grouped:
-                counts[_bucket_of(rule, group[i])] += int(group[-1])
+                counts[bucket(group[i])] += int(group[-1])
             out[name] = counts
     return n, {name: out[name] for name in rules}
 
