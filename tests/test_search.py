@@ -424,6 +424,30 @@ def test_a_temporal_search_with_quarterly_lists_reads_only_lists_labelled_by_its
     assert np.allclose(drawn["score"], clean[1])
 
 
+def test_a_temporal_search_with_no_list_closed_by_the_last_split_is_refused(
+        temporal_data: Any, tmp_path: Path) -> None:
+    """When every earlier list is labelled by events after the last split time, no trial can
+    be scored without reading what the last split tests: refused, naming the field and the
+    date, before any model is stored."""
+    from rudikit.config import TemporalError
+    from rudikit.run.temporal import run_temporal
+    from rudikit.store import results
+
+    config, tables, data = temporal_data
+    first, last = data.splits[0], data.splits[-1]
+    early = dataclasses.replace(last, split_time=first.split_time)  # before any list closes
+    engine = open_store(f"sqlite:///{tmp_path / 'rudi.db'}")
+    run_id = results.start_run(engine, config.name, "h", config.model_dump(mode="json"), 0,
+                               "synthetic")
+    with pytest.raises(TemporalError, match=(
+            r"temporal\.models\[0\]\.search: no test list before the last split has a label "
+            rf"window that ends by its split time \({first.split_time:%Y-%m-%d}\)")):
+        run_temporal(config, tables, engine=engine, run_id=run_id, artefacts_dir=tmp_path / "m",
+                     data=dataclasses.replace(data, splits=[first, early]))
+    with engine.connect() as conn:
+        assert runs_q.run_models(conn, run_id).empty
+
+
 def test_a_temporal_search_needs_a_split_before_the_last(temporal_data: Any,
                                                          tmp_path: Path) -> None:
     from rudikit.config import TemporalError
