@@ -17,14 +17,24 @@ refitted on training + validation rows, its settings unchanged), ``top{n}_{avg,r
 mean probability / mean rank of the best n groups on the validation rows), and the same
 refitted. The ``shipped_grid`` variants use the example's grid only, without the search.
 
-Run: ``nice .venv/bin/python bench/stop_search_levers.py [--trials 30] [--parts hour weekday]``
-(``--parts`` sets ``features.datetime.parts``). Needs the stop-and-search files under
-../shared/data (or ``RUDI_DATA_DIR``).
+``--extra`` adds features an officer knows before searching, computed here from the loaded
+archive rows (not yet a rudikit feature kind; each set is a lever the backtest judges like the
+others): ``group`` is ``group_size``, the rows with the same force, datetime and coordinates
+(people searched together; Essex publishes times to the hour, so there it is the same hour at
+the same map point); ``point`` is ``point_searches_{1h,24h,30d}``, the searches at the same
+coordinates strictly before this one's datetime (missing without coordinates). Both read only
+dates and places, never an outcome, so no label leaks from a later or unresolved search.
+
+Run: ``nice .venv/bin/python bench/stop_search_levers.py [--trials 30] [--parts hour weekday]
+[--extra none group point group+point]`` (``--parts`` sets ``features.datetime.parts``). Needs
+the stop-and-search files under ../shared/data (or ``RUDI_DATA_DIR``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import os
 import time
 from pathlib import Path
@@ -50,8 +60,36 @@ SEARCHED = {"algorithm": "lightgbm",
                        "subsample": [0.8], "subsample_freq": [1],
                        "colsample_bytree": [{"float": [0.4, 1.0]}],
                        "reg_lambda": [{"float": [0.001, 10.0], "log": True}]}}
+POINT_WINDOWS = {"1h": 3600, "24h": 86_400, "30d": 30 * 86_400}
+EXTRA = {"none": [], "group": ["group_size"],
+         "point": [f"point_searches_{w}" for w in POINT_WINDOWS],
+         "group+point": ["group_size"] + [f"point_searches_{w}" for w in POINT_WINDOWS]}
 WINDOWS = {"backtest": ("2020-01-01", "2020-01-15", "2020-02-01"),
            "final": ("2020-01-15", "2020-02-01", None)}
+
+
+def known_before(frame: pd.DataFrame) -> pd.DataFrame:
+    """``group_size`` and ``point_searches_*`` (see the module docstring) for each row."""
+    seconds = frame["datetime"].astype("int64").to_numpy() // 10**9
+    lat = frame["latitude"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    lon = frame["longitude"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    place = pd.Series(np.char.add(np.char.add(lat.astype(str), ","), lon.astype(str)))
+    force = frame["force"].astype("string").fillna("").reset_index(drop=True)
+    out = pd.DataFrame(index=frame.index)
+    out["group_size"] = pd.Series(seconds).groupby(
+        [force, place, seconds]).transform("size").to_numpy()
+    located = ~np.isnan(lat)
+    counts = {name: np.full(len(frame), np.nan) for name in POINT_WINDOWS}
+    for rows in pd.Series(np.arange(len(frame)))[located].groupby(place[located]).groups.values():
+        rows = np.asarray(rows)
+        rows = rows[np.argsort(seconds[rows], kind="stable")]
+        at = seconds[rows]
+        for name, span in POINT_WINDOWS.items():
+            counts[name][rows] = (np.searchsorted(at, at, side="left")
+                                  - np.searchsorted(at, at - span, side="left"))
+    for name, values in counts.items():
+        out[f"point_searches_{name}"] = values
+    return out
 
 
 def windowed(project: Project, window: str, trials: int, parts: list[str] | None) -> Project:
@@ -76,9 +114,15 @@ def windowed(project: Project, window: str, trials: int, parts: list[str] | None
                                       "features": features})
 
 
-def lever_scores(project: Project) -> dict[str, Any]:
+def lever_scores(project: Project, extra: list[str]) -> dict[str, Any]:
     """Each lever's test scores and labels for ``project`` (one split with validation)."""
     experiment, _ = CaseExperiment.load(project, EXAMPLE)
+    if extra:  # the loaded rows and the features gain the columns after the load's checks
+        features = project.features.model_copy(
+            update={"numeric": project.features.numeric + extra})
+        experiment = dataclasses.replace(
+            experiment, project=project.model_copy(update={"features": features}),
+            frame=pd.concat([experiment.frame, known_before(experiment.frame)[extra]], axis=1))
     experiment.prepare(lambda _: None)
     split = experiment.splits[0]
     X, y = experiment.X, experiment.y
@@ -131,15 +175,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--parts", nargs="+", default=None)
+    parser.add_argument("--extra", nargs="+", default=["none"], choices=list(EXTRA))
     parser.add_argument("--windows", nargs="+", default=list(WINDOWS), choices=list(WINDOWS))
     args = parser.parse_args()
     base = load_project(EXAMPLE)
     for window in args.windows:
         grids = [("shipped_grid", 0)] + ([(f"grid+search{args.trials}", args.trials)]
                                          if args.trials else [])
-        for grid, trials in grids:
+        for (grid, trials), extra in itertools.product(grids, args.extra):
             started = time.perf_counter()
-            found = lever_scores(windowed(base, window, trials, args.parts))
+            found = lever_scores(windowed(base, window, trials, args.parts), EXTRA[extra])
+            grid = grid if extra == "none" else f"{grid}+{extra}"
             print(f"\n{window} / {grid}: train {found['n_train']}, validation "
                   f"{found['n_val']}, test {found['n_test']} rows; {found['groups']} groups; "
                   f"chosen on validation: {found['chosen_name']} (validation AUC "
@@ -152,7 +198,7 @@ def main() -> None:
                     if m.metric == "roc_auc")
                 interval = ("" if auc.lower is None
                             else f" [{auc.lower:.3f}, {auc.upper:.3f}]")
-                print(f"  {window:8s} {grid:16s} {lever:16s} ROC AUC {auc.value:.3f}{interval}",
+                print(f"  {window:8s} {grid:24s} {lever:16s} ROC AUC {auc.value:.3f}{interval}",
                       flush=True)
 
 

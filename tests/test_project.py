@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rudikit.config import ProjectError, load_project, missing_rationale, parse_project
-from tests.conftest import example_config
+from tests.conftest import REPO, example_config
 
 
 def errors_for(config: dict) -> list[str]:
@@ -20,6 +20,17 @@ def test_example_parses_and_its_rationale_is_complete() -> None:
     assert missing_rationale(project.rationale) == []
     assert project.selection_split == "last_month"
     assert len(project.config_hash()) == 16
+
+
+@pytest.mark.parametrize("example", ["stop_search", "stop_search_sql", "compas"])
+def test_a_shipped_case_example_chooses_on_validation_rows_never_its_test_rows(
+        example: str) -> None:
+    """The selection reads the test rows only when the selection split has no validation
+    partition; a shipped example that did would report a chosen model's test figure that its
+    own choice had seen (issue 20: stop_search chose on the test month 2020-02)."""
+    project = load_project(REPO / "examples" / example)
+    split = next(s for s in project.splits if s.name == project.selection_split)
+    assert split.has_validation, f"{example}: split {split.name!r} has no validation partition"
 
 
 def test_unknown_key_is_named_with_its_path() -> None:
