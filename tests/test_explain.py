@@ -153,6 +153,25 @@ def test_the_reference_taken_in_chunks_is_the_dense_mean_to_the_last_bit() -> No
                                   REFERENCE), whole)
 
 
+def test_logistic_contributions_prepared_in_chunks_are_the_whole_matrix_s_to_the_last_bit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The explained rows (and a background) are one-hot prepared a chunk at a time; every
+    row's contributions, the reference and the base must be those of one whole matrix."""
+    from rudikit.explain import contributions
+
+    X, y = frame()
+    train, rows = X.iloc[:1_200], X.iloc[1_200:]
+    pipeline = fitted("logistic_regression", {"C": 1.0}, train, y[:1_200])
+    found = []
+    for chunk in (len(X), 7, 1):
+        monkeypatch.setattr(contributions, "CHUNK", chunk)
+        found.append((explain(pipeline, rows, background=train), explain(pipeline, rows)))
+    for batch in found[1:]:
+        for ours, whole in zip(batch, found[0], strict=True):
+            assert np.array_equal(ours.contributions.to_numpy(), whole.contributions.to_numpy())
+            assert ours.base == whole.base
+
+
 @pytest.mark.parametrize(("column", "new_value"), [
     ("colour", "red"), ("colour", "purple"), ("flag", None), ("b", np.nan), ("a", 3.0),
     ("when", pd.Timestamp("2024-03-01 22:00", tz="UTC")),

@@ -257,6 +257,11 @@ def test_predictions(stored: Stored) -> None:
     rows = pq.scores_and_labels(e, [m[0]])
     assert sorted((r["score"], r["label"]) for r in rows) == [(0.2, 0), (0.5, 1), (0.9, 1)]
     assert len(pq.scores_and_labels(e, m)) == 9
+    # the typed frame, fetched in chunks smaller than the rows: the same rows
+    typed = pq.scores_frame(e, m, chunk=2)
+    assert sorted(typed.itertuples(index=False, name=None)) == sorted(
+        (r["model_id"], r["score"], r["label"]) for r in pq.scores_and_labels(e, m))
+    assert list(pq.scores_frame(e, []).columns) == ["model_id", "score", "label"]
     preds = pq.model_predictions(e, m[0])
     assert sorted(preds["entity_id"]) == ["a", "b", "c"] and len(preds.columns) == 4
     top = pq.top_predictions(e, m[0], 2)

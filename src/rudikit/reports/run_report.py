@@ -59,7 +59,7 @@ def read_run_results(engine: Engine, run_id: int) -> dict[str, pd.DataFrame]:
         models = runs_q.run_models(conn, run_id)
         ids = models["id"].tolist() if len(models) else []
         evals = evaluations_q.evaluations_of_models(conn, ids)
-        preds = pd.DataFrame(predictions_q.scores_and_labels(conn, ids))
+        preds = predictions_q.scores_frame(conn, ids)
         imps = evaluations_q.feature_importances(conn, ids)
         snaps = snapshots_q.snapshots_of_run(conn, run_id)
         audits = fairness_q.audits(conn, ids)

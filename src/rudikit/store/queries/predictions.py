@@ -22,6 +22,19 @@ def scores_and_labels(bind: Bind, model_ids: list[int]) -> Sequence[RowMapping]:
                     .where(P.c.model_id.in_(model_ids)))
 
 
+def scores_frame(bind: Bind, model_ids: list[int], chunk: int = 100_000) -> pd.DataFrame:
+    """:func:`scores_and_labels` as typed columns (model_id, score, label), fetched ``chunk``
+    rows at a time: a mapping per prediction held at once cost 0.4 GB for the 1.3M test
+    predictions of a million-row run, the typed columns 24 bytes a row."""
+    columns = ["model_id", "score", "label"]
+    query = (select(P.c.model_id, P.c.score, P.c.label).where(P.c.model_id.in_(model_ids))
+             .execution_options(yield_per=chunk))
+    with connected(bind) as conn:
+        parts = [pd.DataFrame.from_records(rows, columns=columns)
+                 for rows in conn.execute(query).partitions()]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
 def model_predictions(bind: Bind, model_id: int) -> pd.DataFrame:
     """entity_id, as_of_date, score and label of a model's stored predictions."""
     return frame(bind, select(P.c.entity_id, P.c.as_of_date, P.c.score, P.c.label)
