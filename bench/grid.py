@@ -1,5 +1,6 @@
-"""Benchmark: ``rudi run examples/eis`` with its model grid on 1 and 2 local worker processes
-and on a 2-worker Dask LocalCluster, interleaved and repeated, with the speed-up ratios.
+"""Benchmark: ``rudi run examples/eis`` with its model grid on one core, in the ``rudi``
+process with its default threads, on 2 local worker processes and on a 2-worker Dask
+LocalCluster, interleaved and repeated, with the speed-up ratios.
 
 The documented subset: the EIS example as shipped (real CPDB data, its seven model groups,
 bootstrap, fairness audit of every list, audition, report and cards), except that
@@ -11,6 +12,17 @@ bootstrap, fairness audit of every list, audition, report and cards), except tha
   switched off to keep a run short. The seed lists stay: two refits, each a task, then the
   consecutive-date lists scored in blocks of dates, a task each.
 
+The two runs without workers (``workers: 1``, every fit in the ``rudi`` process):
+
+* ``1 worker, 1 core``: ``threads_per_task: 1`` and the process pinned to one CPU (its
+  affinity, set before anything is imported, so BLAS, OpenMP and joblib count one core). This
+  is issue 18's baseline, "fits every model group on every split one after another on one
+  core", and the 1.7x target is the 2-worker run's speed-up over it: the target asks what
+  the executor gains over a run on one core.
+* ``1 worker, threads``: the default threads (``threads_per_task: auto`` = the cores // the
+  workers, so 2 threads here): the forest's trees and BLAS already use both cores for part
+  of the work. The ratios over it are printed too; they are the smaller ones.
+
 Each variant runs the ``rudi run`` command in a fresh Python process (so a local pool's start
 and the workers' imports are counted) on the same project folder, whose feature cache a first
 untimed run fills; only the ``execution`` section of its rudi.yaml changes between runs. The
@@ -20,8 +32,9 @@ and so are the CPU seconds of the driver and of the workers, from which the seri
 (the driver's share of all CPU in the 2-worker run) and its Amdahl bound are computed: figures
 that depend much less on the load than wall time.
 
-Run: ``.venv/bin/python bench/grid.py [--repeats 2] [--test-from 2015-01-01] [--folder DIR]``
-(``--folder``: reuse a project folder whose feature cache an earlier run filled). Without the
+Run: ``.venv/bin/python bench/grid.py [--repeats 2] [--test-from 2015-01-01] [--folder DIR]
+[--src DIR]`` (``--folder``: reuse a project folder whose feature cache an earlier run filled;
+``--src``: run another checkout's rudikit, e.g. main's, for a before figure). Without the
 CPDB files under ../shared/data it says so and exits 0.
 """
 
@@ -59,11 +72,14 @@ def project(test_from: str) -> dict[str, Any]:
     return config
 
 
-#: Runs ``rudi run`` in a child process and prints, last, the CPU seconds of that process (the
+#: Runs ``rudi run`` in a child process (pinned to the CPUs its second argument lists, if any,
+#: before numpy or joblib count them) and prints, last, the CPU seconds of that process (the
 #: driver) and of its children (the local pool's workers, still alive, and any already gone)
 #: as JSON.
 RUN_AND_COUNT = """
-import json, resource, sys
+import json, os, resource, sys
+if len(sys.argv) > 2:
+    os.sched_setaffinity(0, {int(c) for c in sys.argv[2].split(",")})
 import psutil
 from rudikit.cli import app
 try:
@@ -105,18 +121,19 @@ def dask_worker_cpu(client: Any) -> float:
 
 
 def run(folder: Path, config: dict[str, Any], execution: dict[str, Any],
-        client: Any = None) -> Measured:
-    """One ``rudi run`` of ``folder`` with ``execution``; ``client``: the Dask cluster's, whose
-    workers' CPU is counted."""
+        client: Any = None, cpus: str | None = None, src: Path = REPO / "src") -> Measured:
+    """One ``rudi run`` of ``folder`` with ``execution`` and the rudikit in ``src``;
+    ``client``: the Dask cluster's, whose workers' CPU is counted; ``cpus``: the CPUs the run
+    is pinned to ("0"), default any."""
     (folder / "rudi.yaml").write_text(yaml.safe_dump({**config, "execution": execution},
                                                      sort_keys=False))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+        [str(src), os.environ.get("PYTHONPATH", "")])}
     load = os.getloadavg()[0]
     before = dask_worker_cpu(client) if client is not None else 0.0
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", RUN_AND_COUNT, str(folder)], env=env,
-                          capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", RUN_AND_COUNT, str(folder),
+                           *([cpus] if cpus else [])], env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode:
         sys.exit(f"rudi run failed ({execution}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
@@ -143,6 +160,13 @@ def stored_precision(folder: Path) -> list[list[tuple[str, str, float]]]:
     return list(runs.values())
 
 
+#: The variants' names; the first is the issue's one-core baseline.
+ONE_CORE = "1 worker, 1 core"
+THREADED = "1 worker, threads"
+LOCAL_2 = "local, 2 workers"
+DASK_2 = "dask, 2 workers"
+
+
 def amdahl(one: list[Measured], two: list[Measured]) -> None:
     """The serial fraction and the speed-up bounds it gives, from CPU seconds (less sensitive
     to the machine's load than wall time): what the driver spends outside the tasks cannot be
@@ -154,9 +178,21 @@ def amdahl(one: list[Measured], two: list[Measured]) -> None:
           f"{driver + tasks:.0f} s = {serial:.2f}; Amdahl bound on 2 cores "
           f"x{1 / (serial + (1 - serial) / 2):.2f}")
     alone = min(m.cpu for m in one)
-    print(f"  CPU of the 1-worker run {alone:.0f} s over the 2-worker run's driver + tasks/2 "
+    print(f"  CPU of the one-core run {alone:.0f} s over the 2-worker run's driver + tasks/2 "
           f"{driver + tasks / 2:.0f} s: x{alone / (driver + tasks / 2):.2f} on 2 idle cores "
           f"(the 2 workers' extra CPU, {driver + tasks - alone:+.0f} s, included)")
+
+
+def uptime() -> str:
+    """``uptime``'s line: the load beside the figures."""
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def cpu_by_role() -> str:
+    """The CPU share of the busiest processes now (other helpers' work on a shared machine)."""
+    top = subprocess.run(["ps", "-eo", "pcpu,user,comm", "--sort=-pcpu"], capture_output=True,
+                         text=True).stdout.splitlines()[1:6]
+    return "; ".join(" ".join(line.split()) for line in top)
 
 
 def main() -> None:
@@ -166,6 +202,10 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=None,
                         help="project folder to reuse (its feature cache; no warm-up run when "
                              "it holds one); default: a temporary folder")
+    parser.add_argument("--src", type=Path, nargs="+", default=[REPO / "src"],
+                        help="the rudikit source tree(s) the runs use, each variant run with "
+                             "each in turn (another checkout's src first, to measure before "
+                             "and after a change in the same session); default: this one's")
     args = parser.parse_args()
     if not (SHARED_DATA / "eis" / "chicago_cpdb").is_dir():
         print(f"CPDB files not found under {SHARED_DATA / 'eis'}; nothing to measure")
@@ -178,29 +218,38 @@ def main() -> None:
         folder = args.folder or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         config = project(args.test_from)
-        variants = {
-            "local, 1 worker": {"backend": "local", "workers": 1},
-            "local, 2 workers": {"backend": "local", "workers": 2},
-            "dask, 2 workers": {"backend": "dask", "scheduler": cluster.scheduler_address},
+        one_cpu = str(min(os.sched_getaffinity(0)))
+        variants: dict[str, tuple[dict[str, Any], str | None]] = {
+            ONE_CORE: ({"backend": "local", "workers": 1, "threads_per_task": 1}, one_cpu),
+            THREADED: ({"backend": "local", "workers": 1}, None),
+            LOCAL_2: ({"backend": "local", "workers": 2}, None),
+            DASK_2: ({"backend": "dask", "scheduler": cluster.scheduler_address}, None),
         }
-        print(f"cores: {os.cpu_count()}; test years from {args.test_from}; "
-              f"{args.repeats} repeat(s), interleaved")
+        trees = {f"src{i}": src for i, src in enumerate(args.src)} if len(args.src) > 1 \
+            else {"": args.src[0]}
+        print(f"rudikit from {', '.join(f'{k} {v}' for k, v in trees.items())}; cores: "
+              f"{os.cpu_count()}; test years from {args.test_from}; {args.repeats} repeat(s), "
+              f"interleaved; {ONE_CORE!r} pinned to CPU {one_cpu}")
+        print(f"before: {uptime()}\n  busiest processes: {cpu_by_role()}")
         if not (folder / ".rudi" / "cache").is_dir():
-            warm = run(folder, config, variants["local, 1 worker"])
+            warm = run(folder, config, variants[THREADED][0], src=args.src[-1])
             print(f"warm-up run (fills the feature cache): {warm.wall:.0f} s")
         earlier = len(stored_precision(folder)) if (folder / ".rudi").is_dir() else 0
-        measured: dict[str, list[Measured]] = {name: [] for name in variants}
+        measured: dict[tuple[str, str], list[Measured]] = {}
         order = []
-        print(f"  {'':17s} {'wall':>7s}   {'driver CPU':>10s} {'workers CPU':>11s}   load before")
+        print(f"  {'':24s} {'wall':>7s}   {'driver CPU':>10s} {'workers CPU':>11s}   load "
+              "before")
         for repeat in range(args.repeats):
             names = list(variants) if repeat % 2 == 0 else list(reversed(variants))
             for name in names:
-                m = run(folder, config, variants[name],
-                        client if name.startswith("dask") else None)
-                measured[name].append(m)
-                order.append(name)
-                print(f"  {name:17s} {m.wall:7.1f} s {m.driver:9.1f} s {m.workers:10.1f} s"
-                      f"   {m.load:.1f}", flush=True)
+                execution, cpus = variants[name]
+                for tree, src in trees.items():
+                    m = run(folder, config, execution, client if name == DASK_2 else None,
+                            cpus, src)
+                    measured.setdefault((tree, name), []).append(m)
+                    order.append(f"{tree} {name}")
+                    print(f"  {tree:6s}{name:18s} {m.wall:7.1f} s {m.driver:9.1f} s "
+                          f"{m.workers:10.1f} s   {m.load:.1f}", flush=True)
         runs = stored_precision(folder)[earlier:]
         first = runs[0]
         differ = [name for name, stored in zip(order, runs, strict=True)
@@ -209,14 +258,16 @@ def main() -> None:
                       for a, b in zip(stored, first, strict=False))]
         print(f"stored precision@k of every model, {len(runs)} runs: "
               + (f"DIFFERS in {', '.join(differ)}" if differ else "identical to 1e-12"))
-        base = min(m.wall for m in measured["local, 1 worker"])
-        print("best of the repeats, and wall-time speed-up over 1 local worker:")
-        for name, values in measured.items():
-            best = min(m.wall for m in values)
-            print(f"  {name:17s} {best:7.1f} s   x{base / best:.2f}")
-        print("from CPU seconds:")
-        amdahl(measured["local, 1 worker"], measured["local, 2 workers"])
-        print(f"load average now: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        print("best of the repeats; speed-up over the one-core run (the issue's baseline and "
+              "target: >= 1.7x) and over the 1-worker run with its default threads:")
+        for tree in trees:
+            best = {name: min(m.wall for m in measured[tree, name]) for name in variants}
+            for name, wall in best.items():
+                print(f"  {tree:6s}{name:18s} {wall:7.1f} s   x{best[ONE_CORE] / wall:.2f}   "
+                      f"x{best[THREADED] / wall:.2f}")
+            print(f"  {tree} from CPU seconds:")
+            amdahl(measured[tree, ONE_CORE], measured[tree, LOCAL_2])
+        print(f"after: {uptime()}\n  busiest processes: {cpu_by_role()}")
 
 
 if __name__ == "__main__":

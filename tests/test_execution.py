@@ -146,13 +146,43 @@ def test_retries_zero_fails_the_run_with_a_clear_error(grid, tmp_path) -> None:
         run_grid(grid, tmp_path, Execution(workers=2, retries=0), dies_once(tmp_path / "m"))
 
 
-def test_threads_per_task_divide_the_cores_between_workers() -> None:
-    from joblib import cpu_count
+def test_threads_per_task_divide_the_cores_between_workers(monkeypatch) -> None:
+    from rudikit.run import execution as ex
 
-    assert task_threads(Execution(workers=1)) is None  # the driver's own process: as before
-    assert task_threads(Execution(workers=2)) == max(1, cpu_count() // 2)
+    monkeypatch.setattr(ex, "_cores", lambda: 4)
+    # the driver fitting alone follows the same rule: every core's thread, not "no limit"
+    assert task_threads(Execution(workers=1)) == 4
+    assert task_threads(Execution(workers=1, threads_per_task=1)) == 1  # the one-core run
+    assert task_threads(Execution(workers=2)) == 2
+    assert task_threads(Execution(workers=3)) == 1
+    assert task_threads(Execution(workers=8)) == 1  # at least one
+    assert task_threads(Execution()) == 1  # auto: a worker per core
     assert task_threads(Execution(backend="dask")) == 1
     assert task_threads(Execution(workers=2, threads_per_task=3)) == 3
+
+
+def _limits(*, threads: int | None) -> tuple[int | None, int, int]:
+    """The threads a task was given, its BLAS pools' largest thread count, and the forest
+    ``n_jobs`` :func:`rudikit.models.estimators.limit_jobs` leaves for it."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+    from threadpoolctl import threadpool_info
+
+    from rudikit.models.estimators import limit_jobs
+
+    forest = Pipeline([("model", RandomForestClassifier(n_jobs=-1))])
+    limit_jobs(forest, threads)
+    return threads, max(p["num_threads"] for p in threadpool_info()), forest[-1].n_jobs
+
+
+def test_the_driver_running_the_fits_alone_holds_them_to_their_threads(monkeypatch) -> None:
+    from rudikit.run import execution as ex
+
+    monkeypatch.setattr(ex, "_cores", lambda: 2)
+    [one] = ex.ordered_results(Execution(workers=1, threads_per_task=1), _limits, [()])
+    assert one == (1, 1, 1)
+    [two] = ex.ordered_results(Execution(workers=1), _limits, [()])
+    assert two[0] == 2 and two[1] <= 2 and two[2] == 2
 
 
 def test_execution_settings_are_checked_with_their_key_path(monkeypatch) -> None:

@@ -316,6 +316,16 @@ def test_lists(stored: Stored) -> None:
     assert stability["value"].tolist() == pytest.approx([0.5, 0.25])
     changes = lq.changes(e, r2)
     assert changes["entity_id"].tolist() == ["a", "b"] and changes["rank"].tolist() == [1, 2]
+    assert lq.changes(e, r2, top=1)["entity_id"].tolist() == ["a"]  # what the report reads
+    from rudikit.reports.temporal_report import rank_change_summary
+
+    before = f"{DAY - timedelta(days=1):%Y-%m-%d}"
+    # top 2: b is new to it, a moved up one place; top 1: a was not in the earlier top 1
+    for k, moved in [(2, "1"), (1, "n/a")]:
+        when, summary = rank_change_summary(e, r2, k)
+        assert f"{when:%Y-%m-%d}" == f"{DAY:%Y-%m-%d}"
+        assert summary == [{"horizon": "day", "previous_date": before, "entered": 1,
+                            "median_change": moved}]
     assert lq.stability(e, stored.runs[0]).empty
     rows = lq.reviews(e, ("entity_id", "reviewer", "agreement"))
     assert [tuple(r) for r in rows] == [("a", "sam", "agree")]

@@ -25,12 +25,14 @@ _ADDRESS = re.compile(r"^(tcp|tls|inproc|ws|wss)://[^\s/]+$")
 
 class Execution(Strict):
     """``workers``: processes for ``local`` (``auto``: one per core joblib counts, which
-    honours ``LOKY_MAX_CPU_COUNT``; 1 runs every fit in the driver process, as before).
-    ``scheduler``: the Dask scheduler's address for ``dask`` (default: the
+    honours ``LOKY_MAX_CPU_COUNT`` and the CPU affinity; 1 runs every fit in the driver
+    process). ``scheduler``: the Dask scheduler's address for ``dask`` (default: the
     ``RUDI_DASK_SCHEDULER`` variable). ``threads_per_task``: LightGBM, forest and BLAS threads
-    a task may use (``auto``: the cores divided by the local workers; one on Dask, whose
-    workers run a task per thread). ``retries``: how often a task whose worker died is run
-    again before the run fails."""
+    a task may use (``auto``: the cores divided by the local workers, at least one; one on
+    Dask, whose workers run a task per thread). The rule is the same in the driver, so
+    ``workers: 1`` fits with threads on every core, and ``workers: 1, threads_per_task: 1`` is
+    the run on one core. ``retries``: how often a task whose worker died is run again before
+    the run fails."""
 
     backend: Literal["local", "dask"] = "local"
     workers: int | Literal["auto"] = "auto"

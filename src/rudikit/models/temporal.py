@@ -448,11 +448,14 @@ def seed_lists(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
             progress(f"{point.describe()} seed {seed}: {seconds:.1f} s")
     by_date: dict[pd.Timestamp, pd.Series] = {}
     if wanted and kept is not None:
-        blocks = [wanted[i:i + DATES_PER_BLOCK] for i in range(0, len(wanted), DATES_PER_BLOCK)]
         columns = list(dict.fromkeys([ENTITY, "as_of_date",
                                       *kept.named_steps["encode"].input_columns]))
-        rows = [(kept, data.features.loc[data.features["as_of_date"].isin(block), columns]
-                 .copy()) for block in blocks]
+        # one pass over the features for every wanted date, then a consolidated copy per
+        # block (a pass per block read every officer-date again, in the serial part)
+        picked = data.features.loc[data.features["as_of_date"].isin(wanted), columns]
+        block = picked["as_of_date"].map({d: i // DATES_PER_BLOCK
+                                          for i, d in enumerate(wanted)})
+        rows = [(kept, part.copy()) for _, part in picked.groupby(block, sort=True)]
         for lists in run_each(dated_lists, rows):
             by_date.update(lists)
     return by_seed, by_date

@@ -243,11 +243,11 @@ def last_list(engine: Engine, run_id: int, models: pd.DataFrame, k: int, cool_of
 def rank_change_summary(engine: Engine, run_id: int, k: int) -> tuple[Any, list[dict[str, Any]]]:
     """Per horizon, for the officers in the top ``k`` of the stored date: how many were not
     in the earlier list's top ``k``, and the median absolute rank change of the others."""
-    changes = lists_q.changes(engine, run_id)
-    if not len(changes):
+    # only the top k's rows: every list has a rank 1, so the latest date is among them
+    top = lists_q.changes(engine, run_id, top=k)
+    if not len(top):
         return None, []
-    changes["previous_date"] = _naive(changes["previous_date"])
-    top = changes[changes["rank"] <= k]
+    top["previous_date"] = _naive(top["previous_date"])
     rows = []
     for horizon in ("day", "week", "month", "quarter", "year"):
         part = top[top["horizon"] == horizon]
@@ -260,7 +260,7 @@ def rank_change_summary(engine: Engine, run_id: int, k: int) -> tuple[Any, list[
                      "previous_date": f"{previous:%Y-%m-%d}" if pd.notna(previous) else "n/a",
                      "entered": int(entered.sum()),
                      "median_change": f"{moved.median():.0f}" if len(moved) else "n/a"})
-    return _naive(changes["as_of_date"]).max(), rows
+    return _naive(top["as_of_date"]).max(), rows
 
 
 def ensemble_rows(engine: Engine, models: pd.DataFrame) -> list[dict[str, Any]]:

@@ -39,16 +39,18 @@ def local_workers(execution: Execution) -> int:
     return _cores() if execution.workers == "auto" else int(execution.workers)
 
 
-def task_threads(execution: Execution) -> int | None:
-    """Threads one task may use (None: no limit, the driver process as before): the cores
-    divided by the local workers, one per task on a Dask worker (whose nanny already sets the
-    BLAS and OpenMP variables to one thread), unless ``threads_per_task`` says."""
+def task_threads(execution: Execution) -> int:
+    """Threads one task may use: ``threads_per_task`` when set, else one on a Dask worker
+    (whose nanny already sets the BLAS and OpenMP variables to one thread) and the cores
+    divided by the local workers, at least one. The same rule holds when the driver runs the
+    tasks itself (``workers: 1``): it then fits with every core's thread (a forest's trees,
+    BLAS), so ``workers: 1, threads_per_task: 1`` is the one-core run, and ``workers: 1`` on
+    two cores is not."""
     if execution.threads_per_task != "auto":
         return int(execution.threads_per_task)
     if execution.backend == "dask":
         return 1
-    workers = local_workers(execution)
-    return None if workers == 1 else max(1, _cores() // workers)
+    return max(1, _cores() // local_workers(execution))
 
 
 def _cores() -> int:
@@ -104,7 +106,8 @@ def _started() -> None:
 
 def run_task(fn: Callable[..., Any], threads: int | None, args: Sequence[Any]) -> Any:
     """One task in whatever process runs it, with its BLAS/OpenMP pools held to ``threads``
-    (``fn`` receives ``threads`` too, to size its own estimators' ``n_jobs``)."""
+    (``fn`` receives ``threads`` too, to size its own estimators' ``n_jobs``; None: no
+    limit)."""
     args = [a.value if isinstance(a, Shared) else a for a in args]
     if threads is None:
         return fn(*args, threads=None)
@@ -154,9 +157,11 @@ def _on_local_processes(execution: Execution, fn: Callable[..., Any], threads: i
     _started()
     finished: dict[int, Any] = {}
     yielded, failures = 0, 0
-    # at least two: joblib runs a one-worker job in this process, and a single task sent here
-    # (``alone_here`` False) is meant for a worker
-    workers = max(2, min(local_workers(execution), len(calls)))
+    # the pool's full size whatever the number of calls: a smaller n_jobs resizes loky's
+    # reusable pool, and the next larger call starts (and imports into) fresh workers again.
+    # At least two: joblib runs a one-worker job in this process, and a single task sent
+    # here (``alone_here`` False) is meant for a worker
+    workers = max(2, local_workers(execution))
     while yielded < len(calls):
         todo = [i for i in first if i >= yielded and i not in finished]
         try:

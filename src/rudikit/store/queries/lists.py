@@ -29,10 +29,13 @@ def stability(bind: Bind, run_id: int) -> pd.DataFrame:
                  .order_by(list_stability.c.id))
 
 
-def changes(bind: Bind, run_id: int) -> pd.DataFrame:
-    """The rank changes a run stored."""
-    return frame(bind, select(rank_changes).where(rank_changes.c.run_id == run_id)
-                 .order_by(rank_changes.c.id))
+def changes(bind: Bind, run_id: int, *, top: int | None = None) -> pd.DataFrame:
+    """The rank changes a run stored (``top``: only those of the officers ranked ``top`` or
+    higher on their list, what the report reads of every officer's rows)."""
+    query = select(rank_changes).where(rank_changes.c.run_id == run_id)
+    if top is not None:
+        query = query.where(rank_changes.c.rank <= top)
+    return frame(bind, query.order_by(rank_changes.c.id))
 
 
 def _in_force() -> Any:
