@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import Row, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.engine import RowMapping
 
 from rudikit.store import tables as t
-from rudikit.store.queries.common import Bind, connected, frame, mappings
+from rudikit.store.queries.common import Bind, connected, driver_rows, frame, mappings
 
 P, M, R = t.predictions, t.models, t.individual_importances
 
@@ -20,6 +21,16 @@ def scores_and_labels(bind: Bind, model_ids: list[int]) -> Sequence[RowMapping]:
     """model_id, score and label of every stored prediction of these models."""
     return mappings(bind, select(P.c.model_id, P.c.score, P.c.label)
                     .where(P.c.model_id.in_(model_ids)))
+
+
+def score_label_arrays(bind: Bind, model_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """The scores and labels (-1 where unknown) of a model's stored predictions as arrays, in
+    the order :func:`scores_and_labels` gives them (a model may hold a million)."""
+    with connected(bind) as conn:
+        rows = driver_rows(conn, select(P.c.score, func.coalesce(P.c.label, -1))
+                           .where(P.c.model_id == model_id))
+    pairs = np.array(rows, dtype=float).reshape(-1, 2)
+    return pairs[:, 0].copy(), pairs[:, 1].astype(np.int64)
 
 
 def model_predictions(bind: Bind, model_id: int) -> pd.DataFrame:
