@@ -276,15 +276,31 @@ from rudikit.monitoring.monitor import run_monitor
 folder = Path({folder!r})
 project = load_project(folder)
 engine = open_store(None, folder)
-if {fresh!r}:
-    with engine.begin() as conn:
-        conn.execute(text("DELETE FROM reference_profiles"))
+with engine.begin() as conn:  # what the pass finds stored: {clear!r} cleared
+    for table in {clear!r}:
+        conn.execute(text(f"DELETE FROM {{table}}"))
 t = time.perf_counter()
 r = run_monitor(project, folder, engine, as_of=datetime(2020, 3, 1, tzinfo=UTC))
 seconds = time.perf_counter() - t
 extra = dict(predictions=r.n_predictions, outcomes=r.n_outcomes, alerts=len(r.alerts),
              precision=r.realised.precision, auc=r.realised.roc_auc,
              max_psi=max(d.psi for d in r.drift))
+""",
+    "reference": """
+from pathlib import Path
+from sqlalchemy import text
+from rudikit.config import load_project
+from rudikit.store.engine import open_store
+from rudikit.monitoring.monitor import store_reference
+folder = Path({folder!r})
+project = load_project(folder)
+engine = open_store(None, folder)
+with engine.begin() as conn:
+    conn.execute(text("DELETE FROM reference_profiles"))
+t = time.perf_counter()
+assert store_reference(project, folder, engine)
+seconds = time.perf_counter() - t
+extra = dict()
 """,
     "floor": """
 import sqlite3
@@ -428,12 +444,16 @@ def main() -> None:
           f"{args.rows:,} production predictions over {args.days} days, "
           f"{args.inside:.0%} in the 30-day window")
     runs: dict[str, list[dict[str, object]]] = {"first": [], "again": [], "old": [], "new": [],
-                                               "agg": []}
+                                               "agg": [], "unfitted": [], "reference": []}
     slow = args.repeat if args.slow_repeat is None else min(args.slow_repeat, args.repeat)
+    readings = ("source_readings", "source_periods")
     for i in range(args.repeat):  # interleaved, so a busy spell hits every kind alike
         if i < slow:
-            runs["first"].append(timed("ours", folder=str(folder), fresh=True))
-        runs["again"].append(timed("ours", folder=str(folder), fresh=False))
+            runs["unfitted"].append(timed("ours", folder=str(folder),
+                                          clear=("reference_profiles", *readings)))
+            runs["reference"].append(timed("reference", folder=str(folder)))
+            runs["first"].append(timed("ours", folder=str(folder), clear=readings))
+        runs["again"].append(timed("ours", folder=str(folder), clear=()))
         if url and i < slow:
             runs["old"].append(timed("floor_postgres", url=url, where=""))
         elif i < slow:
@@ -443,12 +463,15 @@ def main() -> None:
         else:
             runs["new"].append(timed("floor", db=db, where=WINDOW))
         runs["agg"].append(timed("aggregates", folder=str(folder)))
-    first, again, old, new, agg = (min(r, key=lambda x: x["seconds"]) for r in runs.values())
+    first, again, old, new, agg, unfitted, ref = (min(r, key=lambda x: x["seconds"])
+                                                  for r in runs.values())
     print(f"best of {args.repeat} interleaved runs each (first pass and old fetch: of {slow})")
     naive = timed("naive", db=db, naive=args.naive_rows) if not url else {"seconds": 0.0,
                                                                         "rows": 0, "peak_mb": 0}
     naive_all = naive["seconds"] * args.rows / max(naive["rows"], 1)
-    for name, ours in (("first", first), ("again", again)):
+    print(f"at deploy   : {ref['seconds']:7.1f} s, peak RSS {ref['peak_mb']:6.0f} MB (the "
+          "reference profile fitted on the development rows and stored, as `rudi deploy` does)")
+    for name, ours in (("first", first), ("again", again), ("unfitted", unfitted)):
         print(f"{name:12}: {ours['seconds']:7.1f} s, peak RSS {ours['peak_mb']:6.0f} MB "
               f"({ours['predictions']:,} predictions, {ours['outcomes']:,} outcomes, "
               f"{ours['alerts']} alerts, realised precision {ours['precision']:.3f}, "
@@ -468,8 +491,9 @@ def main() -> None:
           f"old fetch / window fetch = {old['seconds'] / new['seconds']:.1f}x; "
           f"again / old fetch = {again['seconds'] / old['seconds']:.2f}; "
           f"window fetch / aggregates = {new['seconds'] / agg['seconds']:.1f}x")
-    verdict = "met" if again["seconds"] < 20 and again["peak_mb"] < 1024 else "NOT met"
-    print(f"target (under 20 s and 1 GB, a pass with the stored reference): {verdict}")
+    for name, ours in (("first", first), ("again", again)):
+        verdict = "met" if ours["seconds"] < 20 and ours["peak_mb"] < 1024 else "NOT met"
+        print(f"target (under 20 s and 1 GB), {name} pass: {verdict}")
 
 
 if __name__ == "__main__":

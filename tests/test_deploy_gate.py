@@ -35,6 +35,7 @@ from rudikit.service.settings import ServiceSettings
 from rudikit.store import production_tables as pt
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store
+from rudikit.store.queries import monitoring as monitoring_q
 from rudikit.store.queries.fairness import (
     INCONCLUSIVE,
     INSUFFICIENT,
@@ -190,6 +191,8 @@ def test_a_waiver_deploys_and_is_shown_in_the_audit_log_card_and_dashboard(proje
     assert r.exit_code == 0, r.output
     assert "threshold 0.25" in r.output  # the project's operating point (fairness.at)
     assert "Deployed with a waiver by inspector.khan" in r.output
+    # the monitor's reference is fitted at deploy time, so its first pass reads one row
+    assert "Stored the reference profile the monitor compares production with" in r.output
     engine = open_store(None, folder)
     report = check(engine, group, model, load_project(folder))
     failing = [str(i) for i in report.failing]
@@ -197,6 +200,7 @@ def test_a_waiver_deploys_and_is_shown_in_the_audit_log_card_and_dashboard(proje
         row = conn.execute(select(pt.deployed_models)).mappings().one()
         log = conn.execute(select(pt.audit_log)).mappings().one()
     assert row["model_id"] == model and row["threshold"] == 0.25 and row["live"]
+    assert monitoring_q.has_reference_profile(engine, row["id"])
     assert row["waiver"] == {"reason": WAIVER, "by": "inspector.khan", "failing": failing}
     assert log["action"] == "deploy" and log["actor"] == "inspector.khan"
     assert log["details"]["waiver"] == row["waiver"]

@@ -29,20 +29,21 @@ from sklearn.metrics import (
     recall_score,
     roc_auc_score,
 )
-from sqlalchemy import select
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from rudikit.cli import app as cli
 from rudikit.cli.monitoring import rehearse
 from rudikit.cli.service import DEMO_WAIVER
 from rudikit.config import FairnessRequirement, load_project
-from rudikit.data.sources import unify
+from rudikit.data.sources import SourceError, unify
 from rudikit.data.synthetic import generate_archive
 from rudikit.models.artefacts import load_artefact
 from rudikit.monitoring import inputs
 from rudikit.monitoring.drift import MISSING, OTHER, ReferenceProfile, chi2_p_value, compare, psi
 from rudikit.monitoring.monitor import MonitorError, list_stability, run_monitor
 from rudikit.monitoring.performance import precision_at_k_over_time, realised
+from rudikit.monitoring.reference import profile_columns, training_rows, with_parts
 from rudikit.monitoring.rehearsal import judging_day
 from rudikit.monitoring.replay import month_rows, replay
 from rudikit.monitoring.retrain import RetrainError, retrain, rollback
@@ -59,6 +60,7 @@ from rudikit.store.engine import open_store
 from rudikit.store.monitoring_tables import alerts, monitor_metrics, monitor_runs, source_periods
 from rudikit.store.production_tables import audit_log, deployed_models, outcomes
 from rudikit.store.production_tables import production_predictions as pp
+from rudikit.store.queries import monitoring as monitoring_q
 from rudikit.store.queries.production import live_deployment
 
 runner = CliRunner()
@@ -452,12 +454,25 @@ def test_a_pass_over_unchanged_source_files_reads_no_development_row(
     _, feb, y_feb = month_rows(live.project, live.frame, "2020-02")
     live.post(feb[:300], y_feb[:300])
     first = live.monitor(datetime(2020, 5, 15, tzinfo=UTC))  # stale: a freshness alert
+    # it read the files one by one: the checks of the whole table, and the reference fitted
+    # on its reference columns is the one the whole table gives
+    expect = live.project.monitoring.sources["searches"]
+    assert first.sources == [inputs.check_source("searches", live.frame, "datetime", expect,
+                                                 datetime(2020, 5, 15, tzinfo=UTC), {})[0]]
+    dep = first.deployment
+    train = with_parts(training_rows(live.project, live.frame, dep.split), dep.features)
+    categorical, numeric = profile_columns(dep.features)
+    whole = ReferenceProfile().fit(train, categorical=[c for c in categorical if c in train],
+                                   numeric=[c for c in numeric if c in train]).to_json()
+    stored = monitoring_q.reference_profile(live.engine, dep.deployment_id)["profile"]
+    assert stored["inputs"] == json.loads(json.dumps(whole))
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a source was loaded")
 
     with monkeypatch.context() as patched:
         patched.setattr(pass_sources, "load_source", refuse)
+        patched.setattr(pass_sources, "source_frames", refuse)
         again = live.monitor(datetime(2020, 5, 15, tzinfo=UTC))
     assert again.sources == first.sources and first.sources[0].periods
     assert [a.as_json() for a in again.alerts] == [a.as_json() for a in first.alerts]
@@ -473,16 +488,28 @@ def test_a_pass_over_unchanged_source_files_reads_no_development_row(
     june.write_text("\n".join([lines[0], *lines[2:]]) + "\n")  # a June record removed
     with monkeypatch.context() as patched:
         patched.setattr(pass_sources, "load_source", refuse)
+        patched.setattr(pass_sources, "source_frames", refuse)
         with pytest.raises(AssertionError, match="a source was loaded"):
             live.monitor(datetime(2020, 5, 15, tzinfo=UTC))
     changed = live.monitor(datetime(2020, 5, 15, tzinfo=UTC))
     assert ("integrity", "searches") in _kinds(changed.alerts)
+    # a file that cannot be read (read in the pass's reading thread) fails the pass, naming
+    # the source and the file, and stores nothing
+    with live.engine.connect() as conn:
+        passes = conn.execute(select(func.count()).select_from(monitor_runs)).scalar_one()
+    june.write_bytes(b"\xff\xfe\x00bad" * 100)
+    with pytest.raises(SourceError, match=r"data\.sources\[0\]: cannot read .*2019-06"):
+        live.monitor(datetime(2020, 5, 15, tzinfo=UTC))
+    with live.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(monitor_runs)).scalar_one() \
+            == passes
     # the same files read with other settings are read again, not judged on the last reading
     source = live.project.data.sources[0]
     other = live.project.model_copy(update={"data": live.project.data.model_copy(update={
         "sources": [source.model_copy(update={"forces": ["no-such-force"]})]})})
     with monkeypatch.context() as patched:
         patched.setattr(pass_sources, "load_source", refuse)
+        patched.setattr(pass_sources, "source_frames", refuse)
         with pytest.raises(AssertionError, match="a source was loaded"):
             run_monitor(other, live.folder, live.engine, as_of=datetime(2020, 5, 15, tzinfo=UTC))
 

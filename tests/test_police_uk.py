@@ -123,6 +123,26 @@ def test_bad_rows_are_reported_and_kept(tmp_path: Path) -> None:
     assert frame["latitude"].iloc[3] == pytest.approx(40.4)  # a merely odd one is kept
 
 
+def test_quoted_newlines_padding_and_a_short_row_read_as_the_csv_module_reads_them(
+        tmp_path: Path) -> None:
+    """The fast (pyarrow) parser keeps a quoted newline; a file with a short row, which it
+    refuses, is read by the C parser with the row's missing fields missing."""
+    header = ",".join(police_uk.ARCHIVE_COLUMNS)
+    quoted = ('Person search,2020-01-01T10:00:00+00:00,True,"Op\nName",51.5,-0.1, Male ,18-24,'
+              "x,White,PACE,Stolen goods,Arrest,True,False")
+    path = tmp_path / "2020-01-testforce-stop-and-search.csv"
+    path.write_text(f"{header}\n{quoted}\n")
+    frame, _ = police_uk.read_archive_file(path)
+    rows = list(csv.reader(path.open(newline="")))
+    assert frame["policing_operation"].tolist() == [rows[1][3]] == ["Op\nName"]
+    assert frame["gender"].tolist() == [rows[1][6].strip()]
+    path.write_text(f"{header}\n{quoted}\nVehicle search,2020-01-02T10:00:00+00:00,False\n")
+    frame, report = police_uk.read_archive_file(path)
+    assert len(frame) == 2 == report.rows
+    assert frame["type"].tolist() == ["Person search", "Vehicle search"]
+    assert frame["gender"].iloc[1] is pd.NA and frame["outcome"].iloc[1] is pd.NA
+
+
 def test_file_name_must_follow_archive_layout(tmp_path: Path) -> None:
     path = tmp_path / "searches.csv"
     path.write_text("Type\n")

@@ -284,6 +284,23 @@ def deploy_command(
         console.print("The gate passed: nothing needed waiving, so no waiver is recorded.")
     if done.previous_id is not None:
         console.print(f"Deployment {done.previous_id} is retired (kept in the history).")
+    _store_reference(project, folder, open_engine(project_dir, database_url, database_schema))
+
+
+def _store_reference(project: AnyProject | None, folder: Path, engine: Engine) -> None:
+    """The new deployment's reference profile, fitted now on its development rows so that its
+    first monitor pass need not read them; a failure leaves it to that pass, which says why."""
+    from rudikit.config import Project
+    from rudikit.monitoring.monitor import store_reference
+
+    try:
+        if isinstance(project, Project) and store_reference(project, folder, engine):
+            console.print("Stored the reference profile the monitor compares production with.")
+    except ValueError as exc:  # a source that cannot be read, a split that no longer fits
+        console.print(f"[yellow]The reference profile is left to the first monitor pass: "
+                      f"{escape(str(exc))}[/]", highlight=False)
+    finally:
+        engine.dispose()
 
 
 DEMO_WAIVER = ("rudi demo: a production rehearsal on replayed data, so that monitoring and "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,6 +164,28 @@ def files_fingerprint(source: Source, project_dir: str | Path) -> str | None:
         return None
     files, root = _listed_files(source, path)
     return files_checksum(files, root) if files else None
+
+
+#: The kinds whose every file loads to the normalised police.uk table (one layout and set of
+#: types), so stacking the files' frames gives the source's frame whatever they hold.
+STREAMED_KINDS = ("police_uk_archive", "police_uk_api_csv", "police_uk_api_json")
+
+
+def source_frames(source: Source, project_dir: str | Path, where: str
+                  ) -> tuple[list[str], Iterator[pd.DataFrame]] | None:
+    """The rows :func:`load_source` would load, file by file and typed alike (stacked in order
+    they are its frame), and their columns, known before any file is read: a reader can digest
+    a source of millions of rows without holding it. None for a source that is not read from
+    existing files of :data:`STREAMED_KINDS` (load it whole)."""
+    if source.kind not in STREAMED_KINDS:
+        return None
+    path = resolve_path(source, Path(project_dir))
+    if path is None or not path.exists():
+        return None
+    files, _ = _listed_files(source, path)
+    if not files:
+        return None
+    return list(police_uk.COLUMNS), (_load_files(source, [f], where)[0] for f in files)
 
 
 def load_source(source: Source, project_dir: str | Path, where: str,

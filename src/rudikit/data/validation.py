@@ -6,7 +6,7 @@ the row, set the unparseable value to missing and add a :class:`Problem` here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -49,9 +49,13 @@ def clean_text(value: str | None) -> str | None:
 def clean_text_column(values: pd.Series) -> pd.Series:
     """:func:`clean_text` on each value of a text column, called once per distinct value
     (as fast as pandas' own ``str.strip``, which may strip other characters than Python)."""
-    codes, distinct = pd.factorize(values.astype("string"))
+    text = values.astype("string")
+    codes, distinct = pd.factorize(text)
+    cleaned_distinct = [clean_text(v) for v in distinct]
+    if cleaned_distinct == list(distinct):  # already clean (as most columns are): as it is
+        return text.rename(None)
     # code -1 (a missing value) takes the last entry: missing
-    cleaned = pd.array([clean_text(v) for v in distinct] + [None], dtype="string")
+    cleaned = pd.array(cleaned_distinct + [None], dtype="string")
     return pd.Series(cleaned[codes], index=values.index)
 
 
@@ -64,6 +68,14 @@ def impossible_coordinates(latitude: Iterable[float | None],
     loaders for a file's rows (a million rows take a fraction of a second)."""
     return [(lat is not None and abs(lat) > 90) or (lon is not None and abs(lon) > 180)
             for lat, lon in zip(latitude, longitude, strict=True)]
+
+
+def impossible_points(latitude: pd.Series, longitude: pd.Series) -> np.ndarray:
+    """:func:`impossible_coordinates` of a table's columns, vectorised (a missing value, NaN,
+    compares false as None does)."""
+    lat = latitude.to_numpy(dtype=float, na_value=np.nan)
+    lon = longitude.to_numpy(dtype=float, na_value=np.nan)
+    return (np.abs(lat) > 90) | (np.abs(lon) > 180)
 
 
 @dataclass(frozen=True)
@@ -118,9 +130,16 @@ class ValidationReport:
 
 
 def _row_problems(frame: pd.DataFrame, mask: pd.Series, source: str, column: str, problem: str,
-                  values: pd.Series | None = None, severity: str = "error") -> list[Problem]:
-    rows = frame.loc[mask.fillna(False).to_numpy(), "source_row"]
-    shown = values[mask.fillna(False).to_numpy()] if values is not None else None
+                  values: pd.Series | Callable[[], pd.Series] | None = None,
+                  severity: str = "error") -> list[Problem]:
+    """One problem per row of ``mask``, showing its value of ``values`` (or of ``values()``,
+    built only when a row has the problem)."""
+    hit = mask.fillna(False).to_numpy()
+    if not hit.any():
+        return []
+    rows = frame.loc[hit, "source_row"]
+    values = values() if callable(values) else values
+    shown = values[hit] if values is not None else None
     return [
         Problem(source, int(r), column, problem,
                 None if shown is None else str(shown.iloc[i]), severity)
@@ -152,19 +171,19 @@ def validate_stop_search(frame: pd.DataFrame, failures: dict[str, pd.Series], *,
             report.problems += _row_problems(frame, mask, source, column,
                                              f"{problem}; set missing", raw)
     lat, lon = frame["latitude"], frame["longitude"]
-    invalid = pd.Series(impossible_coordinates(
-        lat.to_numpy(dtype=float, na_value=np.nan).tolist(),
-        lon.to_numpy(dtype=float, na_value=np.nan).tolist()), index=frame.index, dtype=bool)
+    invalid = pd.Series(impossible_points(lat, lon), index=frame.index, dtype=bool)
+
+    def points() -> pd.Series:  # the text shown, only for the rows with a problem
+        return lat.astype(str) + "," + lon.astype(str)
+
     report.problems += _row_problems(frame, invalid, source, "latitude/longitude",
-                                     "coordinates out of range", lat.astype(str) + "," +
-                                     lon.astype(str))
+                                     "coordinates out of range", points)
     outside = (~invalid.fillna(False)) & (
         (lat < UK_LATITUDE[0]) | (lat > UK_LATITUDE[1])
         | (lon < UK_LONGITUDE[0]) | (lon > UK_LONGITUDE[1])
     )
     report.problems += _row_problems(frame, outside, source, "latitude/longitude",
-                                     "coordinates outside the UK", lat.astype(str) + "," +
-                                     lon.astype(str), severity="warning")
+                                     "coordinates outside the UK", points, severity="warning")
     return report
 
 

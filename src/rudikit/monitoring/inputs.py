@@ -43,10 +43,24 @@ def period_digests(frame: pd.DataFrame, time_column: str, period: str) -> list[P
     period, ``(no date)``)."""
     if frame.empty:
         return []
-    hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-    # periods are named once per distinct time, and rows sorted by integer codes: naming and
-    # sorting 400,000 rows as strings took most of a pass over the CPDB tables
-    times, distinct = pd.factorize(pd.to_datetime(frame[time_column], utc=True), sort=True)
+    return digests_of(row_hashes(frame), pd.to_datetime(frame[time_column], utc=True), period)
+
+
+def row_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """Each row's hash over all columns (pandas' stable row hash): the same row gives the same
+    hash in any table of the same columns and types, so a source's rows can be hashed file by
+    file."""
+    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+
+
+def digests_of(hashes: np.ndarray, times: pd.Series, period: str) -> list[PeriodDigest]:
+    """:func:`period_digests` from the rows' hashes and UTC times (NaT: no date)."""
+    if not len(hashes):
+        return []
+    # periods are named once per distinct day (a period is a set of UTC days), and rows sorted
+    # by integer codes: naming and sorting 400,000 rows as strings took most of a pass over
+    # the CPDB tables, and naming a million distinct times a quarter of a source's reading
+    times, distinct = pd.factorize(pd.Series(times).dt.floor("D"), sort=True)
     names = period_key(pd.Series(distinct), period).to_numpy()
     of_time, periods = pd.factorize(names)  # in time order, as the times are sorted
     keys = np.where(times >= 0, of_time[times], -1)  # -1: no date, first as "(" sorts first

@@ -38,7 +38,7 @@ from rudikit.monitoring.performance import (
     realised,
     roc_points,
 )
-from rudikit.monitoring.reference import reference
+from rudikit.monitoring.reference import reference, reference_columns
 from rudikit.monitoring.window import choose_window
 from rudikit.store.monitoring_tables import (
     alerts,
@@ -49,6 +49,7 @@ from rudikit.store.monitoring_tables import (
 )
 from rudikit.store.production_inputs import InputSpec, ensure_inputs_table
 from rudikit.store.queries import monitor_counts as counts_q
+from rudikit.store.queries import monitoring as monitoring_q
 from rudikit.store.queries import predictions as predictions_q
 from rudikit.store.queries import runs as runs_q
 from rudikit.store.queries.monitor_counts import Buckets
@@ -264,23 +265,31 @@ def run_monitor(project: Project, project_dir: Path, engine: Engine, *,
                            mon.window_days if window_days is None else window_days,
                            as_of=as_of, today=today)
     start, as_of, window_label = window.start, window.end, window.label
-    sources = PassSources(project, project_dir)
+    # the development rows are kept (their reference columns) only to fit a missing reference
+    fit = dep is not None and not monitoring_q.has_reference_profile(engine, dep.deployment_id)
+    sources = PassSources(project, project_dir,
+                          reference_columns(project, dep.features) if fit else None)
     unknown = [s for s in mon.sources if s not in {x.name for x in project.data.sources}]
     if unknown:
         raise MonitorError(f"monitoring.sources: no source named {unknown[0]!r} in data.sources")
     result = MonitorResult(0, project.name, as_of, (start, as_of), dep)
     result.notes += [window.note] if window.note else []
-    result.sources, found = sources.check(engine, as_of if window.note is None else today)
     metrics: list[dict[str, Any]] = []
-    if dep is None:
-        result.notes.append("no model is deployed: only the inputs were checked")
-    else:
-        missing = [c for c in mon.segments if c not in sources.columns]
-        if missing:
-            raise MonitorError(f"monitoring.segments: no column {missing[0]!r} in the data")
-        found += _production_checks(project, engine, sources.frame, dep, result, metrics, start,
-                                    as_of, window_label, tick)
-    result.alerts = found
+    production: list[Alert] = []
+    try:
+        sources.start(engine)  # the source files are read while the database counts the window
+        if dep is None:
+            result.notes.append("no model is deployed: only the inputs were checked")
+        else:
+            missing = [c for c in mon.segments if c not in sources.columns]
+            if missing:
+                raise MonitorError(f"monitoring.segments: no column {missing[0]!r} in the data")
+            production = _production_checks(project, engine, sources.frame, dep, result,
+                                            metrics, start, as_of, window_label, tick)
+        result.sources, found = sources.check(as_of if window.note is None else today)
+    finally:
+        sources.close()
+    result.alerts = found = found + production
     _store(engine, result, metrics, started, sources.readings)
     webhook = (mon.webhook_url or "").strip()
     if webhook and found:
@@ -288,6 +297,18 @@ def run_monitor(project: Project, project_dir: Path, engine: Engine, *,
         if problem:
             result.notes.append(problem)
     return result
+
+
+def store_reference(project: Project, project_dir: Path, engine: Engine) -> bool:
+    """Fit and store the live deployment's reference profile now (``rudi deploy`` does), from
+    its development rows read file by file, so that its first pass reads one stored row
+    instead; False when nothing is deployed or its profile is stored already."""
+    dep = deployed(engine)
+    if dep is None or monitoring_q.has_reference_profile(engine, dep.deployment_id):
+        return False
+    reference(engine, project, PassSources(project, project_dir,
+                                           reference_columns(project, dep.features)).frame, dep)
+    return True
 
 
 def _production_checks(project: Project, engine: Engine,

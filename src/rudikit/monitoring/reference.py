@@ -2,8 +2,9 @@
 training rows it was fitted on (inputs) and of its test scores, and those test scores and labels
 (the KS test, the expected performance).
 
-Fitted on the deployment's first monitor pass and stored (``reference_profiles``), so later
-passes read one row instead of rebuilding the training rows and every stored test prediction.
+Fitted when ``rudi deploy`` makes the model live (else on the deployment's first monitor pass)
+and stored (``reference_profiles``), so passes read one row instead of rebuilding the training
+rows and every stored test prediction.
 """
 
 from __future__ import annotations
@@ -51,6 +52,20 @@ def datetime_parts(times: pd.Series, parts: list[str]) -> dict[str, pd.Series]:
             for part, values in zip(parts, datetime_part_values(times, parts), strict=True)}
 
 
+def reference_columns(project: Project, features: Features) -> list[str]:
+    """The development data's columns a reference fit reads: the label's and the splits'
+    columns, the time and the model's inputs (the rest need not be kept to fit it)."""
+    label = project.label
+    columns = [c.column for c in [*label.positive_when, *label.exclude_when]]
+    for spec in project.splits:
+        columns += [getattr(spec, a) for a in ("date_column", "group_column", "column")
+                    if getattr(spec, a, None)]
+    categorical, numeric = profile_columns(features)
+    columns += [project.data.knowledge_date, *categorical, *numeric]
+    columns += [features.datetime.column] if features.datetime else []
+    return list(dict.fromkeys(columns))
+
+
 def profile_columns(features: Features) -> tuple[list[str], list[str]]:
     categorical = features.categorical + features.boolean
     if features.datetime:
@@ -95,10 +110,8 @@ def reference(engine: Engine, project: Project, frame: Callable[[], pd.DataFrame
     categorical = [c for c in categorical if c in train.columns]
     numeric = [c for c in numeric if c in train.columns]
     profile = ReferenceProfile().fit(train, categorical=categorical, numeric=numeric)
-    stored = predictions_q.scores_and_labels(engine, [dep.model_id])
-    scores = np.array([r["score"] for r in stored], dtype=float)
-    labels = np.array([-1 if r["label"] is None else r["label"] for r in stored],
-                      dtype=np.int64)
+    del train  # the development rows, before the test predictions are read
+    scores, labels = predictions_q.score_label_arrays(engine, dep.model_id)
     score_profile = ReferenceProfile().fit(pd.DataFrame({"score": scores}), categorical=[],
                                            numeric=["score"])
     with engine.begin() as conn:

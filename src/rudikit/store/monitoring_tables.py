@@ -13,8 +13,9 @@ Defined on the results store's ``metadata`` (migration 0005); rows are only ever
 * ``alerts``: each breached bound (what, value, bound, window, severity); the alerts of the
   latest monitor run are the open ones;
 * ``reference_profiles``: per deployment, what production is compared with (the training
-  rows' drift buckets and counts, the test scores and the expected performance), computed on
-  the deployment's first pass and read by every later one (migration 0012);
+  rows' drift buckets and counts, the test scores and the expected performance), computed at
+  deploy time (``rudi deploy``) or else on the deployment's first pass, and read by every pass
+  after (migration 0012);
 * ``source_periods``: a checksum and row count per source and period, recorded at every run, so
   a rewritten historical period is noticed the next time the source is read;
 * ``source_readings``: per run and source, the checksum of the files read, the time column and

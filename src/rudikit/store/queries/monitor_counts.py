@@ -16,16 +16,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Select, Table, and_, case, func, literal_column, select
+from sqlalchemy import Table, and_, case, func, literal_column, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from rudikit.store import production_tables as pt
 from rudikit.store.production_inputs import PREFIX
+from rudikit.store.queries.common import driver_rows
 
 _DAY_US, _HOUR_US = 86_400_000_000, 3_600_000_000
 
@@ -155,7 +155,7 @@ def window_scores(conn: Connection, table: Table, lo: int, hi: int) -> np.ndarra
     model's scores are nearly all distinct, so grouping them would sort the window to save
     nothing."""
     query = select(table.c.score).where(table.c.event_us > lo, table.c.event_us <= hi)
-    rows = _driver_rows(conn, query)
+    rows = driver_rows(conn, query)
     return np.array(rows, dtype=float).reshape(-1)
 
 
@@ -170,7 +170,7 @@ def labelled_cases(conn: Connection, table: Table, columns: list[str], lo: int, 
     query = (select(*keys)
              .select_from(table.join(out, out.c.prediction_id == table.c.prediction_id))
              .where(table.c.event_us > lo, table.c.event_us <= hi))
-    return _frame(_driver_rows(conn, query), ["day", *columns, "score", "outcome"])
+    return _frame(driver_rows(conn, query), ["day", *columns, "score", "outcome"])
 
 
 def coordinate_counts(conn: Connection, table: Table, latitude: str, longitude: str, lo: int,
@@ -183,21 +183,7 @@ def coordinate_counts(conn: Connection, table: Table, latitude: str, longitude: 
     query = (select(*keys, func.count().label("n"))
              .where(table.c.event_us > lo, table.c.event_us <= hi, keys[0].is_not(None),
                     keys[1].is_not(None)).group_by(*keys))
-    return _frame(_driver_rows(conn, query), [latitude, longitude, "n"])
-
-
-def _driver_rows(conn: Connection, query: Select) -> list[tuple[Any, ...]]:
-    """Every row of ``query`` as the database driver returns them: for a window's million
-    rows SQLAlchemy's result rows cost twice the query (these columns need no conversion)."""
-    compiled = query.compile(dialect=conn.dialect)
-    params = compiled.construct_params()
-    cursor = conn.connection.cursor()
-    try:
-        cursor.execute(str(compiled), tuple(params[k] for k in compiled.positiontup or ())
-                       if compiled.positional else params)
-        return cursor.fetchall()
-    finally:
-        cursor.close()
+    return _frame(driver_rows(conn, query), [latitude, longitude, "n"])
 
 
 def _frame(rows: Sequence[Sequence[object]], columns: list[str]) -> pd.DataFrame:

@@ -59,6 +59,13 @@ def reference_profile(bind: Bind, deployment_id: int) -> RowMapping | None:
             reference_profiles.c.deployment_id == deployment_id)).mappings().one_or_none()
 
 
+def has_reference_profile(bind: Bind, deployment_id: int) -> bool:
+    """Whether a reference profile is stored for a deployment (without reading it)."""
+    with connected(bind) as conn:
+        return conn.execute(select(reference_profiles.c.deployment_id).where(
+            reference_profiles.c.deployment_id == deployment_id)).first() is not None
+
+
 def alerts_of(bind: Bind, monitor_run_id: int) -> list[RowMapping]:
     """The alerts a monitor pass raised, in order."""
     return list(mappings(bind, select(alerts).where(alerts.c.monitor_run_id == monitor_run_id)

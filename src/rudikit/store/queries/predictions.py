@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import Row, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.engine import RowMapping
 
 from rudikit.store import tables as t
-from rudikit.store.queries.common import Bind, connected, frame, mappings
+from rudikit.store.queries.common import Bind, connected, driver_rows, frame, mappings
 
 P, M, R = t.predictions, t.models, t.individual_importances
 
@@ -33,6 +34,16 @@ def scores_frame(bind: Bind, model_ids: list[int], chunk: int = 100_000) -> pd.D
         parts = [pd.DataFrame.from_records(rows, columns=columns)
                  for rows in conn.execute(query).partitions()]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
+def score_label_arrays(bind: Bind, model_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """The scores and labels (-1 where unknown) of a model's stored predictions as arrays, in
+    the order :func:`scores_and_labels` gives them (a model may hold a million)."""
+    with connected(bind) as conn:
+        rows = driver_rows(conn, select(P.c.score, func.coalesce(P.c.label, -1))
+                           .where(P.c.model_id == model_id))
+    pairs = np.array(rows, dtype=float).reshape(-1, 2)
+    return pairs[:, 0].copy(), pairs[:, 1].astype(np.int64)
 
 
 def model_predictions(bind: Bind, model_id: int) -> pd.DataFrame:
