@@ -189,10 +189,13 @@ def uptime() -> str:
 
 
 def cpu_by_role() -> str:
-    """The CPU share of the busiest processes now (other helpers' work on a shared machine)."""
-    top = subprocess.run(["ps", "-eo", "pcpu,user,comm", "--sort=-pcpu"], capture_output=True,
-                         text=True).stdout.splitlines()[1:6]
-    return "; ".join(" ".join(line.split()) for line in top)
+    """The busiest processes now (top's %CPU, nice, command): other helpers' work on a
+    shared machine."""
+    lines = subprocess.run(["top", "-b", "-n", "1", "-c", "-w", "200", "-o", "%CPU"],
+                           capture_output=True, text=True).stdout.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.lstrip().startswith("PID"))
+    rows = [line.split(None, 11) for line in lines[head + 1:head + 6]]
+    return "".join(f"\n    {r[8]:>5s}% nice {r[3]:>3s}  {r[11][:90]}" for r in rows)
 
 
 def main() -> None:
