@@ -11,14 +11,15 @@ from conftest import SharedData
 
 from rudikit.data import police_uk
 from rudikit.data import synthetic as syn
+from rudikit.data import synthetic_tables as tables
 
-FORCES = syn.DEFAULT_FORCES
+FORCES = tables.DEFAULT_FORCES
 
 
 def success_label(frame: pd.DataFrame) -> np.ndarray:
     """The project's target: outcome linked to object of search, and not 'no further action'."""
     linked = frame["outcome_linked_to_object_of_search"].fillna(False).to_numpy(bool)
-    acted = (frame["outcome"].fillna("") != syn.NFA).to_numpy(bool)
+    acted = (frame["outcome"].fillna("") != tables.NFA).to_numpy(bool)
     return linked & acted
 
 
@@ -36,7 +37,7 @@ def total_variation(observed: pd.Series, expected: dict[str | None, float]) -> f
 
 def table_marginal(values: tuple, attribute: str) -> dict:
     """The all-forces marginal implied by the hard-coded per-force count tables."""
-    totals = np.sum([getattr(syn.PROFILES[f], attribute) for f in FORCES], axis=0)
+    totals = np.sum([getattr(tables.PROFILES[f], attribute) for f in FORCES], axis=0)
     return dict(zip(values, totals.tolist(), strict=True))
 
 
@@ -66,7 +67,7 @@ def test_layout_header_and_line_endings(archive) -> None:
     paths, _, _ = archive
     root = paths[0].parent.parent
     assert [p.relative_to(root).as_posix() for p in paths] == [
-        f"{m}/{m}-{f}-stop-and-search.csv" for m in syn.DEFAULT_MONTHS for f in FORCES]
+        f"{m}/{m}-{f}-stop-and-search.csv" for m in tables.DEFAULT_MONTHS for f in FORCES]
     expected = (",".join(police_uk.ARCHIVE_COLUMNS) + "\r\n").encode()
     for path in paths:
         data = path.read_bytes()
@@ -88,7 +89,7 @@ def test_header_is_identical_to_a_real_file(archive, shared_data: SharedData) ->
 def test_loader_reads_output_without_problems(archive) -> None:
     paths, frame, reports = archive
     assert all(r.problems == [] for r in reports), [str(p) for r in reports for p in r.problems]
-    assert len(frame) == 3 * syn.DEFAULT_ROWS_PER_MONTH
+    assert len(frame) == 3 * tables.DEFAULT_ROWS_PER_MONTH
     assert sorted(frame["force"].unique()) == sorted(FORCES)
     assert frame["datetime"].notna().all() and frame["type"].notna().all()
     months = frame["datetime"].dt.strftime("%Y-%m")
@@ -112,39 +113,39 @@ def test_marginals_match_the_real_tables(archive) -> None:
     tolerance = 0.02
     checks = {
         "force": (distribution(frame["force"]),
-                  {f: syn.PROFILES[f].rows for f in FORCES}),
-        "type": (distribution(frame["type"]), table_marginal(syn.TYPES, "types")),
+                  {f: tables.PROFILES[f].rows for f in FORCES}),
+        "type": (distribution(frame["type"]), table_marginal(tables.TYPES, "types")),
         "object": (distribution(frame["object_of_search"]),
-                   table_marginal(syn.OBJECTS, "objects")),
+                   table_marginal(tables.OBJECTS, "objects")),
         "operation": (distribution(frame["part_of_a_policing_operation"].astype("string")),
                       table_marginal(("False", "True", None), "operation")),
         "removal": (distribution(frame["removal_of_more_than_just_outer_clothing"]
                                  .astype("string")),
                     table_marginal(("False", "True", None), "removal")),
         "hour": (distribution(frame["datetime"].dt.hour),
-                 dict(enumerate(syn.HOUR_COUNTS))),
+                 dict(enumerate(tables.HOUR_COUNTS))),
         "weekday": (distribution(frame["datetime"].dt.day_of_week),
-                    dict(enumerate(syn.WEEKDAY_COUNTS))),
+                    dict(enumerate(tables.WEEKDAY_COUNTS))),
     }
     for name, (observed, expected) in checks.items():
         assert total_variation(observed, expected) < tolerance, name
     # Officer-defined ethnicity among people searched, and gender split.
     person = frame["type"] != "Vehicle search"
     officer = distribution(frame.loc[person, "officer_defined_ethnicity"].dropna())
-    assert total_variation(officer, table_marginal(syn.OFFICER_ETHNICITIES[:4],
+    assert total_variation(officer, table_marginal(tables.OFFICER_ETHNICITIES[:4],
                                                    "officer_ethnicity")) < tolerance
     male = (frame["gender"].dropna() == "Male").mean()
-    assert male == pytest.approx(syn.GENDER_COUNTS[0] / sum(syn.GENDER_COUNTS), abs=0.01)
+    assert male == pytest.approx(tables.GENDER_COUNTS[0] / sum(tables.GENDER_COUNTS), abs=0.01)
     # Real data: ~6% missing gender, ~8% missing age, a third of rows without coordinates.
     assert frame["gender"].isna().mean() == pytest.approx(0.064, abs=0.015)
     assert frame["age_range"].isna().mean() == pytest.approx(0.078, abs=0.015)
-    location_missing = sum(syn.PROFILES[f].rows * syn.PROFILES[f].location_missing
-                           for f in FORCES) / sum(syn.PROFILES[f].rows for f in FORCES)
+    location_missing = sum(tables.PROFILES[f].rows * tables.PROFILES[f].location_missing
+                           for f in FORCES) / sum(tables.PROFILES[f].rows for f in FORCES)
     assert frame["latitude"].isna().mean() == pytest.approx(location_missing, abs=0.015)
     assert frame.groupby("force")["latitude"].apply(lambda s: s.isna().mean()).loc[
         "south-yorkshire"] == 1.0
     outcome = distribution(frame["outcome"])
-    assert outcome[syn.NFA] == pytest.approx(17107 / 22587, abs=0.02)
+    assert outcome[tables.NFA] == pytest.approx(17107 / 22587, abs=0.02)
 
 
 def test_fields_are_consistent_with_each_other(archive) -> None:
@@ -168,7 +169,7 @@ def test_fields_are_consistent_with_each_other(archive) -> None:
 
 def test_base_rate_is_close_to_the_real_one(archive) -> None:
     _, frame, _ = archive
-    assert success_label(frame).mean() == pytest.approx(syn.REAL_BASE_RATE, abs=0.015)
+    assert success_label(frame).mean() == pytest.approx(tables.REAL_BASE_RATE, abs=0.015)
     per_force = pd.Series(success_label(frame)).groupby(frame["force"].to_numpy()).mean()
     assert per_force["leicestershire"] < 0.02 and per_force["durham"] > 0.35
 
@@ -230,8 +231,8 @@ def test_the_archive_written_block_by_block_holds_the_generators_rows(tmp_path: 
     frame = syn.generate_frame(**kwargs)
     read = pd.concat([pd.read_csv(p, dtype="string", keep_default_na=False, na_values=[""])
                       for p in paths], ignore_index=True)
-    expected = frame[list(syn.HEADER)]
+    expected = frame[list(tables.HEADER)]
     assert len(read) == len(expected) == 800
     pd.testing.assert_frame_equal(read, expected.reset_index(drop=True))
     assert [f"{p.parent.name}/{p.name}" for p in paths] == [
-        f"{m}/{m}-{f}-stop-and-search.csv" for m in kwargs["months"] for f in syn.DEFAULT_FORCES]
+        f"{m}/{m}-{f}-stop-and-search.csv" for m in kwargs["months"] for f in tables.DEFAULT_FORCES]
