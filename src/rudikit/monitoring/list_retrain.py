@@ -14,7 +14,7 @@ used: it learnt from outcomes up to then.
   training label window ends by ``L`` (:func:`rudikit.models.temporal.split_matrices` refuses
   otherwise). It is recorded as a run of its own through the run engine: the model, its list on
   ``L`` as predictions, precision in the top k with its interval and ROC AUC (as
-  :func:`rudikit.run.temporal.evaluate_lists` judges development lists) and the fairness
+  :func:`rudikit.evaluation.list_dates.evaluate_lists` judges development lists) and the fairness
   assessment of its list.
 * **Champion**: the live model's list on ``L``, the stored production list when the live model
   made it (else scored now from the same features), judged on the same officers the same way.
@@ -49,6 +49,7 @@ from rudikit.config import BASELINE, Features, TemporalProject
 from rudikit.config.timechop import Matrix, Split, TimechopError, parse_interval, train_matrix
 from rudikit.data.event_tables import ENTITY, load_event_tables, officer_attributes
 from rudikit.data.sources import LoadedSource
+from rudikit.evaluation.list_dates import evaluate_lists
 from rudikit.evaluation.stability import rank_correlation, top_k_jaccard
 from rudikit.fairness.stage import ModelFairness, assess
 from rudikit.models.estimators import GridPoint
@@ -70,7 +71,7 @@ from rudikit.run.engine import (
     fit_score_record,
     record_snapshots,
 )
-from rudikit.run.temporal import evaluate_lists, list_operating_point
+from rudikit.run.temporal import list_operating_point
 from rudikit.service import audit
 from rudikit.service.deploy import deploy
 from rudikit.store import results

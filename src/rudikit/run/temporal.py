@@ -38,7 +38,7 @@ from rudikit.config import (
     TemporalExperiment,
 )
 from rudikit.data.event_tables import attribute_columns, officer_attributes
-from rudikit.evaluation.metrics import MetricValue, evaluate_scores
+from rudikit.evaluation.list_dates import evaluate_lists
 from rudikit.evaluation.stability import check_forest
 from rudikit.fairness.stage import ModelFairness, assess, check_fairness_columns
 from rudikit.fairness.tradeoff import NO_GROUP_MEETS
@@ -69,41 +69,6 @@ from rudikit.run.engine import (
 from rudikit.run.ensembles import fit_temporal_ensembles
 from rudikit.run.selection import fairness_gate, select_by_audition
 from rudikit.store import results
-
-
-def evaluate_lists(test: pd.DataFrame, label: str, score: np.ndarray,
-                   experiment: TemporalExperiment) -> tuple[list[MetricValue], pd.DataFrame]:
-    """Evaluations to store, and one row per test as-of date (precision in the top k with its
-    interval, ROC AUC, rows and positives)."""
-    rows = []
-    stored: list[MetricValue] = []
-    dates = sorted(test["as_of_date"].unique())
-    per_date = {}
-    for when in dates:
-        mask = (test["as_of_date"] == when).to_numpy()
-        y = test.loc[mask, label].to_numpy()
-        metrics = evaluate_scores(y, score[mask], thresholds=[], top_k=[experiment.top_k],
-                                  top_pct=experiment.top_pct, bootstrap=experiment.bootstrap,
-                                  confidence=experiment.confidence, seed=experiment.seed)
-        per_date[pd.Timestamp(when)] = metrics
-        by_key = {(m.metric, m.parameter): m for m in metrics}
-        p = by_key[("precision_at_k", f"{experiment.top_k}_abs")]
-        rows.append({"as_of_date": pd.Timestamp(when), "value": p.value, "lower": p.lower,
-                     "upper": p.upper, "n": int(mask.sum()), "positives": int(y.sum()),
-                     "roc_auc": by_key[("roc_auc", "")].value})
-    if len(dates) == 1:
-        stored = per_date[pd.Timestamp(dates[0])]
-    else:
-        for when, metrics in per_date.items():
-            stored += [dataclasses.replace(m, parameter=f"{m.parameter}@{when:%Y-%m-%d}")
-                       for m in metrics]
-        first = per_date[pd.Timestamp(dates[0])]
-        for m in first:
-            values = [next(x.value for x in per_date[d] if (x.metric, x.parameter)
-                           == (m.metric, m.parameter)) for d in per_date]
-            stored.append(MetricValue(m.metric, m.parameter, float(np.nanmean(values)), None,
-                                      None, len(test)))
-    return stored, pd.DataFrame(rows)
 
 
 def list_operating_point(fairness: Fairness, top_k: int) -> OperatingPoint:
