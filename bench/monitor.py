@@ -12,12 +12,19 @@ the rows fall in it).
 
 Timed, each in a fresh subprocess so its peak RSS is its own:
 
+* at deploy: :func:`rudikit.monitoring.monitor.store_reference`, what ``rudi deploy`` does once
+  a model is live: the reference profile fitted on the training rows (read file by file, the
+  columns it needs kept) and the test scores, and stored;
 * first: :func:`rudikit.monitoring.monitor.run_monitor` over the 30-day window (drift of every
   input and of the score, realised performance overall / per station / per object of search /
-  precision@k per week, list stability, input checks), alerts and figures stored, on a store
-  without the deployment's reference profile (fitted on the training rows and stored);
-* again: the same pass with the reference profile stored by the first (the pass a deployment
-  runs every day: the development rows are not read, the source's unchanged files only hashed);
+  precision@k per week, list stability, input checks), alerts and figures stored, as a
+  deployment's first pass: its reference stored at deploy, no earlier reading of the source
+  (its 1M rows read and digested file by file, in a thread, while the database counts the
+  window);
+* again: the same pass after the first (the pass a deployment runs every day: the source's
+  unchanged files only hashed);
+* unfitted: the first pass of a deployment whose reference was not stored at deploy (one made
+  before, or whose data could not be read then): it fits the reference itself first;
 * old fetch: the row-fetch floor of the old design, which read every stored production
   prediction of the model and filtered the window in Python (the SELECT, fetched and dropped);
 * window fetch: the same SELECT with the window as a predicate (the previous design's floor);
