@@ -607,6 +607,8 @@ def test_retrain_promotes_or_refuses_with_an_audit_entry_and_rollback_restores(
     assert entry["details"]["top_k_jaccard"] == pytest.approx(
         len(tops[0] & tops[1]) / len(tops[0] | tops[1]))
     assert (now_live["model_id"] == decision.challenger.model_id) == decision.promoted
+    # a promoted challenger's reference is stored with it, as `rudi deploy` stores one
+    assert monitoring_q.has_reference_profile(live.engine, now_live["id"]) == decision.promoted
     if decision.promoted:
         rollback(live.engine, by="pytest", reason="compare", project_dir=live.folder)
         with live.engine.connect() as conn:

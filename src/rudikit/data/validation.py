@@ -64,8 +64,8 @@ def impossible_coordinates(latitude: Iterable[float | None],
     """Rows whose point cannot exist (latitude beyond +-90 or longitude beyond +-180): both
     coordinates are set missing (a swapped or garbled geocode says nothing about where the
     search was). A missing coordinate (None or NaN) makes no point impossible. Plain Python:
-    the service calls it for one row at a time (numpy would cost more than the rule), the
-    loaders for a file's rows (a million rows take a fraction of a second)."""
+    the service calls it for one row at a time (numpy would cost more than the rule); the
+    loaders call :func:`impossible_points` for a file's rows."""
     return [(lat is not None and abs(lat) > 90) or (lon is not None and abs(lon) > 180)
             for lat, lon in zip(latitude, longitude, strict=True)]
 

@@ -76,7 +76,7 @@ def profile_columns(features: Features) -> tuple[list[str], list[str]]:
 def with_parts(frame: pd.DataFrame, features: Features) -> pd.DataFrame:
     if not features.datetime or features.datetime.column not in frame:
         return frame
-    frame = frame.copy()
+    frame = frame.copy(deep=False)  # the parts added, no column copied (copy on write)
     col = features.datetime.column
     for part, values in datetime_parts(frame[col], list(features.datetime.parts)).items():
         frame[f"{col}.{part}"] = values.to_numpy()

@@ -30,7 +30,7 @@ from rudikit.fairness.stage import assess
 from rudikit.features.labels import make_label
 from rudikit.models.artefacts import load_artefact
 from rudikit.models.estimators import GridPoint, build_pipeline
-from rudikit.monitoring.monitor import MonitorError, deployed
+from rudikit.monitoring.monitor import MonitorError, deployed, store_reference
 from rudikit.monitoring.production import read_predictions
 from rudikit.run.engine import Evaluated, GridEntry, SplitRows, fit_score_record
 from rudikit.service import audit
@@ -264,6 +264,8 @@ def retrain(project: Project, project_dir: Path, engine: Engine, *, by: str,
                              "top_k": k, "top_k_jaccard": plain(jaccard),
                              "spearman": plain(spearman),
                              "new_deployment_id": deployment_id})
+    if promoted:  # the new deployment's reference now, as `rudi deploy` stores it
+        store_reference(project, project_dir, engine)
     return RetrainDecision(promoted, reason, policy.metric, champion, challenger,
                            (holdout_start, as_of), len(y_hold), len(y_train), len(earlier),
                            deployment_id, run_id, k, jaccard, spearman)
