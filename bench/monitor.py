@@ -58,11 +58,15 @@ costs: the drift counts, the window's 1M scores (KS test) and its 300k labelled 
 pass also reads the source's 1M rows (21 files), digesting them file by file in a thread while
 the database counts the window, so it costs little more. Before (commit a5caa8d on the same
 stores right after these runs: no stored reference and no earlier reading, so the source was
-loaded whole and the reference fitted in the pass): 9.4 s and 1,067 MB on SQLite, 8.5 s
-and 1,081 MB on PostgreSQL (41.8 s / 1,338 MB and 26.1 s / 1,380 MB at load average 11.5). A
+loaded whole and the reference fitted in the pass): 9.4 s and 1,067 MB on SQLite, 8.5 s and
+1,081 MB on PostgreSQL (41.8 s / 1,338 MB and 26.1 s / 1,380 MB at load average 11.5). A quiet
+re-run at 17:45 (load average 1.4; the final code, best of 2, interleaved with a5caa8d's pass):
+first 4.4 s / 695 MB on SQLite and 4.4 s / 691 MB on PostgreSQL, again 4.2 s / 481 MB and
+3.7 s / 524 MB, at deploy 2.7 s / 871 MB and 2.4 s / 866 MB, unfitted 7.5 s / 910-1,038 MB and
+6.9 s / 908 MB, against a5caa8d's first pass 7.2 s / 1,037 MB and 6.6 s / 1,074 MB. A
 deployment whose reference was not stored at deploy (made before, or its data unreadable
-then) still fits it in its first pass, from the columns the fit reads: "unfitted", over 1 GB by
-a few percent. On PostgreSQL the labelled cases are joined to the outcomes by a parallel hash
+then) still fits it in its first pass, from the columns the fit reads: "unfitted", around
+1 GB. On PostgreSQL the labelled cases are joined to the outcomes by a parallel hash
 join over every outcome ever recorded (EXPLAIN ANALYZE: 2.0-2.5 s at 3M outcomes, 1.2 s by the
 outcomes' key with hash and merge joins disabled), yet the query returns in 1.24 s either way
 here (fetching its 300k rows dominates), so it is left as it is.
