@@ -936,7 +936,7 @@ def test_a_pass_reads_the_window_and_its_stored_reference_not_the_history(
         assert gender.loc[bucket, "production_share"] == pytest.approx(share, abs=1e-9)
     assert first.stability is None  # the case predictions are no lists
     # the next pass reads the stored reference: no test predictions, no training rows
-    monkeypatch.setattr(predictions_q, "scores_and_labels", _refuse)
+    monkeypatch.setattr(predictions_q, "scores_frame", _refuse)
     monkeypatch.setattr("rudikit.monitoring.reference.training_rows", _refuse)
     second = live.monitor(as_of)
     assert fetched == []

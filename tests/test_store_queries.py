@@ -254,13 +254,13 @@ def test_evaluations(stored: Stored) -> None:
 
 def test_predictions(stored: Stored) -> None:
     e, m = stored.engine, stored.models
-    rows = pq.scores_and_labels(e, [m[0]])
-    assert sorted((r["score"], r["label"]) for r in rows) == [(0.2, 0), (0.5, 1), (0.9, 1)]
-    assert len(pq.scores_and_labels(e, m)) == 9
-    # the typed frame, fetched in chunks smaller than the rows: the same rows
+    rows = pq.scores_frame(e, [m[0]])
+    assert sorted(zip(rows["score"], rows["label"], strict=True)) == [
+        (0.2, 0), (0.5, 1), (0.9, 1)]
+    # fetched in chunks smaller than the rows: every row, typed, an unknown label NaN
     typed = pq.scores_frame(e, m, chunk=2)
-    assert sorted(typed.itertuples(index=False, name=None)) == sorted(
-        (r["model_id"], r["score"], r["label"]) for r in pq.scores_and_labels(e, m))
+    assert len(typed) == 9 and typed.dtypes.tolist() == [np.int64, np.float64, np.float64]
+    assert sorted(typed["model_id"].unique().tolist()) == sorted(m)
     assert list(pq.scores_frame(e, []).columns) == ["model_id", "score", "label"]
     preds = pq.model_predictions(e, m[0])
     assert sorted(preds["entity_id"]) == ["a", "b", "c"] and len(preds.columns) == 4

@@ -111,7 +111,9 @@ def reference(engine: Engine, project: Project, frame: Callable[[], pd.DataFrame
     numeric = [c for c in numeric if c in train.columns]
     profile = ReferenceProfile().fit(train, categorical=categorical, numeric=numeric)
     del train  # the development rows, before the test predictions are read
-    scores, labels = predictions_q.score_label_arrays(engine, dep.model_id)
+    stored = predictions_q.scores_frame(engine, [dep.model_id])
+    scores = stored["score"].to_numpy()
+    labels = stored["label"].fillna(-1).to_numpy(np.int64)  # -1: no label known
     score_profile = ReferenceProfile().fit(pd.DataFrame({"score": scores}), categorical=[],
                                            numeric=["score"])
     with engine.begin() as conn:

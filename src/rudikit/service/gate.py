@@ -106,13 +106,11 @@ def precision_recall(engine: Engine, model_id: int, threshold: float
                      ) -> tuple[float, float, int, int]:
     """(precision, recall, flagged rows, labelled rows) of ``score >= threshold`` on the
     model's stored test predictions; NaN where a metric has no denominator."""
-    rows = predictions_q.scores_and_labels(engine, [model_id])
-    labelled = [(r["score"], r["label"]) for r in rows if r["label"] is not None]
-    if not labelled:
+    labelled = predictions_q.scores_frame(engine, [model_id]).dropna(subset=["label"])
+    if labelled.empty:
         return float("nan"), float("nan"), 0, 0
-    score, label = (np.asarray(v, dtype=float) for v in zip(*labelled, strict=True))
-    flagged = score >= threshold
-    y = label.astype(int)
+    flagged = labelled["score"].to_numpy() >= threshold
+    y = labelled["label"].to_numpy().astype(int)
     return (float(precision_score(y, flagged, zero_division=np.nan)),
             float(recall_score(y, flagged, zero_division=np.nan)), int(flagged.sum()),
             len(y))

@@ -201,7 +201,7 @@ def model_detail(engine: Engine, model_id: int) -> dict[str, Any]:
         if model is None:
             raise NotFound(f"there is no model {model_id} in the store")
         evals = evaluations_q.evaluations_of_model(conn, model_id)
-        preds = pd.DataFrame(predictions_q.scores_and_labels(conn, [model_id]))
+        preds = predictions_q.scores_frame(conn, [model_id])
         imps = evaluations_q.feature_importances(conn, [model_id])
         live = deployed(conn)
     charts = []

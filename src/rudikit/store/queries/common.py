@@ -43,12 +43,28 @@ def frame(bind: Bind, query: Any, *, keep_columns: bool = False) -> pd.DataFrame
 def driver_rows(conn: Connection, query: Select) -> list[tuple[Any, ...]]:
     """Every row of ``query`` as the database driver returns them: for a million rows
     SQLAlchemy's result rows cost twice the query (for columns that need no conversion)."""
-    compiled = query.compile(dialect=conn.dialect)
+    return [row for part in _driver_parts(conn, query, None) for row in part]
+
+
+def driver_chunks(conn: Connection, query: Select, chunk: int) -> Iterator[list[tuple[Any, ...]]]:
+    """:func:`driver_rows` at most ``chunk`` rows at a time, so a caller turns each part into
+    typed columns before the next is fetched."""
+    return _driver_parts(conn, query, chunk)
+
+
+def _driver_parts(conn: Connection, query: Select,
+                  chunk: int | None) -> Iterator[list[tuple[Any, ...]]]:
+    # render_postcompile: an IN list's values become plain parameters the driver understands
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     params = compiled.construct_params()
     cursor = conn.connection.cursor()
     try:
         cursor.execute(str(compiled), tuple(params[k] for k in compiled.positiontup or ())
                        if compiled.positional else params)
-        return cursor.fetchall()
+        if chunk is None:
+            yield cursor.fetchall()
+            return
+        while rows := cursor.fetchmany(chunk):
+            yield rows
     finally:
         cursor.close()
