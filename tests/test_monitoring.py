@@ -171,6 +171,12 @@ def test_period_checksums_ignore_row_order_and_catch_a_rewritten_record() -> Non
                                      newest_period="2020-03") == []  # the newest month fills
 
 
+def test_rows_without_any_time_are_one_no_date_period() -> None:
+    frame = pd.DataFrame({"datetime": [pd.NaT] * 3, "v": ["a", "b", "c"]})
+    [digest] = inputs.period_digests(frame, "datetime", "month")
+    assert (digest.period, digest.row_count) == (inputs.NO_DATE, 3)
+
+
 def test_row_counts_against_learned_and_given_bounds_and_gaps() -> None:
     counts = {f"2019-{m:02d}": 100 + m for m in range(1, 13)}
     counts["2020-01"] = 20

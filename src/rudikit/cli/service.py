@@ -290,13 +290,17 @@ def deploy_command(
 def _store_reference(project: AnyProject | None, folder: Path, engine: Engine) -> None:
     """The new deployment's reference profile, fitted now on its development rows so that its
     first monitor pass need not read them; a failure leaves it to that pass, which says why."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from rudikit.config import Project
     from rudikit.monitoring.monitor import store_reference
 
     try:
         if isinstance(project, Project) and store_reference(project, folder, engine):
             console.print("Stored the reference profile the monitor compares production with.")
-    except ValueError as exc:  # a source that cannot be read, a split that no longer fits
+    # the deployment is committed: nothing here may turn it into a failure (a source that
+    # cannot be read, a split that no longer fits, a full disk, a store that went away)
+    except (ValueError, OSError, MemoryError, SQLAlchemyError) as exc:
         console.print(f"[yellow]The reference profile is left to the first monitor pass: "
                       f"{escape(str(exc))}[/]", highlight=False)
     finally:

@@ -157,13 +157,8 @@ def files_fingerprint(source: Source, project_dir: str | Path) -> str | None:
     """The checksum :func:`load_source` would record for ``source``, from its files' bytes
     without parsing them, so a monitor pass can tell an unchanged source without loading it;
     None for a source known only by reading it (SQL, COMPAS, the API, the generator)."""
-    if source.kind not in FILE_KINDS:
-        return None
-    path = resolve_path(source, Path(project_dir))
-    if path is None or not path.exists():
-        return None
-    files, root = _listed_files(source, path)
-    return files_checksum(files, root) if files else None
+    listed = _existing_files(source, project_dir, FILE_KINDS)
+    return files_checksum(*listed) if listed else None
 
 
 #: The kinds whose every file loads to the normalised police.uk table (one layout and set of
@@ -177,15 +172,23 @@ def source_frames(source: Source, project_dir: str | Path, where: str
     they are its frame), and their columns, known before any file is read: a reader can digest
     a source of millions of rows without holding it. None for a source that is not read from
     existing files of :data:`STREAMED_KINDS` (load it whole)."""
-    if source.kind not in STREAMED_KINDS:
+    listed = _existing_files(source, project_dir, STREAMED_KINDS)
+    if listed is None:
+        return None
+    return list(police_uk.COLUMNS), (_load_files(source, [f], where)[0] for f in listed[0])
+
+
+def _existing_files(source: Source, project_dir: str | Path,
+                    kinds: tuple[str, ...]) -> tuple[list[Path], Path] | None:
+    """The files (and their root) of a source of one of ``kinds`` whose path exists and holds
+    at least one; None otherwise (the loader then says what is wrong)."""
+    if source.kind not in kinds:
         return None
     path = resolve_path(source, Path(project_dir))
     if path is None or not path.exists():
         return None
-    files, _ = _listed_files(source, path)
-    if not files:
-        return None
-    return list(police_uk.COLUMNS), (_load_files(source, [f], where)[0] for f in files)
+    files, root = _listed_files(source, path)
+    return (files, root) if files else None
 
 
 def load_source(source: Source, project_dir: str | Path, where: str,

@@ -63,7 +63,9 @@ def digests_of(hashes: np.ndarray, times: pd.Series, period: str) -> list[Period
     times, distinct = pd.factorize(pd.Series(times).dt.floor("D"), sort=True)
     names = period_key(pd.Series(distinct), period).to_numpy()
     of_time, periods = pd.factorize(names)  # in time order, as the times are sorted
-    keys = np.where(times >= 0, of_time[times], -1)  # -1: no date, first as "(" sorts first
+    # -1: no date, first as "(" sorts first (every time NaT: no period at all)
+    keys = np.where(times >= 0, of_time[np.maximum(times, 0)], -1) if len(of_time) \
+        else np.full(len(times), -1)
     labels = np.r_[[NO_DATE], periods.astype(object)]
     order = np.lexsort((hashes, keys))
     keys, hashes = keys[order], hashes[order]

@@ -1,9 +1,10 @@
-"""What one monitor pass reads of the project's sources: each source at most once, file by file
-(its rows are digested per file, never held whole), and a file source whose files and settings
-are unchanged since the last pass not at all (it is judged on that pass's stored digests,
-``source_readings``), so a daily pass does not re-read years of development data.
+"""What one monitor pass reads of the project's sources: each source at most once (a police.uk
+source file by file, its rows digested per file and never held whole; a csv or parquet source
+whole), and a file source whose files and settings are unchanged since the last pass not at all
+(it is judged on that pass's stored digests, ``source_readings``), so a daily pass does not
+re-read years of development data.
 
-The files are read in a thread of their own while the pass's database work goes on (the
+The police.uk files are read in a thread of their own while the pass's database work goes on (the
 database's window queries hold no Python lock), and judged when the pass asks for the checks.
 A source known only by reading it (SQL, the police.uk API, the generator, COMPAS) has no files
 to compare, so every pass reads it again, whole, before the rest of the pass."""
@@ -11,6 +12,7 @@ to compare, so every pass reads it again, whole, before the rest of the pass."""
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -68,6 +70,7 @@ class PassSources:
         self.readings: list[dict[str, Any]] = []
         self._plans: list[_Plan] = []
         self._pool: ThreadPoolExecutor | None = None
+        self._stop = threading.Event()  # set by close(): a failing pass stops the reading
         self._reads: dict[int, Future[_Read] | _Read] = {}
 
     def start(self, engine: Engine) -> None:
@@ -92,7 +95,8 @@ class PassSources:
                     self._reads[i] = _read(frames, time_col, self.keep)
                 else:
                     self._pool = self._pool or ThreadPoolExecutor(1, "rudi-sources")
-                    self._reads[i] = self._pool.submit(_read, frames, time_col, self.keep)
+                    self._reads[i] = self._pool.submit(_read, frames, time_col, self.keep,
+                                                       self._stop)
             self._plans.append(plan)
             self.columns |= set(plan.columns)
 
@@ -113,8 +117,9 @@ class PassSources:
         return read
 
     def close(self) -> None:
-        """End the reading thread (waiting for the file it is on)."""
+        """End the reading thread (waiting for the file it is on, not the rest)."""
         if self._pool is not None:
+            self._stop.set()
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
@@ -170,11 +175,13 @@ class PassSources:
 
 
 def _read(frames: Iterable[pd.DataFrame], time_column: str | None,
-          keep: Sequence[str] | None) -> _Read:
+          keep: Sequence[str] | None, stop: threading.Event | None = None) -> _Read:
     """A source frame by frame: its row hashes and times (``time_column`` given) and its
-    ``keep`` columns (given)."""
+    ``keep`` columns (given); ends early once ``stop`` is set (the pass has ended)."""
     read = _Read()
     for frame in frames:
+        if stop is not None and stop.is_set():
+            break
         if time_column is not None and time_column in frame and len(frame):
             read.hashes.append(inputs.row_hashes(frame))
             read.times.append(pd.Series(pd.to_datetime(frame[time_column], utc=True)))
