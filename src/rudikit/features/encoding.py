@@ -63,7 +63,7 @@ def compact_text(frame: pd.DataFrame) -> pd.DataFrame:
     the same values), so model outputs do not change. Other columns are returned as they are,
     and so is a column of mostly distinct values (an identifier): as a categorical it would
     be larger than the text, and making it sorts every value."""
-    text = text_columns(frame)
+    text = _text_columns(frame)
     return frame.astype(dict.fromkeys(text, "category")) if text else frame
 
 
@@ -72,13 +72,13 @@ def compact_text_in_place(frame: pd.DataFrame) -> dict[str, Any]:
     source the data card reads at the end of a run): a copy would leave the text alive.
     Returns the dtypes the compacted columns had, to give a copy of some of them back as text
     (``astype``)."""
-    text = {column: frame[column].dtype for column in text_columns(frame)}
+    text = {column: frame[column].dtype for column in _text_columns(frame)}
     for column in text:
         frame[column] = frame[column].astype("category")
     return text
 
 
-def text_columns(frame: pd.DataFrame) -> list[str]:
+def _text_columns(frame: pd.DataFrame) -> list[str]:
     """The text columns :func:`compact_text` makes categoricals: those whose distinct values
     are at most half their rows."""
     return [c for c in frame.columns
