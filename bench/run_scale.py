@@ -25,15 +25,22 @@ regression's reasons prepared in chunks, the report's predictions read as typed 
 loaded text made categoricals before any copy, entity ids and dates as Arrow/datetime64),
 ``flock /work/bench.lock .venv/bin/python bench/run_scale.py --rows 100000 1000000`` then
 ``--rows 5000000`` alone in the same locked job (load average 3.5-3.9 at 100k and 1M, 3.9
-before and 1.4 after 5M), beside the figures before them (quiet machine, load 0.1-1.8):
+before and 1.4 after 5M):
 
-====== ========= ================ ========== ========== ============= ==================
-rows   wall      largest process  tree RSS   tree PSS   time ratio    before: wall, largest
-====== ========= ================ ========== ========== ============= ==================
-100k   15.0 s    0.60 GB          1.44 GB    1.23 GB                  28.3 s, 0.63 GB
-1M     94.9 s    1.21 GB          2.55 GB    2.30 GB    x6.3 / x10    173.0 s, 2.02 GB
-5M     601.7 s   3.97 GB          7.06 GB    6.70 GB    x6.3 / x5     1,132 s, 9.36 GB
-====== ========= ================ ========== ========== ============= ==================
+====== ========= ================ ========== ========== =============
+rows   wall      largest process  tree RSS   tree PSS   time ratio
+====== ========= ================ ========== ========== =============
+100k   15.0 s    0.60 GB          1.44 GB    1.23 GB
+1M     94.9 s    1.21 GB          2.55 GB    2.30 GB    x6.3 / x10
+5M     601.7 s   3.97 GB          7.06 GB    6.70 GB    x6.3 / x5
+====== ========= ================ ========== ========== =============
+
+The code before, at 1M in the same half hour (``--rows 1000000 --src`` a worktree of the
+commit before, then this source): 113.1 s, 2.03 GB largest process, 2.58 GB tree PSS (load
+1.3-3.7) before; 107.0 s, 1.13 GB, 2.31 GB (load 1.9-3.6) after. Earlier the same day, on a
+quiet machine (load 0.1-1.8), the code before took 28.3 s and 0.63 GB at 100k, 173.0 s and
+2.02 GB at 1M, 1,132 s and 9.36 GB (largest process; tree PSS 9.50 GB) at 5M; that 5M run was
+not repeated, so its time is not compared here.
 
 Time: met (1M under 5 min, 5M under 25 min, x6.3 for the 10x step), but 1M -> 5M still
 grows faster than the rows (x6.3 for x5). Memory: met for the largest process (1.21 GB at 1M
