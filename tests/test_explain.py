@@ -160,12 +160,13 @@ def test_logistic_contributions_prepared_in_chunks_are_the_whole_matrix_s_to_the
     from rudikit.explain import contributions
 
     X, y = frame()
-    train, rows = X.iloc[:1_200], X.iloc[1_200:]
+    train, rows = X.iloc[:1_200], X.iloc[1_200:1_300]
     pipeline = fitted("logistic_regression", {"C": 1.0}, train, y[:1_200])
     found = []
-    for chunk in (len(X), 7, 1):
+    for chunk in (len(X), 64, 7):
         monkeypatch.setattr(contributions, "CHUNK", chunk)
-        found.append((explain(pipeline, rows, background=train), explain(pipeline, rows)))
+        found.append((explain(pipeline, rows, background=train.iloc[:300]),
+                      explain(pipeline, rows)))
     for batch in found[1:]:
         for ours, whole in zip(batch, found[0], strict=True):
             assert np.array_equal(ours.contributions.to_numpy(), whole.contributions.to_numpy())

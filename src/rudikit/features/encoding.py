@@ -56,29 +56,36 @@ def datetime_part_values(stamps: pd.Series, parts: Sequence[str]) -> list[np.nda
 
 
 def compact_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with each text column as a categorical of the same strings: a code of 1-2
-    bytes per row instead of the text, so the copies a run makes of its model inputs (each
-    split's rows, the rows sent to worker processes) stay small at millions of rows. The
-    encoder reads a categorical exactly as the text (``astype("string")`` gives the same
-    values), so model outputs do not change. Other columns are returned as they are."""
+    """``frame`` with each text column of repeated values as a categorical of the same
+    strings: a code of 1-2 bytes per row instead of the text, so the copies a run makes of its
+    model inputs (each split's rows, the rows sent to worker processes) stay small at millions
+    of rows. The encoder reads a categorical exactly as the text (``astype("string")`` gives
+    the same values), so model outputs do not change. Other columns are returned as they are,
+    and so is a column of mostly distinct values (an identifier): as a categorical it would
+    be larger than the text, and making it sorts every value."""
     text = _text_columns(frame)
     return frame.astype(dict.fromkeys(text, "category")) if text else frame
 
 
-def compact_text_in_place(frame: pd.DataFrame) -> None:
+def compact_text_in_place(frame: pd.DataFrame) -> dict[str, Any]:
     """:func:`compact_text` on ``frame`` itself, for a frame other objects hold too (a loaded
-    source the data card reads at the end of a run): a copy would leave the text alive. At a
-    million rows reading the text added 0.5 GB resident; compacting it gave back 0.24 GB (the
-    rest is the allocator's fragmentation) and the categoricals take 0.1 GB."""
-    for column in _text_columns(frame):
+    source the data card reads at the end of a run): a copy would leave the text alive.
+    Returns the dtypes the compacted columns had, to give a copy of some of them back as text
+    (``astype``)."""
+    text = {column: frame[column].dtype for column in _text_columns(frame)}
+    for column in text:
         frame[column] = frame[column].astype("category")
+    return text
 
 
 def _text_columns(frame: pd.DataFrame) -> list[str]:
+    """The text columns :func:`compact_text` makes categoricals: those whose distinct values
+    are at most half their rows."""
     return [c for c in frame.columns
-            if isinstance(frame[c].dtype, pd.StringDtype) or (
+            if (isinstance(frame[c].dtype, pd.StringDtype) or (
                 frame[c].dtype == object
-                and pd.api.types.infer_dtype(frame[c], skipna=True) in ("string", "empty"))]
+                and pd.api.types.infer_dtype(frame[c], skipna=True) in ("string", "empty")))
+            and 2 * frame[c].nunique() <= len(frame)]
 
 
 class TabularEncoder(TransformerMixin, BaseEstimator):

@@ -173,11 +173,18 @@ class CaseExperiment:
         """Label, splits and the grid (checked before anything is fitted)."""
         project = self.project
         y_all, keep = make_label(self.frame, project.label)
-        data = self.frame.loc[keep].reset_index(drop=True)
         self.y = y_all[keep]
-        self.entity = data[project.data.entity_id].astype("string").to_numpy()
-        self.knowledge = (pd.to_datetime(data[project.data.knowledge_date], utc=True).to_numpy()
-                          if project.data.knowledge_date in data.columns else None)
+        # as Arrow text and datetime64 (8 bytes a row): as numpy arrays they were a Python
+        # string and a Timestamp object a row, 0.2 GB per million rows, pickled to every task
+        self.entity = self.frame[project.data.entity_id][keep].astype("string").array
+        kd = project.data.knowledge_date
+        self.knowledge = (pd.to_datetime(self.frame[kd][keep], utc=True).array
+                          if kd in self.frame.columns else None)
+        # the loaded rows' text as categoricals before anything copies them: the rows taken
+        # here, the splits' and every task's copy are then codes, never the text (the loaded
+        # rows are read again only by the data card, which reads categoricals as the text)
+        text = compact_text_in_place(self.frame)
+        data = self.frame.loc[keep].reset_index(drop=True)
         self.splits: list[SplitIndices] = [
             make_split(data, spec, f"splits[{i}]", project.data.knowledge_date)
             for i, spec in enumerate(project.splits)]
@@ -198,11 +205,10 @@ class CaseExperiment:
         extra += [c for spec in project.models if spec.search is not None
                   for c in spec.add_categorical if c not in columns]
         self.X = compact_text(data[columns + list(dict.fromkeys(extra))])
-        self.attrs = data[project.fairness.columns]
+        # the fairness attributes as the text they were loaded as, which the audit reads
+        self.attrs = data[project.fairness.columns].astype(
+            {c: text[c] for c in project.fairness.columns if c in text})
         del data
-        # the loaded rows are read again only by the data card (missing values, label counts,
-        # which categoricals give as the text did): kept as categoricals from here on
-        compact_text_in_place(self.frame)
         first = self.splits[0].train
         try:
             check_grid([(p, p.describe()) for p in self.points], self.features,
