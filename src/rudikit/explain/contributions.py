@@ -111,7 +111,8 @@ def _mean_row(parts: Iterable[np.ndarray]) -> np.ndarray:
     for part in parts:
         total = (part.sum(axis=0) if total is None
                  else np.add.reduce(np.vstack([total[None, :], part]), axis=0))
-    assert total is not None
+    if total is None:
+        raise ExplainError("no rows to take the mean of")
     return total
 
 
