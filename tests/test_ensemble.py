@@ -135,7 +135,7 @@ def test_an_ensemble_is_explained_by_permutation_importance(
     does any model: permutation importance (the drop in ROC AUC) for every input column,
     some of it real; per-row reasons need a method the ensemble does not have yet."""
     from rudikit.explain import explanation_method
-    from rudikit.run.case import _importances
+    from rudikit.run.case_explain import permutation_importances
 
     folder, result = ran
     ensemble = next(m for m in result.models  # type: ignore[attr-defined]
@@ -146,7 +146,8 @@ def test_an_ensemble_is_explained_by_permutation_importance(
     assert explanation_method(pipeline) is None
     project = load_project(folder)
     y, _ = make_label(validation_rows, project.label)
-    found = {c: mean for c, _, mean, _, _ in _importances(pipeline, validation_rows, y, 0)}
+    found = {c: mean for c, _, mean, _, _
+             in permutation_importances(pipeline, validation_rows, y, 0)}
     # every column a reason can name: the inputs, and the location categories (town, cell)
     assert set(found) == set(pipeline.named_steps["encode"].output_positions())
     assert max(found.values()) > 0.01  # some column matters to the averaged score

@@ -33,7 +33,7 @@ from rudikit.explain import (
 from rudikit.explain.contributions import REFERENCE, mean_prepared_row
 from rudikit.models.artefacts import load_artefact
 from rudikit.models.estimators import GridPoint, build_pipeline
-from rudikit.run.case import reason_rows
+from rudikit.run.case_explain import reason_rows
 from rudikit.run.develop import run_project
 from rudikit.service.app import create_app
 from rudikit.service.settings import ServiceSettings

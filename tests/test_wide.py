@@ -126,14 +126,15 @@ def test_permutation_importance_of_a_wide_model_permutes_its_top_columns() -> No
     model's MAX_PERMUTED largest mean absolute contributions only; the informative words are
     among them and show a real drop in ROC AUC."""
     from rudikit.explain import explain, global_importance
-    from rudikit.run.case import MAX_PERMUTED, _importances
+    from rudikit.run.case_explain import MAX_PERMUTED, permutation_importances
 
     data, y = wide_frame(800)
     features, _ = FEATURES.resolve(list(data.columns))
     pipeline, fit_params = build_pipeline(GridPoint("lightgbm", {"n_estimators": 40}), features)
     pipeline.fit(data, y, **fit_params)
     ranking = list(global_importance(explain(pipeline, data)).index)
-    found = {c: mean for c, _, mean, _, _ in _importances(pipeline, data, y, 0, ranking)}
+    found = {c: mean for c, _, mean, _, _
+             in permutation_importances(pipeline, data, y, 0, ranking)}
     assert set(found) == set(ranking[:MAX_PERMUTED])
     assert {f"bow_{i}" for i in range(5)} <= set(found)
     assert min(found[f"bow_{i}"] for i in range(5)) > 0.005
@@ -174,7 +175,7 @@ def test_a_wide_source_runs_end_to_end(tmp_path: Path) -> None:
 
     from rudikit.reports.data_card import build_data_card
     from rudikit.reports.profile_figures import MAX_PANELS
-    from rudikit.run.case import MAX_PERMUTED
+    from rudikit.run.case_explain import MAX_PERMUTED
     from rudikit.run.develop import run_project
     from rudikit.store import tables as t
     from rudikit.store.engine import open_store

@@ -16,20 +16,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from sqlalchemy.engine import Engine
 
-from rudikit.config import Explain, Features, OperatingPoint, Project, TemporalSplit
+from rudikit.config import Features, OperatingPoint, Project, TemporalSplit
 from rudikit.data.sources import LoadedSource, unify
 from rudikit.data.validation import bad_date_problems
 from rudikit.evaluation.metrics import (
     MetricValue,
     evaluate_scores,
-    k_for_percent,
     lower_is_better,
-    roc_auc,
 )
-from rudikit.explain import ExplainError, explain, global_importance, top_reasons
 from rudikit.fairness.list_simulation import list_simulation_metrics
 from rudikit.fairness.stage import (
     ModelFairness,
@@ -43,10 +39,9 @@ from rudikit.fairness.stage import (
 from rudikit.features.encoding import compact_text, compact_text_in_place
 from rudikit.features.labels import make_label
 from rudikit.features.splits import SplitIndices, make_split
-from rudikit.models.artefacts import load_artefact, save_json_artefact, stored_path
+from rudikit.models.artefacts import save_json_artefact, stored_path
 from rudikit.models.ensemble import ensemble_problems, ensemble_specs
 from rudikit.models.estimators import (
-    WIDE_COLUMNS,
     GridPoint,
     build_pipeline,
     check_grid,
@@ -54,6 +49,7 @@ from rudikit.models.estimators import (
     expand_grid,
 )
 from rudikit.models.search import search_points
+from rudikit.run.case_explain import explain_selected
 from rudikit.run.engine import (
     Evaluated,
     GridEntry,
@@ -298,8 +294,8 @@ class CaseExperiment:
         assert chosen.artefact and chosen.entry and chosen.score is not None
         inputs = chosen.entry.features.input_columns
         step("explaining the chosen model")
-        _explain_selected(engine, self.project, chosen, chosen.artefact, self.X[inputs],
-                          self.y, split, self.entity, self.knowledge)
+        explain_selected(engine, self.project, chosen, chosen.artefact, self.X[inputs],
+                         self.y, split, self.entity, self.knowledge)
         if chosen.entry.features.location is not None:
             step("location map of the training rows")
             record_training_cells(engine, chosen.model_id, chosen.entry.features,
@@ -434,106 +430,3 @@ def search_trials(project: Project, features: Features, X: pd.DataFrame, y: np.n
             f"split {split.name!r}'s validation rows)")
         points += search_points(spec, i, score, lower_is_better=lower_is_better(metric))
     return points
-
-
-def _explain_selected(engine: Engine, project: Project, model: ModelSummary,
-                      artefact: tuple[str, Path], X: pd.DataFrame, y: np.ndarray,
-                      split: SplitIndices, entity: np.ndarray, knowledge: np.ndarray | None,
-                      reasons: int = 5) -> None:
-    """Explain the chosen model on its test rows, from the stored artefact so the explanations
-    are of exactly the model on record: permutation importance (global), and the top reasons
-    behind the scores of the rows ``explain`` names (for the list and the API; the service
-    explains any row live) where the model has an explanation method
-    (random forests and baselines have none). Only the chosen model is explained: permutation
-    importance over a few hundred columns is the slowest step of a run, and nobody reads it
-    for the models that were not chosen."""
-    pipeline = load_artefact(artefact[1], artefact[0])
-    X_test = X.iloc[split.test]
-    rows = reason_rows(project, model.score)
-    try:
-        explanation = explain(pipeline, X_test.iloc[rows])  # centred on the training rows
-    except ExplainError:
-        explanation = None  # no explanation method (random forest, baseline): no reasons
-    # a wide source permutes only its largest contributions (on the rows explained)
-    ranking = None if explanation is None else list(global_importance(explanation).index)
-    results.record_importances(engine, model.model_id, _importances(
-        pipeline, X_test, y[split.test], project.evaluation.seed, ranking))
-    if explanation is not None:
-        results.record_individual_importances(
-            engine, model.model_id, explanation.method, entity[split.test][rows],
-            None if knowledge is None else knowledge[split.test][rows],
-            top_reasons(explanation, reasons))
-
-
-#: On a wide source (``WIDE_COLUMNS`` input columns or more, e.g. bag-of-words) permutation
-#: importance is computed for this many input columns: each permuted column costs a prediction
-#: over every column, so all of them would be quadratic in the columns. The permuted ones are
-#: the model's own largest mean absolute contributions (SHAP or coefficient x value) over the
-#: rows whose reasons are stored, which cost one pass. A narrower source (COMPAS's 340
-#: columns) has every column permuted.
-MAX_PERMUTED = 60
-
-def reason_rows(project: Project, score: np.ndarray) -> np.ndarray:
-    """Positions (in order) of the test rows whose reasons are stored, as ``explain`` asks
-    (:class:`rudikit.config.Explain`): on the largest evaluated list, flagged at the decision
-    threshold, every row, plus a seeded sample of the others."""
-    wanted, ev, at = project.explain, project.evaluation, project.fairness.at
-    n = len(score)
-    if "all" in wanted.store_reasons:
-        return np.arange(n)
-    keep = np.zeros(n, dtype=bool)
-    if "top_k" in wanted.store_reasons:
-        sizes = [Explain.MIN_LIST, *ev.top_k, *(k_for_percent(n, p) for p in ev.top_pct)]
-        sizes += [at.top_k or 0, k_for_percent(n, at.top_pct) if at.top_pct else 0]
-        keep |= results.ranks(score)[0] <= max(sizes)  # rows tied at the cut included
-    threshold = at.threshold if at.threshold is not None else min(ev.thresholds, default=None)
-    if "flagged" in wanted.store_reasons and threshold is not None:
-        keep |= score >= threshold
-    others = np.flatnonzero(~keep)
-    if wanted.sample and len(others):
-        drawn = np.random.default_rng(ev.seed).choice(
-            others, size=min(wanted.sample, len(others)), replace=False)
-        keep[drawn] = True
-    return np.flatnonzero(keep)
-
-
-def _importances(pipeline: Any, X: pd.DataFrame, y: np.ndarray, seed: int,
-                 ranking: Sequence[str] | None = None, max_rows: int = 2000,
-                 repeats: int = 5) -> list[results.Importance]:
-    """Permutation importance (drop in ROC AUC) per input column on the test rows, with the
-    standard deviation over repeats and a one-sided t-test p-value that it is above zero.
-    ``ranking`` (input columns, most important first, e.g. by mean absolute contribution):
-    on a wide source only its first :data:`MAX_PERMUTED` are permuted (without a ranking,
-    every column is).
-
-    Hand-written rather than sklearn's ``permutation_importance`` because the encoder is
-    column-wise: shuffling a raw column equals shuffling its encoded column(s), so the rows are
-    encoded once instead of once per column and repeat (with 340 COMPAS columns, minutes -> s),
-    and the shuffled column is put back in place rather than the matrix copied each time.
-    """
-    if len(np.unique(y)) < 2:
-        return []
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(len(X), size=min(max_rows, len(X)), replace=False)
-    if len(np.unique(y[idx])) < 2:
-        idx = np.arange(len(X))
-    encoder, model = pipeline.named_steps["encode"], pipeline.named_steps["model"]
-    matrix = encoder.transform(X.iloc[idx])
-    y = y[idx]
-    base = roc_auc(y, model.predict_proba(matrix)[:, 1])
-    positions = encoder.output_positions()
-    if ranking is not None and len(positions) >= WIDE_COLUMNS:
-        positions = {c: positions[c] for c in list(ranking)[:MAX_PERMUTED]}
-    rows = []
-    for column, where in positions.items():
-        original = matrix[:, where].copy()
-        drops = np.empty(repeats)
-        for r in range(repeats):
-            matrix[:, where] = original[rng.permutation(len(y))]
-            drops[r] = base - roc_auc(y, model.predict_proba(matrix)[:, 1])
-        matrix[:, where] = original
-        mean, std = float(drops.mean()), float(drops.std())
-        p = (float(stats.ttest_1samp(drops, 0.0, alternative="greater").pvalue) if std > 0
-             else (0.0 if mean > 0 else 1.0))
-        rows.append((column, "permutation_roc_auc", mean, std, p))
-    return rows
