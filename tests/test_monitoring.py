@@ -683,6 +683,8 @@ def test_the_command_line_loop_replay_monitor_retrain_rollback_backtest(develope
     if "promoted (deployment" in retrained.output:
         rolled = runner.invoke(cli, ["rollback", str(folder), "--reason", "test", *db])
         assert rolled.exit_code == 0 and "is live" in rolled.output
+        # the restored deployment's first pass reads a stored reference, as after `rudi deploy`
+        assert "Stored the reference profile" in rolled.output, rolled.output
     refused = runner.invoke(cli, ["rollback", str(folder), *db])
     assert refused.exit_code == 2 and "say why" in refused.output
     bad = runner.invoke(cli, ["monitor", str(folder), "--as-of", "March", *db])

@@ -21,7 +21,15 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from rudikit.cli.service import ByOpt, ProjectArg, acting_user, demo_deploy, open_engine
+from rudikit.cli.service import (
+    ByOpt,
+    ProjectArg,
+    acting_user,
+    current_project,
+    demo_deploy,
+    open_engine,
+    store_deploy_reference,
+)
 from rudikit.cli.terminal import DatabaseOpt, SchemaOpt, console, fail
 
 if TYPE_CHECKING:
@@ -313,6 +321,7 @@ def rollback(project_dir: ProjectArg = Path("."),
     except _caught() as exc:
         fail(str(exc))
     console.print(f"Rolled back: deployment {retired} retired; deployment {new} is live.")
+    store_deploy_reference(current_project(_folder(project_dir)), _folder(project_dir), engine)
 
 
 def backtest(project_dir: ProjectArg = Path("."),

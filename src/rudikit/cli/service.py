@@ -178,7 +178,7 @@ def serve(
                     **options)  # type: ignore[arg-type]
 
 
-def _current_project(folder: Path) -> AnyProject | None:
+def current_project(folder: Path) -> AnyProject | None:
     """The folder's rudi.yaml (its rationale answers complete a model card), or None."""
     from rudikit.config import ProjectError, load_project, project_file
 
@@ -253,7 +253,7 @@ def deploy_command(
     from rudikit.service.gate import GateRefused, gated_deploy
 
     folder = _folder(project_dir, database_url)
-    project = _current_project(folder)
+    project = current_project(folder)
     engine = open_engine(project_dir, database_url, database_schema)
     try:
         done, report = gated_deploy(engine, model_group_id, reason=reason, by=acting_user(by),
@@ -284,12 +284,17 @@ def deploy_command(
         console.print("The gate passed: nothing needed waiving, so no waiver is recorded.")
     if done.previous_id is not None:
         console.print(f"Deployment {done.previous_id} is retired (kept in the history).")
-    _store_reference(project, folder, open_engine(project_dir, database_url, database_schema))
+    engine = open_engine(project_dir, database_url, database_schema)
+    try:
+        store_deploy_reference(project, folder, engine)
+    finally:
+        engine.dispose()
 
 
-def _store_reference(project: AnyProject | None, folder: Path, engine: Engine) -> None:
-    """The new deployment's reference profile, fitted now on its development rows so that its
-    first monitor pass need not read them; a failure leaves it to that pass, which says why."""
+def store_deploy_reference(project: AnyProject | None, folder: Path, engine: Engine) -> None:
+    """The new deployment's reference profile (after `rudi deploy`, a rollback, the demo's
+    deploy), fitted now on its development rows so that its first monitor pass need not read
+    them; a failure leaves it to that pass, which says why."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from rudikit.config import Project
@@ -303,8 +308,6 @@ def _store_reference(project: AnyProject | None, folder: Path, engine: Engine) -
     except (ValueError, OSError, MemoryError, SQLAlchemyError) as exc:
         console.print(f"[yellow]The reference profile is left to the first monitor pass: "
                       f"{escape(str(exc))}[/]", highlight=False)
-    finally:
-        engine.dispose()
 
 
 DEMO_WAIVER = ("rudi demo: a production rehearsal on replayed data, so that monitoring and "
@@ -339,6 +342,7 @@ def demo_deploy(engine: Engine, folder: Path, project: AnyProject, model_group_i
     done, _ = gated_deploy(engine, model_group_id, reason=reason, by=by, model_id=model_id,
                            project=project, waive=None if report.passed else DEMO_WAIVER,
                            project_dir=folder)
+    store_deploy_reference(project, folder, engine)
     return done
 
 
