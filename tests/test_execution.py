@@ -130,7 +130,6 @@ def test_two_local_workers_store_what_one_process_stores(grid, in_process, tmp_p
     assert_same_figures(in_process, stored)
 
 
-@pytest.mark.slow  # a second pool run; make test keeps the death's detection (retries: 0)
 def test_a_local_worker_that_dies_is_replaced_and_the_figures_do_not_change(
         grid, in_process, tmp_path) -> None:
     marker = tmp_path / "died"
@@ -243,7 +242,6 @@ def _connections() -> int:
     return len(CONNECTIONS)
 
 
-@pytest.mark.slow
 def test_a_dask_cluster_stores_what_one_process_stores_and_never_opens_the_store(
         grid, in_process, cluster, tmp_path) -> None:
     local, client = cluster
@@ -260,7 +258,6 @@ def test_a_dask_cluster_stores_what_one_process_stores_and_never_opens_the_store
     assert client.run(_connections) == {w: 0 for w in local.scheduler_info["workers"]}
 
 
-@pytest.mark.slow
 def test_a_dask_worker_that_dies_is_replaced_and_the_figures_do_not_change(
         grid, in_process, cluster, tmp_path, monkeypatch) -> None:
     local, _ = cluster
@@ -329,7 +326,6 @@ def test_seed_and_perturbation_refits_on_workers_give_the_lists_made_here(grid) 
         pd.testing.assert_series_equal(r.scores, s.scores, rtol=0, atol=1e-12)
 
 
-@pytest.mark.slow
 def test_the_last_lists_reasons_made_on_a_worker_are_the_ones_made_here(grid, cluster,
                                                                         tmp_path) -> None:
     from rudikit.run.lists import explain_last_list
