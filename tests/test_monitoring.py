@@ -721,6 +721,13 @@ def test_the_command_line_loop_replay_monitor_retrain_rollback_backtest(develope
         assert stored[f"age_{age}m"] == pytest.approx(roc_auc_score(rows["label"],
                                                                     rows["score"]))
 
+    # a rudi.yaml broken since does not turn a committed rollback into a failure (last: the
+    # rollback makes another deployment live)
+    (folder / "rudi.yaml").write_text((folder / "rudi.yaml").read_text() + "\nnot_a_section: 1\n")
+    again = runner.invoke(cli, ["rollback", str(folder), "--reason", "again", *db])
+    assert again.exit_code == 0 and "is live" in again.output, again.output
+    assert "left to the first monitor pass" in again.output
+
 
 def test_the_demo_rehearsal_deploys_replays_monitors_and_retrains(developed: Developed,
                                                                   tmp_path: Path) -> None:

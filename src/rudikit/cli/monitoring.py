@@ -321,7 +321,16 @@ def rollback(project_dir: ProjectArg = Path("."),
     except _caught() as exc:
         fail(str(exc))
     console.print(f"Rolled back: deployment {retired} retired; deployment {new} is live.")
-    store_deploy_reference(current_project(_folder(project_dir)), _folder(project_dir), engine)
+    from rudikit.config import ProjectError
+
+    folder = _folder(project_dir)
+    try:
+        project = current_project(folder, fail_on_error=False)
+    except ProjectError as exc:  # the rollback stands; only the reference waits
+        console.print(f"[yellow]The reference profile is left to the first monitor pass: "
+                      f"{exc.source} is not valid[/]", highlight=False)
+        return
+    store_deploy_reference(project, folder, engine)
 
 
 def backtest(project_dir: ProjectArg = Path("."),

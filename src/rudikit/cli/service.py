@@ -178,8 +178,10 @@ def serve(
                     **options)  # type: ignore[arg-type]
 
 
-def current_project(folder: Path) -> AnyProject | None:
-    """The folder's rudi.yaml (its rationale answers complete a model card), or None."""
+def current_project(folder: Path, *, fail_on_error: bool = True) -> AnyProject | None:
+    """The folder's rudi.yaml (its rationale answers complete a model card), or None. An
+    invalid one ends the command, or with ``fail_on_error=False`` raises ``ProjectError``
+    (for a caller whose own work is already committed)."""
     from rudikit.config import ProjectError, load_project, project_file
 
     if not project_file(folder).exists():
@@ -187,6 +189,8 @@ def current_project(folder: Path) -> AnyProject | None:
     try:
         return load_project(folder)
     except ProjectError as exc:
+        if not fail_on_error:
+            raise
         fail(f"{exc.source} is not valid: " + "; ".join(exc.problems))
 
 
