@@ -177,6 +177,23 @@ def test_rows_without_any_time_are_one_no_date_period() -> None:
     assert (digest.period, digest.row_count) == (inputs.NO_DATE, 3)
 
 
+def test_a_reading_stopped_by_a_failing_pass_loads_no_further_file() -> None:
+    import threading
+
+    from rudikit.monitoring.pass_sources import _read
+
+    loaded, stop = [], threading.Event()
+
+    def files():  # the pass fails while the first file is being read
+        for i in range(3):
+            loaded.append(i)
+            stop.set()
+            yield pd.DataFrame({"datetime": [pd.Timestamp("2020-01-01", tz="UTC")], "v": [i]})
+
+    read = _read(files(), "datetime", None, stop)
+    assert loaded == [0] and len(read.hashes) == 1
+
+
 def test_row_counts_against_learned_and_given_bounds_and_gaps() -> None:
     counts = {f"2019-{m:02d}": 100 + m for m in range(1, 13)}
     counts["2020-01"] = 20

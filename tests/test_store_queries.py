@@ -495,3 +495,24 @@ def test_the_guard_sees_both_import_styles(tmp_path: Path) -> None:
                       encoding="utf-8")
     assert [c.split(" ")[1] for c in _sql_calls(module, tmp_path)] == [
         "s(", "text(", "sa.select("]
+
+
+def test_driver_rows_bind_parameters_as_sqlalchemy_does() -> None:
+    """The raw-cursor readers run the query through SQLAlchemy: a date compared on SQLite (stored
+    as text) and an IN list behave as ``conn.execute`` does, in chunks or whole."""
+    from sqlalchemy import Column, DateTime, Integer, MetaData, Table, create_engine, select
+
+    from rudikit.store.queries.common import driver_chunks, driver_rows
+
+    table = Table("events", MetaData(), Column("id", Integer), Column("at", DateTime))
+    engine = create_engine("sqlite://")
+    table.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(table), [{"id": i, "at": datetime(2020, 1, 1) + timedelta(days=i)}
+                                     for i in range(5)])
+    query = select(table.c.id).where(table.c.at <= datetime(2020, 1, 3),
+                                     table.c.id.in_([0, 2, 4])).order_by(table.c.id)
+    with engine.connect() as conn:
+        assert [r.id for r in conn.execute(query)] == [0, 2]
+        assert driver_rows(conn, query) == [(0,), (2,)]
+        assert list(driver_chunks(conn, query, 1)) == [[(0,)], [(2,)]]

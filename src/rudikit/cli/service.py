@@ -288,11 +288,8 @@ def deploy_command(
         console.print("The gate passed: nothing needed waiving, so no waiver is recorded.")
     if done.previous_id is not None:
         console.print(f"Deployment {done.previous_id} is retired (kept in the history).")
-    engine = open_engine(project_dir, database_url, database_schema)
-    try:
-        store_deploy_reference(project, folder, engine)
-    finally:
-        engine.dispose()
+    store_deploy_reference(project, folder, engine)
+    engine.dispose()
 
 
 def store_deploy_reference(project: AnyProject | None, folder: Path, engine: Engine) -> None:

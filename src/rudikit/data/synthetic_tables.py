@@ -23,7 +23,8 @@ DEFAULT_FORCES: tuple[str, ...] = (
 #: 22,587 real rows / 3 months: the default volume matches the real extract.
 DEFAULT_ROWS_PER_MONTH = 7529
 
-#: Share of real rows where the search succeeded (label as in the module docstring): 4,012/22,587.
+#: Share of real rows where the search succeeded (the label as rudikit.data.synthetic defines
+#: it): 4,012/22,587.
 REAL_BASE_RATE = 0.1776
 
 NFA = "A no further action disposal"

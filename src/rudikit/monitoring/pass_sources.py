@@ -180,13 +180,13 @@ def _read(frames: Iterable[pd.DataFrame], time_column: str | None,
     ``keep`` columns (given); ends early once ``stop`` is set (the pass has ended)."""
     read = _Read()
     for frame in frames:
-        if stop is not None and stop.is_set():
-            break
         if time_column is not None and time_column in frame and len(frame):
             read.hashes.append(inputs.row_hashes(frame))
             read.times.append(pd.Series(pd.to_datetime(frame[time_column], utc=True)))
         if keep is not None:
             read.kept.append(frame[[c for c in frame.columns if c in keep]])
+        if stop is not None and stop.is_set():  # before the next file is loaded
+            break
     return read
 
 

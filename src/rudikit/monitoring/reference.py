@@ -2,7 +2,8 @@
 training rows it was fitted on (inputs) and of its test scores, and those test scores and labels
 (the KS test, the expected performance).
 
-Fitted when ``rudi deploy`` makes the model live (else on the deployment's first monitor pass)
+Fitted when a model goes live (``rudi deploy``, a rollback, a promoting retrain, the demo's
+deploy; else on the deployment's first monitor pass)
 and stored (``reference_profiles``), so passes read one row instead of rebuilding the training
 rows and every stored test prediction.
 """

@@ -62,6 +62,7 @@ def explain_selected(engine: Engine, project: Project, model: ModelSummary,
 #: columns) has every column permuted.
 MAX_PERMUTED = 60
 
+
 def reason_rows(project: Project, score: np.ndarray) -> np.ndarray:
     """Positions (in order) of the test rows whose reasons are stored, as ``explain`` asks
     (:class:`rudikit.config.Explain`): on the largest evaluated list, flagged at the decision

@@ -54,17 +54,15 @@ def driver_chunks(conn: Connection, query: Select, chunk: int) -> Iterator[list[
 
 def _driver_parts(conn: Connection, query: Select,
                   chunk: int | None) -> Iterator[list[tuple[Any, ...]]]:
-    # render_postcompile: an IN list's values become plain parameters the driver understands
-    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    params = compiled.construct_params()
-    cursor = conn.connection.cursor()
+    # SQLAlchemy executes (its parameter handling: IN lists, dates on SQLite...), the rows are
+    # read from the driver's cursor as plain tuples
+    result = conn.execute(query)
+    cursor = result.cursor
     try:
-        cursor.execute(str(compiled), tuple(params[k] for k in compiled.positiontup or ())
-                       if compiled.positional else params)
         if chunk is None:
             yield cursor.fetchall()
             return
         while rows := cursor.fetchmany(chunk):
             yield rows
     finally:
-        cursor.close()
+        result.close()
