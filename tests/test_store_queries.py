@@ -252,7 +252,7 @@ def test_evaluations(stored: Stored) -> None:
     assert imps["importance"].tolist() == pytest.approx([0.7, 0.35, 0.8, 0.4])
 
 
-def test_predictions(stored: Stored) -> None:
+def test_predictions(stored: Stored, monkeypatch: pytest.MonkeyPatch) -> None:
     e, m = stored.engine, stored.models
     rows = pq.scores_frame(e, [m[0]])
     assert sorted(zip(rows["score"], rows["label"], strict=True)) == [
@@ -262,6 +262,9 @@ def test_predictions(stored: Stored) -> None:
     assert len(typed) == 9 and typed.dtypes.tolist() == [np.int64, np.float64, np.float64]
     assert sorted(typed["model_id"].unique().tolist()) == sorted(m)
     assert list(pq.scores_frame(e, []).columns) == ["model_id", "score", "label"]
+    monkeypatch.setattr(pq, "IDS_PER_QUERY", 2)  # the ids over several queries: the same rows
+    assert sorted(pq.scores_frame(e, m).itertuples(index=False, name=None)) == sorted(
+        typed.itertuples(index=False, name=None))
     preds = pq.model_predictions(e, m[0])
     assert sorted(preds["entity_id"]) == ["a", "b", "c"] and len(preds.columns) == 4
     top = pq.top_predictions(e, m[0], 2)

@@ -16,6 +16,11 @@ from rudikit.store.queries.common import Bind, connected, driver_chunks, frame
 P, M, R = t.predictions, t.models, t.individual_importances
 
 
+#: Model ids in one IN list (a run of a large grid over many splits can hold more models than a
+#: PostgreSQL statement may have parameters).
+IDS_PER_QUERY = 10_000
+
+
 def scores_frame(bind: Bind, model_ids: list[int], chunk: int = 100_000) -> pd.DataFrame:
     """model_id, score and label (NaN where unknown) of every stored prediction of these
     models, as typed columns made ``chunk`` rows at a time: a mapping per prediction held at
@@ -24,10 +29,12 @@ def scores_frame(bind: Bind, model_ids: list[int], chunk: int = 100_000) -> pd.D
     their own compact form; only SQLite reads it in chunks). No order: callers that need one
     sort."""
     columns = ["model_id", "score", "label"]
-    query = select(P.c.model_id, P.c.score, P.c.label).where(P.c.model_id.in_(model_ids))
     with connected(bind) as conn:
+        # the ids a query at a time: PostgreSQL's driver takes at most 65,535 parameters
         parts = [pd.DataFrame.from_records(rows, columns=columns)
-                 for rows in driver_chunks(conn, query, chunk)]
+                 for start in range(0, len(model_ids), IDS_PER_QUERY)
+                 for rows in driver_chunks(conn, select(P.c.model_id, P.c.score, P.c.label).where(
+                     P.c.model_id.in_(model_ids[start:start + IDS_PER_QUERY])), chunk)]
     typed = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
     # a chunk whose labels are all NULL comes back as objects: one dtype whatever the chunks
     return typed.astype({"model_id": np.int64, "score": np.float64, "label": np.float64})
