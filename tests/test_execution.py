@@ -196,7 +196,8 @@ def test_execution_settings_are_checked_with_their_key_path(monkeypatch) -> None
             ({"backend": "spark"}, "execution.backend"),
             ({"backend": "dask", "scheduler": "host:8786"}, "execution.scheduler"),
             ({"scheduler": "tcp://h:8786"}, "execution: scheduler: only read with backend: dask"),
-            ({"retries": -1}, "execution.retries")]:
+            ({"retries": -1}, "execution.retries"),
+            ({"threads_per_task": 0}, "execution.threads_per_task")]:
         with pytest.raises(ProjectError) as caught:
             parse_project({**base, "execution": execution})
         assert any(p.startswith(expected) for p in caught.value.problems), caught.value.problems

@@ -301,9 +301,9 @@ def run_monitor(project: Project, project_dir: Path, engine: Engine, *,
 
 def store_reference(project: Project, project_dir: Path, engine: Engine) -> bool:
     """Fit and store the live deployment's reference profile now (``rudi deploy``, a rollback,
-    a promoting retrain and the demo's deploy do), from
-    its development rows read file by file, so that its first pass reads one stored row
-    instead; False when nothing is deployed or its profile is stored already."""
+    a promoting retrain and the demo's deploy do), from its development rows read file by
+    file, so that its first pass reads one stored row instead; False when nothing is deployed
+    or its profile is stored already."""
     dep = deployed(engine)
     if dep is None or monitoring_q.has_reference_profile(engine, dep.deployment_id):
         return False

@@ -61,7 +61,8 @@ class PassSources:
     columns ``keep`` names (``None``: no reference to fit).
 
     :meth:`start` looks up the last readings and starts reading the rest, :meth:`check` judges
-    every source; :meth:`close` ends the reading (a pass that fails on the way)."""
+    every source; :meth:`close` ends the reading thread (the pass's ``finally``: done, or
+    failed on the way)."""
 
     def __init__(self, project: Project, project_dir: Path,
                  keep: Sequence[str] | None = None) -> None:
@@ -170,7 +171,6 @@ class PassSources:
                                       else newest.to_pydatetime(), "columns": plan.columns})
             checks.append(check)
             found += raised
-        self.close()
         return checks, found
 
 

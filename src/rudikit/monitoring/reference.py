@@ -3,9 +3,8 @@ training rows it was fitted on (inputs) and of its test scores, and those test s
 (the KS test, the expected performance).
 
 Fitted when a model goes live (``rudi deploy``, a rollback, a promoting retrain, the demo's
-deploy; else on the deployment's first monitor pass)
-and stored (``reference_profiles``), so passes read one row instead of rebuilding the training
-rows and every stored test prediction.
+deploy; else on the deployment's first monitor pass) and stored (``reference_profiles``), so
+passes read one row instead of rebuilding the training rows and every stored test prediction.
 """
 
 from __future__ import annotations
