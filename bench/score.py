@@ -63,7 +63,8 @@ def main() -> None:
         return
     from rudikit.config import load_project
     from rudikit.data.event_tables import load_event_tables
-    from rudikit.features.asof import DEFAULT_STATES, build_features, event_specs
+    from rudikit.features.asof.build import build_features
+    from rudikit.features.asof.defaults import DEFAULT_STATES, event_specs
     from rudikit.monitoring.scheduled_lists import list_model, score_lists
     from rudikit.run.develop import run_project
     from rudikit.service.deploy import deploy
