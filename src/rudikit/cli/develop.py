@@ -381,6 +381,7 @@ def fetch(
     police_uk_archive); --api writes dest/<force>/<YYYY-MM>.json (kind police_uk_api_json).
     """
     from rudikit.data import download
+    from rudikit.data.download_http import DownloadError
 
     written: list[Path] = []
     try:
@@ -394,7 +395,7 @@ def fetch(
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(cached, target)
                 written.append(target)
-    except (download.DownloadError, ValueError) as exc:
+    except (DownloadError, ValueError) as exc:
         fail(str(exc))
     for path in written:
         console.print(f"wrote {path}")

@@ -4,9 +4,9 @@ grid and how lists are judged (:class:`TemporalExperiment`).
 The names it checks against are constants here, so reading a project file loads no feature or
 model code: :data:`TEMPORAL_LABELS` are the names of
 ``rudikit.features.asof.defaults.DEFAULT_LABELS``, :data:`SELECTION_RULES` those of
-``rudikit.models.audition.RULES`` (a test keeps each pair equal). Checks that need the feature specs themselves (``complete_from`` block and group
-names) run where the specs are built, :func:`rudikit.features.asof.defaults.event_specs`, which
-``rudi validate`` calls too.
+``rudikit.models.audition.RULES`` (a test keeps each pair equal). Checks that need the feature
+specs themselves (``complete_from`` block and group names) run where the specs are built,
+:func:`rudikit.features.asof.defaults.event_specs`, which ``rudi validate`` calls too.
 """
 
 from __future__ import annotations
