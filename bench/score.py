@@ -73,7 +73,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = project(Path(tmp))
         started = time.perf_counter()
-        result = run_project(folder, write_report=False)
+        result = run_project(folder)
         engine = open_store(None, folder)
         deploy(engine, result.selected.model_group_id, model_id=result.selected.model_id,
                reason="bench", by="bench")
