@@ -3,7 +3,7 @@
 In the same run it times
 
 * the load and link of the CPDB files (``rudikit.data.cpdb.tables.load_cpdb``);
-* ours: ``rudikit.features.asof.build_features`` with the default specs (complaints by
+* ours: ``rudikit.features.asof.build.build_features`` with the default specs (complaints by
   category and by finding, use of force by type and injury, unit changes, unit and rank as of
   the date, tenure, age) for every active officer on every monthly as-of date (default
   2010-01 .. 2016-12), no cache; then the same call again, reading the Parquet cache;
@@ -33,18 +33,11 @@ import numpy as np
 import pandas as pd
 
 from rudikit.data.cpdb.tables import load_cpdb
-from rudikit.features.asof import (
-    COMPLAINTS,
-    DEFAULT_SPECS,
-    DEFAULT_STATES,
-    MIN_EXPOSURE_DAYS,
-    USE_OF_FORCE,
-    WINDOW_MONTHS,
-    EventSpec,
-    build_features,
-    cohort_frame,
-    monthly_as_of_dates,
-)
+from rudikit.features.asof.build import build_features
+from rudikit.features.asof.cohort import cohort_frame, monthly_as_of_dates
+from rudikit.features.asof.defaults import COMPLAINTS, DEFAULT_SPECS, DEFAULT_STATES, USE_OF_FORCE
+from rudikit.features.asof.specs import WINDOW_MONTHS, EventSpec
+from rudikit.features.asof.sql import MIN_EXPOSURE_DAYS
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

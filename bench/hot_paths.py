@@ -71,7 +71,7 @@ def fitted_pipelines(folder: Path) -> dict[str, Any]:
     config["fairness"] = {}
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "rudi.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    run_project(folder, write_report=False)
+    run_project(folder)
     engine = open_store(None, folder)
     with engine.connect() as conn:
         rows = conn.execute(select(t.models.c.artefact_path, t.models.c.artefact_hash,

@@ -130,7 +130,7 @@ def _project(workdir: Path, dev_rows: int) -> Path:
                                    "params": {"n_estimators": 60, "num_leaves": 15}}],
                   data=data, splits=config["splits"][:1], evaluation=config["evaluation"],
                   fairness=config["fairness"], monitoring=config["monitoring"])
-    run = run_project(folder, write_report=False)
+    run = run_project(folder)
     engine = open_store(None, folder)
     deploy(engine, run.selected.model_group_id, model_id=run.selected.model_id,
            reason="benchmark", by="bench", threshold=0.3, project_dir=folder)

@@ -63,7 +63,8 @@ def main() -> None:
         return
     from rudikit.config import load_project
     from rudikit.data.event_tables import load_event_tables
-    from rudikit.features.asof import DEFAULT_STATES, build_features, event_specs
+    from rudikit.features.asof.build import build_features
+    from rudikit.features.asof.defaults import DEFAULT_STATES, event_specs
     from rudikit.monitoring.scheduled_lists import list_model, score_lists
     from rudikit.run.develop import run_project
     from rudikit.service.deploy import deploy
@@ -72,7 +73,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = project(Path(tmp))
         started = time.perf_counter()
-        result = run_project(folder, write_report=False)
+        result = run_project(folder)
         engine = open_store(None, folder)
         deploy(engine, result.selected.model_group_id, model_id=result.selected.model_id,
                reason="bench", by="bench")

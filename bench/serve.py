@@ -245,7 +245,7 @@ def main() -> None:
                 t.models.c.selected.is_(True)).order_by(t.models.c.id.desc()).limit(1)
             ).scalar_one_or_none()
         if group is None:
-            run_project(project, url=url, schema=schema, write_report=False, engine=engine)
+            run_project(project, url=url, schema=schema, engine=engine)
             with engine.connect() as conn:
                 group = conn.execute(select(t.models.c.model_group_id).where(
                     t.models.c.selected.is_(True)).order_by(t.models.c.id.desc()).limit(1)

@@ -63,7 +63,7 @@ def variant(folder: Path, trials: int | None, validation: bool = True) -> Path:
 
 def measure(label: str, folder: Path) -> None:
     started = time.perf_counter()
-    result = run_project(folder, write_report=False)
+    result = run_project(folder)
     seconds = time.perf_counter() - started
     chosen = result.selected
     assert chosen is not None

@@ -34,8 +34,13 @@ from rudikit.run.develop import run_project
 from rudikit.reports.data_card import build_data_card
 from rudikit.store.engine import open_store
 folder, url = sys.argv[1], sys.argv[2]
+try:  # the report and cards, as `rudi run` writes them
+    from rudikit.reports.run_report import write_run_report_and_cards
+    report = {"write_report": write_run_report_and_cards}
+except ImportError:  # a commit from before run_project was given its report writer
+    report = {}
 started = time.perf_counter()
-result = run_project(folder, url=url)
+result = run_project(folder, url=url, **report)
 engine = open_store(url)
 build_data_card(engine, 1, project_dir=folder)
 print(json.dumps({"seconds": time.perf_counter() - started,

@@ -91,7 +91,7 @@ def _developed(factory: pytest.TempPathFactory) -> Path:
     temporal.update({"bootstrap": 0, "importances": False})
     temporal["stability"]["consecutive"] = {"days": 0, "weeks": 0, "months": 0}
     (folder / "rudi.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    run_project(folder, write_report=False)
+    run_project(folder)
     engine = open_store(None, folder)
     model = _lightgbm(engine)
     deploy(engine, model.model_group_id, reason="tests", by="pytest", model_id=model.id)

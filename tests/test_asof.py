@@ -9,7 +9,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from rudikit.features.asof import (
+from rudikit.features.asof.build import build_features
+from rudikit.features.asof.cohort import cohort_frame, monthly_as_of_dates
+from rudikit.features.asof.defaults import (
     ANY_COMPLAINT,
     COMPLAINTS,
     DEFAULT_STATES,
@@ -17,17 +19,9 @@ from rudikit.features.asof import (
     SUSTAINED_COMPLAINT,
     UNIT_CHANGES,
     USE_OF_FORCE,
-    Category,
-    Cohort,
-    EventSpec,
-    FeatureError,
-    LabelSpec,
-    build_features,
-    build_labels,
-    cohort_frame,
-    label_rates,
-    monthly_as_of_dates,
 )
+from rudikit.features.asof.labels import build_labels, label_rates
+from rudikit.features.asof.specs import Category, Cohort, EventSpec, FeatureError, LabelSpec
 
 D = pd.Timestamp
 

@@ -20,6 +20,7 @@ from rudikit.data.synthetic import generate_archive
 from rudikit.reports.cards import render_html, render_markdown
 from rudikit.reports.data_card import build_data_card
 from rudikit.reports.model_card import build_model_card
+from rudikit.reports.run_report import write_run_report_and_cards
 from rudikit.run.develop import run_project
 from rudikit.run.engine import RunResult
 from rudikit.store import tables as t
@@ -65,7 +66,7 @@ def project_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunResu
     generate_archive(root / "data", months=("2019-12", "2020-01", "2020-02"), seed=3,
                      rows_per_month=1500)
     folder = _archive_project(root)
-    return folder, run_project(folder)
+    return folder, run_project(folder, write_report=write_run_report_and_cards)
 
 
 def _archive_project(root: Path) -> Path:
@@ -235,7 +236,7 @@ def test_cards_render_from_a_postgres_store(store, tmp_path: Path) -> None:
     if schema is None:
         pytest.skip("SQLite is the store of the module's run above")
     folder = write_project(tmp_path / "proj")
-    result = run_project(folder, url=url, schema=schema, write_report=False)
+    result = run_project(folder, url=url, schema=schema)
     engine = open_store(url, schema=schema)
     html = render_html(build_model_card(engine, result.selected.model_group_id,
                                         project=load_project(folder)))

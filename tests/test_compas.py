@@ -38,6 +38,7 @@ from rudikit.data.compas.loading import (
 )
 from rudikit.data.compas.table import build_compas_table, label_summary
 from rudikit.data.sources import SourceError
+from rudikit.reports.run_report import write_run_report_and_cards
 from rudikit.run.develop import run_project
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store
@@ -207,7 +208,7 @@ def test_a_bad_source_option_names_the_source_and_option_and_stores_nothing(
     (folder / "rudi.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     with pytest.raises(SourceError, match=r"data\.sources\[0\]: .*max_screening_gap_days must "
                                           r"be a whole number of days >= 0, not 'thirty'"):
-        run_project(folder)
+        run_project(folder, write_report=write_run_report_and_cards)
     with open_store(None, folder).connect() as conn:
         assert conn.execute(select(func.count()).select_from(t.runs)).scalar() == 0
 

@@ -42,7 +42,7 @@ def dashboard_store(folder: Path, url: str, schema: str | None) -> DashboardStor
     evaluation["bootstrap"] = 40
     write_project(folder, evaluation=evaluation)
     engine = open_store(url, schema=schema)
-    run_project(folder, write_report=False, engine=engine)
+    run_project(folder, engine=engine)
     with engine.connect() as conn:
         model_id, group_id = conn.execute(select(t.models.c.id, t.models.c.model_group_id)
                                           .where(t.models.c.selected.is_(True))).one()

@@ -70,7 +70,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunResult]:
     (:func:`_fairness`), and rationale.users_and_training is left empty."""
     folder = write_project(tmp_path_factory.mktemp("gate") / "proj", models=MODELS,
                            fairness=_fairness())
-    result = run_project(folder, write_report=False)
+    result = run_project(folder)
     assert result.selected is not None
     return folder, result
 
@@ -259,7 +259,7 @@ def test_a_group_that_passes_deploys_without_a_waiver(tmp_path: Path) -> None:
         requirement["max_gap_pp"] = 100
     folder = write_project(tmp_path / "proj", models=MODELS[:1], rationale=rationale,
                            fairness={k: v for k, v in fairness.items() if v is not None})
-    result = run_project(folder, write_report=False)
+    result = run_project(folder)
     group = result.selected.model_group_id
     r = runner.invoke(cli, ["deploy", str(group), str(folder), "--reason", "meets all",
                             "--waive", "just in case"])

@@ -20,6 +20,7 @@ from rudikit.reports.data_card import build_data_card
 from rudikit.reports.group_figures import MANY, TOP, audit_figures, disparity_figures
 from rudikit.reports.profile_figures import distribution_figure, missing_figure
 from rudikit.reports.run_figures import asof_figure, runs_figure
+from rudikit.reports.run_report import write_run_report_and_cards
 from rudikit.run.develop import run_project
 from rudikit.store import list_tables, results
 from rudikit.store import tables as t
@@ -159,7 +160,7 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
                            models=[{"algorithm": "rate_by_category", "selectable": False,
                                     "params": {"column": "object_of_search"}},
                                    {"algorithm": "logistic_regression", "params": {"C": [1.0]}}])
-    return folder, run_project(folder).run_id
+    return folder, run_project(folder, write_report=write_run_report_and_cards).run_id
 
 
 def test_the_comparison_shows_the_baseline_with_its_list_figures(small_run) -> None:

@@ -1,4 +1,5 @@
-"""rudikit.data.download on recorded responses: httpx.MockTransport only, never the network."""
+"""rudikit.data.download and its cache and HTTP modules, on recorded responses: httpx.MockTransport
+only, never the network."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import pandas as pd
 import pytest
 
 from rudikit.data import download as dl
+from rudikit.data import download_cache as cache
+from rudikit.data import download_http as http
 from rudikit.data import police_uk
 
 FIXTURES = Path(__file__).parent / "fixtures" / "police_uk"
@@ -57,8 +60,8 @@ def no_real_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         raise AssertionError(f"test tried to reach the real network: {request.url}")
 
     monkeypatch.setattr(httpx.HTTPTransport, "handle_request", refuse)
-    monkeypatch.setattr(dl, "DEFAULT_RETRY", dl.RetryPolicy(sleep=lambda seconds: None))
-    monkeypatch.setenv(dl.CACHE_ENV, str(tmp_path / "default-cache"))
+    monkeypatch.setattr(http, "DEFAULT_RETRY", http.RetryPolicy(sleep=lambda seconds: None))
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "default-cache"))
 
 
 @pytest.fixture
@@ -67,8 +70,8 @@ def sleeps() -> Sleeps:
 
 
 @pytest.fixture
-def retry(sleeps: Sleeps) -> dl.RetryPolicy:
-    return dl.RetryPolicy(attempts=3, backoff=1.0, sleep=sleeps)
+def retry(sleeps: Sleeps) -> http.RetryPolicy:
+    return http.RetryPolicy(attempts=3, backoff=1.0, sleep=sleeps)
 
 
 def cache_files(root: Path) -> list[str]:
@@ -137,7 +140,7 @@ def test_cache_is_reused_without_network_and_checksummed(tmp_path: Path) -> None
     assert again == path and len(server.requests) == 1
     assert path == tmp_path / "api" / "stops-force" / "city-of-london" / "2024-01.json"
     assert path.read_bytes() == STOPS.read_bytes()
-    assert dl.recorded_sha256(path) == hashlib.sha256(STOPS.read_bytes()).hexdigest()
+    assert cache.recorded_sha256(path) == hashlib.sha256(STOPS.read_bytes()).hexdigest()
     assert cache_files(tmp_path) == ["api/stops-force/city-of-london/2024-01.json",
                                      "api/stops-force/city-of-london/2024-01.json.sha256"]
 
@@ -150,7 +153,7 @@ def test_refresh_downloads_again(tmp_path: Path) -> None:
                                 client=server.client, refresh=True)
     assert len(server.requests) == 2
     assert path.read_bytes() == b"[]"
-    assert dl.recorded_sha256(path) == hashlib.sha256(b"[]").hexdigest()
+    assert cache.recorded_sha256(path) == hashlib.sha256(b"[]").hexdigest()
 
 
 def test_corrupted_cache_entry_is_fetched_again(tmp_path: Path) -> None:
@@ -169,9 +172,9 @@ def test_cache_entry_older_than_max_age_is_stale(tmp_path: Path) -> None:
     path = tmp_path / "month.json"
     path.write_text("[]", encoding="utf-8")
     written = path.stat().st_mtime
-    assert dl._is_cached(path, max_age=60, clock=lambda: written + 60)
-    assert not dl._is_cached(path, max_age=60, clock=lambda: written + 61)
-    assert dl._is_cached(path, clock=lambda: written + 10**9)  # no max_age: never stale
+    assert cache.is_cached(path, max_age=60, clock=lambda: written + 60)
+    assert not cache.is_cached(path, max_age=60, clock=lambda: written + 61)
+    assert cache.is_cached(path, clock=lambda: written + 10**9)  # no max_age: never stale
 
 
 def test_empty_month_is_cached_and_reported(tmp_path: Path) -> None:
@@ -199,7 +202,7 @@ def test_several_months_concatenate_and_merge_reports(tmp_path: Path) -> None:
 
 def test_not_json_is_not_cached(tmp_path: Path) -> None:
     server = FakeServer(lambda request: httpx.Response(200, text="<!DOCTYPE html><p>oops"))
-    with pytest.raises(dl.DownloadError, match="did not return JSON"):
+    with pytest.raises(http.DownloadError, match="did not return JSON"):
         dl.fetch_stops_force("essex", "2024-01", cache_dir=tmp_path, client=server.client)
     assert cache_files(tmp_path) == []
 
@@ -216,7 +219,7 @@ def test_bad_arguments_fail_before_any_request(tmp_path: Path) -> None:
 # --- HTTP behaviours: 429, 5xx, 404 ---------------------------------------------------------
 
 
-def test_rate_limit_429_then_200_is_retried(tmp_path: Path, retry: dl.RetryPolicy,
+def test_rate_limit_429_then_200_is_retried(tmp_path: Path, retry: http.RetryPolicy,
                                             sleeps: Sleeps) -> None:
     answers = iter([httpx.Response(429, headers={"Retry-After": "2"}),
                     httpx.Response(200, content=STOPS.read_bytes())])
@@ -227,10 +230,10 @@ def test_rate_limit_429_then_200_is_retried(tmp_path: Path, retry: dl.RetryPolic
     assert len(server.requests) == 2 and sleeps == [2.0]
 
 
-def test_rate_limit_retries_are_bounded(tmp_path: Path, retry: dl.RetryPolicy,
+def test_rate_limit_retries_are_bounded(tmp_path: Path, retry: http.RetryPolicy,
                                         sleeps: Sleeps) -> None:
     server = FakeServer(lambda request: httpx.Response(429))
-    with pytest.raises(dl.DownloadError) as caught:
+    with pytest.raises(http.DownloadError) as caught:
         dl.fetch_stops_force("essex", "2024-01", cache_dir=tmp_path, client=server.client,
                              retry=retry)
     message = str(caught.value)
@@ -240,7 +243,7 @@ def test_rate_limit_retries_are_bounded(tmp_path: Path, retry: dl.RetryPolicy,
     assert cache_files(tmp_path) == []
 
 
-def test_server_errors_are_retried(tmp_path: Path, retry: dl.RetryPolicy,
+def test_server_errors_are_retried(tmp_path: Path, retry: http.RetryPolicy,
                                    sleeps: Sleeps) -> None:
     answers = iter([httpx.Response(503), httpx.Response(502),
                     httpx.Response(200, content=STOPS.read_bytes())])
@@ -302,12 +305,12 @@ def test_offline_without_cache_raises_clear_error(tmp_path: Path, error: type) -
         raise error("[Errno -3] Temporary failure in name resolution", request=request)
 
     server = FakeServer(handler)
-    with pytest.raises(dl.DownloadError) as caught:
+    with pytest.raises(http.DownloadError) as caught:
         dl.fetch_stops_force("city-of-london", "2024-01", cache_dir=tmp_path,
                              client=server.client)
     exc = caught.value
     message = str(exc)
-    assert isinstance(exc, dl.OfflineError) and exc.url == STOPS_URL
+    assert isinstance(exc, http.OfflineError) and exc.url == STOPS_URL
     assert message.startswith(f"Could not reach {STOPS_URL}: this machine appears to be offline")
     assert "Temporary failure in name resolution" in message
     assert "point the project's data source at that folder" in message
@@ -340,10 +343,10 @@ def broken_stream(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, content=body())
 
 
-def test_interrupted_download_leaves_no_cache_file(tmp_path: Path, retry: dl.RetryPolicy,
+def test_interrupted_download_leaves_no_cache_file(tmp_path: Path, retry: http.RetryPolicy,
                                                    sleeps: Sleeps) -> None:
     server = FakeServer(broken_stream)
-    with pytest.raises(dl.DownloadError, match="download interrupted") as caught:
+    with pytest.raises(http.DownloadError, match="download interrupted") as caught:
         dl.fetch_stops_force("city-of-london", "2024-01", cache_dir=tmp_path,
                              client=server.client, retry=retry)
     assert "connection reset by peer" in str(caught.value)
@@ -352,7 +355,7 @@ def test_interrupted_download_leaves_no_cache_file(tmp_path: Path, retry: dl.Ret
 
 
 def test_interrupted_refresh_keeps_the_previous_good_copy(tmp_path: Path,
-                                                          retry: dl.RetryPolicy) -> None:
+                                                          retry: http.RetryPolicy) -> None:
     good = FakeServer(respond_file(STOPS))
     path = dl.fetch_stops_force("city-of-london", "2024-01", cache_dir=tmp_path,
                                 client=good.client)
@@ -361,18 +364,18 @@ def test_interrupted_refresh_keeps_the_previous_good_copy(tmp_path: Path,
         dl.fetch_stops_force("city-of-london", "2024-01", cache_dir=tmp_path,
                              client=broken.client, refresh=True, retry=retry)
     assert path.read_bytes() == STOPS.read_bytes()
-    assert dl.recorded_sha256(path) == dl.sha256_file(path)
+    assert cache.recorded_sha256(path) == cache.sha256_file(path)
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".part")]
 
 
 def test_short_body_against_content_length_is_not_cached(tmp_path: Path,
-                                                         retry: dl.RetryPolicy) -> None:
+                                                         retry: http.RetryPolicy) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers={"Content-Length": "5000"},
                               stream=httpx.ByteStream(b"[]"))
 
     server = FakeServer(handler)
-    with pytest.raises(dl.DownloadError, match="got 2 of 5000 bytes"):
+    with pytest.raises(http.DownloadError, match="got 2 of 5000 bytes"):
         dl.fetch_stops_force("essex", "2024-01", cache_dir=tmp_path, client=server.client,
                              retry=retry)
     assert cache_files(tmp_path) == []
@@ -380,10 +383,10 @@ def test_short_body_against_content_length_is_not_cached(tmp_path: Path,
 
 def test_default_cache_dir_follows_environment(monkeypatch: pytest.MonkeyPatch,
                                                tmp_path: Path) -> None:
-    monkeypatch.setenv(dl.CACHE_ENV, str(tmp_path / "cache"))
-    assert dl.default_cache_dir() == tmp_path / "cache" / "police_uk"
-    monkeypatch.delenv(dl.CACHE_ENV)
-    assert dl.default_cache_dir() == Path.home() / ".cache" / "rudikit" / "police_uk"
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
+    assert cache.default_cache_dir() == tmp_path / "cache" / "police_uk"
+    monkeypatch.delenv(cache.CACHE_ENV)
+    assert cache.default_cache_dir() == Path.home() / ".cache" / "rudikit" / "police_uk"
 
 
 # --- archive ---------------------------------------------------------------------------------
@@ -446,7 +449,7 @@ def test_archive_extracts_only_requested_forces_and_months(tmp_path: Path,
     assert frame["outcome"].tolist() == ["Arrest"] * 3
     cached = tmp_path / "cache" / "archive" / "2020-01.zip"
     assert cached.read_bytes() == zip_bytes
-    assert dl.recorded_sha256(cached) == hashlib.sha256(zip_bytes).hexdigest()
+    assert cache.recorded_sha256(cached) == hashlib.sha256(zip_bytes).hexdigest()
 
 
 def test_archive_defaults_to_its_own_month_and_reuses_the_cached_zip(tmp_path: Path,
@@ -470,14 +473,14 @@ def test_archive_missing_force_warns_or_fails_clearly(tmp_path: Path, zip_bytes:
         paths = dl.fetch_archive("2020-01", ["essex", "merseyside"], tmp_path / "d",
                                  cache_dir=tmp_path / "cache", client=server.client)
     assert [p.name for p in paths] == ["2020-01-essex-stop-and-search.csv"]
-    with pytest.raises(dl.DownloadError, match=r"the zip has months 2019-12\.\.2020-01"):
+    with pytest.raises(http.DownloadError, match=r"the zip has months 2019-12\.\.2020-01"):
         dl.fetch_archive("2020-01", ["merseyside"], tmp_path / "d",
                          cache_dir=tmp_path / "cache", client=server.client)
 
 
 def test_archive_that_is_not_a_zip_is_not_cached(tmp_path: Path) -> None:
     server = FakeServer(lambda request: httpx.Response(200, content=b"PK\x03\x04 truncated"))
-    with pytest.raises(dl.DownloadError, match="did not return a complete zip file"):
+    with pytest.raises(http.DownloadError, match="did not return a complete zip file"):
         dl.fetch_archive("2020-01", ["essex"], tmp_path / "d", cache_dir=tmp_path / "cache",
                          client=server.client)
     assert not (tmp_path / "cache").exists() or cache_files(tmp_path / "cache") == []
@@ -485,7 +488,7 @@ def test_archive_that_is_not_a_zip_is_not_cached(tmp_path: Path) -> None:
 
 def test_archive_offline_without_cache(tmp_path: Path) -> None:
     server = FakeServer(offline)
-    with pytest.raises(dl.OfflineError, match="data/archive/2020-01.zip: this machine appears"):
+    with pytest.raises(http.OfflineError, match="data/archive/2020-01.zip: this machine appears"):
         dl.fetch_archive("2020-01", ["essex"], tmp_path / "d", cache_dir=tmp_path / "cache",
                          client=server.client)
 

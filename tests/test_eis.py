@@ -40,7 +40,7 @@ from rudikit.reports.cards import render_markdown
 from rudikit.reports.frozen import FigureRecorder
 from rudikit.reports.model_card import build_model_card
 from rudikit.reports.page import environment
-from rudikit.reports.run_report import write_run_report
+from rudikit.reports.run_report import write_run_report, write_run_report_and_cards
 from rudikit.reports.temporal_report import (
     experiment,
     last_list,
@@ -119,7 +119,7 @@ def eis_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     for name, frame in synthetic_tables().items():
         frame.to_parquet(data / f"{name}.parquet")
     (folder / "rudi.yaml").write_text(yaml.safe_dump(project_config(data), sort_keys=False))
-    result = run_project(folder, url=url, schema=schema)
+    result = run_project(folder, url=url, schema=schema, write_report=write_run_report_and_cards)
     engine = open_store(url, folder, schema=schema)
     yield result, folder, engine
     engine.dispose()

@@ -44,7 +44,7 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     config["data"]["sources"][0]["rows_per_month"] = 300  # small: a few seconds
     config["fairness"].pop("mitigation", None)  # not what this file tests
     (folder / "rudi.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return folder, run_project(folder, write_report=False)
+    return folder, run_project(folder)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ def test_ensemble_without_validation_rows_is_refused(tmp_path: Path) -> None:
                            splits=[{**SPLIT, "validation_size": None}],
                            evaluation={"bootstrap": 0})
     with pytest.raises((ValueError, ProjectError)) as caught:
-        run_project(folder, write_report=False)
+        run_project(folder)
     message = str(caught.value)
     assert "models[3]" in message and "splits[0].validation_size" in message
 

@@ -220,7 +220,7 @@ def test_run_stores_the_top_reasons_of_the_test_rows_a_person_looks_at(
     url, schema = store
     folder = write_project(tmp_path / "proj", explain=wanted, models=[
         {"algorithm": "lightgbm", "params": {"n_estimators": 40, "num_leaves": 7}}])
-    result = run_project(folder, url=url, schema=schema, write_report=False)
+    result = run_project(folder, url=url, schema=schema)
     chosen = result.selected
     assert chosen is not None and chosen.algorithm == "lightgbm"
     engine = open_store(url, schema=schema)
@@ -277,7 +277,7 @@ def served(factory: pytest.TempPathFactory) -> Trained:
                                         "params": {"C": [1.0]}},
                                        {"algorithm": "rate_by_category",
                                         "params": {"column": "object_of_search"}}])
-        run = run_project(folder, write_report=False)
+        run = run_project(folder)
         engine = open_store(None, folder)
         with engine.connect() as conn:
             rows = {m.algorithm: conn.execute(

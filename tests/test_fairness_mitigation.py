@@ -22,7 +22,6 @@ from fairlearn.metrics import (
 from sklearn.base import clone
 
 from rudikit.config import Fairness
-from rudikit.fairness.mitigation import search as ms
 from rudikit.fairness.mitigation.fairlearn_baseline import FairlearnBaseline
 from rudikit.fairness.mitigation.fixed_k import search_fixed_k
 from rudikit.fairness.mitigation.frontier import frontier, frontier_figure
@@ -32,6 +31,7 @@ from rudikit.fairness.mitigation.optimizer import (
     centre_threshold,
 )
 from rudikit.fairness.mitigation.prepare import prepare
+from rudikit.fairness.mitigation.problem import cell_rates, make_cell, threshold_candidates
 from rudikit.fairness.mitigation.rates import constraint_gap, encode_groups, group_labels
 from rudikit.fairness.stage import ScoredRows, mitigate
 
@@ -215,8 +215,8 @@ def test_coarse_grid_matches_oracle_on_same_grid(seed, constraint):
     ).fit(scores, y, groups)
     cuts = {}
     for g in sorted(set(groups)):
-        cell = ms.make_cell(g, scores[groups == g], y[groups == g])
-        cand = ms.threshold_candidates(cell, grid_size=8)
+        cell = make_cell(g, scores[groups == g], y[groups == g])
+        cand = threshold_candidates(cell, grid_size=8)
         cuts[g] = [float(cell.scores_desc[c - 1]) if c else np.inf for c in cand.counts]
     same_grid = oracle_thresholds(scores, y, groups, "accuracy", constraint, 0.05, thresholds=cuts)
     assert est.objective_value_ == pytest.approx(same_grid, abs=1e-12)
@@ -237,11 +237,11 @@ def test_coarse_grid_loses_at_most_its_resolution(seed, constraint):
     grid, tol = 30, 0.25
     delta, step = 0.0, 0
     for g in sorted(set(groups)):
-        cell = ms.make_cell(g, scores[groups == g], y[groups == g])
-        cand = ms.threshold_candidates(cell, grid_size=grid)
+        cell = make_cell(g, scores[groups == g], y[groups == g])
+        cand = threshold_candidates(cell, grid_size=grid)
         step += int(np.diff(cand.counts).max())
         for dim in ("sr", "tpr", "fpr"):
-            rates = ms.cell_rates(cell, cand, dim)
+            rates = cell_rates(cell, cand, dim)
             delta = max(delta, float(np.diff(rates).max()))
     assert tol - 2 * delta > 0
     coarse = GroupThresholdOptimizer(

@@ -25,6 +25,7 @@ from rudikit.config import ProjectError, load_project, parse_project
 from rudikit.evaluation.metrics import MetricValue
 from rudikit.fairness.requirements import Requirement, evaluate_requirements
 from rudikit.fairness.tradeoff import NO_GROUP_MEETS, VALIDATION_REQUIREMENT, pareto_frontier
+from rudikit.reports.run_report import write_run_report_and_cards
 from rudikit.run.develop import run_project
 from rudikit.run.engine import ModelSummary, RunResult
 from rudikit.run.selection import fairness_gate, select_best
@@ -100,7 +101,8 @@ def rows() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def gated(rows: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> RunResult:
-    return run_project(_project(tmp_path_factory.mktemp("gated"), rows, require=True))
+    return run_project(_project(tmp_path_factory.mktemp("gated"), rows, require=True),
+                       write_report=write_run_report_and_cards)
 
 
 def test_the_constructed_scores_are_what_the_test_needs(rows: pd.DataFrame) -> None:
@@ -119,7 +121,7 @@ def test_the_constructed_scores_are_what_the_test_needs(rows: pd.DataFrame) -> N
 
 def test_require_fairness_chooses_the_best_group_that_meets_every_requirement(
         rows: pd.DataFrame, gated: RunResult, tmp_path: Path) -> None:
-    plain = run_project(_project(tmp_path / "plain", rows, require=False), write_report=False)
+    plain = run_project(_project(tmp_path / "plain", rows, require=False))
     assert _column(plain) == "s_best"
     assert _column(gated) == "s_fair"
     assert "that meet every fairness requirement on the validation rows (of 3)" in \
@@ -141,8 +143,7 @@ def test_poisoned_test_labels_do_not_change_the_choice(rows: pd.DataFrame, gated
     test = poisoned[poisoned["date"] >= pd.Timestamp(TEST_START, tz="UTC")]
     auc = {c: roc_auc_score(test["outcome"], test[c]) for c in SCORES}
     assert max(auc, key=auc.get) == "s_fair2"  # a choice reading the test rows would move
-    again = run_project(_project(tmp_path / "poisoned", poisoned, require=True),
-                        write_report=False)
+    again = run_project(_project(tmp_path / "poisoned", poisoned, require=True))
     assert _column(again) == _column(gated) == "s_fair"
     # the reason's figures are validation figures up to the final (test) one
     assert again.selection_reason.split("; on the held-out test rows")[0] == \
@@ -292,4 +293,4 @@ def test_a_column_split_without_validation_rows_is_refused_before_any_fit(
     folder = _project(tmp_path / "column", parted, require=True, split=split)
     with pytest.raises(ValueError, match="evaluation.selection.require_fairness: split "
                        "'by_column' has no validation rows in the data"):
-        run_project(folder, write_report=False)
+        run_project(folder)

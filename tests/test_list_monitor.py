@@ -71,7 +71,7 @@ def develop(folder: Path, url: str | None = None, schema: str | None = None) -> 
                                             "drop_sources": []})  # not what is tested here
     config["production"] = {"frequency": "monthly", "reasons": 0}
     (folder / "rudi.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    result = run_project(folder, url=url, schema=schema, write_report=False)
+    result = run_project(folder, url=url, schema=schema)
     engine = open_store(url, folder, schema=schema)
     assert result.selected is not None
     deploy(engine, result.selected.model_group_id, reason="list monitor test", by="test",

@@ -17,7 +17,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from rudikit.config import FEATURE_TABLES, Features, ProjectError, parse_project
 from rudikit.evaluation.stability import against_reference
-from rudikit.features.asof import DEFAULT_SPECS, DEFAULT_STATES
+from rudikit.features.asof.defaults import DEFAULT_SPECS, DEFAULT_STATES
 from rudikit.models.estimators import GridPoint
 from rudikit.models.perturb import perturbed_lists, resample_entities, without_table
 from rudikit.models.randomness import randomness_sources

@@ -30,6 +30,7 @@ from rudikit.models.temporal import build_temporal_pipeline, prepare, split_matr
 from rudikit.monitoring.list_retrain import retrain_lists
 from rudikit.monitoring.retrain import RetrainError, rollback
 from rudikit.monitoring.scheduled_lists import score_lists
+from rudikit.reports.run_report import write_run_report_and_cards
 from rudikit.run.develop import run_project
 from rudikit.run.engine import GridEntry, SplitRows, fit_score_record
 from rudikit.service.deploy import deploy
@@ -83,7 +84,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     developed = root / "developed"
     developed.mkdir()
     write_config(developed, data)
-    run_project(developed)
+    run_project(developed, write_report=write_run_report_and_cards)
     scored = root / "scored"
     shutil.copytree(developed, scored)
     engine = open_store(None, scored)
@@ -316,7 +317,7 @@ def test_promotion_and_rollback_on_postgresql(store: tuple[str, str | None],
     folder = tmp_path / "project"
     folder.mkdir()
     write_config(folder, data, retraining={"max_drop": 1.0})
-    run_project(folder, url=url, schema=schema)
+    run_project(folder, url=url, schema=schema, write_report=write_run_report_and_cards)
     engine = open_store(url, folder, schema=schema)
     try:
         model_id, group_id = model_of(engine, "lightgbm", "split_2_2010-01-01")

@@ -25,7 +25,8 @@ from test_service_support import auth, observation, service_store, trained
 from rudikit.config import ProjectError, load_project, parse_project
 from rudikit.config.review import CASE_DECISIONS, OFFICER_DECISIONS
 from rudikit.data.event_tables import load_event_tables
-from rudikit.features.asof import DEFAULT_STATES, build_features, event_specs
+from rudikit.features.asof.build import build_features
+from rudikit.features.asof.defaults import DEFAULT_STATES, event_specs
 from rudikit.features.readable import (
     feature_label,
     percentile,

@@ -19,6 +19,7 @@ from rudikit.config import Fairness, load_project
 from rudikit.data.sources import unify
 from rudikit.fairness.list_simulation import list_simulation_metrics, list_size
 from rudikit.features.labels import make_label
+from rudikit.reports.run_report import write_run_report_and_cards
 from rudikit.run.develop import run_project
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store
@@ -93,7 +94,7 @@ def compared_run(store: tuple[str, str | None], tmp_path: Path) -> tuple[Path, s
                                    {"algorithm": "lightgbm", "add_categorical": [EXTRA],
                                     "selectable": False,
                                     "params": {"n_estimators": 40, "num_leaves": 7}}])
-    run_project(folder, url=url, schema=schema)
+    run_project(folder, url=url, schema=schema, write_report=write_run_report_and_cards)
     return folder, url, schema
 
 

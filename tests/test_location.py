@@ -27,6 +27,7 @@ from rudikit.features.location import (
 from rudikit.models.artefacts import load_artefact
 from rudikit.monitoring.reference import training_rows
 from rudikit.reports.location_map import cell_map_figure, training_cells
+from rudikit.reports.run_report import write_run_report_and_cards
 from rudikit.service.observations import ObservationSchema
 from rudikit.service.scoring import Scorer, explain_rows, sample_rows
 from rudikit.store import tables as t
@@ -150,7 +151,7 @@ def located_run(tmp_path_factory):
                            fairness={}, splits=config["splits"][:1])
     from rudikit.run.develop import run_project
 
-    result = run_project(folder)
+    result = run_project(folder, write_report=write_run_report_and_cards)
     engine = open_store(None, folder)
     yield folder, result, engine
     engine.dispose()

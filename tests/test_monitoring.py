@@ -270,7 +270,7 @@ def developed(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Devel
     root = tmp_path_factory.mktemp("monitor-developed")
     folder = root / "project"
     shutil.copytree(template, folder, ignore=shutil.ignore_patterns(".rudi"))
-    run = run_project(folder, url=f"sqlite:///{root / 'rudi.db'}", write_report=False)
+    run = run_project(folder, url=f"sqlite:///{root / 'rudi.db'}")
     assert run.selected is not None
     return Developed(folder, root / "rudi.db", run.selected.model_group_id,
                      run.selected.model_id, run.run_id, unify(load_project(folder), folder)[0])
@@ -295,7 +295,7 @@ class Live:
         when already read."""
         self.folder, self.url, self.schema = folder, url, schema
         if run is None:
-            result = run_project(folder, url=url, schema=schema, write_report=False)
+            result = run_project(folder, url=url, schema=schema)
             run = (result.selected.model_group_id, result.run_id)
         self.engine = open_store(url, schema=schema)
         self.group, self.run_id = run

@@ -14,6 +14,7 @@ from rudikit.config import load_project
 from rudikit.data.sources import load_source
 from rudikit.features.labels import make_label
 from rudikit.models.artefacts import ArtefactError, load_artefact
+from rudikit.reports.run_report import write_run_report_and_cards
 from rudikit.run.develop import RationaleIncomplete, run_project
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store
@@ -24,7 +25,7 @@ from tests.conftest import example_config, write_project
 def test_run_stores_evaluations_that_match_sklearn(store, tmp_path: Path) -> None:
     url, schema = store
     folder = write_project(tmp_path / "proj")
-    result = run_project(folder, url=url, schema=schema)
+    result = run_project(folder, url=url, schema=schema, write_report=write_run_report_and_cards)
     engine = open_store(url, schema=schema)
     assert result.data_origin == "synthetic"
     assert len(result.models) == 3 * 2  # 3 model groups x 2 splits
@@ -70,7 +71,7 @@ def test_run_stores_evaluations_that_match_sklearn(store, tmp_path: Path) -> Non
 
 def test_stored_artefact_reproduces_stored_scores_and_refuses_tampering(tmp_path: Path) -> None:
     folder = write_project(tmp_path / "proj")
-    result = run_project(folder, write_report=False)
+    result = run_project(folder)
     engine = open_store(None, folder)
     project = load_project(folder)
     with engine.connect() as conn:
@@ -93,8 +94,8 @@ def test_stored_artefact_reproduces_stored_scores_and_refuses_tampering(tmp_path
 
 def test_rerun_keeps_history(tmp_path: Path) -> None:
     folder = write_project(tmp_path / "proj")
-    first = run_project(folder, write_report=False)
-    second = run_project(folder, write_report=False)
+    first = run_project(folder)
+    second = run_project(folder)
     engine = open_store(None, folder)
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(t.runs)).scalar() == 2
@@ -114,19 +115,19 @@ def test_empty_rationale_trains_nothing(tmp_path: Path) -> None:
     config["rationale"]["cost_of_false_negative"] = ""
     folder = write_project(tmp_path / "proj", rationale=config["rationale"])
     with pytest.raises(RationaleIncomplete) as info:
-        run_project(folder)
+        run_project(folder, write_report=write_run_report_and_cards)
     assert info.value.missing == ["rationale.problem", "rationale.cost_of_false_negative"]
     assert not (folder / ".rudi" / "models").exists()
 
 
 def test_a_failing_run_is_marked_failed_and_earlier_runs_stay(tmp_path: Path) -> None:
     folder = write_project(tmp_path / "proj")
-    run_project(folder, write_report=False)
+    run_project(folder)
     config = example_config()
     bad_splits = [{"name": "last_month", "kind": "temporal", "test_start": "2031-01-01"}]
     write_project(folder, splits=bad_splits)
     with pytest.raises(ValueError, match=r"splits\[0\].test_start: no test rows from 2031"):
-        run_project(folder, write_report=False)
+        run_project(folder)
     engine = open_store(None, folder)
     with engine.connect() as conn:
         runs = conn.execute(select(t.runs.c.status).order_by(t.runs.c.id)).scalars().all()
@@ -142,11 +143,11 @@ def test_a_bad_model_parameter_fails_before_any_model_is_fitted(tmp_path: Path) 
               {"algorithm": "lightgbm", "params": {"min_child_samples": -5}}]
     folder = write_project(tmp_path / "proj", models=models)
     with pytest.raises(ValueError, match=r"models: 'logistic_regression\(C=-1.0\)': .*'C'"):
-        run_project(folder, write_report=False)
+        run_project(folder)
     models[1]["params"] = {"C": [1.0]}
     write_project(folder, models=models)
     with pytest.raises(ValueError, match=r"models: 'lightgbm\(min_child_samples=-5\)'"):
-        run_project(folder, write_report=False)
+        run_project(folder)
     engine = open_store(None, folder)
     with engine.connect() as conn:
         runs = conn.execute(select(t.runs.c.status)).scalars().all()
@@ -163,7 +164,7 @@ def test_fairness_is_audited_stored_and_mitigated(tmp_path: Path) -> None:
     fairness["mitigation"] = {"requirement": fairness["requirements"][0]["name"],
                               "confidence": 0.9, "objective": "f1"}
     folder = write_project(tmp_path / "proj", fairness=fairness, splits=splits)
-    result = run_project(folder, write_report=True)
+    result = run_project(folder, write_report=write_run_report_and_cards)
     engine = open_store(None, folder)
     project = load_project(folder)
     with engine.connect() as conn:

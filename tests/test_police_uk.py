@@ -12,6 +12,7 @@ import pytest
 from rudikit.config import Source
 from rudikit.data import police_uk
 from rudikit.data.sources import SourceError, load_source
+from rudikit.data.validation import clean_text_column, parse_by_distinct
 
 
 def count_rows(path: Path) -> int:
@@ -166,3 +167,35 @@ def test_source_filters_and_missing_path(shared_data: Path, tmp_path: Path) -> N
     loaded = load_source(fallback, tmp_path, "data.sources[0]", allow_synthetic=True)
     assert loaded.origin == "synthetic" and "not found" in loaded.note
     assert len(loaded.frame) == 600
+
+
+def test_parse_by_distinct_parses_each_distinct_value_once_and_spreads_it_back() -> None:
+    """The one way the loaders parse a column (booleans, text): each distinct value once, the
+    same result as parsing row by row, missing values given ``missing``."""
+    values = pd.Series(["b", "a", None, "b", " a", "b"], index=[5, 4, 3, 2, 1, 0])
+    calls: list[list[str]] = []
+
+    def parse(distinct: pd.Series) -> list[str]:
+        calls.append(distinct.tolist())
+        return [value.strip().upper() for value in distinct]
+
+    out = parse_by_distinct(values, parse, "string", missing="?")
+    assert calls == [["b", "a", " a"]]
+    assert out.tolist() == ["?" if pd.isna(v) else v.strip().upper() for v in values]
+    assert out.index.equals(values.index) and out.dtype == "string"
+    # a result type other than text, and a missing value left missing
+    codes = parse_by_distinct(values, lambda d: [len(v) for v in d], "Int8")
+    assert codes.dtype == "Int8" and codes.tolist() == [1, 1, pd.NA, 1, 2, 1]
+    # values that parse to themselves come back as read, unless missing ones must change
+    same = pd.Series(["x", None, "y"], dtype="string", index=[2, 1, 0])
+    pd.testing.assert_series_equal(parse_by_distinct(same, list, "string"), same)
+    assert parse_by_distinct(same, list, "string", missing="-").tolist() == ["x", "-", "y"]
+
+
+def test_text_and_boolean_columns_parse_as_row_by_row() -> None:
+    text = pd.Series([" Male", "Male", "", None, "  ", "Female "], dtype="string")
+    assert clean_text_column(text).tolist() == ["Male", "Male", pd.NA, pd.NA, pd.NA, "Female"]
+    flags = pd.Series(["True", " no", "maybe", "", None, "Y"], dtype="string")
+    parsed, bad = police_uk._to_bool(flags)
+    assert parsed.tolist() == [True, False, pd.NA, pd.NA, pd.NA, True]
+    assert bad.tolist() == [False, False, True, False, False, False]

@@ -68,7 +68,7 @@ def developed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     folder = tmp_path_factory.mktemp("eis_prod")
     _project(folder, {"frequency": "monthly", "cool_off_days": 45})
-    run_project(folder, write_report=False)
+    run_project(folder)
     return folder
 
 

@@ -54,7 +54,7 @@ def test_run_in_one_directory_serve_from_another_and_from_a_moved_copy(
     (tmp_path / "work").mkdir()
     _tiny(tmp_path / "work" / "proj")
     monkeypatch.chdir(tmp_path / "work")
-    result = run_project(Path("proj"), url=url, schema=schema, write_report=False)
+    result = run_project(Path("proj"), url=url, schema=schema)
     project = tmp_path / "work" / "proj"
     model_id = result.models[0].model_id
     engine = open_store(url, project, schema=schema)
@@ -92,7 +92,7 @@ def _fitted_store(tmp_path: Path) -> tuple[Path, int, int, str]:
     """(project folder, model group id, model id, hash) of a run whose store is the project's
     own SQLite."""
     folder = _tiny(tmp_path / "proj")
-    result = run_project(folder, write_report=False)
+    result = run_project(folder)
     model = result.models[0]
     assert model.artefact is not None
     return folder, model.model_group_id, model.model_id, model.artefact[0]

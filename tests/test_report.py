@@ -18,7 +18,7 @@ from rudikit.reports.run_figures import (
     runs_figure,
     top_k_curves,
 )
-from rudikit.reports.run_report import read_run_results
+from rudikit.reports.run_report import read_run_results, write_run_report_and_cards
 from rudikit.run.develop import run_project
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store
@@ -52,8 +52,8 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
                                 "test_start": "2020-02-01"},
                                {"name": "january", "kind": "temporal",
                                 "test_start": "2020-01-01"}])
-    run_project(folder, write_report=False)
-    return folder, run_project(folder).run_id
+    run_project(folder)
+    return folder, run_project(folder, write_report=write_run_report_and_cards).run_id
 
 
 def _evaluations(folder: Path, metric: str) -> pd.DataFrame:

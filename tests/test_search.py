@@ -108,13 +108,12 @@ def rows() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def clean(rows: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> RunResult:
-    return run_project(_project(tmp_path_factory.mktemp("clean"), rows), write_report=False)
+    return run_project(_project(tmp_path_factory.mktemp("clean"), rows))
 
 
 @pytest.fixture(scope="module")
 def poisoned(rows: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> RunResult:
-    return run_project(_project(tmp_path_factory.mktemp("poisoned"), _poisoned(rows)),
-                       write_report=False)
+    return run_project(_project(tmp_path_factory.mktemp("poisoned"), _poisoned(rows)))
 
 
 def test_a_seeded_search_proposes_the_same_trials_twice_and_another_seed_others() -> None:
@@ -236,7 +235,7 @@ def test_an_unknown_searched_parameter_is_named_with_a_suggestion(
     (folder / "rudi.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     with pytest.raises(ValueError, match=r"models\[1\]\.params\.num_leafs: lightgbm has no "
                                          r"parameter 'num_leafs'; did you mean 'num_leaves'\?"):
-        run_project(folder, write_report=False)
+        run_project(folder)
 
 
 def test_a_timeout_ends_the_search_after_the_trial_that_passed_it() -> None:

@@ -59,7 +59,7 @@ def fitted(factory: pytest.TempPathFactory, algorithm: str) -> Any:
                                                       "min_samples_leaf": 3}}])
         from rudikit.run.develop import run_project
 
-        run_project(folder, write_report=False)
+        run_project(folder)
         engine = open_store(None, folder)
         with engine.connect() as conn:
             for path, digest, name in conn.execute(

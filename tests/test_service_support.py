@@ -61,7 +61,7 @@ def trained(factory: pytest.TempPathFactory) -> Trained:
         {"algorithm": "lightgbm", "params": {"n_estimators": 40, "num_leaves": 15}},
         {"algorithm": "rate_by_category", "params": {"column": "object_of_search"}},
     ])
-    run = run_project(folder, write_report=False)
+    run = run_project(folder)
     engine = open_store(None, folder)
     artefacts: dict[str, Artefact] = {}
     with engine.connect() as conn:

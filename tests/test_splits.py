@@ -99,7 +99,7 @@ def test_run_chooses_on_validation_rows_and_reports_test_rows(tmp_path: Path) ->
         splits=[{"name": "r60", "kind": "random", "test_size": 0.2, "validation_size": 0.2,
                  "seed": 4}],
         evaluation={"bootstrap": 0, "selection": {"metric": "roc_auc", "split": "r60"}})
-    result = run_project(folder, write_report=False)
+    result = run_project(folder)
     project = load_project(folder)
     engine = open_store(None, folder)
     with engine.connect() as conn:
@@ -217,7 +217,7 @@ def test_run_with_a_column_split_tests_on_the_named_rows(tmp_path: Path) -> None
     config["data"]["sources"] = [{"name": "searches", "kind": "parquet",
                                   "path": str(tmp_path / "searches.parquet")}]
     (folder / "rudi.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    result = run_project(folder, write_report=False)
+    result = run_project(folder)
     project = load_project(folder)
     y, keep = make_label(frame, project.label)
     test_ids = set(frame.loc[keep & (frame["side"] == "test"), project.data.entity_id]

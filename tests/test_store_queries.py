@@ -451,7 +451,7 @@ def test_monitoring(stored: Stored) -> None:
 #: Modules outside ``rudikit.store`` allowed to call SQLAlchemy's ``select``/``text``, and why.
 #: Not results-store reads, so not here: the SQL strings of the service's writer
 #: backends (service/storage.py: replay checks on the sqlite3/asyncpg connection inside the
-#: write transaction, the hot path), DuckDB feature SQL (features/asof.py) and the COMPAS
+#: write transaction, the hot path), DuckDB feature SQL (features/asof/sql.py) and the COMPAS
 #: source database read with pandas (data/compas.py).
 ALLOWED: dict[str, str] = {
     "data/sql.py": "reads a force's own source database (the `sql` source kind), never the "

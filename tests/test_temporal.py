@@ -22,7 +22,8 @@ from rudikit.config import (
     Timechop,
     label_months,
 )
-from rudikit.features.asof import DEFAULT_LABELS, FeatureError, event_specs
+from rudikit.features.asof.defaults import DEFAULT_LABELS, event_specs
+from rudikit.features.asof.specs import FeatureError
 from rudikit.models.artefacts import load_artefact, save_artefact
 from rudikit.models.audition import RULES
 from rudikit.models.estimators import GridPoint

@@ -18,6 +18,7 @@ from test_temporal import D, experiment, synthetic_tables
 from rudikit.explain import explain
 from rudikit.models.artefacts import load_artefact
 from rudikit.models.temporal import prepare, split_matrices
+from rudikit.reports.run_report import write_run_report_and_cards
 from rudikit.run.temporal import TemporalResult, run_temporal
 from rudikit.store import results
 from rudikit.store.engine import open_store
@@ -177,7 +178,7 @@ def test_a_deployed_temporal_ensemble_scores_lists_with_reasons_and_is_not_retra
                                             "drop_sources": []})
     config["production"] = {"frequency": "monthly", "cool_off_days": 45}
     (folder / "rudi.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    result = run_project(folder, write_report=True)
+    result = run_project(folder, write_report=write_run_report_and_cards)
     assert result.selected is not None and result.selected.algorithm != "ensemble"
     html = result.report_path.read_text(encoding="utf-8")  # type: ignore[union-attr]
     assert 'id="ensemble-table"' in html and "ensemble of 2" in html

@@ -182,7 +182,7 @@ def test_a_wide_source_runs_end_to_end(tmp_path: Path) -> None:
 
     folder = wide_project(tmp_path / "wide")
     url = f"sqlite:///{tmp_path / 'rudi.db'}"
-    result = run_project(folder, url=url, write_report=False)
+    result = run_project(folder, url=url)
     assert sorted(m.algorithm for m in result.models) == ["lightgbm", "logistic_regression"]
     assert result.selected is not None
     engine = open_store(url)

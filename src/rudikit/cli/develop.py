@@ -204,12 +204,14 @@ def run_and_report(project_dir: Path, database_url: str | None, allow_synthetic:
     from rudikit.features.labels import LabelError
     from rudikit.features.splits import SplitError
     from rudikit.models.artefacts import ArtefactError
+    from rudikit.reports.run_report import write_run_report_and_cards
     from rudikit.run.develop import RationaleIncomplete, run_project
 
     _load(project_dir)
     progress = run_progress()
     try:
         result = run_project(project_dir, url=database_url, progress=progress,
+                             write_report=write_run_report_and_cards,
                              allow_synthetic=allow_synthetic)
     except RationaleIncomplete as exc:
         fail("rudi run will not train a model until the rationale is complete. Fill in:",
@@ -381,6 +383,7 @@ def fetch(
     police_uk_archive); --api writes dest/<force>/<YYYY-MM>.json (kind police_uk_api_json).
     """
     from rudikit.data import download
+    from rudikit.data.download_http import DownloadError
 
     written: list[Path] = []
     try:
@@ -394,7 +397,7 @@ def fetch(
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(cached, target)
                 written.append(target)
-    except (download.DownloadError, ValueError) as exc:
+    except (DownloadError, ValueError) as exc:
         fail(str(exc))
     for path in written:
         console.print(f"wrote {path}")

@@ -2,11 +2,11 @@
 grid and how lists are judged (:class:`TemporalExperiment`).
 
 The names it checks against are constants here, so reading a project file loads no feature or
-model code: :data:`TEMPORAL_LABELS` are the names of ``rudikit.features.asof.DEFAULT_LABELS``,
-:data:`SELECTION_RULES` those of ``rudikit.models.audition.RULES`` (a test keeps each pair
-equal). Checks that need the feature specs themselves (``complete_from`` block and group
-names) run where the specs are built, :func:`rudikit.features.asof.event_specs`, which
-``rudi validate`` calls too.
+model code: :data:`TEMPORAL_LABELS` are the names of
+``rudikit.features.asof.defaults.DEFAULT_LABELS``, :data:`SELECTION_RULES` those of
+``rudikit.models.audition.RULES`` (a test keeps each pair equal). Checks that need the feature
+specs themselves (``complete_from`` block and group names) run where the specs are built,
+:func:`rudikit.features.asof.defaults.event_specs`, which ``rudi validate`` calls too.
 """
 
 from __future__ import annotations
@@ -144,7 +144,8 @@ class TemporalSelection(Strict):
 class Completeness(Strict):
     """When an event table's records became complete: before ``date`` it held only the groups
     in ``recorded_before`` (e.g. ``cat_excessive_force``), so counts of the other groups over
-    windows that reach before ``date`` are missing (:class:`rudikit.features.asof.EventSpec`)."""
+    windows that reach before ``date`` are missing
+    (:class:`rudikit.features.asof.specs.EventSpec`)."""
 
     date: date
     recorded_before: list[str] = []
@@ -164,8 +165,8 @@ class TemporalExperiment(Strict):
     by any prepared feature, excluded or not: the exclusions shape what the models learn from.
     ``complete_from`` declares, per event feature block (``cmp``, ``uof``, ``unit``), the day
     its source began to record every kind of event (checked against the feature specs by
-    :func:`rudikit.features.asof.event_specs`). The grid, the audition rules and the event specs
-    that this section describes are built in :mod:`rudikit.models.temporal`."""
+    :func:`rudikit.features.asof.defaults.event_specs`). The grid, the audition rules and the
+    event specs that this section describes are built in :mod:`rudikit.models.temporal`."""
 
     name: str = "eis"
     label: str

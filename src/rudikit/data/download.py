@@ -9,45 +9,42 @@ Two routes, both landing in the normalised table of :mod:`rudikit.data.police_uk
   :func:`~rudikit.data.police_uk.read_archive_file` reads.
 
 Why a cache: the API is rate limited, archive zips are large, and officers' laptops are often
-offline. A cached file is reused without any network access; every cached file is written
-atomically (temporary file, then rename) so an interrupted download never leaves a half file
-behind, and its SHA-256 is recorded next to it (``<file>.sha256``, ``sha256sum`` format) so a
-corrupted entry is noticed and fetched again.
-
-Network failures never surface as raw httpx tracebacks: they become :class:`DownloadError` (or
-its subclasses) with the URL, the reason and what to do next.
+offline. The cache is :mod:`rudikit.data.download_cache`; fetching one URL into it, with
+retries and clear errors (:class:`~rudikit.data.download_http.DownloadError`), is
+:mod:`rudikit.data.download_http`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
-import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
-import time
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pandas as pd
 
-from rudikit import __version__
 from rudikit.data import police_uk
+from rudikit.data.download_cache import CHUNK, cache_root
+from rudikit.data.download_http import (
+    API_URL,
+    ARCHIVE_URL,
+    DownloadError,
+    RetryPolicy,
+    client_scope,
+    expect_json_list,
+    expect_zip,
+    fetch_to_cache,
+)
 from rudikit.data.validation import Problem, ValidationReport
-
-BASE_URL = "https://data.police.uk"
-API_URL = f"{BASE_URL}/api"
-ARCHIVE_URL = f"{BASE_URL}/data/archive"
-CACHE_ENV = "RUDI_CACHE_DIR"
-USER_AGENT = f"rudikit/{__version__} (stop-and-search research toolkit)"
 
 #: Force list and month availability change monthly; a cached copy older than this is refetched
 #: when the network is there (and still used, with a warning, when it is not).
@@ -55,21 +52,6 @@ METADATA_MAX_AGE = 7 * 24 * 3600.0
 
 _MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _FORCE_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-_CHUNK = 1 << 20
-
-
-class DownloadError(RuntimeError):
-    """A download failed. The message names the URL, the reason and what to do next."""
-
-    def __init__(self, message: str, *, url: str | None = None, status: int | None = None):
-        super().__init__(message)
-        self.url = url
-        self.status = status
-
-
-class OfflineError(DownloadError):
-    """The network is unreachable (connection refused, DNS failure, timeout) and nothing is
-    cached for the request."""
 
 
 class UnknownForceError(DownloadError):
@@ -79,46 +61,6 @@ class UnknownForceError(DownloadError):
         super().__init__(message, url=url, status=404)
         self.force = force
 
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded retries for HTTP 429 (rate limit), 5xx and connections dropped mid-download.
-
-    The API allows 15 requests a second (bursts of 30) and answers 429 above that; waiting and
-    retrying is the documented remedy. ``sleep`` is injectable so tests never wait.
-    """
-
-    attempts: int = 5          # tries per request, the first included
-    backoff: float = 1.0       # seconds before the second try; doubles on each further try
-    max_backoff: float = 60.0  # cap on one wait, also applied to a server's Retry-After
-    sleep: Callable[[float], None] = time.sleep
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError(f"attempts: must be at least 1, got {self.attempts}")
-        if self.backoff < 0 or self.max_backoff < 0:
-            raise ValueError("backoff, max_backoff: must not be negative")
-
-    def delay(self, attempt: int, retry_after: str | None = None) -> float:
-        """Seconds to wait after failed try number ``attempt`` (1-based)."""
-        if retry_after is not None:
-            with contextlib.suppress(ValueError):
-                return min(max(float(retry_after), 0.0), self.max_backoff)
-        return min(self.backoff * 2 ** (attempt - 1), self.max_backoff)
-
-
-DEFAULT_RETRY = RetryPolicy()
-
-
-def default_cache_dir() -> Path:
-    """``$RUDI_CACHE_DIR/police_uk`` if the variable is set, else ``~/.cache/rudikit/police_uk``."""
-    root = os.environ.get(CACHE_ENV)
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "rudikit"
-    return base / "police_uk"
-
-
-def _cache_root(cache_dir: str | Path | None) -> Path:
-    return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
 
 
 def check_month(month: str, field: str = "month") -> str:
@@ -141,212 +83,6 @@ def check_force(force: str, field: str = "force") -> str:
     return slug
 
 
-# --- cache files ---------------------------------------------------------------------------
-
-
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in chunks (archive zips can be gigabytes)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def recorded_sha256(path: str | Path) -> str | None:
-    """The SHA-256 recorded when ``path`` was cached, or None if none was recorded."""
-    sidecar = _sidecar(Path(path))
-    if not sidecar.exists():
-        return None
-    text = sidecar.read_text(encoding="utf-8").split()
-    return text[0] if text else None
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _record_sha256(path: Path, digest: str) -> None:
-    _atomic_write_text(_sidecar(path), f"{digest}  {path.name}\n")
-
-
-def _is_cached(path: Path, max_age: float | None = None,
-               clock: Callable[[], float] = time.time) -> bool:
-    """True if ``path`` is a usable cache entry: present, checksum right, not older than
-    ``max_age`` seconds by ``clock`` (Unix seconds, as file times are; injected for tests).
-
-    A file without a recorded checksum (e.g. copied in by hand for offline use) is accepted and
-    its checksum recorded now.
-    """
-    if not path.is_file():
-        return False
-    recorded = recorded_sha256(path)
-    actual = sha256_file(path)
-    if recorded is None:
-        _record_sha256(path, actual)
-    elif recorded != actual:
-        warnings.warn(f"{path}: cached file does not match its recorded SHA-256 "
-                      f"({recorded[:12]}..., now {actual[:12]}...); fetching it again",
-                      stacklevel=3)
-        return False
-    return max_age is None or clock() - path.stat().st_mtime <= max_age
-
-
-# --- HTTP ----------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _client_scope(client: httpx.Client | None) -> Iterator[httpx.Client]:
-    """Use the caller's client as is, or make (and close) one with sane timeouts."""
-    if client is not None:
-        yield client
-        return
-    with httpx.Client(timeout=httpx.Timeout(60.0, connect=15.0), follow_redirects=True,
-                      headers={"User-Agent": USER_AGENT}) as own:
-        yield own
-
-
-def _offline_message(url: str, reason: str, cache_path: Path) -> str:
-    return (
-        f"Could not reach {url}: this machine appears to be offline, or data.police.uk is "
-        f"unreachable ({reason}). Nothing usable is cached for this request "
-        f"(looked for {cache_path}).\n"
-        "To carry on without the network, either:\n"
-        "  * on a connected machine, download the monthly archive zip "
-        f"({ARCHIVE_URL}/YYYY-MM.zip, listed on https://data.police.uk/data/archive/), put "
-        "its YYYY-MM/YYYY-MM-<force>-stop-and-search.csv files in a folder, and point the "
-        "project's data source at that folder;\n"
-        "  * or copy a rudikit cache filled on a connected machine into this machine's cache "
-        f"folder (${CACHE_ENV} chooses where it is);\n"
-        "  * or use the synthetic demo data, which needs no network: "
-        "rudikit.data.synthetic.generate_archive(folder)."
-    )
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _download(client: httpx.Client, url: str, params: dict[str, str] | None, dest: Path,
-              validate: Callable[[Path, str], None], retry: RetryPolicy) -> Path:
-    """Stream ``url`` into ``dest`` atomically, retrying 429/5xx/dropped connections."""
-    full_url = str(httpx.URL(url, params=params))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    last_problem = ""
-    for attempt in range(1, retry.attempts + 1):
-        retry_after: str | None = None
-        tmp: str | None = None
-        responded = False
-        try:
-            with client.stream("GET", url, params=params) as response:
-                responded = True
-                status = response.status_code
-                if status == 200:
-                    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part",
-                                               dir=dest.parent)
-                    digest = hashlib.sha256()
-                    written = 0
-                    with os.fdopen(fd, "wb") as handle:
-                        for chunk in response.iter_bytes(_CHUNK):
-                            handle.write(chunk)
-                            digest.update(chunk)
-                            written += len(chunk)
-                        handle.flush()
-                        os.fsync(handle.fileno())
-                    # Content-Length counts bytes on the wire: compressed if the server encoded
-                    # the body, in which case httpx's own count of raw bytes is the one to use.
-                    expected = response.headers.get("Content-Length", "")
-                    encoded = response.headers.get("Content-Encoding", "identity") != "identity"
-                    got = response.num_bytes_downloaded if encoded else written
-                    if expected.isdigit() and (got or not encoded) and int(expected) != got:
-                        raise httpx.ReadError(f"got {got} of {expected} bytes")
-                    validate(Path(tmp), full_url)
-                    os.replace(tmp, dest)
-                    tmp = None
-                    _record_sha256(dest, digest.hexdigest())
-                    return dest
-                if status == 429 or status >= 500:
-                    retry_after = response.headers.get("Retry-After")
-                    last_problem = (f"HTTP {status} "
-                                    + ("(rate limited)" if status == 429 else "(server error)"))
-                else:
-                    body = response.read()[:300].decode("utf-8", "replace").strip()
-                    raise DownloadError(
-                        f"{full_url} answered HTTP {status}"
-                        + (f": {body}" if body else "") + "; nothing was cached",
-                        url=full_url, status=status)
-        except (httpx.ConnectError, httpx.TimeoutException) as exc:
-            if not responded:
-                raise OfflineError(_offline_message(full_url, _describe(exc), dest),
-                                   url=full_url) from None
-            last_problem = f"download interrupted ({_describe(exc)})"
-        except httpx.TransportError as exc:
-            last_problem = f"download interrupted ({_describe(exc)})"
-        except httpx.HTTPError as exc:  # e.g. an invalid URL: not worth retrying
-            raise DownloadError(f"{full_url}: {_describe(exc)}", url=full_url) from None
-        finally:
-            if tmp is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-        if attempt < retry.attempts:
-            retry.sleep(retry.delay(attempt, retry_after))
-    advice = ("data.police.uk allows about 15 requests a second; wait a minute and try again"
-              if last_problem.startswith("HTTP 429") else "try again later")
-    raise DownloadError(
-        f"{full_url}: gave up after {retry.attempts} attempts, last: {last_problem}; nothing "
-        f"was cached; {advice}", url=full_url)
-
-
-def _fetch(url: str, params: dict[str, str] | None, dest: Path, *, client: httpx.Client | None,
-           refresh: bool, retry: RetryPolicy | None, validate: Callable[[Path, str], None],
-           max_age: float | None = None) -> Path:
-    """Serve ``dest`` from the cache, or download it; fall back to a stale copy when offline."""
-    if not refresh and _is_cached(dest, max_age):
-        return dest
-    try:
-        with _client_scope(client) as active:
-            return _download(active, url, params, dest, validate, retry or DEFAULT_RETRY)
-    except DownloadError as exc:
-        # Asked to refresh (or the copy is old) but cannot: an older good copy beats nothing.
-        if dest.is_file() and _is_cached(dest) and (isinstance(exc, OfflineError)
-                                                    or exc.status is None):
-            warnings.warn(f"{exc.url}: could not refresh ({str(exc).splitlines()[0]}); "
-                          f"using the cached copy {dest}", stacklevel=3)
-            return dest
-        raise
-
-
-def _expect_json_list(path: Path, url: str) -> None:
-    raw = path.read_bytes()
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        start = raw[:80].decode("utf-8", "replace")
-        raise DownloadError(f"{url} did not return JSON (it starts {start!r}); nothing was "
-                            "cached", url=url) from None
-    if not isinstance(data, list):
-        raise DownloadError(f"{url} returned a JSON {type(data).__name__}, expected a list; "
-                            "nothing was cached", url=url)
-
-
-def _expect_zip(path: Path, url: str) -> None:
-    if not zipfile.is_zipfile(path):
-        raise DownloadError(f"{url} did not return a complete zip file; nothing was cached",
-                            url=url)
-
 
 def _read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
@@ -358,9 +94,9 @@ def _read_json(path: Path) -> Any:
 def fetch_forces(*, cache_dir: str | Path | None = None, client: httpx.Client | None = None,
                  refresh: bool = False, retry: RetryPolicy | None = None) -> Path:
     """Cache ``/api/forces`` (list of ``{id, name}``) and return the cached JSON path."""
-    dest = _cache_root(cache_dir) / "api" / "forces.json"
-    return _fetch(f"{API_URL}/forces", None, dest, client=client, refresh=refresh, retry=retry,
-                  validate=_expect_json_list, max_age=METADATA_MAX_AGE)
+    dest = cache_root(cache_dir) / "api" / "forces.json"
+    return fetch_to_cache(f"{API_URL}/forces", None, dest, client=client, refresh=refresh,
+                          retry=retry, validate=expect_json_list, max_age=METADATA_MAX_AGE)
 
 
 def list_forces(*, cache_dir: str | Path | None = None, client: httpx.Client | None = None,
@@ -375,9 +111,10 @@ def fetch_availability(*, cache_dir: str | Path | None = None,
                        client: httpx.Client | None = None, refresh: bool = False,
                        retry: RetryPolicy | None = None) -> Path:
     """Cache ``/api/crimes-street-dates`` and return the cached JSON path."""
-    dest = _cache_root(cache_dir) / "api" / "crimes-street-dates.json"
-    return _fetch(f"{API_URL}/crimes-street-dates", None, dest, client=client, refresh=refresh,
-                  retry=retry, validate=_expect_json_list, max_age=METADATA_MAX_AGE)
+    dest = cache_root(cache_dir) / "api" / "crimes-street-dates.json"
+    return fetch_to_cache(f"{API_URL}/crimes-street-dates", None, dest, client=client,
+                          refresh=refresh, retry=retry, validate=expect_json_list,
+                          max_age=METADATA_MAX_AGE)
 
 
 def available_months(force: str | None = None, *, cache_dir: str | Path | None = None,
@@ -437,12 +174,12 @@ def fetch_stops_force(force: str, month: str, *, cache_dir: str | Path | None = 
     """
     force = check_force(force)
     month = check_month(month)
-    root = _cache_root(cache_dir)
+    root = cache_root(cache_dir)
     dest = _stops_path(root, force, month)
     url = f"{API_URL}/stops-force"
     try:
-        return _fetch(url, {"force": force, "date": month}, dest, client=client,
-                      refresh=refresh, retry=retry, validate=_expect_json_list)
+        return fetch_to_cache(url, {"force": force, "date": month}, dest, client=client,
+                              refresh=refresh, retry=retry, validate=expect_json_list)
     except DownloadError as exc:
         if exc.status == 404:
             raise _unknown_force(force, month, exc.url or url, root) from None
@@ -466,7 +203,7 @@ def load_stops_force(force: str, months: Sequence[str] | str, *,
         check_month(month, "months")
     frames: list[pd.DataFrame] = []
     report = ValidationReport(source="")
-    with _client_scope(client) as active:
+    with client_scope(client) as active:
         for month in months:
             path = fetch_stops_force(force, month, cache_dir=cache_dir, client=active,
                                      refresh=refresh, retry=retry)
@@ -495,9 +232,9 @@ def fetch_archive_zip(month: str, *, cache_dir: str | Path | None = None,
     months before it, so it can be large; it is written straight to disk, never held in memory.
     """
     month = check_month(month)
-    dest = _cache_root(cache_dir) / "archive" / f"{month}.zip"
-    return _fetch(f"{ARCHIVE_URL}/{month}.zip", None, dest, client=client, refresh=refresh,
-                  retry=retry, validate=_expect_zip)
+    dest = cache_root(cache_dir) / "archive" / f"{month}.zip"
+    return fetch_to_cache(f"{ARCHIVE_URL}/{month}.zip", None, dest, client=client,
+                          refresh=refresh, retry=retry, validate=expect_zip)
 
 
 def extract_stop_search(zip_path: str | Path, dest_dir: str | Path,
@@ -535,7 +272,7 @@ def extract_stop_search(zip_path: str | Path, dest_dir: str | Path,
                                            dir=target.parent)
                 try:
                     with archive.open(info) as src, os.fdopen(fd, "wb") as out:
-                        shutil.copyfileobj(src, out, _CHUNK)
+                        shutil.copyfileobj(src, out, CHUNK)
                     os.replace(tmp, target)
                 finally:
                     with contextlib.suppress(FileNotFoundError):

@@ -23,6 +23,7 @@ from rudikit.data.validation import (
     clean_text_column,
     impossible_points,
     outside_datetime_range,
+    parse_by_distinct,
     validate_stop_search,
 )
 
@@ -119,20 +120,25 @@ def force_from_filename(path: str | Path) -> str:
     return match.group("force")
 
 
-def _to_bool(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Parse True/False text to nullable booleans; also return the mask of unparseable values."""
-    # each distinct text parsed once (a file's million rows hold a handful)
-    codes, distinct = pd.factorize(values.astype("string"))
-    text = pd.Series(distinct, dtype="string").str.strip().str.lower()
+def _bool_state(distinct: pd.Series) -> np.ndarray:
+    """Per distinct text: 1 if it means true, 0 if false, missing if blank, -1 if neither."""
+    text = distinct.str.strip().str.lower()
     true = text.isin(TRUE_TEXT).fillna(False).to_numpy(dtype=bool)
     false = text.isin(FALSE_TEXT).fillna(False).to_numpy(dtype=bool)
-    bad = (text.notna() & (text != "")).fillna(False).to_numpy(dtype=bool) & ~true & ~false
-    # code -1 (a missing value) takes the last entry: none of the three
-    true, false, bad = (np.r_[flags, False] for flags in (true, false, bad))
+    blank = (text.isna() | (text == "")).fillna(True).to_numpy(dtype=bool)
+    state = np.where(true, 1, np.where(false, 0, -1)).astype(object)
+    state[blank] = pd.NA
+    return state
+
+
+def _to_bool(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse True/False text to nullable booleans; also return the mask of unparseable values."""
+    state = parse_by_distinct(values, _bool_state, "Int8")
     result = pd.Series(pd.NA, index=values.index, dtype="boolean")
-    result[true[codes]] = True
-    result[false[codes]] = False
-    return result, pd.Series(bad[codes], index=values.index)
+    result[state.eq(1).to_numpy(dtype=bool, na_value=False)] = True
+    result[state.eq(0).to_numpy(dtype=bool, na_value=False)] = False
+    return result, pd.Series(state.eq(-1).to_numpy(dtype=bool, na_value=False),
+                             index=values.index)
 
 
 def _normalise(raw: pd.DataFrame, rename: dict[str, str], source_file: str,

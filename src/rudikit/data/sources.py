@@ -19,6 +19,7 @@ from rudikit.config import Project, Source
 from rudikit.data import download, police_uk, sql, synthetic
 from rudikit.data.compas.loading import load_compas
 from rudikit.data.compas.table import build_compas_table
+from rudikit.data.download_http import DownloadError
 from rudikit.data.validation import Problem, ValidationReport
 
 
@@ -211,7 +212,7 @@ def load_source(source: Source, project_dir: str | Path, where: str,
         try:
             files = [download.fetch_stops_force(source.force or "", month, cache_dir=root)
                      for month in source.months or []]
-        except download.DownloadError as exc:
+        except DownloadError as exc:
             raise SourceError(f"{where}: {exc}") from None
         note = f"police.uk API, cached in {root}"
     elif source.kind == "sql":

@@ -46,17 +46,26 @@ def clean_text(value: str | None) -> str | None:
     return value or None
 
 
+def parse_by_distinct(values: pd.Series, parse: Callable[[pd.Series], Iterable[object]],
+                      dtype: str, missing: object = pd.NA) -> pd.Series:
+    """A column parsed value by value, with ``parse`` run once on its distinct values (given as a
+    string Series, one entry each) instead of on every row: a file's million rows hold a
+    handful. Each row gets its value's result as ``dtype``; a missing value gets ``missing``.
+    When every value parses to itself (as most text columns do) the column is returned as read.
+    """
+    text = values.astype("string")
+    codes, distinct = pd.factorize(text)
+    table = pd.array([*parse(pd.Series(distinct, dtype="string")), missing], dtype=dtype)
+    if pd.isna(missing) and table.dtype == text.dtype and table[:-1].equals(distinct):
+        return text.rename(None)
+    # code -1 (a missing value) takes the last entry: ``missing``
+    return pd.Series(table[codes], index=values.index)
+
+
 def clean_text_column(values: pd.Series) -> pd.Series:
     """:func:`clean_text` on each value of a text column, called once per distinct value
     (as fast as pandas' own ``str.strip``, which may strip other characters than Python)."""
-    text = values.astype("string")
-    codes, distinct = pd.factorize(text)
-    cleaned_distinct = [clean_text(v) for v in distinct]
-    if cleaned_distinct == list(distinct):  # already clean (as most columns are): as it is
-        return text.rename(None)
-    # code -1 (a missing value) takes the last entry: missing
-    cleaned = pd.array(cleaned_distinct + [None], dtype="string")
-    return pd.Series(cleaned[codes], index=values.index)
+    return parse_by_distinct(values, lambda distinct: map(clean_text, distinct), "string")
 
 
 def impossible_coordinates(latitude: Iterable[float | None],

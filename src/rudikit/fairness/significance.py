@@ -84,6 +84,22 @@ def _finish(p: np.ndarray, n1: np.ndarray, n2: np.ndarray) -> np.ndarray:
     return np.where(valid, np.where(np.isnan(p), 1.0, np.minimum(p, 1.0)), np.nan)
 
 
+def _outside_pvalue(x1: object, n1: object, x2: object, n2: object, lower: float,
+                    upper: float, compare: str) -> np.ndarray:
+    """p-value against ``lower <= effect <= upper`` (``compare``: the difference or the ratio
+    of the proportions): twice the smaller of the two one-sided p-values, beyond ``upper`` and
+    below ``lower``."""
+    a1, b1, a2, b2 = _arrays(x1, n1, x2, n2)
+    ok = (b1 > 0) & (b2 > 0)
+    p = np.full(a1.shape, np.nan)
+    if ok.any():
+        args = (a1[ok], b1[ok], a2[ok], b2[ok])
+        above = _one_sided(*args, upper, compare, "larger")
+        below = _one_sided(*args, lower, compare, "smaller")
+        p[ok] = 2 * np.fmin(above, below)
+    return _finish(p, b1, b2)
+
+
 def two_proportion_ztest(x1: object, n1: object, x2: object, n2: object
                          ) -> tuple[np.ndarray, np.ndarray]:
     """Pooled two-proportion z-test of equal proportions, two-sided: ``(z, p_value)``.
@@ -115,29 +131,13 @@ def difference_pvalue(x1: object, n1: object, x2: object, n2: object, bound: flo
     """
     if bound == 0:
         return two_proportion_ztest(x1, n1, x2, n2)[1]
-    a1, b1, a2, b2 = _arrays(x1, n1, x2, n2)
-    ok = (b1 > 0) & (b2 > 0)
-    p = np.full(a1.shape, np.nan)
-    if ok.any():
-        args = (a1[ok], b1[ok], a2[ok], b2[ok])
-        larger = _one_sided(*args, bound, "diff", "larger")
-        smaller = _one_sided(*args, -bound, "diff", "smaller")
-        p[ok] = 2 * np.fmin(larger, smaller)
-    return _finish(p, b1, b2)
+    return _outside_pvalue(x1, n1, x2, n2, -bound, bound, "diff")
 
 
 def ratio_pvalue(x1: object, n1: object, x2: object, n2: object, lower: float, upper: float
                  ) -> np.ndarray:
     """p-value against ``lower <= (x1/n1) / (x2/n2) <= upper`` (e.g. aequitas's 0.8-1.25)."""
-    a1, b1, a2, b2 = _arrays(x1, n1, x2, n2)
-    ok = (b1 > 0) & (b2 > 0)
-    p = np.full(a1.shape, np.nan)
-    if ok.any():
-        args = (a1[ok], b1[ok], a2[ok], b2[ok])
-        above = _one_sided(*args, upper, "ratio", "larger")
-        below = _one_sided(*args, lower, "ratio", "smaller")
-        p[ok] = 2 * np.fmin(above, below)
-    return _finish(p, b1, b2)
+    return _outside_pvalue(x1, n1, x2, n2, lower, upper, "ratio")
 
 
 def auc_standard_error(auc: object, pos: object, neg: object) -> np.ndarray:

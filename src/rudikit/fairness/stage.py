@@ -23,7 +23,7 @@ from rudikit.fairness.groups import MISSING_GROUP, attribute_name, join_group
 from rudikit.fairness.mitigation.holdout import Judged, judge
 from rudikit.fairness.mitigation.optimizer import GroupThresholdOptimizer, centre_threshold
 from rudikit.fairness.mitigation.rates import constraint_gap, group_labels
-from rudikit.fairness.mitigation.search import objective_from_totals
+from rudikit.fairness.mitigation.scoring import objective_from_totals
 from rudikit.fairness.mitigation.targets import (
     CONSTRAINT_FOR_METRIC,
     constraint_for,

@@ -2,9 +2,9 @@
 "complaints in the past year: 4", with "(top 2% of officers)" when the list stored where the
 value stands among everyone scored that day.
 
-The as-of features' names are generated from their :class:`~rudikit.features.asof.EventSpec`
+The as-of features' names are generated from their :class:`~rudikit.features.asof.specs.EventSpec`
 (``<block>_<group>_<window>_<count|rate>``, ``<block>_<group>_days_since``) and
-:class:`~rudikit.features.asof.StateSpec` (``<state>``, ``<state>_days``), so the words are
+:class:`~rudikit.features.asof.specs.StateSpec` (``<state>``, ``<state>_days``), so the words are
 generated from the same specs, never parsed from the name. Any other name (a case column) is
 its words; a project's ``review.labels`` overrides either.
 """
@@ -20,13 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from rudikit.features.asof import (
-    DEFAULT_SPECS,
-    DEFAULT_STATES,
-    WINDOW_MONTHS,
-    EventSpec,
-    event_group_names,
-)
+from rudikit.features.asof.defaults import DEFAULT_SPECS, DEFAULT_STATES
+from rudikit.features.asof.specs import WINDOW_MONTHS, EventSpec, event_group_names
 
 #: What one event of a table is called (singular, plural); other tables use their name.
 NOUNS: dict[str, tuple[str, str]] = {
@@ -36,7 +31,7 @@ NOUNS: dict[str, tuple[str, str]] = {
 }
 #: An ISO date-time as stored or explained ("2020-01-05T08:15:00+00:00").
 STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
-#: The cohort's own columns (:func:`rudikit.features.asof.build_features`).
+#: The cohort's own columns (:func:`rudikit.features.asof.build.build_features`).
 COHORT = {"tenure_years": "years of service", "age_years": "age"}
 
 

@@ -3,7 +3,7 @@ on each timechop split, as a department would have retrained and used it.
 
 For each split of :func:`rudikit.config.timechop.chop_time`:
 
-* the training matrix is the as-of features (:func:`rudikit.features.asof.build_features`) of
+* the training matrix is the as-of features (:func:`rudikit.features.asof.build.build_features`) of
   every active officer on each training as-of date, joined to the label read in the window
   ``[as_of, as_of + training_label_timespan)``; censored rows (window past the data's end) are
   dropped. Every training window ends by the split time, the first test as-of date, and the
@@ -53,14 +53,10 @@ from rudikit.config import (
 )
 from rudikit.config.timechop import Split, label_end
 from rudikit.data.event_tables import ENTITY
-from rudikit.features.asof import (
-    DEFAULT_LABELS,
-    DEFAULT_STATES,
-    LabelSpec,
-    build_features,
-    build_labels,
-    event_specs,
-)
+from rudikit.features.asof.build import build_features
+from rudikit.features.asof.defaults import DEFAULT_LABELS, DEFAULT_STATES, event_specs
+from rudikit.features.asof.labels import build_labels
+from rudikit.features.asof.specs import LabelSpec
 from rudikit.models.audition import DEFAULT_RULES, Rule
 from rudikit.models.ensemble import with_defaults
 from rudikit.models.estimators import (

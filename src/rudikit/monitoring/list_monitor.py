@@ -49,7 +49,7 @@ from rudikit.data.event_tables import ENTITY, load_event_tables, officer_attribu
 from rudikit.data.sources import LoadedSource
 from rudikit.fairness.requirements import METRIC_ALIASES, RequirementResult
 from rudikit.fairness.stage import assess
-from rudikit.features.asof import build_labels
+from rudikit.features.asof.labels import build_labels
 from rudikit.models.temporal import label_spec
 from rudikit.monitoring.alerts import Alert, post_webhook
 from rudikit.monitoring.churn import churn_alerts, stability_pairs

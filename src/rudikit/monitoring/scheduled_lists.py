@@ -2,7 +2,7 @@
 the sources as they are now, with the deployed model group.
 
 Per date: the as-of features of every officer active that day (the same
-:func:`rudikit.features.asof.build_features` the development run used, so a list equals the
+:func:`rudikit.features.asof.build.build_features` the development run used, so a list equals the
 development prediction of the same model for the same date), the deployed model's scores,
 the officers in their cool-off after a review set aside, the top reasons of the listed ones, and
 each listed officer's rank change against the nearest earlier production list a day, week,
@@ -31,7 +31,9 @@ from rudikit.config import TemporalProject
 from rudikit.data.event_tables import ENTITY, load_event_tables
 from rudikit.data.sources import LoadedSource
 from rudikit.evaluation.stability import HORIZONS, exclude_reviewed, rank_changes
-from rudikit.features.asof import DEFAULT_STATES, FeatureError, build_features, event_specs
+from rudikit.features.asof.build import build_features
+from rudikit.features.asof.defaults import DEFAULT_STATES, event_specs
+from rudikit.features.asof.specs import FeatureError
 from rudikit.features.readable import percentile
 from rudikit.service.deploy import LoadedModel, load_deployed_model
 from rudikit.service.errors import ServiceError

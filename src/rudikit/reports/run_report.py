@@ -6,6 +6,7 @@ rebuilt, and what the page says is exactly what was recorded.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from rudikit.evaluation.display import when
 from rudikit.fairness.tradeoff import NO_GROUP_MEETS
+from rudikit.reports.cards import write_run_cards
 from rudikit.reports.frozen import FigureRecorder, frozen_context
 from rudikit.reports.group_figures import audit_figures, disparity_figures
 from rudikit.reports.location_map import cell_map_figure, training_cells
@@ -121,6 +123,16 @@ def monitoring_rows(engine: Engine, model_group_ids: list[int]) -> list[dict[str
                          "max_psi": max(psi) if psi else None,
                          "report": f"monitor-{r['id']}.html"})
     return rows
+
+
+def write_run_report_and_cards(engine: Engine, run_id: int, project_dir: Path,
+                               sources: Sequence[Any] | None) -> Path:
+    """What `rudi run` writes once a run is finished: its report into ``<project>/.rudi/reports``
+    and its cards into ``.rudi/cards`` (``sources``: the run's loaded sources, so the data is not
+    read twice; None for a temporal run). Returns the report's path."""
+    path = write_run_report(engine, run_id, project_dir / ".rudi" / "reports")
+    write_run_cards(engine, run_id, project_dir / ".rudi" / "cards", sources=sources)
+    return path
 
 
 def write_run_report(engine: Engine, run_id: int, directory: str | Path) -> Path:

@@ -6,12 +6,16 @@ bootstrap intervals, audit fairness, store) -> selection -> the steps after it (
 mitigation for a case project; list stability and the last list's reasons for a temporal one)
 -> report and cards. A failure marks the run failed; everything stored before it stays as it
 was.
+
+The report and cards are written by a function the caller passes (``write_report``; `rudi run`
+passes :func:`rudikit.reports.run_report.write_run_report_and_cards`): reports sit above run,
+so run does not import them.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -27,7 +31,7 @@ from rudikit.config import (
     missing_rationale,
 )
 from rudikit.data.event_tables import load_event_tables
-from rudikit.data.sources import resolve_path
+from rudikit.data.sources import LoadedSource, resolve_path
 from rudikit.run.case import CaseExperiment
 from rudikit.run.engine import RunResult, data_origin, fit_grid, record_snapshots
 from rudikit.run.execution import release_local_workers, start_workers
@@ -36,6 +40,10 @@ from rudikit.run.temporal import TemporalLists, fit_lists
 from rudikit.run.validate import temporal_problems
 from rudikit.store import results
 from rudikit.store.engine import open_store
+
+#: Writes a finished run's report and cards: (engine, run id, project folder, the loaded sources
+#: for the data cards or None to read them from the store) -> the report's path.
+ReportWriter = Callable[[Engine, int, Path, Sequence[LoadedSource] | None], Path]
 
 #: What a worker imports before its first task, per kind of project: the fits' (and a
 #: temporal project's refits' and reasons') code, and skops, with which a task saves a model.
@@ -77,9 +85,10 @@ class RationaleIncomplete(Exception):
 
 
 def run_project(project_dir: str | Path, *, url: str | None = None, schema: str | None = None,
-                progress: Progress | None = None, write_report: bool = True,
+                progress: Progress | None = None, write_report: ReportWriter | None = None,
                 engine: Engine | None = None, allow_synthetic: bool = False) -> RunResult:
     """Run the development stage for the project in ``project_dir``, of either kind.
+    ``write_report`` writes the finished run's report and cards (None: neither is written).
     ``allow_synthetic``: a missing archive folder is replaced by the seeded generator (the
     caller asked for it; the run is then recorded as synthetic) instead of failing."""
     project_dir = Path(project_dir)
@@ -99,7 +108,8 @@ def run_project(project_dir: str | Path, *, url: str | None = None, schema: str 
 
 
 def _run(project: Project | TemporalProject, project_dir: Path, engine: Engine,
-         progress: Progress | None, write_report: bool, allow_synthetic: bool) -> RunResult:
+         progress: Progress | None, write_report: ReportWriter | None,
+         allow_synthetic: bool) -> RunResult:
     """:func:`run_project` once the store is open and the workers are starting."""
     started = time.perf_counter()
 
@@ -132,20 +142,15 @@ def _run(project: Project | TemporalProject, project_dir: Path, engine: Engine,
                              profile=not isinstance(project, TemporalProject))
             if isinstance(project, TemporalProject):
                 phase = _develop_lists(project, project_dir, engine, run.id, result, tables,
-                                       progress, say, write_report)
+                                       progress, say, bool(write_report))
             else:
                 phase = _develop_cases(experiment, engine, run.id, result, progress, say,
-                                       write_report, project.execution)
+                                       bool(write_report), project.execution)
             run.finish()
             if write_report:
-                from rudikit.reports.cards import write_run_cards
-                from rudikit.reports.run_report import write_run_report
-
                 phase.step("report and cards")
-                result.report_path = write_run_report(engine, run.id,
-                                                      project_dir / ".rudi" / "reports")
-                write_run_cards(engine, run.id, project_dir / ".rudi" / "cards",
-                                sources=None if temporal else loaded)
+                result.report_path = write_report(engine, run.id, project_dir,
+                                                  None if temporal else loaded)
                 results.set_report_path(engine, run.id, str(result.report_path))
             phase.done()
     if temporal:

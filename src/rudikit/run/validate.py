@@ -76,7 +76,9 @@ def validate_temporal(project: TemporalProject, project_dir: Path
                 for path in missing_rationale(project.rationale)]
     tables, loaded = load_event_tables(project, project_dir)
     # the model libraries load once the data is read, so the command answers at once
-    from rudikit.features.asof import FeatureError, build_labels, event_specs
+    from rudikit.features.asof.defaults import event_specs
+    from rudikit.features.asof.labels import build_labels
+    from rudikit.features.asof.specs import FeatureError
     from rudikit.models.temporal import label_spec
 
     try:  # prepare builds the specs too; reported here before anything is fitted

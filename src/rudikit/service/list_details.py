@@ -41,7 +41,8 @@ from rudikit.config import (
     load_project,
     parse_project,
 )
-from rudikit.features.asof import DEFAULT_SPECS, build_labels
+from rudikit.features.asof.defaults import DEFAULT_SPECS
+from rudikit.features.asof.labels import build_labels
 from rudikit.features.readable import feature_label, reason_words, value_text
 from rudikit.service.deploy import LoadedModel
 from rudikit.store.queries import lists as lists_q

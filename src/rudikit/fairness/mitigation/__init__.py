@@ -27,7 +27,9 @@ than taken from fairlearn or OxonFair.
 Modules: :mod:`~rudikit.fairness.mitigation.rates` (group codes, rates and the achieved gap),
 :mod:`~rudikit.fairness.mitigation.optimizer` (:class:`GroupThresholdOptimizer`),
 :mod:`~rudikit.fairness.mitigation.search` and :mod:`~rudikit.fairness.mitigation.fixed_k` (the
-search), :mod:`~rudikit.fairness.mitigation.frontier` (fairness-performance frontier) and
+search, over :mod:`~rudikit.fairness.mitigation.problem`,
+:mod:`~rudikit.fairness.mitigation.windows` and :mod:`~rudikit.fairness.mitigation.scoring`),
+:mod:`~rudikit.fairness.mitigation.frontier` (fairness-performance frontier) and
 :mod:`~rudikit.fairness.mitigation.fairlearn_baseline` (the reference used in tests).
 
 Documented rules:

@@ -1,7 +1,7 @@
 """Fixed-list-size mode of the threshold search: exactly k rows selected.
 
 With a fixed list size every objective is monotone in the true positives, so each window of
-per-group selection counts (:func:`rudikit.fairness.mitigation.search.window_sets`) is a
+per-group selection counts (:func:`rudikit.fairness.mitigation.windows.window_sets`) is a
 resource-allocation problem "maximise sum_g tp_g(s_g) subject to sum_g s_g = k and s_g in
 window_g", solved exactly by dynamic programming when that is cheap, otherwise greedily on each
 group's upper concave hull of ``tp(s)``.
@@ -13,16 +13,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from rudikit.fairness.mitigation.search import (
-    EPS,
-    Cell,
-    Problem,
-    Solution,
-    best_feasible,
-    evaluate,
-    thin,
-    window_sets,
-)
+from rudikit.fairness.mitigation.problem import EPS, Cell, Problem, Solution
+from rudikit.fairness.mitigation.scoring import best_feasible, evaluate
+from rudikit.fairness.mitigation.windows import thin, window_sets
 
 MAX_FIXED_K_TARGETS = 1_500
 """Cap on allocation problems solved in fixed-list-size mode (each costs ~0.1-1 ms)."""

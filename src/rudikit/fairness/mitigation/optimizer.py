@@ -17,9 +17,9 @@ from sklearn.base import BaseEstimator
 
 from rudikit.evaluation.metrics import k_for_percent
 from rudikit.fairness.inputs import validate_fairness_inputs
-from rudikit.fairness.mitigation import search as ms
 from rudikit.fairness.mitigation.fixed_k import search_fixed_k
 from rudikit.fairness.mitigation.prepare import Prepared, count_to_threshold, prepare
+from rudikit.fairness.mitigation.problem import Solution
 from rudikit.fairness.mitigation.rates import (
     CONSTRAINTS,
     FIXED_K_OBJECTIVES,
@@ -30,6 +30,8 @@ from rudikit.fairness.mitigation.rates import (
     encode_groups,
     group_rates,
 )
+from rudikit.fairness.mitigation.scoring import objective_from_totals
+from rudikit.fairness.mitigation.search import search_thresholds
 
 SERIAL_FORMAT = "rudikit.fairness.GroupThresholdOptimizer/1"
 
@@ -197,9 +199,9 @@ class GroupThresholdOptimizer(BaseEstimator):
 
     def _fit_prepared(self, prep: Prepared, params: dict[str, Any]) -> None:
         if not prep.large:
-            sol = ms.Solution(np.zeros(0, dtype=np.int64), 0.0, 0.0, True, params["tol"])
+            sol = Solution(np.zeros(0, dtype=np.int64), 0.0, 0.0, True, params["tol"])
         elif prep.k is None:
-            sol = ms.search_thresholds(
+            sol = search_thresholds(
                 prep.problem,
                 params["objective"],
                 params["tol"],
@@ -270,7 +272,7 @@ class GroupThresholdOptimizer(BaseEstimator):
         tp = int((d * prep.y).sum())
         sel = int(d.sum())
         pos = int(prep.y.sum())
-        value = ms.objective_from_totals(
+        value = objective_from_totals(
             params["objective"],
             np.array([sel]),
             np.array([tp]),

@@ -11,8 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rudikit.fairness.mitigation import search as ms
+from rudikit.fairness.mitigation.problem import (
+    Problem,
+    full_candidates,
+    make_cell,
+    order_by_precision,
+    threshold_candidates,
+)
 from rudikit.fairness.mitigation.rates import DIMS
+from rudikit.fairness.mitigation.scoring import objective_from_totals
 
 
 @dataclass
@@ -30,16 +37,16 @@ class Prepared:
     k: int | None
     budget: int | None  # k minus rows selected in small groups
     small_selected: np.ndarray  # boolean per row: selected among small-group rows
-    problem: ms.Problem
+    problem: Problem
     baseline: np.ndarray  # group-blind (unmitigated) decisions
 
 
 def best_single_threshold(scores: np.ndarray, y: np.ndarray, objective: str) -> float:
     """Group-blind threshold maximising the objective on all rows (the 'overall threshold')."""
-    cell = ms.make_cell("all", scores, y)
-    cand = ms.threshold_candidates(cell, grid_size=len(scores) + 1)
+    cell = make_cell("all", scores, y)
+    cand = threshold_candidates(cell, grid_size=len(scores) + 1)
     pos = int(y.sum())
-    obj = ms.objective_from_totals(
+    obj = objective_from_totals(
         objective, cand.counts, cand.tp, cand.fp, len(y), pos, len(y) - pos
     )
     best = int(np.argmax(obj))
@@ -91,13 +98,13 @@ def prepare(
     cells, cands = [], []
     for g in large:
         rows = order[bounds[g] : bounds[g + 1]]
-        cell = ms.make_cell(names[g], scores[rows], y[rows])
+        cell = make_cell(names[g], scores[rows], y[rows])
         cells.append(cell)
-        cand = (ms.full_candidates(cell) if k is not None
-                else ms.threshold_candidates(cell, grid_size))
-        cands.append(ms.order_by_precision(cand) if "ppv" in DIMS[constraint] else cand)
+        cand = (full_candidates(cell) if k is not None
+                else threshold_candidates(cell, grid_size))
+        cands.append(order_by_precision(cand) if "ppv" in DIMS[constraint] else cand)
     pos = int(y.sum())
-    problem = ms.Problem(
+    problem = Problem(
         cells=cells,
         cands=cands,
         dims=DIMS[constraint],
