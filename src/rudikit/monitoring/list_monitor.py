@@ -36,6 +36,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +54,15 @@ from rudikit.features.asof import build_labels
 from rudikit.models.temporal import label_spec
 from rudikit.monitoring.alerts import Alert, post_webhook
 from rudikit.monitoring.churn import churn_alerts, stability_pairs
-from rudikit.monitoring.event_inputs import check_project_tables
+from rudikit.monitoring.event_inputs import check_project_tables, period_start, table_expectations
+from rudikit.monitoring.list_reuse import LIST_SECTIONS, Bases, Previous, reused_pairs
 from rudikit.monitoring.monitor import MonitorResult, _metric, _store, deployed
 from rudikit.monitoring.window import check_window_days
 from rudikit.run.temporal import list_operating_point
 from rudikit.store.list_tables import load_reviews
 from rudikit.store.queries import evaluations as evaluations_q
 from rudikit.store.queries import lists as lists_q
+from rudikit.store.queries import monitoring as monitoring_q
 from rudikit.store.queries import runs as runs_q
 
 NO_INTERVENTION = ("no_action",)
@@ -92,6 +95,8 @@ class ListMonitorResult(MonitorResult):
     promises: dict[int, Promise] = field(default_factory=dict)
     list_fairness: dict[pd.Timestamp, list[RequirementResult]] = field(default_factory=dict)
     agreement_rate: float | None = None
+    # the dates of the lists judged in this pass; the others' figures are the last pass's
+    judged: list[str] = field(default_factory=list)
 
 
 def _days(values: Any) -> pd.Series:
@@ -235,7 +240,8 @@ def list_fairness(project: TemporalProject, officers: pd.DataFrame, scored: pd.D
 def run_list_monitor(project: TemporalProject, project_dir: Path, engine: Engine, *,
                      as_of: datetime | None = None, window_days: int | None = None,
                      today: datetime | None = None, tables: dict[str, pd.DataFrame] | None = None,
-                     loaded: list[LoadedSource] | None = None) -> ListMonitorResult:
+                     loaded: list[LoadedSource] | None = None, full: bool = False
+                     ) -> ListMonitorResult:
     """Judge the project's production lists up to ``as_of`` (default ``today``, the clock),
     store the figures and alerts in one transaction, post the webhook. ``tables``/``loaded``
     reuse event tables already loaded."""
@@ -260,7 +266,7 @@ def run_list_monitor(project: TemporalProject, project_dir: Path, engine: Engine
                             f"`rudi score {project.name} --as-of DATE` makes one")
     else:
         window = (pd.Timestamp(start).tz_convert(None).normalize(), end_day)
-        found += _judge(project, engine, tables, headers, result, metrics, window)
+        found += _judge(project, engine, tables, headers, result, metrics, window, full)
     result.alerts = found
     _store(engine, result, metrics, started)
     webhook = (mon.webhook_url or "").strip()
@@ -273,7 +279,7 @@ def run_list_monitor(project: TemporalProject, project_dir: Path, engine: Engine
 
 def _judge(project: TemporalProject, engine: Engine, tables: dict[str, pd.DataFrame],
            headers: pd.DataFrame, result: ListMonitorResult, metrics: list[dict[str, Any]],
-           window: tuple[pd.Timestamp, pd.Timestamp]) -> list[Alert]:
+           window: tuple[pd.Timestamp, pd.Timestamp], full: bool) -> list[Alert]:
     start, end = window
     dep = result.deployment
     months, span = label_window(project, dep.split if dep else None)
@@ -284,34 +290,49 @@ def _judge(project: TemporalProject, engine: Engine, tables: dict[str, pd.DataFr
         result.notes.append(f"{spec.table}: the newest record is {known_until:%Y-%m-%d}; labels "
                             "are judged up to then")
     dates = list(headers["date"])
-    entries = lists_q.production_list_scores(engine, headers["id"].tolist())
-    entries["entity_id"] = entries["entity_id"].astype(str)
-    labels = realised_labels(project, tables, dates, months, known_until)
-    labels["entity_id"] = labels["entity_id"].astype(str)
     reviews = load_reviews(engine)
     reviews["entity_id"] = reviews["entity_id"].astype(str)
     reviews = reviews[reviews["review_date"] < end + pd.Timedelta(days=1)]
+    promises = result.promises
+    for group, k in zip(headers["model_group_id"], headers["k"], strict=True):
+        if int(group) not in promises:
+            promises[int(group)] = promise(engine, int(group), int(k))  # type: ignore[assignment]
+    plan = _plan(project, engine, tables, headers, result, months, known_until, reviews, window,
+                 full)
+    work = [d for d, basis in zip(dates, plan.bases, strict=True) if d not in plan.reused]
+    needed = set(work) | plan.pair_dates
+    ids = headers.loc[headers["date"].isin(needed), "id"].tolist()
+    entries = lists_q.production_list_scores(engine, ids)
+    entries["entity_id"] = entries["entity_id"].astype(str)
+    labels = _labels(project, tables, work, months, known_until, spec)
     found: list[Alert] = []
-    rows, scores, promises, reviewed = [], {}, result.promises, []
+    rows, scores, counts = [], {}, []
     for i, header in enumerate(headers.itertuples(index=False)):
-        when, k, group = header.date, int(header.k), int(header.model_group_id)
-        part = entries[entries["list_id"] == header.id].merge(
-            labels.loc[labels["as_of_date"] == when, ["entity_id", "label"]], on="entity_id",
-            how="left")
-        scores[when] = pd.Series(part["score"].to_numpy(dtype=float), index=part["entity_id"])
+        when, day = header.date, f"{header.date:%Y-%m-%d}"
+        if when in needed:
+            part = entries[entries["list_id"] == header.id]
+            scores[when] = pd.Series(part["score"].to_numpy(dtype=float),
+                                     index=part["entity_id"])
+        if when in plan.reused:
+            metrics += plan.previous.metrics(day)
+            rows.append(plan.previous.row(day, header))
+            counts.append(plan.previous.agreement(day))
+            continue
+        part = part.merge(labels.loc[labels["as_of_date"] == when, ["entity_id", "label"]],
+                          on="entity_id", how="left")
         following = dates[i + 1] if i + 1 < len(dates) else None
         row, own = _one_list(part, reviews, header, months, known_until, following)
-        reviewed.append(own)
-        if group not in promises:
-            promises[group] = promise(engine, group, k)  # type: ignore[assignment]
-        promised = promises[group]
+        row["basis"] = plan.bases[i]
+        promised = promises[int(header.model_group_id)]
         judged = start < when <= end or (row["matured"] and start < row["matures"] <= end)
         if row["matured"] and promised is not None:
             alert = precision_drop(row, promised, project.monitoring.precision_alpha)
             found += [alert] if alert and judged else []
         found += _fairness(project, tables["officers"], part, row, judged, result, metrics)
-        metrics += _list_rows(row, agreement(own))
-        rows.append(row)
+        counts.append(agreement(own))
+        metrics += _list_rows(row, counts[-1])
+        rows.append({k: v for k, v in row.items() if k != "basis"})
+    result.judged = [f"{d:%Y-%m-%d}" for d in work]
     result.lists = pd.DataFrame(rows)
     result.n_predictions = int(result.lists["listed"].sum())
     result.n_outcomes = int(result.lists.loc[result.lists["matured"], "labelled"].sum())
@@ -329,12 +350,94 @@ def _judge(project: TemporalProject, engine: Engine, tables: dict[str, pd.DataFr
         for name in ("mean", "sd", "low"):
             metrics.append(_metric("list_promise", f"model group {group}", "", name,
                                       getattr(promised, name), len(promised.values)))
-    overall = agreement(pd.concat(reviewed).drop_duplicates("id"))
+    overall = _overall_agreement(counts)
     result.agreement_rate = overall["rate"]
     for name in ("rate", "agree", "disagree", "unsure", "reviews"):
         metrics.append(_metric("agreement", "reviews", "all", name, overall[name]))
-    found += _stability(project, headers, scores, result, metrics, window)
+    found += _stability(project, headers, scores, plan.pairs, result, metrics, window)
     return found
+
+
+def _overall_agreement(counts: list[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`agreement` over every list's reviews, from each list's counts: a review belongs
+    to one list at most (the one before its date), so the counts add up."""
+    total = {name: sum(c[name] for c in counts) for name in ("reviews", "agree", "disagree",
+                                                             "unsure")}
+    agree, disagree = total["agree"], total["disagree"]
+    return {**total, "rate": agree / (agree + disagree) if agree + disagree else None}
+
+
+@dataclass
+class _Plan:
+    """Which lists a pass takes from the last one (:mod:`rudikit.monitoring.list_reuse`), the
+    basis of each list (None: not final), the stored stability pairs it reuses and the dates
+    whose scores the fresh pairs need."""
+
+    previous: Previous
+    bases: list[str | None]
+    reused: set[pd.Timestamp]
+    pairs: dict[str, Any]
+    pair_dates: set[pd.Timestamp]
+
+
+def _plan(project: TemporalProject, engine: Engine, tables: dict[str, pd.DataFrame],
+          headers: pd.DataFrame, result: ListMonitorResult, months: int,
+          known_until: pd.Timestamp, reviews: pd.DataFrame,
+          window: tuple[pd.Timestamp, pd.Timestamp], full: bool) -> _Plan:
+    start, end = window
+    spec = label_spec(project.temporal)
+    period = table_expectations(project)[spec.table].period
+    name = f"{project.data.sources[0].name}.{spec.table}"
+    check = next((s for s in result.sources if s.source == name), None)
+    complete = period_start(pd.Timestamp(end).tz_localize("UTC"), period).tz_convert(None)
+    common = {"months": months, "label": dataclasses.asdict(spec),
+              "fairness": project.fairness.model_dump(mode="json")}
+    bases = Bases.of(common, tables["officers"], reviews, check, period, complete)
+    last = None if full else monitoring_q.latest_of_project(engine, project.name)
+    previous = Previous.of(pd.DataFrame() if last is None else monitoring_q.figures(
+        engine, last["id"], [*LIST_SECTIONS, "stability"]))
+    dates = list(headers["date"])
+    seen = known_until + pd.Timedelta(days=1)
+    out, reused = [], set()
+    for i, header in enumerate(headers.itertuples(index=False)):
+        when = header.date
+        matures = when + pd.DateOffset(months=months)
+        stub = {"as_of_date": when, "matures": matures, "matured": matures <= seen,
+                "list_id": int(header.id), "k": int(header.k),
+                "model_group_id": int(header.model_group_id)}
+        basis = bases.basis(stub, int(header.cool_off_days),
+                            dates[i + 1] if i + 1 < len(dates) else None,
+                            result.promises.get(int(header.model_group_id)))
+        out.append(basis)
+        in_window = start < when <= end or (stub["matured"] and start < matures <= end)
+        if basis is not None and not in_window and previous.bases.get(f"{when:%Y-%m-%d}") \
+                == basis:
+            reused.add(when)
+    k = int(headers["k"].iloc[-1])
+    labels = [f"{a:%Y-%m-%d}/{b:%Y-%m-%d}" for a, b in pairwise(dates)]
+    stored = {} if full else reused_pairs(previous, k, labels)
+    stored = {p: v for p, v in stored.items()
+              if not start < pd.Timestamp(p.split("/")[1]) <= end}
+    fresh = [(a, b) for (a, b), p in zip(pairwise(dates), labels, strict=True)
+             if p not in stored]
+    return _Plan(previous, out, reused, stored, {d for pair in fresh for d in pair})
+
+
+def _labels(project: TemporalProject, tables: dict[str, pd.DataFrame],
+            dates: list[pd.Timestamp], months: int, known_until: pd.Timestamp, spec: Any
+            ) -> pd.DataFrame:
+    """The realised labels of the lists of ``dates`` from the label table's rows dated on or
+    after the first of them (a label looks forward only)."""
+    if not dates:
+        return pd.DataFrame({"entity_id": pd.Series(dtype=str),
+                             "as_of_date": pd.Series(dtype="datetime64[ns]"),
+                             "label": pd.Series(dtype="Float64")})
+    events = tables[spec.table]
+    since = pd.to_datetime(events[spec.date_column]) >= min(dates)
+    labels = realised_labels(project, {**tables, spec.table: events[since.to_numpy()]}, dates,
+                             months, known_until)
+    labels["entity_id"] = labels["entity_id"].astype(str)
+    return labels
 
 
 def _one_list(part: pd.DataFrame, reviews: pd.DataFrame, header: Any, months: int,
@@ -378,7 +481,8 @@ def _list_rows(row: dict[str, Any], agreed: dict[str, Any]) -> list[dict[str, An
     out = [_metric("list_precision", subject, day, "precision", row["precision"],
                       row["labelled"], {"matured": bool(row["matured"]),
                                         "matures": f"{row['matures']:%Y-%m-%d}",
-                                        "model_group_id": row["model_group_id"]})]
+                                        "model_group_id": row["model_group_id"],
+                                        "basis": row["basis"]})]
     out += [_metric("list_precision", subject, day, name, row[name]) for name in (
         "precision_untreated", "model_precision", "model_precision_untreated",
         "matured_share", "listed", "labelled", "positives", "intervened", "model_labelled",
@@ -423,17 +527,33 @@ def _fairness(project: TemporalProject, officers: pd.DataFrame, part: pd.DataFra
 
 
 def _stability(project: TemporalProject, headers: pd.DataFrame, scores: dict[Any, pd.Series],
-               result: ListMonitorResult, metrics: list[dict[str, Any]],
-               window: tuple[pd.Timestamp, pd.Timestamp]) -> list[Alert]:
+               stored: dict[str, Any], result: ListMonitorResult,
+               metrics: list[dict[str, Any]], window: tuple[pd.Timestamp, pd.Timestamp]
+               ) -> list[Alert]:
     """Every list against the one before it (all scored officers, as the model ranked them:
     the cool-off is policy, not model churn); the pairs whose newer list falls in the window
-    are judged against the pairs before them."""
-    if len(scores) < 2:
+    are judged against the pairs before them. ``stored``: the (jaccard, spearman, common
+    officers) the last pass stored, by pair, for the pairs not computed again (``scores``
+    holds the lists of the others)."""
+    dates = list(headers["date"])
+    if len(dates) < 2:
         result.notes.append("list stability: fewer than two production lists")
         return []
     k = int(headers["k"].iloc[-1])
     cfg = project.monitoring.stability.model_copy(update={"k": k})
-    pairs = stability_pairs(scores, k)
+    rows = []
+    for before, after in pairwise(dates):
+        label = f"{before:%Y-%m-%d}/{after:%Y-%m-%d}"
+        if label in stored:
+            jaccard, spearman, common = stored[label]
+            rows.append({"previous_date": before, "as_of_date": after, "k": k,
+                         "jaccard": np.nan if jaccard is None else jaccard,
+                         "spearman": np.nan if spearman is None else spearman,
+                         "spearman_top_k": np.nan, "common_entities": common, "pair": label})
+        else:
+            rows.append(stability_pairs({before: scores[before], after: scores[after]},
+                                        k).iloc[0].to_dict())
+    pairs = pd.DataFrame(rows)
     result.stability = pairs
     checksums = dict(zip(headers["date"], headers["data_checksum"], strict=True))
     found: list[Alert] = []

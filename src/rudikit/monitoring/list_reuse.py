@@ -1,0 +1,225 @@
+"""What a list monitor pass may take from the pass before it, so that its cost follows the
+window and not the years of daily lists behind it.
+
+A list's figures are *final* once its label window has closed and every period of the label
+table that window overlaps is complete (before the period ``as_of`` falls in, so the input
+check has digested it). Its figures then depend only on:
+
+* the list itself (stored once, never changed) and the list after it (its reviews run to the
+  next list's date);
+* the label table's rows dated in its window: the input check's checksum of every period the
+  window overlaps (any late, re-coded or removed event changes one);
+* the roster as the cohort and the fairness attributes read it on the list's date: every
+  officer appointed before the date (all columns but the resignation date), and the
+  resignation dates up to that date (a resignation after it changes nothing for it);
+* the reviews in force dated from the cool-off before the list to the end of its window (or to
+  the next list, whichever is later): a new review, a correction, a changed decision;
+* the label window and definition, the fairness section, the list's model group's promise.
+
+All of it is one SHA-256, the list's *basis*, stored in the details of its ``precision``
+figure. A pass recomputes a list unless it is final and the last pass stored the same basis
+for it; lists dated or maturing in the pass's window are always recomputed (their alerts are
+raised from the fresh figures). The roster and reviews digests are sums of row hashes over a
+date range (prefix sums), so each list costs a look-up, not a scan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rudikit.data.event_tables import ENTITY
+from rudikit.features.asof import Cohort
+from rudikit.monitoring.inputs import SourceCheck
+from rudikit.monitoring.performance import period_key
+
+#: The per-list figures a later pass may copy.
+LIST_SECTIONS = ("list_fairness_group", "list_fairness", "list_precision", "agreement")
+#: Figures of ``list_precision`` stored as counts (ints in a pass's list rows).
+COUNTS = ("listed", "labelled", "positives", "intervened", "model_labelled", "model_positives",
+          "model_intervened")
+#: Bump when the list figures are computed differently: older bases no longer match.
+VERSION = 1
+
+
+def _days(values: Any) -> np.ndarray:
+    """Naive UTC days as int64 nanoseconds (NaT: the minimum int64)."""
+    stamps = pd.to_datetime(pd.Series(values), utc=True).dt.tz_convert(None).dt.normalize()
+    return stamps.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+
+
+class _RangeSums:
+    """Sums (mod 2**64) of row hashes over a range of days, by prefix sums."""
+
+    def __init__(self, days: np.ndarray, hashes: np.ndarray) -> None:
+        order = np.argsort(days, kind="stable")
+        self.days = days[order]
+        self.sums = np.r_[np.uint64(0), np.cumsum(hashes[order], dtype=np.uint64)]
+
+    def before(self, day: np.int64) -> int:
+        """The sum over rows dated before ``day``."""
+        return int(self.sums[np.searchsorted(self.days, day, side="left")])
+
+    def between(self, start: np.int64, end: np.int64) -> int:
+        """The sum over rows dated in ``[start, end)``."""
+        return (self.before(end) - self.before(start)) % 2**64
+
+
+def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
+    return pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
+
+
+@dataclass
+class Bases:
+    """What each list's basis is made of in this pass (see the module docstring)."""
+
+    common: str  # the label window and definition, the fairness section
+    appointed: _RangeSums  # officers' rows (not their resignation) by appointment day
+    resigned: _RangeSums  # officers' resignation days
+    reviews: _RangeSums  # reviews in force by review day
+    period: str  # the label table's digest period (month, week, day)
+    checksums: dict[str, str]  # the label table's period -> checksum, complete periods only
+    complete_before: pd.Timestamp  # naive: the start of the period ``as_of`` falls in
+
+    @classmethod
+    def of(cls, common: dict[str, Any], officers: pd.DataFrame, reviews: pd.DataFrame,
+           check: SourceCheck | None, period: str, complete_before: pd.Timestamp) -> Bases:
+        cohort = Cohort()
+        end = cohort.end_column if cohort.end_column in officers.columns else None
+        start = _days(officers[cohort.start_column])
+        dated = start != np.iinfo(np.int64).min  # no appointment: never in a cohort
+        rows = officers.drop(columns=[end] if end else [])
+        appointed = _RangeSums(start[dated], _row_hashes(rows[dated]))
+        if end:
+            left = _days(officers[end])
+            gone = left != np.iinfo(np.int64).min
+            resigned = _RangeSums(left[gone], _row_hashes(officers.loc[gone, [ENTITY, end]]))
+        else:
+            resigned = _RangeSums(np.empty(0, np.int64), np.empty(0, np.uint64))
+        columns = ["id", "entity_id", "review_date", "outcome", "agreement"]
+        review_rows = reviews[columns].astype({"entity_id": str})
+        reviewed = _RangeSums(_days(reviews["review_date"]), _row_hashes(review_rows))
+        checksums = {} if check is None else {d.period: d.checksum for d in check.periods}
+        return cls(json.dumps(common, sort_keys=True, default=str), appointed, resigned,
+                   reviewed, period, checksums, complete_before)
+
+    def basis(self, row: dict[str, Any], cool_off_days: int, following: pd.Timestamp | None,
+              promise: Any) -> str | None:
+        """The list's basis, or None while its figures are not final."""
+        when, matures = row["as_of_date"], row["matures"]
+        if not row["matured"] or matures > self.complete_before or not self.checksums:
+            return None
+        day, until = np.int64(when.value), np.int64(pd.Timestamp(matures).value)
+        to = max(until, np.int64(following.value)) if following is not None else until
+        since = np.int64((when - pd.Timedelta(days=cool_off_days)).value)
+        periods = period_key(pd.Series(pd.date_range(when, matures, inclusive="left")),
+                             self.period).unique()
+        parts = [VERSION, self.common, row["list_id"], row["k"], cool_off_days,
+                 row["model_group_id"], f"{when:%Y-%m-%d}", f"{matures:%Y-%m-%d}",
+                 None if following is None else f"{following:%Y-%m-%d}",
+                 self.appointed.before(day), self.resigned.before(day + 1),
+                 self.reviews.between(since, to),
+                 [(p, self.checksums.get(p)) for p in periods],
+                 None if promise is None else [(f"{d:%Y-%m-%d}", float(v))
+                                               for d, v in promise.values.items()]]
+        return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+
+
+# --- The last pass's figures ---------------------------------------------------------------------
+
+
+@dataclass
+class Previous:
+    """The last pass's per-list figures by list date, and its stability values by pair."""
+
+    lists: dict[str, pd.DataFrame]
+    bases: dict[str, str]
+    pairs: dict[tuple[str, str], tuple[float | None, float | None, int | None]]
+
+    @classmethod
+    def of(cls, figures: pd.DataFrame) -> Previous:
+        if figures.empty:
+            return cls({}, {}, {})
+        rows = figures[figures["section"].isin(LIST_SECTIONS)]
+        rows = rows[rows["segment"] != "all"]
+        lists = {str(day): part for day, part in rows.groupby("segment", sort=False)}
+        heads = rows[(rows["section"] == "list_precision") & (rows["metric"] == "precision")]
+        bases = {str(day): d.get("basis") for day, d in zip(heads["segment"], heads["details"],
+                                                            strict=True)
+                 if isinstance(d, dict) and d.get("basis")}
+        pairs: dict[tuple[str, str], Any] = {}
+        stab = figures[figures["section"] == "stability"]
+        for (subject, pair), part in stab.groupby(["subject", "segment"], sort=False):
+            values = dict(zip(part["metric"], part["value"], strict=True))
+            pairs[(str(subject), str(pair))] = (values.get("jaccard"), values.get("spearman"),
+                                                _count(part["n"].iloc[0]))
+        return cls(lists, bases, pairs)
+
+    def metrics(self, day: str) -> list[dict[str, Any]]:
+        """The stored figures of the list of ``day``, as the pass stores them again."""
+        part = self.lists[day]
+        return [{"section": r.section, "subject": r.subject, "segment": r.segment,
+                 "metric": r.metric, "value": _value(r.value), "n": _count(r.n),
+                 "details": r.details} for r in part.itertuples(index=False)]
+
+    def row(self, day: str, header: Any) -> dict[str, Any]:
+        """The list's row of :func:`rudikit.monitoring.list_monitor._one_list` from its stored
+        figures."""
+        part = self.lists[day]
+        figures = part[part["section"] == "list_precision"]
+        values = {m: _value(v) for m, v in zip(figures["metric"], figures["value"],
+                                               strict=True)}
+        details = figures.loc[figures["metric"] == "precision", "details"].iloc[0]
+        agreed = part[(part["section"] == "agreement")]
+        agreed = {m: _value(v) for m, v in zip(agreed["metric"], agreed["value"], strict=True)}
+        nan = float("nan")
+        return {"date": day, "as_of_date": header.date, "list_id": int(header.id),
+                "k": int(header.k), "model_group_id": int(header.model_group_id),
+                "listed": int(values["listed"]), "matured": bool(details["matured"]),
+                "matures": pd.Timestamp(details["matures"]),
+                "matured_share": _nan(values["matured_share"]),
+                "precision": _nan(values["precision"]),
+                "labelled": int(values["labelled"]), "positives": int(values["positives"]),
+                "intervened": int(values["intervened"]),
+                "precision_untreated": _nan(values["precision_untreated"]),
+                "model_precision": _nan(values["model_precision"]),
+                "model_precision_untreated": _nan(values["model_precision_untreated"]),
+                "model_labelled": int(values["model_labelled"]),
+                "model_positives": int(values["model_positives"]),
+                "model_intervened": int(values["model_intervened"]),
+                "p_value": _nan(values.get("p_value", nan)),
+                "agreement_rate": agreed.get("rate"), "reviews": int(agreed["reviews"])}
+
+    def agreement(self, day: str) -> dict[str, Any]:
+        """The stored review counts of the list of ``day`` (:func:`agreement`'s keys)."""
+        part = self.lists[day]
+        part = part[part["section"] == "agreement"]
+        values = {m: _value(v) for m, v in zip(part["metric"], part["value"], strict=True)}
+        return {"rate": values["rate"], **{name: int(values[name]) for name in
+                                           ("reviews", "agree", "disagree", "unsure")}}
+
+
+def _value(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _nan(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+def _count(value: Any) -> int | None:
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def reused_pairs(previous: Previous, k: int, pairs: Sequence[str]) -> dict[str, Any]:
+    """The stored (jaccard, spearman, common officers) of each of ``pairs`` the last pass
+    stored for the same ``k`` (a pair names its two lists' dates, and a list is never
+    changed)."""
+    return {pair: previous.pairs[(f"top-{k}", pair)] for pair in pairs
+            if (f"top-{k}", pair) in previous.pairs}
