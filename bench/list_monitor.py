@@ -147,6 +147,8 @@ def main() -> None:
         copy = args.workdir / "pass"
         shutil.rmtree(copy, ignore_errors=True)
         shutil.copytree(base, copy)
+        config = (copy / "rudi.yaml").read_text()  # the copy reads its own event tables
+        (copy / "rudi.yaml").write_text(config.replace(str(base / "events"), str(copy / "events")))
         first = timed(copy, args.as_of, args.window_days, args.full)
         again = timed(copy, later, args.window_days, args.full)
         late_event(copy, "2011-06-15")

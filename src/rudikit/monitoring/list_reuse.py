@@ -86,6 +86,8 @@ class Bases:
     period: str  # the label table's digest period (month, week, day)
     checksums: dict[str, str]  # the label table's period -> checksum, complete periods only
     complete_before: pd.Timestamp  # naive: the start of the period ``as_of`` falls in
+    _days: pd.DatetimeIndex | None = None  # the days the lists' label windows cover ...
+    _periods: np.ndarray | None = None  # ... and the period of each
 
     @classmethod
     def of(cls, common: dict[str, Any], officers: pd.DataFrame, reviews: pd.DataFrame,
@@ -109,6 +111,18 @@ class Bases:
         return cls(json.dumps(common, sort_keys=True, default=str), appointed, resigned,
                    reviewed, period, checksums, complete_before)
 
+    def _periods_between(self, start: pd.Timestamp, end: pd.Timestamp) -> list[str]:
+        """The label table's periods that ``[start, end)`` overlaps, in order (the day ->
+        period table is built once, wide enough for the lists asked about so far)."""
+        if self._days is None or start < self._days[0] or end > self._days[-1]:
+            low = start if self._days is None else min(start, self._days[0])
+            high = end if self._days is None else max(end, self._days[-1])
+            margin = pd.DateOffset(years=3)  # rebuilt rarely as later lists are asked about
+            self._days = pd.date_range(low - margin, high + margin, freq="D")
+            self._periods = period_key(pd.Series(self._days), self.period).to_numpy()
+        a, b = self._days.searchsorted(start), self._days.searchsorted(end)
+        return list(dict.fromkeys(self._periods[a:b].tolist()))
+
     def basis(self, row: dict[str, Any], cool_off_days: int, following: pd.Timestamp | None,
               promise: Any) -> str | None:
         """The list's basis, or None while its figures are not final."""
@@ -118,8 +132,7 @@ class Bases:
         day, until = np.int64(when.value), np.int64(pd.Timestamp(matures).value)
         to = max(until, np.int64(following.value)) if following is not None else until
         since = np.int64((when - pd.Timedelta(days=cool_off_days)).value)
-        periods = period_key(pd.Series(pd.date_range(when, matures, inclusive="left")),
-                             self.period).unique()
+        periods = self._periods_between(when, matures)
         parts = [VERSION, self.common, row["list_id"], row["k"], cool_off_days,
                  row["model_group_id"], f"{when:%Y-%m-%d}", f"{matures:%Y-%m-%d}",
                  None if following is None else f"{following:%Y-%m-%d}",
@@ -136,71 +149,64 @@ class Bases:
 
 @dataclass
 class Previous:
-    """The last pass's per-list figures by list date, and its stability values by pair."""
+    """The last pass's per-list figures by list date (as stored, in order), and its stability
+    values by pair. Held as plain records: a pass over years of daily lists reads tens of
+    thousands of them."""
 
-    lists: dict[str, pd.DataFrame]
+    lists: dict[str, list[dict[str, Any]]]
     bases: dict[str, str]
     pairs: dict[tuple[str, str], tuple[float | None, float | None, int | None]]
 
     @classmethod
     def of(cls, figures: pd.DataFrame) -> Previous:
-        if figures.empty:
-            return cls({}, {}, {})
-        rows = figures[figures["section"].isin(LIST_SECTIONS)]
-        rows = rows[rows["segment"] != "all"]
-        lists = {str(day): part for day, part in rows.groupby("segment", sort=False)}
-        heads = rows[(rows["section"] == "list_precision") & (rows["metric"] == "precision")]
-        bases = {str(day): d.get("basis") for day, d in zip(heads["segment"], heads["details"],
-                                                            strict=True)
-                 if isinstance(d, dict) and d.get("basis")}
-        pairs: dict[tuple[str, str], Any] = {}
-        stab = figures[figures["section"] == "stability"]
-        for (subject, pair), part in stab.groupby(["subject", "segment"], sort=False):
-            values = dict(zip(part["metric"], part["value"], strict=True))
-            pairs[(str(subject), str(pair))] = (values.get("jaccard"), values.get("spearman"),
-                                                _count(part["n"].iloc[0]))
-        return cls(lists, bases, pairs)
+        lists: dict[str, list[dict[str, Any]]] = {}
+        bases: dict[str, str] = {}
+        pairs: dict[tuple[str, str], list[Any]] = {}
+        columns = ["section", "subject", "segment", "metric", "value", "n", "details"]
+        for r in ([] if figures.empty else figures[columns].to_dict("records")):
+            r["value"], r["n"] = _value(r["value"]), _count(r["n"])
+            if r["section"] == "stability":
+                found = pairs.setdefault((r["subject"], r["segment"]), [None, None, r["n"]])
+                if r["metric"] in ("jaccard", "spearman"):
+                    found[0 if r["metric"] == "jaccard" else 1] = r["value"]
+                continue
+            if r["section"] not in LIST_SECTIONS or r["segment"] == "all":
+                continue
+            lists.setdefault(r["segment"], []).append(r)
+            details = r["details"]
+            if r["section"] == "list_precision" and r["metric"] == "precision" \
+                    and isinstance(details, dict) and details.get("basis"):
+                bases[r["segment"]] = details["basis"]
+        return cls(lists, bases, {key: (a, b, n) for key, (a, b, n) in pairs.items()})
 
     def metrics(self, day: str) -> list[dict[str, Any]]:
         """The stored figures of the list of ``day``, as the pass stores them again."""
-        part = self.lists[day]
-        return [{"section": r.section, "subject": r.subject, "segment": r.segment,
-                 "metric": r.metric, "value": _value(r.value), "n": _count(r.n),
-                 "details": r.details} for r in part.itertuples(index=False)]
+        return [dict(r) for r in self.lists[day]]
+
+    def _values(self, day: str, section: str) -> dict[str, Any]:
+        return {r["metric"]: r["value"] for r in self.lists[day] if r["section"] == section}
 
     def row(self, day: str, header: Any) -> dict[str, Any]:
         """The list's row of :func:`rudikit.monitoring.list_monitor._one_list` from its stored
         figures."""
-        part = self.lists[day]
-        figures = part[part["section"] == "list_precision"]
-        values = {m: _value(v) for m, v in zip(figures["metric"], figures["value"],
-                                               strict=True)}
-        details = figures.loc[figures["metric"] == "precision", "details"].iloc[0]
-        agreed = part[(part["section"] == "agreement")]
-        agreed = {m: _value(v) for m, v in zip(agreed["metric"], agreed["value"], strict=True)}
-        nan = float("nan")
-        return {"date": day, "as_of_date": header.date, "list_id": int(header.id),
-                "k": int(header.k), "model_group_id": int(header.model_group_id),
-                "listed": int(values["listed"]), "matured": bool(details["matured"]),
-                "matures": pd.Timestamp(details["matures"]),
-                "matured_share": _nan(values["matured_share"]),
-                "precision": _nan(values["precision"]),
-                "labelled": int(values["labelled"]), "positives": int(values["positives"]),
-                "intervened": int(values["intervened"]),
-                "precision_untreated": _nan(values["precision_untreated"]),
-                "model_precision": _nan(values["model_precision"]),
-                "model_precision_untreated": _nan(values["model_precision_untreated"]),
-                "model_labelled": int(values["model_labelled"]),
-                "model_positives": int(values["model_positives"]),
-                "model_intervened": int(values["model_intervened"]),
-                "p_value": _nan(values.get("p_value", nan)),
-                "agreement_rate": agreed.get("rate"), "reviews": int(agreed["reviews"])}
+        values = self._values(day, "list_precision")
+        details = next(r["details"] for r in self.lists[day]
+                       if r["section"] == "list_precision" and r["metric"] == "precision")
+        agreed = self.agreement(day)
+        row = {"date": day, "as_of_date": header.date, "list_id": int(header.id),
+               "k": int(header.k), "model_group_id": int(header.model_group_id),
+               "listed": int(values["listed"]), "matured": bool(details["matured"]),
+               "matures": pd.Timestamp(details["matures"])}
+        for name in ("matured_share", "precision", "labelled", "positives", "intervened",
+                     "precision_untreated", "model_precision", "model_precision_untreated",
+                     "model_labelled", "model_positives", "model_intervened", "p_value"):
+            value = values.get(name)
+            row[name] = int(value) if name in COUNTS else _nan(value)
+        return {**row, "agreement_rate": agreed["rate"], "reviews": agreed["reviews"]}
 
     def agreement(self, day: str) -> dict[str, Any]:
         """The stored review counts of the list of ``day`` (:func:`agreement`'s keys)."""
-        part = self.lists[day]
-        part = part[part["section"] == "agreement"]
-        values = {m: _value(v) for m, v in zip(part["metric"], part["value"], strict=True)}
+        values = self._values(day, "agreement")
         return {"rate": values["rate"], **{name: int(values[name]) for name in
                                            ("reviews", "agree", "disagree", "unsure")}}
 
