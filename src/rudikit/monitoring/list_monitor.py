@@ -27,7 +27,15 @@ after the cool-off):
 * **reviewers' agreement**: agree / (agree + disagree) of the reviews of each list.
 
 Alerts are raised for what changed in the window (``--window-days`` before ``--as-of``/today):
-lists that matured in it, lists and pairs dated in it; the figures cover every list.
+lists that matured in it, lists and pairs dated in it. The figures cover every list, but a pass
+judges only the lists that need it: those dated or matured in the window, those whose label
+window is still open, and those whose outcomes, reviews, roster or settings changed since the
+last pass. A final list (matured, unchanged) keeps the figures the last pass stored, and so do
+the stability pairs of lists before the window (:mod:`rudikit.monitoring.list_reuse`, which says
+what "changed" covers); labels are built for the lists judged only, from the label table's rows
+dated on or after the first of them. The event tables are still read whole, once, for their
+input checks (a rewritten period of 2012 is found only by reading 2012). ``full=True`` judges
+every list again.
 """
 
 from __future__ import annotations
@@ -42,7 +50,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from sqlalchemy.engine import Engine
 
 from rudikit.config import TemporalProject, label_months
@@ -54,39 +61,16 @@ from rudikit.features.asof import build_labels
 from rudikit.models.temporal import label_spec
 from rudikit.monitoring.alerts import Alert, post_webhook
 from rudikit.monitoring.churn import churn_alerts, stability_pairs
-from rudikit.monitoring.event_inputs import check_project_tables, period_start, table_expectations
-from rudikit.monitoring.list_reuse import LIST_SECTIONS, Bases, Previous, reused_pairs
+from rudikit.monitoring.event_inputs import check_project_tables
+from rudikit.monitoring.list_promise import Promise, precision, precision_drop, promise
+from rudikit.monitoring.list_reuse import plan as reuse_plan
 from rudikit.monitoring.monitor import MonitorResult, _metric, _store, deployed
 from rudikit.monitoring.window import check_window_days
 from rudikit.run.temporal import list_operating_point
 from rudikit.store.list_tables import load_reviews
-from rudikit.store.queries import evaluations as evaluations_q
 from rudikit.store.queries import lists as lists_q
-from rudikit.store.queries import monitoring as monitoring_q
-from rudikit.store.queries import runs as runs_q
 
 NO_INTERVENTION = ("no_action",)
-
-
-@dataclass
-class Promise:
-    """What the model group's test as-of dates achieved: test date -> precision@k."""
-
-    model_group_id: int
-    k: int
-    values: pd.Series
-
-    @property
-    def mean(self) -> float:
-        return float(self.values.mean())
-
-    @property
-    def sd(self) -> float:
-        return float(self.values.std(ddof=1)) if len(self.values) > 1 else float("nan")
-
-    @property
-    def low(self) -> float:
-        return float(self.values.min())
 
 
 @dataclass
@@ -105,29 +89,6 @@ def _days(values: Any) -> pd.Series:
 
 
 # --- The promise and the outcomes ------------------------------------------------------------
-
-
-def promise(engine: Engine, model_group_id: int, k: int) -> Promise | None:
-    """Precision@``k`` per test as-of date of the group's fitted models (``<k>_abs@<date>``, or
-    ``<k>_abs`` for a model tested on one date, its ``test_start``); the newest fit wins."""
-    models = runs_q.models_of_group(engine, model_group_id)
-    if models.empty:
-        return None
-    found = evaluations_q.top_k_precision(engine, models["id"].tolist(), k)
-    if found.empty:
-        return None
-    starts = dict(zip(models["id"], _days(models["test_start"]), strict=True))
-    dated = found["parameter"].str.contains("@")
-    per_date = found[dated].assign(date=_days(found.loc[dated, "parameter"].str.split("@").str[1]
-                                              .to_numpy()).to_numpy())
-    single = found[~dated & ~found["model_id"].isin(per_date["model_id"])]
-    single = single.assign(date=[starts.get(m) for m in single["model_id"]])
-    both = pd.concat([per_date, single]).dropna(subset=["date", "value"])
-    both = both.sort_values("model_id").drop_duplicates("date", keep="last").sort_values("date")
-    if both.empty:
-        return None
-    return Promise(model_group_id, k, pd.Series(both["value"].to_numpy(dtype=float),
-                                                index=pd.DatetimeIndex(both["date"])))
 
 
 def label_window(project: TemporalProject, split_name: str | None) -> tuple[int, str]:
@@ -173,41 +134,6 @@ def agreement(reviews: pd.DataFrame) -> dict[str, Any]:
             "rate": agree / (agree + disagree) if agree + disagree else None}
 
 
-def precision(labels: pd.Series) -> tuple[float, int, int]:
-    """(precision, labelled, positives) of the listed officers' labels (missing left out)."""
-    known = labels.dropna()
-    positives = int(known.sum())
-    return (positives / len(known) if len(known) else float("nan")), len(known), positives
-
-
-def precision_drop(row: dict[str, Any], promised: Promise, alpha: float) -> Alert | None:
-    """The alert of a matured list whose model top k (by score, cool-off or not, as the test
-    dates were measured) has a precision significantly below the lowest test-date precision
-    (one-sided exact binomial test); the p-value goes into ``row``.
-
-    Officers given an intervention stay in: leaving them out selects against the top of the
-    ranking, which reviewers take first, and lowers precision whatever the intervention did
-    (on the CPDB rehearsal, whose data no intervention changed, 0.46 became 0.31). Keeping
-    them lowers it only when interventions work, so the alert says how many there were. The
-    list supervisors see skips officers in their cool-off and so reaches further down the
-    ranking than any test list did: its precision is reported, not tested."""
-    n, hits, low = row["model_labelled"], row["model_positives"], promised.low
-    if not n or low <= 0:
-        return None
-    p_value = float(stats.binomtest(hits, n, low, alternative="less").pvalue)
-    row["p_value"] = p_value
-    if p_value >= alpha:
-        return None
-    treated = row["model_intervened"]
-    return Alert("performance", f"top-{row['k']} list", "precision_at_k", hits / n, low,
-                 "critical", row["date"], f"the list of {row['date']}: {hits} of the model's "
-                 f"top {n} officers had the outcome ({hits / n:.0%}), below every test date of "
-                 f"model group {promised.model_group_id} (lowest {low:.0%}, mean "
-                 f"{promised.mean:.0%}; binomial p = {p_value:.2g})"
-                 + (f"; {treated} of them were given an intervention, which lowers precision "
-                    "when it works" if treated else ""))
-
-
 # --- Fairness of one list ---------------------------------------------------------------------
 
 
@@ -244,7 +170,8 @@ def run_list_monitor(project: TemporalProject, project_dir: Path, engine: Engine
                      ) -> ListMonitorResult:
     """Judge the project's production lists up to ``as_of`` (default ``today``, the clock),
     store the figures and alerts in one transaction, post the webhook. ``tables``/``loaded``
-    reuse event tables already loaded."""
+    reuse event tables already loaded; ``full`` judges every list again instead of taking the
+    final ones from the last pass."""
     started = datetime.now(UTC)
     mon = project.monitoring
     end = (as_of or today or started).astimezone(UTC)
@@ -297,8 +224,8 @@ def _judge(project: TemporalProject, engine: Engine, tables: dict[str, pd.DataFr
     for group, k in zip(headers["model_group_id"], headers["k"], strict=True):
         if int(group) not in promises:
             promises[int(group)] = promise(engine, int(group), int(k))  # type: ignore[assignment]
-    plan = _plan(project, engine, tables, headers, result, months, known_until, reviews, window,
-                 full)
+    plan = reuse_plan(project, engine, tables["officers"], headers, result.sources, promises,
+                      months, known_until, reviews, window, full)
     work = [d for d, basis in zip(dates, plan.bases, strict=True) if d not in plan.reused]
     needed = set(work) | plan.pair_dates
     ids = headers.loc[headers["date"].isin(needed), "id"].tolist()
@@ -365,62 +292,6 @@ def _overall_agreement(counts: list[dict[str, Any]]) -> dict[str, Any]:
                                                              "unsure")}
     agree, disagree = total["agree"], total["disagree"]
     return {**total, "rate": agree / (agree + disagree) if agree + disagree else None}
-
-
-@dataclass
-class _Plan:
-    """Which lists a pass takes from the last one (:mod:`rudikit.monitoring.list_reuse`), the
-    basis of each list (None: not final), the stored stability pairs it reuses and the dates
-    whose scores the fresh pairs need."""
-
-    previous: Previous
-    bases: list[str | None]
-    reused: set[pd.Timestamp]
-    pairs: dict[str, Any]
-    pair_dates: set[pd.Timestamp]
-
-
-def _plan(project: TemporalProject, engine: Engine, tables: dict[str, pd.DataFrame],
-          headers: pd.DataFrame, result: ListMonitorResult, months: int,
-          known_until: pd.Timestamp, reviews: pd.DataFrame,
-          window: tuple[pd.Timestamp, pd.Timestamp], full: bool) -> _Plan:
-    start, end = window
-    spec = label_spec(project.temporal)
-    period = table_expectations(project)[spec.table].period
-    name = f"{project.data.sources[0].name}.{spec.table}"
-    check = next((s for s in result.sources if s.source == name), None)
-    complete = period_start(pd.Timestamp(end).tz_localize("UTC"), period).tz_convert(None)
-    common = {"months": months, "label": dataclasses.asdict(spec),
-              "fairness": project.fairness.model_dump(mode="json")}
-    bases = Bases.of(common, tables["officers"], reviews, check, period, complete)
-    last = None if full else monitoring_q.latest_of_project(engine, project.name)
-    previous = Previous.of(pd.DataFrame() if last is None else monitoring_q.figures(
-        engine, last["id"], [*LIST_SECTIONS, "stability"]))
-    dates = list(headers["date"])
-    seen = known_until + pd.Timedelta(days=1)
-    out, reused = [], set()
-    for i, header in enumerate(headers.itertuples(index=False)):
-        when = header.date
-        matures = when + pd.DateOffset(months=months)
-        stub = {"as_of_date": when, "matures": matures, "matured": matures <= seen,
-                "list_id": int(header.id), "k": int(header.k),
-                "model_group_id": int(header.model_group_id)}
-        basis = bases.basis(stub, int(header.cool_off_days),
-                            dates[i + 1] if i + 1 < len(dates) else None,
-                            result.promises.get(int(header.model_group_id)))
-        out.append(basis)
-        in_window = start < when <= end or (stub["matured"] and start < matures <= end)
-        if basis is not None and not in_window and previous.bases.get(f"{when:%Y-%m-%d}") \
-                == basis:
-            reused.add(when)
-    k = int(headers["k"].iloc[-1])
-    labels = [f"{a:%Y-%m-%d}/{b:%Y-%m-%d}" for a, b in pairwise(dates)]
-    stored = {} if full else reused_pairs(previous, k, labels)
-    stored = {p: v for p, v in stored.items()
-              if not start < pd.Timestamp(p.split("/")[1]) <= end}
-    fresh = [(a, b) for (a, b), p in zip(pairwise(dates), labels, strict=True)
-             if p not in stored]
-    return _Plan(previous, out, reused, stored, {d for pair in fresh for d in pair})
 
 
 def _labels(project: TemporalProject, tables: dict[str, pd.DataFrame],

@@ -25,19 +25,26 @@ date range (prefix sums), so each list costs a look-up, not a scan.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy.engine import Engine
 
+from rudikit.config import TemporalProject
 from rudikit.data.event_tables import ENTITY
 from rudikit.features.asof import Cohort
+from rudikit.models.temporal import label_spec
+from rudikit.monitoring.event_inputs import period_start, table_expectations
 from rudikit.monitoring.inputs import SourceCheck
 from rudikit.monitoring.performance import period_key
+from rudikit.store.queries import monitoring as monitoring_q
 
 #: The per-list figures a later pass may copy.
 LIST_SECTIONS = ("list_fairness_group", "list_fairness", "list_precision", "agreement")
@@ -229,3 +236,66 @@ def reused_pairs(previous: Previous, k: int, pairs: Sequence[str]) -> dict[str, 
     changed)."""
     return {pair: previous.pairs[(f"top-{k}", pair)] for pair in pairs
             if (f"top-{k}", pair) in previous.pairs}
+
+
+# --- The plan of one pass ----------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """Which lists a pass takes from the last one (:mod:`rudikit.monitoring.list_reuse`), the
+    basis of each list (None: not final), the stored stability pairs it reuses and the dates
+    whose scores the fresh pairs need."""
+
+    previous: Previous
+    bases: list[str | None]
+    reused: set[pd.Timestamp]
+    pairs: dict[str, Any]
+    pair_dates: set[pd.Timestamp]
+
+
+def plan(project: TemporalProject, engine: Engine, officers: pd.DataFrame,
+         headers: pd.DataFrame, sources: list[SourceCheck], promises: dict[int, Any],
+         months: int, known_until: pd.Timestamp, reviews: pd.DataFrame,
+         window: tuple[pd.Timestamp, pd.Timestamp], full: bool) -> Plan:
+    """Each list's basis and which lists and stability pairs the pass takes from the last
+    pass (none when ``full``): a final list with the basis the last pass stored, unless dated
+    or matured in ``window``; a pair the last pass stored for the same k, unless its newer
+    list is dated in ``window``."""
+    start, end = window
+    spec = label_spec(project.temporal)
+    period = table_expectations(project)[spec.table].period
+    name = f"{project.data.sources[0].name}.{spec.table}"
+    check = next((s for s in sources if s.source == name), None)
+    complete = period_start(pd.Timestamp(end).tz_localize("UTC"), period).tz_convert(None)
+    common = {"months": months, "label": dataclasses.asdict(spec),
+              "fairness": project.fairness.model_dump(mode="json")}
+    bases = Bases.of(common, officers, reviews, check, period, complete)
+    last = None if full else monitoring_q.latest_of_project(engine, project.name)
+    previous = Previous.of(pd.DataFrame() if last is None else monitoring_q.figures(
+        engine, last["id"], [*LIST_SECTIONS, "stability"]))
+    dates = list(headers["date"])
+    seen = known_until + pd.Timedelta(days=1)
+    out, reused = [], set()
+    for i, header in enumerate(headers.itertuples(index=False)):
+        when = header.date
+        matures = when + pd.DateOffset(months=months)
+        stub = {"as_of_date": when, "matures": matures, "matured": matures <= seen,
+                "list_id": int(header.id), "k": int(header.k),
+                "model_group_id": int(header.model_group_id)}
+        basis = bases.basis(stub, int(header.cool_off_days),
+                            dates[i + 1] if i + 1 < len(dates) else None,
+                            promises.get(int(header.model_group_id)))
+        out.append(basis)
+        in_window = start < when <= end or (stub["matured"] and start < matures <= end)
+        if basis is not None and not in_window and previous.bases.get(f"{when:%Y-%m-%d}") \
+                == basis:
+            reused.add(when)
+    k = int(headers["k"].iloc[-1])
+    labels = [f"{a:%Y-%m-%d}/{b:%Y-%m-%d}" for a, b in pairwise(dates)]
+    stored = {} if full else reused_pairs(previous, k, labels)
+    stored = {p: v for p, v in stored.items()
+              if not start < pd.Timestamp(p.split("/")[1]) <= end}
+    fresh = [(a, b) for (a, b), p in zip(pairwise(dates), labels, strict=True)
+             if p not in stored]
+    return Plan(previous, out, reused, stored, {d for pair in fresh for d in pair})
