@@ -15,8 +15,12 @@ copy of the store:
   list judged, as the old design did every pass;
 * later: the next pass a day later, the event tables unchanged: the lists whose figures are
   final (matured, judged before, nothing they depend on changed) reuse their stored figures;
-* late event: the same later pass after a complaint dated in the label window of a matured
-  list arrived (the complaints file rewritten): those lists are judged again.
+* late event: the same later pass after a complaint dated 2011-06-15 arrived (the complaints
+  file rewritten): the lists whose label window holds it are judged again.
+
+``--src`` times another checkout's rudikit on the same store (the commit before this design
+judged every list every pass); ``--as-of 2012-12-30`` puts the pass where a year of lists is
+still maturing (those are judged every pass: their figures are not final).
 
 Run: ``flock /work/bench.lock .venv/bin/python bench/list_monitor.py`` (prints uptime before and
 after).
@@ -93,8 +97,10 @@ def one_pass(folder: Path, as_of: str, window_days: int, full: bool) -> dict[str
             "judged": len(getattr(result, "judged", result.lists))}
 
 
-def timed(folder: Path, as_of: str, window_days: int, full: bool = False) -> dict[str, float]:
-    """:func:`one_pass` in a fresh interpreter, with its peak RSS (MB)."""
+def timed(folder: Path, as_of: str, window_days: int, full: bool = False,
+          src: Path = REPO / "src") -> dict[str, float]:
+    """:func:`one_pass` in a fresh interpreter running the rudikit of ``src``, with its peak
+    RSS (MB)."""
     here, call = str(Path(__file__).parent), (str(folder), as_of, window_days, full)
     code = (f"import json, sys; from pathlib import Path; sys.path.insert(0, {here!r}); "
             "import list_monitor as b; "
@@ -104,7 +110,7 @@ def timed(folder: Path, as_of: str, window_days: int, full: bool = False) -> dic
                "text=True); sys.stderr.write(p.stderr); "
                "print(p.stdout.strip().splitlines()[-1]); "
                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, "PYTHONPATH": str(src)}
     out = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True,
                          env=env, check=True).stdout.strip().splitlines()
     found = json.loads(out[-2])
@@ -133,6 +139,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--full", action="store_true",
                         help="every pass judges every list (the old design), for comparison")
+    parser.add_argument("--src", type=Path, default=REPO / "src",
+                        help="the rudikit sources to time (e.g. a checkout of the commit before)")
     args = parser.parse_args()
     base = args.workdir / f"store-{args.first}-{args.last}"
     if not (base / "rudi.yaml").exists():
@@ -149,10 +157,10 @@ def main() -> None:
         shutil.copytree(base, copy)
         config = (copy / "rudi.yaml").read_text()  # the copy reads its own event tables
         (copy / "rudi.yaml").write_text(config.replace(str(base / "events"), str(copy / "events")))
-        first = timed(copy, args.as_of, args.window_days, args.full)
-        again = timed(copy, later, args.window_days, args.full)
+        first = timed(copy, args.as_of, args.window_days, args.full, args.src)
+        again = timed(copy, later, args.window_days, args.full, args.src)
         late_event(copy, "2011-06-15")
-        late = timed(copy, later, args.window_days, args.full)
+        late = timed(copy, later, args.window_days, args.full, args.src)
         for name, found in (("first", first), ("later", again), ("late event", late)):
             rows.append({"repeat": i, "pass": name, **found})
             print(f"{i} {name:10s} {found['seconds']:7.2f} s {found['peak_mb']:6.0f} MB "
