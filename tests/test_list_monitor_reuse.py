@@ -93,6 +93,7 @@ def test_a_later_pass_reuses_final_lists_and_stores_what_a_full_pass_stores(proj
     # final in the first pass: matured by 2013-07-01 (the complaints' month then complete),
     # the lists of January to July 2012; the others are judged again
     assert later.judged == [f"2012-{m:02d}-01" for m in range(8, 13)]
+    assert "7 of 12 lists are final and unchanged since the last pass" in " ".join(later.notes)
     oracle = monitor_full(config, folder, engine, "2013-12-31", tables, 90)
     assert len(oracle.judged) == 12
     assert oracle.alerts, "nothing to compare"

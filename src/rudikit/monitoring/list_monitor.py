@@ -260,6 +260,9 @@ def _judge(project: TemporalProject, engine: Engine, tables: dict[str, pd.DataFr
         metrics += _list_rows(row, counts[-1])
         rows.append({k: v for k, v in row.items() if k != "basis"})
     result.judged = [f"{d:%Y-%m-%d}" for d in work]
+    if len(work) < len(dates):
+        result.notes.append(f"{len(dates) - len(work)} of {len(dates)} lists are final and "
+                            "unchanged since the last pass: their figures are that pass's")
     result.lists = pd.DataFrame(rows)
     result.n_predictions = int(result.lists["listed"].sum())
     result.n_outcomes = int(result.lists.loc[result.lists["matured"], "labelled"].sum())
