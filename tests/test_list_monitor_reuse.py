@@ -197,3 +197,29 @@ def test_reused_figures_on_postgresql_are_those_of_a_full_pass(tmp_path: Path) -
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+def test_a_roster_change_is_judged_again_only_by_the_lists_it_can_touch(
+        project, tmp_path: Path) -> None:
+    config, folder, engine = project
+    tables, _ = load_event_tables(config, folder)
+    monitor(config, folder, engine, "2013-12-31", tables, window_days=30)
+    officers = tables["officers"].copy()
+    # a resignation after every list changes no cohort of theirs: nothing judged again
+    first = officers.index[0]
+    officers.loc[first, "resignation_date"] = pd.Timestamp("2014-03-01")
+    later = monitor(config, folder, engine, "2013-12-31", {**tables, "officers": officers},
+                    window_days=30)
+    assert later.judged == []
+    # an officer appointed on 2012-06-15 is given another birth year: the lists after that
+    # day are judged again (the cohort and the age bands read it), not those before
+    officers.loc[first, "appointed_date"] = pd.Timestamp("2012-06-15")
+    moved = {**tables, "officers": officers}
+    monitor(config, folder, engine, "2013-12-31", moved, window_days=30)
+    officers = officers.copy()
+    officers.loc[first, "birth_year"] = officers.loc[first, "birth_year"] - 20
+    changed = {**tables, "officers": officers}
+    oracle = full_pass_on_a_copy(config, folder, tmp_path / "roster", changed)
+    again = monitor(config, folder, engine, "2013-12-31", changed, window_days=30)
+    assert again.judged == [f"2012-{m:02d}-01" for m in range(7, 13)]
+    assert_same_pass(engine, again, oracle)
