@@ -62,7 +62,13 @@ from rudikit.models.temporal import label_spec
 from rudikit.monitoring.alerts import Alert, post_webhook
 from rudikit.monitoring.churn import churn_alerts, stability_pairs
 from rudikit.monitoring.event_inputs import check_project_tables
-from rudikit.monitoring.list_promise import Promise, precision, precision_drop, promise
+from rudikit.monitoring.list_promise import (
+    Promise,
+    naive_days,
+    precision,
+    precision_drop,
+    promise,
+)
 from rudikit.monitoring.list_reuse import plan as reuse_plan
 from rudikit.monitoring.monitor import MonitorResult, _metric, _store, deployed
 from rudikit.monitoring.window import check_window_days
@@ -81,11 +87,6 @@ class ListMonitorResult(MonitorResult):
     agreement_rate: float | None = None
     # the dates of the lists judged in this pass; the others' figures are the last pass's
     judged: list[str] = field(default_factory=list)
-
-
-def _days(values: Any) -> pd.Series:
-    """Naive UTC days (the store gives aware or naive datetimes depending on the backend)."""
-    return pd.to_datetime(pd.Series(values), utc=True).dt.tz_convert(None).dt.normalize()
 
 
 # --- The promise and the outcomes ------------------------------------------------------------
@@ -110,7 +111,7 @@ def realised_labels(project: TemporalProject, tables: dict[str, pd.DataFrame],
     horizon = max(dates) + pd.DateOffset(months=months)
     labels = build_labels({**tables, spec.table: known}, list(dates), spec, data_end=horizon)
     return pd.DataFrame({"entity_id": labels[ENTITY].astype("string").to_numpy(),
-                         "as_of_date": _days(labels["as_of_date"]).to_numpy(),
+                         "as_of_date": naive_days(labels["as_of_date"]).to_numpy(),
                          "label": labels[spec.name].astype("Float64").to_numpy()})
 
 
@@ -183,7 +184,7 @@ def run_list_monitor(project: TemporalProject, project_dir: Path, engine: Engine
     headers = lists_q.production_list_headers(engine, project.name)
     end_day = pd.Timestamp(end).tz_convert(None).normalize()
     if not headers.empty:
-        headers = headers.assign(date=_days(headers["as_of_date"]).to_numpy())
+        headers = headers.assign(date=naive_days(headers["as_of_date"]).to_numpy())
         headers = headers[headers["date"] <= end_day].reset_index(drop=True)
     if tables is None or loaded is None:
         tables, loaded = load_event_tables(project, project_dir)
@@ -211,7 +212,7 @@ def _judge(project: TemporalProject, engine: Engine, tables: dict[str, pd.DataFr
     dep = result.deployment
     months, span = label_window(project, dep.split if dep else None)
     spec = label_spec(project.temporal)
-    newest = _days(tables[spec.table][spec.date_column]).max()
+    newest = naive_days(tables[spec.table][spec.date_column]).max()
     known_until = min(end, newest) if pd.notna(newest) else end
     if known_until < end:
         result.notes.append(f"{spec.table}: the newest record is {known_until:%Y-%m-%d}; labels "
@@ -226,7 +227,7 @@ def _judge(project: TemporalProject, engine: Engine, tables: dict[str, pd.DataFr
             promises[int(group)] = promise(engine, int(group), int(k))  # type: ignore[assignment]
     plan = reuse_plan(project, engine, tables["officers"], headers, result.sources, promises,
                       months, known_until, reviews, window, full)
-    work = [d for d, basis in zip(dates, plan.bases, strict=True) if d not in plan.reused]
+    work = [d for d in dates if d not in plan.reused]
     needed = set(work) | plan.pair_dates
     ids = headers.loc[headers["date"].isin(needed), "id"].tolist()
     entries = lists_q.production_list_scores(engine, ids)

@@ -15,7 +15,7 @@ from rudikit.store.queries import evaluations as evaluations_q
 from rudikit.store.queries import runs as runs_q
 
 
-def _days(values: Any) -> pd.Series:
+def naive_days(values: Any) -> pd.Series:
     """Naive UTC days (the store gives aware or naive datetimes depending on the backend)."""
     return pd.to_datetime(pd.Series(values), utc=True).dt.tz_convert(None).dt.normalize()
 
@@ -50,10 +50,10 @@ def promise(engine: Engine, model_group_id: int, k: int) -> Promise | None:
     found = evaluations_q.top_k_precision(engine, models["id"].tolist(), k)
     if found.empty:
         return None
-    starts = dict(zip(models["id"], _days(models["test_start"]), strict=True))
+    starts = dict(zip(models["id"], naive_days(models["test_start"]), strict=True))
     dated = found["parameter"].str.contains("@")
-    per_date = found[dated].assign(date=_days(found.loc[dated, "parameter"].str.split("@").str[1]
-                                              .to_numpy()).to_numpy())
+    tested_on = found.loc[dated, "parameter"].str.split("@").str[1].to_numpy()
+    per_date = found[dated].assign(date=naive_days(tested_on).to_numpy())
     single = found[~dated & ~found["model_id"].isin(per_date["model_id"])]
     single = single.assign(date=[starts.get(m) for m in single["model_id"]])
     both = pd.concat([per_date, single]).dropna(subset=["date", "value"])

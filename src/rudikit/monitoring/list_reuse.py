@@ -55,7 +55,7 @@ COUNTS = ("listed", "labelled", "positives", "intervened", "model_labelled", "mo
 VERSION = 1
 
 
-def _days(values: Any) -> np.ndarray:
+def _day_ns(values: Any) -> np.ndarray:
     """Naive UTC days as int64 nanoseconds (NaT: the minimum int64)."""
     stamps = pd.to_datetime(pd.Series(values), utc=True).dt.tz_convert(None).dt.normalize()
     return stamps.to_numpy(dtype="datetime64[ns]").astype(np.int64)
@@ -101,19 +101,19 @@ class Bases:
            check: SourceCheck | None, period: str, complete_before: pd.Timestamp) -> Bases:
         cohort = Cohort()
         end = cohort.end_column if cohort.end_column in officers.columns else None
-        start = _days(officers[cohort.start_column])
+        start = _day_ns(officers[cohort.start_column])
         dated = start != np.iinfo(np.int64).min  # no appointment: never in a cohort
         rows = officers.drop(columns=[end] if end else [])
         appointed = _RangeSums(start[dated], _row_hashes(rows[dated]))
         if end:
-            left = _days(officers[end])
+            left = _day_ns(officers[end])
             gone = left != np.iinfo(np.int64).min
             resigned = _RangeSums(left[gone], _row_hashes(officers.loc[gone, [ENTITY, end]]))
         else:
             resigned = _RangeSums(np.empty(0, np.int64), np.empty(0, np.uint64))
         columns = ["id", "entity_id", "review_date", "outcome", "agreement"]
         review_rows = reviews[columns].astype({"entity_id": str})
-        reviewed = _RangeSums(_days(reviews["review_date"]), _row_hashes(review_rows))
+        reviewed = _RangeSums(_day_ns(reviews["review_date"]), _row_hashes(review_rows))
         checksums = {} if check is None else {d.period: d.checksum for d in check.periods}
         return cls(json.dumps(common, sort_keys=True, default=str), appointed, resigned,
                    reviewed, period, checksums, complete_before)
