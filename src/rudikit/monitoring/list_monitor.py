@@ -27,7 +27,15 @@ after the cool-off):
 * **reviewers' agreement**: agree / (agree + disagree) of the reviews of each list.
 
 Alerts are raised for what changed in the window (``--window-days`` before ``--as-of``/today):
-lists that matured in it, lists and pairs dated in it; the figures cover every list.
+lists that matured in it, lists and pairs dated in it. The figures cover every list, but a pass
+judges only the lists that need it: those dated or matured in the window, those whose label
+window is still open, and those whose outcomes, reviews, roster or settings changed since the
+last pass. A final list (matured, unchanged) keeps the figures the last pass stored, and so do
+the stability pairs of lists before the window (:mod:`rudikit.monitoring.list_reuse`, which says
+what "changed" covers); labels are built for the lists judged only, from the label table's rows
+dated on or after the first of them. The event tables are still read whole, once, for their
+input checks (a rewritten period of 2012 is found only by reading 2012). ``full=True`` judges
+every list again.
 """
 
 from __future__ import annotations
@@ -36,12 +44,12 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from sqlalchemy.engine import Engine
 
 from rudikit.config import TemporalProject, label_months
@@ -54,36 +62,21 @@ from rudikit.models.temporal import label_spec
 from rudikit.monitoring.alerts import Alert, post_webhook
 from rudikit.monitoring.churn import churn_alerts, stability_pairs
 from rudikit.monitoring.event_inputs import check_project_tables
+from rudikit.monitoring.list_promise import (
+    Promise,
+    naive_days,
+    precision,
+    precision_drop,
+    promise,
+)
+from rudikit.monitoring.list_reuse import plan as reuse_plan
 from rudikit.monitoring.monitor import MonitorResult, _metric, _store, deployed
 from rudikit.monitoring.window import check_window_days
 from rudikit.run.temporal import list_operating_point
 from rudikit.store.list_tables import load_reviews
-from rudikit.store.queries import evaluations as evaluations_q
 from rudikit.store.queries import lists as lists_q
-from rudikit.store.queries import runs as runs_q
 
 NO_INTERVENTION = ("no_action",)
-
-
-@dataclass
-class Promise:
-    """What the model group's test as-of dates achieved: test date -> precision@k."""
-
-    model_group_id: int
-    k: int
-    values: pd.Series
-
-    @property
-    def mean(self) -> float:
-        return float(self.values.mean())
-
-    @property
-    def sd(self) -> float:
-        return float(self.values.std(ddof=1)) if len(self.values) > 1 else float("nan")
-
-    @property
-    def low(self) -> float:
-        return float(self.values.min())
 
 
 @dataclass
@@ -92,37 +85,11 @@ class ListMonitorResult(MonitorResult):
     promises: dict[int, Promise] = field(default_factory=dict)
     list_fairness: dict[pd.Timestamp, list[RequirementResult]] = field(default_factory=dict)
     agreement_rate: float | None = None
-
-
-def _days(values: Any) -> pd.Series:
-    """Naive UTC days (the store gives aware or naive datetimes depending on the backend)."""
-    return pd.to_datetime(pd.Series(values), utc=True).dt.tz_convert(None).dt.normalize()
+    # the dates of the lists judged in this pass; the others' figures are the last pass's
+    judged: list[str] = field(default_factory=list)
 
 
 # --- The promise and the outcomes ------------------------------------------------------------
-
-
-def promise(engine: Engine, model_group_id: int, k: int) -> Promise | None:
-    """Precision@``k`` per test as-of date of the group's fitted models (``<k>_abs@<date>``, or
-    ``<k>_abs`` for a model tested on one date, its ``test_start``); the newest fit wins."""
-    models = runs_q.models_of_group(engine, model_group_id)
-    if models.empty:
-        return None
-    found = evaluations_q.top_k_precision(engine, models["id"].tolist(), k)
-    if found.empty:
-        return None
-    starts = dict(zip(models["id"], _days(models["test_start"]), strict=True))
-    dated = found["parameter"].str.contains("@")
-    per_date = found[dated].assign(date=_days(found.loc[dated, "parameter"].str.split("@").str[1]
-                                              .to_numpy()).to_numpy())
-    single = found[~dated & ~found["model_id"].isin(per_date["model_id"])]
-    single = single.assign(date=[starts.get(m) for m in single["model_id"]])
-    both = pd.concat([per_date, single]).dropna(subset=["date", "value"])
-    both = both.sort_values("model_id").drop_duplicates("date", keep="last").sort_values("date")
-    if both.empty:
-        return None
-    return Promise(model_group_id, k, pd.Series(both["value"].to_numpy(dtype=float),
-                                                index=pd.DatetimeIndex(both["date"])))
 
 
 def label_window(project: TemporalProject, split_name: str | None) -> tuple[int, str]:
@@ -144,7 +111,7 @@ def realised_labels(project: TemporalProject, tables: dict[str, pd.DataFrame],
     horizon = max(dates) + pd.DateOffset(months=months)
     labels = build_labels({**tables, spec.table: known}, list(dates), spec, data_end=horizon)
     return pd.DataFrame({"entity_id": labels[ENTITY].astype("string").to_numpy(),
-                         "as_of_date": _days(labels["as_of_date"]).to_numpy(),
+                         "as_of_date": naive_days(labels["as_of_date"]).to_numpy(),
                          "label": labels[spec.name].astype("Float64").to_numpy()})
 
 
@@ -166,41 +133,6 @@ def agreement(reviews: pd.DataFrame) -> dict[str, Any]:
     return {"reviews": len(reviews), "agree": agree, "disagree": disagree,
             "unsure": int((answers == "unsure").sum()),
             "rate": agree / (agree + disagree) if agree + disagree else None}
-
-
-def precision(labels: pd.Series) -> tuple[float, int, int]:
-    """(precision, labelled, positives) of the listed officers' labels (missing left out)."""
-    known = labels.dropna()
-    positives = int(known.sum())
-    return (positives / len(known) if len(known) else float("nan")), len(known), positives
-
-
-def precision_drop(row: dict[str, Any], promised: Promise, alpha: float) -> Alert | None:
-    """The alert of a matured list whose model top k (by score, cool-off or not, as the test
-    dates were measured) has a precision significantly below the lowest test-date precision
-    (one-sided exact binomial test); the p-value goes into ``row``.
-
-    Officers given an intervention stay in: leaving them out selects against the top of the
-    ranking, which reviewers take first, and lowers precision whatever the intervention did
-    (on the CPDB rehearsal, whose data no intervention changed, 0.46 became 0.31). Keeping
-    them lowers it only when interventions work, so the alert says how many there were. The
-    list supervisors see skips officers in their cool-off and so reaches further down the
-    ranking than any test list did: its precision is reported, not tested."""
-    n, hits, low = row["model_labelled"], row["model_positives"], promised.low
-    if not n or low <= 0:
-        return None
-    p_value = float(stats.binomtest(hits, n, low, alternative="less").pvalue)
-    row["p_value"] = p_value
-    if p_value >= alpha:
-        return None
-    treated = row["model_intervened"]
-    return Alert("performance", f"top-{row['k']} list", "precision_at_k", hits / n, low,
-                 "critical", row["date"], f"the list of {row['date']}: {hits} of the model's "
-                 f"top {n} officers had the outcome ({hits / n:.0%}), below every test date of "
-                 f"model group {promised.model_group_id} (lowest {low:.0%}, mean "
-                 f"{promised.mean:.0%}; binomial p = {p_value:.2g})"
-                 + (f"; {treated} of them were given an intervention, which lowers precision "
-                    "when it works" if treated else ""))
 
 
 # --- Fairness of one list ---------------------------------------------------------------------
@@ -235,10 +167,12 @@ def list_fairness(project: TemporalProject, officers: pd.DataFrame, scored: pd.D
 def run_list_monitor(project: TemporalProject, project_dir: Path, engine: Engine, *,
                      as_of: datetime | None = None, window_days: int | None = None,
                      today: datetime | None = None, tables: dict[str, pd.DataFrame] | None = None,
-                     loaded: list[LoadedSource] | None = None) -> ListMonitorResult:
+                     loaded: list[LoadedSource] | None = None, full: bool = False
+                     ) -> ListMonitorResult:
     """Judge the project's production lists up to ``as_of`` (default ``today``, the clock),
     store the figures and alerts in one transaction, post the webhook. ``tables``/``loaded``
-    reuse event tables already loaded."""
+    reuse event tables already loaded; ``full`` judges every list again instead of taking the
+    final ones from the last pass."""
     started = datetime.now(UTC)
     mon = project.monitoring
     end = (as_of or today or started).astimezone(UTC)
@@ -250,7 +184,7 @@ def run_list_monitor(project: TemporalProject, project_dir: Path, engine: Engine
     headers = lists_q.production_list_headers(engine, project.name)
     end_day = pd.Timestamp(end).tz_convert(None).normalize()
     if not headers.empty:
-        headers = headers.assign(date=_days(headers["as_of_date"]).to_numpy())
+        headers = headers.assign(date=naive_days(headers["as_of_date"]).to_numpy())
         headers = headers[headers["date"] <= end_day].reset_index(drop=True)
     if tables is None or loaded is None:
         tables, loaded = load_event_tables(project, project_dir)
@@ -260,7 +194,7 @@ def run_list_monitor(project: TemporalProject, project_dir: Path, engine: Engine
                             f"`rudi score {project.name} --as-of DATE` makes one")
     else:
         window = (pd.Timestamp(start).tz_convert(None).normalize(), end_day)
-        found += _judge(project, engine, tables, headers, result, metrics, window)
+        found += _judge(project, engine, tables, headers, result, metrics, window, full)
     result.alerts = found
     _store(engine, result, metrics, started)
     webhook = (mon.webhook_url or "").strip()
@@ -273,45 +207,63 @@ def run_list_monitor(project: TemporalProject, project_dir: Path, engine: Engine
 
 def _judge(project: TemporalProject, engine: Engine, tables: dict[str, pd.DataFrame],
            headers: pd.DataFrame, result: ListMonitorResult, metrics: list[dict[str, Any]],
-           window: tuple[pd.Timestamp, pd.Timestamp]) -> list[Alert]:
+           window: tuple[pd.Timestamp, pd.Timestamp], full: bool) -> list[Alert]:
     start, end = window
     dep = result.deployment
     months, span = label_window(project, dep.split if dep else None)
     spec = label_spec(project.temporal)
-    newest = _days(tables[spec.table][spec.date_column]).max()
+    newest = naive_days(tables[spec.table][spec.date_column]).max()
     known_until = min(end, newest) if pd.notna(newest) else end
     if known_until < end:
         result.notes.append(f"{spec.table}: the newest record is {known_until:%Y-%m-%d}; labels "
                             "are judged up to then")
     dates = list(headers["date"])
-    entries = lists_q.production_list_scores(engine, headers["id"].tolist())
-    entries["entity_id"] = entries["entity_id"].astype(str)
-    labels = realised_labels(project, tables, dates, months, known_until)
-    labels["entity_id"] = labels["entity_id"].astype(str)
     reviews = load_reviews(engine)
     reviews["entity_id"] = reviews["entity_id"].astype(str)
     reviews = reviews[reviews["review_date"] < end + pd.Timedelta(days=1)]
+    promises = result.promises
+    for group, k in zip(headers["model_group_id"], headers["k"], strict=True):
+        if int(group) not in promises:
+            promises[int(group)] = promise(engine, int(group), int(k))  # type: ignore[assignment]
+    plan = reuse_plan(project, engine, tables["officers"], headers, result.sources, promises,
+                      months, known_until, reviews, window, full)
+    work = [d for d in dates if d not in plan.reused]
+    needed = set(work) | plan.pair_dates
+    ids = headers.loc[headers["date"].isin(needed), "id"].tolist()
+    entries = lists_q.production_list_scores(engine, ids)
+    entries["entity_id"] = entries["entity_id"].astype(str)
+    labels = _labels(project, tables, work, months, known_until, spec)
     found: list[Alert] = []
-    rows, scores, promises, reviewed = [], {}, result.promises, []
+    rows, scores, counts = [], {}, []
     for i, header in enumerate(headers.itertuples(index=False)):
-        when, k, group = header.date, int(header.k), int(header.model_group_id)
-        part = entries[entries["list_id"] == header.id].merge(
-            labels.loc[labels["as_of_date"] == when, ["entity_id", "label"]], on="entity_id",
-            how="left")
-        scores[when] = pd.Series(part["score"].to_numpy(dtype=float), index=part["entity_id"])
+        when, day = header.date, f"{header.date:%Y-%m-%d}"
+        if when in needed:
+            part = entries[entries["list_id"] == header.id]
+            scores[when] = pd.Series(part["score"].to_numpy(dtype=float),
+                                     index=part["entity_id"])
+        if when in plan.reused:
+            metrics += plan.previous.metrics(day)
+            rows.append(plan.previous.row(day, header))
+            counts.append(plan.previous.agreement(day))
+            continue
+        part = part.merge(labels.loc[labels["as_of_date"] == when, ["entity_id", "label"]],
+                          on="entity_id", how="left")
         following = dates[i + 1] if i + 1 < len(dates) else None
         row, own = _one_list(part, reviews, header, months, known_until, following)
-        reviewed.append(own)
-        if group not in promises:
-            promises[group] = promise(engine, group, k)  # type: ignore[assignment]
-        promised = promises[group]
+        row["basis"] = plan.bases[i]
+        promised = promises[int(header.model_group_id)]
         judged = start < when <= end or (row["matured"] and start < row["matures"] <= end)
         if row["matured"] and promised is not None:
             alert = precision_drop(row, promised, project.monitoring.precision_alpha)
             found += [alert] if alert and judged else []
         found += _fairness(project, tables["officers"], part, row, judged, result, metrics)
-        metrics += _list_rows(row, agreement(own))
-        rows.append(row)
+        counts.append(agreement(own))
+        metrics += _list_rows(row, counts[-1])
+        rows.append({k: v for k, v in row.items() if k != "basis"})
+    result.judged = [f"{d:%Y-%m-%d}" for d in work]
+    if len(work) < len(dates):
+        result.notes.append(f"{len(dates) - len(work)} of {len(dates)} lists are final and "
+                            "unchanged since the last pass: their figures are that pass's")
     result.lists = pd.DataFrame(rows)
     result.n_predictions = int(result.lists["listed"].sum())
     result.n_outcomes = int(result.lists.loc[result.lists["matured"], "labelled"].sum())
@@ -329,12 +281,38 @@ def _judge(project: TemporalProject, engine: Engine, tables: dict[str, pd.DataFr
         for name in ("mean", "sd", "low"):
             metrics.append(_metric("list_promise", f"model group {group}", "", name,
                                       getattr(promised, name), len(promised.values)))
-    overall = agreement(pd.concat(reviewed).drop_duplicates("id"))
+    overall = _overall_agreement(counts)
     result.agreement_rate = overall["rate"]
     for name in ("rate", "agree", "disagree", "unsure", "reviews"):
         metrics.append(_metric("agreement", "reviews", "all", name, overall[name]))
-    found += _stability(project, headers, scores, result, metrics, window)
+    found += _stability(project, headers, scores, plan.pairs, result, metrics, window)
     return found
+
+
+def _overall_agreement(counts: list[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`agreement` over every list's reviews, from each list's counts: a review belongs
+    to one list at most (the one before its date), so the counts add up."""
+    total = {name: sum(c[name] for c in counts) for name in ("reviews", "agree", "disagree",
+                                                             "unsure")}
+    agree, disagree = total["agree"], total["disagree"]
+    return {**total, "rate": agree / (agree + disagree) if agree + disagree else None}
+
+
+def _labels(project: TemporalProject, tables: dict[str, pd.DataFrame],
+            dates: list[pd.Timestamp], months: int, known_until: pd.Timestamp, spec: Any
+            ) -> pd.DataFrame:
+    """The realised labels of the lists of ``dates`` from the label table's rows dated on or
+    after the first of them (a label looks forward only)."""
+    if not dates:
+        return pd.DataFrame({"entity_id": pd.Series(dtype=str),
+                             "as_of_date": pd.Series(dtype="datetime64[ns]"),
+                             "label": pd.Series(dtype="Float64")})
+    events = tables[spec.table]
+    since = pd.to_datetime(events[spec.date_column]) >= min(dates)
+    labels = realised_labels(project, {**tables, spec.table: events[since.to_numpy()]}, dates,
+                             months, known_until)
+    labels["entity_id"] = labels["entity_id"].astype(str)
+    return labels
 
 
 def _one_list(part: pd.DataFrame, reviews: pd.DataFrame, header: Any, months: int,
@@ -378,7 +356,8 @@ def _list_rows(row: dict[str, Any], agreed: dict[str, Any]) -> list[dict[str, An
     out = [_metric("list_precision", subject, day, "precision", row["precision"],
                       row["labelled"], {"matured": bool(row["matured"]),
                                         "matures": f"{row['matures']:%Y-%m-%d}",
-                                        "model_group_id": row["model_group_id"]})]
+                                        "model_group_id": row["model_group_id"],
+                                        "basis": row["basis"]})]
     out += [_metric("list_precision", subject, day, name, row[name]) for name in (
         "precision_untreated", "model_precision", "model_precision_untreated",
         "matured_share", "listed", "labelled", "positives", "intervened", "model_labelled",
@@ -423,17 +402,33 @@ def _fairness(project: TemporalProject, officers: pd.DataFrame, part: pd.DataFra
 
 
 def _stability(project: TemporalProject, headers: pd.DataFrame, scores: dict[Any, pd.Series],
-               result: ListMonitorResult, metrics: list[dict[str, Any]],
-               window: tuple[pd.Timestamp, pd.Timestamp]) -> list[Alert]:
+               stored: dict[str, Any], result: ListMonitorResult,
+               metrics: list[dict[str, Any]], window: tuple[pd.Timestamp, pd.Timestamp]
+               ) -> list[Alert]:
     """Every list against the one before it (all scored officers, as the model ranked them:
     the cool-off is policy, not model churn); the pairs whose newer list falls in the window
-    are judged against the pairs before them."""
-    if len(scores) < 2:
+    are judged against the pairs before them. ``stored``: the (jaccard, spearman, common
+    officers) the last pass stored, by pair, for the pairs not computed again (``scores``
+    holds the lists of the others)."""
+    dates = list(headers["date"])
+    if len(dates) < 2:
         result.notes.append("list stability: fewer than two production lists")
         return []
     k = int(headers["k"].iloc[-1])
     cfg = project.monitoring.stability.model_copy(update={"k": k})
-    pairs = stability_pairs(scores, k)
+    rows = []
+    for before, after in pairwise(dates):
+        label = f"{before:%Y-%m-%d}/{after:%Y-%m-%d}"
+        if label in stored:
+            jaccard, spearman, common = stored[label]
+            rows.append({"previous_date": before, "as_of_date": after, "k": k,
+                         "jaccard": np.nan if jaccard is None else jaccard,
+                         "spearman": np.nan if spearman is None else spearman,
+                         "spearman_top_k": np.nan, "common_entities": common, "pair": label})
+        else:
+            rows.append(stability_pairs({before: scores[before], after: scores[after]},
+                                        k).iloc[0].to_dict())
+    pairs = pd.DataFrame(rows)
     result.stability = pairs
     checksums = dict(zip(headers["date"], headers["data_checksum"], strict=True))
     found: list[Alert] = []
