@@ -39,7 +39,7 @@ from sqlalchemy.engine import Engine
 
 from rudikit.config import TemporalProject
 from rudikit.data.event_tables import ENTITY
-from rudikit.features.asof import Cohort
+from rudikit.features.asof.specs import Cohort
 from rudikit.models.temporal import label_spec
 from rudikit.monitoring.event_inputs import period_start, table_expectations
 from rudikit.monitoring.inputs import SourceCheck
