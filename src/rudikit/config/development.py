@@ -329,11 +329,21 @@ class Selection(Strict):
     test rows when it has none). ``require_fairness``: only among the groups that meet every
     fairness requirement on the validation rows (the split must have them); when none does,
     the run says so and falls back to the plain best (:func:`rudikit.run.selection.
-    select_best`)."""
+    select_best`).
+
+    ``refit: train_and_validation``: once the group is chosen on the validation rows, it is
+    fitted again with the same hyperparameters on the training and validation rows (an
+    ensemble: each member, then the ensemble of the refit members), and that refit model is
+    the one selected, audited, explained and deployed; its figures are on the same held-out
+    test rows. The validation rows are the newest before the test period, and a model that
+    never trains on them loses them. It needs a validation partition on the selection split
+    (the choice is never made on the test rows). Case projects only: a temporal project's
+    model for each split is already trained up to its split time."""
 
     metric: str = "roc_auc"
     split: str | None = None  # default: the first split
     require_fairness: bool = False
+    refit: Literal["none", "train_and_validation"] = "none"
 
 
 ReasonRows = Literal["top_k", "flagged", "all"]

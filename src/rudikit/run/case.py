@@ -189,6 +189,9 @@ class CaseExperiment:
             raise ValueError(f"evaluation.selection.require_fairness: split {chosen_on.name!r} "
                              "has no validation rows in the data, and the requirements are "
                              "never checked on the test rows")
+        if project.evaluation.selection.refit != "none" and chosen_on.validation is None:
+            raise ValueError(f"evaluation.selection.refit: split {chosen_on.name!r} has no "
+                             "validation rows in the data, so there is nothing to refit on")
         grid_specs, ensembles = ensemble_specs(project.models)
         self.points = expand_grid(grid_specs)
         self.ensemble_points = expand_grid(ensembles)  # built after the grid (fit_ensembles)
@@ -298,8 +301,11 @@ class CaseExperiment:
                          self.y, split, self.entity, self.knowledge)
         if chosen.entry.features.location is not None:
             step("location map of the training rows")
+            train = (np.sort(np.concatenate([split.train, split.validation]))
+                     if self.project.evaluation.selection.refit != "none"
+                     and split.validation is not None else split.train)  # what it trained on
             record_training_cells(engine, chosen.model_id, chosen.entry.features,
-                                  self.X.iloc[split.train], self.y[split.train])
+                                  self.X.iloc[train], self.y[train])
         if self.project.fairness.mitigation:
             step("mitigation")
             test = ScoredRows(self.attrs.iloc[split.test], self.y[split.test], chosen.score)
