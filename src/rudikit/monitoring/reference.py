@@ -70,7 +70,7 @@ def profile_columns(features: Features) -> tuple[list[str], list[str]]:
     categorical = features.categorical + features.boolean
     if features.datetime:
         categorical += [f"{features.datetime.column}.{p}" for p in features.datetime.parts]
-    return categorical, list(features.numeric)
+    return categorical, list(features.numeric_inputs)
 
 
 def with_parts(frame: pd.DataFrame, features: Features) -> pd.DataFrame:

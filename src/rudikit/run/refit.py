@@ -64,6 +64,7 @@ def _refit_one(experiment: CaseExperiment, engine: Engine, run_id: int, model: M
                              assess=scoring.assess, artefacts_dir=experiment.artefacts_dir)
     results.record_evaluations(engine, refit.model_id, [MetricValue(
         REFIT_OF, "", float(model.model_id), None, None, len(rows.y_train))])
+    refit.refit_of = model.model_id
     return refit
 
 
@@ -92,6 +93,7 @@ def refit_chosen(experiment: CaseExperiment, engine: Engine, run_id: int,
                          "member_group_ids": [m.model_group_id for m in members]}
         results.record_evaluations(engine, refit.model_id, [MetricValue(
             REFIT_OF, "", float(chosen.model_id), None, None, n)])
+        refit.refit_of = chosen.model_id
     else:
         say(f"refitting model group {chosen.model_group_id} on {n:,} training and "
             "validation rows")
