@@ -20,6 +20,7 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
 from rudikit.config import Features, Project
+from rudikit.data.group_size import with_group_size
 from rudikit.features.encoding import datetime_part_values
 from rudikit.features.labels import make_label
 from rudikit.features.splits import make_split
@@ -63,6 +64,7 @@ def reference_columns(project: Project, features: Features) -> list[str]:
     categorical, numeric = profile_columns(features)
     columns += [project.data.knowledge_date, *categorical, *numeric]
     columns += [features.datetime.column] if features.datetime else []
+    columns += features.group_size.by if features.group_size else []  # what it is counted from
     return list(dict.fromkeys(columns))
 
 
@@ -105,7 +107,10 @@ def reference(engine: Engine, project: Project, frame: Callable[[], pd.DataFrame
         return Reference(ReferenceProfile.from_json(row["profile"]["inputs"]),
                          ReferenceProfile.from_json(row["profile"]["score"]),
                          pairs[:, 0].copy(), pairs[:, 1].astype(np.int64))
-    train = with_parts(training_rows(project, frame(), dep.split), dep.features)
+    rows, grouped = frame(), dep.features.group_size
+    if grouped is not None:  # counted over every loaded row, as the run counted it
+        rows = with_group_size(rows, grouped.by, grouped.column)
+    train = with_parts(training_rows(project, rows, dep.split), dep.features)
     categorical, numeric = profile_columns(dep.features)
     categorical = [c for c in categorical if c in train.columns]
     numeric = [c for c in numeric if c in train.columns]
