@@ -9,6 +9,7 @@ scores; test labels replaced by noise change neither the choice nor the refit mo
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import example_config
+from conftest import example_config, write_project
 from sklearn.metrics import roc_auc_score
 
-from rudikit.config import ProjectError, parse_project
+from rudikit.config import ProjectError, load_project, parse_project
+from rudikit.fairness.stage import ScoredRows, mitigate
+from rudikit.models.artefacts import load_artefact
+from rudikit.run.case import CaseExperiment
 from rudikit.run.develop import run_project
 from rudikit.run.engine import RunResult
 from rudikit.run.refit import REFIT_OF
@@ -214,3 +218,46 @@ def test_refit_is_case_only() -> None:
     with pytest.raises(ProjectError) as caught:
         parse_project({"name": "t", "temporal": {"selection": {"refit": "train_and_validation"}}})
     assert "temporal.selection.refit" in str(caught.value)
+
+
+def test_mitigation_of_a_refit_model_fits_on_the_chosen_models_validation_scores(
+        tmp_path: Path) -> None:
+    """The refit has trained on the validation rows, so its per-group thresholds are fitted
+    on the chosen model's validation scores (out of sample) and applied to the refit's test
+    scores; fitting them on the refit's own validation scores gives other thresholds."""
+    config = example_config()
+    evaluation = {**config["evaluation"], "bootstrap": 0}
+    folder = write_project(tmp_path / "proj", splits=config["splits"][:1], evaluation=evaluation,
+                           models=[{"algorithm": "lightgbm",
+                                    "params": {"n_estimators": 40, "num_leaves": 7}}])
+    result = run_project(folder, write_report=False)
+    refit, mitigated = result.selected, result.mitigated
+    assert refit is not None and refit.refit_of is not None and mitigated is not None
+    engine = open_store(result.store_url)
+    with engine.connect() as conn:
+        models = runs_q.run_models(conn, result.run_id).set_index("id")
+    engine.dispose()
+    row = models.loc[mitigated.model_id]
+    stored = json.loads((folder / row["artefact_path"]).read_text(encoding="utf-8"))
+    assert stored["base_model_id"] == refit.model_id and stored["fitted_on"] == "validation"
+    assert row["train_rows"] == models.loc[refit.model_id, "train_rows"]
+    # the oracle: the same fit from the chosen model's validation scores, and the refit's
+    project = load_project(folder)
+    experiment, _ = CaseExperiment.load(project, folder)
+    experiment.prepare(lambda _: None)
+    split = experiment.splits[0]
+    chosen = next(m for m in models.itertuples() if m.Index == refit.refit_of)
+    pipeline = load_artefact(chosen.artefact_path, chosen.artefact_hash, folder)
+    own = load_artefact(models.loc[refit.model_id, "artefact_path"],
+                        models.loc[refit.model_id, "artefact_hash"], folder)
+    X_val = experiment.X.iloc[split.validation]
+    test = ScoredRows(experiment.attrs.iloc[split.test], experiment.y[split.test], refit.score)
+
+    def thresholds(model) -> dict[str, float]:
+        validation = ScoredRows(experiment.attrs.iloc[split.validation],
+                                experiment.y[split.validation],
+                                model.predict_proba(X_val)[:, 1])
+        return mitigate(project.fairness, test, validation, seed=experiment.seed).thresholds
+
+    assert stored["thresholds"] == pytest.approx(thresholds(pipeline), abs=1e-12)
+    assert stored["thresholds"] != pytest.approx(thresholds(own), abs=1e-6)

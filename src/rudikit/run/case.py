@@ -301,9 +301,7 @@ class CaseExperiment:
                          self.y, split, self.entity, self.knowledge)
         if chosen.entry.features.location is not None:
             step("location map of the training rows")
-            train = (np.sort(np.concatenate([split.train, split.validation]))
-                     if self.project.evaluation.selection.refit != "none"
-                     and split.validation is not None else split.train)  # what it trained on
+            train = self.trained_on(split)
             record_training_cells(engine, chosen.model_id, chosen.entry.features,
                                   self.X.iloc[train], self.y[train])
         if self.project.fairness.mitigation:
@@ -314,6 +312,14 @@ class CaseExperiment:
                 chosen.validation_score))
             result.mitigated = self._mitigate(engine, run_id, chosen, test, validation_rows,
                                               split)
+
+    def trained_on(self, split: SplitIndices) -> np.ndarray:
+        """The rows the selected model of ``split`` trained on (positions, in loaded order):
+        its training rows, and its validation rows too when the chosen model is refit on them
+        (``evaluation.selection.refit``, :mod:`rudikit.run.refit`)."""
+        if self.project.evaluation.selection.refit != "none" and split.validation is not None:
+            return np.sort(np.concatenate([split.train, split.validation]))
+        return split.train
 
     def _mitigate(self, engine: Engine, run_id: int, base: ModelSummary, test: ScoredRows,
                   validation: ScoredRows | None, split: SplitIndices) -> ModelSummary:
@@ -372,7 +378,7 @@ class CaseExperiment:
                                            self.seed, top_pct=self.scoring().list_pct)
         model_id = results.record_model(
             engine,
-            results.FittedModel(run_id, group_id, split.name, len(split.train),
+            results.FittedModel(run_id, group_id, split.name, len(self.trained_on(split)),
                                 len(split.test), (split.train_start, split.train_end),
                                 (split.test_start, split.test_end), digest, stored_path(path),
                                 seconds),

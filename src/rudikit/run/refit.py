@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-import numpy as np
 from sqlalchemy.engine import Engine
 
 from rudikit.evaluation.metrics import MetricValue
@@ -44,7 +43,7 @@ def refit_rows(experiment: CaseExperiment, split_name: str) -> SplitRows:
         raise ValueError(f"evaluation.selection.refit: split {split_name!r} has no validation "
                          "rows in the data, so there is nothing to refit on")
     rows = next(r for r in experiment.split_rows() if r.name == split_name)
-    train = np.sort(np.concatenate([split.train, split.validation]))
+    train = experiment.trained_on(split)
     end = split.train_end
     if experiment.knowledge is not None:  # the training window now ends with the validation's
         last = experiment.knowledge[split.validation].max()
