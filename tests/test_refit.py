@@ -23,12 +23,16 @@ from sklearn.metrics import roc_auc_score
 from rudikit.config import ProjectError, load_project, parse_project
 from rudikit.fairness.stage import ScoredRows, mitigate
 from rudikit.models.artefacts import load_artefact
+from rudikit.monitoring.drift import ReferenceProfile
+from rudikit.monitoring.monitor import store_reference
 from rudikit.run.case import CaseExperiment
 from rudikit.run.develop import run_project
 from rudikit.run.engine import RunResult
 from rudikit.run.refit import REFIT_OF
+from rudikit.service.deploy import deploy
 from rudikit.store.engine import open_store
 from rudikit.store.queries import evaluations as evaluations_q
+from rudikit.store.queries import monitoring as monitoring_q
 from rudikit.store.queries import predictions as predictions_q
 from rudikit.store.queries import runs as runs_q
 
@@ -261,3 +265,24 @@ def test_mitigation_of_a_refit_model_fits_on_the_chosen_models_validation_scores
 
     assert stored["thresholds"] == pytest.approx(thresholds(pipeline), abs=1e-12)
     assert stored["thresholds"] != pytest.approx(thresholds(own), abs=1e-6)
+
+
+def test_the_monitor_reference_of_a_refit_deployment_profiles_what_it_trained_on(
+        rows: pd.DataFrame, single: RunResult) -> None:
+    """Drift is measured against the rows the deployed model trained on: for a refit, the
+    training and the validation rows (every row before the test start)."""
+    chosen = single.selected
+    assert chosen is not None
+    folder = Path(single.store_url.removeprefix("sqlite:///")).parents[1]
+    engine = open_store(single.store_url)
+    try:
+        deploy(engine, chosen.model_group_id, model_id=chosen.model_id, reason="test",
+               by="tester", project_dir=folder)
+        store_reference(load_project(folder), folder, engine)
+        stored = monitoring_q.reference_profile(engine, 1)
+    finally:
+        engine.dispose()
+    assert stored is not None and stored["model_id"] == chosen.model_id
+    profile = ReferenceProfile.from_json(stored["profile"]["inputs"])
+    before = int((rows["date"] < pd.Timestamp(TEST_START, tz="UTC")).sum())
+    assert int(np.sum(profile.reference_counts_["x1"])) == before

@@ -25,7 +25,9 @@ from rudikit.features.encoding import datetime_part_values
 from rudikit.features.labels import make_label
 from rudikit.features.splits import make_split
 from rudikit.monitoring.drift import ReferenceProfile
+from rudikit.run.refit import REFIT_OF
 from rudikit.store.monitoring_tables import reference_profiles
+from rudikit.store.queries import evaluations as evaluations_q
 from rudikit.store.queries import monitoring as monitoring_q
 from rudikit.store.queries import predictions as predictions_q
 
@@ -33,15 +35,20 @@ if TYPE_CHECKING:
     from rudikit.monitoring.monitor import Deployed
 
 
-def training_rows(project: Project, frame: pd.DataFrame, split_name: str) -> pd.DataFrame:
-    """The labelled rows the deployed model was trained on (its split's training part)."""
+def training_rows(project: Project, frame: pd.DataFrame, split_name: str,
+                  with_validation: bool = False) -> pd.DataFrame:
+    """The labelled rows the deployed model was trained on: its split's training part, and
+    its validation part too for a model refit on both (``with_validation``)."""
     y, keep = make_label(frame, project.label)
     data = frame.loc[keep].reset_index(drop=True)
     data["__label"] = y[keep]
     for i, spec in enumerate(project.splits):
         if spec.name == split_name:
             split = make_split(data, spec, f"splits[{i}]", project.data.knowledge_date)
-            return data.iloc[split.train].reset_index(drop=True)
+            rows = split.train
+            if with_validation and split.validation is not None:
+                rows = np.sort(np.concatenate([split.train, split.validation]))
+            return data.iloc[rows].reset_index(drop=True)
     return data  # the split was renamed or removed since: profile all labelled rows
 
 
@@ -110,7 +117,9 @@ def reference(engine: Engine, project: Project, frame: Callable[[], pd.DataFrame
     rows, grouped = frame(), dep.features.group_size
     if grouped is not None:  # counted over every loaded row, as the run counted it
         rows = with_group_size(rows, grouped.by, grouped.column)
-    train = with_parts(training_rows(project, rows, dep.split), dep.features)
+    evals = evaluations_q.evaluations_of_models(engine, [dep.model_id])
+    refit = bool((evals["metric"] == REFIT_OF).any())  # trained on the validation rows too
+    train = with_parts(training_rows(project, rows, dep.split, refit), dep.features)
     categorical, numeric = profile_columns(dep.features)
     categorical = [c for c in categorical if c in train.columns]
     numeric = [c for c in numeric if c in train.columns]
