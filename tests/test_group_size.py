@@ -18,6 +18,7 @@ from rudikit.models.artefacts import load_artefact
 from rudikit.service.observations import ObservationSchema
 from rudikit.service.scoring import Scorer
 from rudikit.store import tables as t
+from rudikit.store.production_inputs import InputSpec
 from rudikit.store.engine import open_store
 
 BY = ["force", "datetime", "latitude", "longitude"]
@@ -112,6 +113,7 @@ def test_the_service_scores_group_size_as_the_run_did_and_defaults_it_to_1(
     for sent in (left_out, null):
         parsed = schema.parse(orjson.dumps({"observations": sent}))
         assert {o.values["group_size"] for o in parsed.observations} == {1.0}
+        assert {o.raw["group_size"] for o in parsed.observations} == {1.0}  # stored as scored
         np.testing.assert_allclose(scorer.score([o.values for o in parsed.observations]), one,
                                    rtol=0, atol=1e-12)
     many = pipeline.predict_proba(rows.head(50).assign(group_size=6.0))[:, 1]
@@ -120,3 +122,8 @@ def test_the_service_scores_group_size_as_the_run_did_and_defaults_it_to_1(
     assert "group_size" not in published["required"]
     assert published["properties"]["group_size"]["default"] == 1.0
     assert "force" in published["required"]  # every other field stays required
+
+
+def test_the_monitor_stores_the_group_size_of_production_inputs_as_a_number() -> None:
+    features = parse_project({**example_config()}).features.model_dump()
+    assert InputSpec.of(features, "datetime").kind("group_size") == "number"

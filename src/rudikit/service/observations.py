@@ -386,9 +386,12 @@ class ObservationSchema:
                 if values.get(c) is None:
                     values[c] = default
             digest = sha256(dumps([values[c] for c in columns])).hexdigest()
-            raw = {c: item.get(c, values[c]) for c in columns}
+            raw = {c: item.get(c) for c in columns}
             for c in self.numeric:  # a number sent as text is stored as the number it holds
                 if isinstance(raw[c], str):
+                    raw[c] = values[c]
+            for c in self.defaults:  # stored as scored: what retraining and the monitor read
+                if raw[c] is None:
                     raw[c] = values[c]
             observations.append(Observation(oid, values, raw, digest, sorted(ignored)))
         if problems:
