@@ -18,8 +18,8 @@ from rudikit.models.artefacts import load_artefact
 from rudikit.service.observations import ObservationSchema
 from rudikit.service.scoring import Scorer
 from rudikit.store import tables as t
-from rudikit.store.production_inputs import InputSpec
 from rudikit.store.engine import open_store
+from rudikit.store.production_inputs import InputSpec
 
 BY = ["force", "datetime", "latitude", "longitude"]
 
