@@ -127,3 +127,13 @@ def test_the_service_scores_group_size_as_the_run_did_and_defaults_it_to_1(
 def test_the_monitor_stores_the_group_size_of_production_inputs_as_a_number() -> None:
     features = parse_project({**example_config()}).features.model_dump()
     assert InputSpec.of(features, "datetime").kind("group_size") == "number"
+
+
+def test_the_model_card_lists_the_group_size_among_the_inputs(grouped_run, tmp_path) -> None:
+    from rudikit.reports.cards import write_run_cards
+
+    _, result, engine = grouped_run
+    written = write_run_cards(engine, result.run_id, tmp_path)
+    card = next(p for p in written if p.name.startswith("model-card") and p.suffix == ".md")
+    assert ("group size: group_size (rows with the same force, object_of_search; 1 when a "
+            "request leaves it out)") in card.read_text(encoding="utf-8")
