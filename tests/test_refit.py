@@ -287,3 +287,17 @@ def test_the_monitor_reference_of_a_refit_deployment_profiles_what_it_trained_on
     profile = ReferenceProfile.from_json(stored["profile"]["inputs"])
     before = int((rows["date"] < pd.Timestamp(TEST_START, tz="UTC")).sum())
     assert int(np.sum(profile.reference_counts_["x1"])) == before
+
+
+def test_the_run_report_labels_the_refit_model(single: RunResult, tmp_path: Path) -> None:
+    from rudikit.reports.run_report import write_run_report
+
+    assert single.selected is not None
+    engine = open_store(single.store_url)
+    try:
+        html = write_run_report(engine, single.run_id, tmp_path).read_text(encoding="utf-8")
+    finally:
+        engine.dispose()
+    label = f"#{single.selected.model_group_id} {single.selected.algorithm}"
+    assert html.count(f"{label} refit") >= 1  # the refit, apart from the model chosen
+    assert "refit with the same hyperparameters on the training and validation rows" in html
