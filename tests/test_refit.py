@@ -28,13 +28,13 @@ from rudikit.monitoring.monitor import store_reference
 from rudikit.run.case import CaseExperiment
 from rudikit.run.develop import run_project
 from rudikit.run.engine import RunResult
-from rudikit.run.refit import REFIT_OF
 from rudikit.service.deploy import deploy
 from rudikit.store.engine import open_store
 from rudikit.store.queries import evaluations as evaluations_q
 from rudikit.store.queries import monitoring as monitoring_q
 from rudikit.store.queries import predictions as predictions_q
 from rudikit.store.queries import runs as runs_q
+from rudikit.store.queries.evaluations import REFIT_OF
 
 VALIDATION_START, TEST_START = "2021-02-15", "2021-03-10"
 LIGHTGBM = {"algorithm": "lightgbm",

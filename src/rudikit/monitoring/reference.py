@@ -25,11 +25,11 @@ from rudikit.features.encoding import datetime_part_values
 from rudikit.features.labels import make_label
 from rudikit.features.splits import make_split
 from rudikit.monitoring.drift import ReferenceProfile
-from rudikit.run.refit import REFIT_OF
 from rudikit.store.monitoring_tables import reference_profiles
 from rudikit.store.queries import evaluations as evaluations_q
 from rudikit.store.queries import monitoring as monitoring_q
 from rudikit.store.queries import predictions as predictions_q
+from rudikit.store.queries.evaluations import REFIT_OF
 
 if TYPE_CHECKING:
     from rudikit.monitoring.monitor import Deployed

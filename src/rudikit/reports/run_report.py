@@ -43,7 +43,6 @@ from rudikit.reports.run_tables import (
     selection_split,
     short_label,
 )
-from rudikit.run.refit import REFIT_OF
 from rudikit.store.queries import evaluations as evaluations_q
 from rudikit.store.queries import fairness as fairness_q
 from rudikit.store.queries import monitoring as monitoring_q
@@ -155,7 +154,7 @@ def run_context(engine: Engine, run_id: int, page: FigureRecorder) -> dict[str, 
     models, evals, preds = data["models"], data["evaluations"], data["predictions"]
     if len(models):  # a model refit after the choice is labelled so (short_label)
         models = models.assign(refit=models["id"].isin(
-            evals.loc[evals["metric"] == REFIT_OF, "model_id"]))
+            evals.loc[evals["metric"] == evaluations_q.REFIT_OF, "model_id"]))
     split = selection_split(config, models)
     headings, rows = metric_table(models, evals, config)
     selected = models[models["selected"]] if len(models) else models

@@ -29,9 +29,7 @@ from rudikit.run.engine import ModelSummary, SplitRows, fit_score_record
 from rudikit.run.ensembles import fit_ensemble
 from rudikit.run.selection import metric_value, with_interval
 from rudikit.store import results
-
-#: The evaluation a refit model carries: its value is the id of the model it refits.
-REFIT_OF = "refit_of_model"
+from rudikit.store.queries.evaluations import REFIT_OF
 
 
 def refit_rows(experiment: CaseExperiment, split_name: str) -> SplitRows:
