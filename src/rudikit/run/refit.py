@@ -19,7 +19,6 @@ training rows, since no row is held out any more.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 from sqlalchemy.engine import Engine
 
@@ -40,15 +39,15 @@ def refit_rows(experiment: CaseExperiment, split_name: str) -> SplitRows:
     if split.validation is None or not len(split.validation):
         raise ValueError(f"evaluation.selection.refit: split {split_name!r} has no validation "
                          "rows in the data, so there is nothing to refit on")
-    rows = next(r for r in experiment.split_rows() if r.name == split_name)
-    train = experiment.trained_on(split)
+    train, test, knowledge = experiment.trained_on(split), split.test, experiment.knowledge
     end = split.train_end
-    if experiment.knowledge is not None:  # the training window now ends with the validation's
-        last = experiment.knowledge[split.validation].max()
+    if knowledge is not None:  # the training window now ends with the validation's
+        last = knowledge[split.validation].max()
         end = last if end is None else max(end, last)
-    return replace(rows, X_train=experiment.X.iloc[train], y_train=experiment.y[train],
-                   train_period=(split.train_start, end), X_validation=None,
-                   y_validation=None, validation_attrs=None)
+    return SplitRows(split.name, experiment.X.iloc[train], experiment.y[train],
+                     experiment.X.iloc[test], experiment.y[test], experiment.entity[test],
+                     None if knowledge is None else knowledge[test], (split.train_start, end),
+                     (split.test_start, split.test_end), experiment.attrs.iloc[test])
 
 
 def _refit_one(experiment: CaseExperiment, engine: Engine, run_id: int, model: ModelSummary,
@@ -73,11 +72,12 @@ def refit_chosen(experiment: CaseExperiment, engine: Engine, run_id: int,
     rows = refit_rows(experiment, chosen.split)
     n = len(rows.y_train)
     if chosen.algorithm == "ensemble":
-        member_ids = (chosen.details or {}).get("member_model_ids", [])
         by_id = {m.model_id: m for m in models}
-        members = [_refit_one(experiment, engine, run_id, by_id[i], rows) for i in member_ids]
-        say(f"refitting ensemble members (model groups "
-            f"{', '.join(str(m.model_group_id) for m in members)}) on {n:,} rows")
+        chosen_members = [by_id[i] for i in (chosen.details or {}).get("member_model_ids", [])]
+        say(f"refitting the ensemble's members (model groups "
+            f"{', '.join(str(m.model_group_id) for m in chosen_members)}) on {n:,} training "
+            "and validation rows")
+        members = [_refit_one(experiment, engine, run_id, m, rows) for m in chosen_members]
         assert chosen.entry is not None
         scoring = experiment.scoring()
         refit = fit_ensemble(
@@ -100,6 +100,7 @@ def refit_chosen(experiment: CaseExperiment, engine: Engine, run_id: int,
     refit.validation_score = chosen.validation_score
     metric = experiment.project.evaluation.selection.metric
     final = metric_value(refit.metrics, metric)
+    # the chosen model's own test figure (select_best's last clause) is not the final one
     reason = reason.split("; on the held-out test rows")[0]
     reason += (f"; then refit with the same hyperparameters on the training and validation "
                f"rows ({n:,} rows; evaluation.selection.refit: train_and_validation) as model "
