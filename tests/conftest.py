@@ -150,8 +150,13 @@ def example_config() -> dict:
 
 
 def write_project(folder: Path, **overrides: object) -> Path:
-    """A small, fast project on the synthetic generator (overrides replace top-level sections)."""
+    """A small, fast project on the synthetic generator (overrides replace top-level sections).
+    The example's refit after choice and group size are off unless an override brings them:
+    each grid model is then the model selected and a source's own columns are the inputs
+    (tests/test_refit.py and tests/test_group_size.py test those two)."""
     config = example_config()
+    config["evaluation"]["selection"].pop("refit", None)
+    config["features"].pop("group_size", None)
     config["data"]["sources"] = [{"name": "searches", "kind": "synthetic_stop_search",
                                   "seed": 3, "rows_per_month": 1500}]
     config["models"] = [

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from rudikit.config import load_project
+from rudikit.data.group_size import with_group_size
 from rudikit.data.police_uk import read_archive_file
 from rudikit.features.encoding import compact_text
 from rudikit.features.labels import make_label
@@ -25,6 +26,8 @@ def test_categorical_inputs_give_the_scores_of_the_text_inputs(shared_data, algo
     frame = pd.concat([read_archive_file(f)[0] for f in files], ignore_index=True)
     project = load_project(EXAMPLE)
     features = project.features
+    if features.group_size:  # counted over the loaded rows, as unify counts it
+        frame = with_group_size(frame, features.group_size.by, features.group_size.column)
     y_all, keep = make_label(frame, project.label)
     X, y = frame.loc[keep, features.input_columns].reset_index(drop=True), y_all[keep]
     compact = compact_text(X)

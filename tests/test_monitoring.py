@@ -232,6 +232,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
                      forces=["essex", "merseyside", "south-yorkshire"])
     config = example_config()
     config["evaluation"]["bootstrap"] = 0
+    config["evaluation"]["selection"].pop("refit")  # the split below has no validation rows
     config["fairness"]["requirements"] = []
     config["fairness"].pop("mitigation")
     monitoring = config["monitoring"]

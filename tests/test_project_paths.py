@@ -56,7 +56,8 @@ def test_run_in_one_directory_serve_from_another_and_from_a_moved_copy(
     monkeypatch.chdir(tmp_path / "work")
     result = run_project(Path("proj"), url=url, schema=schema)
     project = tmp_path / "work" / "proj"
-    model_id = result.models[0].model_id
+    assert result.selected is not None  # (the example's refit of the one group)
+    model_id = result.selected.model_id  # what `rudi deploy <group>` deploys
     engine = open_store(url, project, schema=schema)
     with engine.connect() as conn:
         stored, digest = conn.execute(select(models.c.artefact_path, models.c.artefact_hash)
@@ -67,7 +68,7 @@ def test_run_in_one_directory_serve_from_another_and_from_a_moved_copy(
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    done = runner.invoke(app, ["deploy", str(result.models[0].model_group_id), str(project),
+    done = runner.invoke(app, ["deploy", str(result.selected.model_group_id), str(project),
                                "--reason", "served from elsewhere", "--by", "pytest",
                                "--waive", "a test project", *_db(url, schema)])
     assert done.exit_code == 0, done.output

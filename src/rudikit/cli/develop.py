@@ -180,7 +180,8 @@ def summary_table(result: RunResult) -> Table:
         at = [m.metrics.get((name, share)) if share else None
               for name in ("precision_at_k", "recall_at_k")]
         chosen = result.selected is not None and m.model_id == result.selected.model_id
-        table.add_row(f"{'*' if chosen else ''}{m.model_group_id}", m.algorithm,
+        name = f"{m.algorithm} refit" if m.refit_of is not None else m.algorithm
+        table.add_row(f"{'*' if chosen else ''}{m.model_group_id}", name,
                       f"{auc.value:.3f}{ci}",
                       f"{m.metrics[('average_precision', '')].value:.3f}",
                       *[f"{v.value:.3f}" if v is not None else "" for v in at],

@@ -50,29 +50,58 @@ class LocationFeatures(Strict):
         return [self.latitude, self.longitude]
 
 
+class GroupSize(Strict):
+    """How many rows were recorded together, e.g. people searched together: the number of
+    rows sharing the values of ``by`` (a missing value is a value of its own, so a force that
+    publishes no coordinates groups by its other columns), a numeric feature named
+    ``column`` computed when the rows are loaded (:func:`rudikit.data.group_size.
+    group_sizes`). It reads no outcome. In the service it is an optional field that defaults
+    to 1 (the officer knows how many people are searched together)."""
+
+    by: list[str] = Field(min_length=1)
+    column: str = "group_size"
+
+    @field_validator("by")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        dupes = sorted(c for c, n in Counter(value).items() if n > 1)
+        if dupes:
+            raise ValueError(f"columns listed twice: {', '.join(dupes)}")
+        return value
+
+
 class Features(Strict):
     categorical: list[str] = []
     numeric: list[str] = []
     boolean: list[str] = []
     datetime: DatetimeFeatures | None = None
     location: LocationFeatures | None = None
+    group_size: GroupSize | None = None
     protected: list[str] = []  # kept for auditing even when not used as model inputs
 
     @model_validator(mode="after")
     def _some(self) -> Features:
         if not (self.categorical or self.numeric or self.boolean or self.datetime
-                or self.location):
+                or self.location or self.group_size):
             raise ValueError("no features: list at least one categorical, numeric, boolean, "
-                             "datetime or location feature")
+                             "datetime, location or group_size feature")
         columns = self.categorical + self.numeric + self.boolean
         dupes = sorted(c for c, n in Counter(columns).items() if n > 1)
         if dupes:
             raise ValueError(f"columns listed under two feature kinds: {', '.join(dupes)}")
+        if self.group_size and self.group_size.column in columns + self.group_size.by:
+            raise ValueError(f"group_size.column: {self.group_size.column!r} is also listed "
+                             "as another feature or in group_size.by; name the count apart")
         return self
 
     @property
+    def numeric_inputs(self) -> list[str]:
+        """The numeric columns the model reads: ``numeric`` and the group size's count."""
+        return self.numeric + ([self.group_size.column] if self.group_size else [])
+
+    @property
     def input_columns(self) -> list[str]:
-        cols = self.categorical + self.boolean + self.numeric
+        cols = self.categorical + self.boolean + self.numeric_inputs
         cols += [self.datetime.column] if self.datetime else []
         # coordinates read only by the location features are inputs too (the service needs them)
         return cols + [c for c in (self.location.columns if self.location else [])
@@ -109,6 +138,10 @@ class Features(Strict):
             column = getattr(self.location, key) if self.location else None
             if column is not None and column not in present:
                 problems.append(f"features.location.{key}: no column {column!r} in the data")
+        for i, column in enumerate(self.group_size.by if self.group_size else []):
+            if column not in present:
+                problems.append(f"features.group_size.by[{i}]: no column {column!r} in the "
+                                "data")
         return self.model_copy(update=resolved), problems
 
 
@@ -329,11 +362,21 @@ class Selection(Strict):
     test rows when it has none). ``require_fairness``: only among the groups that meet every
     fairness requirement on the validation rows (the split must have them); when none does,
     the run says so and falls back to the plain best (:func:`rudikit.run.selection.
-    select_best`)."""
+    select_best`).
+
+    ``refit: train_and_validation``: once the group is chosen on the validation rows, it is
+    fitted again with the same hyperparameters on the training and validation rows (an
+    ensemble: each member, then the ensemble of the refit members), and that refit model is
+    the one selected, audited, explained and deployed; its figures are on the same held-out
+    test rows. The validation rows are the newest before the test period, and a model that
+    never trains on them loses them. It needs a validation partition on the selection split
+    (the choice is never made on the test rows). Case projects only: a temporal project's
+    model for each split is already trained up to its split time."""
 
     metric: str = "roc_auc"
     split: str | None = None  # default: the first split
     require_fairness: bool = False
+    refit: Literal["none", "train_and_validation"] = "none"
 
 
 ReasonRows = Literal["top_k", "flagged", "all"]

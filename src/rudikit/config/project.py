@@ -100,6 +100,12 @@ class Project(ProjectBase):
                     + _VALIDATION_KEY.get(split.kind, "validation_size")
                     + f" to split {split.name!r}")
         split = next(s for s in self.splits if s.name == (wanted or names[0]))
+        if self.evaluation.selection.refit != "none" and not split.has_validation:
+            raise ValueError(
+                f"evaluation.selection.refit: split {split.name!r} has no validation "
+                "partition, so there is nothing to refit on (the group would be chosen on the "
+                "test rows); add " + _VALIDATION_KEY.get(split.kind, "validation_size")
+                + f" to split {split.name!r}, or set refit: none")
         for i, spec in enumerate(self.models):
             if spec.search is not None and not split.has_validation:
                 # refused rather than carving validation rows out of training: the split's

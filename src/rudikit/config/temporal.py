@@ -140,6 +140,16 @@ class TemporalSelection(Strict):
 
     require_fairness: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_refit(cls, data: Any) -> Any:
+        """``evaluation.selection.refit`` is a case project's: said, not just refused."""
+        if isinstance(data, dict) and "refit" in data:
+            raise ValueError("refit is for case projects only (evaluation.selection.refit): "
+                             "a temporal project's model for each split is already trained "
+                             "on everything known by its split time")
+        return data
+
 
 class Completeness(Strict):
     """When an event table's records became complete: before ``date`` it held only the groups

@@ -20,6 +20,7 @@ from rudikit.data import download, police_uk, sql, synthetic
 from rudikit.data.compas.loading import load_compas
 from rudikit.data.compas.table import build_compas_table
 from rudikit.data.download_http import DownloadError
+from rudikit.data.group_size import with_group_size
 from rudikit.data.validation import Problem, ValidationReport
 
 
@@ -263,11 +264,16 @@ def load_source(source: Source, project_dir: str | Path, where: str,
 
 def unify(project: Project, project_dir: Path, *, allow_synthetic: bool = False
           ) -> tuple[pd.DataFrame, list[LoadedSource]]:
-    """Load every source; stack them when they share a layout (e.g. several police.uk feeds).
+    """Load every source; stack them when they share a layout (e.g. several police.uk feeds);
+    add the group size when the project asks (:mod:`rudikit.data.group_size`).
     ``allow_synthetic``: see :func:`load_source`."""
     loaded = [load_source(s, project_dir, f"data.sources[{i}]", allow_synthetic=allow_synthetic)
               for i, s in enumerate(project.data.sources)]
-    return stacked(loaded), loaded
+    frame = stacked(loaded)
+    grouped = project.features.group_size
+    if grouped is not None:  # counted over every loaded row, before any split
+        frame = with_group_size(frame, grouped.by, grouped.column)
+    return frame, loaded
 
 
 def stacked(loaded: list[LoadedSource]) -> pd.DataFrame:

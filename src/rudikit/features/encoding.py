@@ -99,17 +99,22 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
     # what a pipeline saved before location features existed reads (it set neither)
     location: LocationEncoder | None = None
     location_: LocationEncoder | None = None
+    defaults: Mapping[str, float] | None = None  # ... nor defaults (below)
 
     def __init__(self, categorical: Sequence[str] = (), boolean: Sequence[str] = (),
                  numeric: Sequence[str] = (), datetime: str | None = None,
                  datetime_parts: Sequence[str] = ("hour", "weekday"),
-                 location: LocationEncoder | None = None):
+                 location: LocationEncoder | None = None,
+                 defaults: Mapping[str, float] | None = None):
         self.categorical = categorical
         self.boolean = boolean
         self.numeric = numeric
         self.datetime = datetime
         self.datetime_parts = datetime_parts
         self.location = location
+        # numeric column -> the value the service scores when a request leaves it out or null
+        # (a group size: 1); training rows always hold the column
+        self.defaults = defaults
 
     @property
     def input_columns(self) -> list[str]:

@@ -203,10 +203,12 @@ def make_encoder(features: Features) -> TabularEncoder:
     return TabularEncoder(
         categorical=list(features.categorical),
         boolean=list(features.boolean),
-        numeric=list(features.numeric),
+        numeric=list(features.numeric_inputs),
         datetime=features.datetime.column if features.datetime else None,
         datetime_parts=list(features.datetime.parts) if features.datetime else [],
         location=LocationEncoder(**location.model_dump()) if location else None,
+        # the service's value for a field a request may leave out
+        defaults={features.group_size.column: 1.0} if features.group_size else None,
     )
 
 
@@ -377,7 +379,7 @@ def build_pipeline(point: GridPoint, features: Features, seed: int = 0
     encoder = make_encoder(features)
     n_cat = len(encoder.categorical_outputs)  # the location categories are categories too
     n_bool = len(features.boolean)
-    n_num = len(features.numeric)
+    n_num = len(features.numeric_inputs)
     n_parts = len(features.datetime.parts) if features.datetime else 0
     cat_idx = list(range(n_cat))
     params = dict(point.params)

@@ -20,27 +20,35 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
 from rudikit.config import Features, Project
+from rudikit.data.group_size import with_group_size
 from rudikit.features.encoding import datetime_part_values
 from rudikit.features.labels import make_label
 from rudikit.features.splits import make_split
 from rudikit.monitoring.drift import ReferenceProfile
 from rudikit.store.monitoring_tables import reference_profiles
+from rudikit.store.queries import evaluations as evaluations_q
 from rudikit.store.queries import monitoring as monitoring_q
 from rudikit.store.queries import predictions as predictions_q
+from rudikit.store.queries.evaluations import REFIT_OF
 
 if TYPE_CHECKING:
     from rudikit.monitoring.monitor import Deployed
 
 
-def training_rows(project: Project, frame: pd.DataFrame, split_name: str) -> pd.DataFrame:
-    """The labelled rows the deployed model was trained on (its split's training part)."""
+def training_rows(project: Project, frame: pd.DataFrame, split_name: str,
+                  with_validation: bool = False) -> pd.DataFrame:
+    """The labelled rows the deployed model was trained on: its split's training part, and
+    its validation part too for a model refit on both (``with_validation``)."""
     y, keep = make_label(frame, project.label)
     data = frame.loc[keep].reset_index(drop=True)
     data["__label"] = y[keep]
     for i, spec in enumerate(project.splits):
         if spec.name == split_name:
             split = make_split(data, spec, f"splits[{i}]", project.data.knowledge_date)
-            return data.iloc[split.train].reset_index(drop=True)
+            rows = split.train
+            if with_validation and split.validation is not None:
+                rows = np.sort(np.concatenate([split.train, split.validation]))
+            return data.iloc[rows].reset_index(drop=True)
     return data  # the split was renamed or removed since: profile all labelled rows
 
 
@@ -63,6 +71,7 @@ def reference_columns(project: Project, features: Features) -> list[str]:
     categorical, numeric = profile_columns(features)
     columns += [project.data.knowledge_date, *categorical, *numeric]
     columns += [features.datetime.column] if features.datetime else []
+    columns += features.group_size.by if features.group_size else []  # what it is counted from
     return list(dict.fromkeys(columns))
 
 
@@ -70,7 +79,7 @@ def profile_columns(features: Features) -> tuple[list[str], list[str]]:
     categorical = features.categorical + features.boolean
     if features.datetime:
         categorical += [f"{features.datetime.column}.{p}" for p in features.datetime.parts]
-    return categorical, list(features.numeric)
+    return categorical, list(features.numeric_inputs)
 
 
 def with_parts(frame: pd.DataFrame, features: Features) -> pd.DataFrame:
@@ -105,7 +114,12 @@ def reference(engine: Engine, project: Project, frame: Callable[[], pd.DataFrame
         return Reference(ReferenceProfile.from_json(row["profile"]["inputs"]),
                          ReferenceProfile.from_json(row["profile"]["score"]),
                          pairs[:, 0].copy(), pairs[:, 1].astype(np.int64))
-    train = with_parts(training_rows(project, frame(), dep.split), dep.features)
+    rows, grouped = frame(), dep.features.group_size
+    if grouped is not None:  # counted over every loaded row, as the run counted it
+        rows = with_group_size(rows, grouped.by, grouped.column)
+    evals = evaluations_q.evaluations_of_models(engine, [dep.model_id])
+    refit = bool((evals["metric"] == REFIT_OF).any())  # trained on the validation rows too
+    train = with_parts(training_rows(project, rows, dep.split, refit), dep.features)
     categorical, numeric = profile_columns(dep.features)
     categorical = [c for c in categorical if c in train.columns]
     numeric = [c for c in numeric if c in train.columns]

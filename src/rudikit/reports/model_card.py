@@ -91,6 +91,9 @@ def _details(project: AnyProject, group: dict[str, Any], run: dict[str, Any], mo
     if features.get("datetime"):
         inputs.append(f"datetime: {features['datetime']['column']} "
                       f"({', '.join(features['datetime']['parts'])})")
+    if grouped := features.get("group_size"):
+        inputs.append(f"group size: {grouped['column']} (rows with the same "
+                      f"{', '.join(grouped['by'])}; 1 when a request leaves it out)")
     return Section("Model details", [
         Field("Senior responsible officer", answer(
             project.rationale.team.senior_responsible_officer,

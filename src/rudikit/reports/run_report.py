@@ -164,6 +164,9 @@ def run_context(engine: Engine, run_id: int, page: FigureRecorder) -> dict[str, 
     run = data["run"].iloc[0]
     config = run["config"]
     models, evals, preds = data["models"], data["evaluations"], data["predictions"]
+    if len(models):  # a model refit after the choice is labelled so (short_label)
+        models = models.assign(refit=models["id"].isin(
+            evals.loc[evals["metric"] == evaluations_q.REFIT_OF, "model_id"]))
     split = selection_split(config, models)
     headings, rows = metric_table(models, evals, config)
     selected = models[models["selected"]] if len(models) else models

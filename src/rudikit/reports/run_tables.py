@@ -55,7 +55,8 @@ def selection_split(config: dict[str, Any], models: pd.DataFrame) -> str:
 
 
 def short_label(row: pd.Series) -> str:
-    return f"#{row['model_group_id']} {row['algorithm']}"
+    refit = " refit" if row.get("refit", False) else ""  # fitted again after the choice
+    return f"#{row['model_group_id']} {row['algorithm']}{refit}"
 
 
 def model_label(row: pd.Series) -> str:

@@ -189,6 +189,9 @@ class CaseExperiment:
             raise ValueError(f"evaluation.selection.require_fairness: split {chosen_on.name!r} "
                              "has no validation rows in the data, and the requirements are "
                              "never checked on the test rows")
+        if project.evaluation.selection.refit != "none" and chosen_on.validation is None:
+            raise ValueError(f"evaluation.selection.refit: split {chosen_on.name!r} has no "
+                             "validation rows in the data, so there is nothing to refit on")
         grid_specs, ensembles = ensemble_specs(project.models)
         self.points = expand_grid(grid_specs)
         self.ensemble_points = expand_grid(ensembles)  # built after the grid (fit_ensembles)
@@ -298,8 +301,9 @@ class CaseExperiment:
                          self.y, split, self.entity, self.knowledge)
         if chosen.entry.features.location is not None:
             step("location map of the training rows")
+            train = self.trained_on(split)
             record_training_cells(engine, chosen.model_id, chosen.entry.features,
-                                  self.X.iloc[split.train], self.y[split.train])
+                                  self.X.iloc[train], self.y[train])
         if self.project.fairness.mitigation:
             step("mitigation")
             test = ScoredRows(self.attrs.iloc[split.test], self.y[split.test], chosen.score)
@@ -308,6 +312,14 @@ class CaseExperiment:
                 chosen.validation_score))
             result.mitigated = self._mitigate(engine, run_id, chosen, test, validation_rows,
                                               split)
+
+    def trained_on(self, split: SplitIndices) -> np.ndarray:
+        """The rows the selected model of ``split`` trained on (positions, in loaded order):
+        its training rows, and its validation rows too when the chosen model is refit on them
+        (``evaluation.selection.refit``, :mod:`rudikit.run.refit`)."""
+        if self.project.evaluation.selection.refit != "none" and split.validation is not None:
+            return np.sort(np.concatenate([split.train, split.validation]))
+        return split.train
 
     def _mitigate(self, engine: Engine, run_id: int, base: ModelSummary, test: ScoredRows,
                   validation: ScoredRows | None, split: SplitIndices) -> ModelSummary:
@@ -366,7 +378,7 @@ class CaseExperiment:
                                            self.seed, top_pct=self.scoring().list_pct)
         model_id = results.record_model(
             engine,
-            results.FittedModel(run_id, group_id, split.name, len(split.train),
+            results.FittedModel(run_id, group_id, split.name, len(self.trained_on(split)),
                                 len(split.test), (split.train_start, split.train_end),
                                 (split.test_start, split.test_end), digest, stored_path(path),
                                 seconds),

@@ -36,6 +36,7 @@ from rudikit.run.case import CaseExperiment
 from rudikit.run.engine import RunResult, data_origin, fit_grid, record_snapshots
 from rudikit.run.execution import release_local_workers, start_workers
 from rudikit.run.lists import explain_last_list, list_stability, summary_table
+from rudikit.run.refit import refit_chosen
 from rudikit.run.temporal import TemporalLists, fit_lists
 from rudikit.run.validate import temporal_problems
 from rudikit.store import results
@@ -168,9 +169,16 @@ def _develop_cases(experiment: CaseExperiment, engine: Engine, run_id: int, resu
     result.models += experiment.fit_ensembles(engine, run_id, result.models, say)
     release_local_workers(execution)
     mitigation = bool(experiment.project.fairness.mitigation)
-    phase = Phase(progress, 2 + mitigation + report)
+    refit = experiment.project.evaluation.selection.refit != "none"
+    phase = Phase(progress, 2 + refit + mitigation + report)
     phase.step("selecting a model")
     result.selected, result.selection_reason = experiment.select(result.models)
+    if result.selected and experiment.project.evaluation.selection.refit != "none":
+        phase.step("refitting the chosen model on training and validation rows")
+        result.selected, result.selection_reason = refit_chosen(
+            experiment, engine, run_id, result.selected, result.models,
+            result.selection_reason, say)
+        result.models.append(result.selected)
     if result.selected:
         results.mark_selected(engine, result.selected.model_id, result.selection_reason)
         experiment.after_selection(engine, run_id, result.selected, result, phase.step)

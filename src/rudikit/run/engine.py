@@ -108,6 +108,7 @@ class ModelSummary:
     validation_score: np.ndarray | None = None
     details: Any = None  # what the experiment's evaluation kept beside the metrics
     entry: GridEntry | None = None
+    refit_of: int | None = None  # the model this one refits (evaluation.selection.refit)
 
 
 def by_key(metrics: Iterable[MetricValue]) -> dict[tuple[str, str], MetricValue]:

@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 
 import orjson
 from pydantic import (
@@ -190,9 +190,14 @@ class ObservationSchema:
         types = {"categorical": categorical_value(max_value_length), "boolean": BooleanValue,
                  "numeric": NumericValue, "datetime": DatetimeValue,
                  "group": group_value(max_value_length)}
+        # fields a request may leave out (a group size: 1), scored as that value when absent
+        # or null; the training rows always held them
+        self.defaults = {c: float(v) for c, v in (getattr(encoder, "defaults", None)
+                                                   or {}).items() if c in self.kinds}
         fields: dict[str, Any] = {"observation_id": ObservationId}
         for column, kind in self.kinds.items():
-            fields[column] = types[kind]
+            fields[column] = (NotRequired[types[kind]] if column in self.defaults
+                              else types[kind])
         typed = TypedDict("Observation", fields)  # type: ignore[misc]
         typed.__pydantic_config__ = ConfigDict(extra="ignore")  # type: ignore[attr-defined]
         self.adapter: TypeAdapter[Any] = TypeAdapter(typed)
@@ -226,7 +231,7 @@ class ObservationSchema:
             elif kind == "boolean":
                 example[column] = False
             elif kind in ("numeric", "group"):
-                example[column] = None
+                example[column] = self.defaults.get(column)
             else:
                 example[column] = "2020-01-31T14:05:00+00:00"
         return example
@@ -268,6 +273,11 @@ class ObservationSchema:
                 "group": "Group attribute of the deployed model's per-group thresholds (not a "
                          "model input); null when unknown.",
             }[kind]
+        for column, default in self.defaults.items():
+            observation["properties"][column]["default"] = default
+            observation["properties"][column]["description"] += (
+                f" Optional: left out or null, it is {default:g} (the count of rows recorded "
+                "together, e.g. people searched together; features.group_size).")
         self._publish_aliases(observation)
         batch = {
             "title": "ObservationBatch",
@@ -372,10 +382,16 @@ class ObservationSchema:
                                  "type": "duplicate"})
                 continue
             seen[oid] = i
+            for c, default in self.defaults.items():
+                if values.get(c) is None:
+                    values[c] = default
             digest = sha256(dumps([values[c] for c in columns])).hexdigest()
-            raw = {c: item[c] for c in columns}
+            raw = {c: item.get(c) for c in columns}
             for c in self.numeric:  # a number sent as text is stored as the number it holds
                 if isinstance(raw[c], str):
+                    raw[c] = values[c]
+            for c in self.defaults:  # stored as scored: what retraining and the monitor read
+                if raw[c] is None:
                     raw[c] = values[c]
             observations.append(Observation(oid, values, raw, digest, sorted(ignored)))
         if problems:

@@ -64,15 +64,16 @@ class InputSpec:
     @classmethod
     def of(cls, features: dict[str, Any], time_field: str | None,
            extra_text: list[str] = ()) -> InputSpec:
-        """From a model group's features (``categorical``, ``boolean``, ``numeric``,
-        ``datetime``), the project's time field and text columns the monitor groups by
-        (segments, fairness columns)."""
+        """From a model group's features (``categorical``, ``boolean``, ``numeric``, the
+        ``group_size`` count, ``datetime``), the project's time field and text columns the
+        monitor groups by (segments, fairness columns)."""
         kinds: dict[str, str] = {}
         for name in [*features.get("categorical", []), *features.get("boolean", []),
                      *features.get("protected", []), *extra_text]:
             kinds.setdefault(name, "text")
         location = features.get("location") or {}
-        for name in [*features.get("numeric", []), location.get("latitude"),
+        counted = (features.get("group_size") or {}).get("column")  # a numeric input too
+        for name in [*features.get("numeric", []), counted, location.get("latitude"),
                      location.get("longitude")]:
             if name:
                 kinds[name] = "number"  # the coordinates feed the monitor's map too

@@ -11,6 +11,10 @@ from sqlalchemy.engine import RowMapping
 from rudikit.store import tables as t
 from rudikit.store.queries.common import Bind, connected, frame, mappings
 
+#: The evaluation a model refit after the choice carries (``evaluation.selection.refit``,
+#: :mod:`rudikit.run.refit`): its value is the id of the model it refits.
+REFIT_OF = "refit_of_model"
+
 
 def evaluations_of_models(bind: Bind, model_ids: list[int]) -> pd.DataFrame:
     """Every stored evaluation of these models."""
