@@ -71,7 +71,7 @@ def grouped_run(tmp_path_factory):
                            fairness={}, splits=config["splits"][:1])
     from rudikit.run.develop import run_project
 
-    result = run_project(folder, write_report=False)
+    result = run_project(folder)
     engine = open_store(None, folder)
     yield folder, result, engine
     engine.dispose()

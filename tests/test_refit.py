@@ -79,7 +79,7 @@ def _run(folder: Path, rows: pd.DataFrame, models: list[dict[str, Any]]) -> RunR
     rows.to_parquet(folder / "rows.parquet")
     (folder / "rudi.yaml").write_text(yaml.safe_dump(_config(models), sort_keys=False),
                                       encoding="utf-8")
-    return run_project(folder, write_report=False)
+    return run_project(folder)
 
 
 def _stored(result: RunResult) -> tuple[pd.DataFrame, pd.DataFrame, dict[int, pd.Series]]:
@@ -235,7 +235,7 @@ def test_mitigation_of_a_refit_model_fits_on_the_chosen_models_validation_scores
     folder = write_project(tmp_path / "proj", splits=config["splits"][:1], evaluation=evaluation,
                            models=[{"algorithm": "lightgbm",
                                     "params": {"n_estimators": 40, "num_leaves": 7}}])
-    result = run_project(folder, write_report=False)
+    result = run_project(folder)
     refit, mitigated = result.selected, result.mitigated
     assert refit is not None and refit.refit_of is not None and mitigated is not None
     engine = open_store(result.store_url)
