@@ -85,14 +85,19 @@ def compact_text_in_place(frame: pd.DataFrame) -> dict[str, Any]:
     return text
 
 
+def repeats_enough(values: pd.Series) -> bool:
+    """Whether a column is worth a categorical: its distinct values are at most half its
+    rows (else the categories are larger than the text)."""
+    return 2 * values.nunique() <= len(values)
+
+
 def _text_columns(frame: pd.DataFrame) -> list[str]:
-    """The text columns :func:`compact_text` makes categoricals: those whose distinct values
-    are at most half their rows."""
+    """The text columns :func:`compact_text` makes categoricals (:func:`repeats_enough`)."""
     return [c for c in frame.columns
             if (isinstance(frame[c].dtype, pd.StringDtype) or (
                 frame[c].dtype == object
                 and pd.api.types.infer_dtype(frame[c], skipna=True) in ("string", "empty")))
-            and 2 * frame[c].nunique() <= len(frame)]
+            and repeats_enough(frame[c])]
 
 
 class TabularEncoder(TransformerMixin, BaseEstimator):
