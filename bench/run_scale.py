@@ -24,8 +24,8 @@ Measured 2026-12-04 on branch h-scale2, after the bootstrap stopped sorting the 
 again for every block of resamples (which grew with the square of the test rows), under
 ``flock /work/bench.lock`` (``--rows 100000 1000000``, then ``--rows 5000000`` in a second
 locked job; load average 8.9-10.4 from other helpers' niced work). bench/RESULTS-issue18-scale.md
-has the profile, the stored-figure comparison and the figures with the text loaded as
-categoricals:
+has the profile, the stored-figure comparison and two later runs with the text also loaded
+as categoricals (1M -> 5M x5.4 and x4.7, 5M largest process 3.15 GB). This one:
 
 ====== ========= ================ ========== ========== =============
 rows   wall      largest process  tree RSS   tree PSS   time ratio
