@@ -20,37 +20,25 @@ Run: ``.venv/bin/python bench/run_scale.py [--rows 100000 1000000] [--src ../oth
 Targets on 2 cores: 1M rows under 5 min and 2 GB, 5M under 25 min and 6 GB, each 10x step at
 most 11x in time. The machine may be shared: the load average is printed beside each run.
 
-Measured 2026-12-04 after the memory changes of branch h-mem (the chosen logistic
-regression's reasons prepared in chunks, the report's predictions read as typed columns, the
-loaded text made categoricals before any copy, entity ids and dates as Arrow/datetime64),
-``flock /work/bench.lock .venv/bin/python bench/run_scale.py --rows 100000 1000000`` then
-``--rows 5000000`` alone in the same locked job (load average 3.5-3.9 at 100k and 1M, 3.9
-before and 1.4 after 5M):
+Measured 2026-12-04 on branch h-scale2, after the bootstrap stopped sorting the scores
+again for every block of resamples (which grew with the square of the test rows), under
+``flock /work/bench.lock`` (``--rows 100000 1000000``, then ``--rows 5000000`` in a second
+locked job; load average 8.9-10.4 from other helpers' niced work). bench/RESULTS-issue18-scale.md
+has the profile, the stored-figure comparison and two later runs with the text also loaded
+as categoricals (1M -> 5M x5.4 and x4.7, 5M largest process 3.15 GB). This one:
 
 ====== ========= ================ ========== ========== =============
 rows   wall      largest process  tree RSS   tree PSS   time ratio
 ====== ========= ================ ========== ========== =============
-100k   15.0 s    0.60 GB          1.44 GB    1.23 GB
-1M     94.9 s    1.21 GB          2.55 GB    2.30 GB    x6.3 / x10
-5M     601.7 s   3.97 GB          7.06 GB    6.70 GB    x6.3 / x5
+100k   17.6 s    0.65 GB          1.52 GB    1.22 GB
+1M     91.1 s    1.08 GB          2.48 GB    2.17 GB    x5.2 / x10
+5M     444.7 s   4.04 GB          6.61 GB    6.23 GB    x4.9 / x5
 ====== ========= ================ ========== ========== =============
 
-The code before, at 1M in the same half hour (``--rows 1000000 --src`` a worktree of the
-commit before, then this source): 113.1 s, 2.03 GB largest process, 2.58 GB tree PSS (load
-1.3-3.7) before; 107.0 s, 1.13 GB, 2.31 GB (load 1.9-3.6) after. Earlier the same day, on a
-quiet machine (load 0.1-1.8), the code before took 28.3 s and 0.63 GB at 100k, 173.0 s and
-2.02 GB at 1M, 1,132 s and 9.36 GB (largest process; tree PSS 9.50 GB) at 5M; that 5M run was
-not repeated, so its time is not compared here.
-
-Time: met (1M under 5 min, 5M under 25 min, x6.3 for the 10x step), but 1M -> 5M still
-grows faster than the rows (x6.3 for x5). Memory: met for the largest process (1.21 GB at 1M
-against 2 GB, 3.97 GB at 5M against 6 GB). The tree's PSS (driver and two workers during the
-fits) is 2.30 GB at 1M and 6.70 GB at 5M. Where the driver peaks now (a memory timeline of
-the same run in process, at 1M): reading and typing the source files and profiling them for
-the data card (1.0-1.1 GB), while the loaded rows are still text; 0.8-0.9 GB during the fits.
-Before, the peak was the chosen logistic regression's reasons (+0.8 GB per million rows,
-dense one-hot rows of every explained test row at once), then the report's predictions read
-a mapping per row (+0.4 GB per million).
+Before (branch h-mem, load 3.5-3.9): 100k 15.0 s, 1M 94.9 s, 5M 601.7 s (x6.3 for x5 rows,
+about x14 per 10x). Time: met (1M under 5 min, 5M under 25 min, x5.2 for 10x and x4.9 for
+5x, about x9.7 per 10x). Memory: met for the largest process (1.08 GB at 1M against 2 GB,
+4.04 GB at 5M against 6 GB).
 """
 
 from __future__ import annotations

@@ -43,31 +43,37 @@ def test_categorical_inputs_give_the_scores_of_the_text_inputs(shared_data, algo
     np.testing.assert_array_equal(scores[0], scores[1])  # identical, not merely close
 
 
-def test_a_prepared_run_keeps_its_loaded_rows_as_categoricals_of_the_same_values(
-        tmp_path) -> None:
-    """After the label, splits and model inputs are taken, the loaded source (what the data
-    card reads at the end of the run) holds its text as categoricals: same values, same missing
-    cells, same label counts, so the card says what it said when the text was kept."""
+def test_a_run_loads_its_text_as_the_categoricals_of_the_whole_text_table(tmp_path) -> None:
+    """``rudi run`` loads a police.uk source's text as categoricals file by file: the values,
+    missing cells and categories (so the codes) of the whole text table made categorical, an
+    identifier left as text; the data card's profiles and label counts are those of the text,
+    and the fairness attributes are given back as the text they load as."""
+    from rudikit.data.profile import profile_frame
+    from rudikit.data.sources import unify
     from rudikit.reports.data_card import Profile
     from rudikit.run.case import CaseExperiment
     from tests.conftest import write_project
 
     folder = write_project(tmp_path / "p")
     project = load_project(folder)
+    text_frame, loaded_text = unify(project, folder)  # as every other reader loads it
+    assert len(loaded_text[0].files) > 1  # the categories of several files are joined
     experiment, loaded = CaseExperiment.load(project, folder)
-    before = loaded[0].frame.copy()
-    text = [c for c in before.columns if isinstance(before[c].dtype, pd.StringDtype)]
-    assert {"force", "outcome", "record_id"} <= set(text)
-    experiment.prepare(lambda _: None)
-    after = loaded[0].frame
-    assert after is experiment.frame
+    frame = loaded[0].frame
+    assert frame is experiment.frame
+    categories = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    assert {"force", "outcome", "officer_defined_ethnicity"} <= set(categories)
     # an identifier (every value distinct) stays text: as a categorical it would be larger
-    assert isinstance(after["record_id"].dtype, pd.StringDtype)
-    text.remove("record_id")
-    assert all(isinstance(after[c].dtype, pd.CategoricalDtype) for c in ("force", "outcome"))
-    text = [c for c in text if isinstance(after[c].dtype, pd.CategoricalDtype)]
-    assert experiment.attrs.dtypes.equals(before[experiment.attrs.columns].dtypes)
-    assert (after.drop(columns=text).dtypes == before.drop(columns=text).dtypes).all()
-    pd.testing.assert_frame_equal(after.astype({c: "string" for c in text}), before)
-    assert (Profile([], after).label_counts(project)
-            == Profile([], before).label_counts(project))
+    assert isinstance(frame["record_id"].dtype, pd.StringDtype)
+    pd.testing.assert_frame_equal(frame.astype({c: "string" for c in categories}), text_frame)
+    whole = compact_text(text_frame)
+    for column in categories:
+        assert frame[column].cat.categories.equals(whole[column].cat.categories), column
+    assert profile_frame(frame) == profile_frame(text_frame)
+    assert (Profile([], frame).label_counts(project)
+            == Profile([], text_frame).label_counts(project))
+    experiment.prepare(lambda _: None)
+    assert experiment.attrs.dtypes.equals(text_frame[experiment.attrs.columns].dtypes)
+    pd.testing.assert_frame_equal(experiment.attrs.reset_index(drop=True), text_frame.loc[
+        make_label(text_frame, project.label)[1], experiment.attrs.columns].reset_index(
+        drop=True))

@@ -90,6 +90,29 @@ def test_folding_is_learnt_on_the_training_rows_only() -> None:
     assert h3.latlng_to_cell(*POINTS[1], 6) in both.kept_[CELL]
 
 
+
+def test_a_frame_is_encoded_as_each_of_its_rows_alone() -> None:
+    """The frame's path (each distinct place and boolean looked up once) gives, row by row,
+    what the service's path gives each row on its own (:meth:`TabularEncoder.encode_records`):
+    kept, folded and missing places, and booleans as text, numbers, bools and missing."""
+    train = pd.concat([points_frame(POINTS[:3], [30, 12, 5]),
+                       points_frame([(np.nan, np.nan)], [10])], ignore_index=True)
+    train["operation"] = [True, False, None] * 19
+    encoder = TabularEncoder(boolean=["operation"],
+                             location=LocationEncoder(h3_resolution=6, min_count=10)).fit(train)
+    frame = points_frame(POINTS, [3, 2, 2, 1, 1, 1])
+    frame.loc[len(frame)] = [np.nan, -1.5]  # no latitude: missing
+    frame.loc[len(frame)] = [95.0, -1.5]  # impossible: missing
+    frame["operation"] = pd.Series([True, "yes", " FALSE ", None, np.nan, 1, 0.0, "maybe", False,
+                                    pd.NA, "true", True], dtype=object)
+    matrix = encoder.transform(frame)
+    records = encoder.encode_records(frame.astype(object).where(frame.notna(), None)
+                                     .to_dict("records"))
+    np.testing.assert_array_equal(matrix, records)
+    assert np.isnan(matrix[:, 2]).sum() == 4  # None, NaN, NA and "maybe"
+    cells = {encoder.lookup_[CELL][name] for name in (OTHER, MISSING)}
+    assert cells <= set(matrix[:, 0]) and len(set(matrix[:, 0])) == 4  # Leeds, London too
+
 def test_map_counts_each_cell_like_a_pandas_groupby() -> None:
     rng = np.random.default_rng(4)
     n = 3000

@@ -125,8 +125,8 @@ def test_streamed_bootstrap_equals_the_materialised_one_and_holds_one_block(
     streamed = {(v.metric, v.parameter): (v.lower, v.upper)
                 for v in m.evaluate_scores(y, score, bootstrap=200, seed=3, **lists)}
     assert max(shapes) == (7, n) and sum(s[0] for s in shapes) == 200
-    everything = m._metric_rows(y, score, resample_weights(n, 200, np.random.default_rng(3)),
-                                **lists)
+    everything = m._metric_rows(m._Ranking(y, score),
+                                resample_weights(n, 200, np.random.default_rng(3)), **lists)
     for key, values in everything.items():
         values = values[~np.isnan(values)]
         lower, upper = percentile_interval(values, 0.95)

@@ -338,12 +338,43 @@ def read_api_json(source: str | Path | Sequence[dict[str, Any]], force: str,
     return _load(flatten_api_records(records), API_CSV_COLUMNS, name, force, API_CSV_KNOWN_EXTRA)
 
 
+#: The normalised text columns of repeated values (all but the record id): what
+#: :func:`as_categories` makes categoricals.
+CATEGORY_COLUMNS = tuple(c for c, dtype in COLUMNS.items() if dtype == "string"
+                         and c != "record_id")
+
+
+def as_categories(frame: pd.DataFrame) -> pd.DataFrame:
+    """A normalised frame with its :data:`CATEGORY_COLUMNS` as categoricals of the same text:
+    a code of 1-2 bytes per row, so a loader holds each file's rows so, never the whole
+    source's text (:func:`concat` stacks them as categoricals)."""
+    return frame.astype(dict.fromkeys(CATEGORY_COLUMNS, "category"))
+
+
+def shared_categories(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """``frames`` with each of :data:`CATEGORY_COLUMNS` that is categorical in all of them
+    given the union of their categories, sorted as ``astype("category")`` sorts text, so they
+    stack as one categorical (pandas stacks differing categories as text objects)."""
+    columns = [c for c in CATEGORY_COLUMNS if all(
+        c in f.columns and isinstance(f[c].dtype, pd.CategoricalDtype) for f in frames)]
+    if len(frames) < 2 or not columns:
+        return frames
+    union = {}
+    for c in columns:
+        found = [f[c].cat.categories for f in frames]
+        dtype = next((i.dtype for i in found if len(i)), found[0].dtype)
+        union[c] = pd.Index(sorted(set().union(*found)), dtype=dtype)
+    return [f.assign(**{c: f[c].cat.set_categories(union[c]) for c in columns})
+            for f in frames]
+
+
 def concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
-    """Stack normalised frames, keeping the typed schema even when the list is empty."""
+    """Stack normalised frames, keeping the typed schema even when the list is empty (and
+    categoricals as categoricals)."""
     frames = [f for f in frames if len(f)]
     if not frames:
         return empty_frame()
-    return pd.concat(frames, ignore_index=True)[list(COLUMNS)]
+    return pd.concat(shared_categories(frames), ignore_index=True)[list(COLUMNS)]
 
 
 def empty_frame() -> pd.DataFrame:

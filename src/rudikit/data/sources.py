@@ -96,8 +96,10 @@ def resolve_path(source: Source, project_dir: Path) -> Path | None:
     return path if path.is_absolute() else (project_dir / path).resolve()
 
 
-def _load_files(source: Source, files: list[Path], where: str
+def _load_files(source: Source, files: list[Path], where: str, categories: bool = False
                 ) -> tuple[pd.DataFrame, ValidationReport]:
+    """The files' rows stacked; ``categories``: each file's normalised text as categoricals
+    (:func:`rudikit.data.police_uk.as_categories`) as soon as it is read."""
     frames, report = [], ValidationReport(source=source.name)
     for path in files:
         try:
@@ -115,7 +117,8 @@ def _load_files(source: Source, files: list[Path], where: str
                 rep = ValidationReport(source=path.name, rows=len(frame))
         except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
             raise SourceError(f"{where}: cannot read {path}: {exc}") from None
-        frames.append(frame)
+        frames.append(police_uk.as_categories(frame) if categories
+                      and source.kind in NORMALISED_KINDS else frame)
         report = report.merge(rep)
     if source.kind in ("csv", "parquet"):
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -166,6 +169,8 @@ def files_fingerprint(source: Source, project_dir: str | Path) -> str | None:
 #: The kinds whose every file loads to the normalised police.uk table (one layout and set of
 #: types), so stacking the files' frames gives the source's frame whatever they hold.
 STREAMED_KINDS = ("police_uk_archive", "police_uk_api_csv", "police_uk_api_json")
+#: The kinds loaded file by file into the normalised police.uk table.
+NORMALISED_KINDS = (*STREAMED_KINDS, "synthetic_stop_search", "police_uk_api")
 
 
 def source_frames(source: Source, project_dir: str | Path, where: str
@@ -195,8 +200,10 @@ def _existing_files(source: Source, project_dir: str | Path,
 
 def load_source(source: Source, project_dir: str | Path, where: str,
                 cache_dir: str | Path | None = None, *,
-                allow_synthetic: bool = False) -> LoadedSource:
+                allow_synthetic: bool = False, categories: bool = False) -> LoadedSource:
     """Load one source. ``where`` is its key path (``data.sources[0]``) for error messages.
+    ``categories``: a source of :data:`NORMALISED_KINDS` holds its text columns as
+    categoricals from each file on (:func:`rudikit.data.police_uk.as_categories`).
 
     A missing path is an error: only ``allow_synthetic`` (the caller's explicit run-time choice,
     e.g. ``--allow-synthetic``) lets the seeded generator stand in for a missing
@@ -254,7 +261,7 @@ def load_source(source: Source, project_dir: str | Path, where: str,
             raise SourceError(f"{where}.path: no data files for kind {source.kind!r} in {path}"
                               + (" matching the forces/months filter" if source.forces
                                  or source.months else ""))
-    frame, report = _load_files(source, files, where)
+    frame, report = _load_files(source, files, where, categories)
     if source.kind == "police_uk_archive" and origin == "real" and frame.empty:
         report.problems.append(Problem(source.name, None, None, "no rows loaded",
                                        severity="warning"))
@@ -262,12 +269,16 @@ def load_source(source: Source, project_dir: str | Path, where: str,
                         files_checksum(files, root), note)
 
 
-def unify(project: Project, project_dir: Path, *, allow_synthetic: bool = False
-          ) -> tuple[pd.DataFrame, list[LoadedSource]]:
+def unify(project: Project, project_dir: Path, *, allow_synthetic: bool = False,
+          categories: bool = False) -> tuple[pd.DataFrame, list[LoadedSource]]:
     """Load every source; stack them when they share a layout (e.g. several police.uk feeds);
     add the group size when the project asks (:mod:`rudikit.data.group_size`).
-    ``allow_synthetic``: see :func:`load_source`."""
-    loaded = [load_source(s, project_dir, f"data.sources[{i}]", allow_synthetic=allow_synthetic)
+    ``allow_synthetic``: see :func:`load_source`. ``categories``: when every source is of
+    :data:`NORMALISED_KINDS`, their text columns are categoricals from each file on, so the
+    text of millions of rows is never held (:func:`loaded_as_categories` names them)."""
+    categories = categories and all(s.kind in NORMALISED_KINDS for s in project.data.sources)
+    loaded = [load_source(s, project_dir, f"data.sources[{i}]", allow_synthetic=allow_synthetic,
+                          categories=categories)
               for i, s in enumerate(project.data.sources)]
     frame = stacked(loaded)
     grouped = project.features.group_size
@@ -276,7 +287,17 @@ def unify(project: Project, project_dir: Path, *, allow_synthetic: bool = False
     return frame, loaded
 
 
+def loaded_as_categories(project: Project, frame: pd.DataFrame) -> dict[str, str]:
+    """The columns :func:`unify` with ``categories`` loaded as categoricals, with the dtype
+    they are text as (what they would have been loaded as)."""
+    if not all(s.kind in NORMALISED_KINDS for s in project.data.sources):
+        return {}
+    return {c: police_uk.COLUMNS[c] for c in police_uk.CATEGORY_COLUMNS
+            if c in frame.columns and isinstance(frame[c].dtype, pd.CategoricalDtype)}
+
+
 def stacked(loaded: list[LoadedSource]) -> pd.DataFrame:
     """The sources' rows in one table (one source's frame as it is)."""
-    return pd.concat([s.frame for s in loaded], ignore_index=True) if len(loaded) > 1 \
-        else loaded[0].frame
+    if len(loaded) == 1:
+        return loaded[0].frame
+    return pd.concat(police_uk.shared_categories([s.frame for s in loaded]), ignore_index=True)

@@ -49,18 +49,30 @@ def _check(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return y.astype(float), score
 
 
-class _Sorted:
-    """Scores sorted once, with cumulative counts at the end of each run of tied scores, for a
-    matrix of case weights (one row per bootstrap resample; a single row of ones = the sample)."""
+class _Ranking:
+    """The scores' order and the ends of their tied runs, computed once per scored sample:
+    every bootstrap block reuses it. (Sorting again per block cost ``blocks x n log n``; a
+    block holds at most :data:`BLOCK_CELLS` weights, so the blocks grow with ``n`` and that
+    cost with ``n**2``: at 1.7M test rows, 500 sorts of the same scores.)"""
 
-    def __init__(self, y: np.ndarray, score: np.ndarray, weights: np.ndarray):
-        order = np.argsort(-score, kind="stable")
-        self.score = score[order]
-        ys = y[order]
-        w = weights[:, order]
+    def __init__(self, y: np.ndarray, score: np.ndarray):
+        self.order = np.argsort(-score, kind="stable")
+        self.score = score[self.order]
+        self.y = y[self.order]
         # the last position of each run of equal scores: thresholds sit between runs
         self.ends = np.flatnonzero(np.r_[self.score[1:] != self.score[:-1], True])
-        self.tp = np.cumsum(w * ys, axis=1)[:, self.ends]
+        self.squared_error = (score - y) ** 2  # in the rows' own order, as the weights
+
+
+class _Sorted:
+    """Cumulative counts at the end of each run of tied scores of a :class:`_Ranking`, for a
+    matrix of case weights (one row per bootstrap resample; a single row of ones = the sample)."""
+
+    def __init__(self, ranking: _Ranking, weights: np.ndarray):
+        self.score = ranking.score
+        self.ends = ranking.ends
+        w = weights[:, ranking.order]
+        self.tp = np.cumsum(w * ranking.y, axis=1)[:, self.ends]
         self.cw = np.cumsum(w, axis=1)[:, self.ends]
         self.fp = self.cw - self.tp
         self.pos = self.tp[:, -1]
@@ -130,15 +142,14 @@ def k_for_percent(n: int, pct: float) -> int:
     return int(math.floor(pct * n / 100 + 1e-9))
 
 
-def _metric_rows(y: np.ndarray, score: np.ndarray, weights: np.ndarray, thresholds: list[float],
+def _metric_rows(ranking: _Ranking, weights: np.ndarray, thresholds: list[float],
                  top_k: list[int], top_pct: list[float]) -> dict[tuple[str, str], np.ndarray]:
-    s = _Sorted(y, score, weights)
+    s = _Sorted(ranking, weights)
     out: dict[tuple[str, str], np.ndarray] = {}
     with np.errstate(invalid="ignore", divide="ignore"):
         out[("roc_auc", "")] = s.roc_auc()
         out[("average_precision", "")] = s.average_precision()
-        sq = (score - y) ** 2
-        out[("brier", "")] = weights @ sq / weights.sum(axis=1)
+        out[("brier", "")] = weights @ ranking.squared_error / weights.sum(axis=1)
         out[("prevalence", "")] = s.pos / s.total
         for t in thresholds:
             tp, pp = s.at_threshold(t)
@@ -173,20 +184,19 @@ def bootstrap_block(n: int, resamples: int) -> int:
     return max(1, min(64, BLOCK_CELLS // max(n, 1), resamples))
 
 
-def _replicates(y: np.ndarray, score: np.ndarray, resamples: int, seed: int,
-                thresholds: list[float], top_k: list[int], top_pct: list[float]
-                ) -> dict[tuple[str, str], np.ndarray]:
+def _replicates(ranking: _Ranking, resamples: int, seed: int, thresholds: list[float],
+                top_k: list[int], top_pct: list[float]) -> dict[tuple[str, str], np.ndarray]:
     """Every metric on ``resamples`` bootstrap resamples, streamed in blocks of
     :func:`bootstrap_block` resamples: only the metric values (``resamples`` per metric) are
     kept, never the ``resamples x n`` weight matrix. The generator draws row by row, so the
     replicates are the same whatever the block size (one seed, one set of intervals)."""
-    n = len(y)
+    n = len(ranking.order)
     rng = np.random.default_rng(seed)
     block = bootstrap_block(n, resamples)
     values: dict[tuple[str, str], list[np.ndarray]] = {}
     for start in range(0, resamples, block):
         weights = resample_weights(n, min(block, resamples - start), rng)
-        for key, rows in _metric_rows(y, score, weights, thresholds, top_k, top_pct).items():
+        for key, rows in _metric_rows(ranking, weights, thresholds, top_k, top_pct).items():
             values.setdefault(key, []).append(rows)
         del weights
     return {key: np.concatenate(parts) for key, parts in values.items()}
@@ -207,10 +217,11 @@ def evaluate_scores(y: np.ndarray, score: np.ndarray, *, thresholds: list[float]
     top_k = top_k if top_k is not None else []
     top_pct = top_pct if top_pct is not None else []
     n = len(y)
-    point = _metric_rows(y, score, np.ones((1, n)), thresholds, top_k, top_pct)
+    ranking = _Ranking(y, score)
+    point = _metric_rows(ranking, np.ones((1, n)), thresholds, top_k, top_pct)
     bounds: dict[tuple[str, str], tuple[float | None, float | None]] = {}
     if bootstrap > 0 and n > 1:
-        replicates = _replicates(y, score, bootstrap, seed, thresholds, top_k, top_pct)
+        replicates = _replicates(ranking, bootstrap, seed, thresholds, top_k, top_pct)
         for key in point:
             values = replicates[key][~np.isnan(replicates[key])]
             if len(values) >= max(10, bootstrap // 2):
@@ -225,7 +236,7 @@ def evaluate_scores(y: np.ndarray, score: np.ndarray, *, thresholds: list[float]
 
 def _single(y: np.ndarray, score: np.ndarray, metric: str, parameter: str, **lists) -> float:
     y, score = _check(y, score)
-    rows = _metric_rows(y, score, np.ones((1, len(y))), lists.get("thresholds", []),
+    rows = _metric_rows(_Ranking(y, score), np.ones((1, len(y))), lists.get("thresholds", []),
                         lists.get("top_k", []), lists.get("top_pct", []))
     return float(rows[(metric, parameter)][0])
 

@@ -10,7 +10,7 @@ dicts to a float array with precomputed lookups, no DataFrame per request.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,13 @@ def _bool_value(value: Any) -> float:
         return float(value != 0)
     text = str(value).strip().lower()
     return 1.0 if text in TRUE_TEXT else 0.0 if text in FALSE_TEXT else np.nan
+
+
+def _by_distinct(values: pd.Series, value: Callable[[Any], float]) -> np.ndarray:
+    """``value`` of each row as floats, computed once per distinct value (a column of
+    millions of rows holds a handful); a missing value is NaN."""
+    codes, distinct = pd.factorize(values)
+    return np.array([*(value(v) for v in distinct), np.nan], dtype=float)[codes]
 
 
 def datetime_part_values(stamps: pd.Series, parts: Sequence[str]) -> list[np.ndarray]:
@@ -78,14 +85,19 @@ def compact_text_in_place(frame: pd.DataFrame) -> dict[str, Any]:
     return text
 
 
+def repeats_enough(values: pd.Series) -> bool:
+    """Whether a column is worth a categorical: its distinct values are at most half its
+    rows (else the categories are larger than the text)."""
+    return 2 * values.nunique() <= len(values)
+
+
 def _text_columns(frame: pd.DataFrame) -> list[str]:
-    """The text columns :func:`compact_text` makes categoricals: those whose distinct values
-    are at most half their rows."""
+    """The text columns :func:`compact_text` makes categoricals (:func:`repeats_enough`)."""
     return [c for c in frame.columns
             if (isinstance(frame[c].dtype, pd.StringDtype) or (
                 frame[c].dtype == object
                 and pd.api.types.infer_dtype(frame[c], skipna=True) in ("string", "empty")))
-            and 2 * frame[c].nunique() <= len(frame)]
+            and repeats_enough(frame[c])]
 
 
 class TabularEncoder(TransformerMixin, BaseEstimator):
@@ -200,10 +212,10 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
             places = self.location_.transform(X)
             for c in self.location_.names:
                 lookup = self.lookup_[c]
-                columns.append(np.array([lookup.get(v, np.nan) for v in places[c]],
-                                        dtype=float))
+                columns.append(_by_distinct(places[c], lambda v, lookup=lookup: lookup.get(
+                    v, np.nan)))
         for c in self.boolean:
-            columns.append(np.array([_bool_value(v) for v in X[c].tolist()], dtype=float))
+            columns.append(_by_distinct(X[c], _bool_value))
         if self.numeric:
             block = X[list(self.numeric)]
             try:  # one conversion for the whole block when every column is numeric already

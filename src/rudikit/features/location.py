@@ -128,8 +128,11 @@ class LocationEncoder(TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """One text column per output, in :attr:`names` order."""
         places = self.places(*coordinates(X, *self.columns))
-        return pd.DataFrame({name: self._fold(name, values) for name, values in places.items()},
-                            index=X.index, columns=self.names)
+        folded = {}
+        for name, values in places.items():  # each distinct place folded once, not each row
+            codes, distinct = pd.factorize(values)  # a missing point: code -1, the last entry
+            folded[name] = np.asarray(self._fold(name, [*distinct, None]), dtype=object)[codes]
+        return pd.DataFrame(folded, index=X.index, columns=self.names)
 
     def record(self, latitude: Any, longitude: Any) -> list[str]:
         """One point's categories (the service's path: no DataFrame per request)."""

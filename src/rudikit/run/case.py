@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from rudikit.config import Features, OperatingPoint, Project, TemporalSplit
-from rudikit.data.sources import LoadedSource, unify
+from rudikit.data.sources import LoadedSource, loaded_as_categories, unify
 from rudikit.data.validation import bad_date_problems
 from rudikit.evaluation.metrics import (
     MetricValue,
@@ -36,7 +36,7 @@ from rudikit.fairness.stage import (
     mitigate,
     mitigation_gap_metrics,
 )
-from rudikit.features.encoding import compact_text, compact_text_in_place
+from rudikit.features.encoding import compact_text, compact_text_in_place, repeats_enough
 from rudikit.features.labels import make_label
 from rudikit.features.splits import SplitIndices, make_split
 from rudikit.models.artefacts import save_json_artefact, stored_path
@@ -164,6 +164,8 @@ class CaseExperiment:
     project: Project
     frame: pd.DataFrame
     artefacts_dir: Path
+    # the columns loaded as categoricals (unify's ``categories``) -> the dtype they are text as
+    loaded_text: dict[str, Any] = field(default_factory=dict)
 
     def prepare(self, say: Callable[[str], None]) -> None:
         """Label, splits and the grid (checked before anything is fitted)."""
@@ -179,7 +181,7 @@ class CaseExperiment:
         # the loaded rows' text as categoricals before anything copies them: the rows taken
         # here, the splits' and every task's copy are then codes, never the text (the loaded
         # rows are read again only by the data card, which reads categoricals as the text)
-        text = compact_text_in_place(self.frame)
+        text = {**self.loaded_text, **compact_text_in_place(self.frame)}
         data = self.frame.loc[keep].reset_index(drop=True)
         self.splits: list[SplitIndices] = [
             make_split(data, spec, f"splits[{i}]", project.data.knowledge_date)
@@ -222,11 +224,16 @@ class CaseExperiment:
     @classmethod
     def load(cls, project: Project, project_dir: Path, *, allow_synthetic: bool = False
              ) -> tuple[CaseExperiment, list[Any]]:
-        frame, loaded = unify(project, project_dir, allow_synthetic=allow_synthetic)
+        # the text categoricals from each file on: the loaded text is never held whole
+        frame, loaded = unify(project, project_dir, allow_synthetic=allow_synthetic,
+                              categories=True)
+        text = loaded_as_categories(project, frame)
+        for column in [c for c in text if not repeats_enough(frame[c])]:
+            frame[column] = frame[column].astype(text.pop(column))  # as compact_text leaves it
         problems = check_columns(project, frame, loaded)
         if problems:
             raise ValueError("; ".join(problems))
-        return cls(project, frame, project_dir / ".rudi" / "models"), loaded
+        return cls(project, frame, project_dir / ".rudi" / "models", text), loaded
 
     # --- what the engine asks ------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from statsmodels.stats.proportion import confint_proportions_2indep
 
 from rudikit.fairness.counts import PROPORTIONS
 from rudikit.fairness.groups import MISSING_GROUP, attribute_name, group_key
-from rudikit.fairness.mitigation.rates import group_labels
+from rudikit.fairness.mitigation.rates import encode_groups
 from rudikit.fairness.requirements import (
     STATUS_INSUFFICIENT,
     Requirement,
@@ -53,9 +53,14 @@ class Judged:
         return self.result.status
 
 
-def _labels(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
-    return group_labels(frame[list(columns)].reset_index(drop=True).astype("string")
-                        .fillna(MISSING_GROUP))
+def _labels(frame: pd.DataFrame, columns: Sequence[str], keyed: bool = False) -> np.ndarray:
+    """Each row's group label; ``keyed``: as ``attribute=group`` (:func:`group_key`), built
+    once per group, not once per row."""
+    codes, names, _ = encode_groups(frame[list(columns)].reset_index(drop=True)
+                                    .astype("string").fillna(MISSING_GROUP), len(frame))
+    if keyed:
+        names = [group_key(attribute_name(columns), g) for g in names]
+    return np.asarray(names, dtype=object)[codes]
 
 
 def _pair_counts(frame: pd.DataFrame, cell: np.ndarray, req: Requirement, outcome: UnitOutcome
@@ -66,16 +71,12 @@ def _pair_counts(frame: pd.DataFrame, cell: np.ndarray, req: Requirement, outcom
     num_cells, den = PROPORTIONS[req.metric]
     unit_cols = list(req.unit or ())
     if req.compare is None:
-        name = attribute_name(unit_cols)
-        group = np.array([group_key(name, g) for g in _labels(frame, unit_cols)], dtype=object)
+        group = _labels(frame, unit_cols, keyed=True)
         in_unit = np.ones(len(frame), dtype=bool)
     else:
         group = _labels(frame, req.compare)
         if unit_cols:
-            name = attribute_name(unit_cols)
-            units = np.array([group_key(name, u) for u in _labels(frame, unit_cols)],
-                             dtype=object)
-            in_unit = units == outcome.unit
+            in_unit = _labels(frame, unit_cols, keyed=True) == outcome.unit
         else:
             in_unit = np.ones(len(frame), dtype=bool)
     counts = []
