@@ -30,15 +30,14 @@ from rudikit.evaluation.stability import (
 from rudikit.models.estimators import limit_jobs, predict_scores
 from rudikit.models.perturb import perturbed_lists
 from rudikit.models.randomness import randomness_sources
+from rudikit.models.seeds import FittedSeed, seed_lists
 from rudikit.models.temporal import (
     ENTITY,
-    FittedSeed,
     PreparedData,
     RunEach,
     build_temporal_pipeline,
     consecutive_dates,
     one_after_another,
-    seed_lists,
     training_matrix,
 )
 from rudikit.run.execution import ordered_results
