@@ -9,8 +9,9 @@ bootstrap, fairness audit of every list, audition, report and cards), except tha
   instead of four splits from 2013), and
 * the steps after the grid that refit the chosen model many times (the stability-vs-trees
   curve, in the driver; the resamples and the refits without each source, executor tasks) are
-  switched off to keep a run short. The seed lists stay: two refits, each a task, then the
-  consecutive-date lists scored in blocks of dates, a task each.
+  switched off to keep a run short. The seed lists stay: the second seed's refit (the first
+  seed's model is the grid's own fit) and the consecutive-date lists scored in blocks of
+  dates, a task each, in one batch.
 
 The two runs without workers (``workers: 1``, every fit in the ``rudi`` process):
 

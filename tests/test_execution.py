@@ -298,7 +298,8 @@ def test_the_costliest_tasks_start_first_and_results_come_back_in_call_order(tmp
 def test_seed_and_perturbation_refits_on_workers_give_the_lists_made_here(grid) -> None:
     from rudikit.models.estimators import GridPoint
     from rudikit.models.perturb import perturbed_lists
-    from rudikit.models.temporal import consecutive_dates, seed_lists
+    from rudikit.models.seeds import seed_lists
+    from rudikit.models.temporal import consecutive_dates
     from rudikit.run.execution import ordered_results
 
     config, tables, _ = grid

@@ -3,6 +3,7 @@ period into training, every fit is stored, baselines rank by one feature."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -27,6 +28,7 @@ from rudikit.features.asof.specs import FeatureError
 from rudikit.models.artefacts import load_artefact, save_artefact
 from rudikit.models.audition import RULES
 from rudikit.models.estimators import GridPoint
+from rudikit.models.seeds import FittedSeed, seed_lists
 from rudikit.models.temporal import (
     FeatureRankClassifier,
     LeakageError,
@@ -35,7 +37,6 @@ from rudikit.models.temporal import (
     experiment_grid,
     feature_config,
     prepare,
-    seed_lists,
     selection_rules,
     split_matrices,
     training_matrix,
@@ -392,6 +393,42 @@ def test_seed_lists_and_consecutive_dates(tables) -> None:
     X_train, y_train, X_test, test = training_matrix(data)
     assert X_train.shape[1] == X_test.shape[1] == len(data.feature_config.input_columns)
     assert len(test) == len(by_seed[0]) and set(np.unique(y_train)) == {0, 1}
+
+
+def test_seed_lists_from_the_grids_fit_are_the_refitted_ones(tables) -> None:
+    """The first seed's model given as already fitted (as the grid's fit is) is not refitted:
+    its list and its lists on the further dates (scored by the saved bytes, in the same batch
+    as the other seeds' refits) are those a refit gives."""
+    from rudikit.models.artefacts import artefact_bytes
+    from rudikit.models.temporal import fit_and_score
+
+    extra = consecutive_dates("2012-01-01", experiment().stability.consecutive.model_copy(
+        update={"days": 2, "weeks": 1, "months": 1}))
+    data = prepare(experiment(), tables, extra_dates=extra)
+    point = GridPoint("random_forest", {"n_estimators": 10, "n_jobs": 1,
+                                        "min_samples_leaf": 5})
+    refitted = seed_lists(data, point, [3, 4], extra_dates=extra)
+    matrices = split_matrices(data, data.splits[-1])
+    pipeline, score, _ = fit_and_score(point, data.features_for(point), matrices, 3)
+    first = (matrices.test["as_of_date"] == matrices.test["as_of_date"].min()).to_numpy()
+    digest, saved = artefact_bytes(pipeline)
+    fitted = FittedSeed(3, pd.Series(score[first], index=matrices.test.loc[
+        first, "officer_uid"].astype("string").to_numpy()), (digest, saved, "grid fit"))
+    said: list[str] = []
+    given = seed_lists(data, point, [3, 4], extra_dates=extra, fitted=fitted,
+                       progress=said.append)
+    assert [m.split(": ")[-1] for m in said][0] == "the grid's fit" and len(said) == 2
+    for one, other in zip(refitted, given, strict=True):
+        assert list(one) == list(other)
+        for key in one:
+            pd.testing.assert_series_equal(one[key], other[key], rtol=0, atol=0)
+    # the dates are scored by the model given, not by a refit
+    other_fit = fit_and_score(point, data.features_for(point), matrices, 5)[0]
+    _, by_date = seed_lists(data, point, [3, 4], extra_dates=extra, fitted=dataclasses.replace(
+        fitted, artefact=(*artefact_bytes(other_fit), "seed 5")))
+    assert any(not by_date[d].equals(refitted[1][d]) for d in extra)
+    with pytest.raises(ValueError, match="not the first"):
+        seed_lists(data, point, [4, 3], extra_dates=extra, fitted=fitted)
 
 
 def test_real_data_smoke(tmp_path, cpdb_loaded) -> None:

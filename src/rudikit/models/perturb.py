@@ -9,7 +9,7 @@ precision held, the list changed).
   (the cohort, who is scored, is kept).
 * :func:`perturbed_lists`: refits of one grid point on one split with the same seed, each
   scoring the split's first test as-of date, as the seed comparison of
-  :func:`rudikit.models.temporal.seed_lists` does.
+  :func:`rudikit.models.seeds.seed_lists` does.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from rudikit.evaluation.stability import (
 from rudikit.models.estimators import limit_jobs, predict_scores
 from rudikit.models.perturb import perturbed_lists
 from rudikit.models.randomness import randomness_sources
+from rudikit.models.seeds import FittedSeed, seed_lists
 from rudikit.models.temporal import (
     ENTITY,
     PreparedData,
@@ -37,7 +38,6 @@ from rudikit.models.temporal import (
     build_temporal_pipeline,
     consecutive_dates,
     one_after_another,
-    seed_lists,
     training_matrix,
 )
 from rudikit.run.execution import ordered_results
@@ -124,7 +124,7 @@ def list_stability(data: PreparedData, result: TemporalResult, chosen: int, engi
     randomness = randomness_sources(
         build_temporal_pipeline(point, data.features_for(point), config.seed)[0])
     by_seed, by_date = seed_lists(data, point, settings.seeds, extra_dates=extra, progress=say,
-                                  run_each=run_each)
+                                  run_each=run_each, fitted=grid_fit(data, result, chosen))
     pairs = pairwise_stability(by_seed, config.top_k)
     common = {"model_group_id": chosen, "algorithm": point.algorithm, "k": config.top_k}
     rows = [{"kind": "seeds", **common, "parameter": f"{r.a}/{r.b}", "as_of_date": last_test,
@@ -173,6 +173,24 @@ def list_stability(data: PreparedData, result: TemporalResult, chosen: int, engi
                                                             "precision_at_k")]
     list_tables.record_list_stability(engine, run_id, rows)
     return ListStability(pairs, randomness, perturbed)
+
+
+def grid_fit(data: PreparedData, result: TemporalResult, chosen: int) -> FittedSeed | None:
+    """The grid's fit of group ``chosen`` on the last split as the first stability seed's
+    model, when that seed is the run's (the grid fitted it with the same rows and seed, so a
+    refit would give the same model): its list on the split's first test date and its saved
+    bytes. None when the first seed is another."""
+    seeds = result.experiment.stability.seeds
+    last = data.splits[-1].name
+    model = next((m for m in result.models
+                  if m.model_group_id == chosen and m.split == last), None)
+    if not seeds or seeds[0] != result.experiment.seed or model is None \
+            or model.artefact is None:
+        return None
+    test = next(m["test"] for m in result.matrices if m["split"] == last)
+    digest, path = model.artefact
+    return FittedSeed(seeds[0], result.scores(chosen, test["as_of_date"].min()),
+                      (digest, Path(path).read_bytes(), f"model file {path}"))
 
 
 def explain_last_list(data: PreparedData, engine: Engine, model_id: int, artefact: tuple[str, str],

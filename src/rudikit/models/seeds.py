@@ -1,0 +1,166 @@
+"""The chosen model's lists for list stability: refitted with each seed on a split (each refit
+an executor task), and the first seed's lists on further as-of dates, scored in blocks of
+dates (a task each). The first seed's model may be the grid's own fit, which is then not
+refitted (:class:`FittedSeed`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from rudikit.config import Features, TemporalError
+from rudikit.config.timechop import Split
+from rudikit.models.estimators import GridPoint, limit_jobs, predict_scores
+from rudikit.models.temporal import (
+    ENTITY,
+    PreparedData,
+    RunEach,
+    SplitMatrices,
+    build_temporal_pipeline,
+    fit_and_score,
+    one_after_another,
+    split_matrices,
+)
+
+#: As-of dates scored by one task of the first seed's model (a block: one encoding, one
+#: prediction call), so the many consecutive-list dates spread over the workers.
+DATES_PER_BLOCK = 4
+
+
+def seed_list(point: GridPoint, features: Features, matrices: SplitMatrices, seed: int,
+              keep: bool, *, threads: int | None = None
+              ) -> tuple[pd.Series, Pipeline | None, float]:
+    """One seed's refit (a task of its own): its list on ``matrices``' test rows
+    (entity -> score), the fitted pipeline if ``keep`` (to score further dates), and the
+    seconds it took."""
+    started = time.perf_counter()
+    pipeline, score, _ = fit_and_score(point, features, matrices, seed, threads)
+    entities = matrices.test[ENTITY].astype("string").to_numpy()
+    return (pd.Series(score, index=entities), pipeline if keep else None,
+            time.perf_counter() - started)
+
+
+def dated_lists(model: Pipeline | tuple[str, bytes, str], rows: pd.DataFrame, *,
+                threads: int | None = None) -> dict[pd.Timestamp, pd.Series]:
+    """The list (entity -> score) of ``model`` on each as-of date of ``rows``: one block of
+    dates, a task of its own. ``model``: a fitted pipeline, or one saved as (SHA-256, skops
+    bytes, name for errors), loaded here (the grid's fit, which the driver never loads)."""
+    pipeline = model if isinstance(model, Pipeline) else _saved_model(*model)
+    limit_jobs(pipeline, threads)
+    columns = pipeline.named_steps["encode"].input_columns
+    scores = pd.Series(predict_scores(pipeline, rows[columns]),
+                       index=rows[ENTITY].astype("string").to_numpy())
+    dates = rows["as_of_date"].to_numpy()
+    return {pd.Timestamp(when): scores[dates == when] for when in np.unique(dates)}
+
+
+#: The saved model a process loaded last (SHA-256 -> pipeline): the blocks of dates of one
+#: model, run one after another on a worker, load it once.
+_LOADED: dict[str, Pipeline] = {}
+
+
+def _saved_model(digest: str, data: bytes, name: str) -> Pipeline:
+    """A saved pipeline from its bytes (hash-checked), loaded once per process."""
+    from rudikit.models.artefacts import artefact_from_bytes
+
+    if digest not in _LOADED:
+        _LOADED.clear()
+        _LOADED[digest] = artefact_from_bytes(data, digest, name)
+    return _LOADED[digest]
+
+
+@dataclass(frozen=True)
+class FittedSeed:
+    """The grid's own fit of a point on a split, with one of the stability seeds (the run's):
+    :func:`seed_lists` does not refit it. ``scores``: its list on the split's first test
+    as-of date (entity -> score); ``artefact``: (SHA-256, skops bytes, name for errors)."""
+
+    seed: int
+    scores: pd.Series
+    artefact: tuple[str, bytes, str]
+
+
+def _task(fn: Callable[..., Any], *args: Any, threads: int | None = None) -> Any:
+    """``fn(*args)``: lets one batch of tasks mix refits and blocks of dates."""
+    return fn(*args, threads=threads)
+
+
+def seed_lists(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
+               split: Split | None = None, extra_dates: Sequence[Any] = (),
+               progress: Callable[[str], None] | None = None,
+               run_each: RunEach = one_after_another, fitted: FittedSeed | None = None
+               ) -> tuple[dict[int, pd.Series], dict[pd.Timestamp, pd.Series]]:
+    """Refit one grid point on one split (default: the last) with each seed, each refit a
+    task for ``run_each``; return the test list per seed (first test as-of date:
+    entity -> score) and, for the first seed, the lists on ``extra_dates`` (which must be in
+    ``data.features``), scored in blocks of :data:`DATES_PER_BLOCK` dates, a task each.
+
+    With ``fitted`` (the first seed's model, already fitted on the split: the grid's own fit
+    when the first seed is the run's), that seed is not refitted, and the blocks of dates run
+    beside the other seeds' refits in one batch rather than after the first refit."""
+    split = split or data.splits[-1]
+    wanted = sorted({pd.Timestamp(d) for d in extra_dates})
+    present = set(data.features["as_of_date"])
+    missing = [d for d in wanted if d not in present]
+    if missing:
+        raise TemporalError(f"no features for {missing[0]:%Y-%m-%d}")
+    features = data.features_for(point)
+    if fitted is not None and fitted.seed != seeds[0]:
+        raise ValueError(f"the fitted model's seed {fitted.seed} is not the first of "
+                         f"{list(seeds)}")
+    refit = list(seeds) if fitted is None else list(seeds[1:])
+    if fitted is not None and progress:
+        progress(f"{point.describe()} seed {fitted.seed}: the grid's fit")
+    calls: list[tuple[Any, ...]] = []
+    if refit:
+        matrices = split_matrices(data, split)
+        first = matrices.test["as_of_date"].min()
+        # consolidated copies (one block per dtype): sent to every seed's task, and
+        # memory-mapped to local workers once rather than pickled column by column with each
+        matrices = dataclasses.replace(
+            matrices, train=matrices.train.copy(),
+            test=matrices.test[matrices.test["as_of_date"] == first].copy())
+        calls += [(seed_list, point, features, matrices, seed, fitted is None and i == 0)
+                  for i, seed in enumerate(refit)]
+    if fitted is not None and wanted:
+        calls += [(dated_lists, fitted.artefact, rows)
+                  for rows in _date_blocks(data, wanted, point, features)]
+    by_seed: dict[int, pd.Series] = {} if fitted is None else {fitted.seed: fitted.scores}
+    by_date: dict[pd.Timestamp, pd.Series] = {}
+    kept = None
+    for call, found in zip(calls, run_each(_task, calls), strict=True):
+        if call[0] is dated_lists:
+            by_date.update(found)
+            continue
+        scores, pipeline, seconds = found
+        by_seed[call[4]] = scores
+        kept = pipeline if pipeline is not None else kept
+        if progress:
+            progress(f"{point.describe()} seed {call[4]}: {seconds:.1f} s")
+    if wanted and kept is not None:
+        blocks = [(dated_lists, kept, rows)
+                  for rows in _date_blocks(data, wanted, point, features)]
+        for lists in run_each(_task, blocks):
+            by_date.update(lists)
+    return {seed: by_seed[seed] for seed in seeds}, by_date
+
+
+def _date_blocks(data: PreparedData, wanted: Sequence[pd.Timestamp], point: GridPoint,
+                 features: Features) -> list[pd.DataFrame]:
+    """The rows of ``wanted`` as-of dates, keys and the point's input columns, in blocks of
+    :data:`DATES_PER_BLOCK` dates."""
+    encoder = build_temporal_pipeline(point, features)[0].named_steps["encode"]
+    columns = list(dict.fromkeys([ENTITY, "as_of_date", *encoder.input_columns]))
+    # one pass over the features for every wanted date, then a consolidated copy per
+    # block (a pass per block read every officer-date again, in the serial part)
+    picked = data.features.loc[data.features["as_of_date"].isin(wanted), columns]
+    block = picked["as_of_date"].map({d: i // DATES_PER_BLOCK for i, d in enumerate(wanted)})
+    return [part.copy() for _, part in picked.groupby(block, sort=True)]
