@@ -301,3 +301,53 @@ def test_the_run_report_labels_the_refit_model(single: RunResult, tmp_path: Path
     label = f"#{single.selected.model_group_id} {single.selected.algorithm}"
     assert html.count(f"{label} refit") >= 1  # the refit, apart from the model chosen
     assert "refit with the same hyperparameters on the training and validation rows" in html
+
+
+def test_a_mitigated_refit_deployment_profiles_the_refits_training_rows(tmp_path: Path) -> None:
+    """Per-group thresholds over a refit score with a model trained on the training and
+    validation rows, so the monitor's reference for the mitigated model holds the same rows as
+    the refit's own (it held only the training rows)."""
+    config = example_config()
+    folder = write_project(tmp_path / "proj", splits=config["splits"][:1],
+                           evaluation={**config["evaluation"], "bootstrap": 0},
+                           models=[{"algorithm": "lightgbm",
+                                    "params": {"n_estimators": 20, "num_leaves": 7}}])
+    result = run_project(folder)
+    refit, mitigated = result.selected, result.mitigated
+    assert refit is not None and refit.refit_of is not None and mitigated is not None
+    engine = open_store(result.store_url)
+    counts = []
+    try:
+        for deployment, model in enumerate((mitigated, refit), start=1):
+            deploy(engine, model.model_group_id, model_id=model.model_id, reason="test",
+                   by="tester", project_dir=folder)
+            store_reference(load_project(folder), folder, engine)
+            stored = monitoring_q.reference_profile(engine, deployment)
+            assert stored is not None and stored["model_id"] == model.model_id
+            profile = ReferenceProfile.from_json(stored["profile"]["inputs"])
+            counts.append({c: int(np.sum(v)) for c, v in profile.reference_counts_.items()})
+        with engine.connect() as conn:
+            models = runs_q.run_models(conn, result.run_id).set_index("id")
+    finally:
+        engine.dispose()
+    assert counts[0] == counts[1] and counts[0]
+    trained = int(models.loc[refit.model_id, "train_rows"])
+    assert max(counts[1].values()) == trained
+
+
+def test_the_search_history_of_a_refit_search_keeps_one_row_per_trial(tmp_path: Path) -> None:
+    """The refit of a trial chosen by a hyperparameter search is not another trial: the report's
+    history has each trial once, scored, and the chosen trial marked as chosen."""
+    from rudikit.reports.run_figures import search_history
+
+    search = {"algorithm": "logistic_regression",
+              "params": {"C": {"float": [0.001, 10.0], "log": True}},
+              "search": {"method": "optuna", "trials": 4, "seed": 0, "startup_trials": 2}}
+    result = _run(tmp_path / "proj", _rows(1200), [search])
+    assert result.selected is not None and result.selected.refit_of is not None
+    models, evals, _ = _stored(result)
+    history = search_history(models.reset_index(), evals, "by_date",
+                             {"evaluation": _config([search])["evaluation"]})
+    assert sorted(history["trial"]) == [0, 1, 2, 3]
+    assert history["score"].notna().all()
+    assert history.loc[history["chosen"], "model_id"].tolist() == [result.selected.refit_of]

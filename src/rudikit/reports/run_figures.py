@@ -16,6 +16,7 @@ from rudikit.fairness.tradeoff import VALIDATION_REQUIREMENT, pareto_frontier
 from rudikit.models.search import SEARCH_TRIAL
 from rudikit.reports.page import PALETTE
 from rudikit.reports.run_tables import selection_metric, short_label
+from rudikit.store.queries.evaluations import REFIT_OF
 from rudikit.store.queries.fairness import MET, combined_status, requirement_status
 
 
@@ -77,10 +78,15 @@ def frontier_figure(evals: pd.DataFrame, model_id: int) -> go.Figure | None:
 def search_history(models: pd.DataFrame, evals: pd.DataFrame, split: str, config: dict[str, Any]
                    ) -> pd.DataFrame:
     """Per search trial on ``split``: the searched spec (``models[i]``), trial number, model
-    id, whether it was chosen, and the selection metric on the validation rows (what the
-    search optimised; the test rows when the split has none), with the best so far."""
+    id, whether it was chosen (selected, or refit as the selected model), and the selection
+    metric on the validation rows (what the search optimised; the test rows when the split has
+    none), with the best so far."""
     metric, parameter = selection_metric(config)
     on_split = models.loc[models["split"] == split, ["id", "selected"]]
+    refit = evals[(evals["metric"] == REFIT_OF)
+                  & evals["model_id"].isin(on_split.loc[on_split["selected"], "id"])]
+    on_split = on_split.assign(selected=on_split["selected"]
+                               | on_split["id"].isin(refit["value"].astype(int)))
     trials = evals[(evals["metric"] == SEARCH_TRIAL) & evals["model_id"].isin(on_split["id"])]
     if not len(trials):
         return pd.DataFrame()

@@ -64,6 +64,7 @@ from rudikit.run.ensembles import fit_ensembles
 from rudikit.run.location_map import record_training_cells
 from rudikit.run.selection import metric_value, select_best
 from rudikit.store import results
+from rudikit.store.queries.evaluations import REFIT_OF
 from rudikit.store.queries.fairness import fitting_selection
 
 
@@ -383,6 +384,9 @@ class CaseExperiment:
         # the guide's list simulation on the adjusted scores, on the chosen model's draws
         metrics += list_simulation_metrics(project.fairness, attrs, y, mitigated.adjusted_score,
                                            self.seed, top_pct=self.scoring().list_pct)
+        if base.refit_of is not None:  # scores with a refit: trained on the validation rows too
+            metrics.append(MetricValue(REFIT_OF, "", float(base.refit_of), None, None,
+                                       len(self.trained_on(split))))
         model_id = results.record_model(
             engine,
             results.FittedModel(run_id, group_id, split.name, len(self.trained_on(split)),

@@ -18,6 +18,7 @@ training rows, since no row is held out any more.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 from sqlalchemy.engine import Engine
@@ -54,8 +55,11 @@ def _refit_one(experiment: CaseExperiment, engine: Engine, run_id: int, model: M
                rows: SplitRows) -> ModelSummary:
     """``model``'s group fitted on ``rows``, stored with its :data:`REFIT_OF` evaluation."""
     assert model.entry is not None
+    # a search trial's refit is not another trial: the search history keeps the one it chose
+    entry = dataclasses.replace(model.entry,
+                                point=dataclasses.replace(model.entry.point, trial=None))
     scoring = experiment.scoring()
-    refit = fit_score_record(engine, run_id, model.model_group_id, model.entry, rows,
+    refit = fit_score_record(engine, run_id, model.model_group_id, entry, rows,
                              build=scoring.build, evaluate=scoring.evaluate,
                              assess=scoring.assess, artefacts_dir=experiment.artefacts_dir)
     results.record_evaluations(engine, refit.model_id, [MetricValue(

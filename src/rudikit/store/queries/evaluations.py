@@ -12,7 +12,8 @@ from rudikit.store import tables as t
 from rudikit.store.queries.common import Bind, connected, frame, mappings
 
 #: The evaluation a model refit after the choice carries (``evaluation.selection.refit``,
-#: :mod:`rudikit.run.refit`): its value is the id of the model it refits.
+#: :mod:`rudikit.run.refit`): its value is the id of the model it refits. A mitigated model
+#: whose base is a refit carries it too (it scores with a model trained on the validation rows).
 REFIT_OF = "refit_of_model"
 
 
