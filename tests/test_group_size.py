@@ -122,6 +122,11 @@ def test_the_service_scores_group_size_as_the_run_did_and_defaults_it_to_1(
     assert "group_size" not in published["required"]
     assert published["properties"]["group_size"]["default"] == 1.0
     assert "force" in published["required"]  # every other field stays required
+    for bad in (0, -2, "0.5"):  # a count of rows is at least 1, as in every training row
+        with pytest.raises(Exception) as caught:
+            schema.parse(orjson.dumps({"observations": [{**body[0], "group_size": bad}]}))
+        assert "group_size" in str(caught.value) and "greater than or equal to 1" in str(
+            caught.value)
 
 
 def test_the_monitor_stores_the_group_size_of_production_inputs_as_a_number() -> None:
@@ -137,3 +142,28 @@ def test_the_model_card_lists_the_group_size_among_the_inputs(grouped_run, tmp_p
     card = next(p for p in written if p.name.startswith("model-card") and p.suffix == ".md")
     assert ("group size: group_size (rows with the same force, object_of_search; 1 when a "
             "request leaves it out)") in card.read_text(encoding="utf-8")
+
+
+def test_a_feature_pattern_does_not_take_the_count_and_a_column_read_twice_is_named() -> None:
+    from rudikit.config import Features
+
+    columns = ["x1", "x2", "kind", "gate", "group_size"]  # the count is already added
+    features = Features(numeric=["x*", "g*"], categorical=["kind"],
+                        group_size={"by": ["kind"]})
+    resolved, problems = features.resolve(columns)
+    assert resolved.numeric == ["x1", "x2", "gate"] and not problems
+    assert resolved.numeric_inputs == ["x1", "x2", "gate", "group_size"]
+    _, problems = Features(numeric=["*"], categorical=["kind"]).resolve(columns[:4])
+    assert problems == ["features.numeric: column 'kind' is also in features.categorical; a "
+                        "column is read as one kind (narrow the pattern)"]
+
+
+def test_data_that_already_has_the_counts_name_is_a_source_error(tmp_path) -> None:
+    from rudikit.data.sources import SourceError
+
+    config = example_config()
+    folder = write_project(tmp_path / "proj", features={
+        **config["features"], "group_size": {"by": ["force"], "column": "street_name"}})
+    project = load_project(folder)
+    with pytest.raises(SourceError, match="features.group_size.column"):
+        unify(project, folder)

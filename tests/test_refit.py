@@ -221,8 +221,11 @@ def test_refit_is_case_only() -> None:
     """A temporal project's selection has no refit: said, with the key's path."""
     with pytest.raises(ProjectError) as caught:
         parse_project({"name": "t", "temporal": {"selection": {"refit": "train_and_validation"}}})
-    assert ("temporal.selection: refit is for case projects only (evaluation.selection.refit)"
-            in str(caught.value))
+    assert ("temporal.selection: refit: train_and_validation is for case projects only "
+            "(their evaluation.selection.refit)" in str(caught.value))
+    with pytest.raises(ProjectError) as caught:  # refit: none is what a temporal run does
+        parse_project({"name": "t", "temporal": {"selection": {"refit": "none"}}})
+    assert "refit" not in str(caught.value)
 
 
 def test_mitigation_of_a_refit_model_fits_on_the_chosen_models_validation_scores(

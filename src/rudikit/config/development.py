@@ -114,6 +114,8 @@ class Features(Strict):
         problems: list[str] = []
         resolved: dict[str, list[str]] = {}
         present = set(columns)  # one lookup per listed name: linear in a wide source's columns
+        # the group size's count is added to the loaded rows; a pattern does not take it again
+        counted = self.group_size.column if self.group_size else None
         for kind in ("categorical", "numeric", "boolean"):
             out: list[str] = []
             for i, name in enumerate(getattr(self, kind)):
@@ -121,7 +123,7 @@ class Features(Strict):
                     # one compiled pattern over the columns (fnmatchcase per column re-checks
                     # its cache and normalises each name): linear, and fast at 2,000 columns
                     match = re.compile(fnmatch.translate(name)).match
-                    hits = [c for c in columns if match(c)]
+                    hits = [c for c in columns if match(c) and c != counted]
                     if not hits:
                         problems.append(f"features.{kind}[{i}]: pattern {name!r} matches no "
                                         "column in the data")
@@ -131,6 +133,14 @@ class Features(Strict):
                 else:
                     out.append(name)
             resolved[kind] = list(dict.fromkeys(out))
+        kind_of: dict[str, str] = {}  # a column is one kind of input (a pattern may reach two)
+        for kind in ("categorical", "numeric", "boolean"):
+            for column in resolved[kind]:
+                if column in kind_of and kind_of[column] != kind:
+                    problems.append(f"features.{kind}: column {column!r} is also in "
+                                    f"features.{kind_of[column]}; a column is read as one kind "
+                                    "(narrow the pattern)")
+                kind_of.setdefault(column, kind)
         if self.datetime and self.datetime.column not in present:
             problems.append(f"features.datetime.column: no column {self.datetime.column!r} "
                             "in the data")

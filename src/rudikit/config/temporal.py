@@ -143,11 +143,14 @@ class TemporalSelection(Strict):
     @model_validator(mode="before")
     @classmethod
     def _no_refit(cls, data: Any) -> Any:
-        """``evaluation.selection.refit`` is a case project's: said, not just refused."""
+        """Refit after choice is a case project's (``evaluation.selection.refit``): said, not
+        just refused; ``refit: none`` says what a temporal project does anyway."""
         if isinstance(data, dict) and "refit" in data:
-            raise ValueError("refit is for case projects only (evaluation.selection.refit): "
-                             "a temporal project's model for each split is already trained "
-                             "on everything known by its split time")
+            if data["refit"] == "none":
+                return {k: v for k, v in data.items() if k != "refit"}
+            raise ValueError("refit: train_and_validation is for case projects only (their "
+                             "evaluation.selection.refit): a temporal project's model for each "
+                             "split is already trained on everything known by its split time")
         return data
 
 

@@ -283,7 +283,10 @@ def unify(project: Project, project_dir: Path, *, allow_synthetic: bool = False,
     frame = stacked(loaded)
     grouped = project.features.group_size
     if grouped is not None:  # counted over every loaded row, before any split
-        frame = with_group_size(frame, grouped.by, grouped.column)
+        try:
+            frame = with_group_size(frame, grouped.by, grouped.column)
+        except ValueError as exc:  # the data already has the count's name
+            raise SourceError(str(exc)) from None
     return frame, loaded
 
 

@@ -56,7 +56,7 @@ def parse_by_distinct(values: pd.Series, parse: Callable[[pd.Series], Iterable[o
     text = values.astype("string")
     codes, distinct = pd.factorize(text)
     table = pd.array([*parse(pd.Series(distinct, dtype="string")), missing], dtype=dtype)
-    if pd.isna(missing) and table.dtype == text.dtype and table[:-1].equals(distinct):
+    if pd.isna(missing) and table.dtype == text.dtype and table[:-1].equals(distinct.array):
         return text.rename(None)
     # code -1 (a missing value) takes the last entry: ``missing``
     return pd.Series(table[codes], index=values.index)

@@ -43,6 +43,7 @@ from rudikit.features.asof.specs import Cohort
 from rudikit.models.temporal import label_spec
 from rudikit.monitoring.event_inputs import period_start, table_expectations
 from rudikit.monitoring.inputs import SourceCheck
+from rudikit.monitoring.list_promise import naive_days
 from rudikit.monitoring.performance import period_key
 from rudikit.store.queries import monitoring as monitoring_q
 
@@ -57,8 +58,7 @@ VERSION = 1
 
 def _day_ns(values: Any) -> np.ndarray:
     """Naive UTC days as int64 nanoseconds (NaT: the minimum int64)."""
-    stamps = pd.to_datetime(pd.Series(values), utc=True).dt.tz_convert(None).dt.normalize()
-    return stamps.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    return naive_days(values).to_numpy(dtype="datetime64[ns]").astype(np.int64)
 
 
 class _RangeSums:

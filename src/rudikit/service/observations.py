@@ -93,6 +93,14 @@ NumericValue = Annotated[float | None, Strict(), Field(allow_inf_nan=False),
                              {"type": "null"}]})]
 
 
+#: A count of rows (the group size): a number of at least 1, as in every training row.
+CountValue = Annotated[Annotated[float, Field(ge=1)] | None, Strict(),
+                       Field(allow_inf_nan=False), BeforeValidator(_number_text),
+                       WithJsonSchema({"anyOf": [
+                           {"type": "number", "minimum": 1},
+                           {"type": "string", "pattern": NUMBER_TEXT}, {"type": "null"}]})]
+
+
 def categorical_value(max_length: int) -> Any:
     """A category: text of at most ``max_length`` characters (it is stored), or null."""
     return Annotated[Annotated[str, Field(max_length=max_length)] | None, Strict(), NoNul()]
@@ -196,7 +204,8 @@ class ObservationSchema:
                                                    or {}).items() if c in self.kinds}
         fields: dict[str, Any] = {"observation_id": ObservationId}
         for column, kind in self.kinds.items():
-            fields[column] = (NotRequired[types[kind]] if column in self.defaults
+            # a defaulted field is a count of rows (the group size): at least 1, as in training
+            fields[column] = (NotRequired[CountValue] if column in self.defaults
                               else types[kind])
         typed = TypedDict("Observation", fields)  # type: ignore[misc]
         typed.__pydantic_config__ = ConfigDict(extra="ignore")  # type: ignore[attr-defined]
