@@ -23,6 +23,7 @@ from rudikit.reports.run_report import write_run_report_and_cards
 from rudikit.run.develop import run_project
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store
+from rudikit.store.queries.evaluations import REFIT_OF
 from tests.conftest import example_config, write_project
 
 ATTRIBUTE = "officer_defined_ethnicity"
@@ -200,7 +201,9 @@ def test_report_compares_the_chosen_model_with_the_experiment_and_the_mitigated_
     for role, model in (("chosen", chosen), ("experiment", with_extra),
                         ("mitigated", mitigated)):
         row = rows[role]
-        assert row[0] == f"#{model['model_group_id']} {model['algorithm']}"
+        refit = " refit" if ((evals["model_id"] == model["id"])
+                             & (evals["metric"] == REFIT_OF)).any() else ""
+        assert row[0] == f"#{model['model_group_id']} {model['algorithm']}{refit}"
         assert row[2].startswith(f"{auc(model['id']):.3f}")
         if role != "chosen":
             assert row[3] == f"{auc(model['id']) - auc(chosen['id']):+.3f}"
