@@ -8,7 +8,6 @@ label window), with complaints given to other officers so that precision alerts 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,10 @@ from rudikit.data.event_tables import load_event_tables
 from rudikit.store import list_tables
 from rudikit.store.engine import open_store
 from rudikit.store.queries import monitoring as monitoring_q
+from tests import test_list_monitor
 from tests.test_list_monitor import develop, hand_labels, listed, monitor, shuffled
+
+project = test_list_monitor.project  # a copy of this module's developed store, for one test
 
 
 @pytest.fixture(scope="module")
@@ -29,17 +31,6 @@ def developed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("eis-reuse")
     develop(folder).dispose()
     return folder
-
-
-@pytest.fixture
-def project(developed: Path, tmp_path: Path) -> Iterator[tuple[TemporalProject, Path, Any]]:
-    folder = tmp_path / "eis"
-    shutil.copytree(developed, folder)
-    engine = open_store(None, folder)
-    loaded = load_project(folder)
-    assert isinstance(loaded, TemporalProject)
-    yield loaded, folder, engine
-    engine.dispose()
 
 
 def stored(engine: Any, run_id: int) -> tuple[pd.DataFrame, list[tuple[Any, ...]]]:
