@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -59,26 +60,36 @@ def shared_data() -> SharedData:
     return SharedData(SHARED_DATA)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str | None]]:
-    """(url, schema) of an empty results store. PostgreSQL runs whenever RUDI_TEST_POSTGRES is
-    set (and then a server that is down is a failure, not a skip); each test gets its own
-    schema, dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'rudi.db'}", None
-        return
+@contextmanager
+def own_postgres_schema() -> Iterator[tuple[str, str]]:
+    """(url, schema) of a schema of the test's own on the PostgreSQL server of
+    RUDI_TEST_POSTGRES, dropped afterwards (dispose the test's engines first). Skipped when
+    the variable is not set; when it is, a server that is down is a failure, not a skip."""
     url = os.environ.get("RUDI_TEST_POSTGRES")
     if not url:
         pytest.skip("RUDI_TEST_POSTGRES is not set, so there is no PostgreSQL server to test "
                     "against (.ci/run sets it to postgresql://postgres@127.0.0.1:5432/test)")
     schema = f"rudi_test_{uuid.uuid4().hex[:12]}"
-    yield url, schema
-    from rudikit.store.engine import create_store_engine
+    try:
+        yield url, schema
+    finally:
+        from rudikit.store.engine import create_store_engine
 
-    engine = create_store_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    engine.dispose()
+        engine = create_store_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str | None]]:
+    """(url, schema) of an empty results store: SQLite, or a PostgreSQL schema of the test's
+    own (:func:`own_postgres_schema`)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'rudi.db'}", None
+        return
+    with own_postgres_schema() as (url, schema):
+        yield url, schema
 
 
 #: The database servers a ``kind: sql`` source is tested against, and the variable naming each.

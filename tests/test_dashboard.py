@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from conftest import own_postgres_schema
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import select
 from starlette.routing import Mount, Route
 from test_dashboard_support import DRIFT, DashboardStore, add_monitor_run, dashboard_store
 from test_service_support import auth, observation, service_store, trained
@@ -26,7 +25,6 @@ from rudikit.service.auth import create_token, revoke_token
 from rudikit.service.settings import ServiceSettings
 from rudikit.service.ui.routes import PLOTLY_JS
 from rudikit.store import tables as t
-from rudikit.store.engine import create_store_engine
 from rudikit.store.list_tables import entity_reviews
 from rudikit.store.queries.fairness import requirement_status
 
@@ -47,18 +45,10 @@ def filled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield s
         s.engine.dispose()
         return
-    url = os.environ.get("RUDI_TEST_POSTGRES")
-    if not url:
-        pytest.skip("RUDI_TEST_POSTGRES is not set, so there is no PostgreSQL server to test "
-                    "against")
-    schema = f"rudi_test_{uuid.uuid4().hex[:12]}"
-    s = dashboard_store(folder, url, schema)
-    yield s
-    s.engine.dispose()
-    engine = create_store_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    engine.dispose()
+    with own_postgres_schema() as (url, schema):
+        s = dashboard_store(folder, url, schema)
+        yield s
+        s.engine.dispose()
 
 
 @pytest.fixture

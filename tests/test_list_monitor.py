@@ -8,9 +8,7 @@ clock is injected (``today``/``--as-of``): nothing depends on the wall clock."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -21,7 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from sqlalchemy import select, text
+from conftest import own_postgres_schema
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from rudikit.cli import app
@@ -417,38 +416,28 @@ def test_rudi_monitor_on_a_temporal_project_exits_1_on_a_critical_alert(project)
 def test_the_list_monitor_on_postgresql(tmp_path: Path) -> None:
     """The same passes on a PostgreSQL store (its own schema, dropped afterwards): dates come
     back time-zone aware there."""
-    url = os.environ.get("RUDI_TEST_POSTGRES")
-    if not url:
-        pytest.skip("RUDI_TEST_POSTGRES is not set, so there is no PostgreSQL server to test "
-                    "against (.ci/run sets it to postgresql://postgres@127.0.0.1:5432/test)")
-    schema = f"rudi_test_{uuid.uuid4().hex[:12]}"
-    folder = tmp_path / "eis"
-    folder.mkdir()
-    engine = develop(folder, url, schema)
-    try:
-        config = load_project(folder)
-        assert isinstance(config, TemporalProject)
-        on_list = listed(engine, config.name)
-        for entity, agreement in zip(on_list[LISTS[-1]], ["agree", "disagree", "agree"],
-                                     strict=False):
-            list_tables.record_review(engine, entity, LISTS[-1], reviewer="sgt",
-                                      outcome="training", agreement=agreement)
-        tables, _ = load_event_tables(config, folder)
-        real = monitor(config, folder, engine, "2013-12-31", tables)
-        assert len(real.lists) == len(LISTS) and real.lists["matured"].all()
-        assert not [a for a in real.alerts if a.kind == "performance"]
-        assert real.agreement_rate == pytest.approx(2 / 3)
-        assert real.lists.set_index("date").loc["2012-12-01", "intervened"] == 3
-        fake = monitor(config, folder, engine, "2013-12-31", shuffled(tables))
-        assert [a for a in fake.alerts if a.kind == "performance"]
-    finally:
-        engine.dispose()
-        from rudikit.store.engine import create_store_engine
-
-        admin = create_store_engine(url)
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+    with own_postgres_schema() as (url, schema):
+        folder = tmp_path / "eis"
+        folder.mkdir()
+        engine = develop(folder, url, schema)
+        try:
+            config = load_project(folder)
+            assert isinstance(config, TemporalProject)
+            on_list = listed(engine, config.name)
+            for entity, agreement in zip(on_list[LISTS[-1]], ["agree", "disagree", "agree"],
+                                         strict=False):
+                list_tables.record_review(engine, entity, LISTS[-1], reviewer="sgt",
+                                          outcome="training", agreement=agreement)
+            tables, _ = load_event_tables(config, folder)
+            real = monitor(config, folder, engine, "2013-12-31", tables)
+            assert len(real.lists) == len(LISTS) and real.lists["matured"].all()
+            assert not [a for a in real.alerts if a.kind == "performance"]
+            assert real.agreement_rate == pytest.approx(2 / 3)
+            assert real.lists.set_index("date").loc["2012-12-01", "intervened"] == 3
+            fake = monitor(config, folder, engine, "2013-12-31", shuffled(tables))
+            assert [a for a in fake.alerts if a.kind == "performance"]
+        finally:
+            engine.dispose()
 
 
 def _metrics(engine: Any, run_id: int, section: str) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import own_postgres_schema
 
 from rudikit.config import TemporalProject, load_project
 from rudikit.data.event_tables import load_event_tables
@@ -158,36 +159,21 @@ def full_pass_on_a_copy(config: TemporalProject, folder: Path, copy: Path,
 def test_reused_figures_on_postgresql_are_those_of_a_full_pass(tmp_path: Path) -> None:
     """The same on a PostgreSQL store (its own schema, dropped afterwards): dates come back
     time-zone aware and the details as JSON there."""
-    import os
-    import uuid
-
-    from sqlalchemy import text
-
-    from rudikit.store.engine import create_store_engine
-
-    url = os.environ.get("RUDI_TEST_POSTGRES")
-    if not url:
-        pytest.skip("RUDI_TEST_POSTGRES is not set, so there is no PostgreSQL server to test "
-                    "against (.ci/run sets it to postgresql://postgres@127.0.0.1:5432/test)")
-    schema = f"rudi_test_{uuid.uuid4().hex[:12]}"
-    folder = tmp_path / "eis"
-    folder.mkdir()
-    engine = develop(folder, url, schema)
-    try:
-        config = load_project(folder)
-        assert isinstance(config, TemporalProject)
-        tables = shuffled(load_event_tables(config, folder)[0])
-        monitor(config, folder, engine, "2013-07-15", tables, window_days=90)
-        later = monitor(config, folder, engine, "2013-12-31", tables, window_days=90)
-        assert later.judged == [f"2012-{m:02d}-01" for m in range(8, 13)]
-        assert_same_pass(engine, later,
-                         monitor_full(config, folder, engine, "2013-12-31", tables, 90))
-    finally:
-        engine.dispose()
-        admin = create_store_engine(url)
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+    with own_postgres_schema() as (url, schema):
+        folder = tmp_path / "eis"
+        folder.mkdir()
+        engine = develop(folder, url, schema)
+        try:
+            config = load_project(folder)
+            assert isinstance(config, TemporalProject)
+            tables = shuffled(load_event_tables(config, folder)[0])
+            monitor(config, folder, engine, "2013-07-15", tables, window_days=90)
+            later = monitor(config, folder, engine, "2013-12-31", tables, window_days=90)
+            assert later.judged == [f"2012-{m:02d}-01" for m in range(8, 13)]
+            assert_same_pass(engine, later,
+                             monitor_full(config, folder, engine, "2013-12-31", tables, 90))
+        finally:
+            engine.dispose()
 
 
 def test_a_roster_change_is_judged_again_only_by_the_lists_it_can_touch(
