@@ -51,7 +51,8 @@ def bare_app(project: Path, database_url: str | None, schema: str | None) -> Any
     import orjson
 
     from rudikit.service.deploy import load_deployed_model
-    from rudikit.service.observations import ObservationSchema
+    from rudikit.service.observation_schema import ObservationSchema
+    from rudikit.service.observations import parse_observations
     from rudikit.store.engine import open_store
 
     engine = open_store(database_url, project, schema=schema)
@@ -62,7 +63,7 @@ def bare_app(project: Path, database_url: str | None, schema: str | None) -> Any
 
     @app.post("/predict")
     async def predict(request: Request) -> Response:
-        parsed = validator.parse(await request.body())
+        parsed = parse_observations(validator, await request.body())
         scores = model.scorer.score([o.values for o in parsed.observations]).tolist()
         answers = [{"observation_id": o.observation_id, "score": s,
                     "decision": s >= model.threshold, "model_id": model.model_id}

@@ -15,7 +15,8 @@ from rudikit.config import ProjectError, load_project, parse_project
 from rudikit.data.group_size import group_sizes, with_group_size
 from rudikit.data.sources import unify
 from rudikit.models.artefacts import load_artefact
-from rudikit.service.observations import ObservationSchema
+from rudikit.service.observation_schema import ObservationSchema
+from rudikit.service.observations import parse_observations
 from rudikit.service.scoring import Scorer
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store
@@ -103,7 +104,7 @@ def test_the_service_scores_group_size_as_the_run_did_and_defaults_it_to_1(
             for i, row in enumerate(rows.to_dict("records"))]
     schema = ObservationSchema(encoder, max_batch=1000)
     scorer = Scorer(pipeline)
-    parsed = schema.parse(orjson.dumps({"observations": body}))
+    parsed = parse_observations(schema, orjson.dumps({"observations": body}))
     np.testing.assert_allclose(scorer.score([o.values for o in parsed.observations]),
                                stored["score"].head(300), rtol=0, atol=1e-12)
     # left out or null: scored as a group of 1, exactly as the pipeline scores group_size = 1
@@ -111,7 +112,7 @@ def test_the_service_scores_group_size_as_the_run_did_and_defaults_it_to_1(
     null = [{**b, "group_size": None} for b in body[:50]]
     one = pipeline.predict_proba(rows.head(50).assign(group_size=1.0))[:, 1]
     for sent in (left_out, null):
-        parsed = schema.parse(orjson.dumps({"observations": sent}))
+        parsed = parse_observations(schema, orjson.dumps({"observations": sent}))
         assert {o.values["group_size"] for o in parsed.observations} == {1.0}
         assert {o.raw["group_size"] for o in parsed.observations} == {1.0}  # stored as scored
         np.testing.assert_allclose(scorer.score([o.values for o in parsed.observations]), one,
@@ -124,7 +125,8 @@ def test_the_service_scores_group_size_as_the_run_did_and_defaults_it_to_1(
     assert "force" in published["required"]  # every other field stays required
     for bad in (0, -2, "0.5"):  # a count of rows is at least 1, as in every training row
         with pytest.raises(Exception) as caught:
-            schema.parse(orjson.dumps({"observations": [{**body[0], "group_size": bad}]}))
+            parse_observations(schema, orjson.dumps(
+                {"observations": [{**body[0], "group_size": bad}]}))
         assert "group_size" in str(caught.value) and "greater than or equal to 1" in str(
             caught.value)
 

@@ -28,7 +28,8 @@ from rudikit.models.artefacts import load_artefact
 from rudikit.monitoring.reference import training_rows
 from rudikit.reports.location_map import cell_map_figure, training_cells
 from rudikit.reports.run_report import write_run_report_and_cards
-from rudikit.service.observations import ObservationSchema
+from rudikit.service.observation_schema import ObservationSchema
+from rudikit.service.observations import parse_observations
 from rudikit.service.scoring import Scorer, explain_rows, sample_rows
 from rudikit.store import tables as t
 from rudikit.store.engine import open_store
@@ -202,7 +203,7 @@ def test_the_service_scores_raw_coordinates_as_the_run_did(located_run) -> None:
                                            v.isoformat() if isinstance(v, pd.Timestamp) else v)
                                        for c, v in row.items()}}
         for i, row in enumerate(rows.to_dict("records"))]}
-    parsed = ObservationSchema(encoder, max_batch=1000).parse(orjson.dumps(body))
+    parsed = parse_observations(ObservationSchema(encoder, max_batch=1000), orjson.dumps(body))
     values = [o.values for o in parsed.observations]
     scorer = Scorer(pipeline)
     assert scorer.path != "predict_proba"  # the checked fast path, location included

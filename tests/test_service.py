@@ -43,6 +43,7 @@ from rudikit.service.auth import ROLES, create_token, list_tokens, revoke_token
 from rudikit.service.deploy import deploy, history, load_deployed_model
 from rudikit.service.errors import ServiceError
 from rudikit.service.metrics import new_request_id
+from rudikit.service.observations import parse_observations
 from rudikit.service.scoring import Scorer, sample_rows
 from rudikit.service.settings import ServiceSettings
 from rudikit.service.writer.jobs import PredictJob, PredictResult
@@ -915,7 +916,7 @@ def test_concurrent_requests_for_one_observation_id(store, project, tmp_path) ->
     model = service.model
 
     def job(body: dict[str, Any]) -> PredictJob:
-        parsed = service.schema.parse(orjson.dumps(body))
+        parsed = parse_observations(service.schema, orjson.dumps(body))
         scores = model.scorer.score([o.values for o in parsed.observations]).tolist()
         now = datetime.now(UTC)
         return PredictJob(new_request_id(), s.token_ids["predict"], model.deployment_id,

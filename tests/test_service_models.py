@@ -35,6 +35,7 @@ from rudikit.service import scoring
 from rudikit.service.app import create_app
 from rudikit.service.deploy import deploy
 from rudikit.service.errors import ServiceError
+from rudikit.service.observations import parse_observations
 from rudikit.service.scoring import GroupThresholds, Scorer, sample_rows
 from rudikit.service.settings import ServiceSettings
 from rudikit.store import production_tables as pt
@@ -198,7 +199,8 @@ def test_a_mitigated_group_is_served_with_its_group_thresholds(store, tmp_path,
                                  for i, (ode, sde, _) in enumerate(cases)]}
         r = predict(body)
         assert r.status_code == 200, r.text
-        schema_values = app.state.service.schema.parse(orjson.dumps(body)).observations
+        schema_values = parse_observations(app.state.service.schema,
+                                           orjson.dumps(body)).observations
         base_scores = base.score([o.values for o in schema_values])
         for answer, (_, _, threshold), score in zip(r.json()["predictions"], cases, base_scores,
                                                     strict=True):

@@ -1,5 +1,6 @@
 """Request and response shapes of the service, with the examples shown in the OpenAPI docs.
-The observations of ``POST /predict`` are validated in :mod:`rudikit.service.observations`."""
+The observations of ``POST /predict`` are validated in :mod:`rudikit.service.observations`
+(their fields in :mod:`rudikit.service.observation_schema`)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from rudikit.service.auth import TokenCache
 from rudikit.service.deploy import LoadedModel, load_deployed_model
 from rudikit.service.list_details import ListContext
 from rudikit.service.metrics import Metrics
-from rudikit.service.observations import ObservationSchema
+from rudikit.service.observation_schema import ObservationSchema
 from rudikit.service.settings import ServiceSettings, project_options
 from rudikit.service.writer.group_commit import StoreWriter
 from rudikit.store.engine import open_store

@@ -15,7 +15,7 @@ from rudikit.service.auth import Principal
 from rudikit.service.deploy import LoadedModel
 from rudikit.service.deps import EngineDep, get_service, require_role
 from rudikit.service.errors import ApiError, field_path, validation_error
-from rudikit.service.observations import ParsedPredict
+from rudikit.service.observations import ParsedPredict, parse_observations
 from rudikit.service.routing import (
     JSON,
     RawRoute,
@@ -60,7 +60,7 @@ async def predict(request: Request, principal: Predictor) -> Response:
     model, schema = service.served.model, service.served.schema  # one model per request
     wanted = bool(request.scope["query_string"]) and parse_body(
         PredictQuery, dict(request.query_params), "query", "query").explain
-    parsed = schema.parse(await read_body(request))
+    parsed = parse_observations(schema, await read_body(request))
     observations = parsed.observations
     rows = [o.values for o in observations]
     scores = model.scorer.score(rows).tolist()
