@@ -133,7 +133,8 @@ def test_an_ensemble_is_explained_by_permutation_importance(
         ran: tuple[Path, object], validation_rows: pd.DataFrame) -> None:
     """Were selection to choose an ensemble, the step after it explains the artefact as it
     does any model: permutation importance (the drop in ROC AUC) for every input column,
-    some of it real; per-row reasons need a method the ensemble does not have yet."""
+    some of it real. Per-row reasons average the members' contributions, so they need a
+    method for every member; this ensemble has a member without one (none here)."""
     from rudikit.explain import explanation_method
     from rudikit.run.case_explain import permutation_importances
 

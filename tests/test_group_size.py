@@ -169,3 +169,24 @@ def test_data_that_already_has_the_counts_name_is_a_source_error(tmp_path) -> No
     project = load_project(folder)
     with pytest.raises(SourceError, match="features.group_size.column"):
         unify(project, folder)
+
+
+def test_an_ensemble_keeps_the_group_size_optional_in_the_service(grouped_run) -> None:
+    """An ensemble's encoder is rebuilt from its members' columns; the count must stay an
+    optional field with the members' default (a deployed ensemble once required it)."""
+    from rudikit.models.ensemble import ensemble_pipeline
+
+    folder, _, engine = grouped_run
+    with engine.connect() as conn:
+        models = conn.execute(select(t.models).order_by(t.models.c.id)).mappings().all()
+    members = [load_artefact(m["artefact_path"], m["artefact_hash"], folder)
+               for m in models[:2]]
+    assert all(m.named_steps["encode"].defaults == {"group_size": 1.0} for m in members)
+    ensemble, _ = ensemble_pipeline(members, "probability_average")
+    frame, _ = unify(load_project(folder), folder)
+    encoder = ensemble.named_steps["encode"]
+    ensemble.fit(frame[encoder.input_columns], np.arange(len(frame)) % 2)  # fits the encoder
+    assert encoder.defaults == {"group_size": 1.0}
+    published = ObservationSchema(encoder, max_batch=10).json_schemas()["Observation"]
+    assert "group_size" not in published["required"] and "force" in published["required"]
+    assert published["properties"]["group_size"]["default"] == 1.0

@@ -174,8 +174,8 @@ def test_column_split_refuses_a_person_on_two_sides_naming_them() -> None:
     if (frame["person_id"] == 7).sum() == 1:  # person 7 needs a second case to straddle
         frame = pd.concat([frame, frame.loc[[first_of_7]].assign(side="train")],
                           ignore_index=True)
-    with pytest.raises(SplitError, match=r"splits\[0\]\.group_column: 1 values of 'person_id' "
-                                         r"appear in more than one partition, e\.g\. '7' "
+    with pytest.raises(SplitError, match=r"splits\[0\]\.group_column: 1 value of 'person_id' "
+                                         r"appears in more than one partition, e\.g\. '7' "
                                          r"\(test and train\)"):
         make_split(frame, column_split(group_column="person_id"), "splits[0]")
 

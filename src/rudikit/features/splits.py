@@ -160,6 +160,7 @@ def _check_no_straddle(frame: pd.DataFrame, spec: ColumnSplit,
         shown = ", ".join(
             f"{g!r} ({' and '.join(sorted(per_group.get_group(g).unique()))})"
             for g in straddling[:5])
-        raise SplitError(f"{where}.group_column: {len(straddling):,} values of "
-                         f"{spec.group_column!r} appear in more than one partition, e.g. "
-                         f"{shown}")
+        many = len(straddling) > 1
+        raise SplitError(f"{where}.group_column: {len(straddling):,} value{'s' if many else ''} "
+                         f"of {spec.group_column!r} appear{'' if many else 's'} in more than "
+                         f"one partition, e.g. {shown}")

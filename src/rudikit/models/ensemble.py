@@ -203,6 +203,11 @@ def ensemble_pipeline(members: Sequence[Pipeline], method: str,
 
     features = union_features(members)
     encoder = make_encoder(features)
+    # a field the service may leave out (the group size's count) keeps the members' default:
+    # the union knows the members' columns, not the spec that named the count
+    defaults = {c: v for m in members
+                for c, v in (m.named_steps["encode"].defaults or {}).items()}
+    encoder.set_params(defaults=defaults or None)
     position = {name: i for i, name in enumerate(_names(encoder))}
     for m in members:
         parts = m.named_steps["encode"].datetime_parts if m.named_steps["encode"].datetime \

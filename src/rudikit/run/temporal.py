@@ -291,7 +291,7 @@ class TemporalLists:
                 f"trials, scored on {len(audition)} training-era split(s), test lists "
                 + ", ".join(f"{d:%Y-%m-%d}" for d in lists) + ")")
             try:
-                points = search_points(spec, i, score)
+                points = search_points(spec, i, score, say=say)
             except ValueError as exc:
                 raise TemporalError(f"temporal.{exc}") from None
             out += [(p, f"{spec.name} trial {p.trial[1]}" if spec.name and p.trial
