@@ -34,7 +34,9 @@ Timed, each in a fresh subprocess so its peak RSS is its own:
 * naive: the usual notebook way, ``pd.read_sql`` + ``json.loads`` per row into a DataFrame +
   ``value_counts`` per feature, on the first ``--naive-rows`` rows (scaled to all rows).
 
-Target (issue 18): under 20 s and 1 GB at 10,000,000 rows, for every pass. Measured 2026-12-04
+Target (issue 18): under 20 s and 1 GB at 10,000,000 rows, for every pass (the verdict is
+printed for the first, the daily and the unfitted pass; the unfitted one was measured at
+910-1,085 MB, so at or just over the memory target). Measured 2026-12-04
 17:25-17:33 UTC (2 cores shared with other jobs; ``--rows 10000000 --inside 0.1 --repeat 3
 --slow-repeat 1``, 1M development rows, best of 3 for "again", the window fetch and the
 aggregates, one run of the others; load average 5.8 at the start of the SQLite runs, 3.5 after
@@ -335,7 +337,7 @@ t = time.perf_counter()
 n = 0
 cur = conn.execute("SELECT p.id, p.observation_id, p.score, p.decision, o.outcome, "
                    "p.created_at, p.features FROM production_predictions p LEFT JOIN outcomes o "
-                   "ON o.prediction_id = p.id WHERE p.model_id = 1{where} ORDER BY p.id")
+                   "ON o.prediction_id = p.id WHERE p.model_id = {model_id}{where} ORDER BY p.id")
 while True:
     rows = cur.fetchmany(500000)
     if not rows:
@@ -353,7 +355,7 @@ with conn.cursor(name="floor") as cur:  # server-side: streamed, as the old read
     cur.itersize = 100000
     cur.execute("SELECT p.id, p.observation_id, p.score, p.decision, o.outcome, p.created_at, "
                 "p.features FROM production_predictions p LEFT JOIN outcomes o ON "
-                "o.prediction_id = p.id WHERE p.model_id = 1{where} ORDER BY p.id")
+                "o.prediction_id = p.id WHERE p.model_id = {model_id}{where} ORDER BY p.id")
     while True:
         rows = cur.fetchmany(100000)
         if not rows:
@@ -406,6 +408,21 @@ seconds = time.perf_counter() - t
 extra = dict(rows=len(frame))
 """,
 }
+
+
+def live_model_id(db: str, url: str | None) -> int:
+    """The deployed model's id, which the floors read (the example refits after choice, so
+    the deployed model is not the first stored)."""
+    query = "SELECT model_id FROM deployed_models WHERE live"
+    if url:
+        import psycopg
+
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+            return int(conn.execute(query).fetchone()[0])
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute(query).fetchone()[0])
 
 
 def timed(name: str, **fmt: object) -> dict[str, object]:
@@ -466,6 +483,7 @@ def main() -> None:
         _fill(folder, args.rows, args.inside, args.days)
     db = str(folder / ".rudi" / "rudi.db")
     size = 0.0 if url else Path(db).stat().st_size / 1e9
+    live = live_model_id(db, url)
     print(f"set-up: {time.perf_counter() - started:.0f} s; store {size:.2f} GB with "
           f"{args.rows:,} production predictions over {args.days} days, "
           f"{args.inside:.0%} in the 30-day window")
@@ -481,13 +499,14 @@ def main() -> None:
             runs["first"].append(timed("ours", folder=str(folder), clear=readings))
         runs["again"].append(timed("ours", folder=str(folder), clear=()))
         if url and i < slow:
-            runs["old"].append(timed("floor_postgres", url=url, where=""))
+            runs["old"].append(timed("floor_postgres", url=url, model_id=live, where=""))
         elif i < slow:
-            runs["old"].append(timed("floor", db=db, where=""))
+            runs["old"].append(timed("floor", db=db, model_id=live, where=""))
         if url:
-            runs["new"].append(timed("floor_postgres", url=url, where=WINDOW_POSTGRES))
+            runs["new"].append(timed("floor_postgres", url=url, model_id=live,
+                                     where=WINDOW_POSTGRES))
         else:
-            runs["new"].append(timed("floor", db=db, where=WINDOW))
+            runs["new"].append(timed("floor", db=db, model_id=live, where=WINDOW))
         runs["agg"].append(timed("aggregates", folder=str(folder)))
     first, again, old, new, agg, unfitted, ref = (min(r, key=lambda x: x["seconds"])
                                                   for r in runs.values())
@@ -517,7 +536,7 @@ def main() -> None:
           f"old fetch / window fetch = {old['seconds'] / new['seconds']:.1f}x; "
           f"again / old fetch = {again['seconds'] / old['seconds']:.2f}; "
           f"window fetch / aggregates = {new['seconds'] / agg['seconds']:.1f}x")
-    for name, ours in (("first", first), ("again", again)):
+    for name, ours in (("first", first), ("again", again), ("unfitted", unfitted)):
         verdict = "met" if ours["seconds"] < 20 and ours["peak_mb"] < 1024 else "NOT met"
         print(f"target (under 20 s and 1 GB), {name} pass: {verdict}")
 

@@ -153,3 +153,21 @@ def test_a_library_warning_is_one_line_naming_no_source_file() -> None:
          "warnings.warn('9 rows tied at the cut', TiedAtCutWarning)"],
         capture_output=True, text=True, check=True)
     assert done.stderr == "warning: 9 rows tied at the cut\n"
+
+
+def test_a_dask_backend_without_a_scheduler_is_said_before_the_data_is_read(
+        tmp_path: Path, monkeypatch) -> None:
+    """`rudi validate` lists it with the data's problems; `rudi run` refuses it before it loads
+    the data or stores a run (it used to fail only when the first fit was sent)."""
+    monkeypatch.delenv("RUDI_DASK_SCHEDULER", raising=False)
+    folder = write_project(tmp_path / "p", execution={"backend": "dask"})
+    result = runner.invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 1, result.output
+    assert "execution.scheduler: backend dask needs a scheduler address" in result.output
+    assert "Traceback" not in result.output
+    result = runner.invoke(app, ["run", str(folder)])
+    assert result.exit_code == 2, result.output
+    assert "execution.scheduler: backend dask needs a scheduler address" in result.output
+    assert not (folder / ".rudi" / "rudi.db").exists()  # nothing loaded, no run stored
+    monkeypatch.setenv("RUDI_DASK_SCHEDULER", "tcp://127.0.0.1:1")  # an address: valid config
+    assert runner.invoke(app, ["validate", str(folder)]).exit_code == 0

@@ -103,6 +103,7 @@ def validate(project_dir: ProjectArg = Path("."), allow_synthetic: AllowSyntheti
             fail("cannot load the data:", [str(exc)])
         for fact in facts:
             console.print(fact)
+        problems += project.execution.problems()
         if problems:
             fail(f"{len(problems)} problem(s) in {project_dir}:", problems, code=1)
         console.print("[green]valid[/]: rudi.yaml, its event tables and its label are usable.")
@@ -141,6 +142,7 @@ def validate(project_dir: ProjectArg = Path("."), allow_synthetic: AllowSyntheti
             CaseExperiment(project, frame, folder / ".rudi" / "models").prepare(lambda _: None)
         except ValueError as exc:
             problems.append(str(exc))
+    problems += project.execution.problems()
     if problems:
         fail(f"{len(problems)} problem(s) in {project_dir}:", problems, code=1)
     console.print("[green]valid[/]: rudi.yaml, its data and its label are usable.")

@@ -31,8 +31,10 @@ class Execution(Strict):
     a task may use (``auto``: the cores divided by the local workers, at least one; one on
     Dask, whose workers run a task per thread). The rule is the same in the driver, so
     ``workers: 1`` fits with threads on every core, and ``workers: 1, threads_per_task: 1`` is
-    the run on one core. ``retries``: how often a task whose worker died is run again before
-    the run fails."""
+    the run on one core. ``retries``: on ``local``, how often a task whose worker died is run
+    again before the run fails; on Dask, how often a task that raised (a lost connection) is
+    run again (the scheduler itself moves a task whose worker died, up to its
+    ``allowed-failures``)."""
 
     backend: Literal["local", "dask"] = "local"
     workers: int | Literal["auto"] = "auto"
@@ -59,6 +61,17 @@ class Execution(Strict):
         if self.scheduler is not None and self.backend != "dask":
             raise ValueError("scheduler: only read with backend: dask")
         return self
+
+    def problems(self) -> list[str]:
+        """What would stop the tasks from starting (a Dask backend with no usable scheduler
+        address), said before any data is loaded rather than when the first fit is sent."""
+        if self.backend != "dask":
+            return []
+        try:
+            self.scheduler_address()
+        except ValueError as exc:
+            return [str(exc)]
+        return []
 
     def scheduler_address(self) -> str:
         """The Dask scheduler to connect to; a clear error when none is given."""

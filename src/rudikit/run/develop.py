@@ -98,6 +98,9 @@ def run_project(project_dir: str | Path, *, url: str | None = None, schema: str 
     missing = missing_rationale(project.rationale)
     if missing:
         raise RationaleIncomplete(missing)
+    unreachable = project.execution.problems()
+    if unreachable:  # before the data is loaded, as `rudi validate` says it
+        raise ValueError("; ".join(unreachable))
     engine = engine or open_store(url, project_dir, schema=schema)
     # the workers start and import what the tasks need while this process loads the data
     start_workers(project.execution,
