@@ -68,12 +68,12 @@ def _metrics(value: float) -> list[MetricValue]:
             MetricValue("precision_at_k", "2_abs@2020-03-01", value / 4, None, None, 3)]
 
 
-def _fairness(model_id: int) -> pd.DataFrame:
+def _fairness(value: float) -> pd.DataFrame:
     return pd.DataFrame([{
         "attribute": "sex", "group": g, "metric": "precision", "value": v, "lower": None,
         "upper": None, "numerator": 1, "denominator": 2, "reference_group": "m",
         "disparity_ratio": v / 0.5, "difference_pp": (v - 0.5) * 100, "p_value": None,
-        "fair": True, "n": 2, "status": "ok"} for g, v in (("m", 0.5), ("f", 0.25 + model_id))])
+        "fair": True, "n": 2, "status": "ok"} for g, v in (("m", 0.5), ("f", value / 2))])
 
 
 @dataclass
@@ -101,16 +101,15 @@ def _fit(engine, run_id: int, group: int, value: float) -> int:  # type: ignore[
         as_of=np.array([DAY, DAY, DAY + timedelta(days=1)]), score=np.array([0.9, 0.2, 0.5]),
         label=np.array([1, 0, 1]), metrics=_metrics(value),
         importances=[("x", "permutation_roc_auc", value, 0.01, 0.02),
-                     ("y", "permutation_roc_auc", value / 2, 0.01, 0.2)])
+                     ("y", "permutation_roc_auc", value / 2, 0.01, 0.2)],
+        audits=[results.Audit("top 2", _fairness(value), [
+            _Result(_Requirement("gap", "precision", 10.0), True, 1, 1, "fine", [])])])
     results.record_individual_importances(
         engine, model, "shap", np.array(["a", "b", "c"]),
         np.array([DAY, DAY, DAY + timedelta(days=1)]),
         pd.DataFrame({"row": [0, 0, 1], "feature": ["x", "y", "x"],
                       "contribution": [0.3, -0.1, 0.2], "value": ["1", "2", "3"],
                       "rank": [1, 2, 1]}))
-    results.record_fairness(engine, model, "top 2", _fairness(model),
-                            [_Result(_Requirement("gap", "precision", 10.0), True, 1, 1,
-                                     "fine", [])])
     return model
 
 
@@ -300,7 +299,7 @@ def test_fairness(stored: Stored) -> None:
     e, m = stored.engine, stored.models
     audits = fq.audits(e, [m[0]])
     assert audits["group_value"].tolist() == ["m", "f"]
-    assert audits["value"].tolist() == pytest.approx([0.5, 0.25 + m[0]])
+    assert audits["value"].tolist() == pytest.approx([0.5, 0.7 / 2])  # model 0's roc_auc 0.7
     assert len(fq.audits(e, m)) == 6
     reqs = fq.requirements(e, [m[1]])
     assert [(r["name"], r["passed"], r["model_id"]) for r in reqs] == [("gap", True, m[1])]

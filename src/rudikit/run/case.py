@@ -56,8 +56,9 @@ from rudikit.run.engine import (
     ModelSummary,
     RunResult,
     SplitRows,
+    audits,
     by_key,
-    record_assessment,
+    note_assessment,
     status_evaluations,
 )
 from rudikit.run.ensembles import fit_ensembles
@@ -387,6 +388,13 @@ class CaseExperiment:
         if base.refit_of is not None:  # scores with a refit: trained on the validation rows too
             metrics.append(MetricValue(REFIT_OF, "", float(base.refit_of), None, None,
                                        len(self.trained_on(split))))
+        decisions_at = OperatingPoint(threshold=0.5) if at.threshold is not None else at
+        assessed = self.scoring().assessed(attrs, y, mitigated.adjusted_score, decisions_at)
+        stored_audits = audits(assessed)
+        if mitigated.fitting:  # the verdicts on the fitting rows, stored apart from the test's
+            stored_audits.append(results.Audit(
+                fitting_selection(at.label(), mitigated.fitted_on_validation), None,
+                [j.result for j in mitigated.fitting]))
         model_id = results.record_model(
             engine,
             results.FittedModel(run_id, group_id, split.name, len(self.trained_on(split)),
@@ -395,16 +403,11 @@ class CaseExperiment:
                                 seconds),
             entity_ids=self.entity[split.test],
             as_of=None if self.knowledge is None else self.knowledge[split.test],
-            score=mitigated.adjusted_score, label=y, metrics=metrics, importances=[])
+            score=mitigated.adjusted_score, label=y, metrics=metrics, importances=[],
+            audits=stored_audits)
         summary = ModelSummary(model_id, group_id, f"mitigated_{base.algorithm}", params,
                                split.name, by_key(metrics), seconds)
-        decisions_at = OperatingPoint(threshold=0.5) if at.threshold is not None else at
-        record_assessment(engine, summary, self.scoring().assessed(
-            attrs, y, mitigated.adjusted_score, decisions_at))
-        if mitigated.fitting:  # the verdicts on the fitting rows, stored apart from the test's
-            results.record_fairness(engine, model_id,
-                                    fitting_selection(at.label(), mitigated.fitted_on_validation),
-                                    None, [j.result for j in mitigated.fitting])
+        note_assessment(summary, assessed)
         return summary
 
 

@@ -34,6 +34,7 @@ from rudikit.models.estimators import GridPoint, limit_jobs, predict_scores
 from rudikit.models.search import SEARCH_TRIAL
 from rudikit.run.execution import Shared, ordered_results
 from rudikit.store import results
+from rudikit.store.queries.evaluations import REFIT_OF
 from rudikit.store.queries.fairness import MET, NOT_MET, combined_status
 
 
@@ -211,10 +212,12 @@ def score_task(scoring: Scoring, entry: GridEntry, rows: SplitRows, *,
 
 def record_fit(engine: Engine, run_id: int, model_group_id: int, entry: GridEntry,
                rows: SplitRows, scored: Scored, *, artefacts_dir: Path,
-               keep_scores: bool = True) -> ModelSummary:
-    """The driver's half of a fit: write the artefact's bytes, record the model with its
-    predictions and evaluations (with the requirements' verdicts on the validation rows), then
-    its fairness assessment (per operating point)."""
+               keep_scores: bool = True, refit_of: int | None = None,
+               members: results.Members | None = None) -> ModelSummary:
+    """The driver's half of a fit: write the artefact's bytes, then record the model with its
+    predictions, evaluations (with the requirements' verdicts on the validation rows and, for
+    a refit, :data:`REFIT_OF` naming the model ``refit_of`` it refits), its fairness
+    assessment (per operating point) and an ensemble's ``members``, in one transaction."""
     digest = scored.artefact[0]
     path = write_artefact(digest, scored.artefact[1], artefacts_dir)
     metrics, validation = scored.metrics, scored.validation
@@ -228,21 +231,25 @@ def record_fit(engine: Engine, run_id: int, model_group_id: int, entry: GridEntr
         index, number = entry.point.trial
         stored.append(MetricValue(SEARCH_TRIAL, f"models[{index}]", float(number), None, None,
                                   len(rows.y_train)))
+    if refit_of is not None:  # what monitoring's reference and the report read
+        stored.append(MetricValue(REFIT_OF, "", float(refit_of), None, None, len(rows.y_train)))
     model_id = results.record_model(
         engine,
         results.FittedModel(run_id, model_group_id, rows.name, len(rows.y_train),
                             len(rows.y_test), rows.train_period, rows.test_period, digest,
                             stored_path(path), scored.seconds),
         entity_ids=rows.entity, as_of=rows.as_of, score=scored.score, label=rows.y_test,
-        metrics=stored, importances=scored.importances)
+        metrics=stored, importances=scored.importances, audits=audits(scored.assessed),
+        members=members)
     summary = ModelSummary(model_id, model_group_id, entry.point.algorithm, entry.point.params,
                            rows.name, by_key(m for m in metrics), scored.seconds,
                            selectable=entry.selectable, name=entry.name, entry=entry,
                            artefact=(digest, path), details=scored.details,
                            score=scored.score if keep_scores else None,
                            validation_score=scored.validation_score if keep_scores else None,
-                           validation_metrics=by_key(validation) if validation else None)
-    record_assessment(engine, summary, scored.assessed)
+                           validation_metrics=by_key(validation) if validation else None,
+                           refit_of=refit_of)
+    note_assessment(summary, scored.assessed)
     if validation_statuses:
         summary.validation_statuses = validation_statuses
         summary.validation_fairness_passed = all(s == MET for s in validation_statuses.values())
@@ -257,23 +264,29 @@ def fit_score_record(engine: Engine, run_id: int, model_group_id: int, entry: Gr
                      assess: Callable[[SplitRows, np.ndarray, bool],
                                       list[tuple[str, ModelFairness]]] | None = None,
                      importances: Callable[[Any], list[results.Importance]] | None = None,
-                     keep_scores: bool = True) -> ModelSummary:
+                     keep_scores: bool = True, refit_of: int | None = None,
+                     members: results.Members | None = None) -> ModelSummary:
     """One fit in this process, stored (:func:`fit_and_score` then :func:`record_fit`).
     ``evaluate(rows, score, on_validation)`` and ``assess(...)`` are the experiment's;
     validation figures are stored beside the test ones, named apart."""
     scored = fit_and_score(entry, rows, build=build, evaluate=evaluate, assess=assess,
                            importances=importances)
     return record_fit(engine, run_id, model_group_id, entry, rows, scored,
-                      artefacts_dir=artefacts_dir, keep_scores=keep_scores)
+                      artefacts_dir=artefacts_dir, keep_scores=keep_scores, refit_of=refit_of,
+                      members=members)
 
 
-def record_assessment(engine: Engine, summary: ModelSummary,
-                      assessed: Sequence[tuple[str, ModelFairness]]) -> None:
-    """Store each operating point's audit and requirement results; note the verdict."""
-    for selection, fairness in assessed:
-        results.record_fairness(engine, summary.model_id, selection,
-                                fairness.audit.disparities if fairness.audit else None,
-                                fairness.requirements)
+def audits(assessed: Sequence[tuple[str, ModelFairness]]) -> list[results.Audit]:
+    """Each operating point's (or list date's) audit and requirement results, as stored with
+    the model (:func:`rudikit.store.results.record_model`)."""
+    return [results.Audit(selection, fairness.audit.disparities if fairness.audit else None,
+                          fairness.requirements) for selection, fairness in assessed]
+
+
+def note_assessment(summary: ModelSummary,
+                    assessed: Sequence[tuple[str, ModelFairness]]) -> None:
+    """Note the verdict of the operating points (or list dates) ``assessed`` on ``summary``,
+    for selection and the command line (the audits themselves are stored with the model)."""
     checked = [(selection, f) for selection, f in assessed if f.requirements]
     if checked:
         summary.fairness_passed = all(f.passed for _, f in checked)

@@ -93,11 +93,13 @@ def fit_ensemble(engine: Engine, run_id: int, project_name: str, label: str, poi
                  rows: SplitRows, chosen: Sequence[ModelSummary], chosen_by: str, *,
                  reference: str, evaluate: Callable[[SplitRows, np.ndarray, bool], Evaluated],
                  assess: Callable[..., Any], build: Build, seed: int, artefacts_dir: Path,
-                 group_features: dict[str, Any] | None = None) -> ModelSummary:
+                 group_features: dict[str, Any] | None = None,
+                 refit_of: int | None = None) -> ModelSummary:
     """One ensemble of the fitted ``chosen`` models on ``rows``, stored in its model group
     (whose features are ``group_features``, by default the union of its members') with its
-    members. ``reference``: the rows a ``rank_average`` member's score is ranked among
-    (``validation`` or ``train``; neither holds a test row)."""
+    members, in the model's one transaction. ``reference``: the rows a ``rank_average``
+    member's score is ranked among (``validation`` or ``train``; neither holds a test row).
+    ``refit_of``: the ensemble model this one refits (:mod:`rudikit.run.refit`)."""
     method = str(point.params["method"])
     members = []
     for m in chosen:
@@ -117,9 +119,9 @@ def fit_ensemble(engine: Engine, run_id: int, project_name: str, label: str, poi
     entry = GridEntry(point, point.describe(), features, point.selectable)
     summary = fit_score_record(engine, run_id, group_id, entry, rows,
                                build=lambda _e: (pipeline, {}), evaluate=evaluate,
-                               assess=assess, artefacts_dir=artefacts_dir)
-    results.record_ensemble_members(engine, summary.model_id, [m.model_id for m in chosen],
-                                    chosen_by)
+                               assess=assess, artefacts_dir=artefacts_dir,
+                               refit_of=refit_of,
+                               members=results.Members([m.model_id for m in chosen], chosen_by))
     return summary
 
 

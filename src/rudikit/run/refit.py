@@ -9,8 +9,9 @@ loses what is most like the rows it will score.
 What the store says: the chosen model stays as fitted (its validation figures are the ones the
 choice read) and unselected; the refit model is stored in the same model group and split, is
 the run's selected model (so it is what is explained, audited on the test rows, mitigated and
-deployed), carries a :data:`REFIT_OF` evaluation naming the model it refits, and its selection
-reason gives both the validation figure of the choice and the refit's test figure. An ensemble
+deployed), carries a :data:`~rudikit.store.queries.evaluations.REFIT_OF` evaluation naming the
+model it refits (stored with it, in its one transaction), and its selection reason gives both
+the validation figure of the choice and the refit's test figure. An ensemble
 is refitted member by member (each member refit, stored unselected in its own group), then
 averaged or stacked again over the refit members; a ``rank_average`` ranks against the refit
 training rows, since no row is held out any more.
@@ -23,13 +24,10 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy.engine import Engine
 
-from rudikit.evaluation.metrics import MetricValue
 from rudikit.run.case import CaseExperiment
 from rudikit.run.engine import ModelSummary, SplitRows, fit_score_record
 from rudikit.run.ensembles import fit_ensemble
 from rudikit.run.selection import metric_value, with_interval
-from rudikit.store import results
-from rudikit.store.queries.evaluations import REFIT_OF
 
 
 def refit_rows(experiment: CaseExperiment, split_name: str) -> SplitRows:
@@ -53,19 +51,16 @@ def refit_rows(experiment: CaseExperiment, split_name: str) -> SplitRows:
 
 def _refit_one(experiment: CaseExperiment, engine: Engine, run_id: int, model: ModelSummary,
                rows: SplitRows) -> ModelSummary:
-    """``model``'s group fitted on ``rows``, stored with its :data:`REFIT_OF` evaluation."""
+    """``model``'s group fitted on ``rows``, stored with its ``REFIT_OF`` evaluation."""
     assert model.entry is not None
     # a search trial's refit is not another trial: the search history keeps the one it chose
     entry = dataclasses.replace(model.entry,
                                 point=dataclasses.replace(model.entry.point, trial=None))
     scoring = experiment.scoring()
-    refit = fit_score_record(engine, run_id, model.model_group_id, entry, rows,
-                             build=scoring.build, evaluate=scoring.evaluate,
-                             assess=scoring.assess, artefacts_dir=experiment.artefacts_dir)
-    results.record_evaluations(engine, refit.model_id, [MetricValue(
-        REFIT_OF, "", float(model.model_id), None, None, len(rows.y_train))])
-    refit.refit_of = model.model_id
-    return refit
+    return fit_score_record(engine, run_id, model.model_group_id, entry, rows,
+                            build=scoring.build, evaluate=scoring.evaluate,
+                            assess=scoring.assess, artefacts_dir=experiment.artefacts_dir,
+                            refit_of=model.model_id)
 
 
 def refit_chosen(experiment: CaseExperiment, engine: Engine, run_id: int,
@@ -89,12 +84,9 @@ def refit_chosen(experiment: CaseExperiment, engine: Engine, run_id: int,
             members, "the chosen ensemble's members, each refit on the training and "
             "validation rows", reference="train", evaluate=scoring.evaluate,
             assess=scoring.assess, build=scoring.build, seed=experiment.seed,
-            artefacts_dir=experiment.artefacts_dir)
+            artefacts_dir=experiment.artefacts_dir, refit_of=chosen.model_id)
         refit.details = {"member_model_ids": [m.model_id for m in members],
                          "member_group_ids": [m.model_group_id for m in members]}
-        results.record_evaluations(engine, refit.model_id, [MetricValue(
-            REFIT_OF, "", float(chosen.model_id), None, None, n)])
-        refit.refit_of = chosen.model_id
     else:
         say(f"refitting model group {chosen.model_group_id} on {n:,} training and "
             "validation rows")

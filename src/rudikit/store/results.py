@@ -1,5 +1,7 @@
-"""Writing development results. Each function is one transaction: a model, its predictions,
-evaluations and importances land together or not at all."""
+"""Writing development results. Each function is one transaction: a model and everything known
+about it when it is stored (predictions, evaluations, importances, fairness audits, ensemble
+members) land together or not at all, so a crash never leaves a model without its audit or an
+ensemble without its members."""
 
 from __future__ import annotations
 
@@ -238,13 +240,33 @@ Importance = tuple[str, str, float, float | None, float | None]
 """(feature, method, importance, standard deviation, p-value)."""
 
 
+@dataclass(frozen=True)
+class Audit:
+    """One operating point's (or list date's) fairness audit of a model: its disparities (tidy
+    per attribute, group and metric; None when only requirements were checked) and its
+    requirement results (:class:`rudikit.fairness.requirements.RequirementResult`)."""
+
+    selection: str
+    disparities: pd.DataFrame | None
+    requirement_results: Sequence[Any]
+
+
+@dataclass(frozen=True)
+class Members:
+    """The stored models an ensemble combines, in its order, and how they were chosen."""
+
+    model_ids: Sequence[int]
+    chosen_by: str
+
+
 def record_model(engine: Engine, model: FittedModel, *, entity_ids: np.ndarray,
                  as_of: np.ndarray | None, score: np.ndarray, label: np.ndarray,
-                 metrics: list[MetricValue],
-                 importances: list[Importance]) -> int:
-    """Store a fitted model with its test predictions, evaluations and feature importances.
-    A missing ``label`` (NaN) is stored as unknown: a retraining's refit scores a date whose
-    outcomes have not happened yet."""
+                 metrics: list[MetricValue], importances: list[Importance],
+                 audits: Sequence[Audit] = (), members: Members | None = None) -> int:
+    """Store a fitted model with its test predictions, evaluations, feature importances,
+    fairness ``audits`` and, for an ensemble, its ``members``, in one transaction. A missing
+    ``label`` (NaN) is stored as unknown: a retraining's refit scores a date whose outcomes
+    have not happened yet."""
     created = now()
     rank_abs, rank_pct = ranks(score)
     dates = timestamps(as_of, len(score))
@@ -266,14 +288,13 @@ def record_model(engine: Engine, model: FittedModel, *, entity_ids: np.ndarray,
             "score": np.asarray(score, dtype=float).tolist(),
             "label": [None if np.isnan(y) else int(y) for y in labels.tolist()],
             "rank_abs": rank_abs.tolist(), "rank_pct": rank_pct.tolist()})
-        rows = [(m.metric, m.parameter, m.value, m.lower, m.upper, m.n) for m in metrics]
-        rows.append(("train_seconds", "", model.train_seconds, None, None, model.train_rows))
-        bulk_insert(conn, t.evaluations, {
-            "model_id": [model_id] * len(rows),
-            **{name: [plain(r[i]) for r in rows] for i, name in enumerate(
-                ("metric", "parameter", "value", "lower", "upper", "n"))},
-            "created_at": [created] * len(rows)})
+        _insert_evaluations(conn, model_id, [*metrics, MetricValue(
+            "train_seconds", "", model.train_seconds, None, None, model.train_rows)], created)
         _insert_importances(conn, model_id, importances)
+        for audit in audits:
+            _insert_audit(conn, model_id, audit, created)
+        if members is not None:
+            _insert_members(conn, model_id, members)
     return model_id
 
 
@@ -281,14 +302,17 @@ def record_evaluations(engine: Engine, model_id: int, metrics: list[MetricValue]
     """Add evaluations to a stored model in one transaction (what is learnt about a model
     after it was stored, e.g. its training rows per map cell)."""
     with engine.begin() as conn:
-        _insert_many(conn, t.evaluations, _evaluation_rows(model_id, metrics, now()))
+        _insert_evaluations(conn, model_id, metrics, now())
 
 
-def _evaluation_rows(model_id: int, metrics: list[MetricValue], created: datetime
-                     ) -> list[dict[str, Any]]:
-    return [{"model_id": model_id, "metric": m.metric, "parameter": m.parameter,
-             "value": None if np.isnan(m.value) else m.value, "lower": m.lower,
-             "upper": m.upper, "n": m.n, "created_at": created} for m in metrics]
+def _insert_evaluations(conn: Connection, model_id: int, metrics: Sequence[MetricValue],
+                        created: datetime) -> None:
+    rows = [(m.metric, m.parameter, m.value, m.lower, m.upper, m.n) for m in metrics]
+    bulk_insert(conn, t.evaluations, {
+        "model_id": [model_id] * len(rows),
+        **{name: [plain(r[i]) for r in rows] for i, name in enumerate(
+            ("metric", "parameter", "value", "lower", "upper", "n"))},
+        "created_at": [created] * len(rows)})
 
 
 def _insert_importances(conn: Connection, model_id: int, importances: list[Importance]) -> None:
@@ -298,6 +322,38 @@ def _insert_importances(conn: Connection, model_id: int, importances: list[Impor
          "std": std, "p_value": p, "rank": i + 1}
         for i, (f, method, imp, std, p) in enumerate(order)
     ])
+
+
+def _insert_audit(conn: Connection, model_id: int, audit: Audit, created: datetime) -> None:
+    """One audit's disparities and requirement results, in the caller's transaction."""
+    selection, disparities = audit.selection, audit.disparities
+    if disparities is not None and len(disparities):
+        _insert_many(conn, t.fairness_audits, [
+            {"model_id": model_id, "selection": selection, "attribute": r["attribute"],
+             "group_value": r["group"], "metric": r["metric"],
+             **{k: plain(r.get(k)) for k in ("value", "lower", "upper", "numerator",
+                                             "denominator", "reference_group",
+                                             "disparity_ratio", "difference_pp",
+                                             "p_value", "p_adjusted", "fair")},
+             "n": int(r["n"]), "status": r["status"], "created_at": created}
+            for r in disparities.to_dict("records")])
+    for result in audit.requirement_results:
+        req = result.requirement
+        outcomes = [{k: plain(v) for k, v in o.__dict__.items()
+                     if k != "excluded_groups"} | {"excluded_groups": list(o.excluded_groups)}
+                    for o in result.outcomes]
+        conn.execute(insert(t.fairness_requirements).values(
+            model_id=model_id, selection=selection, name=req.name, metric=req.metric,
+            max_gap_pp=float(req.max_gap_pp), passed=bool(result.passed),
+            units_met=int(result.units_met), units_evaluated=int(result.units_evaluated),
+            summary=result.summary, outcomes=outcomes, created_at=created))
+
+
+def _insert_members(conn: Connection, ensemble_model_id: int, members: Members) -> None:
+    _insert_many(conn, t.ensemble_members, [
+        {"ensemble_model_id": ensemble_model_id, "member_model_id": int(member),
+         "position": i, "chosen_by": members.chosen_by[:200]}
+        for i, member in enumerate(members.model_ids)])
 
 
 def record_importances(engine: Engine, model_id: int, importances: list[Importance]) -> None:
@@ -326,16 +382,6 @@ def record_individual_importances(engine: Engine, model_id: int, method: str,
             "rank": reasons["rank"].astype(int).tolist()})
 
 
-def record_ensemble_members(engine: Engine, ensemble_model_id: int,
-                            member_model_ids: list[int], chosen_by: str) -> None:
-    """Store which models an ensemble model combines, in its order, in one transaction."""
-    with engine.begin() as conn:
-        _insert_many(conn, t.ensemble_members, [
-            {"ensemble_model_id": ensemble_model_id, "member_model_id": int(member),
-             "position": i, "chosen_by": chosen_by[:200]}
-            for i, member in enumerate(member_model_ids)])
-
-
 def mark_selected(engine: Engine, model_id: int, reason: str) -> None:
     with engine.begin() as conn:
         conn.execute(update(t.models).where(t.models.c.id == model_id).values(
@@ -357,33 +403,3 @@ def plain(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def record_fairness(engine: Engine, model_id: int, selection: str, disparities: pd.DataFrame | None,
-                    requirement_results: list[Any]) -> None:
-    """Store one model's audit (tidy per attribute, group and metric) and requirement results
-    in one transaction."""
-    created = now()
-    with engine.begin() as conn:
-        if disparities is not None and len(disparities):
-            rows = [
-                {"model_id": model_id, "selection": selection, "attribute": r["attribute"],
-                 "group_value": r["group"], "metric": r["metric"],
-                 **{k: plain(r.get(k)) for k in ("value", "lower", "upper", "numerator",
-                                                 "denominator", "reference_group",
-                                                 "disparity_ratio", "difference_pp",
-                                                 "p_value", "p_adjusted", "fair")},
-                 "n": int(r["n"]), "status": r["status"], "created_at": created}
-                for r in disparities.to_dict("records")
-            ]
-            _insert_many(conn, t.fairness_audits, rows)
-        for result in requirement_results:
-            req = result.requirement
-            outcomes = [{k: plain(v) for k, v in o.__dict__.items()
-                         if k != "excluded_groups"} | {"excluded_groups": list(o.excluded_groups)}
-                        for o in result.outcomes]
-            conn.execute(insert(t.fairness_requirements).values(
-                model_id=model_id, selection=selection, name=req.name, metric=req.metric,
-                max_gap_pp=float(req.max_gap_pp), passed=bool(result.passed),
-                units_met=int(result.units_met), units_evaluated=int(result.units_evaluated),
-                summary=result.summary, outcomes=outcomes, created_at=created))
