@@ -1,7 +1,9 @@
 """Monthly partitions on PostgreSQL (migration 0013, ``rudikit.store.partitions``): an existing
 store is converted with its rows and keys, months are created before their rows arrive, and
 every window query of the monitor and the dashboard reads only the window's months (checked
-by ``EXPLAIN``; the queries to check are listed once, in :data:`WINDOW_QUERIES`)."""
+by ``EXPLAIN``; the queries to check are listed once, in :data:`WINDOW_QUERIES`), and the
+monitor's window queries of a model's typed inputs (``production_inputs_model_<id>``, not
+partitioned) read the window by the side table's key, not the whole table."""
 
 from __future__ import annotations
 
@@ -15,15 +17,17 @@ from typing import Any
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, insert, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import Table, event, insert, text
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from rudikit.monitoring.production import read_predictions
 from rudikit.store import partitions, queries, results
 from rudikit.store import tables as t
 from rudikit.store.engine import MIGRATIONS, create_store_engine, open_store
+from rudikit.store.production_inputs import InputSpec, ensure_inputs_table, table_name
 from rudikit.store.production_tables import deployed_models, outcomes, requests
+from rudikit.store.queries import monitor_counts as mc
 from rudikit.store.queries import predictions as pq
 from rudikit.store.queries import production as prq
 from rudikit.store.queries.production import WINDOW_MARGIN, CaseWindow
@@ -74,7 +78,8 @@ def _fill(engine: Engine, ids: dict[str, int], per_day: int = 4) -> None:
             "INSERT INTO production_predictions (observation_id, request_id, deployment_id, "
             "model_id, features, payload_hash, score, threshold, decision, created_at) "
             "SELECT 'o' || d || '-' || k, 'r1', :deployment, :model, json_build_object("
-            "'when', to_char(d - interval '3 hours', 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), 'x', k), "
+            "'when', to_char(d - interval '3 hours', 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), 'x', k, "
+            "'y', k % 3), "
             "'h', k / (:n + 1.0), 0.5, k / (:n + 1.0) >= 0.5, d FROM generate_series("
             "CAST(:lo AS timestamptz), CAST(:hi AS timestamptz) - interval '1 day', "
             "interval '1 day') d, generate_series(1, :n) k"), params)
@@ -194,8 +199,29 @@ def _chunk(engine: Engine, ids: dict[str, int]) -> None:
         prq.prediction_chunk(conn, [ids["model"]], 0, 10**9, CaseWindow(None, START, END))
 
 
+#: The model's typed inputs (its side table) in :func:`_fill`'s rows, timed by ``when``.
+INPUTS = InputSpec((("when", "time"), ("x", "number"), ("y", "number")), "when")
+#: Drift buckets of a number and of a datetime part (one aggregate and one grouped query).
+DRIFT = {"x": mc.Buckets("x", edges=(6.5, 12.5)),
+         "when.hour": mc.Buckets("when", tuple(str(h) for h in range(24)), part="hour")}
+
+
+def _counted(query: Callable[[Connection, Table, int, int], Any]
+             ) -> Callable[[Engine, dict[str, int]], Any]:
+    """``query`` of the model's typed inputs over the 30-day window, as a monitor pass runs it
+    (``monitoring.monitor._count_window``: the table, then the window on one connection)."""
+    def run(engine: Engine, ids: dict[str, int]) -> None:
+        with engine.begin() as conn:
+            table = ensure_inputs_table(conn, ids["model"], INPUTS)
+        with engine.connect() as conn:
+            mc.read_windows(conn)
+            query(conn, table, mc.epoch_us(START), mc.epoch_us(END))
+    return run
+
+
 #: The window queries of the monitor (``read_predictions`` runs ``prediction_id_range`` and
-#: ``prediction_chunk``), the service's lists and the dashboard, each run with the 30-day
+#: ``prediction_chunk``; a pass reads the model's typed inputs with those of
+#: ``monitor_counts``), the service's lists and the dashboard, each run with the 30-day
 #: window; ``True`` when the query bounds the window on both sides (else from below only:
 #: later, empty months may be read). A new window query belongs here:
 #: :func:`test_every_window_query_is_checked` finds those that are not.
@@ -212,6 +238,12 @@ WINDOW_QUERIES: dict[str, tuple[Callable[[Engine, dict[str, int]], Any], bool]] 
     "entity_scores": (lambda e, ids: pq.entity_scores(e, ids["model"], START, END), True),
     "entity_labels": (lambda e, ids: pq.entity_labels(
         e, ids["model"], START, END, ["e1", "e2"]), True),
+    "drift_counts": (_counted(lambda c, tb, lo, hi: mc.drift_counts(c, tb, DRIFT, lo, hi)), True),
+    "window_scores": (_counted(mc.window_scores), True),
+    "labelled_cases": (_counted(lambda c, tb, lo, hi: mc.labelled_cases(c, tb, ["x"], lo, hi)),
+                       True),
+    "coordinate_counts": (_counted(
+        lambda c, tb, lo, hi: mc.coordinate_counts(c, tb, "x", "y", lo, hi)), True),
 }
 #: Queries with a time argument that read more than a window, and why.
 NOT_WINDOWED = {
@@ -223,53 +255,87 @@ NOT_WINDOWED = {
 
 def _plans(engine: Engine, run: Callable[[Engine, dict[str, int]], Any],
            ids: dict[str, int]) -> list[dict[str, Any]]:
-    """The ``EXPLAIN`` of every statement ``run`` sends that reads a partitioned table."""
-    sent: list[tuple[str, Any]] = []
+    """The ``EXPLAIN`` of every statement ``run`` sends that reads a partitioned table or the
+    model's typed inputs, made on its connection right after it was sent, so the settings of
+    its transaction (:func:`monitor_counts.read_windows`) plan it as they planned it."""
+    names = [*partitions.PARTITION_KEYS, table_name(ids["model"])]
+    plans: list[dict[str, Any]] = []
 
-    def capture(conn, cursor, statement, parameters, context, many):  # type: ignore[no-untyped-def]
-        if any(name in statement for name in partitions.PARTITION_KEYS):
-            sent.append((statement, parameters))
+    def explain(conn, cursor, statement, parameters, context, many):  # type: ignore[no-untyped-def]
+        if any(name in statement for name in names):
+            with cursor.connection.cursor() as own:
+                own.execute(f"EXPLAIN (FORMAT JSON) {statement}", parameters)
+                plans.append(own.fetchone()[0][0]["Plan"])
 
-    event.listen(engine, "before_cursor_execute", capture)
+    event.listen(engine, "after_cursor_execute", explain)
     try:
         run(engine, ids)
     finally:
-        event.remove(engine, "before_cursor_execute", capture)
-    assert sent, "the query sent no statement to a partitioned table"
-    with engine.connect() as conn:
-        return [conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters
-                                     ).scalar()[0]["Plan"] for statement, parameters in sent]
+        event.remove(engine, "after_cursor_execute", explain)
+    assert plans, "the query sent no statement to a partitioned table or the typed inputs"
+    return plans
 
 
-def _relations(plan: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    if "Relation Name" in plan:
-        yield plan["Node Type"], plan["Relation Name"]
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
     for child in plan.get("Plans", []):
-        yield from _relations(child)
+        yield from _nodes(child)
+
+
+#: Predictions a day in :func:`year_of_rows`: a year of them makes the model's typed inputs a
+#: table of ~80 pages (not in event-time order, so reading by the key is no cheaper than it
+#: would be in production), which the planner reads whole (``Seq Scan``, estimated 2.5 times
+#: dearer) for a 30-day window when no index serves the window.
+PER_DAY = 24
 
 
 @pytest.fixture
 def year_of_rows(store) -> Iterator[tuple[Engine, dict[str, int]]]:
+    """A year of :data:`PER_DAY` predictions a day (the model's typed inputs filled as a
+    deployed model's are, by the trigger), an outcome for every other production case, and
+    the planner's statistics of them all."""
     url, schema = store
     engine = open_store(url, schema=schema)
     for table in partitions.PARTITION_KEYS:
         partitions.ensure_months(engine, table, MONTHS)
     ids = _parents(engine)
-    _fill(engine, ids)
+    with engine.begin() as conn:
+        ensure_inputs_table(conn, ids["model"], INPUTS)
+    _fill(engine, ids, per_day=PER_DAY)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO outcomes (prediction_id, observation_id, outcome, token_id, "
+            "recorded_at) SELECT id, observation_id, (id % 3 = 0)::int, :token, created_at + "
+            "interval '1 day' FROM production_predictions WHERE id % 2 = 0"), ids)
+        conn.execute(text(f"ANALYZE outcomes, {table_name(ids['model'])}"))
     yield engine, ids
     engine.dispose()
+
 
 
 @ON_POSTGRES
 @pytest.mark.parametrize("name", list(WINDOW_QUERIES))
 def test_a_window_query_reads_only_the_windows_months(year_of_rows, name: str) -> None:
+    """Of a partitioned table, only the window's months are read; the model's typed inputs
+    are read by their key, the window being the key's range (not every row, filtered)."""
     engine, ids = year_of_rows
     run, bounded_above = WINDOW_QUERIES[name]
     first = partitions.month_of(START - WINDOW_MARGIN)
     last = partitions.month_of(END + WINDOW_MARGIN)
+    inputs = table_name(ids["model"])
     for plan in _plans(engine, run, ids):
-        read = {relation for _, relation in _relations(plan)
-                if partitions.PARTITION_NAME.match(relation)}
+        nodes = list(_nodes(plan))
+        read = {n["Relation Name"] for n in nodes
+                if partitions.PARTITION_NAME.match(n.get("Relation Name", ""))}
+        typed = [n for n in nodes if n.get("Relation Name") == inputs]
+        if typed:
+            assert all(n["Node Type"] in ("Index Scan", "Index Only Scan", "Bitmap Heap Scan")
+                       for n in typed), f"{name} reads all of {inputs}: {plan}"
+            keyed = [n for n in nodes if n.get("Index Name") == f"{inputs}_pkey"]
+            assert keyed and all("event_us" in n.get("Index Cond", "") for n in keyed), \
+                f"{name} does not read the window by {inputs}'s key: {plan}"
+        if typed and not read:
+            continue
         months = {date(int(r[-6:-2]), int(r[-2:]), 1) for r in read if not r.endswith("default")}
         assert months, f"{name} read no month: {read}"
         assert min(months) >= first, f"{name} read months before the window: {sorted(read)}"
@@ -279,15 +345,20 @@ def test_a_window_query_reads_only_the_windows_months(year_of_rows, name: str) -
 
 
 def test_every_window_query_is_checked() -> None:
-    """A store query of a partitioned table taking a window or a time bound is in
-    :data:`WINDOW_QUERIES` (or says in :data:`NOT_WINDOWED` why it reads more)."""
-    bounds = {"window", "start", "end", "since", "until", "day"}
+    """A store query module reading a partitioned table or the models' typed inputs has each
+    of its queries taking a window or a time bound (the typed inputs' ``lo``/``hi`` event
+    times too) in :data:`WINDOW_QUERIES`, or says in :data:`NOT_WINDOWED` why it reads more."""
+    bounds = {"window", "start", "end", "since", "until", "day", "lo", "hi", "after", "before"}
+    history = [*partitions.PARTITION_KEYS, "production_inputs"]
     checked = {name.split(" ")[0] for name in WINDOW_QUERIES} | set(NOT_WINDOWED)
+    found_any: set[str] = set()
     for found in pkgutil.iter_modules(queries.__path__):
         module = importlib.import_module(f"{queries.__name__}.{found.name}")
+        if not any(name in inspect.getsource(module) for name in history):
+            continue
         for name, function in inspect.getmembers(module, inspect.isfunction):
-            if function.__module__ != module.__name__ or name.startswith("_") or \
-                    not bounds & set(inspect.signature(function).parameters):
-                continue
-            if module in (prq, pq) or "predictions" in inspect.getsource(function):
+            if function.__module__ == module.__name__ and not name.startswith("_") and \
+                    bounds & set(inspect.signature(function).parameters):
                 assert name in checked, f"{module.__name__}.{name} is not in WINDOW_QUERIES"
+                found_any.add(name)
+    assert found_any >= {"prediction_chunk", "window_scores"}  # the check sees both kinds
