@@ -454,5 +454,6 @@ def search_trials(project: Project, features: Features, X: pd.DataFrame, y: np.n
         assert spec.search is not None
         say(f"models[{i}]: searching {spec.algorithm} ({spec.search.trials} trials, scored on "
             f"split {split.name!r}'s validation rows)")
-        points += search_points(spec, i, score, lower_is_better=lower_is_better(metric))
+        points += search_points(spec, i, score, lower_is_better=lower_is_better(metric),
+                                say=say)
     return points
