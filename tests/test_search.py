@@ -408,9 +408,12 @@ def test_a_temporal_search_with_quarterly_lists_reads_only_lists_labelled_by_its
     said: list[str] = []
     lists = TemporalLists(config, tables, Path("unused"), Fairness(), None, data)
     lists.prepare(said.append)
-    assert said == ["temporal.models[0]: searching lightgbm (3 trials, scored on 2 "
-                    "training-era split(s), test lists 2010-01-01, 2010-04-01, 2010-07-01, "
-                    "2010-10-01, 2011-01-01)"]
+    assert said[0] == ("temporal.models[0]: searching lightgbm (3 trials, scored on 2 "
+                       "training-era split(s), test lists 2010-01-01, 2010-04-01, 2010-07-01, "
+                       "2010-10-01, 2011-01-01)")
+    # then each trial's score as it is found (a long search is not silent)
+    assert [line.rsplit(": ", 1)[0] for line in said[1:]] == [
+        f"models[0] search: trial {i}" for i in range(3)]
     clean = _searched(config, tables, data)
     assert _searched(config, tables, flipped(late)) == clean
     closed = labels["as_of_date"] == pd.Timestamp("2011-01-01")
