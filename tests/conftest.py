@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 import yaml
@@ -154,6 +154,43 @@ def copy_sqlite(source: Path, dest: Path) -> str:
     src.close()
     dst.close()
     return f"sqlite:///{dest}"
+
+
+def selected_model(engine: Any, folder: Path) -> tuple[Any, Any, Any]:
+    """The run's selected model: its stored row, its stored test scores (a frame of
+    ``entity_id`` and ``score``) and its pipeline loaded from its artefact."""
+    import pandas as pd
+    from sqlalchemy import select
+
+    from rudikit.models.artefacts import load_artefact
+    from rudikit.store import tables as t
+
+    with engine.connect() as conn:
+        chosen = conn.execute(select(t.models).where(t.models.c.selected)).mappings().one()
+        stored = pd.DataFrame(conn.execute(select(
+            t.predictions.c.entity_id, t.predictions.c.score).where(
+            t.predictions.c.model_id == chosen["id"])).all(), columns=["entity_id", "score"])
+    return chosen, stored, load_artefact(chosen["artefact_path"], chosen["artefact_hash"], folder)
+
+
+def case_rows(n: int, seed: int = 0, sorted_days: bool = True) -> Any:
+    """A small case data set (``case_id``, ``date`` over 90 days, ``x1``, ``x2``, ``kind``,
+    ``outcome``) whose outcome follows x1, x2 squared and kind "a". ``sorted_days`` False
+    leaves the rows out of date order (a refit must keep the loaded order)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=(2, n))
+    kind = rng.choice(["a", "b", "c"], n)
+    logit = 1.2 * x1 - 0.8 * x2 ** 2 + np.where(kind == "a", 0.8, 0.0)
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    day = rng.integers(0, 90, n)
+    day = np.sort(day) if sorted_days else day
+    return pd.DataFrame({"case_id": [f"c{i}" for i in range(n)],
+                         "date": pd.Timestamp("2021-01-01", tz="UTC")
+                         + pd.to_timedelta(day, unit="D"),
+                         "x1": x1, "x2": x2, "kind": kind, "outcome": y})
 
 
 def example_config() -> dict:

@@ -8,7 +8,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
-from conftest import example_config, write_project
+from conftest import example_config, selected_model, write_project
 from sqlalchemy import select
 
 from rudikit.config import ProjectError, load_project, parse_project
@@ -81,12 +81,7 @@ def grouped_run(tmp_path_factory):
 def test_the_service_scores_group_size_as_the_run_did_and_defaults_it_to_1(
         grouped_run) -> None:
     folder, _, engine = grouped_run
-    with engine.connect() as conn:
-        chosen = conn.execute(select(t.models).where(t.models.c.selected)).mappings().one()
-        stored = pd.DataFrame(conn.execute(select(
-            t.predictions.c.entity_id, t.predictions.c.score).where(
-            t.predictions.c.model_id == chosen["id"])).all(), columns=["entity_id", "score"])
-    pipeline = load_artefact(chosen["artefact_path"], chosen["artefact_hash"], folder)
+    _, stored, pipeline = selected_model(engine, folder)
     encoder = pipeline.named_steps["encode"]
     assert encoder.numeric[-1] == "group_size" and encoder.defaults == {"group_size": 1.0}
     frame, _ = unify(load_project(folder), folder)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
@@ -55,6 +56,22 @@ def developed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("eis-monitor")
     develop(folder).dispose()
     return folder
+
+
+@contextmanager
+def developed_on_postgres(tmp_path: Path) -> Iterator[tuple[TemporalProject, Path, Any]]:
+    """:func:`develop` on a PostgreSQL store of the test's own schema (dropped afterwards):
+    (the project, its folder, the store's engine)."""
+    with own_postgres_schema() as (url, schema):
+        folder = tmp_path / "eis"
+        folder.mkdir()
+        engine = develop(folder, url, schema)
+        try:
+            config = load_project(folder)
+            assert isinstance(config, TemporalProject)
+            yield config, folder, engine
+        finally:
+            engine.dispose()
 
 
 def develop(folder: Path, url: str | None = None, schema: str | None = None) -> Any:
@@ -416,28 +433,20 @@ def test_rudi_monitor_on_a_temporal_project_exits_1_on_a_critical_alert(project)
 def test_the_list_monitor_on_postgresql(tmp_path: Path) -> None:
     """The same passes on a PostgreSQL store (its own schema, dropped afterwards): dates come
     back time-zone aware there."""
-    with own_postgres_schema() as (url, schema):
-        folder = tmp_path / "eis"
-        folder.mkdir()
-        engine = develop(folder, url, schema)
-        try:
-            config = load_project(folder)
-            assert isinstance(config, TemporalProject)
-            on_list = listed(engine, config.name)
-            for entity, agreement in zip(on_list[LISTS[-1]], ["agree", "disagree", "agree"],
-                                         strict=False):
-                list_tables.record_review(engine, entity, LISTS[-1], reviewer="sgt",
-                                          outcome="training", agreement=agreement)
-            tables, _ = load_event_tables(config, folder)
-            real = monitor(config, folder, engine, "2013-12-31", tables)
-            assert len(real.lists) == len(LISTS) and real.lists["matured"].all()
-            assert not [a for a in real.alerts if a.kind == "performance"]
-            assert real.agreement_rate == pytest.approx(2 / 3)
-            assert real.lists.set_index("date").loc["2012-12-01", "intervened"] == 3
-            fake = monitor(config, folder, engine, "2013-12-31", shuffled(tables))
-            assert [a for a in fake.alerts if a.kind == "performance"]
-        finally:
-            engine.dispose()
+    with developed_on_postgres(tmp_path) as (config, folder, engine):
+        on_list = listed(engine, config.name)
+        for entity, agreement in zip(on_list[LISTS[-1]], ["agree", "disagree", "agree"],
+                                     strict=False):
+            list_tables.record_review(engine, entity, LISTS[-1], reviewer="sgt",
+                                      outcome="training", agreement=agreement)
+        tables, _ = load_event_tables(config, folder)
+        real = monitor(config, folder, engine, "2013-12-31", tables)
+        assert len(real.lists) == len(LISTS) and real.lists["matured"].all()
+        assert not [a for a in real.alerts if a.kind == "performance"]
+        assert real.agreement_rate == pytest.approx(2 / 3)
+        assert real.lists.set_index("date").loc["2012-12-01", "intervened"] == 3
+        fake = monitor(config, folder, engine, "2013-12-31", shuffled(tables))
+        assert [a for a in fake.alerts if a.kind == "performance"]
 
 
 def _metrics(engine: Any, run_id: int, section: str) -> pd.DataFrame:

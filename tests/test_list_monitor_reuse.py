@@ -14,15 +14,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import own_postgres_schema
 
-from rudikit.config import TemporalProject, load_project
+from rudikit.config import TemporalProject
 from rudikit.data.event_tables import load_event_tables
 from rudikit.store import list_tables
 from rudikit.store.engine import open_store
 from rudikit.store.queries import monitoring as monitoring_q
 from tests import test_list_monitor
-from tests.test_list_monitor import develop, hand_labels, listed, monitor, shuffled
+from tests.test_list_monitor import (
+    develop,
+    developed_on_postgres,
+    hand_labels,
+    listed,
+    monitor,
+    shuffled,
+)
 
 project = test_list_monitor.project  # a copy of this module's developed store, for one test
 
@@ -159,21 +165,13 @@ def full_pass_on_a_copy(config: TemporalProject, folder: Path, copy: Path,
 def test_reused_figures_on_postgresql_are_those_of_a_full_pass(tmp_path: Path) -> None:
     """The same on a PostgreSQL store (its own schema, dropped afterwards): dates come back
     time-zone aware and the details as JSON there."""
-    with own_postgres_schema() as (url, schema):
-        folder = tmp_path / "eis"
-        folder.mkdir()
-        engine = develop(folder, url, schema)
-        try:
-            config = load_project(folder)
-            assert isinstance(config, TemporalProject)
-            tables = shuffled(load_event_tables(config, folder)[0])
-            monitor(config, folder, engine, "2013-07-15", tables, window_days=90)
-            later = monitor(config, folder, engine, "2013-12-31", tables, window_days=90)
-            assert later.judged == [f"2012-{m:02d}-01" for m in range(8, 13)]
-            assert_same_pass(engine, later,
-                             monitor_full(config, folder, engine, "2013-12-31", tables, 90))
-        finally:
-            engine.dispose()
+    with developed_on_postgres(tmp_path) as (config, folder, engine):
+        tables = shuffled(load_event_tables(config, folder)[0])
+        monitor(config, folder, engine, "2013-07-15", tables, window_days=90)
+        later = monitor(config, folder, engine, "2013-12-31", tables, window_days=90)
+        assert later.judged == [f"2012-{m:02d}-01" for m in range(8, 13)]
+        assert_same_pass(engine, later,
+                         monitor_full(config, folder, engine, "2013-12-31", tables, 90))
 
 
 def test_a_roster_change_is_judged_again_only_by_the_lists_it_can_touch(

@@ -10,7 +10,7 @@ import orjson
 import pandas as pd
 import pytest
 import reverse_geocode
-from conftest import example_config, write_project
+from conftest import example_config, selected_model, write_project
 from sqlalchemy import select
 
 from rudikit.config import ProjectError, load_project, parse_project
@@ -24,7 +24,6 @@ from rudikit.features.location import (
     cell_summary,
     coordinates,
 )
-from rudikit.models.artefacts import load_artefact
 from rudikit.monitoring.reference import training_rows
 from rudikit.reports.location_map import cell_map_figure, training_cells
 from rudikit.reports.run_report import write_run_report_and_cards
@@ -183,12 +182,7 @@ def located_run(tmp_path_factory):
 
 def test_the_service_scores_raw_coordinates_as_the_run_did(located_run) -> None:
     folder, _, engine = located_run
-    with engine.connect() as conn:
-        chosen = conn.execute(select(t.models).where(t.models.c.selected)).mappings().one()
-        stored = pd.DataFrame(conn.execute(select(
-            t.predictions.c.entity_id, t.predictions.c.score).where(
-            t.predictions.c.model_id == chosen["id"])).all(), columns=["entity_id", "score"])
-    pipeline = load_artefact(chosen["artefact_path"], chosen["artefact_hash"], folder)
+    _, stored, pipeline = selected_model(engine, folder)
     encoder = pipeline.named_steps["encode"]
     assert encoder.categorical_outputs[-2:] == [CELL, TOWN]
     assert {"latitude", "longitude"} <= set(encoder.coordinate_columns)

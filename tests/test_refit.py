@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import example_config, write_project
+from conftest import case_rows, example_config, write_project
 from sklearn.metrics import roc_auc_score
 
 from rudikit.config import ProjectError, load_project, parse_project
@@ -44,19 +44,6 @@ SPLITS = [{"name": "by_date", "kind": "temporal", "date_column": "date",
            "validation_start": VALIDATION_START, "test_start": TEST_START},
           {"name": "no_validation", "kind": "temporal", "date_column": "date",
            "test_start": TEST_START}]
-
-
-def _rows(n: int = 2400, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    x1, x2 = rng.normal(size=(2, n))
-    kind = rng.choice(["a", "b", "c"], n)
-    logit = 1.2 * x1 - 0.8 * x2 ** 2 + np.where(kind == "a", 0.8, 0.0)
-    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    day = rng.integers(0, 90, n)  # unsorted: the refit must keep the loaded order
-    return pd.DataFrame({"case_id": [f"c{i}" for i in range(n)],
-                         "date": pd.Timestamp("2021-01-01", tz="UTC")
-                         + pd.to_timedelta(day, unit="D"),
-                         "x1": x1, "x2": x2, "kind": kind, "outcome": y})
 
 
 def _config(models: list[dict[str, Any]], splits: list[dict[str, Any]] | None = None,
@@ -103,7 +90,7 @@ def _poisoned(rows: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def rows() -> pd.DataFrame:
-    return _rows()
+    return case_rows(2400, sorted_days=False)
 
 
 @pytest.fixture(scope="module")
@@ -228,19 +215,26 @@ def test_refit_is_case_only() -> None:
     assert "refit" not in str(caught.value)
 
 
+def _mitigated_refit(folder: Path, trees: int) -> tuple[Path, RunResult, Any, Any]:
+    """The example with per-group thresholds, one split and one LightGBM group of ``trees``
+    trees, run: (folder, result, the selected refit, the mitigated model over it)."""
+    config = example_config()
+    folder = write_project(folder, splits=config["splits"][:1],
+                           evaluation={**config["evaluation"], "bootstrap": 0},
+                           models=[{"algorithm": "lightgbm",
+                                    "params": {"n_estimators": trees, "num_leaves": 7}}])
+    result = run_project(folder)
+    refit, mitigated = result.selected, result.mitigated
+    assert refit is not None and refit.refit_of is not None and mitigated is not None
+    return folder, result, refit, mitigated
+
+
 def test_mitigation_of_a_refit_model_fits_on_the_chosen_models_validation_scores(
         tmp_path: Path) -> None:
     """The refit has trained on the validation rows, so its per-group thresholds are fitted
     on the chosen model's validation scores (out of sample) and applied to the refit's test
     scores; fitting them on the refit's own validation scores gives other thresholds."""
-    config = example_config()
-    evaluation = {**config["evaluation"], "bootstrap": 0}
-    folder = write_project(tmp_path / "proj", splits=config["splits"][:1], evaluation=evaluation,
-                           models=[{"algorithm": "lightgbm",
-                                    "params": {"n_estimators": 40, "num_leaves": 7}}])
-    result = run_project(folder)
-    refit, mitigated = result.selected, result.mitigated
-    assert refit is not None and refit.refit_of is not None and mitigated is not None
+    folder, result, refit, mitigated = _mitigated_refit(tmp_path / "proj", trees=40)
     engine = open_store(result.store_url)
     with engine.connect() as conn:
         models = runs_q.run_models(conn, result.run_id).set_index("id")
@@ -310,14 +304,7 @@ def test_a_mitigated_refit_deployment_profiles_the_refits_training_rows(tmp_path
     """Per-group thresholds over a refit score with a model trained on the training and
     validation rows, so the monitor's reference for the mitigated model holds the same rows as
     the refit's own (it held only the training rows)."""
-    config = example_config()
-    folder = write_project(tmp_path / "proj", splits=config["splits"][:1],
-                           evaluation={**config["evaluation"], "bootstrap": 0},
-                           models=[{"algorithm": "lightgbm",
-                                    "params": {"n_estimators": 20, "num_leaves": 7}}])
-    result = run_project(folder)
-    refit, mitigated = result.selected, result.mitigated
-    assert refit is not None and refit.refit_of is not None and mitigated is not None
+    folder, result, refit, mitigated = _mitigated_refit(tmp_path / "proj", trees=20)
     engine = open_store(result.store_url)
     counts = []
     try:
@@ -346,7 +333,7 @@ def test_the_search_history_of_a_refit_search_keeps_one_row_per_trial(tmp_path: 
     search = {"algorithm": "logistic_regression",
               "params": {"C": {"float": [0.001, 10.0], "log": True}},
               "search": {"method": "optuna", "trials": 4, "seed": 0, "startup_trials": 2}}
-    result = _run(tmp_path / "proj", _rows(1200), [search])
+    result = _run(tmp_path / "proj", case_rows(1200, sorted_days=False), [search])
     assert result.selected is not None and result.selected.refit_of is not None
     models, evals, _ = _stored(result)
     history = search_history(models.reset_index(), evals, "by_date",

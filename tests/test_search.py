@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import example_config
+from conftest import case_rows, example_config
 from sklearn.metrics import roc_auc_score
 
 from rudikit.config import ModelSpec, ProjectError, parse_project
@@ -37,19 +37,6 @@ SEARCHED = {"algorithm": "lightgbm",
                        "learning_rate": {"float": [0.02, 0.3], "log": True},
                        "colsample_bytree": [0.6, 1.0]},
             "search": {"method": "optuna", "trials": TRIALS, "seed": 0, "startup_trials": 2}}
-
-
-def _rows(n: int = 1800, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    x1, x2 = rng.normal(size=(2, n))
-    kind = rng.choice(["a", "b", "c"], n)
-    logit = 1.2 * x1 - 0.8 * x2 ** 2 + np.where(kind == "a", 0.8, 0.0)
-    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    day = np.sort(rng.integers(0, 90, n))
-    return pd.DataFrame({"case_id": [f"c{i}" for i in range(n)],
-                         "date": pd.Timestamp("2021-01-01", tz="UTC")
-                         + pd.to_timedelta(day, unit="D"),
-                         "x1": x1, "x2": x2, "kind": kind, "outcome": y})
 
 
 def _config(**models: Any) -> dict[str, Any]:
@@ -103,7 +90,7 @@ def _trials(result: RunResult) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def rows() -> pd.DataFrame:
-    return _rows()
+    return case_rows(1800)
 
 
 @pytest.fixture(scope="module")
