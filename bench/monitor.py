@@ -178,8 +178,7 @@ def _fill(folder: Path, rows: int, inside: float, days: int, seed: int = 0) -> N
     if have == rows and marker.exists() and json.loads(marker.read_text()) == wanted:
         conn.close()
         return
-    dep_id, model_id = conn.execute("SELECT id, model_id FROM deployed_models WHERE live"
-                                    ).fetchone()
+    dep_id, model_id = live_deployment(db, None)
     conn.executescript(f"DELETE FROM outcomes; DELETE FROM production_predictions; "
                        f"DELETE FROM requests; DELETE FROM production_inputs_model_{model_id};")
     token_id = conn.execute("SELECT id FROM api_tokens LIMIT 1").fetchone()
@@ -239,8 +238,7 @@ def _fill_postgres(url: str, folder: Path, rows: int, inside: float, days: int,
     if marker.exists() and json.loads(marker.read_text()) == wanted:
         return
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-        dep_id, model_id = conn.execute("SELECT id, model_id FROM deployed_models WHERE live"
-                                        ).fetchone()
+        dep_id, model_id = live_deployment(None, url)
         conn.execute(f"TRUNCATE outcomes, production_predictions, requests CASCADE; "
                      f"TRUNCATE production_inputs_model_{model_id}")
         token = conn.execute("SELECT id FROM api_tokens LIMIT 1").fetchone()
@@ -410,19 +408,20 @@ extra = dict(rows=len(frame))
 }
 
 
-def live_model_id(db: str, url: str | None) -> int:
-    """The deployed model's id, which the floors read (the example refits after choice, so
-    the deployed model is not the first stored)."""
-    query = "SELECT model_id FROM deployed_models WHERE live"
+def live_deployment(db: Path | str | None, url: str | None) -> tuple[int, int]:
+    """(id, model id) of the live deployment in the SQLite store ``db`` or, with ``url``, the
+    PostgreSQL one: what the fills write to and the floors read (the example refits after
+    choice, so the deployed model is not the first stored)."""
+    query = "SELECT id, model_id FROM deployed_models WHERE live"
     if url:
         import psycopg
 
         with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-            return int(conn.execute(query).fetchone()[0])
-    import sqlite3
-
-    with sqlite3.connect(db) as conn:
-        return int(conn.execute(query).fetchone()[0])
+            row = conn.execute(query).fetchone()
+    else:
+        with sqlite3.connect(str(db)) as conn:
+            row = conn.execute(query).fetchone()
+    return int(row[0]), int(row[1])
 
 
 def timed(name: str, **fmt: object) -> dict[str, object]:
@@ -483,7 +482,7 @@ def main() -> None:
         _fill(folder, args.rows, args.inside, args.days)
     db = str(folder / ".rudi" / "rudi.db")
     size = 0.0 if url else Path(db).stat().st_size / 1e9
-    live = live_model_id(db, url)
+    _, live = live_deployment(db, url)
     print(f"set-up: {time.perf_counter() - started:.0f} s; store {size:.2f} GB with "
           f"{args.rows:,} production predictions over {args.days} days, "
           f"{args.inside:.0%} in the 30-day window")
