@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, and_, case, func, literal_column, select
+from sqlalchemy import Select, Table, and_, case, func, literal_column, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -164,13 +164,20 @@ def labelled_cases(conn: Connection, table: Table, columns: list[str], lo: int, 
     """The window's cases with an outcome (the realised performance per segment and period and
     the fairness counts are computed on these): ``day`` (event day, UTC, epoch days),
     ``columns`` (inputs), ``score`` and ``outcome``, in no order."""
-    out = pt.outcomes
     keys = [(table.c.event_us // _DAY_US).label("day"),
-            *(table.c[PREFIX + c].label(c) for c in columns), table.c.score, out.c.outcome]
-    query = (select(*keys)
-             .select_from(table.join(out, out.c.prediction_id == table.c.prediction_id))
-             .where(table.c.event_us > lo, table.c.event_us <= hi))
-    return _frame(driver_rows(conn, query), ["day", *columns, "score", "outcome"])
+            *(table.c[PREFIX + c].label(c) for c in columns), table.c.score,
+            pt.outcomes.c.outcome]
+    return _frame(driver_rows(conn, labelled_window(select(*keys), table, lo, hi)),
+                  ["day", *columns, "score", "outcome"])
+
+
+def labelled_window(query: Select, table: Table, lo: int, hi: int) -> Select:
+    """``query`` over the window's cases with an outcome: the side table joined to
+    ``outcomes``, the window ``(lo, hi]`` on ``event_us``. Every query over labelled cases is
+    built on this one join."""
+    out = pt.outcomes
+    return (query.select_from(table.join(out, out.c.prediction_id == table.c.prediction_id))
+            .where(table.c.event_us > lo, table.c.event_us <= hi))
 
 
 def coordinate_counts(conn: Connection, table: Table, latitude: str, longitude: str, lo: int,
