@@ -64,12 +64,14 @@ EXAMPLE = REPO / "examples" / "eis" / "rudi.yaml"
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
-def project(test_from: str) -> dict[str, Any]:
-    """The EIS example, reading the shared CPDB copy, with the subset above."""
+def project(test_from: str | None) -> dict[str, Any]:
+    """The EIS example, reading the shared CPDB copy, with the subset above; ``test_from``
+    None: the example as shipped (``--whole``)."""
     config = read_yaml(EXAMPLE)
     config["data"]["sources"][0]["path"] = str(SHARED_DATA / "eis" / "chicago_cpdb")
-    config["temporal"]["test_from"] = test_from
-    config["temporal"]["stability"].update(n_estimators=[], resamples=0, drop_sources=[])
+    if test_from is not None:
+        config["temporal"]["test_from"] = test_from
+        config["temporal"]["stability"].update(n_estimators=[], resamples=0, drop_sources=[])
     return config
 
 
@@ -203,6 +205,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--test-from", default="2015-01-01")
+    parser.add_argument("--whole", action="store_true",
+                        help="the example as shipped: its test years from 2013 and every "
+                             "list-stability step (ignores --test-from)")
     parser.add_argument("--folder", type=Path, default=None,
                         help="project folder to reuse (its feature cache; no warm-up run when "
                              "it holds one); default: a temporary folder")
@@ -221,7 +226,7 @@ def main() -> None:
                          dashboard_address=None) as cluster, Client(cluster) as client:
         folder = args.folder or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        config = project(args.test_from)
+        config = project(None if args.whole else args.test_from)
         one_cpu = str(min(os.sched_getaffinity(0)))
         variants: dict[str, tuple[dict[str, Any], str | None]] = {
             ONE_CORE: ({"backend": "local", "workers": 1, "threads_per_task": 1}, one_cpu),
@@ -232,7 +237,9 @@ def main() -> None:
         trees = {f"src{i}": src for i, src in enumerate(args.src)} if len(args.src) > 1 \
             else {"": args.src[0]}
         print(f"rudikit from {', '.join(f'{k} {v}' for k, v in trees.items())}; cores: "
-              f"{os.cpu_count()}; test years from {args.test_from}; {args.repeats} repeat(s), "
+              f"{os.cpu_count()}; "
+              + ("the whole example" if args.whole else f"test years from {args.test_from}")
+              + f"; {args.repeats} repeat(s), "
               f"interleaved; {ONE_CORE!r} pinned to CPU {one_cpu}")
         print(f"before: {uptime()}\n  busiest processes: {cpu_by_role()}")
         if not (folder / ".rudi" / "cache").is_dir():

@@ -295,11 +295,12 @@ def test_the_costliest_tasks_start_first_and_results_come_back_in_call_order(tmp
         assert [costs[i] for i in started] == sorted((costs[i] for i in started), reverse=True)
 
 
-def test_seed_and_perturbation_refits_on_workers_give_the_lists_made_here(grid) -> None:
+def test_seed_perturbation_and_tree_curve_fits_on_workers_give_the_lists_made_here(grid) -> None:
+    from rudikit.evaluation.stability import stability_vs_trees
     from rudikit.models.estimators import GridPoint
     from rudikit.models.perturb import perturbed_lists
     from rudikit.models.seeds import seed_lists
-    from rudikit.models.temporal import consecutive_dates
+    from rudikit.models.temporal import ENTITY, consecutive_dates, training_matrix
     from rudikit.run.execution import ordered_results
 
     config, tables, _ = grid
@@ -326,6 +327,14 @@ def test_seed_and_perturbation_refits_on_workers_give_the_lists_made_here(grid) 
     for r, s in zip(refits, refits_there, strict=True):
         assert r.columns == s.columns
         pd.testing.assert_series_equal(r.scores, s.scores, rtol=0, atol=1e-12)
+    X_train, y_train, X_test, test = training_matrix(data)
+    curve = [stability_vs_trees(X_train, y_train, X_test, test[ENTITY], n_estimators=[5, 15],
+                                seeds=[0, 1, 2], k=20, params={"min_samples_leaf": 5},
+                                y_test=test[config.label].to_numpy(), run_each=each)
+             for each in (None, on_workers)]
+    assert curve[0]["jaccard"].nunique() > 1  # the seeds' lists differ: a real comparison
+    pd.testing.assert_frame_equal(curve[0].drop(columns="fit_seconds"),
+                                  curve[1].drop(columns="fit_seconds"), rtol=0, atol=1e-12)
 
 
 def test_the_last_lists_reasons_made_on_a_worker_are_the_ones_made_here(grid, cluster,

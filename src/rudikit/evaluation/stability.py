@@ -196,6 +196,29 @@ def check_forest(algorithm: str, params: Mapping[str, Any], X: np.ndarray, y: np
         raise StabilityError(f"{algorithm}: {exc}") from None
 
 
+def forest_by_size(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray,
+                   algorithm: str, sizes: Sequence[int], seed: int, params: Mapping[str, Any],
+                   *, threads: int | None = None) -> list[tuple[int, np.ndarray, float]]:
+    """One seed's part of :func:`stability_vs_trees`, a task of its own: the forest grown
+    through ``sizes`` trees and, at each size, its scores on ``X_test`` and its fit seconds (a
+    random forest's cumulative, as it grows; LightGBM's, refitted, its own). The executor's
+    ``threads`` are not used: a forest predicting on several threads adds its trees' votes
+    in the order the threads finish, so its scores, and a tie in the list, could change from
+    run to run; one thread keeps every backend's figures the same."""
+    del threads
+    # a local worker gets the matrices memory-mapped read-only, which scikit-learn's check of
+    # a forest's missing values refuses ("buffer source array is read-only"): a private copy
+    X_train, X_test = (np.require(X, requirements="W") for X in (X_train, X_test))
+    model, elapsed, out = None, 0.0, []
+    for n in sizes:
+        started = time.perf_counter()
+        model = _fit_forest(algorithm, n, seed, params, model)
+        model.fit(X_train, y_train)
+        elapsed = (elapsed if algorithm != "lightgbm" else 0.0) + time.perf_counter() - started
+        out.append((n, model.predict_proba(X_test)[:, 1], elapsed))
+    return out
+
+
 def stability_vs_trees(X_train: np.ndarray | pd.DataFrame, y_train: np.ndarray,
                        X_test: np.ndarray | pd.DataFrame, entity_ids: Sequence[Any], *,
                        algorithm: str = "random_forest",
@@ -203,11 +226,15 @@ def stability_vs_trees(X_train: np.ndarray | pd.DataFrame, y_train: np.ndarray,
                        seeds: Sequence[int] = (0, 1), k: int = 100,
                        params: Mapping[str, Any] | None = None,
                        y_test: np.ndarray | None = None,
-                       progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+                       progress: Callable[[str], None] | None = None,
+                       run_each: Callable[[Callable[..., Any], Sequence[Sequence[Any]]],
+                                          Iterable[Any]] | None = None) -> pd.DataFrame:
     """Top-``k`` Jaccard (and Spearman) between every pair of ``seeds`` of the same model at
     each number of trees, scored on ``X_test`` (one as-of date: one list).
 
-    ``X_*`` are numeric matrices (NaN allowed). Returns one row per (n_estimators, pair of
+    ``X_*`` are numeric matrices (NaN allowed). Each seed's forest is a task for ``run_each``
+    (an executor's, :data:`rudikit.models.temporal.RunEach`; default: one after another
+    here), so the seeds grow at once on workers. Returns one row per (n_estimators, pair of
     seeds) with the mean fit seconds per seed and, when ``y_test`` is given, the mean
     precision in the top ``k`` of the seeds (ties counted fractionally)."""
     from rudikit.evaluation.metrics import precision_at_k
@@ -219,17 +246,12 @@ def stability_vs_trees(X_train: np.ndarray | pd.DataFrame, y_train: np.ndarray,
     X_test = np.asarray(X_test, dtype=np.float32)
     entity_ids = list(entity_ids)
     sizes = sorted({int(n) for n in n_estimators})
+    calls = [(X_train, y_train, X_test, algorithm, sizes, seed, params) for seed in seeds]
+    run_each = run_each or (lambda fn, calls: (fn(*call) for call in calls))
     scores: dict[tuple[int, int], pd.Series] = {}
     seconds: dict[tuple[int, int], float] = {}
-    for seed in seeds:
-        model = None
-        elapsed = 0.0
-        for n in sizes:
-            started = time.perf_counter()
-            model = _fit_forest(algorithm, n, seed, params, model)
-            model.fit(X_train, y_train)
-            elapsed = (elapsed if algorithm != "lightgbm" else 0.0) + time.perf_counter() - started
-            score = model.predict_proba(X_test)[:, 1]
+    for seed, grown in zip(seeds, run_each(forest_by_size, calls), strict=True):
+        for n, score, elapsed in grown:
             scores[(n, seed)] = pd.Series(score, index=entity_ids)
             seconds[(n, seed)] = elapsed
             if progress:

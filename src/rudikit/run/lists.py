@@ -111,7 +111,8 @@ def list_stability(data: PreparedData, result: TemporalResult, chosen: int, engi
     """Seed (with the model's sources of randomness), perturbation, consecutive-list and trees
     stability of the chosen group, stored in ``list_stability`` in one transaction; rank
     changes on the last consecutive date stored in ``rank_changes``. The seed and perturbation
-    refits are tasks run where ``execution`` says, as the grid's fits are."""
+    refits and each seed's forest of the stability-vs-trees curve are tasks run where
+    ``execution`` says, as the grid's fits are."""
 
     def run_each(fn: Callable[..., Any], calls: Sequence[Sequence[Any]]) -> Iterator[Any]:
         return ordered_results(execution, fn, calls)
@@ -163,7 +164,7 @@ def list_stability(data: PreparedData, result: TemporalResult, chosen: int, engi
             X_train, y_train, X_test, test[ENTITY].astype("string"),
             algorithm=settings.algorithm, n_estimators=settings.n_estimators,
             seeds=settings.seeds, k=config.top_k, params=settings.params,
-            y_test=test[config.label].to_numpy(), progress=say)
+            y_test=test[config.label].to_numpy(), progress=say, run_each=run_each)
         rows += [{"kind": "trees", "algorithm": r.algorithm, "k": config.top_k,
                   "parameter": f"n_estimators={r.n_estimators}", "as_of_date": last_test,
                   "metric": metric, "value": getattr(r, metric),
