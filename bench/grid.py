@@ -13,6 +13,11 @@ bootstrap, fairness audit of every list, audition, report and cards), except tha
   seed's model is the grid's own fit) and the consecutive-date lists scored in blocks of
   dates, a task each, in one batch.
 
+``--whole`` runs the example as shipped instead: test years from 2013 (four yearly splits, 28
+fits) and every list-stability step (the seed lists, three bootstrap resamples and the four
+refits without a source, and the stability-vs-trees curve: two seeds of a forest grown to 3,000
+trees, each seed a task). It takes about five minutes on 2 workers and twice that on one core.
+
 The two runs without workers (``workers: 1``, every fit in the ``rudi`` process):
 
 * ``1 worker, 1 core``: ``threads_per_task: 1`` and the process pinned to one CPU (its
@@ -33,10 +38,10 @@ and so are the CPU seconds of the driver and of the workers, from which the seri
 (the driver's share of all CPU in the 2-worker run) and its Amdahl bound are computed: figures
 that depend much less on the load than wall time.
 
-Run: ``.venv/bin/python bench/grid.py [--repeats 2] [--test-from 2015-01-01] [--folder DIR]
-[--src DIR]`` (``--folder``: reuse a project folder whose feature cache an earlier run filled;
-``--src``: run another checkout's rudikit, e.g. main's, for a before figure). Without the
-CPDB files under ../shared/data it says so and exits 0.
+Run: ``.venv/bin/python bench/grid.py [--repeats 2] [--test-from 2015-01-01 | --whole]
+[--folder DIR] [--src DIR]`` (``--folder``: reuse a project folder whose feature cache an
+earlier run filled; ``--src``: run another checkout's rudikit, e.g. main's, for a before
+figure). Without the CPDB files under ../shared/data it says so and exits 0.
 """
 
 from __future__ import annotations
