@@ -431,3 +431,16 @@ def test_a_single_task_meant_for_a_worker_runs_on_one() -> None:
     assert list(ordered_results(two, _pid, [()], alone_here=False))[0] != os.getpid()
     assert list(ordered_results(two, _pid, [()]))[0] == os.getpid()
     release_local_workers(two)
+
+
+def test_an_argument_several_tasks_pass_is_sent_to_a_cluster_once() -> None:
+    """The objects (by identity) more than one call passes, but plain values, are the ones
+    a Dask cluster gets once: a split's rows that each fit reads, the unchanged training
+    rows of the refits without a source; a resample, read by one refit, goes with its task."""
+    from rudikit.run.execution import _shared
+
+    rows, resample, point = pd.DataFrame({"x": [1.0]}), pd.DataFrame({"x": [2.0]}), {"a": 1}
+    calls = [(point, rows, 0, "lightgbm"), (point, rows, 0, "lightgbm"), (point, resample, 1,
+                                                                          "lightgbm")]
+    assert _shared(calls) == {id(point): point, id(rows): rows}
+    assert _shared([(rows, rows)]) == {}  # twice in one call is still one copy with it

@@ -68,11 +68,15 @@ def without_table(features: Features, columns: Sequence[str]) -> Features:
         for kind in ("categorical", "boolean", "numeric")})
 
 
-def perturbed_list(point: GridPoint, features: Features, matrices: SplitMatrices, seed: int,
-                   *, threads: int | None = None) -> tuple[np.ndarray, list[str], float]:
-    """One refit (a task of its own): its scores on ``matrices``' test rows, the model's input
-    columns and the seconds it took."""
+def perturbed_list(point: GridPoint, features: Features, matrices: SplitMatrices,
+                   train: pd.DataFrame, seed: int, *, threads: int | None = None
+                   ) -> tuple[np.ndarray, list[str], float]:
+    """One refit (a task of its own) on ``train``: its scores on ``matrices``' test rows, the
+    model's input columns and the seconds it took. The training rows come apart from the
+    split's matrices, so the refits that read the same rows pass the same objects (sent to a
+    cluster once)."""
     started = time.perf_counter()
+    matrices = dataclasses.replace(matrices, train=train)
     pipeline, score, _ = fit_and_score(point, features, matrices, seed, threads)
     return (score, list(pipeline.named_steps["encode"].input_columns),
             time.perf_counter() - started)
@@ -97,6 +101,8 @@ def perturbed_lists(data: PreparedData, point: GridPoint, seed: int, *, resample
     features = data.features_for(point)
     out: list[Perturbation] = []
     calls, refitted = [], []
+    # every refit's test rows, without the training rows each call passes on its own
+    tested = dataclasses.replace(matrices, train=matrices.train.iloc[:0])
 
     def refit(kind: str, parameter: str, used: Features, rows: pd.DataFrame,
               details: dict[str, object]) -> None:
@@ -107,7 +113,7 @@ def perturbed_lists(data: PreparedData, point: GridPoint, seed: int, *, resample
             return
         out.append(Perturbation(kind, parameter, None, details=details))
         refitted.append(out[-1])
-        calls.append((point, used, dataclasses.replace(matrices, train=rows), seed))
+        calls.append((point, used, tested, rows, seed))
 
     rng = np.random.default_rng(seed)
     officers = matrices.train[ENTITY].nunique()

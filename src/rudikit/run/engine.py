@@ -32,7 +32,7 @@ from rudikit.fairness.tradeoff import VALIDATION_REQUIREMENT
 from rudikit.models.artefacts import artefact_bytes, stored_path, write_artefact
 from rudikit.models.estimators import GridPoint, limit_jobs, predict_scores
 from rudikit.models.search import SEARCH_TRIAL
-from rudikit.run.execution import Shared, ordered_results
+from rudikit.run.execution import ordered_results
 from rudikit.store import results
 from rudikit.store.queries.evaluations import REFIT_OF
 from rudikit.store.queries.fairness import MET, NOT_MET, combined_status
@@ -337,9 +337,9 @@ def fit_grid(experiment: Experiment, engine: Engine, run_id: int,
     scoring = experiment.scoring()
     calls, planned, costs = [], [], []
     for rows in experiment.split_rows():
-        shared = Shared(rows)  # one copy per split on a cluster, whatever the grid's size
         for entry, group_id in zip(grid, group_ids, strict=True):
-            calls.append((scoring, entry, shared))
+            # the same rows object in each of the split's calls: sent to a cluster once
+            calls.append((scoring, entry, rows))
             planned.append((entry, group_id, rows))
             costs.append(entry.point.expected_cost(len(rows.y_train)))
     fitted = []

@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from rudikit.config import Execution
@@ -23,14 +22,6 @@ class ExecutionError(ValueError):
     """The tasks could not be run (an unreachable scheduler, a task that kills every worker it
     runs on); a ValueError, as :class:`rudikit.run.engine.FitError`, so ``rudi run`` prints
     it as a message rather than a traceback."""
-
-
-@dataclass(frozen=True)
-class Shared:
-    """An argument several tasks read (a split's rows): sent to a Dask cluster once, not with
-    every task. The local backends pass the object itself."""
-
-    value: Any
 
 
 def local_workers(execution: Execution) -> int:
@@ -108,7 +99,6 @@ def run_task(fn: Callable[..., Any], threads: int | None, args: Sequence[Any]) -
     """One task in whatever process runs it, with its BLAS/OpenMP pools held to ``threads``
     (``fn`` receives ``threads`` too, to size its own estimators' ``n_jobs``; None: no
     limit)."""
-    args = [a.value if isinstance(a, Shared) else a for a in args]
     if threads is None:
         return fn(*args, threads=None)
     from threadpoolctl import threadpool_limits
@@ -188,10 +178,28 @@ def _hold(value: Any) -> Any:
     return value
 
 
+def _shared(calls: Sequence[Sequence[Any]]) -> dict[int, Any]:
+    """The arguments (by identity) that more than one call passes, other than plain values: a
+    split's rows that every fit of the split reads, the training rows several refits read.
+    Sent to a cluster once each, not with every task (the local backends pass the objects to
+    their processes, where joblib memory-maps the large arrays)."""
+    seen: dict[int, Any] = {}
+    shared: dict[int, Any] = {}
+    for call in calls:
+        for a in {id(a): a for a in call}.values():
+            if isinstance(a, str | bytes | int | float | bool | type(None)):
+                continue
+            if id(a) in seen:
+                shared[id(a)] = a
+            seen[id(a)] = a
+    return shared
+
+
 def _on_dask(execution: Execution, fn: Callable[..., Any], threads: int | None,
              calls: Sequence[Sequence[Any]], first: list[int]) -> Iterator[Any]:
     """Every task submitted to the cluster at once, in the order ``first`` gives (a higher
-    priority for the earlier ones), each shared argument sent once; the scheduler moves
+    priority for the earlier ones), each shared argument (:func:`_shared`) sent once; the
+    scheduler moves
     a task whose worker died to another worker (up to its ``allowed-failures``) and
     ``retries`` reruns one that raised on a lost connection."""
     address = execution.scheduler_address()
@@ -204,18 +212,15 @@ def _on_dask(execution: Execution, fn: Callable[..., Any], threads: int | None,
         raise ExecutionError(f"execution.scheduler: cannot reach the Dask scheduler at "
                              f"{address}: {exc}") from None
     with client:
-        shared = list({id(a): a for call in calls for a in call if isinstance(a, Shared)}
-                      .values())
         # a task that returns the value, rather than scatter: a scattered value lives only on
         # the workers holding it (the active memory manager drops spare copies), so a worker
         # that dies can take the only copy with it; a task's value is recomputed from its spec
-        copies = {id(a): client.submit(_hold, a.value, pure=False, priority=len(calls) + 1)
-                  for a in shared}
+        copies = {key: client.submit(_hold, a, pure=False, priority=len(calls) + 1)
+                  for key, a in _shared(calls).items()}
         futures: list[Any] = [None] * len(calls)
         for rank, i in enumerate(first):
             futures[i] = client.submit(
-                run_task, fn, threads,
-                [copies[id(a)] if isinstance(a, Shared) else a for a in calls[i]],
+                run_task, fn, threads, [copies.get(id(a), a) for a in calls[i]],
                 pure=False, retries=execution.retries, priority=len(calls) - rank)
         try:
             for i, future in enumerate(futures):
