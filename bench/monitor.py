@@ -29,8 +29,9 @@ Timed, each in a fresh subprocess so its peak RSS is its own:
   prediction of the model and filtered the window in Python (the SELECT, fetched and dropped);
 * window fetch: the same SELECT with the window as a predicate (the previous design's floor);
 * aggregates: the new design's floor, the window queries of a pass alone
-  (:mod:`rudikit.store.queries.monitor_counts`: drift counts, the window's scores, its labelled
-  cases) over the side table's window;
+  (:mod:`rudikit.store.queries.monitor_counts`: drift counts, the window's scores, and the
+  aggregates of its labelled cases: realised performance overall and per segment, the ROC
+  curve, precision@k per period, the fairness counts) over the side table's window;
 * naive: the usual notebook way, ``pd.read_sql`` + ``json.loads`` per row into a DataFrame +
   ``value_counts`` per feature, on the first ``--naive-rows`` rows (scaled to all rows).
 
@@ -388,9 +389,10 @@ with engine.connect() as conn:
     q.read_windows(conn)
     n, _ = q.drift_counts(conn, table, monitor._rules(profile, dep.features), lo, hi)
     scores = q.window_scores(conn, table, lo, hi)
-    cases = q.labelled_cases(conn, table, [c for c in keep if ("in." + c) in table.c], lo, hi)
+    outcomes = monitor._outcomes(conn, table, project, dep,
+                                 [c for c in keep if ("in." + c) in table.c], lo, hi)
 seconds = time.perf_counter() - t
-extra = dict(rows=n, groups=len(scores) + len(cases))
+extra = dict(rows=n, groups=len(scores), outcomes=outcomes.n)
 """,
     "naive": """
 import json, sqlite3
@@ -526,7 +528,7 @@ def main() -> None:
           f"window as a predicate, {new['rows']:,} rows)")
     print(f"aggregates  : {agg['seconds']:7.1f} s, peak RSS {agg['peak_mb']:6.0f} MB (the new "
           f"design's floor: its window queries over {agg['rows']:,} window rows, "
-          f"{agg['groups']:,} scores and labelled cases back)")
+          f"{agg['groups']:,} scores back, {agg['outcomes']:,} labelled cases aggregated)")
     if not url:
         print(f"naive       : {naive['seconds']:7.1f} s on {naive['rows']:,} rows, peak RSS "
               f"{naive['peak_mb']:6.0f} MB -> {naive_all:.0f} s scaled to {args.rows:,} rows "

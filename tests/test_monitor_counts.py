@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 import pytest
-from sklearn.metrics import roc_curve
 from alembic import command
 from alembic.config import Config
+from sklearn.metrics import roc_curve
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 

@@ -163,8 +163,9 @@ def _rules(profile: ReferenceProfile, features: Features) -> dict[str, Buckets]:
 def _count_window(engine: Engine, project: Project, dep: Deployed, profile: ReferenceProfile,
                   start: datetime, end: datetime, keep: list[str],
                   tick: Callable[[int], None] | None) -> _Window:
-    """The window's drift counts, scores and labelled cases, from the model's typed inputs
-    (built from the stored JSON first if the model has none yet)."""
+    """The window's drift counts, scores, map groups and the figures of its cases with an
+    outcome, from the model's typed inputs (built from the stored JSON first if the model has
+    none yet)."""
     spec = InputSpec.of(dep.features.model_dump(), project.data.knowledge_date, keep)
     with engine.begin() as conn:
         table = ensure_inputs_table(conn, dep.model_id, spec)
@@ -408,7 +409,7 @@ def _production_checks(project: Project, engine: Engine,
 
 
 def _performance(project: Project, dep: Deployed, result: MonitorResult,
-                 metrics: list[dict[str, Any]], labelled: Outcomes, ref_score: np.ndarray,
+                 metrics: list[dict[str, Any]], outcomes: Outcomes, ref_score: np.ndarray,
                  ref_label: np.ndarray, window: str) -> list[Alert]:
     mon = project.monitoring
     found: list[Alert] = []
@@ -417,21 +418,21 @@ def _performance(project: Project, dep: Deployed, result: MonitorResult,
         result.expected = realised(ref_label[known], ref_score[known], dep.threshold)
         for name, value in result.expected.as_dict().items():
             metrics.append(_metric("expected", "test", "", name, value, result.expected.n))
-    if labelled.n < mon.min_outcomes or labelled.realised is None:
-        result.notes.append(f"realised performance: {labelled.n} outcomes in the window "
+    if outcomes.n < mon.min_outcomes or outcomes.realised is None:
+        result.notes.append(f"realised performance: {outcomes.n} outcomes in the window "
                             f"(needs {mon.min_outcomes})")
         return found
-    result.realised = labelled.realised
+    result.realised = outcomes.realised
     for name, value in result.realised.as_dict().items():
         metrics.append(_metric("performance", "all", "", name, value, result.realised.n))
-    metrics.append(_metric("performance", "all", "", "roc_curve", None, labelled.n,
-                           labelled.roc))
-    result.segments = labelled.segments
-    for column, segments in labelled.segments.items():
+    metrics.append(_metric("performance", "all", "", "roc_curve", None, outcomes.n,
+                           outcomes.roc))
+    result.segments = outcomes.segments
+    for column, segments in outcomes.segments.items():
         for value, r in segments.items():
             for name, v in r.as_dict().items():
                 metrics.append(_metric("performance", column, value, name, v, r.n))
-    over_time = labelled.over_time
+    over_time = outcomes.over_time
     assert over_time is not None
     result.precision_over_time = over_time
     for row in over_time.itertuples():
@@ -446,14 +447,14 @@ def _performance(project: Project, dep: Deployed, result: MonitorResult,
                 window, f"realised precision {result.realised.precision:.1%} is {drop:.1f} "
                 f"points below the {result.expected.precision:.1%} expected from the test "
                 f"data (threshold {dep.threshold:g}, {result.realised.n:,} outcomes)"))
-    if labelled.fairness is not None:
-        result.fairness = labelled.fairness
-        for r in labelled.fairness:
+    if outcomes.fairness is not None:
+        result.fairness = outcomes.fairness
+        for r in outcomes.fairness:
             name = r.requirement.name
             # 1 met, 0 not met, none when inconclusive or without enough data (the summary
             # says which); only a gap the data support raises the alert
             metrics.append(_metric("fairness", name, "", "passed",
-                                   1.0 if r.passed else 0.0 if r.failing else None, labelled.n,
+                                   1.0 if r.passed else 0.0 if r.failing else None, outcomes.n,
                                    {"summary": r.summary, "status": r.status}))
             if r.failing:
                 worst = max(r.failing, key=lambda o: o.gap_pp)

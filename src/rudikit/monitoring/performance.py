@@ -82,9 +82,9 @@ def segments_of(counts: pd.DataFrame, column: str) -> dict[str, Realised]:
 def period_label(start: int, period: str) -> str:
     """The :func:`period_key` of a period the database numbered
     (:func:`~rudikit.store.queries.monitor_counts.period_counts`): its first day in epoch
-    days, or ``year * 12 + month - 1`` for a month."""
+    days, or the number ``yyyymm`` for a month."""
     if period == "month":
-        return f"{start // 12:04d}-{start % 12 + 1:02d}"
+        return f"{start // 100:04d}-{start % 100:02d}"
     return (pd.Timestamp(0, unit="s") + pd.Timedelta(days=int(start))).strftime("%Y-%m-%d")
 
 

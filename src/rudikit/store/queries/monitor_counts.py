@@ -1,11 +1,13 @@
 """The monitor's figures as aggregates of a model's typed production inputs
 (:mod:`rudikit.store.production_inputs`), computed by the database over the window's rows, so a
 pass reads counts of the window's rows rather than the rows: the drift bucket counts of every
-input (one row back, and one short grouped query per datetime input for its parts) and the
-cases grouped by coordinates and outcome for the map. What needs each case's score is read as
-the window's columns, never as JSON: the window's scores (the KS test) and its labelled cases'
-day, segment and fairness columns, score and outcome (realised performance, precision@k per
-period, fairness).
+input (one row back, and one short grouped query per datetime input for its parts), the
+cases grouped by coordinates and outcome for the map, and the figures of the cases with an
+outcome: the confusion matrix at the threshold, the ROC AUC (Mann-Whitney, from the cases
+grouped by score and cumulated in window functions), the average precision and precision@k
+(ties at the cut at their expected value), overall, per segment and per period, the ROC
+curve's points, and the fairness counts per group, decision and outcome. Only the window's
+scores (the KS test) come back one per case.
 
 The window is a half-open interval of event times in epoch microseconds, ``(lo, hi]``, on the
 side table's indexed ``event_us``: the exact window, not a wider one filtered afterwards.
@@ -19,7 +21,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Float, Select, Table, and_, case, cast, func, literal_column, select
+from sqlalchemy import Float, Integer, Select, Table, and_, case, cast, func, literal_column, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -64,10 +66,10 @@ def _part(conn: Connection, stamp: ColumnElement, part: str) -> ColumnElement:
         return func.coalesce(case((hour >= 22, 1), (hour < 22, case((hour < 6, 1), else_=0))),
                              0)
     if conn.dialect.name.startswith("postgres"):
-        field = {"year": "year", "month": "month", "day": "day"}[part]
+        field = {"month": "month", "day": "day"}[part]
         return func.cast(func.extract(field, func.timezone("UTC", func.to_timestamp(
             stamp / 1_000_000.0))), literal_column("integer"))
-    fmt = {"year": "%Y", "month": "%m", "day": "%d"}[part]
+    fmt = {"month": "%m", "day": "%d"}[part]
     return func.cast(func.strftime(fmt, stamp // 1_000_000, "unixepoch"),
                      literal_column("INTEGER"))
 
@@ -201,9 +203,9 @@ def _ranked(conn: Connection, table: Table, keys: dict[str, ColumnElement], thre
     ).group_by(*(cum.c[name] for name in keys))
     frame = _frame(driver_rows(conn, query), [*keys, "n", "pos", "tp", "fp", "u_minus",
                                                "ap_sum", "tp_at_k"])
-    ints = ["n", "pos", "tp", "fp", "u_minus"]
-    frame[ints] = frame[ints].astype(np.int64)
-    frame[["ap_sum", "tp_at_k"]] = frame[["ap_sum", "tp_at_k"]].astype(float)
+    ints = ["n", "pos", "tp", "fp", "u_minus"]  # the sums of no case (no keys) are NULL
+    frame[ints] = frame[ints].fillna(0).astype(np.int64)
+    frame[["ap_sum", "tp_at_k"]] = frame[["ap_sum", "tp_at_k"]].fillna(0.0).astype(float)
     return frame
 
 
@@ -219,15 +221,18 @@ def period_counts(conn: Connection, table: Table, period: str, threshold: float,
                   lo: int, hi: int) -> pd.DataFrame:
     """The window's labelled cases' figures (:func:`_ranked`) per calendar ``period`` of their
     event time (UTC): ``period`` is the period's first day in epoch days (``day``; ``week``,
-    its Monday) or ``year * 12 + month - 1`` (``month``)."""
+    its Monday) or the number ``yyyymm`` (``month``)."""
     day = table.c.event_us // _DAY_US
     if period == "day":
         key = day
     elif period == "week":
         key = day - (day + 3) % 7  # 1970-01-01 was a Thursday
-    elif period == "month":
-        key = (_part(conn, table.c.event_us, "year") * 12
-               + _part(conn, table.c.event_us, "month") - 1)
+    elif period == "month":  # as the number yyyymm
+        seconds = day * 86_400
+        text = (func.to_char(func.timezone("UTC", func.to_timestamp(seconds)), "YYYYMM")
+                if conn.dialect.name.startswith("postgres")
+                else func.strftime("%Y%m", seconds, "unixepoch"))
+        key = cast(text, Integer)
     else:
         raise ValueError(f"period must be day, week or month, got {period!r}")
     return _ranked(conn, table, {"period": key}, threshold, k, lo, hi)
