@@ -73,6 +73,15 @@ then) still fits it in its first pass, from the columns the fit reads: "unfitted
 join over every outcome ever recorded (EXPLAIN ANALYZE: 2.0-2.5 s at 3M outcomes, 1.2 s by the
 outcomes' key with hash and merge joins disabled), yet the query returns in 1.24 s either way
 here (fetching its 300k rows dominates), so it is left as it is.
+
+The labelled cases' figures as SQL aggregates (issue 18 item 2; 2026-12-05 00:57-01:09 UTC,
+``--rows 2000000 --dev-rows 200000 --repeat 1``, load average 9.0 -> 4.1 on SQLite, 7.1 -> 6.0
+on PostgreSQL; before = main at f6ee3f1 on the same stores): the daily pass ("again") 1.8 s /
+296 MB -> 2.5 s / 281 MB on SQLite and 2.8 s / 312 MB -> 3.5 s / 292 MB on PostgreSQL; the
+aggregates floor 0.7 s -> 2.2 s and 0.7 s -> 2.3 s. Sorting the window's 60k labelled cases by
+score once per figure (overall, ROC curve, each segment, periods, fairness: six joins of the
+window to the outcomes) costs more than fetching them once at this size; the pass no longer
+holds them (memory down 5-7%).
 Run:
 ``.venv/bin/python bench/monitor.py [--rows 10000000] [--inside 0.1] [--repeat 3]
 [--slow-repeat 1] [--dev-rows 1000000] [--workdir DIR]
