@@ -29,8 +29,9 @@ Timed, each in a fresh subprocess so its peak RSS is its own:
   prediction of the model and filtered the window in Python (the SELECT, fetched and dropped);
 * window fetch: the same SELECT with the window as a predicate (the previous design's floor);
 * aggregates: the new design's floor, the window queries of a pass alone
-  (:mod:`rudikit.store.queries.monitor_counts`: drift counts, the window's scores, its labelled
-  cases) over the side table's window;
+  (:mod:`rudikit.store.queries.monitor_counts`: drift counts, the window's scores, and the
+  aggregates of its labelled cases: realised performance overall and per segment, the ROC
+  curve, precision@k per period, the fairness counts) over the side table's window;
 * naive: the usual notebook way, ``pd.read_sql`` + ``json.loads`` per row into a DataFrame +
   ``value_counts`` per feature, on the first ``--naive-rows`` rows (scaled to all rows).
 
@@ -72,6 +73,15 @@ then) still fits it in its first pass, from the columns the fit reads: "unfitted
 join over every outcome ever recorded (EXPLAIN ANALYZE: 2.0-2.5 s at 3M outcomes, 1.2 s by the
 outcomes' key with hash and merge joins disabled), yet the query returns in 1.24 s either way
 here (fetching its 300k rows dominates), so it is left as it is.
+
+The labelled cases' figures as SQL aggregates (issue 18 item 2; 2026-12-05 00:57-01:09 UTC,
+``--rows 2000000 --dev-rows 200000 --repeat 1``, load average 9.0 -> 4.1 on SQLite, 7.1 -> 6.0
+on PostgreSQL; before = main at f6ee3f1 on the same stores): the daily pass ("again") 1.8 s /
+296 MB -> 2.5 s / 281 MB on SQLite and 2.8 s / 312 MB -> 3.5 s / 292 MB on PostgreSQL; the
+aggregates floor 0.7 s -> 2.2 s and 0.7 s -> 2.3 s. Sorting the window's 60k labelled cases by
+score once per figure (overall, ROC curve, each segment, periods, fairness: six joins of the
+window to the outcomes) costs more than fetching them once at this size; the pass no longer
+holds them (memory down 5-7%).
 Run:
 ``.venv/bin/python bench/monitor.py [--rows 10000000] [--inside 0.1] [--repeat 3]
 [--slow-repeat 1] [--dev-rows 1000000] [--workdir DIR]
@@ -388,9 +398,10 @@ with engine.connect() as conn:
     q.read_windows(conn)
     n, _ = q.drift_counts(conn, table, monitor._rules(profile, dep.features), lo, hi)
     scores = q.window_scores(conn, table, lo, hi)
-    cases = q.labelled_cases(conn, table, [c for c in keep if ("in." + c) in table.c], lo, hi)
+    outcomes = monitor._outcomes(conn, table, project, dep,
+                                 [c for c in keep if ("in." + c) in table.c], lo, hi)
 seconds = time.perf_counter() - t
-extra = dict(rows=n, groups=len(scores) + len(cases))
+extra = dict(rows=n, groups=len(scores), outcomes=outcomes.n)
 """,
     "naive": """
 import json, sqlite3
@@ -526,7 +537,7 @@ def main() -> None:
           f"window as a predicate, {new['rows']:,} rows)")
     print(f"aggregates  : {agg['seconds']:7.1f} s, peak RSS {agg['peak_mb']:6.0f} MB (the new "
           f"design's floor: its window queries over {agg['rows']:,} window rows, "
-          f"{agg['groups']:,} scores and labelled cases back)")
+          f"{agg['groups']:,} scores back, {agg['outcomes']:,} labelled cases aggregated)")
     if not url:
         print(f"naive       : {naive['seconds']:7.1f} s on {naive['rows']:,} rows, peak RSS "
               f"{naive['peak_mb']:6.0f} MB -> {naive_all:.0f} s scaled to {args.rows:,} rows "

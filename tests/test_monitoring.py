@@ -42,7 +42,7 @@ from rudikit.models.artefacts import load_artefact
 from rudikit.monitoring import inputs
 from rudikit.monitoring.drift import MISSING, OTHER, ReferenceProfile, chi2_p_value, compare, psi
 from rudikit.monitoring.monitor import MonitorError, list_stability, run_monitor
-from rudikit.monitoring.performance import precision_at_k_over_time, realised
+from rudikit.monitoring.performance import realised
 from rudikit.monitoring.reference import profile_columns, training_rows, with_parts
 from rudikit.monitoring.rehearsal import judging_day
 from rudikit.monitoring.replay import month_rows, replay
@@ -127,17 +127,6 @@ def test_realised_metrics_agree_with_scikit_learn() -> None:
     assert r.recall == pytest.approx(recall_score(y, flagged))
     assert r.f1 == pytest.approx(f1_score(y, flagged))
     assert r.roc_auc == pytest.approx(roc_auc_score(y, score))
-
-
-def test_precision_at_k_per_week() -> None:
-    frame = pd.DataFrame({
-        "event_time": pd.to_datetime(["2020-02-03", "2020-02-04", "2020-02-05",
-                                      "2020-02-10", "2020-02-11"], utc=True),
-        "score": [0.9, 0.8, 0.1, 0.7, 0.6], "outcome": [1, 0, 1, 0, 0]})
-    weekly = precision_at_k_over_time(frame, "week", k=2)
-    assert weekly["period"].tolist() == ["2020-02-03", "2020-02-10"]
-    assert weekly["precision_at_k"].tolist() == [0.5, 0.0]
-    assert weekly["base_rate"].tolist() == pytest.approx([2 / 3, 0.0])
 
 
 # --- inputs ----------------------------------------------------------------------------------

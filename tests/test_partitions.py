@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Table, event, insert, text
+from sqlalchemy import Table, event, insert, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -240,8 +240,20 @@ WINDOW_QUERIES: dict[str, tuple[Callable[[Engine, dict[str, int]], Any], bool]] 
         e, ids["model"], START, END, ["e1", "e2"]), True),
     "drift_counts": (_counted(lambda c, tb, lo, hi: mc.drift_counts(c, tb, DRIFT, lo, hi)), True),
     "window_scores": (_counted(mc.window_scores), True),
-    "labelled_cases": (_counted(lambda c, tb, lo, hi: mc.labelled_cases(c, tb, ["x"], lo, hi)),
-                       True),
+    "performance_counts (overall)": (_counted(
+        lambda c, tb, lo, hi: mc.performance_counts(c, tb, None, 0.5, 10, lo, hi)), True),
+    "performance_counts (per segment)": (_counted(
+        lambda c, tb, lo, hi: mc.performance_counts(c, tb, "x", 0.5, 10, lo, hi)), True),
+    "period_counts (week)": (_counted(
+        lambda c, tb, lo, hi: mc.period_counts(c, tb, "week", 0.5, 10, lo, hi)), True),
+    "period_counts (month)": (_counted(
+        lambda c, tb, lo, hi: mc.period_counts(c, tb, "month", 0.5, 10, lo, hi)), True),
+    "roc_curve_points": (_counted(mc.roc_curve_points), True),
+    "labelled_window": (_counted(lambda c, tb, lo, hi: c.execute(mc.labelled_window(
+        select(tb.c.score), tb, lo, hi)).all()), True),
+    "labelled_counts": (_counted(
+        lambda c, tb, lo, hi: mc.labelled_counts(c, tb, ["x", "y"], lo, hi, threshold=0.5)),
+        True),
     "coordinate_counts": (_counted(
         lambda c, tb, lo, hi: mc.coordinate_counts(c, tb, "x", "y", lo, hi)), True),
 }

@@ -100,9 +100,16 @@ def group_metrics(
     return group_table(y, pred, scores, frame, specs, roc_auc=roc_auc, missing_label=missing_label)
 
 
-def cell_counts(key: np.ndarray, pred: np.ndarray, size: int) -> np.ndarray:
+def cell_counts(key: np.ndarray, pred: np.ndarray, size: int,
+                cases: np.ndarray | None = None) -> np.ndarray:
     """Confusion cells (size, 4) from ``key = 4 * code + 2 * y``: one ``bincount``, weighted
-    when ``pred`` holds fractional (expected) predictions."""
+    when ``pred`` holds fractional (expected) predictions. ``cases``: how many cases each row
+    stands for (rows counted by the database), with 0/1 predictions."""
+    if cases is not None:
+        if not np.issubdtype(pred.dtype, np.integer):
+            raise ValueError("rows standing for several cases need 0/1 predictions")
+        return np.bincount(key + pred, weights=cases, minlength=4 * size).astype(
+            np.int64).reshape(size, 4)
     if np.issubdtype(pred.dtype, np.integer):
         return np.bincount(key + pred, minlength=4 * size).reshape(size, 4)
     hit = np.bincount(key + 1, weights=pred, minlength=4 * size)

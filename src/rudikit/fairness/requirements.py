@@ -252,7 +252,7 @@ def _cell_metrics(
     codes: np.ndarray, n_groups: int, cell: _Rows, pp_total: float, metric: str,
     score_index: ScoreIndex | None,
 ) -> dict[str, np.ndarray]:
-    counts = cell_counts(codes * 4 + cell.key, cell.pred, n_groups)
+    counts = cell_counts(codes * 4 + cell.key, cell.pred, n_groups, cell.cases)
     values = metrics_from_counts(counts, pp_total)
     if metric == "roc_auc":
         assert score_index is not None
@@ -263,13 +263,20 @@ def _cell_metrics(
 @dataclass(frozen=True)
 class _Rows:
     """Each row's label (``key = 2 * y``) and prediction: 0/1, or a top-k row tied at the cut
-    counted by its expected membership (:func:`rudikit.fairness.selection.binarize`)."""
+    counted by its expected membership (:func:`rudikit.fairness.selection.binarize`); and,
+    for rows the database counted, how many cases each stands for (``cases``)."""
 
     key: np.ndarray
     pred: np.ndarray
+    cases: np.ndarray | None = None
 
     def __len__(self) -> int:
-        return len(self.key)
+        """The number of cases (not of rows)."""
+        return len(self.key) if self.cases is None else int(self.cases.sum())
+
+    def count(self, codes: np.ndarray, size: int) -> np.ndarray:
+        """Cases per code ``0..size-1`` of the rows."""
+        return np.bincount(codes, weights=self.cases, minlength=size).astype(np.int64)
 
 
 @dataclass
@@ -380,7 +387,7 @@ def _evaluate(
                                int(values["n"][i]), 0) for i in np.flatnonzero(short)]
     else:
         if req.unit is None:
-            u_codes = np.zeros(len(cell), dtype=np.int64)
+            u_codes = np.zeros(len(cell.key), dtype=np.int64)
             u_labels = ["(all)"]
         else:
             u_codes, raw = encode_groups(frame, req.unit, missing_label=missing_label,
@@ -394,7 +401,7 @@ def _evaluate(
         cells = _Cells.of(values, req.metric, pp_total)
         cell_unit = observed // n_c
         cell_group = np.array(c_labels, dtype=object)[observed % n_c]
-        unit_n = np.bincount(u_codes, minlength=len(u_labels))
+        unit_n = cell.count(u_codes, len(u_labels))
         order = np.argsort(cell_unit, kind="stable")
         bounds = np.searchsorted(cell_unit[order], np.arange(len(u_labels) + 1))
         for u, label in enumerate(u_labels):
@@ -437,6 +444,7 @@ def evaluate_requirements(
     missing_label: str = MISSING_GROUP,
     correction: Correction = "holm",
     alpha: float = 0.05,
+    cases: str | None = None,
 ) -> list[RequirementResult]:
     """Evaluate every requirement on one set of predictions.
 
@@ -447,7 +455,9 @@ def evaluate_requirements(
     over its bound is "not met" rather than "inconclusive" (see the module docstring).
     Rows tied at the k-th score of a top-k list are counted by their expected membership
     (``tie_break="expected"``, places left / tied rows), as the audit and precision@k count
-    them, so a verdict never depends on the order of the rows in the file.
+    them, so a verdict never depends on the order of the rows in the file. ``cases`` names a
+    column of how many cases each row stands for (cases counted by the database per attribute
+    values, label and 0/1 prediction; not with the ROC AUC, which needs every case's score).
     """
     check_correction(correction)
     check_alpha(alpha)
@@ -476,8 +486,17 @@ def evaluate_requirements(
         assert scores is not None
         pred = binarize(scores, threshold=threshold, top_k=top_k, top_pct=top_pct,
                         tie_break=tie_break, random_state=random_state)
-    cell = _Rows(2 * y.astype(np.int64), pred)
-    pp_total = float(pred.sum())
+    weights = None
+    if cases is not None:
+        if cases not in frame.columns:
+            raise ValueError(f"cases: unknown column {cases!r}; available: "
+                             f"{available_columns(frame.columns)}")
+        if any(r.metric == "roc_auc" for r in requirements):
+            raise ValueError("a roc_auc requirement needs every case's score: rows standing "
+                             f"for several cases ({cases!r}) cannot give it")
+        weights = frame[cases].to_numpy(dtype=np.int64)
+    cell = _Rows(2 * y.astype(np.int64), pred, weights)
+    pp_total = float(pred.sum() if weights is None else (pred * weights).sum())
     score_index = (
         ScoreIndex(y, scores) if any(r.metric == "roc_auc" for r in requirements) else None
     )

@@ -149,6 +149,22 @@ def assess(fairness: Fairness, attrs: pd.DataFrame, y: np.ndarray, score: np.nda
     return ModelFairness(result, reqs)
 
 
+def requirements_met(fairness: Fairness, cells: pd.DataFrame, threshold: float
+                     ) -> list[RequirementResult]:
+    """Every requirement at ``score >= threshold`` on cases counted per value of the fairness
+    columns and ``outcome`` (0/1), then per ``flagged`` (the decision, 0/1) or, for a
+    ``roc_auc`` requirement, per ``score``: ``n`` cases each (what the monitor reads of a
+    production window). Rows per score are expanded to their cases for the ROC AUC."""
+    frame = cells.rename(columns={"outcome": LABEL})
+    reqs = requirements(fairness)
+    if "score" in frame:
+        frame = frame.loc[frame.index.repeat(frame.pop("n"))].reset_index(drop=True)
+        return evaluate_requirements(frame.rename(columns={"score": SCORE}), LABEL, SCORE,
+                                     reqs, correction=fairness.correction, threshold=threshold)
+    return evaluate_requirements(frame, LABEL, "flagged", reqs, correction=fairness.correction,
+                                 cases="n")
+
+
 @dataclass
 class ScoredRows:
     """Rows a model has scored: their fairness attributes, labels and scores."""

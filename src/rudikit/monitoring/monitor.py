@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sqlalchemy import insert
-from sqlalchemy.engine import Engine
+from sqlalchemy import Table, insert
+from sqlalchemy.engine import Connection, Engine
 
-from rudikit.config import Features, OperatingPoint, Project
+from rudikit.config import Features, Project
 from rudikit.fairness.requirements import RequirementResult
-from rudikit.fairness.stage import assess
+from rudikit.fairness.stage import requirements_met
 from rudikit.features.location import cell_summary, coordinates
 from rudikit.monitoring.alerts import Alert, post_webhook
 from rudikit.monitoring.churn import churn_alerts, stability_pairs
@@ -33,10 +33,11 @@ from rudikit.monitoring.inputs import SourceCheck
 from rudikit.monitoring.pass_sources import PassSources
 from rudikit.monitoring.performance import (
     Realised,
-    by_segment,
-    precision_at_k_over_time,
+    from_counts,
+    precision_over_time,
     realised,
-    roc_points,
+    roc_of,
+    segments_of,
 )
 from rudikit.monitoring.reference import reference, reference_columns
 from rudikit.monitoring.window import choose_window
@@ -122,13 +123,29 @@ def deployed(engine: Engine) -> Deployed | None:
 
 
 @dataclass
+class Outcomes:
+    """The window's cases with an outcome as a pass uses them, each figure computed from
+    aggregates of the database (:mod:`rudikit.store.queries.monitor_counts`), none from the
+    cases' rows: ``n`` cases, their realised performance at the deployed threshold and ROC
+    curve, per segment (by column, then value) and precision@k per period, and the fairness
+    requirements (None when the window's cases lack a fairness column)."""
+
+    n: int = 0
+    realised: Realised | None = None
+    roc: dict[str, list[float]] = field(default_factory=dict)
+    segments: dict[str, dict[str, Realised]] = field(default_factory=dict)
+    over_time: pd.DataFrame | None = None
+    fairness: list[RequirementResult] | None = None
+
+
+@dataclass
 class _Window:
-    """What one pass reads of the production window: drift counts and map groups computed by
-    the database, the scores and the labelled cases' typed columns."""
+    """What one pass reads of the production window: drift counts, map groups and the
+    figures of its cases with an outcome computed by the database, and the scores."""
 
     counts: dict[str, np.ndarray]
     scores: list[np.ndarray]
-    labelled: list[pd.DataFrame]
+    outcomes: Outcomes = field(default_factory=Outcomes)
     n: int = 0
     points: list[pd.DataFrame] = field(default_factory=list)  # coordinates and outcome (map)
 
@@ -146,8 +163,9 @@ def _rules(profile: ReferenceProfile, features: Features) -> dict[str, Buckets]:
 def _count_window(engine: Engine, project: Project, dep: Deployed, profile: ReferenceProfile,
                   start: datetime, end: datetime, keep: list[str],
                   tick: Callable[[int], None] | None) -> _Window:
-    """The window's drift counts, scores and labelled cases, from the model's typed inputs
-    (built from the stored JSON first if the model has none yet)."""
+    """The window's drift counts, scores, map groups and the figures of its cases with an
+    outcome, from the model's typed inputs (built from the stored JSON first if the model has
+    none yet)."""
     spec = InputSpec.of(dep.features.model_dump(), project.data.knowledge_date, keep)
     with engine.begin() as conn:
         table = ensure_inputs_table(conn, dep.model_id, spec)
@@ -157,30 +175,53 @@ def _count_window(engine: Engine, project: Project, dep: Deployed, profile: Refe
         n, counts = counts_q.drift_counts(conn, table, _rules(profile, dep.features), lo, hi)
         scores = counts_q.window_scores(conn, table, lo, hi)
         columns = [c for c in keep if spec.kind(c) is not None]
+        outcomes = _outcomes(conn, table, project, dep, columns, lo, hi)
         location = dep.features.location
-        mapped = location is not None and location.h3_resolution is not None
-        where = list(location.columns) if mapped else []
-        labelled = counts_q.labelled_cases(
-            conn, table, columns + [c for c in where if c not in columns], lo, hi)
-        points = ([_map_points(labelled, counts_q.coordinate_counts(conn, table, *where, lo, hi),
-                               *where)] if mapped else [])
-    labelled = labelled.drop(columns=[c for c in where if c not in columns])
-    labelled["event_time"] = pd.to_datetime(labelled.pop("day") * 86_400, unit="s", utc=True)
-    # an input no labelled case carried is absent, as it was from the rows
-    labelled = labelled.drop(columns=[c for c in columns if labelled[c].isna().all()])
+        points = ([_map_points(conn, table, *location.columns, lo, hi)]
+                  if location is not None and location.h3_resolution is not None else [])
     if tick:
         tick(n)
     return _Window({name: np.asarray(c, dtype=np.int64) for name, c in counts.items()},
-                   [scores], [labelled] if len(labelled) else [], n, points)
+                   [scores], outcomes, n, points)
 
 
-def _map_points(labelled: pd.DataFrame, counts: pd.DataFrame, latitude: str, longitude: str
-                ) -> pd.DataFrame:
+def _outcomes(conn: Connection, table: Table, project: Project, dep: Deployed,
+              columns: list[str], lo: int, hi: int) -> Outcomes:
+    """The figures of the window's cases with an outcome, from the database's aggregates. A
+    segment or fairness column no labelled case carries is left out, as it was when the
+    cases were read as rows (an input no case carried was absent)."""
+    mon, fairness, threshold = project.monitoring, project.fairness, dep.threshold
+    k = mon.stability.k
+    overall = counts_q.performance_counts(conn, table, None, threshold, k, lo, hi).iloc[0]
+    if not overall.n:
+        return Outcomes()
+    out = Outcomes(int(overall.n), from_counts(
+        int(overall.n), int(overall.pos), int(overall.tp), int(overall.fp),
+        int(overall.u_minus), float(overall.ap_sum)),
+        roc_of(counts_q.roc_curve_points(conn, table, lo, hi)))
+    for column in mon.segments:
+        if column in columns:
+            counts = counts_q.performance_counts(conn, table, column, threshold, k, lo, hi)
+            if counts[column].notna().any():
+                out.segments[column] = segments_of(counts, column)
+    out.over_time = precision_over_time(counts_q.period_counts(
+        conn, table, mon.performance_period, threshold, k, lo, hi), mon.performance_period, k)
+    if fairness.requirements and all(c in columns for c in fairness.columns):
+        auc = any(r.metric in ("roc_auc", "auc") for r in fairness.requirements)
+        cells = counts_q.labelled_counts(conn, table, list(fairness.columns), lo, hi,
+                                         threshold=None if auc else threshold, scores=auc)
+        if all(cells[c].notna().any() for c in fairness.columns):
+            out.fairness = requirements_met(fairness, cells, threshold)
+    return out
+
+
+def _map_points(conn: Connection, table: Table, latitude: str, longitude: str, lo: int,
+                hi: int) -> pd.DataFrame:
     """The window's cases with coordinates grouped by point and outcome (missing until known):
     the labelled cases' groups, and per point the cases left without an outcome."""
     keys = [latitude, longitude]
-    known = (labelled[[*keys, "outcome"]].dropna(subset=keys).groupby([*keys, "outcome"])
-             .size().rename("n").reset_index())
+    counts = counts_q.coordinate_counts(conn, table, latitude, longitude, lo, hi)
+    known = counts_q.labelled_counts(conn, table, keys, lo, hi).dropna(subset=keys)
     rest = counts.set_index(keys)["n"].sub(known.groupby(keys)["n"].sum(), fill_value=0)
     rest = rest[rest > 0].astype(np.int64).rename("n").reset_index().assign(outcome=np.nan)
     return pd.concat([known, rest[[*keys, "outcome", "n"]]], ignore_index=True)
@@ -361,14 +402,14 @@ def _production_checks(project: Project, engine: Engine,
         result.notes.append(f"drift: only {win.n} predictions in the window (alerts need "
                             f"{mon.min_window_rows})")
     metrics += _cell_metrics(dep.features, win.points)
-    labelled = pd.concat(win.labelled, ignore_index=True) if win.labelled else pd.DataFrame()
-    result.n_outcomes = len(labelled)
-    found += _performance(project, dep, result, metrics, labelled, ref_score, ref_label, window)
+    result.n_outcomes = win.outcomes.n
+    found += _performance(project, dep, result, metrics, win.outcomes, ref_score, ref_label,
+                          window)
     return found
 
 
 def _performance(project: Project, dep: Deployed, result: MonitorResult,
-                 metrics: list[dict[str, Any]], labelled: pd.DataFrame, ref_score: np.ndarray,
+                 metrics: list[dict[str, Any]], outcomes: Outcomes, ref_score: np.ndarray,
                  ref_label: np.ndarray, window: str) -> list[Alert]:
     mon = project.monitoring
     found: list[Alert] = []
@@ -377,25 +418,22 @@ def _performance(project: Project, dep: Deployed, result: MonitorResult,
         result.expected = realised(ref_label[known], ref_score[known], dep.threshold)
         for name, value in result.expected.as_dict().items():
             metrics.append(_metric("expected", "test", "", name, value, result.expected.n))
-    if len(labelled) < mon.min_outcomes:
-        result.notes.append(f"realised performance: {len(labelled)} outcomes in the window "
+    if outcomes.n < mon.min_outcomes or outcomes.realised is None:
+        result.notes.append(f"realised performance: {outcomes.n} outcomes in the window "
                             f"(needs {mon.min_outcomes})")
         return found
-    y, score = labelled["outcome"].to_numpy(dtype=int), labelled["score"].to_numpy()
-    result.realised = realised(y, score, dep.threshold)
+    result.realised = outcomes.realised
     for name, value in result.realised.as_dict().items():
         metrics.append(_metric("performance", "all", "", name, value, result.realised.n))
-    metrics.append(_metric("performance", "all", "", "roc_curve", None, len(y),
-                           roc_points(y, score)))
-    for column in mon.segments:
-        if column not in labelled:
-            continue
-        result.segments[column] = by_segment(labelled, column, dep.threshold)
-        for value, r in result.segments[column].items():
+    metrics.append(_metric("performance", "all", "", "roc_curve", None, outcomes.n,
+                           outcomes.roc))
+    result.segments = outcomes.segments
+    for column, segments in outcomes.segments.items():
+        for value, r in segments.items():
             for name, v in r.as_dict().items():
                 metrics.append(_metric("performance", column, value, name, v, r.n))
-    over_time = precision_at_k_over_time(labelled, mon.performance_period,
-                                         project.monitoring.stability.k)
+    over_time = outcomes.over_time
+    assert over_time is not None
     result.precision_over_time = over_time
     for row in over_time.itertuples():
         metrics.append(_metric("precision_at_k", f"top-{row.k}", row.period, "precision_at_k",
@@ -409,17 +447,14 @@ def _performance(project: Project, dep: Deployed, result: MonitorResult,
                 window, f"realised precision {result.realised.precision:.1%} is {drop:.1f} "
                 f"points below the {result.expected.precision:.1%} expected from the test "
                 f"data (threshold {dep.threshold:g}, {result.realised.n:,} outcomes)"))
-    fairness = project.fairness
-    if fairness.requirements and all(c in labelled for c in fairness.columns):
-        assessed = assess(fairness, labelled[fairness.columns], y, score,
-                          OperatingPoint(threshold=dep.threshold))
-        result.fairness = assessed.requirements
-        for r in assessed.requirements:
+    if outcomes.fairness is not None:
+        result.fairness = outcomes.fairness
+        for r in outcomes.fairness:
             name = r.requirement.name
             # 1 met, 0 not met, none when inconclusive or without enough data (the summary
             # says which); only a gap the data support raises the alert
             metrics.append(_metric("fairness", name, "", "passed",
-                                   1.0 if r.passed else 0.0 if r.failing else None, len(y),
+                                   1.0 if r.passed else 0.0 if r.failing else None, outcomes.n,
                                    {"summary": r.summary, "status": r.status}))
             if r.failing:
                 worst = max(r.failing, key=lambda o: o.gap_pp)

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_curve
 
-from rudikit.evaluation.metrics import evaluate_scores, precision_at_k
+from rudikit.evaluation.metrics import evaluate_scores
 
 
 @dataclass(frozen=True)
@@ -53,29 +52,64 @@ def realised(y: np.ndarray, score: np.ndarray, threshold: float) -> Realised:
                     get("average_precision"))
 
 
-def roc_points(y: np.ndarray, score: np.ndarray, max_points: int = 200) -> dict[str, list[float]]:
-    """The ROC curve, thinned to at most ``max_points`` points (for storage and plotting)."""
-    if len(np.unique(y)) < 2:
+def from_counts(n: int, pos: int, tp: int, fp: int, u_minus: int, ap_sum: float
+                ) -> Realised:
+    """:func:`realised` from the counts the database computes
+    (:func:`rudikit.store.queries.monitor_counts.performance_counts`): the confusion matrix at
+    the threshold, the Mann-Whitney ``2U = 2 * pos * neg - u_minus`` (exact in integers) and
+    the average precision's sum. Undefined figures are NaN, as :func:`realised` gives them."""
+    neg, pp = n - pos, tp + fp
+
+    def share(num: float, den: float) -> float:
+        return float(num) / den if den else float("nan")
+
+    return Realised(n, pos, tp, fp, pos - tp, neg - fp, share(tp, pp), share(tp, pos),
+                    share(2 * tp, pp + pos), share((2 * pos * neg - u_minus) / 2, pos * neg),
+                    share(ap_sum, pos))
+
+
+def segments_of(counts: pd.DataFrame, column: str) -> dict[str, Realised]:
+    """:func:`from_counts` per value of ``column`` of
+    :func:`~rudikit.store.queries.monitor_counts.performance_counts`' rows, keyed by its text
+    (missing values form their own segment, ``(missing)``), in key order."""
+    keys = counts[column].astype("string").fillna("(missing)")
+    figures = {str(key): from_counts(int(r.n), int(r.pos), int(r.tp), int(r.fp), int(r.u_minus),
+                                     float(r.ap_sum))
+               for key, r in zip(keys, counts.itertuples(), strict=True)}
+    return dict(sorted(figures.items()))
+
+
+def period_label(start: int, period: str) -> str:
+    """The :func:`period_key` of a period the database numbered
+    (:func:`~rudikit.store.queries.monitor_counts.period_counts`): its first day in epoch
+    days, or the number ``yyyymm`` for a month."""
+    if period == "month":
+        return f"{start // 100:04d}-{start % 100:02d}"
+    return (pd.Timestamp(0, unit="s") + pd.Timedelta(days=int(start))).strftime("%Y-%m-%d")
+
+
+def precision_over_time(counts: pd.DataFrame, period: str, k: int) -> pd.DataFrame:
+    """Per period of :func:`~rudikit.store.queries.monitor_counts.period_counts`: cases with
+    outcomes, precision of the ``k`` highest scores (fewer if the period has fewer cases; ties
+    count at their expected value) and the base rate."""
+    rows = [{"period": period_label(int(r.period), period), "n": int(r.n),
+             "k": min(k, int(r.n)), "precision_at_k": float(r.tp_at_k) / min(k, int(r.n)),
+             "base_rate": float(r.pos) / int(r.n)} for r in counts.itertuples()]
+    return pd.DataFrame(sorted(rows, key=lambda r: r["period"]),
+                        columns=["period", "n", "k", "precision_at_k", "base_rate"])
+
+
+def roc_of(points: pd.DataFrame) -> dict[str, list[float]]:
+    """The stored ROC curve (at most 200 points, 5 decimals) from the corners the database
+    chose (:func:`~rudikit.store.queries.monitor_counts.roc_curve_points`): scikit-learn's
+    ``roc_curve`` thinned to 200 evenly spaced of its points, the first (0, 0) at threshold 1."""
+    if points.empty or not points["pos"].iloc[0] or not points["neg"].iloc[0]:
         return {"fpr": [], "tpr": [], "threshold": []}
-    fpr, tpr, thr = roc_curve(y, score, drop_intermediate=True)
-    if len(fpr) > max_points:
-        keep = np.unique(np.linspace(0, len(fpr) - 1, max_points).round().astype(int))
-        fpr, tpr, thr = fpr[keep], tpr[keep], thr[keep]
-    thr = np.where(np.isfinite(thr), thr, 1.0)
+    fpr = np.r_[0, points["fps"].to_numpy()] / points["neg"].iloc[0]
+    tpr = np.r_[0, points["tps"].to_numpy()] / points["pos"].iloc[0]
+    thr = np.r_[1.0, points["score"].to_numpy(dtype=float)]
     return {"fpr": fpr.round(5).tolist(), "tpr": tpr.round(5).tolist(),
             "threshold": thr.round(5).tolist()}
-
-
-def by_segment(frame: pd.DataFrame, column: str, threshold: float, min_n: int = 1
-               ) -> dict[str, Realised]:
-    """:func:`realised` per value of ``column`` (missing values form their own segment)."""
-    out = {}
-    keys = frame[column].astype("string").fillna("(missing)")
-    for value, rows in frame.groupby(keys, sort=True):
-        if len(rows) >= min_n:
-            out[str(value)] = realised(rows["outcome"].to_numpy(), rows["score"].to_numpy(),
-                                       threshold)
-    return out
 
 
 def period_key(times: pd.Series, period: str) -> pd.Series:
@@ -88,16 +122,3 @@ def period_key(times: pd.Series, period: str) -> pd.Series:
         return (t.dt.normalize() - pd.to_timedelta(t.dt.day_of_week, unit="D")).dt.strftime(
             "%Y-%m-%d")
     return t.dt.strftime("%Y-%m")
-
-
-def precision_at_k_over_time(frame: pd.DataFrame, period: str, k: int) -> pd.DataFrame:
-    """Per period: cases with outcomes, precision of the ``k`` highest scores (fewer if the
-    period has fewer cases; ties count at their expected value) and the base rate."""
-    rows = []
-    for key, part in frame.groupby(period_key(frame["event_time"], period), sort=True):
-        size = min(k, len(part))
-        rows.append({"period": str(key), "n": len(part), "k": size,
-                     "precision_at_k": precision_at_k(part["outcome"].to_numpy(),
-                                                      part["score"].to_numpy(), size),
-                     "base_rate": float(part["outcome"].mean())})
-    return pd.DataFrame(rows, columns=["period", "n", "k", "precision_at_k", "base_rate"])

@@ -1,11 +1,13 @@
 """The monitor's figures as aggregates of a model's typed production inputs
 (:mod:`rudikit.store.production_inputs`), computed by the database over the window's rows, so a
 pass reads counts of the window's rows rather than the rows: the drift bucket counts of every
-input (one row back, and one short grouped query per datetime input for its parts) and the
-cases grouped by coordinates and outcome for the map. What needs each case's score is read as
-the window's columns, never as JSON: the window's scores (the KS test) and its labelled cases'
-day, segment and fairness columns, score and outcome (realised performance, precision@k per
-period, fairness).
+input (one row back, and one short grouped query per datetime input for its parts), the
+cases grouped by coordinates and outcome for the map, and the figures of the cases with an
+outcome: the confusion matrix at the threshold, the ROC AUC (Mann-Whitney, from the cases
+grouped by score and cumulated in window functions), the average precision and precision@k
+(ties at the cut at their expected value), overall, per segment and per period, the ROC
+curve's points, and the fairness counts per group, decision and outcome. Only the window's
+scores (the KS test) come back one per case.
 
 The window is a half-open interval of event times in epoch microseconds, ``(lo, hi]``, on the
 side table's indexed ``event_us``: the exact window, not a wider one filtered afterwards.
@@ -19,7 +21,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Select, Table, and_, case, func, literal_column, select
+from sqlalchemy import Float, Integer, Select, Table, and_, case, cast, func, literal_column, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -159,16 +161,148 @@ def window_scores(conn: Connection, table: Table, lo: int, hi: int) -> np.ndarra
     return np.array(rows, dtype=float).reshape(-1)
 
 
-def labelled_cases(conn: Connection, table: Table, columns: list[str], lo: int, hi: int
-                   ) -> pd.DataFrame:
-    """The window's cases with an outcome (the realised performance per segment and period and
-    the fairness counts are computed on these): ``day`` (event day, UTC, epoch days),
-    ``columns`` (inputs), ``score`` and ``outcome``, in no order."""
-    keys = [(table.c.event_us // _DAY_US).label("day"),
-            *(table.c[PREFIX + c].label(c) for c in columns), table.c.score,
-            pt.outcomes.c.outcome]
-    return _frame(driver_rows(conn, labelled_window(select(*keys), table, lo, hi)),
-                  ["day", *columns, "score", "outcome"])
+#: The most points of the stored ROC curve (:func:`roc_curve_points`).
+ROC_POINTS = 200
+
+
+def _ranked(conn: Connection, table: Table, keys: dict[str, ColumnElement], threshold: float,
+            k: int, lo: int, hi: int) -> pd.DataFrame:
+    """Per group of ``keys`` (one group without keys), what the realised figures are computed
+    from, over the window's labelled cases grouped by (keys, score) and cumulated from the
+    highest score down: ``n``, ``pos``, ``tp`` and ``fp`` at ``score >= threshold``,
+    ``u_minus`` (``sum pos * (2 * cum_neg - neg)`` per score, so that the Mann-Whitney
+    ``2U = 2 * pos * neg - u_minus``, in integers), ``ap_sum`` (``sum pos * cum_pos / cum_n``
+    per score: the average precision times ``pos``, scikit-learn's definition) and
+    ``tp_at_k`` (the positives expected among the ``min(k, n)`` highest scores, the tie group
+    at the cut counted by its expected value)."""
+    outcome = pt.outcomes.c.outcome
+    grouped = labelled_window(select(
+        *(v.label(name) for name, v in keys.items()), table.c.score.label("score"),
+        func.sum(outcome).label("pos"), func.count().label("n")), table, lo, hi).group_by(
+        *keys.values(), table.c.score).subquery("scored")
+    part = [grouped.c[name] for name in keys]
+    down = {"partition_by": part or None, "order_by": grouped.c.score.desc(), "rows": (None, 0)}
+    cum = select(*part, grouped.c.score, grouped.c.pos, grouped.c.n,
+                 func.sum(grouped.c.n).over(**down).label("cum_n"),
+                 func.sum(grouped.c.pos).over(**down).label("cum_pos"),
+                 func.sum(grouped.c.n).over(partition_by=part or None).label("total")
+                 ).subquery("cumulated")
+    neg, cum_neg = cum.c.n - cum.c.pos, cum.c.cum_n - cum.c.cum_pos
+    size = case((cum.c.total < k, cum.c.total), else_=k)  # min(k, the group's cases)
+    flagged = cum.c.score >= threshold
+    query = select(
+        *(cum.c[name] for name in keys), func.sum(cum.c.n), func.sum(cum.c.pos),
+        func.sum(case((flagged, cum.c.pos), else_=0)), func.sum(case((flagged, neg), else_=0)),
+        func.sum(cum.c.pos * (2 * cum_neg - neg)),
+        func.sum(cast(cum.c.pos, Float) * cast(cum.c.cum_pos, Float)
+                 / cast(cum.c.cum_n, Float)),
+        func.sum(case((cum.c.cum_n <= size, cast(cum.c.pos, Float)),
+                      (cum.c.cum_n - cum.c.n < size,
+                       cast(cum.c.pos, Float) * cast(size - (cum.c.cum_n - cum.c.n), Float)
+                       / cast(cum.c.n, Float)), else_=0.0)),
+    ).group_by(*(cum.c[name] for name in keys))
+    frame = _frame(driver_rows(conn, query), [*keys, "n", "pos", "tp", "fp", "u_minus",
+                                               "ap_sum", "tp_at_k"])
+    ints = ["n", "pos", "tp", "fp", "u_minus"]  # the sums of no case (no keys) are NULL
+    frame[ints] = frame[ints].fillna(0).astype(np.int64)
+    frame[["ap_sum", "tp_at_k"]] = frame[["ap_sum", "tp_at_k"]].fillna(0.0).astype(float)
+    return frame
+
+
+def performance_counts(conn: Connection, table: Table, column: str | None, threshold: float,
+                       k: int, lo: int, hi: int) -> pd.DataFrame:
+    """The window's labelled cases' figures (:func:`_ranked`) overall (``column`` None: one
+    row) or per value of the input ``column`` (``column``, missing as None)."""
+    keys = {} if column is None else {column: table.c[PREFIX + column]}
+    return _ranked(conn, table, keys, threshold, k, lo, hi)
+
+
+def period_counts(conn: Connection, table: Table, period: str, threshold: float, k: int,
+                  lo: int, hi: int) -> pd.DataFrame:
+    """The window's labelled cases' figures (:func:`_ranked`) per calendar ``period`` of their
+    event time (UTC): ``period`` is the period's first day in epoch days (``day``; ``week``,
+    its Monday) or the number ``yyyymm`` (``month``)."""
+    day = table.c.event_us // _DAY_US
+    if period == "day":
+        key = day
+    elif period == "week":
+        key = day - (day + 3) % 7  # 1970-01-01 was a Thursday
+    elif period == "month":  # as the number yyyymm
+        seconds = day * 86_400
+        text = (func.to_char(func.timezone("UTC", func.to_timestamp(seconds)), "YYYYMM")
+                if conn.dialect.name.startswith("postgres")
+                else func.strftime("%Y%m", seconds, "unixepoch"))
+        key = cast(text, Integer)
+    else:
+        raise ValueError(f"period must be day, week or month, got {period!r}")
+    return _ranked(conn, table, {"period": key}, threshold, k, lo, hi)
+
+
+def roc_curve_points(conn: Connection, table: Table, lo: int, hi: int) -> pd.DataFrame:
+    """The window's ROC curve as scikit-learn's ``roc_curve(drop_intermediate=True)`` draws
+    it, thinned as :func:`rudikit.monitoring.performance.roc_points` thins it to
+    :data:`ROC_POINTS`, computed by the database: ``fps``, ``tps`` and ``score`` of the
+    chosen corners (the curve's points after the first, (0, 0)) plus ``neg`` and ``pos``, the
+    window's negatives and positives. A corner is a distinct score (descending) where the
+    cumulative counts change direction (a non-zero second difference), or the first or last.
+    Of the ``m`` points (with (0, 0)), point ``j`` is kept when ``m <= 200`` or
+    ``round(i * (m - 1) / 199) == j`` for an ``i`` in 0..199: no ``i * (m - 1) / 199`` is
+    ever halfway (199 is prime), so the test is exact in integers."""
+    outcome = pt.outcomes.c.outcome
+    grouped = labelled_window(select(table.c.score.label("score"),
+                                     func.sum(outcome).label("pos"), func.count().label("n")),
+                              table, lo, hi).group_by(table.c.score).subquery("scored")
+    down = {"order_by": grouped.c.score.desc(), "rows": (None, 0)}
+    cum = select(grouped.c.score, func.sum(grouped.c.pos).over(**down).label("tps"),
+                 (func.sum(grouped.c.n).over(**down) - func.sum(grouped.c.pos).over(**down))
+                 .label("fps")).subquery("cumulated")
+    order = {"order_by": cum.c.score.desc()}
+
+    def bend(c: ColumnElement) -> ColumnElement:
+        return func.lead(c).over(**order) - 2 * c + func.lag(c).over(**order)
+
+    corners = select(cum.c.score, cum.c.tps, cum.c.fps,
+                     func.lag(cum.c.score).over(**order).label("before"),
+                     func.lead(cum.c.score).over(**order).label("after"),
+                     bend(cum.c.fps).label("bend_f"), bend(cum.c.tps).label("bend_t")
+                     ).subquery("corners")
+    kept = select(corners.c.score, corners.c.tps, corners.c.fps,
+                  func.row_number().over(order_by=corners.c.score.desc()).label("j"),
+                  (func.count().over() + 1).label("m"),
+                  func.max(corners.c.tps).over().label("pos"),
+                  func.max(corners.c.fps).over().label("neg")).where(
+        (corners.c.before.is_(None)) | (corners.c.after.is_(None)) | (corners.c.bend_f != 0)
+        | (corners.c.bend_t != 0)).subquery("kept")
+    last = ROC_POINTS - 1
+    low, high, d = last * (2 * kept.c.j - 1), last * (2 * kept.c.j + 1), 2 * (kept.c.m - 1)
+    query = select(kept.c.fps, kept.c.tps, kept.c.score, kept.c.neg, kept.c.pos).where(
+        (kept.c.m <= ROC_POINTS) | ((low // d + 1) * d < high)).order_by(kept.c.j)
+    frame = _frame(driver_rows(conn, query), ["fps", "tps", "score", "neg", "pos"])
+    frame[["fps", "tps", "neg", "pos"]] = frame[["fps", "tps", "neg", "pos"]].astype(np.int64)
+    return frame.astype({"score": float})
+
+
+def labelled_counts(conn: Connection, table: Table, columns: list[str], lo: int, hi: int,
+                    threshold: float | None = None, scores: bool = False) -> pd.DataFrame:
+    """The window's labelled cases counted per value of the inputs ``columns`` (named as the
+    inputs, missing as None) and ``outcome``, and per ``flagged`` (``score >= threshold``)
+    with a ``threshold``, per ``score`` with ``scores``: ``n`` cases each (the fairness
+    counts; the map's outcomes per point)."""
+    keys = [table.c[PREFIX + c].label(c) for c in columns]
+    names = [*columns, "outcome"]
+    if threshold is not None:
+        keys.append(case((table.c.score >= threshold, 1), else_=0).label("flagged"))
+        names.append("flagged")
+    if scores:
+        keys.append(table.c.score.label("score"))
+        names.append("score")
+    out = pt.outcomes.c.outcome
+    groups = [*keys[:len(columns)], out, *keys[len(columns):]]
+    query = labelled_window(select(*groups, func.count().label("n")), table, lo, hi
+                            ).group_by(*groups)
+    frame = _frame(driver_rows(conn, query), [*columns, "outcome", *names[len(columns) + 1:],
+                                              "n"])
+    return frame.astype({"n": np.int64, "outcome": np.int64})
 
 
 def labelled_window(query: Select, table: Table, lo: int, hi: int) -> Select:
