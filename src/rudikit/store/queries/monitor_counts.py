@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Select, Table, and_, case, func, literal_column, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnClause, ColumnElement
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from rudikit.store import production_tables as pt
 from rudikit.store.production_inputs import PREFIX
@@ -172,12 +173,35 @@ def labelled_cases(conn: Connection, table: Table, columns: list[str], lo: int, 
 
 
 def labelled_window(query: Select, table: Table, lo: int, hi: int) -> Select:
-    """``query`` over the window's cases with an outcome: the side table joined to
-    ``outcomes``, the window ``(lo, hi]`` on ``event_us``. Every query over labelled cases is
-    built on this one join."""
+    """``query`` over the window's cases with an outcome: the side table's window ``(lo, hi]``
+    on ``event_us``, each row's outcome looked up by ``outcomes``' unique ``prediction_id``
+    (``query`` names the side table's columns and ``outcomes.outcome``). Every query over
+    labelled cases is built on this one.
+
+    A lookup per window row, not a join, so a pass reads the window's outcomes whatever the
+    size of the outcome history: PostgreSQL plans the join as a hash join over every outcome
+    ever recorded (it prices a lookup per row at ten times what it costs, the key's pages
+    being cached), and a scalar subquery is only ever run by the key. ``OFFSET 0`` keeps the
+    window a subquery, so the lookup runs once per row, not once per use of ``outcome``."""
     out = pt.outcomes
-    return (query.select_from(table.join(out, out.c.prediction_id == table.c.prediction_id))
-            .where(table.c.event_us > lo, table.c.event_us <= hi))
+    outcome = (select(out.c.outcome).where(out.c.prediction_id == table.c.prediction_id)
+               .scalar_subquery().label("outcome"))
+    window = (select(*table.c, outcome).where(table.c.event_us > lo, table.c.event_us <= hi)
+              .offset(0).subquery("labelled"))
+
+    def from_window(element: object) -> ColumnElement | None:
+        if element is out.c.outcome:
+            return window.c.outcome
+        source = getattr(element, "table", None)
+        if isinstance(element, ColumnClause) and source is table:
+            return window.c[element.key]
+        if isinstance(element, ColumnClause) and source is out:
+            raise ValueError(f"labelled_window reads outcomes.outcome only, not "
+                             f"outcomes.{element.key}")
+        return None
+
+    return (replacement_traverse(query, {}, from_window)
+            .where(window.c.outcome.is_not(None)))
 
 
 def coordinate_counts(conn: Connection, table: Table, latitude: str, longitude: str, lo: int,
