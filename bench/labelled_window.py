@@ -2,9 +2,9 @@
 :func:`rudikit.store.queries.monitor_counts.labelled_cases`) against the size of the outcome
 history, on SQLite and PostgreSQL.
 
-Set-up (not timed, kept between runs under ``--workdir`` / in the PostgreSQL schema
-``rudi_bench_labelled``): a store with one deployed model whose typed inputs (a time ``when``,
-a number ``x``, a text ``seg``) are filled by the trigger from ``--rows`` production
+Set-up (not timed, kept between runs: the SQLite store under ``--workdir``, the PostgreSQL
+one in the schema ``--schema``): a store with one deployed model whose typed inputs (a time
+``when``, a number ``x``, a text ``seg``) are filled by the trigger from ``--rows`` production
 predictions written in event-time order, as a service writes them, evenly over ``--days``
 days; an outcome for every other one. The monitored window is the last 30 days, so
 ``--rows 10000000 --days 365`` and ``--rows 2500000 --days 91`` have the same window (822k
@@ -16,13 +16,17 @@ Timed (best of ``--repeat``, interleaved, one connection each with
 * lookup: ``labelled_cases`` as it is (each window row's outcome looked up by the outcomes'
   key);
 * join: the same query with the join it had before (commit f6ee3f1: the window joined to
-  ``outcomes``), which PostgreSQL plans as a hash join over every outcome.
+  ``outcomes``), which PostgreSQL plans as a hash join over every outcome;
+
+each as the labelled cases fetched (what the monitor reads today) and as counts per ``seg``
+of the same join (an aggregate built on ``labelled_window``: the database's part alone).
 
 With each, how the plan reads ``outcomes`` (PostgreSQL ``EXPLAIN``, SQLite ``EXPLAIN QUERY
 PLAN``). Run (under ``flock /work/bench.lock``)::
 
     PYTHONPATH=src .venv/bin/python bench/labelled_window.py [--rows 10000000] [--days 365]
         [--repeat 3] [--workdir DIR] [--postgres postgresql://postgres@127.0.0.1:5432/test]
+        [--schema rudi_bench_labelled]
 """
 
 from __future__ import annotations
@@ -36,18 +40,17 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, Table, insert, select, text
+from sqlalchemy import Select, Table, func, insert, select, text
 from sqlalchemy.engine import Engine
 
 from rudikit.store import partitions, results
 from rudikit.store import production_tables as pt
 from rudikit.store import tables as t
 from rudikit.store.engine import create_store_engine, open_store
-from rudikit.store.production_inputs import InputSpec, ensure_inputs_table
+from rudikit.store.production_inputs import PREFIX, InputSpec, ensure_inputs_table
 from rudikit.store.queries import monitor_counts as mc
 
 END = datetime(2020, 3, 1, tzinfo=UTC)
-SCHEMA = "rudi_bench_labelled"
 INPUTS = InputSpec((("seg", "text"), ("when", "time"), ("x", "number")), "when")
 STEP = 1_000_000  # rows per statement and transaction
 
@@ -135,28 +138,36 @@ def _fill(engine: Engine, rows: int, days: int) -> dict[str, int]:
 
 
 def _store(args: argparse.Namespace) -> tuple[Engine, dict[str, int]]:
-    """The store for ``args``, filled unless it already holds their rows."""
-    wanted = {"rows": args.rows, "days": args.days, "postgres": bool(args.postgres)}
-    marker = args.workdir / ("postgres.json" if args.postgres else "sqlite.json")
-    kept = marker.exists() and json.loads(marker.read_text())
+    """The store for ``args``, filled unless it already holds their rows: what it holds is
+    recorded with it (a file beside the SQLite store, the PostgreSQL schema's comment)."""
+    wanted = {"rows": args.rows, "days": args.days}
     if args.postgres:
-        if not kept or kept["fill"] != wanted:
-            server = create_store_engine(args.postgres)  # no store of its own
-            with server.begin() as conn:
-                conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; "
-                                  f"CREATE SCHEMA {SCHEMA}"))
-            server.dispose()
-        engine = open_store(args.postgres, schema=SCHEMA)
+        server = create_store_engine(args.postgres)  # no store of its own
+        with server.begin() as conn:
+            kept = json.loads(conn.execute(text(
+                "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace "
+                "WHERE nspname = :s"), {"s": args.schema}).scalar() or "{}")
+            if kept.get("fill") != wanted:
+                conn.execute(text(f"DROP SCHEMA IF EXISTS {args.schema} CASCADE; "
+                                  f"CREATE SCHEMA {args.schema}"))
+        engine = open_store(args.postgres, schema=args.schema)
     else:
-        db = args.workdir / "rudi.db"
-        if (not kept or kept["fill"] != wanted) and db.exists():
-            for suffix in ("", "-wal", "-shm"):
+        db, marker = args.workdir / "rudi.db", args.workdir / "rudi.db.json"
+        kept = json.loads(marker.read_text()) if marker.exists() else {}
+        if kept.get("fill") != wanted:
+            for suffix in ("", "-wal", "-shm", ".json"):
                 Path(f"{db}{suffix}").unlink(missing_ok=True)
         engine = open_store(f"sqlite:///{db}")
-    if kept and kept["fill"] == wanted:
+    if kept.get("fill") == wanted:
         return engine, kept["ids"]
     ids = _fill(engine, args.rows, args.days)
-    marker.write_text(json.dumps({"fill": wanted, "ids": ids}))
+    record = json.dumps({"fill": wanted, "ids": ids})
+    if args.postgres:
+        with server.begin() as conn:
+            conn.execute(text(f"COMMENT ON SCHEMA {args.schema} IS '{record}'"))
+        server.dispose()
+    else:
+        marker.write_text(record)
     return engine, ids
 
 
@@ -192,7 +203,8 @@ def main() -> None:
                         "needs no lock)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/rudi-bench-labelled"))
     parser.add_argument("--postgres", metavar="URL", help="a PostgreSQL database: the store "
-                        f"in its schema {SCHEMA} (else SQLite in the workdir)")
+                        "in its schema --schema (else SQLite in the workdir)")
+    parser.add_argument("--schema", default="rudi_bench_labelled")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -208,7 +220,7 @@ def main() -> None:
     if not args.repeat:
         return
     body = mc.labelled_window
-    runs: dict[str, list[tuple[float, int]]] = {"lookup": [], "join": []}
+    runs: dict[str, list[tuple[float, float, int]]] = {"lookup": [], "join": []}
     plans = {}
     for _ in range(args.repeat):
         for name, window in (("lookup", body), ("join", _joined)):
@@ -219,14 +231,20 @@ def main() -> None:
             with engine.connect() as conn:
                 mc.read_windows(conn)
                 n = len(mc.labelled_cases(conn, table, ["seg"], lo, hi))
-            runs[name].append((time.perf_counter() - begin, n))
-            print(f"  {name}: {runs[name][-1][0]:.2f} s, {n:,} rows (load {load:.1f})",
-                  flush=True)
+            fetched = time.perf_counter() - begin
+            with engine.connect() as conn:  # the same window counted in the database
+                mc.read_windows(conn)
+                conn.execute(mc.labelled_window(select(
+                    table.c[PREFIX + "seg"], func.count(), func.sum(pt.outcomes.c.outcome))
+                    .group_by(table.c[PREFIX + "seg"]), table, lo, hi)).all()
+            runs[name].append((fetched, time.perf_counter() - begin - fetched, n))
+            print(f"  {name}: {fetched:.2f} s, {n:,} rows; counted {runs[name][-1][1]:.2f} s "
+                  f"(load {load:.1f})", flush=True)
     mc.labelled_window = body
     for name, times in runs.items():
-        best, n = min(times)
-        print(f"{name:6}: best {best:5.2f} s of {args.repeat}, {n:,} labelled cases; "
-              f"outcomes read by: {plans[name]}")
+        print(f"{name:6}: best of {args.repeat} {min(t[0] for t in times):5.2f} s for "
+              f"{times[0][2]:,} labelled cases fetched, {min(t[1] for t in times):5.2f} s "
+              f"counted per seg; outcomes read by: {plans[name]}")
     engine.dispose()
 
 

@@ -16,13 +16,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Select, Table, and_, case, func, literal_column, select
+from sqlalchemy import Select, Table, and_, case, func, literal_column, select, true
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.elements import ColumnClause, ColumnElement
-from sqlalchemy.sql.visitors import replacement_traverse
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Join
 
 from rudikit.store import production_tables as pt
 from rudikit.store.production_inputs import PREFIX
@@ -174,34 +177,33 @@ def labelled_cases(conn: Connection, table: Table, columns: list[str], lo: int, 
 
 def labelled_window(query: Select, table: Table, lo: int, hi: int) -> Select:
     """``query`` over the window's cases with an outcome: the side table's window ``(lo, hi]``
-    on ``event_us``, each row's outcome looked up by ``outcomes``' unique ``prediction_id``
-    (``query`` names the side table's columns and ``outcomes.outcome``). Every query over
-    labelled cases is built on this one.
-
-    A lookup per window row, not a join, so a pass reads the window's outcomes whatever the
-    size of the outcome history: PostgreSQL plans the join as a hash join over every outcome
-    ever recorded (it prices a lookup per row at ten times what it costs, the key's pages
-    being cached), and a scalar subquery is only ever run by the key. ``OFFSET 0`` keeps the
-    window a subquery, so the lookup runs once per row, not once per use of ``outcome``."""
+    on ``event_us`` joined to ``outcomes`` by :class:`_LookupJoin`, which reads each window
+    row's outcome by the outcomes' key, so a pass reads the window's outcomes whatever the size
+    of the outcome history. Every query over labelled cases is built on this one join."""
     out = pt.outcomes
-    outcome = (select(out.c.outcome).where(out.c.prediction_id == table.c.prediction_id)
-               .scalar_subquery().label("outcome"))
-    window = (select(*table.c, outcome).where(table.c.event_us > lo, table.c.event_us <= hi)
-              .offset(0).subquery("labelled"))
+    return (query.select_from(_LookupJoin(table, out, out.c.prediction_id == table.c.prediction_id))
+            .where(table.c.event_us > lo, table.c.event_us <= hi))
 
-    def from_window(element: object) -> ColumnElement | None:
-        if element is out.c.outcome:
-            return window.c.outcome
-        source = getattr(element, "table", None)
-        if isinstance(element, ColumnClause) and source is table:
-            return window.c[element.key]
-        if isinstance(element, ColumnClause) and source is out:
-            raise ValueError(f"labelled_window reads outcomes.outcome only, not "
-                             f"outcomes.{element.key}")
-        return None
 
-    return (replacement_traverse(query, {}, from_window)
-            .where(window.c.outcome.is_not(None)))
+class _LookupJoin(Join):
+    """A join of a window to ``outcomes`` that reads each outcome by its key.
+
+    SQLite joins that way (a loop over the window probing the outcomes' unique
+    ``prediction_id``). PostgreSQL plans the plain join as a hash join over every outcome ever
+    recorded (pricing the probes at ten times the hash join, which took longer at 5M outcomes:
+    bench/labelled_window.py), so there the outcomes are a ``LATERAL`` subquery of the window
+    row, named ``outcomes`` so the query's columns of the table read it; ``OFFSET 0`` keeps the
+    planner from turning it back into the join."""
+
+    inherit_cache = True
+
+
+@compiles(_LookupJoin, "postgresql")
+def _lookup_join(join: _LookupJoin, compiler: SQLCompiler, **kw: Any) -> str:
+    out = pt.outcomes
+    lookup = (select(out).where(out.c.prediction_id == join.left.c.prediction_id)
+              .correlate(join.left).offset(literal_column("0")).lateral(out.name))
+    return compiler.process(join.left.join(lookup, true()), **kw)
 
 
 def coordinate_counts(conn: Connection, table: Table, latitude: str, longitude: str, lo: int,
