@@ -3,7 +3,8 @@ store is converted with its rows and keys, months are created before their rows 
 every window query of the monitor and the dashboard reads only the window's months (checked
 by ``EXPLAIN``; the queries to check are listed once, in :data:`WINDOW_QUERIES`), and the
 monitor's window queries of a model's typed inputs (``production_inputs_model_<id>``, not
-partitioned) read the window by the side table's key, not the whole table."""
+partitioned) read the window by the side table's key, not the whole table, and its outcomes by
+the outcomes' key, one window row at a time, not the whole outcome history."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Table, event, insert, select, text
+from sqlalchemy import Table, event, func, insert, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -254,9 +255,16 @@ WINDOW_QUERIES: dict[str, tuple[Callable[[Engine, dict[str, int]], Any], bool]] 
     "labelled_counts": (_counted(
         lambda c, tb, lo, hi: mc.labelled_counts(c, tb, ["x", "y"], lo, hi, threshold=0.5)),
         True),
+    "labelled_window (grouped)": (_counted(lambda c, tb, lo, hi: c.execute(mc.labelled_window(
+        select(tb.c["in.y"], func.count(), func.sum(outcomes.c.outcome)).group_by(tb.c["in.y"]),
+        tb, lo, hi)).all()), True),
     "coordinate_counts": (_counted(
         lambda c, tb, lo, hi: mc.coordinate_counts(c, tb, "x", "y", lo, hi)), True),
 }
+#: The window queries of the typed inputs that read the window's outcomes.
+READ_OUTCOMES = {"performance_counts (overall)", "performance_counts (per segment)",
+                 "period_counts (week)", "period_counts (month)", "roc_curve_points",
+                 "labelled_window", "labelled_counts", "labelled_window (grouped)"}
 #: Queries with a time argument that read more than a window, and why.
 NOT_WINDOWED = {
     "case_day_scores": "a day of cases by their time input: scored any time after (service "
@@ -329,7 +337,9 @@ def year_of_rows(store) -> Iterator[tuple[Engine, dict[str, int]]]:
 @pytest.mark.parametrize("name", list(WINDOW_QUERIES))
 def test_a_window_query_reads_only_the_windows_months(year_of_rows, name: str) -> None:
     """Of a partitioned table, only the window's months are read; the model's typed inputs
-    are read by their key, the window being the key's range (not every row, filtered)."""
+    are read by their key, the window being the key's range (not every row, filtered), and
+    the outcomes by theirs, one lookup per window row (not every outcome ever recorded, which
+    a hash join of the window with the outcomes reads)."""
     engine, ids = year_of_rows
     run, bounded_above = WINDOW_QUERIES[name]
     first = partitions.month_of(START - WINDOW_MARGIN)
@@ -340,6 +350,12 @@ def test_a_window_query_reads_only_the_windows_months(year_of_rows, name: str) -
         read = {n["Relation Name"] for n in nodes
                 if partitions.PARTITION_NAME.match(n.get("Relation Name", ""))}
         typed = [n for n in nodes if n.get("Relation Name") == inputs]
+        if name in READ_OUTCOMES:
+            reads = [n for n in nodes if n.get("Relation Name") == "outcomes"]
+            assert reads and all(n["Node Type"] in ("Index Scan", "Index Only Scan")
+                                 and n["Index Name"] == "uq_outcomes_prediction_id"
+                                 and "prediction_id = " in n["Index Cond"] for n in reads), \
+                f"{name} reads outcomes other than by their key per window row: {plan}"
         if typed:
             assert all(n["Node Type"] in ("Index Scan", "Index Only Scan", "Bitmap Heap Scan")
                        for n in typed), f"{name} reads all of {inputs}: {plan}"

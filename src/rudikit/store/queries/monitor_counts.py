@@ -18,12 +18,28 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Float, Integer, Select, Table, and_, case, cast, func, literal_column, select
+from sqlalchemy import (
+    Float,
+    Integer,
+    Select,
+    Table,
+    and_,
+    case,
+    cast,
+    func,
+    literal_column,
+    select,
+    true,
+)
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Join
 
 from rudikit.store import production_tables as pt
 from rudikit.store.production_inputs import PREFIX
@@ -79,9 +95,13 @@ def read_windows(conn: Connection) -> None:
     transaction: with the default cost of a random page (4, a spinning disk) it estimates a
     window of a tenth of the rows dearer by the key than by reading the whole table, which took
     three times as long at 10M rows with the table in event-time order, as a service writes
-    it. No-op elsewhere."""
+    it. JIT compilation is off for the same transaction: the outcomes looked up per window
+    row (:func:`labelled_window`) make the estimate high enough to switch JIT inlining on,
+    which added 0.12-0.16 s to each of a pass's queries (1.24 s against 0.91 s for the
+    labelled join at 822k window rows). No-op elsewhere."""
     if conn.dialect.name.startswith("postgres"):
         conn.exec_driver_sql("SET LOCAL random_page_cost = 1.1")
+        conn.exec_driver_sql("SET LOCAL jit = off")
 
 
 def _value(conn: Connection, table: Table, rule: Buckets) -> ColumnElement:
@@ -306,12 +326,35 @@ def labelled_counts(conn: Connection, table: Table, columns: list[str], lo: int,
 
 
 def labelled_window(query: Select, table: Table, lo: int, hi: int) -> Select:
-    """``query`` over the window's cases with an outcome: the side table joined to
-    ``outcomes``, the window ``(lo, hi]`` on ``event_us``. Every query over labelled cases is
-    built on this one join."""
+    """``query`` over the window's cases with an outcome: the side table's window ``(lo, hi]``
+    on ``event_us`` joined to ``outcomes`` by :class:`_LookupJoin`, which reads each window
+    row's outcome by the outcomes' key, so a pass reads the window's outcomes whatever the size
+    of the outcome history. Every query over labelled cases is built on this one join."""
     out = pt.outcomes
-    return (query.select_from(table.join(out, out.c.prediction_id == table.c.prediction_id))
+    return (query.select_from(_LookupJoin(table, out, out.c.prediction_id == table.c.prediction_id))
             .where(table.c.event_us > lo, table.c.event_us <= hi))
+
+
+class _LookupJoin(Join):
+    """A join of a window to ``outcomes`` that reads each outcome by its key.
+
+    SQLite joins that way (a loop over the window probing the outcomes' unique
+    ``prediction_id``). PostgreSQL plans the plain join as a hash join over every outcome ever
+    recorded, pricing the probes at ten times that, so its cost grows with the history
+    (bench/labelled_window.py, 411k labelled cases: 0.36 s at 1.25M outcomes, 0.76 s at 5M,
+    the probes 0.8 s at both). There the outcomes are a ``LATERAL`` subquery of the window
+    row, named ``outcomes`` so the query's columns of that table read it; ``OFFSET 0`` keeps
+    the planner from turning it back into the join."""
+
+    inherit_cache = True
+
+
+@compiles(_LookupJoin, "postgresql")
+def _lookup_join(join: _LookupJoin, compiler: SQLCompiler, **kw: Any) -> str:
+    out = pt.outcomes
+    lookup = (select(out).where(out.c.prediction_id == join.left.c.prediction_id)
+              .correlate(join.left).offset(literal_column("0")).lateral(out.name))
+    return compiler.process(join.left.join(lookup, true()), **kw)
 
 
 def coordinate_counts(conn: Connection, table: Table, latitude: str, longitude: str, lo: int,
