@@ -173,6 +173,38 @@ def selected_model(engine: Any, folder: Path) -> tuple[Any, Any, Any]:
     return chosen, stored, load_artefact(chosen["artefact_path"], chosen["artefact_hash"], folder)
 
 
+def deployed_parents(engine: Any, when: Any, threshold: float = 0.5,
+                     observations: int = 1) -> dict[str, int]:
+    """A run, model, live deployment (at ``threshold``), token and request ``r1`` (of
+    ``observations``), all dated ``when``: what production predictions written as the service
+    writes them hang on."""
+    from sqlalchemy import insert
+
+    from rudikit.store import production_tables as pt
+    from rudikit.store import results
+    from rudikit.store import tables as t
+
+    run = results.start_run(engine, "p", "h", {}, 0, "synthetic")
+    group = results.get_or_create_model_group(engine, "p", "lr", {}, {}, "y")
+    with engine.begin() as conn:
+        model = conn.execute(insert(t.models).values(
+            run_id=run, model_group_id=group, split="s", train_rows=1, test_rows=1,
+            artefact_hash="h", artefact_path="x", train_seconds=0.0, selected=False,
+            created_at=when).returning(t.models.c.id)).scalar_one()
+        token = conn.execute(insert(pt.api_tokens).values(
+            name="t", role="predict", token_hash="h", created_by="me", created_at=when
+        ).returning(pt.api_tokens.c.id)).scalar_one()
+        deployment = conn.execute(insert(pt.deployed_models).values(
+            model_group_id=group, model_id=model, threshold=threshold, deployed_by="me",
+            reason="r", deployed_at=when, live=True).returning(pt.deployed_models.c.id)
+        ).scalar_one()
+        conn.execute(insert(pt.requests).values(
+            id="r1", endpoint="/predict", token_id=token, deployment_id=deployment,
+            model_id=model, n_observations=observations, n_new=observations, latency_ms=1.0,
+            received_at=when))
+    return {"model": model, "group": group, "token": token, "deployment": deployment}
+
+
 def case_rows(n: int, seed: int = 0, sorted_days: bool = True) -> Any:
     """A small case data set (``case_id``, ``date`` over 90 days, ``x1``, ``x2``, ``kind``,
     ``outcome``) whose outcome follows x1, x2 squared and kind "a". ``sorted_days`` False

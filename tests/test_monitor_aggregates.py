@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import deployed_parents
 from sklearn.metrics import (
     average_precision_score,
     confusion_matrix,
@@ -28,8 +29,6 @@ from rudikit.config.fairness import Fairness, FairnessRequirement
 from rudikit.monitoring import monitor
 from rudikit.monitoring.performance import Realised
 from rudikit.store import production_tables as pt
-from rudikit.store import results
-from rudikit.store import tables as t
 from rudikit.store.engine import open_store
 from rudikit.store.production_inputs import PREFIX, InputSpec, ensure_inputs_table
 from rudikit.store.queries import monitor_counts as mc
@@ -76,25 +75,10 @@ def window(store) -> Iterator[tuple[Engine, object, pd.DataFrame]]:
     as the service writes them: its side table filled by the trigger), the side table."""
     url, schema = store
     engine = open_store(url, schema=schema)
-    run = results.start_run(engine, "p", "h", {}, 0, "synthetic")
-    group = results.get_or_create_model_group(engine, "p", "lr", {}, {}, "y")
     cases = _cases()
+    parents = deployed_parents(engine, START, THRESHOLD, len(cases))
+    model, deployment, token = parents["model"], parents["deployment"], parents["token"]
     with engine.begin() as conn:
-        model = conn.execute(insert(t.models).values(
-            run_id=run, model_group_id=group, split="s", train_rows=1, test_rows=1,
-            artefact_hash="h", artefact_path="x", train_seconds=0.0, selected=False,
-            created_at=START).returning(t.models.c.id)).scalar_one()
-        token = conn.execute(insert(pt.api_tokens).values(
-            name="t", role="predict", token_hash="h", created_by="me", created_at=START
-        ).returning(pt.api_tokens.c.id)).scalar_one()
-        deployment = conn.execute(insert(pt.deployed_models).values(
-            model_group_id=group, model_id=model, threshold=THRESHOLD, deployed_by="me",
-            reason="r", deployed_at=START, live=True).returning(pt.deployed_models.c.id)
-        ).scalar_one()
-        conn.execute(insert(pt.requests).values(
-            id="r1", endpoint="/predict", token_id=token, deployment_id=deployment,
-            model_id=model, n_observations=len(cases), n_new=len(cases), latency_ms=1.0,
-            received_at=START))
         table = ensure_inputs_table(conn, model, SPEC)
         rows = [{"observation_id": f"o{i}", "request_id": "r1", "deployment_id": deployment,
                  "model_id": model, "payload_hash": "h", "score": float(c.score),

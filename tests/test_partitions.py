@@ -18,16 +18,16 @@ from typing import Any
 import pytest
 from alembic import command
 from alembic.config import Config
+from conftest import deployed_parents
 from sqlalchemy import Table, event, func, insert, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from rudikit.monitoring.production import read_predictions
 from rudikit.store import partitions, queries, results
-from rudikit.store import tables as t
 from rudikit.store.engine import MIGRATIONS, create_store_engine, open_store
 from rudikit.store.production_inputs import InputSpec, ensure_inputs_table, table_name
-from rudikit.store.production_tables import deployed_models, outcomes, requests
+from rudikit.store.production_tables import outcomes
 from rudikit.store.queries import monitor_counts as mc
 from rudikit.store.queries import predictions as pq
 from rudikit.store.queries import production as prq
@@ -46,27 +46,6 @@ def _migrate(engine: Engine, revision: str, down: bool = False) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         (command.downgrade if down else command.upgrade)(config, revision)
-
-
-def _parents(engine: Engine) -> dict[str, int]:
-    """A run, model, deployment, token and request for predictions to hang on."""
-    run = results.start_run(engine, "p", "h", {}, 0, "synthetic")
-    group = results.get_or_create_model_group(engine, "p", "lr", {}, {}, "y")
-    with engine.begin() as conn:
-        model = conn.execute(insert(t.models).values(
-            run_id=run, model_group_id=group, split="s", train_rows=1, test_rows=1,
-            artefact_hash="h", artefact_path="x", train_seconds=0.0, selected=False,
-            created_at=END).returning(t.models.c.id)).scalar_one()
-        token = conn.execute(text(
-            "INSERT INTO api_tokens (name, role, token_hash, created_by, created_at) "
-            "VALUES ('t', 'predict', 'h', 'me', now()) RETURNING id")).scalar_one()
-        deployment = conn.execute(insert(deployed_models).values(
-            model_group_id=group, model_id=model, threshold=0.5, deployed_by="me", reason="r",
-            deployed_at=END, live=True).returning(deployed_models.c.id)).scalar_one()
-        conn.execute(insert(requests).values(
-            id="r1", endpoint="/predict", token_id=token, deployment_id=deployment,
-            model_id=model, n_observations=1, n_new=1, latency_ms=1.0, received_at=END))
-    return {"model": model, "group": group, "token": token, "deployment": deployment}
 
 
 def _fill(engine: Engine, ids: dict[str, int], per_day: int = 4) -> None:
@@ -106,7 +85,7 @@ def test_an_existing_store_is_converted_with_its_rows_and_keys(store) -> None:
     url, schema = store
     engine = create_store_engine(url, schema=schema)
     _migrate(engine, "0012")
-    ids = _parents(engine)
+    ids = deployed_parents(engine, END)
     _fill(engine, ids, per_day=2)
     with engine.begin() as conn:
         before = {table: conn.execute(text(f"SELECT * FROM {table} ORDER BY id")).all()
@@ -167,7 +146,7 @@ def test_months_exist_before_rows_arrive_and_a_late_month_takes_its_rows_along(s
     assert names == sorted(["production_predictions_default"] + [
         partitions.partition_name("production_predictions", m)
         for m in partitions.coming_months(this_month)])
-    ids = _parents(engine)
+    ids = deployed_parents(engine, END)
     _fill(engine, ids, per_day=1)  # 2025: no partitions yet, so all in DEFAULT
     with engine.connect() as conn:
         assert _where(conn, "production_predictions") == {
@@ -318,7 +297,7 @@ def year_of_rows(store) -> Iterator[tuple[Engine, dict[str, int]]]:
     engine = open_store(url, schema=schema)
     for table in partitions.PARTITION_KEYS:
         partitions.ensure_months(engine, table, MONTHS)
-    ids = _parents(engine)
+    ids = deployed_parents(engine, END)
     with engine.begin() as conn:
         ensure_inputs_table(conn, ids["model"], INPUTS)
     _fill(engine, ids, per_day=PER_DAY)
