@@ -35,18 +35,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, Table, func, insert, select, text
+from sqlalchemy import Select, Table, func, select, text
 from sqlalchemy.engine import Engine
 
-from rudikit.store import partitions, results
+from rudikit.store import partitions
 from rudikit.store import production_tables as pt
-from rudikit.store import tables as t
 from rudikit.store.engine import create_store_engine, open_store
 from rudikit.store.production_inputs import PREFIX, InputSpec, ensure_inputs_table
 from rudikit.store.queries import monitor_counts as mc
@@ -61,29 +61,6 @@ def _joined(query: Select, table: Table, lo: int, hi: int) -> Select:
     out = pt.outcomes
     return (query.select_from(table.join(out, out.c.prediction_id == table.c.prediction_id))
             .where(table.c.event_us > lo, table.c.event_us <= hi))
-
-
-def _parents(engine: Engine) -> dict[str, int]:
-    """A run, model, deployment, token and request for the predictions to hang on."""
-    run = results.start_run(engine, "bench", "h", {}, 0, "synthetic")
-    group = results.get_or_create_model_group(engine, "bench", "lr", {}, {}, "y")
-    with engine.begin() as conn:
-        model = conn.execute(insert(t.models).values(
-            run_id=run, model_group_id=group, split="s", train_rows=1, test_rows=1,
-            artefact_hash="h", artefact_path="x", train_seconds=0.0, selected=False,
-            created_at=END).returning(t.models.c.id)).scalar_one()
-        token = conn.execute(insert(pt.api_tokens).values(
-            name="bench", role="admin", token_hash="0" * 64, created_by="bench",
-            created_at=END).returning(pt.api_tokens.c.id)).scalar_one()
-        deployment = conn.execute(insert(pt.deployed_models).values(
-            model_group_id=group, model_id=model, threshold=0.5, deployed_by="bench",
-            reason="bench", deployed_at=END, live=True)
-            .returning(pt.deployed_models.c.id)).scalar_one()
-        conn.execute(insert(pt.requests).values(
-            id="r1", endpoint="/predict", token_id=token, deployment_id=deployment,
-            model_id=model, n_observations=1, n_new=1, latency_ms=1.0, received_at=END))
-        ensure_inputs_table(conn, model, INPUTS)
-    return {"model": model, "token": token, "deployment": deployment}
 
 
 def _batches(rows: int) -> Iterator[tuple[int, int]]:
@@ -123,7 +100,13 @@ def _fill(engine: Engine, rows: int, days: int) -> dict[str, int]:
         partitions.ensure_months(engine, table, [
             date(y, m, 1) for y in range(END.year - days // 365 - 1, END.year + 1)
             for m in range(1, 13)])
-    ids = _parents(engine)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from conftest import deployed_parents  # the tests' set-up of a live deployment
+
+    ids = deployed_parents(engine, END)
+    with engine.begin() as conn:
+        ensure_inputs_table(conn, ids["model"], INPUTS)
+    ids = {k: ids[k] for k in ("model", "token", "deployment")}
     gap = days * 86_400 / rows
     params = {"end": int(END.timestamp()), "rows": rows, "gap": gap, **ids}
     for a, b in _batches(rows):
