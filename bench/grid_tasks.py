@@ -51,7 +51,7 @@ def child(folder: Path, variant: str, scheduler: str | None) -> None:
     from rudikit.config import Execution
     from rudikit.config.project import load_project
     from rudikit.data.event_tables import load_event_tables
-    from rudikit.run.execution import Shared, ordered_results
+    from rudikit.run.execution import ordered_results
     from rudikit.run.temporal import TemporalLists
 
     project = load_project(folder)
@@ -62,9 +62,8 @@ def child(folder: Path, variant: str, scheduler: str | None) -> None:
     scoring = lists.scoring()
     calls, costs = [], []
     for rows in lists.split_rows():
-        shared = Shared(rows)
-        for entry in lists.grid():
-            calls.append((scoring, entry, shared))
+        for entry in lists.grid():  # the same rows object: sent to a cluster once
+            calls.append((scoring, entry, rows))
             costs.append(entry.point.expected_cost(len(rows.y_train)))
     execution = {"one": Execution(workers=1, threads_per_task=1),
                  "local": Execution(workers=2, threads_per_task=1),

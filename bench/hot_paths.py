@@ -53,10 +53,10 @@ def report(what: str, baseline_name: str, baseline: float, ours: float, per: int
 def fitted_pipelines(folder: Path) -> dict[str, Any]:
     """Logistic regression and random forest on the small synthetic project (as the service
     tests train them)."""
-    from rudikit.pipeline import run_project
     from sqlalchemy import select
 
     from rudikit.models.artefacts import load_artefact
+    from rudikit.run.develop import run_project
     from rudikit.store import tables as t
     from rudikit.store.engine import open_store
 

@@ -69,24 +69,30 @@ def _cases(n: int = 2400, seed: int = 7) -> pd.DataFrame:
                          "known": rng.random(n) < 0.7})
 
 
-@pytest.fixture
-def window(store) -> Iterator[tuple[Engine, object, pd.DataFrame]]:
+#: Inputs named as the aggregate queries' own columns and labels.
+RENAMED = {"grp": "flagged", "seg": "n", "x": "key", "when": "when"}
+
+
+def _window(store: tuple[str, str | None], names: dict[str, str]
+            ) -> Iterator[tuple[Engine, object, pd.DataFrame]]:
     """The store with a deployed model whose production cases are :func:`_cases` (written
-    as the service writes them: its side table filled by the trigger), the side table."""
+    as the service writes them: its side table filled by the trigger), the side table; the
+    inputs named ``names[...]``."""
     url, schema = store
     engine = open_store(url, schema=schema)
     cases = _cases()
     parents = deployed_parents(engine, START, THRESHOLD, len(cases))
     model, deployment, token = parents["model"], parents["deployment"], parents["token"]
+    spec = InputSpec(tuple((names[name], kind) for name, kind in SPEC.inputs), names["when"])
     with engine.begin() as conn:
-        table = ensure_inputs_table(conn, model, SPEC)
+        table = ensure_inputs_table(conn, model, spec)
         rows = [{"observation_id": f"o{i}", "request_id": "r1", "deployment_id": deployment,
                  "model_id": model, "payload_hash": "h", "score": float(c.score),
                  "threshold": THRESHOLD, "decision": bool(c.score >= THRESHOLD),
                  "created_at": c.when + timedelta(hours=1),
-                 "features": {"when": c.when.isoformat(), "grp": c.grp,
-                              "seg": None if pd.isna(c.seg) else c.seg,
-                              "x": None if np.isnan(c.x) else c.x}}
+                 "features": {names["when"]: c.when.isoformat(), names["grp"]: c.grp,
+                              names["seg"]: None if pd.isna(c.seg) else c.seg,
+                              names["x"]: None if np.isnan(c.x) else c.x}}
                 for i, c in enumerate(cases.itertuples())]
         conn.execute(insert(pt.production_predictions), rows)
         ids = dict(conn.execute(select(pt.production_predictions.c.observation_id,
@@ -99,11 +105,21 @@ def window(store) -> Iterator[tuple[Engine, object, pd.DataFrame]]:
     engine.dispose()
 
 
+@pytest.fixture
+def window(store) -> Iterator[tuple[Engine, object, pd.DataFrame]]:
+    yield from _window(store, {name: name for name in RENAMED})
+
+
+@pytest.fixture
+def renamed_window(store) -> Iterator[tuple[Engine, object, pd.DataFrame]]:
+    yield from _window(store, RENAMED)
+
+
 def _project(period: str, requirements: list[FairnessRequirement]) -> SimpleNamespace:
     """What :func:`monitor._outcomes` reads of a project."""
     return SimpleNamespace(
         monitoring=SimpleNamespace(segments=["seg", "x", "grp"], performance_period=period,
-                                   stability=SimpleNamespace(k=K)),
+                                   stability=SimpleNamespace(k=K), min_outcomes=1),
         fairness=Fairness(requirements=requirements))
 
 
@@ -167,3 +183,25 @@ def test_the_databases_figures_are_the_rows_figures(window) -> None:
         stored = conn.execute(mc.labelled_window(select(table.c[PREFIX + "seg"]), table,
                                                  mc.epoch_us(LO), mc.epoch_us(HI))).all()
     assert len(stored) == len(known[(known["when"] > LO) & (known["when"] <= HI)])
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"], indirect=True)
+def test_inputs_named_as_the_queries_columns_give_the_same_figures(renamed_window) -> None:
+    """Inputs named ``n``, ``flagged`` and ``key`` (names the queries and their frames use
+    themselves) as segments and fairness columns: the same figures as the rows give."""
+    engine, table, cases = renamed_window
+    auc = FairnessRequirement(name="auc across seg", metric="roc_auc", unit="seg",
+                              max_gap_pp=1, min_size=5)
+    known = cases[cases["known"] & (cases["when"] > LO) & (cases["when"] <= HI)]
+    labelled = known.rename(columns={**RENAMED, "when": "event_time"})[
+        ["event_time", "n", "key", "flagged", "score", "outcome"]].reset_index(drop=True)
+    for requirements in (REQUIREMENTS, [*REQUIREMENTS, auc]):
+        project = _project("week", [r.model_copy(update={
+            "unit": [RENAMED[c] for c in r.unit] if isinstance(r.unit, list) else RENAMED[r.unit],
+            "compare": r.compare and RENAMED[r.compare]}) for r in requirements])
+        project.monitoring.segments = ["n", "key", "flagged"]
+        with engine.connect() as conn:
+            got = monitor._outcomes(conn, table, project, SimpleNamespace(threshold=THRESHOLD),
+                                    ["n", "key", "flagged"], mc.epoch_us(LO), mc.epoch_us(HI))
+        assert got.fairness is not None and len(got.segments) == 3
+        assert_same_outcomes(got, outcomes_of_rows(project, THRESHOLD, labelled))

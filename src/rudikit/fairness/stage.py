@@ -152,17 +152,18 @@ def assess(fairness: Fairness, attrs: pd.DataFrame, y: np.ndarray, score: np.nda
 def requirements_met(fairness: Fairness, cells: pd.DataFrame, threshold: float
                      ) -> list[RequirementResult]:
     """Every requirement at ``score >= threshold`` on cases counted per value of the fairness
-    columns and ``outcome`` (0/1), then per ``flagged`` (the decision, 0/1) or, for a
-    ``roc_auc`` requirement, per ``score``: ``n`` cases each (what the monitor reads of a
-    production window). Rows per score are expanded to their cases for the ROC AUC."""
-    frame = cells.rename(columns={"outcome": LABEL})
+    columns and ``__outcome__`` (0/1), then per ``__flagged__`` (the decision, 0/1) or, for a
+    ``roc_auc`` requirement, per ``__score__``: ``__cases__`` cases each (what the monitor
+    reads of a production window; names no input can share). Rows per score are expanded to
+    their cases for the ROC AUC."""
+    frame = cells.rename(columns={"__outcome__": LABEL})
     reqs = requirements(fairness)
-    if "score" in frame:
-        frame = frame.loc[frame.index.repeat(frame.pop("n"))].reset_index(drop=True)
-        return evaluate_requirements(frame.rename(columns={"score": SCORE}), LABEL, SCORE,
+    if "__score__" in frame:
+        frame = frame.loc[frame.index.repeat(frame.pop("__cases__"))].reset_index(drop=True)
+        return evaluate_requirements(frame.rename(columns={"__score__": SCORE}), LABEL, SCORE,
                                      reqs, correction=fairness.correction, threshold=threshold)
-    return evaluate_requirements(frame, LABEL, "flagged", reqs, correction=fairness.correction,
-                                 cases="n")
+    return evaluate_requirements(frame, LABEL, "__flagged__", reqs,
+                                 correction=fairness.correction, cases="__cases__")
 
 
 @dataclass

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from rudikit.config import Features, Project
 from rudikit.fairness.requirements import RequirementResult
-from rudikit.fairness.stage import requirements_met
+from rudikit.fairness.stage import requirements, requirements_met
 from rudikit.features.location import cell_summary, coordinates
 from rudikit.monitoring.alerts import Alert, post_webhook
 from rudikit.monitoring.churn import churn_alerts, stability_pairs
@@ -193,8 +193,8 @@ def _outcomes(conn: Connection, table: Table, project: Project, dep: Deployed,
     mon, fairness, threshold = project.monitoring, project.fairness, dep.threshold
     k = mon.stability.k
     overall = counts_q.performance_counts(conn, table, None, threshold, k, lo, hi).iloc[0]
-    if not overall.n:
-        return Outcomes()
+    if overall.n < mon.min_outcomes:  # too few to judge: the pass says so, and reads no more
+        return Outcomes(int(overall.n))
     out = Outcomes(int(overall.n), from_counts(
         int(overall.n), int(overall.pos), int(overall.tp), int(overall.fp),
         int(overall.u_minus), float(overall.ap_sum)),
@@ -202,12 +202,12 @@ def _outcomes(conn: Connection, table: Table, project: Project, dep: Deployed,
     for column in mon.segments:
         if column in columns:
             counts = counts_q.performance_counts(conn, table, column, threshold, k, lo, hi)
-            if counts[column].notna().any():
-                out.segments[column] = segments_of(counts, column)
+            if counts["key"].notna().any():
+                out.segments[column] = segments_of(counts)
     out.over_time = precision_over_time(counts_q.period_counts(
         conn, table, mon.performance_period, threshold, k, lo, hi), mon.performance_period, k)
     if fairness.requirements and all(c in columns for c in fairness.columns):
-        auc = any(r.metric in ("roc_auc", "auc") for r in fairness.requirements)
+        auc = any(r.metric == "roc_auc" for r in requirements(fairness))
         cells = counts_q.labelled_counts(conn, table, list(fairness.columns), lo, hi,
                                          threshold=None if auc else threshold, scores=auc)
         if all(cells[c].notna().any() for c in fairness.columns):
@@ -221,7 +221,8 @@ def _map_points(conn: Connection, table: Table, latitude: str, longitude: str, l
     the labelled cases' groups, and per point the cases left without an outcome."""
     keys = [latitude, longitude]
     counts = counts_q.coordinate_counts(conn, table, latitude, longitude, lo, hi)
-    known = counts_q.labelled_counts(conn, table, keys, lo, hi).dropna(subset=keys)
+    known = (counts_q.labelled_counts(conn, table, keys, lo, hi).dropna(subset=keys)
+             .rename(columns={counts_q.OUTCOME: "outcome", counts_q.CASES: "n"}))
     rest = counts.set_index(keys)["n"].sub(known.groupby(keys)["n"].sum(), fill_value=0)
     rest = rest[rest > 0].astype(np.int64).rename("n").reset_index().assign(outcome=np.nan)
     return pd.concat([known, rest[[*keys, "outcome", "n"]]], ignore_index=True)

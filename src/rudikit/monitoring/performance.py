@@ -68,11 +68,11 @@ def from_counts(n: int, pos: int, tp: int, fp: int, u_minus: int, ap_sum: float
                     share(ap_sum, pos))
 
 
-def segments_of(counts: pd.DataFrame, column: str) -> dict[str, Realised]:
-    """:func:`from_counts` per value of ``column`` of
-    :func:`~rudikit.store.queries.monitor_counts.performance_counts`' rows, keyed by its text
-    (missing values form their own segment, ``(missing)``), in key order."""
-    keys = counts[column].astype("string").fillna("(missing)")
+def segments_of(counts: pd.DataFrame) -> dict[str, Realised]:
+    """:func:`from_counts` per segment of
+    :func:`~rudikit.store.queries.monitor_counts.performance_counts`' rows, keyed by the
+    segment's text (missing values form their own segment, ``(missing)``), in key order."""
+    keys = counts["key"].astype("string").fillna("(missing)")
     figures = {str(key): from_counts(int(r.n), int(r.pos), int(r.tp), int(r.fp), int(r.u_minus),
                                      float(r.ap_sum))
                for key, r in zip(keys, counts.itertuples(), strict=True)}
@@ -92,7 +92,7 @@ def precision_over_time(counts: pd.DataFrame, period: str, k: int) -> pd.DataFra
     """Per period of :func:`~rudikit.store.queries.monitor_counts.period_counts`: cases with
     outcomes, precision of the ``k`` highest scores (fewer if the period has fewer cases; ties
     count at their expected value) and the base rate."""
-    rows = [{"period": period_label(int(r.period), period), "n": int(r.n),
+    rows = [{"period": period_label(int(r.key), period), "n": int(r.n),
              "k": min(k, int(r.n)), "precision_at_k": float(r.tp_at_k) / min(k, int(r.n)),
              "base_rate": float(r.pos) / int(r.n)} for r in counts.itertuples()]
     return pd.DataFrame(sorted(rows, key=lambda r: r["period"]),

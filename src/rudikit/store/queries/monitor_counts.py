@@ -7,7 +7,9 @@ outcome: the confusion matrix at the threshold, the ROC AUC (Mann-Whitney, from 
 grouped by score and cumulated in window functions), the average precision and precision@k
 (ties at the cut at their expected value), overall, per segment and per period, the ROC
 curve's points, and the fairness counts per group, decision and outcome. Only the window's
-scores (the KS test) come back one per case.
+scores (the KS test) come back one per case, and, for a ``roc_auc`` fairness requirement, the
+labelled cases counted per group and score (nearly one row per case: the statistic needs each
+score).
 
 The window is a half-open interval of event times in epoch microseconds, ``(lo, hi]``, on the
 side table's indexed ``event_us``: the exact window, not a wider one filtered afterwards.
@@ -196,11 +198,14 @@ def _ranked(conn: Connection, table: Table, keys: dict[str, ColumnElement], thre
     ``tp_at_k`` (the positives expected among the ``min(k, n)`` highest scores, the tie group
     at the cut counted by its expected value)."""
     outcome = pt.outcomes.c.outcome
+    # the keys labelled by position: an input may be named as any label below ("n", "score")
+    labels = [f"k{i}" for i in range(len(keys))]
     grouped = labelled_window(select(
-        *(v.label(name) for name, v in keys.items()), table.c.score.label("score"),
-        func.sum(outcome).label("pos"), func.count().label("n")), table, lo, hi).group_by(
+        *(v.label(name) for name, v in zip(labels, keys.values(), strict=True)),
+        table.c.score.label("score"), func.sum(outcome).label("pos"),
+        func.count().label("n")), table, lo, hi).group_by(
         *keys.values(), table.c.score).subquery("scored")
-    part = [grouped.c[name] for name in keys]
+    part = [grouped.c[name] for name in labels]
     down = {"partition_by": part or None, "order_by": grouped.c.score.desc(), "rows": (None, 0)}
     cum = select(*part, grouped.c.score, grouped.c.pos, grouped.c.n,
                  func.sum(grouped.c.n).over(**down).label("cum_n"),
@@ -211,7 +216,7 @@ def _ranked(conn: Connection, table: Table, keys: dict[str, ColumnElement], thre
     size = case((cum.c.total < k, cum.c.total), else_=k)  # min(k, the group's cases)
     flagged = cum.c.score >= threshold
     query = select(
-        *(cum.c[name] for name in keys), func.sum(cum.c.n), func.sum(cum.c.pos),
+        *(cum.c[name] for name in labels), func.sum(cum.c.n), func.sum(cum.c.pos),
         func.sum(case((flagged, cum.c.pos), else_=0)), func.sum(case((flagged, neg), else_=0)),
         func.sum(cum.c.pos * (2 * cum_neg - neg)),
         func.sum(cast(cum.c.pos, Float) * cast(cum.c.cum_pos, Float)
@@ -220,9 +225,9 @@ def _ranked(conn: Connection, table: Table, keys: dict[str, ColumnElement], thre
                       (cum.c.cum_n - cum.c.n < size,
                        cast(cum.c.pos, Float) * cast(size - (cum.c.cum_n - cum.c.n), Float)
                        / cast(cum.c.n, Float)), else_=0.0)),
-    ).group_by(*(cum.c[name] for name in keys))
-    frame = _frame(driver_rows(conn, query), [*keys, "n", "pos", "tp", "fp", "u_minus",
-                                               "ap_sum", "tp_at_k"])
+    ).group_by(*(cum.c[name] for name in labels))
+    frame = _frame(driver_rows(conn, query), [*(["key"] if keys else []), "n", "pos", "tp",
+                                               "fp", "u_minus", "ap_sum", "tp_at_k"])
     ints = ["n", "pos", "tp", "fp", "u_minus"]  # the sums of no case (no keys) are NULL
     frame[ints] = frame[ints].fillna(0).astype(np.int64)
     frame[["ap_sum", "tp_at_k"]] = frame[["ap_sum", "tp_at_k"]].fillna(0.0).astype(float)
@@ -232,15 +237,15 @@ def _ranked(conn: Connection, table: Table, keys: dict[str, ColumnElement], thre
 def performance_counts(conn: Connection, table: Table, column: str | None, threshold: float,
                        k: int, lo: int, hi: int) -> pd.DataFrame:
     """The window's labelled cases' figures (:func:`_ranked`) overall (``column`` None: one
-    row) or per value of the input ``column`` (``column``, missing as None)."""
-    keys = {} if column is None else {column: table.c[PREFIX + column]}
+    row) or per value of the input ``column`` (``key``, missing as None)."""
+    keys = {} if column is None else {"key": table.c[PREFIX + column]}
     return _ranked(conn, table, keys, threshold, k, lo, hi)
 
 
 def period_counts(conn: Connection, table: Table, period: str, threshold: float, k: int,
                   lo: int, hi: int) -> pd.DataFrame:
     """The window's labelled cases' figures (:func:`_ranked`) per calendar ``period`` of their
-    event time (UTC): ``period`` is the period's first day in epoch days (``day``; ``week``,
+    event time (UTC): ``key`` is the period's first day in epoch days (``day``; ``week``,
     its Monday) or the number ``yyyymm`` (``month``)."""
     day = table.c.event_us // _DAY_US
     if period == "day":
@@ -255,16 +260,17 @@ def period_counts(conn: Connection, table: Table, period: str, threshold: float,
         key = cast(text, Integer)
     else:
         raise ValueError(f"period must be day, week or month, got {period!r}")
-    return _ranked(conn, table, {"period": key}, threshold, k, lo, hi)
+    return _ranked(conn, table, {"key": key}, threshold, k, lo, hi)
 
 
 def roc_curve_points(conn: Connection, table: Table, lo: int, hi: int) -> pd.DataFrame:
     """The window's ROC curve as scikit-learn's ``roc_curve(drop_intermediate=True)`` draws
-    it, thinned as :func:`rudikit.monitoring.performance.roc_points` thins it to
-    :data:`ROC_POINTS`, computed by the database: ``fps``, ``tps`` and ``score`` of the
-    chosen corners (the curve's points after the first, (0, 0)) plus ``neg`` and ``pos``, the
-    window's negatives and positives. A corner is a distinct score (descending) where the
-    cumulative counts change direction (a non-zero second difference), or the first or last.
+    it, thinned to :data:`ROC_POINTS` evenly spaced of its points (as
+    :func:`rudikit.monitoring.performance.roc_of` stores it), computed by the database:
+    ``fps``, ``tps`` and ``score`` of the chosen corners (the curve's points after the
+    first, (0, 0)) plus ``neg`` and ``pos``, the window's negatives and positives. A corner
+    is a distinct score (descending) where the cumulative counts change direction (a non-zero
+    second difference), or the first or last.
     Of the ``m`` points (with (0, 0)), point ``j`` is kept when ``m <= 200`` or
     ``round(i * (m - 1) / 199) == j`` for an ``i`` in 0..199: no ``i * (m - 1) / 199`` is
     ever halfway (199 is prime), so the test is exact in integers."""
@@ -302,27 +308,31 @@ def roc_curve_points(conn: Connection, table: Table, lo: int, hi: int) -> pd.Dat
     return frame.astype({"score": float})
 
 
+#: The columns of :func:`labelled_counts` beside the inputs', named so no input can share them.
+OUTCOME, FLAGGED, SCORE, CASES = "__outcome__", "__flagged__", "__score__", "__cases__"
+
+
 def labelled_counts(conn: Connection, table: Table, columns: list[str], lo: int, hi: int,
                     threshold: float | None = None, scores: bool = False) -> pd.DataFrame:
     """The window's labelled cases counted per value of the inputs ``columns`` (named as the
-    inputs, missing as None) and ``outcome``, and per ``flagged`` (``score >= threshold``)
-    with a ``threshold``, per ``score`` with ``scores``: ``n`` cases each (the fairness
-    counts; the map's outcomes per point)."""
-    keys = [table.c[PREFIX + c].label(c) for c in columns]
-    names = [*columns, "outcome"]
+    inputs, missing as None) and :data:`OUTCOME`, and per :data:`FLAGGED`
+    (``score >= threshold``) with a ``threshold``, per :data:`SCORE` with ``scores``:
+    :data:`CASES` cases each (the fairness counts; the map's outcomes per point)."""
+    keys = [table.c[PREFIX + c] for c in columns]
+    names = [*columns, OUTCOME]
+    keys.append(pt.outcomes.c.outcome)
     if threshold is not None:
-        keys.append(case((table.c.score >= threshold, 1), else_=0).label("flagged"))
-        names.append("flagged")
+        keys.append(case((table.c.score >= threshold, 1), else_=0))
+        names.append(FLAGGED)
     if scores:
-        keys.append(table.c.score.label("score"))
-        names.append("score")
-    out = pt.outcomes.c.outcome
-    groups = [*keys[:len(columns)], out, *keys[len(columns):]]
-    query = labelled_window(select(*groups, func.count().label("n")), table, lo, hi
-                            ).group_by(*groups)
-    frame = _frame(driver_rows(conn, query), [*columns, "outcome", *names[len(columns) + 1:],
-                                              "n"])
-    return frame.astype({"n": np.int64, "outcome": np.int64})
+        keys.append(table.c.score)
+        names.append(SCORE)
+    # labelled by position: an input may be named as any fixed label ("n", "outcome")
+    labelled = [key.label(f"k{i}") for i, key in enumerate(keys)]
+    query = labelled_window(select(*labelled, func.count().label("cases")), table, lo, hi
+                            ).group_by(*keys)
+    frame = _frame(driver_rows(conn, query), [*names, CASES])
+    return frame.astype({CASES: np.int64, OUTCOME: np.int64})
 
 
 def labelled_window(query: Select, table: Table, lo: int, hi: int) -> Select:
