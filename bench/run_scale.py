@@ -39,6 +39,22 @@ Before (branch h-mem, load 3.5-3.9): 100k 15.0 s, 1M 94.9 s, 5M 601.7 s (x6.3 fo
 about x14 per 10x). Time: met (1M under 5 min, 5M under 25 min, x5.2 for 10x and x4.9 for
 5x, about x9.7 per 10x). Memory: met for the largest process (1.08 GB at 1M against 2 GB,
 4.04 GB at 5M against 6 GB).
+
+The process tree (branch h-mem, 2026-12-05, nice 19 as the brief runs it, under the lock;
+other helpers' work on the cores, so the wall times are not comparable). The towns are looked
+up without reverse_geocode's 97 MB of dicts per process, and the driver gives back its freed
+memory before the fits (bench/RESULTS-issue18-scale.md, "The process tree's memory"):
+
+====== ====== ========= ================ ========== ========== ==================
+rows   code   wall      largest process  tree RSS   tree PSS   load before, after
+====== ====== ========= ================ ========== ========== ==================
+1M     main   479.4 s   1.52 GB          2.52 GB    2.23 GB    4.1, 7.3
+1M     h-mem  273.7 s   1.50 GB          2.28 GB    1.97 GB    5.0, 5.1
+5M     h-mem  758.7 s   4.89 GB          6.65 GB    6.31 GB    4.1, 1.7
+====== ====== ========= ================ ========== ========== ==================
+
+1M is under 2 GB (without the brief's 10-15% margin); 5M is not under 6 GB: its peak is
+elsewhere (the largest process, 4.89 GB, not profiled yet).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from rudikit.features.location import (
     LocationEncoder,
     cell_summary,
     coordinates,
+    nearest_towns,
 )
 from rudikit.monitoring.reference import training_rows
 from rudikit.reports.location_map import cell_map_figure, training_cells
@@ -66,6 +67,19 @@ def test_towns_are_found_offline_by_name() -> None:
     assert towns == [p["city"] for p in reverse_geocode.search(POINTS[:4], 10_000)]
     # GeoNames lists "Manchester City Centre" (pop. 10,000+) apart from Manchester
     assert towns == ["Leeds", "London", "Manchester City Centre", "Cardiff"]
+
+
+@pytest.mark.parametrize("min_population", [10_000, 50_000])
+def test_the_nearest_town_is_reverse_geocodes_everywhere(min_population) -> None:
+    # 4,000 points over Great Britain (towns close together, near ties) and the world; the
+    # compact lookup must name the place reverse_geocode names at each one
+    rng = np.random.default_rng(0)
+    latitude = np.r_[rng.uniform(49.8, 58.7, 3000), rng.uniform(-60, 70, 1000)]
+    longitude = np.r_[rng.uniform(-6.5, 2.0, 3000), rng.uniform(-180, 180, 1000)]
+    expected = [p["city"] for p in
+                reverse_geocode.search(list(zip(latitude, longitude, strict=True)),
+                                       min_population)]
+    assert nearest_towns(latitude, longitude, min_population).tolist() == expected
 
 
 def test_folding_is_learnt_on_the_training_rows_only() -> None:

@@ -12,8 +12,11 @@ service scores raw coordinates exactly as the run did.
 from __future__ import annotations
 
 import functools
+import gzip
+import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import h3
@@ -62,8 +65,32 @@ def nearest_towns(latitude: np.ndarray, longitude: np.ndarray, min_population: i
     """Each point's nearest place of at least ``min_population`` people, None where the point
     is missing or impossible. reverse_geocode's nearest is in degrees, not kilometres: near a
     border between two towns it may pick the farther one (it is a category, not a distance)."""
+    tree, names = _towns(min_population)
     return _per_point(latitude, longitude, lambda points: [
-        place["city"] for place in reverse_geocode.search(points, min_population)])
+        names[i] for i in tree.query(points, k=1)[1]])
+
+
+@functools.cache
+def _towns(min_population: int) -> tuple[Any, list[str]]:
+    """(a k-d tree of the places of at least ``min_population`` people, their names): what
+    ``reverse_geocode.search`` looks up, read from the data file it ships. reverse_geocode keeps
+    every place as a dict and parses all 150,000 of them to keep some: 97 MB a process (the
+    run's driver and each worker), most of it freed dicts the heap cannot give back. Kept here
+    as it parses, 13 MB. The same places in the same order give the same tree, so the same
+    nearest place (tests/test_location.py checks against reverse_geocode)."""
+    from scipy.spatial import cKDTree
+
+    def place(pairs: list[tuple[str, Any]]) -> tuple[float, float, str] | None:
+        found = dict(pairs)
+        if min_population > 0 and found["population"] < min_population:
+            return None
+        return found["latitude"], found["longitude"], found["city"]
+
+    path = Path(reverse_geocode.__file__).parent / "geocode.gz"
+    with gzip.open(path) as data:
+        places = [p for p in json.loads(data.read(), object_pairs_hook=place) if p is not None]
+    tree = cKDTree([(latitude, longitude) for latitude, longitude, _ in places])
+    return tree, [name for _, _, name in places]
 
 
 def _per_point(latitude: np.ndarray, longitude: np.ndarray, lookup: Any) -> np.ndarray:

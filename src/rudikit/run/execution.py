@@ -10,7 +10,11 @@ called :func:`ordered_results` writes anything to the store.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import importlib
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -95,6 +99,33 @@ def _started() -> None:
         _starting = None
 
 
+def release_freed_memory(collect: bool = True) -> None:
+    """Give the memory this process has freed back to the system: the C allocator (glibc's
+    ``malloc_trim``) and pyarrow's pool (mimalloc) keep freed pages for later allocations, and
+    those pages count in the process's RSS and PSS while other processes fit. At a million
+    rows the driver held 0.16 GB so after loading and preparing the rows. ``collect``: first
+    free the unreachable cycles (0.1-0.2 s of a full collection). A no-op where neither
+    allocator can be asked."""
+    if collect:
+        gc.collect()
+    if "pyarrow" in sys.modules:
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
+    if _libc is not None:
+        _libc.malloc_trim(0)
+
+
+def _glibc() -> Any:
+    """glibc, for ``malloc_trim``; None on another C library (macOS, musl)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+_libc = _glibc()
+
+
 def run_task(fn: Callable[..., Any], threads: int | None, args: Sequence[Any]) -> Any:
     """One task in whatever process runs it, with its BLAS/OpenMP pools held to ``threads``
     (``fn`` receives ``threads`` too, to size its own estimators' ``n_jobs``; None: no
@@ -118,6 +149,9 @@ def ordered_results(execution: Execution | None, fn: Callable[..., Any],
     libraries this process has not loaded is cheaper on a worker that has."""
     execution = execution or Execution(workers=1)
     threads = task_threads(execution)
+    # the fits run beside this process: what it freed loading and preparing the rows should
+    # not stay counted against the machine's memory while they do
+    release_freed_memory()
     first = sorted(range(len(calls)), key=lambda i: -costs[i]) if costs is not None \
         else list(range(len(calls)))
     if execution.backend == "dask":
@@ -132,7 +166,9 @@ def ordered_results(execution: Execution | None, fn: Callable[..., Any],
 def _indexed_task(index: int, fn: Callable[..., Any], threads: int | None,
                   args: Sequence[Any]) -> tuple[int, Any]:
     """:func:`run_task`, its result tagged with the call's position (results come back in
-    the order they finish)."""
+    the order they finish). What the worker's previous task freed is given back first (no
+    collection: a worker's heap is its imports, and a full one costs 0.2 s a task)."""
+    release_freed_memory(collect=False)
     return index, run_task(fn, threads, args)
 
 
