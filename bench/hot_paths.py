@@ -106,14 +106,15 @@ def bench_synthetic(work: Path, repeats: int) -> None:
 
 
 def bench_cpdb(repeats: int) -> None:
-    from rudikit.data import cpdb
+    from rudikit.data.cpdb.files import FILES, cpdb_folder, read_raw
+    from rudikit.data.cpdb.tables import load_cpdb
 
-    folder = cpdb.cpdb_folder(SHARED_DATA)
-    if not (folder / cpdb.FILES["roster"]).exists():
+    folder = cpdb_folder(SHARED_DATA)
+    if not (folder / FILES["roster"]).exists():
         print(f"CPDB files not found under {SHARED_DATA}: skipped")
         return
-    baseline, ours = interleaved(lambda: [cpdb.read_raw(folder, name) for name in cpdb.FILES],
-                                 lambda: cpdb.load_cpdb(SHARED_DATA), max(1, repeats // 2))
+    baseline, ours = interleaved(lambda: [read_raw(folder, name) for name in FILES],
+                                 lambda: load_cpdb(SHARED_DATA), max(1, repeats // 2))
     report("CPDB load and link", "read raw", baseline, ours)
 
 
