@@ -23,12 +23,15 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from pandas.tseries.offsets import DateOffset
 from scipy import stats
+
+if TYPE_CHECKING:
+    from rudikit.models.temporal import RunEach
 
 #: Rank-change horizons: name -> how far back the earlier list must be.
 HORIZONS: dict[str, DateOffset] = {
@@ -227,17 +230,17 @@ def stability_vs_trees(X_train: np.ndarray | pd.DataFrame, y_train: np.ndarray,
                        params: Mapping[str, Any] | None = None,
                        y_test: np.ndarray | None = None,
                        progress: Callable[[str], None] | None = None,
-                       run_each: Callable[[Callable[..., Any], Sequence[Sequence[Any]]],
-                                          Iterable[Any]] | None = None) -> pd.DataFrame:
+                       run_each: RunEach | None = None) -> pd.DataFrame:
     """Top-``k`` Jaccard (and Spearman) between every pair of ``seeds`` of the same model at
     each number of trees, scored on ``X_test`` (one as-of date: one list).
 
     ``X_*`` are numeric matrices (NaN allowed). Each seed's forest is a task for ``run_each``
-    (an executor's, :data:`rudikit.models.temporal.RunEach`; default: one after another
-    here), so the seeds grow at once on workers. Returns one row per (n_estimators, pair of
-    seeds) with the mean fit seconds per seed and, when ``y_test`` is given, the mean
-    precision in the top ``k`` of the seeds (ties counted fractionally)."""
+    (an executor's; default: one after another here), so the seeds grow at once on workers.
+    Returns one row per (n_estimators, pair of seeds) with the mean fit seconds per seed and,
+    when ``y_test`` is given, the mean precision in the top ``k`` of the seeds (ties counted
+    fractionally)."""
     from rudikit.evaluation.metrics import precision_at_k
+    from rudikit.models.temporal import one_after_another
 
     if len(seeds) < 2:
         raise StabilityError("stability_vs_trees needs at least two seeds")
@@ -247,7 +250,7 @@ def stability_vs_trees(X_train: np.ndarray | pd.DataFrame, y_train: np.ndarray,
     entity_ids = list(entity_ids)
     sizes = sorted({int(n) for n in n_estimators})
     calls = [(X_train, y_train, X_test, algorithm, sizes, seed, params) for seed in seeds]
-    run_each = run_each or (lambda fn, calls: (fn(*call) for call in calls))
+    run_each = run_each or one_after_another
     scores: dict[tuple[int, int], pd.Series] = {}
     seconds: dict[tuple[int, int], float] = {}
     for seed, grown in zip(seeds, run_each(forest_by_size, calls), strict=True):

@@ -149,9 +149,6 @@ def ordered_results(execution: Execution | None, fn: Callable[..., Any],
     libraries this process has not loaded is cheaper on a worker that has."""
     execution = execution or Execution(workers=1)
     threads = task_threads(execution)
-    # the fits run beside this process: what it freed loading and preparing the rows should
-    # not stay counted against the machine's memory while they do
-    release_freed_memory()
     first = sorted(range(len(calls)), key=lambda i: -costs[i]) if costs is not None \
         else list(range(len(calls)))
     if execution.backend == "dask":
@@ -181,6 +178,9 @@ def _on_local_processes(execution: Execution, fn: Callable[..., Any], threads: i
     from joblib.externals.loky.process_executor import TerminatedWorkerError
 
     _started()
+    # the fits run beside this process: what it freed loading and preparing the rows should
+    # not stay counted against the machine's memory while they do (in-process fits reuse it)
+    release_freed_memory()
     finished: dict[int, Any] = {}
     yielded, failures = 0, 0
     # the pool's full size whatever the number of calls: a smaller n_jobs resizes loky's
@@ -219,7 +219,7 @@ def _shared(calls: Sequence[Sequence[Any]]) -> dict[int, Any]:
     split's rows that every fit of the split reads, the training rows several refits read.
     Sent to a cluster once each, not with every task (the local backends pass the objects to
     their processes, where joblib memory-maps the large arrays)."""
-    seen: dict[int, Any] = {}
+    seen: set[int] = set()  # the calls hold the objects, so an id stays theirs meanwhile
     shared: dict[int, Any] = {}
     for call in calls:
         for a in {id(a): a for a in call}.values():
@@ -227,7 +227,7 @@ def _shared(calls: Sequence[Sequence[Any]]) -> dict[int, Any]:
                 continue
             if id(a) in seen:
                 shared[id(a)] = a
-            seen[id(a)] = a
+            seen.add(id(a))
     return shared
 
 
@@ -235,9 +235,8 @@ def _on_dask(execution: Execution, fn: Callable[..., Any], threads: int | None,
              calls: Sequence[Sequence[Any]], first: list[int]) -> Iterator[Any]:
     """Every task submitted to the cluster at once, in the order ``first`` gives (a higher
     priority for the earlier ones), each shared argument (:func:`_shared`) sent once; the
-    scheduler moves
-    a task whose worker died to another worker (up to its ``allowed-failures``) and
-    ``retries`` reruns one that raised on a lost connection."""
+    scheduler moves a task whose worker died to another worker (up to its
+    ``allowed-failures``) and ``retries`` reruns one that raised on a lost connection."""
     address = execution.scheduler_address()
     from distributed import Client
     from distributed.scheduler import KilledWorker
