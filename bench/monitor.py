@@ -379,6 +379,7 @@ from rudikit.config import load_project
 from rudikit.store.engine import open_store
 from rudikit.monitoring import monitor
 from rudikit.monitoring.drift import ReferenceProfile
+from rudikit.monitoring.window_outcomes import window_outcomes
 from rudikit.store.production_inputs import recorded_spec, side_table
 from rudikit.store.queries import monitor_counts as q
 folder = Path({folder!r})
@@ -398,8 +399,8 @@ with engine.connect() as conn:
     q.read_windows(conn)
     n, _ = q.drift_counts(conn, table, monitor._rules(profile, dep.features), lo, hi)
     scores = q.window_scores(conn, table, lo, hi)
-    outcomes = monitor._outcomes(conn, table, project, dep,
-                                 [c for c in keep if ("in." + c) in table.c], lo, hi)
+    outcomes = window_outcomes(conn, table, project, dep.threshold,
+                               [c for c in keep if ("in." + c) in table.c], lo, hi)
 seconds = time.perf_counter() - t
 extra = dict(rows=n, groups=len(scores), outcomes=outcomes.n)
 """,

@@ -1,8 +1,8 @@
 """The figures of a monitor window's cases with an outcome, computed by the database
-(:func:`rudikit.monitoring.monitor._outcomes` over :mod:`rudikit.store.queries.monitor_counts`),
-against scikit-learn and the old computation on the cases' rows, on SQLite and PostgreSQL: a
-store with tied scores, missing segment values, a segment of one class and periods crossing
-week and month boundaries."""
+(:func:`rudikit.monitoring.window_outcomes.window_outcomes` over
+:mod:`rudikit.store.queries.monitor_counts`), against scikit-learn and the old computation
+on the cases' rows, on SQLite and PostgreSQL: a store with tied scores, missing segment
+values, a segment of one class and periods crossing week and month boundaries."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
 from rudikit.config.fairness import Fairness, FairnessRequirement
-from rudikit.monitoring import monitor
 from rudikit.monitoring.performance import Realised
+from rudikit.monitoring.window_outcomes import window_outcomes
 from rudikit.store import production_tables as pt
 from rudikit.store.engine import open_store
 from rudikit.store.production_inputs import PREFIX, InputSpec, ensure_inputs_table
@@ -116,7 +116,7 @@ def renamed_window(store) -> Iterator[tuple[Engine, object, pd.DataFrame]]:
 
 
 def _project(period: str, requirements: list[FairnessRequirement]) -> SimpleNamespace:
-    """What :func:`monitor._outcomes` reads of a project."""
+    """What :func:`window_outcomes` reads of a project."""
     return SimpleNamespace(
         monitoring=SimpleNamespace(segments=["seg", "x", "grp"], performance_period=period,
                                    stability=SimpleNamespace(k=K), min_outcomes=1),
@@ -156,8 +156,7 @@ def test_the_databases_figures_are_the_rows_figures(window) -> None:
         for hi, n_periods in zip((HI, short), periods, strict=True):
             rows = known[(known["when"] > LO) & (known["when"] <= hi)]
             with engine.connect() as conn:
-                got = monitor._outcomes(conn, table, project,
-                                        SimpleNamespace(threshold=THRESHOLD), columns,
+                got = window_outcomes(conn, table, project, THRESHOLD, columns,
                                         mc.epoch_us(LO), mc.epoch_us(hi))
             labelled = rows.rename(columns={"when": "event_time"})[
                 ["event_time", *columns, "score", "outcome"]].reset_index(drop=True)
@@ -201,7 +200,7 @@ def test_inputs_named_as_the_queries_columns_give_the_same_figures(renamed_windo
             "compare": r.compare and RENAMED[r.compare]}) for r in requirements])
         project.monitoring.segments = ["n", "key", "flagged"]
         with engine.connect() as conn:
-            got = monitor._outcomes(conn, table, project, SimpleNamespace(threshold=THRESHOLD),
-                                    ["n", "key", "flagged"], mc.epoch_us(LO), mc.epoch_us(HI))
+            got = window_outcomes(conn, table, project, THRESHOLD, ["n", "key", "flagged"],
+                                  mc.epoch_us(LO), mc.epoch_us(HI))
         assert got.fairness is not None and len(got.segments) == 3
         assert_same_outcomes(got, outcomes_of_rows(project, THRESHOLD, labelled))

@@ -28,6 +28,7 @@ from rudikit.monitoring.performance import Realised, period_key, realised
 from rudikit.monitoring.production import parse_times, read_predictions
 from rudikit.monitoring.reference import datetime_parts
 from rudikit.monitoring.replay import month_rows
+from rudikit.monitoring.window_outcomes import Outcomes
 from rudikit.store.engine import MIGRATIONS
 from rudikit.store.monitoring_tables import monitor_metrics
 from rudikit.store.production_inputs import (
@@ -86,14 +87,14 @@ def precision_at_k_over_time(frame: pd.DataFrame, period: str, k: int) -> pd.Dat
 
 
 def outcomes_of_rows(project: Any, threshold: float, labelled: pd.DataFrame
-                     ) -> monitor.Outcomes:
+                     ) -> Outcomes:
     """The labelled cases' figures from their rows (``score``, ``outcome``, ``event_time``
     and the inputs), as the monitor computed them before."""
     if labelled.empty:
-        return monitor.Outcomes()
+        return Outcomes()
     mon, fairness = project.monitoring, project.fairness
     y, score = labelled["outcome"].to_numpy(dtype=int), labelled["score"].to_numpy()
-    out = monitor.Outcomes(len(labelled), realised(y, score, threshold), roc_points(y, score))
+    out = Outcomes(len(labelled), realised(y, score, threshold), roc_points(y, score))
     out.segments = {c: by_segment(labelled, c, threshold) for c in mon.segments
                     if c in labelled}
     out.over_time = precision_at_k_over_time(labelled, mon.performance_period,
@@ -104,7 +105,7 @@ def outcomes_of_rows(project: Any, threshold: float, labelled: pd.DataFrame
     return out
 
 
-def assert_same_outcomes(got: monitor.Outcomes, want: monitor.Outcomes) -> None:
+def assert_same_outcomes(got: Outcomes, want: Outcomes) -> None:
     """Every figure of ``got`` equals ``want``'s to 1e-9 (the ROC curve's 5-decimal points
     and the requirements' verdicts exactly)."""
     assert got.n == want.n

@@ -19,28 +19,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sqlalchemy import Table, insert
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import insert
+from sqlalchemy.engine import Engine
 
 from rudikit.config import Features, Project
 from rudikit.fairness.requirements import RequirementResult
-from rudikit.fairness.stage import requirements, requirements_met
 from rudikit.features.location import cell_summary, coordinates
 from rudikit.monitoring.alerts import Alert, post_webhook
 from rudikit.monitoring.churn import churn_alerts, stability_pairs
 from rudikit.monitoring.drift import FeatureDrift, ReferenceProfile, compare
 from rudikit.monitoring.inputs import SourceCheck
 from rudikit.monitoring.pass_sources import PassSources
-from rudikit.monitoring.performance import (
-    Realised,
-    from_counts,
-    precision_over_time,
-    realised,
-    roc_of,
-    segments_of,
-)
+from rudikit.monitoring.performance import Realised, realised
 from rudikit.monitoring.reference import reference, reference_columns
 from rudikit.monitoring.window import choose_window
+from rudikit.monitoring.window_outcomes import Outcomes, map_points, window_outcomes
 from rudikit.store.monitoring_tables import (
     alerts,
     monitor_metrics,
@@ -123,22 +116,6 @@ def deployed(engine: Engine) -> Deployed | None:
 
 
 @dataclass
-class Outcomes:
-    """The window's cases with an outcome as a pass uses them, each figure computed from
-    aggregates of the database (:mod:`rudikit.store.queries.monitor_counts`), none from the
-    cases' rows: ``n`` cases, their realised performance at the deployed threshold and ROC
-    curve, per segment (by column, then value) and precision@k per period, and the fairness
-    requirements (None when the window's cases lack a fairness column)."""
-
-    n: int = 0
-    realised: Realised | None = None
-    roc: dict[str, list[float]] = field(default_factory=dict)
-    segments: dict[str, dict[str, Realised]] = field(default_factory=dict)
-    over_time: pd.DataFrame | None = None
-    fairness: list[RequirementResult] | None = None
-
-
-@dataclass
 class _Window:
     """What one pass reads of the production window: drift counts, map groups and the
     figures of its cases with an outcome computed by the database, and the scores."""
@@ -175,57 +152,14 @@ def _count_window(engine: Engine, project: Project, dep: Deployed, profile: Refe
         n, counts = counts_q.drift_counts(conn, table, _rules(profile, dep.features), lo, hi)
         scores = counts_q.window_scores(conn, table, lo, hi)
         columns = [c for c in keep if spec.kind(c) is not None]
-        outcomes = _outcomes(conn, table, project, dep, columns, lo, hi)
+        outcomes = window_outcomes(conn, table, project, dep.threshold, columns, lo, hi)
         location = dep.features.location
-        points = ([_map_points(conn, table, *location.columns, lo, hi)]
+        points = ([map_points(conn, table, *location.columns, lo, hi)]
                   if location is not None and location.h3_resolution is not None else [])
     if tick:
         tick(n)
     return _Window({name: np.asarray(c, dtype=np.int64) for name, c in counts.items()},
                    [scores], outcomes, n, points)
-
-
-def _outcomes(conn: Connection, table: Table, project: Project, dep: Deployed,
-              columns: list[str], lo: int, hi: int) -> Outcomes:
-    """The figures of the window's cases with an outcome, from the database's aggregates. A
-    segment or fairness column no labelled case carries is left out, as it was when the
-    cases were read as rows (an input no case carried was absent)."""
-    mon, fairness, threshold = project.monitoring, project.fairness, dep.threshold
-    k = mon.stability.k
-    overall = counts_q.performance_counts(conn, table, None, threshold, k, lo, hi).iloc[0]
-    if overall.n < mon.min_outcomes:  # too few to judge: the pass says so, and reads no more
-        return Outcomes(int(overall.n))
-    out = Outcomes(int(overall.n), from_counts(
-        int(overall.n), int(overall.pos), int(overall.tp), int(overall.fp),
-        int(overall.u_minus), float(overall.ap_sum)),
-        roc_of(counts_q.roc_curve_points(conn, table, lo, hi)))
-    for column in mon.segments:
-        if column in columns:
-            counts = counts_q.performance_counts(conn, table, column, threshold, k, lo, hi)
-            if counts["key"].notna().any():
-                out.segments[column] = segments_of(counts)
-    out.over_time = precision_over_time(counts_q.period_counts(
-        conn, table, mon.performance_period, threshold, k, lo, hi), mon.performance_period, k)
-    if fairness.requirements and all(c in columns for c in fairness.columns):
-        auc = any(r.metric == "roc_auc" for r in requirements(fairness))
-        cells = counts_q.labelled_counts(conn, table, list(fairness.columns), lo, hi,
-                                         threshold=None if auc else threshold, scores=auc)
-        if all(cells[c].notna().any() for c in fairness.columns):
-            out.fairness = requirements_met(fairness, cells, threshold)
-    return out
-
-
-def _map_points(conn: Connection, table: Table, latitude: str, longitude: str, lo: int,
-                hi: int) -> pd.DataFrame:
-    """The window's cases with coordinates grouped by point and outcome (missing until known):
-    the labelled cases' groups, and per point the cases left without an outcome."""
-    keys = [latitude, longitude]
-    counts = counts_q.coordinate_counts(conn, table, latitude, longitude, lo, hi)
-    known = (counts_q.labelled_counts(conn, table, keys, lo, hi).dropna(subset=keys)
-             .rename(columns={counts_q.OUTCOME: "outcome", counts_q.CASES: "n"}))
-    rest = counts.set_index(keys)["n"].sub(known.groupby(keys)["n"].sum(), fill_value=0)
-    rest = rest[rest > 0].astype(np.int64).rename("n").reset_index().assign(outcome=np.nan)
-    return pd.concat([known, rest[[*keys, "outcome", "n"]]], ignore_index=True)
 
 
 # --- Checks ----------------------------------------------------------------------------------
