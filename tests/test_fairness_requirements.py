@@ -116,6 +116,26 @@ def test_requirement_validation(frame: pd.DataFrame) -> None:
         evaluate_requirements(frame, "station", "pred", [])
 
 
+def test_rows_standing_for_several_cases_give_the_verdicts_of_the_cases(frame) -> None:
+    """The same cases counted per station, ethnicity, label and decision (as the monitor's
+    database counts them), each row weighted by its count: the verdicts, gaps and p-values
+    of the case rows above; refused with a clear error for an unknown count column and for a
+    roc_auc requirement, which needs each case's score."""
+    counted = frame.groupby(["station", "eth", "y", "pred"]).size().rename("n").reset_index()
+    reqs = [Requirement("precision", 5, unit="station", compare="eth", min_n=50),
+            Requirement("ppv", 10, unit="station", compare="across units", min_n=50)]
+    for got, want in zip(evaluate_requirements(counted, "y", "pred", reqs, cases="n"),
+                         evaluate_requirements(frame, "y", "pred", reqs), strict=True):
+        assert got.status == want.status and got.summary == want.summary
+        pd.testing.assert_frame_equal(got.to_frame(), want.to_frame(), check_exact=False,
+                                      atol=1e-12, rtol=0)
+    with pytest.raises(ValueError, match="cases: unknown column 'count'"):
+        evaluate_requirements(counted, "y", "pred", reqs, cases="count")
+    with pytest.raises(ValueError, match="a roc_auc requirement needs every case's score"):
+        evaluate_requirements(counted, "y", "pred",
+                              [Requirement("roc_auc", 5, unit="station")], cases="n")
+
+
 # --- list simulation -----------------------------------------------------------------------
 
 
