@@ -24,7 +24,9 @@ os.environ.pop("COLUMNS", None)
 os.environ.pop("LINES", None)
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+#: The real datasets: RUDI_DATA_DIR when set (as the examples' ``rudi.yaml`` read it), else
+#: ../shared/data beside the repository, where CI keeps them.
+SHARED_DATA = Path(os.environ.get("RUDI_DATA_DIR") or REPO.parent / "shared" / "data")
 EXAMPLE = REPO / "examples" / "stop_search" / "rudi.yaml"
 REQUIRE_DATA = "RUDI_REQUIRE_DATA"
 
@@ -32,15 +34,16 @@ REQUIRE_DATA = "RUDI_REQUIRE_DATA"
 def missing_data(path: Path) -> NoReturn:
     """Skip a test whose real data is absent, or fail it when RUDI_REQUIRE_DATA=1 (CI), so a
     lost ../shared/data cannot pass as a green run of skips."""
-    message = f"real data not found at {path} (CI keeps ../shared beside the repository)"
+    message = (f"real data not found at {path} (CI keeps ../shared beside the repository; "
+               "RUDI_DATA_DIR names another folder)")
     if os.environ.get(REQUIRE_DATA) == "1":
         pytest.fail(f"{message}; {REQUIRE_DATA}=1 makes this a failure", pytrace=False)
     pytest.skip(f"{message}; set {REQUIRE_DATA}=1 to make this a failure")
 
 
 class SharedData:
-    """../shared/data; ``shared_data / "part/file"`` is the path, which must exist (else
-    ``missing_data``)."""
+    """The data folder (:data:`SHARED_DATA`); ``shared_data / "part/file"`` is the path,
+    which must exist (else ``missing_data``)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
