@@ -109,7 +109,7 @@ def test_bulk_writes_store_the_rows_sqlalchemy_inserts_would(store, monkeypatch)
     """Predictions, evaluations and reasons go in by COPY (PostgreSQL) or executemany (SQLite):
     the stored rows equal those SQLAlchemy's ``insert`` stores for the same values, missing
     labels, dates and metric bounds included, over more rows than one SQLite batch, and the
-    predictions in two parts (the first of two SQLite batches)."""
+    predictions and reasons each in two parts (the predictions' first of two SQLite batches)."""
     monkeypatch.setattr(results, "CHUNK_ROWS", results.BATCH_ROWS + 3)
     url, schema = store
     engine = open_store(url, schema=schema)
@@ -147,6 +147,7 @@ def test_bulk_writes_store_the_rows_sqlalchemy_inserts_would(store, monkeypatch)
     reasons = pd.DataFrame({"row": [0, 0, 3, n - 1], "feature": ["a", "b", "a", "c"],
                             "contribution": [0.5, -0.25, 1.0, 0.125],
                             "value": ["x", None, "1.5", "y"], "rank": [1, 2, 1, 1]})
+    monkeypatch.setattr(results, "CHUNK_ROWS", 3)  # the reasons in two parts too
     assert results.record_individual_importances(engine, bulk, "coefficient", entity, as_of,
                                                  reasons) == 4
     with engine.begin() as conn:
