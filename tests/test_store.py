@@ -105,10 +105,12 @@ def test_boolean_text_is_read_the_same_by_the_loader_and_the_encoder() -> None:
     assert bad.tolist() == [False] * 6 + [True, False]
 
 
-def test_bulk_writes_store_the_rows_sqlalchemy_inserts_would(store) -> None:
+def test_bulk_writes_store_the_rows_sqlalchemy_inserts_would(store, monkeypatch) -> None:
     """Predictions, evaluations and reasons go in by COPY (PostgreSQL) or executemany (SQLite):
     the stored rows equal those SQLAlchemy's ``insert`` stores for the same values, missing
-    labels, dates and metric bounds included, over more rows than one SQLite batch."""
+    labels, dates and metric bounds included, over more rows than one SQLite batch, and the
+    predictions and reasons each in two parts (the predictions' first of two SQLite batches)."""
+    monkeypatch.setattr(results, "CHUNK_ROWS", results.BATCH_ROWS + 3)
     url, schema = store
     engine = open_store(url, schema=schema)
     run = results.start_run(engine, "p", "h", {}, 0, "real")
@@ -145,6 +147,7 @@ def test_bulk_writes_store_the_rows_sqlalchemy_inserts_would(store) -> None:
     reasons = pd.DataFrame({"row": [0, 0, 3, n - 1], "feature": ["a", "b", "a", "c"],
                             "contribution": [0.5, -0.25, 1.0, 0.125],
                             "value": ["x", None, "1.5", "y"], "rank": [1, 2, 1, 1]})
+    monkeypatch.setattr(results, "CHUNK_ROWS", 3)  # the reasons in two parts too
     assert results.record_individual_importances(engine, bulk, "coefficient", entity, as_of,
                                                  reasons) == 4
     with engine.begin() as conn:

@@ -247,7 +247,8 @@ def top_reasons(explanation: Explanation, n: int = 5) -> pd.DataFrame:
     """The ``n`` largest contributions (by absolute value) of each row: ``row`` (position in
     the explained rows), ``feature``, ``contribution``, ``value`` (the row's value, as text)
     and ``rank`` (1 = largest). A column that did not move the score (contribution 0) is never
-    a reason."""
+    a reason. Only the reasons' cells become Python values, a column at a time, not every
+    cell of the explained rows (a Python object per cell, in the driver, at once)."""
     values = explanation.contributions.to_numpy()
     n = min(n, values.shape[1])
     order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :n]
@@ -256,10 +257,14 @@ def top_reasons(explanation: Explanation, n: int = 5) -> pd.DataFrame:
     contribution = values[rows, columns]
     keep = contribution != 0
     names = np.asarray(explanation.contributions.columns, dtype=object)
-    raw = explanation.values.to_numpy(dtype=object)
+    rows, columns = rows[keep], columns[keep]
+    text = np.empty(len(rows), dtype=object)
+    for column in np.unique(columns):
+        at = np.flatnonzero(columns == column)
+        cells = explanation.values.iloc[rows[at], column].to_numpy(dtype=object)
+        text[at] = [_text(v) for v in cells]
     return pd.DataFrame({
-        "row": rows[keep], "feature": names[columns[keep]],
-        "contribution": contribution[keep],
-        "value": [_text(v) for v in raw[rows[keep], columns[keep]]],
+        "row": rows, "feature": names[columns],
+        "contribution": contribution[keep], "value": text.tolist(),
         "rank": np.tile(np.arange(1, n + 1), len(values))[keep],
     })

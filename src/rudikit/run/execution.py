@@ -192,9 +192,11 @@ def _on_local_processes(execution: Execution, fn: Callable[..., Any], threads: i
         todo = [i for i in first if i >= yielded and i not in finished]
         try:
             with parallel_config(backend="loky", inner_max_num_threads=threads):
-                # pre_dispatch: every task queued at once, so the pool takes them in our order
+                # pre_dispatch: a task per worker, the next taken from ``todo`` (so in our
+                # order) when one finishes: a task queued beyond the workers would wait here
+                # pickled (its split's rows) beside the fits, counted against the machine
                 parallel = Parallel(n_jobs=workers, return_as="generator_unordered",
-                                    pre_dispatch="all")
+                                    pre_dispatch="n_jobs")
                 for index, result in parallel(delayed(_indexed_task)(i, fn, threads, calls[i])
                                               for i in todo):
                     finished[index] = result
