@@ -39,9 +39,11 @@ and so are the CPU seconds of the driver and of the workers, from which the seri
 that depend much less on the load than wall time.
 
 Run: ``.venv/bin/python bench/grid.py [--repeats 2] [--test-from 2015-01-01 | --whole]
-[--folder DIR] [--src DIR]`` (``--folder``: reuse a project folder whose feature cache an
-earlier run filled; ``--src``: run another checkout's rudikit, e.g. main's, for a before
-figure). Without the CPDB files under ../shared/data it says so and exits 0.
+[--folder DIR] [--src DIR] [--variants one-core-and-local]`` (``--folder``: reuse a project
+folder whose feature cache an earlier run filled; ``--src``: run another checkout's rudikit,
+e.g. main's, for a before figure; ``--variants one-core-and-local``: only the one-core run
+and 2 local workers, the target's ratio). Without the CPDB files under ../shared/data it says
+so and exits 0.
 """
 
 from __future__ import annotations
@@ -216,6 +218,9 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=None,
                         help="project folder to reuse (its feature cache; no warm-up run when "
                              "it holds one); default: a temporary folder")
+    parser.add_argument("--variants", choices=["all", "one-core-and-local"], default="all",
+                        help="one-core-and-local: only the one-core baseline and 2 local "
+                             "workers (the target's ratio, in half the time)")
     parser.add_argument("--src", type=Path, nargs="+", default=[REPO / "src"],
                         help="the rudikit source tree(s) the runs use, each variant run with "
                              "each in turn (another checkout's src first, to measure before "
@@ -239,6 +244,8 @@ def main() -> None:
             LOCAL_2: ({"backend": "local", "workers": 2}, None),
             DASK_2: ({"backend": "dask", "scheduler": cluster.scheduler_address}, None),
         }
+        if args.variants == "one-core-and-local":
+            variants = {name: variants[name] for name in (ONE_CORE, LOCAL_2)}
         trees = {f"src{i}": src for i, src in enumerate(args.src)} if len(args.src) > 1 \
             else {"": args.src[0]}
         print(f"rudikit from {', '.join(f'{k} {v}' for k, v in trees.items())}; cores: "
@@ -248,7 +255,7 @@ def main() -> None:
               f"interleaved; {ONE_CORE!r} pinned to CPU {one_cpu}")
         print(f"before: {uptime()}\n  busiest processes: {cpu_by_role()}")
         if not (folder / ".rudi" / "cache").is_dir():
-            warm = run(folder, config, variants[THREADED][0], src=args.src[-1])
+            warm = run(folder, config, {"backend": "local", "workers": 1}, src=args.src[-1])
             print(f"warm-up run (fills the feature cache): {warm.wall:.0f} s")
         earlier = len(stored_precision(folder)) if (folder / ".rudi").is_dir() else 0
         measured: dict[tuple[str, str], list[Measured]] = {}
@@ -279,8 +286,9 @@ def main() -> None:
         for tree in trees:
             best = {name: min(m.wall for m in measured[tree, name]) for name in variants}
             for name, wall in best.items():
+                over_threads = f"x{best[THREADED] / wall:.2f}" if THREADED in best else ""
                 print(f"  {tree:6s}{name:18s} {wall:7.1f} s   x{best[ONE_CORE] / wall:.2f}   "
-                      f"x{best[THREADED] / wall:.2f}")
+                      + over_threads)
             print(f"  {tree} from CPU seconds:")
             amdahl(measured[tree, ONE_CORE], measured[tree, LOCAL_2])
         print(f"after: {uptime()}\n  busiest processes: {cpu_by_role()}")

@@ -337,6 +337,49 @@ def test_seed_perturbation_and_tree_curve_fits_on_workers_give_the_lists_made_he
                                   curve[1].drop(columns="fit_seconds"), rtol=0, atol=1e-12)
 
 
+def test_list_stability_in_one_batch_on_workers_stores_what_one_process_stores(
+        grid, tmp_path) -> None:
+    """Every list-stability task (the seed refit, the blocks of dates, the perturbation
+    refits, the trees seeds) in one batch on 2 workers, the longest first and finishing in any
+    order: the same list_stability and rank_changes rows as one after another here."""
+    from rudikit.models.temporal import consecutive_dates
+    from rudikit.run.lists import list_stability
+    from rudikit.store import list_tables
+
+    config, tables, _ = grid
+    settings = config.stability.model_copy(update={
+        "seeds": [0, 1], "n_estimators": [5, 15], "params": {"min_samples_leaf": 5},
+        "resamples": 2, "drop_sources": ["use_of_force"],
+        "consecutive": config.stability.consecutive.model_copy(
+            update={"days": 3, "weeks": 2, "months": 2})})
+    config = config.model_copy(update={"stability": settings})
+    extra = consecutive_dates(config.splits()[-1].split_time, settings.consecutive)
+    data = prepare(config, tables, extra_dates=extra)
+    stored = []
+    for execution in (Execution(workers=1), Execution(workers=2)):
+        folder = tmp_path / str(execution.workers)
+        folder.mkdir()
+        engine = open_store(f"sqlite:///{folder / 'rudi.db'}")
+        run_id = results.start_run(engine, config.name, "h", {}, 0, "synthetic")
+        lists = TemporalLists(config, tables, folder / "models", FAIRNESS, None, data)
+        lists.prepare(lambda _: None)
+        fitted = fit_lists(lists, engine, run_id, execution=execution)
+        chosen, _ = lists.select(fitted.models, fitted)
+        list_stability(data, fitted, chosen.model_group_id, engine, run_id, lambda _: None,
+                       execution)
+        with engine.connect() as conn:
+            rows = [pd.DataFrame(conn.execute(select(*[c for c in table.c if c.name not in {
+                "id", "created_at"}]).order_by(table.c.id)).mappings().all())
+                for table in (list_tables.list_stability, list_tables.rank_changes)]
+        engine.dispose()
+        rows[0]["details"] = [{k: v for k, v in d.items() if k != "fit_seconds"}
+                              for d in rows[0]["details"]]
+        stored.append(dict(zip(["list_stability", "rank_changes"], rows, strict=True)))
+    assert set(stored[0]["list_stability"]["kind"]) == {
+        "seeds", "bootstrap", "drop_source", "consecutive", "trees"}
+    assert_same_figures(*stored)
+
+
 def test_the_last_lists_reasons_made_on_a_worker_are_the_ones_made_here(grid, cluster,
                                                                         tmp_path) -> None:
     from rudikit.run.lists import explain_last_list

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,7 +31,7 @@ from pandas.tseries.offsets import DateOffset
 from scipy import stats
 
 if TYPE_CHECKING:
-    from rudikit.models.temporal import RunEach
+    from rudikit.models.temporal import Planned, RunEach
 
 #: Rank-change horizons: name -> how far back the earlier list must be.
 HORIZONS: dict[str, DateOffset] = {
@@ -239,8 +239,27 @@ def stability_vs_trees(X_train: np.ndarray | pd.DataFrame, y_train: np.ndarray,
     Returns one row per (n_estimators, pair of seeds) with the mean fit seconds per seed and,
     when ``y_test`` is given, the mean precision in the top ``k`` of the seeds (ties counted
     fractionally)."""
-    from rudikit.evaluation.metrics import precision_at_k
     from rudikit.models.temporal import one_after_another
+
+    return trees_tasks(X_train, y_train, X_test, entity_ids, algorithm=algorithm,
+                       n_estimators=n_estimators, seeds=seeds, k=k, params=params,
+                       y_test=y_test, progress=progress).run(run_each or one_after_another)
+
+
+def trees_tasks(X_train: np.ndarray | pd.DataFrame, y_train: np.ndarray,
+                X_test: np.ndarray | pd.DataFrame, entity_ids: Sequence[Any], *,
+                algorithm: str = "random_forest",
+                n_estimators: Sequence[int] = (100, 300, 1000, 3000),
+                seeds: Sequence[int] = (0, 1), k: int = 100,
+                params: Mapping[str, Any] | None = None,
+                y_test: np.ndarray | None = None,
+                progress: Callable[[str], None] | None = None) -> Planned[pd.DataFrame]:
+    """:func:`stability_vs_trees` planned, for a caller that runs its forests in a batch with
+    other tasks. A forest's cost is a grid point's expected cost of its trees (a random
+    forest: the largest, grown once; LightGBM: every size, refitted)."""
+    from rudikit.evaluation.metrics import precision_at_k
+    from rudikit.models.estimators import GridPoint
+    from rudikit.models.temporal import Planned
 
     if len(seeds) < 2:
         raise StabilityError("stability_vs_trees needs at least two seeds")
@@ -250,28 +269,34 @@ def stability_vs_trees(X_train: np.ndarray | pd.DataFrame, y_train: np.ndarray,
     entity_ids = list(entity_ids)
     sizes = sorted({int(n) for n in n_estimators})
     calls = [(X_train, y_train, X_test, algorithm, sizes, seed, params) for seed in seeds]
-    run_each = run_each or one_after_another
-    scores: dict[tuple[int, int], pd.Series] = {}
-    seconds: dict[tuple[int, int], float] = {}
-    for seed, grown in zip(seeds, run_each(forest_by_size, calls), strict=True):
-        for n, score, elapsed in grown:
-            scores[(n, seed)] = pd.Series(score, index=entity_ids)
-            seconds[(n, seed)] = elapsed
-            if progress:
-                progress(f"{algorithm} seed {seed}: {n} trees ({elapsed:.1f} s)")
-    rows = []
-    for n in sizes:
-        for a, b in itertools.combinations(seeds, 2):
-            row = {"algorithm": algorithm, "n_estimators": n, "seed_a": a, "seed_b": b, "k": k,
-                   "jaccard": top_k_jaccard(scores[(n, a)], scores[(n, b)], k),
-                   "spearman": rank_correlation(scores[(n, a)], scores[(n, b)]),
-                   "fit_seconds": float(np.mean([seconds[(n, s)] for s in (a, b)]))}
-            if y_test is not None:
-                row["precision_at_k"] = float(np.mean([
-                    precision_at_k(np.asarray(y_test), scores[(n, s)].to_numpy(), k)
-                    for s in (a, b)]))
-            rows.append(row)
-    return pd.DataFrame(rows)
+    grown_sizes = sizes if algorithm == "lightgbm" else sizes[-1:]
+    cost = sum(GridPoint(algorithm, {**params, "n_estimators": n}).expected_cost(len(X_train))
+               for n in grown_sizes)
+
+    def collect(results: Iterator[Any]) -> pd.DataFrame:
+        scores: dict[tuple[int, int], pd.Series] = {}
+        seconds: dict[tuple[int, int], float] = {}
+        for seed, grown in zip(seeds, results, strict=True):
+            for n, score, elapsed in grown:
+                scores[(n, seed)] = pd.Series(score, index=entity_ids)
+                seconds[(n, seed)] = elapsed
+                if progress:
+                    progress(f"{algorithm} seed {seed}: {n} trees ({elapsed:.1f} s)")
+        rows = []
+        for n in sizes:
+            for a, b in itertools.combinations(seeds, 2):
+                row = {"algorithm": algorithm, "n_estimators": n, "seed_a": a, "seed_b": b,
+                       "k": k, "jaccard": top_k_jaccard(scores[(n, a)], scores[(n, b)], k),
+                       "spearman": rank_correlation(scores[(n, a)], scores[(n, b)]),
+                       "fit_seconds": float(np.mean([seconds[(n, s)] for s in (a, b)]))}
+                if y_test is not None:
+                    row["precision_at_k"] = float(np.mean([
+                        precision_at_k(np.asarray(y_test), scores[(n, s)].to_numpy(), k)
+                        for s in (a, b)]))
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+    return Planned(forest_by_size, calls, [cost] * len(calls), collect)
 
 
 # --- Lists supervisors see -------------------------------------------------------------------

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,7 @@ from rudikit.config.timechop import Split
 from rudikit.data.event_tables import ENTITY
 from rudikit.models.estimators import GridPoint
 from rudikit.models.temporal import (
+    Planned,
     PreparedData,
     RunEach,
     SplitMatrices,
@@ -92,6 +94,16 @@ def perturbed_lists(data: PreparedData, point: GridPoint, seed: int, *, resample
     ``seed``), and without the features of each of ``tables``, each refit a task for
     ``run_each``. Returns the test rows of the split's first test date (entity and label) and
     one :class:`Perturbation` per refit, in that order."""
+    return perturbed_tasks(data, point, seed, resamples=resamples, tables=tables, split=split,
+                           progress=progress).run(run_each)
+
+
+def perturbed_tasks(data: PreparedData, point: GridPoint, seed: int, *, resamples: int,
+                    tables: Sequence[str], split: Split | None = None,
+                    progress: Callable[[str], None] | None = None
+                    ) -> Planned[tuple[pd.DataFrame, list[Perturbation]]]:
+    """:func:`perturbed_lists` planned, for a caller that runs its refits in a batch with
+    other tasks; each refit costs what the point's expected cost on its training rows is."""
     split = split or data.splits[-1]
     matrices = split_matrices(data, split)
     first = matrices.test["as_of_date"].min()
@@ -100,7 +112,8 @@ def perturbed_lists(data: PreparedData, point: GridPoint, seed: int, *, resample
     entities = test[ENTITY].astype("string").to_numpy()
     features = data.features_for(point)
     out: list[Perturbation] = []
-    calls, refitted = [], []
+    calls: list[tuple[Any, ...]] = []
+    refitted: list[Perturbation] = []
     # every refit's test rows, without the training rows each call passes on its own
     tested = dataclasses.replace(matrices, train=matrices.train.iloc[:0])
 
@@ -132,11 +145,15 @@ def perturbed_lists(data: PreparedData, point: GridPoint, seed: int, *, resample
             continue
         refit("drop_source", f"source={table}", without_table(features, dropped),
               matrices.train, details)
-    for perturbation, (score, columns, seconds) in zip(
-            refitted, run_each(perturbed_list, calls), strict=True):
-        perturbation.scores = pd.Series(score, index=entities)
-        perturbation.columns = columns
-        if progress:
-            progress(f"{point.describe()} {perturbation.kind} {perturbation.parameter}: "
-                     f"{seconds:.1f} s")
-    return test[[ENTITY, matrices.label]], out
+
+    def collect(results: Iterator[Any]) -> tuple[pd.DataFrame, list[Perturbation]]:
+        for perturbation, (score, columns, seconds) in zip(refitted, results, strict=True):
+            perturbation.scores = pd.Series(score, index=entities)
+            perturbation.columns = columns
+            if progress:
+                progress(f"{point.describe()} {perturbation.kind} {perturbation.parameter}: "
+                         f"{seconds:.1f} s")
+        return test[[ENTITY, matrices.label]], out
+
+    return Planned(perturbed_list, calls, [point.expected_cost(len(c[3])) for c in calls],
+                   collect)

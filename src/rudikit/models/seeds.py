@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +21,11 @@ from rudikit.config.timechop import Split
 from rudikit.models.estimators import GridPoint, limit_jobs, predict_scores
 from rudikit.models.temporal import (
     ENTITY,
+    Planned,
     PreparedData,
     RunEach,
     SplitMatrices,
+    any_task,
     build_temporal_pipeline,
     fit_and_score,
     one_after_another,
@@ -88,11 +90,6 @@ class FittedSeed:
     artefact: tuple[str, bytes, str]
 
 
-def _task(fn: Callable[..., Any], *args: Any, threads: int | None = None) -> Any:
-    """``fn(*args)``: lets one batch of tasks mix refits and blocks of dates."""
-    return fn(*args, threads=threads)
-
-
 def seed_lists(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
                split: Split | None = None, extra_dates: Sequence[Any] = (),
                progress: Callable[[str], None] | None = None,
@@ -106,6 +103,19 @@ def seed_lists(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
     With ``fitted`` (the first seed's model, already fitted on the split: the grid's own fit
     when the first seed is the run's), that seed is not refitted, and the blocks of dates run
     beside the other seeds' refits in one batch rather than after the first refit."""
+    return seed_tasks(data, point, seeds, split=split, extra_dates=extra_dates,
+                      progress=progress, run_each=run_each, fitted=fitted).run(run_each)
+
+
+def seed_tasks(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
+               split: Split | None = None, extra_dates: Sequence[Any] = (),
+               progress: Callable[[str], None] | None = None,
+               run_each: RunEach = one_after_another, fitted: FittedSeed | None = None
+               ) -> Planned[tuple[dict[int, pd.Series], dict[pd.Timestamp, pd.Series]]]:
+    """:func:`seed_lists` planned, for a caller that runs its tasks in a batch with others'
+    (:func:`any_task` calls). ``run_each`` runs only the blocks of dates that must wait for
+    the first seed's refit (without ``fitted``). A refit's cost is the point's expected one;
+    a block of dates (one prediction) costs nothing beside it."""
     split = split or data.splits[-1]
     wanted = sorted({pd.Timestamp(d) for d in extra_dates})
     present = set(data.features["as_of_date"])
@@ -120,6 +130,7 @@ def seed_lists(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
     if fitted is not None and progress:
         progress(f"{point.describe()} seed {fitted.seed}: the grid's fit")
     calls: list[tuple[Any, ...]] = []
+    costs: list[float] = []
     if refit:
         matrices = split_matrices(data, split)
         first = matrices.test["as_of_date"].min()
@@ -130,27 +141,34 @@ def seed_lists(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
             test=matrices.test[matrices.test["as_of_date"] == first].copy())
         calls += [(seed_list, point, features, matrices, seed, fitted is None and i == 0)
                   for i, seed in enumerate(refit)]
+        costs += [point.expected_cost(len(matrices.train))] * len(refit)
     if fitted is not None and wanted:
-        calls += [(dated_lists, fitted.artefact, rows)
-                  for rows in _date_blocks(data, wanted, point, features)]
-    by_seed: dict[int, pd.Series] = {} if fitted is None else {fitted.seed: fitted.scores}
-    by_date: dict[pd.Timestamp, pd.Series] = {}
-    kept = None
-    for call, found in zip(calls, run_each(_task, calls), strict=True):
-        if call[0] is dated_lists:
-            by_date.update(found)
-            continue
-        scores, pipeline, seconds = found
-        by_seed[call[4]] = scores
-        kept = pipeline if pipeline is not None else kept
-        if progress:
-            progress(f"{point.describe()} seed {call[4]}: {seconds:.1f} s")
-    if wanted and kept is not None:
-        blocks = [(dated_lists, kept, rows)
-                  for rows in _date_blocks(data, wanted, point, features)]
-        for lists in run_each(_task, blocks):
-            by_date.update(lists)
-    return {seed: by_seed[seed] for seed in seeds}, by_date
+        blocks = _date_blocks(data, wanted, point, features)
+        calls += [(dated_lists, fitted.artefact, rows) for rows in blocks]
+        costs += [0.0] * len(blocks)
+
+    def collect(results: Iterator[Any]
+                ) -> tuple[dict[int, pd.Series], dict[pd.Timestamp, pd.Series]]:
+        by_seed: dict[int, pd.Series] = {} if fitted is None else {fitted.seed: fitted.scores}
+        by_date: dict[pd.Timestamp, pd.Series] = {}
+        kept = None
+        for call, found in zip(calls, results, strict=True):
+            if call[0] is dated_lists:
+                by_date.update(found)
+                continue
+            scores, pipeline, seconds = found
+            by_seed[call[4]] = scores
+            kept = pipeline if pipeline is not None else kept
+            if progress:
+                progress(f"{point.describe()} seed {call[4]}: {seconds:.1f} s")
+        if wanted and kept is not None:
+            blocks = [(dated_lists, kept, rows)
+                      for rows in _date_blocks(data, wanted, point, features)]
+            for lists in run_each(any_task, blocks):
+                by_date.update(lists)
+        return {seed: by_seed[seed] for seed in seeds}, by_date
+
+    return Planned(any_task, calls, costs, collect)
 
 
 def _date_blocks(data: PreparedData, wanted: Sequence[pd.Timestamp], point: GridPoint,

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -369,6 +369,8 @@ def feature_digest(features: Features) -> str:
                           .encode()).hexdigest()[:16]
 
 
+T = TypeVar("T")
+
 #: Runs ``fn(*call, threads=...)`` for each call and yields the results in order: an executor
 #: (:func:`rudikit.run.execution.ordered_results`) or, by default, one after another here.
 RunEach = Callable[[Callable[..., Any], Sequence[Sequence[Any]]], Iterable[Any]]
@@ -377,6 +379,29 @@ RunEach = Callable[[Callable[..., Any], Sequence[Sequence[Any]]], Iterable[Any]]
 def one_after_another(fn: Callable[..., Any], calls: Sequence[Sequence[Any]]) -> Iterator[Any]:
     """The default :data:`RunEach`: every call here, in turn."""
     return (fn(*call, threads=None) for call in calls)
+
+
+def any_task(fn: Callable[..., Any], *args: Any, threads: int | None = None) -> Any:
+    """``fn(*args)``: the task function of a batch that mixes several kinds of task (each
+    call names its own function)."""
+    return fn(*args, threads=threads)
+
+
+@dataclass
+class Planned(Generic[T]):
+    """A step's tasks planned apart from running them, so that a caller can run several
+    steps' tasks in one batch (each batch ends with workers idle while its last tasks run):
+    ``calls`` of ``fn``, each with its expected cost (which orders the tasks, nothing else),
+    and ``collect``, which turns the calls' results, given in order, into the step's value."""
+
+    fn: Callable[..., Any]
+    calls: list[tuple[Any, ...]]
+    costs: list[float]
+    collect: Callable[[Iterator[Any]], T]
+
+    def run(self, run_each: RunEach = one_after_another) -> T:
+        """The step's tasks alone, through ``run_each``."""
+        return self.collect(iter(run_each(self.fn, self.calls)))
 
 
 def consecutive_dates(start: Any, settings: ConsecutiveLists) -> list[pd.Timestamp]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -18,26 +19,26 @@ from rich import box
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
-from rudikit.config import Execution, TemporalExperiment
+from rudikit.config import ConsecutiveLists, Execution, TemporalExperiment
 from rudikit.evaluation.stability import (
     against_reference,
     consecutive_stability,
     exclude_reviewed,
     pairwise_stability,
     rank_changes,
-    stability_vs_trees,
+    trees_tasks,
 )
 from rudikit.models.estimators import limit_jobs, predict_scores
-from rudikit.models.perturb import perturbed_lists
+from rudikit.models.perturb import perturbed_tasks
 from rudikit.models.randomness import randomness_sources
-from rudikit.models.seeds import FittedSeed, seed_lists
+from rudikit.models.seeds import FittedSeed, seed_tasks
 from rudikit.models.temporal import (
     ENTITY,
+    Planned,
     PreparedData,
-    RunEach,
+    any_task,
     build_temporal_pipeline,
     consecutive_dates,
-    one_after_another,
     training_matrix,
 )
 from rudikit.run.execution import ordered_results
@@ -78,31 +79,37 @@ class ListStability:
 
 
 def perturbation_stability(data: PreparedData, result: TemporalResult, chosen: int,
-                           say: Callable[[str], None], run_each: RunEach = one_after_another
-                           ) -> pd.DataFrame:
+                           say: Callable[[str], None]
+                           ) -> Planned[pd.DataFrame]:
     """The chosen group refitted on the last split with the run's seed, on bootstrap
     resamples of the training officers and without each configured source table, each list
     compared with the chosen model's list on the split's first test date: one row per refit
     (kind, parameter, jaccard, spearman, precision_at_k, reference_precision_at_k, note,
-    details)."""
+    details). Planned: the refits are tasks of :func:`list_stability`'s batch."""
     config = result.experiment
     settings = config.stability
-    test, refits = perturbed_lists(data, result.grid_point(chosen), config.seed,
-                                   resamples=settings.resamples, tables=settings.drop_sources,
-                                   progress=say, run_each=run_each)
-    if not refits:
-        return pd.DataFrame(columns=["kind", "parameter", "jaccard", "spearman",
-                                     "precision_at_k", "reference_precision_at_k", "note",
-                                     "details"])
-    entities = test[ENTITY].astype("string").to_numpy()
-    labels = pd.Series(test[config.label].to_numpy(), index=entities)
-    reference = result.scores(chosen, data.splits[-1].split_time)
-    compared = against_reference(reference, {r.parameter: r.scores for r in refits}, labels,
-                                 config.top_k)
-    return compared.drop(columns=["name", "k"]).assign(
-        kind=[r.kind for r in refits], parameter=[r.parameter for r in refits],
-        note=[r.note for r in refits],
-        details=[{**r.details, "note": r.note, "features": len(r.columns)} for r in refits])
+    planned = perturbed_tasks(data, result.grid_point(chosen), config.seed,
+                              resamples=settings.resamples, tables=settings.drop_sources,
+                              progress=say)
+
+    def compare(results: Iterator[Any]) -> pd.DataFrame:
+        test, refits = planned.collect(results)
+        if not refits:
+            return pd.DataFrame(columns=["kind", "parameter", "jaccard", "spearman",
+                                         "precision_at_k", "reference_precision_at_k", "note",
+                                         "details"])
+        entities = test[ENTITY].astype("string").to_numpy()
+        labels = pd.Series(test[config.label].to_numpy(), index=entities)
+        reference = result.scores(chosen, data.splits[-1].split_time)
+        compared = against_reference(reference, {r.parameter: r.scores for r in refits},
+                                     labels, config.top_k)
+        return compared.drop(columns=["name", "k"]).assign(
+            kind=[r.kind for r in refits], parameter=[r.parameter for r in refits],
+            note=[r.note for r in refits],
+            details=[{**r.details, "note": r.note, "features": len(r.columns)}
+                     for r in refits])
+
+    return Planned(planned.fn, planned.calls, planned.costs, compare)
 
 
 def list_stability(data: PreparedData, result: TemporalResult, chosen: int, engine: Engine,
@@ -111,8 +118,10 @@ def list_stability(data: PreparedData, result: TemporalResult, chosen: int, engi
     """Seed (with the model's sources of randomness), perturbation, consecutive-list and trees
     stability of the chosen group, stored in ``list_stability`` in one transaction; rank
     changes on the last consecutive date stored in ``rank_changes``. The seed and perturbation
-    refits and each seed's forest of the stability-vs-trees curve are tasks run where
-    ``execution`` says, as the grid's fits are."""
+    refits, the blocks of consecutive dates and each seed's forest of the stability-vs-trees
+    curve are tasks of ONE batch run where ``execution`` says, as the grid's fits are, the
+    longest first (three batches one after another each ended with a worker idle); this
+    process works out the seeds' and consecutive lists' figures while the rest run."""
 
     def run_each(fn: Callable[..., Any], calls: Sequence[Sequence[Any]]) -> Iterator[Any]:
         return ordered_results(execution, fn, calls)
@@ -124,47 +133,43 @@ def list_stability(data: PreparedData, result: TemporalResult, chosen: int, engi
     extra = consecutive_dates(last_test, settings.consecutive)
     randomness = randomness_sources(
         build_temporal_pipeline(point, data.features_for(point), config.seed)[0])
-    by_seed, by_date = seed_lists(data, point, settings.seeds, extra_dates=extra, progress=say,
-                                  run_each=run_each, fitted=grid_fit(data, result, chosen))
+    seeds = seed_tasks(data, point, settings.seeds, extra_dates=extra, progress=say,
+                       run_each=run_each, fitted=grid_fit(data, result, chosen))
+    perturbations = perturbation_stability(data, result, chosen, say)
+    trees: list[Planned[pd.DataFrame]] = []
+    if settings.n_estimators:
+        X_train, y_train, X_test, test = training_matrix(data)
+        trees.append(trees_tasks(
+            X_train, y_train, X_test, test[ENTITY].astype("string"),
+            algorithm=settings.algorithm, n_estimators=settings.n_estimators,
+            seeds=settings.seeds, k=config.top_k, params=settings.params,
+            y_test=test[config.label].to_numpy(), progress=say))
+    steps: list[Planned[Any]] = [seeds, perturbations, *trees]
+    results = iter(ordered_results(execution, any_task,
+                                   [(p.fn, *call) for p in steps for call in p.calls],
+                                   [cost for p in steps for cost in p.costs]))
+    by_seed, by_date = seeds.collect(islice(results, len(seeds.calls)))
     pairs = pairwise_stability(by_seed, config.top_k)
     common = {"model_group_id": chosen, "algorithm": point.algorithm, "k": config.top_k}
     rows = [{"kind": "seeds", **common, "parameter": f"{r.a}/{r.b}", "as_of_date": last_test,
              "metric": metric, "value": getattr(r, metric),
              "details": {"randomness": randomness}}
             for r in pairs.itertuples() for metric in ("jaccard", "spearman")]
-    perturbed = perturbation_stability(data, result, chosen, say, run_each)
+    yearly = {d: result.scores(chosen, d) for d in sorted(result.metrics["as_of_date"].unique())}
+    consecutive = consecutive_rows(yearly, by_date, last_test, extra, settings.consecutive,
+                                   config.top_k, common)
+    lists = {**{d: s for d, s in yearly.items() if d < last_test}, **by_date}
+    changes = rank_changes(lists, dates=[extra[-1]])
+    list_tables.record_rank_changes(engine, run_id, changes, chosen)
+    perturbed = perturbations.collect(islice(results, len(perturbations.calls)))
     rows += [{"kind": r.kind, **common, "parameter": r.parameter, "as_of_date": last_test,
               "metric": metric, "value": getattr(r, metric),
               "details": {**r.details, "reference_precision_at_k": r.reference_precision_at_k}}
              for r in perturbed.itertuples() for metric in ("jaccard", "spearman",
                                                              "precision_at_k")]
-    yearly = {d: result.scores(chosen, d) for d in sorted(result.metrics["as_of_date"].unique())}
-    end = extra[-1]
-    c = settings.consecutive
-    spacing = {
-        "day": [d for d in extra if end - d <= pd.Timedelta(days=c.days)],
-        "week": [d for d in (last_test + pd.DateOffset(weeks=i) for i in range(c.weeks + 1))
-                 if d <= end],
-        "month": [last_test + pd.DateOffset(months=i) for i in range(c.months + 1)],
-    }
-    for name, dates in [*spacing.items(), ("year", list(yearly))]:
-        lists = {d: yearly[d] if name == "year" else by_date[d] for d in dates}
-        cons = consecutive_stability(lists, config.top_k)
-        rows += [{"kind": "consecutive", **common,
-                  "parameter": f"{r.previous_date:%Y-%m-%d}/{r.as_of_date:%Y-%m-%d}",
-                  "as_of_date": r.as_of_date, "metric": metric, "value": getattr(r, metric),
-                  "details": {"spacing": name}}
-                 for r in cons.itertuples() for metric in ("jaccard", "spearman")]
-    lists = {**{d: s for d, s in yearly.items() if d < last_test}, **by_date}
-    changes = rank_changes(lists, dates=[end])
-    list_tables.record_rank_changes(engine, run_id, changes, chosen)
-    if settings.n_estimators:
-        X_train, y_train, X_test, test = training_matrix(data)
-        curve = stability_vs_trees(
-            X_train, y_train, X_test, test[ENTITY].astype("string"),
-            algorithm=settings.algorithm, n_estimators=settings.n_estimators,
-            seeds=settings.seeds, k=config.top_k, params=settings.params,
-            y_test=test[config.label].to_numpy(), progress=say, run_each=run_each)
+    rows += consecutive
+    for step in trees:
+        curve = step.collect(islice(results, len(step.calls)))
         rows += [{"kind": "trees", "algorithm": r.algorithm, "k": config.top_k,
                   "parameter": f"n_estimators={r.n_estimators}", "as_of_date": last_test,
                   "metric": metric, "value": getattr(r, metric),
@@ -174,6 +179,32 @@ def list_stability(data: PreparedData, result: TemporalResult, chosen: int, engi
                                                             "precision_at_k")]
     list_tables.record_list_stability(engine, run_id, rows)
     return ListStability(pairs, randomness, perturbed)
+
+
+def consecutive_rows(yearly: dict[pd.Timestamp, pd.Series],
+                     by_date: dict[pd.Timestamp, pd.Series], last_test: pd.Timestamp,
+                     extra: Sequence[pd.Timestamp], c: ConsecutiveLists, k: int,
+                     common: dict[str, Any]) -> list[dict[str, Any]]:
+    """:func:`list_stability`'s rows of the consecutive lists a day, a week, a month (the
+    first seed's lists after the last test date, ``by_date``) and a year apart (the grid's
+    lists on its test dates, ``yearly``)."""
+    end = extra[-1]
+    spacing = {
+        "day": [d for d in extra if end - d <= pd.Timedelta(days=c.days)],
+        "week": [d for d in (last_test + pd.DateOffset(weeks=i) for i in range(c.weeks + 1))
+                 if d <= end],
+        "month": [last_test + pd.DateOffset(months=i) for i in range(c.months + 1)],
+    }
+    rows = []
+    for name, dates in [*spacing.items(), ("year", list(yearly))]:
+        lists = {d: yearly[d] if name == "year" else by_date[d] for d in dates}
+        cons = consecutive_stability(lists, k)
+        rows += [{"kind": "consecutive", **common,
+                  "parameter": f"{r.previous_date:%Y-%m-%d}/{r.as_of_date:%Y-%m-%d}",
+                  "as_of_date": r.as_of_date, "metric": metric, "value": getattr(r, metric),
+                  "details": {"spacing": name}}
+                 for r in cons.itertuples() for metric in ("jaccard", "spearman")]
+    return rows
 
 
 def grid_fit(data: PreparedData, result: TemporalResult, chosen: int) -> FittedSeed | None:
