@@ -82,6 +82,16 @@ aggregates floor 0.7 s -> 2.2 s and 0.7 s -> 2.3 s. Sorting the window's 60k lab
 score once per figure (overall, ROC curve, each segment, periods, fairness: six joins of the
 window to the outcomes) costs more than fetching them once at this size; the pass no longer
 holds them (memory down 5-7%).
+
+The unfitted pass keeps the development rows' text as categoricals (issue 18 item 2,
+2026-12-05, bench/RESULTS-issue18-monitor.md): on a 4M-row SQLite store (the 10M fill did not
+finish beside other jobs), main against this change interleaved, two rounds, load average
+about 12: unfitted 11.1-11.6 s / 922-934 MB -> 11.4-11.8 s / 704-708 MB, first and daily
+passes unchanged (5.4-6.1 s / 534-569 MB, 5.1-5.2 s / 309 MB), every figure and the stored
+reference identical. On PostgreSQL at 10M (03:53-03:55 UTC, one round, load average 2.8 at
+its end): unfitted 15.6 s / 1,041 MB -> 18.4 s / 739 MB, first 12.2 s / 647 MB -> 12.5 s /
+636 MB, daily 11.7 s / 426 MB -> 11.4 s / 425 MB; the daily pass was 4.5 s at stop 28, before
+the labelled cases' aggregates (not re-measured on a quiet machine).
 Run:
 ``.venv/bin/python bench/monitor.py [--rows 10000000] [--inside 0.1] [--repeat 3]
 [--slow-repeat 1] [--dev-rows 1000000] [--workdir DIR]

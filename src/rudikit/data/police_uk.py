@@ -345,10 +345,11 @@ CATEGORY_COLUMNS = tuple(c for c, dtype in COLUMNS.items() if dtype == "string"
 
 
 def as_categories(frame: pd.DataFrame) -> pd.DataFrame:
-    """A normalised frame with its :data:`CATEGORY_COLUMNS` as categoricals of the same text:
-    a code of 1-2 bytes per row, so a loader holds each file's rows so, never the whole
-    source's text (:func:`concat` stacks them as categoricals)."""
-    return frame.astype(dict.fromkeys(CATEGORY_COLUMNS, "category"))
+    """A normalised frame (or some of its columns) with its :data:`CATEGORY_COLUMNS` as
+    categoricals of the same text: a code of 1-2 bytes per row, so a loader holds each file's
+    rows so, never the whole source's text (:func:`concat` stacks them as categoricals)."""
+    return frame.astype(dict.fromkeys([c for c in CATEGORY_COLUMNS if c in frame.columns],
+                                      "category"))
 
 
 def shared_categories(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
