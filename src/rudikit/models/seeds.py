@@ -114,8 +114,10 @@ def seed_tasks(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
                ) -> Planned[tuple[dict[int, pd.Series], dict[pd.Timestamp, pd.Series]]]:
     """:func:`seed_lists` planned, for a caller that runs its tasks in a batch with others'
     (:func:`any_task` calls). ``run_each`` runs only the blocks of dates that must wait for
-    the first seed's refit (without ``fitted``). A refit's cost is the point's expected one;
-    a block of dates (one prediction) costs nothing beside it."""
+    the first seed's refit (without ``fitted``). A refit's cost is the point's expected one,
+    and a block of dates (one prediction) is given the same, so that the blocks are sent
+    beside the refits rather than last: the caller can work out the seeds' and consecutive
+    lists' figures while other steps' tasks still run."""
     split = split or data.splits[-1]
     wanted = sorted({pd.Timestamp(d) for d in extra_dates})
     present = set(data.features["as_of_date"])
@@ -145,7 +147,7 @@ def seed_tasks(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
     if fitted is not None and wanted:
         blocks = _date_blocks(data, wanted, point, features)
         calls += [(dated_lists, fitted.artefact, rows) for rows in blocks]
-        costs += [0.0] * len(blocks)
+        costs += [max(costs, default=0.0)] * len(blocks)
 
     def collect(results: Iterator[Any]
                 ) -> tuple[dict[int, pd.Series], dict[pd.Timestamp, pd.Series]]:

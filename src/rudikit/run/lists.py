@@ -160,7 +160,6 @@ def list_stability(data: PreparedData, result: TemporalResult, chosen: int, engi
                                    config.top_k, common)
     lists = {**{d: s for d, s in yearly.items() if d < last_test}, **by_date}
     changes = rank_changes(lists, dates=[extra[-1]])
-    list_tables.record_rank_changes(engine, run_id, changes, chosen)
     perturbed = perturbations.collect(islice(results, len(perturbations.calls)))
     rows += [{"kind": r.kind, **common, "parameter": r.parameter, "as_of_date": last_test,
               "metric": metric, "value": getattr(r, metric),
@@ -177,7 +176,9 @@ def list_stability(data: PreparedData, result: TemporalResult, chosen: int, engi
                               "n_estimators": r.n_estimators, "fit_seconds": r.fit_seconds}}
                  for r in curve.itertuples() for metric in ("jaccard", "spearman",
                                                             "precision_at_k")]
+    # stored once every task is in: a refit that fails leaves neither table written
     list_tables.record_list_stability(engine, run_id, rows)
+    list_tables.record_rank_changes(engine, run_id, changes, chosen)
     return ListStability(pairs, randomness, perturbed)
 
 
