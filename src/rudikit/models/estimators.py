@@ -319,9 +319,9 @@ class RowBlockColumnTransformer(ColumnTransformer):
     """scikit-learn's ColumnTransformer, its sparse output stacked a block of rows at a time
     into arrays sized once for the whole matrix. scikit-learn's stacking (scipy's ``hstack``
     of the one-hot CSR and the dense numeric block) makes COO copies of every part and of the
-    result before the CSR: at 3.3M training rows that was the fitting worker's ~1.3 GB spike,
-    beside the parts and the result, and the run's process tree peaked on it. The same rows
-    stacked the same way give the same matrix (values, column order, index dtype)."""
+    result before the CSR: at 5M rows the worker fitting the model peaked there (2.6 GB; 1.9
+    GB stacked in blocks), and so did the run's process tree. The same rows stacked the
+    same way give the same matrix (values, column order, index dtype)."""
 
     def _hstack(self, Xs: list[Any], *, n_samples: int) -> Any:
         if not self.sparse_output_:
