@@ -409,8 +409,9 @@ with engine.connect() as conn:
     q.read_windows(conn)
     n, _ = q.drift_counts(conn, table, monitor._rules(profile, dep.features), lo, hi)
     scores = q.window_scores(conn, table, lo, hi)
-    outcomes = window_outcomes(conn, table, project, dep.threshold,
-                               [c for c in keep if ("in." + c) in table.c], lo, hi)
+    columns = [c for c in keep if ("in." + c) in table.c]
+    with q.labelled_cases(conn, table, columns, lo, hi) as cases:
+        outcomes = window_outcomes(conn, cases, project, dep.threshold, columns)
 seconds = time.perf_counter() - t
 extra = dict(rows=n, groups=len(scores), outcomes=outcomes.n)
 """,

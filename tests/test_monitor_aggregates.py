@@ -155,9 +155,9 @@ def test_the_databases_figures_are_the_rows_figures(window) -> None:
         project = _project(period, requirements)
         for hi, n_periods in zip((HI, short), periods, strict=True):
             rows = known[(known["when"] > LO) & (known["when"] <= hi)]
-            with engine.connect() as conn:
-                got = window_outcomes(conn, table, project, THRESHOLD, columns,
-                                        mc.epoch_us(LO), mc.epoch_us(hi))
+            with engine.connect() as conn, mc.labelled_cases(
+                    conn, table, columns, mc.epoch_us(LO), mc.epoch_us(hi)) as labelled_cases:
+                got = window_outcomes(conn, labelled_cases, project, THRESHOLD, columns)
             labelled = rows.rename(columns={"when": "event_time"})[
                 ["event_time", *columns, "score", "outcome"]].reset_index(drop=True)
             assert_same_outcomes(got, outcomes_of_rows(project, THRESHOLD, labelled))
@@ -178,9 +178,9 @@ def test_the_databases_figures_are_the_rows_figures(window) -> None:
                 assert np.isnan(got.segments["seg"]["one"].roc_auc)  # one class
                 # ties straddle the k-th place: an expected value, no whole share of k
                 assert any(round(p * K) != p * K for p in got.over_time["precision_at_k"])
-    with engine.connect() as conn:  # the labelled cases the figures are built on: the rows'
-        stored = conn.execute(mc.labelled_window(select(table.c[PREFIX + "seg"]), table,
-                                                 mc.epoch_us(LO), mc.epoch_us(HI))).all()
+    with engine.connect() as conn, mc.labelled_cases(  # the cases the figures are built on
+            conn, table, ["seg"], mc.epoch_us(LO), mc.epoch_us(HI)) as labelled_cases:
+        stored = conn.execute(select(labelled_cases.c[PREFIX + "seg"])).all()
     assert len(stored) == len(known[(known["when"] > LO) & (known["when"] <= HI)])
 
 
@@ -199,8 +199,9 @@ def test_inputs_named_as_the_queries_columns_give_the_same_figures(renamed_windo
             "unit": [RENAMED[c] for c in r.unit] if isinstance(r.unit, list) else RENAMED[r.unit],
             "compare": r.compare and RENAMED[r.compare]}) for r in requirements])
         project.monitoring.segments = ["n", "key", "flagged"]
-        with engine.connect() as conn:
-            got = window_outcomes(conn, table, project, THRESHOLD, ["n", "key", "flagged"],
-                                  mc.epoch_us(LO), mc.epoch_us(HI))
+        columns = ["n", "key", "flagged"]
+        with engine.connect() as conn, mc.labelled_cases(
+                conn, table, columns, mc.epoch_us(LO), mc.epoch_us(HI)) as labelled_cases:
+            got = window_outcomes(conn, labelled_cases, project, THRESHOLD, columns)
         assert got.fairness is not None and len(got.segments) == 3
         assert_same_outcomes(got, outcomes_of_rows(project, THRESHOLD, labelled))

@@ -152,10 +152,13 @@ def _count_window(engine: Engine, project: Project, dep: Deployed, profile: Refe
         n, counts = counts_q.drift_counts(conn, table, _rules(profile, dep.features), lo, hi)
         scores = counts_q.window_scores(conn, table, lo, hi)
         columns = [c for c in keep if spec.kind(c) is not None]
-        outcomes = window_outcomes(conn, table, project, dep.threshold, columns, lo, hi)
         location = dep.features.location
-        points = ([map_points(conn, table, *location.columns, lo, hi)]
+        mapped = (list(location.columns)
                   if location is not None and location.h3_resolution is not None else [])
+        read = list(dict.fromkeys([*columns, *mapped]))
+        with counts_q.labelled_cases(conn, table, read, lo, hi) as cases:
+            outcomes = window_outcomes(conn, cases, project, dep.threshold, columns)
+            points = [map_points(conn, table, cases, *mapped, lo, hi)] if mapped else []
     if tick:
         tick(n)
     return _Window({name: np.asarray(c, dtype=np.int64) for name, c in counts.items()},
