@@ -21,7 +21,7 @@ from rudikit.config import Execution, Fairness, ProjectError, parse_project
 from rudikit.config.base import read_yaml
 from rudikit.models.temporal import prepare
 from rudikit.run.engine import GridEntry, SplitRows
-from rudikit.run.execution import task_threads
+from rudikit.run.execution import ordered_results, task_threads
 from rudikit.run.temporal import ListScoring, TemporalLists, fit_lists
 from rudikit.store import results
 from rudikit.store import tables as t
@@ -382,7 +382,7 @@ def test_list_stability_in_one_batch_on_workers_stores_what_one_process_stores(
 
 def test_the_last_lists_reasons_made_on_a_worker_are_the_ones_made_here(grid, cluster,
                                                                         tmp_path) -> None:
-    from rudikit.run.lists import explain_last_list
+    from rudikit.run.lists import last_list_plan
 
     config, _, data = grid
     run_grid(grid, tmp_path, Execution(workers=1))
@@ -397,9 +397,11 @@ def test_the_last_lists_reasons_made_on_a_worker_are_the_ones_made_here(grid, cl
     found = []
     dask = Execution(backend="dask", scheduler=cluster[0].scheduler_address)
     for execution in (Execution(workers=1), Execution(workers=2), dask):
-        said = explain_last_list(data, engine, model.id,
-                                 (model.artefact_hash, str(model.artefact_path)), config,
-                                 execution=execution)
+        plan = last_list_plan(data, engine, model.id,
+                              (model.artefact_hash, str(model.artefact_path)), config)
+        # alone_here False: the one task is sent to a worker, as in list stability's batch
+        said = plan.run(lambda fn, calls, execution=execution: ordered_results(
+            execution, fn, calls, alone_here=False))
         assert " reasons (" in said, said
         with engine.connect() as conn:
             rows = conn.execute(select(reasons.c.entity_id, reasons.c.as_of_date,

@@ -32,10 +32,11 @@ from rudikit.models.temporal import (
     PreparedData,
     RunEach,
     SplitMatrices,
+    StabilityRows,
     build_temporal_pipeline,
+    first_test_matrices,
     fit_and_score,
     one_after_another,
-    split_matrices,
 )
 
 
@@ -53,13 +54,21 @@ class Perturbation:
     note: str = ""
 
 
-def resample_entities(rows: pd.DataFrame, rng: np.random.Generator,
-                      entity: str = ENTITY) -> pd.DataFrame:
-    """A bootstrap resample of ``rows`` by entity: as many entities drawn with replacement as
-    there are, each drawn entity's rows repeated as often as it was drawn."""
+def resample_positions(rows: pd.DataFrame, rng: np.random.Generator,
+                       entity: str = ENTITY) -> np.ndarray:
+    """A bootstrap resample of ``rows`` by entity, as row positions: as many entities drawn
+    with replacement as there are, each drawn entity's rows repeated as often as it was
+    drawn. Positions rather than rows, so a task receives the split's training rows once
+    and a resample is a few hundred kilobytes."""
     codes, uniques = pd.factorize(rows[entity])
     drawn = np.bincount(rng.integers(0, len(uniques), len(uniques)), minlength=len(uniques))
-    return rows.iloc[np.repeat(np.arange(len(rows)), drawn[codes])].reset_index(drop=True)
+    return np.repeat(np.arange(len(rows)), drawn[codes])
+
+
+def resample_entities(rows: pd.DataFrame, rng: np.random.Generator,
+                      entity: str = ENTITY) -> pd.DataFrame:
+    """The rows of :func:`resample_positions`."""
+    return rows.iloc[resample_positions(rows, rng, entity)].reset_index(drop=True)
 
 
 def without_table(features: Features, columns: Sequence[str]) -> Features:
@@ -71,14 +80,16 @@ def without_table(features: Features, columns: Sequence[str]) -> Features:
 
 
 def perturbed_list(point: GridPoint, features: Features, matrices: SplitMatrices,
-                   train: pd.DataFrame, seed: int, *, threads: int | None = None
+                   positions: np.ndarray | None, seed: int, *, threads: int | None = None
                    ) -> tuple[np.ndarray, list[str], float]:
-    """One refit (a task of its own) on ``train``: its scores on ``matrices``' test rows, the
-    model's input columns and the seconds it took. The training rows come apart from the
-    split's matrices, so the refits that read the same rows pass the same objects (sent to a
-    cluster once)."""
+    """One refit (a task of its own) on ``matrices``' training rows at ``positions`` (a
+    bootstrap resample; None: every row): its scores on the test rows, the model's input
+    columns and the seconds it took. Every refit passes the same ``matrices`` object (sent
+    to a cluster once, memory-mapped to a local worker once)."""
     started = time.perf_counter()
-    matrices = dataclasses.replace(matrices, train=train)
+    if positions is not None:
+        matrices = dataclasses.replace(
+            matrices, train=matrices.train.iloc[positions].reset_index(drop=True))
     pipeline, score, _ = fit_and_score(point, features, matrices, seed, threads)
     return (score, list(pipeline.named_steps["encode"].input_columns),
             time.perf_counter() - started)
@@ -100,24 +111,23 @@ def perturbed_lists(data: PreparedData, point: GridPoint, seed: int, *, resample
 
 def perturbed_tasks(data: PreparedData, point: GridPoint, seed: int, *, resamples: int,
                     tables: Sequence[str], split: Split | None = None,
-                    progress: Callable[[str], None] | None = None
+                    progress: Callable[[str], None] | None = None,
+                    rows: StabilityRows | None = None
                     ) -> Planned[tuple[pd.DataFrame, list[Perturbation]]]:
     """:func:`perturbed_lists` planned, for a caller that runs its refits in a batch with
-    other tasks; each refit costs what the point's expected cost on its training rows is."""
-    split = split or data.splits[-1]
-    matrices = split_matrices(data, split)
-    first = matrices.test["as_of_date"].min()
-    test = matrices.test[matrices.test["as_of_date"] == first].reset_index(drop=True)
-    matrices = dataclasses.replace(matrices, test=test)
+    other tasks; each refit costs what the point's expected cost on its training rows is.
+    ``rows``: the split's :class:`StabilityRows`, built earlier (else its matrices are
+    built here)."""
+    matrices = rows.matrices if rows is not None else first_test_matrices(data, split)
+    test = matrices.test
     entities = test[ENTITY].astype("string").to_numpy()
     features = data.features_for(point)
     out: list[Perturbation] = []
     calls: list[tuple[Any, ...]] = []
+    costs: list[float] = []
     refitted: list[Perturbation] = []
-    # every refit's test rows, without the training rows each call passes on its own
-    tested = dataclasses.replace(matrices, train=matrices.train.iloc[:0])
 
-    def refit(kind: str, parameter: str, used: Features, rows: pd.DataFrame,
+    def refit(kind: str, parameter: str, used: Features, positions: np.ndarray | None,
               details: dict[str, object]) -> None:
         try:
             build_temporal_pipeline(point, used, seed)
@@ -126,15 +136,18 @@ def perturbed_tasks(data: PreparedData, point: GridPoint, seed: int, *, resample
             return
         out.append(Perturbation(kind, parameter, None, details=details))
         refitted.append(out[-1])
-        calls.append((point, used, tested, rows, seed))
+        calls.append((point, used, matrices, positions, seed))
+        costs.append(point.expected_cost(len(matrices.train) if positions is None
+                                         else len(positions)))
 
     rng = np.random.default_rng(seed)
     officers = matrices.train[ENTITY].nunique()
     for b in range(1, resamples + 1):
-        rows = resample_entities(matrices.train, rng)
-        refit("bootstrap", f"resample={b}", features, rows,
+        positions = resample_positions(matrices.train, rng)
+        drawn = matrices.train[ENTITY].iloc[positions]
+        refit("bootstrap", f"resample={b}", features, positions,
               {"seed": seed, "officers": int(officers),
-               "distinct_officers": int(rows[ENTITY].nunique()), "rows": len(rows)})
+               "distinct_officers": int(drawn.nunique()), "rows": len(positions)})
     for table in tables:
         dropped = [c for c in data.table_columns.get(table, [])
                    if c in features.input_columns]
@@ -143,8 +156,8 @@ def perturbed_tasks(data: PreparedData, point: GridPoint, seed: int, *, resample
             out.append(Perturbation("drop_source", f"source={table}", None, details=details,
                                     note=f"the model reads no feature of {table}"))
             continue
-        refit("drop_source", f"source={table}", without_table(features, dropped),
-              matrices.train, details)
+        refit("drop_source", f"source={table}", without_table(features, dropped), None,
+              details)
 
     def collect(results: Iterator[Any]) -> tuple[pd.DataFrame, list[Perturbation]]:
         for perturbation, (score, columns, seconds) in zip(refitted, results, strict=True):
@@ -155,5 +168,4 @@ def perturbed_tasks(data: PreparedData, point: GridPoint, seed: int, *, resample
                          f"{seconds:.1f} s")
         return test[[ENTITY, matrices.label]], out
 
-    return Planned(perturbed_list, calls, [point.expected_cost(len(c[3])) for c in calls],
-                   collect)
+    return Planned(perturbed_list, calls, costs, collect)

@@ -6,7 +6,6 @@ refitted (:class:`FittedSeed`).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from rudikit.config import Features, TemporalError
+from rudikit.config import Features
 from rudikit.config.timechop import Split
 from rudikit.models.estimators import GridPoint, limit_jobs, predict_scores
 from rudikit.models.temporal import (
@@ -25,16 +24,12 @@ from rudikit.models.temporal import (
     PreparedData,
     RunEach,
     SplitMatrices,
+    StabilityRows,
     any_task,
-    build_temporal_pipeline,
     fit_and_score,
     one_after_another,
-    split_matrices,
+    stability_rows,
 )
-
-#: As-of dates scored by one task of the first seed's model (a block: one encoding, one
-#: prediction call), so the many consecutive-list dates spread over the workers.
-DATES_PER_BLOCK = 4
 
 
 def seed_list(point: GridPoint, features: Features, matrices: SplitMatrices, seed: int,
@@ -110,20 +105,18 @@ def seed_lists(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
 def seed_tasks(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
                split: Split | None = None, extra_dates: Sequence[Any] = (),
                progress: Callable[[str], None] | None = None,
-               run_each: RunEach = one_after_another, fitted: FittedSeed | None = None
+               run_each: RunEach = one_after_another, fitted: FittedSeed | None = None,
+               rows: StabilityRows | None = None
                ) -> Planned[tuple[dict[int, pd.Series], dict[pd.Timestamp, pd.Series]]]:
     """:func:`seed_lists` planned, for a caller that runs its tasks in a batch with others'
     (:func:`any_task` calls). ``run_each`` runs only the blocks of dates that must wait for
     the first seed's refit (without ``fitted``). A refit's cost is the point's expected one,
     and a block of dates (one prediction) is given the same, so that the blocks are sent
     beside the refits rather than last: the caller can work out the seeds' and consecutive
-    lists' figures while other steps' tasks still run."""
-    split = split or data.splits[-1]
-    wanted = sorted({pd.Timestamp(d) for d in extra_dates})
-    present = set(data.features["as_of_date"])
-    missing = [d for d in wanted if d not in present]
-    if missing:
-        raise TemporalError(f"no features for {missing[0]:%Y-%m-%d}")
+    lists' figures while other steps' tasks still run. ``rows``: the split's
+    :class:`StabilityRows`, built earlier with ``extra_dates`` (else built here)."""
+    rows = rows or stability_rows(data, split=split, extra_dates=extra_dates,
+                                  columns=data.features_for(point).input_columns)
     features = data.features_for(point)
     if fitted is not None and fitted.seed != seeds[0]:
         raise ValueError(f"the fitted model's seed {fitted.seed} is not the first of "
@@ -134,20 +127,14 @@ def seed_tasks(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
     calls: list[tuple[Any, ...]] = []
     costs: list[float] = []
     if refit:
-        matrices = split_matrices(data, split)
-        first = matrices.test["as_of_date"].min()
-        # consolidated copies (one block per dtype): sent to every seed's task, and
-        # memory-mapped to local workers once rather than pickled column by column with each
-        matrices = dataclasses.replace(
-            matrices, train=matrices.train.copy(),
-            test=matrices.test[matrices.test["as_of_date"] == first].copy())
-        calls += [(seed_list, point, features, matrices, seed, fitted is None and i == 0)
+        # the same matrices object in every seed's task (and the perturbations'): memory-
+        # mapped to local workers once rather than pickled with each
+        calls += [(seed_list, point, features, rows.matrices, seed, fitted is None and i == 0)
                   for i, seed in enumerate(refit)]
-        costs += [point.expected_cost(len(matrices.train))] * len(refit)
-    if fitted is not None and wanted:
-        blocks = _date_blocks(data, wanted, point, features)
-        calls += [(dated_lists, fitted.artefact, rows) for rows in blocks]
-        costs += [max(costs, default=0.0)] * len(blocks)
+        costs += [point.expected_cost(len(rows.matrices.train))] * len(refit)
+    if fitted is not None:
+        calls += [(dated_lists, fitted.artefact, block) for block in rows.blocks]
+        costs += [max(costs, default=0.0)] * len(rows.blocks)
 
     def collect(results: Iterator[Any]
                 ) -> tuple[dict[int, pd.Series], dict[pd.Timestamp, pd.Series]]:
@@ -163,24 +150,10 @@ def seed_tasks(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
             kept = pipeline if pipeline is not None else kept
             if progress:
                 progress(f"{point.describe()} seed {call[4]}: {seconds:.1f} s")
-        if wanted and kept is not None:
-            blocks = [(dated_lists, kept, rows)
-                      for rows in _date_blocks(data, wanted, point, features)]
-            for lists in run_each(any_task, blocks):
+        if rows.blocks and kept is not None:
+            for lists in run_each(any_task, [(dated_lists, kept, block)
+                                             for block in rows.blocks]):
                 by_date.update(lists)
         return {seed: by_seed[seed] for seed in seeds}, by_date
 
     return Planned(any_task, calls, costs, collect)
-
-
-def _date_blocks(data: PreparedData, wanted: Sequence[pd.Timestamp], point: GridPoint,
-                 features: Features) -> list[pd.DataFrame]:
-    """The rows of ``wanted`` as-of dates, keys and the point's input columns, in blocks of
-    :data:`DATES_PER_BLOCK` dates."""
-    encoder = build_temporal_pipeline(point, features)[0].named_steps["encode"]
-    columns = list(dict.fromkeys([ENTITY, "as_of_date", *encoder.input_columns]))
-    # one pass over the features for every wanted date, then a consolidated copy per
-    # block (a pass per block read every officer-date again, in the serial part)
-    picked = data.features.loc[data.features["as_of_date"].isin(wanted), columns]
-    block = picked["as_of_date"].map({d: i // DATES_PER_BLOCK for i, d in enumerate(wanted)})
-    return [part.copy() for _, part in picked.groupby(block, sort=True)]

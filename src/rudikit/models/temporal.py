@@ -420,16 +420,75 @@ def consecutive_dates(start: Any, settings: ConsecutiveLists) -> list[pd.Timesta
     return sorted(dates)
 
 
-def training_matrix(data: PreparedData, split: Split | None = None
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
-    """(X_train, y_train, X_test, test rows) of a split (default: the last; first test date)
-    encoded as a numeric matrix, for :func:`rudikit.evaluation.stability.stability_vs_trees`."""
-    split = split or data.splits[-1]
-    matrices = split_matrices(data, split)
+def first_test_matrices(data: PreparedData, split: Split | None = None) -> SplitMatrices:
+    """A split's (default: the last) training rows and its first test as-of date's rows,
+    each a consolidated copy (one block per dtype): what list stability refits on and
+    compares. One frame's blocks of 1 MB or more are memory-mapped to a local worker once
+    and sent to a cluster once however many tasks read them, where a frame of one block per
+    column would be pickled whole with every task."""
+    matrices = split_matrices(data, split or data.splits[-1])
     first = matrices.test["as_of_date"].min()
     test = matrices.test[matrices.test["as_of_date"] == first].reset_index(drop=True)
+    return dataclasses.replace(matrices, train=matrices.train.copy(), test=test.copy())
+
+
+def training_matrix(data: PreparedData, matrices: SplitMatrices | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
+    """(X_train, y_train, X_test, test rows) of :func:`first_test_matrices` (default: the
+    last split's) encoded as a numeric matrix, for
+    :func:`rudikit.evaluation.stability.trees_tasks`."""
+    matrices = matrices or first_test_matrices(data)
     encoder = make_encoder(data.feature_config)
     columns = data.feature_config.input_columns
     X_train = encoder.fit_transform(matrices.train[columns]).astype(np.float32)
-    X_test = encoder.transform(test[columns]).astype(np.float32)
-    return X_train, matrices.train[matrices.label].to_numpy(), X_test, test
+    X_test = encoder.transform(matrices.test[columns]).astype(np.float32)
+    return X_train, matrices.train[matrices.label].to_numpy(), X_test, matrices.test
+
+
+def date_blocks(data: PreparedData, dates: Sequence[Any], columns: Sequence[str],
+                per_block: int) -> list[pd.DataFrame]:
+    """The rows of ``dates`` (keys and ``columns``) in blocks of ``per_block`` dates, each
+    a consolidated copy (a task's rows)."""
+    wanted = sorted({pd.Timestamp(d) for d in dates})
+    present = set(data.features["as_of_date"])
+    missing = [d for d in wanted if d not in present]
+    if missing:
+        raise TemporalError(f"no features for {missing[0]:%Y-%m-%d}")
+    keep = list(dict.fromkeys([ENTITY, "as_of_date", *columns]))
+    # one pass over the features for every wanted date, then a consolidated copy per
+    # block (a pass per block read every officer-date again, in the serial part)
+    picked = data.features.loc[data.features["as_of_date"].isin(wanted), keep]
+    block = picked["as_of_date"].map({d: i // per_block for i, d in enumerate(wanted)})
+    return [part.copy() for _, part in picked.groupby(block, sort=True)]
+
+
+@dataclass(frozen=True)
+class StabilityRows:
+    """What list stability reads of one split, whichever model group the audition picks:
+    :func:`first_test_matrices`, the rows of the consecutive-list dates in blocks (every
+    grid point's input columns) and, for the stability-vs-trees curve, the encoded
+    :func:`training_matrix`. A run builds it while the grid's fits run on the workers, so
+    that none of it waits between the grid and list stability's tasks."""
+
+    matrices: SplitMatrices
+    dates: list[pd.Timestamp]
+    blocks: list[pd.DataFrame]
+    trees: tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame] | None = None
+
+
+#: As-of dates scored by one task of the first seed's model (a block: one encoding, one
+#: prediction call), so the many consecutive-list dates spread over the workers.
+DATES_PER_BLOCK = 4
+
+
+def stability_rows(data: PreparedData, *, split: Split | None = None,
+                   extra_dates: Sequence[Any] = (), columns: Sequence[str] = (),
+                   trees: bool = False) -> StabilityRows:
+    """:class:`StabilityRows` of ``split`` (default: the last): ``extra_dates``' rows with
+    ``columns`` (default: every prepared feature), the trees matrix when ``trees``."""
+    matrices = first_test_matrices(data, split)
+    dates = sorted({pd.Timestamp(d) for d in extra_dates})
+    blocks = date_blocks(data, dates, columns or data.available.input_columns,
+                         DATES_PER_BLOCK) if dates else []
+    return StabilityRows(matrices, dates, blocks,
+                         training_matrix(data, matrices) if trees else None)

@@ -32,10 +32,16 @@ from rudikit.config import (
 )
 from rudikit.data.event_tables import load_event_tables
 from rudikit.data.sources import LoadedSource, resolve_path
+from rudikit.models.temporal import StabilityRows
 from rudikit.run.case import CaseExperiment
 from rudikit.run.engine import RunResult, data_origin, fit_grid, record_snapshots
 from rudikit.run.execution import release_local_workers, start_workers
-from rudikit.run.lists import explain_last_list, list_stability, summary_table
+from rudikit.run.lists import (
+    last_list_plan,
+    list_stability,
+    prepare_stability,
+    summary_table,
+)
 from rudikit.run.refit import refit_chosen
 from rudikit.run.temporal import TemporalLists, fit_lists
 from rudikit.run.validate import temporal_problems
@@ -199,29 +205,37 @@ def _develop_lists(project: TemporalProject, project_dir: Path, engine: Engine, 
     lists = TemporalLists(config, tables, project_dir / ".rudi" / "models", project.fairness,
                           project_dir / ".rudi" / "cache")
     lists.prepare(say)
-    fitted = fit_lists(lists, engine, run_id, progress, project.execution)
+    assert lists.data is not None
+    data = lists.data
+    prepared: list[StabilityRows] = []
+    fitted = fit_lists(lists, engine, run_id, progress, project.execution,
+                       meanwhile=lambda: prepared.append(
+                           prepare_stability(data, config, lists.input_columns())))
     result.models = fitted.models
-    phase = Phase(progress, 3 + report)
+    phase = Phase(progress, 2 + report)
     phase.step("audition")
     chosen, reason = lists.select(fitted.models, fitted)
     results.mark_selected(engine, chosen.model_id, reason)
     result.selected, result.selection_reason = chosen, reason
     say(f"chosen: {reason}")
-    assert lists.data is not None and chosen.artefact is not None
-    phase.step("list stability")
-    stability = list_stability(lists.data, fitted, chosen.model_group_id, engine, run_id, say,
-                               project.execution)
+    assert chosen.artefact is not None
+    # the reasons behind the last lists (the chosen model's; ensembles are never chosen, but
+    # theirs are explained too) are tasks of list stability's batch: short ones, that would
+    # otherwise run alone after it
+    explained = [("", chosen)] + [
+        (f"ensemble (model group {m.model_group_id}): ", m) for m in fitted.models
+        if m.algorithm == "ensemble" and m.split == chosen.split and m.artefact is not None]
+    reasons = [last_list_plan(data, engine, m.model_id,
+                              (m.artefact[0], str(m.artefact[1])), config)  # type: ignore[index]
+               for _, m in explained]
+    phase.step("list stability and the reasons behind the last list")
+    stability = list_stability(data, fitted, chosen.model_group_id, engine, run_id, say,
+                               project.execution, rows=prepared[0] if prepared else None,
+                               alongside=reasons)
     for line in stability.summary(config.top_k):
         say(line)
-    phase.step("reasons behind the last list")
-    say(explain_last_list(lists.data, engine, chosen.model_id,
-                          (chosen.artefact[0], str(chosen.artefact[1])), config,
-                          execution=project.execution))
-    for m in fitted.models:  # ensembles are never chosen; their last lists are explained too
-        if m.algorithm == "ensemble" and m.split == chosen.split and m.artefact is not None:
-            say(f"ensemble (model group {m.model_group_id}): " + explain_last_list(
-                lists.data, engine, m.model_id, (m.artefact[0], str(m.artefact[1])), config,
-                execution=project.execution))
+    for (prefix, _), said in zip(explained, stability.alongside, strict=True):
+        say(prefix + said)
     release_local_workers(project.execution)
     result.summary = summary_table(fitted, chosen.model_group_id)
     return phase

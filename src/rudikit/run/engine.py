@@ -320,13 +320,16 @@ class Experiment(Protocol):
 
 def fit_grid(experiment: Experiment, engine: Engine, run_id: int,
              progress: Progress | Callable[[str], None] | None = None,
-             execution: Execution | None = None
+             execution: Execution | None = None, meanwhile: Callable[[], None] | None = None
              ) -> tuple[list[GridEntry], list[int], list[ModelSummary]]:
     """The one loop over splits x model grid: every entry fitted on every split, the fits
     computed where ``execution`` says (:mod:`rudikit.run.execution`; default: here, one after
     another) and stored here, in grid order, through :func:`record_fit`. Returns the grid, its
     model group ids and every fit, in order. ``progress``: a rich ``Progress`` the caller has
-    started (a task is added), or a callable taking a message."""
+    started (a task is added), or a callable taking a message. ``meanwhile``: work of this
+    process for the steps after the grid that does not depend on its results, done while
+    the fits run (:func:`rudikit.run.execution.ordered_results`) rather than after the grid
+    with every worker idle."""
     grid = experiment.grid()
     group_ids = [results.get_or_create_model_group(engine, experiment.name, e.point.algorithm,
                                                    e.point.params, experiment.group_features(e),
@@ -343,7 +346,7 @@ def fit_grid(experiment: Experiment, engine: Engine, run_id: int,
             planned.append((entry, group_id, rows))
             costs.append(entry.point.expected_cost(len(rows.y_train)))
     fitted = []
-    scored_fits = ordered_results(execution, score_task, calls, costs)
+    scored_fits = ordered_results(execution, score_task, calls, costs, meanwhile=meanwhile)
     for (entry, group_id, rows), scored in zip(planned, scored_fits, strict=True):
         if task is not None:  # short: the count and the time stay on an 80-column line
             description = f"{rows.name}: group {group_id} {entry.point.algorithm}"

@@ -140,24 +140,35 @@ def run_task(fn: Callable[..., Any], threads: int | None, args: Sequence[Any]) -
 
 def ordered_results(execution: Execution | None, fn: Callable[..., Any],
                     calls: Sequence[Sequence[Any]], costs: Sequence[float] | None = None, *,
-                    alone_here: bool = True) -> Iterator[Any]:
+                    alone_here: bool = True, meanwhile: Callable[[], None] | None = None
+                    ) -> Iterator[Any]:
     """``fn(*call, threads=...)`` for every call, yielded in the order of ``calls``.
     ``execution`` None (or one local worker) runs them here, one after another. With workers,
     the calls with the highest expected ``costs`` are sent first: a long fit started last
     would leave the other workers idle at the end while it runs alone. A single call runs
     here too (no pool to start for one task) unless ``alone_here`` is False: a task that needs
-    libraries this process has not loaded is cheaper on a worker that has."""
+    libraries this process has not loaded is cheaper on a worker that has. ``meanwhile``:
+    this process's own work, called once while the tasks run (after the first one finishes
+    on a local pool, once they are submitted to a cluster, after the first here): the pool
+    keeps handing the workers tasks meanwhile, so that work waits for none of them."""
     execution = execution or Execution(workers=1)
     threads = task_threads(execution)
     first = sorted(range(len(calls)), key=lambda i: -costs[i]) if costs is not None \
         else list(range(len(calls)))
+    meanwhile = meanwhile or _nothing
     if execution.backend == "dask":
-        yield from _on_dask(execution, fn, threads, calls, first)
+        yield from _on_dask(execution, fn, threads, calls, first, meanwhile)
     elif local_workers(execution) == 1 or not calls or (len(calls) == 1 and alone_here):
-        for call in calls:
+        for i, call in enumerate(calls):
             yield run_task(fn, threads, call)
+            if i == 0:
+                meanwhile()
     else:
-        yield from _on_local_processes(execution, fn, threads, calls, first)
+        yield from _on_local_processes(execution, fn, threads, calls, first, meanwhile)
+
+
+def _nothing() -> None:
+    """No work of the driver's own while the tasks run."""
 
 
 def _indexed_task(index: int, fn: Callable[..., Any], threads: int | None,
@@ -170,7 +181,8 @@ def _indexed_task(index: int, fn: Callable[..., Any], threads: int | None,
 
 
 def _on_local_processes(execution: Execution, fn: Callable[..., Any], threads: int | None,
-                        calls: Sequence[Sequence[Any]], first: list[int]) -> Iterator[Any]:
+                        calls: Sequence[Sequence[Any]], first: list[int],
+                        meanwhile: Callable[[], None]) -> Iterator[Any]:
     """joblib's loky pool, fed in the order ``first`` gives; results are held until every
     earlier call's is yielded. A dead worker breaks the pool (TerminatedWorkerError), so the
     tasks not yet finished run again on a fresh pool, up to ``retries`` times."""
@@ -200,6 +212,8 @@ def _on_local_processes(execution: Execution, fn: Callable[..., Any], threads: i
                 for index, result in parallel(delayed(_indexed_task)(i, fn, threads, calls[i])
                                               for i in todo):
                     finished[index] = result
+                    meanwhile()
+                    meanwhile = _nothing
                     while yielded in finished:
                         yield finished.pop(yielded)
                         yielded += 1
@@ -234,7 +248,8 @@ def _shared(calls: Sequence[Sequence[Any]]) -> dict[int, Any]:
 
 
 def _on_dask(execution: Execution, fn: Callable[..., Any], threads: int | None,
-             calls: Sequence[Sequence[Any]], first: list[int]) -> Iterator[Any]:
+             calls: Sequence[Sequence[Any]], first: list[int],
+             meanwhile: Callable[[], None]) -> Iterator[Any]:
     """Every task submitted to the cluster at once, in the order ``first`` gives (a higher
     priority for the earlier ones), each shared argument (:func:`_shared`) sent once; the
     scheduler moves a task whose worker died to another worker (up to its
@@ -259,6 +274,7 @@ def _on_dask(execution: Execution, fn: Callable[..., Any], threads: int | None,
             futures[i] = client.submit(
                 run_task, fn, threads, [copies.get(id(a), a) for a in calls[i]],
                 pure=False, retries=execution.retries, priority=len(calls) - rank)
+        meanwhile()
         try:
             for i, future in enumerate(futures):
                 yield future.result()

@@ -8,7 +8,7 @@ table.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -36,10 +36,11 @@ from rudikit.models.temporal import (
     ENTITY,
     Planned,
     PreparedData,
+    StabilityRows,
     any_task,
     build_temporal_pipeline,
     consecutive_dates,
-    training_matrix,
+    stability_rows,
 )
 from rudikit.run.execution import ordered_results
 from rudikit.run.temporal import TemporalResult
@@ -54,6 +55,7 @@ class ListStability:
     pairs: pd.DataFrame
     randomness: list[str]
     perturbations: pd.DataFrame
+    alongside: list[Any] = field(default_factory=list)
 
     def summary(self, k: int) -> list[str]:
         """Lines for the command line: the seeds' Jaccard (and whether it could vary), then
@@ -79,7 +81,7 @@ class ListStability:
 
 
 def perturbation_stability(data: PreparedData, result: TemporalResult, chosen: int,
-                           say: Callable[[str], None]
+                           say: Callable[[str], None], rows: StabilityRows
                            ) -> Planned[pd.DataFrame]:
     """The chosen group refitted on the last split with the run's seed, on bootstrap
     resamples of the training officers and without each configured source table, each list
@@ -90,7 +92,7 @@ def perturbation_stability(data: PreparedData, result: TemporalResult, chosen: i
     settings = config.stability
     planned = perturbed_tasks(data, result.grid_point(chosen), config.seed,
                               resamples=settings.resamples, tables=settings.drop_sources,
-                              progress=say)
+                              progress=say, rows=rows)
 
     def compare(results: Iterator[Any]) -> pd.DataFrame:
         test, refits = planned.collect(results)
@@ -112,8 +114,21 @@ def perturbation_stability(data: PreparedData, result: TemporalResult, chosen: i
     return Planned(planned.fn, planned.calls, planned.costs, compare)
 
 
+def prepare_stability(data: PreparedData, experiment: TemporalExperiment,
+                      columns: Sequence[str]) -> StabilityRows:
+    """What :func:`list_stability` reads whichever group the audition picks (the last
+    split's matrices, the consecutive dates' rows with ``columns``, the trees matrix): a run
+    builds it while the grid's fits run, rather than between the grid and list stability
+    with every worker idle."""
+    settings = experiment.stability
+    return stability_rows(
+        data, extra_dates=consecutive_dates(data.splits[-1].split_time, settings.consecutive),
+        columns=columns, trees=bool(settings.n_estimators))
+
+
 def list_stability(data: PreparedData, result: TemporalResult, chosen: int, engine: Engine,
-                   run_id: int, say: Callable[[str], None], execution: Execution | None = None
+                   run_id: int, say: Callable[[str], None], execution: Execution | None = None,
+                   rows: StabilityRows | None = None, alongside: Sequence[Planned[Any]] = ()
                    ) -> ListStability:
     """Seed (with the model's sources of randomness), perturbation, consecutive-list and trees
     stability of the chosen group, stored in ``list_stability`` in one transaction; rank
@@ -121,7 +136,10 @@ def list_stability(data: PreparedData, result: TemporalResult, chosen: int, engi
     refits, the blocks of consecutive dates and each seed's forest of the stability-vs-trees
     curve are tasks of ONE batch run where ``execution`` says, as the grid's fits are, the
     longest first (three batches one after another each ended with a worker idle); this
-    process works out the seeds' and consecutive lists' figures while the rest run."""
+    process works out the seeds' and consecutive lists' figures while the rest run.
+    ``rows``: :func:`prepare_stability`'s (else built here). ``alongside``: other steps whose
+    tasks join the batch (the reasons behind the last list), collected after these tables
+    are stored, in order, into :attr:`ListStability.alongside`."""
 
     def run_each(fn: Callable[..., Any], calls: Sequence[Sequence[Any]]) -> Iterator[Any]:
         return ordered_results(execution, fn, calls)
@@ -130,56 +148,59 @@ def list_stability(data: PreparedData, result: TemporalResult, chosen: int, engi
     settings = config.stability
     point = result.grid_point(chosen)
     last_test = data.splits[-1].split_time
-    extra = consecutive_dates(last_test, settings.consecutive)
+    rows = rows or prepare_stability(data, config, data.features_for(point).input_columns)
+    extra = rows.dates
     randomness = randomness_sources(
         build_temporal_pipeline(point, data.features_for(point), config.seed)[0])
-    seeds = seed_tasks(data, point, settings.seeds, extra_dates=extra, progress=say,
-                       run_each=run_each, fitted=grid_fit(data, result, chosen))
-    perturbations = perturbation_stability(data, result, chosen, say)
+    seeds = seed_tasks(data, point, settings.seeds, progress=say, run_each=run_each,
+                       fitted=grid_fit(data, result, chosen), rows=rows)
+    perturbations = perturbation_stability(data, result, chosen, say, rows)
     trees: list[Planned[pd.DataFrame]] = []
     if settings.n_estimators:
-        X_train, y_train, X_test, test = training_matrix(data)
+        assert rows.trees is not None
+        X_train, y_train, X_test, test = rows.trees
         trees.append(trees_tasks(
             X_train, y_train, X_test, test[ENTITY].astype("string"),
             algorithm=settings.algorithm, n_estimators=settings.n_estimators,
             seeds=settings.seeds, k=config.top_k, params=settings.params,
             y_test=test[config.label].to_numpy(), progress=say))
-    steps: list[Planned[Any]] = [seeds, perturbations, *trees]
+    steps: list[Planned[Any]] = [seeds, perturbations, *trees, *alongside]
     results = iter(ordered_results(execution, any_task,
                                    [(p.fn, *call) for p in steps for call in p.calls],
                                    [cost for p in steps for cost in p.costs]))
     by_seed, by_date = seeds.collect(islice(results, len(seeds.calls)))
     pairs = pairwise_stability(by_seed, config.top_k)
     common = {"model_group_id": chosen, "algorithm": point.algorithm, "k": config.top_k}
-    rows = [{"kind": "seeds", **common, "parameter": f"{r.a}/{r.b}", "as_of_date": last_test,
-             "metric": metric, "value": getattr(r, metric),
-             "details": {"randomness": randomness}}
-            for r in pairs.itertuples() for metric in ("jaccard", "spearman")]
+    stored = [{"kind": "seeds", **common, "parameter": f"{r.a}/{r.b}", "as_of_date": last_test,
+               "metric": metric, "value": getattr(r, metric),
+               "details": {"randomness": randomness}}
+              for r in pairs.itertuples() for metric in ("jaccard", "spearman")]
     yearly = {d: result.scores(chosen, d) for d in sorted(result.metrics["as_of_date"].unique())}
     consecutive = consecutive_rows(yearly, by_date, last_test, extra, settings.consecutive,
                                    config.top_k, common)
     lists = {**{d: s for d, s in yearly.items() if d < last_test}, **by_date}
     changes = rank_changes(lists, dates=[extra[-1]])
     perturbed = perturbations.collect(islice(results, len(perturbations.calls)))
-    rows += [{"kind": r.kind, **common, "parameter": r.parameter, "as_of_date": last_test,
-              "metric": metric, "value": getattr(r, metric),
-              "details": {**r.details, "reference_precision_at_k": r.reference_precision_at_k}}
-             for r in perturbed.itertuples() for metric in ("jaccard", "spearman",
-                                                             "precision_at_k")]
-    rows += consecutive
+    stored += [{"kind": r.kind, **common, "parameter": r.parameter, "as_of_date": last_test,
+                "metric": metric, "value": getattr(r, metric),
+                "details": {**r.details, "reference_precision_at_k": r.reference_precision_at_k}}
+               for r in perturbed.itertuples() for metric in ("jaccard", "spearman",
+                                                               "precision_at_k")]
+    stored += consecutive
     for step in trees:
         curve = step.collect(islice(results, len(step.calls)))
-        rows += [{"kind": "trees", "algorithm": r.algorithm, "k": config.top_k,
-                  "parameter": f"n_estimators={r.n_estimators}", "as_of_date": last_test,
-                  "metric": metric, "value": getattr(r, metric),
-                  "details": {"seeds": [r.seed_a, r.seed_b], "params": settings.params,
-                              "n_estimators": r.n_estimators, "fit_seconds": r.fit_seconds}}
-                 for r in curve.itertuples() for metric in ("jaccard", "spearman",
-                                                            "precision_at_k")]
+        stored += [{"kind": "trees", "algorithm": r.algorithm, "k": config.top_k,
+                    "parameter": f"n_estimators={r.n_estimators}", "as_of_date": last_test,
+                    "metric": metric, "value": getattr(r, metric),
+                    "details": {"seeds": [r.seed_a, r.seed_b], "params": settings.params,
+                                "n_estimators": r.n_estimators, "fit_seconds": r.fit_seconds}}
+                   for r in curve.itertuples() for metric in ("jaccard", "spearman",
+                                                              "precision_at_k")]
     # stored once every task is in: a refit that fails leaves neither table written
-    list_tables.record_list_stability(engine, run_id, rows)
+    list_tables.record_list_stability(engine, run_id, stored)
     list_tables.record_rank_changes(engine, run_id, changes, chosen)
-    return ListStability(pairs, randomness, perturbed)
+    return ListStability(pairs, randomness, perturbed,
+                         [step.collect(islice(results, len(step.calls))) for step in alongside])
 
 
 def consecutive_rows(yearly: dict[pd.Timestamp, pd.Series],
@@ -226,15 +247,14 @@ def grid_fit(data: PreparedData, result: TemporalResult, chosen: int) -> FittedS
                       (digest, Path(path).read_bytes(), f"model file {path}"))
 
 
-def explain_last_list(data: PreparedData, engine: Engine, model_id: int, artefact: tuple[str, str],
-                      config: TemporalExperiment, reasons: int = 5,
-                      execution: Execution | None = None) -> str:
-    """Store the top ``reasons`` behind each officer on the selected model's list of its last
-    test as-of date (officers reviewed within the cool-off are left out, as a supervisor's
-    list would leave them), in ``individual_importances``. The scoring and the explanation
-    are a task run where ``execution`` says (on a worker when there are workers: they have
-    the model's libraries loaded already); this process reads the reviews and writes the
-    reasons. Returns what was done, in words."""
+def last_list_plan(data: PreparedData, engine: Engine, model_id: int,
+                   artefact: tuple[str, str], config: TemporalExperiment, reasons: int = 5
+                   ) -> Planned[str]:
+    """The top ``reasons`` behind each officer on a model's list of its last test as-of date
+    (officers reviewed within the cool-off are left out, as a supervisor's list would leave
+    them), planned: the scoring and the explanation are one task (:func:`last_list_reasons`,
+    sent first: it is short, and it then never runs alone at the end), and ``collect`` stores
+    the reasons in ``individual_importances`` and says what was done, in words."""
     when = max(data.splits[-1].test.as_of_dates)
     # a consolidated copy: memory-mapped to a local worker, not pickled column by column
     rows = data.features[data.features["as_of_date"] == when].reset_index(drop=True).copy()
@@ -242,21 +262,25 @@ def explain_last_list(data: PreparedData, engine: Engine, model_id: int, artefac
     model = (artefact[0], Path(artefact[1]).read_bytes(), f"model file {artefact[1]}")
     call = (model, rows, list_tables.load_reviews(engine), when, config.cool_off_days,
             config.top_k, reasons)
-    [found] = list(ordered_results(execution, last_list_reasons, [call], alone_here=False))
-    if isinstance(found, str):
-        return f"no reasons: {found}"
-    method, entity, as_of, top, listed = found
-    written = results.record_individual_importances(engine, model_id, method, entity, as_of,
-                                                    top)
-    return (f"{written} reasons ({method}) for the {listed} officers on the list "
-            f"of {when:%Y-%m-%d}")
+
+    def collect(done: Iterator[Any]) -> str:
+        found = next(done)
+        if isinstance(found, str):
+            return f"no reasons: {found}"
+        method, entity, as_of, top, listed = found
+        written = results.record_individual_importances(engine, model_id, method, entity,
+                                                        as_of, top)
+        return (f"{written} reasons ({method}) for the {listed} officers on the list "
+                f"of {when:%Y-%m-%d}")
+
+    return Planned(last_list_reasons, [call], [float("inf")], collect)
 
 
 def last_list_reasons(model: tuple[str, bytes, str], rows: pd.DataFrame, reviews: pd.DataFrame,
                       when: Any, cool_off_days: int, k: int, reasons: int, *,
                       threads: int | None = None
                       ) -> str | tuple[str, np.ndarray, np.ndarray, pd.DataFrame, int]:
-    """The task of :func:`explain_last_list`: the list on ``rows`` (one as-of date) of the
+    """The task of :func:`last_list_plan`: the list on ``rows`` (one as-of date) of the
     ``model`` saved as (SHA-256, skops bytes, name for errors), without the officers reviewed
     within the cool-off, and the top ``reasons`` of each officer on it: (method, entity ids,
     as-of dates, reasons, officers listed), or why there are none."""

@@ -356,6 +356,11 @@ class TemporalLists:
         assert self.data is not None
         return ListScoring(self.experiment, self.fairness, self.data.feature_config)
 
+    def input_columns(self) -> list[str]:
+        """Every column some grid entry reads (a baseline may rank by an excluded
+        feature)."""
+        return list(dict.fromkeys(c for e in self.entries for c in e.features.input_columns))
+
     def split_rows(self) -> Any:
         data = self.data
         assert data is not None
@@ -370,9 +375,7 @@ class TemporalLists:
                 "test": index["test"], "censored_train": matrices.censored_train,
                 "censored_test": matrices.censored_test})
             test = matrices.test
-            # every entry reads its own columns (a baseline may rank by an excluded feature)
-            columns = list(dict.fromkeys(c for e in self.entries
-                                         for c in e.features.input_columns))
+            columns = self.input_columns()
             # copies, consolidated: a frame of one block per column pickles every column inline
             # with every task, while one float block is memory-mapped to the workers once
             rows = SplitRows(
@@ -415,11 +418,13 @@ class TemporalLists:
 
 def fit_lists(lists: TemporalLists, engine: Engine, run_id: int,
               progress: Progress | Callable[[str], None] | None = None,
-              execution: Execution | None = None) -> TemporalResult:
+              execution: Execution | None = None, meanwhile: Callable[[], None] | None = None
+              ) -> TemporalResult:
     """The grid over the splits through the run engine (fits computed where ``execution``
-    says), as a :class:`TemporalResult`."""
+    says; ``meanwhile`` as :func:`rudikit.run.engine.fit_grid` takes it), as a
+    :class:`TemporalResult`."""
     started = time.perf_counter()
-    grid, group_ids, fitted = fit_grid(lists, engine, run_id, progress, execution)
+    grid, group_ids, fitted = fit_grid(lists, engine, run_id, progress, execution, meanwhile)
     ensembles = lists.fit_ensembles(engine, run_id, fitted, progress if callable(progress)
                                     and not isinstance(progress, Progress) else lambda _: None)
     fitted += [m for _, m in ensembles]
