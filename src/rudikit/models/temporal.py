@@ -423,7 +423,7 @@ def consecutive_dates(start: Any, settings: ConsecutiveLists) -> list[pd.Timesta
 def training_matrix(data: PreparedData, split: Split | None = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
     """(X_train, y_train, X_test, test rows) of a split (default: the last; first test date)
-    encoded as a numeric matrix, for :func:`rudikit.evaluation.stability.stability_vs_trees`."""
+    encoded as a numeric matrix, for :func:`rudikit.evaluation.stability.trees_tasks`."""
     split = split or data.splits[-1]
     matrices = split_matrices(data, split)
     first = matrices.test["as_of_date"].min()
