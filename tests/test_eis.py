@@ -34,7 +34,7 @@ from rudikit.evaluation.display import plain
 from rudikit.evaluation.metrics import precision_at_k
 from rudikit.models.audition import Rule, audition
 from rudikit.models.estimators import GridPoint
-from rudikit.models.perturb import perturbed_lists
+from rudikit.models.perturb import perturbed_tasks
 from rudikit.models.temporal import prepare
 from rudikit.reports.cards import render_markdown
 from rudikit.reports.frozen import FigureRecorder
@@ -203,8 +203,8 @@ def test_perturbed_lists_are_stored_beside_precision_and_reported(eis_run) -> No
     data = prepare(project.temporal, synthetic_tables())
     group = _frame(engine, select(t.model_groups).where(
         t.model_groups.c.id == int(chosen["model_group_id"]))).iloc[0]
-    _, refits = perturbed_lists(data, GridPoint(group["algorithm"], group["hyperparameters"]),
-                                project.temporal.seed, resamples=1, tables=["complaints"])
+    _, refits = perturbed_tasks(data, GridPoint(group["algorithm"], group["hyperparameters"]),
+                                project.temporal.seed, resamples=1, tables=["complaints"]).run()
     stored = perturbed.set_index(["parameter", "metric"])["value"]
     entities, y = last.index.to_numpy(), last["label"].to_numpy()
 

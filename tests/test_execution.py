@@ -296,11 +296,20 @@ def test_the_costliest_tasks_start_first_and_results_come_back_in_call_order(tmp
 
 
 def test_seed_perturbation_and_tree_curve_fits_on_workers_give_the_lists_made_here(grid) -> None:
-    from rudikit.evaluation.stability import stability_vs_trees
+    """Each step's plan run alone, on 2 local workers and one after another here: the same
+    lists. The seeds without the grid's fit (``fitted=None``) refit the first seed and then
+    score its blocks of dates in ``collect``, a second batch that goes to the workers too."""
+    from rudikit.evaluation.stability import trees_tasks
     from rudikit.models.estimators import GridPoint
-    from rudikit.models.perturb import perturbed_lists
-    from rudikit.models.seeds import seed_lists
-    from rudikit.models.temporal import ENTITY, consecutive_dates, training_matrix
+    from rudikit.models.perturb import perturbed_tasks
+    from rudikit.models.seeds import dated_lists, seed_list, seed_tasks
+    from rudikit.models.temporal import (
+        ENTITY,
+        any_task,
+        consecutive_dates,
+        one_after_another,
+        training_matrix,
+    )
     from rudikit.run.execution import ordered_results
 
     config, tables, _ = grid
@@ -308,30 +317,34 @@ def test_seed_perturbation_and_tree_curve_fits_on_workers_give_the_lists_made_he
                               .model_copy(update={"days": 3, "weeks": 2, "months": 2}))
     data = prepare(config, tables, extra_dates=extra)
     point = GridPoint("random_forest", {"n_estimators": 20, "min_samples_leaf": 5})
+    sent: list[Any] = []  # the task function of each call sent to the workers
 
     def on_workers(fn: Any, calls: Any) -> Any:
+        sent.extend(call[0] if fn is any_task else fn for call in calls)
         return ordered_results(Execution(workers=2), fn, calls)
 
-    here = seed_lists(data, point, [0, 1], extra_dates=extra)
-    there = seed_lists(data, point, [0, 1], extra_dates=extra, run_each=on_workers)
+    here = seed_tasks(data, point, [0, 1], extra_dates=extra).run()
+    there = seed_tasks(data, point, [0, 1], extra_dates=extra,
+                       run_each=on_workers).run(on_workers)
     assert len(here[1]) == len(extra) > 4  # more than one block of dates
+    assert sent.count(seed_list) == 2 and sent.count(dated_lists) > 1
     for one, other in zip(here, there, strict=True):
         assert list(one) == list(other)
         for key in one:
             pd.testing.assert_series_equal(one[key], other[key], rtol=0, atol=1e-12)
-    _, refits = perturbed_lists(data, point, 0, resamples=2, tables=["use_of_force"])
-    _, refits_there = perturbed_lists(data, point, 0, resamples=2, tables=["use_of_force"],
-                                      run_each=on_workers)
+    planned = [perturbed_tasks(data, point, 0, resamples=2, tables=["use_of_force"])
+               for _ in range(2)]
+    (_, refits), (_, refits_there) = planned[0].run(), planned[1].run(on_workers)
     assert [r.parameter for r in refits] == [r.parameter for r in refits_there] == [
         "resample=1", "resample=2", "source=use_of_force"]
     for r, s in zip(refits, refits_there, strict=True):
         assert r.columns == s.columns
         pd.testing.assert_series_equal(r.scores, s.scores, rtol=0, atol=1e-12)
     X_train, y_train, X_test, test = training_matrix(data)
-    curve = [stability_vs_trees(X_train, y_train, X_test, test[ENTITY], n_estimators=[5, 15],
-                                seeds=[0, 1, 2], k=20, params={"min_samples_leaf": 5},
-                                y_test=test[config.label].to_numpy(), run_each=each)
-             for each in (None, on_workers)]
+    curve = [trees_tasks(X_train, y_train, X_test, test[ENTITY], n_estimators=[5, 15],
+                         seeds=[0, 1, 2], k=20, params={"min_samples_leaf": 5},
+                         y_test=test[config.label].to_numpy()).run(each)
+             for each in (one_after_another, on_workers)]
     assert curve[0]["jaccard"].nunique() > 1  # the seeds' lists differ: a real comparison
     pd.testing.assert_frame_equal(curve[0].drop(columns="fit_seconds"),
                                   curve[1].drop(columns="fit_seconds"), rtol=0, atol=1e-12)

@@ -19,7 +19,7 @@ from rudikit.config import FEATURE_TABLES, Features, ProjectError, parse_project
 from rudikit.evaluation.stability import against_reference
 from rudikit.features.asof.defaults import DEFAULT_SPECS, DEFAULT_STATES
 from rudikit.models.estimators import GridPoint
-from rudikit.models.perturb import perturbed_lists, resample_entities, without_table
+from rudikit.models.perturb import perturbed_tasks, resample_entities, without_table
 from rudikit.models.randomness import randomness_sources
 from rudikit.models.temporal import (
     build_temporal_pipeline,
@@ -123,7 +123,7 @@ def test_each_feature_comes_from_one_table(one_split) -> None:
 
 def test_a_refit_without_a_source_never_sees_it(one_split) -> None:
     data, tables = one_split
-    test, refits = perturbed_lists(data, LGBM, 0, resamples=0, tables=["use_of_force"])
+    test, refits = perturbed_tasks(data, LGBM, 0, resamples=0, tables=["use_of_force"]).run()
     (refit,) = refits
     uof = set(data.table_columns["use_of_force"])
     assert refit.kind == "drop_source" and refit.parameter == "source=use_of_force"
@@ -137,7 +137,8 @@ def test_a_refit_without_a_source_never_sees_it(one_split) -> None:
     changed["use_of_force"] = uof_rows.assign(officer_uid=uof_rows["officer_uid"].sample(
         frac=1, random_state=0).to_numpy())
     again = prepare(data.experiment, changed)
-    _, (refit_again,) = perturbed_lists(again, LGBM, 0, resamples=0, tables=["use_of_force"])
+    _, (refit_again,) = perturbed_tasks(again, LGBM, 0, resamples=0,
+                                        tables=["use_of_force"]).run()
     assert np.array_equal(refit.scores.to_numpy(), refit_again.scores.to_numpy())
     full = [_full_scores(d) for d in (data, again)]
     assert not np.allclose(*full)
@@ -152,8 +153,8 @@ def _full_scores(data: Any) -> np.ndarray:
 def test_a_baseline_without_the_source_it_ranks_by_is_not_refitted(one_split) -> None:
     data, _ = one_split
     baseline = GridPoint("rank_by_feature", {"column": "cmp_all_1year_count"})
-    _, refits = perturbed_lists(data, baseline, 0, resamples=1,
-                                tables=["complaints", "use_of_force"])
+    _, refits = perturbed_tasks(data, baseline, 0, resamples=1,
+                                tables=["complaints", "use_of_force"]).run()
     boot, complaints, uof = refits
     assert complaints.scores is None and "cmp_all_1year_count" in complaints.note
     assert boot.scores is not None and uof.scores is not None
@@ -164,7 +165,7 @@ def test_a_baseline_without_the_source_it_ranks_by_is_not_refitted(one_split) ->
 
 def test_comparisons_match_scipy_and_numpy(one_split) -> None:
     data, _ = one_split
-    test, refits = perturbed_lists(data, LGBM, 0, resamples=2, tables=["complaints"])
+    test, refits = perturbed_tasks(data, LGBM, 0, resamples=2, tables=["complaints"]).run()
     entities = test["officer_uid"].astype("string").to_numpy()
     labels = pd.Series(test["any_complaint"].to_numpy(), index=entities)
     reference = pd.Series(_full_scores(data), index=entities)

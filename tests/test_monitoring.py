@@ -36,11 +36,12 @@ from rudikit.cli import app as cli
 from rudikit.cli.monitoring import rehearse
 from rudikit.cli.service import DEMO_WAIVER
 from rudikit.config import FairnessRequirement, load_project
+from rudikit.data import MISSING_GROUP
 from rudikit.data.sources import SourceError, unify
 from rudikit.data.synthetic import generate_archive
 from rudikit.models.artefacts import load_artefact
 from rudikit.monitoring import inputs
-from rudikit.monitoring.drift import MISSING, OTHER, ReferenceProfile, chi2_p_value, compare, psi
+from rudikit.monitoring.drift import OTHER, ReferenceProfile, chi2_p_value, compare, psi
 from rudikit.monitoring.monitor import MonitorError, list_stability, run_monitor
 from rudikit.monitoring.pass_sources import PassSources
 from rudikit.monitoring.performance import realised
@@ -105,7 +106,7 @@ def test_reference_profile_buckets_unseen_missing_and_numbers() -> None:
     age = drift["age_range"].buckets.set_index("bucket")
     assert age.loc["10-17", "reference_share"] == pytest.approx(0.20)
     assert age.loc["10-17", "production_share"] == pytest.approx(0.50)
-    assert age.loc[OTHER, "production_n"] == 1 and age.loc[MISSING, "production_n"] == 1
+    assert age.loc[OTHER, "production_n"] == 1 and age.loc[MISSING_GROUP, "production_n"] == 1
     assert drift["age_range"].production_missing == pytest.approx(0.1)
     flag = drift["flag"].buckets.set_index("bucket")
     assert flag.loc["true", "production_share"] == pytest.approx(0.5)
@@ -982,7 +983,7 @@ def test_a_pass_reads_the_window_and_its_stored_reference_not_the_history(
     shares = inputs_.loc[inside, "gender"].value_counts(dropna=False) / inside.sum()
     assert len(shares) > 1
     for value, share in shares.items():
-        bucket = MISSING if pd.isna(value) else value
+        bucket = MISSING_GROUP if pd.isna(value) else value
         assert gender.loc[bucket, "production_share"] == pytest.approx(share, abs=1e-9)
     assert first.stability is None  # the case predictions are no lists
     # the next pass reads the stored reference: no test predictions, no training rows

@@ -15,9 +15,9 @@ from rudikit.evaluation.stability import (
     pairwise_stability,
     rank_changes,
     rank_correlation,
-    stability_vs_trees,
     top_k,
     top_k_jaccard,
+    trees_tasks,
 )
 from rudikit.store import list_tables as lt
 from rudikit.store import results
@@ -142,8 +142,8 @@ def test_stability_vs_trees_grows_with_trees() -> None:
     y = (X[:, 0] + 0.5 * rng.normal(size=600) > 1).astype(int)
     X_test = rng.normal(size=(300, 5))
     y_test = (X_test[:, 0] > 1).astype(int)
-    curve = stability_vs_trees(X, y, X_test, range(300), n_estimators=[3, 60], seeds=[0, 1],
-                               k=30, params={"min_samples_leaf": 5}, y_test=y_test)
+    curve = trees_tasks(X, y, X_test, range(300), n_estimators=[3, 60], seeds=[0, 1], k=30,
+                        params={"min_samples_leaf": 5}, y_test=y_test).run()
     assert curve["n_estimators"].tolist() == [3, 60]
     assert curve["jaccard"].iloc[1] > curve["jaccard"].iloc[0]
     assert curve["precision_at_k"].between(0, 1).all()
@@ -157,12 +157,11 @@ def test_stability_vs_trees_grows_with_trees() -> None:
     warm.set_params(n_estimators=60).fit(X.astype(np.float32), y)
     np.testing.assert_allclose(fresh.predict_proba(X_test.astype(np.float32)),
                                warm.predict_proba(X_test.astype(np.float32)))
-    lgb = stability_vs_trees(X, y, X_test, range(300), algorithm="lightgbm",
-                             n_estimators=[20], k=30, params={"subsample": 0.5,
-                                                              "subsample_freq": 1})
+    lgb = trees_tasks(X, y, X_test, range(300), algorithm="lightgbm", n_estimators=[20], k=30,
+                      params={"subsample": 0.5, "subsample_freq": 1}).run()
     assert 0 <= lgb["jaccard"].iloc[0] <= 1
     with pytest.raises(StabilityError):
-        stability_vs_trees(X, y, X_test, range(300), seeds=[0])
+        trees_tasks(X, y, X_test, range(300), seeds=[0])
 
 
 def test_list_tables_round_trip(store) -> None:

@@ -21,6 +21,11 @@ SourceKind = Literal["police_uk_archive", "police_uk_api", "police_uk_api_csv",
 #: Source kinds that hold per-officer event tables (complaints, uses of force, unit and rank
 #: history) rather than one row per case: only a project with a ``temporal`` section reads them.
 EVENT_SOURCE_KINDS = ("chicago_cpdb", "event_tables")
+#: The kinds whose every file loads to the normalised police.uk table (one layout and set of
+#: types), so stacking the files' frames gives the source's frame whatever they hold.
+STREAMED_KINDS = ("police_uk_archive", "police_uk_api_csv", "police_uk_api_json")
+#: The kinds loaded file by file into the normalised police.uk table.
+NORMALISED_KINDS = (*STREAMED_KINDS, "synthetic_stop_search", "police_uk_api")
 
 
 class Source(Strict):
@@ -41,6 +46,12 @@ class Source(Strict):
     updated_at: str | None = None  # set on every insert and update: enables incremental loads
     key: list[str] = []  # the column(s) that identify a row (incremental loads replace by it)
     layout: Literal["table", "police_uk"] = "table"  # police_uk: the stop-and-search columns
+
+    @property
+    def normalised(self) -> bool:
+        """Loaded file by file into the normalised police.uk table (:data:`NORMALISED_KINDS`):
+        its text columns may be read as categoricals from each file on."""
+        return self.kind in NORMALISED_KINDS
 
     @model_validator(mode="before")
     @classmethod

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from rudikit.config import Project, Source
+from rudikit.config.data import STREAMED_KINDS
 from rudikit.data import download, police_uk, sql, synthetic
 from rudikit.data.compas.loading import load_compas
 from rudikit.data.compas.table import build_compas_table
@@ -118,7 +119,7 @@ def _load_files(source: Source, files: list[Path], where: str, categories: bool 
         except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
             raise SourceError(f"{where}: cannot read {path}: {exc}") from None
         frames.append(police_uk.as_categories(frame) if categories
-                      and source.kind in NORMALISED_KINDS else frame)
+                      and source.normalised else frame)
         report = report.merge(rep)
     if source.kind in ("csv", "parquet"):
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -166,19 +167,12 @@ def files_fingerprint(source: Source, project_dir: str | Path) -> str | None:
     return files_checksum(*listed) if listed else None
 
 
-#: The kinds whose every file loads to the normalised police.uk table (one layout and set of
-#: types), so stacking the files' frames gives the source's frame whatever they hold.
-STREAMED_KINDS = ("police_uk_archive", "police_uk_api_csv", "police_uk_api_json")
-#: The kinds loaded file by file into the normalised police.uk table.
-NORMALISED_KINDS = (*STREAMED_KINDS, "synthetic_stop_search", "police_uk_api")
-
-
 def source_frames(source: Source, project_dir: str | Path, where: str
                   ) -> tuple[list[str], Iterator[pd.DataFrame]] | None:
     """The rows :func:`load_source` would load, file by file and typed alike (stacked in order
     they are its frame), and their columns, known before any file is read: a reader can digest
     a source of millions of rows without holding it. None for a source that is not read from
-    existing files of :data:`STREAMED_KINDS` (load it whole)."""
+    existing files of :data:`~rudikit.config.data.STREAMED_KINDS` (load it whole)."""
     listed = _existing_files(source, project_dir, STREAMED_KINDS)
     if listed is None:
         return None
@@ -202,7 +196,7 @@ def load_source(source: Source, project_dir: str | Path, where: str,
                 cache_dir: str | Path | None = None, *,
                 allow_synthetic: bool = False, categories: bool = False) -> LoadedSource:
     """Load one source. ``where`` is its key path (``data.sources[0]``) for error messages.
-    ``categories``: a source of :data:`NORMALISED_KINDS` holds its text columns as
+    ``categories``: a :attr:`~rudikit.config.Source.normalised` source holds its text columns as
     categoricals from each file on (:func:`rudikit.data.police_uk.as_categories`).
 
     A missing path is an error: only ``allow_synthetic`` (the caller's explicit run-time choice,
@@ -273,10 +267,11 @@ def unify(project: Project, project_dir: Path, *, allow_synthetic: bool = False,
           categories: bool = False) -> tuple[pd.DataFrame, list[LoadedSource]]:
     """Load every source; stack them when they share a layout (e.g. several police.uk feeds);
     add the group size when the project asks (:mod:`rudikit.data.group_size`).
-    ``allow_synthetic``: see :func:`load_source`. ``categories``: when every source is of
-    :data:`NORMALISED_KINDS`, their text columns are categoricals from each file on, so the
-    text of millions of rows is never held (:func:`loaded_as_categories` names them)."""
-    categories = categories and all(s.kind in NORMALISED_KINDS for s in project.data.sources)
+    ``allow_synthetic``: see :func:`load_source`. ``categories``: when every source is
+    :attr:`~rudikit.config.Source.normalised`, their text columns are categoricals from each
+    file on, so the text of millions of rows is never held (:func:`loaded_as_categories`
+    names them)."""
+    categories = categories and all(s.normalised for s in project.data.sources)
     loaded = [load_source(s, project_dir, f"data.sources[{i}]", allow_synthetic=allow_synthetic,
                           categories=categories)
               for i, s in enumerate(project.data.sources)]
@@ -293,7 +288,7 @@ def unify(project: Project, project_dir: Path, *, allow_synthetic: bool = False,
 def loaded_as_categories(project: Project, frame: pd.DataFrame) -> dict[str, str]:
     """The columns :func:`unify` with ``categories`` loaded as categoricals, with the dtype
     they are text as (what they would have been loaded as)."""
-    if not all(s.kind in NORMALISED_KINDS for s in project.data.sources):
+    if not all(s.normalised for s in project.data.sources):
         return {}
     return {c: police_uk.COLUMNS[c] for c in police_uk.CATEGORY_COLUMNS
             if c in frame.columns and isinstance(frame[c].dtype, pd.CategoricalDtype)}

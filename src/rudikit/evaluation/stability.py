@@ -6,7 +6,7 @@
   consecutive as-of dates (the list should move, but not jump).
 * :func:`against_reference`: lists of perturbed refits (a bootstrap of officers, one data
   source left out) against the unperturbed list, beside each one's precision in the top k.
-* :func:`stability_vs_trees`: the top-k Jaccard between two seeds of a forest as the number of
+* :func:`trees_tasks`: the top-k Jaccard between two seeds of a forest as the number of
   trees grows. DSaPP found random forests needed thousands of trees before two seeds flagged
   over 90% of the same officers; this measures the curve on our data.
 * :func:`exclude_reviewed`: officers reviewed within a cool-off period are not flagged again; the
@@ -31,7 +31,7 @@ from pandas.tseries.offsets import DateOffset
 from scipy import stats
 
 if TYPE_CHECKING:
-    from rudikit.models.temporal import Planned, RunEach
+    from rudikit.models.temporal import Planned
 
 #: Rank-change horizons: name -> how far back the earlier list must be.
 HORIZONS: dict[str, DateOffset] = {
@@ -174,7 +174,7 @@ def _fit_forest(algorithm: str, n_estimators: int, seed: int, params: Mapping[st
     if algorithm == "lightgbm":
         return LGBMClassifier(random_state=seed, n_estimators=n_estimators,
                               **{"verbose": -1, "n_jobs": 1, **params})
-    raise StabilityError(f"stability_vs_trees: unknown algorithm {algorithm!r} "
+    raise StabilityError(f"stability vs trees: unknown algorithm {algorithm!r} "
                          "(random_forest, extra_trees, lightgbm)")
 
 
@@ -202,7 +202,7 @@ def check_forest(algorithm: str, params: Mapping[str, Any], X: np.ndarray, y: np
 def forest_by_size(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray,
                    algorithm: str, sizes: Sequence[int], seed: int, params: Mapping[str, Any],
                    *, threads: int | None = None) -> list[tuple[int, np.ndarray, float]]:
-    """One seed's part of :func:`stability_vs_trees`, a task of its own: the forest grown
+    """One seed's part of :func:`trees_tasks`, a task of its own: the forest grown
     through ``sizes`` trees and, at each size, its scores on ``X_test`` and its fit seconds (a
     random forest's cumulative, as it grows; LightGBM's, refitted, its own). The executor's
     ``threads`` are not used: a forest predicting on several threads adds its trees' votes
@@ -222,30 +222,6 @@ def forest_by_size(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray,
     return out
 
 
-def stability_vs_trees(X_train: np.ndarray | pd.DataFrame, y_train: np.ndarray,
-                       X_test: np.ndarray | pd.DataFrame, entity_ids: Sequence[Any], *,
-                       algorithm: str = "random_forest",
-                       n_estimators: Sequence[int] = (100, 300, 1000, 3000),
-                       seeds: Sequence[int] = (0, 1), k: int = 100,
-                       params: Mapping[str, Any] | None = None,
-                       y_test: np.ndarray | None = None,
-                       progress: Callable[[str], None] | None = None,
-                       run_each: RunEach | None = None) -> pd.DataFrame:
-    """Top-``k`` Jaccard (and Spearman) between every pair of ``seeds`` of the same model at
-    each number of trees, scored on ``X_test`` (one as-of date: one list).
-
-    ``X_*`` are numeric matrices (NaN allowed). Each seed's forest is a task for ``run_each``
-    (an executor's; default: one after another here), so the seeds grow at once on workers.
-    Returns one row per (n_estimators, pair of seeds) with the mean fit seconds per seed and,
-    when ``y_test`` is given, the mean precision in the top ``k`` of the seeds (ties counted
-    fractionally)."""
-    from rudikit.models.temporal import one_after_another
-
-    return trees_tasks(X_train, y_train, X_test, entity_ids, algorithm=algorithm,
-                       n_estimators=n_estimators, seeds=seeds, k=k, params=params,
-                       y_test=y_test, progress=progress).run(run_each or one_after_another)
-
-
 def trees_tasks(X_train: np.ndarray | pd.DataFrame, y_train: np.ndarray,
                 X_test: np.ndarray | pd.DataFrame, entity_ids: Sequence[Any], *,
                 algorithm: str = "random_forest",
@@ -254,15 +230,22 @@ def trees_tasks(X_train: np.ndarray | pd.DataFrame, y_train: np.ndarray,
                 params: Mapping[str, Any] | None = None,
                 y_test: np.ndarray | None = None,
                 progress: Callable[[str], None] | None = None) -> Planned[pd.DataFrame]:
-    """:func:`stability_vs_trees` planned, for a caller that runs its forests in a batch with
-    other tasks. A forest's cost is a grid point's expected cost of its trees (a random
-    forest: the largest, grown once; LightGBM: every size, refitted)."""
+    """Top-``k`` Jaccard (and Spearman) between every pair of ``seeds`` of the same model at
+    each number of trees, scored on ``X_test`` (one as-of date: one list).
+
+    ``X_*`` are numeric matrices (NaN allowed). Each seed's forest is a task, so the seeds
+    grow at once on workers; planned, so a caller may run them in a batch with other tasks or
+    alone (``.run(run_each)``). The plan's value: one row per (n_estimators, pair of seeds)
+    with the mean fit seconds per seed and, when ``y_test`` is given, the mean precision in
+    the top ``k`` of the seeds (ties counted fractionally). A forest's cost is a grid point's
+    expected cost of its trees (a random forest: the largest, grown once; LightGBM: every
+    size, refitted)."""
     from rudikit.evaluation.metrics import precision_at_k
     from rudikit.models.estimators import GridPoint
     from rudikit.models.temporal import Planned
 
     if len(seeds) < 2:
-        raise StabilityError("stability_vs_trees needs at least two seeds")
+        raise StabilityError("stability vs trees needs at least two seeds")
     params = dict(params or {})
     X_train = np.asarray(X_train, dtype=np.float32)
     X_test = np.asarray(X_test, dtype=np.float32)

@@ -4,8 +4,8 @@ Every table, report, stored audit, mitigation threshold and served decision name
 same way:
 
 * a group is the attribute value as text: attribute ``"race"``, group ``"African-American"``;
-* a missing value is its own group, labelled :data:`MISSING_GROUP` ``"(missing)"``, never
-  dropped;
+* a missing value is its own group, labelled :data:`rudikit.data.MISSING_GROUP`
+  ``"(missing)"`` (the label every layer gives it; imported here too), never dropped;
 * an intersection joins the attribute names and the values with :data:`INTERSECTION_SEP`
   ``":"`` (Wilkinson's interaction notation): attribute ``"race:sex"``, group
   ``"African-American:Male"`` (:func:`attribute_name`, :func:`join_group`);
@@ -25,9 +25,9 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from rudikit.data import MISSING_GROUP
 from rudikit.fairness.inputs import available_columns, check_length
 
-MISSING_GROUP = "(missing)"
 INTERSECTION_SEP = ":"
 GROUP_KEY_SEP = "="
 

@@ -11,6 +11,7 @@ import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit
 
 from rudikit.config import ColumnSplit, RandomSplit, TemporalSplit
+from rudikit.data import MISSING_GROUP
 
 
 class SplitError(ValueError):
@@ -87,7 +88,7 @@ def make_split(frame: pd.DataFrame, spec: TemporalSplit | RandomSplit | ColumnSp
         if spec.group_column:
             if spec.group_column not in frame.columns:
                 raise SplitError(f"{where}.group_column: no column {spec.group_column!r}")
-            groups = frame[spec.group_column].astype("string").fillna("(missing)").to_numpy()
+            groups = frame[spec.group_column].astype("string").fillna(MISSING_GROUP).to_numpy()
         train_idx, test_idx = _hold_out(np.arange(n), groups, spec.test_size, spec.seed)
         if spec.validation_size:
             # a share of all rows, taken from what the test partition left
@@ -128,7 +129,7 @@ def _from_column(frame: pd.DataFrame, spec: ColumnSplit, where: str
     positions = {name: np.flatnonzero(side.isin(values).fillna(False).to_numpy())
                  for name, values in sides.items()}
     listed = [v for values in sides.values() for v in values]
-    other = side[~side.isin(listed).fillna(False)].fillna("(missing)")
+    other = side[~side.isin(listed).fillna(False)].fillna(MISSING_GROUP)
     if len(other):
         counts = other.value_counts()
         shown = ", ".join(f"{v!r} ({n:,} rows)" for v, n in counts.head(5).items())
@@ -149,7 +150,7 @@ def _check_no_straddle(frame: pd.DataFrame, spec: ColumnSplit,
     """Refuse a group (person, officer) on two sides, naming the first offenders."""
     if spec.group_column not in frame.columns:
         raise SplitError(f"{where}.group_column: no column {spec.group_column!r}")
-    groups = frame[spec.group_column].astype("string").fillna("(missing)").to_numpy()
+    groups = frame[spec.group_column].astype("string").fillna(MISSING_GROUP).to_numpy()
     side_of = pd.Series(np.empty(len(frame), dtype=object))
     for name, idx in positions.items():
         side_of.iloc[idx] = name

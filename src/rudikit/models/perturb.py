@@ -7,9 +7,9 @@ precision held, the list changed).
   together (an officer drawn twice brings every row twice).
 * :func:`without_table`: the model's features without those computed from one source table
   (the cohort, who is scored, is kept).
-* :func:`perturbed_lists`: refits of one grid point on one split with the same seed, each
+* :func:`perturbed_tasks`: refits of one grid point on one split with the same seed, each
   scoring the split's first test as-of date, as the seed comparison of
-  :func:`rudikit.models.seeds.seed_lists` does.
+  :func:`rudikit.models.seeds.seed_tasks` does.
 """
 
 from __future__ import annotations
@@ -30,13 +30,11 @@ from rudikit.models.estimators import GridPoint
 from rudikit.models.temporal import (
     Planned,
     PreparedData,
-    RunEach,
     SplitMatrices,
     StabilityRows,
     build_temporal_pipeline,
     first_test_matrices,
     fit_and_score,
-    one_after_another,
 )
 
 
@@ -95,29 +93,20 @@ def perturbed_list(point: GridPoint, features: Features, matrices: SplitMatrices
             time.perf_counter() - started)
 
 
-def perturbed_lists(data: PreparedData, point: GridPoint, seed: int, *, resamples: int,
-                    tables: Sequence[str], split: Split | None = None,
-                    progress: Callable[[str], None] | None = None,
-                    run_each: RunEach = one_after_another
-                    ) -> tuple[pd.DataFrame, list[Perturbation]]:
-    """Refit ``point`` on ``split`` (default: the last) with ``seed``: on ``resamples``
-    bootstrap resamples of the training officers (drawn from a generator seeded with
-    ``seed``), and without the features of each of ``tables``, each refit a task for
-    ``run_each``. Returns the test rows of the split's first test date (entity and label) and
-    one :class:`Perturbation` per refit, in that order."""
-    return perturbed_tasks(data, point, seed, resamples=resamples, tables=tables, split=split,
-                           progress=progress).run(run_each)
-
-
 def perturbed_tasks(data: PreparedData, point: GridPoint, seed: int, *, resamples: int,
                     tables: Sequence[str], split: Split | None = None,
                     progress: Callable[[str], None] | None = None,
                     rows: StabilityRows | None = None
                     ) -> Planned[tuple[pd.DataFrame, list[Perturbation]]]:
-    """:func:`perturbed_lists` planned, for a caller that runs its refits in a batch with
-    other tasks; each refit costs what the point's expected cost on its training rows is.
-    ``rows``: the split's :class:`StabilityRows`, built earlier (else its matrices are
-    built here)."""
+    """Refit ``point`` on ``split`` (default: the last) with ``seed``: on ``resamples``
+    bootstrap resamples of the training officers (drawn from a generator seeded with
+    ``seed``), and without the features of each of ``tables``, each refit a task. The plan's
+    value: the test rows of the split's first test date (entity and label) and one
+    :class:`Perturbation` per refit, in that order. ``rows``: the split's
+    :class:`StabilityRows`, built earlier (else its matrices are built here).
+
+    Planned, so a caller may run the refits in a batch with other tasks or alone
+    (``.run(run_each)``); each refit costs the point's expected cost on its training rows."""
     matrices = rows.matrices if rows is not None else first_test_matrices(data, split)
     test = matrices.test
     entities = test[ENTITY].astype("string").to_numpy()

@@ -1,7 +1,7 @@
 """The chosen model's lists for list stability: refitted with each seed on a split (each refit
 an executor task), and the first seed's lists on further as-of dates, scored in blocks of
 dates (a task each). The first seed's model may be the grid's own fit, which is then not
-refitted (:class:`FittedSeed`).
+refitted (:class:`FittedSeed`). :func:`seed_tasks` plans the tasks.
 """
 
 from __future__ import annotations
@@ -77,29 +77,12 @@ def _saved_model(digest: str, data: bytes, name: str) -> Pipeline:
 @dataclass(frozen=True)
 class FittedSeed:
     """The grid's own fit of a point on a split, with one of the stability seeds (the run's):
-    :func:`seed_lists` does not refit it. ``scores``: its list on the split's first test
+    :func:`seed_tasks` does not refit it. ``scores``: its list on the split's first test
     as-of date (entity -> score); ``artefact``: (SHA-256, skops bytes, name for errors)."""
 
     seed: int
     scores: pd.Series
     artefact: tuple[str, bytes, str]
-
-
-def seed_lists(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
-               split: Split | None = None, extra_dates: Sequence[Any] = (),
-               progress: Callable[[str], None] | None = None,
-               run_each: RunEach = one_after_another, fitted: FittedSeed | None = None
-               ) -> tuple[dict[int, pd.Series], dict[pd.Timestamp, pd.Series]]:
-    """Refit one grid point on one split (default: the last) with each seed, each refit a
-    task for ``run_each``; return the test list per seed (first test as-of date:
-    entity -> score) and, for the first seed, the lists on ``extra_dates`` (which must be in
-    ``data.features``), scored in blocks of :data:`DATES_PER_BLOCK` dates, a task each.
-
-    With ``fitted`` (the first seed's model, already fitted on the split: the grid's own fit
-    when the first seed is the run's), that seed is not refitted, and the blocks of dates run
-    beside the other seeds' refits in one batch rather than after the first refit."""
-    return seed_tasks(data, point, seeds, split=split, extra_dates=extra_dates,
-                      progress=progress, run_each=run_each, fitted=fitted).run(run_each)
 
 
 def seed_tasks(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
@@ -108,13 +91,24 @@ def seed_tasks(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
                run_each: RunEach = one_after_another, fitted: FittedSeed | None = None,
                rows: StabilityRows | None = None
                ) -> Planned[tuple[dict[int, pd.Series], dict[pd.Timestamp, pd.Series]]]:
-    """:func:`seed_lists` planned, for a caller that runs its tasks in a batch with others'
-    (:func:`any_task` calls). ``run_each`` runs only the blocks of dates that must wait for
-    the first seed's refit (without ``fitted``). A refit's cost is the point's expected one,
-    and a block of dates (one prediction) is given the same, so that the blocks are sent
-    beside the refits rather than last: the caller can work out the seeds' and consecutive
-    lists' figures while other steps' tasks still run. ``rows``: the split's
-    :class:`StabilityRows`, built earlier with ``extra_dates`` (else built here)."""
+    """Refit one grid point on one split (default: the last) with each seed, each refit a
+    task; the plan's value is the test list per seed (first test as-of date: entity -> score)
+    and, for the first seed, the lists on ``extra_dates`` (which must be in
+    ``data.features``), scored in blocks of :data:`rudikit.models.temporal.DATES_PER_BLOCK`
+    dates, a task each. ``rows``: the split's :class:`StabilityRows`, built earlier with
+    ``extra_dates`` (else built here).
+
+    Planned (:func:`any_task` calls), so a caller may run the tasks in a batch with other
+    steps' or alone (``.run(run_each)``). Without ``fitted``, the blocks of dates must wait
+    for the first seed's refit: ``collect`` runs them through ``run_each``, so a caller
+    passes its ``run_each`` both here and to ``.run``. With ``fitted`` (the first seed's
+    model, already fitted on the split: the grid's own fit when the first seed is the
+    run's), that seed is not refitted, and the blocks run beside the other seeds' refits.
+
+    A refit's cost is the point's expected one, and a block of dates (one prediction) is
+    given the same, so that the blocks are sent beside the refits rather than last: the
+    caller can work out the seeds' and consecutive lists' figures while other steps' tasks
+    still run."""
     rows = rows or stability_rows(data, split=split, extra_dates=extra_dates,
                                   columns=data.features_for(point).input_columns)
     features = data.features_for(point)

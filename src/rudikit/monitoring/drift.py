@@ -23,7 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import stats
 
-MISSING = "(missing)"
+from rudikit.data import MISSING_GROUP
+
 OTHER = "(other)"
 _EPS = 1e-4  # share floor in PSI so an empty bucket gives a large, finite value
 
@@ -48,7 +49,8 @@ def chi2_p_value(reference_counts: np.ndarray, production_counts: np.ndarray) ->
 @dataclass
 class FeatureBuckets:
     """The fixed buckets of one feature: categories (with "(other)" for unseen values) or
-    numeric edges (``len(edges) + 1`` intervals); "(missing)" is always the last bucket."""
+    numeric edges (``len(edges) + 1`` intervals); :data:`MISSING_GROUP` is always the last
+    bucket."""
 
     name: str
     kind: str  # categorical, numeric
@@ -58,12 +60,12 @@ class FeatureBuckets:
     @property
     def labels(self) -> list[str]:
         if self.kind == "categorical":
-            return [*self.categories, OTHER, MISSING]
+            return [*self.categories, OTHER, MISSING_GROUP]
         e = [f"{v:.4g}" for v in self.edges]
         if not e:
-            return ["all", MISSING]
+            return ["all", MISSING_GROUP]
         return [f"< {e[0]}", *(f"{a} to < {b}" for a, b in zip(e, e[1:], strict=False)),
-                f">= {e[-1]}", MISSING]
+                f">= {e[-1]}", MISSING_GROUP]
 
     def count(self, values: pa.Array | pa.ChunkedArray | np.ndarray | pd.Series) -> np.ndarray:
         """Counts per bucket (in :attr:`labels` order)."""

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine, RowMapping
 
 from rudikit.config import Project, Source, SourceExpectation
 from rudikit.data import police_uk
-from rudikit.data.sources import NORMALISED_KINDS, files_fingerprint, load_source, source_frames
+from rudikit.data.sources import files_fingerprint, load_source, source_frames
 from rudikit.monitoring import inputs
 from rudikit.monitoring.alerts import Alert
 from rudikit.monitoring.inputs import PeriodDigest, SourceCheck
@@ -93,7 +93,7 @@ class PassSources:
             else:
                 plan.last = None
                 plan.columns, frames = self._frames(i)
-                text = source.kind in NORMALISED_KINDS
+                text = source.normalised
                 if isinstance(frames, list):  # loaded whole: digested now
                     self._reads[i] = _read(frames, time_col, self.keep, normalised=text)
                 else:
@@ -136,8 +136,8 @@ class PassSources:
             elif i in self._reads:
                 kept, self._read_of(i).kept = self._read_of(i).kept, []
             else:
-                kept = _read(self._frames(i)[1], None, self.keep, normalised=self.project
-                             .data.sources[i].kind in NORMALISED_KINDS).kept
+                kept = _read(self._frames(i)[1], None, self.keep,
+                             normalised=self.project.data.sources[i].normalised).kept
             parts.append(_stack(kept))
         return (pd.concat(police_uk.shared_categories(parts), ignore_index=True)
                 if len(parts) > 1 else parts[0])

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rudikit.data import MISSING_GROUP
 from rudikit.evaluation.metrics import evaluate_scores
 
 
@@ -71,8 +72,9 @@ def from_counts(n: int, pos: int, tp: int, fp: int, u_minus: int, ap_sum: float
 def segments_of(counts: pd.DataFrame) -> dict[str, Realised]:
     """:func:`from_counts` per segment of
     :func:`~rudikit.store.queries.monitor_counts.performance_counts`' rows, keyed by the
-    segment's text (missing values form their own segment, ``(missing)``), in key order."""
-    keys = counts["key"].astype("string").fillna("(missing)")
+    segment's text (missing values form their own segment, :data:`MISSING_GROUP`), in key
+    order."""
+    keys = counts["key"].astype("string").fillna(MISSING_GROUP)
     figures = {str(key): from_counts(int(r.n), int(r.pos), int(r.tp), int(r.fp), int(r.u_minus),
                                      float(r.ap_sum))
                for key, r in zip(keys, counts.itertuples(), strict=True)}

@@ -17,6 +17,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from rudikit.config import Project
+from rudikit.data import MISSING_GROUP
 from rudikit.data.profile import column_kind, profile_frame
 from rudikit.data.sources import LoadedSource, SourceError, load_source
 from rudikit.evaluation import display
@@ -61,7 +62,7 @@ HANDLING = (
     "category into its own unknown code, which the tree models and baselines use as "
     "information; logistic regression one-hot encodes it and fills missing numbers with the "
     "training median plus a missing-indicator column. In the fairness audit a missing protected "
-    "attribute is its own group, \"(missing)\", never dropped."
+    f"attribute is its own group, \"{MISSING_GROUP}\", never dropped."
 )
 
 ASSESSED = ("Counted per column when the snapshot's files were loaded: a value is missing when "
