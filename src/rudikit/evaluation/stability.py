@@ -91,9 +91,14 @@ def rank_correlation(a: pd.Series | Mapping[Any, float], b: pd.Series | Mapping[
     ``k``, only over the entities in either top-``k`` list (that both score). NaN when fewer
     than two entities are compared or one side is constant."""
     sa, sb = _as_series(a).dropna(), _as_series(b).dropna()
+    return _spearman(sa, sb, None if k is None else set(top_k(sa, k)) | set(top_k(sb, k)))
+
+
+def _spearman(sa: pd.Series, sb: pd.Series, keep: set[Any] | None) -> float:
+    """:func:`rank_correlation` of two series without NaN, over the entities in ``keep``
+    (None: all) that both score."""
     common = sa.index.intersection(sb.index)
-    if k is not None:
-        keep = set(top_k(sa, k)) | set(top_k(sb, k))
+    if keep is not None:
         common = common[common.isin(list(keep))]
     if len(common) < 2:
         return float("nan")
@@ -142,14 +147,17 @@ def consecutive_stability(scores_by_date: Mapping[Any, pd.Series], k: int) -> pd
     """Each list against the one before it (dates in order): top-``k`` Jaccard, Spearman over
     the officers on both dates, and how many officers each date shares with the one before."""
     dates = sorted(scores_by_date, key=pd.Timestamp)
+    lists = {d: _as_series(scores_by_date[d]).dropna() for d in dates}
+    # each list ranked once (a sort by score and entity id), not once per pair and figure
+    tops = {d: top_k(lists[d], k) for d in dates}
     rows = []
     for before, after in itertools.pairwise(dates):
-        a, b = _as_series(scores_by_date[before]), _as_series(scores_by_date[after])
+        a, b = lists[before], lists[after]
         rows.append({"previous_date": pd.Timestamp(before), "as_of_date": pd.Timestamp(after),
-                     "k": k, "jaccard": top_k_jaccard(a, b, k),
-                     "spearman": rank_correlation(a, b),
-                     "spearman_top_k": rank_correlation(a, b, k),
-                     "common_entities": len(a.dropna().index.intersection(b.dropna().index))})
+                     "k": k, "jaccard": jaccard(tops[before], tops[after]),
+                     "spearman": _spearman(a, b, None),
+                     "spearman_top_k": _spearman(a, b, set(tops[before]) | set(tops[after])),
+                     "common_entities": len(a.index.intersection(b.index))})
     return pd.DataFrame(rows, columns=["previous_date", "as_of_date", "k", "jaccard",
                                        "spearman", "spearman_top_k", "common_entities"])
 

@@ -105,10 +105,9 @@ def seed_tasks(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
     model, already fitted on the split: the grid's own fit when the first seed is the
     run's), that seed is not refitted, and the blocks run beside the other seeds' refits.
 
-    A refit's cost is the point's expected one, and a block of dates (one prediction) is
-    given the same, so that the blocks are sent beside the refits rather than last: the
-    caller can work out the seeds' and consecutive lists' figures while other steps' tasks
-    still run."""
+    A refit's cost is the point's expected one; a block of dates (one prediction, about a
+    second) costs nothing, so that in a batch the blocks are sent after every refit and even
+    out the workers' ends."""
     rows = rows or stability_rows(data, split=split, extra_dates=extra_dates,
                                   columns=data.features_for(point).input_columns)
     features = data.features_for(point)
@@ -128,7 +127,7 @@ def seed_tasks(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
         costs += [point.expected_cost(len(rows.matrices.train))] * len(refit)
     if fitted is not None:
         calls += [(dated_lists, fitted.artefact, block) for block in rows.blocks]
-        costs += [max(costs, default=0.0)] * len(rows.blocks)
+        costs += [0.0] * len(rows.blocks)
 
     def collect(results: Iterator[Any]
                 ) -> tuple[dict[int, pd.Series], dict[pd.Timestamp, pd.Series]]:

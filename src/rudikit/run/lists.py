@@ -135,8 +135,7 @@ def list_stability(data: PreparedData, result: TemporalResult, chosen: int, engi
     changes on the last consecutive date stored in ``rank_changes``. The seed and perturbation
     refits, the blocks of consecutive dates and each seed's forest of the stability-vs-trees
     curve are tasks of ONE batch run where ``execution`` says, as the grid's fits are, the
-    longest first (three batches one after another each ended with a worker idle); this
-    process works out the seeds' and consecutive lists' figures while the rest run.
+    longest first (three batches one after another each ended with a worker idle).
     ``rows``: :func:`prepare_stability`'s (else built here). ``alongside``: other steps whose
     tasks join the batch (the reasons behind the last list), collected after these tables
     are stored, in order, into :attr:`ListStability.alongside`."""
@@ -164,43 +163,47 @@ def list_stability(data: PreparedData, result: TemporalResult, chosen: int, engi
             algorithm=settings.algorithm, n_estimators=settings.n_estimators,
             seeds=settings.seeds, k=config.top_k, params=settings.params,
             y_test=test[config.label].to_numpy(), progress=say))
-    steps: list[Planned[Any]] = [seeds, perturbations, *trees, *alongside]
+    # the results come in this order: the reasons and the forests, sent first as the longest
+    # (the reasons: short, but they must not run alone at the end), then the refits, then
+    # the seeds' blocks of dates (each about a second), sent last to even out the workers'
+    # ends; this process works each step out as its results come in
+    steps: list[Planned[Any]] = [*alongside, *trees, perturbations, seeds]
     results = iter(ordered_results(execution, any_task,
                                    [(p.fn, *call) for p in steps for call in p.calls],
                                    [cost for p in steps for cost in p.costs]))
+    explained = [list(islice(results, len(step.calls))) for step in alongside]
+    curves = [step.collect(islice(results, len(step.calls))) for step in trees]
+    perturbed = perturbations.collect(islice(results, len(perturbations.calls)))
     by_seed, by_date = seeds.collect(islice(results, len(seeds.calls)))
     pairs = pairwise_stability(by_seed, config.top_k)
     common = {"model_group_id": chosen, "algorithm": point.algorithm, "k": config.top_k}
+    yearly = {d: result.scores(chosen, d) for d in sorted(result.metrics["as_of_date"].unique())}
+    lists = {**{d: s for d, s in yearly.items() if d < last_test}, **by_date}
+    changes = rank_changes(lists, dates=[extra[-1]])
     stored = [{"kind": "seeds", **common, "parameter": f"{r.a}/{r.b}", "as_of_date": last_test,
                "metric": metric, "value": getattr(r, metric),
                "details": {"randomness": randomness}}
               for r in pairs.itertuples() for metric in ("jaccard", "spearman")]
-    yearly = {d: result.scores(chosen, d) for d in sorted(result.metrics["as_of_date"].unique())}
-    consecutive = consecutive_rows(yearly, by_date, last_test, extra, settings.consecutive,
-                                   config.top_k, common)
-    lists = {**{d: s for d, s in yearly.items() if d < last_test}, **by_date}
-    changes = rank_changes(lists, dates=[extra[-1]])
-    perturbed = perturbations.collect(islice(results, len(perturbations.calls)))
     stored += [{"kind": r.kind, **common, "parameter": r.parameter, "as_of_date": last_test,
                 "metric": metric, "value": getattr(r, metric),
                 "details": {**r.details, "reference_precision_at_k": r.reference_precision_at_k}}
                for r in perturbed.itertuples() for metric in ("jaccard", "spearman",
                                                                "precision_at_k")]
-    stored += consecutive
-    for step in trees:
-        curve = step.collect(islice(results, len(step.calls)))
-        stored += [{"kind": "trees", "algorithm": r.algorithm, "k": config.top_k,
-                    "parameter": f"n_estimators={r.n_estimators}", "as_of_date": last_test,
-                    "metric": metric, "value": getattr(r, metric),
-                    "details": {"seeds": [r.seed_a, r.seed_b], "params": settings.params,
-                                "n_estimators": r.n_estimators, "fit_seconds": r.fit_seconds}}
-                   for r in curve.itertuples() for metric in ("jaccard", "spearman",
-                                                              "precision_at_k")]
+    stored += consecutive_rows(yearly, by_date, last_test, extra, settings.consecutive,
+                               config.top_k, common)
+    stored += [{"kind": "trees", "algorithm": r.algorithm, "k": config.top_k,
+                "parameter": f"n_estimators={r.n_estimators}", "as_of_date": last_test,
+                "metric": metric, "value": getattr(r, metric),
+                "details": {"seeds": [r.seed_a, r.seed_b], "params": settings.params,
+                            "n_estimators": r.n_estimators, "fit_seconds": r.fit_seconds}}
+               for curve in curves for r in curve.itertuples()
+               for metric in ("jaccard", "spearman", "precision_at_k")]
     # stored once every task is in: a refit that fails leaves neither table written
     list_tables.record_list_stability(engine, run_id, stored)
     list_tables.record_rank_changes(engine, run_id, changes, chosen)
     return ListStability(pairs, randomness, perturbed,
-                         [step.collect(islice(results, len(step.calls))) for step in alongside])
+                         [step.collect(iter(done))
+                          for step, done in zip(alongside, explained, strict=True)])
 
 
 def consecutive_rows(yearly: dict[pd.Timestamp, pd.Series],

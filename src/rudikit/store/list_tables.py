@@ -45,6 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from rudikit.store.results import bulk_insert
 from rudikit.store.tables import BigId, metadata
 
 list_stability = Table(
@@ -190,13 +191,16 @@ def _ints(values: pd.Series) -> list[int | None]:
 
 def _rank_change_rows(changes: pd.DataFrame, model_group_id: int | None, *,
                       run_id: int | None = None, list_id: int | None = None
-                      ) -> list[dict[str, Any]]:
-    """The rows to insert, built column by column (a list's tens of thousands of rank
-    changes converted value by value took seconds of the run's serial part)."""
+                      ) -> dict[str, list[Any]]:
+    """The rows to insert, column by column, for :func:`rudikit.store.results.bulk_insert`
+    (a list's tens of thousands of rank changes converted value by value, and inserted a
+    parameter dict per row, took seconds of the run's serial part)."""
     if not len(changes):  # possibly without columns: nothing moved
-        return []
-    created = _now()
-    columns = {
+        return {}
+    count = len(changes)
+    return {
+        "run_id": [run_id] * count, "list_id": [list_id] * count,
+        "model_group_id": [model_group_id] * count, "created_at": [_now()] * count,
         "entity_id": changes["entity_id"].astype(str).tolist(),
         "as_of_date": _datetimes(changes["as_of_date"]),
         "horizon": changes["horizon"].astype(str).tolist(),
@@ -205,20 +209,14 @@ def _rank_change_rows(changes: pd.DataFrame, model_group_id: int | None, *,
         "previous_rank": _ints(changes["previous_rank"]),
         "change": _ints(changes["change"]),
     }
-    fixed = {"run_id": run_id, "list_id": list_id, "model_group_id": model_group_id,
-             "created_at": created}
-    return [{**fixed, **dict(zip(columns, row, strict=True))}
-            for row in zip(*columns.values(), strict=True)]
 
 
 def record_rank_changes(engine: Engine, run_id: int, changes: pd.DataFrame,
                         model_group_id: int | None = None) -> int:
     """Insert the output of :func:`rudikit.evaluation.stability.rank_changes`."""
-    values = _rank_change_rows(changes, model_group_id, run_id=run_id)
     with engine.begin() as conn:
-        for start in range(0, len(values), 20_000):
-            conn.execute(insert(rank_changes), values[start:start + 20_000])
-    return len(values)
+        return bulk_insert(conn, rank_changes, _rank_change_rows(changes, model_group_id,
+                                                                 run_id=run_id))
 
 
 def record_production_list(engine: Engine, header: dict[str, Any], entries: pd.DataFrame,
@@ -240,9 +238,8 @@ def record_production_list(engine: Engine, header: dict[str, Any], entries: pd.D
                     for r in entries.to_dict("records")]
             for start in range(0, len(rows), 20_000):
                 conn.execute(insert(production_list_entries), rows[start:start + 20_000])
-            moved = _rank_change_rows(changes, header["model_group_id"], list_id=list_id)
-            for start in range(0, len(moved), 20_000):
-                conn.execute(insert(rank_changes), moved[start:start + 20_000])
+            bulk_insert(conn, rank_changes,
+                        _rank_change_rows(changes, header["model_group_id"], list_id=list_id))
     except IntegrityError:
         with engine.connect() as conn:
             taken = conn.execute(select(production_lists.c.id).where(
