@@ -55,6 +55,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,6 +130,20 @@ def dask_worker_cpu(client: Any) -> float:
         return times.user + times.system
 
     return sum(client.run(used).values())
+
+
+@contextmanager
+def dask_cluster() -> Iterator[Any]:
+    """A client of a 2-worker LocalCluster started for one Dask run and closed after it: an
+    idle cluster (its scheduler and workers' heartbeats) takes about 5% of a core, which
+    slowed every other variant's run on two busy cores but not the one-core run pinned
+    beside it. Its start is not timed: a cluster runs before
+    a team points rudikit at it."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
 
 
 def run(folder: Path, config: dict[str, Any], execution: dict[str, Any],
@@ -229,11 +245,7 @@ def main() -> None:
     if not (SHARED_DATA / "eis" / "chicago_cpdb").is_dir():
         print(f"CPDB files not found under {SHARED_DATA / 'eis'}; nothing to measure")
         return
-    from distributed import Client, LocalCluster
-
-    with tempfile.TemporaryDirectory() as tmp, \
-            LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                         dashboard_address=None) as cluster, Client(cluster) as client:
+    with tempfile.TemporaryDirectory() as tmp:
         folder = args.folder or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         config = project(None if args.whole else args.test_from)
@@ -242,7 +254,7 @@ def main() -> None:
             ONE_CORE: ({"backend": "local", "workers": 1, "threads_per_task": 1}, one_cpu),
             THREADED: ({"backend": "local", "workers": 1}, None),
             LOCAL_2: ({"backend": "local", "workers": 2}, None),
-            DASK_2: ({"backend": "dask", "scheduler": cluster.scheduler_address}, None),
+            DASK_2: ({"backend": "dask"}, None),  # the scheduler: dask_cluster()'s
         }
         if args.variants == "one-core-and-local":
             variants = {name: variants[name] for name in (ONE_CORE, LOCAL_2)}
@@ -267,13 +279,20 @@ def main() -> None:
             for name in names:
                 execution, cpus = variants[name]
                 for tree, src in trees.items():
-                    m = run(folder, config, execution, client if name == DASK_2 else None,
-                            cpus, src)
+                    if name == DASK_2:
+                        with dask_cluster() as client:
+                            m = run(folder, config,
+                                    {**execution, "scheduler": client.scheduler.address},
+                                    client, cpus, src)
+                    else:
+                        m = run(folder, config, execution, None, cpus, src)
                     measured.setdefault((tree, name), []).append(m)
                     order.append(f"{tree} {name}")
                     print(f"  {tree:6s}{name:18s} {m.wall:7.1f} s {m.driver:9.1f} s "
                           f"{m.workers:10.1f} s   {m.load:.1f}", flush=True)
         runs = stored_precision(folder)[earlier:]
+        if not runs:  # --repeats 0: the warm-up alone (a folder for later runs)
+            return
         first = runs[0]
         differ = [name for name, stored in zip(order, runs, strict=True)
                   if len(stored) != len(first) or any(

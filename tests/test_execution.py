@@ -295,6 +295,27 @@ def test_the_costliest_tasks_start_first_and_results_come_back_in_call_order(tmp
         assert [costs[i] for i in started] == sorted((costs[i] for i in started), reverse=True)
 
 
+def _square(value: int, *, threads: int | None) -> int:
+    return value * value
+
+
+@pytest.mark.parametrize("where", ["here", "local", "dask"])
+def test_the_drivers_own_work_runs_once_while_the_tasks_run(where, cluster) -> None:
+    """``meanwhile`` is called once, before the caller has every result: on workers as soon
+    as the tasks are out (a pool: when the first finishes; a cluster: once submitted), here
+    after the first task."""
+    execution = {"here": Execution(workers=1), "local": Execution(workers=2),
+                 "dask": Execution(backend="dask", scheduler=cluster[0].scheduler_address)}
+    got: list[int] = []
+    called_after: list[int] = []
+    for value in ordered_results(execution[where], _square, [(i,) for i in range(6)],
+                                 [float(i) for i in range(6)],
+                                 meanwhile=lambda: called_after.append(len(got))):
+        got.append(value)
+    assert got == [i * i for i in range(6)]
+    assert called_after == ([1] if where == "here" else [0])
+
+
 def test_seed_perturbation_and_tree_curve_fits_on_workers_give_the_lists_made_here(grid) -> None:
     """Each step's plan run alone, on 2 local workers and one after another here: the same
     lists. The seeds without the grid's fit (``fitted=None``) refit the first seed and then
@@ -353,10 +374,12 @@ def test_seed_perturbation_and_tree_curve_fits_on_workers_give_the_lists_made_he
 def test_list_stability_in_one_batch_on_workers_stores_what_one_process_stores(
         grid, tmp_path) -> None:
     """Every list-stability task (the seed refit, the blocks of dates, the perturbation
-    refits, the trees seeds) in one batch on 2 workers, the longest first and finishing in any
-    order: the same list_stability and rank_changes rows as one after another here."""
+    refits, the trees seeds) and the last list's reasons in one batch on 2 workers, the
+    longest first and finishing in any order, with the rows list stability reads built while
+    the grid fits: the same list_stability, rank_changes and reasons rows as one step after
+    another here, each building its own rows."""
     from rudikit.models.temporal import consecutive_dates
-    from rudikit.run.lists import list_stability
+    from rudikit.run.lists import last_list_plan, list_stability, prepare_stability
     from rudikit.store import list_tables
 
     config, tables, _ = grid
@@ -368,26 +391,48 @@ def test_list_stability_in_one_batch_on_workers_stores_what_one_process_stores(
     config = config.model_copy(update={"stability": settings})
     extra = consecutive_dates(config.splits()[-1].split_time, settings.consecutive)
     data = prepare(config, tables, extra_dates=extra)
-    stored = []
+    stored, messages = [], []
     for execution in (Execution(workers=1), Execution(workers=2)):
+        ahead = execution.workers == 2
         folder = tmp_path / str(execution.workers)
         folder.mkdir()
         engine = open_store(f"sqlite:///{folder / 'rudi.db'}")
         run_id = results.start_run(engine, config.name, "h", {}, 0, "synthetic")
         lists = TemporalLists(config, tables, folder / "models", FAIRNESS, None, data)
         lists.prepare(lambda _: None)
-        fitted = fit_lists(lists, engine, run_id, execution=execution)
+        prepared: list[Any] = []
+
+        def build(prepared: list[Any] = prepared, lists: TemporalLists = lists) -> None:
+            prepared.append(prepare_stability(data, config, lists.input_columns()))
+
+        fitted = fit_lists(lists, engine, run_id, execution=execution,
+                           meanwhile=build if ahead else None)
+        assert len(prepared) == ahead  # built once, while the grid ran
         chosen, _ = lists.select(fitted.models, fitted)
-        list_stability(data, fitted, chosen.model_group_id, engine, run_id, lambda _: None,
-                       execution)
+        reasons = last_list_plan(data, engine, chosen.model_id,
+                                 (chosen.artefact[0], str(chosen.artefact[1])), config)
+        if ahead:
+            said = list_stability(data, fitted, chosen.model_group_id, engine, run_id,
+                                  lambda _: None, execution, rows=prepared[0],
+                                  alongside=[reasons]).alongside
+        else:
+            list_stability(data, fitted, chosen.model_group_id, engine, run_id,
+                           lambda _: None, execution)
+            said = [reasons.run()]
+        messages.append(said)
         with engine.connect() as conn:
             rows = [pd.DataFrame(conn.execute(select(*[c for c in table.c if c.name not in {
-                "id", "created_at"}]).order_by(table.c.id)).mappings().all())
-                for table in (list_tables.list_stability, list_tables.rank_changes)]
+                "id", "created_at", "model_id"}]).order_by(table.c.id)).mappings().all())
+                for table in (list_tables.list_stability, list_tables.rank_changes,
+                              t.individual_importances)]
         engine.dispose()
         rows[0]["details"] = [{k: v for k, v in d.items() if k != "fit_seconds"}
                               for d in rows[0]["details"]]
-        stored.append(dict(zip(["list_stability", "rank_changes"], rows, strict=True)))
+        stored.append(dict(zip(["list_stability", "rank_changes", "reasons"], rows,
+                               strict=True)))
+        if not len(rows[2]):  # the chosen model has no explanation method (said so, below)
+            del stored[-1]["reasons"]
+    assert messages[0] == messages[1] and len(messages[0]) == 1, messages
     assert set(stored[0]["list_stability"]["kind"]) == {
         "seeds", "bootstrap", "drop_source", "consecutive", "trees"}
     assert_same_figures(*stored)
