@@ -30,7 +30,9 @@ The two runs without workers (``workers: 1``, every fit in the ``rudi`` process)
   of the work. The ratios over it are printed too; they are the smaller ones.
 
 Each variant runs the ``rudi run`` command in a fresh Python process (so a local pool's start
-and the workers' imports are counted) on the same project folder, whose feature cache a first
+and the workers' imports are counted) on the same project folder (the Dask variant on a
+cluster started before its run and stopped after it, :func:`dask_cluster`), whose feature
+cache a first
 untimed run fills; only the ``execution`` section of its rudi.yaml changes between runs. The
 figures stored by every run are compared with the first one's (precision in the top k per
 model and list date). The machine may be shared: the load average is printed beside each run,
@@ -133,17 +135,39 @@ def dask_worker_cpu(client: Any) -> float:
 
 
 @contextmanager
-def dask_cluster() -> Iterator[Any]:
-    """A client of a 2-worker LocalCluster started for one Dask run and closed after it: an
-    idle cluster (its scheduler and workers' heartbeats) takes about 5% of a core, which
-    slowed every other variant's run on two busy cores but not the one-core run pinned
-    beside it. Its start is not timed: a cluster runs before
-    a team points rudikit at it."""
-    from distributed import Client, LocalCluster
+def dask_cluster(src: Path) -> Iterator[Any]:
+    """A client of a 2-worker Dask cluster started for one Dask run and stopped after it, as
+    the README's "Scaling out" starts one: ``dask scheduler`` and ``dask worker --nworkers 2
+    --nthreads 1``, in processes that import rudikit from ``src`` (the run's own code: a
+    LocalCluster's workers import the benchmark's, so a before run sent old tasks to new
+    code). Not left running beside the other runs: idle, a 2-worker cluster uses about 5% of
+    a core (5.5% measured over 20 s), which the 2-worker local runs lose on two busy cores
+    and the one-core run, pinned beside it, does not. Its start is not timed: a cluster runs
+    before a team points rudikit at it."""
+    import socket
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        yield client
+    from distributed import Client
+
+    with socket.socket() as probe:  # a free port for the scheduler
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(src), os.environ.get("PYTHONPATH", "")])}
+    started = [subprocess.Popen(
+        [sys.executable, "-m", f"distributed.cli.{command}", *arguments, "--no-dashboard"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for command, arguments in [
+            ("dask_scheduler", ["--host", "127.0.0.1", "--port", str(port)]),
+            ("dask_worker", [address, "--nworkers", "2", "--nthreads", "1"])]]
+    try:
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=120)
+            yield client
+    finally:
+        for process in reversed(started):
+            process.terminate()
+            process.wait(timeout=60)
 
 
 def run(folder: Path, config: dict[str, Any], execution: dict[str, Any],
@@ -234,9 +258,11 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=None,
                         help="project folder to reuse (its feature cache; no warm-up run when "
                              "it holds one); default: a temporary folder")
-    parser.add_argument("--variants", choices=["all", "one-core-and-local"], default="all",
+    parser.add_argument("--variants", choices=["all", "one-core-and-local", "dask"],
+                        default="all",
                         help="one-core-and-local: only the one-core baseline and 2 local "
-                             "workers (the target's ratio, in half the time)")
+                             "workers (the target's ratio, in half the time); dask: the "
+                             "one-core baseline and the Dask cluster")
     parser.add_argument("--src", type=Path, nargs="+", default=[REPO / "src"],
                         help="the rudikit source tree(s) the runs use, each variant run with "
                              "each in turn (another checkout's src first, to measure before "
@@ -256,8 +282,9 @@ def main() -> None:
             LOCAL_2: ({"backend": "local", "workers": 2}, None),
             DASK_2: ({"backend": "dask"}, None),  # the scheduler: dask_cluster()'s
         }
-        if args.variants == "one-core-and-local":
-            variants = {name: variants[name] for name in (ONE_CORE, LOCAL_2)}
+        if args.variants != "all":
+            variants = {name: variants[name] for name in (
+                ONE_CORE, LOCAL_2 if args.variants == "one-core-and-local" else DASK_2)}
         trees = {f"src{i}": src for i, src in enumerate(args.src)} if len(args.src) > 1 \
             else {"": args.src[0]}
         print(f"rudikit from {', '.join(f'{k} {v}' for k, v in trees.items())}; cores: "
@@ -280,7 +307,7 @@ def main() -> None:
                 execution, cpus = variants[name]
                 for tree, src in trees.items():
                     if name == DASK_2:
-                        with dask_cluster() as client:
+                        with dask_cluster(src) as client:
                             m = run(folder, config,
                                     {**execution, "scheduler": client.scheduler.address},
                                     client, cpus, src)
@@ -308,8 +335,9 @@ def main() -> None:
                 over_threads = f"x{best[THREADED] / wall:.2f}" if THREADED in best else ""
                 print(f"  {tree:6s}{name:18s} {wall:7.1f} s   x{best[ONE_CORE] / wall:.2f}   "
                       + over_threads)
-            print(f"  {tree} from CPU seconds:")
-            amdahl(measured[tree, ONE_CORE], measured[tree, LOCAL_2])
+            if LOCAL_2 in variants:
+                print(f"  {tree} from CPU seconds:")
+                amdahl(measured[tree, ONE_CORE], measured[tree, LOCAL_2])
         print(f"after: {uptime()}\n  busiest processes: {cpu_by_role()}")
 
 

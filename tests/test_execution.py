@@ -316,6 +316,22 @@ def test_the_drivers_own_work_runs_once_while_the_tasks_run(where, cluster) -> N
     assert called_after == ([1] if where == "here" else [0])
 
 
+def _fails(*_: Any) -> None:
+    raise RuntimeError("the driver's own work failed")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_drivers_own_work_failing_lets_every_task_finish_first(workers) -> None:
+    """A ``meanwhile`` that raises does not cut the tasks short: every result is handed
+    over (and stored by the caller), then its error is raised."""
+    got: list[int] = []
+    with pytest.raises(RuntimeError, match="own work failed"):
+        for value in ordered_results(Execution(workers=workers), _square,
+                                     [(i,) for i in range(4)], meanwhile=_fails):
+            got.append(value)
+    assert got == [0, 1, 4, 9]
+
+
 def test_seed_perturbation_and_tree_curve_fits_on_workers_give_the_lists_made_here(grid) -> None:
     """Each step's plan run alone, on 2 local workers and one after another here: the same
     lists. The seeds without the grid's fit (``fitted=None``) refit the first seed and then
@@ -372,7 +388,7 @@ def test_seed_perturbation_and_tree_curve_fits_on_workers_give_the_lists_made_he
 
 
 def test_list_stability_in_one_batch_on_workers_stores_what_one_process_stores(
-        grid, tmp_path) -> None:
+        grid, cluster, tmp_path) -> None:
     """Every list-stability task (the seed refit, the blocks of dates, the perturbation
     refits, the trees seeds) and the last list's reasons in one batch on 2 workers, the
     longest first and finishing in any order, with the rows list stability reads built while
@@ -392,9 +408,10 @@ def test_list_stability_in_one_batch_on_workers_stores_what_one_process_stores(
     extra = consecutive_dates(config.splits()[-1].split_time, settings.consecutive)
     data = prepare(config, tables, extra_dates=extra)
     stored, messages = [], []
-    for execution in (Execution(workers=1), Execution(workers=2)):
-        ahead = execution.workers == 2
-        folder = tmp_path / str(execution.workers)
+    dask = Execution(backend="dask", scheduler=cluster[0].scheduler_address)
+    for execution in (Execution(workers=1), Execution(workers=2), dask):
+        ahead = execution.workers != 1
+        folder = tmp_path / f"{execution.backend}{execution.workers}"
         folder.mkdir()
         engine = open_store(f"sqlite:///{folder / 'rudi.db'}")
         run_id = results.start_run(engine, config.name, "h", {}, 0, "synthetic")
@@ -409,8 +426,10 @@ def test_list_stability_in_one_batch_on_workers_stores_what_one_process_stores(
                            meanwhile=build if ahead else None)
         assert len(prepared) == ahead  # built once, while the grid ran
         chosen, _ = lists.select(fitted.models, fitted)
-        reasons = last_list_plan(data, engine, chosen.model_id,
-                                 (chosen.artefact[0], str(chosen.artefact[1])), config)
+        # the last split's LightGBM (the chosen forest has no explanation method)
+        explained = next(m for m in reversed(fitted.models) if m.algorithm == "lightgbm")
+        reasons = last_list_plan(data, engine, explained.model_id,
+                                 (explained.artefact[0], str(explained.artefact[1])), config)
         if ahead:
             said = list_stability(data, fitted, chosen.model_group_id, engine, run_id,
                                   lambda _: None, execution, rows=prepared[0],
@@ -430,12 +449,12 @@ def test_list_stability_in_one_batch_on_workers_stores_what_one_process_stores(
                               for d in rows[0]["details"]]
         stored.append(dict(zip(["list_stability", "rank_changes", "reasons"], rows,
                                strict=True)))
-        if not len(rows[2]):  # the chosen model has no explanation method (said so, below)
-            del stored[-1]["reasons"]
-    assert messages[0] == messages[1] and len(messages[0]) == 1, messages
+    assert messages[0] == messages[1] == messages[2] and len(messages[0]) == 1, messages
+    assert " reasons (" in messages[0][0], messages
     assert set(stored[0]["list_stability"]["kind"]) == {
         "seeds", "bootstrap", "drop_source", "consecutive", "trees"}
-    assert_same_figures(*stored)
+    for other in stored[1:]:
+        assert_same_figures(stored[0], other)
 
 
 def test_the_last_lists_reasons_made_on_a_worker_are_the_ones_made_here(grid, cluster,

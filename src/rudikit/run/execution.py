@@ -150,21 +150,34 @@ def ordered_results(execution: Execution | None, fn: Callable[..., Any],
     libraries this process has not loaded is cheaper on a worker that has. ``meanwhile``:
     this process's own work, called once while the tasks run (after the first one finishes
     on a local pool, once they are submitted to a cluster, after the first here): the pool
-    keeps handing the workers tasks meanwhile, so that work waits for none of them."""
+    keeps handing the workers tasks meanwhile, so that work waits for none of them. An error
+    it raises is raised after the last result."""
     execution = execution or Execution(workers=1)
     threads = task_threads(execution)
     first = sorted(range(len(calls)), key=lambda i: -costs[i]) if costs is not None \
         else list(range(len(calls)))
-    meanwhile = meanwhile or _nothing
+    failed: list[Exception] = []
+
+    def guarded() -> None:
+        # its error waits for the tasks: raised here, it would abort the running ones and
+        # leave their results unstored
+        try:
+            if meanwhile is not None:
+                meanwhile()
+        except Exception as exc:
+            failed.append(exc)
+
     if execution.backend == "dask":
-        yield from _on_dask(execution, fn, threads, calls, first, meanwhile)
+        yield from _on_dask(execution, fn, threads, calls, first, guarded)
     elif local_workers(execution) == 1 or not calls or (len(calls) == 1 and alone_here):
         for i, call in enumerate(calls):
             yield run_task(fn, threads, call)
             if i == 0:
-                meanwhile()
+                guarded()
     else:
-        yield from _on_local_processes(execution, fn, threads, calls, first, meanwhile)
+        yield from _on_local_processes(execution, fn, threads, calls, first, guarded)
+    if failed:
+        raise failed[0]
 
 
 def _nothing() -> None:

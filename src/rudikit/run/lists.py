@@ -166,7 +166,8 @@ def list_stability(data: PreparedData, result: TemporalResult, chosen: int, engi
     # the results come in this order: the reasons and the forests, sent first as the longest
     # (the reasons: short, but they must not run alone at the end), then the refits, then
     # the seeds' blocks of dates (each about a second), sent last to even out the workers'
-    # ends; this process works each step out as its results come in
+    # ends; the seeds' figures (pairs, consecutive lists, rank changes: about a second of
+    # this process's work) then follow the last block
     steps: list[Planned[Any]] = [*alongside, *trees, perturbations, seeds]
     results = iter(ordered_results(execution, any_task,
                                    [(p.fn, *call) for p in steps for call in p.calls],
