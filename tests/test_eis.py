@@ -35,7 +35,7 @@ from rudikit.evaluation.metrics import precision_at_k
 from rudikit.models.audition import Rule, audition
 from rudikit.models.estimators import GridPoint
 from rudikit.models.perturb import perturbed_tasks
-from rudikit.models.temporal import prepare
+from rudikit.models.temporal import prepare, stability_rows
 from rudikit.reports.cards import render_markdown
 from rudikit.reports.frozen import FigureRecorder
 from rudikit.reports.model_card import build_model_card
@@ -204,7 +204,8 @@ def test_perturbed_lists_are_stored_beside_precision_and_reported(eis_run) -> No
     group = _frame(engine, select(t.model_groups).where(
         t.model_groups.c.id == int(chosen["model_group_id"]))).iloc[0]
     _, refits = perturbed_tasks(data, GridPoint(group["algorithm"], group["hyperparameters"]),
-                                project.temporal.seed, resamples=1, tables=["complaints"]).run()
+                                project.temporal.seed, stability_rows(data), resamples=1,
+                                tables=["complaints"]).run()
     stored = perturbed.set_index(["parameter", "metric"])["value"]
     entities, y = last.index.to_numpy(), last["label"].to_numpy()
 

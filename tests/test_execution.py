@@ -345,6 +345,7 @@ def test_seed_perturbation_and_tree_curve_fits_on_workers_give_the_lists_made_he
         any_task,
         consecutive_dates,
         one_after_another,
+        stability_rows,
         training_matrix,
     )
     from rudikit.run.execution import ordered_results
@@ -360,16 +361,16 @@ def test_seed_perturbation_and_tree_curve_fits_on_workers_give_the_lists_made_he
         sent.extend(call[0] if fn is any_task else fn for call in calls)
         return ordered_results(Execution(workers=2), fn, calls)
 
-    here = seed_tasks(data, point, [0, 1], extra_dates=extra).run()
-    there = seed_tasks(data, point, [0, 1], extra_dates=extra,
-                       run_each=on_workers).run(on_workers)
+    rows = stability_rows(data, extra_dates=extra)
+    here = seed_tasks(data, point, [0, 1], rows).run()
+    there = seed_tasks(data, point, [0, 1], rows, run_each=on_workers).run(on_workers)
     assert len(here[1]) == len(extra) > 4  # more than one block of dates
     assert sent.count(seed_list) == 2 and sent.count(dated_lists) > 1
     for one, other in zip(here, there, strict=True):
         assert list(one) == list(other)
         for key in one:
             pd.testing.assert_series_equal(one[key], other[key], rtol=0, atol=1e-12)
-    planned = [perturbed_tasks(data, point, 0, resamples=2, tables=["use_of_force"])
+    planned = [perturbed_tasks(data, point, 0, rows, resamples=2, tables=["use_of_force"])
                for _ in range(2)]
     (_, refits), (_, refits_there) = planned[0].run(), planned[1].run(on_workers)
     assert [r.parameter for r in refits] == [r.parameter for r in refits_there] == [

@@ -19,13 +19,14 @@ from rudikit.config import FEATURE_TABLES, Features, ProjectError, parse_project
 from rudikit.evaluation.stability import against_reference
 from rudikit.features.asof.defaults import DEFAULT_SPECS, DEFAULT_STATES
 from rudikit.models.estimators import GridPoint
-from rudikit.models.perturb import perturbed_tasks, resample_entities, without_table
+from rudikit.models.perturb import perturbed_tasks, resample_positions, without_table
 from rudikit.models.randomness import randomness_sources
 from rudikit.models.temporal import (
     build_temporal_pipeline,
     fit_and_score,
     prepare,
     split_matrices,
+    stability_rows,
 )
 from rudikit.reports.list_perturbation import perturbations, randomness
 from rudikit.run.lists import ListStability
@@ -79,7 +80,7 @@ def test_resample_entities_draws_officers_with_all_their_rows() -> None:
                                                        "2009-01-01", "2010-01-01", "2011-01-01",
                                                        "2011-01-01"]),
                          "x": np.arange(7)})
-    got = resample_entities(rows, np.random.default_rng(11))
+    got = rows.iloc[resample_positions(rows, np.random.default_rng(11))].reset_index(drop=True)
     # oracle: the same draws made by hand, each drawn officer's rows as often as drawn, in
     # the rows' order
     officers = list(pd.unique(rows["officer_uid"]))
@@ -90,7 +91,8 @@ def test_resample_entities_draws_officers_with_all_their_rows() -> None:
     assert sum(draws.values()) == 4 and len(draws) < 4  # with replacement: someone repeats
     # over many draws about 1 - 1/e of the officers appear
     many = pd.DataFrame({"officer_uid": np.repeat(np.arange(5000), 2), "x": 0})
-    share = resample_entities(many, np.random.default_rng(0))["officer_uid"].nunique() / 5000
+    drawn = many["officer_uid"].iloc[resample_positions(many, np.random.default_rng(0))]
+    share = drawn.nunique() / 5000
     assert share == pytest.approx(1 - np.exp(-1), abs=0.02)
 
 
@@ -123,7 +125,8 @@ def test_each_feature_comes_from_one_table(one_split) -> None:
 
 def test_a_refit_without_a_source_never_sees_it(one_split) -> None:
     data, tables = one_split
-    test, refits = perturbed_tasks(data, LGBM, 0, resamples=0, tables=["use_of_force"]).run()
+    test, refits = perturbed_tasks(data, LGBM, 0, stability_rows(data), resamples=0,
+                                   tables=["use_of_force"]).run()
     (refit,) = refits
     uof = set(data.table_columns["use_of_force"])
     assert refit.kind == "drop_source" and refit.parameter == "source=use_of_force"
@@ -137,7 +140,7 @@ def test_a_refit_without_a_source_never_sees_it(one_split) -> None:
     changed["use_of_force"] = uof_rows.assign(officer_uid=uof_rows["officer_uid"].sample(
         frac=1, random_state=0).to_numpy())
     again = prepare(data.experiment, changed)
-    _, (refit_again,) = perturbed_tasks(again, LGBM, 0, resamples=0,
+    _, (refit_again,) = perturbed_tasks(again, LGBM, 0, stability_rows(again), resamples=0,
                                         tables=["use_of_force"]).run()
     assert np.array_equal(refit.scores.to_numpy(), refit_again.scores.to_numpy())
     full = [_full_scores(d) for d in (data, again)]
@@ -153,7 +156,7 @@ def _full_scores(data: Any) -> np.ndarray:
 def test_a_baseline_without_the_source_it_ranks_by_is_not_refitted(one_split) -> None:
     data, _ = one_split
     baseline = GridPoint("rank_by_feature", {"column": "cmp_all_1year_count"})
-    _, refits = perturbed_tasks(data, baseline, 0, resamples=1,
+    _, refits = perturbed_tasks(data, baseline, 0, stability_rows(data), resamples=1,
                                 tables=["complaints", "use_of_force"]).run()
     boot, complaints, uof = refits
     assert complaints.scores is None and "cmp_all_1year_count" in complaints.note
@@ -165,7 +168,8 @@ def test_a_baseline_without_the_source_it_ranks_by_is_not_refitted(one_split) ->
 
 def test_comparisons_match_scipy_and_numpy(one_split) -> None:
     data, _ = one_split
-    test, refits = perturbed_tasks(data, LGBM, 0, resamples=2, tables=["complaints"]).run()
+    test, refits = perturbed_tasks(data, LGBM, 0, stability_rows(data), resamples=2,
+                                   tables=["complaints"]).run()
     entities = test["officer_uid"].astype("string").to_numpy()
     labels = pd.Series(test["any_complaint"].to_numpy(), index=entities)
     reference = pd.Series(_full_scores(data), index=entities)

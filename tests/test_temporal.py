@@ -39,6 +39,7 @@ from rudikit.models.temporal import (
     prepare,
     selection_rules,
     split_matrices,
+    stability_rows,
     training_matrix,
 )
 from rudikit.run.temporal import run_temporal
@@ -387,7 +388,8 @@ def test_seed_lists_and_consecutive_dates(tables) -> None:
     data = prepare(experiment(), tables, extra_dates=extra)
     point = GridPoint("random_forest", {"n_estimators": 10, "n_jobs": 1,
                                         "min_samples_leaf": 5})
-    by_seed, by_date = seed_tasks(data, point, [0, 1], extra_dates=extra).run()
+    by_seed, by_date = seed_tasks(data, point, [0, 1],
+                                  stability_rows(data, extra_dates=extra)).run()
     assert set(by_seed) == {0, 1} and set(by_date) == set(extra)
     assert not by_seed[0].equals(by_seed[1])  # a forest depends on its seed
     X_train, y_train, X_test, test = training_matrix(data)
@@ -407,7 +409,8 @@ def test_seed_lists_from_the_grids_fit_are_the_refitted_ones(tables) -> None:
     data = prepare(experiment(), tables, extra_dates=extra)
     point = GridPoint("random_forest", {"n_estimators": 10, "n_jobs": 1,
                                         "min_samples_leaf": 5})
-    refitted = seed_tasks(data, point, [3, 4], extra_dates=extra).run()
+    rows = stability_rows(data, extra_dates=extra)
+    refitted = seed_tasks(data, point, [3, 4], rows).run()
     matrices = split_matrices(data, data.splits[-1])
     pipeline, score, _ = fit_and_score(point, data.features_for(point), matrices, 3)
     first = (matrices.test["as_of_date"] == matrices.test["as_of_date"].min()).to_numpy()
@@ -415,8 +418,7 @@ def test_seed_lists_from_the_grids_fit_are_the_refitted_ones(tables) -> None:
     fitted = FittedSeed(3, pd.Series(score[first], index=matrices.test.loc[
         first, "officer_uid"].astype("string").to_numpy()), (digest, saved, "grid fit"))
     said: list[str] = []
-    given = seed_tasks(data, point, [3, 4], extra_dates=extra, fitted=fitted,
-                       progress=said.append).run()
+    given = seed_tasks(data, point, [3, 4], rows, fitted=fitted, progress=said.append).run()
     assert [m.split(": ")[-1] for m in said][0] == "the grid's fit" and len(said) == 2
     for one, other in zip(refitted, given, strict=True):
         assert list(one) == list(other)
@@ -424,11 +426,11 @@ def test_seed_lists_from_the_grids_fit_are_the_refitted_ones(tables) -> None:
             pd.testing.assert_series_equal(one[key], other[key], rtol=0, atol=0)
     # the dates are scored by the model given, not by a refit
     other_fit = fit_and_score(point, data.features_for(point), matrices, 5)[0]
-    _, by_date = seed_tasks(data, point, [3, 4], extra_dates=extra, fitted=dataclasses.replace(
+    _, by_date = seed_tasks(data, point, [3, 4], rows, fitted=dataclasses.replace(
         fitted, artefact=(*artefact_bytes(other_fit), "seed 5"))).run()
     assert any(not by_date[d].equals(refitted[1][d]) for d in extra)
     with pytest.raises(ValueError, match="not the first"):
-        seed_tasks(data, point, [4, 3], extra_dates=extra, fitted=fitted)
+        seed_tasks(data, point, [4, 3], rows, fitted=fitted)
 
 
 def test_real_data_smoke(tmp_path, cpdb_loaded) -> None:

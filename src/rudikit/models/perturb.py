@@ -2,7 +2,7 @@
 much its list depends on them (seed 001: CMPD asked what happens without one data source;
 precision held, the list changed).
 
-* :func:`resample_entities`: a bootstrap resample of the training officers. Officers are drawn,
+* :func:`resample_positions`: a bootstrap resample of the training officers. Officers are drawn,
   not rows: one officer's rows on several as-of dates are not independent, so they stay
   together (an officer drawn twice brings every row twice).
 * :func:`without_table`: the model's features without those computed from one source table
@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 
 from rudikit.config import Features
-from rudikit.config.timechop import Split
 from rudikit.data.event_tables import ENTITY
 from rudikit.models.estimators import GridPoint
 from rudikit.models.temporal import (
@@ -33,7 +32,6 @@ from rudikit.models.temporal import (
     SplitMatrices,
     StabilityRows,
     build_temporal_pipeline,
-    first_test_matrices,
     fit_and_score,
 )
 
@@ -63,12 +61,6 @@ def resample_positions(rows: pd.DataFrame, rng: np.random.Generator,
     return np.repeat(np.arange(len(rows)), drawn[codes])
 
 
-def resample_entities(rows: pd.DataFrame, rng: np.random.Generator,
-                      entity: str = ENTITY) -> pd.DataFrame:
-    """The rows of :func:`resample_positions`."""
-    return rows.iloc[resample_positions(rows, rng, entity)].reset_index(drop=True)
-
-
 def without_table(features: Features, columns: Sequence[str]) -> Features:
     """``features`` without ``columns`` (those of one source table)."""
     drop = set(columns)
@@ -93,21 +85,19 @@ def perturbed_list(point: GridPoint, features: Features, matrices: SplitMatrices
             time.perf_counter() - started)
 
 
-def perturbed_tasks(data: PreparedData, point: GridPoint, seed: int, *, resamples: int,
-                    tables: Sequence[str], split: Split | None = None,
-                    progress: Callable[[str], None] | None = None,
-                    rows: StabilityRows | None = None
+def perturbed_tasks(data: PreparedData, point: GridPoint, seed: int, rows: StabilityRows, *,
+                    resamples: int, tables: Sequence[str],
+                    progress: Callable[[str], None] | None = None
                     ) -> Planned[tuple[pd.DataFrame, list[Perturbation]]]:
-    """Refit ``point`` on ``split`` (default: the last) with ``seed``: on ``resamples``
-    bootstrap resamples of the training officers (drawn from a generator seeded with
-    ``seed``), and without the features of each of ``tables``, each refit a task. The plan's
-    value: the test rows of the split's first test date (entity and label) and one
-    :class:`Perturbation` per refit, in that order. ``rows``: the split's
-    :class:`StabilityRows`, built earlier (else its matrices are built here).
+    """Refit ``point`` on the split of ``rows`` (:func:`stability_rows`) with ``seed``: on
+    ``resamples`` bootstrap resamples of the training officers (drawn from a generator
+    seeded with ``seed``), and without the features of each of ``tables``, each refit a
+    task. The plan's value: the test rows of the split's first test date (entity and label)
+    and one :class:`Perturbation` per refit, in that order.
 
     Planned, so a caller may run the refits in a batch with other tasks or alone
     (``.run(run_each)``); each refit costs the point's expected cost on its training rows."""
-    matrices = rows.matrices if rows is not None else first_test_matrices(data, split)
+    matrices = rows.matrices
     test = matrices.test
     entities = test[ENTITY].astype("string").to_numpy()
     features = data.features_for(point)

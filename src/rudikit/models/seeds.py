@@ -16,7 +16,6 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from rudikit.config import Features
-from rudikit.config.timechop import Split
 from rudikit.models.estimators import GridPoint, limit_jobs, predict_scores
 from rudikit.models.temporal import (
     ENTITY,
@@ -28,7 +27,6 @@ from rudikit.models.temporal import (
     any_task,
     fit_and_score,
     one_after_another,
-    stability_rows,
 )
 
 
@@ -85,18 +83,14 @@ class FittedSeed:
     artefact: tuple[str, bytes, str]
 
 
-def seed_tasks(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
-               split: Split | None = None, extra_dates: Sequence[Any] = (),
-               progress: Callable[[str], None] | None = None,
-               run_each: RunEach = one_after_another, fitted: FittedSeed | None = None,
-               rows: StabilityRows | None = None
+def seed_tasks(data: PreparedData, point: GridPoint, seeds: Sequence[int],
+               rows: StabilityRows, *, progress: Callable[[str], None] | None = None,
+               run_each: RunEach = one_after_another, fitted: FittedSeed | None = None
                ) -> Planned[tuple[dict[int, pd.Series], dict[pd.Timestamp, pd.Series]]]:
-    """Refit one grid point on one split (default: the last) with each seed, each refit a
-    task; the plan's value is the test list per seed (first test as-of date: entity -> score)
-    and, for the first seed, the lists on ``extra_dates`` (which must be in
-    ``data.features``), scored in blocks of :data:`rudikit.models.temporal.DATES_PER_BLOCK`
-    dates, a task each. ``rows``: the split's :class:`StabilityRows`, built earlier with
-    ``extra_dates`` (else built here).
+    """Refit one grid point on the split of ``rows`` (:func:`stability_rows`) with each seed,
+    each refit a task; the plan's value is the test list per seed (first test as-of date:
+    entity -> score) and, for the first seed, the lists on the extra dates of ``rows``,
+    scored a block of :data:`rudikit.models.temporal.DATES_PER_BLOCK` dates a task.
 
     Planned (:func:`any_task` calls), so a caller may run the tasks in a batch with other
     steps' or alone (``.run(run_each)``). Without ``fitted``, the blocks of dates must wait
@@ -108,8 +102,6 @@ def seed_tasks(data: PreparedData, point: GridPoint, seeds: Sequence[int], *,
     A refit's cost is the point's expected one; a block of dates (one prediction, about a
     second) costs nothing, so that in a batch the blocks are sent after every refit and even
     out the workers' ends."""
-    rows = rows or stability_rows(data, split=split, extra_dates=extra_dates,
-                                  columns=data.features_for(point).input_columns)
     features = data.features_for(point)
     if fitted is not None and fitted.seed != seeds[0]:
         raise ValueError(f"the fitted model's seed {fitted.seed} is not the first of "

@@ -156,32 +156,27 @@ def ordered_results(execution: Execution | None, fn: Callable[..., Any],
     threads = task_threads(execution)
     first = sorted(range(len(calls)), key=lambda i: -costs[i]) if costs is not None \
         else list(range(len(calls)))
+    pending = [meanwhile] if meanwhile is not None else []
     failed: list[Exception] = []
 
-    def guarded() -> None:
-        # its error waits for the tasks: raised here, it would abort the running ones and
-        # leave their results unstored
-        try:
-            if meanwhile is not None:
-                meanwhile()
-        except Exception as exc:
-            failed.append(exc)
+    def once() -> None:
+        """``meanwhile`` the first time only (the backends call this after each result)."""
+        while pending:
+            try:
+                pending.pop()()
+            except Exception as exc:  # raised here, it would abort the running tasks and
+                failed.append(exc)  # leave their results unstored: it waits for them
 
     if execution.backend == "dask":
-        yield from _on_dask(execution, fn, threads, calls, first, guarded)
+        yield from _on_dask(execution, fn, threads, calls, first, once)
     elif local_workers(execution) == 1 or not calls or (len(calls) == 1 and alone_here):
-        for i, call in enumerate(calls):
+        for call in calls:
             yield run_task(fn, threads, call)
-            if i == 0:
-                guarded()
+            once()
     else:
-        yield from _on_local_processes(execution, fn, threads, calls, first, guarded)
+        yield from _on_local_processes(execution, fn, threads, calls, first, once)
     if failed:
         raise failed[0]
-
-
-def _nothing() -> None:
-    """No work of the driver's own while the tasks run."""
 
 
 def _indexed_task(index: int, fn: Callable[..., Any], threads: int | None,
@@ -226,7 +221,6 @@ def _on_local_processes(execution: Execution, fn: Callable[..., Any], threads: i
                                               for i in todo):
                     finished[index] = result
                     meanwhile()
-                    meanwhile = _nothing
                     while yielded in finished:
                         yield finished.pop(yielded)
                         yielded += 1

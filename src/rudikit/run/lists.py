@@ -90,9 +90,9 @@ def perturbation_stability(data: PreparedData, result: TemporalResult, chosen: i
     details). Planned: the refits are tasks of :func:`list_stability`'s batch."""
     config = result.experiment
     settings = config.stability
-    planned = perturbed_tasks(data, result.grid_point(chosen), config.seed,
+    planned = perturbed_tasks(data, result.grid_point(chosen), config.seed, rows,
                               resamples=settings.resamples, tables=settings.drop_sources,
-                              progress=say, rows=rows)
+                              progress=say)
 
     def compare(results: Iterator[Any]) -> pd.DataFrame:
         test, refits = planned.collect(results)
@@ -147,12 +147,12 @@ def list_stability(data: PreparedData, result: TemporalResult, chosen: int, engi
     settings = config.stability
     point = result.grid_point(chosen)
     last_test = data.splits[-1].split_time
-    rows = rows or prepare_stability(data, config, data.features_for(point).input_columns)
+    features = data.features_for(point)
+    rows = rows or prepare_stability(data, config, features.input_columns)
     extra = rows.dates
-    randomness = randomness_sources(
-        build_temporal_pipeline(point, data.features_for(point), config.seed)[0])
-    seeds = seed_tasks(data, point, settings.seeds, progress=say, run_each=run_each,
-                       fitted=grid_fit(data, result, chosen), rows=rows)
+    randomness = randomness_sources(build_temporal_pipeline(point, features, config.seed)[0])
+    seeds = seed_tasks(data, point, settings.seeds, rows, progress=say, run_each=run_each,
+                       fitted=grid_fit(data, result, chosen))
     perturbations = perturbation_stability(data, result, chosen, say, rows)
     trees: list[Planned[pd.DataFrame]] = []
     if settings.n_estimators:
